@@ -1,0 +1,31 @@
+# clearing — the two commands of the README are `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: help demo test lint bench clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP) ## install, then run the main job on data_samples/ into ./var
+	$(BIN)/python -m clearing.demo data_samples var
+
+test: $(STAMP) ## install, then lint, type-check and run all tests (fuzzing included)
+	$(BIN)/ruff check clearing tests
+	$(BIN)/ruff format --check clearing tests
+	$(BIN)/mypy
+	$(BIN)/pytest -q
+
+bench: $(STAMP) ## benchmarks (tests/bench), figures printed and written to var/bench
+	$(BIN)/pytest -q -m bench -s tests/bench
+
+clean: ## remove the venv and ./var
+	rm -rf $(VENV) var

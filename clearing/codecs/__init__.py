@@ -1,0 +1,9 @@
+"""Codecs: bytes in, records out. No file I/O happens in this package.
+
+- :mod:`clearing.codecs.sniff`  — what kind of file is this (TAP, Notification, RAP, ACK, NRT)?
+- :mod:`clearing.codecs.asn1`   — full-fidelity decode/encode with asn1tools, per version.
+- :mod:`clearing.codecs.fast`   — the fast vectorised decoder of call events into Arrow.
+- :mod:`clearing.codecs.events` — the normalised event table shared by TAP and CIBER.
+"""
+
+from __future__ import annotations

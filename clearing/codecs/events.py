@@ -1,0 +1,73 @@
+"""The normalised call-event table shared by every decoder (TAP3 and CIBER).
+
+One row per call event. Money columns are integers: ``charge`` etc. are in the file's
+currency (``currency``) scaled by ``10**charge_scale`` (TAP: the file's ``tapDecimalPlaces``;
+CIBER: 2, i.e. cents). A column a format does not carry is null.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+__all__ = ["EVENT_COLUMNS", "EVENT_SCHEMA", "empty_event_table"]
+
+EVENT_SCHEMA = pa.schema(
+    [
+        # provenance
+        pa.field("source_format", pa.string(), nullable=False),  # "tap" | "ciber"
+        pa.field("sender", pa.string()),  # TADIG (TAP) or SID/BID (CIBER) of the sender
+        pa.field("recipient", pa.string()),
+        pa.field("file_sequence_number", pa.string()),  # TAP FSN / CIBER batch seq., as in file
+        pa.field("event_index", pa.int64(), nullable=False),  # 0-based position in the file
+        pa.field("event_kind", pa.string(), nullable=False),  # TD.57 name, e.g. mobileOriginatedCall
+        pa.field("byte_offset", pa.int64(), nullable=False),  # where the event's bytes start
+        pa.field("byte_length", pa.int64(), nullable=False),  # how many bytes it spans
+        # who
+        pa.field("imsi", pa.string()),
+        pa.field("msisdn", pa.string()),
+        pa.field("called_number", pa.string()),
+        pa.field("calling_number", pa.string()),
+        pa.field("dialled_digits", pa.string()),
+        # when
+        pa.field("local_start", pa.timestamp("s")),  # local time at the subscriber's location
+        pa.field("utc_offset", pa.string()),  # "+hhmm" / "-hhmm"
+        pa.field("start_utc", pa.timestamp("s", tz="UTC")),
+        pa.field("duration", pa.int64()),  # seconds
+        # what
+        pa.field("data_volume_incoming", pa.int64()),  # bytes
+        pa.field("data_volume_outgoing", pa.int64()),  # bytes
+        pa.field("tele_service_code", pa.string()),
+        pa.field("bearer_service_code", pa.string()),
+        pa.field("supplementary_service_code", pa.string()),
+        pa.field("apn_ni", pa.string()),
+        pa.field("apn_oi", pa.string()),
+        # where
+        pa.field("rec_entity_code", pa.int64()),
+        pa.field("rec_entity_id", pa.string()),
+        pa.field("serving_network", pa.string()),
+        pa.field("location_area", pa.int64()),
+        pa.field("cell_id", pa.int64()),
+        # money (integers; value = raw / 10**charge_scale)
+        pa.field("currency", pa.string()),  # TAP currency ("SDR" unless tapCurrency) / CIBER "USD"
+        pa.field("charge_scale", pa.int8()),
+        pa.field("charge", pa.int64()),  # chargeType 00 (TAP) / total charges (CIBER)
+        pa.field("charge_airtime", pa.int64()),  # chargeType 01 (TAP) / air charge (CIBER)
+        pa.field("charge_toll", pa.int64()),  # chargeType 03 (TAP) / toll charge (CIBER)
+        pa.field("tax", pa.int64()),
+        pa.field("discount", pa.int64()),
+        pa.field("camel_fee", pa.int64()),
+        pa.field("refund", pa.bool_()),
+        pa.field("exchange_rate_code", pa.int64()),
+        pa.field("charged_item", pa.string()),
+        pa.field("call_type_level1", pa.int64()),
+        pa.field("call_type_level2", pa.int64()),
+        pa.field("call_type_level3", pa.int64()),
+    ]
+)
+
+EVENT_COLUMNS: tuple[str, ...] = tuple(EVENT_SCHEMA.names)
+
+
+def empty_event_table() -> pa.Table:
+    """An event table with no rows and the full schema."""
+    return EVENT_SCHEMA.empty_table()
