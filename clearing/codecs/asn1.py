@@ -288,6 +288,30 @@ class Decoded:
 _OFFSET_RE = re.compile(r"at offset (\d+)")
 
 
+def asn1_error_parts(exc: Exception) -> tuple[str, int | None, str | None]:
+    """A short reason, the offset and the element path of an asn1tools error.
+
+    asn1tools puts whole codec trees (kilobytes of repr) into its messages; keep names only.
+    """
+    location = getattr(exc, "location", None) or []
+    # asn1tools lists the location innermost first
+    names = [str(getattr(x, "name", x)) for x in reversed(location)]
+    path = ".".join(n for n in names if n and len(n) < 80) or None
+    message = str(getattr(exc, "message", exc))
+    offset = getattr(exc, "offset", None)
+    if offset is None:
+        m = _OFFSET_RE.search(message)
+        offset = int(m.group(1)) if m else None
+    if message.endswith("is missing and has no default value"):
+        missing = names[-1] if names else "a mandatory element"
+        reason = f"mandatory `{missing}` is missing"
+    elif len(message) > 160:
+        reason = message[:80] + " … " + message[-60:]
+    else:
+        reason = message
+    return reason, offset if isinstance(offset, int) else None, path
+
+
 def decode(data: bytes, *, file: str | None = None, check: bool = True) -> Decoded:
     """Decode a whole TAP / Notification / RAP / ACK / NRT file.
 
@@ -315,13 +339,10 @@ def decode(data: bytes, *, file: str | None = None, check: bool = True) -> Decod
         try:
             value, _length = s.decode_with_length(root, data)
         except asn1tools.Error as exc:
-            text = str(exc)
-            m = _OFFSET_RE.search(text)
-            location = getattr(exc, "location", None) or []
-            path = ".".join(str(x) for x in location) or None
+            reason, offset, path = asn1_error_parts(exc)
             raise DecodeError(
-                f"schema violation: {text}",
-                offset=int(m.group(1)) if m else None,
+                f"schema violation: {reason}",
+                offset=offset,
                 path=path,
                 hint="the file does not follow the ASN.1 module of its release",
             ) from None

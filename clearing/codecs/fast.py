@@ -595,6 +595,8 @@ def _columns(
         vals, ok = _ints(buf, base, nodes.start[idx], nodes.length[idx])
         report_invalid(idx[~ok], f"`{name}`: INTEGER longer than 8 bytes")
         idx, vals = idx[ok], vals[ok]
+        # TD.57 value ranges: amounts and volumes are never negative (refunds are flagged)
+        report_invalid(idx[vals < 0], f"`{name}`: value out of range (negative)")
         total = np.zeros(n_ev, dtype=I64)
         np.add.at(total, nodes.event[idx], vals)
         present = np.zeros(n_ev, dtype=np.bool_)
@@ -622,6 +624,7 @@ def _columns(
     gvals, gok = _ints(buf, base, nodes.start[gidx], nodes.length[gidx])
     report_invalid(gidx[~gok], "`charge`: INTEGER longer than 8 bytes")
     gidx, gvals = gidx[gok], gvals[gok]
+    report_invalid(gidx[gvals < 0], "`charge`: value out of range (negative)")
     gparent = nodes.parent[gidx]
     gtype = np.where(gparent >= 0, type_of_parent[np.maximum(gparent, 0)], -2)
     direct = np.isin(nodes.path[gidx], _path_ids(paths, {"Charge"}, {"MessagingEvent"}))
@@ -721,10 +724,8 @@ def _decode_group(spec: Any, type_name: str, data: bytes, tlv: TLV, path: str) -
     try:
         return spec.decode(type_name, data[tlv.offset : tlv.end])
     except (asn1tools.Error, ValueError, IndexError, KeyError, TypeError) as exc:
-        text = str(exc)
-        if len(text) > 200:
-            text = text[-200:]
-        msg = f"cannot decode `{type_name}`: {text}"
+        reason, _offset, _where = asn1.asn1_error_parts(exc)
+        msg = f"cannot decode `{type_name}`: {reason}"
         raise DecodeError(msg, offset=tlv.offset, path=path) from None
 
 

@@ -1,0 +1,322 @@
+"""What `clearing inspect` shows: a summary of any file the pipeline handles.
+
+The summary is a plain dict (JSON-ready). Amounts are raw integers as in the file; their scale is
+``tap_decimal_places`` (TAP) or cents (CIBER).
+"""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TextIO
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from clearing.codecs import asn1, fast
+from clearing.codecs.events import EVENT_SCHEMA
+from clearing.errors import DecodeError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+__all__ = ["event_rows", "event_table", "render_text", "summarize", "write_csv"]
+
+# BatchControlInfo items TD.57 marks mandatory, with the fatal code for their absence
+_BCI_MANDATORY = {
+    "sender": 30,
+    "recipient": 31,
+    "fileSequenceNumber": 32,
+    "fileAvailableTimeStamp": 33,
+    "specificationVersionNumber": 34,
+    "transferCutOffTimeStamp": 36,
+}
+
+
+def _is_ciber(data: bytes) -> bool:
+    from clearing.codecs import ciber
+
+    return bool(ciber.looks_like_ciber(data))
+
+
+def _text(v: Any) -> str | None:
+    if v is None:
+        return None
+    if isinstance(v, bytes | bytearray):
+        return bytes(v).decode("latin-1")
+    return str(v)
+
+
+def _stamp(v: Any) -> str | None:
+    """A DateTimeLong / DateTime value as ``CCYYMMDDhhmmss±hhmm`` text."""
+    if not isinstance(v, dict):
+        return None
+    local = _text(v.get("localTimeStamp")) or ""
+    off = v.get("utcTimeOffset", v.get("utcTimeOffsetCode"))
+    return f"{local}{_text(off) or ''}"
+
+
+def summarize(data: bytes, *, file: str | None = None) -> dict[str, Any]:
+    """Summarise a TAP, Notification, RAP, ACK, NRT or CIBER file.
+
+    Raises:
+        DecodeError: the file cannot be read as any of those, or is broken.
+    """
+    if data[:1].isdigit() and _is_ciber(data):
+        from clearing.codecs import ciber
+
+        out: dict[str, Any] = ciber.inspect_summary(data, file=file)
+        return out
+    info = asn1.sniff(data) if data else asn1.sniff(b"")
+    if info.kind == "tap":
+        return _summarize_tap(data, file)
+    decoded = asn1.decode(data, file=file)
+    value = decoded.value
+    if info.kind == "notification":
+        return _summarize_notification(info, value[1])
+    if info.kind == "rap":
+        return _summarize_rap(info, value[1])
+    if info.kind == "ack":
+        return _summarize_ack(value[1])
+    return _summarize_nrt(info, value)
+
+
+def _raise_problems(batch: fast.TapBatch, file: str | None) -> None:
+    if not batch.problems:
+        return
+    p = batch.problems[0]
+    more = len(batch.problems) - 1
+    reason = p.message + (f" (and {more} more problem(s))" if more else "")
+    where = f"callEventDetails[{p.event_index}]: {p.path}" if p.event_index is not None else p.path
+    raise DecodeError(
+        reason,
+        file=file,
+        offset=p.offset if p.offset >= 0 else None,
+        path=where,
+        hint="the file breaks TAP 3.12 structure or value ranges; validate it and return it",
+    )
+
+
+def _summarize_tap(data: bytes, file: str | None) -> dict[str, Any]:
+    batch = fast.decode_tap(data, file=file)
+    _raise_problems(batch, file)
+    bci = batch.groups.get("batchControlInfo") or {}
+    acc = batch.groups.get("accountingInfo") or {}
+    aci = batch.groups.get("auditControlInfo") or {}
+    ev = batch.events
+    by_type = Counter(ev.column("event_kind").to_pylist())
+
+    def total(col: str, where: pa.Array | None = None) -> int:
+        arr = ev.column(col)
+        if where is not None:
+            arr = arr.filter(where)
+        s = pc.sum(arr).as_py()
+        return int(s) if s is not None else 0
+
+    refund = ev.column("refund")
+    not_refund = pc.invert(refund)
+    start = ev.column("start_utc")
+    missing = [
+        f"{name} missing (TD.57 Batch Control fatal {code})"
+        for name, code in _BCI_MANDATORY.items()
+        if name not in bci
+    ]
+    recomputed = {
+        # TD.57: totalCharge = chargeType 00 charges + CAMEL invocation fees, refunds apart
+        "total_charge": total("charge", not_refund) + total("camel_fee", not_refund),
+        "total_charge_refund": total("charge", refund),
+        "total_tax_value": total("tax", not_refund),
+        "total_tax_refund": total("tax", refund),
+        "total_discount_value": total("discount", not_refund),
+        "call_event_details_count": ev.num_rows,
+    }
+    audit = {
+        "total_charge": aci.get("totalCharge"),
+        "total_charge_refund": aci.get("totalChargeRefund"),
+        "total_tax_value": aci.get("totalTaxValue"),
+        "total_tax_refund": aci.get("totalTaxRefund"),
+        "total_discount_value": aci.get("totalDiscountValue"),
+        "call_event_details_count": aci.get("callEventDetailsCount"),
+    }
+    # an absent refund total means 0 (TD.57: present only when > 0)
+    for k in ("total_charge_refund", "total_tax_refund"):
+        if audit[k] is None:
+            audit[k] = 0
+    mismatches = [k for k, v in audit.items() if v is not None and recomputed[k] != v]
+    earliest = pc.min(start).as_py()
+    latest = pc.max(start).as_py()
+    return {
+        "kind": "tap",
+        "version": batch.info.version,
+        "sender": _text(bci.get("sender")),
+        "recipient": _text(bci.get("recipient")),
+        "file_sequence_number": _text(bci.get("fileSequenceNumber")),
+        "rap_file_sequence_number": _text(bci.get("rapFileSequenceNumber")),
+        "test_data": _text(bci.get("fileTypeIndicator")) == "T",
+        "file_available": _stamp(bci.get("fileAvailableTimeStamp")),
+        "transfer_cut_off": _stamp(bci.get("transferCutOffTimeStamp")),
+        "event_count": ev.num_rows,
+        "event_count_by_type": dict(sorted(by_type.items())),
+        "audit": audit,
+        "recomputed": recomputed,
+        "audit_mismatches": mismatches,
+        "header_problems": missing,
+        "tap_decimal_places": acc.get("tapDecimalPlaces"),
+        "local_currency": _text(acc.get("localCurrency")),
+        "tap_currency": _text(acc.get("tapCurrency")) or "SDR",
+        "exchange_rates": [
+            {
+                "exchange_rate_code": x.get("exchangeRateCode"),
+                "exchange_rate": x.get("exchangeRate"),
+                "number_of_decimal_places": x.get("numberOfDecimalPlaces"),
+            }
+            for x in acc.get("currencyConversionInfo", [])
+        ],
+        "taxation": [
+            {
+                "tax_code": x.get("taxCode"),
+                "tax_type": _text(x.get("taxType")),
+                "tax_rate": _text(x.get("taxRate")),
+            }
+            for x in acc.get("taxation", [])
+        ],
+        "start_utc_range": [
+            earliest.isoformat() if earliest else None,
+            latest.isoformat() if latest else None,
+        ],
+        "bytes": len(data),
+    }
+
+
+def _header(kind: str, version: str | None, v: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "version": version,
+        "sender": _text(v.get("sender")),
+        "recipient": _text(v.get("recipient")),
+        "file_sequence_number": _text(v.get("fileSequenceNumber")),
+        "rap_file_sequence_number": _text(v.get("rapFileSequenceNumber")),
+        "test_data": _text(v.get("fileTypeIndicator")) == "T",
+    }
+
+
+def _summarize_notification(info: asn1.FileInfo, v: dict[str, Any]) -> dict[str, Any]:
+    out = _header("notification", info.version, v)
+    out.update(
+        event_count=0,
+        event_count_by_type={},
+        file_available=_stamp(v.get("fileAvailableTimeStamp")),
+        transfer_cut_off=_stamp(v.get("transferCutOffTimeStamp")),
+    )
+    return out
+
+
+def _summarize_rap(info: asn1.FileInfo, v: dict[str, Any]) -> dict[str, Any]:
+    bc = v.get("rapBatchControlInfoRap", {})
+    out = _header("rap", info.version, bc)
+    out["file_sequence_number"] = _text(bc.get("rapFileSequenceNumber"))
+    out["tap_version"] = f"3.{bc.get('releaseVersionNumber')}"
+    details = v.get("returnDetails", [])
+    by_type = Counter(name for name, _ in details)
+    audit = v.get("rapAuditControlInfo", {})
+    out.update(
+        event_count=len(details),
+        event_count_by_type=dict(sorted(by_type.items())),
+        audit={
+            "total_severe_return_value": audit.get("totalSevereReturnValue"),
+            "total_severe_return_tax": audit.get("totalSevereReturnTax"),
+            "return_details_count": audit.get("returnDetailsCount"),
+        },
+        tap_decimal_places=bc.get("tapDecimalPlaces"),
+        tap_currency=_text(bc.get("tapCurrency")) or "SDR",
+    )
+    return out
+
+
+def _summarize_ack(v: dict[str, Any]) -> dict[str, Any]:
+    out = _header("ack", None, v)
+    out["file_sequence_number"] = _text(v.get("rapFileSequenceNumber"))
+    out.update(event_count=0, event_count_by_type={})
+    return out
+
+
+def _summarize_nrt(info: asn1.FileInfo, v: dict[str, Any]) -> dict[str, Any]:
+    out = _header("nrt", info.version, v)
+    out["file_sequence_number"] = _text(v.get("sequenceNumber"))
+    events = v.get("callEvents", [])
+    out.update(
+        event_count=len(events),
+        event_count_by_type=dict(sorted(Counter(name for name, _ in events).items())),
+        audit={"call_events_count": v.get("callEventsCount")},
+        file_available=_stamp(v.get("fileAvailableTimeStamp")),
+    )
+    return out
+
+
+def event_table(data: bytes, *, file: str | None = None) -> pa.Table:
+    """The normalised event table of a TAP or CIBER file (empty for a Notification).
+
+    Raises:
+        DecodeError: the file is broken, or its kind carries no call events to tabulate.
+    """
+    if data[:1].isdigit() and _is_ciber(data):
+        from clearing.codecs import ciber
+
+        table: pa.Table = ciber.read(data, file=file)
+        return table
+    info = asn1.sniff(data)
+    if info.kind == "tap":
+        batch = fast.decode_tap(data, file=file)
+        _raise_problems(batch, file)
+        return batch.events
+    if info.kind == "notification":
+        asn1.decode(data, file=file)
+        return EVENT_SCHEMA.empty_table()
+    msg = f"a {info.kind.upper()} file has no call-event table"
+    raise DecodeError(msg, file=file, hint="use `clearing inspect --json` for its summary")
+
+
+def write_csv(table: pa.Table, out: TextIO) -> None:
+    """Write the event table as CSV (header row, ISO timestamps)."""
+    buf = io.BytesIO()
+    pacsv.write_csv(table, buf)
+    out.write(buf.getvalue().decode("utf-8"))
+
+
+def event_rows(table: pa.Table) -> Iterator[dict[str, Any]]:
+    """The event table as JSON-ready dicts."""
+    for batch in table.to_batches(max_chunksize=4096):
+        for row in batch.to_pylist():
+            yield {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
+
+
+def render_text(summary: dict[str, Any]) -> str:
+    """A short human-readable view of a summary."""
+    lines = [
+        f"{summary['kind'].upper()} {summary.get('version') or ''}".rstrip(),
+        f"  {summary.get('sender')} → {summary.get('recipient')}  "
+        f"FSN {summary.get('file_sequence_number')}"
+        + ("  (test data)" if summary.get("test_data") else ""),
+        f"  events: {summary.get('event_count')}",
+    ]
+    for name, n in (summary.get("event_count_by_type") or {}).items():
+        lines.append(f"    {name:<24} {n:>8}")
+    audit = summary.get("audit")
+    rec = summary.get("recomputed")
+    if isinstance(audit, dict):
+        lines.append("  audit (as in file / recomputed):")
+        for k, v in audit.items():
+            r = rec.get(k, "") if isinstance(rec, dict) else ""
+            differs = isinstance(rec, dict) and v is not None and k in rec and rec[k] != v
+            flag = "  <-- differs" if differs else ""
+            lines.append(f"    {k:<26} {v!s:>14} {r!s:>14}{flag}")
+    for p in summary.get("header_problems") or []:
+        lines.append(f"  ! {p}")
+    if summary.get("kind") == "tap":
+        lines.append(
+            f"  currency: local {summary.get('local_currency')}, "
+            f"TAP {summary.get('tap_currency')}, decimals {summary.get('tap_decimal_places')}"
+        )
+    return "\n".join(lines)
