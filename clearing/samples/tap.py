@@ -571,10 +571,10 @@ class _FileBuilder:
         level: tuple[int, int, int],
         units: tuple[int, int] | None,
         toll: int = 0,
-        stamp: dict[str, Any] | None = None,
+        discountable: bool = True,
     ) -> dict[str, Any]:
         """A ChargeInformation whose chargeType 00 charge is ``gross`` (less any discount)."""
-        net, discount = self._discount(gross)
+        net, discount = self._discount(gross) if discountable else (gross, None)
         self.totals.charge += net
         total: dict[str, Any] = {"chargeType": b"00", "charge": net}
         if units is not None:
@@ -583,8 +583,6 @@ class _FileBuilder:
         if toll:
             details.append({"chargeType": b"01", "charge": net - min(toll, net)})
             details.append({"chargeType": b"03", "charge": min(toll, net)})
-        if stamp is not None:
-            details[0]["chargeDetailTimeStamp"] = stamp
         info: dict[str, Any] = {
             "chargedItem": item,
             "exchangeRateCode": self._rate_code(),
@@ -889,8 +887,10 @@ class _FileBuilder:
         charged = self._voice_units(duration)
         number, level, _price = self._destination()
         gross = _money(self.p.tariff.volte * charged, 60, self.dp)
-        info = self._charge_info(b"D", gross, level=level, units=(duration, charged))
-        info.pop("discountInformation", None)  # SessionChargeInformation has no discount
+        # SessionChargeInformation has no DiscountInformation: never discounted
+        info = self._charge_info(
+            b"D", gross, level=level, units=(duration, charged), discountable=False
+        )
         if "taxInformation" in info:
             info["taxInformationList"] = info.pop("taxInformation")
         event: dict[str, Any] = {
