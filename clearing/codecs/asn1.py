@@ -337,7 +337,7 @@ def decode(data: bytes, *, file: str | None = None, check: bool = True) -> Decod
         s = spec(info.kind, info.tap_release)
         root = _ROOTS[info.kind]
         try:
-            value, _length = s.decode_with_length(root, data)
+            value, _length = _decode_with_length(s, root, data)
         except asn1tools.Error as exc:
             reason, offset, path = asn1_error_parts(exc)
             raise DecodeError(
@@ -351,6 +351,22 @@ def decode(data: bytes, *, file: str | None = None, check: bool = True) -> Decod
     except DecodeError as exc:
         raise exc.with_file(file) if file else exc from None
     return Decoded(info, value)
+
+
+def _decode_with_length(s: Any, root: str, data: bytes) -> tuple[Any, int]:
+    try:
+        value, length = s.decode_with_length(root, data)
+    except asn1tools.Error as exc:
+        # asn1tools cannot find the end of an indefinite-length SEQUENCE that has members
+        # after its extension marker (eerimoq/asn1tools#183, e.g. NRT Moc/Mtc/Gprs); the
+        # definite form of the same element decodes to the same value.
+        if "end-of-contents" not in str(getattr(exc, "message", exc)):
+            raise
+        from clearing.codecs.indefinite import to_definite
+
+        value, _ = s.decode_with_length(root, to_definite(data))
+        length = len(data)
+    return value, int(length)
 
 
 def encode(kind: Kind, value: Any, *, tap_release: int | None = 12) -> bytes:
