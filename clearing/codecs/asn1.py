@@ -104,8 +104,11 @@ def sniff(data: bytes) -> FileInfo:
     if len(data) < 2:
         raise DecodeError("file is empty or shorter than a BER header", offset=0)
     top = element_at(data, 0)
+    if not top.constructed:
+        msg = f"not a TAP, RAP or NRT file: top-level {tag_name(top.key)} is not constructed"
+        raise DecodeError(msg, offset=0, hint="the file is damaged or of another format")
     try:
-        kids = _children_map(data, top) if top.constructed else {}
+        kids = _children_map(data, top)
     except DecodeError as exc:
         raise DecodeError(
             f"unreadable header: {exc.reason}", offset=exc.offset, path=tag_name(top.key)

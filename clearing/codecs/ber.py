@@ -87,6 +87,8 @@ def read_header(data: bytes, pos: int, limit: int | None = None) -> tuple[int, b
                 break
         else:
             raise DecodeError("tag number longer than 4 bytes", offset=pos)
+        if number >= 1 << 24:
+            raise DecodeError("tag number out of range", offset=pos)
     if p >= end:
         raise DecodeError("truncated element: no length byte", offset=pos)
     lb = data[p]

@@ -544,7 +544,7 @@ class _Context:
 
 
 def _offset_minutes(text: str) -> int | None:
-    if len(text) != 5 or text[0] not in "+-" or not text[1:].isdigit():
+    if len(text) != 5 or text[0] not in "+-" or not all(c in "0123456789" for c in text[1:]):
         return None
     minutes = int(text[1:3]) * 60 + int(text[3:5])
     return -minutes if text[0] == "-" else minutes
