@@ -733,7 +733,7 @@ def decode_tap(
     data: bytes,
     *,
     file: str | None = None,
-    chunk_events: int = 16384,
+    chunk_events: int = 4096,
 ) -> TapBatch:
     """Decode a TAP TransferBatch (any supported release) into an event table.
 
