@@ -1,0 +1,40 @@
+"""`make demo`'s job: every file of a samples folder inspected into the work folder."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from clearing.demo import main
+
+ROOT = Path(__file__).parents[1]
+
+
+def test_demo_inspects_every_file_and_reports_bad_ones(tmp_path: Path) -> None:
+    samples = tmp_path / "samples"
+    shutil.copytree(ROOT / "data_samples" / "tap", samples / "tap")
+    bad = ROOT / "tests" / "codecs" / "cases" / "libxfsx_tap_3_12_trailing_eoc_invalid.ber"
+    shutil.copy(bad, samples / "tap" / "broken.ber")
+    (samples / "README.md").write_text("not a data file")
+    work = tmp_path / "var"
+
+    assert main([str(samples), str(work)]) == 0
+
+    out = work / "inspect" / "tap"
+    summaries = {p.name: json.loads(p.read_text()) for p in out.glob("*.json")}
+    tap_files = [p.name for p in (ROOT / "data_samples" / "tap").iterdir()]
+    assert set(summaries) == {f"{n}.json" for n in tap_files}
+    for name, s in summaries.items():
+        if s["kind"] == "tap":
+            table = pq.read_table(out / name.replace(".json", ".events.parquet"))
+            assert table.num_rows == s["event_count"] == s["audit"]["call_event_details_count"]
+    error = (out / "broken.ber.error.txt").read_text()
+    assert "trailing byte(s)" in error
+    assert not (work / "inspect" / "README.md.json").exists()
+
+
+def test_demo_needs_a_folder(tmp_path: Path) -> None:
+    assert main([str(tmp_path / "missing"), str(tmp_path / "var")]) == 2
