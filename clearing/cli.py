@@ -8,12 +8,14 @@ from __future__ import annotations
 import json
 import sys
 from datetime import date as Date
-from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from clearing.errors import ClearingError
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 app = typer.Typer(
     name="clearing",

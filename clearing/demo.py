@@ -54,7 +54,7 @@ def run(samples: Path, work: Path) -> tuple[int, int, int]:
         except ClearingError as exc:
             n_bad += 1
             _write(target.with_name(rel.name + ".error.txt"), f"{exc}\n")
-            print(f"{str(rel):<40} {'?':<13} {'':>6} {'':>6} {'':>6} {'':>7}  ERROR {exc}")
+            print(f"{rel!s:<40} {'?':<13} {'':>6} {'':>6} {'':>6} {'':>7}  ERROR {exc}")
             continue
         _write(target.with_name(rel.name + ".json"), json.dumps(summary, indent=2) + "\n")
         if table is not None:
@@ -67,7 +67,7 @@ def run(samples: Path, work: Path) -> tuple[int, int, int]:
         if summary.get("returned_records"):
             status = f"{summary['returned_records']} returned record(s)"
         print(
-            f"{str(rel):<40} {summary['kind']:<13} {summary.get('sender') or '-':>6} "
+            f"{rel!s:<40} {summary['kind']:<13} {summary.get('sender') or '-':>6} "
             f"{summary.get('recipient') or '-':>6} "
             f"{summary.get('file_sequence_number') or '-':>6} {events:>7}  {status}"
         )

@@ -58,7 +58,9 @@ class TLV:
         return self.end - 2 if self.length is None else self.end
 
 
-def read_header(data: bytes, pos: int, limit: int | None = None) -> tuple[int, bool, int, int | None]:
+def read_header(
+    data: bytes, pos: int, limit: int | None = None
+) -> tuple[int, bool, int, int | None]:
     """Read a tag and length at ``pos``.
 
     Returns:

@@ -19,7 +19,9 @@ EVENT_SCHEMA = pa.schema(
         pa.field("recipient", pa.string()),
         pa.field("file_sequence_number", pa.string()),  # TAP FSN / CIBER batch seq., as in file
         pa.field("event_index", pa.int64(), nullable=False),  # 0-based position in the file
-        pa.field("event_kind", pa.string(), nullable=False),  # TD.57 name, e.g. mobileOriginatedCall
+        pa.field(
+            "event_kind", pa.string(), nullable=False
+        ),  # TD.57 name, e.g. mobileOriginatedCall
         pa.field("byte_offset", pa.int64(), nullable=False),  # where the event's bytes start
         pa.field("byte_length", pa.int64(), nullable=False),  # how many bytes it spans
         # who

@@ -130,7 +130,8 @@ class _Paths:
             dtype=I64,
             count=len(uniq),
         )
-        return ids[inverse.reshape(-1)]
+        out: NDArray[I64] = ids[inverse.reshape(-1)]
+        return out
 
     def describe(self, pid: int) -> str:
         parts: list[str] = []
@@ -205,7 +206,7 @@ def _parse_chunk(
     ppath = np.zeros(n_ev, dtype=I64)
     evt = np.arange(n_ev, dtype=I64)
     limit = len(buf) - _PAD
-    buf = buf.astype(I64)  # type: ignore[assignment]  # wider once, not at every read
+    buf = buf.astype(I64)  # wider once, not at every read
 
     while len(cur):
         # one child of every open container
@@ -283,9 +284,7 @@ def _parse_chunk(
 
     if count == 0:
         empty = np.zeros(0, dtype=I64)
-        return _Nodes(
-            empty, empty, empty, empty, empty, empty, empty, np.zeros(0, np.bool_)
-        ), bad
+        return _Nodes(empty, empty, empty, empty, empty, empty, empty, np.zeros(0, np.bool_)), bad
     nodes = _Nodes(**{k: np.concatenate(v) for k, v in out.items()})
     if bad.any():
         nodes = _drop_events(nodes, bad)
@@ -343,7 +342,8 @@ def _slow_event(data: bytes, pos: int, end: int, local_event: int, paths: _Paths
 def _gather(buf: NDArray[np.uint8], base: int, start: NDArray[I64], width: int) -> NDArray[I64]:
     idx = (start - base)[:, None] + np.arange(width, dtype=I64)[None, :]
     np.minimum(idx, len(buf) - 1, out=idx)
-    return buf[idx].astype(I64)
+    out: NDArray[I64] = buf[idx].astype(I64)
+    return out
 
 
 def _ints(
@@ -418,7 +418,8 @@ def _days_from_civil(y: NDArray[I64], m: NDArray[I64], d: NDArray[I64]) -> NDArr
     mp = (m + 9) % 12
     doy = (153 * mp + 2) // 5 + d - 1
     doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-    return era * 146097 + doe - 719468
+    days: NDArray[I64] = era * 146097 + doe - 719468
+    return days
 
 
 def _timestamps(
@@ -605,7 +606,9 @@ def _columns(
 
     for name, types in _FIRST_BCD.items():
         ev, idx = _first_per_event(select(types), nodes)
-        cols[name] = _scatter_strings(n_ev, ev, _bcd(buf, base, nodes.start[idx], nodes.length[idx]))
+        cols[name] = _scatter_strings(
+            n_ev, ev, _bcd(buf, base, nodes.start[idx], nodes.length[idx])
+        )
 
     for name, types in _FIRST_STR.items():
         ev, idx = _first_per_event(select(types), nodes)
@@ -776,10 +779,7 @@ def _decode_tap(data: bytes, chunk_events: int) -> TapBatch:
         key, _cons, cstart, clen = read_header(data, pos, stop)
         if key == _T_EVENT_LIST:
             event_list = (pos, cstart, clen)
-            if clen is None:
-                pos = _skip_events_indefinite(data, cstart, stop)
-            else:
-                pos = cstart + clen
+            pos = _skip_events_indefinite(data, cstart, stop) if clen is None else cstart + clen
             continue
         tlv = element_at(data, pos, stop)
         meaning = _GROUPS.get(key)
@@ -801,8 +801,13 @@ def _decode_tap(data: bytes, chunk_events: int) -> TapBatch:
         for lo in range(0, len(starts), chunk_events):
             tables.append(
                 _decode_chunk(
-                    data, starts[lo : lo + chunk_events], ends[lo : lo + chunk_events], lo,
-                    paths, ctx, problems,
+                    data,
+                    starts[lo : lo + chunk_events],
+                    ends[lo : lo + chunk_events],
+                    lo,
+                    paths,
+                    ctx,
+                    problems,
                 )
             )
     events = pa.concat_tables(tables) if tables else EVENT_SCHEMA.empty_table()
@@ -866,10 +871,16 @@ def _context(groups: dict[str, Any], info: asn1.FileInfo) -> _Context:
     bci = groups.get("batchControlInfo") or {}
     acc = groups.get("accountingInfo") or {}
     net = groups.get("networkInfo") or {}
-    utc = {int(x["utcTimeOffsetCode"]): _ascii(x["utcTimeOffset"]) or "" for x in
-           net.get("utcTimeOffsetInfo", []) if "utcTimeOffsetCode" in x and "utcTimeOffset" in x}
-    rec = {int(x["recEntityCode"]): _ascii(x.get("recEntityId")) or "" for x in
-           net.get("recEntityInfo", []) if "recEntityCode" in x}
+    utc = {
+        int(x["utcTimeOffsetCode"]): _ascii(x["utcTimeOffset"]) or ""
+        for x in net.get("utcTimeOffsetInfo", [])
+        if "utcTimeOffsetCode" in x and "utcTimeOffset" in x
+    }
+    rec = {
+        int(x["recEntityCode"]): _ascii(x.get("recEntityId")) or ""
+        for x in net.get("recEntityInfo", [])
+        if "recEntityCode" in x
+    }
     return _Context(
         sender=_ascii(bci.get("sender")),
         recipient=_ascii(bci.get("recipient")),
@@ -946,9 +957,7 @@ def _check_tags(
     known = np.array([t is not None for t in paths.type_name], dtype=np.bool_)
     form = np.array(paths.constructed, dtype=np.bool_)
     node_known = known[nodes.path]
-    parent_known = np.where(
-        nodes.parent >= 0, node_known[np.maximum(nodes.parent, 0)], True
-    )
+    parent_known = np.where(nodes.parent >= 0, node_known[np.maximum(nodes.parent, 0)], True)
     unknown = np.flatnonzero(~node_known & parent_known)
     wrong_form = np.flatnonzero(node_known & (nodes.constructed != form[nodes.path]))
     for i in unknown[:50].tolist():

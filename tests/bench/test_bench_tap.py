@@ -115,8 +115,11 @@ def test_fast_decoder_vs_asn1tools(tmp_path: Path) -> None:
     f1 = run("fast", small)
     f2 = run("fast", large)
     a1 = run("asn1tools", small)
-    for name, r, size in (("fast_100k", f1, size_small), ("fast_200k", f2, size_large),
-                          ("asn1tools_100k", a1, size_small)):
+    for name, r, size in (
+        ("fast_100k", f1, size_small),
+        ("fast_200k", f2, size_large),
+        ("asn1tools_100k", a1, size_small),
+    ):
         r["events_per_s"] = r["events"] / r["seconds"]
         r["mb_per_s"] = size / r["seconds"] / 1e6
         r["peak_rss_mb"] = r["rss_peak_kb"] / 1024
@@ -127,7 +130,9 @@ def test_fast_decoder_vs_asn1tools(tmp_path: Path) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "tap.json").write_text(json.dumps(results, indent=2))
     print()
-    print(f"file: {size_small / 1e6:.1f} MB, 100 000 events (and {size_large / 1e6:.1f} MB, 200 000)")
+    print(
+        f"file: {size_small / 1e6:.1f} MB, 100 000 events (and {size_large / 1e6:.1f} MB, 200 000)"
+    )
     for name in ("fast_100k", "fast_200k", "asn1tools_100k"):
         r = results[name]
         assert isinstance(r, dict)

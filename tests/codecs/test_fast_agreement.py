@@ -68,7 +68,8 @@ def reference_rows(data: bytes) -> list[dict[str, Any]]:
     value = asn1.decode(data).value[1]
     net = value.get("networkInfo", {})
     offsets = {
-        x["utcTimeOffsetCode"]: x["utcTimeOffset"].decode() for x in net.get("utcTimeOffsetInfo", [])
+        x["utcTimeOffsetCode"]: x["utcTimeOffset"].decode()
+        for x in net.get("utcTimeOffsetInfo", [])
     }
     rec_ids = {
         x["recEntityCode"]: x.get("recEntityId", b"").decode() for x in net.get("recEntityInfo", [])
@@ -82,22 +83,32 @@ def reference_rows(data: bytes) -> list[dict[str, Any]]:
         items = leaves(body)
 
         def first(name: str, items: list[tuple[tuple[str, ...], Any]] = items) -> Any:
-            return next((v for p, v in items if p and p[-1] == name and not isinstance(v, dict)), None)
+            return next(
+                (v for p, v in items if p and p[-1] == name and not isinstance(v, dict)), None
+            )
 
         def total(name: str, items: list[tuple[tuple[str, ...], Any]] = items) -> int | None:
             vals = [v for p, v in items if p and p[-1] == name and isinstance(v, int)]
             return sum(vals) if vals else None
 
         charges: dict[str, list[int]] = {}
-        for p, v in items:
+        for _p, v in items:
             if isinstance(v, dict) and "chargeType" in v and "charge" in v:
                 charges.setdefault(v["chargeType"].decode(), []).append(v["charge"])
         if kind == "messagingEvent" and "charge" in body:
             charges.setdefault("00", []).append(body["charge"])
         stamp = None
         for p, v in items:
-            if isinstance(v, dict) and p and (
-                p[-1] in STARTS or (kind == "supplServiceEvent" and p[-2:] == ("supplServiceUsed", "chargingTimeStamp"))
+            if (
+                isinstance(v, dict)
+                and p
+                and (
+                    p[-1] in STARTS
+                    or (
+                        kind == "supplServiceEvent"
+                        and p[-2:] == ("supplServiceUsed", "chargingTimeStamp")
+                    )
+                )
             ):
                 stamp = v
                 break
@@ -111,7 +122,9 @@ def reference_rows(data: bytes) -> list[dict[str, Any]]:
                 start_utc = (local - timedelta(minutes=sign * minutes)).replace(tzinfo=UTC)
         rec = first("recEntityCode")
         if rec is None:
-            rec = next((v for p, v in items if p and p[-1] in ("recEntity", "recEntityCodeList")), None)
+            rec = next(
+                (v for p, v in items if p and p[-1] in ("recEntity", "recEntityCodeList")), None
+            )
         refund = any(p and p[-1] == "chargeRefundIndicator" and v == 1 for p, v in items)
         text = first
         rows.append(
@@ -122,8 +135,12 @@ def reference_rows(data: bytes) -> list[dict[str, Any]]:
                 "byte_length": tlv.end - tlv.offset,
                 "imsi": bcd(first("imsi")) if first("imsi") is not None else None,
                 "msisdn": bcd(first("msisdn")) if first("msisdn") is not None else None,
-                "called_number": bcd(first("calledNumber")) if first("calledNumber") is not None else None,
-                "calling_number": bcd(first("callingNumber")) if first("callingNumber") is not None else None,
+                "called_number": bcd(first("calledNumber"))
+                if first("calledNumber") is not None
+                else None,
+                "calling_number": bcd(first("callingNumber"))
+                if first("callingNumber") is not None
+                else None,
                 "dialled_digits": text("dialledDigits").decode() if text("dialledDigits") else None,
                 "local_start": local,
                 "utc_offset": off,

@@ -7,6 +7,7 @@ full-fidelity decoder with its tag checks, the fast event decoder and `inspect`.
 
 from __future__ import annotations
 
+import contextlib
 import random
 from pathlib import Path
 
@@ -38,7 +39,10 @@ def _rap_return_batch() -> bytes:
                 "rapReleaseVersionNumber": 5,
             },
             "returnDetails": [
-                ("missingReturn", {"startMissingSeqNumber": b"00007", "endMissingSeqNumber": b"00009"}),
+                (
+                    "missingReturn",
+                    {"startMissingSeqNumber": b"00007", "endMissingSeqNumber": b"00009"},
+                ),
                 ("stopReturn", {"lastSeqNumber": b"00010"}),
             ],
             "rapAuditControlInfo": {"totalSevereReturnValue": 0, "returnDetailsCount": 2},
@@ -92,10 +96,8 @@ def exercise(data: bytes) -> None:
         lambda: inspect.summarize(data),
         lambda: fast.decode_tap(data, chunk_events=3),
     ):
-        try:
+        with contextlib.suppress(ClearingError):
             step()
-        except ClearingError:
-            pass
     assert info.kind in ("tap", "notification", "rap", "ack", "nrt")
 
 
@@ -109,5 +111,5 @@ def test_mutated_inputs_raise_only_package_errors(kind: str) -> None:
         data = mutate(seed, rng)
         try:
             exercise(data)
-        except Exception as exc:  # noqa: BLE001 - the point of the test
+        except Exception as exc:
             pytest.fail(f"{kind} mutation #{n}: {type(exc).__name__}: {exc!r:.300} on {data.hex()}")

@@ -37,7 +37,9 @@ EXPECTED = [
 ]
 
 
-@pytest.mark.parametrize(("name", "kind", "version", "sender", "recipient", "fsn", "events"), EXPECTED)
+@pytest.mark.parametrize(
+    ("name", "kind", "version", "sender", "recipient", "fsn", "events"), EXPECTED
+)
 def test_sample_summary(
     name: str,
     kind: str,
