@@ -8,14 +8,12 @@ from __future__ import annotations
 import json
 import sys
 from datetime import date as Date
-from typing import TYPE_CHECKING, Annotated, Any
+from pathlib import Path  # noqa: TC003 - typer reads the annotations at run time
+from typing import Annotated, Any
 
 import typer
 
 from clearing.errors import ClearingError
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 app = typer.Typer(
     name="clearing",
