@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from clearing.codecs import asn1, fast
+from clearing.codecs.batch import batch_tables
 from clearing.codecs.events import EVENT_SCHEMA
 from clearing.errors import DecodeError
 
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 __all__ = ["event_rows", "event_table", "render_text", "summarize", "write_csv"]
+
+_KEY = ["sender", "recipient", "file_sequence_number"]
 
 # BatchControlInfo items TD.57 marks mandatory, with the fatal code for their absence
 _BCI_MANDATORY = {
@@ -102,6 +105,7 @@ def _raise_problems(batch: fast.TapBatch, file: str | None) -> None:
 def _summarize_tap(data: bytes, file: str | None) -> dict[str, Any]:
     batch = fast.decode_tap(data, file=file)
     _raise_problems(batch, file)
+    tables = batch_tables(batch)
     bci = batch.groups.get("batchControlInfo") or {}
     acc = batch.groups.get("accountingInfo") or {}
     aci = batch.groups.get("auditControlInfo") or {}
@@ -166,22 +170,8 @@ def _summarize_tap(data: bytes, file: str | None) -> dict[str, Any]:
         "tap_decimal_places": acc.get("tapDecimalPlaces"),
         "local_currency": _text(acc.get("localCurrency")),
         "tap_currency": _text(acc.get("tapCurrency")) or "SDR",
-        "exchange_rates": [
-            {
-                "exchange_rate_code": x.get("exchangeRateCode"),
-                "exchange_rate": x.get("exchangeRate"),
-                "number_of_decimal_places": x.get("numberOfDecimalPlaces"),
-            }
-            for x in acc.get("currencyConversionInfo", [])
-        ],
-        "taxation": [
-            {
-                "tax_code": x.get("taxCode"),
-                "tax_type": _text(x.get("taxType")),
-                "tax_rate": _text(x.get("taxRate")),
-            }
-            for x in acc.get("taxation", [])
-        ],
+        "exchange_rates": tables["exchange_rates"].drop_columns(_KEY).to_pylist(),
+        "taxation": tables["taxation"].drop_columns(_KEY).to_pylist(),
         "start_utc_range": [
             earliest.isoformat() if earliest else None,
             latest.isoformat() if latest else None,
