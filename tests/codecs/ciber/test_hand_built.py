@@ -356,10 +356,13 @@ def test_event_mapping_of_the_hand_built_records() -> None:
         "85493",
         "029",
     )
-    assert e22["event_index"] == 0 and e52["event_index"] == 2
-    assert e22["byte_offset"] == 202 and e22["byte_length"] == 547
+    assert e22["event_index"] == 0
+    assert e52["event_index"] == 2
+    assert e22["byte_offset"] == 202
+    assert e22["byte_length"] == 547
     assert e32["byte_offset"] == 202 + 549
-    assert e22["imsi"] == "310012345678901" and e32["imsi"] is None  # 32 carries a MIN
+    assert e22["imsi"] == "310012345678901"
+    assert e32["imsi"] is None
     assert e22["msisdn"] == "2055550123"
     assert e22["calling_number"] == "2055550123"
     assert e22["called_number"] == e22["dialled_digits"] == "44207946000"
@@ -367,9 +370,12 @@ def test_event_mapping_of_the_hand_built_records() -> None:
     assert e22["local_start"] == dt.datetime(2025, 11, 19, 13, 45, 2)
     assert e32["local_start"] == dt.datetime(1999, 12, 31, 0, 0, 1)
     assert e52["local_start"] == dt.datetime(2025, 11, 18, 0, 0, 0)
-    assert e22["duration"] == 150 and e32["duration"] == 60 and e52["duration"] is None
+    assert e22["duration"] == 150
+    assert e32["duration"] == 60
+    assert e52["duration"] is None
     assert e22["serving_network"] == "06538"
-    assert e22["currency"] == "CAD" and e22["charge_scale"] == 2
+    assert e22["currency"] == "CAD"
+    assert e22["charge_scale"] == 2
     # charge excludes taxes (like TAP chargeType 00): 4179 - 300 - 45
     assert (e22["charge"], e22["tax"]) == (3834, 345)
     assert (e22["charge_airtime"], e22["charge_toll"]) == (1234, 2500)
@@ -385,12 +391,15 @@ def test_inspect_summary_of_the_hand_built_file() -> None:
     assert summary["event_count"] == 4
     assert summary["returned_records"] == 0
     b1, b2 = summary["batches"]
-    assert b1["sending_sid_bid"] == "06538" and b1["receiving_sid_bid"] == "85493"
+    assert b1["sending_sid_bid"] == "06538"
+    assert b1["receiving_sid_bid"] == "85493"
     assert b1["batch_sequence_number"] == 29
     assert b1["record_count"] == 3
     assert b1["total_charges_and_taxes"] == 5368
     assert b1["records_by_type"] == {"22": 1, "32": 1, "52": 1}
     assert b1["currency"] == "CAD"
-    assert b2["sending_sid_bid"] == "00123" and b2["receiving_sid_bid"] == "00456"
-    assert b2["records_by_type"] == {"42": 1} and b2["currency"] == "USD"
+    assert b2["sending_sid_bid"] == "00123"
+    assert b2["receiving_sid_bid"] == "00456"
+    assert b2["records_by_type"] == {"42": 1}
+    assert b2["currency"] == "USD"
     assert b2["batch_sequence_number"] == 999

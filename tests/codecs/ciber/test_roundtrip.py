@@ -103,14 +103,17 @@ def test_write_then_read_gives_the_same_events(rows: list, max_records: int) -> 
                 expected = want[name]
                 if name == "calling_number" and expected is None:
                     # an MO call without a calling number: the writer puts the MDN in Caller ID
-                    expected = want["msisdn"] if want["event_kind"] == "mobileOriginatedCall" else None
+                    expected = (
+                        want["msisdn"] if want["event_kind"] == "mobileOriginatedCall" else None
+                    )
                 assert g[name] == expected, name
         assert g["charge_scale"] == 2
     # header/trailer totals
     for b in decoded.batches.to_pylist():
         assert b["total_number_of_records"] == b["detail_count"] <= max_records
         assert b["batch_total_charges_and_taxes"] == b["detail_total_charges_and_taxes"]
-        assert b["settlement_period"] is None and b["clearinghouse_id"] == 0
+        assert b["settlement_period"] is None
+        assert b["clearinghouse_id"] == 0
     # batch sequence numbers run 1, 2, ... per pair
     seqs: dict[tuple[str, str], list[int]] = {}
     for b in decoded.batches.to_pylist():
