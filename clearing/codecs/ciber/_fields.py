@@ -47,9 +47,8 @@ class _Load:
     width: int
     shift: int  # left shift (bits) when the digits sit at the low end of the load
     mask: int  # keeps the digit nibbles of the bytes that belong to the field
-    k50: int  # + 0x50 in the field's bytes: bit 7 set iff byte >= "0" (bytes are < 0x80)
-    k46: int  # + 0x46 in the field's bytes: bit 7 set iff byte > "9"
-    m80: int  # bit 7 of the field's bytes
+    k50: int  # + 0x50 in the field's bytes (bit 7 set iff byte >= "0"), + 0x80 elsewhere
+    k46: int  # + 0x46 in the field's bytes: bit 7 set iff byte > "9"; + 0 elsewhere
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +56,20 @@ class _NumPlan:
     name: str
     loads: tuple[_Load, ...]
     dtype: np.dtype[Any]
+    cols: tuple[int, ...] = ()  # column of each load in its size class's matrix
+
+
+@dataclass(frozen=True, slots=True)
+class _SizeClass:
+    """Every load of one size: gathered together as one (rows, loads) matrix per piece."""
+
+    dtype: np.dtype[Any]
+    offsets: NDArray[np.intp]
+    mask: NDArray[Any]
+    shift: NDArray[Any] | None
+    k50: NDArray[Any]
+    k46: NDArray[Any]
+    m80: Any
 
 
 # dates, times and durations are parsed as their 2-/4-digit parts: no division afterwards
@@ -87,6 +100,7 @@ class Plan:
     length: int
     numbers: tuple[_NumPlan, ...]
     checks: tuple[_NumPlan, ...]  # digit fields kept as text: checked, not parsed
+    classes: dict[int, _SizeClass]
     texts: tuple[tuple[str, int, int], ...]  # (name, start, length)
     digit_cols: NDArray[np.intp]
     digit_owner: NDArray[np.intp]  # index into ``digit_fields`` of each digit column
@@ -110,7 +124,15 @@ def _loads(start: int, length: int) -> tuple[_Load, ...]:
             return sum(byte << (8 * i) for i in keep)
 
         out.append(
-            _Load(offset, size, width, shift, fill(0x0F), fill(0x50), fill(0x46), fill(0x80))
+            _Load(
+                offset,
+                size,
+                width,
+                shift,
+                fill(0x0F),
+                fill(0x50) | (fill(0x80, range(size)) & ~fill(0xFF)),
+                fill(0x46),
+            )
         )
         end -= width
     return tuple(reversed(out))
@@ -139,10 +161,39 @@ def plan_for(layout: Layout) -> Plan:
             cols.extend(range(f.start, f.end))
             owner.extend([len(digit_fields)] * f.length)
             digit_fields.append(f.name)
+    by_size: dict[int, list[_Load]] = {}
+
+    def place(num: _NumPlan) -> _NumPlan:
+        cols = []
+        for load in num.loads:
+            group = by_size.setdefault(load.size, [])
+            cols.append(len(group))
+            group.append(load)
+        return _NumPlan(num.name, num.loads, num.dtype, tuple(cols))
+
+    numbers = [place(n) for n in numbers]
+    checks = [place(n) for n in checks]
+    classes: dict[int, _SizeClass] = {}
+    for size, group in sorted(by_size.items()):
+        dt = _DTYPE[size]
+
+        def vec(attr: str, group: list[_Load] = group, dt: np.dtype[Any] = dt) -> NDArray[Any]:
+            return np.array([getattr(g, attr) for g in group], dtype=dt)
+
+        classes[size] = _SizeClass(
+            dtype=dt,
+            offsets=np.array([g.offset for g in group], dtype=np.intp),
+            mask=vec("mask"),
+            shift=vec("shift") if any(g.shift for g in group) else None,
+            k50=vec("k50"),
+            k46=vec("k46"),
+            m80=dt.type(int("80" * size, 16)),
+        )
     return Plan(
         length=layout.length,
         numbers=tuple(numbers),
         checks=tuple(checks),
+        classes=classes,
         texts=tuple(texts),
         digit_cols=np.asarray(cols, dtype=np.intp),
         digit_owner=np.asarray(owner, dtype=np.intp),
@@ -196,46 +247,26 @@ def _view(piece: Piece, offset: int, dtype: np.dtype[Any]) -> NDArray[Any]:
     )
 
 
-def _number(
-    piece: Piece, num: _NumPlan, bad: NDArray[np.uint64], parse: bool = True
-) -> NDArray[Any] | None:
-    """Parse the field ``num`` of every row; OR the bit-7 flags of non-digits into ``bad``."""
-    acc: NDArray[Any] | None = None
-    for load in num.loads:
-        dt = _DTYPE[load.size]
-        raw: NDArray[Any] = np.array(_view(piece, load.offset, dt))
-        # digit check without a loop over bytes: bit 7 of (b + 0x50) ^ (b + 0x46) is set
-        # exactly when "0" <= b <= "9" (every byte is printable ASCII, so no carries)
-        chk = np.add(raw, dt.type(load.k50))
-        chk ^= np.add(raw, dt.type(load.k46))
-        chk ^= dt.type(load.m80)
-        chk &= dt.type(load.m80)
-        np.bitwise_or(bad, chk, out=bad)
-        if not parse:
-            continue
-        v = raw
-        v &= dt.type(load.mask)
-        if load.shift:
-            v <<= dt.type(load.shift)
-        if load.size > 1:
-            steps = {2: 1, 4: 2, 8: 3}[load.size]
-            full = 2 ** (8 * load.size) - 1
-            for i, (mask, mul, shift) in enumerate(_STEPS[:steps]):
-                if i:
-                    v &= dt.type(mask & full)
-                v *= dt.type(mul & full)
-                v >>= dt.type(shift)
-        part = v.astype(num.dtype)
-        if acc is None:
-            acc = part
-        else:
-            acc *= 10**load.width
-            acc += part
-    return acc
+def _gather(piece: Piece, plan: Plan, size: int, cls: _SizeClass) -> NDArray[Any]:
+    """All loads of one size for every row of the piece: one gather, row by row."""
+    # an overlapping view: element (i, o) is the `size` bytes at offset o of row i
+    words: NDArray[Any] = np.ndarray(
+        (piece.count, plan.length - size + 1),
+        dtype=cls.dtype,
+        buffer=piece.buffer,
+        offset=piece.offset,
+        strides=(piece.stride, 1),
+    )
+    return words[:, cls.offsets]
 
 
 def decode_piece(piece: Piece, plan: Plan, out: Columns) -> None:
-    """Decode every field of the rows of ``piece`` into ``out`` (rows ``piece.dest``)."""
+    """Decode every field of the rows of ``piece`` into ``out`` (rows ``piece.dest``).
+
+    Digits are checked without a loop over bytes: every byte is printable ASCII (< 0x80), so
+    bit 7 of ``b + 0x50`` is set iff ``b >= "0"`` and bit 7 of ``b + 0x46`` iff ``b > "9"``,
+    with no carry across bytes; AND/OR over a row's loads leaves the flags of non-digits.
+    """
     rows: NDArray[np.uint8] = np.ndarray(
         (piece.count, plan.length),
         dtype=np.uint8,
@@ -243,17 +274,46 @@ def decode_piece(piece: Piece, plan: Plan, out: Columns) -> None:
         offset=piece.offset,
         strides=(piece.stride, 1),
     )
-    bad = np.zeros(piece.count, dtype=np.uint64)
+    bad = np.zeros(piece.count, dtype=np.bool_)
+    mats: dict[int, NDArray[Any]] = {}
+    for size, cls in plan.classes.items():
+        m = _gather(piece, plan, size, cls)
+        low = np.bitwise_and.reduce(m + cls.k50, axis=1)
+        high = np.bitwise_or.reduce(m + cls.k46, axis=1)
+        bad |= ((high | ~low) & cls.m80) != 0
+        m &= cls.mask
+        if cls.shift is not None:
+            m <<= cls.shift
+        if size > 1:
+            full = 2 ** (8 * size) - 1
+            for i, (mask, mul, shift) in enumerate(_STEPS[: {2: 1, 4: 2, 8: 3}[size]]):
+                if i:
+                    m &= cls.dtype.type(mask & full)
+                m *= cls.dtype.type(mul & full)
+                m >>= cls.dtype.type(shift)
+        mats[size] = m
     for num in plan.numbers:
-        value = _number(piece, num, bad)
-        assert value is not None
+        first = num.loads[0]
+        value = mats[first.size][:, num.cols[0]]
+        if len(num.loads) > 1:
+            value = value.astype(num.dtype)
+            for load, col in zip(num.loads[1:], num.cols[1:], strict=True):
+                value *= 10**load.width
+                np.add(value, mats[load.size][:, col], out=value, casting="unsafe")
         out.ints[num.name][piece.dest] = value
-    for num in plan.checks:
-        _number(piece, num, bad, parse=False)
     for name, start, length in plan.texts:
-        out.texts[name][piece.dest] = rows[:, start : start + length]
+        # one k-byte element per row copies faster than a (rows, k) block
+        void = np.dtype(f"V{length}")
+        src = np.ndarray(
+            (piece.count,),
+            dtype=void,
+            buffer=piece.buffer,
+            offset=piece.offset + start,
+            strides=(piece.stride,),
+        )
+        out.texts[name].view(void)[:, 0][piece.dest] = src
     bad_rows = np.flatnonzero(bad)
-    if bad_rows.size:  # rare: find out which fields are bad, one row at a time is fine
+    if bad_rows.size:  # rare: find out which fields are bad
         digits = rows[bad_rows][:, plan.digit_cols]
         _mark_bad(piece, plan, (digits - np.uint8(48)) > np.uint8(9), bad_rows, out)
 

@@ -45,7 +45,7 @@ from clearing.codecs.events import EVENT_SCHEMA
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
-    from clearing.codecs.ciber._layouts import Layout
+    from clearing.codecs.ciber._layouts import Field, Layout
 
 __all__ = ["FINDINGS_SCHEMA", "Decoded", "decode", "read"]
 
@@ -228,6 +228,12 @@ def _scan(buf: NDArray[np.uint8], start: int) -> NDArray[np.intp]:
     return np.flatnonzero(chunk.view(np.int8) < 0x20) + start
 
 
+# the record type of a line from its first two bytes read as a little-endian word; -1 if unknown
+_TYPE_CODE = np.full(1 << 16, -1, dtype=np.int16)
+for _code in (1, 2, 97, 98, 22, 32, 42, 52):
+    _TYPE_CODE[(48 + _code // 10) | ((48 + _code % 10) << 8)] = _code
+
+
 def _split_lines(buf: NDArray[np.uint8], file: str | None) -> _Lines:
     n = buf.size
     if n == 0:
@@ -240,13 +246,22 @@ def _split_lines(buf: NDArray[np.uint8], file: str | None) -> _Lines:
     else:
         special = _scan(buf, 0)
     values = buf[special]
-    lf = special[values == 10]
-    cr = special[values == 13]
-    other = special[(values != 10) & (values != 13)]
-    if cr.size:
-        lone = cr[(cr + 1 >= n) | (buf[np.minimum(cr + 1, n - 1)] != 10)]
-        if lone.size:
-            other = np.sort(np.concatenate([other, lone[:1]]))
+    is_lf = values == 10
+    lf = special[is_lf]
+    if (
+        lf.size * 2 == special.size
+        and special.size
+        and (values[::2] == 13).all()
+        and (is_lf[1::2].all() and (special[1::2] - special[::2] == 1).all())
+    ):
+        other = special[:0]  # the usual CR LF file: nothing else to look at
+    else:
+        cr = special[values == 13]
+        other = special[~is_lf & (values != 13)]
+        if cr.size:
+            lone = cr[(cr + 1 >= n) | (buf[np.minimum(cr + 1, n - 1)] != 10)]
+            if lone.size:
+                other = np.sort(np.concatenate([other, lone[:1]]))
     if other.size:
         pos = int(other[0])
         line = int(np.searchsorted(lf, pos, side="right")) + 1
@@ -259,13 +274,22 @@ def _split_lines(buf: NDArray[np.uint8], file: str | None) -> _Lines:
             line,
             "CIBER records are ASCII text, one per line (LF or CR LF)",
         )
-    starts = np.concatenate([[0], lf + 1]).astype(np.int64)
-    ends = np.concatenate([lf, [n]]).astype(np.int64)
+    starts = np.empty(lf.size + 1, dtype=np.int64)
+    starts[0] = 0
+    np.add(lf, 1, out=starts[1:])
+    ends = np.empty(lf.size + 1, dtype=np.int64)
+    ends[:-1] = lf
+    ends[-1] = n
     numbers = np.arange(1, starts.size + 1, dtype=np.int64)
-    has_cr = (ends > starts) & (buf[np.maximum(ends - 1, 0)] == 13)
-    lens = ends - starts - has_cr
-    keep = lens > 0
-    starts, lens, numbers = starts[keep], lens[keep], numbers[keep]
+    has_cr = buf[np.maximum(ends - 1, 0)] == 13
+    has_cr &= ends > starts
+    lens = ends - starts
+    lens -= has_cr
+    if starts[-1] == n:  # the file ends with a line terminator
+        starts, lens, numbers = starts[:-1], lens[:-1], numbers[:-1]
+    if not lens.all():  # blank lines are skipped
+        keep = lens > 0
+        starts, lens, numbers = starts[keep], lens[keep], numbers[keep]
     if starts.size == 0:
         raise CiberStructureError("no records", file=file, hint="the file holds only blank lines")
     short = np.flatnonzero(lens < 2)
@@ -279,12 +303,12 @@ def _split_lines(buf: NDArray[np.uint8], file: str | None) -> _Lines:
             int(numbers[i]),
             "every CIBER record starts with a 2-digit record type",
         )
-    d0 = buf[starts].astype(np.int64) - 48
-    d1 = buf[starts + 1].astype(np.int64) - 48
-    codes = d0 * 10 + d1
-    known = np.isin(codes, [1, 2, 97, 98, 22, 32, 42, 52]) & (d0 >= 0) & (d0 <= 9)
-    known &= (d1 >= 0) & (d1 <= 9)
-    if not known.all():
+    # record type: both characters at once, as one little-endian 16-bit word per line
+    word = np.ndarray((buf.size - 1,), dtype="<u2", buffer=buf, offset=0, strides=(1,))
+    pair = word[starts]
+    codes = _TYPE_CODE[pair]
+    if (codes < 0).any():
+        known = codes >= 0
         i = int(np.flatnonzero(~known)[0])
         text = bytes(buf[starts[i] : starts[i] + 2]).decode("ascii")
         if text in UNSUPPORTED_TYPES:
@@ -306,7 +330,7 @@ def _split_lines(buf: NDArray[np.uint8], file: str | None) -> _Lines:
             int(numbers[i]),
             "CIBER 2.5 files hold record types 01/02, 22/32/42/52 and 98/97",
         )
-    return _Lines(starts, lens, numbers, codes)
+    return _Lines(starts, lens, numbers, codes.astype(np.int64))
 
 
 def _structure(
@@ -476,27 +500,47 @@ def _decode_type(
     return pa.Table.from_arrays(arrays, names=names)
 
 
+def _mask(null: NDArray[np.bool_]) -> NDArray[np.bool_] | None:
+    return null if null.any() else None
+
+
+_OFFSETS: dict[tuple[int, int], pa.Buffer] = {}
+
+
+def _fixed_offsets(n: int, k: int) -> pa.Buffer:
+    # the offsets of n strings of k characters; kept for the next field of the same width
+    key = (n, k)
+    if key not in _OFFSETS:
+        if len(_OFFSETS) > 8:
+            _OFFSETS.clear()
+        _OFFSETS[key] = pa.py_buffer(np.arange(0, (n + 1) * k, k, dtype=np.int32))
+    return _OFFSETS[key]
+
+
 def _strings(
     raw: NDArray[np.uint8], lengths: NDArray[np.int64] | None, null: NDArray[np.bool_] | None
 ) -> pa.Array:
+    """Strings from ``n`` fixed-width rows, each cut to ``lengths`` when given."""
     n, k = raw.shape
+    if n * k >= 2**31:  # pragma: no cover - a 2 GB column; CIBER files are far smaller
+        msg = "a CIBER text column over 2 GB"
+        raise CiberDecodeError(msg, hint="split the file into smaller files")
     if lengths is None:
         data = np.ascontiguousarray(raw).reshape(-1)
-        offsets = np.arange(0, (n + 1) * k, k, dtype=np.int64)
+        offsets = _fixed_offsets(n, k)
     else:
-        data = raw[np.arange(k) < lengths[:, None]]
-        offsets = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
+        cut = np.arange(k, dtype=np.int8) < lengths.astype(np.int8)[:, None]
+        data = raw[cut]
+        off = np.zeros(n + 1, dtype=np.int32)
+        np.cumsum(lengths, out=off[1:])
+        offsets = pa.py_buffer(off)
     validity = None
     null_count = 0
     if null is not None and null.any():
         validity = pa.py_buffer(np.packbits(~null, bitorder="little"))
         null_count = int(null.sum())
     return pa.Array.from_buffers(
-        pa.large_string(),
-        n,
-        [validity, pa.py_buffer(offsets), pa.py_buffer(data)],
-        null_count=null_count,
+        pa.string(), n, [validity, offsets, pa.py_buffer(data)], null_count=null_count
     )
 
 
@@ -531,8 +575,6 @@ def _columns_to_arrow(
     batch: NDArray[np.int64],
     findings: _Findings,
 ) -> tuple[list[pa.Array], list[str]]:
-    arrays: list[pa.Array] = []
-    names: list[str] = []
     n = cols.n
     no_bad = np.zeros(n, dtype=np.bool_)
     is_hdr = lay.record_type in HEADER_TYPES
@@ -562,7 +604,7 @@ def _columns_to_arrow(
             message=message,
         )
 
-    for f in lay.data_fields:
+    def convert(f: Field) -> pa.Array:
         bad = cols.bad_digits.get(f.name, no_bad)
         if f.name in cols.bad_digits:
             finding(bad, f.name, f.field_id, f"`{f.name}` is not {f.length} digits")
@@ -580,19 +622,19 @@ def _columns_to_arrow(
             zero = (yy == 0) & (mm == 0) & (dd == 0)
             finding(~ok & ~zero & ~bad, f.name, f.field_id, f"`{f.name}` is not a YYMMDD date")
             days = _MONTH_START[(year - _EPOCH_YEAR) * 12 + mm_i - 1] + np.where(ok, dd, 1) - 1
-            arr = pa.array(days.astype(np.int32), type=pa.date32(), mask=~ok | bad)
+            arr = pa.array(days.astype(np.int32), type=pa.date32(), mask=_mask(~ok | bad))
         elif fmt == "time":
             hh, mi, ss = (cols.ints[part_name(f.name, p)] for p in ("hh", "mi", "ss"))
             ok = (hh < 24) & (mi < 60) & (ss < 60)
             finding(~ok & ~bad, f.name, f.field_id, f"`{f.name}` is not an HHMMSS time")
             secs = hh.astype(np.int32) * 3600 + mi.astype(np.int32) * 60 + ss
-            arr = pa.array(secs, type=pa.time32("s"), mask=~ok | bad)
+            arr = pa.array(secs, type=pa.time32("s"), mask=_mask(~ok | bad))
         elif fmt == "duration":
             mmmm, ss = (cols.ints[part_name(f.name, p)] for p in ("mmmm", "ss"))
             ok = ss < 60
             finding(~ok & ~bad, f.name, f.field_id, f"`{f.name}` is not an MMMMSS duration")
             secs32 = mmmm.astype(np.int32) * 60 + ss
-            arr = pa.array(secs32, type=pa.int32(), mask=~ok | bad)
+            arr = pa.array(secs32, type=pa.int32(), mask=_mask(~ok | bad))
         elif fmt == "D":
             arr = _strings(cols.texts[f.name], None, bad if bad.any() else None)
         elif fmt == "X":
@@ -612,9 +654,15 @@ def _columns_to_arrow(
             null = bad | len_bad | too_long | (length == 0)
             cut = np.where(null, 0, length)
             arr = _strings(cols.texts[f.name], cut, null)
-        arrays.append(arr)
-        names.append(f.name)
-    return arrays, names
+        return arr
+
+    fields = lay.data_fields
+    if n > 4 * _PIECE_ROWS:  # Arrow kernels and large NumPy operations release the GIL
+        with ThreadPoolExecutor(_THREADS) as pool:
+            arrays = list(pool.map(convert, fields))
+    else:
+        arrays = [convert(f) for f in fields]
+    return arrays, [f.name for f in fields]
 
 
 # --------------------------------------------------------------------------- batches
