@@ -237,6 +237,9 @@ def test_vectorised_reader_vs_plain_python(tmp_path: Path) -> None:
         r["peak_rss_mb"] = r["rss_peak_kb"] / 1024
         r["growth_mb"] = (r["rss_peak_kb"] - r["rss_before_kb"]) / 1024
         results[name] = r
+    runs = sorted(vec["all_seconds"])  # type: ignore[arg-type]
+    vec["records_per_s_median"] = RECORDS / runs[len(runs) // 2]
+    vec["records_per_s_first_run"] = RECORDS / vec["all_seconds"][0]  # type: ignore[index]
     ratio = vec["records_per_s"] / base["records_per_s"]
     results["speedup"] = ratio
     OUT.mkdir(parents=True, exist_ok=True)
@@ -250,7 +253,13 @@ def test_vectorised_reader_vs_plain_python(tmp_path: Path) -> None:
             f"{name:<22} {r['records_per_s']:>12,.0f} records/s {r['mb_per_s']:>7.1f} MB/s "
             f"peak RSS {r['peak_rss_mb']:>6.0f} MB (+{r['growth_mb']:.0f} MB while decoding)"
         )
-    print(f"runs (s): {', '.join(f'{t:.3f}' for t in vec['all_seconds'])}")
-    print(f"speed-up over the per-line reader: {ratio:.1f}x")
+    print(
+        f"vectorised runs (s): {', '.join(f'{t:.3f}' for t in vec['all_seconds'])} "  # type: ignore[union-attr]
+        f"(best {vec['records_per_s']:,.0f}/s, median {vec['records_per_s_median']:,.0f}/s, "
+        f"first {vec['records_per_s_first_run']:,.0f}/s: fresh pages from the kernel)"
+    )
+    print(f"speed-up over the per-line reader (best runs): {ratio:.1f}x")
     assert vec["records"] == RECORDS
     assert base["records"] == BASELINE_RECORDS
+    # target of issue 4: at least 10x a plain-Python per-line reader in the same run
+    assert ratio >= 10

@@ -930,13 +930,15 @@ def _events_of(
     def col(name: str) -> pa.ChunkedArray:
         return t.column(name)
 
-    kind_names = [EVENT_KIND_BY_TYPE[rt], *EVENT_KIND_BY_DIRECTION.values()]
-    kind_idx = np.zeros(n, dtype=np.int32)
-    if rt in ("22", "32"):
-        direction = col("call_direction").fill_null(0).to_numpy()
-        for j, code in enumerate(EVENT_KIND_BY_DIRECTION, start=1):
-            kind_idx[direction == code] = j
-    kind_arr = _lookup(kind_names, kind_idx)
+    def kinds() -> pa.Array:
+        names = [EVENT_KIND_BY_TYPE[rt], *EVENT_KIND_BY_DIRECTION.values()]
+        idx = np.zeros(n, dtype=np.int32)
+        if rt in ("22", "32"):
+            direction = col("call_direction").fill_null(0).to_numpy()
+            for j, code in enumerate(EVENT_KIND_BY_DIRECTION, start=1):
+                idx[direction == code] = j
+        return _lookup(names, idx)
+
     zeros = np.zeros(n, dtype=np.int32)
     if rt == "52":
         date, time = col("occ_start_date"), col("connect_time")
@@ -944,75 +946,80 @@ def _events_of(
         date, time = col("call_date"), col("air_connect_time")
     else:
         date, time = col("call_date"), col("charge_no_1_connect_time")
-    secs = pc.add(
-        pc.multiply(pc.cast(pc.cast(date, pa.int32()), pa.int64()), 86400),
-        pc.cast(pc.cast(time, pa.int32()), pa.int64()),
-    )
-    local_start = pc.cast(secs, pa.timestamp("s"))
+
+    def local_start() -> Any:
+        secs = pc.add(
+            pc.multiply(pc.cast(pc.cast(date, pa.int32()), pa.int64()), 86400),
+            pc.cast(pc.cast(time, pa.int32()), pa.int64()),
+        )
+        return pc.cast(secs, pa.timestamp("s"))
+
     if rt == "22":
-        duration = col("air_chargeable_time")
+        duration: Any = col("air_chargeable_time")
     elif rt in ("32", "42"):
         duration = col("charge_no_1_chargeable_time")
     else:
         duration = None
     tax = pc.add(col("total_state_province_taxes"), col("total_local_other_taxes"))
-    charge = pc.subtract(col("total_charges_and_taxes"), tax)
-    if "msid_indicator" in t.column_names:
-        imsi = pc.if_else(pc.equal(col("msid_indicator"), 1), _s(col("msid")), null_s)
-    else:
-        imsi = None
-    direction_mo = (
-        pc.equal(col("call_direction"), 1) if "call_direction" in t.column_names else None
-    )
-    has_numbers = "called_number" in t.column_names
+    names = t.column_names
+    has_numbers = "called_number" in names
     serving = col("sending_sid_bid") if rt == "42" else col("serving_sid_bid")
+    mo = "call_direction" in names and has_numbers
+
+    def imsi() -> Any:
+        return pc.if_else(pc.equal(col("msid_indicator"), 1), _s(col("msid")), null_s)
+
+    def dialled() -> Any:
+        return pc.if_else(pc.equal(col("call_direction"), 1), _s(col("called_number")), null_s)
+
     cols: dict[str, Any] = {
-        "source_format": _lookup(["ciber"], zeros),
-        "sender": _lookup(batches.column("sending_sid_bid"), b),
-        "recipient": _lookup(batches.column("receiving_sid_bid"), b),
-        "file_sequence_number": _lookup(seq_text, b),
-        "event_index": pa.array(detail_rank[line_pos]),
-        "event_kind": kind_arr,
+        "source_format": lambda: _lookup(["ciber"], zeros),
+        "sender": lambda: _lookup(batches.column("sending_sid_bid"), b),
+        "recipient": lambda: _lookup(batches.column("receiving_sid_bid"), b),
+        "file_sequence_number": lambda: _lookup(seq_text, b),
+        "event_index": lambda: pa.array(detail_rank[line_pos]),
+        "event_kind": kinds,
         "byte_offset": col("byte_offset"),
         "byte_length": col("byte_length"),
-        "imsi": imsi,
-        "msisdn": _s(col("mdn")),
-        "called_number": _s(col("called_number")) if has_numbers else None,
-        "calling_number": _s(col("caller_id")) if has_numbers else None,
-        "dialled_digits": (
-            pc.if_else(direction_mo, _s(col("called_number")), null_s)
-            if has_numbers and direction_mo is not None
-            else None
-        ),
+        "imsi": imsi if "msid_indicator" in names else None,
+        "msisdn": col("mdn"),
+        "called_number": col("called_number") if has_numbers else None,
+        "calling_number": col("caller_id") if has_numbers else None,
+        "dialled_digits": dialled if mo else None,
         "local_start": local_start,
         "duration": duration,
         # CIBER 22 is voice (ciber.md §3, S4): TD.57 teleservice 11, telephony
-        "tele_service_code": _lookup(["11"], zeros) if rt == "22" else None,
-        "serving_network": _s(serving),
-        "currency": _lookup(batches.column("currency"), b),
-        "charge_scale": pa.array(np.full(n, 2, dtype=np.int8)),
-        "charge": charge,
+        "tele_service_code": (lambda: _lookup(["11"], zeros)) if rt == "22" else None,
+        "serving_network": serving,
+        "currency": lambda: _lookup(batches.column("currency"), b),
+        "charge_scale": lambda: pa.array(np.full(n, 2, dtype=np.int8)),
+        "charge": lambda: pc.subtract(col("total_charges_and_taxes"), tax),
         "charge_airtime": col("air_charge") if rt == "22" else None,
         "charge_toll": col("toll_charge") if rt == "22" else None,
         "tax": tax,
     }
-    arrays = []
     # one zero-filled buffer (lazily mapped by calloc) backs every all-null column
     zero = pa.py_buffer(np.zeros(n + 1, dtype=np.int64))
-    for f in EVENT_SCHEMA:
+
+    def build(f: pa.Field) -> pa.Array:
         v = cols.get(f.name)
         if v is None:
             if pa.types.is_string(f.type):
                 buffers = [zero, zero, pa.py_buffer(b"")]
             else:
                 buffers = [zero, zero]
-            arrays.append(pa.Array.from_buffers(f.type, n, buffers, null_count=n))
-        else:
-            arrays.append(pc.cast(v, f.type))
-    return pa.Table.from_arrays(
-        [a.combine_chunks() if isinstance(a, pa.ChunkedArray) else a for a in arrays],
-        schema=EVENT_SCHEMA,
-    )
+            return pa.Array.from_buffers(f.type, n, buffers, null_count=n)
+        if callable(v):
+            v = v()
+        v = pc.cast(v, f.type)
+        return v.combine_chunks() if isinstance(v, pa.ChunkedArray) else v
+
+    if n > 4 * _PIECE_ROWS:  # Arrow compute releases the GIL
+        with ThreadPoolExecutor(_THREADS) as pool:
+            arrays = list(pool.map(build, EVENT_SCHEMA))
+    else:
+        arrays = [build(f) for f in EVENT_SCHEMA]
+    return pa.Table.from_arrays(arrays, schema=EVENT_SCHEMA)
 
 
 def batches_json(batches: pa.Table) -> list[dict[str, Any]]:
