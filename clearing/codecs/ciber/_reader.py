@@ -16,7 +16,6 @@ Problems are of two kinds:
 
 from __future__ import annotations
 
-import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -203,7 +202,7 @@ def decode(data: bytes, *, file: str | None = None) -> Decoded:
             continue
         records[rt] = _decode_type(data, buf, layout(rt), idx, lines, batch_of_line, file, findings)
     batches = _batches(records, lines, header_idx, trailer_idx, findings)
-    _detail_checks(records, batches, lines, findings)
+    _detail_checks(records, batches, findings)
     events = _events(records, batches, lines)
     return Decoded(events, batches, records, findings.table())
 
@@ -612,7 +611,7 @@ def _columns_to_arrow(
         if fmt in ("N", "money"):
             arr = pa.array(cols.ints[f.name], mask=bad if bad.any() else None)
         elif fmt == "date":
-            yy, mm, dd = (cols.ints[part_name(f.name, p)] for p in ("yy", "mm", "dd"))
+            yy, mm, dd = (cols.ints.pop(part_name(f.name, p)) for p in ("yy", "mm", "dd"))
             year = np.where(yy < YEAR_PIVOT, 2000, 1900) + yy
             mm_ok = (mm >= 1) & (mm <= 12)
             mm_i = np.where(mm_ok, mm, 1)
@@ -624,13 +623,13 @@ def _columns_to_arrow(
             days = _MONTH_START[(year - _EPOCH_YEAR) * 12 + mm_i - 1] + np.where(ok, dd, 1) - 1
             arr = pa.array(days.astype(np.int32), type=pa.date32(), mask=_mask(~ok | bad))
         elif fmt == "time":
-            hh, mi, ss = (cols.ints[part_name(f.name, p)] for p in ("hh", "mi", "ss"))
+            hh, mi, ss = (cols.ints.pop(part_name(f.name, p)) for p in ("hh", "mi", "ss"))
             ok = (hh < 24) & (mi < 60) & (ss < 60)
             finding(~ok & ~bad, f.name, f.field_id, f"`{f.name}` is not an HHMMSS time")
             secs = hh.astype(np.int32) * 3600 + mi.astype(np.int32) * 60 + ss
             arr = pa.array(secs, type=pa.time32("s"), mask=_mask(~ok | bad))
         elif fmt == "duration":
-            mmmm, ss = (cols.ints[part_name(f.name, p)] for p in ("mmmm", "ss"))
+            mmmm, ss = (cols.ints.pop(part_name(f.name, p)) for p in ("mmmm", "ss"))
             ok = ss < 60
             finding(~ok & ~bad, f.name, f.field_id, f"`{f.name}` is not an MMMMSS duration")
             secs32 = mmmm.astype(np.int32) * 60 + ss
@@ -638,7 +637,7 @@ def _columns_to_arrow(
         elif fmt == "D":
             arr = _strings(cols.texts[f.name], None, bad if bad.any() else None)
         elif fmt == "X":
-            arr = pc.ascii_rtrim(_strings(cols.texts[f.name], None, None), characters=" ")
+            arr = pc.ascii_rtrim(_strings(cols.texts.pop(f.name), None, None), characters=" ")
         else:  # number: cut by its length field
             assert f.length_field is not None
             lf = lay.field(f.length_field)
@@ -653,7 +652,7 @@ def _columns_to_arrow(
             )
             null = bad | len_bad | too_long | (length == 0)
             cut = np.where(null, 0, length)
-            arr = _strings(cols.texts[f.name], cut, null)
+            arr = _strings(cols.texts.pop(f.name), cut, null)
         return arr
 
     fields = lay.data_fields
@@ -820,11 +819,8 @@ def _batch_checks(
         add(h, "clearinghouse_id", 11, BATCH_REJECT_REASONS[11])
 
 
-def _detail_checks(
-    records: dict[str, pa.Table], batches: pa.Table, lines: _Lines, findings: _Findings
-) -> None:
+def _detail_checks(records: dict[str, pa.Table], batches: pa.Table, findings: _Findings) -> None:
     """Record-level checks that need the batch: currency and return-code consistency."""
-    del lines
     cur_b = batches.column("currency_type").fill_null(-1).to_numpy()
     ind_b = np.asarray(batches.column("original_return_indicator").to_pylist(), dtype=object)
     for rt in DETAIL_TYPES:
@@ -1020,8 +1016,3 @@ def _events_of(
     else:
         arrays = [build(f) for f in EVENT_SCHEMA]
     return pa.Table.from_arrays(arrays, schema=EVENT_SCHEMA)
-
-
-def batches_json(batches: pa.Table) -> list[dict[str, Any]]:
-    """The batch table as JSON-ready dicts (dates as ISO strings)."""
-    return json.loads(json.dumps(batches.to_pylist(), default=str))  # type: ignore[no-any-return]
