@@ -2,10 +2,15 @@
 
 Records of one type are handed over as *pieces*: ``count`` rows that start at ``offset`` in a
 buffer and follow each other every ``stride`` bytes (a run of lines of the same length in the
-file, read in place, or a blank-padded copy of truncated lines). For every field the piece is
-read through a strided NumPy view; numbers are parsed eight digits at a time with the SWAR
-method (one unaligned 1/2/4/8-byte load per row, then log2(width) multiply-shift steps), so
-the work is a few array operations per field, never a Python loop per record.
+file, read in place, or a blank-padded copy of truncated lines).
+
+Numbers are parsed with the SWAR method: every numeric field is cut into loads of 1, 2, 4 or
+8 bytes holding up to 8 digits; all loads of one width are gathered row by row into one
+(rows, loads) matrix through an overlapping strided view (one NumPy call per width); then
+log2(width) mask-multiply-shift steps turn the ASCII digits of every load into its value at
+once, and a field is its loads' values combined. Digits are checked in the same matrices.
+Text fields are copied as one k-byte element per row. The work is a few array operations per
+piece and per field, never a Python loop per record.
 """
 
 from __future__ import annotations
@@ -22,7 +27,12 @@ if TYPE_CHECKING:
 
     from clearing.codecs.ciber._layouts import Layout
 
-__all__ = ["Columns", "Piece", "decode_piece", "plan_for"]
+__all__ = ["PIECE_ROWS", "THREADS", "Columns", "Piece", "decode_piece", "part_name", "plan_for"]
+
+#: Rows decoded together: big enough that NumPy releases the GIL for most of the work.
+PIECE_ROWS = 16384
+#: Worker threads for pieces, Arrow conversions and the line scan (the machine has 2 cores).
+THREADS = 2
 
 _DTYPE: dict[int, np.dtype[Any]] = {
     1: np.dtype("<u1"),
