@@ -86,4 +86,6 @@ class Findings:
                     arrays.append(pa.array(v, type=f.type))
             tables.append(pa.Table.from_arrays(arrays, schema=FINDINGS_SCHEMA))
         out = pa.concat_tables(tables)
-        return out.sort_by([("line", "ascending")])
+        # a total order, so that threads adding findings cannot change the output
+        keys = ["line", "field_id", "batch_reject_reason_code", "field", "message"]
+        return out.sort_by([(k, "ascending") for k in keys])
