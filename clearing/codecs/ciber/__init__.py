@@ -81,7 +81,9 @@ def inspect_summary(data: bytes, *, file: str | None = None) -> dict[str, Any]:
     Keys: ``kind`` ("ciber"), ``event_count`` (detail records), ``returned_records`` (details
     with a non-zero Return Code), ``rejected_batches`` (header indicator 3), ``batches`` (per
     batch: SID/BIDs, sequence number, trailer count and total in cents, records by type,
-    currency...) and ``findings`` (bad values and failed batch checks, first 50).
+    currency...) and ``findings`` (bad values and failed batch checks, first 50); also
+    ``sender``/``recipient``/``file_sequence_number`` (every batch's, comma-separated),
+    ``event_count_by_type`` and ``header_problems`` for the generic text view.
     """
     decoded = decode(data, file=file)
     batches = []
@@ -112,10 +114,26 @@ def inspect_summary(data: bytes, *, file: str | None = None) -> dict[str, Any]:
             }
         )
     findings = decoded.findings.to_pylist()
+    by_type: dict[str, int] = {}
+    for b in batches:
+        for rt, n in b["records_by_type"].items():
+            by_type[rt] = by_type.get(rt, 0) + n
+
+    def joined(key: str) -> str | None:
+        values = list(dict.fromkeys(str(b[key]) for b in batches if b[key] is not None))
+        return ", ".join(values) if values else None
+
     return {
         "kind": "ciber",
         "file": file,
         "format": "CIBER 2.5",
+        "version": "2.5",
+        # the keys of the generic text view: parties and batch sequence numbers of all batches
+        "sender": joined("sending_sid_bid"),
+        "recipient": joined("receiving_sid_bid"),
+        "file_sequence_number": joined("batch_sequence_number"),
+        "event_count_by_type": {rt: by_type[rt] for rt in sorted(by_type)},
+        "header_problems": [f"line {f['line']}: {f['message']}" for f in findings[:20]],
         "event_count": decoded.events.num_rows,
         "returned_records": sum(b["returned_records"] for b in batches),
         "rejected_batches": sum(1 for b in batches if b["original_return_indicator"] == "3"),
