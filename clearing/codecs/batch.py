@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from clearing.errors import DecodeError
+
 if TYPE_CHECKING:
     from clearing.codecs.fast import TapBatch
 
@@ -52,7 +54,16 @@ def batch_tables(batch: TapBatch) -> dict[str, pa.Table]:
 
     def rows(items: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
         full = [{**key, **r} for r in items]
-        return pa.Table.from_pylist(full, schema=schema)
+        try:
+            return pa.Table.from_pylist(full, schema=schema)
+        except (OverflowError, pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            msg = f"header value out of range: {exc}"
+            raise DecodeError(
+                msg,
+                offset=0,
+                path="transferBatch",
+                hint="a header group holds a value no TAP release allows; reject the file",
+            ) from None
 
     def schema(*fields: tuple[str, pa.DataType]) -> pa.Schema:
         base = [("sender", pa.string()), ("recipient", pa.string())]

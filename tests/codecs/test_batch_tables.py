@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from clearing.codecs import fast
 from clearing.codecs.batch import batch_tables
 
@@ -40,3 +42,12 @@ def test_generated_file_tables_match_events() -> None:
     codes = set(t["rec_entities"].column("rec_entity_code").to_pylist())
     assert set(batch.events.column("rec_entity_code").drop_null().to_pylist()) <= codes
     assert t["audit"].column("call_event_details_count")[0].as_py() == batch.events.num_rows
+
+
+def test_out_of_range_header_value_is_a_decode_error() -> None:
+    from clearing.errors import DecodeError
+
+    batch = fast.decode_tap((CASES / "tree-model_tap_3_12_larger_cdr.ber").read_bytes())
+    batch.groups["accountingInfo"]["tapDecimalPlaces"] = 1 << 70  # found by the fuzzer
+    with pytest.raises(DecodeError, match="header value out of range"):
+        batch_tables(batch)
