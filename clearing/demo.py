@@ -66,6 +66,9 @@ def run(samples: Path, work: Path) -> tuple[int, int, int]:
             status = "audit differs: " + ", ".join(summary["audit_mismatches"])
         if summary.get("returned_records"):
             status = f"{summary['returned_records']} returned record(s)"
+        problems = summary.get("header_problems") or []
+        if problems:
+            status = f"{len(problems)} problem(s): {problems[0]}"
         print(
             f"{rel!s:<40} {summary['kind']:<13} {summary.get('sender') or '-':>6} "
             f"{summary.get('recipient') or '-':>6} "

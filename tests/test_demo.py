@@ -38,3 +38,15 @@ def test_demo_inspects_every_file_and_reports_bad_ones(tmp_path: Path) -> None:
 
 def test_demo_needs_a_folder(tmp_path: Path) -> None:
     assert main([str(tmp_path / "missing"), str(tmp_path / "var")]) == 2
+
+
+def test_demo_reports_planted_ciber_faults(tmp_path: Path, capsys: object) -> None:
+    import pytest
+
+    cap = capsys
+    assert isinstance(cap, pytest.CaptureFixture)
+    assert main([str(ROOT / "data_samples"), str(tmp_path / "var")]) == 0
+    out = cap.readouterr().out
+    line = next(x for x in out.splitlines() if x.startswith("ciber/CIBER_16425"))
+    # data_samples/README.md: partner 16425's trailer total is 1.00 too high
+    assert "trailer total 7156 differs" in line

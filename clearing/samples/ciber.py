@@ -227,6 +227,7 @@ def _cut_tails(batch: bytes, line_ending: bytes) -> bytes:
 
 def generate_ciber(out: Path, *, seed: int, day: date) -> list[Path]:
     """Write one CIBER-in file per CDMA partner for ``day`` into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     for partner in CIBER_PARTNERS:
         gen = _Partner(partner, seed, day)
