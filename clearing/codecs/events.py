@@ -52,7 +52,8 @@ EVENT_SCHEMA = pa.schema(
         # money (integers; value = raw / 10**charge_scale)
         pa.field("currency", pa.string()),  # TAP currency ("SDR" unless tapCurrency) / CIBER "USD"
         pa.field("charge_scale", pa.int8()),
-        pa.field("charge", pa.int64()),  # chargeType 00 (TAP) / total charges (CIBER)
+        # chargeType 00 (TAP) / Total Charges and Taxes − state − local taxes (CIBER)
+        pa.field("charge", pa.int64()),
         pa.field("charge_airtime", pa.int64()),  # chargeType 01 (TAP) / air charge (CIBER)
         pa.field("charge_toll", pa.int64()),  # chargeType 03 (TAP) / toll charge (CIBER)
         pa.field("tax", pa.int64()),
