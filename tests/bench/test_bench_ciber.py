@@ -16,13 +16,15 @@ import datetime as dt
 import json
 import os
 import random
-import subprocess
-import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from clearing.codecs import ciber
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 ROOT = Path(__file__).parents[2]
 OUT = ROOT / "var" / "bench"
@@ -206,30 +208,18 @@ def big_file(path: Path, records: int) -> int:
     return path.stat().st_size
 
 
-def run(mode: str, path: Path, warm: Path) -> dict[str, float]:
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
-    r = subprocess.run(
-        [sys.executable, "-c", WORKER, mode, str(path), str(warm)],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-        env=env,
-    )
-    out: dict[str, float] = json.loads(r.stdout)
-    return out
-
-
 @pytest.mark.bench
-def test_vectorised_reader_vs_plain_python(tmp_path: Path) -> None:
+def test_vectorised_reader_vs_plain_python(
+    tmp_path: Path, worker: Callable[..., dict[str, float]]
+) -> None:
     path = tmp_path / "big.cbr"
     small = tmp_path / "small.cbr"
     warm = tmp_path / "warm.cbr"
     size = big_file(path, RECORDS)
     big_file(small, BASELINE_RECORDS)
     big_file(warm, 20_000)
-    vec = run("vectorised", path, warm)
-    base = run("python", small, warm)
+    vec = worker(WORKER, "vectorised", str(path), str(warm))
+    base = worker(WORKER, "python", str(small), str(warm))
     results: dict[str, object] = {"file_mb": size / 1e6, "cpus": os.cpu_count()}
     for name, r in (("vectorised_1m", vec), ("python_per_line_100k", base)):
         r["records_per_s"] = r["records"] / r["seconds"]

@@ -8,14 +8,16 @@ Run with `make bench`. Each measurement runs in its own subprocess so that peak 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from clearing.codecs import asn1, fast
 from clearing.codecs.ber import encode_header, tag_key
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 ROOT = Path(__file__).parents[2]
 SOURCE = ROOT / "data_samples" / "tap" / "CDFRAF9HKGCL01506"
@@ -96,28 +98,16 @@ def big_tap(events: int, path: Path) -> int:
     return path.stat().st_size
 
 
-def run(mode: str, path: Path) -> dict[str, float]:
-    r = subprocess.run(
-        [sys.executable, "-c", WORKER, mode, str(path), str(SOURCE)],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-    )
-    out: dict[str, float] = json.loads(r.stdout)
-    return out
-
-
 @pytest.mark.bench
-def test_fast_decoder_vs_asn1tools(tmp_path: Path) -> None:
+def test_fast_decoder_vs_asn1tools(tmp_path: Path, worker: Callable[..., dict[str, float]]) -> None:
     results: dict[str, object] = {"source": SOURCE.name}
     small = tmp_path / "big100k.tap"
     large = tmp_path / "big200k.tap"
     size_small = big_tap(100_000, small)
     size_large = big_tap(200_000, large)
-    f1 = run("fast", small)
-    f2 = run("fast", large)
-    a1 = run("asn1tools", small)
+    f1 = worker(WORKER, "fast", str(small), str(SOURCE))
+    f2 = worker(WORKER, "fast", str(large), str(SOURCE))
+    a1 = worker(WORKER, "asn1tools", str(small), str(SOURCE))
     for name, r, size in (
         ("fast_100k", f1, size_small),
         ("fast_200k", f2, size_large),
