@@ -5,28 +5,20 @@ from __future__ import annotations
 import csv
 import io
 import json
-import subprocess
-import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from conftest import Cli
 
 ROOT = Path(__file__).parents[2]
 CASES = ROOT / "tests" / "codecs" / "cases"
 SAMPLES = ROOT / "data_samples" / "tap"
 
 
-def clearing(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "clearing.cli", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=ROOT,
-    )
-
-
-def test_inspect_json_has_the_documented_fields() -> None:
+def test_inspect_json_has_the_documented_fields(clearing: Cli) -> None:
     r = clearing("inspect", str(CASES / "tree-model_tap_3_12_larger_cdr.ber"), "--json")
     assert r.returncode == 0, r.stderr
     s = json.loads(r.stdout)
@@ -54,7 +46,7 @@ def test_inspect_json_has_the_documented_fields() -> None:
     assert set(s["recomputed"]) >= {"total_charge", "total_tax_value"}
 
 
-def test_inspect_generated_file_reconciles() -> None:
+def test_inspect_generated_file_reconciles(clearing: Cli) -> None:
     path = SAMPLES / "CDFRAF9HKGCL01506"
     s = json.loads(clearing("inspect", str(path), "--json").stdout)
     assert (s["sender"], s["recipient"], s["file_sequence_number"]) == ("FRAF9", "HKGCL", "01506")
@@ -63,7 +55,7 @@ def test_inspect_generated_file_reconciles() -> None:
     assert s["audit"]["call_event_details_count"] == s["event_count"] == 360
 
 
-def test_inspect_csv_and_events_give_one_row_per_event() -> None:
+def test_inspect_csv_and_events_give_one_row_per_event(clearing: Cli) -> None:
     path = str(SAMPLES / "CDGBRG9HKGCL00353")
     rows = list(csv.DictReader(io.StringIO(clearing("inspect", path, "--csv").stdout)))
     assert len(rows) == 210
@@ -87,7 +79,7 @@ def test_inspect_csv_and_events_give_one_row_per_event() -> None:
         ("libxfsx_nrt_2_1.ber", "nrt"),
     ],
 )
-def test_inspect_other_kinds(name: str, kind: str) -> None:
+def test_inspect_other_kinds(name: str, kind: str, clearing: Cli) -> None:
     r = clearing("inspect", str(CASES / name), "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["kind"] == kind
@@ -101,7 +93,7 @@ def test_inspect_other_kinds(name: str, kind: str) -> None:
         ("libxfsx_tap_3_12_negative_volume.ber", "out of range"),
     ],
 )
-def test_bad_file_exits_1_with_one_line(name: str, needle: str) -> None:
+def test_bad_file_exits_1_with_one_line(name: str, needle: str, clearing: Cli) -> None:
     r = clearing("inspect", str(CASES / name), "--json")
     assert r.returncode == 1
     assert r.stdout == ""
@@ -113,13 +105,13 @@ def test_bad_file_exits_1_with_one_line(name: str, needle: str) -> None:
     assert "offset" in lines[0]
 
 
-def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
+def test_missing_file_is_a_config_error(tmp_path: Path, clearing: Cli) -> None:
     r = clearing("inspect", str(tmp_path / "nope"))
     assert r.returncode == 2
     assert "cannot read" in r.stderr
 
 
-def test_text_view_marks_differences() -> None:
+def test_text_view_marks_differences(clearing: Cli) -> None:
     r = clearing("inspect", str(CASES / "libxfsx_tap_3_12_valid.ber"))
     assert r.returncode == 0
     line = next(x for x in r.stdout.splitlines() if "total_charge " in x)

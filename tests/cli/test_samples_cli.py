@@ -3,24 +3,16 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from conftest import Cli
 
 ROOT = Path(__file__).parents[2]
 
 
-def clearing(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "clearing.cli", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=ROOT,
-    )
-
-
-def test_generate_writes_a_readable_reproducible_world(tmp_path: Path) -> None:
+def test_generate_writes_a_readable_reproducible_world(tmp_path: Path, clearing: Cli) -> None:
     args = ["samples", "generate", "--events", "400", "--seed", "3", "--date", "2026-11-22"]
     first = clearing(*args, "--out", str(tmp_path / "a"))
     assert first.returncode == 0, first.stderr
@@ -43,7 +35,7 @@ def test_generate_writes_a_readable_reproducible_world(tmp_path: Path) -> None:
         assert (tmp_path / "b" / path.name).read_bytes() == path.read_bytes()
 
 
-def test_generate_rejects_a_bad_date(tmp_path: Path) -> None:
+def test_generate_rejects_a_bad_date(tmp_path: Path, clearing: Cli) -> None:
     r = clearing("samples", "generate", "--out", str(tmp_path), "--date", "22/11/2026")
     assert r.returncode == 2
     assert "error:" in r.stderr
