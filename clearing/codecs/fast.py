@@ -149,7 +149,6 @@ class _Paths:
 class _Nodes:
     """Flat node table of one chunk (one row per BER element inside the events)."""
 
-    key: NDArray[I64]
     header: NDArray[I64]  # absolute offset of the element
     start: NDArray[I64]  # absolute offset of the content
     length: NDArray[I64]  # content length
@@ -163,12 +162,11 @@ class _Nodes:
         def cat(name: str) -> Any:
             return np.concatenate([getattr(p, name) for p in parts])
 
-        sizes = [len(p.key) for p in parts]
+        sizes = [len(p.path) for p in parts]
         shifts = np.repeat(np.cumsum([0, *sizes[:-1]]), sizes)
         parent = cat("parent")
         parent = np.where(parent >= 0, parent + shifts, -1)
         return _Nodes(
-            cat("key"),
             cat("header"),
             cat("start"),
             cat("length"),
@@ -264,7 +262,6 @@ def _parse_chunk(
         k = len(cur)
         ids = np.arange(count, count + k, dtype=I64)
         count += k
-        out["key"].append(key)
         out["header"].append(cur + base)
         out["start"].append(cstart + base)
         out["length"].append(length)
@@ -284,7 +281,7 @@ def _parse_chunk(
 
     if count == 0:
         empty = np.zeros(0, dtype=I64)
-        return _Nodes(empty, empty, empty, empty, empty, empty, empty, np.zeros(0, np.bool_)), bad
+        return _Nodes(empty, empty, empty, empty, empty, empty, np.zeros(0, np.bool_)), bad
     nodes = _Nodes(**{k: np.concatenate(v) for k, v in out.items()})
     if bad.any():
         nodes = _drop_events(nodes, bad)
@@ -297,7 +294,6 @@ def _drop_events(nodes: _Nodes, bad: NDArray[np.bool_]) -> _Nodes:
     parent = nodes.parent[keep]
     parent = np.where(parent >= 0, new_index[np.maximum(parent, 0)], -1)
     return _Nodes(
-        nodes.key[keep],
         nodes.header[keep],
         nodes.start[keep],
         nodes.length[keep],
@@ -313,7 +309,6 @@ def _slow_event(data: bytes, pos: int, end: int, local_event: int, paths: _Paths
     root = element_at(data, pos, end)
     rows = walk(data, root)
     n = len(rows)
-    key = np.empty(n, I64)
     header = np.empty(n, I64)
     start = np.empty(n, I64)
     length = np.empty(n, I64)
@@ -324,7 +319,6 @@ def _slow_event(data: bytes, pos: int, end: int, local_event: int, paths: _Paths
     for i, (depth, tlv) in enumerate(rows):
         del stack[depth:]
         p = stack[-1] if stack else -1
-        key[i] = tlv.key
         header[i] = tlv.offset
         start[i] = tlv.content_start
         length[i] = tlv.content_end - tlv.content_start
@@ -332,7 +326,7 @@ def _slow_event(data: bytes, pos: int, end: int, local_event: int, paths: _Paths
         path[i] = paths.intern(int(path[p]) if p >= 0 else 0, tlv.key)
         cons[i] = tlv.constructed
         stack.append(i)
-    return _Nodes(key, header, start, length, parent, np.full(n, local_event, I64), path, cons)
+    return _Nodes(header, start, length, parent, np.full(n, local_event, I64), path, cons)
 
 
 # ---------------------------------------------------------------------------------------------
