@@ -1,0 +1,142 @@
+"""Findings: what validation found, as rows (never exceptions).
+
+A finding names the file, the event (or none for a file-level finding), the TD.57 context and
+error code, the severity that decides what happens (fatal → the whole file is returned, severe →
+the event is returned, warning → reported only) and the RAP ErrorContext path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+import pyarrow as pa
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+__all__ = [
+    "FINDINGS_SCHEMA",
+    "SEVERITIES",
+    "Finding",
+    "PathItem",
+    "findings_table",
+]
+
+Severity = Literal["fatal", "severe", "warning"]
+SEVERITIES: tuple[Severity, ...] = ("fatal", "severe", "warning")
+
+
+@dataclass(frozen=True, slots=True)
+class PathItem:
+    """One step of a RAP ErrorContext: APPLICATION tag number, occurrence (1-based), level."""
+
+    item_id: int
+    occurrence: int
+    level: int
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One broken rule.
+
+    Attributes:
+        rule: the rule id of ``specs/td57/rules.csv`` (or ``specs/ciber/rules.csv``).
+        code: the TD.57 error code (relative to ``context``) / CIBER return reason code.
+        severity: "fatal", "severe" or "warning" (after per-partner overrides).
+        context: the TD.57 context (e.g. ``FileSequenceNumber``, ``AuditControlInfo``).
+        message: what is wrong, for a person: the values seen and expected.
+        event_index: 0-based position of the event in the file; None for file-level findings.
+        group: for a fatal finding, the TAP group returned in the FatalReturn
+            (``batchControlInfo``, ``accountingInfo``, ``networkInfo``, ``auditControlInfo``,
+            ``transferBatch``, ``notification``, ``messageDescriptionInfo``).
+        path: the RAP ErrorContext (outermost first).
+        item_offset: the offset of the item in error, when known.
+        byte_offset: where in the file the problem is, when known.
+    """
+
+    rule: str
+    code: int
+    severity: Severity
+    context: str
+    message: str
+    event_index: int | None = None
+    group: str | None = None
+    path: tuple[PathItem, ...] = field(default=())
+    item_offset: int | None = None
+    byte_offset: int | None = None
+
+
+_PATH_TYPE = pa.list_(
+    pa.struct(
+        [
+            pa.field("item_id", pa.int32()),
+            pa.field("occurrence", pa.int32()),
+            pa.field("level", pa.int32()),
+        ]
+    )
+)
+
+FINDINGS_SCHEMA = pa.schema(
+    [
+        pa.field("file", pa.string(), nullable=False),
+        pa.field("file_sha256", pa.string()),
+        pa.field("source_format", pa.string(), nullable=False),  # "tap" | "ciber"
+        pa.field("sender", pa.string()),
+        pa.field("recipient", pa.string()),
+        pa.field("file_sequence_number", pa.string()),
+        pa.field("event_index", pa.int64()),
+        pa.field("rule", pa.string(), nullable=False),
+        pa.field("code", pa.int32(), nullable=False),
+        pa.field("severity", pa.string(), nullable=False),
+        pa.field("context", pa.string(), nullable=False),
+        pa.field("group", pa.string()),
+        pa.field("message", pa.string(), nullable=False),
+        pa.field("path", _PATH_TYPE),
+        pa.field("item_offset", pa.int64()),
+        pa.field("byte_offset", pa.int64()),
+    ]
+)
+
+
+def findings_table(
+    findings: Iterable[Finding],
+    *,
+    file: str,
+    source_format: str,
+    sender: str | None = None,
+    recipient: str | None = None,
+    file_sequence_number: str | None = None,
+    file_sha256: str | None = None,
+) -> pa.Table:
+    """Findings as an Arrow table (:data:`FINDINGS_SCHEMA`), in a stable order."""
+    rows = sorted(
+        findings,
+        key=lambda f: (
+            SEVERITIES.index(f.severity),
+            -1 if f.event_index is None else f.event_index,
+            f.rule,
+            f.message,
+        ),
+    )
+    cols: dict[str, list[object]] = {name: [] for name in FINDINGS_SCHEMA.names}
+    for f in rows:
+        cols["file"].append(file)
+        cols["file_sha256"].append(file_sha256)
+        cols["source_format"].append(source_format)
+        cols["sender"].append(sender)
+        cols["recipient"].append(recipient)
+        cols["file_sequence_number"].append(file_sequence_number)
+        cols["event_index"].append(f.event_index)
+        cols["rule"].append(f.rule)
+        cols["code"].append(f.code)
+        cols["severity"].append(f.severity)
+        cols["context"].append(f.context)
+        cols["group"].append(f.group)
+        cols["message"].append(f.message)
+        cols["path"].append(
+            [{"item_id": p.item_id, "occurrence": p.occurrence, "level": p.level} for p in f.path]
+        )
+        cols["item_offset"].append(f.item_offset)
+        cols["byte_offset"].append(f.byte_offset)
+    return pa.table(cols, schema=FINDINGS_SCHEMA)
