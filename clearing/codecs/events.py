@@ -65,6 +65,14 @@ EVENT_SCHEMA = pa.schema(
         pa.field("call_type_level1", pa.int64()),
         pa.field("call_type_level2", pa.int64()),
         pa.field("call_type_level3", pa.int64()),
+        # for validation and duplicate keys
+        pa.field("tax_code", pa.int64()),  # the first TaxCode of the event
+        pa.field("taxable_amount", pa.int64()),  # sum of TaxableAmount (null: none given)
+        pa.field("cause_for_term", pa.int64()),
+        pa.field("charging_id", pa.int64()),  # GPRS / session charging id
+        pa.field("partial_type", pa.string()),  # PartialTypeIndicator (F, I, L)
+        pa.field("rap_file_sequence_number", pa.string()),  # set on a resubmitted event
+        pa.field("charge_detail_local", pa.timestamp("s")),  # first ChargeDetailTimeStamp
     ]
 )
 

@@ -60,6 +60,8 @@ class DecodeProblem:
     path: str
     message: str
     event_index: int | None = None
+    context: str | None = None  # the TD.57 item in error (e.g. ``ChargeType``), when known
+    code: int | None = None  # TD.57 error code: 10 syntax, 20 range, 100 inconsistency
 
 
 @dataclass
@@ -463,6 +465,9 @@ _FIRST_INT = {
     "call_type_level1": ({"CallTypeLevel1"}, None),
     "call_type_level2": ({"CallTypeLevel2"}, None),
     "call_type_level3": ({"CallTypeLevel3"}, None),
+    "tax_code": ({"TaxCode"}, None),
+    "cause_for_term": ({"CauseForTerm"}, None),
+    "charging_id": ({"ChargingId"}, None),
 }
 _SUM_INT = {
     "data_volume_incoming": {"DataVolumeIncoming"},
@@ -470,6 +475,7 @@ _SUM_INT = {
     "tax": {"TaxValue"},
     "discount": {"Discount"},
     "camel_fee": {"CamelInvocationFee"},
+    "taxable_amount": {"TaxableAmount"},
 }
 _FIRST_BCD = {
     "imsi": {"Imsi"},
@@ -486,7 +492,10 @@ _FIRST_STR = {
     "apn_oi": {"AccessPointNameOI"},
     "serving_network": {"ServingNetwork"},
     "charged_item": {"ChargedItem"},
+    "partial_type": {"PartialTypeIndicator"},
+    "rap_file_sequence_number": {"RapFileSequenceNumber"},
 }
+_CHARGE_TYPES = np.array([0, 1, 2, 3, 4, 21, 50], dtype=I64)
 # the event's start: the first of these DateTime elements, by event kind
 _START_STAMPS = {
     "CallEventStartTimeStamp",
@@ -568,30 +577,34 @@ def _columns(
             return np.zeros(0, I64)
         return np.concatenate([order[bounds[p] : bounds[p + 1]] for p in pids])
 
-    def report_invalid(where: NDArray[I64], what: str) -> None:
-        for i in where[:20].tolist():
+    def report_invalid(where: NDArray[I64], what: str, code: int) -> None:
+        # every event in error is reported: each one must be returned (no cap)
+        for i in where.tolist():
+            pid = int(nodes.path[i])
             problems.append(
                 DecodeProblem(
                     int(nodes.header[i]),
-                    paths.describe(int(nodes.path[i])),
+                    paths.describe(pid),
                     what,
                     first_index + int(nodes.event[i]),
+                    paths.type_name[pid],
+                    code,
                 )
             )
 
     for name, (types, parents) in _FIRST_INT.items():
         ev, idx = _first_per_event(select(types, parents), nodes)
         vals, ok = _ints(buf, base, nodes.start[idx], nodes.length[idx])
-        report_invalid(idx[~ok], f"`{name}`: INTEGER of {nodes.length[idx][~ok]} bytes")
+        report_invalid(idx[~ok], f"`{name}`: INTEGER longer than 8 bytes", 10)
         cols[name] = _column_int(n_ev, ev[ok], vals[ok])
 
     for name, types in _SUM_INT.items():
         idx = select(types)
         vals, ok = _ints(buf, base, nodes.start[idx], nodes.length[idx])
-        report_invalid(idx[~ok], f"`{name}`: INTEGER longer than 8 bytes")
+        report_invalid(idx[~ok], f"`{name}`: INTEGER longer than 8 bytes", 10)
         idx, vals = idx[ok], vals[ok]
         # TD.57 value ranges: amounts and volumes are never negative (refunds are flagged)
-        report_invalid(idx[vals < 0], f"`{name}`: value out of range (negative)")
+        report_invalid(idx[vals < 0], f"`{name}`: value out of range (negative)", 20)
         total = np.zeros(n_ev, dtype=I64)
         np.add.at(total, nodes.event[idx], vals)
         present = np.zeros(n_ev, dtype=np.bool_)
@@ -612,16 +625,22 @@ def _columns(
     # charges: ChargeDetail{chargeType, charge}; messagingEvent carries `charge` directly (type 00)
     cidx = select({"ChargeType"})
     ctype_txt = _gather(buf, base, nodes.start[cidx], 2)
-    ctype_num = np.where(
-        nodes.length[cidx] == 2, (ctype_txt[:, 0] - 48) * 10 + (ctype_txt[:, 1] - 48), -1
+    digits = (ctype_txt[:, :2] >= 48) & (ctype_txt[:, :2] <= 57)
+    ctype_ok = (nodes.length[cidx] == 2) & digits.all(axis=1)
+    ctype_num = np.where(ctype_ok, (ctype_txt[:, 0] - 48) * 10 + (ctype_txt[:, 1] - 48), -1)
+    report_invalid(cidx[~ctype_ok], "`chargeType`: not two digits", 10)
+    report_invalid(
+        cidx[ctype_ok & ~np.isin(ctype_num, _CHARGE_TYPES)],
+        "`chargeType`: value out of range (allowed 00-04, 21, 50)",
+        20,
     )
     type_of_parent = np.full(len(nodes.path) + 1, -2, dtype=I64)  # -2: no ChargeType sibling
     type_of_parent[nodes.parent[cidx]] = ctype_num
     gidx = select({"Charge"})
     gvals, gok = _ints(buf, base, nodes.start[gidx], nodes.length[gidx])
-    report_invalid(gidx[~gok], "`charge`: INTEGER longer than 8 bytes")
+    report_invalid(gidx[~gok], "`charge`: INTEGER longer than 8 bytes", 10)
     gidx, gvals = gidx[gok], gvals[gok]
-    report_invalid(gidx[gvals < 0], "`charge`: value out of range (negative)")
+    report_invalid(gidx[gvals < 0], "`charge`: value out of range (negative)", 20)
     gparent = nodes.parent[gidx]
     gtype = np.where(gparent >= 0, type_of_parent[np.maximum(gparent, 0)], -2)
     direct = np.isin(nodes.path[gidx], _path_ids(paths, {"Charge"}, {"MessagingEvent"}))
@@ -656,7 +675,7 @@ def _columns(
     oidx = select({"UtcTimeOffsetCode"})
     oidx = oidx[chosen[nodes.parent[oidx]] & (nodes.parent[oidx] >= 0)]
     secs, ok = _timestamps(buf, base, nodes.start[lidx], nodes.length[lidx])
-    report_invalid(lidx[~ok], "`local_start`: not a valid CCYYMMDDhhmmss timestamp")
+    report_invalid(lidx[~ok], "`local_start`: not a valid CCYYMMDDhhmmss timestamp", 10)
     lev = nodes.event[lidx]
     local = np.zeros(n_ev, dtype=I64)
     has_local = np.zeros(n_ev, dtype=np.bool_)
@@ -680,19 +699,35 @@ def _columns(
             off_min[at] = mins
             has_off[at] = True
         unknown = (code_by_event >= 0) & ~known
-        for e in np.flatnonzero(unknown)[:20].tolist():
+        for e in np.flatnonzero(unknown).tolist():
             problems.append(
                 DecodeProblem(
                     0,
                     "callEventDetails",
                     f"utcTimeOffsetCode {int(code_by_event[e])} is not in NetworkInfo",
                     first_index + e,
+                    "UtcTimeOffsetCode",
+                    100,
                 )
             )
         txt = np.array([ctx.utc_offsets.get(int(c)) for c in np.unique(code_by_event)], object)
         lookup = dict(zip(np.unique(code_by_event).tolist(), txt.tolist(), strict=True))
         off_txt = [lookup[c] for c in code_by_event.tolist()]
     cols["local_start"] = pa.array(local, pa.timestamp("s"), mask=~has_local)
+
+    # the first ChargeDetailTimeStamp (TD.57: the event may not start after it)
+    _dev, didx = _first_per_event(select({"ChargeDetailTimeStamp"}), nodes)
+    dchosen = np.zeros(len(nodes.path), dtype=np.bool_)
+    dchosen[didx] = True
+    dl = select({"LocalTimeStamp"})
+    dl = dl[(nodes.parent[dl] >= 0) & dchosen[np.maximum(nodes.parent[dl], 0)]]
+    dsecs, dok = _timestamps(buf, base, nodes.start[dl], nodes.length[dl])
+    dl_ev = nodes.event[dl]
+    detail = np.zeros(n_ev, dtype=I64)
+    has_detail = np.zeros(n_ev, dtype=np.bool_)
+    detail[dl_ev[dok]] = dsecs[dok]
+    has_detail[dl_ev[dok]] = True
+    cols["charge_detail_local"] = pa.array(detail, pa.timestamp("s"), mask=~has_detail)
     cols["utc_offset"] = pa.array(off_txt, pa.string())
     utc_ok = has_local & has_off
     cols["start_utc"] = pa.array(local - off_min * 60, pa.timestamp("s", tz="UTC"), mask=~utc_ok)
@@ -914,6 +949,8 @@ def _decode_chunk(
                     f"callEventDetails[{first_index + e}]",
                     f"broken BER inside the event: {exc.reason}",
                     first_index + e,
+                    "CallEventDetail",
+                    10,
                 )
             )
     if len(parts) > 1:
@@ -954,7 +991,7 @@ def _check_tags(
     parent_known = np.where(nodes.parent >= 0, node_known[np.maximum(nodes.parent, 0)], True)
     unknown = np.flatnonzero(~node_known & parent_known)
     wrong_form = np.flatnonzero(node_known & (nodes.constructed != form[nodes.path]))
-    for i in unknown[:50].tolist():
+    for i in unknown.tolist():
         pid = int(nodes.path[i])
         parent = paths.parent[pid]
         inside = paths.type_name[parent] if parent > 0 else "CallEventDetailList"
@@ -964,9 +1001,11 @@ def _check_tags(
                 paths.describe(parent) if parent > 0 else "callEventDetails",
                 f"unknown tag {tag_name(paths.key[pid])} inside `{inside}`",
                 first_index + int(nodes.event[i]),
+                inside,
+                10,
             )
         )
-    for i in wrong_form[:50].tolist():
+    for i in wrong_form.tolist():
         pid = int(nodes.path[i])
         problems.append(
             DecodeProblem(
@@ -974,5 +1013,7 @@ def _check_tags(
                 paths.describe(pid),
                 f"`{paths.type_name[pid]}` has the wrong form (constructed/primitive)",
                 first_index + int(nodes.event[i]),
+                paths.type_name[pid],
+                10,
             )
         )

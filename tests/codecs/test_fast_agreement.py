@@ -125,6 +125,15 @@ def reference_rows(data: bytes) -> list[dict[str, Any]]:
             rec = next(
                 (v for p, v in items if p and p[-1] in ("recEntity", "recEntityCodeList")), None
             )
+        detail = next(
+            (v for p, v in items if p and p[-1] == "chargeDetailTimeStamp" and isinstance(v, dict)),
+            None,
+        )
+        detail_local = (
+            datetime.strptime(detail["localTimeStamp"].decode(), "%Y%m%d%H%M%S")
+            if detail and "localTimeStamp" in detail
+            else None
+        )
         refund = any(p and p[-1] == "chargeRefundIndicator" and v == 1 for p, v in items)
         text = first
         rows.append(
@@ -170,6 +179,13 @@ def reference_rows(data: bytes) -> list[dict[str, Any]]:
                 "call_type_level1": first("callTypeLevel1"),
                 "call_type_level2": first("callTypeLevel2"),
                 "call_type_level3": first("callTypeLevel3"),
+                "tax_code": first("taxCode"),
+                "taxable_amount": total("taxableAmount"),
+                "cause_for_term": first("causeForTerm"),
+                "charging_id": first("chargingId"),
+                "partial_type": _s(first("partialTypeIndicator")),
+                "rap_file_sequence_number": _s(first("rapFileSequenceNumber")),
+                "charge_detail_local": detail_local,
             }
         )
     return rows
