@@ -1,0 +1,140 @@
+"""RAP Acknowledgements (TD.32 ``Acknowledgement [APPLICATION 535]``).
+
+Whoever receives a RAP file sends back an Acknowledgement naming its RapFileSequenceNumber:
+the ACK's sender is the RAP's recipient.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from clearing.codecs import asn1
+from clearing.errors import DecodeError, EncodeError
+
+if TYPE_CHECKING:
+    from clearing.returns.rap import RapFile
+
+__all__ = ["Ack", "ack_file_name", "ack_for", "read_ack", "write_ack"]
+
+_TADIG = re.compile(r"[A-Z0-9]{5}")
+_STAMP = re.compile(r"[0-9]{14}")
+_OFFSET = re.compile(r"[+-][0-9]{4}")
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """An Acknowledgement as read by :func:`read_ack`.
+
+    Attributes:
+        sender: who acknowledges (the RAP's recipient).
+        recipient: who sent the RAP.
+        rap_fsn: the acknowledged RapFileSequenceNumber.
+        test: fileTypeIndicator ``T``.
+        created_local: ackFileCreationTimeStamp, local ``CCYYMMDDhhmmss``.
+        utc_offset: its UTC offset (``+hhmm``).
+    """
+
+    sender: str
+    recipient: str
+    rap_fsn: int
+    test: bool
+    created_local: str
+    utc_offset: str
+
+
+def _check(
+    sender: object, recipient: object, rap_fsn: object, created_local: object, utc_offset: object
+) -> None:
+    for what, code in (("sender", sender), ("recipient", recipient)):
+        if not isinstance(code, str) or not _TADIG.fullmatch(code):
+            raise EncodeError(f"{what} {code!r} is not a TADIG code (5 characters A-Z, 0-9)")
+    if isinstance(rap_fsn, bool) or not isinstance(rap_fsn, int) or not 1 <= rap_fsn <= 99999:
+        raise EncodeError(f"rap_fsn {rap_fsn!r} is not a sequence number (1..99999)")
+    if not isinstance(created_local, str) or not _STAMP.fullmatch(created_local):
+        raise EncodeError(f"created_local {created_local!r} is not CCYYMMDDhhmmss")
+    if not isinstance(utc_offset, str) or not _OFFSET.fullmatch(utc_offset):
+        raise EncodeError(f"utc_offset {utc_offset!r} is not +hhmm / -hhmm")
+
+
+def write_ack(
+    sender: str, recipient: str, rap_fsn: int, test: bool, created_local: str, utc_offset: str
+) -> bytes:
+    """Encode an Acknowledgement of RAP file ``rap_fsn``.
+
+    Args:
+        sender: who acknowledges, i.e. the recipient of the RAP file.
+        recipient: the sender of the RAP file.
+        rap_fsn: the RAP file's RapFileSequenceNumber (written on 5 digits).
+        test: the RAP file was test data (fileTypeIndicator ``T``).
+        created_local: creation (and available) time, local ``CCYYMMDDhhmmss``.
+        utc_offset: ``+hhmm`` / ``-hhmm``.
+
+    Raises:
+        EncodeError: a field out of its format.
+    """
+    _check(sender, recipient, rap_fsn, created_local, utc_offset)
+    stamp = {"localTimeStamp": created_local.encode(), "utcTimeOffset": utc_offset.encode()}
+    value: dict[str, Any] = {
+        "sender": sender.encode(),
+        "recipient": recipient.encode(),
+        "rapFileSequenceNumber": f"{rap_fsn:05d}".encode(),
+        "ackFileCreationTimeStamp": stamp,
+        "ackFileAvailableTimeStamp": stamp,
+    }
+    if test:
+        value["fileTypeIndicator"] = b"T"
+    return asn1.encode("ack", ("acknowledgement", value))
+
+
+def ack_for(rap: RapFile, *, created_local: str, utc_offset: str) -> bytes:
+    """The Acknowledgement of a RAP file we received: parties swapped, same RAP FSN, test flag."""
+    h = rap.header
+    return write_ack(h.recipient, h.sender, h.rap_fsn, h.test, created_local, utc_offset)
+
+
+def ack_file_name(sender: str, recipient: str, rap_fsn: int, test: bool) -> str:
+    """File name of an Acknowledgement.
+
+    ACK file naming is not standardised in TD.32 (no public source names one); this uses
+    ``AC`` (live) / ``AT`` (test) + ACK sender + ACK recipient + RAP FSN on 5 digits, by
+    analogy with ``RC``/``RT`` for RAP files. Kept as one function so that it can be made
+    configurable per partner.
+    """
+    _check(sender, recipient, rap_fsn, "00000000000000", "+0000")
+    return f"{'AT' if test else 'AC'}{sender}{recipient}{rap_fsn:05d}"
+
+
+def read_ack(data: bytes, *, file: str | None = None) -> Ack:
+    """Decode an Acknowledgement.
+
+    Raises:
+        DecodeError: with file, offset and path, for anything that is not a readable ACK.
+    """
+    try:
+        decoded = asn1.decode(bytes(data), file=file)
+        if decoded.info.kind != "ack":
+            raise DecodeError(
+                f"not an Acknowledgement but a {decoded.info.kind.upper()} file", offset=0
+            )
+        _name, v = decoded.value
+        fsn_text = bytes(v["rapFileSequenceNumber"]).decode("latin-1")
+        if not fsn_text.isascii() or not fsn_text.isdigit():
+            raise DecodeError(
+                f"rapFileSequenceNumber {fsn_text!r} is not digits",
+                offset=0,
+                path="acknowledgement.rapFileSequenceNumber",
+            )
+        created = v["ackFileCreationTimeStamp"]
+        fti = v.get("fileTypeIndicator")
+        return Ack(
+            sender=bytes(v["sender"]).decode("latin-1"),
+            recipient=bytes(v["recipient"]).decode("latin-1"),
+            rap_fsn=int(fsn_text),
+            test=fti is not None and bytes(fti) == b"T",
+            created_local=bytes(created.get("localTimeStamp", b"")).decode("latin-1"),
+            utc_offset=bytes(created.get("utcTimeOffset", b"")).decode("latin-1"),
+        )
+    except DecodeError as exc:
+        raise exc.with_file(file) if file and exc.file is None else exc from None
