@@ -1,0 +1,165 @@
+"""Collecting inbound files: poll, fetch what is new, remember it (`FetchLedger`, `collect`)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from clearing.transport._base import file_sha256
+from clearing.transport._db import LedgerError, connect
+
+if TYPE_CHECKING:
+    from clearing.transport._base import RemoteFile, Transport
+
+__all__ = ["FetchLedger", "FetchedFile", "collect"]
+
+log = logging.getLogger("clearing.transport")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS fetched (
+    partner VARCHAR NOT NULL,
+    name VARCHAR NOT NULL,
+    size BIGINT NOT NULL,
+    sha256 VARCHAR NOT NULL,
+    mtime BIGINT NOT NULL,          -- remote mtime when last seen, seconds since the epoch
+    local_path VARCHAR NOT NULL,
+    fetched_at TIMESTAMP NOT NULL,  -- UTC
+    PRIMARY KEY (partner, name, size, sha256)
+)
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedFile:
+    """One row of the fetch ledger: a file that was fetched from a partner."""
+
+    partner: str
+    name: str
+    size: int
+    sha256: str
+    mtime: int
+    local_path: Path
+    fetched_at: datetime
+
+
+class FetchLedger:
+    """What was fetched from whom, by (partner, name, size, sha256), in its own DuckDB file.
+
+    A file is fetched again only if its bytes differ from everything fetched under that name
+    from that partner. A remote file whose name, size and mtime are already known is not even
+    downloaded again.
+
+    Args:
+        state_dir: the folder that holds the ledger file ``fetch_ledger.duckdb``.
+    """
+
+    FILE_NAME = "fetch_ledger.duckdb"
+
+    def __init__(self, state_dir: Path) -> None:
+        self.path = Path(state_dir) / self.FILE_NAME
+        with connect(self.path, _SCHEMA):
+            pass
+
+    def __repr__(self) -> str:
+        return f"FetchLedger({str(self.path)!r})"
+
+    def seen(self, partner: str, remote: RemoteFile) -> bool:
+        """Whether a file of this name, size and mtime was fetched from ``partner``."""
+        with connect(self.path, _SCHEMA) as con:
+            row = con.execute(
+                "SELECT 1 FROM fetched WHERE partner = ? AND name = ? AND size = ? AND mtime = ?",
+                [partner, remote.name, remote.size, remote.mtime],
+            ).fetchone()
+        return row is not None
+
+    def has(self, partner: str, name: str, size: int, sha256: str) -> bool:
+        """Whether exactly these bytes were fetched from ``partner`` under ``name``."""
+        with connect(self.path, _SCHEMA) as con:
+            row = con.execute(
+                "SELECT 1 FROM fetched WHERE partner = ? AND name = ? AND size = ? AND sha256 = ?",
+                [partner, name, size, sha256],
+            ).fetchone()
+        return row is not None
+
+    def record(self, partner: str, remote: RemoteFile, sha256: str, local_path: Path) -> None:
+        """Remember a fetched file (or the new mtime of bytes fetched before)."""
+        now = datetime.now(UTC).replace(tzinfo=None)
+        with connect(self.path, _SCHEMA) as con:
+            con.execute(
+                """
+                INSERT INTO fetched VALUES (?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (partner, name, size, sha256) DO UPDATE SET mtime = excluded.mtime
+                """,
+                [partner, remote.name, remote.size, sha256, remote.mtime, str(local_path), now],
+            )
+
+    def entries(self, partner: str | None = None) -> list[FetchedFile]:
+        """All rows (of one partner), in fetch order."""
+        query = "SELECT * FROM fetched"
+        params: list[str] = []
+        if partner is not None:
+            query += " WHERE partner = ?"
+            params.append(partner)
+        with connect(self.path, _SCHEMA) as con:
+            rows = con.execute(query + " ORDER BY fetched_at, partner, name", params).fetchall()
+        return [
+            FetchedFile(p, n, s, h, m, Path(lp), at.replace(tzinfo=UTC))
+            for p, n, s, h, m, lp, at in rows
+        ]
+
+
+def collect(
+    partner: str,
+    transport: Transport,
+    pattern: str,
+    inbox_dir: Path,
+    ledger: FetchLedger,
+) -> list[Path]:
+    """Fetch the partner's new files into ``inbox_dir``; return their paths (by name).
+
+    For each remote file matching ``pattern``: skip it if the ledger knows it; otherwise
+    download it into ``inbox_dir/.partial/``, hash it, and if these bytes are new move it into
+    ``inbox_dir`` (atomic rename) and record it. Only then does the remote after-fetch action
+    (archive / delete) run, so a crash at any point loses nothing and fetches nothing twice.
+
+    Raises:
+        TransportError: from the transport.
+        LedgerError: ``inbox_dir`` already holds a different file of the same name.
+    """
+    inbox_dir = Path(inbox_dir)
+    staging = inbox_dir / ".partial"
+    fetched: list[Path] = []
+    for remote in transport.poll(pattern):
+        if ledger.seen(partner, remote):
+            transport.release(remote.name)
+            continue
+        staged = transport.fetch(remote.name, staging, release=False)
+        sha256, size = file_sha256(staged)
+        if ledger.has(partner, remote.name, size, sha256):
+            staged.unlink()
+            ledger.record(partner, remote, sha256, inbox_dir / remote.name)
+            transport.release(remote.name)
+            log.info(
+                "%s: `%s` unchanged (touched on the server), not fetched again",
+                partner,
+                remote.name,
+            )
+            continue
+        final = inbox_dir / remote.name
+        if final.exists() and file_sha256(final)[0] != sha256:
+            staged.unlink()
+            msg = (
+                f"`{remote.name}` from {partner} ({transport.where}) differs from the file of "
+                f"the same name already in `{inbox_dir}`; let the current one be processed (or "
+                "move it away) and collect again"
+            )
+            raise LedgerError(msg)
+        staged.replace(final)
+        ledger.record(partner, remote, sha256, final)
+        transport.release(remote.name)
+        log.info("%s: fetched `%s` (%d bytes) from %s", partner, remote.name, size, transport.where)
+        fetched.append(final)
+    return fetched

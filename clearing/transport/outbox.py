@@ -1,0 +1,363 @@
+"""The outbox: every file we send, its bytes' hash and its state, in DuckDB (table ``outbox``).
+
+A file is registered once it is generated; it is then sent, acknowledged by the partner
+and closed::
+
+    generated ──send──▶ sent ──▶ acknowledged ──▶ closed
+        │                ▲
+        └──(error)──▶ failed ──send again──┘
+
+The rule that matters: a name is bound to its bytes for ever. Registering the same name with
+other bytes is refused, and every send (first, retry or resend) checks that the local file
+still hashes to the registered value, so nothing is ever sent twice with different bytes.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from clearing.errors import ClearingError
+from clearing.transport._base import file_sha256
+from clearing.transport._db import LedgerError, connect
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from clearing.transport._base import Transport
+
+__all__ = ["LedgerError", "Outbox", "OutboxEntry", "OutboxState", "SendReport"]
+
+log = logging.getLogger("clearing.transport")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    name VARCHAR PRIMARY KEY,
+    partner VARCHAR NOT NULL,
+    kind VARCHAR NOT NULL,
+    sha256 VARCHAR NOT NULL,
+    size BIGINT NOT NULL,
+    local_path VARCHAR NOT NULL,
+    state VARCHAR NOT NULL,
+    attempts INTEGER NOT NULL,
+    last_error VARCHAR,
+    destination VARCHAR,             -- where it was last sent (transport.where)
+    registered_at TIMESTAMP NOT NULL, -- UTC, like every timestamp here
+    sent_at TIMESTAMP,
+    acknowledged_at TIMESTAMP,
+    closed_at TIMESTAMP
+)
+"""
+
+_COLUMNS = (
+    "name, partner, kind, sha256, size, local_path, state, attempts, last_error, destination, "
+    "registered_at, sent_at, acknowledged_at, closed_at"
+)
+
+
+class OutboxState(StrEnum):
+    """Where an outbound file is in its life."""
+
+    GENERATED = "generated"
+    SENT = "sent"
+    ACKNOWLEDGED = "acknowledged"
+    CLOSED = "closed"
+    FAILED = "failed"
+
+
+# The moves `Outbox.mark` allows (staying put is always allowed).
+_MOVES: dict[OutboxState, frozenset[OutboxState]] = {
+    OutboxState.GENERATED: frozenset({OutboxState.SENT, OutboxState.FAILED, OutboxState.CLOSED}),
+    OutboxState.FAILED: frozenset({OutboxState.GENERATED, OutboxState.SENT, OutboxState.CLOSED}),
+    OutboxState.SENT: frozenset({OutboxState.ACKNOWLEDGED, OutboxState.FAILED, OutboxState.CLOSED}),
+    OutboxState.ACKNOWLEDGED: frozenset({OutboxState.CLOSED}),
+    OutboxState.CLOSED: frozenset(),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    """One outbound file as the outbox knows it (timestamps are UTC)."""
+
+    name: str
+    partner: str
+    kind: str
+    sha256: str
+    size: int
+    local_path: Path
+    state: OutboxState
+    attempts: int
+    last_error: str | None
+    destination: str | None
+    registered_at: datetime
+    sent_at: datetime | None
+    acknowledged_at: datetime | None
+    closed_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class SendReport:
+    """What one `Outbox.send_due` did.
+
+    Attributes:
+        sent: names sent, in order.
+        failed: ``(name, error message)`` of the files that could not be sent.
+    """
+
+    sent: tuple[str, ...] = ()
+    failed: tuple[tuple[str, str], ...] = field(default=())
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing failed."""
+        return not self.failed
+
+
+class Outbox:
+    """The outbox ledger in the DuckDB file ``db_path`` (table ``outbox``, created if missing).
+
+    Args:
+        db_path: the DuckDB database file (normally the work folder's ``clearing.duckdb``).
+    """
+
+    def __init__(self, db_path: Path) -> None:
+        self.path = Path(db_path)
+        with connect(self.path, _SCHEMA):
+            pass
+
+    def __repr__(self) -> str:
+        return f"Outbox({str(self.path)!r})"
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def get(self, name: str) -> OutboxEntry:
+        """The entry of ``name``; `LedgerError` if the outbox does not know it."""
+        entry = self._find(name)
+        if entry is None:
+            msg = f"`{name}` is not in the outbox `{self.path}`: check the name (see `status`)"
+            raise LedgerError(msg)
+        return entry
+
+    def entries(self, state: OutboxState | None = None) -> list[OutboxEntry]:
+        """All entries (in one state), by registration time then name."""
+        where, params = ("WHERE state = ?", [str(state)]) if state is not None else ("", [])
+        with connect(self.path, _SCHEMA) as con:
+            rows = con.execute(
+                f"SELECT {_COLUMNS} FROM outbox {where} ORDER BY registered_at, name", params
+            ).fetchall()
+        return [_entry(r) for r in rows]
+
+    def due(self) -> list[OutboxEntry]:
+        """Entries to send: ``generated`` or ``failed``, by registration time then name."""
+        with connect(self.path, _SCHEMA) as con:
+            rows = con.execute(
+                f"SELECT {_COLUMNS} FROM outbox WHERE state IN ('generated', 'failed') "
+                "ORDER BY registered_at, name"
+            ).fetchall()
+        return [_entry(r) for r in rows]
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def register(self, path: Path, partner: str, kind: str) -> OutboxEntry:
+        """Register a generated file (state ``generated``); return its entry.
+
+        Registering the same name with the same bytes, partner and kind again is a no-op.
+
+        Raises:
+            LedgerError: the name is registered with other bytes (or for another partner or
+                kind), or the file cannot be read.
+        """
+        path = Path(path)
+        sha256, size = _hash(path)
+        existing = self._find(path.name)
+        if existing is not None:
+            if (existing.sha256, existing.partner, existing.kind) == (sha256, partner, kind):
+                return existing
+            if existing.sha256 != sha256:
+                msg = (
+                    f"`{path.name}` is already in the outbox with other bytes (sha256 "
+                    f"{existing.sha256[:12]}…, {existing.size} bytes, {existing.state}) than "
+                    f"`{path}` (sha256 {sha256[:12]}…, {size} bytes): a file name is never "
+                    "sent with different bytes; generate the file under a new name (next "
+                    "sequence number) instead"
+                )
+            else:
+                msg = (
+                    f"`{path.name}` is already in the outbox for partner {existing.partner} "
+                    f"({existing.kind}), not {partner} ({kind}): check the partner and kind"
+                )
+            raise LedgerError(msg)
+        now = _now()
+        with connect(self.path, _SCHEMA) as con:
+            con.execute(
+                f"INSERT INTO outbox ({_COLUMNS}) VALUES "
+                "(?, ?, ?, ?, ?, ?, 'generated', 0, NULL, NULL, ?, NULL, NULL, NULL)",
+                [path.name, partner, kind, sha256, size, str(path.resolve()), now],
+            )
+        return self.get(path.name)
+
+    def mark(self, name: str, state: OutboxState | str, *, error: str | None = None) -> OutboxEntry:
+        """Move ``name`` to ``state`` (e.g. ``acknowledged`` when the partner's ACK arrives).
+
+        Raises:
+            LedgerError: unknown name, unknown state, or a move the life cycle does not
+                allow (``closed`` is final; ``acknowledged`` only goes to ``closed``).
+        """
+        try:
+            target = OutboxState(state)
+        except ValueError:
+            msg = f"unknown outbox state `{state}`: use one of {', '.join(OutboxState)}"
+            raise LedgerError(msg) from None
+        entry = self.get(name)
+        if target != entry.state and target not in _MOVES[entry.state]:
+            msg = f"`{name}` cannot go from {entry.state} to {target} in the outbox"
+            raise LedgerError(msg)
+        stamp = {
+            OutboxState.SENT: "sent_at",
+            OutboxState.ACKNOWLEDGED: "acknowledged_at",
+            OutboxState.CLOSED: "closed_at",
+        }.get(target)
+        sets = ["state = ?"]
+        params: list[Any] = [str(target)]
+        if stamp is not None:
+            sets.append(f"{stamp} = ?")
+            params.append(_now())
+        if target == OutboxState.FAILED:
+            sets.append("last_error = ?")
+            params.append(error)
+        with connect(self.path, _SCHEMA) as con:
+            con.execute(f"UPDATE outbox SET {', '.join(sets)} WHERE name = ?", [*params, name])
+        return self.get(name)
+
+    # -- sending ---------------------------------------------------------------------------
+
+    def send_due(self, transport_for_partner: Callable[[str], Transport]) -> SendReport:
+        """Send every due file with its partner's transport; failures are kept, not raised.
+
+        One transport per partner is asked for (and closed at the end). A file whose local
+        bytes no longer match the registered hash is not sent: it is marked ``failed`` with
+        the reason.
+        """
+        sent: list[str] = []
+        failed: list[tuple[str, str]] = []
+        transports: dict[str, Transport | ClearingError] = {}
+        try:
+            for entry in self.due():
+                if entry.partner not in transports:
+                    try:
+                        transports[entry.partner] = transport_for_partner(entry.partner)
+                    except ClearingError as exc:
+                        transports[entry.partner] = exc
+                transport = transports[entry.partner]
+                try:
+                    if isinstance(transport, ClearingError):
+                        raise transport
+                    self._send(entry, transport)
+                except ClearingError as exc:
+                    log.error("outbox: `%s` for %s not sent: %s", entry.name, entry.partner, exc)
+                    self._failed(entry, str(exc))
+                    failed.append((entry.name, str(exc)))
+                else:
+                    sent.append(entry.name)
+        finally:
+            for transport in transports.values():
+                if not isinstance(transport, ClearingError):
+                    transport.close()
+        return SendReport(sent=tuple(sent), failed=tuple(failed))
+
+    def resend(self, name: str, transport: Transport) -> OutboxEntry:
+        """Send ``name`` again, with exactly the registered bytes.
+
+        A ``generated`` or ``failed`` file becomes ``sent``; an acknowledged or closed file
+        keeps its state (the partner asked for a copy).
+
+        Raises:
+            LedgerError: unknown name, or the local file changed since it was registered.
+            TransportError: the transfer failed (recorded in ``last_error``).
+        """
+        entry = self.get(name)
+        try:
+            self._send(entry, transport)
+        except ClearingError as exc:
+            self._failed(entry, str(exc), keep_state=entry.state != OutboxState.GENERATED)
+            raise
+        return self.get(name)
+
+    def _send(self, entry: OutboxEntry, transport: Transport) -> None:
+        sha256, size = _hash(entry.local_path)
+        if sha256 != entry.sha256:
+            msg = (
+                f"`{entry.local_path}` changed since it was registered (sha256 {sha256[:12]}…, "
+                f"{size} bytes, registered {entry.sha256[:12]}…, {entry.size} bytes): refusing "
+                f"to send `{entry.name}` with different bytes; restore the original file or "
+                "generate a new one under a new name"
+            )
+            raise LedgerError(msg)
+        transport.put(entry.local_path, entry.name)
+        state = entry.state
+        if state in {OutboxState.GENERATED, OutboxState.FAILED}:
+            state = OutboxState.SENT
+        with connect(self.path, _SCHEMA) as con:
+            con.execute(
+                "UPDATE outbox SET state = ?, attempts = attempts + 1, last_error = NULL, "
+                "destination = ?, sent_at = ? WHERE name = ?",
+                [str(state), transport.where, _now(), entry.name],
+            )
+        log.info("outbox: sent `%s` to %s (%s)", entry.name, entry.partner, transport.where)
+
+    def _failed(self, entry: OutboxEntry, error: str, *, keep_state: bool = False) -> None:
+        state = entry.state if keep_state else OutboxState.FAILED
+        with connect(self.path, _SCHEMA) as con:
+            con.execute(
+                "UPDATE outbox SET state = ?, attempts = attempts + 1, last_error = ? "
+                "WHERE name = ?",
+                [str(state), error, entry.name],
+            )
+
+    def _find(self, name: str) -> OutboxEntry | None:
+        with connect(self.path, _SCHEMA) as con:
+            row = con.execute(f"SELECT {_COLUMNS} FROM outbox WHERE name = ?", [name]).fetchone()
+        return None if row is None else _entry(row)
+
+
+def _hash(path: Path) -> tuple[str, int]:
+    try:
+        return file_sha256(path)
+    except OSError as exc:
+        msg = f"cannot read outbound file `{path}` ({exc.strerror}); was it moved or deleted?"
+        raise LedgerError(msg) from None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return None if value is None else value.replace(tzinfo=UTC)
+
+
+def _entry(row: tuple[Any, ...]) -> OutboxEntry:
+    (name, partner, kind, sha256, size, local_path, state, attempts, last_error, destination) = row[
+        :10
+    ]
+    registered_at, sent_at, acknowledged_at, closed_at = row[10:]
+    return OutboxEntry(
+        name=name,
+        partner=partner,
+        kind=kind,
+        sha256=sha256,
+        size=size,
+        local_path=Path(local_path),
+        state=OutboxState(state),
+        attempts=attempts,
+        last_error=last_error,
+        destination=destination,
+        registered_at=registered_at.replace(tzinfo=UTC),
+        sent_at=_utc(sent_at),
+        acknowledged_at=_utc(acknowledged_at),
+        closed_at=_utc(closed_at),
+    )
