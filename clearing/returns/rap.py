@@ -40,6 +40,8 @@ from clearing.validate.findings import PathItem
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from clearing.codecs.grammar import Grammar
+
 __all__ = [
     "FATAL_GROUPS",
     "AuditMismatch",
@@ -330,8 +332,11 @@ def write_rap(header: RapHeader, items: Sequence[RapItem]) -> bytes:
             same group twice for one FSN, …).
     """
     _check_header(header)
-    s = asn1.spec("rap", header.tap_release)
-    event_tags = _event_tags(header.tap_release)
+    try:
+        s, g = _schema(header.tap_release)
+    except DecodeError as exc:
+        raise EncodeError(exc.reason) from None
+    event_tags = _event_tags(g)
 
     slots: list[bytes | dict[FatalGroup, FatalItem]] = []
     fatal_by_fsn: dict[str, dict[FatalGroup, FatalItem]] = {}
@@ -547,8 +552,18 @@ def _fatal_return(s: Any, groups: dict[FatalGroup, FatalItem]) -> bytes:
     return _tlv(_T_FATAL, b"".join(parts))
 
 
-def _event_tags(tap_release: int) -> set[int]:
-    kids = asn1.grammar("rap", tap_release).children.get("SevereReturn", {})
+def _schema(tap_release: int) -> tuple[Any, Grammar]:
+    """The compiled RAP module and its tag grammar for a TAP release."""
+    try:
+        return asn1.spec("rap", tap_release), asn1.grammar("rap", tap_release)
+    except asn1tools.Error as exc:
+        # e.g. the RAP-0105 variant for TAP < 3.11 that clearing.codecs.asn1 derives
+        msg = f"no usable RAP 1.5 module for TAP 3.{tap_release}: {str(exc)[:120]}"
+        raise DecodeError(msg, hint="a schema problem, not a data problem") from None
+
+
+def _event_tags(g: Grammar) -> set[int]:
+    kids = g.children.get("SevereReturn", {})
     return {k for k, c in kids.items() if c.name not in _NOT_EVENTS}
 
 
@@ -582,16 +597,15 @@ def read_rap(data: bytes, *, file: str | None = None) -> RapFile:
         return _read_rap(bytes(data))
     except DecodeError as exc:
         raise exc.with_file(file) if file else exc from None
-    except (ValueError, IndexError, KeyError, TypeError, RecursionError) as exc:
-        err = DecodeError(f"undecodable RAP content: {exc!r}")
+    except (asn1tools.Error, ValueError, IndexError, KeyError, TypeError, RecursionError) as exc:
+        err = DecodeError(f"undecodable RAP content: {str(exc)[:200]}")
         raise err.with_file(file) if file else err from None
 
 
 class _Reader:
     def __init__(self, data: bytes, tap_release: int) -> None:
         self.data = data
-        self.spec = asn1.spec("rap", tap_release)
-        self.grammar = asn1.grammar("rap", tap_release)
+        self.spec, self.grammar = _schema(tap_release)
 
     def members(self, node: TLV, type_name: str, path: str) -> list[tuple[str, TLV]]:
         """The children of ``node`` named by the grammar (unknown or repeated tags refused)."""
