@@ -90,6 +90,13 @@ class Partner(_Model):
     silent_days: int | None = Field(default=None, ge=1)
     expect_test_data: bool | None = None
     rules: dict[str, Override] = Field(default_factory=dict)
+    tax_rates: list[str] | None = Field(
+        default=None, description="TaxRate values (7 digits) agreed; others → TaxValue 200"
+    )
+    refused_event_kinds: list[str] = Field(
+        default_factory=list,
+        description="event kinds not agreed bilaterally, e.g. contentTransaction (→ severe)",
+    )
 
 
 class Settings(_Model):

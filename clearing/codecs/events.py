@@ -67,7 +67,10 @@ EVENT_SCHEMA = pa.schema(
         pa.field("call_type_level3", pa.int64()),
         # for validation and duplicate keys
         pa.field("tax_code", pa.int64()),  # the first TaxCode of the event
+        pa.field("discount_code", pa.int64()),  # the first DiscountCode of the event
         pa.field("taxable_amount", pa.int64()),  # sum of TaxableAmount (null: none given)
+        pa.field("tax_items", pa.int64()),  # number of TaxInformation in the event
+        pa.field("charge_items", pa.int64()),  # number of ChargeInformation in the event
         pa.field("cause_for_term", pa.int64()),
         pa.field("charging_id", pa.int64()),  # GPRS / session charging id
         pa.field("partial_type", pa.string()),  # PartialTypeIndicator (F, I, L)

@@ -468,6 +468,7 @@ _FIRST_INT = {
     "tax_code": ({"TaxCode"}, None),
     "cause_for_term": ({"CauseForTerm"}, None),
     "charging_id": ({"ChargingId"}, None),
+    "discount_code": ({"DiscountCode"}, None),
 }
 _SUM_INT = {
     "data_volume_incoming": {"DataVolumeIncoming"},
@@ -476,6 +477,10 @@ _SUM_INT = {
     "discount": {"Discount"},
     "camel_fee": {"CamelInvocationFee"},
     "taxable_amount": {"TaxableAmount"},
+}
+_COUNT = {
+    "tax_items": {"TaxInformation"},
+    "charge_items": {"ChargeInformation"},
 }
 _FIRST_BCD = {
     "imsi": {"Imsi"},
@@ -610,6 +615,11 @@ def _columns(
         present = np.zeros(n_ev, dtype=np.bool_)
         present[nodes.event[idx]] = True
         cols[name] = pa.array(total, pa.int64(), mask=~present)
+
+    for name, types in _COUNT.items():
+        idx = select(types)
+        counts = np.bincount(nodes.event[idx], minlength=n_ev).astype(I64)
+        cols[name] = pa.array(counts, pa.int64())
 
     for name, types in _FIRST_BCD.items():
         ev, idx = _first_per_event(select(types), nodes)

@@ -796,6 +796,9 @@ class _FileBuilder:
             "causeForTerm": rng.choice((0, 0, 0, 4, 5)),
             "chargingId": rng.randrange(1, 2**32),
         }
+        if basic["causeForTerm"] == 0:
+            # TD.57: CauseForTerm is only present when the session did not end normally
+            del basic["causeForTerm"]
         if duration > 3600 and rng.random() < 0.5:
             basic["partialTypeIndicator"] = rng.choice((b"F", b"I", b"L"))
             basic["pDPContextStartTimestamp"] = self._dt(start, code)
@@ -899,7 +902,6 @@ class _FileBuilder:
             "eventReference": f"{self.p.tadig}-VOLTE-{rng.randrange(16**10):010x}".encode(),
             "recEntityCodeList": [self.rec["pcscf"][0][0], self.rec["pgw"][0][0]],
             "serviceStartTimestamp": self._dt(start, code),
-            "causeForTerm": 0,
             "totalCallEventDuration": duration,
             "requestedDestination": {"requestedNumber": bcd(number)},
             "sessionChargeInfoList": [info],

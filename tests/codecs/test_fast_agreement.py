@@ -180,6 +180,21 @@ def reference_rows(data: bytes) -> list[dict[str, Any]]:
                 "call_type_level2": first("callTypeLevel2"),
                 "call_type_level3": first("callTypeLevel3"),
                 "tax_code": first("taxCode"),
+                "tax_items": sum(
+                    1
+                    for p, v in items
+                    if p
+                    and p[-1] in ("taxInformation", "taxInformationList")
+                    and isinstance(v, dict)
+                ),
+                "charge_items": sum(
+                    1
+                    for p, v in items
+                    if p
+                    and p[-1] in ("chargeInformation", "chargeInformationList")
+                    and isinstance(v, dict)
+                ),
+                "discount_code": first("discountCode"),
                 "taxable_amount": total("taxableAmount"),
                 "cause_for_term": first("causeForTerm"),
                 "charging_id": first("chargingId"),

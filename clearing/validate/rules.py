@@ -1,0 +1,214 @@
+"""The TD.57 rule table (``specs/td57/rules.csv``) and how a finding is made from a rule.
+
+Each rule is a row: id, TD.57 context, error code, severity, the TAP releases it applies to, the
+group a fatal error returns, and the path of the item in error (ASN.1 type names, turned into
+the RAP ErrorContext of APPLICATION tag numbers). A rule id may have several rows for different
+releases (e.g. a duplicate RecEntityInfo is a warning up to 3.10, fatal from 3.11).
+
+Per-partner overrides (``[partners.X.rules]`` in ``clearing.toml``) change a rule's severity or
+switch it off; they are applied here, once, so no check needs to know about them.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
+
+from clearing.codecs import asn1
+from clearing.errors import ConfigError
+from clearing.validate.findings import SEVERITIES, Finding, PathItem, Severity
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from clearing.codecs.grammar import Grammar
+
+__all__ = ["Rule", "RuleSet", "load_rules", "rules_for"]
+
+_APPLICATION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One row of the rule table."""
+
+    rule: str
+    context: str
+    code: int
+    severity: Severity
+    releases: frozenset[int]
+    group: str | None
+    path: tuple[str, ...]
+    description: str
+
+
+def _releases(text: str, where: str) -> frozenset[int]:
+    out: set[int] = set()
+    for part in text.split(";"):
+        lo, _, hi = part.strip().partition("-")
+        try:
+            a, b = int(lo), int(hi or lo)
+        except ValueError:
+            msg = f"{where}: releases `{text}` is not like `9-12` or `11`"
+            raise ConfigError(msg) from None
+        out.update(range(a, b + 1))
+    return frozenset(out)
+
+
+@functools.cache
+def load_rules(standard: str = "td57") -> tuple[Rule, ...]:
+    """Read ``specs/<standard>/rules.csv`` (cached)."""
+    path = asn1.specs_dir().parent / standard / "rules.csv"
+    rules: list[Rule] = []
+    with path.open(newline="", encoding="utf-8") as fh:
+        for line, row in enumerate(csv.DictReader(fh), start=2):
+            where = f"{path}:{line}"
+            if row["severity"] not in SEVERITIES:
+                msg = f"{where}: severity `{row['severity']}` is not one of {SEVERITIES}"
+                raise ConfigError(msg)
+            rules.append(
+                Rule(
+                    rule=row["rule"],
+                    context=row["context"],
+                    code=int(row["code"]),
+                    severity=cast("Severity", row["severity"]),
+                    releases=_releases(row["releases"], where),
+                    group=row["group"] or None,
+                    path=tuple(p for p in row["path"].split("/") if p),
+                    description=row["description"],
+                )
+            )
+    return tuple(rules)
+
+
+@functools.cache
+def _type_tags(release: int) -> dict[str, int]:
+    """ASN.1 type name → APPLICATION tag number, for the release's grammar."""
+    g: Grammar = asn1.grammar("tap", release)
+    out: dict[str, int] = {}
+    for key, root in g.roots.items():
+        out[root.type_name] = key & 0xFFFFFF
+    for kids in g.children.values():
+        for key, child in kids.items():
+            if key >> 24 == _APPLICATION:
+                out.setdefault(child.type_name, key & 0xFFFFFF)
+    return out
+
+
+@functools.cache
+def _event_paths(release: int, event_type: str, target: str) -> tuple[str, ...]:
+    """Type names from an event type down to the first ``target`` inside it (breadth first)."""
+    g = asn1.grammar("tap", release)
+    todo: list[tuple[str, ...]] = [(event_type,)]
+    seen = {event_type}
+    while todo:
+        nxt: list[tuple[str, ...]] = []
+        for path in todo:
+            for child in g.children.get(path[-1], {}).values():
+                if child.type_name == target:
+                    return (*path, target)
+                if child.type_name not in seen:
+                    seen.add(child.type_name)
+                    nxt.append((*path, child.type_name))
+        todo = nxt
+    return (event_type,)
+
+
+@functools.cache
+def _event_type(release: int, kind: str) -> str | None:
+    g = asn1.grammar("tap", release)
+    for child in g.children.get("CallEventDetailList", {}).values():
+        if child.name == kind:
+            return child.type_name
+    return None
+
+
+class RuleSet:
+    """The rules of one TAP release, with one partner's overrides applied."""
+
+    def __init__(
+        self, release: int | None, overrides: Mapping[str, str] | None = None, *, standard: str
+    ) -> None:
+        self.release = release or 12
+        self.standard = standard
+        known = {r.rule for r in load_rules(standard)}
+        for rule_id in overrides or {}:
+            if rule_id not in known:
+                msg = f"rule override `{rule_id}` names no rule of specs/{standard}/rules.csv"
+                raise ConfigError(msg)
+        self.rules: dict[str, Rule] = {}
+        for r in load_rules(standard):
+            if self.release in r.releases or standard != "td57":
+                self.rules[r.rule] = r
+        self.overrides = dict(overrides or {})
+
+    def active(self, rule_id: str) -> bool:
+        """Whether the rule applies (known for this release and not switched off)."""
+        return rule_id in self.rules and self.overrides.get(rule_id) != "off"
+
+    def make(
+        self,
+        rule_id: str,
+        message: str,
+        *,
+        event_index: int | None = None,
+        event_kind: str | None = None,
+        occurrence: int = 1,
+        byte_offset: int | None = None,
+        item_offset: int | None = None,
+    ) -> Finding | None:
+        """A finding for ``rule_id`` (None when the rule is off or not in this release)."""
+        if not self.active(rule_id):
+            return None
+        r = self.rules[rule_id]
+        severity = cast("Severity", self.overrides.get(rule_id, r.severity))
+        return Finding(
+            rule=r.rule,
+            code=r.code,
+            severity=severity,
+            context=r.context,
+            message=message,
+            event_index=event_index,
+            group=r.group,
+            path=self._path(r, event_index, event_kind, occurrence),
+            item_offset=item_offset,
+            byte_offset=byte_offset,
+        )
+
+    def _path(
+        self, r: Rule, event_index: int | None, event_kind: str | None, occurrence: int
+    ) -> tuple[PathItem, ...]:
+        if self.standard != "td57":
+            return ()
+        tags = _type_tags(self.release)
+        if event_index is None:
+            names = r.path
+            occ = [1] * len(names)
+            # the entry of a list (e.g. the n-th Taxation) carries the occurrence
+            for i in range(1, len(names)):
+                if names[i - 1].endswith("List"):
+                    occ[i] = occurrence
+        else:
+            etype = _event_type(self.release, event_kind or "") or "CallEventDetail"
+            inner = _event_paths(self.release, etype, r.path[0]) if r.path else (etype,)
+            names = ("TransferBatch", "CallEventDetailList", *inner)
+            occ = [1, 1, event_index + 1] + [1] * (len(inner) - 1)
+        return tuple(
+            PathItem(tags.get(n, 0), o, level)
+            for level, (n, o) in enumerate(zip(names, occ, strict=True), start=1)
+            if n in tags
+        )
+
+
+def rules_for(
+    release: int | None, overrides: Mapping[str, str] | None = None, *, standard: str = "td57"
+) -> RuleSet:
+    """The rule set of a TAP release (``standard="td57"``) with a partner's overrides."""
+    return RuleSet(release, overrides, standard=standard)
+
+
+def application_tag(release: int, type_name: str) -> int | None:
+    """The APPLICATION tag number of an ASN.1 type of the release (None: untagged/unknown)."""
+    return _type_tags(release).get(type_name)
