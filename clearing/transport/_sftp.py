@@ -423,7 +423,7 @@ class SftpTransport:
             msg = (
                 f"{head}: the server's host key ({exc.key_type} {exc.fingerprint}) is not in "
                 f"known_hosts file {known}; refusing to connect. Verify the fingerprint with "
-                f"the partner, then add it: `ssh-keyscan -p {self.port} -t {exc.key_type} "
+                f"the partner, then add it: `ssh-keyscan -p {self.port} "
                 f"{self.host} >> {self.known_hosts}`"
             )
             return PermanentTransportError(msg)

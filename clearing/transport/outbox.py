@@ -213,6 +213,8 @@ class Outbox:
             msg = f"unknown outbox state `{state}`: use one of {', '.join(OutboxState)}"
             raise LedgerError(msg) from None
         entry = self.get(name)
+        if target == entry.state and target != OutboxState.FAILED:
+            return entry  # staying put: nothing to stamp again
         if target != entry.state and target not in _MOVES[entry.state]:
             msg = f"`{name}` cannot go from {entry.state} to {target} in the outbox"
             raise LedgerError(msg)
