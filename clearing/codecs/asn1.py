@@ -184,7 +184,10 @@ def _module_texts(kind: Kind, tap_release: int | None) -> list[str]:
         # RAP 1.5 returning TAP < 3.11 needs the VAS types (see the module's own comments)
         rap = re.sub(r"(?m)^--(\s*,VasCode, VasDescription, VasShortDescription)", r"\1", rap)
         rap = re.sub(r"(?m)^--(\s*vASInformationError\s)", r"\1", rap)
-        rap = re.sub(r"(?m)^--((?:Vas|VAS)\w+ ::=.*|\{|\}|\.\.\.|\s+\w+\s+\w+.*)$", r"\1", rap)
+        # only the block after "uncomment the following 12 lines" (not the licence text)
+        head, sep, block = rap.partition("uncomment the following 12 lines")
+        block = re.sub(r"(?m)^--((?:Vas|VAS)\w+ ::=.*|\{|\}|\.\.\.|\s+\w+\s+\w+.*)$", r"\1", block)
+        rap = head + sep + block
     return [tap, rap]
 
 
