@@ -1,0 +1,248 @@
+"""Synthetic retail reference data: our roaming subscribers, their sub-numbers and plans.
+
+The cards are :func:`clearing.samples.tap.home_subscribers` (the IMSIs the TAP-in samples
+carry). Every card has its primary number; about half also have one or two sub-numbers
+("one card, several numbers"):
+
+* a **local** number in a visited country (France, Germany, UK, Switzerland, USA, Japan);
+* a **virtual** number chosen by a dialled prefix: a mainland China number used for calls
+  dialled ``+86…``, or an Australian one for ``+61…`` (the TAP samples dial both);
+* a **data**-only number with its own APN (``iot.hkgcl`` or ``corp.vpn``, APNs the TAP samples
+  use).
+
+Four HKD plans (scale 2, integer cents): ``BASIC`` (allowances, flat overage, per started
+minute; a second version from 2027-01-01 doubles the data), ``DATA_PLUS`` (per-second voice,
+tiered data: HK$0.80/MB for the first 100 MB beyond the allowance, HK$0.30/MB after),
+``DAY_PASS`` (HK$98 per 24 h window covering calls, SMS and data) and ``NUMBER`` (for local and
+virtual numbers).
+
+Deterministic: same code → same bytes; nothing reads the clock.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import random
+from typing import TYPE_CHECKING
+
+from clearing.rating.retail_tables import table_spec
+from clearing.samples.tap import home_subscribers
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+__all__ = ["PLANS", "PLANS_TIERS", "subscriber_rows", "write_subscriber_sources"]
+
+Row = dict[str, str | int | None]
+
+#: One row per plan version (columns of ``specs/rates/plans.csv``).
+PLANS: tuple[Row, ...] = (
+    {
+        "plan_id": "BASIC",
+        "name": "Roam Basic",
+        "currency": "HKD",
+        "scale": 2,
+        "allowance_voice_mo_min": 30,
+        "allowance_voice_mt_min": 30,
+        "allowance_sms_mo": 30,
+        "allowance_data_mb": 1024,
+        "voice_increment_s": 60,
+        "data_increment_kb": 1,
+        "valid_from": "2024-01-01",
+        "valid_to": "2027-01-01",
+    },
+    {
+        "plan_id": "BASIC",
+        "name": "Roam Basic",
+        "currency": "HKD",
+        "scale": 2,
+        "allowance_voice_mo_min": 30,
+        "allowance_voice_mt_min": 30,
+        "allowance_sms_mo": 30,
+        "allowance_data_mb": 2048,
+        "voice_increment_s": 60,
+        "data_increment_kb": 1,
+        "valid_from": "2027-01-01",
+    },
+    {
+        "plan_id": "DATA_PLUS",
+        "name": "Roam Data Plus",
+        "currency": "HKD",
+        "scale": 2,
+        "allowance_voice_mo_min": 60,
+        "allowance_voice_mt_min": 60,
+        "allowance_sms_mo": 50,
+        "allowance_data_mb": 2048,
+        "voice_increment_s": 1,
+        "data_increment_kb": 1,
+        "valid_from": "2024-01-01",
+    },
+    {
+        "plan_id": "DAY_PASS",
+        "name": "Roam Day Pass",
+        "currency": "HKD",
+        "scale": 2,
+        "voice_increment_s": 60,
+        "data_increment_kb": 1,
+        "day_pass_price": 9800,
+        "day_pass_services": "voice_mo voice_mt sms_mo data",
+        "valid_from": "2024-01-01",
+    },
+    {
+        "plan_id": "NUMBER",
+        "name": "Extra Number",
+        "currency": "HKD",
+        "scale": 2,
+        "allowance_voice_mo_min": 100,
+        "allowance_voice_mt_min": 300,
+        "allowance_sms_mo": 100,
+        "voice_increment_s": 60,
+        "data_increment_kb": 1,
+        "valid_from": "2024-01-01",
+    },
+)
+
+# (plan, service, from_units, price in HK cents per minute / message / MB)
+_TIERS: tuple[tuple[str, str, int, int], ...] = (
+    ("BASIC", "voice_mo", 0, 300),
+    ("BASIC", "voice_mt", 0, 200),
+    ("BASIC", "sms_mo", 0, 250),
+    ("BASIC", "sms_mt", 0, 0),
+    ("BASIC", "data", 0, 50),
+    ("DATA_PLUS", "voice_mo", 0, 250),
+    ("DATA_PLUS", "voice_mt", 0, 150),
+    ("DATA_PLUS", "sms_mo", 0, 200),
+    ("DATA_PLUS", "sms_mt", 0, 0),
+    ("DATA_PLUS", "data", 0, 80),
+    ("DATA_PLUS", "data", 100, 30),
+    ("DAY_PASS", "sms_mt", 0, 0),
+    ("NUMBER", "voice_mo", 0, 150),
+    ("NUMBER", "voice_mt", 0, 100),
+    ("NUMBER", "sms_mo", 0, 100),
+    ("NUMBER", "sms_mt", 0, 0),
+    ("NUMBER", "data", 0, 100),
+)
+
+#: One row per tier (columns of ``specs/rates/plans_tiers.csv``).
+PLANS_TIERS: tuple[Row, ...] = tuple(
+    {"plan_id": p, "service": s, "from_units": f, "price": c, "valid_from": "2024-01-01"}
+    for p, s, f, c in _TIERS
+)
+
+# visited countries of local numbers: (label, E.164 prefix, digits of a full number)
+_LOCAL = (
+    ("France", "336", 11),
+    ("Germany", "4917", 13),
+    ("UK", "447", 12),
+    ("Switzerland", "417", 11),
+    ("USA", "1646", 11),
+    ("Japan", "8190", 12),
+)
+# virtual numbers: (label, E.164 prefix, digits, selection code = dialled prefix)
+_VIRTUAL = (("China", "86139", 13, "+86"), ("Australia", "614", 11, "+61"))
+_DATA_APNS = ("iot.hkgcl", "corp.vpn")
+
+
+def _number(rng: random.Random, prefix: str, length: int) -> str:
+    return prefix + "".join(str(rng.randrange(10)) for _ in range(length - len(prefix)))
+
+
+def subscriber_rows() -> dict[str, list[Row]]:
+    """The sample rows of the four retail tables, by table name (deterministic)."""
+    rng = random.Random("hkgcl-sub-numbers")
+    used = {msisdn for _, msisdn in home_subscribers()}
+    subscribers: list[Row] = []
+    numbers: list[Row] = []
+
+    def fresh(prefix: str, length: int) -> str:
+        while True:
+            n = _number(rng, prefix, length)
+            if n not in used:
+                used.add(n)
+                return n
+
+    for imsi, msisdn in home_subscribers():
+        subscribers.append(
+            {
+                "imsi": imsi,
+                "msisdn": msisdn,
+                "bill_cycle_day": rng.choice((1, 8, 15, 22)),
+                "valid_from": "2024-01-01",
+            }
+        )
+        plan = rng.choices(("BASIC", "DATA_PLUS", "DAY_PASS"), (45, 30, 25))[0]
+        numbers.append(
+            {
+                "msisdn": msisdn,
+                "imsi": imsi,
+                "role": "primary",
+                "plan_id": plan,
+                "label": "primary number",
+                "valid_from": "2024-01-01",
+            }
+        )
+        extra = rng.choices((0, 1, 2), (50, 35, 15))[0]
+        for kind in sorted(rng.sample(("local", "virtual", "data"), extra)):
+            row: Row = {"imsi": imsi, "role": kind}
+            if kind == "local":
+                country, prefix, length = rng.choice(_LOCAL)
+                row |= {
+                    "msisdn": fresh(prefix, length),
+                    "plan_id": "NUMBER",
+                    "label": f"{country} local number",
+                    "valid_from": "2026-01-01",
+                }
+            elif kind == "virtual":
+                country, prefix, length, code = rng.choice(_VIRTUAL)
+                row |= {
+                    "msisdn": fresh(prefix, length),
+                    "selection_code": code,
+                    "plan_id": "NUMBER",
+                    "label": f"{country} number for calls dialled {code}",
+                    "valid_from": "2025-06-01",
+                }
+            else:
+                apn = rng.choice(_DATA_APNS)
+                row |= {
+                    "msisdn": fresh("8524", 11),
+                    "apn": apn,
+                    "plan_id": "DATA_PLUS",
+                    "label": f"data line on APN {apn}",
+                    "valid_from": "2025-01-01",
+                }
+            numbers.append(row)
+    numbers.sort(key=lambda r: (str(r["imsi"]), str(r["msisdn"])))
+    return {
+        "subscribers": subscribers,
+        "sub_numbers": numbers,
+        "plans": list(PLANS),
+        "plans_tiers": list(PLANS_TIERS),
+    }
+
+
+def _csv(table: str, rows: list[Row]) -> str:
+    columns = [c.name for c in table_spec(table)]
+    buf = io.StringIO()
+    buf.write(f"# {table}: sample data written by clearing.samples.subscribers\n")
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow(["" if row.get(c) is None else row[c] for c in columns])
+    return buf.getvalue()
+
+
+def write_subscriber_sources(rates_dir: Path) -> list[Path]:
+    """Write the retail reference sources into ``rates_dir/sources``; return their paths.
+
+    Writes ``subscribers.csv``, ``sub_numbers.csv``, ``plans.csv`` and ``plans_tiers.csv`` (the
+    columns of their ``specs/rates`` schemas). Same bytes on every call.
+    """
+    out = rates_dir / "sources"
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for table, rows in subscriber_rows().items():
+        path = out / f"{table}.csv"
+        path.write_text(_csv(table, rows), encoding="utf-8")
+        written.append(path)
+    return written
