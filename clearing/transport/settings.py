@@ -117,7 +117,7 @@ class TransportSettings(_Model):
     """Tries in all for one operation (1 = no retry)."""
     retry_base_delay: float = Field(default=1.0, ge=0)
     """Seconds before the first retry; doubled for each further one."""
-    retry_max_delay: float = Field(default=60.0, ge=0)
+    retry_max_delay: float = Field(default=30.0, ge=0)
     """Upper bound of one delay, in seconds."""
     partners: dict[Annotated[str, Field(pattern=_PARTNER_KEY)], PartnerTransport] = Field(
         default_factory=dict

@@ -21,6 +21,7 @@ from typing import Any
 import psutil
 import pytest
 
+from clearing.errors import TransportError
 from clearing.transport import LocalFolderTransport, RetryPolicy, SftpTransport, Transport
 
 SSHD_CANDIDATES = ("/usr/sbin/sshd", "/usr/local/sbin/sshd")
@@ -128,19 +129,43 @@ def _write_config(sshd: str, base: Path, port: int) -> Path:
     return config
 
 
-def _wait_listening(proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
+def _start(sshd: str, config: Path, port: int, log: Path) -> subprocess.Popen[bytes] | None:
+    """Start sshd and wait until it greets on ``port``; None if the port was taken."""
+    with log.open("wb") as err:
+        proc = subprocess.Popen([sshd, "-D", "-e", "-f", str(config)], stderr=err)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            pytest.fail(f"sshd exited with {proc.returncode}: {log.read_text(errors='replace')}")
+            text = log.read_text(errors="replace")
+            if "Address already in use" in text:
+                return None
+            pytest.fail(f"sshd exited with {proc.returncode}: {text}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
                 if s.recv(4).startswith(b"SSH-"):
-                    return
+                    return proc
         except OSError:
             time.sleep(0.05)
     proc.kill()
+    proc.wait()
     pytest.fail(f"sshd did not listen on 127.0.0.1:{port}: {log.read_text(errors='replace')}")
+
+
+def _check_login(server: SshServer) -> None:
+    """Fail early, with sshd's own words, if the test user cannot log in at all."""
+    probe = server.transport(server.log.parent, retry=RetryPolicy(attempts=1))
+    try:
+        probe.poll()
+    except TransportError as exc:
+        server.process.kill()
+        server.process.wait()
+        pytest.fail(
+            f"the test sshd refuses the test login ({exc}); sshd says:\n"
+            f"{server.log.read_text(errors='replace')}\n(if it says the account is locked, "
+            f"give user `{server.username}` a non-locked password field, e.g. `usermod -p '*'`)"
+        )
+    finally:
+        probe.close()
 
 
 @pytest.fixture(scope="session")
@@ -155,15 +180,14 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
     _keygen(base / "other_user_key")
     (base / "authorized_keys").write_text((base / "user_key.pub").read_text())
     log = base / "sshd.log"
-    for _ in range(3):  # the free port can be taken between the probe and sshd's bind
+    proc = None
+    for _ in range(5):  # the free port can be taken between the probe and sshd's bind
         port = _free_port()
-        config = _write_config(sshd, base, port)
-        with log.open("wb") as err:
-            proc = subprocess.Popen([sshd, "-D", "-e", "-f", str(config)], stderr=err)
-        time.sleep(0.05)
-        if proc.poll() is None or "Address already in use" not in log.read_text():
+        proc = _start(sshd, _write_config(sshd, base, port), port, log)
+        if proc is not None:
             break
-    _wait_listening(proc, port, log)
+    if proc is None:
+        pytest.fail("sshd could not bind a free port on 127.0.0.1 in 5 tries")
     host_pub = " ".join((base / "host_key.pub").read_text().split()[:2])
     known_hosts = base / "known_hosts"
     known_hosts.write_text(f"[127.0.0.1]:{port} {host_pub}\n")
@@ -179,6 +203,7 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
         log=log,
         process=proc,
     )
+    _check_login(server)
     try:
         yield server
     finally:
