@@ -1,0 +1,511 @@
+"""The validate stage: every file of a processing date → findings, lake rows, RAP files.
+
+For each TAP file (in FSN order per partner): file-only TD.57 checks (:mod:`.tap`), sequence
+control against the register (copies ignored, reused FSN fatal 201, gaps → warning 200 and a
+MissingReturn, RAP FSN expected / unexpected), duplicates against the lake (:mod:`.duplicates`),
+then the record identity ``in = accepted + returned + duplicate + late (+ quarantined)``.
+Returns go out as one RAP per partner and date (fatal, severe, missing, stop).
+
+Idempotent: a re-run of a date deletes the date's rows first and writes the same bytes again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from clearing.codecs.events import EVENT_SCHEMA
+from clearing.returns import (
+    ErrorDetail,
+    FatalItem,
+    MissingItem,
+    RapHeader,
+    SevereItem,
+    StopItem,
+    rap_file_name,
+    write_rap,
+)
+from clearing.validate.duplicates import find_duplicates
+from clearing.validate.findings import FINDINGS_SCHEMA, Finding, findings_table
+from clearing.validate.rules import rules_for
+from clearing.validate.state import State
+from clearing.validate.tap import TapChecked, check_tap, parse_tap_name
+
+if TYPE_CHECKING:
+    import datetime as dt
+    from collections.abc import Sequence
+    from pathlib import Path
+
+    import duckdb
+
+    from clearing.config import Settings, WorkDir
+    from clearing.returns import RapItem
+
+__all__ = [
+    "LAKE_SCHEMA",
+    "FileResult",
+    "ValidateResult",
+    "validate_day",
+    "validate_one",
+]
+
+STATUSES = ("accepted", "returned", "duplicate", "late", "quarantined")
+LAKE_SCHEMA = pa.schema(
+    [*EVENT_SCHEMA, pa.field("file", pa.string()), pa.field("status", pa.string())]
+)
+
+
+@dataclass
+class FileResult:
+    """One input file after validation."""
+
+    checked: TapChecked
+    outcome: str  # processed | fatal | copy
+    findings: list[Finding]
+    status: list[str] = field(default_factory=list)  # per event
+    copy_of: str | None = None
+    missing: tuple[int, int] | None = None
+    rap_file: str | None = None
+
+    @property
+    def file(self) -> str:
+        return self.checked.file
+
+    @property
+    def fatal(self) -> bool:
+        return any(f.severity == "fatal" for f in self.findings)
+
+    def counts(self) -> dict[str, int]:
+        n = self.checked.events.num_rows
+        out = {"in": n, **dict.fromkeys(STATUSES, 0)}
+        for s in self.status:
+            out[s] += 1
+        out["difference"] = n - sum(out[s] for s in STATUSES)
+        return out
+
+    def findings_table(self) -> pa.Table:
+        c = self.checked
+        return findings_table(
+            self.findings,
+            file=c.file,
+            source_format="tap",
+            sender=c.sender,
+            recipient=c.recipient,
+            file_sequence_number=c.fsn,
+            file_sha256=c.sha256,
+        )
+
+    def summary(self) -> dict[str, Any]:
+        c = self.checked
+        return {
+            "file": c.file,
+            "kind": c.kind,
+            "sender": c.sender,
+            "recipient": c.recipient,
+            "file_sequence_number": c.fsn,
+            "test": c.test,
+            "outcome": self.outcome,
+            "copy_of": self.copy_of,
+            "fatal": self.fatal,
+            "counts": self.counts(),
+            "rap_file": self.rap_file,
+            "findings": [
+                {
+                    "severity": f.severity,
+                    "code": f.code,
+                    "context": f.context,
+                    "rule": f.rule,
+                    "event_index": f.event_index,
+                    "message": f.message,
+                    "path": [[p.item_id, p.occurrence, p.level] for p in f.path],
+                }
+                for f in sorted(
+                    self.findings,
+                    key=lambda f: (
+                        ("fatal", "severe", "warning").index(f.severity),
+                        -1 if f.event_index is None else f.event_index,
+                        f.rule,
+                    ),
+                )
+            ],
+        }
+
+
+@dataclass
+class ValidateResult:
+    """All files of a processing date."""
+
+    day: dt.date
+    files: list[FileResult]
+    raps: list[Path]
+
+    def reconciliation(self) -> dict[str, int]:
+        total = {"in": 0, **dict.fromkeys(STATUSES, 0), "difference": 0}
+        for f in self.files:
+            if f.outcome == "copy":
+                continue
+            for k, v in f.counts().items():
+                total[k] += v
+        return total
+
+
+def _stream_of(c: TapChecked) -> tuple[str, str, bool]:
+    return c.sender or "", c.recipient or "", c.test
+
+
+def validate_one(
+    data: bytes,
+    *,
+    file: str,
+    settings: Settings,
+    day: dt.date,
+    state: State | None = None,
+    lake: Path | None = None,
+    earlier: list[pa.Table] | None = None,
+    con: duckdb.DuckDBPyConnection | None = None,
+) -> FileResult:
+    """Validate one TAP / Notification file: file-only rules, then history when given."""
+    checked = check_tap(data, file=file, settings=settings)
+    findings = list(checked.findings)
+    rs = rules_for(checked.release, settings.partner(checked.sender).rules)
+    result = FileResult(checked=checked, outcome="processed", findings=findings)
+    fsn = int(checked.fsn) if checked.fsn and checked.fsn.isdigit() else None
+    if state is not None and fsn is not None and checked.sender and checked.recipient:
+        seq = state.check_sequence(
+            day,
+            sender=checked.sender,
+            recipient=checked.recipient,
+            test=checked.test,
+            fsn=fsn,
+            sha256=checked.sha256,
+        )
+        if seq.copy_of is not None:
+            # an identical copy of a file already processed: ignored, logged, nothing returned
+            result.outcome, result.copy_of, result.findings = "copy", seq.copy_of, []
+            return result
+        if seq.reused is not None:
+            _add(
+                findings,
+                rs.make(
+                    "fsn.reused",
+                    f"FSN {checked.fsn} was processed in `{seq.reused}` with other content",
+                ),
+            )
+        if seq.missing is not None:
+            a, b = seq.missing
+            result.missing = seq.missing
+            _add(
+                findings,
+                rs.make(
+                    "fsn.gap",
+                    f"FSN {checked.fsn} but {seq.expected:05d} expected: {a:05d}-{b:05d} missing",
+                ),
+            )
+        if seq.previously_fatal and checked.rap_fsn is None:
+            _add(
+                findings,
+                rs.make("bci.rap_fsn_expected", f"FSN {checked.fsn} was rejected as fatal"),
+            )
+        if not seq.previously_fatal and checked.rap_fsn is not None:
+            _add(
+                findings,
+                rs.make(
+                    "bci.rap_fsn_unexpected",
+                    f"RapFileSequenceNumber {checked.rap_fsn} but FSN {checked.fsn} "
+                    "was never rejected",
+                ),
+            )
+    if result.fatal:
+        result.outcome = "fatal"
+        result.status = ["returned"] * checked.events.num_rows
+        return result
+    ev = checked.events
+    severe_events = {f.event_index for f in findings if f.severity == "severe"}
+    late = {f.event_index for f in findings if f.rule == "event.start.late"}
+    if lake is not None and con is not None and ev.num_rows:
+        candidates = ev.filter(
+            pa.array(~np.isin(np.arange(ev.num_rows), sorted(severe_events - {None})))
+        )
+        part = settings.partner(checked.sender)
+        window = part.duplicate_window_days or settings.validation.duplicate_window_days
+        kinds = ev.column("event_kind")
+        for d in find_duplicates(
+            con,
+            candidates,
+            file=file,
+            lake=lake,
+            day=day,
+            window_days=window,
+            soft_seconds=settings.validation.soft_duplicate_seconds,
+            earlier=earlier or [],
+        ):
+            kind = kinds[d.event_index].as_py()
+            where = "earlier in this file" if d.of_file == file else f"in `{d.of_file}`"
+            _add(
+                findings,
+                rs.make(
+                    "event.duplicate" if d.hard else "event.duplicate_suspect",
+                    f"same as event {d.of_index} {where}"
+                    if d.hard
+                    else f"close to event {d.of_index} {where} (±"
+                    f"{settings.validation.soft_duplicate_seconds} s)",
+                    event_index=d.event_index,
+                    event_kind=kind,
+                ),
+            )
+    dup = {f.event_index for f in findings if f.rule == "event.duplicate"}
+    severe_events = {f.event_index for f in findings if f.severity == "severe"}
+    status = []
+    for i in range(ev.num_rows):
+        if i in late and i in severe_events:
+            status.append("late")
+        elif i in dup and i in severe_events:
+            status.append("duplicate")
+        elif i in severe_events:
+            status.append("returned")
+        else:
+            status.append("accepted")
+    # a "late" or "duplicate" finding switched to a warning by an override is accepted
+    result.status = status
+    return result
+
+
+def _add(findings: list[Finding], f: Finding | None) -> None:
+    if f is not None:
+        findings.append(f)
+
+
+def _errors(findings: Sequence[Finding]) -> list[ErrorDetail]:
+    return [ErrorDetail(code=f.code, path=f.path, item_offset=f.item_offset) for f in findings]
+
+
+def rap_items(result: FileResult) -> list[RapItem]:
+    """The RAP return details of one file (fatal, or severe + missing)."""
+    c = result.checked
+    items: list[RapItem] = []
+    fsn = c.fsn or "00000"
+    if result.outcome == "copy":
+        return items
+    if result.fatal:
+        by_group: dict[str, list[Finding]] = {}
+        for f in result.findings:
+            if f.severity == "fatal":
+                by_group.setdefault(f.group or "transferBatch", []).append(f)
+        for group, fs in sorted(by_group.items()):
+            raw = b"" if group == "transferBatch" else c.group_bytes.get(group, b"")
+            if group != "transferBatch" and not raw:
+                group, raw = "transferBatch", b""
+            items.append(FatalItem(fsn=fsn, group=group, group_bytes=raw, errors=_errors(fs)))  # type: ignore[arg-type]
+        return _merge_transfer_batch(items)
+    ev = c.events
+    per_event: dict[int, list[Finding]] = {}
+    for f in result.findings:
+        if f.severity == "severe" and f.event_index is not None:
+            per_event.setdefault(f.event_index, []).append(f)
+    if per_event:
+        offs = ev.column("byte_offset").to_pylist()
+        lens = ev.column("byte_length").to_pylist()
+        charge = pc.fill_null(ev.column("charge"), 0).to_pylist()
+        camel = pc.fill_null(ev.column("camel_fee"), 0).to_pylist()
+        tax = pc.fill_null(ev.column("tax"), 0).to_pylist()
+        refund = ev.column("refund").to_pylist()
+        for i, fs in sorted(per_event.items()):
+            value = 0 if refund[i] else charge[i] + camel[i]
+            items.append(
+                SevereItem(
+                    fsn=fsn,
+                    event_bytes=c.data[offs[i] : offs[i] + lens[i]],
+                    errors=_errors(fs),
+                    charge=value,
+                    tax=0 if refund[i] else tax[i],
+                )
+            )
+    if result.missing is not None:
+        items.append(MissingItem(start=result.missing[0], end=result.missing[1]))
+    return items
+
+
+def _merge_transfer_batch(items: list[RapItem]) -> list[RapItem]:
+    tb = [i for i in items if isinstance(i, FatalItem) and i.group == "transferBatch"]
+    if len(tb) <= 1:
+        return items
+    rest = [i for i in items if not (isinstance(i, FatalItem) and i.group == "transferBatch")]
+    errors = [e for i in tb for e in i.errors]
+    return [FatalItem(fsn=tb[0].fsn, group="transferBatch", group_bytes=b"", errors=errors), *rest]
+
+
+def rap_header(
+    settings: Settings,
+    partner: str,
+    test: bool,
+    rap_fsn: int,
+    day: dt.date,
+    checked: TapChecked | None,
+) -> RapHeader:
+    """Our RAP to ``partner`` (sender and recipient swapped relative to its TAP file)."""
+    return RapHeader(
+        sender=settings.home.tadig,
+        recipient=partner,
+        rap_fsn=rap_fsn,
+        test=test,
+        # derived from the processing date, never "now": re-runs write the same bytes
+        created_local=f"{day:%Y%m%d}060000",
+        utc_offset=settings.home.timezone_offset,
+        tap_decimal_places=checked.tap_decimal_places if checked else None,
+        tap_currency=checked.tap_currency if checked else None,
+    )
+
+
+def _tap_order(path: Path) -> tuple[str, str, int, str]:
+    named = parse_tap_name(path.name)
+    if named:
+        return (named[1], "T" if named[0] else "C", int(named[3]), path.name)
+    return ("~", "", 0, path.name)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+
+
+def validate_day(workdir: WorkDir, day: dt.date, inputs: Sequence[Path]) -> ValidateResult:
+    """Validate the TAP files of ``day`` and write findings, lake rows, RAPs and state."""
+    settings = workdir.settings()
+    files = sorted(inputs, key=_tap_order)
+    results: list[FileResult] = []
+    rap_dir = workdir.out / "rap"
+    lake_day = workdir.lake / "events_in" / f"date={day.isoformat()}"
+    written: list[Path] = []
+    with State(workdir.db) as state:
+        state.forget(day)
+        # a re-run rewrites the date's lake partition from scratch
+        if lake_day.exists():
+            for old in sorted(lake_day.glob("partner=*/*.parquet")):
+                old.unlink()
+        earlier: list[pa.Table] = []
+        for path in files:
+            data = path.read_bytes()
+            r = validate_one(
+                data,
+                file=path.name,
+                settings=settings,
+                day=day,
+                state=state,
+                lake=workdir.lake,
+                earlier=earlier,
+                con=state.con,
+            )
+            results.append(r)
+            c = r.checked
+            if r.outcome != "copy" and c.events.num_rows:
+                table = _lake_table(c, r.status)
+                earlier.append(table.filter(pc.equal(table.column("status"), "accepted")))
+                out = lake_day / f"partner={c.sender or 'unknown'}" / f"{path.name}.parquet"
+                out.parent.mkdir(parents=True, exist_ok=True)
+                pq.write_table(table, out)
+            state.record_file(day, _file_row(r))
+        # RAPs: one per partner (and test/live) for the day
+        by_partner: dict[tuple[str, bool], list[FileResult]] = {}
+        for r in results:
+            if r.checked.sender and rap_items(r):
+                by_partner.setdefault((r.checked.sender, r.checked.test), []).append(r)
+        silent = state.silent_partners(
+            day,
+            {
+                p: settings.silent_days(p)
+                for p in settings.partners
+                if settings.partners[p].standard == "tap"
+            },
+        )
+        stops = {(p, False): last for p, last in silent}
+        for key in sorted(set(by_partner) | set(stops)):
+            partner, test = key
+            rs = by_partner.get(key, [])
+            items: list[RapItem] = [i for r in rs for i in rap_items(r)]
+            if key in stops:
+                items.append(StopItem(last_seq=stops[key]))
+            rap_fsn = state.next_rap_fsn(day, partner, test)
+            header = rap_header(
+                settings, partner, test, rap_fsn, day, rs[0].checked if rs else None
+            )
+            data = write_rap(header, items)
+            path = rap_dir / rap_file_name(header)
+            _write_atomic(path, data)
+            written.append(path)
+            for r in rs:
+                r.rap_file = path.name
+            state.record_rap(
+                day,
+                {
+                    "file": path.name,
+                    "partner": partner,
+                    "test": test,
+                    "rap_fsn": rap_fsn,
+                    "sha256": hashlib.sha256(data).hexdigest(),
+                    "fatal": sum(isinstance(i, FatalItem) for i in items),
+                    "severe": sum(isinstance(i, SevereItem) for i in items),
+                    "missing": sum(isinstance(i, MissingItem) for i in items),
+                    "stop": sum(isinstance(i, StopItem) for i in items),
+                    "severe_value": sum(i.charge for i in items if isinstance(i, SevereItem)),
+                    "severe_tax": sum(i.tax for i in items if isinstance(i, SevereItem)),
+                },
+            )
+        for r in results:
+            if r.rap_file:
+                state.con.execute(
+                    "UPDATE files SET rap_file = ? WHERE processing_date = ? AND file = ?",
+                    [r.rap_file, day, r.file],
+                )
+        tables = [r.findings_table() for r in results if r.outcome != "copy"]
+        all_findings = pa.concat_tables(tables) if tables else FINDINGS_SCHEMA.empty_table()
+        state.record_findings(day, all_findings)
+        fpath = workdir.lake / "findings" / f"date={day.isoformat()}" / "findings.parquet"
+        fpath.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(all_findings, fpath)
+    return ValidateResult(day=day, files=results, raps=written)
+
+
+def _lake_table(c: TapChecked, status: list[str]) -> pa.Table:
+    n = c.events.num_rows
+    return c.events.append_column("file", pa.array([c.file] * n, pa.string())).append_column(
+        "status", pa.array(status, pa.string())
+    )
+
+
+def _file_row(r: FileResult) -> dict[str, Any]:
+    c = r.checked
+    counts = r.counts()
+    ev = c.events
+    charge = int(pc.sum(pc.fill_null(ev.column("charge"), 0)).as_py() or 0) if ev.num_rows else 0
+    return {
+        "file": c.file,
+        "sha256": c.sha256,
+        "format": c.kind,
+        "sender": c.sender,
+        "recipient": c.recipient,
+        "fsn": c.fsn,
+        "test": c.test,
+        "rap_fsn": c.rap_fsn,
+        "outcome": r.outcome,
+        "copy_of": r.copy_of,
+        "events": counts["in"],
+        "accepted": counts["accepted"],
+        "returned": counts["returned"],
+        "duplicate": counts["duplicate"],
+        "late": counts["late"],
+        "quarantined": counts["quarantined"],
+        "charge": charge,
+        "charge_scale": c.tap_decimal_places,
+        "currency": c.tap_currency or ("SDR" if c.kind == "tap" else None),
+        "audit_charge": None,
+        "findings": len(r.findings),
+        "rap_file": None,
+    }
