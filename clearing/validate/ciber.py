@@ -374,7 +374,7 @@ def _codec_hits(ctx: _Ctx, rt: str, t: pa.Table, rule: str) -> list[tuple[int, _
     ]
 
 
-def _by_position(rt: str, hits: Iterable[tuple[int, _Hit]]) -> list[_Hit]:
+def _by_position(hits: Iterable[tuple[int, _Hit]]) -> list[_Hit]:
     return [h for _, h in sorted(hits, key=lambda p: p[0])]
 
 
@@ -398,7 +398,7 @@ def _check_contents_other(ctx: _Ctx, rt: str, t: pa.Table, b: NDArray[np.int64])
 
 def _check_codec(rule: str) -> Callable[[_Ctx, str, pa.Table, NDArray[np.int64]], list[_Hit]]:
     def check(ctx: _Ctx, rt: str, t: pa.Table, b: NDArray[np.int64]) -> list[_Hit]:
-        return _by_position(rt, _codec_hits(ctx, rt, t, rule))
+        return _by_position(_codec_hits(ctx, rt, t, rule))
 
     return check
 
@@ -434,7 +434,7 @@ def _check_format(ctx: _Ctx, rt: str, t: pa.Table, b: NDArray[np.int64]) -> list
         if rows.size:
             hit = _Hit(rows, name, [f"`{name}` is zero (000000)"] * rows.size)
             hits.append((lay.field(name).start, hit))
-    return _by_position(rt, hits)
+    return _by_position(hits)
 
 
 def _check_code_value(ctx: _Ctx, rt: str, t: pa.Table, b: NDArray[np.int64]) -> list[_Hit]:
@@ -459,7 +459,7 @@ def _check_code_value(ctx: _Ctx, rt: str, t: pa.Table, b: NDArray[np.int64]) -> 
         values = col.take(pa.array(rows)).to_pylist()
         messages = [f"`{name}` {v!r} is not one of {allowed_text}" for v in values]
         hits.append((lay.field(name).start, _Hit(rows.astype(np.intp), name, messages)))
-    return _by_position(rt, hits)
+    return _by_position(hits)
 
 
 def _describe(allowed: frozenset[int] | frozenset[str]) -> str:
@@ -533,7 +533,7 @@ def _check_charge_indicator(ctx: _Ctx, rt: str, t: pa.Table, b: NDArray[np.int64
             ]
             hit = _Hit(rows.astype(np.intp), charge_name, messages)
             hits.append((lay.field(charge_name).start, hit))
-    return _by_position(rt, hits)
+    return _by_position(hits)
 
 
 def _check_special_features(ctx: _Ctx, rt: str, t: pa.Table, b: NDArray[np.int64]) -> list[_Hit]:

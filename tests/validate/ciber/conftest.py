@@ -21,14 +21,15 @@ PARTNER = "04172"
 OTHER = "16425"
 
 
-def settings_with(**partner_04172: Any) -> Settings:
-    """Us (60099) and the two CIBER partners of the sample world."""
+def settings_with(extra: dict[str, dict[str, Any]] | None = None) -> Settings:
+    """Us (60099) and the two CIBER partners of the sample world (``extra``: per partner)."""
+    extra = extra or {}
     return Settings.model_validate(
         {
             "home": {"tadig": "HKGCL", "sid_bid": US},
             "partners": {
-                PARTNER: {"standard": "ciber", **partner_04172},
-                OTHER: {"standard": "ciber"},
+                PARTNER: {"standard": "ciber", **extra.get(PARTNER, {})},
+                OTHER: {"standard": "ciber", **extra.get(OTHER, {})},
                 "FRAF9": {"standard": "tap"},
             },
         }

@@ -233,7 +233,8 @@ def test_clean_batches_of_every_kind_give_nothing() -> None:
         checked = check(data)
         assert checked.findings == []
         assert not any(checked.rejected)
-        assert checked.events.num_rows == checked.decoded.events.num_rows  # type: ignore[union-attr]
+        assert checked.decoded is not None
+        assert checked.events.num_rows == checked.decoded.events.num_rows
 
 
 def test_settlement_period_that_is_not_a_date() -> None:
@@ -286,9 +287,11 @@ def test_records_of_a_rejected_batch_are_not_checked_one_by_one() -> None:
 
 def test_late_days_per_partner() -> None:
     data = batch([call(0), call(1, call_date=DAY - dt.timedelta(days=31))])
-    assert acted(check(data, settings_with(late_days=40))) == []
+    assert acted(check(data, settings_with({PARTNER: {"late_days": 40}}))) == []
     data = batch([call(0), call(1, call_date=DAY - dt.timedelta(days=11))])
-    assert acted(check(data, settings_with(late_days=10))) == [("ciber.record.late", 10, 1)]
+    assert acted(check(data, settings_with({PARTNER: {"late_days": 10}}))) == [
+        ("ciber.record.late", 10, 1)
+    ]
     # 32/42 records get twice the limit (S1: 30 and 60 days)
     data = batch([call(0), message(call_date=DAY - dt.timedelta(days=45))])
     assert acted(check(data)) == []
