@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import sys
 from datetime import date as Date
-from pathlib import Path  # noqa: TC003 - typer reads the annotations at run time
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -23,6 +23,24 @@ app = typer.Typer(
 )
 samples_app = typer.Typer(help="Synthetic traffic for demos, tests and benchmarks.")
 app.add_typer(samples_app, name="samples")
+rap_app = typer.Typer(help="RAP files: answer partners' RAPs with ACKs, record their ACKs.")
+app.add_typer(rap_app, name="rap")
+seq_app = typer.Typer(help="File sequence control (TD.57 FSN) per partner.")
+app.add_typer(seq_app, name="seq")
+
+
+def _mount() -> None:
+    from clearing.transport.cli import app as transport_app
+
+    app.add_typer(transport_app, name="transport", help="Send and fetch files (SFTP / folder).")
+
+
+_mount()
+
+WorkdirOpt = Annotated[
+    Path,
+    typer.Option("--workdir", "-w", help="work folder (clearing.toml, state, lake, out/)"),
+]
 
 
 def _fail(exc: ClearingError, debug: bool) -> None:
@@ -61,6 +79,248 @@ def inspect(
         typer.echo(json.dumps(summary, ensure_ascii=False, indent=2))
     else:
         typer.echo(inspect_mod.render_text(summary))
+
+
+@app.command()
+def validate(
+    file: Annotated[
+        Path | None, typer.Argument(help="one TAP/Notification file (omit: a whole date)")
+    ] = None,
+    workdir: Annotated[
+        Path | None,
+        typer.Option("--workdir", "-w", help="work folder: its config, sequence state, lake"),
+    ] = None,
+    date: Annotated[str | None, typer.Option("--date", help="processing date YYYY-MM-DD")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object")] = False,
+    rap_dir: Annotated[
+        Path | None, typer.Option("--rap-dir", help="write the RAP for FILE here (if any)")
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug")] = False,
+) -> None:
+    """Validate TAP files (TD.57): fatal / severe / warning findings, and the RAP to return.
+
+    With FILE: that file, against the work folder's history when --workdir is given (nothing
+    is recorded). Without FILE: every input of --date in the work folder, recorded (the
+    nightly's validate stage). Exit code 1 when a file is fatally rejected.
+    """
+    try:
+        if file is None:
+            if workdir is None:
+                typer.echo("error: give a FILE, or --workdir and --date", err=True)
+                raise typer.Exit(2)
+            _validate_day(workdir, _day(date), as_json)
+            return
+        _validate_file(file, workdir, _day(date), as_json, rap_dir)
+    except ClearingError as exc:
+        _fail(exc, debug)
+
+
+def _day(text: str | None) -> Date:
+    from clearing.errors import ConfigError
+
+    if text is None:
+        return Date.today()
+    try:
+        return Date.fromisoformat(text)
+    except ValueError:
+        msg = f"--date `{text}` is not YYYY-MM-DD"
+        raise ConfigError(msg) from None
+
+
+def _validate_file(
+    file: Path, workdir: Path | None, day: Date, as_json: bool, rap_dir: Path | None
+) -> None:
+    from clearing import config
+    from clearing.returns import rap_file_name, write_rap
+    from clearing.validate.stage import rap_header, rap_items, validate_one
+    from clearing.validate.state import State
+    from clearing.validate.tap import parse_tap_name
+
+    data = _read(file)
+    state = None
+    if workdir is not None:
+        wd = config.WorkDir(workdir)
+        settings = wd.settings()
+        if wd.db.exists():
+            state = State(wd.db, read_only=True)
+    else:
+        # no work folder: we are whoever the file is addressed to
+        from clearing.validate.tap import check_tap
+
+        named = parse_tap_name(file.name)
+        probe = config.Settings(home=config.Home(tadig="XXXXX"))
+        home = named[2] if named else check_tap(data, file=file.name, settings=probe).recipient
+        ok = home is not None and len(home) == 5 and home.isalnum()
+        settings = config.Settings(home=config.Home(tadig=home if ok else "XXXXX"))
+    try:
+        r = validate_one(
+            data,
+            file=file.name,
+            settings=settings,
+            day=day,
+            state=state,
+            lake=config.WorkDir(workdir).lake if workdir else None,
+            con=state.con if state else None,
+        )
+        items = rap_items(r)
+        if rap_dir is not None and items and r.checked.sender:
+            rap_fsn = state.next_rap_fsn(day, r.checked.sender, r.checked.test) if state else 1
+            header = rap_header(settings, r.checked.sender, r.checked.test, rap_fsn, day, r.checked)
+            rap_dir.mkdir(parents=True, exist_ok=True)
+            path = rap_dir / rap_file_name(header)
+            path.write_bytes(write_rap(header, items))
+            r.rap_file = str(path)
+    finally:
+        if state is not None:
+            state.close()
+    summary = r.summary()
+    if as_json:
+        typer.echo(json.dumps(summary, ensure_ascii=False, indent=2))
+    else:
+        typer.echo(_render_validation(summary))
+    if r.fatal:
+        raise typer.Exit(1)
+
+
+def _render_validation(s: dict[str, Any]) -> str:
+    c = s["counts"]
+    verdict = "FATAL: whole file returned" if s["fatal"] else s["outcome"]
+    if s["outcome"] == "copy":
+        verdict = f"copy of {s['copy_of']}: ignored"
+    lines = [
+        f"{s['file']}  {s['kind']}  {s['sender']} -> {s['recipient']}  "
+        f"FSN {s['file_sequence_number']}  {verdict}",
+        f"  events {c['in']} = accepted {c['accepted']} + returned {c['returned']} + "
+        f"duplicate {c['duplicate']} + late {c['late']} + quarantined {c['quarantined']}",
+    ]
+    for f in s["findings"]:
+        where = "file" if f["event_index"] is None else f"event {f['event_index']}"
+        lines.append(
+            f"  {f['severity']:<7} {f['context']} {f['code']} ({f['rule']}) {where}: {f['message']}"
+        )
+    if s.get("rap_file"):
+        lines.append(f"  RAP: {s['rap_file']}")
+    return "\n".join(lines)
+
+
+def _validate_day(workdir: Path, day: Date, as_json: bool) -> None:
+    from clearing import config
+    from clearing.validate.stage import validate_day
+
+    wd = config.WorkDir(workdir)
+    inputs = _day_inputs(wd, day)
+    result = validate_day(wd, day, inputs)
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "date": day.isoformat(),
+                    "files": [f.summary() for f in result.files],
+                    "raps": [p.name for p in result.raps],
+                    "reconciliation": result.reconciliation(),
+                },
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
+    else:
+        for f in result.files:
+            typer.echo(_render_validation(f.summary()))
+        typer.echo(f"RAP files: {', '.join(p.name for p in result.raps) or 'none'}")
+        typer.echo(f"reconciliation: {result.reconciliation()}")
+    if any(f.fatal for f in result.files):
+        raise typer.Exit(1)
+
+
+def _day_inputs(wd: Any, day: Date) -> list[Path]:
+    """TAP inputs of ``day``: ``work/<day>/in/`` (filled from ``inbox/`` when missing)."""
+    import shutil
+
+    from clearing.validate.tap import parse_tap_name
+
+    folder = wd.root / "work" / day.isoformat() / "in"
+    if not folder.exists() and wd.inbox.exists():
+        folder.mkdir(parents=True)
+        for p in sorted(wd.inbox.iterdir()):
+            if p.is_file() and parse_tap_name(p.name):
+                shutil.copy2(p, folder / p.name)
+    if not folder.exists():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_file() and parse_tap_name(p.name))
+
+
+@rap_app.command("ack")
+def rap_ack(
+    file: Annotated[Path, typer.Argument(help="a partner's RAP file (or their ACK of ours)")],
+    workdir: Annotated[Path | None, typer.Option("--workdir", "-w")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="where to write the ACK")] = None,
+    date: Annotated[str | None, typer.Option("--date")] = None,
+    debug: Annotated[bool, typer.Option("--debug")] = False,
+) -> None:
+    """Answer a partner's RAP with an Acknowledgement (and record its returns), or record
+    a partner's ACK of one of our RAPs."""
+    from clearing.config import WorkDir
+    from clearing.returns.incoming import receive
+    from clearing.validate.state import State
+
+    try:
+        data = _read(file)
+        wd = WorkDir(workdir) if workdir else None
+        out_dir = out or (wd.out / "ack" if wd else Path.cwd())
+        state = State(wd.db) if wd else None
+        try:
+            got = receive(data, file=file.name, out_dir=out_dir, day=_day(date), state=state)
+        finally:
+            if state is not None:
+                state.close()
+    except ClearingError as exc:
+        _fail(exc, debug)
+        return
+    if got.kind == "ack":
+        typer.echo(f"ACK from {got.sender}: our RAP {got.rap_fsn:05d} to it is acknowledged")
+        return
+    typer.echo(
+        f"RAP {got.rap_fsn:05d} from {got.sender}: {got.fatal} fatal, {got.severe} severe, "
+        f"{got.missing} missing, {got.stop} stop; ACK written to {got.ack_file}"
+    )
+    for m in got.mismatches:
+        typer.echo(f"  audit mismatch: {m}")
+
+
+@seq_app.command("status")
+def seq_status(
+    workdir: WorkdirOpt,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    debug: Annotated[bool, typer.Option("--debug")] = False,
+) -> None:
+    """Per partner stream: last FSN, files processed, fatal, copies, gaps, RAPs, ACKs owed."""
+    from clearing.config import WorkDir
+    from clearing.errors import ConfigError
+    from clearing.validate.state import State
+
+    try:
+        wd = WorkDir(workdir)
+        if not wd.db.exists():
+            msg = f"no state in `{workdir}` yet: run `clearing validate --workdir {workdir}`"
+            raise ConfigError(msg)
+        with State(wd.db, read_only=True) as state:
+            rows = state.sequence_status()
+    except ClearingError as exc:
+        _fail(exc, debug)
+        return
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    typer.echo(
+        f"{'sender':<7}{'test':<6}{'last FSN':<10}{'last date':<12}{'files':>6}{'fatal':>6}"
+        f"{'copies':>7}{'gaps':>6}{'RAP FSN':>9}{'ACKs owed':>10}"
+    )
+    for r in rows:
+        typer.echo(
+            f"{r['sender']:<7}{'T' if r['test'] else 'live':<6}{r['last_fsn'] or '-':<10}"
+            f"{r['last_date'] or '-':<12}{r['processed']:>6}{r['fatal']:>6}{r['copies']:>7}"
+            f"{r['gaps']:>6}{r['last_rap_fsn'] or '-':>9}{r['acks_owed']:>10}"
+        )
 
 
 def _read(file: Path) -> bytes:

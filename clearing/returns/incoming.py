@@ -1,0 +1,121 @@
+"""Partners' RAP files about our TAP-out, and their ACKs of our RAPs.
+
+* A RAP from a partner is answered with an Acknowledgement; its fatal returns mark our TAP-out
+  file for correction and resubmission (same FSN, with rapFileSequenceNumber), its severe
+  returns mark single events (resubmitted with rapFileSequenceNumber on the event).
+* An ACK from a partner closes one of our RAPs; RAPs without an ACK are "ACKs owed to us".
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from clearing.codecs import asn1
+from clearing.errors import DecodeError
+from clearing.returns.ack import ack_file_name, ack_for, read_ack
+from clearing.returns.rap import read_rap
+
+if TYPE_CHECKING:
+    import datetime as dt
+    from pathlib import Path
+
+    from clearing.validate.state import State
+
+__all__ = ["Received", "receive"]
+
+
+@dataclass(frozen=True)
+class Received:
+    """What :func:`receive` did with one file."""
+
+    kind: str  # "rap" | "ack"
+    sender: str
+    recipient: str
+    rap_fsn: int
+    test: bool
+    ack_file: Path | None = None
+    fatal: int = 0
+    severe: int = 0
+    missing: int = 0
+    stop: int = 0
+    mismatches: tuple[str, ...] = ()
+
+
+def receive(
+    data: bytes, *, file: str, out_dir: Path, day: dt.date, state: State | None = None
+) -> Received:
+    """Handle an incoming RAP (→ ACK file in ``out_dir``) or ACK (→ closes our RAP).
+
+    The ACK's timestamps are those of the RAP it answers, so a re-run writes the same bytes.
+    """
+    info = asn1.sniff(data)
+    if info.kind == "ack":
+        got = read_ack(data, file=file)
+        if state is not None:
+            state.con.execute(
+                "DELETE FROM acks_in WHERE file = ? AND processing_date = ?", [file, day]
+            )
+            state.con.execute(
+                "INSERT INTO acks_in VALUES (?, ?, ?, ?, ?)",
+                [day, file, got.sender, got.rap_fsn, got.test],
+            )
+        return Received("ack", got.sender, got.recipient, got.rap_fsn, got.test)
+    if info.kind != "rap":
+        msg = f"expected a RAP or an ACK file, found {info.kind}"
+        raise DecodeError(msg, file=file, offset=0, hint="use `clearing inspect` to see it")
+    rap = read_rap(data, file=file)
+    h = rap.header
+    ack = ack_for(rap, created_local=h.created_local, utc_offset=h.utc_offset)
+    name = ack_file_name(h.recipient, h.sender, h.rap_fsn, h.test)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / name
+    tmp = path.with_name(f".{name}.tmp")
+    tmp.write_bytes(ack)
+    tmp.replace(path)
+    if state is not None:
+        sha = hashlib.sha256(data).hexdigest()
+        con = state.con
+        con.execute("DELETE FROM raps_in WHERE file = ? AND processing_date = ?", [file, day])
+        con.execute(
+            "DELETE FROM returns_in WHERE rap_file = ? AND processing_date = ?", [file, day]
+        )
+        con.execute(
+            "INSERT INTO raps_in VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [day, file, sha, h.sender, h.recipient, h.rap_fsn, h.test, name],
+        )
+        for f in rap.fatal:
+            codes = ",".join(str(e.code) for e in f.errors)
+            con.execute(
+                "INSERT INTO returns_in VALUES (?, ?, 'fatal', ?, ?, NULL, 0, 0, ?, 'to_correct')",
+                [day, file, f.fsn, f.group, codes],
+            )
+        for e in rap.severe:
+            codes = ",".join(str(x.code) for x in e.errors)
+            con.execute(
+                "INSERT INTO returns_in VALUES (?, ?, 'severe', ?, ?, ?, ?, ?, ?, 'to_correct')",
+                [
+                    day,
+                    file,
+                    e.fsn,
+                    e.kind,
+                    hashlib.sha256(e.event_bytes).hexdigest(),
+                    e.charge,
+                    e.tax,
+                    codes,
+                ],
+            )
+    return Received(
+        "rap",
+        h.sender,
+        h.recipient,
+        h.rap_fsn,
+        h.test,
+        ack_file=path,
+        fatal=len(rap.fatal),
+        severe=len(rap.severe),
+        missing=len(rap.missing),
+        stop=len(rap.stop),
+        mismatches=tuple(m.message for m in rap.mismatches),
+    )
