@@ -151,7 +151,7 @@ def _validate_file(
         probe = config.Settings(home=config.Home(tadig="XXXXX"))
         home = named[2] if named else check_tap(data, file=file.name, settings=probe).recipient
         ok = home is not None and len(home) == 5 and home.isalnum()
-        settings = config.Settings(home=config.Home(tadig=home if ok else "XXXXX"))
+        settings = config.Settings(home=config.Home(tadig=home if ok and home else "XXXXX"))
     try:
         r = validate_one(
             data,
