@@ -1,0 +1,334 @@
+"""The validate stage against history: copies, reused FSNs, gaps, RAP FSNs, duplicates, stops.
+
+Each test builds a work folder, validates one date after another, and checks the findings,
+the RAP files (decoded with a RAP-0105 module compiled here, not by the package) and the state.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import asn1tools
+import pytest
+
+from clearing.codecs import asn1, fast
+from clearing.config import WorkDir
+from clearing.samples.tap import PARTNERS, build_file
+from clearing.validate.stage import validate_day
+from clearing.validate.state import State
+
+ROOT = Path(__file__).parents[2]
+SPECS = ROOT / "specs" / "asn1"
+DAY1 = dt.date(2026, 11, 21)
+DAY2 = dt.date(2026, 11, 22)
+FRA = next(p for p in PARTNERS if p.tadig == "FRAF9")
+
+
+@cache
+def rap_module() -> Any:
+    return asn1tools.compile_files(
+        [str(SPECS / "RAP-0105.asn"), str(SPECS / "TAP-0312.asn")], "ber"
+    )
+
+
+def world(tmp: Path, **partner: str) -> WorkDir:
+    lines = ['[home]\ntadig = "HKGCL"\n']
+    for p in PARTNERS:
+        lines.append(f"[partners.{p.tadig}]\n")
+        if p.tadig in partner:
+            lines.append(partner[p.tadig] + "\n")
+    (tmp / "clearing.toml").write_text("".join(lines))
+    return WorkDir(tmp)
+
+
+@cache
+def day_file(day: dt.date, events: int = 40) -> tuple[str, bytes]:
+    return build_file(FRA, events=events, seed=5, day=day)
+
+
+def put(tmp: Path, folder: str, name: str, data: bytes) -> Path:
+    p = tmp / "in" / folder / name
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_bytes(data)
+    return p
+
+
+def rules(result: Any, file: str) -> set[str]:
+    f = next(f for f in result.files if f.file == file)
+    return {x.rule for x in f.findings}
+
+
+def decode_rap(path: Path) -> dict[str, Any]:
+    kind, value = rap_module().decode("RapDataInterChange", path.read_bytes())
+    assert kind == "returnBatch"
+    return value
+
+
+def renamed(data: bytes, fsn: int) -> tuple[str, bytes]:
+    """The same batch under another FSN (header and name), audit intact."""
+    _, value = asn1.decode(data).value
+    value["batchControlInfo"]["fileSequenceNumber"] = f"{fsn:05d}".encode()
+    return f"CDFRAF9HKGCL{fsn:05d}", asn1.encode("tap", ("transferBatch", value))
+
+
+def test_identical_copy_is_ignored_and_logged(tmp_path: Path) -> None:
+    wd = world(tmp_path)
+    name, data = day_file(DAY1)
+    validate_day(wd, DAY1, [put(tmp_path, "1", name, data)])
+    r = validate_day(wd, DAY2, [put(tmp_path, "2", name, data)])
+    assert r.files[0].outcome == "copy"
+    assert r.files[0].findings == []
+    assert r.raps == []
+    with State(wd.db, read_only=True) as s:
+        (copies,) = s.con.execute("SELECT count(*) FROM files WHERE outcome = 'copy'").fetchone()
+        status = s.sequence_status()
+    assert copies == 1
+    assert status[0]["copies"] == 1
+
+
+def test_reused_fsn_with_other_content_is_fatal_201(tmp_path: Path) -> None:
+    wd = world(tmp_path)
+    name, data = day_file(DAY1)
+    validate_day(wd, DAY1, [put(tmp_path, "1", name, data)])
+    _, other = build_file(FRA, events=41, seed=6, day=DAY1)
+    assert other != data
+    r = validate_day(wd, DAY2, [put(tmp_path, "2", name, other)])
+    assert "fsn.reused" in rules(r, name)
+    f = next(x for x in r.files[0].findings if x.rule == "fsn.reused")
+    assert (f.code, f.severity, f.context) == (201, "fatal", "FileSequenceNumber")
+    rap = decode_rap(r.raps[0])
+    (detail,) = rap["returnDetails"]
+    assert detail[0] == "fatalReturn"
+    assert detail[1]["fileSequenceNumber"] == name[-5:].encode()
+    # every event of a fatal file is returned: the record identity still balances
+    assert r.reconciliation()["returned"] == 41
+    assert r.reconciliation()["difference"] == 0
+
+
+def test_gap_is_a_warning_200_and_a_missing_return(tmp_path: Path) -> None:
+    wd = world(tmp_path)
+    name, data = day_file(DAY1)
+    fsn = int(name[-5:])
+    validate_day(wd, DAY1, [put(tmp_path, "1", name, data)])
+    name3, data3 = renamed(day_file(DAY2)[1], fsn + 3)
+    r = validate_day(wd, DAY2, [put(tmp_path, "2", name3, data3)])
+    f = next(x for x in r.files[0].findings if x.rule == "fsn.gap")
+    assert (f.code, f.severity) == (200, "warning")
+    assert r.files[0].outcome == "processed"
+    rap = decode_rap(r.raps[0])
+    missing = [d[1] for d in rap["returnDetails"] if d[0] == "missingReturn"]
+    assert missing == [
+        {
+            "startMissingSeqNumber": f"{fsn + 1:05d}".encode(),
+            "endMissingSeqNumber": f"{fsn + 2:05d}".encode(),
+        }
+    ]
+
+
+def test_rap_fsn_expected_after_a_fatal_and_unexpected_without(tmp_path: Path) -> None:
+    wd = world(tmp_path)
+    name, data = day_file(DAY1)
+    _, value = asn1.decode(data).value
+    broken = dict(value)
+    broken["auditControlInfo"] = dict(value["auditControlInfo"], totalCharge=1)
+    r1 = validate_day(
+        wd, DAY1, [put(tmp_path, "1", name, asn1.encode("tap", ("transferBatch", broken)))]
+    )
+    assert r1.files[0].outcome == "fatal"
+    # the corrected resubmission without rapFileSequenceNumber: warning 37, not 201
+    r2 = validate_day(wd, DAY2, [put(tmp_path, "2", name, data)])
+    assert rules(r2, name) == {"bci.rap_fsn_expected"}
+    assert r2.files[0].outcome == "processed"
+    # a next file carrying a RAP FSN although nothing was rejected: warning 40
+    nxt = dict(asn1.decode(day_file(DAY2)[1]).value[1])
+    nxt["batchControlInfo"] = dict(nxt["batchControlInfo"], rapFileSequenceNumber=b"00001")
+    nxt["batchControlInfo"]["fileSequenceNumber"] = f"{int(name[-5:]) + 1:05d}".encode()
+    n2 = f"CDFRAF9HKGCL{int(name[-5:]) + 1:05d}"
+    r3 = validate_day(
+        wd,
+        DAY2 + dt.timedelta(1),
+        [put(tmp_path, "3", n2, asn1.encode("tap", ("transferBatch", nxt)))],
+    )
+    assert rules(r3, n2) == {"bci.rap_fsn_unexpected"}
+
+
+def test_duplicate_across_files_is_returned_with_its_bytes(tmp_path: Path) -> None:
+    wd = world(tmp_path)
+    name, data = day_file(DAY1)
+    validate_day(wd, DAY1, [put(tmp_path, "1", name, data)])
+    # day 2's file carries event 3 of day 1 again (audit totals fixed to match)
+    _, v1 = asn1.decode(data).value
+    n2, d2 = day_file(DAY2)
+    _, v2 = asn1.decode(d2).value
+    dup = v1["callEventDetails"][3]
+    v2["callEventDetails"].append(dup)
+    batch = fast.decode_tap(asn1.encode("tap", ("transferBatch", v2)))
+    ev = batch.events
+    aci = v2["auditControlInfo"]
+    i = ev.num_rows - 1
+    aci["callEventDetailsCount"] += 1
+    aci["totalCharge"] += (ev.column("charge")[i].as_py() or 0) + (
+        ev.column("camel_fee")[i].as_py() or 0
+    )
+    aci["totalTaxValue"] += ev.column("tax")[i].as_py() or 0
+    aci["totalDiscountValue"] += ev.column("discount")[i].as_py() or 0
+    d2 = asn1.encode("tap", ("transferBatch", v2))
+    r = validate_day(wd, DAY2, [put(tmp_path, "2", n2, d2)])
+    (f,) = [x for x in r.files[0].findings if x.severity != "warning"]
+    assert (f.rule, f.event_index, f.severity) == ("event.duplicate", i, "severe")
+    assert r.files[0].counts()["duplicate"] == 1
+    assert r.files[0].counts()["accepted"] == i
+    rap = decode_rap(r.raps[0])
+    (severe,) = [d[1] for d in rap["returnDetails"] if d[0] == "severeReturn"]
+    assert severe["fileSequenceNumber"] == n2[-5:].encode()
+    # the event echoed as received: its bytes are in the RAP file unchanged
+    off = ev.column("byte_offset")[i].as_py()
+    raw = d2[off : off + ev.column("byte_length")[i].as_py()]
+    assert raw in r.raps[0].read_bytes()
+
+
+def test_duplicate_within_one_file(tmp_path: Path) -> None:
+    wd = world(tmp_path)
+    name, data = day_file(DAY1)
+    _, v = asn1.decode(data).value
+    v["callEventDetails"].append(v["callEventDetails"][0])
+    ev = fast.decode_tap(asn1.encode("tap", ("transferBatch", v))).events
+    aci = v["auditControlInfo"]
+    aci["callEventDetailsCount"] += 1
+    aci["totalCharge"] += (ev.column("charge")[0].as_py() or 0) + (
+        ev.column("camel_fee")[0].as_py() or 0
+    )
+    aci["totalTaxValue"] += ev.column("tax")[0].as_py() or 0
+    aci["totalDiscountValue"] += ev.column("discount")[0].as_py() or 0
+    r = validate_day(wd, DAY1, [put(tmp_path, "1", name, asn1.encode("tap", ("transferBatch", v)))])
+    bad = [(x.rule, x.event_index) for x in r.files[0].findings if x.severity != "warning"]
+    assert bad == [("event.duplicate", ev.num_rows - 1)]
+
+
+def test_silent_partner_gets_one_stop_return(tmp_path: Path) -> None:
+    wd = world(tmp_path, FRAF9="silent_days = 3")
+    name, data = day_file(DAY1)
+    validate_day(wd, DAY1, [put(tmp_path, "1", name, data)])
+    quiet = validate_day(wd, DAY1 + dt.timedelta(3), [])
+    assert quiet.raps == []
+    late = validate_day(wd, DAY1 + dt.timedelta(4), [])
+    (path,) = late.raps
+    rap = decode_rap(path)
+    assert rap["returnDetails"] == [("stopReturn", {"lastSeqNumber": name[-5:].encode()})]
+    again = validate_day(wd, DAY1 + dt.timedelta(5), [])
+    assert again.raps == []
+
+
+def test_rerun_gives_same_findings_and_rap_bytes(tmp_path: Path) -> None:
+    wd = world(tmp_path)
+    name, data = day_file(DAY1)
+    _, value = asn1.decode(data).value
+    value["auditControlInfo"]["totalCharge"] += 7
+    bad = asn1.encode("tap", ("transferBatch", value))
+    inputs = [put(tmp_path, "1", name, bad)]
+    a = validate_day(wd, DAY1, inputs)
+    first = {p.name: p.read_bytes() for p in a.raps}
+    b = validate_day(wd, DAY1, inputs)
+    assert {p.name: p.read_bytes() for p in b.raps} == first
+    assert [f.findings for f in a.files] == [f.findings for f in b.files]
+    with State(wd.db, read_only=True) as s:
+        (n,) = s.con.execute("SELECT count(*) FROM files").fetchone()
+        (raps,) = s.con.execute("SELECT count(*) FROM rap_out").fetchone()
+    assert (n, raps) == (1, 1)
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "clearing.cli", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+    )
+
+
+def test_cli_validate_json_contract_and_rap_dir(tmp_path: Path) -> None:
+    name, data = day_file(DAY1)
+    _, value = asn1.decode(data).value
+    i = next(
+        n
+        for n, (kind, _e) in enumerate(value["callEventDetails"])
+        if kind == "mobileOriginatedCall"
+    )
+    value["callEventDetails"][i][1]["basicCallInformation"]["chargeableSubscriber"] = (
+        "simChargeableSubscriber",
+        {},
+    )
+    path = tmp_path / name
+    path.write_bytes(asn1.encode("tap", ("transferBatch", value)))
+    done = run_cli("validate", str(path), "--json", "--rap-dir", str(tmp_path / "rap"))
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["fatal"] is False
+    (f,) = out["findings"]
+    assert (f["severity"], f["code"], f["context"], f["event_index"]) == (
+        "severe",
+        30,
+        "GsmChargeableSubscriber",
+        i,
+    )
+    assert isinstance(f["message"], str)
+    (rap,) = (tmp_path / "rap").iterdir()
+    assert rap.name == f"RCHKGCLFRAF9{1:05d}"
+    file_says = subprocess.run(["file", "-b", str(rap)], capture_output=True, text=True)
+    assert "RAP" in file_says.stdout
+
+
+def test_cli_seq_status_and_rap_ack(tmp_path: Path) -> None:
+    wd = world(tmp_path)
+    name, data = day_file(DAY1)
+    _, value = asn1.decode(data).value
+    value["auditControlInfo"]["callEventDetailsCount"] += 1
+    r = validate_day(
+        wd, DAY1, [put(tmp_path, "1", name, asn1.encode("tap", ("transferBatch", value)))]
+    )
+    (rap,) = r.raps
+    status = json.loads(run_cli("seq", "status", "-w", str(tmp_path), "--json").stdout)
+    (row,) = status
+    assert (row["sender"], row["last_fsn"], row["fatal"], row["acks_owed"]) == (
+        "FRAF9",
+        name[-5:],
+        1,
+        1,
+    )
+    # the partner acknowledges our RAP: we play the partner with `rap ack` on our own RAP
+    partner_side = tmp_path / "partner"
+    done = run_cli("rap", "ack", str(rap), "--out", str(partner_side))
+    assert done.returncode == 0, done.stderr
+    (ack,) = partner_side.iterdir()
+    assert ack.name == "ACFRAF9HKGCL00001"
+    kind, value = rap_module().decode("RapDataInterChange", ack.read_bytes())
+    assert kind == "acknowledgement"
+    assert (value["sender"], value["recipient"], value["rapFileSequenceNumber"]) == (
+        b"FRAF9",
+        b"HKGCL",
+        b"00001",
+    )
+    done = run_cli("rap", "ack", str(ack), "-w", str(tmp_path), "--date", "2026-11-22")
+    assert done.returncode == 0, done.stderr
+    status = json.loads(run_cli("seq", "status", "-w", str(tmp_path), "--json").stdout)
+    assert status[0]["acks_owed"] == 0
+
+
+@pytest.mark.parametrize("garbage", [b"", b"\x00\x01\x02", b"\x61\x85\xff"])
+def test_cli_validate_garbage_is_a_fatal_finding_not_a_crash(
+    tmp_path: Path, garbage: bytes
+) -> None:
+    path = tmp_path / "CDFRAF9HKGCL00001"
+    path.write_bytes(garbage)
+    done = run_cli("validate", str(path), "--json")
+    assert done.returncode == 1
+    out = json.loads(done.stdout)
+    assert out["fatal"] is True
+    assert [f["context"] for f in out["findings"]] == ["TransferBatch"]
