@@ -1,0 +1,149 @@
+"""The reference tables rating needs, loaded once, and the lookups shared by every stage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import polars as pl
+
+from clearing.errors import ConfigError
+from clearing.rating._refdata import read_table
+
+if TYPE_CHECKING:
+    from datetime import date
+    from pathlib import Path
+
+__all__ = ["Rates", "longest_prefix", "valid_on"]
+
+# ISO 4217 minor units of the settlement currencies that are not 2
+_MINOR_UNITS = {"JPY": 0, "KRW": 0, "CLP": 0, "ISK": 0, "BHD": 3, "KWD": 3, "OMR": 3}
+
+
+def minor_units(currency: str) -> int:
+    """Decimal places of a currency's minor unit (ISO 4217; 2 unless listed)."""
+    return _MINOR_UNITS.get(currency, 2)
+
+
+@dataclass(frozen=True)
+class Rates:
+    """The reference tables of one rates folder (``iot``, ``agreements``, ``imsi_ranges``, ``fx``).
+
+    Attributes:
+        root: the rates folder.
+        iot, agreements, imsi_ranges, fx: the imported tables (:func:`read_table`).
+    """
+
+    root: Path
+    iot: pl.DataFrame
+    agreements: pl.DataFrame
+    imsi_ranges: pl.DataFrame
+    fx: pl.DataFrame
+
+    @classmethod
+    def load(cls, rates_dir: Path) -> Rates:
+        """Read the four tables.
+
+        Raises:
+            ConfigError: a table is missing (not imported).
+        """
+        return cls(
+            rates_dir,
+            read_table(rates_dir, "iot"),
+            read_table(rates_dir, "agreements"),
+            read_table(rates_dir, "imsi_ranges"),
+            read_table(rates_dir, "fx"),
+        )
+
+    def agreements_on(self, day: date) -> pl.DataFrame:
+        """The agreement version of every partner valid on ``day``."""
+        return valid_on(self.agreements, day)
+
+    def fx_rate(self, currency: str, day: date) -> tuple[int, int, str]:
+        """``(rate, scale, version)``: units of ``currency`` per SDR valid on ``day``.
+
+        Raises:
+            ConfigError: the fx table has no rate of the currency for the day.
+        """
+        if currency == "SDR":
+            return 1, 0, "-"
+        rows = valid_on(self.fx, day).filter(pl.col("currency") == currency)
+        if rows.height == 0:
+            msg = (
+                f"rates table `fx` has no rate for {currency} valid on {day}: add a row to "
+                f"`{self.root / 'sources' / 'fx.csv'}` and run `clearing rates import`"
+            )
+            raise ConfigError(msg)
+        r = rows.row(0, named=True)
+        return int(r["rate"]), int(r["rate_scale"]), str(r["version"])
+
+
+def valid_on(table: pl.DataFrame, day: date) -> pl.DataFrame:
+    """The rows of a reference table valid on ``day``."""
+    return table.filter(
+        (pl.col("valid_from") <= day)
+        & (pl.col("valid_to").is_null() | (pl.lit(day) < pl.col("valid_to")))
+    )
+
+
+def _by_day(table: pl.DataFrame, days: pl.Series) -> pl.DataFrame:
+    frame = pl.DataFrame({"day": days.unique().sort()})
+    return frame.join(table, how="cross").filter(
+        (pl.col("valid_from") <= pl.col("day"))
+        & (pl.col("valid_to").is_null() | (pl.col("day") < pl.col("valid_to")))
+    )
+
+
+def longest_prefix(
+    events: pl.DataFrame,
+    *,
+    value: str,
+    table: pl.DataFrame,
+    prefix: str,
+    columns: list[str],
+    day: str = "day",
+) -> pl.DataFrame:
+    """Add ``columns`` of the ``table`` row whose ``prefix`` is the longest prefix of ``value``.
+
+    Only rows valid on each event's ``day`` count. One left join per distinct prefix length
+    (a handful), so the cost does not depend on the number of table rows.
+
+    Raises:
+        ConfigError: two rows valid on one day share a prefix.
+    """
+    valid = _by_day(table, events[day]).with_columns(pl.col(prefix).str.len_chars().alias("_len"))
+    dup = valid.filter(pl.len().over("day", prefix) > 1)
+    if dup.height:
+        first = dup.row(0, named=True)
+        msg = f"reference data: prefix `{first[prefix]}` is listed twice for {first['day']}"
+        raise ConfigError(msg)
+    out = events.with_columns(pl.lit(None, pl.Int64).alias("_found_len"))
+    for c in columns:
+        out = out.with_columns(pl.lit(None, valid.schema[c]).alias(c))
+    for length in sorted(set(valid["_len"].to_list()), reverse=True):
+        part = valid.filter(pl.col("_len") == length).select(
+            pl.col("day").alias(day),
+            pl.col(prefix).alias("_k"),
+            *(pl.col(c).alias(f"_v_{c}") for c in columns),
+            pl.lit(length, pl.Int64).alias("_l"),
+        )
+        out = (
+            out.with_columns(
+                pl.when(pl.col("_found_len").is_null())
+                .then(pl.col(value).str.slice(0, length))
+                .alias("_k")
+            )
+            .join(part, on=[day, "_k"], how="left", maintain_order="left")
+            .with_columns(
+                *(pl.coalesce(c, f"_v_{c}").alias(c) for c in columns),
+                pl.coalesce("_found_len", "_l").alias("_found_len"),
+            )
+            .drop("_k", "_l", *(f"_v_{c}" for c in columns))
+        )
+    return out.drop("_found_len")
+
+
+def require(condition: bool, message: str) -> None:
+    """Raise a :class:`ConfigError` with ``message`` unless ``condition``."""
+    if not condition:
+        raise ConfigError(message)

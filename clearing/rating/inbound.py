@@ -1,0 +1,140 @@
+"""Inbound rating: visitors' CDRs of our network → receivables at the partner's IOT.
+
+For each record (all at once, as joins): the partner from the IMSI (longest ``imsi_ranges``
+prefix valid on the local date), the partner's agreement of that date (standard, TAP currency
+and decimal places), then :func:`clearing.rating._iot.rate_usage` with the partner's
+``inbound`` IOT rows. The output keeps every input column and adds the rating columns;
+``status`` says ``rated`` or ``unrated`` (with the ``reason``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final
+
+import polars as pl
+
+from clearing.rating._book import longest_prefix
+from clearing.rating._iot import prepare_tariff, rate_usage
+
+if TYPE_CHECKING:
+    from clearing.rating._book import Rates
+
+__all__ = ["RATED_VISITOR_COLUMNS", "rate_visitors", "visitor_usage"]
+
+# what a rated visitor row adds to the mediation record
+RATED_VISITOR_COLUMNS: Final = (
+    "partner",
+    "standard",
+    "service",
+    "destination_prefix",
+    "time_band",
+    "iot_key",
+    "iot_version",
+    "chargeable_units",
+    "charged_units",
+    "price",
+    "price_scale",
+    "unit",
+    "rounding",
+    "tax_rate",
+    "charge",
+    "charge_scale",
+    "currency",
+    "tax",
+    "status",
+    "reason",
+)
+
+
+def visitor_usage(records: pl.DataFrame) -> pl.DataFrame:
+    """The engine's usage columns of mediation records: ``kind``, ``number``, ``usage``."""
+    rt = pl.col("record_type")
+    usage = (
+        pl.when(rt.is_in(("moc", "mtc")))
+        .then(pl.col("duration"))
+        .when(rt.is_in(("sms_mo", "sms_mt")))
+        .then(pl.lit(1, pl.Int64))
+        .otherwise(pl.col("volume_up").fill_null(0) + pl.col("volume_down").fill_null(0))
+    )
+    return records.with_columns(
+        rt.alias("kind"),
+        pl.when(rt == "moc").then(pl.col("called_number")).alias("number"),
+        pl.col("start_time").alias("local_start"),
+        usage.cast(pl.Int64).alias("usage"),
+    )
+
+
+def rate_visitors(records: pl.DataFrame, rates: Rates) -> pl.DataFrame:
+    """Rate mediation records (:func:`clearing.rating.cdr.read_cdrs` output) with our IOT.
+
+    Returns the records, in their order, with :data:`RATED_VISITOR_COLUMNS` added.
+
+    Raises:
+        ConfigError: bad reference data (overlapping time bands, a prefix listed twice).
+    """
+    ev = visitor_usage(records).with_row_index("row_id")
+    ev = ev.with_columns(pl.col("local_start").dt.date().alias("day"))
+    ev = longest_prefix(
+        ev, value="imsi", table=rates.imsi_ranges, prefix="imsi_prefix", columns=["partner"]
+    )
+    days = sorted(set(ev["day"].drop_nulls().to_list()))
+    agreements = (
+        pl.DataFrame({"day": days}, schema={"day": pl.Date})
+        .join(rates.agreements, how="cross")
+        .filter(
+            (pl.col("valid_from") <= pl.col("day"))
+            & (pl.col("valid_to").is_null() | (pl.col("day") < pl.col("valid_to")))
+        )
+        .select(
+            "day",
+            "partner",
+            "standard",
+            pl.col("tap_currency").alias("currency"),
+            pl.col("tap_decimal_places").alias("scale"),
+        )
+    )
+    ev = ev.join(agreements, on=["day", "partner"], how="left", maintain_order="left")
+    tariff = prepare_tariff(rates.iot, "inbound", days)
+    usage = ev.select(
+        "row_id", "partner", "kind", "number", "local_start", "usage", "scale", "currency"
+    )
+    rated = rate_usage(usage, tariff)
+    extra = rated.select(
+        "row_id",
+        "service",
+        "destination_prefix",
+        "time_band",
+        "iot_key",
+        "iot_version",
+        pl.col("usage").alias("chargeable_units"),
+        "charged_units",
+        "price",
+        "price_scale",
+        "unit",
+        "rounding",
+        "tax_rate",
+        "charge",
+        pl.col("scale").cast(pl.Int64).alias("charge_scale"),
+        "currency",
+        "tax",
+        "status",
+        "reason",
+    )
+    out = ev.select("row_id", *records.columns, "partner", "standard").join(
+        extra, on="row_id", how="left", maintain_order="left"
+    )
+    no_agreement = pl.col("partner").is_not_null() & pl.col("standard").is_null()
+    out = out.with_columns(
+        pl.when(no_agreement).then(pl.lit("unrated")).otherwise(pl.col("status")).alias("status"),
+        pl.when(no_agreement)
+        .then(
+            pl.format(
+                "no agreement with {} valid on {}",
+                pl.col("partner"),
+                pl.col("start_time").dt.strftime("%Y-%m-%d"),
+            )
+        )
+        .otherwise(pl.col("reason"))
+        .alias("reason"),
+    )
+    return out.select(*records.columns, *RATED_VISITOR_COLUMNS)
