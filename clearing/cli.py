@@ -137,6 +137,11 @@ def _validate_file(
     from clearing.validate.tap import parse_tap_name
 
     data = _read(file)
+    from clearing.codecs.ciber import looks_like_ciber
+
+    if looks_like_ciber(data[:64]):
+        _validate_ciber_file(file, data, workdir, day, as_json)
+        return
     state = None
     if workdir is not None:
         wd = config.WorkDir(workdir)
@@ -182,6 +187,30 @@ def _validate_file(
         raise typer.Exit(1)
 
 
+def _validate_ciber_file(
+    file: Path, data: bytes, workdir: Path | None, day: Date, as_json: bool
+) -> None:
+    from clearing import config
+    from clearing.validate.stage import validate_ciber_file
+
+    if workdir is not None:
+        settings = config.WorkDir(workdir).settings()
+    else:
+        settings = config.Settings(
+            home=config.Home(
+                tadig="XXXXX", sid_bid=file.name[12:17] if file.name[12:17].isdigit() else None
+            )
+        )
+    r, _checked = validate_ciber_file(data, file=file.name, settings=settings, day=day)
+    summary = r.summary()
+    if as_json:
+        typer.echo(json.dumps(summary, ensure_ascii=False, indent=2))
+    else:
+        typer.echo(_render_validation(summary))
+    if r.fatal:
+        raise typer.Exit(1)
+
+
 def _render_validation(s: dict[str, Any]) -> str:
     c = s["counts"]
     verdict = "FATAL: whole file returned" if s["fatal"] else s["outcome"]
@@ -215,7 +244,8 @@ def _validate_day(workdir: Path, day: Date, as_json: bool) -> None:
             json.dumps(
                 {
                     "date": day.isoformat(),
-                    "files": [f.summary() for f in result.files],
+                    "files": [f.summary() for f in result.files]
+                    + [c.summary() for c in result.ciber],
                     "raps": [p.name for p in result.raps],
                     "reconciliation": result.reconciliation(),
                 },
@@ -226,9 +256,11 @@ def _validate_day(workdir: Path, day: Date, as_json: bool) -> None:
     else:
         for f in result.files:
             typer.echo(_render_validation(f.summary()))
+        for c in result.ciber:
+            typer.echo(_render_validation(c.summary()))
         typer.echo(f"RAP files: {', '.join(p.name for p in result.raps) or 'none'}")
         typer.echo(f"reconciliation: {result.reconciliation()}")
-    if any(f.fatal for f in result.files):
+    if any(f.fatal for f in result.files) or any(c.fatal for c in result.ciber):
         raise typer.Exit(1)
 
 
@@ -236,17 +268,23 @@ def _day_inputs(wd: Any, day: Date) -> list[Path]:
     """TAP inputs of ``day``: ``work/<day>/in/`` (filled from ``inbox/`` when missing)."""
     import shutil
 
+    from clearing.codecs.ciber import looks_like_ciber
     from clearing.validate.tap import parse_tap_name
+
+    def wanted(p: Path) -> bool:
+        if not p.is_file() or p.name.startswith("."):
+            return False
+        return bool(parse_tap_name(p.name)) or looks_like_ciber(p.read_bytes()[:64])
 
     folder = wd.root / "work" / day.isoformat() / "in"
     if not folder.exists() and wd.inbox.exists():
         folder.mkdir(parents=True)
         for p in sorted(wd.inbox.iterdir()):
-            if p.is_file() and parse_tap_name(p.name):
+            if wanted(p):
                 shutil.copy2(p, folder / p.name)
     if not folder.exists():
         return []
-    return sorted(p for p in folder.iterdir() if p.is_file() and parse_tap_name(p.name))
+    return sorted(p for p in folder.iterdir() if wanted(p))
 
 
 @rap_app.command("ack")

@@ -144,6 +144,7 @@ class ValidateResult:
     day: dt.date
     files: list[FileResult]
     raps: list[Path]
+    ciber: list[CiberResult] = field(default_factory=list)
 
     def reconciliation(self) -> dict[str, int]:
         total = {"in": 0, **dict.fromkeys(STATUSES, 0), "difference": 0}
@@ -151,6 +152,9 @@ class ValidateResult:
             if f.outcome == "copy":
                 continue
             for k, v in f.counts().items():
+                total[k] += v
+        for c in self.ciber:
+            for k, v in c.counts().items():
                 total[k] += v
         return total
 
@@ -377,9 +381,12 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 
 def validate_day(workdir: WorkDir, day: dt.date, inputs: Sequence[Path]) -> ValidateResult:
-    """Validate the TAP files of ``day`` and write findings, lake rows, RAPs and state."""
+    """Validate the TAP and CIBER files of ``day``: findings, lake rows, RAPs / CIBER returns."""
+    from clearing.codecs.ciber import looks_like_ciber
+
     settings = workdir.settings()
-    files = sorted(inputs, key=_tap_order)
+    ciber_inputs = [p for p in inputs if looks_like_ciber(p.read_bytes()[:64])]
+    files = sorted((p for p in inputs if p not in ciber_inputs), key=_tap_order)
     results: list[FileResult] = []
     rap_dir = workdir.out / "rap"
     lake_day = workdir.lake / "events_in" / f"date={day.isoformat()}"
@@ -464,13 +471,15 @@ def validate_day(workdir: WorkDir, day: dt.date, inputs: Sequence[Path]) -> Vali
                     "UPDATE files SET rap_file = ? WHERE processing_date = ? AND file = ?",
                     [r.rap_file, day, r.file],
                 )
+        ciber = _ciber_day(workdir, day, ciber_inputs, settings, state)
         tables = [r.findings_table() for r in results if r.outcome != "copy"]
+        tables += [findings_table(c.findings, file=c.file, source_format="ciber") for c in ciber]
         all_findings = pa.concat_tables(tables) if tables else FINDINGS_SCHEMA.empty_table()
         state.record_findings(day, all_findings)
         fpath = workdir.lake / "findings" / f"date={day.isoformat()}" / "findings.parquet"
         fpath.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(all_findings, fpath)
-    return ValidateResult(day=day, files=results, raps=written)
+    return ValidateResult(day=day, files=results, raps=written, ciber=ciber)
 
 
 def _lake_table(c: TapChecked, status: list[str]) -> pa.Table:
@@ -509,3 +518,125 @@ def _file_row(r: FileResult) -> dict[str, Any]:
         "findings": len(r.findings),
         "rap_file": None,
     }
+
+
+@dataclass
+class CiberResult:
+    """One CIBER input file after validation (record returns and batch rejects)."""
+
+    file: str
+    findings: list[Finding]
+    status: list[str]
+    events: pa.Table
+    outcome: str
+    returns: list[str] = field(default_factory=list)
+
+    @property
+    def fatal(self) -> bool:
+        return any(f.severity == "fatal" for f in self.findings)
+
+    def counts(self) -> dict[str, int]:
+        n = self.events.num_rows
+        out = {"in": n, **dict.fromkeys(STATUSES, 0)}
+        for s in self.status:
+            out[s] += 1
+        out["difference"] = n - sum(out[s] for s in STATUSES)
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "kind": "ciber",
+            "sender": None,
+            "recipient": None,
+            "file_sequence_number": None,
+            "test": False,
+            "outcome": self.outcome,
+            "copy_of": None,
+            "fatal": self.fatal,
+            "counts": self.counts(),
+            "rap_file": ", ".join(self.returns) or None,
+            "findings": [
+                {
+                    "severity": f.severity,
+                    "code": f.code,
+                    "context": f.context,
+                    "rule": f.rule,
+                    "event_index": f.event_index,
+                    "message": f.message,
+                    "path": [],
+                }
+                for f in self.findings
+            ],
+        }
+
+
+def validate_ciber_file(
+    data: bytes, *, file: str, settings: Settings, day: dt.date
+) -> tuple[CiberResult, Any]:
+    """CIBER rules (ciber.md §7) → findings and per-record status."""
+    from clearing.validate.ciber import check_ciber
+
+    checked = check_ciber(data, file=file, settings=settings, today=day)
+    ev = checked.events
+    n = ev.num_rows
+    status = ["accepted"] * n
+    if checked.decoded is not None and n:
+        seqs = checked.decoded.batches.column("batch_sequence_number").to_pylist()
+        rejected = {f"{s:03d}" for s, r in zip(seqs, checked.rejected, strict=True) if r and s}
+        fsn = ev.column("file_sequence_number").to_pylist()
+        for i in range(n):
+            if fsn[i] in rejected:
+                status[i] = "returned"
+    for f in checked.findings:
+        if f.severity == "severe" and f.event_index is not None and f.event_index < n:
+            kind = {10: "late", 11: "duplicate"}.get(f.code, "returned")
+            if status[f.event_index] == "accepted":
+                status[f.event_index] = kind
+    outcome = "fatal" if checked.unreadable else "processed"
+    return CiberResult(file, list(checked.findings), status, ev, outcome), checked
+
+
+def _ciber_day(
+    workdir: WorkDir, day: dt.date, inputs: Sequence[Path], settings: Settings, state: State
+) -> list[CiberResult]:
+    from clearing.validate.ciber import ciber_returns
+
+    out: list[CiberResult] = []
+    lake_day = workdir.lake / "events_in" / f"date={day.isoformat()}"
+    for path in sorted(inputs):
+        data = path.read_bytes()
+        r, checked = validate_ciber_file(data, file=path.name, settings=settings, day=day)
+        if r.events.num_rows:
+            sender = r.events.column("sender")[0].as_py() or "unknown"
+            table = r.events.append_column(
+                "file", pa.array([path.name] * r.events.num_rows, pa.string())
+            ).append_column("status", pa.array(r.status, pa.string()))
+            dest = lake_day / f"partner={sender}" / f"{path.name}.parquet"
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(table, dest)
+        if not checked.unreadable and any(f.severity != "warning" for f in r.findings):
+            for name, blob in ciber_returns(
+                checked, r.findings, settings=settings, sequence=len(out) + 1
+            ):
+                _write_atomic(workdir.out / "ciber_returns" / name, blob)
+                r.returns.append(name)
+        counts = r.counts()
+        state.record_file(
+            day,
+            {
+                "file": path.name,
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "format": "ciber",
+                "outcome": r.outcome,
+                "events": counts["in"],
+                "accepted": counts["accepted"],
+                "returned": counts["returned"],
+                "duplicate": counts["duplicate"],
+                "late": counts["late"],
+                "quarantined": counts["quarantined"],
+                "findings": len(r.findings),
+            },
+        )
+        out.append(r)
+    return out
