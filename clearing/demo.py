@@ -1,4 +1,4 @@
-"""The main job of `make demo`, until the nightly run exists: inspect every input file.
+"""The main job of `make demo`, until the nightly run exists: inspect and validate the inputs.
 
 ``python -m clearing.demo SAMPLES_DIR WORK_DIR`` reads every file under ``SAMPLES_DIR`` (TAP,
 Notification, RAP, ACK, NRT, CIBER), writes into ``WORK_DIR/inspect/``:
@@ -95,7 +95,50 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: `{samples}` is not a folder", file=sys.stderr)
         return 2
     run(samples, work)
+    validate(samples, work)
     return 0
+
+
+_DEMO_DAY = "2026-11-22"
+
+
+def validate(samples: Path, work: Path) -> None:
+    """Validate the sample day in ``work`` as a work folder (config written if missing)."""
+    import datetime as dt
+    import shutil
+
+    from clearing.config import WorkDir
+    from clearing.samples.ciber import CIBER_PARTNERS
+    from clearing.samples.tap import PARTNERS
+    from clearing.validate.stage import validate_day
+
+    wd = WorkDir(work)
+    if not wd.config.exists():
+        lines = ['[home]\ntadig = "HKGCL"\nsid_bid = "60099"\n']
+        lines += [f"\n[partners.{p.tadig}]\n" for p in PARTNERS]
+        lines += [f'\n[partners.{p.sid_bid}]\nstandard = "ciber"\n' for p in CIBER_PARTNERS]
+        _write(wd.config, "".join(lines))
+    day = dt.date.fromisoformat(_DEMO_DAY)
+    folder = work / "work" / _DEMO_DAY / "in"
+    folder.mkdir(parents=True, exist_ok=True)
+    inputs = []
+    for sub in ("tap", "ciber"):
+        for p in sorted((samples / sub).glob("*")):
+            if p.is_file() and not p.name.startswith("."):
+                shutil.copy2(p, folder / p.name)
+                inputs.append(folder / p.name)
+    result = validate_day(wd, day, inputs)
+    print(f"\nvalidate {_DEMO_DAY}:")
+    summaries = [f.summary() for f in result.files] + [c.summary() for c in result.ciber]
+    for s in summaries:
+        bad = [x for x in s["findings"] if x["severity"] != "warning"]
+        print(
+            f"  {s['file']:<38} {s['outcome']:<10} in {s['counts']['in']:>4}  "
+            f"accepted {s['counts']['accepted']:>4}  {len(bad)} fatal/severe finding(s)"
+        )
+    print(f"  reconciliation: {result.reconciliation()}")
+    outs = [p.name for p in result.raps] + [n for c in result.ciber for n in c.returns]
+    print(f"  returns written to {work / 'out'}: {', '.join(outs) or 'none'}")
 
 
 if __name__ == "__main__":
