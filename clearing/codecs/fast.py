@@ -480,7 +480,7 @@ _SUM_INT = {
 }
 _COUNT = {
     "tax_items": {"TaxInformation"},
-    "charge_items": {"ChargeInformation"},
+    "charge_items": {"ChargeInformation", "SessionChargeInformation"},
 }
 _FIRST_BCD = {
     "imsi": {"Imsi"},

@@ -82,7 +82,8 @@ class FileResult:
         return any(f.severity == "fatal" for f in self.findings)
 
     def counts(self) -> dict[str, int]:
-        n = self.checked.events.num_rows
+        # an ignored copy brings nothing in: its events were counted with the original
+        n = 0 if self.outcome == "copy" else self.checked.events.num_rows
         out = {"in": n, **dict.fromkeys(STATUSES, 0)}
         for s in self.status:
             out[s] += 1

@@ -191,7 +191,8 @@ def reference_rows(data: bytes) -> list[dict[str, Any]]:
                     1
                     for p, v in items
                     if p
-                    and p[-1] in ("chargeInformation", "chargeInformationList")
+                    and p[-1]
+                    in ("chargeInformation", "chargeInformationList", "sessionChargeInfoList")
                     and isinstance(v, dict)
                 ),
                 "discount_code": first("discountCode"),
