@@ -6,8 +6,7 @@ Money in the comments of the tests is worked out by hand from these rows.
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import pytest
@@ -15,6 +14,9 @@ import pytest
 from clearing.rating._book import Rates
 from clearing.rating._refdata import import_rates
 from clearing.rating.cdr import empty_records
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 AGREEMENTS = """\
 partner,name,standard,tap_currency,tap_decimal_places,local_currency,iot_tolerance,iot_tolerance_scale,settlement_currency,file_type,valid_from

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import date
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import polars as pl
@@ -13,6 +13,9 @@ import pytest
 from clearing.errors import ConfigError
 from clearing.rating._refdata import duckdb_view, import_rates, read_table
 from tests.rating.conftest import AGREEMENTS, FX, IMSI_RANGES, IOT, write_sources
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 FX_HEADER = "currency,valid_from,valid_to,rate,rate_scale,source\n"
 
@@ -133,10 +136,10 @@ def test_bad_cells_are_listed_with_line_and_column(tmp_path: Path) -> None:
 
 def test_unknown_source_and_missing_column_are_refused(tmp_path: Path) -> None:
     rates = write_sources(tmp_path / "rates", tarifs="a,b\n")
-    with pytest.raises(ConfigError, match="source.s. without a schema .*: tarifs"):
+    with pytest.raises(ConfigError, match=r"source.s. without a schema .*: tarifs"):
         import_rates(rates)
     rates = write_sources(tmp_path / "r2", fx="currency,valid_from,rate\nEUR,2026-01-01,1\n")
-    with pytest.raises(ConfigError, match="required column.s. missing: rate_scale, source"):
+    with pytest.raises(ConfigError, match=r"required column.s. missing: rate_scale, source"):
         import_rates(rates)
 
 
