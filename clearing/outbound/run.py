@@ -1,0 +1,298 @@
+"""Write the outbound files of one processing day: TAP-out, Notifications and CIBER-out.
+
+For every partner with an agreement valid on the day (and every partner with rated rows):
+
+* ``tap`` partners: a TransferBatch of their rated rows, or a **Notification** when they have
+  none, named ``CD<us><partner><FSN>`` (``TD…`` for test agreements) in ``<workdir>/out/tap``;
+* ``ciber`` partners with rated voice rows: CIBER-out batches in ``<workdir>/out/ciber``
+  (CIBER carries voice only: their SMS / data rows are counted as ``not_sent``).
+
+Numbers come from :class:`~clearing.outbound.sequences.Sequences`; a re-run of the same day
+reuses them, so the same rated rows give byte-identical files. Files are written to a
+temporary name and renamed (atomic).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from clearing.codecs import ciber
+from clearing.errors import ConfigError
+from clearing.outbound.sequences import FileRecord, Sequences
+from clearing.outbound.tap import (
+    TapHeader,
+    encode_notification,
+    encode_transfer_batch,
+    tap_file_name,
+)
+from clearing.rating._book import valid_on
+from clearing.rating._money import round_div
+
+if TYPE_CHECKING:
+    from datetime import date
+    from pathlib import Path
+
+    import pyarrow as pa
+
+    from clearing.config import Settings
+    from clearing.rating._book import Rates
+
+__all__ = ["OutboundFile", "write_outbound"]
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundFile:
+    """One file written by :func:`write_outbound`."""
+
+    path: Path
+    kind: str  # transferBatch | notification | ciber
+    partner: str
+    sequence_number: int
+    events: int
+    total_charge: int
+    total_tax: int
+    charge_scale: int | None
+    currency: str | None
+    content_changed: bool
+    not_sent: int = 0  # rated rows the format cannot carry (CIBER: SMS, data)
+
+
+def _write_atomic(path: Path, data: bytes) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+    return hashlib.sha256(data).hexdigest()
+
+
+def _exchange_rate(rates: Rates, local: str, tap: str, day: date) -> tuple[int, int]:
+    """Local currency units per TAP currency unit on ``day`` (integer, decimals)."""
+    l_rate, l_scale, _ = rates.fx_rate(local, day)
+    if tap == "SDR":
+        return l_rate, l_scale
+    t_rate, t_scale, _ = rates.fx_rate(tap, day)
+    decimals = 6  # a cross rate through SDR, rounded once
+    return round_div(l_rate * 10 ** (decimals + t_scale), t_rate * 10**l_scale), decimals
+
+
+def _agreements(rates: Rates, day: date, partners: list[str]) -> dict[str, dict[str, Any]]:
+    """The agreement of each partner for the file of ``day``.
+
+    The version valid on ``day``; for a partner with traffic but no agreement on ``day`` (it
+    ended), its latest version.
+    """
+    out = {r["partner"]: r for r in valid_on(rates.agreements, day).to_dicts()}
+    for p in partners:
+        if p not in out:
+            rows = rates.agreements.filter(pl.col("partner") == p).sort("valid_from")
+            if rows.height == 0:
+                msg = f"rated rows for partner {p}, which has no agreement"
+                raise ConfigError(msg)
+            out[p] = rows.row(-1, named=True)
+    return out
+
+
+def write_outbound(
+    workdir: Path,
+    day: date,
+    rated: pl.DataFrame,
+    rates: Rates,
+    settings: Settings,
+) -> list[OutboundFile]:
+    """Write the day's TAP-out / Notification / CIBER-out files; return them (sorted by name).
+
+    Args:
+        workdir: the work folder (files go to ``out/tap`` and ``out/ciber``, numbers to
+            ``clearing.duckdb``).
+        day: the processing date.
+        rated: the day's rated visitor rows (rows whose ``status`` is not ``rated`` are
+            ignored).
+        rates: the reference data (agreements, fx).
+        settings: our TADIG (TAP), SID/BID (CIBER) and UTC offset.
+
+    Raises:
+        ConfigError: no SID/BID in the config while a CIBER partner has traffic; no fx rate.
+    """
+    seq = Sequences(workdir / "clearing.duckdb")
+    ok = rated.filter(pl.col("status") == "rated")
+    with_rows = sorted(set(ok["partner"].drop_nulls().to_list()))
+    agreements = _agreements(rates, day, with_rows)
+    out: list[OutboundFile] = []
+    for partner in sorted(agreements):
+        a = agreements[partner]
+        rows = ok.filter(pl.col("partner") == partner)
+        if a["standard"] == "tap":
+            out.append(_tap_file(workdir, day, partner, a, rows, rates, settings, seq))
+        elif rows.filter(pl.col("record_type").is_in(("moc", "mtc"))).height:
+            out.append(_ciber_file(workdir, day, partner, a, rows, settings, seq))
+    return sorted(out, key=lambda f: f.path.name)
+
+
+def _tap_file(
+    workdir: Path,
+    day: date,
+    partner: str,
+    a: dict[str, Any],
+    rows: pl.DataFrame,
+    rates: Rates,
+    settings: Settings,
+    seq: Sequences,
+) -> OutboundFile:
+    test = a["file_type"] == "test"
+    fsn = seq.tap_fsn(partner, a["file_type"], day)
+    rate, decimals = _exchange_rate(rates, a["local_currency"], a["tap_currency"], day)
+    header = TapHeader(
+        sender=settings.home.tadig,
+        recipient=partner,
+        fsn=fsn,
+        test=test,
+        processing_date=day,
+        utc_offset=settings.home.timezone_offset,
+        local_currency=a["local_currency"],
+        tap_currency=a["tap_currency"],
+        tap_decimal_places=int(a["tap_decimal_places"]),
+        exchange_rate=rate,
+        exchange_rate_decimals=decimals,
+    )
+    if rows.height:
+        data, totals = encode_transfer_batch(rows, header)
+        kind, events, charge, tax = (
+            "transferBatch",
+            totals.events,
+            totals.total_charge,
+            totals.total_tax,
+        )
+    else:
+        data, kind, events, charge, tax = encode_notification(header), "notification", 0, 0, 0
+    name = tap_file_name(header)
+    path = workdir / "out" / "tap" / name
+    sha = _write_atomic(path, data)
+    changed = seq.register(
+        FileRecord(
+            name,
+            kind,
+            partner,
+            "tap",
+            a["file_type"],
+            day,
+            fsn,
+            events,
+            charge,
+            tax,
+            header.tap_decimal_places,
+            a["tap_currency"],
+            sha,
+            str(path),
+        )
+    )
+    return OutboundFile(
+        path,
+        kind,
+        partner,
+        fsn,
+        events,
+        charge,
+        tax,
+        header.tap_decimal_places,
+        a["tap_currency"],
+        changed,
+    )
+
+
+def _ciber_events(rows: pl.DataFrame, sender: str, partner: str) -> pa.Table:
+    voice = rows.filter(pl.col("record_type").is_in(("moc", "mtc"))).sort(
+        "start_time", "record_id", "file", "line"
+    )
+    df = voice.select(
+        pl.lit(sender).alias("sender"),
+        pl.lit(partner).alias("recipient"),
+        pl.lit(sender).alias("serving_network"),
+        pl.int_range(pl.len(), dtype=pl.Int64).alias("event_index"),
+        pl.when(pl.col("record_type") == "moc")
+        .then(pl.lit("mobileOriginatedCall"))
+        .otherwise(pl.lit("mobileTerminatedCall"))
+        .alias("event_kind"),
+        "imsi",
+        "msisdn",
+        "called_number",
+        "calling_number",
+        pl.col("start_time").alias("local_start"),
+        "currency",
+        "charge",
+        pl.col("charge").alias("charge_airtime"),
+        pl.lit(0, pl.Int64).alias("charge_toll"),
+        pl.col("tax").fill_null(0),
+        # layout fields: chargeable (after increments) and elapsed seconds
+        pl.col("charged_units").alias("air_chargeable_time"),
+        pl.col("duration").alias("air_elapsed_time"),
+    )
+    return df.to_arrow()
+
+
+def _ciber_file(
+    workdir: Path,
+    day: date,
+    partner: str,
+    a: dict[str, Any],
+    rows: pl.DataFrame,
+    settings: Settings,
+    seq: Sequences,
+) -> OutboundFile:
+    sender = settings.home.sid_bid
+    if sender is None:
+        msg = (
+            f"partner {partner} is a CIBER partner with traffic, but clearing.toml has no "
+            "`home.sid_bid`: add our SID/BID"
+        )
+        raise ConfigError(msg)
+    events = _ciber_events(rows, sender, partner)
+    # the day's stored starting point on a re-run, else the partner's latest number
+    _first, _last, previous = seq.allocation(partner, "ciber", a["file_type"], day)
+    sequences: dict[tuple[str, str], int] = {}
+    if previous is not None:
+        sequences[(sender, partner)] = previous
+    data = ciber.write(events, creation_date=day, sequences=sequences)
+    start = ciber.next_sequence(previous)
+    last = sequences.get((sender, partner), start)
+    seq.store(partner, "ciber", a["file_type"], day, first=start, last=last, previous=previous)
+    name = f"CIBER_{sender}_{partner}_{day:%Y%m%d}_{start:03d}.dat"
+    path = workdir / "out" / "ciber" / name
+    sha = _write_atomic(path, data)
+    charge = int(pl.Series(events.column("charge")).sum() or 0)
+    tax = int(pl.Series(events.column("tax")).sum() or 0)
+    changed = seq.register(
+        FileRecord(
+            name,
+            "ciber",
+            partner,
+            "ciber",
+            a["file_type"],
+            day,
+            start,
+            events.num_rows,
+            charge,
+            tax,
+            2,
+            a["tap_currency"],
+            sha,
+            str(path),
+        )
+    )
+    return OutboundFile(
+        path,
+        "ciber",
+        partner,
+        start,
+        events.num_rows,
+        charge,
+        tax,
+        2,
+        a["tap_currency"],
+        changed,
+        not_sent=rows.height - events.num_rows,
+    )

@@ -1,0 +1,307 @@
+"""Outbound IOT check (payables): what partners charged us for our roamers, against their IOT.
+
+Input: accepted TAP-in / CIBER-in events (:data:`clearing.codecs.events.EVENT_SCHEMA` plus
+``file``). Each event is re-rated with our copy of the partner's IOT (direction
+``outbound``) at the file's own scale and currency:
+
+* the service comes from the event: MOC voice by the called number's longest prefix
+  (moc_local / moc_home / moc_international / moc_destination), SMS-MO (teleservice 22 and
+  SMS over IMS), MTC voice, SMS-MT (21), GPRS (volume = incoming + outgoing), VoLTE sessions,
+  charged supplementary-service events; a CAMEL invocation fee is checked against the
+  ``camel`` row;
+* the charged value is the gross charge: chargeType 00 + discount + CAMEL fee; the expected
+  value is the re-rated charge (+ the expected CAMEL fee);
+* ``|charged - expected|`` above the agreement's ``iot_tolerance`` is a **breach**: a finding
+  row with the partner, file, event index, both values, the difference and the IOT row used.
+
+What we owe is converted to the partner's settlement currency with the ``fx`` table (rate
+valid on the event's local date, through SDR) and rounded once (half up) to the currency's
+minor unit. Events the IOT does not price (CIBER other charges, CIBER SMS without a called
+number, refunds, uncharged SS events) are ``unchecked`` with the reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+import polars as pl
+
+from clearing.rating._book import MINOR_UNITS
+from clearing.rating._iot import prepare_tariff, rate_usage
+from clearing.rating._money import round_div_expr
+
+if TYPE_CHECKING:
+    from clearing.rating._book import Rates
+
+__all__ = ["FINDING_COLUMNS", "IotCheck", "event_usage", "expected_charges", "iot_check"]
+
+FINDING_COLUMNS: Final = (
+    "partner",
+    "file",
+    "event_index",
+    "event_kind",
+    "service",
+    "local_start",
+    "expected",
+    "charged",
+    "difference",
+    "charge_scale",
+    "currency",
+    "tolerance",
+    "iot_key",
+    "iot_version",
+)
+
+
+@dataclass(frozen=True)
+class IotCheck:
+    """The result of :func:`iot_check`.
+
+    Attributes:
+        rated: one row per input event: the event's identity, usage, the IOT row used,
+            expected / charged / difference, ``breach``, the settlement amount, ``status``
+            (checked | unchecked) and ``reason``.
+        findings: the breaches (:data:`FINDING_COLUMNS`).
+    """
+
+    rated: pl.DataFrame
+    findings: pl.DataFrame
+
+
+def event_usage(events: pl.DataFrame) -> pl.DataFrame:
+    """The engine's usage columns of TAP/CIBER events: ``kind``, ``number``, ``usage``…"""
+    k = pl.col("event_kind")
+    tele = pl.col("tele_service_code")
+    ciber_other = (pl.col("source_format") == "ciber") & (
+        pl.col("called_number").is_null() & (pl.col("duration").fill_null(0) == 0)
+    )
+    kind = (
+        pl.when(pl.col("refund").fill_null(False))
+        .then(None)
+        .when(k == "mobileOriginatedCall")
+        .then(
+            pl.when(tele == "22")
+            .then(pl.lit("sms_mo"))
+            .when(ciber_other)
+            .then(None)
+            .otherwise(pl.lit("moc"))
+        )
+        .when(k == "mobileTerminatedCall")
+        .then(pl.when(tele == "21").then(pl.lit("sms_mt")).otherwise(pl.lit("mtc")))
+        .when(k == "gprsCall")
+        .then(pl.lit("gprs"))
+        .when(k == "mobileSession")
+        .then(pl.lit("volte"))
+        .when(k == "messagingEvent")
+        .then(pl.lit("sms_mo"))
+        .when((k == "supplServiceEvent") & pl.col("charge").is_not_null())
+        .then(pl.lit("ss"))
+        .otherwise(None)
+    )
+    usage = (
+        pl.when(pl.col("kind").is_in(("moc", "mtc", "volte")))
+        .then(pl.col("duration").fill_null(0))
+        .when(pl.col("kind") == "gprs")
+        .then(
+            pl.col("data_volume_incoming").fill_null(0)
+            + pl.col("data_volume_outgoing").fill_null(0)
+        )
+        .otherwise(pl.lit(1, pl.Int64))
+    )
+    return events.with_columns(kind.alias("kind")).with_columns(
+        pl.col("sender").alias("partner"),
+        pl.when(pl.col("kind") == "moc")
+        .then(pl.col("called_number"))
+        .otherwise(None)
+        .alias("number"),
+        usage.cast(pl.Int64).alias("usage"),
+        pl.col("charge_scale").cast(pl.Int64).alias("scale"),
+    )
+
+
+def _to_settlement(
+    ev: pl.DataFrame, rates: Rates, amount: str, scale: str, currency: str
+) -> pl.DataFrame:
+    """Add ``settlement_amount`` / ``settlement_scale`` / ``fx_versions`` (one rounding)."""
+    days = ev.select(pl.col("local_start").dt.date().alias("day")).unique()
+    fx = (
+        days.join(rates.fx, how="cross")
+        .filter(
+            (pl.col("valid_from") <= pl.col("day"))
+            & (pl.col("valid_to").is_null() | (pl.col("day") < pl.col("valid_to")))
+        )
+        .select("day", "currency", "rate", "rate_scale", "version")
+    )
+    sdr = days.select(
+        "day",
+        pl.lit("SDR").alias("currency"),
+        pl.lit(1, pl.Int64).alias("rate"),
+        pl.lit(0, pl.Int64).alias("rate_scale"),
+        pl.lit("-").alias("version"),
+    )
+    fx = pl.concat([fx, sdr])
+    src = fx.rename({"currency": "_c", "rate": "_r1", "rate_scale": "_s1", "version": "_v1"})
+    dst = fx.rename({"currency": "_d", "rate": "_r2", "rate_scale": "_s2", "version": "_v2"})
+    out = (
+        ev.with_columns(pl.col("local_start").dt.date().alias("day"))
+        .join(src, left_on=["day", currency], right_on=["day", "_c"], how="left")
+        .join(dst, left_on=["day", "settlement_currency"], right_on=["day", "_d"], how="left")
+    )
+    # amount/10^a units of C; C per SDR = r1/10^s1; S per SDR = r2/10^s2; target 10^-m units of S
+    # value = amount × r2 × 10^(s1 + m) / (r1 × 10^(a + s2))
+    m = pl.col("settlement_scale").cast(pl.Int64)
+    ten = pl.lit(10, dtype=pl.Int128)
+    n = pl.col(amount).cast(pl.Int128) * pl.col("_r2") * ten.pow(pl.col("_s1") + m)
+    d = pl.col("_r1").cast(pl.Int128) * ten.pow(pl.col(scale).cast(pl.Int64) + pl.col("_s2"))
+    value = round_div_expr(n, d, pl.lit("half_up")).cast(pl.Int64)
+    return out.with_columns(
+        pl.when(
+            pl.col("_r1").is_not_null() & pl.col("_r2").is_not_null() & pl.col(amount).is_not_null()
+        )
+        .then(value)
+        .alias("settlement_amount"),
+        pl.concat_str([pl.col("_v1"), pl.col("_v2")], separator="/").alias("fx_versions"),
+    ).drop("day", "_r1", "_s1", "_v1", "_r2", "_s2", "_v2")
+
+
+def expected_charges(usage: pl.DataFrame, rates: Rates) -> pl.DataFrame:
+    """Re-rate usage rows with the outbound IOT: what the partner should have charged.
+
+    ``usage`` needs ``row_id``, ``partner``, ``kind``, ``number``, ``local_start``, ``usage``,
+    ``scale``, ``currency`` and ``camel_fee`` (null: no CAMEL invocation). Returns per row:
+    ``service``, ``iot_key``, ``iot_version``, ``charged_units``, ``expected_charge``,
+    ``expected_camel`` and the reasons when a value cannot be priced.
+    """
+    days = sorted(set(usage["local_start"].dt.date().drop_nulls().to_list()))
+    tariff = prepare_tariff(rates.iot, "outbound", days)
+    cols = ["row_id", "partner", "kind", "number", "local_start", "usage", "scale", "currency"]
+    main = rate_usage(usage.select(cols), tariff)
+    camel_in = usage.filter(pl.col("camel_fee").is_not_null()).select(
+        "row_id",
+        "partner",
+        pl.lit("camel").alias("kind"),
+        pl.lit(None, pl.String).alias("number"),
+        "local_start",
+        pl.lit(1, pl.Int64).alias("usage"),
+        "scale",
+        "currency",
+    )
+    camel = rate_usage(camel_in, tariff).select(
+        "row_id",
+        pl.col("charge").alias("expected_camel"),
+        pl.col("reason").alias("camel_reason"),
+    )
+    return main.select(
+        "row_id",
+        "service",
+        "iot_key",
+        "iot_version",
+        "charged_units",
+        pl.col("charge").alias("expected_charge"),
+        pl.col("reason").alias("_reason"),
+    ).join(camel, on="row_id", how="left", maintain_order="left")
+
+
+def iot_check(events: pl.DataFrame, rates: Rates) -> IotCheck:
+    """Check accepted TAP-in / CIBER-in events against the partners' outbound IOT."""
+    ev = event_usage(events).with_row_index("row_id")
+    if "file" not in ev.columns:
+        ev = ev.with_columns(pl.lit(None, pl.String).alias("file"))
+    days = sorted(set(ev["local_start"].dt.date().drop_nulls().to_list()))
+    expected_rows = expected_charges(ev, rates)
+    agreements = (
+        pl.DataFrame({"day": days}, schema={"day": pl.Date})
+        .join(rates.agreements, how="cross")
+        .filter(
+            (pl.col("valid_from") <= pl.col("day"))
+            & (pl.col("valid_to").is_null() | (pl.col("day") < pl.col("valid_to")))
+        )
+        .select(
+            "day",
+            "partner",
+            "iot_tolerance",
+            "iot_tolerance_scale",
+            "settlement_currency",
+        )
+    )
+    out = (
+        ev.select(
+            "row_id",
+            "file",
+            "source_format",
+            "partner",
+            "file_sequence_number",
+            "event_index",
+            "event_kind",
+            "imsi",
+            "msisdn",
+            "called_number",
+            "local_start",
+            "kind",
+            "number",
+            "usage",
+            "currency",
+            pl.col("scale").alias("charge_scale"),
+            "charge",
+            "discount",
+            "camel_fee",
+            "tax",
+        )
+        .join(expected_rows, on="row_id", how="left", maintain_order="left")
+        .with_columns(pl.col("local_start").dt.date().alias("day"))
+        .join(agreements, on=["day", "partner"], how="left", maintain_order="left")
+        .drop("day")
+    )
+    has_camel = pl.col("camel_fee").is_not_null()
+    expected = pl.col("expected_charge") + pl.when(has_camel).then(
+        pl.col("expected_camel")
+    ).otherwise(0)
+    charged = (
+        pl.col("charge").fill_null(0)
+        + pl.col("discount").fill_null(0)
+        + pl.col("camel_fee").fill_null(0)
+    )
+    reason = (
+        pl.when(pl.col("kind").is_null())
+        .then(pl.lit("not priced by the IOT (refund, other charge or uncharged event)"))
+        .when(pl.col("iot_tolerance").is_null())
+        .then(pl.format("no agreement with {} valid on the event date", pl.col("partner")))
+        .when(pl.col("expected_charge").is_null())
+        .then(pl.col("_reason"))
+        .when(has_camel & pl.col("expected_camel").is_null())
+        .then(pl.concat_str([pl.lit("CAMEL fee: "), pl.col("camel_reason")]))
+    )
+    out = out.with_columns(reason.alias("reason")).with_columns(
+        pl.when(pl.col("reason").is_null())
+        .then(pl.lit("checked"))
+        .otherwise(pl.lit("unchecked"))
+        .alias("status")
+    )
+    checked = pl.col("status") == "checked"
+    out = out.with_columns(
+        pl.when(checked).then(expected).alias("expected"),
+        pl.when(checked).then(charged).alias("charged"),
+    ).with_columns((pl.col("charged") - pl.col("expected")).alias("difference"))
+    # |difference| / 10^scale > tolerance / 10^tolerance_scale, in integers
+    lhs = pl.col("difference").abs().cast(pl.Int128) * pl.lit(10, pl.Int128).pow(
+        pl.col("iot_tolerance_scale")
+    )
+    rhs = pl.col("iot_tolerance").cast(pl.Int128) * pl.lit(10, pl.Int128).pow(
+        pl.col("charge_scale")
+    )
+    out = out.with_columns((checked & (lhs > rhs)).fill_null(False).alias("breach"))
+    out = out.with_columns(
+        (pl.col("charge").fill_null(0) + pl.col("camel_fee").fill_null(0)).alias("payable"),
+        pl.col("settlement_currency")
+        .replace_strict(MINOR_UNITS, default=2, return_dtype=pl.Int64)
+        .alias("settlement_scale"),
+    )
+    out = _to_settlement(out, rates, "payable", "charge_scale", "currency")
+    tolerance_text = pl.format("{}e-{}", pl.col("iot_tolerance"), pl.col("iot_tolerance_scale"))
+    rated = out.drop("row_id", "_reason", "camel_reason").sort(
+        "file", "event_index", nulls_last=True, maintain_order=True
+    )
+    findings = rated.filter(pl.col("breach")).with_columns(tolerance_text.alias("tolerance"))
+    findings = findings.select(FINDING_COLUMNS)
+    return IotCheck(rated, findings)

@@ -1,0 +1,245 @@
+"""Re-rating a month: the period's rated rows against today's reference data, as a delta report.
+
+Both directions of a period ``YYYY-MM`` (processing dates of that month) are re-rated:
+
+* **receivable**: ``lake/rated_visitors`` and ``lake/unrated_visitors`` rows (their mediation
+  columns) through :func:`clearing.rating.inbound.rate_visitors`;
+* **payable**: ``lake/rated_partner`` rows through the outbound IOT
+  (:func:`clearing.rating.check.expected_charges`): the value the partner should have charged.
+
+A row *changed* when its charge (expected value), tax, status or tariff row version differs.
+The report has one line per (direction, partner, service, currency, scale) with changed rows:
+events, changed, old total, new total, delta; it is empty when the tariffs are the same. It is
+written to ``out/rerate/rerate_YYYY-MM.csv`` and ``lake/rerate/period=YYYY-MM/`` (``delta`` and
+the changed ``rows``). The lake's rated rows are not modified: re-run ``clearing rate --date``
+for a day to rate it anew (TAP-out keeps its FSN).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+import polars as pl
+
+from clearing.errors import ConfigError
+from clearing.rating._book import Rates
+from clearing.rating.cdr import cdr_schema
+from clearing.rating.check import expected_charges
+from clearing.rating.inbound import rate_visitors
+from clearing.rating.run import write_parquet
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+__all__ = ["DELTA_COLUMNS", "Rerate", "rerate"]
+
+DELTA_COLUMNS: Final = (
+    "direction",
+    "partner",
+    "service",
+    "currency",
+    "charge_scale",
+    "events",
+    "changed",
+    "old_total",
+    "new_total",
+    "delta",
+)
+_DELTA_SCHEMA: Final = pl.Schema(
+    {
+        "direction": pl.String(),
+        "partner": pl.String(),
+        "service": pl.String(),
+        "currency": pl.String(),
+        "charge_scale": pl.Int64(),
+        "events": pl.UInt32(),
+        "changed": pl.UInt32(),
+        "old_total": pl.Int64(),
+        "new_total": pl.Int64(),
+        "delta": pl.Int64(),
+    }
+)
+_HIVE = ("date", "partner")
+
+
+@dataclass(frozen=True)
+class Rerate:
+    """The result of :func:`rerate`.
+
+    Attributes:
+        period: ``YYYY-MM``.
+        receivable_rows / payable_rows: rows re-rated.
+        delta: the report (:data:`DELTA_COLUMNS`), sorted.
+        changed_rows: the changed rows, old and new values side by side.
+        paths: files written.
+    """
+
+    period: str
+    receivable_rows: int
+    payable_rows: int
+    delta: pl.DataFrame
+    changed_rows: pl.DataFrame
+    paths: list[Path]
+
+
+def _files(root: Path, period: str) -> list[Path]:
+    if not root.is_dir():
+        return []
+    return sorted(
+        p for d in root.glob(f"date={period}-*") for p in d.rglob("*.parquet") if p.is_file()
+    )
+
+
+def _read(files: list[Path]) -> pl.DataFrame | None:
+    if not files:
+        return None
+    frames = []
+    for f in files:
+        df = pl.read_parquet(f, hive_partitioning=False)
+        for part in f.parent.parts[-2:]:
+            name, sep, value = part.partition("=")
+            if sep and name in _HIVE and name not in df.columns:
+                lit = pl.lit(value)
+                df = df.with_columns(
+                    (lit.str.to_date("%Y-%m-%d") if name == "date" else lit).alias(name)
+                )
+        frames.append(df)
+    return pl.concat(frames, how="diagonal_relaxed")
+
+
+def _receivable(workdir: Path, period: str, rates: Rates) -> pl.DataFrame | None:
+    lake = workdir / "lake"
+    old = _read(_files(lake / "rated_visitors", period) + _files(lake / "unrated_visitors", period))
+    if old is None:
+        return None
+    names = [c.name for c in cdr_schema()]
+    records = old.select(*names, "file", "line")
+    new = rate_visitors(records, rates)
+    return pl.DataFrame(
+        {
+            "direction": "receivable",
+            "date": old["date"],
+            "file": old["file"],
+            "line": old["line"],
+            "record_id": old["record_id"],
+            "partner": new["partner"].fill_null(old["partner"]),
+            "service": new["service"].fill_null(old["service"]),
+            "currency": new["currency"].fill_null(old["currency"]),
+            "charge_scale": new["charge_scale"].fill_null(old["charge_scale"]),
+            "old_status": old["status"],
+            "new_status": new["status"],
+            "old_charge": old["charge"],
+            "new_charge": new["charge"],
+            "old_tax": old["tax"],
+            "new_tax": new["tax"],
+            "old_version": old["iot_version"],
+            "new_version": new["iot_version"],
+        }
+    )
+
+
+def _payable(workdir: Path, period: str, rates: Rates) -> pl.DataFrame | None:
+    old = _read(_files(workdir / "lake" / "rated_partner", period))
+    if old is None:
+        return None
+    old = old.filter(pl.col("kind").is_not_null()).with_row_index("row_id")
+    usage = old.select(
+        "row_id",
+        "partner",
+        "kind",
+        pl.when(pl.col("kind") == "moc").then(pl.col("called_number")).alias("number"),
+        "local_start",
+        "usage",
+        pl.col("charge_scale").alias("scale"),
+        "currency",
+        "camel_fee",
+    )
+    new = expected_charges(usage, rates)
+    both = old.join(new, on="row_id", how="left", suffix="_new", maintain_order="left")
+    camel = pl.when(pl.col("camel_fee").is_not_null()).then(pl.col("expected_camel")).otherwise(0)
+    new_expected = pl.col("expected_charge") + camel
+    return both.select(
+        pl.lit("payable").alias("direction"),
+        "date",
+        "file",
+        pl.col("event_index").alias("line"),
+        pl.lit(None, pl.String).alias("record_id"),
+        "partner",
+        pl.coalesce("service_new", "service").alias("service"),
+        "currency",
+        "charge_scale",
+        pl.col("status").alias("old_status"),
+        pl.when(new_expected.is_not_null())
+        .then(pl.lit("checked"))
+        .otherwise(pl.lit("unchecked"))
+        .alias("new_status"),
+        pl.col("expected").alias("old_charge"),
+        new_expected.alias("new_charge"),
+        pl.lit(None, pl.Int64).alias("old_tax"),
+        pl.lit(None, pl.Int64).alias("new_tax"),
+        pl.col("iot_version").alias("old_version"),
+        pl.col("iot_version_new").alias("new_version"),
+    )
+
+
+def rerate(workdir: Path, period: str, *, rates_dir: Path | None = None) -> Rerate:
+    """Re-rate the period's rows with the current reference data; write the delta report.
+
+    Raises:
+        ConfigError: a period not written ``YYYY-MM``; reference data missing.
+    """
+    if not re.fullmatch(r"[0-9]{4}-(0[1-9]|1[0-2])", period):
+        msg = f"--period `{period}` must be a month YYYY-MM"
+        raise ConfigError(msg)
+    rates = Rates.load(rates_dir or workdir / "rates")
+    parts = [
+        p
+        for p in (_receivable(workdir, period, rates), _payable(workdir, period, rates))
+        if p is not None
+    ]
+    rows = pl.concat(parts, how="diagonal_relaxed") if parts else None
+    n_recv = int(parts[0].height) if parts and parts[0]["direction"][0] == "receivable" else 0
+    n_pay = sum(p.height for p in parts) - n_recv
+    if rows is None:
+        changed = pl.DataFrame()
+        delta = pl.DataFrame(schema=_DELTA_SCHEMA)
+    else:
+
+        def differs(a: str, b: str) -> pl.Expr:
+            return pl.col(a).ne_missing(pl.col(b))
+
+        flag = (
+            differs("old_charge", "new_charge")
+            | differs("old_tax", "new_tax")
+            | differs("old_status", "new_status")
+            | differs("old_version", "new_version")
+        )
+        rows = rows.with_columns(flag.alias("changed"))
+        changed = rows.filter(pl.col("changed")).sort(
+            "direction", "partner", "date", "file", "line"
+        )
+        keys = ["direction", "partner", "service", "currency", "charge_scale"]
+        delta = (
+            rows.group_by(keys)
+            .agg(
+                pl.len().alias("events"),
+                pl.col("changed").sum().cast(pl.UInt32).alias("changed"),
+                pl.col("old_charge").sum().alias("old_total"),
+                pl.col("new_charge").sum().alias("new_total"),
+            )
+            .filter(pl.col("changed") > 0)
+            .with_columns((pl.col("new_total") - pl.col("old_total")).alias("delta"))
+            .select(DELTA_COLUMNS)
+            .sort(keys, nulls_last=True)
+        )
+        delta = delta.cast(_DELTA_SCHEMA)
+    out_csv = workdir / "out" / "rerate" / f"rerate_{period}.csv"
+    out_csv.parent.mkdir(parents=True, exist_ok=True)
+    out_csv.write_text(delta.write_csv(line_terminator="\n"), encoding="utf-8")
+    folder = workdir / "lake" / "rerate" / f"period={period}"
+    paths = [out_csv, write_parquet(delta, folder / "delta.parquet")]
+    if changed.width:
+        paths.append(write_parquet(changed, folder / "rows.parquet"))
+    return Rerate(period, n_recv, n_pay, delta, changed, paths)
