@@ -679,7 +679,8 @@ def _summary(out: TapChecked) -> str:
 def test_rule(case: Case) -> None:
     data = case.build()
     out = check(data, file=case.file, cfg=case.cfg() if case.cfg else None)
-    assert {f.rule for f in out.findings} == {case.rule} | case.also, _summary(out)
+    found = {f.rule for f in out.findings}
+    assert found == {case.rule} | case.also, f"{case.why}\n{_summary(out)}".strip()
 
     row = csv_rule(case.rule, case.release)
     mine = [f for f in out.findings if f.rule == case.rule]
