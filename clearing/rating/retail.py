@@ -1,0 +1,428 @@
+"""Retail rating of our outbound roamers, per sub-number ("one card, several numbers").
+
+TAP-in / CIBER-in events (:data:`clearing.codecs.events.EVENT_SCHEMA`) are rated against the
+retail reference tables (:mod:`clearing.rating.retail_tables`) in five vectorised steps
+(DuckDB joins and window sums; the day-pass chain in numpy, one step per pass, never per event):
+
+1. **Attribution.** Each event goes to one sub-number of its card (IMSI) valid on the event's
+   day, by the first rule that matches, recorded in ``attribution_rule``:
+
+   ``msisdn``          the event's MSISDN is that sub-number's. A card's *primary* MSISDN does
+                       not decide here by default: a VPMN writes the primary MSISDN on nearly
+                       every record (it is the one in its VLR), so it says nothing about which
+                       number was used; pass ``primary_msisdn_decides=True`` to let it.
+   ``selection_code``  the dialled digits start with the sub-number's selection code (the
+                       longest code wins), e.g. a virtual number for calls dialled ``+86``.
+   ``apn``             a data session on the sub-number's APN.
+   ``primary``         fallback: the card's primary number.
+   ``none``            the IMSI is not one of our cards on that day (or the event has no time):
+                       the row is not rated (null units and amounts) and is left out of the
+                       summary.
+
+2. **Bill cycle.** A card's cycles start on its ``bill_cycle_day``; the event's day is taken on
+   the billing clock ``cycle_of`` (a fixed UTC offset such as ``"+0800"``, or ``"local"``: the
+   event's local time at the visited network). A cycle is rated with the plan version in force
+   on its first day (or on the day the sub-number starts, when later).
+
+3. **Units.** Voice in seconds rounded up to the plan's ``voice_increment_s``, SMS 1 each, data
+   in bytes (incoming + outgoing) rounded up to ``data_increment_kb`` KB. Other events
+   (supplementary services, CIBER records without a direction) are kept with 0 units.
+
+4. **Day pass.** For a plan with a day pass, every event of a covered service with units opens
+   or uses a 24 h window: the first such event of a sub-number opens one (and carries its
+   price), each later event before ``start + 24 h`` is covered, the first at or after it opens
+   the next. Covered events use no allowance. A pass is charged in the cycle of the event that
+   opened it.
+
+5. **Allowance and tiers.** The other events consume, in event-time order (``start_utc``, then
+   sender, file sequence number, event index — never the input order), the cycle's allowance of
+   their service, then the plan's graduated tiers (``plans_tiers``; a tier's bounds count units
+   beyond the allowance over the cycle). Cumulative sums per sub-number, cycle and service give
+   each event its ``[before, after)`` slice of usage, which is cut at the allowance and tier
+   bounds: an event crossing one is split. The amount of a line is
+   ``Σ units × price / unit`` (unit: 60 s, 1 message, 1 MB = 1048576 bytes), rounded half up
+   once, in the plan's currency at its scale.
+
+A sub-number's allowances and tiers run per plan and cycle: changing a sub-number's plan starts
+a new allowance (no proration).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, NamedTuple
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from clearing import config
+from clearing.errors import ConfigError
+from clearing.rating import retail_sql as steps
+from clearing.rating.retail_sql import DAY_PASS_SECONDS
+from clearing.rating.retail_tables import SERVICES, load_retail_tables, prepare_tables
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from clearing.rating.retail_tables import TableLike
+
+__all__ = [
+    "BILL_LINE_SCHEMA",
+    "DAY_PASS_SECONDS",
+    "RULES",
+    "SUMMARY_SCHEMA",
+    "RetailResult",
+    "rate_retail",
+    "write_retail",
+]
+
+#: Attribution rules, in precedence order, and ``none`` for events that could not be attributed.
+RULES = ("msisdn", "selection_code", "apn", "primary", "none")
+
+#: Event columns rating reads (``local_start`` only with ``cycle_of="local"``; ``file`` optional).
+_EVENT_COLUMNS = (
+    "imsi",
+    "msisdn",
+    "dialled_digits",
+    "apn_ni",
+    "event_kind",
+    "tele_service_code",
+    "start_utc",
+    "duration",
+    "data_volume_incoming",
+    "data_volume_outgoing",
+    "sender",
+    "file_sequence_number",
+    "event_index",
+)
+
+_TS = pa.timestamp("s", tz="UTC")
+
+#: One row per event.
+BILL_LINE_SCHEMA = pa.schema(
+    [
+        pa.field("imsi", pa.string()),
+        pa.field("sub_number", pa.string()),  # msisdn of the sub-number; null: rule `none`
+        pa.field("role", pa.string()),
+        pa.field("attribution_rule", pa.string(), nullable=False),
+        pa.field("plan_id", pa.string()),
+        pa.field("cycle_start", pa.date32()),
+        # the event
+        pa.field("file", pa.string()),
+        pa.field("sender", pa.string()),
+        pa.field("file_sequence_number", pa.string()),
+        pa.field("event_index", pa.int64()),
+        pa.field("event_kind", pa.string()),
+        pa.field("start_utc", _TS),
+        pa.field("event_msisdn", pa.string()),
+        pa.field("dialled_digits", pa.string()),
+        pa.field("apn_ni", pa.string()),
+        # usage
+        pa.field("service", pa.string(), nullable=False),  # one of SERVICES, or `other`
+        pa.field("unit", pa.string()),  # second | message | byte
+        pa.field("units", pa.int64()),  # after the plan's increments
+        pa.field("allowance_units", pa.int64()),
+        pa.field("overage_units", pa.int64()),
+        pa.field("tier_units", pa.list_(pa.int64())),  # overage per tier, first tier first
+        pa.field("day_pass_units", pa.int64()),
+        pa.field("day_pass_start", _TS),  # start of the covering pass window
+        pa.field("day_pass_charged", pa.bool_()),  # this event opened the pass
+        # money: integers at `scale` in `currency`
+        pa.field("usage_amount", pa.int64()),
+        pa.field("day_pass_amount", pa.int64()),
+        pa.field("amount", pa.int64()),
+        pa.field("currency", pa.string()),
+        pa.field("scale", pa.int8()),
+    ]
+)
+
+#: One row per sub-number, plan and bill cycle.
+SUMMARY_SCHEMA = pa.schema(
+    [
+        pa.field("imsi", pa.string(), nullable=False),
+        pa.field("sub_number", pa.string(), nullable=False),
+        pa.field("role", pa.string()),
+        pa.field("plan_id", pa.string(), nullable=False),
+        pa.field("cycle_start", pa.date32(), nullable=False),
+        pa.field("cycle_last_day", pa.date32(), nullable=False),
+        pa.field("events", pa.int64(), nullable=False),
+        *(
+            pa.field(f"{s}_{what}", pa.int64(), nullable=False)
+            for s in SERVICES
+            for what in ("units", "allowance_units", "allowance_left", "overage_units", "amount")
+        ),
+        pa.field("day_passes", pa.int64(), nullable=False),
+        pa.field("day_pass_amount", pa.int64(), nullable=False),
+        pa.field("usage_amount", pa.int64(), nullable=False),
+        pa.field("amount", pa.int64(), nullable=False),
+        pa.field("currency", pa.string(), nullable=False),
+        pa.field("scale", pa.int8(), nullable=False),
+    ]
+)
+
+
+class RetailResult(NamedTuple):
+    """What :func:`rate_retail` returns: bill lines (one per event) and the cycle summary."""
+
+    bill_lines: pa.Table
+    summary: pa.Table
+
+
+def _offset_seconds(cycle_of: str) -> int | None:
+    """Seconds east of UTC of ``"+hhmm"``; None for ``"local"``."""
+    if cycle_of == "local":
+        return None
+    m = re.fullmatch(r"([+-])([01][0-9])([0-5][0-9])", cycle_of)
+    if m is None:
+        msg = f"cycle_of must be a UTC offset such as `+0800` or `local`, not `{cycle_of}`"
+        raise ConfigError(msg)
+    sign = -1 if m[1] == "-" else 1
+    return sign * (int(m[2]) * 3600 + int(m[3]) * 60)
+
+
+def _events_arrow(events: TableLike, *, local: bool) -> pa.Table:
+    table = events if isinstance(events, pa.Table) else pa.table(events)
+    wanted = [*_EVENT_COLUMNS, *(("local_start",) if local else ())]
+    missing = [c for c in wanted if c not in table.column_names]
+    if missing:
+        msg = f"events table lacks column(s) {', '.join(missing)} (see EVENT_SCHEMA)"
+        raise ValueError(msg)
+    out = table.select(wanted)
+    file = table.column("file") if "file" in table.column_names else pa.nulls(len(table))
+    out = out.append_column("file", file.cast(pa.string()))
+    return out.append_column("pos", pa.array(np.arange(len(out), dtype=np.int64)))
+
+
+def _to_schema(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table``'s columns as exactly ``schema`` (integer epoch seconds → UTC timestamps)."""
+    cols = []
+    for field in schema:
+        col = table.column(field.name)
+        if field.type == _TS and pa.types.is_integer(col.type):
+            col = pc.cast(col, pa.int64()).cast(pa.timestamp("s"))
+        cols.append(col.cast(field.type, safe=field.type != _TS))
+    return pa.Table.from_arrays(cols, schema=schema)
+
+
+#: Bill-line columns copied from the event (bill-line name: event column).
+_FROM_EVENT = {
+    "file": "file",
+    "sender": "sender",
+    "file_sequence_number": "file_sequence_number",
+    "event_index": "event_index",
+    "event_kind": "event_kind",
+    "start_utc": "start_utc",
+    "event_msisdn": "msisdn",
+    "dialled_digits": "dialled_digits",
+    "apn_ni": "apn_ni",
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# public API
+
+
+def rate_retail(
+    events: TableLike,
+    subscribers: TableLike,
+    sub_numbers: TableLike,
+    plans: TableLike,
+    plans_tiers: TableLike,
+    *,
+    cycle_of: str,
+    primary_msisdn_decides: bool = False,
+) -> RetailResult:
+    """Rate events at retail, per sub-number; see the module docstring for the rules.
+
+    Args:
+        events: call events with the :data:`~clearing.codecs.events.EVENT_SCHEMA` columns
+            (only ``imsi, msisdn, dialled_digits, apn_ni, event_kind, tele_service_code,
+            start_utc, duration, data_volume_incoming, data_volume_outgoing, sender,
+            file_sequence_number, event_index`` are read, plus ``local_start`` with
+            ``cycle_of="local"`` and ``file`` when present). Any order: rating follows event
+            time. ``pa.Table``, DuckDB relation or polars frame.
+        subscribers: rates table ``subscribers`` (``specs/rates/subscribers.csv`` columns).
+        sub_numbers: rates table ``sub_numbers``.
+        plans: rates table ``plans``.
+        plans_tiers: rates table ``plans_tiers``.
+        cycle_of: the billing clock that gives an event its day (bill cycle, validity of the
+            reference rows): a UTC offset ``"+hhmm"`` (our home clock, e.g. ``"+0800"``) or
+            ``"local"`` (the visited network's local time, ``local_start``).
+        primary_msisdn_decides: let an event carrying the card's primary MSISDN go to the
+            primary number by rule ``msisdn``, before selection code and APN.
+
+    Returns:
+        ``RetailResult(bill_lines, summary)``: :data:`BILL_LINE_SCHEMA` (one row per event,
+        sorted by IMSI, sub-number, event time) and :data:`SUMMARY_SCHEMA` (one row per
+        sub-number, plan and bill cycle). Same inputs in any row order → equal tables.
+
+    Raises:
+        ConfigError: bad reference data (see :func:`~clearing.rating.retail_tables.
+            prepare_tables`), a plan without a version or tiers for a cycle it rates, or a
+            bad ``cycle_of``.
+        ValueError: ``events`` lacks a column rating reads.
+    """
+    offset = _offset_seconds(cycle_of)
+    ref = prepare_tables(subscribers, sub_numbers, plans, plans_tiers)
+    ev = _events_arrow(events, local=offset is None)
+    con = duckdb.connect()
+    try:
+        con.register("events_in", ev)
+        con.register("subs", ref.subscribers)
+        con.register("nums_in", ref.sub_numbers)
+        con.register("plans", ref.plans)
+        con.register("plans_tiers", ref.plans_tiers)
+        steps.load_numbers(con)
+        steps.load_events(con, offset)
+        steps.attribute(con, primary_decides=primary_msisdn_decides)
+        steps.rate_rows(con)
+        steps.day_passes(con)
+        steps.bands(con)
+        steps.usage(con)
+        steps.lines(con)
+        rated = con.sql("SELECT * EXCLUDE (imsi) FROM lines").to_arrow_table()
+        summary = _to_schema(con.sql(steps.summary_sql()).to_arrow_table(), SUMMARY_SCHEMA)
+    finally:
+        con.close()
+    # in bill-line order (``ord`` is a permutation of 1…n), with the event's own columns
+    # taken straight from the input
+    order = np.empty(rated.num_rows, dtype=np.int64)
+    order[rated.column("ord").to_numpy() - 1] = np.arange(rated.num_rows)
+    rated = rated.take(order)
+    taken = ev.take(rated.column("pos"))
+    for name, column in [("imsi", "imsi"), *_FROM_EVENT.items()]:
+        rated = rated.append_column(name, taken.column(column))
+    return RetailResult(_to_schema(rated, BILL_LINE_SCHEMA), summary)
+
+
+# ---------------------------------------------------------------------------------------------
+# the stage: lake in, lake out
+
+#: How far before the earliest event of a day the lake is read, so that the bill cycles of the
+#: day's events are rated whole (a cycle is at most 31 days; 2 days for time zones).
+LOOKBACK_DAYS = 33
+
+
+def _partitions(events_in: Path) -> dict[date, Path]:
+    out: dict[date, Path] = {}
+    if not events_in.is_dir():
+        return out
+    for p in events_in.glob("date=*"):
+        try:
+            out[date.fromisoformat(p.name[5:])] = p
+        except ValueError:
+            continue
+    return out
+
+
+def _read_events(con: duckdb.DuckDBPyConnection, folders: list[Path]) -> pa.Table | None:
+    files = sorted(str(f) for d in folders for f in d.glob("partner=*/*.parquet"))
+    if not files:
+        return None
+    listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+    rel = con.sql(
+        f"SELECT * FROM read_parquet([{listing}], union_by_name = true, "
+        "hive_partitioning = false) WHERE status = 'accepted'"
+    )
+    return rel.to_arrow_table()
+
+
+def _write_atomic(table: pa.Table, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    pq.write_table(table, tmp, compression="zstd")
+    tmp.replace(path)
+
+
+def write_retail(workdir: Path, day: date, *, cycle_of: str | None = None) -> tuple[Path, Path]:
+    """Rate the accepted TAP-in/CIBER-in events of processing ``day`` and write them.
+
+    Reads ``<workdir>/lake/events_in/date=<day>/partner=*/*.parquet`` (status ``accepted``) and
+    the retail tables of ``<workdir>/rates`` (imported Parquet, else CSV sources). To rate
+    allowances and tiers over whole bill cycles, the same cards' accepted events of the
+    partitions from ``LOOKBACK_DAYS`` before the day's earliest event up to ``day`` are rated
+    with them (never later partitions: a re-run of a day gives the same bytes).
+
+    Writes ``<workdir>/lake/retail/date=<day>/bill_lines.parquet`` (the day's events only) and
+    ``summary.parquet`` (the cycle-to-date totals of the sub-numbers and cycles those events
+    touch). A late event is rated in event-time order within its cycle; bill lines written on
+    earlier days are not rewritten, so the summary, not the sum of daily bill lines, is the
+    cycle's bill.
+
+    Args:
+        workdir: the work folder.
+        day: the processing day (the lake partition).
+        cycle_of: billing clock (see :func:`rate_retail`); default: ``home.timezone_offset``
+            of ``<workdir>/clearing.toml``.
+
+    Returns:
+        The paths of ``bill_lines.parquet`` and ``summary.parquet``.
+
+    Raises:
+        ConfigError: no config (when ``cycle_of`` is not given), missing or bad retail tables.
+    """
+    wd = config.WorkDir(workdir)
+    clock = cycle_of if cycle_of is not None else wd.settings().home.timezone_offset
+    tables = load_retail_tables(wd.rates)
+    parts = _partitions(wd.lake / "events_in")
+    con = duckdb.connect()
+    try:
+        todays = _read_events(con, [parts[day]] if day in parts else [])
+        if todays is None or todays.num_rows == 0:
+            lines, summary = BILL_LINE_SCHEMA.empty_table(), SUMMARY_SCHEMA.empty_table()
+        else:
+            con.register("today", todays)
+            first = con.execute("SELECT min(epoch_ms(start_utc)) // 86400000 FROM today").fetchone()
+            earliest = day
+            if first is not None and first[0] is not None:
+                earliest = min(day, date(1970, 1, 1) + timedelta(days=int(first[0])))
+            lo = earliest - timedelta(days=LOOKBACK_DAYS)
+            older = [p for d, p in sorted(parts.items()) if lo <= d < day]
+            before = _read_events(con, older)
+            if before is not None and before.num_rows:
+                con.register("before", before)
+                rel = con.sql(
+                    "SELECT * FROM before WHERE imsi IN (SELECT DISTINCT imsi FROM today)"
+                )
+                events = pa.concat_tables(
+                    [rel.to_arrow_table(), todays], promote_options="permissive"
+                )
+            else:
+                events = todays
+            result = rate_retail(
+                events,
+                tables.subscribers,
+                tables.sub_numbers,
+                tables.plans,
+                tables.plans_tiers,
+                cycle_of=clock,
+            )
+            con.register("all_lines", result.bill_lines)
+            con.register("all_summary", result.summary)
+            con.register("today_files", todays.select(["file"]))
+            lines = con.sql(
+                "SELECT * FROM all_lines WHERE file IN (SELECT DISTINCT file FROM today_files)"
+            ).to_arrow_table()
+            con.register("lines", lines)
+            summary = con.sql(
+                """
+                SELECT s.* FROM all_summary s
+                SEMI JOIN (SELECT DISTINCT imsi, sub_number, plan_id, cycle_start FROM lines) k
+                    USING (imsi, sub_number, plan_id, cycle_start)
+                ORDER BY s.imsi, s.sub_number, s.cycle_start, s.plan_id
+                """
+            ).to_arrow_table()
+            lines = lines.cast(BILL_LINE_SCHEMA)
+            summary = summary.cast(SUMMARY_SCHEMA)
+    finally:
+        con.close()
+    out = wd.lake / "retail" / f"date={day.isoformat()}"
+    out.mkdir(parents=True, exist_ok=True)
+    paths = (out / "bill_lines.parquet", out / "summary.parquet")
+    _write_atomic(lines, paths[0])
+    _write_atomic(summary, paths[1])
+    return paths

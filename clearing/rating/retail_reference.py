@@ -1,0 +1,275 @@
+"""A per-event Python implementation of retail rating: the oracle and the benchmark baseline.
+
+It applies the rules of :mod:`clearing.rating.retail` one event at a time, with dictionaries
+for the running state (allowance and tiers per account and service, the open day pass per
+sub-number). It is slow and meant to be obviously right: tests compare the vectorised rating
+with it, and ``tests/bench/test_bench_retail.py`` measures both.
+
+Events of the same second are taken in (sender, file sequence number, event index) order here,
+whereas :func:`~clearing.rating.retail.rate_retail` breaks such ties by a hash: compare the two
+on events without same-second ties within a sub-number.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from clearing.rating.retail_sql import ALLOWANCE_COLUMN, DAY_PASS_SECONDS, UNITS
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from clearing.rating.retail_tables import RetailTables
+
+__all__ = ["rate_rows"]
+
+_EPOCH = date(1970, 1, 1)
+
+
+def _service(kind: str | None, tele: str | None) -> str:
+    if kind == "gprsCall":
+        return "data"
+    if kind == "messagingEvent":
+        return "sms_mo"
+    if kind == "mobileSession":
+        return "voice_mo"
+    if kind == "mobileOriginatedCall":
+        return "sms_mo" if tele == "22" else "voice_mo"
+    if kind == "mobileTerminatedCall":
+        return "sms_mt" if tele == "21" else "voice_mt"
+    return "other"
+
+
+def _valid(row: dict[str, Any], day: date) -> bool:
+    return bool(row["valid_from"] <= day and (row["valid_to"] is None or day < row["valid_to"]))
+
+
+def _cycle_start(day: date, bcd: int) -> date:
+    if day.day >= bcd:
+        return day.replace(day=bcd)
+    prev = day.replace(day=1) - timedelta(days=1)
+    return prev.replace(day=bcd)
+
+
+def _epoch(ts: datetime | None) -> int | None:
+    if ts is None:
+        return None
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=UTC)
+    return int(ts.timestamp())
+
+
+@dataclass(slots=True)
+class _State:
+    used: dict[tuple[Any, ...], int] = field(default_factory=dict)  # (account, service) → units
+    pass_start: dict[tuple[str, str], int] = field(default_factory=dict)  # sub-number → t
+
+
+def rate_rows(
+    events: pa.Table,
+    tables: RetailTables,
+    *,
+    cycle_of: str,
+    primary_msisdn_decides: bool = False,
+) -> list[dict[str, Any]]:
+    """Rate ``events`` one by one; one dict per event (event-time order).
+
+    Keys: ``sender, file_sequence_number, event_index, sub_number, attribution_rule, plan_id,
+    cycle_start, service, units, allowance_units, overage_units, tier_units, day_pass_units,
+    day_pass_charged, usage_amount, day_pass_amount, amount``.
+    """
+    local = cycle_of == "local"
+    offset = 0
+    if not local:
+        m = re.fullmatch(r"([+-])(\d\d)(\d\d)", cycle_of)
+        assert m is not None
+        offset = (-1 if m[1] == "-" else 1) * (int(m[2]) * 3600 + int(m[3]) * 60)
+    subs: dict[str, list[dict[str, Any]]] = {}
+    for row in tables.subscribers.to_pylist():
+        subs.setdefault(row["imsi"], []).append(row)
+    nums: dict[str, list[dict[str, Any]]] = {}
+    for row in sorted(tables.sub_numbers.to_pylist(), key=lambda r: (r["msisdn"], r["valid_from"])):
+        nums.setdefault(row["imsi"], []).append(row)
+    plans: dict[str, list[dict[str, Any]]] = {}
+    for row in tables.plans.to_pylist():
+        plans.setdefault(row["plan_id"], []).append(row)
+    tiers: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row in tables.plans_tiers.to_pylist():
+        tiers.setdefault((row["plan_id"], row["service"]), []).append(row)
+
+    rows = events.to_pylist()
+    for row in rows:
+        row["_t"] = _epoch(row["start_utc"])
+    rows.sort(
+        key=lambda r: (
+            r["_t"] is None,
+            r["_t"] or 0,
+            r["sender"] or "",
+            r["file_sequence_number"] or "",
+            r["event_index"] or 0,
+        )
+    )
+    state = _State()
+    out: list[dict[str, Any]] = []
+    for ev in rows:
+        out.append(
+            _rate_one(ev, subs, nums, plans, tiers, state, local, offset, primary_msisdn_decides)
+        )
+    return out
+
+
+def _attribute(
+    ev: dict[str, Any], cands: list[dict[str, Any]], service: str, primary_decides: bool
+) -> tuple[str, dict[str, Any]] | None:
+    msisdn, dialled, apn = ev["msisdn"], ev["dialled_digits"], ev["apn_ni"]
+    for n in cands:
+        mine = msisdn is not None and n["msisdn"] == msisdn
+        if mine and (n["role"] != "primary" or primary_decides):
+            return "msisdn", n
+    coded = [
+        n
+        for n in cands
+        if n["selection_code"] and dialled is not None and dialled.startswith(n["selection_code"])
+    ]
+    if coded:
+        return "selection_code", max(coded, key=lambda n: len(n["selection_code"]))
+    for n in cands:
+        if service == "data" and apn is not None and n["apn"] == apn.lower():
+            return "apn", n
+    for n in cands:
+        if n["role"] == "primary":
+            return "primary", n
+    return None
+
+
+def _rate_one(
+    ev: dict[str, Any],
+    subs: dict[str, list[dict[str, Any]]],
+    nums: dict[str, list[dict[str, Any]]],
+    plans: dict[str, list[dict[str, Any]]],
+    tiers: dict[tuple[str, str], list[dict[str, Any]]],
+    state: _State,
+    local: bool,
+    offset: int,
+    primary_decides: bool,
+) -> dict[str, Any]:
+    service = _service(ev["event_kind"], ev["tele_service_code"])
+    line: dict[str, Any] = {
+        "sender": ev["sender"],
+        "file_sequence_number": ev["file_sequence_number"],
+        "event_index": ev["event_index"],
+        "sub_number": None,
+        "attribution_rule": "none",
+        "plan_id": None,
+        "cycle_start": None,
+        "service": service,
+        "units": None,
+        "allowance_units": None,
+        "overage_units": None,
+        "tier_units": None,
+        "day_pass_units": None,
+        "day_pass_charged": None,
+        "usage_amount": None,
+        "day_pass_amount": None,
+        "amount": None,
+    }
+    t = ev["_t"]
+    if t is None:
+        return line
+    clock = _epoch(ev.get("local_start")) if local else t + offset
+    day = _EPOCH + timedelta(days=(t if clock is None else clock) // 86400)
+    card = [s for s in subs.get(ev["imsi"], []) if _valid(s, day)]
+    cands = [n for n in nums.get(ev["imsi"], []) if _valid(n, day)]
+    found = _attribute(ev, cands, service, primary_decides) if card else None
+    if found is None:
+        return line
+    rule, num = found
+    cycle = _cycle_start(day, card[0]["bill_cycle_day"])
+    # anchor: the cycle's first day, or the sub-number's first day when later; all versions
+    # of the number with this plan in this cycle share the earliest anchor
+    versions = [
+        n
+        for n in nums[ev["imsi"]]
+        if n["msisdn"] == num["msisdn"] and n["plan_id"] == num["plan_id"]
+    ]
+    next_cycle = (cycle + timedelta(days=32)).replace(day=cycle.day)
+    anchors = [
+        max(cycle, n["valid_from"])
+        for n in versions
+        if n["valid_from"] < next_cycle and (n["valid_to"] is None or n["valid_to"] > cycle)
+    ]
+    anchor = min(anchors)
+    plan = next(p for p in plans[num["plan_id"]] if _valid(p, anchor))
+    if service in ("voice_mo", "voice_mt"):
+        inc = plan["voice_increment_s"]
+        units = -(-max(ev["duration"] or 0, 0) // inc) * inc
+    elif service in ("sms_mo", "sms_mt"):
+        units = 1
+    elif service == "data":
+        inc = plan["data_increment_kb"] * 1024
+        vol = max(ev["data_volume_incoming"] or 0, 0) + max(ev["data_volume_outgoing"] or 0, 0)
+        units = -(-vol // inc) * inc
+    else:
+        units = 0
+    line |= {
+        "sub_number": num["msisdn"],
+        "attribution_rule": rule,
+        "plan_id": num["plan_id"],
+        "cycle_start": cycle,
+        "units": units,
+        "allowance_units": 0,
+        "overage_units": 0,
+        "tier_units": [],
+        "day_pass_units": 0,
+        "day_pass_charged": False,
+        "usage_amount": 0,
+        "day_pass_amount": 0,
+        "amount": 0,
+    }
+    covered = (
+        units > 0
+        and plan["day_pass_price"] is not None
+        and service in (plan["day_pass_services"] or "").split()
+    )
+    chain = (ev["imsi"], num["msisdn"])
+    if covered:
+        start = state.pass_start.get(chain)
+        line["day_pass_units"] = units
+        if start is None or t >= start + DAY_PASS_SECONDS:
+            state.pass_start[chain] = t
+            line["day_pass_charged"] = True
+            line["day_pass_amount"] = line["amount"] = plan["day_pass_price"]
+        return line
+    if units == 0 or service == "other":
+        return line
+    size = UNITS[service][1]
+    allow = (plan[ALLOWANCE_COLUMN[service]] if service in ALLOWANCE_COLUMN else 0) * size
+    valid_tiers = sorted(
+        (x for x in tiers.get((num["plan_id"], service), []) if _valid(x, anchor)),
+        key=lambda x: x["from_units"],
+    )
+    key = (ev["imsi"], num["msisdn"], num["plan_id"], cycle, service)
+    before = state.used.get(key, 0)
+    after = before + units
+    state.used[key] = after
+    in_allowance = max(0, min(after, allow) - before)
+    numerator = 0
+    per_tier = []
+    for i, tier in enumerate(valid_tiers):
+        lo = allow + tier["from_units"] * size
+        hi = allow + valid_tiers[i + 1]["from_units"] * size if i + 1 < len(valid_tiers) else None
+        u = max(0, min(after, after if hi is None else hi) - max(before, lo))
+        per_tier.append(u)
+        numerator += u * tier["price"]
+    amount = (2 * numerator + size) // (2 * size)
+    line |= {
+        "allowance_units": in_allowance,
+        "overage_units": sum(per_tier),
+        "tier_units": per_tier,
+        "usage_amount": amount,
+        "amount": amount,
+    }
+    return line
