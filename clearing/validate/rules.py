@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import csv
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, cast
 
 from clearing.codecs import asn1
@@ -143,6 +143,8 @@ class RuleSet:
             if self.release in r.releases or standard != "td57":
                 self.rules[r.rule] = r
         self.overrides = dict(overrides or {})
+        # a Notification carries the batch control items itself (RAP notificationError)
+        self.notification = False
 
     def active(self, rule_id: str) -> bool:
         """Whether the rule applies (known for this release and not switched off)."""
@@ -163,6 +165,8 @@ class RuleSet:
         if not self.active(rule_id):
             return None
         r = self.rules[rule_id]
+        if self.notification and r.group == "batchControlInfo":
+            r = replace(r, group="notification", path=("Notification", *r.path[2:]))
         severity = cast("Severity", self.overrides.get(rule_id, r.severity))
         return Finding(
             rule=r.rule,

@@ -184,7 +184,7 @@ def check_tap(data: bytes, *, file: str, settings: Settings) -> TapChecked:
         _problem(out, rs, p)
     _check_structure(out, rs, batch)
     _check_bci(out, rs, bci, settings, file, "batchControlInfo")
-    _check_accounting(out, rs, acc, batch.events)
+    _check_accounting(out, rs, batch.groups.get("accountingInfo"), batch.events)
     _check_network(out, rs, batch.groups.get("networkInfo"))
     _check_audit(out, rs, batch)
     _check_events(out, rs, batch, settings)
@@ -371,9 +371,9 @@ def _check_accounting(
             out.add(rs.make("tax_type.range", f"TaxType `{ttype}` is not 01-04", occurrence=i))
         rate = _text(tax.get("taxRate"))
         if rate is not None:
-            if not (len(rate) == 7 and rate.isdigit()):
+            if not rate.isdigit() or len(rate) < 7:
                 out.add(rs.make("tax_rate.syntax", f"TaxRate `{rate}`", occurrence=i))
-            elif int(rate) > 10_000_000:
+            elif len(rate) > 7 or int(rate) > 10_000_000:
                 out.add(rs.make("tax_rate.range", f"TaxRate {rate} is above 100 %", occurrence=i))
 
 
@@ -513,7 +513,7 @@ def _check_events(out: TapChecked, rs: RuleSet, batch: fast.TapBatch, settings: 
 
     imsi_null, msisdn_null = null("imsi"), null("msisdn")
     # content transactions and location services name their parties differently
-    subscriber_kinds = ~np.isin(kinds, ["contentTransaction", "locationService"])
+    subscriber_kinds = ~np.isin(kinds, ["contentTransaction", "locationService", "unknown"])
     flag(
         "event.scu_missing",
         subscriber_kinds & imsi_null & msisdn_null,
@@ -636,7 +636,7 @@ def _check_event_values(
         has_tax & ~known_code,
         lambda i: f"TaxCode {tax_code[i].as_py()} is not in Taxation",
     )
-    if tax_rates:
+    if tax_rates and out.tap_decimal_places is not None:
         code_np = tax_code.fill_null(-1).to_numpy()
         rate_np = np.zeros(len(code_np), dtype=np.int64)
         for code, rate in tax_rates.items():
@@ -707,4 +707,5 @@ def _check_notification(out: TapChecked, data: bytes, settings: Settings) -> Non
     out.file_available, _ok = _stamp(body.get("fileAvailableTimeStamp"))
     out.group_bytes = {"notification": data}
     rs = rules_for(out.release, settings.partner(out.sender).rules)
+    rs.notification = True
     _check_bci(out, rs, body, settings, out.file, "notification")
