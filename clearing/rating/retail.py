@@ -376,7 +376,7 @@ def write_retail(workdir: Path, day: date, *, cycle_of: str | None = None) -> tu
             lines, summary = BILL_LINE_SCHEMA.empty_table(), SUMMARY_SCHEMA.empty_table()
         else:
             con.register("today", todays)
-            first = con.execute("SELECT min(epoch_ms(start_utc)) // 86400000 FROM today").fetchone()
+            first = steps.first_row(con, "SELECT min(epoch_ms(start_utc)) // 86400000 FROM today")
             earliest = day
             if first is not None and first[0] is not None:
                 earliest = min(day, date(1970, 1, 1) + timedelta(days=int(first[0])))

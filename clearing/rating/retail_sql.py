@@ -16,7 +16,7 @@ temporary tables in the connection it is given:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -34,6 +34,7 @@ __all__ = [
     "attribute",
     "bands",
     "day_passes",
+    "first_row",
     "lines",
     "load_events",
     "load_numbers",
@@ -70,6 +71,12 @@ _SERVICE = """CASE
     WHEN event_kind = 'mobileTerminatedCall'
         THEN CASE WHEN tele_service_code = '21' THEN 'sms_mt' ELSE 'voice_mt' END
     ELSE 'other' END"""
+
+
+def first_row(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[Any, ...] | None:
+    """The first row of a query (the result is read whole, leaving the connection free)."""
+    rows = con.execute(sql).fetchall()
+    return rows[0] if rows else None
 
 
 def _valid(alias: str, day: str) -> str:
@@ -207,9 +214,7 @@ def rate_rows(con: duckdb.DuckDBPyConnection) -> None:
         LEFT JOIN plans p ON p.plan_id = k.plan_id AND {_valid("p", "k.anchor")}
         """
     )
-    row = con.execute(
-        "SELECT plan_id, anchor FROM pv WHERE NOT found ORDER BY ALL LIMIT 1"
-    ).fetchone()
+    row = first_row(con, "SELECT plan_id, anchor FROM pv WHERE NOT found ORDER BY ALL LIMIT 1")
     if row is not None:
         msg = (
             f"rates table `plans`: no version of plan `{row[0]}` is valid on {row[1]}, the "
@@ -330,7 +335,8 @@ def usage(con: duckdb.DuckDBPyConnection) -> None:
         WHERE NOT covered AND units > 0 AND service <> 'other'
         """
     )
-    gap = con.execute(
+    gap = first_row(
+        con,
         """
         SELECT DISTINCT pv.plan_id, pv.anchor, c.service
         FROM (SELECT DISTINCT pvid, service FROM cum) c
@@ -338,8 +344,8 @@ def usage(con: duckdb.DuckDBPyConnection) -> None:
         ANTI JOIN (SELECT pvid, service FROM bands WHERE band = 1 AND lo = allow) b
             USING (pvid, service)
         ORDER BY ALL LIMIT 1
-        """
-    ).fetchone()
+        """,
+    )
     if gap is not None:
         msg = (
             f"rates table `plans_tiers`: plan `{gap[0]}` has no tier from 0 for service "
