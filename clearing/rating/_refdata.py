@@ -2,8 +2,9 @@
 
 ``import_rates(DIR)`` reads ``DIR/sources/<table>.csv`` for every table that has a schema in
 ``specs/rates/<table>.csv`` and writes ``DIR/<table>/partner=XXXXX/valid_from=YYYY-MM-DD/
-part-0.parquet`` (``DIR/<table>/valid_from=…/`` for tables without a ``partner`` column). It
-refuses, with a :class:`~clearing.errors.ConfigError` naming the table, key and source lines:
+part-0.parquet`` (``DIR/<table>/valid_from=…/`` for tables without a ``partner`` column); the
+partition columns are also kept inside the files, so any reader gets their types. It refuses,
+with a :class:`~clearing.errors.ConfigError` naming the table, key and source lines:
 
 * a cell of the wrong type or outside its check;
 * two versions of the same key whose validity overlaps;
@@ -304,11 +305,6 @@ def table_glob(rates_dir: Path, table: str) -> str:
     return str(rates_dir / table / "**" / "*.parquet")
 
 
-def _polars_type(t: pa.DataType) -> pl.DataType:
-    dtype = pl.from_arrow(pa.table({"x": pa.array([], type=t)})).schema["x"]  # type: ignore[union-attr]
-    return dtype
-
-
 def read_table(rates_dir: Path, table: str, *, specs: Path | None = None) -> pl.DataFrame:
     """One imported table as a DataFrame, partition columns included, in a stable order.
 
@@ -329,10 +325,8 @@ def read_table(rates_dir: Path, table: str, *, specs: Path | None = None) -> pl.
         )
         raise ConfigError(msg)
     arrow = schema.arrow_schema()
-    hive = {n: _polars_type(arrow.field(n).type) for n in schema.partition_columns}
-    df = pl.read_parquet(
-        [str(f) for f in files], hive_partitioning=True, hive_schema=hive, use_pyarrow=False
-    )
+    # every column is in the files (partition columns too), typed as the schema says
+    df = pl.read_parquet([str(f) for f in files], hive_partitioning=False)
     order = [f.name for f in arrow]
     return df.select(order).sort([*schema.key, schema.valid_from], nulls_last=True)
 
@@ -347,23 +341,14 @@ def duckdb_view(
 ) -> str:
     """Create (or replace) a DuckDB view of an imported table; return the view's name.
 
-    The view is named ``rates_<table>`` unless ``name`` is given; partition columns are typed
-    from the schema (a SID/BID partition such as ``partner=04172`` stays a string).
+    The view is named ``rates_<table>`` unless ``name`` is given; columns come from the files
+    (a SID/BID such as ``04172`` stays a string).
     """
-    df = read_table(rates_dir, table, specs=specs)  # checks the table exists
-    del df
-    schema = schemas(specs)[table]
-    types = {
-        n: {"string": "VARCHAR", "date32[day]": "DATE"}.get(
-            str(schema.arrow_schema().field(n).type), "VARCHAR"
-        )
-        for n in schema.partition_columns
-    }
-    hive = "{" + ", ".join(f"'{k}': '{v}'" for k, v in types.items()) + "}"
+    read_table(rates_dir, table, specs=specs)  # checks the table exists
     view = name or f"rates_{table}"
     glob = table_glob(rates_dir, table).replace("'", "''")
     con.execute(
         f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM read_parquet('{glob}', "
-        f"hive_partitioning = true, hive_types = {hive})"
+        "hive_partitioning = false)"
     )
     return view

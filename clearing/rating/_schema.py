@@ -159,7 +159,7 @@ class TableSchema:
 
     @property
     def partition_columns(self) -> tuple[str, ...]:
-        """Hive partition columns, outermost first (not stored inside the files)."""
+        """Hive partition columns, outermost first (also stored inside the files)."""
         if self.partitioned_by_partner:
             return ("partner", self.valid_from)
         return (self.valid_from,)
@@ -174,9 +174,12 @@ class TableSchema:
         return pa.schema(fields)
 
     def file_schema(self) -> pa.Schema:
-        """The columns stored in each Parquet file (partition columns live in the path)."""
-        parts = set(self.partition_columns)
-        return pa.schema([f for f in self.arrow_schema() if f.name not in parts])
+        """The columns stored in each Parquet file: all of them.
+
+        The partition columns are in the path (hive) *and* in the file, so that a reader that
+        guesses types from paths (``partner=04172`` as an integer) still gets the file's text.
+        """
+        return self.arrow_schema()
 
 
 def load_schema(path: Path) -> TableSchema:

@@ -187,7 +187,8 @@ def _load_text(path: Path) -> tuple[pl.DataFrame | None, list[pl.DataFrame]]:
 def _read_csv(path: Path) -> pl.DataFrame:
     try:
         df = pl.read_csv(path, infer_schema=False, has_header=True, raise_if_empty=False)
-        return df.with_row_index("line", offset=2)
+        df = df.with_row_index("line", offset=2).with_columns(pl.col("line").cast(pl.Int64))
+        return _mark_short_lines(path, df)
     except pl.exceptions.ComputeError:
         pass
     # the slow path, only for files polars refuses (ragged lines): keep every good line
@@ -207,6 +208,29 @@ def _read_csv(path: Path) -> pl.DataFrame:
             lines.append(-reader.line_num)  # marked: a ragged line
     df = pl.DataFrame(rows, schema=header, orient="row")
     return df.with_columns(pl.Series("line", lines, dtype=pl.Int64))
+
+
+def _mark_short_lines(path: Path, df: pl.DataFrame) -> pl.DataFrame:
+    """Negate the line number of rows that had fewer cells than the header.
+
+    polars fills missing trailing cells with nulls; the raw lines tell them apart. Files with
+    quotes (a quoted comma or line break) are not checked this way: the rules still catch the
+    empty required cells.
+    """
+    raw = path.read_bytes()
+    if b'"' in raw or df.width <= 1:
+        return df
+    every = pl.Series(raw.decode("utf-8").splitlines())
+    lines = every.filter(every.str.len_bytes() > 0)
+    if lines.len() - 1 != df.height:
+        return df
+    commas = lines.slice(1).str.count_matches(",", literal=True)
+    short = (commas != df.width - 2).to_numpy()  # width counts the added line column
+    if not short.any():
+        return df
+    return df.with_columns(
+        pl.when(pl.Series(short)).then(-pl.col("line")).otherwise(pl.col("line")).alias("line")
+    )
 
 
 def _rules(col: CdrColumn) -> tuple[pl.Expr, list[tuple[pl.Expr, str, str]]]:
@@ -323,8 +347,13 @@ def _read_one(path: Path, cols: tuple[CdrColumn, ...]) -> CdrRead:
             "the first record with this id is rated; drop the duplicate from the export",
         )
     )
+    # a line with too few cells has its values in the wrong columns: report the line only
+    whole = pl.col("line") > 0
     flags = text.select(
-        *(bad.fill_null(False).alias(f"_bad{i}") for i, (_, bad, _, _) in enumerate(checks))
+        *(
+            (bad if field == "*" else bad & whole).fill_null(False).alias(f"_bad{i}")
+            for i, (field, bad, _, _) in enumerate(checks)
+        )
     )
     parts: list[pl.DataFrame] = []
     for i, (field, _bad, problem, action) in enumerate(checks):

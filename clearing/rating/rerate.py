@@ -157,9 +157,10 @@ def _payable(workdir: Path, period: str, rates: Rates) -> pl.DataFrame | None:
         "camel_fee",
     )
     new = expected_charges(usage, rates)
-    both = old.join(new, on="row_id", how="left", suffix="_new", maintain_order="left")
-    camel = pl.when(pl.col("camel_fee").is_not_null()).then(pl.col("expected_camel")).otherwise(0)
-    new_expected = pl.col("expected_charge") + camel
+    new = new.rename({c: f"new_{c}" for c in new.columns if c != "row_id"})
+    both = old.join(new, on="row_id", how="left", maintain_order="left")
+    camel = pl.when(pl.col("camel_fee").is_not_null()).then(pl.col("new_expected_camel"))
+    new_expected = pl.col("new_expected_charge") + camel.otherwise(0)
     return both.select(
         pl.lit("payable").alias("direction"),
         "date",
@@ -167,7 +168,7 @@ def _payable(workdir: Path, period: str, rates: Rates) -> pl.DataFrame | None:
         pl.col("event_index").alias("line"),
         pl.lit(None, pl.String).alias("record_id"),
         "partner",
-        pl.coalesce("service_new", "service").alias("service"),
+        pl.coalesce("new_service", "service").alias("service"),
         "currency",
         "charge_scale",
         pl.col("status").alias("old_status"),
@@ -180,7 +181,7 @@ def _payable(workdir: Path, period: str, rates: Rates) -> pl.DataFrame | None:
         pl.lit(None, pl.Int64).alias("old_tax"),
         pl.lit(None, pl.Int64).alias("new_tax"),
         pl.col("iot_version").alias("old_version"),
-        pl.col("iot_version_new").alias("new_version"),
+        pl.col("new_iot_version").alias("new_version"),
     )
 
 

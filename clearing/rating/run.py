@@ -129,7 +129,7 @@ def _partitioned(df: pl.DataFrame, root: Path, day: date, sort: list[str]) -> li
     written: list[Path] = []
     for (partner,), part in df.sort(sort, nulls_last=True).group_by("partner", maintain_order=True):
         path = folder / f"partner={partner}" / "part-0.parquet"
-        written.append(write_parquet(part.drop("partner"), path))
+        written.append(write_parquet(part, path))  # `partner` kept in the file (04172)
     return sorted(written)
 
 

@@ -501,11 +501,12 @@ def visitor_cdr_frame(events: int, *, seed: int, day: date, faults: bool = True)
 
 
 def _plant(df: pl.DataFrame) -> pl.DataFrame:
-    """A visitor from no partner's IMSI range (row 11): rated ``unrated``, never dropped."""
-    idx = pl.int_range(pl.len())
+    """A visitor from no partner's IMSI range (the 3rd data session): rated ``unrated``."""
+    row = [i for i, t in enumerate(df["record_type"].to_list()) if t == "gprs"][2]
     imsi = UNKNOWN_IMSI_PREFIX + "0000012345"
+    idx = pl.int_range(pl.len())
     return df.with_columns(
-        pl.when(idx == 11).then(pl.lit(imsi)).otherwise(pl.col("imsi")).alias("imsi")
+        pl.when(idx == row).then(pl.lit(imsi)).otherwise(pl.col("imsi")).alias("imsi")
     )
 
 

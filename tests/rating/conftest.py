@@ -113,3 +113,42 @@ def records(*rows: dict[str, Any]) -> pl.DataFrame:
         row["start_time"] = datetime.fromisoformat(start)
         full.append(row)
     return pl.DataFrame(full, schema=schema, orient="row")
+
+
+CONFIG = '[home]\ntadig = "HKGCL"\nsid_bid = "60099"\ntimezone_offset = "+0800"\n'
+
+# Monday 2026-11-23 traffic, processing date 2026-11-24. Charges worked by hand:
+# TSTA1: R1 95 s peak 0.12/min 30/1 → 0.19000; R2 SMS 0.01373 + tax 0.00275;
+#        R3 1 500 000 B → 1 500 160 B × 2.5 SDR/MiB → 3.57666; R4 MTC 60 s × 0.05/min → 0.05000
+#        total 0.19 + 0.01373 + 3.57666 + 0.05 = 3.83039 SDR (383039), tax 275
+# TSTB2: R5 61 s at 60/60 → 120 s × 0.10/min → 0.200 SDR (3 dp: 200)
+# 01234: R6 61 s → 120 s × 45 c/min = 0.90 USD; R7 MTC 30 s → 60 s → 0.45 USD; total 1.35 USD
+# R8: an IMSI of no partner → unrated
+CDRS = """\
+record_id,record_type,imsi,msisdn,imei,called_number,calling_number,start_time,utc_offset,duration,volume_up,volume_down,apn,rec_entity_type,rec_entity_id,location_area,cell_id,charging_id,cause_for_term
+R1,moc,208010000000001,33612345678,353911100000010,85291234567,,2026-11-23T10:00:00,+0800,95,,,,msc,85290100001,1001,11,,
+R2,sms_mo,208010000000001,33612345678,,85291234567,,2026-11-23T10:05:00,+0800,,,,,msc,85290100001,1001,11,,
+R3,gprs,208010000000002,33612345679,,,,2026-11-23T11:00:00,+0800,600,500000,1000000,internet,sgsn,203.0.113.11,1002,12,4711,
+R4,mtc,208010000000002,33612345679,,,85221234567,2026-11-23T12:00:00,+0800,60,,,,msc,85290100002,1001,13,,
+R5,moc,208019900000001,33698765432,,85291234567,,2026-11-23T13:00:00,+0800,61,,,,msc,85290100001,1001,11,,
+R6,moc,311000000000001,14155550100,,85291234567,,2026-11-23T14:00:00,+0800,61,,,,msc,85290100002,1003,14,,
+R7,mtc,311000000000001,14155550100,,,85221230000,2026-11-23T15:00:00,+0800,30,,,,msc,85290100002,1003,14,,
+R8,moc,999990000000001,,,85291234567,,2026-11-23T16:00:00,+0800,30,,,,msc,85290100001,1001,11,,
+"""
+PROCESSING_DAY = "2026-11-24"
+
+
+@pytest.fixture
+def tiny_workdir(tmp_path: Path) -> Path:
+    """A work folder: config, the tiny world's rates, the day's CDR export in the inbox."""
+    root = tmp_path / "work"
+    root.mkdir()
+    (root / "clearing.toml").write_text(CONFIG, encoding="utf-8")
+    rates = write_sources(
+        root / "rates", agreements=AGREEMENTS, imsi_ranges=IMSI_RANGES, fx=FX, iot=IOT
+    )
+    import_rates(rates)
+    inbox = root / "inbox" / "cdr"
+    inbox.mkdir(parents=True)
+    (inbox / "CDR_HKGCL_20261124_001.csv").write_text(CDRS, encoding="utf-8")
+    return root

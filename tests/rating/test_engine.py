@@ -105,7 +105,7 @@ def test_destination_is_the_longest_prefix(
 
 def test_gprs_in_1_kib_increments(tiny_rates: Rates) -> None:
     # 1 000 000 + 500 000 = 1 500 000 bytes → ceil(1 500 000 / 1024) = 1465 KiB = 1 500 160 B.
-    # 2.5 SDR per MiB × 1 500 160 / 1 048 576 = 3.576660156… SDR → 3.57666 (half up, 5 dp)
+    # 2.5 SDR per MiB × 1 500 160 / 1 048 576 = 3.57666015625 SDR → 3.57666 (half up, 5 dp)
     r = rate_one(
         tiny_rates,
         record_type="gprs",

@@ -1,0 +1,108 @@
+"""Re-rating a month: the same tariffs give no delta, a changed price the hand-computed one."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import TYPE_CHECKING
+
+import polars as pl
+import pytest
+
+from clearing.errors import ConfigError
+from clearing.rating import import_rates, rate_day, rerate
+from tests.rating.test_check import events
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+DAY = date(2026, 11, 24)
+
+
+def _partner_events(workdir: Path) -> None:
+    # one accepted TAP-in call of TSTA1: 95 s to +33 at 0.038/min 30/1 → 0.06017 SDR
+    ev = events(
+        {
+            "event_kind": "mobileOriginatedCall",
+            "called_number": "33612345678",
+            "duration": 95,
+            "charge": 6017,
+            "local_start": datetime(2026, 11, 23, 9, 0, 0),
+        }
+    ).with_columns(pl.lit("accepted").alias("status"))
+    folder = workdir / "lake" / "events_in" / f"date={DAY}" / "partner=TSTA1"
+    folder.mkdir(parents=True)
+    ev.write_parquet(folder / "part-0.parquet")
+
+
+def _set_price(workdir: Path, old: str, new: str) -> None:
+    src = workdir / "rates" / "sources" / "iot.csv"
+    text = src.read_text(encoding="utf-8")
+    assert text.count(old) == 1
+    src.write_text(text.replace(old, new), encoding="utf-8")
+    import_rates(workdir / "rates")
+
+
+def test_same_tariffs_no_delta_changed_price_the_difference(tiny_workdir: Path) -> None:
+    _partner_events(tiny_workdir)
+    summary = rate_day(tiny_workdir, DAY)
+    assert (summary.partner_events, summary.iot_breaches) == (1, 0)
+
+    same = rerate(tiny_workdir, "2026-11")
+    assert (same.receivable_rows, same.payable_rows) == (8, 1)
+    assert same.delta.height == 0
+    assert same.changed_rows.height == 0
+    report = tiny_workdir / "out" / "rerate" / "rerate_2026-11.csv"
+    assert report.read_text().splitlines() == [
+        "direction,partner,service,currency,charge_scale,events,changed,old_total,new_total,delta"
+    ]
+
+    # our peak local price for TSTA1 visitors: 0.12 → 0.15 SDR/min. R1 (95 s, peak):
+    # 0.15 × 95 / 60 = 0.2375 SDR → 23750 instead of 19000: delta +0.04750 (4750)
+    _set_price(
+        tiny_workdir,
+        "TSTA1,inbound,moc_local,852,peak,12345,08:00,20:00,60,120000,",
+        "TSTA1,inbound,moc_local,852,peak,12345,08:00,20:00,60,150000,",
+    )
+    # TSTA1's IOT for our roamers, local calls: 0.038 → 0.040 SDR/min. The TAP-in call
+    # (95 s): 0.04 × 95 / 60 = 0.063333… → 0.06333 instead of 0.06017: delta +0.00316 (316)
+    _set_price(
+        tiny_workdir,
+        "TSTA1,outbound,moc_local,33,all,1234567,00:00,24:00,60,38000,",
+        "TSTA1,outbound,moc_local,33,all,1234567,00:00,24:00,60,40000,",
+    )
+    changed = rerate(tiny_workdir, "2026-11")
+    rows = changed.delta.to_dicts()
+    assert rows == [
+        {
+            "direction": "payable",
+            "partner": "TSTA1",
+            "service": "moc_local",
+            "currency": "SDR",
+            "charge_scale": 5,
+            "events": 1,
+            "changed": 1,
+            "old_total": 6017,
+            "new_total": 6333,
+            "delta": 316,
+        },
+        {
+            "direction": "receivable",
+            "partner": "TSTA1",
+            "service": "moc_local",
+            "currency": "SDR",
+            "charge_scale": 5,
+            "events": 1,
+            "changed": 1,
+            "old_total": 19000,
+            "new_total": 23750,
+            "delta": 4750,
+        },
+    ]
+    assert changed.changed_rows.height == 2
+    assert len(report.read_text().splitlines()) == 3
+    assert (tiny_workdir / "lake" / "rerate" / "period=2026-11" / "delta.parquet").exists()
+
+
+def test_period_must_be_a_month(tiny_workdir: Path) -> None:
+    with pytest.raises(ConfigError, match="must be a month YYYY-MM"):
+        rerate(tiny_workdir, "2026-13")
