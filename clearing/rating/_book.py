@@ -111,13 +111,15 @@ def longest_prefix(
     Raises:
         ConfigError: two rows valid on one day share a prefix.
     """
-    valid = _by_day(table, events[day]).with_columns(pl.col(prefix).str.len_chars().alias("_len"))
+    keys = events.select(day, value).unique()
+    valid = _by_day(table, keys[day]).with_columns(pl.col(prefix).str.len_chars().alias("_len"))
     dup = valid.filter(pl.len().over("day", prefix) > 1)
     if dup.height:
         first = dup.row(0, named=True)
         msg = f"reference data: prefix `{first[prefix]}` is listed twice for {first['day']}"
         raise ConfigError(msg)
-    out = events.with_columns(pl.lit(None, pl.Int64).alias("_found_len"))
+    # the match is made once per distinct (day, value), then joined back to the events
+    out = keys.with_columns(pl.lit(None, pl.Int64).alias("_found_len"))
     for c in columns:
         out = out.with_columns(pl.lit(None, valid.schema[c]).alias(c))
     for length in sorted(set(valid["_len"].to_list()), reverse=True):
@@ -133,14 +135,15 @@ def longest_prefix(
                 .then(pl.col(value).str.slice(0, length))
                 .alias("_k")
             )
-            .join(part, on=[day, "_k"], how="left", maintain_order="left")
+            .join(part, on=[day, "_k"], how="left")
             .with_columns(
                 *(pl.coalesce(c, f"_v_{c}").alias(c) for c in columns),
                 pl.coalesce("_found_len", "_l").alias("_found_len"),
             )
             .drop("_k", "_l", *(f"_v_{c}" for c in columns))
         )
-    return out.drop("_found_len")
+    found = out.drop("_found_len")
+    return events.join(found, on=[day, value], how="left", maintain_order="left", nulls_equal=True)
 
 
 def require(condition: bool, message: str) -> None:

@@ -182,98 +182,140 @@ def prepare_tariff(iot: pl.DataFrame, direction: str, days: list[date]) -> Tarif
 
 
 def _resolve_service(ev: pl.DataFrame, tariff: Tariff) -> pl.DataFrame:
-    """Add ``service`` and ``destination_prefix`` (longest-prefix match for MOC)."""
-    dest = tariff.destinations
-    lengths = sorted(set(dest["_plen"].to_list()), reverse=True)
+    """Add ``service``, ``destination_prefix`` and ``_ambiguous`` (longest prefix for MOC).
+
+    Only MOC rows go through the prefix joins (one join per distinct prefix length, longest
+    first; a row stops at its first match); the other rows take their kind as the service.
+    """
     is_moc = pl.col("kind") == "moc"
-    ev = ev.with_columns(
-        pl.when(is_moc).then(None).otherwise(pl.col("kind")).alias("service"),
-        pl.when(is_moc).then(None).otherwise(pl.lit("")).alias("destination_prefix"),
+    other = ev.filter(~is_moc).with_columns(
+        pl.col("kind").alias("service"),
+        pl.lit("").alias("destination_prefix"),
         pl.lit(False).alias("_ambiguous"),
     )
+    moc = ev.filter(is_moc)
+    dest = tariff.destinations
+    lengths = sorted(set(dest["_plen"].to_list()), reverse=True)
+    found: list[pl.DataFrame] = []
     for length in lengths:
+        if moc.height == 0:
+            break
         part = dest.filter(pl.col("_plen") == length).select(
             "day",
             "partner",
-            pl.col("destination_prefix").alias("_p"),
-            pl.col("service").alias("_s"),
-            pl.col("ambiguous").alias("_a"),
+            pl.col("destination_prefix"),
+            pl.col("service"),
+            pl.col("ambiguous").alias("_ambiguous"),
         )
-        ev = (
-            ev.with_columns(
-                pl.when(is_moc & pl.col("service").is_null() & ~pl.col("_ambiguous"))
-                .then(pl.col("number").str.slice(0, length))
-                .otherwise(None)
-                .alias("_p")
-            )
-            .join(part, on=["day", "partner", "_p"], how="left", maintain_order="left")
-            .with_columns(
-                pl.when(pl.col("_a").fill_null(False))
+        hit = moc.with_columns(pl.col("number").str.slice(0, length).alias("destination_prefix"))
+        hit = hit.join(part, on=["day", "partner", "destination_prefix"], how="inner")
+        found.append(
+            hit.with_columns(
+                pl.when(pl.col("_ambiguous"))
                 .then(None)
-                .otherwise(pl.coalesce("service", "_s"))
-                .alias("service"),
-                pl.when(pl.col("_s").is_not_null() & pl.col("destination_prefix").is_null())
-                .then(pl.col("_p"))
-                .otherwise(pl.col("destination_prefix"))
-                .alias("destination_prefix"),
-                (pl.col("_ambiguous") | pl.col("_a").fill_null(False)).alias("_ambiguous"),
+                .otherwise(pl.col("service"))
+                .alias("service")
             )
-            .drop("_p", "_s", "_a")
         )
-    return ev
+        moc = moc.join(hit.select("row_id"), on="row_id", how="anti")
+    # MOC rows no prefix matches (no MOC row at all for the partner and day)
+    found.append(
+        moc.with_columns(
+            pl.lit(None, pl.String).alias("destination_prefix"),
+            pl.lit(None, pl.String).alias("service"),
+            pl.lit(False).alias("_ambiguous"),
+        )
+    )
+    cols = [*ev.columns, "service", "destination_prefix", "_ambiguous"]
+    return pl.concat([other.select(cols), *(f.select(cols) for f in found)])
 
 
-def rate_usage(usage: pl.DataFrame, tariff: Tariff) -> pl.DataFrame:
-    """Rate usage rows with a prepared tariff.
+_PRICED = (
+    "row_id",
+    "service",
+    "destination_prefix",
+    "time_band",
+    "iot_key",
+    "iot_version",
+    "charged_units",
+    "price",
+    "price_scale",
+    "unit",
+    "rounding",
+    "tax_rate",
+    "charge",
+    "tax",
+    "status",
+    "reason",
+)
 
-    ``usage`` needs: ``row_id`` (unique), ``partner``, ``kind`` (one of :data:`KINDS`),
-    ``number`` (called number, for MOC), ``local_start`` (datetime), ``usage`` (seconds,
-    events or bytes), ``scale`` (decimal places of the charge) and ``currency`` (the currency
-    the charge must be in). Rows keep their order; :data:`RATED_COLUMNS` are added.
+
+def _pow10(k: pl.Expr) -> pl.Expr:
+    """``10**k`` for small non-negative integer columns (no float, no generic pow)."""
+    out = pl.lit(1, pl.Int64)
+    for i in range(1, 19):
+        out = pl.when(k == i).then(pl.lit(10**i, pl.Int64)).otherwise(out)
+    return out
+
+
+def _price(matched: pl.DataFrame) -> pl.DataFrame:
+    """Units, charge (rounded once) and tax of the rows that found their tariff row.
+
+    The exact charge is ``n / d`` with ``n = price × units × 10**k_up`` and
+    ``d = unit × 10**k_down``; Int64 when the largest possible ``n`` fits, else Int128.
     """
-    base = usage.with_columns(pl.col("local_start").dt.date().alias("day"))
-    ev = base.select("row_id", "day", "partner", "kind", "number", "local_start")
-    ev = _resolve_service(ev, tariff)
-    ev = ev.with_columns(
-        (
-            pl.col("local_start").dt.hour().cast(pl.Int32) * 3600
-            + pl.col("local_start").dt.minute().cast(pl.Int32) * 60
-            + pl.col("local_start").dt.second().cast(pl.Int32)
-        ).alias("_tod"),
-        pl.col("local_start").dt.weekday().cast(pl.Int64).alias("_wd"),
+    units = charged_units_expr(
+        pl.col("usage").fill_null(0),
+        pl.col("minimum_units"),
+        pl.col("initial_increment"),
+        pl.col("subsequent_increment"),
     )
-    rows = tariff.rows.select(
-        *_KEY,
-        "time_band",
-        "_mask",
-        "band_start",
-        "band_end",
-        "iot_key",
-        pl.col("version").alias("iot_version"),
-        "unit",
-        "price",
-        "price_scale",
-        pl.col("currency").alias("_iot_currency"),
-        "minimum_units",
-        "initial_increment",
-        "subsequent_increment",
-        "tax_rate",
-        "rounding",
+    priced = matched.with_columns(
+        units.alias("charged_units"),
+        (pl.col("scale").cast(pl.Int64) - pl.col("price_scale")).clip(lower_bound=0).alias("_ku"),
+        (pl.col("price_scale") - pl.col("scale").cast(pl.Int64)).clip(lower_bound=0).alias("_kd"),
     )
-    in_band = ((pl.col("_mask") // (2 ** pl.col("_wd"))) % 2 == 1) & (
-        pl.when(pl.col("band_start") < pl.col("band_end"))
-        .then((pl.col("_tod") >= pl.col("band_start")) & (pl.col("_tod") < pl.col("band_end")))
-        .otherwise((pl.col("_tod") >= pl.col("band_start")) | (pl.col("_tod") < pl.col("band_end")))
+    bound = priced.select(
+        pl.col("price").max(), pl.col("charged_units").max(), pl.col("_ku").max()
+    ).row(0)
+    wide = any(v is None for v in bound) or (
+        int(bound[0]) * max(int(bound[1]), 1) * 10 ** int(bound[2]) >= 2**62
     )
-    matched = (
-        ev.filter(pl.col("service").is_not_null())
-        .join(rows, on=_KEY, how="inner")
-        .filter(in_band)
-        .drop("_mask", "band_start", "band_end", "day", "partner", "kind", "number")
-        .drop("local_start", "_ambiguous", "_tod", "_wd", "service", "destination_prefix")
+    dtype = pl.Int128 if wide else pl.Int64
+    n = pl.col("price").cast(dtype) * pl.col("charged_units") * _pow10(pl.col("_ku"))
+    d = pl.col("unit").cast(dtype) * _pow10(pl.col("_kd"))
+    priced = priced.with_columns(
+        round_div_expr(n, d, pl.col("rounding"), dtype=dtype).cast(pl.Int64).alias("charge")
     )
-    keys = rows.select(_KEY).unique()
-    ev = ev.join(keys.with_columns(pl.lit(True).alias("_has_row")), on=_KEY, how="left")
+    priced = priced.with_columns(
+        tax_value_expr(pl.col("charge"), pl.col("tax_rate")).alias("tax"),
+        pl.lit("rated").alias("status"),
+        pl.lit(None, pl.String).alias("reason"),
+    )
+    same = (pl.col("_iot_currency") == pl.col("currency")).fill_null(False)
+    ok = priced.filter(same)
+    bad = priced.filter(~same).with_columns(
+        pl.lit(None, pl.Int64).alias("charge"),
+        pl.lit(None, pl.Int64).alias("tax"),
+        pl.lit("unrated").alias("status"),
+        pl.when(pl.col("currency").is_null())
+        .then(pl.format("no agreement with {} on this date", pl.col("partner")))
+        .otherwise(
+            pl.format(
+                "IOT row {} is in {}, the charge must be in {}",
+                pl.col("iot_key"),
+                pl.col("_iot_currency"),
+                pl.col("currency"),
+            )
+        )
+        .alias("reason"),
+    )
+    return pl.concat([ok.select(_PRICED), bad.select(_PRICED)])
+
+
+def _why_not(unmatched: pl.DataFrame, keys: pl.DataFrame) -> pl.DataFrame:
+    """The reason of each row that found no tariff row (a few rows: strings are cheap here)."""
+    ev = unmatched.join(keys.with_columns(pl.lit(True).alias("_has_row")), on=_KEY, how="left")
     reason = (
         pl.when(pl.col("partner").is_null())
         .then(pl.lit("no partner for this subscriber (IMSI not in imsi_ranges)"))
@@ -300,47 +342,84 @@ def rate_usage(usage: pl.DataFrame, tariff: Tariff) -> pl.DataFrame:
             )
         )
     )
-    ev = ev.select("row_id", "service", "destination_prefix", reason.alias("_reason0"))
-    out = base.join(ev, on="row_id", how="left", maintain_order="left").join(
-        matched, on="row_id", how="left", maintain_order="left"
+    return ev.select(
+        "row_id",
+        "service",
+        "destination_prefix",
+        pl.lit("unrated").alias("status"),
+        reason.alias("reason"),
     )
-    units = charged_units_expr(
-        pl.col("usage").fill_null(0),
-        pl.col("minimum_units"),
-        pl.col("initial_increment"),
-        pl.col("subsequent_increment"),
+
+
+def rate_usage(usage: pl.DataFrame, tariff: Tariff) -> pl.DataFrame:
+    """Rate usage rows with a prepared tariff.
+
+    ``usage`` needs: ``row_id`` (unique), ``partner``, ``kind`` (one of :data:`KINDS`),
+    ``number`` (called number, for MOC), ``local_start`` (datetime), ``usage`` (seconds,
+    events or bytes), ``scale`` (decimal places of the charge) and ``currency`` (the currency
+    the charge must be in). Rows keep their order; :data:`RATED_COLUMNS` are added.
+    """
+    base = usage.select(
+        "row_id", "partner", "kind", "number", "local_start", "usage", "scale", "currency"
+    ).with_columns(pl.col("local_start").dt.date().alias("day"))
+    ev = _resolve_service(base, tariff)
+    ev = ev.with_columns(
+        (
+            pl.col("local_start").dt.hour().cast(pl.Int32) * 3600
+            + pl.col("local_start").dt.minute().cast(pl.Int32) * 60
+            + pl.col("local_start").dt.second().cast(pl.Int32)
+        ).alias("_tod"),
+        pl.col("local_start")
+        .dt.weekday()
+        .replace_strict({d: 1 << d for d in range(1, 8)}, return_dtype=pl.Int64)
+        .alias("_wbit"),
     )
-    out = out.with_columns(units.alias("charged_units"))
-    k_up = (pl.col("scale").cast(pl.Int64) - pl.col("price_scale")).clip(lower_bound=0)
-    k_down = (pl.col("price_scale") - pl.col("scale").cast(pl.Int64)).clip(lower_bound=0)
-    n = (
-        pl.col("price").cast(pl.Int128)
-        * pl.col("charged_units")
-        * pl.lit(10, dtype=pl.Int128).pow(k_up)
+    rows = tariff.rows.select(
+        *_KEY,
+        "time_band",
+        "_mask",
+        "band_start",
+        "band_end",
+        "iot_key",
+        pl.col("version").alias("iot_version"),
+        "unit",
+        "price",
+        "price_scale",
+        pl.col("currency").alias("_iot_currency"),
+        "minimum_units",
+        "initial_increment",
+        "subsequent_increment",
+        "tax_rate",
+        "rounding",
     )
-    d = pl.col("unit").cast(pl.Int128) * pl.lit(10, dtype=pl.Int128).pow(k_down)
-    currency_ok = pl.col("_iot_currency") == pl.col("currency")
-    rated = pl.col("iot_key").is_not_null() & currency_ok.fill_null(False)
-    charge = round_div_expr(n, d, pl.col("rounding")).cast(pl.Int64)
-    out = out.with_columns(
-        pl.when(rated).then(charge).otherwise(None).alias("charge"),
-    ).with_columns(
-        pl.when(rated).then(tax_value_expr(pl.col("charge"), pl.col("tax_rate"))).alias("tax"),
-        pl.when(rated).then(pl.lit("rated")).otherwise(pl.lit("unrated")).alias("status"),
-        pl.when(rated)
-        .then(None)
-        .when(pl.col("iot_key").is_not_null())
-        .then(
-            pl.format(
-                "IOT row {} is in {}, the charge must be in {}",
-                pl.col("iot_key"),
-                pl.col("_iot_currency"),
-                pl.col("currency"),
-            )
-        )
-        .otherwise(pl.col("_reason0"))
-        .alias("reason"),
+    tod, start, end = pl.col("_tod"), pl.col("band_start"), pl.col("band_end")
+    after_start, before_end = tod >= start, tod < end
+    in_band = ((pl.col("_mask") & pl.col("_wbit")) != 0) & (
+        (after_start & before_end) | ((start >= end) & (after_start | before_end))
     )
-    return out.drop("_reason0", "_iot_currency", "minimum_units", "initial_increment").drop(
-        "subsequent_increment", "day"
+    # overlapping bands are refused by prepare_tariff, so at most one row per event matches
+    priced_cols = ["row_id", *_KEY, "_tod", "_wbit", "usage", "scale", "currency"]
+    matched = (
+        ev.filter(pl.col("service").is_not_null())
+        .select(priced_cols)
+        .join(rows, on=_KEY)
+        .filter(in_band)
+    )
+    unmatched = ev.join(matched.select("row_id"), on="row_id", how="anti")
+    result = pl.concat(
+        [_price(matched), _why_not(unmatched, rows.select(_KEY).unique())], how="diagonal"
+    )
+    if result.height == usage.height and _dense(usage["row_id"]):
+        # every row is in exactly one part: put them back in order without a join
+        ordered = result.sort("row_id").select(RATED_COLUMNS)
+        return pl.concat([usage, ordered], how="horizontal")
+    out = usage.join(result, on="row_id", how="left", maintain_order="left")
+    return out.select(*usage.columns, *RATED_COLUMNS)
+
+
+def _dense(row_id: pl.Series) -> bool:
+    """``row_id`` is 0, 1, …, n-1 in order (what ``with_row_index`` gives)."""
+    n = row_id.len()
+    return n == 0 or (
+        row_id[0] == 0 and row_id[n - 1] == n - 1 and bool(row_id.diff().drop_nulls().eq(1).all())
     )

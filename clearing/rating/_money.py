@@ -84,23 +84,27 @@ def tax_value(amount: int, tax_rate: int) -> int:
 # the same rules on columns (Int128 inside, so price × units × 10**k never overflows)
 
 
-def round_div_expr(n: pl.Expr, d: pl.Expr, rule: pl.Expr) -> pl.Expr:
-    """Column form of :func:`round_div` (``rule`` is a column of rule names)."""
-    n = n.cast(pl.Int128)
-    d = d.cast(pl.Int128)
+def round_div_expr(
+    n: pl.Expr, d: pl.Expr, rule: pl.Expr, *, dtype: type[pl.DataType] = pl.Int128
+) -> pl.Expr:
+    """Column form of :func:`round_div` (``rule`` is a column of rule names).
+
+    ``dtype`` is the integer type of the arithmetic: Int128 unless the caller knows that
+    ``2 × n`` fits in Int64.
+    """
+    n = n.cast(dtype)
+    d = d.cast(dtype)
     q = n // d
     r = n % d
+    twice = 2 * r
     up = (
-        pl.when(r == 0)
-        .then(0)
-        .when(rule == "down")
-        .then(0)
-        .when(rule == "up")
-        .then(1)
-        .when(rule == "half_up")
-        .then((2 * r >= d).cast(pl.Int128))
-        .otherwise(((2 * r > d) | ((2 * r == d) & (q % 2 == 1))).cast(pl.Int128))
-    )
+        (r != 0)
+        & (
+            (rule == "up")
+            | ((rule == "half_up") & (twice >= d))
+            | ((rule == "half_even") & ((twice > d) | ((twice == d) & (q % 2 == 1))))
+        )
+    ).cast(dtype)
     return q + up
 
 

@@ -72,12 +72,17 @@ def rate_visitors(records: pl.DataFrame, rates: Rates) -> pl.DataFrame:
     Raises:
         ConfigError: bad reference data (overlapping time bands, a prefix listed twice).
     """
-    ev = visitor_usage(records).with_row_index("row_id")
-    ev = ev.with_columns(pl.col("local_start").dt.date().alias("day"))
+    # a narrow frame of what rating needs; the records' other columns are not copied
+    ev = (
+        visitor_usage(records)
+        .select("imsi", "kind", "number", "local_start", "usage")
+        .with_row_index("row_id")
+        .with_columns(pl.col("local_start").dt.date().alias("day"))
+    )
     ev = longest_prefix(
         ev, value="imsi", table=rates.imsi_ranges, prefix="imsi_prefix", columns=["partner"]
     )
-    days = sorted(set(ev["day"].drop_nulls().to_list()))
+    days = ev["day"].drop_nulls().unique().sort().to_list()
     agreements = (
         pl.DataFrame({"day": days}, schema={"day": pl.Date})
         .join(rates.agreements, how="cross")
@@ -100,7 +105,6 @@ def rate_visitors(records: pl.DataFrame, rates: Rates) -> pl.DataFrame:
     )
     rated = rate_usage(usage, tariff)
     extra = rated.select(
-        "row_id",
         "service",
         "destination_prefix",
         "time_band",
@@ -120,21 +124,20 @@ def rate_visitors(records: pl.DataFrame, rates: Rates) -> pl.DataFrame:
         "status",
         "reason",
     )
-    out = ev.select("row_id", *records.columns, "partner", "standard").join(
-        extra, on="row_id", how="left", maintain_order="left"
-    )
+    # rate_usage keeps the rows and their order: side by side, no join
+    out = pl.concat([records, ev.select("partner", "standard"), extra], how="horizontal")
     no_agreement = pl.col("partner").is_not_null() & pl.col("standard").is_null()
-    out = out.with_columns(
-        pl.when(no_agreement).then(pl.lit("unrated")).otherwise(pl.col("status")).alias("status"),
-        pl.when(no_agreement)
-        .then(
-            pl.format(
-                "no agreement with {} valid on {}",
-                pl.col("partner"),
-                pl.col("start_time").dt.strftime("%Y-%m-%d"),
-            )
+    if out.select(no_agreement.any()).item():
+        why = pl.format(
+            "no agreement with {} valid on {}",
+            pl.col("partner"),
+            pl.col("start_time").dt.strftime("%Y-%m-%d"),
         )
-        .otherwise(pl.col("reason"))
-        .alias("reason"),
-    )
+        out = out.with_columns(
+            pl.when(no_agreement)
+            .then(pl.lit("unrated"))
+            .otherwise(pl.col("status"))
+            .alias("status"),
+            pl.when(no_agreement).then(why).otherwise(pl.col("reason")).alias("reason"),
+        )
     return out.select(*records.columns, *RATED_VISITOR_COLUMNS)
