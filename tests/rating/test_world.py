@@ -83,3 +83,16 @@ def test_a_sample_day_rates_and_every_tap_out_reconciles(tmp_path: Path) -> None
         mine = rated.filter(pl.col("partner") == f.partner)
         assert mine.height == f.events
         assert mine["charge"].sum() == total
+
+
+def test_committed_rates_folder_matches_the_generator(tmp_path: Path) -> None:
+    """`rates/` of the repository is `write_reference_data(…, 2026-11-22)`, byte for byte."""
+    fresh = _hashes(write_reference_data(tmp_path / "rates", DAY), tmp_path / "rates")
+    committed = ROOT / "rates"
+    for name, digest in fresh.items():
+        path = committed / name
+        assert path.exists(), f"{name} missing: regenerate rates/ (see rates/README.md)"
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == digest, f"{name} drifted"
+    for table in ("agreements", "fx", "imsi_ranges", "iot"):
+        manifest = (tmp_path / "rates" / table / "_manifest.json").read_text()
+        assert (committed / table / "_manifest.json").read_text() == manifest
