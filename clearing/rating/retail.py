@@ -34,8 +34,9 @@ retail reference tables (:mod:`clearing.rating.retail_tables`) in five vectorise
    the next. Covered events use no allowance. A pass is charged in the cycle of the event that
    opened it.
 
-5. **Allowance and tiers.** The other events consume, in event-time order (``start_utc``, then
-   sender, file sequence number, event index — never the input order), the cycle's allowance of
+5. **Allowance and tiers.** The other events consume, in event-time order (``start_utc``; events
+   of the same second by a hash of sender, file sequence number, event index and file — never
+   the input order), the cycle's allowance of
    their service, then the plan's graduated tiers (``plans_tiers``; a tier's bounds count units
    beyond the allowance over the cycle). Cumulative sums per sub-number, cycle and service give
    each event its ``[before, after)`` slice of usage, which is cut at the allowance and tier
@@ -279,25 +280,48 @@ def rate_retail(
         con.register("plans_tiers", ref.plans_tiers)
         steps.load_numbers(con)
         steps.load_events(con, offset)
-        steps.attribute(con, primary_decides=primary_msisdn_decides)
+        steps.attribute(con, offset, primary_decides=primary_msisdn_decides)
         steps.rate_rows(con)
         steps.day_passes(con)
         steps.bands(con)
         steps.usage(con)
-        steps.lines(con)
-        rated = con.sql("SELECT * EXCLUDE (imsi) FROM lines").to_arrow_table()
+        rated = con.sql(steps.lines_sql()).to_arrow_table()
+        order = con.sql(steps.ORDER_SQL).to_arrow_table().column("eid").to_numpy()
+        con.register("lines", rated)
         summary = _to_schema(con.sql(steps.summary_sql()).to_arrow_table(), SUMMARY_SCHEMA)
+        numbers = con.sql("SELECT imsi, msisdn, role, plan_id FROM nums ORDER BY sid")
+        versions = con.sql("SELECT currency, scale FROM pv ORDER BY pvid")
+        lookups = (numbers.to_arrow_table(), versions.to_arrow_table())
     finally:
         con.close()
-    # in bill-line order (``ord`` is a permutation of 1…n), with the event's own columns
-    # taken straight from the input
-    order = np.empty(rated.num_rows, dtype=np.int64)
-    order[rated.column("ord").to_numpy() - 1] = np.arange(rated.num_rows)
-    rated = rated.take(order)
-    taken = ev.take(rated.column("pos"))
-    for name, column in [("imsi", "imsi"), *_FROM_EVENT.items()]:
-        rated = rated.append_column(name, taken.column(column))
-    return RetailResult(_to_schema(rated, BILL_LINE_SCHEMA), summary)
+    # bill-line order: row i of the result is the line of event order[i]
+    row_of_eid = np.empty(len(order), dtype=np.int64)
+    row_of_eid[rated.column("eid").to_numpy()] = np.arange(len(order))
+    # (take is slow across many chunks: make each column one chunk first)
+    rated = rated.combine_chunks().take(row_of_eid[order])
+    return RetailResult(_bill_lines(rated, ev, *lookups), summary)
+
+
+def _bill_lines(rated: pa.Table, ev: pa.Table, numbers: pa.Table, versions: pa.Table) -> pa.Table:
+    """The bill lines: rating columns, strings looked up by row id, the event's own columns."""
+    sid = pc.subtract(rated.column("sid"), 1)  # `sid` and `pvid` count from 1
+    pvid = pc.subtract(rated.column("pvid"), 1)
+    rank = pc.subtract(rated.column("rank").fill_null(len(RULES)), 1)
+    wanted = ["imsi", *_FROM_EVENT.values()]
+    taken = ev.select(wanted).combine_chunks().take(rated.column("pos"))
+    cols = {
+        "sub_number": numbers.column("msisdn").take(sid),
+        "role": numbers.column("role").take(sid),
+        "plan_id": numbers.column("plan_id").take(sid),
+        "attribution_rule": pa.array(RULES).take(rank),
+        "currency": versions.column("currency").take(pvid),
+        "scale": versions.column("scale").take(pvid),
+        "imsi": taken.column("imsi"),
+        **{name: taken.column(column) for name, column in _FROM_EVENT.items()},
+    }
+    for name, col in cols.items():
+        rated = rated.append_column(name, col)
+    return _to_schema(rated, BILL_LINE_SCHEMA)
 
 
 # ---------------------------------------------------------------------------------------------

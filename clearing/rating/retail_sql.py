@@ -1,17 +1,22 @@
 """The steps of retail rating, as DuckDB SQL over registered Arrow tables (and one numpy step).
 
-Internal to :mod:`clearing.rating.retail`, whose docstring states the rules. Every step creates
-temporary tables in the connection it is given:
+Internal to :mod:`clearing.rating.retail`, whose docstring states the rules. The caller registers
+``events_in`` (the event columns rating reads, plus ``file`` and ``pos``, the row's position),
+``subs``, ``nums_in``, ``plans`` and ``plans_tiers``; every step then creates temporary tables:
 
 ``nums``   sub-number rows with ``sid`` (row id) and ``chain`` (one per IMSI × MSISDN)
-``ev``     events with ``eid`` (event-time order), ``t`` (epoch s), ``bdate`` (billing day)
-``att``    the winning sub-number row and rule rank of each attributed event
-``r``      rated events: cycle, plan version ``pvid``, counted ``units``, day-pass ``covered``
+``ev``     events: ``eid`` (event-time order), ``pos``, ``t`` (epoch s), ``bdate`` (billing day),
+           ``service``, duration and volume; the event's strings stay in Arrow
+``att``    per attributed event (by ``pos``), the rule rank and the winning sub-number ``sid``
+``accts``  accounts: a sub-number's plan in one bill cycle, with its anchor day
 ``pv``     plan versions in use (one per plan and anchor day)
+``r``      rated events: account, plan version ``pvid``, counted ``units``, day-pass ``covered``
 ``dp``     day-pass window of each covered event
-``bands``  allowance (band 0) and tiers of each plan version and service, in native units
-``usage``  units per band and rounded amount of each non-covered event
-``lines``  the bill lines; :func:`summary_sql` aggregates them
+``bands``  allowance (band 0) and tiers of each plan version and service, as lists of bounds
+``usage``  units per band and rounded amount of each non-covered event with units
+
+:func:`lines_sql` selects the bill lines; :func:`summary_sql` aggregates them (registered back
+as ``lines``).
 """
 
 from __future__ import annotations
@@ -30,12 +35,13 @@ if TYPE_CHECKING:
 __all__ = [
     "ALLOWANCE_COLUMN",
     "DAY_PASS_SECONDS",
+    "ORDER_SQL",
     "UNITS",
     "attribute",
     "bands",
     "day_passes",
     "first_row",
-    "lines",
+    "lines_sql",
     "load_events",
     "load_numbers",
     "rate_rows",
@@ -84,6 +90,15 @@ def _valid(alias: str, day: str) -> str:
     return f"{day} >= {alias}.valid_from AND ({alias}.valid_to IS NULL OR {day} < {alias}.valid_to)"
 
 
+def _billing_day(offset: int | None) -> str:
+    """The billing day (a DATE) of an ``events_in`` row, on the billing clock."""
+    if offset is None:  # the visited network's clock
+        days = "coalesce(epoch_ms(local_start) // 1000, epoch_ms(start_utc) // 1000) // 86400"
+    else:
+        days = f"(epoch_ms(start_utc) // 1000 + {offset}) // 86400"
+    return f"DATE '1970-01-01' + CAST({days} AS INTEGER)"
+
+
 def load_numbers(con: duckdb.DuckDBPyConnection) -> None:
     """``nums`` from the registered ``nums_in``."""
     con.execute(
@@ -97,41 +112,35 @@ def load_numbers(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def load_events(con: duckdb.DuckDBPyConnection, offset: int | None) -> None:
-    """``ev`` from the registered ``events_in`` (with ``file``, maybe null, and ``pos``).
+    """``ev`` from ``events_in``: numbers only (strings stay in Arrow, found again by ``pos``).
 
-    Only what rating needs is copied; the event's other columns stay in Arrow and are taken
-    back by ``pos`` (the row's position in ``events_in``).
-
-    ``eid`` orders events by start time, then (events of the same second) by a hash of the
-    event's identity and content: an order that does not depend on the input's.
+    ``eid`` orders events by start time, then (events of the same second) by a hash of their
+    identity (sender, file sequence number, event index, file): an order that does not depend
+    on the input's.
     """
-    if offset is None:  # the visited network's clock
-        day = "coalesce(epoch_ms(local_start) // 1000, t) // 86400"
-    else:
-        day = f"(t + {offset}) // 86400"
     con.execute(
         f"""
         CREATE TEMP TABLE ev AS
-        WITH src AS (SELECT *, epoch_ms(start_utc) // 1000 AS t FROM events_in)
         SELECT
             row_number() OVER (ORDER BY t NULLS LAST,
-                hash(sender, file_sequence_number, event_index, file, imsi, event_kind, msisdn,
-                     dialled_digits, apn_ni, tele_service_code, duration, data_volume_incoming,
-                     data_volume_outgoing)) - 1 AS eid,
-            pos, t,
-            DATE '1970-01-01' + CAST({day} AS INTEGER) AS bdate,
-            imsi, msisdn, dialled_digits, lower(apn_ni) AS apn,
-            {_SERVICE} AS service,
-            greatest(coalesce(duration, 0), 0) AS duration,
-            greatest(coalesce(data_volume_incoming, 0), 0)
-                + greatest(coalesce(data_volume_outgoing, 0), 0) AS volume
-        FROM src
+                hash(sender, file_sequence_number, event_index, file)) - 1 AS eid,
+            pos, t, bdate, service, duration, volume
+        FROM (
+            SELECT pos, sender, file_sequence_number, event_index, file,
+                epoch_ms(start_utc) // 1000 AS t,
+                {_billing_day(offset)} AS bdate,
+                {_SERVICE} AS service,
+                greatest(coalesce(duration, 0), 0) AS duration,
+                greatest(coalesce(data_volume_incoming, 0), 0)
+                    + greatest(coalesce(data_volume_outgoing, 0), 0) AS volume
+            FROM events_in
+        )
         """
     )
 
 
-def attribute(con: duckdb.DuckDBPyConnection, *, primary_decides: bool) -> None:
-    """``att``: per attributed event, the rule rank (1-4) and the sub-number row ``sid``.
+def attribute(con: duckdb.DuckDBPyConnection, offset: int | None, *, primary_decides: bool) -> None:
+    """``att``: per attributed event (``pos``), the rule rank (1-4) and the sub-number ``sid``.
 
     Every pair (event, sub-number of its card valid that day) gets a rank; the smallest
     ``rank · 10¹² + (99 − selection code length) · 10⁹ + sid`` wins, so a longer selection
@@ -141,21 +150,21 @@ def attribute(con: duckdb.DuckDBPyConnection, *, primary_decides: bool) -> None:
     con.execute(
         f"""
         CREATE TEMP TABLE att AS
-        SELECT eid, key // 1000000000000 AS rank, key % 1000000000 AS sid
+        SELECT pos, key // 1000000000000 AS rank, key % 1000000000 AS sid
         FROM (
-            SELECT e.eid, min(
+            SELECT e.pos, min(
                 CASE
                     WHEN e.msisdn = n.msisdn AND {decides} THEN 1
                     WHEN n.selection_code IS NOT NULL
                          AND starts_with(e.dialled_digits, n.selection_code) THEN 2
-                    WHEN e.service = 'data' AND e.apn = n.apn THEN 3
+                    WHEN e.event_kind = 'gprsCall' AND lower(e.apn_ni) = n.apn THEN 3
                     WHEN n.role = 'primary' THEN 4
                 END * 1000000000000
                 + (99 - coalesce(length(n.selection_code), 0)) * 1000000000
                 + n.sid) AS key
-            FROM ev e
-            JOIN nums n ON n.imsi = e.imsi AND {_valid("n", "e.bdate")}
-            GROUP BY e.eid
+            FROM events_in e
+            JOIN nums n ON n.imsi = e.imsi AND {_valid("n", _billing_day(offset))}
+            GROUP BY e.pos
         )
         WHERE key IS NOT NULL
         """
@@ -163,10 +172,11 @@ def attribute(con: duckdb.DuckDBPyConnection, *, primary_decides: bool) -> None:
 
 
 def rate_rows(con: duckdb.DuckDBPyConnection) -> None:
-    """``pv`` and ``r``: bill cycle, plan version, counted units and day-pass coverage.
+    """``accts``, ``pv`` and ``r``: bill cycle, plan version, counted units, day-pass coverage.
 
-    An account is a sub-number's plan in one bill cycle; it is rated with the plan version in
-    force on its anchor day: the cycle's first day, or the sub-number's first day when later.
+    An account is a sub-number's plan in one bill cycle. It is rated with the plan version in
+    force on its anchor day: the first day of the cycle on which a version of the sub-number has
+    that plan (the cycle's first day, or the sub-number's when later).
 
     Raises:
         ConfigError: a plan has no version on an anchor day.
@@ -181,24 +191,23 @@ def rate_rows(con: duckdb.DuckDBPyConnection) -> None:
                                month(e.bdate - INTERVAL 1 MONTH), s.bill_cycle_day)
             END AS cycle_start
         FROM ev e
-        JOIN att a USING (eid)
+        JOIN att a USING (pos)
         JOIN nums n ON n.sid = a.sid
         -- a number whose card has no `subscribers` row that day is not attributed
-        JOIN subs s ON s.imsi = e.imsi AND {_valid("s", "e.bdate")}
+        JOIN subs s ON s.imsi = n.imsi AND {_valid("s", "e.bdate")}
         """
     )
-    # the anchor depends on the reference data only: the earliest day in the cycle on which
-    # a version of the number has this plan
+    # the anchor depends on the reference data only, never on which events there are
     con.execute(
         """
         CREATE TEMP TABLE accts AS
-        SELECT k.chain, k.plan_id, k.cycle_start,
-            min(greatest(k.cycle_start, n.valid_from)) AS anchor
+        SELECT row_number() OVER (ORDER BY k.chain, k.plan_id, k.cycle_start) AS acct,
+            k.chain, k.plan_id, k.cycle_start, min(greatest(k.cycle_start, n.valid_from)) AS anchor
         FROM (SELECT DISTINCT chain, plan_id, cycle_start FROM r0) k
         JOIN nums n ON n.chain = k.chain AND n.plan_id = k.plan_id
             AND n.valid_from < CAST(k.cycle_start + INTERVAL 1 MONTH AS DATE)
             AND (n.valid_to IS NULL OR n.valid_to > k.cycle_start)
-        GROUP BY ALL
+        GROUP BY k.chain, k.plan_id, k.cycle_start
         """
     )
     allowances = ", ".join(f"coalesce(p.{c}, 0) AS {c}" for c in ALLOWANCE_COLUMN.values())
@@ -224,11 +233,11 @@ def rate_rows(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         """
         CREATE TEMP TABLE r AS
-        SELECT eid, t, chain, plan_id, cycle_start, service, pvid, units,
+        SELECT eid, t, chain, acct, service, pvid, units,
             units > 0 AND pass_price IS NOT NULL AND list_contains(pass_services, service)
                 AS covered
         FROM (
-            SELECT r0.*, pv.pvid, pv.pass_services, pv.day_pass_price AS pass_price,
+            SELECT r0.*, accts.acct, pv.pvid, pv.pass_services, pv.day_pass_price AS pass_price,
                 CASE
                     WHEN service IN ('voice_mo', 'voice_mt') THEN
                         (duration + voice_increment_s - 1) // voice_increment_s
@@ -290,7 +299,9 @@ def day_passes(con: duckdb.DuckDBPyConnection) -> None:
 def bands(con: duckdb.DuckDBPyConnection) -> None:
     """``bands``: per plan version and service, the allowance (band 0) then the tiers (1…).
 
-    Bounds ``[lo, hi)`` are cumulative native units in the cycle (``hi`` null: no end).
+    ``lo``, ``hi`` and ``price`` are lists in band order; bounds ``[lo, hi)`` are cumulative
+    native units in the cycle (``hi`` null: no end). ``tiered`` is false when the tiers do not
+    start where the allowance ends (no tier from 0).
     """
     allow = " UNION ALL ".join(
         f"SELECT pvid, plan_id, anchor, '{s}' AS service, {size} AS size, "
@@ -308,19 +319,29 @@ def bands(con: duckdb.DuckDBPyConnection) -> None:
             JOIN plans_tiers t ON t.plan_id = a.plan_id AND t.service = a.service
                 AND {_valid("t", "a.anchor")}
             WINDOW w AS (PARTITION BY a.pvid, a.service ORDER BY t.from_units)
+        ),
+        flat AS (
+            SELECT pvid, service, 0 AS band, 0 AS lo, allow AS hi, 0 AS price, size, allow
+            FROM allow
+            UNION ALL
+            SELECT pvid, service, band, allow + from_units * size AS lo,
+                allow + to_units * size AS hi, price, size, allow
+            FROM tiers
         )
-        SELECT pvid, service, 0 AS band, 0 AS lo, allow AS hi, 0 AS price, size, allow
-        FROM allow
-        UNION ALL
-        SELECT pvid, service, band, allow + from_units * size AS lo,
-            allow + to_units * size AS hi, price, size, allow
-        FROM tiers
+        SELECT pvid, service, any_value(size) AS size,
+            list(lo ORDER BY band) AS lo, list(hi ORDER BY band) AS hi,
+            list(price ORDER BY band) AS price,
+            bool_or(band = 1 AND lo = allow) AS tiered
+        FROM flat GROUP BY pvid, service
         """
     )
 
 
 def usage(con: duckdb.DuckDBPyConnection) -> None:
     """``usage``: per non-covered event with units, units per band and the rounded amount.
+
+    A running sum per account and service gives each event its slice ``[after − units,
+    after)`` of the cycle's usage; the slice is cut at every band's bounds.
 
     Raises:
         ConfigError: a service used in a cycle has no tier starting where its allowance ends.
@@ -329,7 +350,7 @@ def usage(con: duckdb.DuckDBPyConnection) -> None:
         """
         CREATE TEMP TABLE cum AS
         SELECT eid, pvid, service, units,
-            sum(units) OVER (PARTITION BY chain, plan_id, cycle_start, service ORDER BY eid
+            sum(units) OVER (PARTITION BY acct, service ORDER BY eid
                              ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS after
         FROM r
         WHERE NOT covered AND units > 0 AND service <> 'other'
@@ -341,8 +362,8 @@ def usage(con: duckdb.DuckDBPyConnection) -> None:
         SELECT DISTINCT pv.plan_id, pv.anchor, c.service
         FROM (SELECT DISTINCT pvid, service FROM cum) c
         JOIN pv USING (pvid)
-        ANTI JOIN (SELECT pvid, service FROM bands WHERE band = 1 AND lo = allow) b
-            USING (pvid, service)
+        LEFT JOIN bands b USING (pvid, service)
+        WHERE NOT coalesce(b.tiered, FALSE)
         ORDER BY ALL LIMIT 1
         """,
     )
@@ -355,37 +376,34 @@ def usage(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         """
         CREATE TEMP TABLE usage AS
-        SELECT eid,
-            CAST(sum(u) FILTER (WHERE band = 0) AS BIGINT) AS allowance_units,
-            CAST(coalesce(sum(u) FILTER (WHERE band > 0), 0) AS BIGINT) AS overage_units,
-            coalesce(list(u ORDER BY band) FILTER (WHERE band > 0), []) AS tier_units,
+        SELECT eid, u[1] AS allowance_units, CAST(list_sum(u[2:]) AS BIGINT) AS overage_units,
+            u[2:] AS tier_units,
             -- Σ units × price / size, rounded half up once (every term is >= 0)
-            CAST((2 * sum(u * price) + any_value(size)) // (2 * any_value(size)) AS BIGINT)
-                AS amount
+            CAST((2 * list_sum(list_transform(u, lambda x, i: x * price[i])) + size)
+                 // (2 * size) AS BIGINT) AS amount
         FROM (
-            SELECT c.eid, b.band, b.price, b.size,
-                greatest(0, least(c.after, coalesce(b.hi, c.after))
-                            - greatest(c.after - c.units, b.lo)) AS u
+            SELECT c.eid, b.size, b.price,
+                list_transform(b.lo, lambda lo, i: greatest(0,
+                    least(c.after, coalesce(b.hi[i], c.after))
+                    - greatest(c.after - c.units, lo))) AS u
             FROM cum c JOIN bands b USING (pvid, service)
-        )
-        GROUP BY eid;
+        );
         DROP TABLE cum;
         """
     )
 
 
-def lines(con: duckdb.DuckDBPyConnection) -> None:
-    """``lines``: the rating columns of the bill lines, ``ord`` = sub-number then event time.
+def lines_sql() -> str:
+    """The bill lines' rating columns, in no particular order (see :data:`ORDER_SQL`).
 
-    Unattributed events come last, with rule ``none`` and null units and amounts.
+    Only numbers: the strings (sub-number, role, plan, currency) are looked up in Arrow by
+    ``sid`` and ``pvid``. Unattributed events have null ``rank``, units and amounts.
     """
     unit = " ".join(f"WHEN '{s}' THEN '{u}'" for s, (u, _) in UNITS.items())
     pass_amount = "CASE WHEN d.opener THEN pv.day_pass_price ELSE 0 END"
     rated = {
-        "imsi": "n.imsi",
-        "sub_number": "n.msisdn",
-        "role": "n.role",
-        "units": "r.units",
+        "rank": "a.rank",
+        "sid": "a.sid",
         "allowance_units": "CASE WHEN r.covered THEN 0 ELSE coalesce(u.allowance_units, 0) END",
         "overage_units": "coalesce(u.overage_units, 0)",
         "tier_units": "coalesce(u.tier_units, [])",
@@ -395,73 +413,73 @@ def lines(con: duckdb.DuckDBPyConnection) -> None:
         "day_pass_amount": pass_amount,
         "amount": f"coalesce(u.amount, 0) + {pass_amount}",
     }
-    only_rated = ",\n            ".join(
+    only_rated = ",\n    ".join(
         f"CASE WHEN r.eid IS NULL THEN NULL ELSE {expr} END AS {name}"
         for name, expr in rated.items()
     )
-    con.execute(
-        """
-        CREATE TEMP TABLE ord AS
-        SELECT e.eid, row_number() OVER (ORDER BY r.chain NULLS LAST, e.eid) AS ord
-        FROM ev e LEFT JOIN r USING (eid)
-        """
-    )
-    con.execute(
-        f"""
-        CREATE TEMP TABLE lines AS
-        SELECT
-            o.ord, e.pos, r.pvid,
-            CASE WHEN r.eid IS NULL THEN 'none' WHEN a.rank = 1 THEN 'msisdn'
-                WHEN a.rank = 2 THEN 'selection_code' WHEN a.rank = 3 THEN 'apn'
-                ELSE 'primary' END AS attribution_rule,
-            r.plan_id, r.cycle_start, e.service, CASE e.service {unit} END AS unit,
-            d.pass_start AS day_pass_start, pv.currency, pv.scale,
-            {only_rated}
-        FROM ev e
-        JOIN ord o USING (eid)
-        LEFT JOIN att a USING (eid)
-        LEFT JOIN nums n ON n.sid = a.sid
-        LEFT JOIN r USING (eid)
-        LEFT JOIN usage u USING (eid)
-        LEFT JOIN dp d USING (eid)
-        LEFT JOIN pv ON pv.pvid = r.pvid
-        """
-    )
+    return f"""
+SELECT
+    e.eid, e.pos, r.acct, r.pvid, accts.cycle_start, e.service, CASE e.service {unit} END AS unit,
+    r.units, d.pass_start AS day_pass_start,
+    {only_rated}
+FROM ev e
+LEFT JOIN r USING (eid)
+LEFT JOIN att a ON a.pos = e.pos AND r.eid IS NOT NULL
+LEFT JOIN accts USING (acct)
+LEFT JOIN usage u USING (eid)
+LEFT JOIN dp d USING (eid)
+LEFT JOIN pv ON pv.pvid = r.pvid
+"""
+
+
+#: The bill-line order: ``eid`` by sub-number then event time, unattributed last (sorting this
+#: narrow table and permuting the lines in Arrow is much cheaper than sorting the lines).
+ORDER_SQL = "SELECT e.eid FROM ev e LEFT JOIN r USING (eid) ORDER BY r.chain NULLS LAST, e.eid"
 
 
 _SUMMARY = """
-SELECT
-    l.imsi, l.sub_number, any_value(l.role) AS role, l.plan_id, l.cycle_start,
-    CAST(l.cycle_start + INTERVAL 1 MONTH - INTERVAL 1 DAY AS DATE) AS cycle_last_day,
-    count(*) AS events,
-    {per_service},
-    count(*) FILTER (WHERE l.day_pass_charged) AS day_passes,
-    CAST(sum(l.day_pass_amount) AS BIGINT) AS day_pass_amount,
-    CAST(sum(l.usage_amount) AS BIGINT) AS usage_amount,
-    CAST(sum(l.amount) AS BIGINT) AS amount,
-    any_value(l.currency) AS currency, any_value(l.scale) AS scale
-FROM lines l
-JOIN pv USING (pvid)
-WHERE l.attribution_rule <> 'none'
-GROUP BY l.imsi, l.sub_number, l.plan_id, l.cycle_start
-ORDER BY l.imsi, l.sub_number, l.cycle_start, l.plan_id
+WITH per_acct AS (
+    SELECT acct, count(*) AS events,
+        {per_service},
+        count(*) FILTER (WHERE day_pass_charged) AS day_passes,
+        CAST(sum(day_pass_amount) AS BIGINT) AS day_pass_amount,
+        CAST(sum(usage_amount) AS BIGINT) AS usage_amount,
+        CAST(sum(amount) AS BIGINT) AS amount
+    FROM lines WHERE acct IS NOT NULL GROUP BY acct
+),
+numbers AS (
+    SELECT chain, any_value(imsi) AS imsi, any_value(msisdn) AS msisdn,
+        arg_max(role, valid_from) AS role
+    FROM nums GROUP BY chain
+)
+SELECT n.imsi, n.msisdn AS sub_number, n.role, a.plan_id, a.cycle_start,
+    CAST(a.cycle_start + INTERVAL 1 MONTH - INTERVAL 1 DAY AS DATE) AS cycle_last_day,
+    l.events,
+    {allowance_left},
+    l.* EXCLUDE (acct, events),
+    pv.currency, pv.scale
+FROM per_acct l
+JOIN accts a USING (acct)
+JOIN numbers n USING (chain)
+JOIN pv USING (plan_id, anchor)
+ORDER BY n.imsi, n.msisdn, a.cycle_start, a.plan_id
 """
 
 
 def summary_sql() -> str:
-    """The query of the summary: one row per sub-number, plan and bill cycle."""
+    """The query of the summary (over the registered ``lines``): one row per account."""
     parts = []
+    left = []
     for s in SERVICES:
-        f = f"FILTER (WHERE l.service = '{s}')"
-        allowance = (
-            f"any_value(pv.{ALLOWANCE_COLUMN[s]}) * {UNITS[s][1]}" if s in ALLOWANCE_COLUMN else "0"
-        )
-        used = f"coalesce(sum(l.allowance_units) {f}, 0)"
+        f = f"FILTER (WHERE service = '{s}')"
         parts += [
-            f"CAST(coalesce(sum(l.units) {f}, 0) AS BIGINT) AS {s}_units",
-            f"CAST({used} AS BIGINT) AS {s}_allowance_units",
-            f"CAST({allowance} - {used} AS BIGINT) AS {s}_allowance_left",
-            f"CAST(coalesce(sum(l.overage_units) {f}, 0) AS BIGINT) AS {s}_overage_units",
-            f"CAST(coalesce(sum(l.usage_amount) {f}, 0) AS BIGINT) AS {s}_amount",
+            f"CAST(coalesce(sum(units) {f}, 0) AS BIGINT) AS {s}_units",
+            f"CAST(coalesce(sum(allowance_units) {f}, 0) AS BIGINT) AS {s}_allowance_units",
+            f"CAST(coalesce(sum(overage_units) {f}, 0) AS BIGINT) AS {s}_overage_units",
+            f"CAST(coalesce(sum(usage_amount) {f}, 0) AS BIGINT) AS {s}_amount",
         ]
-    return _SUMMARY.format(per_service=",\n    ".join(parts))
+        allowance = f"pv.{ALLOWANCE_COLUMN[s]} * {UNITS[s][1]}" if s in ALLOWANCE_COLUMN else "0"
+        left.append(f"{allowance} - l.{s}_allowance_units AS {s}_allowance_left")
+    return _SUMMARY.format(
+        per_service=",\n        ".join(parts), allowance_left=",\n    ".join(left)
+    )
