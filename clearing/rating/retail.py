@@ -34,11 +34,11 @@ retail reference tables (:mod:`clearing.rating.retail_tables`) in five vectorise
    the next. Covered events use no allowance. A pass is charged in the cycle of the event that
    opened it.
 
-5. **Allowance and tiers.** The other events consume, in event-time order (``start_utc``; events
-   of the same second by a hash of sender, file sequence number, event index and file — never
-   the input order), the cycle's allowance of
-   their service, then the plan's graduated tiers (``plans_tiers``; a tier's bounds count units
-   beyond the allowance over the cycle). Cumulative sums per sub-number, cycle and service give
+5. **Allowance and tiers.** The other events consume the cycle's allowance of their service,
+   then the plan's graduated tiers (``plans_tiers``; a tier's bounds count units beyond the
+   allowance over the cycle), in event-time order: ``start_utc``, and for events of the same
+   second a hash of their sender, file sequence number, event index and file — never the
+   input order. Cumulative sums per sub-number, cycle and service give
    each event its ``[before, after)`` slice of usage, which is cut at the allowance and tier
    bounds: an event crossing one is split. The amount of a line is
    ``Σ units × price / unit`` (unit: 60 s, 1 message, 1 MB = 1048576 bytes), rounded half up
@@ -75,6 +75,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BILL_LINE_SCHEMA",
     "DAY_PASS_SECONDS",
+    "LOOKBACK_DAYS",
     "RULES",
     "SUMMARY_SCHEMA",
     "RetailResult",
@@ -259,8 +260,9 @@ def rate_retail(
 
     Returns:
         ``RetailResult(bill_lines, summary)``: :data:`BILL_LINE_SCHEMA` (one row per event,
-        sorted by IMSI, sub-number, event time) and :data:`SUMMARY_SCHEMA` (one row per
-        sub-number, plan and bill cycle). Same inputs in any row order → equal tables.
+        by sub-number (IMSI, MSISDN) then event time, unattributed events last) and
+        :data:`SUMMARY_SCHEMA` (one row per sub-number, plan and bill cycle, by IMSI,
+        sub-number, cycle). Same inputs in any row order → equal tables.
 
     Raises:
         ConfigError: bad reference data (see :func:`~clearing.rating.retail_tables.
@@ -344,14 +346,22 @@ def _partitions(events_in: Path) -> dict[date, Path]:
     return out
 
 
-def _read_events(con: duckdb.DuckDBPyConnection, folders: list[Path]) -> pa.Table | None:
+def _read_events(
+    con: duckdb.DuckDBPyConnection, folders: list[Path], *, cards_of: str | None = None
+) -> pa.Table | None:
+    """The accepted events of lake partitions (the columns rating reads), or None if no file.
+
+    ``cards_of``: a registered table; only events of its IMSIs are read.
+    """
     files = sorted(str(f) for d in folders for f in d.glob("partner=*/*.parquet"))
     if not files:
         return None
     listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+    cols = ", ".join([*_EVENT_COLUMNS, "local_start", "file"])
+    cards = f" AND imsi IN (SELECT imsi FROM {cards_of})" if cards_of else ""
     rel = con.sql(
-        f"SELECT * FROM read_parquet([{listing}], union_by_name = true, "
-        "hive_partitioning = false) WHERE status = 'accepted'"
+        f"SELECT {cols} FROM read_parquet([{listing}], union_by_name = true, "
+        f"hive_partitioning = false) WHERE status = 'accepted'{cards}"
     )
     return rel.to_arrow_table()
 
@@ -406,17 +416,10 @@ def write_retail(workdir: Path, day: date, *, cycle_of: str | None = None) -> tu
                 earliest = min(day, date(1970, 1, 1) + timedelta(days=int(first[0])))
             lo = earliest - timedelta(days=LOOKBACK_DAYS)
             older = [p for d, p in sorted(parts.items()) if lo <= d < day]
-            before = _read_events(con, older)
-            if before is not None and before.num_rows:
-                con.register("before", before)
-                rel = con.sql(
-                    "SELECT * FROM before WHERE imsi IN (SELECT DISTINCT imsi FROM today)"
-                )
-                events = pa.concat_tables(
-                    [rel.to_arrow_table(), todays], promote_options="permissive"
-                )
-            else:
-                events = todays
+            before = _read_events(con, older, cards_of="today")
+            events = todays
+            if before is not None:
+                events = pa.concat_tables([before, todays], promote_options="permissive")
             result = rate_retail(
                 events,
                 tables.subscribers,
@@ -425,12 +428,9 @@ def write_retail(workdir: Path, day: date, *, cycle_of: str | None = None) -> tu
                 tables.plans_tiers,
                 cycle_of=clock,
             )
-            con.register("all_lines", result.bill_lines)
+            files = pc.unique(todays.column("file"))
+            lines = result.bill_lines.filter(pc.is_in(result.bill_lines["file"], files))
             con.register("all_summary", result.summary)
-            con.register("today_files", todays.select(["file"]))
-            lines = con.sql(
-                "SELECT * FROM all_lines WHERE file IN (SELECT DISTINCT file FROM today_files)"
-            ).to_arrow_table()
             con.register("lines", lines)
             summary = con.sql(
                 """
@@ -440,7 +440,6 @@ def write_retail(workdir: Path, day: date, *, cycle_of: str | None = None) -> tu
                 ORDER BY s.imsi, s.sub_number, s.cycle_start, s.plan_id
                 """
             ).to_arrow_table()
-            lines = lines.cast(BILL_LINE_SCHEMA)
             summary = summary.cast(SUMMARY_SCHEMA)
     finally:
         con.close()
