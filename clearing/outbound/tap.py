@@ -163,6 +163,7 @@ class _Tables:
         self.taxes = {t: i + 1 for i, t in enumerate(rates)}
 
     def network_info(self) -> dict[str, Any]:
+        """The NetworkInfo group of the tables."""
         return {
             "utcTimeOffsetInfo": [
                 {"utcTimeOffsetCode": c, "utcTimeOffset": o.encode()}

@@ -144,9 +144,3 @@ def longest_prefix(
         )
     found = out.drop("_found_len")
     return events.join(found, on=[day, value], how="left", maintain_order="left", nulls_equal=True)
-
-
-def require(condition: bool, message: str) -> None:
-    """Raise a :class:`ConfigError` with ``message`` unless ``condition``."""
-    if not condition:
-        raise ConfigError(message)

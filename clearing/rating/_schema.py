@@ -147,14 +147,17 @@ class TableSchema:
 
     @property
     def valid_from(self) -> str:
+        """The column with role ``valid_from``."""
         return next(c.name for c in self.columns if c.role == "valid_from")
 
     @property
     def valid_to(self) -> str | None:
+        """The column with role ``valid_to`` (None when the table has none)."""
         return next((c.name for c in self.columns if c.role == "valid_to"), None)
 
     @property
     def partitioned_by_partner(self) -> bool:
+        """True when the table has a ``partner`` column (the outer hive partition)."""
         return any(c.name == "partner" for c in self.columns)
 
     @property
@@ -165,6 +168,7 @@ class TableSchema:
         return (self.valid_from,)
 
     def column(self, name: str) -> Column:
+        """The column called ``name``."""
         return next(c for c in self.columns if c.name == name)
 
     def arrow_schema(self) -> pa.Schema:

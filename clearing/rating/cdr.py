@@ -70,6 +70,7 @@ class CdrColumn:
 
     @property
     def dtype(self) -> pl.DataType:
+        """The polars type of the typed column."""
         if self.type == "int":
             return pl.Int64()
         if self.type == "datetime":
