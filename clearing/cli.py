@@ -33,6 +33,9 @@ def _mount() -> None:
     from clearing.transport.cli import app as transport_app
 
     app.add_typer(transport_app, name="transport", help="Send and fetch files (SFTP / folder).")
+    from clearing.rating.cli import app as rating_app
+
+    app.add_typer(rating_app)  # rate, rate what-if, rerate, rates import
 
 
 _mount()
