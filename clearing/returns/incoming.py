@@ -51,6 +51,8 @@ def receive(
     The ACK's timestamps are those of the RAP it answers, so a re-run writes the same bytes.
     """
     info = asn1.sniff(data)
+    from clearing.validate.stage import write_atomic
+
     if info.kind == "ack":
         got = read_ack(data, file=file)
         if state is not None:
@@ -69,11 +71,8 @@ def receive(
     h = rap.header
     ack = ack_for(rap, created_local=h.created_local, utc_offset=h.utc_offset)
     name = ack_file_name(h.recipient, h.sender, h.rap_fsn, h.test)
-    out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / name
-    tmp = path.with_name(f".{name}.tmp")
-    tmp.write_bytes(ack)
-    tmp.replace(path)
+    write_atomic(path, ack)
     if state is not None:
         sha = hashlib.sha256(data).hexdigest()
         con = state.con

@@ -32,7 +32,7 @@ from clearing.returns import (
     write_rap,
 )
 from clearing.validate.duplicates import find_duplicates
-from clearing.validate.findings import FINDINGS_SCHEMA, Finding, findings_table
+from clearing.validate.findings import FINDINGS_SCHEMA, SEVERITIES, Finding, findings_table
 from clearing.validate.rules import rules_for
 from clearing.validate.state import State
 from clearing.validate.tap import TapChecked, check_tap, parse_tap_name
@@ -61,6 +61,38 @@ LAKE_SCHEMA = pa.schema(
 )
 
 
+def identity(n: int, status: Sequence[str]) -> dict[str, int]:
+    """``in = accepted + returned + duplicate + late + quarantined`` and the difference."""
+    out = {"in": n, **dict.fromkeys(STATUSES, 0)}
+    for s in status:
+        out[s] += 1
+    out["difference"] = n - sum(out[s] for s in STATUSES)
+    return out
+
+
+def finding_dicts(findings: Sequence[Finding]) -> list[dict[str, Any]]:
+    """Findings as JSON objects (``clearing validate --json``), fatal first, by event."""
+    return [
+        {
+            "severity": f.severity,
+            "code": f.code,
+            "context": f.context,
+            "rule": f.rule,
+            "event_index": f.event_index,
+            "message": f.message,
+            "path": [[p.item_id, p.occurrence, p.level] for p in f.path],
+        }
+        for f in sorted(
+            findings,
+            key=lambda f: (
+                SEVERITIES.index(f.severity),
+                -1 if f.event_index is None else f.event_index,
+                f.rule,
+            ),
+        )
+    ]
+
+
 @dataclass
 class FileResult:
     """One input file after validation."""
@@ -83,12 +115,7 @@ class FileResult:
 
     def counts(self) -> dict[str, int]:
         # an ignored copy brings nothing in: its events were counted with the original
-        n = 0 if self.outcome == "copy" else self.checked.events.num_rows
-        out = {"in": n, **dict.fromkeys(STATUSES, 0)}
-        for s in self.status:
-            out[s] += 1
-        out["difference"] = n - sum(out[s] for s in STATUSES)
-        return out
+        return identity(0 if self.outcome == "copy" else self.checked.events.num_rows, self.status)
 
     def findings_table(self) -> pa.Table:
         c = self.checked
@@ -116,25 +143,7 @@ class FileResult:
             "fatal": self.fatal,
             "counts": self.counts(),
             "rap_file": self.rap_file,
-            "findings": [
-                {
-                    "severity": f.severity,
-                    "code": f.code,
-                    "context": f.context,
-                    "rule": f.rule,
-                    "event_index": f.event_index,
-                    "message": f.message,
-                    "path": [[p.item_id, p.occurrence, p.level] for p in f.path],
-                }
-                for f in sorted(
-                    self.findings,
-                    key=lambda f: (
-                        ("fatal", "severe", "warning").index(f.severity),
-                        -1 if f.event_index is None else f.event_index,
-                        f.rule,
-                    ),
-                )
-            ],
+            "findings": finding_dicts(self.findings),
         }
 
 
@@ -148,7 +157,7 @@ class ValidateResult:
     ciber: list[CiberResult] = field(default_factory=list)
 
     def reconciliation(self) -> dict[str, int]:
-        total = {"in": 0, **dict.fromkeys(STATUSES, 0), "difference": 0}
+        total = identity(0, [])
         for f in self.files:
             if f.outcome == "copy":
                 continue
@@ -374,7 +383,8 @@ def _tap_order(path: Path) -> tuple[str, str, int, str]:
     return ("~", "", 0, path.name)
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write under a temporary name, then rename: readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_bytes(data)
@@ -446,7 +456,7 @@ def validate_day(workdir: WorkDir, day: dt.date, inputs: Sequence[Path]) -> Vali
             )
             data = write_rap(header, items)
             path = rap_dir / rap_file_name(header)
-            _write_atomic(path, data)
+            write_atomic(path, data)
             written.append(path)
             for r in rs:
                 r.rap_file = path.name
@@ -537,12 +547,7 @@ class CiberResult:
         return any(f.severity == "fatal" for f in self.findings)
 
     def counts(self) -> dict[str, int]:
-        n = self.events.num_rows
-        out = {"in": n, **dict.fromkeys(STATUSES, 0)}
-        for s in self.status:
-            out[s] += 1
-        out["difference"] = n - sum(out[s] for s in STATUSES)
-        return out
+        return identity(self.events.num_rows, self.status)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -557,18 +562,7 @@ class CiberResult:
             "fatal": self.fatal,
             "counts": self.counts(),
             "rap_file": ", ".join(self.returns) or None,
-            "findings": [
-                {
-                    "severity": f.severity,
-                    "code": f.code,
-                    "context": f.context,
-                    "rule": f.rule,
-                    "event_index": f.event_index,
-                    "message": f.message,
-                    "path": [],
-                }
-                for f in self.findings
-            ],
+            "findings": finding_dicts(self.findings),
         }
 
 
@@ -620,7 +614,7 @@ def _ciber_day(
             for name, blob in ciber_returns(
                 checked, r.findings, settings=settings, sequence=len(out) + 1
             ):
-                _write_atomic(workdir.out / "ciber_returns" / name, blob)
+                write_atomic(workdir.out / "ciber_returns" / name, blob)
                 r.returns.append(name)
         counts = r.counts()
         state.record_file(
