@@ -1,0 +1,249 @@
+"""What the clearing DAGs share: settings, the processing date, the closing period, the commands.
+
+This module does not import Airflow, so it is tested without it (tests/pipelines). The DAG files
+beside it (`clearing_daily.py`, `clearing_monthly.py`) import it; Airflow puts the DAG folder on
+`sys.path`, so copy the three files together.
+
+Settings, read when the DAG file is parsed (scheduler / DAG processor and workers alike):
+
+- `CLEARING_TZ`: the time zone of the schedules and of the processing date (default `UTC`).
+- `CLEARING_START_DATE`: the first processing date, YYYY-MM-DD. Required: the daily DAG catches
+  up every night missed since then, so it is never guessed.
+
+Read when a task runs (on the worker):
+
+- the work dir: Airflow Variable `clearing_workdir` (also settable as the environment variable
+  `AIRFLOW_VAR_CLEARING_WORKDIR`), else the environment variable `CLEARING_WORKDIR`;
+- `CLEARING_BIN`: the command that runs the CLI (default `clearing`; may be a path into another
+  virtualenv, or `python -m clearing.cli`).
+
+Dates and periods that come from a run's conf (the "Trigger DAG w/ config" form) are checked
+against a strict pattern before they reach a shell: a conf value is never pasted into a command.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import jinja2
+
+#: Daily run: 02:00 local time, processing the previous day.
+DAILY_CRON = "0 2 * * *"
+DAILY_AT = time(2, 0)
+#: Monthly close: the 1st of the month at 06:00, closing the previous calendar month.
+MONTHLY_CRON = "0 6 1 * *"
+
+DAILY_DAG_ID = "clearing_daily"
+MONTHLY_DAG_ID = "clearing_monthly"
+
+#: Exit codes of the CLI (README): 0 ok, 1 data problem, 2 config problem, 3 transport problem.
+EXIT_DATA_PROBLEM = 1
+
+#: The daily stages, in order: task id → the verb's words. `--workdir` follows the verb;
+#: `--date` is appended for the stages that take one.
+STAGES: tuple[tuple[str, tuple[str, ...], bool], ...] = (
+    ("collect", ("collect",), True),
+    ("validate", ("validate",), True),
+    ("rate", ("rate",), True),
+    ("retail", ("retail",), True),
+    ("send", ("send",), False),
+    ("settle_daily", ("settle", "daily"), True),
+)
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_PERIOD = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
+
+
+class SettingError(ValueError):
+    """A setting or a run's conf value that cannot be used."""
+
+
+def timezone() -> ZoneInfo:
+    """The schedules' time zone (`CLEARING_TZ`, default UTC)."""
+    return ZoneInfo(os.environ.get("CLEARING_TZ") or "UTC")
+
+
+def check_date(value: str) -> str:
+    """`value` if it is a real YYYY-MM-DD date, else `SettingError`."""
+    text = str(value).strip()
+    if not _DATE.fullmatch(text):
+        raise SettingError(f"date {value!r}: expected YYYY-MM-DD")
+    try:
+        date.fromisoformat(text)
+    except ValueError as exc:
+        raise SettingError(f"date {value!r}: {exc}") from None
+    return text
+
+
+def check_period(value: str) -> str:
+    """`value` if it is a YYYY-MM month, else `SettingError`."""
+    text = str(value).strip()
+    if not _PERIOD.fullmatch(text):
+        raise SettingError(f"period {value!r}: expected YYYY-MM")
+    return text
+
+
+def start_date() -> datetime:
+    """The first processing date (`CLEARING_START_DATE`) as the DAGs' `start_date`.
+
+    The daily run for date D starts on D + 1 at 02:00, so the DAG starts at the beginning of
+    the first processing date: its first run is the one that processes that date.
+    """
+    raw = os.environ.get("CLEARING_START_DATE", "")
+    if not raw:
+        raise SettingError(
+            "set CLEARING_START_DATE=YYYY-MM-DD (the first date to process) in the environment "
+            "of the Airflow scheduler, DAG processor and workers: the daily DAG catches up every "
+            "night since then"
+        )
+    return datetime.combine(date.fromisoformat(check_date(raw)), time(0, 0), timezone())
+
+
+def _local(moment: Any, tz: ZoneInfo) -> datetime | None:
+    if not isinstance(moment, datetime):  # None or jinja2.Undefined
+        return None
+    return moment.astimezone(tz)
+
+
+def processing_date_for(*, override: Any, interval_start: Any, run_after: Any, tz: ZoneInfo) -> str:
+    """The date a daily run processes, YYYY-MM-DD.
+
+    1. `override` (the run's conf `date`), checked;
+    2. else the data interval's start, *in the schedule's time zone*: the run at D + 1 02:00
+       has the interval [D 02:00, D + 1 02:00) and processes D. Not `{{ ds }}` nor
+       `{{ data_interval_start | ds }}`: both take a *UTC* date (of the trigger time, and of
+       the interval start), which is D + 1 or D - 1 depending on the zone (02:00 in Hong Kong
+       is 18:00 UTC the day before).
+    3. else (a run without a logical date) the day before the run's `run_after`.
+    """
+    if override:
+        return check_date(override)
+    start = _local(interval_start, tz)
+    if start is not None:
+        return start.date().isoformat()
+    after = _local(run_after, tz)
+    if after is not None:
+        return (after.date() - timedelta(days=1)).isoformat()
+    raise SettingError("no date: the run has no data interval, no run_after and no conf date")
+
+
+def closing_period_for(*, override: Any, interval_start: Any, run_after: Any, tz: ZoneInfo) -> str:
+    """The month a monthly run closes, YYYY-MM: conf `period`, else the data interval's start
+    month (the run on the 1st closes the month before), else the month before `run_after`."""
+    if override:
+        return check_period(override)
+    start = _local(interval_start, tz)
+    if start is not None:
+        return f"{start.year:04d}-{start.month:02d}"
+    after = _local(run_after, tz)
+    if after is not None:
+        previous = after.date().replace(day=1) - timedelta(days=1)
+        return f"{previous.year:04d}-{previous.month:02d}"
+    raise SettingError("no period: the run has no data interval, no run_after and no conf period")
+
+
+def last_day(period: str) -> date:
+    """The last calendar day of a YYYY-MM period."""
+    year, month = (int(part) for part in check_period(period).split("-"))
+    first_next = date(year + month // 12, month % 12 + 1, 1)
+    return first_next - timedelta(days=1)
+
+
+def daily_logical_date(day: date, tz: ZoneInfo) -> datetime:
+    """The logical date of the scheduled daily run that processes `day` (it runs the next day
+    at 02:00; with a cron trigger timetable the logical date is the trigger time)."""
+    return datetime.combine(day + timedelta(days=1), DAILY_AT, tz)
+
+
+def clearing_bin() -> list[str]:
+    """The words of the command that runs the CLI (`CLEARING_BIN`, default `clearing`)."""
+    words = shlex.split(os.environ.get("CLEARING_BIN") or "clearing")
+    if not words:
+        raise SettingError("CLEARING_BIN is blank")
+    return words
+
+
+def workdir(variable: str | None) -> str:
+    """The work dir: the Airflow Variable's value if set, else `CLEARING_WORKDIR`."""
+    value = (variable or "").strip() or os.environ.get("CLEARING_WORKDIR", "").strip()
+    if not value:
+        raise SettingError(
+            "no work dir: set the Airflow Variable clearing_workdir "
+            "(or AIRFLOW_VAR_CLEARING_WORKDIR) or the environment variable CLEARING_WORKDIR"
+        )
+    return value
+
+
+def command(words: tuple[str, ...], workdir_path: str, *tail: str) -> str:
+    """One shell-safe command line: CLEARING_BIN, the verb's words, --workdir W, the tail."""
+    argv = [*clearing_bin(), *words, "--workdir", workdir_path, *tail]
+    return shlex.join(argv)
+
+
+# --- Jinja macros (user_defined_macros of the DAGs): evaluated when a task renders, on the worker.
+
+
+def _variable_workdir() -> str | None:
+    from airflow.sdk import Variable  # imported on the worker only
+
+    value = Variable.get("clearing_workdir", default=None)
+    return None if value is None else str(value)
+
+
+def _get(context: jinja2.runtime.Context, key: str) -> Any:
+    value = context.get(key)
+    return None if isinstance(value, jinja2.Undefined) else value
+
+
+def _run_after(context: jinja2.runtime.Context) -> Any:
+    dag_run = _get(context, "dag_run")
+    return getattr(dag_run, "run_after", None) or _get(context, "logical_date")
+
+
+@jinja2.pass_context
+def _processing_date(context: jinja2.runtime.Context) -> str:
+    params = _get(context, "params") or {}
+    return processing_date_for(
+        override=params.get("date"),
+        interval_start=_get(context, "data_interval_start"),
+        run_after=_run_after(context),
+        tz=timezone(),
+    )
+
+
+@jinja2.pass_context
+def _closing_period(context: jinja2.runtime.Context) -> str:
+    params = _get(context, "params") or {}
+    return closing_period_for(
+        override=params.get("period"),
+        interval_start=_get(context, "data_interval_start"),
+        run_after=_run_after(context),
+        tz=timezone(),
+    )
+
+
+@jinja2.pass_context
+def _stage_command(context: jinja2.runtime.Context, task_id: str) -> str:
+    for stage_id, words, dated in STAGES:
+        if stage_id == task_id:
+            tail = ("--date", _processing_date(context)) if dated else ()
+            return command(words, workdir(_variable_workdir()), *tail)
+    raise SettingError(f"no stage {task_id!r}")
+
+
+@jinja2.pass_context
+def _monthly_command(context: jinja2.runtime.Context) -> str:
+    return command(("monthly",), workdir(_variable_workdir()), "--period", _closing_period(context))
+
+
+MACROS: dict[str, Any] = {
+    "clearing_processing_date": _processing_date,
+    "clearing_closing_period": _closing_period,
+    "clearing_stage_command": _stage_command,
+    "clearing_monthly_command": _monthly_command,
+}
