@@ -36,6 +36,9 @@ def _mount() -> None:
     from clearing.rating.cli import app as rating_app
 
     app.add_typer(rating_app)  # rate, rate what-if, rerate, rates import
+    from clearing.pipeline.cli import register
+
+    register(app)  # nightly, monthly, backfill, collect, send, resend, retail
 
 
 _mount()
@@ -268,26 +271,10 @@ def _validate_day(workdir: Path, day: Date, as_json: bool) -> None:
 
 
 def _day_inputs(wd: Any, day: Date) -> list[Path]:
-    """TAP inputs of ``day``: ``work/<day>/in/`` (filled from ``inbox/`` when missing)."""
-    import shutil
+    """TAP and CIBER inputs of ``day``: ``work/<day>/in/`` (claimed from ``inbox/`` once)."""
+    from clearing.pipeline.nightly import claim_inputs, input_kind
 
-    from clearing.codecs.ciber import looks_like_ciber
-    from clearing.validate.tap import parse_tap_name
-
-    def wanted(p: Path) -> bool:
-        if not p.is_file() or p.name.startswith("."):
-            return False
-        return bool(parse_tap_name(p.name)) or looks_like_ciber(p.read_bytes()[:64])
-
-    folder = wd.root / "work" / day.isoformat() / "in"
-    if not folder.exists() and wd.inbox.exists():
-        folder.mkdir(parents=True)
-        for p in sorted(wd.inbox.iterdir()):
-            if wanted(p):
-                shutil.copy2(p, folder / p.name)
-    if not folder.exists():
-        return []
-    return sorted(p for p in folder.iterdir() if wanted(p))
+    return [p for p in claim_inputs(wd, day) if input_kind(p) in ("tap", "ciber")]
 
 
 @rap_app.command("ack")
@@ -376,18 +363,31 @@ def _read(file: Path) -> bytes:
 
 @samples_app.command("generate")
 def samples_generate(
-    out: Annotated[Path, typer.Option("--out", help="folder to write into")],
-    events: Annotated[int, typer.Option("--events", help="call events in all TAP-in files")] = 2000,
+    out: Annotated[Path, typer.Option("--out", help="new work folder to write the world into")],
+    events: Annotated[
+        int,
+        typer.Option("--events", help="usage records of the day: half TAP-in, half visitor CDRs"),
+    ] = 2000,
     seed: Annotated[int, typer.Option("--seed", help="random seed (same seed, same bytes)")] = 1,
     date: Annotated[str | None, typer.Option("--date", help="processing date YYYY-MM-DD")] = None,
+    files_only: Annotated[
+        bool,
+        typer.Option("--files-only", help="only the partners' TAP-in and CIBER-in files, in OUT"),
+    ] = False,
     debug: Annotated[bool, typer.Option("--debug")] = False,
 ) -> None:
-    """Write a synthetic world: TAP-in files from several partners (and CIBER-in batches)."""
+    """Write a synthetic world into a new work folder, ready for `clearing nightly`: config,
+    reference data (IOTs, agreements, FX, subscribers with sub-numbers), partners' TAP-in and
+    CIBER-in files (in their exchange folders) and our network's visitor CDRs."""
     from clearing.samples import generate
+    from clearing.samples.workdir import generate_world
 
     try:
         day = Date.fromisoformat(date) if date else Date(2026, 11, 22)
-        written = generate(out, events=events, seed=seed, day=day)
+        if files_only:
+            written = generate(out, events=events, seed=seed, day=day)
+        else:
+            written = generate_world(out, day=day, events=events, seed=seed).paths
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -1047,7 +1047,8 @@ def ciber_returns(
 
     One file per (us, partner) pair: its record-return batches (numbered from ``sequence``,
     1-999, wrapping; consecutive over the whole call), then its rejected batches, named
-    ``CIBER_<our SID/BID>_<partner>_<YYYYMMDD>_<first batch sequence>.dat`` with the
+    ``CIBER_<our SID/BID>_<partner>_<YYYYMMDD>_<first batch sequence>_RET.dat`` (``_RET`` keeps
+    returns apart from our CIBER-out of the same day) with the
     processing date, in the input's line ending. Same inputs → same bytes.
     """
     if not 1 <= sequence <= 999:
@@ -1159,6 +1160,6 @@ def ciber_returns(
                     name_seq = batches[bi]["batch_sequence_number"]
         us = _sid(pair[0]) or home or "00000"
         partner = _sid(pair[1]) or "00000"
-        name = f"CIBER_{us}_{partner}_{checked.today:%Y%m%d}_{name_seq or 0:03d}.dat"
+        name = f"CIBER_{us}_{partner}_{checked.today:%Y%m%d}_{name_seq or 0:03d}_RET.dat"
         out.append((name, b"".join(body)))
     return out

@@ -53,7 +53,7 @@ def test_verde_sample_has_exactly_the_planted_air_charge_letter(settings: Settin
     assert checked.findings[0].context == "air_charge"
     assert checked.rejected == (False, False)
     [(name, out)] = ciber_returns(checked, checked.findings, settings=settings, sequence=12)
-    assert name == "CIBER_60099_04172_20261122_012.dat"
+    assert name == "CIBER_60099_04172_20261122_012_RET.dat"
     returned = out.split(b"\r\n")[1]
     assert returned[2:8] == b"407026"
     assert returned[8:] == data.splitlines()[line - 1][8:]
@@ -69,7 +69,7 @@ def test_nordlys_sample_has_exactly_the_planted_trailer_total(settings: Settings
     trailer_offset = data.rindex(b"\n98") + 1
     assert checked.findings[0].byte_offset == trailer_offset
     [(name, out)] = ciber_returns(checked, checked.findings, settings=settings, sequence=12)
-    assert name == "CIBER_60099_16425_20261122_027.dat"
+    assert name == "CIBER_60099_16425_20261122_027_RET.dat"
     # a batch reject: the batch itself, header indicator 3 and reason 26 (LF kept, as sent)
     lines, sent = out.split(b"\n")[:-1], data.split(b"\n")[:-1]
     assert len(lines) == len(sent)
@@ -129,7 +129,7 @@ def test_record_returns_decode_as_a_return_batch(settings: Settings) -> None:
     assert acted(checked) == [("ciber.record.code_value", 6, 1),
                               ("ciber.record.serving_carrier", 15, 5)]  # fmt: skip
     [(name, out)] = ciber_returns(checked, checked.findings, settings=settings, sequence=998)
-    assert name == "CIBER_60099_04172_20261122_998.dat"
+    assert name == "CIBER_60099_04172_20261122_998_RET.dat"
     decoded = ciber.decode(out)
     assert decoded.findings.num_rows == 0
     batches = decoded.batches.to_pylist()
@@ -171,7 +171,7 @@ def test_same_inputs_same_bytes(settings: Settings) -> None:
         runs.append(ciber_returns(checked, checked.findings, settings=settings, sequence=40))
     assert runs[0] == runs[1]
     [(name, out)] = runs[0]
-    assert name == "CIBER_60099_04172_20261122_040.dat"
+    assert name == "CIBER_60099_04172_20261122_040_RET.dat"
     decoded = ciber.decode(out)
     # two return batches, then the rejected batch sent back whole
     assert decoded.batches.column("original_return_indicator").to_pylist() == ["2", "2", "3"]

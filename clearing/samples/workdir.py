@@ -1,0 +1,172 @@
+"""A whole sample world as a ready work folder: what ``clearing samples generate --out W`` makes.
+
+``W`` after :func:`generate_world` holds everything a nightly run needs, nothing else to set up::
+
+    W/clearing.toml                    home HKGCL (SID/BID 60099, UTC+08:00), every partner,
+                                       a folder transport per partner
+    W/rates/sources/*.csv              IOTs, agreements, IMSI ranges, FX, subscribers, plans
+    W/rates/<table>/…/*.parquet        the same, imported (hive partitions)
+    W/exchange/<P>/to_hkgcl/           the partner's files for us (TAP-in, Notification, CIBER-in)
+    W/exchange/<P>/from_hkgcl/         where our files for the partner land (empty)
+    W/inbox/cdr/CDR_HKGCL_<D>_00n.*    our network's mediation export of visitors' usage
+
+``events`` counts every usage record of the day: half arrive as TAP-in from the six GSM
+partners (our subscribers abroad), the other half as visitor CDRs from our own network (their
+subscribers here); the CIBER-in batches of the two CDMA partners are small and fixed. The
+partners' files sit in the folder-transport "remote" so that the nightly's ``collect`` stage
+fetches them like it would over SFTP.
+
+Deterministic: same ``(day, events, seed)`` → same bytes; nothing reads the clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from clearing.errors import ConfigError
+from clearing.samples.ciber import CIBER_PARTNERS, HOME_SID_BID, generate_ciber
+from clearing.samples.subscribers import write_subscriber_sources
+from clearing.samples.tap import HOME_TADIG, PARTNERS, generate_tap
+from clearing.samples.world import UTC_OFFSET, write_reference_data, write_visitor_cdrs
+
+if TYPE_CHECKING:
+    from datetime import date
+    from pathlib import Path
+
+__all__ = ["World", "config_text", "generate_world", "split_world"]
+
+REMOTE_IN = f"to_{HOME_TADIG.lower()}"
+REMOTE_OUT = f"from_{HOME_TADIG.lower()}"
+
+
+@dataclass(frozen=True)
+class World:
+    """What :func:`generate_world` wrote.
+
+    Attributes:
+        root: the work folder.
+        day: the processing date the world is made for.
+        tap_events: call events in the TAP-in files.
+        visitor_cdrs: rows of the mediation export.
+        partner_files: the partners' files, in their exchange folders.
+        cdr_files: the mediation export.
+        other: config and reference data.
+    """
+
+    root: Path
+    day: date
+    tap_events: int
+    visitor_cdrs: int
+    partner_files: list[Path] = field(default_factory=list)
+    cdr_files: list[Path] = field(default_factory=list)
+    other: list[Path] = field(default_factory=list)
+
+    @property
+    def paths(self) -> list[Path]:
+        """Every file written."""
+        return [*self.other, *self.partner_files, *self.cdr_files]
+
+
+def split_world(events: int) -> tuple[int, int]:
+    """``events`` → (TAP-in events, visitor CDRs): half each, the odd one to TAP-in."""
+    if events < 0:
+        raise ConfigError(f"--events must be 0 or more, not {events}")
+    tap = (events + 1) // 2
+    return tap, events - tap
+
+
+def config_text() -> str:
+    """The sample world's ``clearing.toml``: us, the partners, a folder transport each."""
+    lines = [
+        "# The sample world's configuration (written by `clearing samples generate`).",
+        "# Partners' files arrive in exchange/<partner>/" + REMOTE_IN + "; ours are put in",
+        "# exchange/<partner>/" + REMOTE_OUT + ". Replace a [transport.partners.X] table by",
+        '# kind = "sftp" (host, username, key_file, known_hosts) for a real partner.',
+        "",
+        "[home]",
+        f'tadig = "{HOME_TADIG}"',
+        f'sid_bid = "{HOME_SID_BID}"',
+        f'timezone_offset = "{UTC_OFFSET}"',
+        'name = "Harbour Cellular (sample world)"',
+        "",
+    ]
+    codes: list[str] = []
+    for p in PARTNERS:
+        lines += [
+            f"[partners.{p.tadig}]",
+            f'name = "{p.tadig} ({p.country})"',
+            'standard = "tap"',
+            "",
+        ]
+        codes.append(p.tadig)
+    for c in CIBER_PARTNERS:
+        lines += [f"[partners.{c.sid_bid}]", f'name = "{c.name}"', 'standard = "ciber"', ""]
+        codes.append(c.sid_bid)
+    lines += ["[transport]", "retry_attempts = 3", "retry_base_delay = 0.5", ""]
+    for code in codes:
+        lines += [
+            f"[transport.partners.{code}]",
+            'kind = "folder"',
+            f'root = "exchange/{code}"',
+            f'remote_in = "{REMOTE_IN}"',
+            f'remote_out = "{REMOTE_OUT}"',
+            'after_fetch = "keep"',
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def generate_world(out: Path, *, day: date, events: int = 2000, seed: int = 1) -> World:
+    """Write a complete work folder for processing date ``day`` into ``out``.
+
+    Raises:
+        ConfigError: ``events`` is negative, or ``out`` already holds a ``clearing.toml``
+            (a world is never written over a work folder in use).
+    """
+    tap_events, cdrs = split_world(events)
+    config = out / "clearing.toml"
+    if config.exists():
+        msg = (
+            f"`{out}` already holds a clearing.toml: generate the world into a new folder "
+            "(a sample world is never written over a work folder in use)"
+        )
+        raise ConfigError(msg)
+    out.mkdir(parents=True, exist_ok=True)
+    other = [out / "rates" / "sources" / p.name for p in write_subscriber_sources(out / "rates")]
+    other += write_reference_data(out / "rates", day)
+    partner_files: list[Path] = []
+    for path in generate_tap(out / ".generate", events=tap_events, seed=seed, day=day):
+        partner_files.append(_deliver(path, _tap_sender(path.name), out))
+    for path in generate_ciber(out / ".generate", seed=seed, day=day):
+        partner_files.append(_deliver(path, _ciber_sender(path.name), out))
+    (out / ".generate").rmdir()
+    for code in [p.tadig for p in PARTNERS] + [c.sid_bid for c in CIBER_PARTNERS]:
+        (out / "exchange" / code / REMOTE_IN).mkdir(parents=True, exist_ok=True)
+        (out / "exchange" / code / REMOTE_OUT).mkdir(parents=True, exist_ok=True)
+    cdr_files = write_visitor_cdrs(out / "inbox" / "cdr", events=cdrs, seed=seed, day=day)
+    tmp = config.with_name(config.name + ".tmp")
+    tmp.write_text(config_text(), encoding="utf-8")
+    tmp.replace(config)  # last: a folder with a config is a finished world
+    other.insert(0, config)
+    return World(out, day, tap_events, cdrs, partner_files, cdr_files, other)
+
+
+def _tap_sender(name: str) -> str:
+    # CDxxxxxHKGCLnnnnn / TDxxxxx…: sender TADIG at [2:7]
+    return name[2:7]
+
+
+def _ciber_sender(name: str) -> str:
+    for c in CIBER_PARTNERS:
+        if c.sid_bid in name:
+            return c.sid_bid
+    msg = f"cannot tell the CIBER partner of `{name}`"
+    raise ConfigError(msg)
+
+
+def _deliver(path: Path, partner: str, out: Path) -> Path:
+    target = out / "exchange" / partner / REMOTE_IN / path.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    path.replace(target)
+    return target
