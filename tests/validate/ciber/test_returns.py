@@ -157,7 +157,7 @@ def test_record_returns_decode_as_a_return_batch(settings: Settings) -> None:
 def test_sequence_wraps_after_999(settings: Settings) -> None:
     checked = check(two_batches())
     [(name, out)] = ciber_returns(checked, checked.findings, settings=settings, sequence=999)
-    assert name.endswith("_999.dat")
+    assert name.endswith("_999_RET.dat")
     assert ciber.decode(out).batches.column("batch_sequence_number").to_pylist() == [999, 1]
     with pytest.raises(ValueError, match="001-999"):
         ciber_returns(checked, checked.findings, settings=settings, sequence=0)
