@@ -44,10 +44,11 @@ MONTHLY_DAG_ID = "clearing_monthly"
 #: Exit codes of the CLI (README): 0 ok, 1 data problem, 2 config problem, 3 transport problem.
 EXIT_DATA_PROBLEM = 1
 
-#: The daily stages, in order: task id → the verb's words. `--workdir` follows the verb;
-#: `--date` is appended for the stages that take one.
+#: The daily stages, in order: (task id, the verb's words, takes --date). `--workdir` follows
+#: the verb; `--date D` is appended for the stages that take one. `collect` and `send` work on
+#: the whole work folder (inbox / outbox), not on a date: `validate` moves the inbox into D.
 STAGES: tuple[tuple[str, tuple[str, ...], bool], ...] = (
-    ("collect", ("collect",), True),
+    ("collect", ("collect",), False),
     ("validate", ("validate",), True),
     ("rate", ("rate",), True),
     ("retail", ("retail",), True),
@@ -91,8 +92,9 @@ def check_period(value: str) -> str:
 def start_date() -> datetime:
     """The first processing date (`CLEARING_START_DATE`) as the DAGs' `start_date`.
 
-    The daily run for date D starts on D + 1 at 02:00, so the DAG starts at the beginning of
-    the first processing date: its first run is the one that processes that date.
+    The daily run for date D is triggered on D + 1 at 02:00, so the DAGs start at 00:00 on the
+    day after the first processing date: the first daily run processes exactly that date (one
+    starting on the date itself would first process the day before it).
     """
     raw = os.environ.get("CLEARING_START_DATE", "")
     if not raw:
@@ -101,7 +103,8 @@ def start_date() -> datetime:
             "of the Airflow scheduler, DAG processor and workers: the daily DAG catches up every "
             "night since then"
         )
-    return datetime.combine(date.fromisoformat(check_date(raw)), time(0, 0), timezone())
+    first = date.fromisoformat(check_date(raw))
+    return datetime.combine(first + timedelta(days=1), time(0, 0), timezone())
 
 
 def _local(moment: Any, tz: ZoneInfo) -> datetime | None:
