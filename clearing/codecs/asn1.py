@@ -57,6 +57,8 @@ _T_RAP_SPEC = tag_key(APPLICATION, 544)
 _T_RAP_RELEASE = tag_key(APPLICATION, 543)
 _T_NRT_SPEC = tag_key(APPLICATION, 41)
 _T_NRT_RELEASE = tag_key(APPLICATION, 37)
+# every member a TransferBatch of any release may hold (BatchControlInfo included)
+_TRANSFER_BATCH_GROUPS = frozenset(tag_key(APPLICATION, n) for n in (3, 4, 5, 6, 7, 8, 15))
 
 
 def specs_dir() -> Path:
@@ -95,8 +97,16 @@ def _children_map(data: bytes, node: TLV) -> dict[int, TLV]:
     return out
 
 
-def sniff(data: bytes) -> FileInfo:
+def sniff(data: bytes, *, lenient: bool = False) -> FileInfo:
     """Tell the kind and version of a file from its header bytes.
+
+    Args:
+        data: the file's bytes.
+        lenient: for validation, which reports a broken header as its own TD.57 rule rather
+            than as an undecodable file: a TAP TransferBatch or Notification whose header does
+            not tell its release the usual way (SpecificationVersionNumber missing or not 3)
+            is taken as of its ReleaseVersionNumber, and a TransferBatch without
+            BatchControlInfo (whose members are all TransferBatch groups) as TAP 3.12.
 
     Raises:
         DecodeError: not a TAP, RAP or NRT file, or its header is unreadable.
@@ -115,7 +125,7 @@ def sniff(data: bytes) -> FileInfo:
         ) from None
     if top.key == _T_TRANSFER_BATCH and _T_BATCH_CONTROL in kids:
         bci = _children_map(data, kids[_T_BATCH_CONTROL])
-        return _tap_info("tap", data, bci, top)
+        return _tap_info("tap", data, bci, top, lenient=lenient)
     if top.key == _T_TRANSFER_BATCH and (_T_NRT_SPEC in kids or _T_NRT_RELEASE in kids):
         spec = _int(data, kids[_T_NRT_SPEC]) if _T_NRT_SPEC in kids else None
         rel = _int(data, kids[_T_NRT_RELEASE]) if _T_NRT_RELEASE in kids else None
@@ -123,8 +133,11 @@ def sniff(data: bytes) -> FileInfo:
             msg = f"unsupported NRTRDE version {spec}.{rel}"
             raise DecodeError(msg, offset=0, path="nrtrde", hint="only NRT 2.1 is supported")
         return FileInfo("nrt", "2.1", None, top.end)
+    if lenient and top.key == _T_TRANSFER_BATCH and kids and kids.keys() <= _TRANSFER_BATCH_GROUPS:
+        # no BatchControlInfo, so no release to read: the current one (TD.57 Transfer Batch 30)
+        return FileInfo("tap", f"3.{TAP_RELEASES[-1]}", TAP_RELEASES[-1], top.end)
     if top.key == _T_NOTIFICATION:
-        return _tap_info("notification", data, kids, top)
+        return _tap_info("notification", data, kids, top, lenient=lenient)
     if top.key == _T_RETURN_BATCH:
         if _T_RAP_BATCH_CONTROL not in kids:
             raise DecodeError(
@@ -148,9 +161,15 @@ def sniff(data: bytes) -> FileInfo:
     )
 
 
-def _tap_info(kind: Kind, data: bytes, fields: dict[int, TLV], top: TLV) -> FileInfo:
+def _tap_info(
+    kind: Kind, data: bytes, fields: dict[int, TLV], top: TLV, *, lenient: bool = False
+) -> FileInfo:
     spec = _int(data, fields[_T_SPEC]) if _T_SPEC in fields else None
     rel = _int(data, fields[_T_RELEASE]) if _T_RELEASE in fields else None
+    if lenient and kind != "rap" and spec != 3 and rel in TAP_RELEASES:
+        # SpecificationVersionNumber missing or wrong (TD.57 Batch Control 34 / 20): the
+        # release is still told by ReleaseVersionNumber
+        return FileInfo(kind, f"3.{rel}", rel, top.end)
     if spec is None or rel is None:
         what = "specificationVersionNumber" if spec is None else "releaseVersionNumber"
         raise DecodeError(
@@ -318,19 +337,23 @@ def asn1_error_parts(exc: Exception) -> tuple[str, int | None, str | None]:
     return reason, offset if isinstance(offset, int) else None, path
 
 
-def decode(data: bytes, *, file: str | None = None, check: bool = True) -> Decoded:
+def decode(
+    data: bytes, *, file: str | None = None, check: bool = True, info: FileInfo | None = None
+) -> Decoded:
     """Decode a whole TAP / Notification / RAP / ACK / NRT file.
 
     Args:
         data: the file's bytes.
         file: the file name, for error messages only.
         check: check every tag against the release grammar (recommended).
+        info: the header as :func:`sniff` read it (e.g. leniently); sniffed here when None.
 
     Raises:
         DecodeError: with file, offset and path.
     """
     try:
-        info = sniff(data)
+        if info is None:
+            info = sniff(data)
         if info.length != len(data):
             extra = len(data) - info.length
             raise DecodeError(

@@ -8,7 +8,8 @@ path); columns of the event table are then gathered from the nodes whose path na
 (the path's type names come from the release's ASN.1 grammar, so unknown tags are reported).
 
 Only the call-event list is decoded this way. The header groups (BatchControlInfo,
-AccountingInfo, NetworkInfo, AuditControlInfo) are small and decoded with asn1tools.
+AccountingInfo, NetworkInfo, VasInfo up to 3.10, AuditControlInfo...) are small and decoded with
+asn1tools, each with the type its release's grammar gives it.
 
 Events with an indefinite length anywhere inside, or with broken BER, take a pure-Python path
 (:func:`clearing.codecs.ber.walk`) that produces the same node rows, so both encodings give the
@@ -43,13 +44,6 @@ _PAD = 16  # zero bytes appended to a chunk so that header reads never run out o
 
 _T_TRANSFER_BATCH = tag_key(1, 1)
 _T_EVENT_LIST = tag_key(1, 3)
-_GROUPS = {
-    tag_key(1, 4): ("batchControlInfo", "BatchControlInfo"),
-    tag_key(1, 5): ("accountingInfo", "AccountingInfo"),
-    tag_key(1, 6): ("networkInfo", "NetworkInfo"),
-    tag_key(1, 8): ("messageDescriptionInfo", "MessageDescriptionInfoList"),
-    tag_key(1, 15): ("auditControlInfo", "AuditControlInfo"),
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +56,9 @@ class DecodeProblem:
     event_index: int | None = None
     context: str | None = None  # the TD.57 item in error (e.g. ``ChargeType``), when known
     code: int | None = None  # TD.57 error code: 10 syntax, 20 range, 100 inconsistency
+    # the event's kind (its CallEventDetail alternative) when the event table cannot tell it:
+    # a broken event is an "unknown" row, but its own tag may still be readable
+    event_kind: str | None = None
 
 
 @dataclass
@@ -71,7 +68,8 @@ class TapBatch:
     Attributes:
         info: what the header says (kind, version).
         groups: the header groups as asn1tools values, by member name
-            (``batchControlInfo``, ``accountingInfo``, ``networkInfo``, ``auditControlInfo``).
+            (``batchControlInfo``, ``accountingInfo``, ``networkInfo``, ``auditControlInfo``;
+            ``vasInfo`` up to TAP 3.10).
         events: the event table (:data:`~clearing.codecs.events.EVENT_SCHEMA`).
         problems: unknown tags, broken events, bad values: never silently dropped.
         event_list_offset: offset of the CallEventDetailList element (None if absent).
@@ -693,36 +691,41 @@ def _columns(
     has_local[lev[ok]] = True
     codes, cok = _ints(buf, base, nodes.start[oidx], nodes.length[oidx])
     code_by_event = np.full(n_ev, -1, dtype=I64)
+    has_code = np.zeros(n_ev, dtype=np.bool_)
+    code_node = np.zeros(n_ev, dtype=I64)
     code_by_event[nodes.event[oidx[cok]]] = codes[cok]
+    has_code[nodes.event[oidx[cok]]] = True
+    code_node[nodes.event[oidx[cok]]] = oidx[cok]
     table_codes = np.array(sorted(ctx.utc_offsets), dtype=I64)
     minutes_tab = {c: _offset_minutes(t) for c, t in ctx.utc_offsets.items()}
     off_min = np.zeros(n_ev, dtype=I64)
     has_off = np.zeros(n_ev, dtype=np.bool_)
-    off_txt: list[str | None] = [None] * n_ev
-    if len(table_codes):
-        known = np.isin(code_by_event, table_codes)
-        for c in np.unique(code_by_event[known]).tolist():
-            mins = minutes_tab[c]
-            if mins is None:
-                continue
-            at = code_by_event == c
-            off_min[at] = mins
-            has_off[at] = True
-        unknown = (code_by_event >= 0) & ~known
-        for e in np.flatnonzero(unknown).tolist():
-            problems.append(
-                DecodeProblem(
-                    0,
-                    "callEventDetails",
-                    f"utcTimeOffsetCode {int(code_by_event[e])} is not in NetworkInfo",
-                    first_index + e,
-                    "UtcTimeOffsetCode",
-                    100,
-                )
+    known = has_code & np.isin(code_by_event, table_codes)  # no table: no code is known
+    for c in np.unique(code_by_event[known]).tolist():
+        mins = minutes_tab[c]
+        if mins is None:
+            continue
+        at = known & (code_by_event == c)
+        off_min[at] = mins
+        has_off[at] = True
+    # a code that no UtcTimeOffsetInfo defines, also when the table (or NetworkInfo) is missing:
+    # the code is there but undefined (TD.57 UtcTimeOffsetCode 100), not missing
+    for e in np.flatnonzero(has_code & ~known).tolist():
+        node = int(code_node[e])
+        problems.append(
+            DecodeProblem(
+                int(nodes.header[node]),
+                paths.describe(int(nodes.path[node])),
+                f"utcTimeOffsetCode {int(code_by_event[e])} is not in NetworkInfo",
+                first_index + e,
+                "UtcTimeOffsetCode",
+                100,
             )
-        txt = np.array([ctx.utc_offsets.get(int(c)) for c in np.unique(code_by_event)], object)
-        lookup = dict(zip(np.unique(code_by_event).tolist(), txt.tolist(), strict=True))
-        off_txt = [lookup[c] for c in code_by_event.tolist()]
+        )
+    off_txt = [
+        ctx.utc_offsets.get(c) if h else None
+        for c, h in zip(code_by_event.tolist(), has_code.tolist(), strict=True)
+    ]
     cols["local_start"] = pa.array(local, pa.timestamp("s"), mask=~has_local)
 
     # the first ChargeDetailTimeStamp (TD.57: the event may not start after it)
@@ -776,6 +779,7 @@ def decode_tap(
     *,
     file: str | None = None,
     chunk_events: int = 4096,
+    info: asn1.FileInfo | None = None,
 ) -> TapBatch:
     """Decode a TAP TransferBatch (any supported release) into an event table.
 
@@ -783,6 +787,8 @@ def decode_tap(
         data: the whole file.
         file: file name, for messages.
         chunk_events: events parsed together; bounds the transient memory.
+        info: the header as :func:`clearing.codecs.asn1.sniff` read it (e.g. leniently, for
+            validation); sniffed here when None.
 
     Raises:
         DecodeError: the file is not a TransferBatch, its structure above the events is
@@ -790,13 +796,14 @@ def decode_tap(
             returned in ``problems`` instead.
     """
     try:
-        return _decode_tap(data, chunk_events)
+        return _decode_tap(data, chunk_events, info)
     except DecodeError as exc:
         raise exc.with_file(file) if file else exc from None
 
 
-def _decode_tap(data: bytes, chunk_events: int) -> TapBatch:
-    info = asn1.sniff(data)
+def _decode_tap(data: bytes, chunk_events: int, info: asn1.FileInfo | None) -> TapBatch:
+    if info is None:
+        info = asn1.sniff(data)
     if info.kind != "tap":
         msg = f"expected a TAP TransferBatch, found {info.kind}"
         raise DecodeError(msg, offset=0, hint="use `clearing inspect` to see what it is")
@@ -821,13 +828,13 @@ def _decode_tap(data: bytes, chunk_events: int) -> TapBatch:
             pos = _skip_events_indefinite(data, cstart, stop) if clen is None else cstart + clen
             continue
         tlv = element_at(data, pos, stop)
-        meaning = _GROUPS.get(key)
-        if meaning is None:
+        meaning = g.child("TransferBatch", key)
+        if meaning is None or not meaning.name:
             problems.append(
                 DecodeProblem(pos, "transferBatch", f"unknown tag {tag_name(key)} in TransferBatch")
             )
         else:
-            name, type_name = meaning
+            name, type_name = meaning.name, meaning.type_name
             groups[name] = _decode_group(spec, type_name, data, tlv, f"transferBatch.{name}")
         pos = tlv.end
 
@@ -961,6 +968,7 @@ def _decode_chunk(
                     first_index + e,
                     "CallEventDetail",
                     10,
+                    _event_kind(data, starts[e], ends[e], paths),
                 )
             )
     if len(parts) > 1:
@@ -989,6 +997,15 @@ def _decode_chunk(
     }
     base_cols.update(cols)
     return pa.table([base_cols[f.name] for f in EVENT_SCHEMA], schema=EVENT_SCHEMA)
+
+
+def _event_kind(data: bytes, start: int, end: int, paths: _Paths) -> str | None:
+    """The kind of an event from its own tag (None when even that is unreadable)."""
+    try:
+        key, _cons, _pos, _length = read_header(data, start, end)
+    except DecodeError:
+        return None
+    return paths.kind[paths.intern(0, key)]
 
 
 def _check_tags(

@@ -97,12 +97,33 @@ def _type_tags(release: int) -> dict[str, int]:
     return out
 
 
+# groups of an MOC / MTC / GPRS call that charge something besides the call itself (CAMEL,
+# supplementary services, VAS up to 3.10), so repeat the items of its ChargeInformation: the
+# route to such an item goes through them only when nothing else leads to it
+_DETOURS = frozenset({"CamelServiceUsed", "SupplServiceUsedList", "ValueAddedServiceUsedList"})
+
+
 @functools.cache
 def _event_paths(release: int, event_type: str, target: str) -> tuple[str, ...]:
-    """Type names from an event type down to the first ``target`` inside it (breadth first)."""
+    """Type names from an event type down to the first ``target`` inside it (breadth first).
+
+    The shortest route that avoids :data:`_DETOURS` wins, so that e.g. an MOC's TaxCode is
+    placed under BasicServiceUsed/ChargeInformation (the call's own charge, which the checks
+    read), not under CamelServiceUsed, which is nearer.
+    """
+    return (
+        _shortest(release, event_type, target, _DETOURS)
+        or _shortest(release, event_type, target, frozenset())
+        or (event_type,)
+    )
+
+
+def _shortest(
+    release: int, event_type: str, target: str, avoid: frozenset[str]
+) -> tuple[str, ...] | None:
     g = asn1.grammar("tap", release)
     todo: list[tuple[str, ...]] = [(event_type,)]
-    seen = {event_type}
+    seen = {event_type, *avoid}
     while todo:
         nxt: list[tuple[str, ...]] = []
         for path in todo:
@@ -113,7 +134,7 @@ def _event_paths(release: int, event_type: str, target: str) -> tuple[str, ...]:
                     seen.add(child.type_name)
                     nxt.append((*path, child.type_name))
         todo = nxt
-    return (event_type,)
+    return None
 
 
 @functools.cache

@@ -140,6 +140,10 @@ def check_tap(data: bytes, *, file: str, settings: Settings) -> TapChecked:
 
     Never raises on bad input: an undecodable file gives a fatal ``tb.syntax`` finding (the
     sender, recipient and FSN then come from the file name so that a RAP can still be sent).
+    A header that does not tell the release the usual way (BatchControlInfo or
+    SpecificationVersionNumber missing, SpecificationVersionNumber not 3) is not undecodable:
+    the file is read as of its ReleaseVersionNumber (3.12 without one) and the header error is
+    reported as its own rule.
     """
     named = parse_tap_name(file)
     out = TapChecked(file=file, data=data, kind="unreadable")
@@ -147,14 +151,14 @@ def check_tap(data: bytes, *, file: str, settings: Settings) -> TapChecked:
     if named:
         out.test, out.sender, out.recipient, out.fsn = named
     try:
-        info = asn1.sniff(data)
+        info = asn1.sniff(data, lenient=True)
     except DecodeError as exc:
         rs = rules_for(12, settings.partner(out.sender).rules)
         out.add(rs.make("tb.syntax", exc.reason, byte_offset=exc.offset))
         return out
     out.release = info.tap_release or 12
     if info.kind == "notification":
-        _check_notification(out, data, settings)
+        _check_notification(out, data, settings, info)
         return out
     if info.kind != "tap":
         rs = rules_for(out.release, settings.partner(out.sender).rules)
@@ -162,7 +166,7 @@ def check_tap(data: bytes, *, file: str, settings: Settings) -> TapChecked:
         return out
     out.kind = "tap"
     try:
-        batch = fast.decode_tap(data, file=file)
+        batch = fast.decode_tap(data, file=file, info=info)
     except DecodeError as exc:
         rs = rules_for(out.release, settings.partner(out.sender).rules)
         out.add(rs.make("tb.syntax", exc.reason, byte_offset=exc.offset))
@@ -183,7 +187,8 @@ def check_tap(data: bytes, *, file: str, settings: Settings) -> TapChecked:
     for p in batch.problems:
         _problem(out, rs, p)
     _check_structure(out, rs, batch)
-    _check_bci(out, rs, bci, settings, file, "batchControlInfo")
+    if "batchControlInfo" in batch.groups:  # a missing group is one finding, not one per item
+        _check_bci(out, rs, bci, settings, file, "batchControlInfo")
     _check_accounting(out, rs, batch.groups.get("accountingInfo"), batch.events)
     _check_network(out, rs, batch.groups.get("networkInfo"))
     _check_audit(out, rs, batch)
@@ -209,8 +214,8 @@ def _problem(out: TapChecked, rs: RuleSet, p: fast.DecodeProblem) -> None:
         out.add(rs.make("tb.syntax", p.message, byte_offset=p.offset))
         return
     rule = _PROBLEM_RULES.get((p.context or "", p.code or 0), "event.syntax")
-    kind = None
-    if p.event_index < out.events.num_rows:
+    kind = p.event_kind
+    if kind is None and p.event_index < out.events.num_rows:
         kind = out.events.column("event_kind")[p.event_index].as_py()
     out.add(
         rs.make(
@@ -439,10 +444,33 @@ def _total(events: pa.Table, column: str, refund: bool) -> int:
     return int(pc.sum(pc.fill_null(events.column(column).filter(mask), 0)).as_py() or 0)
 
 
+_PER_CHARGE_TYPE = ("totalCharge", "totalChargeRefund")  # in TotalChargeValueList up to 3.10
+
+
+def _charge_totals(aci: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """The AuditControlInfo with ``totalCharge`` and ``totalChargeRefund`` as TAP 3.11+ has them.
+
+    Up to TAP 3.10 they are given per chargeType in TotalChargeValueList; the chargeType 00 entry
+    is the one TD.57 checks (sum of the chargeType 00 charges). Returns the view and the
+    occurrence of that entry in the list (1 from 3.11, for the RAP ErrorContext). The entries of
+    other charge types are not reconciled (the event table sums chargeTypes 00, 01 and 03 only).
+    """
+    entries = aci.get("totalChargeValueList")
+    if entries is None:
+        return aci, 1
+    view = {k: v for k, v in aci.items() if k != "totalChargeValueList"}
+    for i, entry in enumerate(entries, start=1):
+        if _text(entry.get("chargeType")) == "00":
+            view.update({m: entry[m] for m in _PER_CHARGE_TYPE if m in entry})
+            return view, i
+    return view, 1
+
+
 def _check_audit(out: TapChecked, rs: RuleSet, batch: fast.TapBatch) -> None:
     aci = batch.groups.get("auditControlInfo")
     if aci is None:
         return
+    aci, charge_at = _charge_totals(aci)
     ev = batch.events
     for member, rule in (
         ("totalCharge", "aci.total_charge_missing"),
@@ -482,13 +510,16 @@ def _check_audit(out: TapChecked, rs: RuleSet, batch: fast.TapBatch) -> None:
         if got is None and member in ("totalChargeRefund", "totalTaxRefund"):
             got = 0  # present only when > 0
         if got is not None and got != want:
-            out.add(rs.make(rule, f"{member} is {got}, the events give {want}"))
+            occurrence = charge_at if member in _PER_CHARGE_TYPE else 1
+            message = f"{member} is {got}, the events give {want}"
+            out.add(rs.make(rule, message, occurrence=occurrence))
     for member, rule in (
         ("totalChargeRefund", "refund_total.zero"),
         ("totalTaxRefund", "tax_refund_total.zero"),
     ):
         if aci.get(member) == 0:
-            out.add(rs.make(rule, f"{member} is present with value 0"))
+            occurrence = charge_at if member in _PER_CHARGE_TYPE else 1
+            out.add(rs.make(rule, f"{member} is present with value 0", occurrence=occurrence))
     count = aci.get("callEventDetailsCount")
     if count is not None and count < 1:
         out.add(rs.make("count.range", f"CallEventDetailsCount {count}"))
@@ -690,10 +721,12 @@ def _tax_off(tax: Any, base: Any, rate: Any, tol: int) -> Any:
     return off
 
 
-def _check_notification(out: TapChecked, data: bytes, settings: Settings) -> None:
+def _check_notification(
+    out: TapChecked, data: bytes, settings: Settings, info: asn1.FileInfo
+) -> None:
     out.kind = "notification"
     try:
-        value = asn1.decode(data, file=out.file).value
+        value = asn1.decode(data, file=out.file, info=info).value
     except DecodeError as exc:
         rs = rules_for(out.release, settings.partner(out.sender).rules)
         out.add(rs.make("tb.syntax", exc.reason, byte_offset=exc.offset))
