@@ -1,0 +1,71 @@
+"""Settlement: the daily operations and monthly settlement workbooks, and the run summary.
+
+The public API (called by ``clearing nightly`` / ``clearing monthly`` and ``clearing settle``)::
+
+    from clearing.settle import daily_workbook, monthly_workbook, render_summary
+
+    path = daily_workbook(workdir, date(2026, 11, 22), run_id="20261123T021500-ab12")
+    path = monthly_workbook(workdir, "2026-11", run_id="...")
+    text = render_summary(summary, fmt="text")  # or "html" for the mail
+
+Workbooks are written under ``<workdir>/out/settlement/`` (``daily/`` and ``monthly/``) from
+what the validate and rate stages left in the lake and ``clearing.duckdb``; they never change
+those inputs. See ``reports/README.md`` for every sheet and column.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from clearing.settle._lake import MissingInputError
+from clearing.settle._summary import RunSummary, render_summary
+
+if TYPE_CHECKING:
+    from datetime import date
+    from pathlib import Path
+
+__all__ = [
+    "MissingInputError",
+    "RunSummary",
+    "daily_workbook",
+    "monthly_workbook",
+    "render_summary",
+]
+
+
+def daily_workbook(workdir: Path, day: date, *, run_id: str | None = None) -> Path:
+    """Write the daily operations workbook of processing date ``day``; return its path.
+
+    ``<workdir>/out/settlement/daily/settlement_daily_<HOME>_<day>.xlsx``. Same inputs → same
+    content; a re-run whose content is unchanged leaves the file as it is (same bytes).
+
+    Raises:
+        MissingInputError: validate or rate has not run for ``day`` (the message says what to
+            run).
+        ConfigError: no ``clearing.toml``, or the fx table lacks a rate that is needed.
+    """
+    from clearing import config
+    from clearing.settle._daily import build_daily, daily_path
+    from clearing.settle._issue import write_daily
+
+    home = config.load(workdir).home.tadig
+    book = build_daily(workdir, day, run_id=run_id)
+    return write_daily(book, daily_path(workdir, home, day))
+
+
+def monthly_workbook(workdir: Path, period: str, *, run_id: str | None = None) -> Path:
+    """Write the monthly settlement workbook of ``period`` (``YYYY-MM``); return its path.
+
+    ``<workdir>/out/settlement/monthly/settlement_monthly_<HOME>_<period>_v<N>.xlsx``: TAP
+    partners over the calendar month, CIBER partners over the CIBER settlement period that
+    ends on the 15th of the month (16th of the month before to the 15th). An issued workbook is
+    never overwritten: a re-run with the same content returns the latest issue, a re-run with
+    other content (late TAP, RAP, corrected rates) writes the next version.
+
+    Raises:
+        MissingInputError: no processing date of the period was validated and rated.
+        ConfigError: bad period, no ``clearing.toml``, or a missing fx rate.
+    """
+    from clearing.settle._monthly import write_monthly
+
+    return write_monthly(workdir, period, run_id=run_id)
