@@ -1,4 +1,4 @@
-"""The main job of `make demo`, until the nightly run exists: inspect and validate the inputs.
+"""The main job of `make demo`: inspect the sample files, then run the nightly on them.
 
 ``python -m clearing.demo SAMPLES_DIR WORK_DIR`` reads every file under ``SAMPLES_DIR`` (TAP,
 Notification, RAP, ACK, NRT, CIBER), writes into ``WORK_DIR/inspect/``:
@@ -7,8 +7,11 @@ Notification, RAP, ACK, NRT, CIBER), writes into ``WORK_DIR/inspect/``:
 * ``<file>.events.parquet`` — the normalised event table (TAP and CIBER files);
 * ``<file>.error.txt`` — the one-line reason, for a file that cannot be read (planted faults);
 
-and prints one line per file plus totals. Exit code 0 when it ran (bad input files are the
-demo's planted faults, reported, not fatal), 2 when a folder is missing.
+and prints one line per file plus totals. Then it makes ``WORK_DIR`` a work folder of the
+sample world (:func:`prepare`) and runs ``clearing nightly`` for the sample day 2026-11-22,
+printing the stages and the run summary. Exit code 0 when it ran (bad input files and records
+are the demo's planted faults, reported, not fatal), 2 when a folder is missing or the config
+is wrong, 3 for a transport problem.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from clearing.errors import ClearingError
 
 __all__ = ["main", "run"]
 
-_SKIP_SUFFIXES = {".md", ".txt", ".json", ".csv", ".yaml", ".yml", ".toml"}
+_SKIP_SUFFIXES = {".md", ".txt", ".json", ".csv", ".yaml", ".yml", ".toml", ".parquet"}
 
 
 def run(samples: Path, work: Path) -> tuple[int, int, int]:
@@ -95,50 +98,76 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: `{samples}` is not a folder", file=sys.stderr)
         return 2
     run(samples, work)
-    validate(samples, work)
-    return 0
+    code = nightly(samples, work)
+    if code == 1:
+        print(
+            "exit code 1: the data problems above are the samples' planted faults "
+            "(data_samples/README.md); the run itself went through"
+        )
+        return 0
+    return code
 
 
 _DEMO_DAY = "2026-11-22"
+_ROOT = Path(__file__).resolve().parents[1]
 
 
-def validate(samples: Path, work: Path) -> None:
-    """Validate the sample day in ``work`` as a work folder (config written if missing)."""
-    import datetime as dt
+def prepare(samples: Path, work: Path) -> None:
+    """Make ``work`` a work folder of the sample world (first time only).
+
+    ``clearing.toml`` of the sample world (a folder transport per partner), the reference data
+    of the repository's ``rates/`` (sources copied, then imported), the partners' files of
+    ``samples/tap`` and ``samples/ciber`` put in their exchange folders (the nightly collects
+    them from there), and our network's CDR export ``samples/cdr`` in ``inbox/cdr``.
+    """
     import shutil
 
-    from clearing.config import WorkDir
-    from clearing.samples.ciber import CIBER_PARTNERS
-    from clearing.samples.tap import PARTNERS
-    from clearing.validate.stage import validate_day
+    from clearing.rating._refdata import import_rates
+    from clearing.samples.workdir import REMOTE_IN, config_text, make_exchange
+    from clearing.validate.tap import parse_tap_name
 
-    wd = WorkDir(work)
-    if not wd.config.exists():
-        lines = ['[home]\ntadig = "HKGCL"\nsid_bid = "60099"\n']
-        lines += [f"\n[partners.{p.tadig}]\n" for p in PARTNERS]
-        lines += [f'\n[partners.{p.sid_bid}]\nstandard = "ciber"\n' for p in CIBER_PARTNERS]
-        _write(wd.config, "".join(lines))
-    day = dt.date.fromisoformat(_DEMO_DAY)
-    folder = work / "work" / _DEMO_DAY / "in"
-    folder.mkdir(parents=True, exist_ok=True)
-    inputs = []
+    if (work / "clearing.toml").exists():
+        return
+    sources = work / "rates" / "sources"
+    sources.mkdir(parents=True, exist_ok=True)
+    for src in sorted((_ROOT / "rates" / "sources").glob("*.csv")):
+        shutil.copy2(src, sources / src.name)
+    import_rates(work / "rates")
     for sub in ("tap", "ciber"):
         for p in sorted((samples / sub).glob("*")):
-            if p.is_file() and not p.name.startswith("."):
-                shutil.copy2(p, folder / p.name)
-                inputs.append(folder / p.name)
-    result = validate_day(wd, day, inputs)
-    print(f"\nvalidate {_DEMO_DAY}:")
-    summaries = [f.summary() for f in result.files] + [c.summary() for c in result.ciber]
-    for s in summaries:
-        bad = [x for x in s["findings"] if x["severity"] != "warning"]
-        print(
-            f"  {s['file']:<38} {s['outcome']:<10} in {s['counts']['in']:>4}  "
-            f"accepted {s['counts']['accepted']:>4}  {len(bad)} fatal/severe finding(s)"
-        )
-    print(f"  reconciliation: {result.reconciliation()}")
-    outs = [p.name for p in result.raps] + [n for c in result.ciber for n in c.returns]
-    print(f"  returns written to {work / 'out'}: {', '.join(outs) or 'none'}")
+            if not p.is_file() or p.name.startswith("."):
+                continue
+            if parse_tap_name(p.name):
+                partner = p.name[2:7]
+            elif p.name.startswith("CIBER_") and p.name.count("_") >= 2:
+                partner = p.name.split("_")[1]
+            else:
+                continue  # not a partner file name (e.g. a damaged sample): inspected only
+            target = work / "exchange" / partner / REMOTE_IN / p.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(p, target)
+    make_exchange(work)
+    cdr = work / "inbox" / "cdr"
+    cdr.mkdir(parents=True, exist_ok=True)
+    for p in sorted((samples / "cdr").glob("CDR_*")):
+        shutil.copy2(p, cdr / p.name)
+    _write(work / "clearing.toml", config_text())
+
+
+def nightly(samples: Path, work: Path) -> int:
+    """Run the nightly of the sample day in ``work``; print the run summary; its exit code."""
+    import datetime as dt
+
+    from clearing.pipeline import run_nightly
+    from clearing.pipeline.runlog import ConsoleLog
+    from clearing.pipeline.summary import summary_of, write_summaries
+
+    prepare(samples, work)
+    print(f"\nclearing nightly --workdir {work} --date {_DEMO_DAY}")
+    run = run_nightly(work, dt.date.fromisoformat(_DEMO_DAY), log=ConsoleLog(sys.stdout))
+    text, _ = write_summaries(run, summary_of(run))
+    print(text)
+    return run.exit_code
 
 
 if __name__ == "__main__":

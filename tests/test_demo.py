@@ -50,3 +50,33 @@ def test_demo_reports_planted_ciber_faults(tmp_path: Path, capsys: object) -> No
     line = next(x for x in out.splitlines() if x.startswith("ciber/CIBER_16425"))
     # data_samples/README.md: partner 16425's trailer total is 1.00 too high
     assert "trailer total 7156 differs" in line
+
+
+def test_demo_runs_the_nightly_on_the_samples(tmp_path: Path, capsys: object) -> None:
+    import pytest
+
+    cap = capsys
+    assert isinstance(cap, pytest.CaptureFixture)
+    work = tmp_path / "var"
+    assert main([str(ROOT / "data_samples"), str(work)]) == 0
+    out = cap.readouterr().out
+    assert "Record identity" in out
+    (run_dir,) = (work / "runs").iterdir()
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    # data_samples/README.md: 1500 TAP events + 16 CIBER records; 1500 CDR rows in cdr/
+    cdr_rows = (ROOT / "data_samples" / "cdr" / "CDR_HKGCL_20261122_001.csv").read_text().count(
+        "\n"
+    ) - 1
+    cdr_rows += pq.ParquetFile(
+        ROOT / "data_samples" / "cdr" / "CDR_HKGCL_20261122_002.parquet"
+    ).metadata.num_rows
+    assert cdr_rows == 1500
+    assert manifest["reconciliation"]["in"] == 1500 + 16 + cdr_rows
+    assert manifest["reconciliation"]["difference"] == 0
+    assert (work / manifest["workbook"]).is_file()
+    assert (run_dir / "summary.html").read_text().lstrip().lower().startswith("<!doctype html")
+    # a second `make demo` is a re-run of the same date: same outputs, nothing fetched again
+    assert main([str(ROOT / "data_samples"), str(work)]) == 0
+    second = max((work / "runs").iterdir())
+    m2 = json.loads((second / "manifest.json").read_text())
+    assert m2["outputs"] == manifest["outputs"]

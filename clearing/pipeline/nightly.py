@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
 
     from clearing.pipeline.runlog import RunLog
     from clearing.rating.run import RateSummary
-    from clearing.validate.stage import ValidateResult
 
 __all__ = [
     "NIGHTLY_STAGES",
@@ -77,6 +77,15 @@ _LAKE_TABLES = (
     "iot_findings",
     "retail",
 )
+
+
+@dataclass(frozen=True)
+class Validated:
+    """What later stages need of the validate stage (not its event tables: memory)."""
+
+    raps: list[Path]
+    returns: list[Path]
+    reconciliation: dict[str, int]
 
 
 class NightlyOptions:
@@ -205,14 +214,11 @@ def _register(wd: config.WorkDir, day: date, run: Run) -> dict[str, Any]:
 
     outbox = Outbox(wd.db)
     files: list[tuple[Path, str, str]] = []
-    validated: ValidateResult | None = run.facts_obj.get("validate")
+    validated: Validated | None = run.facts_obj.get("validate")
     rated: RateSummary | None = run.facts_obj.get("rate")
     if validated is not None:
         files += [(p, p.name[7:12], "rap") for p in validated.raps]
-        for c in validated.ciber:
-            files += [
-                (wd.out / "ciber_returns" / n, n.split("_")[2], "ciber_return") for n in c.returns
-            ]
+        files += [(p, p.name.split("_")[2], "ciber_return") for p in validated.returns]
     if rated is not None:
         files += [(f.path, f.partner, f.kind) for f in rated.outbound]
     ack_dir = wd.out / "ack"
@@ -288,7 +294,11 @@ def _stages(wd: config.WorkDir, day: date, run: Run, opts: NightlyOptions) -> No
 
     def validate() -> dict[str, Any]:
         result = validate_day(wd, day, partner_files)
-        run.facts_obj["validate"] = result
+        run.facts_obj["validate"] = Validated(
+            list(result.raps),
+            [wd.out / "ciber_returns" / n for c in result.ciber for n in c.returns],
+            result.reconciliation(),
+        )
         for f in result.files:
             if f.fatal:
                 run.problem(EXIT_DATA, f"validate: {f.file} rejected (fatal), returned in a RAP")
@@ -346,7 +356,9 @@ def _stages(wd: config.WorkDir, day: date, run: Run, opts: NightlyOptions) -> No
     def settle() -> dict[str, Any]:
         from clearing.settle import daily_workbook
 
-        path = daily_workbook(wd.root, day, run_id=run.run_id)
+        # no run id inside: a re-run of the date must give the same bytes (the manifest
+        # names the workbook and its hash instead)
+        path = daily_workbook(wd.root, day)
         run.outputs.append(path)
         run.facts["workbook"] = os.path.relpath(path, wd.root)
         return {"workbook": path.name}
@@ -359,16 +371,14 @@ def _stages(wd: config.WorkDir, day: date, run: Run, opts: NightlyOptions) -> No
 
 def _summarise(wd: config.WorkDir, day: date, run: Run) -> None:
     """The run's reconciliation (partner events and visitor CDRs together) and outputs."""
-    validated: ValidateResult | None = run.facts_obj.get("validate")
+    validated: Validated | None = run.facts_obj.get("validate")
     rated: RateSummary | None = run.facts_obj.get("rate")
     rec = dict.fromkeys(("in", "accepted", "returned", "duplicate", "late", "quarantined"), 0)
     if validated is not None:
-        for k, v in validated.reconciliation().items():
+        for k, v in validated.reconciliation.items():
             if k in rec:
                 rec[k] += v
-        run.outputs += validated.raps
-        for c in validated.ciber:
-            run.outputs += [wd.out / "ciber_returns" / n for n in c.returns]
+        run.outputs += validated.raps + validated.returns
     if rated is not None:
         # visitors' CDRs: rated = accepted; held by the reader or not rateable = quarantined
         rec["in"] += rated.records_in

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import os
 from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from clearing.errors import ClearingError
 
 if TYPE_CHECKING:
     from clearing.pipeline.run import Run
@@ -17,34 +20,84 @@ if TYPE_CHECKING:
 __all__ = ["summary_of", "write_summaries"]
 
 
-def _amount(amount: int, scale: int) -> str:
-    return f"{Decimal(amount).scaleb(-scale):,.{scale}f}"
+def _note(detail: dict[str, Any]) -> str:
+    return ", ".join(
+        f"{k.replace('_', ' ')} {v}" for k, v in detail.items() if not isinstance(v, list | dict)
+    )
 
 
 def summary_of(run: Run) -> dict[str, Any]:
-    """The summary of ``run`` as a plain dict (JSON-able, stable keys)."""
+    """The summary of ``run`` (the fields of :class:`clearing.settle.RunSummary`)."""
+    from clearing import config
+
     m = run.manifest(hashes=False)
+    try:
+        home = config.load(run.workdir).home.tadig
+    except ClearingError:
+        home = ""
+    counts: dict[str, int] = {}
+    for stage in m["stages"]:
+        for k, v in (stage.get("detail") or {}).items():
+            if isinstance(v, int) and not isinstance(v, bool):
+                counts[f"{stage['name']}: {k.replace('_', ' ')}"] = v
     money = run.facts.get("money") or {}
-    workbooks = [run.facts[k] for k in ("workbook", "monthly_workbook") if run.facts.get(k)]
+    values = [
+        {
+            "label": f"{side} {r['partner']}",
+            "amount": Decimal(r["amount"]).scaleb(-r["scale"]),
+            "currency": r["currency"],
+        }
+        for side in ("receivable", "payable")
+        for r in money.get(side, [])
+    ]
+    returns = [
+        {"partner": _partner(p), "file": Path(p).name, "kind": _kind(p)}
+        for p in (x["path"] for x in m["outputs"])
+        if p.startswith(("out/rap/", "out/ciber_returns/"))
+    ]
+    workbooks = [
+        {"label": k.replace("_", " "), "path": run.facts[k]}
+        for k in ("workbook", "monthly_workbook")
+        if run.facts.get(k)
+    ]
+    workbooks.append(
+        {"label": "manifest", "path": os.path.relpath(run.dir / "manifest.json", run.workdir)}
+    )
     return {
-        "run_id": run.run_id,
         "kind": run.kind,
-        "label": run.label,
-        "status": run.status,
-        "exit_code": run.exit_code,
-        "seconds": m["seconds"],
-        "stages": m["stages"],
-        "reconciliation": run.reconciliation,
-        "problems": list(run.problems),
-        "receivable": [
-            {**r, "text": _amount(r["amount"], r["scale"])} for r in money.get("receivable", [])
+        "run_id": run.run_id,
+        "date": run.label,
+        "home": home,
+        "status": {"ok": "ok", "problems": "warning"}.get(run.status, "failed"),
+        "started": m["started"],
+        "stages": [
+            {
+                "name": st["name"],
+                "status": st["status"],
+                "seconds": st["seconds"],
+                "note": st.get("error") or _note(st.get("detail") or {}),
+            }
+            for st in m["stages"]
         ],
-        "payable": [
-            {**r, "text": _amount(r["amount"], r["scale"])} for r in money.get("payable", [])
+        "counts": counts,
+        "identity": run.reconciliation,
+        "values": values,
+        "returns": returns,
+        "anomalies": [
+            {"severity": "error" if run.exit_code in (2, 3) else "warning", "message": p}
+            for p in run.problems
         ],
         "workbooks": workbooks,
-        "manifest": os.path.relpath(run.dir / "manifest.json", run.workdir),
     }
+
+
+def _partner(path: str) -> str:
+    name = Path(path).name
+    return name.split("_")[2] if name.startswith("CIBER_") else name[7:12]
+
+
+def _kind(path: str) -> str:
+    return "CIBER return" if path.startswith("out/ciber_returns/") else "RAP"
 
 
 def write_summaries(run: Run, summary: dict[str, Any]) -> tuple[str, str]:

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from datetime import date
     from pathlib import Path
 
-__all__ = ["World", "config_text", "generate_world", "split_world"]
+__all__ = ["World", "config_text", "generate_world", "make_exchange", "split_world"]
 
 REMOTE_IN = f"to_{HOME_TADIG.lower()}"
 REMOTE_OUT = f"from_{HOME_TADIG.lower()}"
@@ -141,15 +141,20 @@ def generate_world(out: Path, *, day: date, events: int = 2000, seed: int = 1) -
     for path in generate_ciber(out / ".generate", seed=seed, day=day):
         partner_files.append(_deliver(path, _ciber_sender(path.name), out))
     (out / ".generate").rmdir()
-    for code in [p.tadig for p in PARTNERS] + [c.sid_bid for c in CIBER_PARTNERS]:
-        (out / "exchange" / code / REMOTE_IN).mkdir(parents=True, exist_ok=True)
-        (out / "exchange" / code / REMOTE_OUT).mkdir(parents=True, exist_ok=True)
+    make_exchange(out)
     cdr_files = write_visitor_cdrs(out / "inbox" / "cdr", events=cdrs, seed=seed, day=day)
     tmp = config.with_name(config.name + ".tmp")
     tmp.write_text(config_text(), encoding="utf-8")
     tmp.replace(config)  # last: a folder with a config is a finished world
     other.insert(0, config)
     return World(out, day, tap_events, cdrs, partner_files, cdr_files, other)
+
+
+def make_exchange(out: Path) -> None:
+    """The folder-transport exchange folders of every partner of the sample world."""
+    for code in [p.tadig for p in PARTNERS] + [c.sid_bid for c in CIBER_PARTNERS]:
+        (out / "exchange" / code / REMOTE_IN).mkdir(parents=True, exist_ok=True)
+        (out / "exchange" / code / REMOTE_OUT).mkdir(parents=True, exist_ok=True)
 
 
 def _tap_sender(name: str) -> str:

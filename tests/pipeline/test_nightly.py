@@ -1,0 +1,286 @@
+"""`clearing nightly` on a generated world, as cron or an operator runs it.
+
+Expected figures come from the world itself (what the generator wrote: TAP events, CIBER
+records, CDR rows), from the files on disk, or from a second, uninterrupted run — never from
+the run under test.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pyarrow.parquet as pq
+import pytest
+from .conftest import DAY, ROOT, snapshot, state
+
+from clearing.codecs.ciber import decode as decode_ciber
+from clearing.pipeline import NightlyOptions, claim_inputs, run_backfill, run_nightly
+from clearing.pipeline.lock import LOCK_NAME
+
+if TYPE_CHECKING:
+    from .conftest import Cli
+
+    from clearing.samples.workdir import World
+
+STAGES_OK = {"collect", "claim", "validate", "receive", "rate", "retail", "outbox", "send"}
+
+
+def _usage_records(world: World) -> tuple[int, int, int]:
+    """(TAP events, CIBER records, CDR rows) the generator wrote, counted from its files."""
+    ciber = 0
+    for p in world.partner_files:
+        if p.name.startswith("CIBER_"):
+            ciber += decode_ciber(p.read_bytes(), file=p.name).events.num_rows
+    csv_file, parquet_file = world.cdr_files
+    rows = csv_file.read_text(encoding="utf-8").count("\n") - 1
+    rows += pq.ParquetFile(parquet_file).metadata.num_rows
+    return world.tap_events, ciber, rows
+
+
+def test_nightly_cli_runs_the_whole_day(world: Path, world_source: World, clearing: Cli) -> None:
+    r = clearing("nightly", "--workdir", str(world), "--date", DAY.isoformat(), "--json")
+    # the world has a planted CIBER batch fault (a partner's trailer total is off by $1):
+    # that batch is rejected → a data problem, exit code 1; everything else is processed
+    assert r.returncode == 1, r.stderr
+    lines = [json.loads(x) for x in r.stdout.splitlines()]
+    ends = {x["stage"]: x for x in lines if x["event"] == "stage_end"}
+    assert {k for k, v in ends.items() if v["status"] == "ok"} >= STAGES_OK
+    manifest_line = lines[-1]
+    assert manifest_line["event"] == "manifest"
+    run_dir = world / "runs" / manifest_line["run_id"]
+    manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["status"] == "problems"
+    assert manifest["exit_code"] == 1
+    assert any("16425" in p and "batch rejected" in p for p in manifest["problems"])
+
+    # reconciliation: in = everything the generator wrote, and nothing lost
+    tap, ciber, cdrs = _usage_records(world_source)
+    rec = manifest["reconciliation"]
+    assert rec["in"] == tap + ciber + cdrs
+    assert rec["difference"] == 0
+    assert rec["in"] == sum(
+        rec[k] for k in ("accepted", "returned", "duplicate", "late", "quarantined")
+    )
+    # the CDR export plants 3 bad rows and 1 visitor of no partner: held, not lost
+    assert rec["quarantined"] == 4
+
+    # every input and output is listed with the SHA-256 of the bytes on disk
+    listed = {x["path"]: x for x in manifest["inputs"] + manifest["outputs"]}
+    for rel, entry in listed.items():
+        path = world / rel
+        assert path.stat().st_size == entry["bytes"]
+        assert snapshot_one(path) == entry["sha256"]
+    assert sum(1 for x in manifest["inputs"] if x["path"].startswith("work/2026-11-22/in/")) == 9
+    tap_out = [x for x in manifest["outputs"] if x["path"].startswith("out/tap/CD")]
+    # one TransferBatch per GSM partner with visitors, a Notification for SGPS9 (no visitors)
+    gsm = ["CHEC9", "DEUD9", "FRAF9", "GBRG9", "JPNJ9", "SGPS9", "USAU9"]
+    assert sorted(Path(x["path"]).name for x in tap_out) == [f"CDHKGCL{p}00001" for p in gsm]
+    assert all(s["seconds"] >= 0 for s in manifest["stages"])
+
+    # partners' files were collected and claimed; ours were sent to their exchange folders
+    assert not any((world / "inbox").glob("CD*"))
+    for entry in tap_out:
+        name = Path(entry["path"]).name
+        partner = name[7:12]
+        sent = world / "exchange" / partner / "from_hkgcl" / name
+        assert sent.read_bytes() == (world / entry["path"]).read_bytes()
+    rap_or_return = [
+        x for x in manifest["outputs"] if x["path"].startswith(("out/rap/", "out/ciber_returns/"))
+    ]
+    assert rap_or_return  # the rejected CIBER batch goes back to its partner
+    for entry in rap_or_return:
+        name = Path(entry["path"]).name
+        partner = name.split("_")[2] if name.startswith("CIBER_") else name[7:12]
+        assert (world / "exchange" / partner / "from_hkgcl" / name).is_file()
+
+
+def snapshot_one(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_rerun_gives_the_same_bytes_and_state(world: Path, tmp_path: Path) -> None:
+    twin = tmp_path / "twin"
+    shutil.copytree(world, twin)
+    opts = NightlyOptions(settle=False)
+    first = run_nightly(world, DAY, options=opts)
+    run_nightly(twin, DAY, options=opts)
+    again = run_nightly(twin, DAY, options=opts)
+    assert first.reconciliation == again.reconciliation
+    assert snapshot(world) == snapshot(twin)
+    assert state(world) == state(twin)
+    # the second run of twin had nothing new to fetch and nothing due to send
+    stages = {s["name"]: s for s in again.manifest()["stages"]}
+    assert stages["collect"]["detail"]["fetched"] == 0
+    assert stages["send"]["detail"]["sent"] == 0
+
+
+def _run_and_kill(world: Path, stage: str) -> None:
+    """Start `clearing nightly --json`, SIGKILL it once ``stage`` has started."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "clearing.cli", "nightly", "--workdir", str(world)]
+        + ["--date", DAY.isoformat(), "--json", "--no-send"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=ROOT,
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        event = json.loads(line)
+        if event["event"] == "stage_start" and event["stage"] == stage:
+            time.sleep(0.05)  # inside the stage
+            break
+    else:
+        pytest.fail(f"the run ended before stage {stage}")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    proc.stdout.close()
+    assert proc.returncode == -signal.SIGKILL
+
+
+@pytest.mark.parametrize("stage", ["claim", "validate", "rate", "retail", "outbox"])
+def test_killed_then_rerun_ends_like_an_uninterrupted_run(
+    world: Path, tmp_path: Path, stage: str
+) -> None:
+    reference = tmp_path / "reference"
+    shutil.copytree(world, reference)
+    opts = NightlyOptions(send=False, settle=False)
+    run_nightly(reference, DAY, options=opts)
+
+    _run_and_kill(world, stage)
+    killed = sorted((world / "runs").iterdir())[-1]
+    manifest = json.loads((killed / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["status"] == "running"  # the killed run says where it stopped
+    rerun = run_nightly(world, DAY, options=opts)
+    assert rerun.reconciliation is not None
+    assert rerun.reconciliation["difference"] == 0
+    assert snapshot(world) == snapshot(reference)
+    assert state(world) == state(reference)
+
+
+def test_one_run_at_a_time(world: Path, clearing: Cli) -> None:
+    fd = os.open(world / LOCK_NAME, os.O_RDWR | os.O_CREAT)
+    try:
+        os.write(fd, b"nightly 2026-11-22 (pid 4242, since 2026-11-23T02:00:00Z)\n")
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        r = clearing("nightly", "--workdir", str(world), "--date", DAY.isoformat())
+    finally:
+        os.close(fd)
+    assert r.returncode == 2
+    assert "busy" in r.stderr
+    assert "pid 4242" in r.stderr
+    assert not (world / "runs").exists()  # nothing was started
+
+
+def test_no_config_is_exit_2(tmp_path: Path, clearing: Cli) -> None:
+    r = clearing("nightly", "--workdir", str(tmp_path), "--date", DAY.isoformat())
+    assert r.returncode == 2
+    assert "clearing.toml" in r.stderr
+    r = clearing("nightly", "--workdir", str(tmp_path), "--date", "22.11.2026")
+    assert r.returncode == 2
+
+
+def test_an_unreachable_partner_is_exit_3_and_the_rest_is_done(world: Path, clearing: Cli) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = world / "clearing.toml"
+    text = cfg.read_text(encoding="utf-8")
+    folder = (
+        '[transport.partners.GBRG9]\nkind = "folder"\nroot = "exchange/GBRG9"\n'
+        'remote_in = "to_hkgcl"\nremote_out = "from_hkgcl"\nafter_fetch = "keep"\n'
+    )
+    assert folder in text
+    sftp = (
+        f'[transport.partners.GBRG9]\nkind = "sftp"\nhost = "127.0.0.1"\nport = {port}\n'
+        'username = "hkgcl"\nkey_file = "keys/id"\nknown_hosts = "keys/known_hosts"\n'
+        "timeout = 2\n"
+    )
+    cfg.write_text(text.replace(folder, sftp).replace("retry_attempts = 3", "retry_attempts = 1"))
+    r = clearing("nightly", "--workdir", str(world), "--date", DAY.isoformat(), "--json")
+    assert r.returncode == 3, r.stderr
+    manifest = json.loads(r.stdout.splitlines()[-1])
+    assert any(p.startswith("collect: GBRG9") for p in manifest["problems"])
+    assert any(p.startswith("send: ") and "GBRG9" in p for p in manifest["problems"])
+    inputs = sorted(p.name for p in (world / "work" / "2026-11-22" / "in").iterdir())
+    assert len(inputs) == 8  # every other partner's file was collected and processed
+    assert not any("GBRG9" in n for n in inputs)
+    # the GBRG9 TAP-out stays due for the next `clearing send`
+    r = clearing("transport", "status", "--workdir", str(world))
+    gb = [x.split("\t") for x in r.stdout.splitlines() if "\tGBRG9\t" in x]
+    assert gb
+    assert all(x[3] == "failed" for x in gb)
+
+
+def test_claim_moves_inbox_files_once_and_finishes_a_killed_claim(world: Path) -> None:
+    from clearing.config import WorkDir
+
+    wd = WorkDir(world)
+    inbox = world / "inbox"
+    for p in (world / "exchange").glob("*/to_hkgcl/*"):
+        shutil.copy2(p, inbox / p.name)
+    names = sorted(p.name for p in inbox.iterdir() if p.is_file())
+    # a claim killed after moving two files
+    partial = world / "work" / "2026-11-22" / "in.partial"
+    partial.mkdir(parents=True)
+    for name in names[:2]:
+        (inbox / name).replace(partial / name)
+    claimed = claim_inputs(wd, DAY)
+    assert sorted(p.name for p in claimed) == names
+    assert not partial.exists()
+    assert not any(p.is_file() for p in inbox.iterdir())
+    assert (inbox / "cdr").is_dir()  # our mediation export is not a partner file
+    # a later date finds nothing waiting; the first date keeps its files
+    from datetime import timedelta
+
+    assert claim_inputs(wd, DAY + timedelta(days=1)) == []
+    assert [p.name for p in claim_inputs(wd, DAY)] == names
+
+
+def test_backfill_dry_run_then_two_days(world: Path, clearing: Cli) -> None:
+    from clearing.transport.settings import load_transport_settings
+
+    # the partners' files are already in the inbox (no collect in a backfill)
+    settings = load_transport_settings(world)
+    assert settings.partners
+    for p in (world / "exchange").glob("*/to_hkgcl/*"):
+        shutil.copy2(p, world / "inbox" / p.name)
+    r = clearing(
+        "backfill",
+        "--workdir",
+        str(world),
+        "--from",
+        "2026-11-22",
+        "--to",
+        "2026-11-23",
+        "--dry-run",
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == [
+        "2026-11-22: first run: would claim 9 file(s) waiting in inbox/; 2 CDR file(s)",
+        "2026-11-23: first run: no partner files (inbox claimed by an earlier date); 0 CDR file(s)",
+    ]
+    assert not (world / "runs").exists()
+    runs = run_backfill(world, DAY, DAY.replace(day=23), send=False)
+    assert [r.label for r in runs] == ["2026-11-22", "2026-11-23"]
+    assert [r.kind for r in runs] == ["backfill", "backfill"]
+    assert runs[0].reconciliation is not None
+    assert runs[0].reconciliation["in"] > 0
+    assert runs[1].reconciliation is not None
+    assert runs[1].reconciliation["in"] == 0
+    r = clearing("backfill", "--workdir", str(world), "--from", "2026-11-23", "--to", "2026-11-22")
+    assert r.returncode == 2
+    assert "before" in r.stderr
