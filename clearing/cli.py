@@ -39,6 +39,9 @@ def _mount() -> None:
     from clearing.pipeline.cli import register
 
     register(app)  # nightly, monthly, backfill, collect, send, resend, retail
+    from clearing.settle.cli import settle_app
+
+    app.add_typer(settle_app, name="settle")  # settle daily, settle monthly
 
 
 _mount()

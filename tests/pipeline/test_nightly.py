@@ -284,3 +284,29 @@ def test_backfill_dry_run_then_two_days(world: Path, clearing: Cli) -> None:
     r = clearing("backfill", "--workdir", str(world), "--from", "2026-11-23", "--to", "2026-11-22")
     assert r.returncode == 2
     assert "before" in r.stderr
+
+
+def test_monthly_after_nightly_on_a_generated_world(world: Path, clearing: Cli) -> None:
+    r = clearing("nightly", "--workdir", str(world), "--date", DAY.isoformat())
+    assert r.returncode == 1, r.stderr  # the planted CIBER batch fault
+    r = clearing("monthly", "--workdir", str(world), "--period", "2026-11", "--json")
+    assert r.returncode == 0, r.stderr
+    manifest = json.loads(r.stdout.splitlines()[-1])
+    stages = {s["name"]: s for s in manifest["stages"]}
+    assert stages["rerate"]["status"] == "ok"
+    # same tariffs → nothing to re-price; every rated row of the month was looked at
+    rated = sum(  # rated and unrated visitor rows (an unrated row may price now)
+        pq.ParquetFile(p).metadata.num_rows
+        for table in ("rated_visitors", "unrated_visitors")
+        for p in (world / "lake" / table).rglob("*.parquet")
+    )
+    assert stages["rerate"]["detail"]["receivable_rows"] == rated
+    assert stages["rerate"]["detail"]["changed_rows"] == 0
+    book = world / manifest["monthly_workbook"]
+    assert book.is_file()
+    first = book.read_bytes()
+    r = clearing("monthly", "--workdir", str(world), "--period", "2026-11")
+    assert r.returncode == 0, r.stderr
+    assert book.read_bytes() == first  # an issued workbook is never overwritten
+    r = clearing("monthly", "--workdir", str(world), "--period", "11/2026")
+    assert r.returncode == 2
