@@ -1,0 +1,92 @@
+"""Benchmark: `clearing nightly` on a generated world of 1 000 000 usage records.
+
+Run with `make bench` (or `pytest -m bench -s tests/bench/test_bench_nightly.py`). The world
+(`clearing samples generate --events N`: N/2 TAP-in events from six partners, N/2 visitor
+CDRs, CIBER batches) is generated once into `var/bench/world-N/` and copied for each run. The
+nightly runs as a user runs it, in its own process; its wall time and peak RSS are measured
+from outside, the time per stage is read from its manifest. The targets (issue 8) are ≤ 60 s
+and ≤ 2 GB on the project's 2-core machine; they are printed beside the figures and written to
+`var/bench/nightly.json`. `CLEARING_BENCH_EVENTS` changes N.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+ROOT = Path(__file__).parents[2]
+OUT = ROOT / "var" / "bench"
+EVENTS = int(os.environ.get("CLEARING_BENCH_EVENTS", "1000000"))
+DAY = "2026-11-22"
+TARGET_SECONDS = 60.0
+TARGET_RSS_MB = 2048.0
+
+WORKER = r"""
+import json, resource, subprocess, sys, time
+work, day = sys.argv[1], sys.argv[2]
+t0 = time.perf_counter()
+r = subprocess.run(
+    [sys.executable, "-m", "clearing.cli", "nightly", "--workdir", work, "--date", day, "--json"],
+    capture_output=True, text=True,
+)
+wall = time.perf_counter() - t0
+rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+last = json.loads(r.stdout.splitlines()[-1])
+print(json.dumps({"wall": wall, "rss_mb": rss, "exit_code": r.returncode, "run_id": last["run_id"]}))
+"""
+
+GENERATE = r"""
+import json, sys, time
+from datetime import date
+from pathlib import Path
+from clearing.samples.workdir import generate_world
+t0 = time.perf_counter()
+w = generate_world(Path(sys.argv[1]), day=date.fromisoformat(sys.argv[2]), events=int(sys.argv[3]))
+print(json.dumps({"seconds": time.perf_counter() - t0, "tap": w.tap_events, "cdrs": w.visitor_cdrs}))
+"""
+
+
+@pytest.mark.bench
+def test_bench_nightly(worker: Callable[..., dict[str, float]], tmp_path: Path) -> None:
+    world = OUT / f"world-{EVENTS}"
+    if not (world / "clearing.toml").exists():
+        shutil.rmtree(world, ignore_errors=True)
+        gen = worker(GENERATE, str(world), DAY, str(EVENTS))
+        print(f"\ngenerated {EVENTS} records in {gen['seconds']:.1f} s → {world}")
+    work = tmp_path / "w"
+    shutil.copytree(world, work)
+    got = worker(WORKER, str(work), DAY)
+    (run_dir,) = (work / "runs").iterdir()
+    manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+    rec = manifest["reconciliation"]
+    assert rec["difference"] == 0
+    assert rec["in"] >= EVENTS  # every record generated is accounted for
+    stages = {s["name"]: s["seconds"] for s in manifest["stages"]}
+    result = {
+        "events": rec["in"],
+        "wall_s": round(got["wall"], 2),
+        "events_per_s": round(rec["in"] / got["wall"]),
+        "peak_rss_mb": round(got["rss_mb"]),
+        "target_wall_s": TARGET_SECONDS,
+        "target_rss_mb": TARGET_RSS_MB,
+        "within_target": got["wall"] <= TARGET_SECONDS and got["rss_mb"] <= TARGET_RSS_MB,
+        "exit_code": got["exit_code"],
+        "stages_s": stages,
+    }
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "nightly.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(
+        f"\nnightly of {rec['in']} records: {got['wall']:.1f} s wall "
+        f"({result['events_per_s']} records/s), peak RSS {got['rss_mb']:.0f} MB "
+        f"(target ≤ {TARGET_SECONDS:.0f} s, ≤ {TARGET_RSS_MB:.0f} MB)"
+    )
+    for name, seconds in stages.items():
+        print(f"  {name:<10} {seconds:8.2f} s")
