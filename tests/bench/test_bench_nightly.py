@@ -40,7 +40,8 @@ r = subprocess.run(
 wall = time.perf_counter() - t0
 rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 last = json.loads(r.stdout.splitlines()[-1])
-print(json.dumps({"wall": wall, "rss_mb": rss, "exit_code": r.returncode, "run_id": last["run_id"]}))
+out = {"wall": wall, "rss_mb": rss, "exit_code": r.returncode, "run_id": last["run_id"]}
+print(json.dumps(out))
 """
 
 GENERATE = r"""
@@ -50,7 +51,8 @@ from pathlib import Path
 from clearing.samples.workdir import generate_world
 t0 = time.perf_counter()
 w = generate_world(Path(sys.argv[1]), day=date.fromisoformat(sys.argv[2]), events=int(sys.argv[3]))
-print(json.dumps({"seconds": time.perf_counter() - t0, "tap": w.tap_events, "cdrs": w.visitor_cdrs}))
+out = {"seconds": time.perf_counter() - t0, "tap": w.tap_events, "cdrs": w.visitor_cdrs}
+print(json.dumps(out))
 """
 
 
