@@ -205,7 +205,8 @@ class Book:
         def row(r: Mapping[str, Any]) -> dict[str, str]:
             return {k: _canon(v) for k, v in sorted(r.items()) if k not in skip}
 
-        doc: dict[str, Any] = {"title": self.title, "subject": self.subject}
+        # the title is not hashed: it carries the issue number
+        doc: dict[str, Any] = {"subject": self.subject}
         if self.front is not None:
             doc["front"] = [
                 [label, _canon(v)] for label, v in self.front.header if label not in skip
@@ -412,8 +413,10 @@ def _widths(ws: Worksheet, t: Table) -> list[float]:
             width = c.width
         else:
             longest = max([len(w) for w in c.title.split()] + [4])
-            for row in t.rows[:2000]:
-                v = row.get(c.key)
+            values = [row.get(c.key) for row in t.rows[:2000]]
+            if c.total and t.totals:
+                values.append(_sum(row.get(c.key) for row in t.rows))
+            for v in values:
                 if v is None:
                     continue
                 longest = max(longest, _shown_length(v, c))
@@ -462,6 +465,7 @@ def _chart(
     chart.width = 16
     chart.y_axis.numFmt = "#,##0"
     chart.y_axis.majorGridlines = None
+    chart.x_axis.tickLblPos = "low"  # category labels below the plot, also under negatives
     # openpyxl hides axes by default (delete=True); finance wants them
     chart.x_axis.delete = False
     chart.y_axis.delete = False
@@ -484,7 +488,7 @@ def _column_at(ws: Worksheet, cm: float) -> str:
     while True:
         width = ws.column_dimensions[get_column_letter(i)].width or 8.43
         if at + width * 0.19 > cm:
-            return get_column_letter(i)
+            return str(get_column_letter(i))
         at += width * 0.19
         i += 1
 
@@ -560,6 +564,7 @@ def _page_setup(ws: Worksheet, book: Book) -> None:
 # after openpyxl: cached formula results, fixed zip timestamps
 
 _SHEET_PATH = re.compile(r"xl/worksheets/sheet(\d+)\.xml")
+_MODIFIED = re.compile(rb"(<dcterms:modified[^>]*>)[^<]*(</dcterms:modified>)")
 
 
 def _finish(data: bytes, cached: _Cached, stamp: datetime) -> bytes:
@@ -569,6 +574,10 @@ def _finish(data: bytes, cached: _Cached, stamp: datetime) -> bytes:
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
         for info in src.infolist():
             body = src.read(info.filename)
+            if info.filename == "docProps/core.xml":
+                # openpyxl stamps "modified" with the clock on save: put ours back
+                text = stamp.strftime("%Y-%m-%dT%H:%M:%SZ").encode()
+                body = _MODIFIED.sub(rb"\g<1>" + text + rb"\g<2>", body)
             m = _SHEET_PATH.fullmatch(info.filename)
             if m is not None:
                 values = cached.values.get(int(m.group(1)) - 1)

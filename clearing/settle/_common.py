@@ -144,7 +144,9 @@ class AuditFacts:
                     doc = json.loads(manifest.read_text(encoding="utf-8"))
                 except (OSError, ValueError):
                     continue
-                rates.append((str(doc.get("table", manifest.parent.name)), doc.get("source_sha256", "")))
+                rates.append(
+                    (str(doc.get("table", manifest.parent.name)), doc.get("source_sha256", ""))
+                )
         return cls(software_version(), settings.fingerprint(), rates)
 
 

@@ -118,7 +118,7 @@ def build_daily(workdir: Path, day: date, *, run_id: str | None = None) -> Book:
         d.lake_files += lake.files("findings", [day])
         d.names = _partner_names(lake)
         inbound = _inbound_files(d)
-        outbound = _outbound_files(d)
+        outbound = _outbound_files(d) + _returns_out(d)
         raps = _rap_rows(d)
         rap_in = _rap_in_rows(d)
         recon = _reconciliation(d, inbound)
@@ -213,12 +213,7 @@ def _inbound_files(d: _Day) -> list[dict[str, Any]]:
         """,
         [day],
     )
-    received = {
-        (r["name"], r["sha256"]): r["fetched_at"]
-        for r in lake.rows(
-            "SELECT name, sha256, min(fetched_at) AS fetched_at FROM fetched GROUP BY ALL"
-        )
-    }
+    received = _received(lake)
     out = []
     for f in files:
         partner = f["sender"] or f["lake_sender"] or _ciber_partner(f["file"])
@@ -234,7 +229,7 @@ def _inbound_files(d: _Day) -> list[dict[str, Any]]:
             "fsn": f["fsn"],
             "file": f["file"],
             "sha256": f["sha256"],
-            "received": naive_utc(received.get((f["file"], f["sha256"]))),
+            "received": received.get((f["file"], f["sha256"])),
             "status": _inbound_status(f),
             "records": f["events"],
             "findings": f["findings"],
@@ -282,6 +277,19 @@ def _inbound_files(d: _Day) -> list[dict[str, Any]]:
         _age(d, row, f["first_end"], f["file"])
         out.append(row)
     out.sort(key=lambda r: (r["partner"] or "~", r["kind"], r["fsn"] or "", r["file"]))
+    return out
+
+
+def _received(lake: Lake) -> dict[tuple[str, str | None], datetime | None]:
+    """When transport fetched each file: by (name, sha256), and by (name, None)."""
+    out: dict[tuple[str, str | None], datetime | None] = {}
+    for r in lake.rows(
+        "SELECT name, sha256, min(fetched_at) AS fetched_at FROM fetched GROUP BY ALL "
+        "ORDER BY name, fetched_at"
+    ):
+        at = naive_utc(r["fetched_at"])
+        out[(r["name"], r["sha256"])] = at
+        out.setdefault((r["name"], None), at)
     return out
 
 
@@ -419,6 +427,71 @@ def _outbound_files(d: _Day) -> list[dict[str, Any]]:
     return out
 
 
+def _returns_out(d: _Day) -> list[dict[str, Any]]:
+    """The ACKs we wrote for partners' RAPs, and our CIBER returns, of the date."""
+    lake, day = d.lake, d.day
+    out: list[dict[str, Any]] = []
+    for r in lake.rows(
+        """
+        SELECT i.sender, i.rap_fsn, i.ack_file, x.sha256, x.sent_at, x.state
+        FROM raps_in i LEFT JOIN outbox x ON x.name = i.ack_file
+        WHERE i.processing_date = ? AND i.ack_file IS NOT NULL ORDER BY i.sender, i.rap_fsn
+        """,
+        [day],
+    ):
+        out.append(
+            {
+                "direction": "out",
+                "partner": r["sender"],
+                "name": d.partner_name(r["sender"]),
+                "kind": "ACK",
+                "fsn": f"{r['rap_fsn']:05d}",
+                "file": r["ack_file"],
+                "sha256": r["sha256"],
+                "sent": naive_utc(r["sent_at"]),
+                "status": r["state"] or "written",
+                "records": 0,
+                "scale": 0,
+            }
+        )
+    folder = d.workdir / "out" / "ciber_returns"
+    stamp = f"_{day:%Y%m%d}_"
+    names = sorted(p.name for p in folder.glob("*_RET.dat")) if folder.is_dir() else []
+    boxed = {
+        r["name"]: r
+        for r in lake.rows("SELECT name, sent_at, state FROM outbox WHERE kind = 'ciber_return'")
+    }
+    for name in names:
+        if stamp not in name:
+            continue
+        path = folder / name
+        summary = inspect_file(path) or {}
+        batches = summary.get("batches") or []
+        parts = name.split("_")
+        x = boxed.get(name, {})
+        out.append(
+            {
+                "direction": "out",
+                "partner": parts[2] if len(parts) > 2 else None,
+                "name": d.partner_name(parts[2] if len(parts) > 2 else None),
+                "kind": "CIBER return",
+                "fsn": parts[4] if len(parts) > 4 else None,
+                "file": name,
+                "sha256": file_sha256(path),
+                "sent": naive_utc(x.get("sent_at")),
+                "status": x.get("state") or "written",
+                "records": summary.get("event_count"),
+                "currency": next((b.get("currency") for b in batches), None),
+                "scale": 2,
+                "audit_file": sum(int(b.get("total_charges_and_taxes") or 0) for b in batches),
+                "audit_recomputed": sum(
+                    int(b.get("detail_total_charges_and_taxes") or 0) for b in batches
+                ),
+            }
+        )
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # RAP
 
@@ -445,8 +518,10 @@ def _rap_rows(d: _Day) -> list[dict[str, Any]]:
               AND e.status <> 'quarantined' AND f.processing_date = ?
             GROUP BY ALL
         )
-        SELECT r.*, a.ack_date, a.ack_file, s.scale, s.currency, c.value AS recomputed
+        SELECT r.*, a.ack_date, a.ack_file, s.scale, s.currency, c.value AS recomputed,
+               x.sent_at, x.state AS outbox_state
         FROM rap_out r
+        LEFT JOIN outbox x ON x.name = r.file
         LEFT JOIN acks a ON a.sender = r.partner AND a.rap_fsn = r.rap_fsn AND a.test = r.test
         LEFT JOIN scale s ON s.rap_file = r.file AND s.processing_date = r.processing_date
         LEFT JOIN recomputed c ON c.rap_file = r.file AND c.processing_date = r.processing_date
@@ -479,7 +554,9 @@ def _rap_rows(d: _Day) -> list[dict[str, Any]]:
             "severe": r["severe"],
             "missing": r["missing"],
             "stop": r["stop"],
-            "records": int(r["fatal"] or 0) + int(r["severe"] or 0) + int(r["missing"] or 0)
+            "records": int(r["fatal"] or 0)
+            + int(r["severe"] or 0)
+            + int(r["missing"] or 0)
             + int(r["stop"] or 0),
             "severe_value": money(value, scale),
             "severe_value_sdr": d.fx.sdr(value, scale, currency, day),
@@ -491,7 +568,9 @@ def _rap_rows(d: _Day) -> list[dict[str, Any]]:
             "ack": f"{r['ack_file']} ({r['ack_date']})" if r["ack_file"] else "outstanding",
             "ack_outstanding": 0 if r["ack_file"] else 1,
             "age_days": (day - r["processing_date"]).days,
-            "status": "ACK received" if r["ack_file"] else "waiting for ACK",
+            "status": f"{r['outbox_state'] or 'written'}, "
+            + ("ACK received" if r["ack_file"] else "waiting for ACK"),
+            "sent": naive_utc(r["sent_at"]),
         }
         out.append(row)
     return out
@@ -519,6 +598,7 @@ def _rap_in_rows(d: _Day) -> list[dict[str, Any]]:
         """,
         [day, day],
     )
+    received = _received(lake)
     out = []
     for r in raps:
         scale = r["scale"] if r["scale"] is not None else SDR_SCALE
@@ -541,6 +621,7 @@ def _rap_in_rows(d: _Day) -> list[dict[str, Any]]:
                 "tax_sdr": d.fx.sdr(int(r["tax"]), scale, currency, day),
                 "ack": r["ack_file"],
                 "status": f"answered with ACK {r['ack_file']}" if r["ack_file"] else "received",
+                "received": received.get((r["file"], r["sha256"])),
                 "scale": scale,
                 "currency": currency,
             }
@@ -565,6 +646,7 @@ def _rap_in_rows(d: _Day) -> list[dict[str, Any]]:
                 "tax_sdr": None,
                 "ack": None,
                 "status": f"closes our RAP {a['rap_fsn']:05d}",
+                "received": received.get((a["file"], None)),
                 "scale": SDR_SCALE,
                 "currency": None,
             }
@@ -732,9 +814,13 @@ def _cdr_reconciliation(d: _Day) -> list[dict[str, Any]]:
     for path in cdr_files(d.workdir, d.day):
         seen.add(path.name)
         n = _count_rows(path)
-        d.inputs.append({"what": "mediation CDR file", "name": path.name, "sha256": file_sha256(path)})
+        d.inputs.append(
+            {"what": "mediation CDR file", "name": path.name, "sha256": file_sha256(path)}
+        )
         c = counts.get(path.name, {})
-        rated, unrated, quarantined = (int(c.get(k) or 0) for k in ("rated", "unrated", "quarantined"))
+        rated, unrated, quarantined = (
+            int(c.get(k) or 0) for k in ("rated", "unrated", "quarantined")
+        )
         out.append(
             {
                 "file": path.name,
@@ -748,7 +834,9 @@ def _cdr_reconciliation(d: _Day) -> list[dict[str, Any]]:
         )
     for name in sorted(set(counts) - seen):
         c = counts[name]
-        rated, unrated, quarantined = (int(c.get(k) or 0) for k in ("rated", "unrated", "quarantined"))
+        rated, unrated, quarantined = (
+            int(c.get(k) or 0) for k in ("rated", "unrated", "quarantined")
+        )
         out.append(
             {
                 "file": name,
@@ -1083,7 +1171,7 @@ def _register_rows(
         rows.append(f)
     for r in raps:
         if r["age_days"] == 0:
-            rows.append({**r, "sent": None, "limit": None, "age": None, "over_limit": None})
+            rows.append({**r, "limit": None, "age": None, "over_limit": None})
     for r in rows:
         af, ar = r.get("audit_file"), r.get("audit_recomputed")
         scale = r.get("scale")
@@ -1099,10 +1187,12 @@ def _register_rows(
 
 
 def _audit_rows(d: _Day, register: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    rows = list(d.inputs)
+    rows = sorted(d.inputs, key=lambda r: (r["what"], r["name"]))
     for r in register:
         if r["direction"] == "out" and r.get("sha256"):
-            rows.append({"what": f"output file ({r['kind']})", "name": r["file"], "sha256": r["sha256"]})
+            rows.append(
+                {"what": f"output file ({r['kind']})", "name": r["file"], "sha256": r["sha256"]}
+            )
     rows += lake_file_rows(d.lake_files, d.workdir)
     return rows
 
@@ -1258,8 +1348,7 @@ _RECON_SDR = [
 ]
 _DIFF = "{in} - {accepted} - {returned} - {duplicate} - {late} - {quarantined}"
 _DIFF_SDR = (
-    "{in_sdr} - {accepted_sdr} - {returned_sdr} - {duplicate_sdr} - {late_sdr} - "
-    "{quarantined_sdr}"
+    "{in_sdr} - {accepted_sdr} - {returned_sdr} - {duplicate_sdr} - {late_sdr} - {quarantined_sdr}"
 )
 
 
@@ -1272,7 +1361,10 @@ def _reconciliation_table(rows: list[dict[str, Any]], day: date) -> Table:
             Col("file", "File"),
             Col("kind", "Kind"),
             Col("status", "Status"),
-            *[Col(c.key, c.title, c.kind, total=True, name=f"records_{c.key}") for c in _RECON_COUNTS],
+            *[
+                Col(c.key, c.title, c.kind, total=True, name=f"records_{c.key}")
+                for c in _RECON_COUNTS
+            ],
             Col(
                 "difference",
                 "Difference",
@@ -1283,10 +1375,7 @@ def _reconciliation_table(rows: list[dict[str, Any]], day: date) -> Table:
                 name="records_difference",
             ),
             Col("currency", "File currency", align="center"),
-            *[
-                sdr_col(c.key, c.title, total=True, name=f"charge_{c.key}")
-                for c in _RECON_SDR
-            ],
+            *[sdr_col(c.key, c.title, total=True, name=f"charge_{c.key}") for c in _RECON_SDR],
             sdr_col(
                 "difference_sdr",
                 "Difference (SDR)",
@@ -1323,7 +1412,10 @@ def _by_partner_table(rows: list[dict[str, Any]], day: date) -> Table:
             Col("difference", "Difference", "int", total=True, formula=_DIFF, flag_nonzero=True),
             *_RECON_SDR,
             sdr_col(
-                "difference_sdr", "Difference (SDR)", total=True, formula=_DIFF_SDR,
+                "difference_sdr",
+                "Difference (SDR)",
+                total=True,
+                formula=_DIFF_SDR,
                 flag_nonzero=True,
             ),
             Col("unchecked", "Files without charge check", "int", total=True),
@@ -1343,24 +1435,31 @@ def _outbound_recon_table(rows: list[dict[str, Any]], day: date) -> Table:
             Col("standard", "Standard"),
             Col("files", "Files out", "int", total=True),
             Col("rated", "Rated records", "int", total=True, name="out_rated"),
-            Col("in_files", "In files", "int", total=True),
-            Col("unsent", "Not carried (CIBER: SMS, data)", "int", total=True),
+            Col("in_files", "Records in files", "int", total=True),
+            Col("unsent", "Records not carried (CIBER: SMS, data)", "int", total=True),
             Col(
-                "difference", "Difference", "int", total=True,
-                formula="{rated} - {in_files} - {unsent}", flag_nonzero=True,
+                "difference",
+                "Record difference",
+                "int",
+                total=True,
+                formula="{rated} - {in_files} - {unsent}",
+                flag_nonzero=True,
                 name="out_records_difference",
             ),
             Col("currency", "Currency", align="center"),
             Col("v_rated", "Rated charge", "money", scale_key="scale"),
-            Col("v_files", "In files", "money", scale_key="scale"),
-            Col("v_unsent", "Not carried", "money", scale_key="scale"),
-            Col("v_difference", "Difference", "money", scale_key="scale", flag_nonzero=True),
+            Col("v_files", "Charge in files", "money", scale_key="scale"),
+            Col("v_unsent", "Charge not carried", "money", scale_key="scale"),
+            Col("v_difference", "Charge difference", "money", scale_key="scale", flag_nonzero=True),
             sdr_col("rated_sdr", "Rated (SDR)", total=True),
             sdr_col("files_sdr", "In files (SDR)", total=True),
             sdr_col("unsent_sdr", "Not carried (SDR)", total=True),
             sdr_col(
-                "difference_sdr", "Difference (SDR)", total=True,
-                formula="{rated_sdr} - {files_sdr} - {unsent_sdr}", flag_nonzero=True,
+                "difference_sdr",
+                "Difference (SDR)",
+                total=True,
+                formula="{rated_sdr} - {files_sdr} - {unsent_sdr}",
+                flag_nonzero=True,
                 name="out_charge_difference_sdr",
             ),
         ],
@@ -1384,8 +1483,12 @@ def _cdr_table(rows: list[dict[str, Any]], day: date) -> Table:
             Col("unrated", "Unrated", "int", total=True),
             Col("quarantined", "Quarantined", "int", total=True),
             Col(
-                "difference", "Difference", "int", total=True,
-                formula="{in} - {rated} - {unrated} - {quarantined}", flag_nonzero=True,
+                "difference",
+                "Difference",
+                "int",
+                total=True,
+                formula="{in} - {rated} - {unrated} - {quarantined}",
+                flag_nonzero=True,
                 name="cdr_difference",
             ),
             Col("note", "Note"),
@@ -1458,7 +1561,9 @@ def _iot_table(rows: list[dict[str, Any]], day: date) -> Table:
             sdr_col("charged_sdr", "Charged (SDR)", total=True),
             sdr_col("expected_sdr", "Expected at IOT (SDR)", total=True),
             sdr_col(
-                "difference_sdr", "Difference (SDR)", total=True,
+                "difference_sdr",
+                "Difference (SDR)",
+                total=True,
                 formula="{charged_sdr} - {expected_sdr}",
             ),
             sdr_col("breach_value_sdr", "Breach value |diff| (SDR)", total=True),
@@ -1508,7 +1613,11 @@ def _audit_table(
     return Table(
         "Audit",
         "Audit trail",
-        [Col("what", "What"), Col("name", "Name / value"), Col("sha256", "SHA-256", width=66)],
+        [
+            Col("what", "What"),
+            Col("name", "Name / value", width=64),
+            Col("sha256", "SHA-256", width=66),
+        ],
         head + rows,
         subtitle=_sub(day, "what this workbook was made from"),
         totals=False,
@@ -1541,30 +1650,57 @@ def _front(
         KeyFigure("Files sent or written", value=files_out, note="File register, direction out"),
         KeyFigure("Records in (partners' files)", "records_in", total(recon, "in")),
         KeyFigure("Records accepted", "records_accepted", total(recon, "accepted")),
-        KeyFigure("Records returned (RAP / CIBER returns)", "records_returned",
-                  total(recon, "returned")),
+        KeyFigure(
+            "Records returned (RAP / CIBER returns)", "records_returned", total(recon, "returned")
+        ),
         KeyFigure("Records duplicate", "records_duplicate", total(recon, "duplicate")),
         KeyFigure("Records late", "records_late", total(recon, "late")),
-        KeyFigure("Record identity difference (must be 0)", "records_difference",
-                  total(recon, "difference")),
-        KeyFigure("Charge identity difference, SDR (must be 0)", "charge_difference_sdr",
-                  total(recon, "difference_sdr"), "money", SDR_SCALE),
-        KeyFigure("Accepted charge in, SDR (payable)", "charge_accepted_sdr",
-                  total(recon, "accepted_sdr"), "money", SDR_SCALE),
+        KeyFigure(
+            "Record identity difference (must be 0)",
+            "records_difference",
+            total(recon, "difference"),
+        ),
+        KeyFigure(
+            "Charge identity difference, SDR (must be 0)",
+            "charge_difference_sdr",
+            total(recon, "difference_sdr"),
+            "money",
+            SDR_SCALE,
+        ),
+        KeyFigure(
+            "Accepted charge in, SDR (payable)",
+            "charge_accepted_sdr",
+            total(recon, "accepted_sdr"),
+            "money",
+            SDR_SCALE,
+        ),
         KeyFigure("Visitor records rated", "out_rated", total(out_recon, "rated")),
-        KeyFigure("Outbound record difference (must be 0)", "out_records_difference",
-                  total(out_recon, "difference")),
-        KeyFigure("Outbound charge difference, SDR (must be 0)", "out_charge_difference_sdr",
-                  total(out_recon, "difference_sdr"), "money", SDR_SCALE),
-        KeyFigure("Mediation CDR difference (must be 0)", "cdr_difference",
-                  total(cdr, "difference")),
+        KeyFigure(
+            "Outbound record difference (must be 0)",
+            "out_records_difference",
+            total(out_recon, "difference"),
+        ),
+        KeyFigure(
+            "Outbound charge difference, SDR (must be 0)",
+            "out_charge_difference_sdr",
+            total(out_recon, "difference_sdr"),
+            "money",
+            SDR_SCALE,
+        ),
+        KeyFigure(
+            "Mediation CDR difference (must be 0)", "cdr_difference", total(cdr, "difference")
+        ),
         KeyFigure("Sequence gaps", "sequence_gaps", total(seqs, "gaps")),
         KeyFigure("Copies ignored", "copies_ignored", total(seqs, "copies")),
         KeyFigure("Partners silent beyond their limit", value=silent, note="Sequences, status"),
-        KeyFigure("Files with events over the delivery limit", value=over,
-                  note="File register, events over limit"),
-        KeyFigure("ACKs outstanding (our RAPs)", "acks_outstanding",
-                  total(raps, "ack_outstanding")),
+        KeyFigure(
+            "Files with events over the delivery limit",
+            value=over,
+            note="File register, events over limit",
+        ),
+        KeyFigure(
+            "ACKs outstanding (our RAPs)", "acks_outstanding", total(raps, "ack_outstanding")
+        ),
         KeyFigure("IOT breaches", "iot_breaches", total(iot, "breaches")),
     ]
     return KeyFigures(
@@ -1582,7 +1718,6 @@ def _front(
         notes=[
             "Every figure is a totals cell of the sheet named beside it (defined names); the "
             "differences must be 0 and are shaded when they are not.",
-            "Amounts: SDR with 6 decimals; amounts in a file's own currency carry its "
-            "decimals.",
+            "Amounts: SDR with 6 decimals; amounts in a file's own currency carry its decimals.",
         ],
     )

@@ -85,8 +85,10 @@ class Fx:
             ConfigError: the fx table has no such rate.
         """
         for r in self.rates:
-            if r.currency == currency and r.valid_from <= day and (
-                r.valid_to is None or day < r.valid_to
+            if (
+                r.currency == currency
+                and r.valid_from <= day
+                and (r.valid_to is None or day < r.valid_to)
             ):
                 if currency != "SDR":
                     self.used[(currency, day)] = r
@@ -101,7 +103,7 @@ class Fx:
         """``amount / 10**scale`` of ``src`` in units of ``10**-m`` of ``dst`` (one rounding)."""
         if src == dst:
             if m >= scale:
-                return amount * 10 ** (m - scale)
+                return int(amount * 10 ** (m - scale))
             return round_half_up(amount, 10 ** (scale - m))
         a = self.rate(src, day)
         b = self.rate(dst, day)

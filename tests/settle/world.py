@@ -1,58 +1,48 @@
-"""A work folder with two processing dates run through validate, rate and retail.
+"""A sample work folder run through two real nightly runs (the settle tests' world).
 
-Built from the samples (TAP-in with planted faults, CIBER-in, visitor CDRs, reference data,
-subscribers), placed where the nightly leaves inputs (``work/D/in``), then run through the real
-stages. On top of the generator: one outbound IOT price changed so that the IOT check finds
-breaches, every outbound file registered in the outbox and sent, a partner's RAP about our
-TAP-out (severe returns) and a partner's ACK of one of our RAPs.
+Day 1: ``clearing samples generate`` (:func:`generate_world`) and ``clearing nightly``. Day 2:
+the partners' next files with the generator's planted faults (a copy, a reused FSN, a gap, a
+bad audit total, a wrong file name, a duplicate, a late record, tax mismatches...), the day's
+visitor CDRs, a partner's RAP about our first TAP-out and a partner's ACK of one of our RAPs,
+all delivered to the partners' exchange folders, then ``clearing nightly`` again (collect,
+claim, validate, receive, rate, retail, outbox, send, settle). On top of the generator, one
+outbound IOT price is halved so that the IOT check has breaches to report.
+
+Both days fall in period 2026-11 for TAP partners (the calendar month) and for CIBER partners
+(the settlement period 2026-10-16 to 2026-11-15).
 """
 
 from __future__ import annotations
 
 import shutil
-from datetime import date, timedelta
+from datetime import date
 from typing import TYPE_CHECKING
 
 from clearing.codecs import fast
-from clearing.config import WorkDir
+from clearing.pipeline.nightly import run_nightly
 from clearing.rating._refdata import import_rates
-from clearing.rating.retail import write_retail
-from clearing.rating.run import rate_day
 from clearing.returns import ErrorDetail, RapHeader, SevereItem, write_ack, write_rap
-from clearing.returns.incoming import receive
 from clearing.samples.ciber import CIBER_PARTNERS, generate_ciber
-from clearing.samples.faults import write_two_days
-from clearing.samples.subscribers import write_subscriber_sources
-from clearing.samples.tap import PARTNERS
-from clearing.samples.world import write_reference_data, write_visitor_cdrs
-from clearing.transport.outbox import Outbox
+from clearing.samples.faults import plant_faults
+from clearing.samples.tap import generate_tap
+from clearing.samples.workdir import REMOTE_IN, generate_world, split_world
+from clearing.samples.world import write_visitor_cdrs
 from clearing.validate.findings import PathItem
-from clearing.validate.stage import validate_day
-from clearing.validate.state import State
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-DAY = date(2026, 11, 22)
-DAY1 = DAY - timedelta(days=1)
+DAY1 = date(2026, 11, 14)
+DAY2 = date(2026, 11, 15)
 HOME = "HKGCL"
-BREACH = ("FRAF9", "sms_mo")  # the outbound IOT row whose price is changed
-
-
-def _config(root: Path) -> None:
-    lines = ['[home]\ntadig = "HKGCL"\nsid_bid = "60099"\ntimezone_offset = "+0800"\n']
-    lines += [f"\n[partners.{p.tadig}]\nname = {p.tadig!r}\n" for p in PARTNERS]
-    lines += [f'\n[partners.{p.sid_bid}]\nstandard = "ciber"\n' for p in CIBER_PARTNERS]
-    (root / "clearing.toml").write_text("".join(lines).replace("'", '"'), encoding="utf-8")
+BREACH = ("FRAF9", "sms_mo")  # the outbound IOT row whose price is halved
 
 
 def _breach_iot(rates: Path) -> None:
-    """Halve one outbound price: FRAF9's SMS-MO charges then exceed the IOT."""
     src = rates / "sources" / "iot.csv"
-    lines = src.read_text(encoding="utf-8").splitlines()
     out = []
     partner, service = BREACH
-    for line in lines:
+    for line in src.read_text(encoding="utf-8").splitlines():
         cells = line.split(",")
         if cells[:3] == [partner, "outbound", service]:
             cells[9] = str(int(cells[9]) // 2)
@@ -61,70 +51,52 @@ def _breach_iot(rates: Path) -> None:
     import_rates(rates)
 
 
-def build_world(root: Path, *, events: int = 600, seed: int = 1) -> WorkDir:
-    """Write and run the two-day world into ``root`` (see the module docstring)."""
-    root.mkdir(parents=True, exist_ok=True)
-    _config(root)
-    write_reference_data(root / "rates", DAY)
-    write_subscriber_sources(root / "rates")
+def _deliver(root: Path, partner: str, path: Path) -> None:
+    target = root / "exchange" / partner / REMOTE_IN / path.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(path, target)
+
+
+def build_world(root: Path, *, events: int = 2000, seed: int = 1) -> Path:
+    """Write the world into ``root`` and run both nightly runs; return ``root``."""
+    generate_world(root, day=DAY1, events=events, seed=seed)
     _breach_iot(root / "rates")
-    gen = root / "generated"
-    two = write_two_days(gen, seed=seed, day=DAY, events=events)
-    wd = WorkDir(root)
-    for d, tap_inputs in sorted(two.inputs.items()):
-        ciber = generate_ciber(gen / f"ciber-{d}", seed=seed, day=d)
-        write_visitor_cdrs(root / "inbox" / "cdr", events=events, seed=seed + 2, day=d)
-        folder = root / "work" / d.isoformat() / "in"
-        folder.mkdir(parents=True, exist_ok=True)
-        inputs = []
-        for p in [*tap_inputs, *ciber]:
-            shutil.copy2(p, folder / p.name)
-            inputs.append(folder / p.name)
-        validate_day(wd, d, inputs)
-        rate_day(root, d)
-        write_retail(root, d)
-        _send_outbox(root, d)
-    _partner_rap_and_ack(root, DAY)
-    return wd
+    run_nightly(root, DAY1)
+    tap_events, cdrs = split_world(events)
+    gen = root.parent / f".{root.name}-day2"
+    files = generate_tap(gen, events=tap_events, seed=seed, day=DAY2)
+    faults = plant_faults(gen, seed=seed, day=DAY2, events=tap_events)
+    files += sorted({gen / f.file for f in faults})
+    for p in files:
+        _deliver(root, p.name[2:7], p)
+    for p in generate_ciber(gen / "ciber", seed=seed, day=DAY2):
+        code = next(c.sid_bid for c in CIBER_PARTNERS if c.sid_bid in p.name)
+        _deliver(root, code, p)
+    write_visitor_cdrs(root / "inbox" / "cdr", events=cdrs, seed=seed, day=DAY2)
+    rap, ack = _partner_rap_and_ack(root)
+    _deliver(root, "FRAF9", rap)
+    _deliver(root, "DEUD9", ack)
+    shutil.rmtree(gen)
+    run_nightly(root, DAY2)
+    return root
 
 
-def _send_outbox(root: Path, day: date) -> None:
-    import duckdb
-
-    con = duckdb.connect(str(root / "clearing.duckdb"))
-    rows = con.execute(
-        "SELECT file_name, partner, kind, path FROM outbound_files WHERE processing_date = ? "
-        "ORDER BY file_name",
-        [day],
-    ).fetchall()
-    con.close()
-    box = Outbox(root / "clearing.duckdb")
-    for name, partner, kind, path in rows:
-        box.register(root / "out" / ("ciber" if kind == "ciber" else "tap") / name, partner, kind)
-        if partner != "USAU9":  # one file stays generated (not sent yet)
-            box.mark(name, "sent")
-        del path
-
-
-def _partner_rap_and_ack(root: Path, day: date) -> None:
-    """FRAF9 returns two events of our first TAP-out; DEUD9 acknowledges our first RAP."""
+def _partner_rap_and_ack(root: Path) -> tuple[Path, Path]:
+    """FRAF9 returns two events of our first TAP-out; DEUD9 acknowledges our RAP 00001."""
     out = sorted((root / "out" / "tap").glob("CDHKGCLFRAF9*"))[0]
     data = out.read_bytes()
-    batch = fast.decode_tap(data, file=out.name)
-    ev = batch.events
+    ev = fast.decode_tap(data, file=out.name).events
     items = []
     for i in (0, 1):
         off = ev.column("byte_offset")[i].as_py()
         length = ev.column("byte_length")[i].as_py()
-        charge = ev.column("charge")[i].as_py() or 0
-        tax = ev.column("tax")[i].as_py() or 0
         items.append(
             SevereItem(
                 fsn=out.name[-5:],
                 event_bytes=data[off : off + length],
                 errors=[ErrorDetail(code=200, path=(PathItem(3, 1, 1),))],
-                charge=charge,
-                tax=tax,
+                charge=ev.column("charge")[i].as_py() or 0,
+                tax=ev.column("tax")[i].as_py() or 0,
             )
         )
     header = RapHeader(
@@ -132,15 +104,14 @@ def _partner_rap_and_ack(root: Path, day: date) -> None:
         recipient=HOME,
         rap_fsn=1,
         test=False,
-        created_local=f"{day:%Y%m%d}080000",
+        created_local=f"{DAY2:%Y%m%d}080000",
         utc_offset="+0100",
         tap_decimal_places=5,
     )
-    rap = write_rap(header, items)
-    ack = write_ack("DEUD9", HOME, 1, False, f"{day:%Y%m%d}090000", "+0100")
-    inbox = root / "work" / day.isoformat() / "in"
-    (inbox / "RCFRAF9HKGCL00001").write_bytes(rap)
-    (inbox / "ACDEUD9HKGCL00001").write_bytes(ack)
-    with State(root / "clearing.duckdb") as state:
-        for name, blob in (("RCFRAF9HKGCL00001", rap), ("ACDEUD9HKGCL00001", ack)):
-            receive(blob, file=name, out_dir=root / "out" / "ack", day=day, state=state)
+    folder = root.parent / f".{root.name}-returns"
+    folder.mkdir(exist_ok=True)
+    rap = folder / "RCFRAF9HKGCL00001"
+    rap.write_bytes(write_rap(header, items))
+    ack = folder / "ACDEUD9HKGCL00001"
+    ack.write_bytes(write_ack("DEUD9", HOME, 1, False, f"{DAY2:%Y%m%d}090000", "+0100"))
+    return rap, ack

@@ -1,0 +1,1055 @@
+"""The monthly settlement workbook of one accounting period (domain.md §4, monthly).
+
+**Which data belongs to period ``YYYY-MM``**: the lake partitions (processing dates) of the
+calendar month for TAP partners, and of the CIBER settlement period that ends on the 15th of
+the month (the 16th of the month before to the 15th) for CIBER partners. A record is settled
+in the period in which it was processed, whatever its call date: late TAP goes to the period
+that processes it.
+
+Sheets, in order:
+
+``Overview``               the issue (version, what it replaces), windows, key figures
+``Summary``                per partner: receivable (TAP-out / CIBER-out) and payable (TAP-in /
+                           CIBER-in) in SDR, with tax and RAP adjustments both ways, the net
+                           position in SDR and in the settlement currency, and its direction;
+                           chart of the net position per partner
+``By currency``            the net positions summed per settlement currency
+``Detail``                 partner × direction × service: events, minutes actual vs charged,
+                           MB, SMS, gross, discount, net, tax, average rate vs the IOT
+``Exchange rates``         every fx row used: rate, source, date, events and amounts converted
+``Retail``                 per sub-number plan: wholesale cost vs retail revenue, margin
+``Daily trend``            receivable, payable and net per processing date; chart
+``Audit``                  software, config hash, reference data, windows, run, issue, every
+                           input file, outbound file and lake file read (SHA-256)
+
+**Money**: events are converted one by one (rate valid on the event's local date, through
+SDR, rounded half up once to the target's decimals: the rate stage's rule), then summed, so
+every total is the exact sum of its rows. SDR amounts have 6 decimals; settlement currencies
+their ISO 4217 minor unit. Refunds count negative. **Receivable** = rated visitor records
+(charge + tax); **RAP received** = what partners returned of our TAP-out (severe: the event's
+charge + tax; fatal: the whole file's totals), negative. **Payable** = every event of the
+partners' files as invoiced (charge + CAMEL fee + tax); **RAP sent** = the events we returned
+(returned, duplicate, late, quarantined), negative; the net payable is what was accepted.
+"""
+
+from __future__ import annotations
+
+import calendar
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from clearing import config
+from clearing.errors import ConfigError
+from clearing.rating._book import MINOR_UNITS
+from clearing.settle._book import Book, Chart, Col, KeyFigure, KeyFigures, Table, money
+from clearing.settle._common import AuditFacts, lake_file_rows
+from clearing.settle._issue import write_issue
+from clearing.settle._lake import SDR_SCALE, Lake, MissingInputError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+__all__ = ["Period", "build_monthly", "monthly_folder", "write_monthly"]
+
+_VOICE = ("moc", "moc_local", "moc_home", "moc_international", "moc_destination", "mtc", "volte")
+_SMS = ("sms_mo", "sms_mt")
+_DATA = ("gprs",)
+_MB = 1_048_576
+
+
+@dataclass(frozen=True)
+class Period:
+    """An accounting period and its two windows of processing dates."""
+
+    name: str  # YYYY-MM
+    tap_from: date
+    tap_to: date
+    ciber_from: date
+    ciber_to: date
+
+    @classmethod
+    def parse(cls, text: str) -> Period:
+        """``YYYY-MM`` → the period.
+
+        Raises:
+            ConfigError: not ``YYYY-MM``.
+        """
+        m = re.fullmatch(r"(\d{4})-(\d{2})", text)
+        if m is None or not 1 <= int(m.group(2)) <= 12:
+            msg = f"period `{text}` is not YYYY-MM (e.g. 2026-11)"
+            raise ConfigError(msg)
+        y, mo = int(m.group(1)), int(m.group(2))
+        last = calendar.monthrange(y, mo)[1]
+        py, pm = (y - 1, 12) if mo == 1 else (y, mo - 1)
+        return cls(text, date(y, mo, 1), date(y, mo, last), date(py, pm, 16), date(y, mo, 15))
+
+    @property
+    def first(self) -> date:
+        """The earliest processing date of either window."""
+        return min(self.tap_from, self.ciber_from)
+
+    @property
+    def last(self) -> date:
+        """The latest processing date of either window."""
+        return max(self.tap_to, self.ciber_to)
+
+    def sql(self, standard: str, day: str) -> str:
+        """A SQL predicate: ``day`` is in the window of ``standard`` (tap | ciber)."""
+        return (
+            f"(CASE WHEN {standard} = 'ciber' THEN {day} BETWEEN DATE '{self.ciber_from}' AND "
+            f"DATE '{self.ciber_to}' ELSE {day} BETWEEN DATE '{self.tap_from}' AND "
+            f"DATE '{self.tap_to}' END)"
+        )
+
+
+def monthly_folder(workdir: Path) -> Path:
+    """Where the monthly workbooks are written."""
+    return workdir / "out" / "settlement" / "monthly"
+
+
+def write_monthly(workdir: Path, period: str, *, run_id: str | None = None) -> Path:
+    """Write the next issue of the period's workbook (or return the latest, if unchanged)."""
+    p = Period.parse(period)
+    settings = config.load(workdir)
+    figures = _Figures.read(workdir, p, settings)
+    stem = f"settlement_monthly_{settings.home.tadig}_{p.name}"
+
+    def make(version: int, replaces: Path | None) -> Book:
+        return build_monthly(figures, run_id=run_id, version=version, replaces=replaces)
+
+    return write_issue(monthly_folder(workdir), stem, make)
+
+
+# ---------------------------------------------------------------------------------------------
+# figures
+
+
+@dataclass
+class _Figures:
+    """Everything read for one period."""
+
+    period: Period
+    settings: config.Settings
+    facts: AuditFacts
+    dates: list[date]
+    summary: list[dict[str, Any]] = field(default_factory=list)
+    by_currency: list[dict[str, Any]] = field(default_factory=list)
+    detail: list[dict[str, Any]] = field(default_factory=list)
+    rates: list[dict[str, Any]] = field(default_factory=list)
+    retail: list[dict[str, Any]] = field(default_factory=list)
+    trend: list[dict[str, Any]] = field(default_factory=list)
+    audit: list[dict[str, Any]] = field(default_factory=list)
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    missing_retail: list[date] = field(default_factory=list)
+
+    @classmethod
+    def read(cls, workdir: Path, p: Period, settings: config.Settings) -> _Figures:
+        facts = AuditFacts.collect(settings, workdir / "rates")
+        with Lake(workdir) as lake:
+            validated = [d for d in lake.dates("findings") if p.first <= d <= p.last]
+            rated = [d for d in lake.dates("unrated_visitors") if p.first <= d <= p.last]
+            if not validated and not rated:
+                msg = (
+                    f"no processing date of period {p.name} ({p.first} to {p.last}) was "
+                    f"validated or rated in `{workdir}`: run `clearing validate` and `clearing "
+                    "rate` for its dates first (or `clearing nightly`)"
+                )
+                raise MissingInputError(msg)
+            for d in validated:
+                if d not in rated:
+                    lake.require(d)  # raises: validated but never rated
+            dates = sorted(set(validated) | set(rated))
+            f = cls(p, settings, facts, dates)
+            files = lake.view("ev", "events_in", dates)
+            files += lake.view("rv", "rated_visitors", dates)
+            files += lake.view("rp", "rated_partner", dates)
+            files += lake.view("rl", "retail", dates)
+            f.missing_retail = [d for d in dates if not lake.partition("retail", d).is_dir()]
+            _reference_views(lake)
+            _event_views(lake, p)
+            _check_rates(lake)
+            f.summary = _summary(lake, p, settings)
+            f.by_currency = _by_currency(f.summary)
+            f.detail = _detail(lake)
+            f.rates = _rates_used(lake)
+            f.retail = _retail(lake)
+            f.trend = _trend(lake)
+            f.audit = _audit_inputs(lake, p) + lake_file_rows(files, workdir)
+            f.runs = _runs(workdir, p)
+        return f
+
+
+def _parquet_view(lake: Lake, name: str, table: str, fallback: str) -> None:
+    files = sorted((lake.wd.rates / table).glob("**/*.parquet"))
+    if not files:
+        lake.con.execute(f"CREATE OR REPLACE VIEW {name} AS {fallback}")
+        return
+    listing = ", ".join("'" + str(x).replace("'", "''") + "'" for x in files)
+    lake.con.execute(
+        f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet([{listing}], "
+        "hive_partitioning = false, union_by_name = true)"
+    )
+
+
+def _reference_views(lake: Lake) -> None:
+    _parquet_view(
+        lake,
+        "agr",
+        "agreements",
+        "SELECT CAST(NULL AS VARCHAR) AS partner, CAST(NULL AS VARCHAR) AS name, "
+        "CAST(NULL AS VARCHAR) AS settlement_currency, CAST(NULL AS DATE) AS valid_from, "
+        "CAST(NULL AS DATE) AS valid_to WHERE false",
+    )
+    _parquet_view(
+        lake,
+        "plans",
+        "plans",
+        "SELECT CAST(NULL AS VARCHAR) AS plan_id, CAST(NULL AS VARCHAR) AS name, "
+        "CAST(NULL AS DATE) AS valid_from WHERE false",
+    )
+    minor = " ".join(f"WHEN '{c}' THEN {m}" for c, m in sorted(MINOR_UNITS.items()))
+    lake.con.execute(f"CREATE OR REPLACE MACRO minor(c) AS CASE c {minor} ELSE 2 END")
+
+
+# one row per event, both directions, with its conversions (see the module docstring)
+_EVENTS = """
+CREATE OR REPLACE TABLE events AS
+WITH base AS (
+    SELECT 'receivable' AS direction, v.partner, coalesce(v.standard, 'tap') AS standard,
+           coalesce(v.service, v.record_type) AS service, v.processing_date,
+           CAST(v.start_time AS DATE) AS event_date, v.currency, v.charge_scale AS scale,
+           'rated' AS status,
+           coalesce(v.charge, 0) AS net, 0 AS discount, coalesce(v.tax, 0) AS tax,
+           v.duration, v.charged_units, coalesce(v.volume_up, 0) + coalesce(v.volume_down, 0)
+               AS bytes,
+           CAST(NULL AS BIGINT) AS expected, v.file, v.record_id AS event_key,
+           CAST(NULL AS VARCHAR) AS sender, CAST(NULL AS BIGINT) AS event_index
+    FROM rv v WHERE {rec_window}
+    UNION ALL
+    SELECT 'payable', e.sender, e.source_format,
+           coalesce(p.service, p.kind, e.event_kind), e.processing_date,
+           CAST(e.local_start AS DATE), e.currency, e.charge_scale, e.status,
+           CASE WHEN coalesce(e.refund, false) THEN -coalesce(e.charge, 0)
+                ELSE coalesce(e.charge, 0) + coalesce(e.camel_fee, 0) END,
+           CASE WHEN coalesce(e.refund, false) THEN 0 ELSE coalesce(e.discount, 0) END,
+           CASE WHEN coalesce(e.refund, false) THEN -coalesce(e.tax, 0)
+                ELSE coalesce(e.tax, 0) END,
+           e.duration, p.charged_units,
+           coalesce(e.data_volume_incoming, 0) + coalesce(e.data_volume_outgoing, 0),
+           p.expected, e.file, CAST(e.event_index AS VARCHAR), e.sender, e.event_index
+    FROM ev e LEFT JOIN rp p ON p.file = e.file AND p.event_index = e.event_index
+        AND p.processing_date = e.processing_date
+    WHERE {pay_window}
+), dated AS (
+    SELECT b.*, coalesce(b.event_date, b.processing_date) AS fx_date, a.settlement_currency
+    FROM base b LEFT JOIN agr a ON a.partner = b.partner
+        AND a.valid_from <= coalesce(b.event_date, b.processing_date)
+        AND (a.valid_to IS NULL OR coalesce(b.event_date, b.processing_date) < a.valid_to)
+)
+SELECT d.*, minor(d.settlement_currency) AS settlement_scale,
+       s.rate AS r_src, s.rate_scale AS s_src, s.version AS v_src,
+       t.rate AS r_dst, t.rate_scale AS s_dst, t.version AS v_dst,
+       fx(d.net, d.scale, s.rate, s.rate_scale, 1, 0, {sdr}) AS net_sdr,
+       fx(d.discount, d.scale, s.rate, s.rate_scale, 1, 0, {sdr}) AS discount_sdr,
+       fx(d.tax, d.scale, s.rate, s.rate_scale, 1, 0, {sdr}) AS tax_sdr,
+       fx(d.expected, d.scale, s.rate, s.rate_scale, 1, 0, {sdr}) AS expected_sdr,
+       fx(d.net + d.tax, d.scale, s.rate, s.rate_scale, t.rate, t.rate_scale,
+          minor(d.settlement_currency)) AS total_sc
+FROM dated d
+LEFT JOIN fx_rates s ON s.currency = coalesce(d.currency, 'SDR') AND s.valid_from <= d.fx_date
+    AND (s.valid_to IS NULL OR d.fx_date < s.valid_to)
+LEFT JOIN fx_rates t ON t.currency = d.settlement_currency AND t.valid_from <= d.fx_date
+    AND (t.valid_to IS NULL OR d.fx_date < t.valid_to)
+"""
+
+# partners' RAPs about our TAP-out, received in the period: severe events and fatal files
+_RAP_IN = """
+CREATE OR REPLACE TABLE rap_in AS
+WITH r AS (
+    SELECT i.sender AS partner, x.processing_date, x.kind, x.fsn, x.charge, x.tax, x.rap_file
+    FROM returns_in x JOIN raps_in i ON i.file = x.rap_file
+        AND i.processing_date = x.processing_date
+    WHERE {window}
+), o AS (
+    SELECT partner, sequence_number, charge_scale, currency, total_charge, total_tax
+    FROM outbound_files WHERE standard = 'tap'
+), v AS (
+    SELECT r.partner, r.processing_date, r.kind, r.rap_file,
+           coalesce(o.currency, 'SDR') AS currency,
+           coalesce(o.charge_scale, {sdr}) AS scale,
+           -(CASE WHEN r.kind = 'fatal' THEN coalesce(o.total_charge, 0) + coalesce(o.total_tax, 0)
+                  ELSE coalesce(r.charge, 0) + coalesce(r.tax, 0) END) AS amount
+    FROM r LEFT JOIN o ON o.partner = r.partner AND o.sequence_number = TRY_CAST(r.fsn AS INTEGER)
+), a AS (
+    SELECT v.*, g.settlement_currency FROM v LEFT JOIN agr g ON g.partner = v.partner
+        AND g.valid_from <= v.processing_date
+        AND (g.valid_to IS NULL OR v.processing_date < g.valid_to)
+)
+SELECT a.*, minor(a.settlement_currency) AS settlement_scale, s.version AS v_src,
+       t.version AS v_dst, s.rate AS r_src, t.rate AS r_dst,
+       fx(a.amount, a.scale, s.rate, s.rate_scale, 1, 0, {sdr}) AS amount_sdr,
+       fx(a.amount, a.scale, s.rate, s.rate_scale, t.rate, t.rate_scale,
+          minor(a.settlement_currency)) AS amount_sc
+FROM a
+LEFT JOIN fx_rates s ON s.currency = a.currency AND s.valid_from <= a.processing_date
+    AND (s.valid_to IS NULL OR a.processing_date < s.valid_to)
+LEFT JOIN fx_rates t ON t.currency = a.settlement_currency AND t.valid_from <= a.processing_date
+    AND (t.valid_to IS NULL OR a.processing_date < t.valid_to)
+"""
+
+
+def _event_views(lake: Lake, p: Period) -> None:
+    lake.con.execute(
+        _EVENTS.format(
+            rec_window=p.sql("coalesce(v.standard, 'tap')", "v.processing_date"),
+            pay_window=p.sql("e.source_format", "e.processing_date"),
+            sdr=SDR_SCALE,
+        )
+    )
+    lake.con.execute(_RAP_IN.format(window=p.sql("'tap'", "x.processing_date"), sdr=SDR_SCALE))
+
+
+def _check_rates(lake: Lake) -> None:
+    """Every event found its rates (else a clear error naming what to add)."""
+    rows = lake.rows(
+        """
+        SELECT DISTINCT coalesce(currency, 'SDR') AS currency, settlement_currency, partner,
+               fx_date, r_src IS NULL AS no_src, r_dst IS NULL AS no_dst
+        FROM events WHERE r_src IS NULL OR r_dst IS NULL
+        UNION ALL
+        SELECT DISTINCT currency, settlement_currency, partner, processing_date,
+               r_src IS NULL, r_dst IS NULL
+        FROM rap_in WHERE r_src IS NULL OR r_dst IS NULL
+        ORDER BY partner, fx_date LIMIT 5
+        """
+    )
+    if not rows:
+        return
+    r = rows[0]
+    if r["settlement_currency"] is None:
+        msg = (
+            f"partner {r['partner']} has no agreement (settlement currency) valid on "
+            f"{r['fx_date']}: add one to `rates/sources/agreements.csv` and run "
+            "`clearing rates import`"
+        )
+    else:
+        cur = r["currency"] if r["no_src"] else r["settlement_currency"]
+        msg = (
+            f"rates table `fx` has no rate for {cur} valid on {r['fx_date']} (partner "
+            f"{r['partner']}): add a row to `rates/sources/fx.csv` and run "
+            "`clearing rates import`"
+        )
+    raise ConfigError(msg)
+
+
+def _sdr(v: Any) -> Decimal:
+    return money(int(v or 0), SDR_SCALE) or Decimal(0)
+
+
+def _summary(lake: Lake, p: Period, settings: config.Settings) -> list[dict[str, Any]]:
+    rows = lake.rows(
+        """
+        WITH e AS (
+            SELECT partner, any_value(standard) AS standard,
+                   any_value(settlement_currency) AS sc, any_value(settlement_scale) AS ss,
+                   coalesce(sum(net_sdr) FILTER (direction = 'receivable'), 0) AS rec_charge,
+                   coalesce(sum(tax_sdr) FILTER (direction = 'receivable'), 0) AS rec_tax,
+                   coalesce(sum(total_sc) FILTER (direction = 'receivable'), 0) AS rec_sc,
+                   coalesce(sum(net_sdr) FILTER (direction = 'payable'), 0) AS pay_charge,
+                   coalesce(sum(tax_sdr) FILTER (direction = 'payable'), 0) AS pay_tax,
+                   coalesce(sum(net_sdr + tax_sdr) FILTER (
+                       direction = 'payable' AND status <> 'accepted'), 0) AS rap_sent,
+                   coalesce(sum(total_sc) FILTER (
+                       direction = 'payable' AND status = 'accepted'), 0) AS pay_sc,
+                   count(*) FILTER (direction = 'receivable') AS rec_events,
+                   count(*) FILTER (direction = 'payable') AS pay_events
+            FROM events GROUP BY partner
+        ), r AS (
+            SELECT partner, any_value(settlement_currency) AS sc,
+                   any_value(settlement_scale) AS ss,
+                   sum(amount_sdr) AS rap_received, sum(amount_sc) AS rap_received_sc
+            FROM rap_in GROUP BY partner
+        )
+        SELECT coalesce(e.partner, r.partner) AS partner, e.standard,
+               coalesce(e.sc, r.sc) AS sc, coalesce(e.ss, r.ss) AS ss,
+               coalesce(e.rec_charge, 0) AS rec_charge, coalesce(e.rec_tax, 0) AS rec_tax,
+               coalesce(r.rap_received, 0) AS rap_received,
+               coalesce(e.rec_sc, 0) + coalesce(r.rap_received_sc, 0) AS rec_sc,
+               coalesce(e.pay_charge, 0) AS pay_charge, coalesce(e.pay_tax, 0) AS pay_tax,
+               coalesce(e.rap_sent, 0) AS rap_sent, coalesce(e.pay_sc, 0) AS pay_sc,
+               coalesce(e.rec_events, 0) AS rec_events, coalesce(e.pay_events, 0) AS pay_events
+        FROM e FULL JOIN r ON r.partner = e.partner
+        """
+    )
+    names = {
+        r["partner"]: r
+        for r in lake.rows(
+            "SELECT partner, arg_max(name, valid_from) AS name, arg_max(standard, valid_from) "
+            "AS standard, arg_max(settlement_currency, valid_from) AS sc FROM agr GROUP BY ALL"
+        )
+    }
+    by_partner = {r["partner"]: r for r in rows}
+    codes = sorted(set(by_partner) | set(settings.partners) | set(names))
+    out = []
+    for code in codes:
+        r = by_partner.get(code, {})
+        agr = names.get(code, {})
+        standard = (
+            r.get("standard")
+            or agr.get("standard")
+            or (settings.partners[code].standard if code in settings.partners else "tap")
+        )
+        sc = r.get("sc") or agr.get("sc") or "SDR"
+        ss_raw = r.get("ss")
+        ss = int(ss_raw) if ss_raw is not None else MINOR_UNITS.get(sc, 2)
+        window = (p.ciber_from, p.ciber_to) if standard == "ciber" else (p.tap_from, p.tap_to)
+        rec_charge, rec_tax = _sdr(r.get("rec_charge")), _sdr(r.get("rec_tax"))
+        rap_received = _sdr(r.get("rap_received"))
+        pay_charge, pay_tax = _sdr(r.get("pay_charge")), _sdr(r.get("pay_tax"))
+        rap_sent = -_sdr(r.get("rap_sent"))
+        net_rec = rec_charge + rec_tax + rap_received
+        net_pay = pay_charge + pay_tax + rap_sent
+        rec_sc = money(int(r.get("rec_sc") or 0), ss) or Decimal(0)
+        pay_sc = money(int(r.get("pay_sc") or 0), ss) or Decimal(0)
+        net_sc = rec_sc - pay_sc
+        out.append(
+            {
+                "partner": code,
+                "name": agr.get("name") or settings.partner(code).name,
+                "standard": str(standard).upper(),
+                "window": f"{window[0]} to {window[1]}",
+                "rec_events": int(r.get("rec_events") or 0),
+                "rec_charge": rec_charge,
+                "rec_tax": rec_tax,
+                "rap_received": rap_received,
+                "net_rec": net_rec,
+                "pay_events": int(r.get("pay_events") or 0),
+                "pay_charge": pay_charge,
+                "pay_tax": pay_tax,
+                "rap_sent": rap_sent,
+                "net_pay": net_pay,
+                "net_sdr": net_rec - net_pay,
+                "sc": sc,
+                "ss": ss,
+                "rec_sc": rec_sc,
+                "pay_sc": pay_sc,
+                "net_sc": net_sc,
+                "direction": "we receive" if net_sc > 0 else "we pay" if net_sc < 0 else "nil",
+            }
+        )
+    return out
+
+
+def _by_currency(summary: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    agg: dict[str, dict[str, Any]] = {}
+    for r in summary:
+        a = agg.setdefault(
+            r["sc"],
+            {
+                "sc": r["sc"],
+                "ss": r["ss"],
+                "partners": 0,
+                "rec_sc": Decimal(0),
+                "pay_sc": Decimal(0),
+            },
+        )
+        a["partners"] += 1
+        a["rec_sc"] += r["rec_sc"]
+        a["pay_sc"] += r["pay_sc"]
+    out = []
+    for c in sorted(agg):
+        a = agg[c]
+        a["net_sc"] = a["rec_sc"] - a["pay_sc"]
+        a["direction"] = "we receive" if a["net_sc"] > 0 else "we pay" if a["net_sc"] < 0 else "nil"
+        out.append(a)
+    return out
+
+
+def _service_unit(service: str) -> str:
+    if service in _VOICE:
+        return "minute"
+    if service in _SMS:
+        return "SMS"
+    if service in _DATA:
+        return "MB"
+    return "event"
+
+
+def _q(value: Decimal, places: int) -> Decimal:
+    """``value`` rounded half up to ``places`` decimals (display figures only)."""
+    from decimal import ROUND_HALF_UP
+
+    return value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+
+
+def _detail(lake: Lake) -> list[dict[str, Any]]:
+    rows = lake.rows(
+        """
+        SELECT direction, partner, service, count(*) AS events,
+               sum(coalesce(duration, 0)) AS seconds,
+               sum(coalesce(charged_units, 0)) AS charged_units, sum(bytes) AS bytes,
+               sum(net_sdr + discount_sdr) AS gross, sum(discount_sdr) AS discount,
+               sum(net_sdr) AS net, sum(tax_sdr) AS tax, sum(expected_sdr) AS expected,
+               count(expected_sdr) AS expected_events
+        FROM events WHERE direction = 'receivable' OR status = 'accepted'
+        GROUP BY ALL ORDER BY partner, direction, service
+        """
+    )
+    out = []
+    for r in rows:
+        service = r["service"] or "(unknown)"
+        unit = _service_unit(service)
+        minutes = _q(Decimal(int(r["seconds"])) / 60, 2) if unit == "minute" else None
+        charged = _q(Decimal(int(r["charged_units"])) / 60, 2) if unit == "minute" else None
+        mb = _q(Decimal(int(r["bytes"])) / _MB, 2) if unit == "MB" else None
+        sms = int(r["events"]) if unit == "SMS" else None
+        net = _sdr(r["net"])
+        units: Decimal | None = {
+            "minute": charged,
+            "MB": mb,
+            "SMS": Decimal(sms) if sms is not None else None,
+            "event": Decimal(int(r["events"])),
+        }[unit]
+        gross = _sdr(r["gross"])
+        avg = _q(gross / units, SDR_SCALE) if units else None
+        if r["direction"] == "receivable":
+            iot = avg  # rated with our own IOT: the average is the IOT's
+        elif r["expected"] is not None and units and int(r["expected_events"]) == int(r["events"]):
+            iot = _q(_sdr(r["expected"]) / units, SDR_SCALE)
+        else:
+            iot = None
+        vs = _q((avg - iot) / iot, 4) if avg is not None and iot else None
+        out.append(
+            {
+                "direction": r["direction"],
+                "partner": r["partner"],
+                "service": service,
+                "unit": unit,
+                "events": int(r["events"]),
+                "minutes": minutes,
+                "charged_minutes": charged,
+                "mb": mb,
+                "sms": sms,
+                "gross": gross,
+                "discount": _sdr(r["discount"]),
+                "net": net,
+                "tax": _sdr(r["tax"]),
+                "avg": avg,
+                "iot": iot,
+                "vs_iot": vs,
+            }
+        )
+    return out
+
+
+def _rates_used(lake: Lake) -> list[dict[str, Any]]:
+    rows = lake.rows(
+        """
+        WITH used AS (
+            SELECT v_src AS version, 'to SDR' AS use, count(*) AS events,
+                   sum(abs(net_sdr) + abs(tax_sdr)) AS sdr
+            FROM events WHERE v_src <> '-' GROUP BY ALL
+            UNION ALL
+            SELECT v_dst, 'SDR to settlement', count(*), sum(abs(net_sdr) + abs(tax_sdr))
+            FROM events WHERE v_dst <> '-' GROUP BY ALL
+            UNION ALL
+            SELECT v_src, 'to SDR', count(*), sum(abs(amount_sdr)) FROM rap_in
+            WHERE v_src <> '-' GROUP BY ALL
+            UNION ALL
+            SELECT v_dst, 'SDR to settlement', count(*), sum(abs(amount_sdr)) FROM rap_in
+            WHERE v_dst <> '-' GROUP BY ALL
+        )
+        SELECT f.currency, f.valid_from, f.valid_to, f.rate, f.rate_scale, f.source, f.version,
+               u.use, sum(u.events) AS events, sum(u.sdr) AS sdr
+        FROM used u JOIN fx_rates f ON f.version = u.version
+        GROUP BY ALL ORDER BY f.currency, f.valid_from, u.use
+        """
+    )
+    return [
+        {
+            "currency": r["currency"],
+            "rate": money(int(r["rate"]), int(r["rate_scale"])),
+            "rate_scale": int(r["rate_scale"]),
+            "valid_from": r["valid_from"],
+            "valid_to": r["valid_to"],
+            "source": r["source"],
+            "version": r["version"],
+            "use": r["use"],
+            "events": int(r["events"]),
+            "sdr": _sdr(r["sdr"]),
+        }
+        for r in rows
+    ]
+
+
+def _retail(lake: Lake) -> list[dict[str, Any]]:
+    rows = lake.rows(
+        """
+        WITH w AS (
+            SELECT sender AS partner, file, event_index, net + tax AS cost, net_sdr + tax_sdr
+                   AS cost_sdr, currency, scale, fx_date, r_src, s_src, processing_date
+            FROM events WHERE direction = 'payable' AND status = 'accepted'
+        ), b AS (
+            SELECT l.*, w.cost_sdr, w.cost, w.scale AS w_scale, w.fx_date, w.r_src, w.s_src,
+                   t.rate AS r_dst, t.rate_scale AS s_dst
+            FROM rl l JOIN w ON w.file = l.file AND w.event_index = l.event_index
+                AND w.partner = l.sender AND w.processing_date = l.processing_date
+            LEFT JOIN fx_rates t ON t.currency = coalesce(l.currency, 'HKD')
+                AND t.valid_from <= w.fx_date AND (t.valid_to IS NULL OR w.fx_date < t.valid_to)
+        )
+        SELECT coalesce(b.plan_id, '(not our subscriber)') AS plan,
+               any_value(pl.name) AS plan_name, any_value(b.currency) AS currency,
+               any_value(b.scale) AS scale, count(DISTINCT b.sub_number) AS sub_numbers,
+               count(*) AS events, sum(coalesce(b.amount, 0)) AS revenue,
+               sum(b.cost_sdr) AS cost_sdr,
+               sum(fx(b.cost, b.w_scale, b.r_src, b.s_src, b.r_dst, b.s_dst,
+                      coalesce(b.scale, 2))) AS cost_plan
+        FROM b LEFT JOIN (SELECT plan_id, arg_max(name, valid_from) AS name FROM plans
+                          GROUP BY ALL) pl ON pl.plan_id = b.plan_id
+        GROUP BY 1 ORDER BY any_value(b.plan_id) IS NULL, 1
+        """
+    )
+    out = []
+    for r in rows:
+        scale = int(r["scale"]) if r["scale"] is not None else 2
+        revenue = money(int(r["revenue"] or 0), scale) or Decimal(0)
+        cost = money(int(r["cost_plan"] or 0), scale) or Decimal(0)
+        margin = revenue - cost
+        out.append(
+            {
+                "plan_id": r["plan"],
+                "plan_name": r["plan_name"] or "",
+                "currency": r["currency"] or "",
+                "scale": scale,
+                "sub_numbers": int(r["sub_numbers"]),
+                "events": int(r["events"]),
+                "cost_sdr": _sdr(r["cost_sdr"]),
+                "cost": cost,
+                "revenue": revenue,
+                "margin": margin,
+                "margin_pct": _q(margin / revenue, 4) if revenue else None,
+            }
+        )
+    return out
+
+
+def _trend(lake: Lake) -> list[dict[str, Any]]:
+    rows = lake.rows(
+        """
+        SELECT processing_date AS day,
+               coalesce(sum(net_sdr + tax_sdr) FILTER (direction = 'receivable'), 0) AS rec,
+               coalesce(sum(net_sdr + tax_sdr) FILTER (
+                   direction = 'payable' AND status = 'accepted'), 0) AS pay,
+               count(*) FILTER (direction = 'receivable') AS rec_events,
+               count(*) FILTER (direction = 'payable') AS pay_events
+        FROM events GROUP BY ALL ORDER BY 1
+        """
+    )
+    raps = {
+        r["day"]: r["amount"]
+        for r in lake.rows(
+            "SELECT processing_date AS day, sum(amount_sdr) AS amount FROM rap_in GROUP BY ALL"
+        )
+    }
+    out = []
+    for r in rows:
+        rec = _sdr(r["rec"]) + _sdr(raps.get(r["day"]))
+        pay = _sdr(r["pay"])
+        out.append(
+            {
+                "day": r["day"],
+                "label": r["day"].isoformat(),
+                "rec_events": int(r["rec_events"]),
+                "pay_events": int(r["pay_events"]),
+                "rec": rec,
+                "pay": pay,
+                "net": rec - pay,
+            }
+        )
+    return out
+
+
+def _audit_inputs(lake: Lake, p: Period) -> list[dict[str, Any]]:
+    window = p.sql("CASE WHEN format = 'ciber' THEN 'ciber' ELSE 'tap' END", "processing_date")
+    rows = [
+        {"what": f"input file {r['processing_date']}", "name": r["file"], "sha256": r["sha256"]}
+        for r in lake.rows(
+            f"SELECT processing_date, file, sha256 FROM files WHERE {window} ORDER BY 1, 2"
+        )
+    ]
+    out_window = p.sql("standard", "processing_date")
+    rows += [
+        {
+            "what": f"output file {r['processing_date']}",
+            "name": r["file_name"],
+            "sha256": r["sha256"],
+        }
+        for r in lake.rows(
+            f"SELECT processing_date, file_name, sha256 FROM outbound_files WHERE {out_window} "
+            "ORDER BY 1, 2"
+        )
+    ]
+    rap_window = p.sql("'tap'", "processing_date")
+    rows += [
+        {"what": f"RAP received {r['processing_date']}", "name": r["file"], "sha256": r["sha256"]}
+        for r in lake.rows(
+            f"SELECT processing_date, file, sha256 FROM raps_in WHERE {rap_window} ORDER BY 1, 2"
+        )
+    ]
+    return rows
+
+
+def _runs(workdir: Path, p: Period) -> list[dict[str, Any]]:
+    """Run manifests (``runs/<id>/manifest.json``) of processing dates in the period."""
+    out: list[dict[str, Any]] = []
+    folder = workdir / "runs"
+    if not folder.is_dir():
+        return out
+    for manifest in sorted(folder.glob("*/manifest.json")):
+        try:
+            doc = json.loads(manifest.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(doc, dict):
+            continue
+        text = str(doc.get("date") or doc.get("processing_date") or "")
+        try:
+            day = date.fromisoformat(text[:10])
+        except ValueError:
+            continue
+        if p.first <= day <= p.last:
+            run = str(doc.get("run_id") or doc.get("id") or manifest.parent.name)
+            out.append({"what": f"run {day}", "name": run, "sha256": None})
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# the workbook
+
+
+def _sdr_col(key: str, title: str, **kw: Any) -> Col:
+    return Col(key, title, "money", scale=SDR_SCALE, **kw)
+
+
+def build_monthly(f: _Figures, *, run_id: str | None, version: int, replaces: Path | None) -> Book:
+    """The monthly workbook of issue ``version`` (see the module docstring)."""
+    p, settings, facts = f.period, f.settings, f.facts
+    home = settings.home.tadig
+    through = max(f.dates) if f.dates else None
+    provisional = through is None or through < p.last
+    status = (
+        f"provisional: data through {through}, the period runs to {p.last}"
+        if provisional
+        else f"complete: data through {through}"
+    )
+    summary = Table(
+        "Summary",
+        f"Settlement summary {p.name}",
+        [
+            Col("partner", "Partner"),
+            Col("name", "Name"),
+            Col("standard", "Standard"),
+            Col("window", "Processing dates"),
+            Col("rec_events", "Receivable events", "int", total=True),
+            _sdr_col("rec_charge", "Receivable charge (SDR)", total=True, name="receivable_sdr"),
+            _sdr_col("rec_tax", "Receivable tax (SDR)", total=True),
+            _sdr_col("rap_received", "RAP received (SDR)", total=True, name="rap_received_sdr"),
+            _sdr_col(
+                "net_rec",
+                "Net receivable (SDR)",
+                total=True,
+                formula="{rec_charge} + {rec_tax} + {rap_received}",
+                name="net_receivable_sdr",
+            ),
+            Col("pay_events", "Payable events", "int", total=True),
+            _sdr_col(
+                "pay_charge", "Payable charge as invoiced (SDR)", total=True, name="payable_sdr"
+            ),
+            _sdr_col("pay_tax", "Payable tax (SDR)", total=True),
+            _sdr_col("rap_sent", "RAP sent (SDR)", total=True, name="rap_sent_sdr"),
+            _sdr_col(
+                "net_pay",
+                "Net payable (SDR)",
+                total=True,
+                formula="{pay_charge} + {pay_tax} + {rap_sent}",
+                name="net_payable_sdr",
+            ),
+            _sdr_col(
+                "net_sdr",
+                "Net position (SDR)",
+                total=True,
+                formula="{net_rec} - {net_pay}",
+                name="net_position_sdr",
+            ),
+            Col("sc", "Settlement currency", align="center"),
+            Col("rec_sc", "Net receivable (settlement)", "money", scale_key="ss"),
+            Col("pay_sc", "Net payable (settlement)", "money", scale_key="ss"),
+            Col(
+                "net_sc",
+                "Net position (settlement)",
+                "money",
+                scale_key="ss",
+                formula="{rec_sc} - {pay_sc}",
+            ),
+            Col("direction", "Direction", align="center"),
+        ],
+        f.summary,
+        subtitle=(
+            f"TAP partners: processing dates {p.tap_from} to {p.tap_to}; CIBER partners: "
+            f"settlement period {p.ciber_from} to {p.ciber_to} · net position > 0: the partner "
+            "pays us"
+        ),
+        notes=[
+            "Receivable: our TAP-out / CIBER-out (rated visitors), charge and tax. RAP received: "
+            "what partners returned of it (severe: the events; fatal: the whole file), negative.",
+            "Payable: every record of the partners' files as invoiced (charge + CAMEL fee; tax). "
+            "RAP sent: what we returned (returned, duplicate, late), negative. Net payable = "
+            "accepted records.",
+            "Settlement currency: each record converted on its call date (fx table, through "
+            "SDR, rounded once half up); totals are sums of those amounts. Currencies differ per "
+            "partner: see By currency.",
+        ],
+        charts=[Chart("Net position per partner (SDR)", "partner", ("net_sdr",), y_title="SDR")],
+    )
+    by_currency = Table(
+        "By currency",
+        "Net positions per settlement currency",
+        [
+            Col("sc", "Settlement currency"),
+            Col("partners", "Partners", "int", total=True),
+            Col("rec_sc", "Net receivable", "money", scale_key="ss"),
+            Col("pay_sc", "Net payable", "money", scale_key="ss"),
+            Col("net_sc", "Net position", "money", scale_key="ss", formula="{rec_sc} - {pay_sc}"),
+            Col("direction", "Direction"),
+        ],
+        f.by_currency,
+        subtitle=f"Period {p.name} · the Summary's settlement-currency columns summed",
+    )
+    detail = Table(
+        "Detail",
+        f"Detail per partner, direction and service {p.name}",
+        [
+            Col("partner", "Partner"),
+            Col("direction", "Direction"),
+            Col("service", "Service"),
+            Col("unit", "Rate unit"),
+            Col("events", "Events", "int", total=True),
+            Col("minutes", "Minutes actual", "decimal", 2, total=True),
+            Col("charged_minutes", "Minutes charged", "decimal", 2, total=True),
+            Col("mb", "MB", "decimal", 2, total=True),
+            Col("sms", "SMS", "int", total=True),
+            _sdr_col("gross", "Gross (SDR)", total=True),
+            _sdr_col("discount", "Discount (SDR)", total=True),
+            _sdr_col("net", "Net (SDR)", total=True, name="detail_net_sdr"),
+            _sdr_col("tax", "Tax (SDR)", total=True, name="detail_tax_sdr"),
+            Col("avg", "Average gross rate (SDR per unit)", "decimal", SDR_SCALE),
+            Col("iot", "IOT rate (SDR per unit)", "decimal", SDR_SCALE),
+            Col("vs_iot", "Average vs IOT", "percent"),
+        ],
+        f.detail,
+        subtitle=(
+            f"Period {p.name} · receivable: rated visitor records; payable: accepted records; "
+            "minutes charged after the IOT's increments; MB = 1 048 576 bytes"
+        ),
+        notes=[
+            "Average gross rate = gross (before discounts) / units (charged minutes, MB, SMS or "
+            "events); IOT rate = what the IOT gives for the same records (payable: the IOT "
+            "check's re-rating; receivable: rated with our IOT, so equal).",
+        ],
+    )
+    rates = Table(
+        "Exchange rates",
+        "Exchange rates used",
+        [
+            Col("currency", "Currency"),
+            Col("rate", "Units per SDR", "decimal", 9),
+            Col("valid_from", "Rate date (valid from)", "date"),
+            Col("valid_to", "Valid to", "date"),
+            Col("source", "Source"),
+            Col("version", "Row version"),
+            Col("use", "Used for"),
+            Col("events", "Records converted", "int", total=True),
+            _sdr_col("sdr", "Amount converted (SDR, absolute)", total=True),
+        ],
+        f.rates,
+        subtitle=f"Period {p.name} · rates table `fx` (units of the currency per 1 SDR)",
+    )
+    retail = Table(
+        "Retail",
+        "Retail reconciliation per sub-number plan",
+        [
+            Col("plan_id", "Plan"),
+            Col("plan_name", "Plan name"),
+            Col("currency", "Currency", align="center"),
+            Col("sub_numbers", "Sub-numbers", "int", total=True),
+            Col("events", "Events", "int", total=True),
+            _sdr_col("cost_sdr", "Wholesale cost (SDR)", total=True),
+            Col("cost", "Wholesale cost", "money", scale_key="scale"),
+            Col("revenue", "Retail revenue", "money", scale_key="scale"),
+            Col("margin", "Margin", "money", scale_key="scale", formula="{revenue} - {cost}"),
+            Col("margin_pct", "Margin %", "percent"),
+        ],
+        f.retail,
+        subtitle=(
+            f"Period {p.name} · accepted TAP-in / CIBER-in records rated at retail per "
+            "sub-number (wholesale = charge + CAMEL fee + tax, converted to the plan's currency)"
+        ),
+        notes=[
+            "Retail revenue: each record's bill-line amount as rated on its processing date "
+            "(allowances and day passes included); the cycle's final bill is the retail "
+            "summary, which may shift amounts between records of a cycle.",
+            *(
+                [f"No retail rating for processing dates: {', '.join(map(str, f.missing_retail))}."]
+                if f.missing_retail
+                else []
+            ),
+        ],
+    )
+    trend = Table(
+        "Daily trend",
+        "Daily trend",
+        [
+            Col("label", "Processing date"),
+            Col("rec_events", "Receivable events", "int", total=True),
+            Col("pay_events", "Payable events", "int", total=True),
+            _sdr_col("rec", "Net receivable (SDR)", total=True),
+            _sdr_col("pay", "Net payable (SDR)", total=True),
+            _sdr_col("net", "Net (SDR)", total=True, formula="{rec} - {pay}"),
+        ],
+        f.trend,
+        subtitle=f"Period {p.name} · per processing date (both windows)",
+        charts=[
+            Chart("Daily trend (SDR)", "label", ("rec", "pay", "net"), kind="line", y_title="SDR")
+        ],
+    )
+    issue = f"v{version}"
+    head: list[dict[str, Any]] = [
+        {"what": "software", "name": facts.software, "sha256": None},
+        {"what": "config hash (clearing.toml)", "name": facts.config_hash, "sha256": None},
+        *[
+            {"what": "reference data", "name": f"rates/{t}", "sha256": sha}
+            for t, sha in facts.rates
+        ],
+        {"what": "period", "name": p.name, "sha256": None},
+        {"what": "TAP window", "name": f"{p.tap_from} to {p.tap_to}", "sha256": None},
+        {"what": "CIBER window", "name": f"{p.ciber_from} to {p.ciber_to}", "sha256": None},
+        {"what": "data through", "name": str(through), "sha256": None},
+        {"what": "issue", "name": issue, "sha256": None, "_key": "issue"},
+        {
+            "what": "replaces",
+            "name": replaces.name if replaces else "",
+            "sha256": None,
+            "_key": "replaces",
+        },
+        {"what": "run id", "name": run_id or "", "sha256": None, "_key": "run_id"},
+        *f.runs,
+    ]
+    audit = Table(
+        "Audit",
+        "Audit trail",
+        [
+            Col("what", "What"),
+            Col("name", "Name / value", width=64),
+            Col("sha256", "SHA-256", width=66),
+        ],
+        head + f.audit,
+        subtitle=f"Period {p.name} · what this workbook was made from",
+        totals=False,
+    )
+    front = KeyFigures(
+        "Overview",
+        f"Monthly settlement {p.name} — {home}"
+        + (f" ({settings.home.name})" if settings.home.name else ""),
+        [
+            ("Period", p.name),
+            ("TAP partners", f"processing dates {p.tap_from} to {p.tap_to}"),
+            ("CIBER partners", f"settlement period {p.ciber_from} to {p.ciber_to}"),
+            ("Status", status),
+            ("Issue", issue),
+            ("Replaces", f"{replaces.name} (same period, other figures)" if replaces else "-"),
+            ("Run id", run_id or "(not given)"),
+            ("Software", facts.software),
+            ("Config hash", facts.config_hash),
+        ],
+        [
+            KeyFigure(
+                "Receivable charge (SDR)",
+                "receivable_sdr",
+                _tot(f.summary, "rec_charge"),
+                "money",
+                SDR_SCALE,
+            ),
+            KeyFigure(
+                "RAP received (SDR)",
+                "rap_received_sdr",
+                _tot(f.summary, "rap_received"),
+                "money",
+                SDR_SCALE,
+            ),
+            KeyFigure(
+                "Net receivable (SDR)",
+                "net_receivable_sdr",
+                _tot(f.summary, "net_rec"),
+                "money",
+                SDR_SCALE,
+            ),
+            KeyFigure(
+                "Payable charge as invoiced (SDR)",
+                "payable_sdr",
+                _tot(f.summary, "pay_charge"),
+                "money",
+                SDR_SCALE,
+            ),
+            KeyFigure(
+                "RAP sent (SDR)", "rap_sent_sdr", _tot(f.summary, "rap_sent"), "money", SDR_SCALE
+            ),
+            KeyFigure(
+                "Net payable (SDR)",
+                "net_payable_sdr",
+                _tot(f.summary, "net_pay"),
+                "money",
+                SDR_SCALE,
+            ),
+            KeyFigure(
+                "Net position (SDR)",
+                "net_position_sdr",
+                _tot(f.summary, "net_sdr"),
+                "money",
+                SDR_SCALE,
+                note="> 0: partners owe us overall",
+            ),
+            KeyFigure(
+                "Partners who pay us",
+                value=sum(1 for r in f.summary if r["direction"] == "we receive"),
+                note="Summary, Direction",
+            ),
+            KeyFigure(
+                "Partners we pay",
+                value=sum(1 for r in f.summary if r["direction"] == "we pay"),
+                note="Summary, Direction",
+            ),
+        ],
+        notes=[
+            "A workbook once issued is never overwritten: a re-run with other figures writes the "
+            "next issue (v2, v3...), which names the one it replaces; a re-run with the same "
+            "figures returns the latest issue unchanged.",
+        ],
+    )
+    last = p.last
+    return Book(
+        title=f"Monthly settlement {home} {p.name} {issue}",
+        subject=f"Roaming settlement: monthly settlement workbook, period {p.name}",
+        stamp=datetime(last.year, last.month, last.day) + timedelta(days=1),
+        creator=facts.software,
+        front=front,
+        tables=[summary, by_currency, detail, rates, retail, trend, audit],
+        footer=f"{home} settlement {p.name} {issue}",
+    )
+
+
+def _tot(rows: list[dict[str, Any]], key: str) -> Decimal:
+    return sum((r[key] for r in rows), Decimal(0))
