@@ -122,7 +122,9 @@ def test_record_reconciliation_matches_the_lake(world: Path, daily_path: Path) -
     assert t["Difference"] == 0
     assert dec(t["Difference (SDR)"]) == 0
     # the planted faults really show: returns, a duplicate and a late record
-    assert t["Returned"] > 0 and t["Duplicate"] == 1 and t["Late"] == 1
+    assert t["Returned"] > 0
+    assert t["Duplicate"] == 1
+    assert t["Late"] == 1
     by_partner = read_sheet(daily_path, "Reconciliation by partner")
     for h in ("In", *[s.capitalize() for s in STATUSES], "In (SDR)", "Accepted (SDR)"):
         assert dec(by_partner.totals[h]) == dec(t[h]), h
@@ -222,7 +224,8 @@ def test_register_sequences_validation_rap_and_iot_match_the_state(
         )
     }
     differs = {r["File"] for r in inbound if r["Difference"] not in (None, 0)}
-    assert differs == bad and bad
+    assert differs == bad
+    assert bad
     assert all(r["Received / sent (UTC)"] is not None for r in inbound)  # fetch ledger
     assert any(r["Events over limit"] for r in inbound)  # the planted late record, at least
 
