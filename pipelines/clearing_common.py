@@ -232,9 +232,10 @@ def _closing_period(context: jinja2.runtime.Context) -> str:
 
 @jinja2.pass_context
 def _stage_command(context: jinja2.runtime.Context, task_id: str) -> str:
+    day = _processing_date(context)  # also for the undated stages: a bad conf date stops the run
     for stage_id, words, dated in STAGES:
         if stage_id == task_id:
-            tail = ("--date", _processing_date(context)) if dated else ()
+            tail = ("--date", day) if dated else ()
             return command(words, workdir(_variable_workdir()), *tail)
     raise SettingError(f"no stage {task_id!r}")
 
