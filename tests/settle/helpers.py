@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -83,4 +84,66 @@ def sql(workdir: Path, query: str, params: list[Any] | None = None) -> list[dict
     names = [d[0] for d in cur.description or []]
     out = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
     con.close()
+    return out
+
+
+_TOKEN = re.compile(
+    r"\s*(?:SUM\((?P<c1>[A-Z]+)(?P<r1>\d+):(?P<c2>[A-Z]+)(?P<r2>\d+)\)"
+    r"|(?P<ref>[A-Z]+\d+)|(?P<name>[a-z_][a-z0-9_]*)|(?P<num>\d+(?:\.\d+)?)|(?P<op>[+-]))"
+)
+
+
+def evaluate(formula: str, sheet: Any, workbook: Any) -> Decimal:
+    """Evaluate the formulas clearing.settle writes (SUM of a range, + and - of cells, a
+    defined name, a number) from the cached values of the cells they refer to."""
+    from openpyxl.utils import column_index_from_string
+
+    text = formula.removeprefix("=")
+    total = Decimal(0)
+    sign = 1
+    pos = 0
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if m is None:
+            msg = f"cannot evaluate `{formula}` at {pos}"
+            raise ValueError(msg)
+        pos = m.end()
+        if m["op"]:
+            sign = 1 if m["op"] == "+" else -1
+            continue
+        if m["c1"]:
+            col = column_index_from_string(m["c1"])
+            value = sum(
+                (dec(sheet.cell(r, col).value) for r in range(int(m["r1"]), int(m["r2"]) + 1)),
+                Decimal(0),
+            )
+        elif m["ref"]:
+            value = dec(sheet[m["ref"]].value)
+        elif m["name"]:
+            ((title, ref),) = workbook.defined_names[m["name"]].destinations
+            value = dec(workbook[title][ref.replace("$", "")].value)
+        else:
+            value = Decimal(m["num"])
+        total += sign * value
+        sign = 1
+    return total
+
+
+def formula_cells(path: Path) -> list[tuple[str, str, str, Any]]:
+    """Every formula cell: (sheet, coordinate, formula, cached value)."""
+    forms = load_workbook(path)
+    values = load_workbook(path, data_only=True)
+    out = []
+    for ws in forms.worksheets:
+        for row in ws.iter_rows():
+            for cell in row:
+                if isinstance(cell.value, str) and cell.value.startswith("="):
+                    out.append(
+                        (
+                            ws.title,
+                            cell.coordinate,
+                            cell.value,
+                            values[ws.title][cell.coordinate].value,
+                        )
+                    )
     return out

@@ -1,0 +1,147 @@
+"""Both workbooks as files: formulas agree with values, numbers are numbers, LibreOffice opens,
+recalculates and prints them."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import zipfile
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+import pytest
+from openpyxl import load_workbook
+
+from .helpers import dec, evaluate, formula_cells
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+@pytest.fixture(scope="module")
+def books(daily_path: Path, monthly_path: Path) -> list[Path]:
+    return [daily_path, monthly_path]
+
+
+def test_every_formula_agrees_with_its_stored_value(books: list[Path]) -> None:
+    for path in books:
+        wb = load_workbook(path, data_only=True)
+        cells = formula_cells(path)
+        assert len(cells) > 50
+        for sheet, ref, formula, cached in cells:
+            assert cached is not None, (path.name, sheet, ref, formula)
+            assert evaluate(formula, wb[sheet], wb) == dec(cached), (sheet, ref, formula)
+
+
+def test_numbers_are_numbers_with_formats_frozen_filtered_and_printable(
+    books: list[Path],
+) -> None:
+    for path in books:
+        wb = load_workbook(path)
+        for ws in wb.worksheets:
+            assert ws.page_setup.orientation == "landscape"
+            assert ws.sheet_properties.pageSetUpPr.fitToPage
+            assert (ws.page_setup.fitToWidth, ws.page_setup.fitToHeight) == (1, 0)
+            assert ws.print_title_rows
+            assert ws.freeze_panes is not None
+            if ws.title == "Overview":
+                continue
+            assert ws.freeze_panes == "A5"
+            assert ws.auto_filter.ref.startswith("A4:")
+            for row in ws.iter_rows(min_row=5):
+                for cell in row:
+                    fmt = cell.number_format
+                    m = re.match(r"#,##0(?:\.(0+))?", fmt)
+                    if m is None or cell.value is None or isinstance(cell.value, str):
+                        continue
+                    # stored as a number, with no more decimals than its format shows
+                    assert cell.data_type == "n", (ws.title, cell.coordinate)
+                    places = len(m.group(1) or "")
+                    value = dec(cell.value)
+                    assert value == value.quantize(Decimal(1).scaleb(-places)), (
+                        ws.title,
+                        cell.coordinate,
+                    )
+    daily = load_workbook(books[0])
+    cell = daily["Reconciliation"]["M5"]
+    assert cell.number_format == "#,##0.000000;[Red]-#,##0.000000"
+    monthly = load_workbook(books[1])
+    names = set(monthly.defined_names)
+    assert {"net_position_sdr", "net_payable_sdr", "receivable_sdr"} <= names
+
+
+def test_workbook_properties_come_from_the_date_not_the_clock(books: list[Path]) -> None:
+    daily, monthly = books
+    props = load_workbook(daily).properties
+    assert props.created.isoformat() == "2026-11-15T00:00:00"
+    assert props.modified.isoformat() == "2026-11-15T00:00:00"
+    assert load_workbook(monthly).properties.modified.isoformat() == "2026-12-01T00:00:00"
+    with zipfile.ZipFile(daily) as z:
+        assert {i.date_time for i in z.infolist()} == {(2026, 11, 15, 0, 0, 0)}
+
+
+def _soffice() -> str | None:
+    return shutil.which("soffice") or shutil.which("libreoffice")
+
+
+def _convert(soffice: str, target: str, files: list[Path], out: Path, profile: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [
+            soffice,
+            f"-env:UserInstallation=file://{profile}",
+            "--headless",
+            "--norestore",
+            "--convert-to",
+            target,
+            "--outdir",
+            str(out),
+            *map(str, files),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=240,
+        env={**os.environ, "HOME": str(profile)},
+    )
+
+
+_CACHED = re.compile(rb"(<c [^>]*>)(<f>[^<]*</f>)<v>[^<]*</v>")
+
+
+@pytest.mark.skipif(_soffice() is None, reason="LibreOffice (soffice) is not installed")
+def test_libreoffice_recalculates_the_same_and_prints(books: list[Path], tmp_path: Path) -> None:
+    soffice = _soffice()
+    assert soffice is not None
+    profile = tmp_path / "profile"
+    # copies without the cached results: LibreOffice must compute every formula itself
+    bare = []
+    for path in books:
+        copy = tmp_path / "bare" / path.name
+        copy.parent.mkdir(exist_ok=True)
+        with zipfile.ZipFile(path) as src, zipfile.ZipFile(copy, "w") as dst:
+            for info in src.infolist():
+                body = src.read(info.filename)
+                if info.filename.startswith("xl/worksheets/"):
+                    body = _CACHED.sub(rb"\1\2", body)
+                dst.writestr(info, body)
+        bare.append(copy)
+    _convert(soffice, "xlsx:Calc MS Excel 2007 XML", bare, tmp_path / "recalc", profile)
+    _convert(soffice, "pdf", books, tmp_path / "pdf", profile)
+    for path in books:
+        recalculated = load_workbook(tmp_path / "recalc" / path.name, data_only=True)
+        ours = load_workbook(path, data_only=True)
+        n = 0
+        for sheet, ref, _formula, cached in formula_cells(path):
+            lo = recalculated[sheet][ref].value
+            assert lo is not None, (path.name, sheet, ref)
+            places = max(-dec(cached).as_tuple().exponent, 0)
+            got = dec(lo).quantize(Decimal(1).scaleb(-places)) if places else dec(round(lo))
+            assert got == dec(ours[sheet][ref].value), (sheet, ref, lo, cached)
+            n += 1
+        assert n > 50
+        pdf = tmp_path / "pdf" / path.with_suffix(".pdf").name
+        data = pdf.read_bytes()
+        assert data.startswith(b"%PDF")
+        assert data.count(b"/Type /Page") + data.count(b"/Type/Page") > len(ours.worksheets)
