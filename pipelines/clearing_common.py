@@ -7,6 +7,8 @@ beside it (`clearing_daily.py`, `clearing_monthly.py`) import it; Airflow puts t
 Settings, read when the DAG file is parsed (scheduler / DAG processor and workers alike):
 
 - `CLEARING_TZ`: the time zone of the schedules and of the processing date (default `UTC`).
+- `CLEARING_DAILY_TASKS`: the daily DAG's tasks, `nightly` (default: collect → nightly → send)
+  or `stages` (one task per stage verb); see pipelines/README.md.
 - `CLEARING_START_DATE`: the first processing date, YYYY-MM-DD. Required: the daily DAG catches
   up every night missed since then, so it is never guessed.
 
@@ -44,10 +46,12 @@ MONTHLY_DAG_ID = "clearing_monthly"
 #: Exit codes of the CLI (README): 0 ok, 1 data problem, 2 config problem, 3 transport problem.
 EXIT_DATA_PROBLEM = 1
 
-#: The daily stages, in order: (task id, the verb's words, takes --date). `--workdir` follows
-#: the verb; `--date D` is appended for the stages that take one. `collect` and `send` work on
-#: the whole work folder (inbox / outbox), not on a date: `validate` moves the inbox into D.
-STAGES: tuple[tuple[str, tuple[str, ...], bool], ...] = (
+Stage = tuple[str, tuple[str, ...], bool]
+"""(task id, the words after CLEARING_BIN — verb and fixed flags, takes `--date D`)."""
+
+#: Layout "stages": one task per stage verb. `collect` and `send` work on the whole work folder
+#: (inbox / outbox), not on a date (`validate` claims the inbox into work/D/in).
+STAGES: tuple[Stage, ...] = (
     ("collect", ("collect",), False),
     ("validate", ("validate",), True),
     ("rate", ("rate",), True),
@@ -56,12 +60,36 @@ STAGES: tuple[tuple[str, tuple[str, ...], bool], ...] = (
     ("settle_daily", ("settle", "daily"), True),
 )
 
+#: Layout "nightly" (the default): the transport stages as tasks of their own (retried on their
+#: own), everything between them by `clearing nightly`, which also claims the inbox, receives
+#: partners' RAPs/ACKs, registers the day's files in the outbox and writes the run manifest
+#: with the record reconciliation.
+NIGHTLY: tuple[Stage, ...] = (
+    ("collect", ("collect",), False),
+    ("nightly", ("nightly", "--no-collect", "--no-send"), True),
+    ("send", ("send",), False),
+)
+
+LAYOUTS: dict[str, tuple[Stage, ...]] = {"nightly": NIGHTLY, "stages": STAGES}
+
+#: The task whose end means the day is processed and settled (the monthly close waits for it).
+SETTLED_TASK = {"nightly": "nightly", "stages": "settle_daily"}
+
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _PERIOD = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 
 
 class SettingError(ValueError):
     """A setting or a run's conf value that cannot be used."""
+
+
+def layout() -> str:
+    """The daily DAG's task layout (`CLEARING_DAILY_TASKS`: `nightly`, the default, or
+    `stages`)."""
+    name = (os.environ.get("CLEARING_DAILY_TASKS") or "nightly").strip()
+    if name not in LAYOUTS:
+        raise SettingError(f"CLEARING_DAILY_TASKS={name!r}: expected one of {sorted(LAYOUTS)}")
+    return name
 
 
 def timezone() -> ZoneInfo:
@@ -233,7 +261,7 @@ def _closing_period(context: jinja2.runtime.Context) -> str:
 @jinja2.pass_context
 def _stage_command(context: jinja2.runtime.Context, task_id: str) -> str:
     day = _processing_date(context)  # also for the undated stages: a bad conf date stops the run
-    for stage_id, words, dated in STAGES:
+    for stage_id, words, dated in (*NIGHTLY, *STAGES):
         if stage_id == task_id:
             tail = ("--date", day) if dated else ()
             return command(words, workdir(_variable_workdir()), *tail)

@@ -1,7 +1,8 @@
-"""Airflow 3 DAG `clearing_daily`: the nightly clearing run, one task per stage of the CLI.
+"""Airflow 3 DAG `clearing_daily`: the nightly clearing run, calling the CLI.
 
-collect → validate → rate → retail → send → settle_daily, every night at 02:00 (`CLEARING_TZ`),
-processing the previous day (the data interval's start date in that time zone). See
+Every night at 02:00 (`CLEARING_TZ`) it processes the previous day (the data interval's start
+date in that time zone). Tasks (`CLEARING_DAILY_TASKS`): `nightly` (default) collect → nightly
+→ send; `stages` collect → validate → rate → retail → send → settle_daily. See
 pipelines/README.md for the settings, the exit-code policy and how to re-run a day.
 """
 
@@ -22,16 +23,19 @@ import clearing_common as cc
 DOC = """
 ### Nightly clearing
 
-One task per stage of the `clearing` CLI, in order; each task runs
-`clearing <stage> --workdir W [--date D]`. **D** is the previous day (the data interval's start
+Each task runs one verb of the `clearing` CLI on the work folder:
+`clearing <verb> --workdir W [--date D]`. **D** is the previous day (the data interval's start
 date in `CLEARING_TZ`); trigger with conf `{"date": "YYYY-MM-DD"}` to re-run a given day
-(idempotent: same inputs, same bytes).
+(idempotent: same inputs, same bytes). Tasks: `collect` (partners' files into the inbox),
+then `nightly --no-collect --no-send` (claim, validate, receive RAP/ACK, rate, retail, outbox,
+daily settlement, manifest), then `send`; or, with `CLEARING_DAILY_TASKS=stages`, one task per
+stage verb.
 
 Exit codes: **1** (data problem, e.g. a partner file fatally rejected and returned in a RAP)
-marks the task *skipped* and the next stages still run (trigger rule `none_failed`), so RAPs
+marks the task *skipped* and the next tasks still run (trigger rule `none_failed`), so RAPs
 and TAP-out still go out and later nights are not held up; look at the skipped task's log.
-**2** (config), **3** (transport) and crashes fail the task; it is retried, then the run fails
-and the stages after it do not run.
+**2** (config, or the work folder busy), **3** (transport) and crashes fail the task; it is
+retried, then the run fails and the tasks after it do not run.
 """
 
 default_args = {
@@ -79,6 +83,6 @@ with DAG(
             trigger_rule=TriggerRule.NONE_FAILED,
             append_env=True,
         )
-        for task_id, _words, _dated in cc.STAGES
+        for task_id, _words, _dated in cc.LAYOUTS[cc.layout()]
     ]
     chain(*stages)

@@ -84,7 +84,7 @@ with DAG(
     wait_for_daily = ExternalTaskSensor(
         task_id="wait_for_daily",
         external_dag_id=cc.DAILY_DAG_ID,
-        external_task_id=cc.STAGES[-1][0],
+        external_task_id=cc.SETTLED_TASK[cc.layout()],
         execution_date_fn=_last_daily_run,
         allowed_states=["success", "skipped"],
         failed_states=["failed", "upstream_failed"],

@@ -14,6 +14,7 @@ import pytest
 from tests.pipelines.conftest import parse_cli
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
     from types import ModuleType
 
@@ -144,9 +145,31 @@ def test_commands_are_shell_safe_and_use_clearing_bin(
     ]
 
 
-def test_stage_commands_name_verbs_of_the_cli(cc: ModuleType) -> None:
-    """The verbs in the tree today parse; the others are checked by test_dags once they exist."""
-    for _task_id, words, dated in cc.STAGES:
-        argv = [*words, "--workdir", "/srv/w", *(["--date", "2024-06-30"] if dated else [])]
-        if words[0] in {"validate", "rate"}:  # in the tree before the run verbs
-            assert parse_cli(argv) == [words[0]]
+def test_every_command_of_both_layouts_parses_with_the_real_cli(
+    cc: ModuleType, expect_verbs: Callable[..., None]
+) -> None:
+    """What the DAGs would run, built as they build it, parsed by `clearing.cli.app` (test_dags
+    does the same with the lines rendered in real Airflow runs)."""
+    lines = [
+        shlex.split(cc.command(words, "/srv/w", *(("--date", "2024-06-30") if dated else ())))
+        for layout in cc.LAYOUTS.values()
+        for _task_id, words, dated in layout
+    ]
+    lines.append(shlex.split(cc.command(("monthly",), "/srv/w", "--period", "2024-06")))
+    expect_verbs(*{argv[1] for argv in lines})
+    for argv in lines:
+        assert argv[0] == "clearing"
+        verbs = [w for w in argv[1:] if not w.startswith("-")][: 2 if argv[1] == "settle" else 1]
+        assert parse_cli(argv[1:]) == verbs
+
+
+def test_layout_setting(cc: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CLEARING_DAILY_TASKS", raising=False)
+    assert cc.layout() == "nightly"
+    monkeypatch.setenv("CLEARING_DAILY_TASKS", "stages")
+    assert cc.layout() == "stages"
+    monkeypatch.setenv("CLEARING_DAILY_TASKS", "everything")
+    with pytest.raises(cc.SettingError, match="CLEARING_DAILY_TASKS"):
+        cc.layout()
+    for layout in cc.LAYOUTS:
+        assert cc.SETTLED_TASK[layout] in {task_id for task_id, *_ in cc.LAYOUTS[layout]}

@@ -41,14 +41,27 @@ pytestmark = pytest.mark.filterwarnings(
 
 TZ_NAME = "Asia/Hong_Kong"  # 02:00 there is 18:00 UTC the day before: the date logic shows
 TZ = ZoneInfo(TZ_NAME)
-STAGE_IDS = ["collect", "validate", "rate", "retail", "send", "settle_daily"]
+TASKS = {
+    "nightly": ["collect", "nightly", "send"],
+    "stages": ["collect", "validate", "rate", "retail", "send", "settle_daily"],
+}
+SETTLED = {"nightly": "nightly", "stages": "settle_daily"}
+#: each layout's runs get their own year, so runs of one never meet the other's in the DB
+YEAR = {"nightly": 2025, "stages": 2024}
 
 
 class Dags:
-    def __init__(self, daily: ModuleType, monthly: ModuleType, common: ModuleType) -> None:
+    def __init__(
+        self, layout: str, daily: ModuleType, monthly: ModuleType, common: ModuleType
+    ) -> None:
+        self.layout = layout
         self.daily = daily.dag
         self.monthly = monthly.dag
         self.common = common
+
+    def at(self, month: int, day: int, hour: int) -> datetime:
+        """A moment in this layout's year, Hong Kong time."""
+        return datetime(YEAR[self.layout], month, day, hour, 0, tzinfo=TZ)
 
 
 @pytest.fixture(scope="module")
@@ -75,15 +88,20 @@ def airflow_home(
             sys.modules.pop(name, None)
 
 
-@pytest.fixture
-def dags(airflow_home: Path) -> Dags:
-    """The DAG files imported afresh, as a worker parses them for each task: `dag.test()` merges
-    a run's conf into the DAG object's params, which must not leak into the next test."""
+@pytest.fixture(params=["nightly", "stages"])
+def dags(
+    request: pytest.FixtureRequest, airflow_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> Dags:
+    """The DAG files imported afresh with CLEARING_DAILY_TASKS = the layout, as a worker parses
+    them for each task (`dag.test()` merges a run's conf into the DAG object's params, which
+    must not leak into the next test)."""
+    layout = request.param
+    monkeypatch.setenv("CLEARING_DAILY_TASKS", layout)
     modules = []
     for name in ("clearing_daily", "clearing_monthly"):
         module = sys.modules.get(name)
         modules.append(importlib.reload(module) if module else importlib.import_module(name))
-    return Dags(*modules, importlib.import_module("clearing_common"))
+    return Dags(layout, *modules, importlib.import_module("clearing_common"))
 
 
 @pytest.fixture
@@ -124,14 +142,33 @@ def _core_timetable(dag: Any) -> Any:
     return coerce_to_core_timetable(dag.timetable)
 
 
+def _daily_lines(layout: str, workdir: str, day: str) -> list[list[str]]:
+    """The command lines (after CLEARING_BIN) of one night, in order."""
+    if layout == "nightly":
+        return [
+            ["collect", "--workdir", workdir],
+            ["nightly", "--no-collect", "--no-send", "--workdir", workdir, "--date", day],
+            ["send", "--workdir", workdir],
+        ]
+    return [
+        ["collect", "--workdir", workdir],
+        ["validate", "--workdir", workdir, "--date", day],
+        ["rate", "--workdir", workdir, "--date", day],
+        ["retail", "--workdir", workdir, "--date", day],
+        ["send", "--workdir", workdir],
+        ["settle", "daily", "--workdir", workdir, "--date", day],
+    ]
+
+
 # --- structure -----------------------------------------------------------------------------
 
 
 def test_daily_structure(dags: Dags) -> None:
     dag = dags.daily
+    tasks = TASKS[dags.layout]
     assert dag.dag_id == "clearing_daily"
-    assert [t.task_id for t in dag.topological_sort()] == STAGE_IDS
-    for before, after in itertools.pairwise(STAGE_IDS):
+    assert [t.task_id for t in dag.topological_sort()] == tasks
+    for before, after in itertools.pairwise(tasks):
         assert dag.get_task(before).downstream_task_ids == {after}
     assert dag.catchup is True
     assert dag.max_active_runs == 1
@@ -158,7 +195,7 @@ def test_monthly_structure(dags: Dags) -> None:
     assert _core_timetable(dag).summary == "0 6 1 * *"
     sensor = dag.get_task("wait_for_daily")
     assert sensor.external_dag_id == "clearing_daily"
-    assert sensor.external_task_id == "settle_daily"
+    assert sensor.external_task_id == SETTLED[dags.layout]
     assert set(sensor.allowed_states) == {"success", "skipped"}
     assert sensor.mode == "reschedule"
     monthly = dag.get_task("monthly")
@@ -166,6 +203,7 @@ def test_monthly_structure(dags: Dags) -> None:
     assert list(monthly.skip_on_exit_code) == [1]
 
 
+@pytest.mark.parametrize("dags", ["nightly"], indirect=True)
 def test_the_first_runs_process_the_start_date_then_each_day(dags: Dags) -> None:
     from airflow.timetables.base import TimeRestriction
 
@@ -200,83 +238,71 @@ def test_the_first_runs_process_the_start_date_then_each_day(dags: Dags) -> None
 # --- runs ----------------------------------------------------------------------------------
 
 
-def _daily_lines(workdir: str, day: str) -> list[list[str]]:
-    return [
-        ["collect", "--workdir", workdir],
-        ["validate", "--workdir", workdir, "--date", day],
-        ["rate", "--workdir", workdir, "--date", day],
-        ["retail", "--workdir", workdir, "--date", day],
-        ["send", "--workdir", workdir],
-        ["settle", "daily", "--workdir", workdir, "--date", day],
-    ]
-
-
 def test_a_night_processes_the_previous_day_and_a_data_problem_does_not_fail_it(
     dags: Dags, world: Calls, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("STUB_EXIT_VALIDATE", "1")  # e.g. a partner file fatally rejected
-    run = dags.daily.test(logical_date=datetime(2024, 7, 1, 2, 0, tzinfo=TZ))
-    assert world() == _daily_lines(str(tmp_path / "work"), "2024-06-30")
+    # e.g. a partner file fatally rejected (returned in a RAP)
+    failing = "nightly" if dags.layout == "nightly" else "validate"
+    monkeypatch.setenv(f"STUB_EXIT_{failing.upper()}", "1")
+    run = dags.daily.test(logical_date=dags.at(7, 1, 2))
+    day = f"{YEAR[dags.layout]}-06-30"
+    assert world() == _daily_lines(dags.layout, str(tmp_path / "work"), day)
     assert _state(run) == "success"
     states = _states(run)
-    assert states.pop("validate") == "skipped"
+    assert states.pop(failing) == "skipped"
     assert set(states.values()) == {"success"}
 
 
-@pytest.mark.parametrize(
-    ("verb", "task_id", "code"), [("validate", "validate", 2), ("send", "send", 3)]
-)
+@pytest.mark.parametrize(("stage", "code"), [("collect", 2), ("send", 3), ("rate", 2)])
 def test_a_config_or_transport_problem_fails_the_night(
-    dags: Dags,
-    world: Calls,
-    monkeypatch: pytest.MonkeyPatch,
-    verb: str,
-    task_id: str,
-    code: int,
+    dags: Dags, world: Calls, monkeypatch: pytest.MonkeyPatch, stage: str, code: int
 ) -> None:
+    day = {"collect": 3, "send": 4, "rate": 5}[stage]
+    if stage == "rate" and dags.layout == "nightly":
+        stage = "nightly"  # the processing stages are inside it
     _no_retries(dags.daily, monkeypatch)
-    monkeypatch.setenv(f"STUB_EXIT_{verb.upper()}", str(code))
-    run = dags.daily.test(logical_date=datetime(2024, 7, 2 + code, 2, 0, tzinfo=TZ))
+    monkeypatch.setenv(f"STUB_EXIT_{stage.upper()}", str(code))
+    run = dags.daily.test(logical_date=dags.at(7, day, 2))
     assert _state(run) == "failed"
     states = _states(run)
-    assert states[task_id] == "failed"
-    after = STAGE_IDS[STAGE_IDS.index(task_id) + 1 :]
-    assert {states[t] for t in after} == {"upstream_failed"}
-    assert [line[0] for line in world()] == [s.split("_")[0] for s in STAGE_IDS][
-        : len(STAGE_IDS) - len(after)
-    ]
+    tasks = TASKS[dags.layout]
+    assert states[stage] == "failed"
+    after = tasks[tasks.index(stage) + 1 :]
+    assert {states[t] for t in after} <= {"upstream_failed"}
+    ran = tasks[: tasks.index(stage) + 1]
+    assert [line[0] for line in world()] == [task.split("_")[0] for task in ran]
 
 
+@pytest.mark.parametrize("dags", ["nightly"], indirect=True)
 def test_a_conf_date_and_the_workdir_variable(
     dags: Dags, world: Calls, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("AIRFLOW_VAR_CLEARING_WORKDIR", "/srv/clearing from variable")
-    run = dags.daily.test(
-        logical_date=datetime(2024, 7, 10, 2, 0, tzinfo=TZ), run_conf={"date": "2024-02-29"}
-    )
+    run = dags.daily.test(logical_date=dags.at(7, 20, 2), run_conf={"date": "2024-02-29"})
     assert _state(run) == "success"
-    assert world() == _daily_lines("/srv/clearing from variable", "2024-02-29")
+    assert world() == _daily_lines("nightly", "/srv/clearing from variable", "2024-02-29")
 
 
+@pytest.mark.parametrize("dags", ["nightly"], indirect=True)
 def test_a_run_without_logical_date_processes_the_day_before_it_was_triggered(
     dags: Dags, world: Calls
 ) -> None:
-    run = dags.daily.test(logical_date=None, run_after=datetime(2024, 8, 20, 1, 0, tzinfo=TZ))
+    run = dags.daily.test(logical_date=None, run_after=dags.at(8, 20, 1))
     assert _state(run) == "success"
-    assert world()[-1][-1] == "2024-08-19"  # local date: 2024-08-19 17:00 UTC is the 20th
+    assert world()[1][-1] == "2025-08-19"  # local date: 2025-08-19 17:00 UTC is the 20th
 
 
+@pytest.mark.parametrize("dags", ["nightly"], indirect=True)
 def test_a_conf_date_never_reaches_the_shell_unchecked(
     dags: Dags, world: Calls, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     _no_retries(dags.daily, monkeypatch)
     marker = tmp_path / "pwned"
     run = dags.daily.test(
-        logical_date=datetime(2024, 7, 11, 2, 0, tzinfo=TZ),
-        run_conf={"date": f"2024-07-01; touch {marker}"},
+        logical_date=dags.at(7, 21, 2), run_conf={"date": f"2024-07-01; touch {marker}"}
     )
     assert _state(run) == "failed"
-    assert world() == []
+    assert world() == []  # not even collect, which takes no date
     assert not marker.exists()
 
 
@@ -285,28 +311,28 @@ def test_the_monthly_close_waits_for_the_last_night_of_the_month(
 ) -> None:
     _no_retries(dags.monthly, monkeypatch)
     workdir = str(tmp_path / "work")
-    # the night of 2024-04-30 (runs 2024-05-01 02:00), then the close on 2024-05-01 06:00
-    assert _state(dags.daily.test(logical_date=datetime(2024, 5, 1, 2, 0, tzinfo=TZ))) == "success"
-    run = dags.monthly.test(logical_date=datetime(2024, 5, 1, 6, 0, tzinfo=TZ))
+    year = YEAR[dags.layout]
+    # the night of 04-30 (runs 05-01 02:00), then the close on 05-01 06:00
+    assert _state(dags.daily.test(logical_date=dags.at(5, 1, 2))) == "success"
+    run = dags.monthly.test(logical_date=dags.at(5, 1, 6))
     assert _state(run) == "success"
-    assert world()[-1] == ["monthly", "--workdir", workdir, "--period", "2024-04"]
+    assert world()[-1] == ["monthly", "--workdir", workdir, "--period", f"{year}-04"]
 
-    # the last night of May failed (transport): the close of May does not run
+    # the last night of May failed: the close of May does not run
     _no_retries(dags.daily, monkeypatch)
-    monkeypatch.setenv("STUB_EXIT_SEND", "3")
-    assert _state(dags.daily.test(logical_date=datetime(2024, 6, 1, 2, 0, tzinfo=TZ))) == "failed"
+    failing = SETTLED[dags.layout]
+    monkeypatch.setenv(f"STUB_EXIT_{failing.split('_')[0].upper()}", "2")
+    assert _state(dags.daily.test(logical_date=dags.at(6, 1, 2))) == "failed"
     calls_before = len(world())
-    run = dags.monthly.test(logical_date=datetime(2024, 6, 1, 6, 0, tzinfo=TZ))
+    run = dags.monthly.test(logical_date=dags.at(6, 1, 6))
     assert _state(run) == "failed"
     assert _states(run) == {"wait_for_daily": "failed", "monthly": "upstream_failed"}
     assert len(world()) == calls_before
 
     # re-closing April by conf waits for April's last night, which succeeded above
-    run = dags.monthly.test(
-        logical_date=datetime(2024, 6, 15, 9, 0, tzinfo=TZ), run_conf={"period": "2024-04"}
-    )
+    run = dags.monthly.test(logical_date=dags.at(6, 15, 9), run_conf={"period": f"{year}-04"})
     assert _state(run) == "success"
-    assert world()[-1] == ["monthly", "--workdir", workdir, "--period", "2024-04"]
+    assert world()[-1] == ["monthly", "--workdir", workdir, "--period", f"{year}-04"]
 
 
 def test_every_rendered_command_parses_with_the_real_cli(
@@ -314,12 +340,11 @@ def test_every_rendered_command_parses_with_the_real_cli(
 ) -> None:
     """The lines the DAGs hand to bash, as rendered in real runs, against `clearing.cli.app`.
     Until every verb the DAGs call is in the tree this is an expected (strict) failure."""
-    assert _state(dags.daily.test(logical_date=datetime(2024, 9, 1, 2, 0, tzinfo=TZ))) == "success"
-    assert (
-        _state(dags.monthly.test(logical_date=datetime(2024, 9, 1, 6, 0, tzinfo=TZ))) == "success"
-    )
+    night = dags.daily.test(logical_date=dags.at(9, 1, 2))
+    close = dags.monthly.test(logical_date=dags.at(9, 1, 6))
+    assert (_state(night), _state(close)) == ("success", "success")
     lines = world()
-    assert len(lines) == len(STAGE_IDS) + 1
+    assert len(lines) == len(TASKS[dags.layout]) + 1
     expect_verbs(*{line[0] for line in lines})
     for argv in lines:
         words = [w for w in argv if not w.startswith("-")][: 2 if argv[0] == "settle" else 1]
