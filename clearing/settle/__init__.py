@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from clearing.settle._lake import MissingInputError
-from clearing.settle._summary import RunSummary, render_summary
+from clearing.settle._summary import RunSummary, key_figures, render_summary
 
 if TYPE_CHECKING:
     from datetime import date
@@ -28,6 +28,7 @@ __all__ = [
     "MissingInputError",
     "RunSummary",
     "daily_workbook",
+    "key_figures",
     "monthly_workbook",
     "render_summary",
 ]

@@ -46,7 +46,7 @@ from clearing import config
 from clearing.errors import ConfigError
 from clearing.rating._book import MINOR_UNITS
 from clearing.settle._book import Book, Chart, Col, KeyFigure, KeyFigures, Table, money
-from clearing.settle._common import AuditFacts, lake_file_rows
+from clearing.settle._common import AuditFacts, file_sha256, lake_file_rows
 from clearing.settle._issue import write_issue
 from clearing.settle._lake import SDR_SCALE, Lake, MissingInputError
 
@@ -716,14 +716,16 @@ def _runs(workdir: Path, p: Period) -> list[dict[str, Any]]:
             continue
         if not isinstance(doc, dict):
             continue
-        text = str(doc.get("date") or doc.get("processing_date") or "")
+        # nightly manifests name their processing date in `label` (monthly ones a period)
+        text = str(doc.get("date") or doc.get("processing_date") or doc.get("label") or "")
         try:
             day = date.fromisoformat(text[:10])
         except ValueError:
             continue
         if p.first <= day <= p.last:
             run = str(doc.get("run_id") or doc.get("id") or manifest.parent.name)
-            out.append({"what": f"run {day}", "name": run, "sha256": None})
+            what = f"{doc.get('kind') or 'run'} run {day}"
+            out.append({"what": what, "name": run, "sha256": file_sha256(manifest)})
     return out
 
 

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 from openpyxl import load_workbook
 
-from clearing.settle import MissingInputError, daily_workbook
+from clearing.settle import MissingInputError, daily_workbook, key_figures
 from clearing.settle._book import render_book
 from clearing.settle._daily import build_daily
 
@@ -295,6 +295,10 @@ def test_register_sequences_validation_rap_and_iot_match_the_state(
 
 
 def test_key_figures_are_the_totals_by_name(daily_path: Path) -> None:
+    figures = key_figures(daily_path)
+    assert figures["records_difference"] == 0
+    assert figures["charge_difference_sdr"] == 0
+    assert figures["records_in"] > 1000
     wb = load_workbook(daily_path, data_only=True)
     forms = load_workbook(daily_path)
     names = dict(wb.defined_names.items())

@@ -219,6 +219,10 @@ def test_overview_figures_are_the_summary_totals(monthly_path: Path) -> None:
         totals["Payable charge as invoiced (SDR)"]
     )
     assert figures["Issue"] == "v1"
+    audit = {(r[0].value, r[1].value) for r in wb["Audit"].iter_rows(min_row=5, max_col=2)}
+    runs = {name for what, name in audit if str(what).startswith("nightly run 2026-11-1")}
+    assert len(runs) == 2  # the two nightly runs that processed the period's dates
+    assert ("run id", "monthly-test") in audit
     assert figures["Status"].startswith("provisional: data through 2026-11-15")
 
 

@@ -1,0 +1,21 @@
+"""The public names of clearing.settle (what the nightly and monthly commands call)."""
+
+from __future__ import annotations
+
+import clearing.settle
+from clearing.settle.cli import settle_app
+
+
+def test_exported_members() -> None:
+    assert clearing.settle.__all__ == [
+        "MissingInputError",
+        "RunSummary",
+        "daily_workbook",
+        "key_figures",
+        "monthly_workbook",
+        "render_summary",
+    ]
+    for name in clearing.settle.__all__:
+        assert getattr(clearing.settle, name).__doc__
+    commands = sorted(c.name or c.callback.__name__ for c in settle_app.registered_commands)  # type: ignore[union-attr]
+    assert commands == ["daily", "monthly"]
