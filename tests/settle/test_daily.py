@@ -243,6 +243,19 @@ def test_register_sequences_validation_rap_and_iot_match_the_state(
     assert seq.totals["Reused FSN (fatal 201)"] == f["reused"] == 1
     val = read_sheet(daily_path, "Validation")
     assert val.totals["Findings"] == f["findings"]
+    by_code = {
+        (r["severity"], r["code"], r["rule"]): r["n"]
+        for r in sql(
+            world,
+            f"SELECT severity, code, rule, count(*) AS n FROM st.findings "
+            f"WHERE processing_date = DATE '{D}' GROUP BY ALL",
+        )
+    }
+    shown: dict[tuple[str, int, str], int] = {}
+    for r in val.rows:
+        key = (r["Severity"], r["Error code"], r["Rule"])
+        shown[key] = shown.get(key, 0) + r["Findings"]
+    assert shown == by_code
 
     rap = read_sheet(daily_path, "RAP")
     today = [r for r in rap.rows if str(r["Sent on"])[:10] == D]
@@ -292,6 +305,25 @@ def test_register_sequences_validation_rap_and_iot_match_the_state(
         )
     received = read_sheet(daily_path, "RAP received")
     assert received.totals["Severe returns"] == 2  # FRAF9's RAP about our TAP-out
+
+
+def test_partner_sheet_agrees_with_the_reconciliations(world: Path, daily_path: Path) -> None:
+    partners = read_sheet(daily_path, "Partners")
+    rec = read_sheet(daily_path, "Reconciliation").totals
+    out = read_sheet(daily_path, "Outbound reconciliation").totals
+    iot = read_sheet(daily_path, "IOT check").totals
+    assert partners.totals["Events in"] == rec["In"]
+    assert partners.totals["Accepted"] == rec["Accepted"]
+    assert dec(partners.totals["Accepted charge in (SDR)"]) == dec(rec["Accepted (SDR)"])
+    assert partners.totals["Events out"] == out["Records in files"]
+    assert dec(partners.totals["Charge out (SDR)"]) == dec(out["In files (SDR)"])
+    assert partners.totals["IOT breaches"] == iot["Breaches"]
+    (n,) = sql(
+        world,
+        f"SELECT count(*) AS files FROM st.files WHERE processing_date = DATE '{D}'",
+    )
+    assert partners.totals["Files in"] == n["files"]
+    assert len(load_workbook(daily_path)["Partners"]._charts) == 2  # both charts
 
 
 def test_key_figures_are_the_totals_by_name(daily_path: Path) -> None:

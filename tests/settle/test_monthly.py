@@ -129,6 +129,11 @@ def test_summary_matches_the_lake(world: Path, monthly_path: Path) -> None:
     fra = [e for e in events if e["partner"] == "FRAF9" and e["direction"] == "receivable"]
     rec_eur = Decimal(sum(e["total_sc"] for e in fra)).scaleb(-2)
     assert dec(rows["FRAF9"]["Net receivable (settlement)"]) < rec_eur
+    by_currency = read_sheet(monthly_path, "By currency")
+    for row in by_currency.rows:
+        mine = [r for r in summary.rows if r["Settlement currency"] == row["Settlement currency"]]
+        for h in ("Net receivable", "Net payable", "Net position"):
+            assert dec(row[h]) == sum(dec(r[f"{h} (settlement)"]) for r in mine)
     totals = summary.totals
     assert dec(totals["Net position (SDR)"]) == dec(totals["Net receivable (SDR)"]) - dec(
         totals["Net payable (SDR)"]
