@@ -593,12 +593,18 @@ def _retail(lake: Lake) -> list[dict[str, Any]]:
             SELECT sender AS partner, file, event_index, net + tax AS cost, net_sdr + tax_sdr
                    AS cost_sdr, currency, scale, fx_date, r_src, s_src, processing_date
             FROM events WHERE direction = 'payable' AND status = 'accepted'
+        ), home AS (
+            -- records of no plan (not our subscriber) are shown in the plans' currency
+            SELECT coalesce(min(currency), 'SDR') AS currency, coalesce(min(scale), 6) AS scale
+            FROM rl WHERE currency IS NOT NULL
         ), b AS (
-            SELECT l.*, w.cost_sdr, w.cost, w.scale AS w_scale, w.fx_date, w.r_src, w.s_src,
+            SELECT l.* REPLACE (coalesce(l.currency, home.currency) AS currency,
+                                coalesce(l.scale, home.scale) AS scale),
+                   w.cost_sdr, w.cost, w.scale AS w_scale, w.fx_date, w.r_src, w.s_src,
                    t.rate AS r_dst, t.rate_scale AS s_dst
-            FROM rl l JOIN w ON w.file = l.file AND w.event_index = l.event_index
+            FROM rl l CROSS JOIN home JOIN w ON w.file = l.file AND w.event_index = l.event_index
                 AND w.partner = l.sender AND w.processing_date = l.processing_date
-            LEFT JOIN fx_rates t ON t.currency = coalesce(l.currency, 'HKD')
+            LEFT JOIN fx_rates t ON t.currency = coalesce(l.currency, home.currency)
                 AND t.valid_from <= w.fx_date AND (t.valid_to IS NULL OR w.fx_date < t.valid_to)
         )
         SELECT coalesce(b.plan_id, '(not our subscriber)') AS plan,
@@ -880,6 +886,16 @@ def build_monthly(f: _Figures, *, run_id: str | None, version: int, replaces: Pa
         f.rates,
         subtitle=f"Period {p.name} · rates table `fx` (units of the currency per 1 SDR)",
     )
+    # one plan currency (the usual case): its amounts have totals; several: per row only
+    plan_scales = {(r["currency"], r["scale"]) for r in f.retail}
+    one = len(plan_scales) == 1
+    pscale = next(iter(plan_scales))[1] if one else 0
+
+    def plan_money(key: str, title: str, **kw: Any) -> Col:
+        if one:
+            return Col(key, title, "money", pscale, total=True, **kw)
+        return Col(key, title, "money", scale_key="scale", **kw)
+
     retail = Table(
         "Retail",
         "Retail reconciliation per sub-number plan",
@@ -890,9 +906,9 @@ def build_monthly(f: _Figures, *, run_id: str | None, version: int, replaces: Pa
             Col("sub_numbers", "Sub-numbers", "int", total=True),
             Col("events", "Events", "int", total=True),
             _sdr_col("cost_sdr", "Wholesale cost (SDR)", total=True),
-            Col("cost", "Wholesale cost", "money", scale_key="scale"),
-            Col("revenue", "Retail revenue", "money", scale_key="scale"),
-            Col("margin", "Margin", "money", scale_key="scale", formula="{revenue} - {cost}"),
+            plan_money("cost", "Wholesale cost"),
+            plan_money("revenue", "Retail revenue"),
+            plan_money("margin", "Margin", formula="{revenue} - {cost}"),
             Col("margin_pct", "Margin %", "percent"),
         ],
         f.retail,
