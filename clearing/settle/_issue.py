@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from clearing.errors import ClearingError
 from clearing.settle._book import read_properties, write_book
 
 if TYPE_CHECKING:
@@ -68,7 +69,10 @@ def write_issue(folder: Path, stem: str, make: Callable[[int, Path | None], Book
     version = latest[0] + 1 if latest else 1
     path = folder / f"{stem}_v{version}.xlsx"
     if path.exists():  # a file appeared meanwhile: never overwrite an issued workbook
-        msg = f"`{path}` already exists: refusing to overwrite an issued workbook"
-        raise FileExistsError(msg)
+        msg = (
+            f"`{path}` appeared while this issue was being made (another monthly run?): an "
+            "issued workbook is never overwritten; run the monthly close again"
+        )
+        raise ClearingError(msg)
     write_book(book, path)
     return path
