@@ -9,14 +9,22 @@ integer ``key = (class << 24) | number`` (class: 0 universal, 1 application, 2 c
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from clearing.errors import DecodeError
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
 
 __all__ = [
     "APPLICATION",
     "TLV",
     "encode_header",
+    "forget",
     "iter_children",
+    "known_end",
     "read_header",
     "tag_key",
     "tag_name",
@@ -119,16 +127,254 @@ def _element(data: bytes, pos: int, limit: int, depth: int = 0) -> TLV:
             msg = f"element {tag_name(key)} of length {length} runs past its container"
             raise DecodeError(msg, offset=pos)
         return TLV(pos, key, constructed, start, length, end)
-    if depth > 64:
+    if depth > _MAX_NESTING:
         raise DecodeError("indefinite-length nesting deeper than 64", offset=pos)
+    end, _nest = _indefinite_end(data, pos, key, start, limit, depth)
+    return TLV(pos, key, constructed, start, None, end)
+
+
+# ---------------------------------------------------------------------------------------------
+# ends of indefinite-length elements
+#
+# The end of an indefinite element is only found by reading everything inside it. That is done
+# in one linear pass (no recursion, no TLV objects), and for an element with many indefinite
+# children (a CallEventDetailList) the children's ends are guessed in bulk with numpy: every
+# place right after an end-of-contents that starts an element with a sibling's tag is scanned
+# at once, one token per lane and step; the pass then hops from child to child through those
+# results. A guess is only ever used where the pass itself arrives, and a scan started there
+# is the scan the pass would do, so the result is the same as reading it one by one.
+#
+# Ends found that way (and those of large elements) are remembered for the last buffer read,
+# so that sniffing, splitting the header groups and decoding the events do not read the same
+# bytes again. An end found with some limit and depth holds for any limit not below it and
+# any depth at which its nesting stays within 64 levels; anything else is read again.
+
+_MAX_NESTING = 64
+_GUESS_AFTER = 16  # indefinite children read one by one before their siblings are guessed
+_MAX_GUESSES = 16  # distinct sibling tags guessed per element
+_REMEMBER = 1 << 16  # indefinite elements at least this long are remembered
+_LANE_STEPS = 4096  # tokens a guessed element may have (larger ones are read one by one)
+
+# (buffer, {offset: (end, nesting)}): the last buffer whose indefinite elements were read.
+# ``nesting`` is how many levels of indefinite elements lie inside (0: none).
+_memo: tuple[bytes, dict[int, tuple[int, int]]] | None = None
+
+
+def _known(data: bytes) -> dict[int, tuple[int, int]] | None:
+    m = _memo
+    return m[1] if m is not None and m[0] is data else None
+
+
+def _remembered(data: bytes) -> dict[int, tuple[int, int]] | None:
+    """The memo of ``data``, started anew if it is another buffer (None: not a bytes object)."""
+    global _memo
+    if type(data) is not bytes:
+        return None
+    m = _memo
+    if m is not None and m[0] is data:
+        return m[1]
+    fresh: dict[int, tuple[int, int]] = {}
+    _memo = (data, fresh)
+    return fresh
+
+
+def forget() -> None:
+    """Drop the remembered ends (and the reference to the buffer they belong to)."""
+    global _memo
+    _memo = None
+
+
+def known_end(data: bytes, pos: int, limit: int, depth: int = 0) -> int | None:
+    """The end of the indefinite element at ``pos`` if already found, else None.
+
+    It is the end :func:`element_at` would give with that limit and depth.
+    """
+    known = _known(data)
+    if known is None:
+        return None
+    hit = known.get(pos)
+    if hit is None or hit[0] > limit or depth + hit[1] > _MAX_NESTING:
+        return None
+    return hit[0]
+
+
+class _Guesses:
+    """Offsets right after each end-of-contents of a region and the tag found there."""
+
+    def __init__(self, data: bytes, lo: int, limit: int) -> None:
+        buf = np.frombuffer(data, dtype=np.uint8, count=limit)
+        region = buf[lo:limit]
+        after = np.flatnonzero((region[:-2] == 0) & (region[1:-1] == 0)) + (lo + 2)
+        after = after[after < limit]
+        after = after[(buf[after] & 0x20) != 0]  # constructed (not another end-of-contents)
+        self.data = data
+        self.limit = limit
+        self.buf = buf
+        self.offsets, self.keys = _indefinite_keys(buf, np.concatenate([[lo], after]), limit)
+        self.tried: set[int] = set()
+
+    def guess(self, key: int, memo: dict[int, tuple[int, int]]) -> None:
+        self.tried.add(key)
+        starts = self.offsets[self.keys == key]
+        starts = starts[[s not in memo for s in starts.tolist()]] if memo else starts
+        if not len(starts):
+            return
+        ends, nests = _lane_ends(self.buf, starts, self.limit)
+        found = ends >= 0
+        memo.update(
+            zip(
+                starts[found].tolist(),
+                zip(ends[found].tolist(), nests[found].tolist(), strict=True),
+                strict=True,
+            )
+        )
+
+
+def _indefinite_keys(
+    buf: NDArray[np.uint8], offsets: NDArray[np.int64], limit: int
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """(offsets, tag keys) of the offsets where an indefinite constructed header starts."""
+    last = len(buf) - 1
+    pos = offsets[offsets < limit].astype(np.int64)
+    b0 = buf[pos].astype(np.int64)
+    b1 = buf[np.minimum(pos + 1, last)].astype(np.int64)
+    b2 = buf[np.minimum(pos + 2, last)].astype(np.int64)
+    multi = (b0 & 0x1F) == 0x1F
+    two = multi & ((b1 & 0x80) != 0)
+    hl = np.where(multi, np.where(two, 3, 2), 1)
+    num = np.where(multi, np.where(two, ((b1 & 0x7F) << 7) | (b2 & 0x7F), b1 & 0x7F), b0 & 0x1F)
+    lpos = pos + hl
+    lb = buf[np.minimum(lpos, last)]
+    keep = ((b0 & 0x20) != 0) & (lb == 0x80) & (lpos < limit) & ~(two & ((b2 & 0x80) != 0))
+    return pos[keep], ((b0[keep] >> 6) << 24) | num[keep]
+
+
+def _lane_ends(
+    buf: NDArray[np.uint8], starts: NDArray[np.int64], limit: int
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Ends (and nesting) of the elements at ``starts``, all read at once; -1 where unsure.
+
+    One lane per element, one token (header or end-of-contents) per lane and step. A lane
+    gives up (-1) on anything :func:`read_header` or the linear pass would reject, and on
+    what it does not handle (tags over 3 bytes, length fields over 4 bytes, more than
+    ``_LANE_STEPS`` tokens): those are left to the pass itself.
+    """
+    n = len(starts)
+    ends = np.full(n, -1, dtype=np.int64)
+    nests = np.zeros(n, dtype=np.int64)
+    last = len(buf) - 1
+    lane = np.arange(n, dtype=np.int64)
+    pos = starts.astype(np.int64)
+    dep = np.zeros(n, dtype=np.int64)  # indefinite elements open
+    deep = np.zeros(n, dtype=np.int64)  # deepest nesting met
+    for _step in range(_LANE_STEPS):
+        if not len(lane):
+            break
+        b0 = buf[np.minimum(pos, last)].astype(np.int64)
+        b1 = buf[np.minimum(pos + 1, last)].astype(np.int64)
+        eoc = (dep > 0) & (pos + 2 <= limit) & (b0 == 0) & (b1 == 0)
+        multi = (b0 & 0x1F) == 0x1F
+        two = multi & ((b1 & 0x80) != 0)
+        ok = eoc | (pos < limit)
+        if two.any():
+            b2 = buf[np.minimum(pos + 2, last)].astype(np.int64)
+            ok &= eoc | ~(two & ((b2 & 0x80) != 0))
+        lpos = pos + np.where(multi, np.where(two, 3, 2), 1)
+        lb = buf[np.minimum(lpos, last)].astype(np.int64)
+        indef = ~eoc & (lb == 0x80)
+        long_form = ~eoc & (lb > 0x80)
+        nl = np.where(long_form, lb & 0x7F, 0)
+        ok &= eoc | (lpos < limit)
+        ok &= ~(indef & ((b0 & 0x20) == 0)) & (nl <= 4)
+        length = np.where(long_form | indef | eoc, 0, lb)
+        if long_form.any():
+            for i in range(4):
+                bi = buf[np.minimum(lpos + 1 + i, last)].astype(np.int64)
+                length = np.where(long_form & (i < nl), (length << 8) | bi, length)
+        cstart = lpos + 1 + nl
+        cend = cstart + length
+        ok &= eoc | (cend <= limit)
+        ok &= ~(indef & (dep > _MAX_NESTING))
+        deep = np.where(indef, np.maximum(deep, dep), deep)
+        dep = dep + indef - eoc
+        pos = np.where(eoc, pos + 2, np.where(indef, cstart, cend))
+        done = ok & (dep == 0)
+        ends[lane[done]] = pos[done]
+        nests[lane[done]] = deep[done]
+        more = ok & (dep > 0)
+        lane, pos, dep, deep = lane[more], pos[more], dep[more], deep[more]
+    return ends, nests
+
+
+def _indefinite_end(
+    data: bytes, pos: int, key: int, start: int, limit: int, depth: int
+) -> tuple[int, int]:
+    """End of the indefinite element at ``pos`` (content at ``start``), and its nesting.
+
+    Raises:
+        DecodeError: as the element-by-element reading would, at the same place.
+    """
+    known = _known(data)
+    if known is not None:
+        hit = known.get(pos)
+        if hit is not None and hit[0] <= limit and depth + hit[1] <= _MAX_NESTING:
+            return hit
+    # open elements: [offset, key, depth, deepest depth inside, indefinite children, guesses]
+    frames: list[list[Any]] = [[pos, key, depth, depth, 0, None]]
     p = start
     while True:
         if p + 2 <= limit and data[p] == 0 and data[p + 1] == 0:
-            return TLV(pos, key, constructed, start, None, p + 2)
+            p += 2
+            off, _key, d, deepest, _n, _g = frames.pop()
+            found = (p, deepest - d)
+            if frames:
+                parent = frames[-1]
+                if deepest > parent[3]:
+                    parent[3] = deepest
+                if parent[5] is not None or p - off >= _REMEMBER:
+                    memo = _remembered(data)
+                    if memo is not None:
+                        memo[off] = found
+                continue
+            if p - off >= _REMEMBER:
+                memo = _remembered(data)
+                if memo is not None:
+                    memo[off] = found
+            return found
         if p >= limit:
-            msg = f"indefinite-length element {tag_name(key)} has no end-of-contents"
-            raise DecodeError(msg, offset=pos)
-        p = _element(data, p, limit, depth + 1).end
+            f = frames[-1]
+            msg = f"indefinite-length element {tag_name(f[1])} has no end-of-contents"
+            raise DecodeError(msg, offset=f[0])
+        k, _c, s, n = read_header(data, p, limit)
+        if n is not None:
+            e = s + n
+            if e > limit:
+                msg = f"element {tag_name(k)} of length {n} runs past its container"
+                raise DecodeError(msg, offset=p)
+            p = e
+            continue
+        f = frames[-1]
+        d = f[2] + 1
+        if d > _MAX_NESTING:
+            raise DecodeError("indefinite-length nesting deeper than 64", offset=p)
+        f[4] += 1
+        guesses: _Guesses | None = f[5]
+        if guesses is None and f[4] > _GUESS_AFTER and type(data) is bytes:
+            guesses = f[5] = _Guesses(data, p, limit)
+        if guesses is not None and k not in guesses.tried and len(guesses.tried) < _MAX_GUESSES:
+            memo = _remembered(data)
+            if memo is not None:
+                guesses.guess(k, memo)
+        known = _known(data)
+        if known is not None:
+            hit = known.get(p)
+            if hit is not None and hit[0] <= limit and d + hit[1] <= _MAX_NESTING:
+                p = hit[0]
+                if d + hit[1] > f[3]:
+                    f[3] = d + hit[1]
+                continue
+        frames.append([p, k, d, d, 0, None])
+        p = s
 
 
 def element_at(data: bytes, pos: int, limit: int | None = None) -> TLV:

@@ -28,7 +28,15 @@ import numpy as np
 import pyarrow as pa
 
 from clearing.codecs import asn1
-from clearing.codecs.ber import TLV, element_at, read_header, tag_key, tag_name, walk
+from clearing.codecs.ber import (
+    TLV,
+    element_at,
+    known_end,
+    read_header,
+    tag_key,
+    tag_name,
+    walk,
+)
 from clearing.codecs.events import EVENT_SCHEMA
 from clearing.errors import DecodeError
 
@@ -41,6 +49,7 @@ __all__ = ["DecodeProblem", "TapBatch", "decode_tap"]
 
 I64 = np.int64
 _PAD = 16  # zero bytes appended to a chunk so that header reads never run out of bounds
+_MAX_INDEFINITE = 48  # nested indefinite elements read by lanes (deeper: pure-Python path)
 
 _T_TRANSFER_BATCH = tag_key(1, 1)
 _T_EVENT_LIST = tag_key(1, 3)
@@ -177,24 +186,67 @@ class _Nodes:
         )
 
 
+@dataclass
+class _Parsed:
+    """What :func:`_parse_chunk` read from a chunk of events.
+
+    Attributes:
+        nodes: rows of the events read without an indefinite length, in the order of the
+            rounds that found them.
+        bad: per event, "read it with the pure-Python path" (broken or unusual BER).
+        late: per event, "has an indefinite length inside, read here all the same".
+        late_nodes: rows of the ``late`` (and not ``bad``) events in the order the pure-Python
+            path gives them (by event, then by offset); ``parent`` is an index into them.
+            ``path`` is -1 for the rows whose path must still be interned
+            (:func:`_resolve_paths`): the pure-Python path interns paths in that order, so the
+            ids come out the same.
+        late_keys: the tag of each late row.
+    """
+
+    nodes: _Nodes
+    bad: NDArray[np.bool_]
+    late: NDArray[np.bool_]
+    late_nodes: _Nodes
+    late_keys: NDArray[I64]
+
+
+def _empty_nodes() -> _Nodes:
+    empty = np.zeros(0, dtype=I64)
+    return _Nodes(empty, empty, empty, empty, empty, empty, np.zeros(0, np.bool_))
+
+
 def _parse_chunk(
     buf: NDArray[np.uint8],
     base: int,
     ev_start: NDArray[I64],
     ev_end: NDArray[I64],
     paths: _Paths,
-) -> tuple[_Nodes, NDArray[np.bool_]]:
-    """Vectorised BER parse of definite-length events.
+    *,
+    indefinite: bool = True,
+) -> _Parsed:
+    """Vectorised BER parse of the events of a chunk.
 
     ``buf`` holds the chunk's bytes (plus padding) starting at absolute offset ``base``;
     ``ev_start``/``ev_end`` are the events' element extents relative to ``buf``.
 
-    Returns the node table and a per-event flag "needs the slow path" (indefinite length
-    inside, or a broken header), whose nodes are left out.
+    Lanes are open containers; each round reads one child of every lane. A definite
+    constructed child opens a lane of its own. An indefinite one cannot (its parent's next
+    child starts after its end-of-contents, not yet found): the lane descends into it,
+    keeping the open indefinite elements as a small stack (a linked list in an "open" table),
+    and climbs back when it meets their end-of-contents, which also gives their length.
+
+    Events with an indefinite length inside are "late": their rows are set apart and put in
+    the order the pure-Python path gives, and their paths are interned after the rounds, so
+    that the result does not depend on which path read them. With ``indefinite=False``
+    they are flagged ``bad`` instead (the pure-Python path then reads them).
     """
     n_ev = len(ev_start)
     bad = np.zeros(n_ev, dtype=np.bool_)
-    out: dict[str, list[Any]] = {k: [] for k in _Nodes.__dataclass_fields__}
+    late = np.zeros(n_ev, dtype=np.bool_)
+    extra_root = np.zeros(n_ev, dtype=np.bool_)
+    out: dict[str, list[Any]] = {k: [] for k in (*_Nodes.__dataclass_fields__, "key")}
+    fix_ids: list[NDArray[I64]] = []
+    fix_len: list[NDArray[I64]] = []
     count = 0
 
     # the events themselves are the first "children" parsed, from a virtual container each
@@ -203,10 +255,47 @@ def _parse_chunk(
     par = np.full(n_ev, -1, dtype=I64)
     ppath = np.zeros(n_ev, dtype=I64)
     evt = np.arange(n_ev, dtype=I64)
+    top = np.full(n_ev, -1, dtype=I64)  # innermost open indefinite element (row of `open_*`)
+    sdep = np.zeros(n_ev, dtype=I64)  # open indefinite elements of the lane
+    open_node = np.zeros(0, dtype=I64)
+    open_start = np.zeros(0, dtype=I64)
+    open_prev = np.zeros(0, dtype=I64)
+    n_open = 0
     limit = len(buf) - _PAD
     buf = buf.astype(I64)  # wider once, not at every read
 
     while len(cur):
+        if n_open:
+            # end-of-contents octets close the innermost open element (maybe several)
+            at = np.flatnonzero(top >= 0)
+            while len(at):
+                c = cur[at]
+                at = at[(c + 2 <= end[at]) & (buf[c] == 0) & (buf[c + 1] == 0)]
+                if not len(at):
+                    break
+                t = top[at]
+                fix_ids.append(open_node[t])
+                fix_len.append(cur[at] - open_start[t])
+                top[at] = open_prev[t]
+                sdep[at] -= 1
+                cur[at] += 2
+                at = at[top[at] >= 0]
+            finished = cur >= end
+            if finished.any():
+                bad[evt[finished & (top >= 0)]] = True  # no end-of-contents before the end
+                keep = ~finished & ~bad[evt]
+                cur, end, par, ppath, evt, top, sdep = (
+                    cur[keep],
+                    end[keep],
+                    par[keep],
+                    ppath[keep],
+                    evt[keep],
+                    top[keep],
+                    sdep[keep],
+                )
+                if not len(cur):
+                    break
+
         # one child of every open container
         b0 = buf[cur]
         cls = b0 >> 6
@@ -228,7 +317,12 @@ def _parse_chunk(
         lb = buf[lpos]
         long_form = lb >= 0x80
         nlen = np.where(long_form, lb & 0x7F, 0)
-        ok &= lb != 0x80  # indefinite: slow path
+        indef = lb == 0x80
+        if indefinite:
+            ok &= cons | ~indef  # a primitive element cannot be indefinite
+            ok &= ~indef | (sdep < _MAX_INDEFINITE)
+        else:
+            ok &= ~indef  # indefinite: slow path
         ok &= nlen <= 4
         length = np.where(long_form, 0, lb)
         if long_form.any():
@@ -238,54 +332,165 @@ def _parse_chunk(
         cstart = lpos + 1 + nlen
         cend = cstart + length
         ok &= (cend <= end) & (cend <= limit)
-        ok &= ~(~cons & (lb == 0x80))
 
+        if indefinite:
+            # a second element in an event's extent: the pure-Python path reads only one
+            again = (par < 0) & (top < 0) & (cur != ev_start[evt])
+            extra_root[evt[again]] = True
+            late[evt[indef & ok]] = True
         if not ok.all():
             bad[evt[~ok]] = True
         live = ~bad[evt]
         if not live.all():
             sel = live
-            cur, end, par, ppath, evt = cur[sel], end[sel], par[sel], ppath[sel], evt[sel]
-            cls, cons, num, cstart, length, cend = (
+            cur, end, par, ppath, evt, top, sdep = (
+                cur[sel],
+                end[sel],
+                par[sel],
+                ppath[sel],
+                evt[sel],
+                top[sel],
+                sdep[sel],
+            )
+            cls, cons, num, cstart, length, cend, indef = (
                 cls[sel],
                 cons[sel],
                 num[sel],
                 cstart[sel],
                 length[sel],
                 cend[sel],
+                indef[sel],
             )
             if not len(cur):
                 break
 
         key = (cls << 24) | num
-        path = paths.intern_many(ppath, key)
+        early = ~late[evt]  # interned now, in this order, as before any event was late
+        if early.all():
+            path = paths.intern_many(ppath, key)
+        else:
+            path = np.full(len(cur), -1, dtype=I64)
+            if early.any():
+                path[early] = paths.intern_many(ppath[early], key[early])
         k = len(cur)
         ids = np.arange(count, count + k, dtype=I64)
         count += k
         out["header"].append(cur + base)
         out["start"].append(cstart + base)
         out["length"].append(length)
-        out["parent"].append(par)
+        out["parent"].append(
+            np.where(top >= 0, open_node[np.maximum(top, 0)], par) if n_open else par
+        )
         out["event"].append(evt)
         out["path"].append(path)
         out["constructed"].append(cons)
+        out["key"].append(key)
 
+        # an indefinite child: the lane descends into it
+        push = np.flatnonzero(indef)
+        if len(push):
+            if n_open + len(push) > len(open_node):
+                grow = max(2 * len(open_node), n_open + len(push), 1024)
+                open_node = np.concatenate([open_node, np.zeros(grow - len(open_node), I64)])
+                open_start = np.concatenate([open_start, np.zeros(grow - len(open_start), I64)])
+                open_prev = np.concatenate([open_prev, np.zeros(grow - len(open_prev), I64)])
+            slots = np.arange(n_open, n_open + len(push), dtype=I64)
+            n_open += len(push)
+            open_node[slots] = ids[push]
+            open_start[slots] = cstart[push]
+            open_prev[slots] = top[push]
+            top = top.copy()
+            top[push] = slots
+            sdep = sdep + indef
         # advance the containers; keep those with more children, open constructed children
-        nxt = cend < end
-        opened = cons & (length > 0)
-        cur = np.concatenate([cend[nxt], cstart[opened]])
+        nxt = indef | (top >= 0) | (cend < end)
+        opened = cons & ~indef & (length > 0)
+        cur = np.concatenate([np.where(indef, cstart, cend)[nxt], cstart[opened]])
         end = np.concatenate([end[nxt], cend[opened]])
         par = np.concatenate([par[nxt], ids[opened]])
         ppath = np.concatenate([ppath[nxt], path[opened]])
         evt = np.concatenate([evt[nxt], evt[opened]])
+        n_new = int(opened.sum())
+        top = np.concatenate([top[nxt], np.full(n_new, -1, I64)])
+        sdep = np.concatenate([sdep[nxt], np.zeros(n_new, I64)])
 
+    bad |= late & extra_root
     if count == 0:
-        empty = np.zeros(0, dtype=I64)
-        return _Nodes(empty, empty, empty, empty, empty, empty, np.zeros(0, np.bool_)), bad
+        return _Parsed(_empty_nodes(), bad, late, _empty_nodes(), np.zeros(0, I64))
+    keys = np.concatenate(out.pop("key"))
     nodes = _Nodes(**{k: np.concatenate(v) for k, v in out.items()})
-    if bad.any():
-        nodes = _drop_events(nodes, bad)
-    return nodes, bad
+    if fix_ids:
+        nodes.length[np.concatenate(fix_ids)] = np.concatenate(fix_len)
+    if not late.any():
+        if bad.any():
+            nodes = _drop_events(nodes, bad)
+        return _Parsed(nodes, bad, late, _empty_nodes(), np.zeros(0, I64))
+    is_late = late[nodes.event] & ~bad[nodes.event]
+    order = np.flatnonzero(is_late)
+    order = order[np.lexsort((nodes.header[order], nodes.event[order]))]
+    late_nodes, late_keys = _take_nodes(nodes, order), keys[order]
+    return _Parsed(_drop_events(nodes, bad | late), bad, late, late_nodes, late_keys)
+
+
+def _take_nodes(nodes: _Nodes, rows: NDArray[I64]) -> _Nodes:
+    """The rows ``rows`` (each one's parent among them, or -1), in that order."""
+    new_index = np.full(len(nodes.path), -1, dtype=I64)
+    new_index[rows] = np.arange(len(rows), dtype=I64)
+    parent = nodes.parent[rows]
+    parent = np.where(parent >= 0, new_index[np.maximum(parent, 0)], -1)
+    return _Nodes(
+        nodes.header[rows],
+        nodes.start[rows],
+        nodes.length[rows],
+        parent,
+        nodes.event[rows],
+        nodes.path[rows],
+        nodes.constructed[rows],
+    )
+
+
+_PROVISIONAL = 1 << 28  # provisional path ids, above any real one
+
+
+def _resolve_paths(
+    paths: _Paths, parent: NDArray[I64], key: NDArray[I64], path: NDArray[I64]
+) -> NDArray[I64]:
+    """Path ids of rows in walk order (``path`` -1 where not yet known), interning new paths.
+
+    New paths are interned in the order of their first row, as interning row by row (what
+    the pure-Python path does) would; each row's parent comes before it.
+    """
+    pid = path.copy()
+    todo = pid < 0
+    prov_ids: dict[tuple[int, int], int] = {}
+    prov: list[tuple[int, int]] = []
+    while todo.any():
+        ppid = np.where(parent >= 0, pid[np.maximum(parent, 0)], 0)
+        idx = np.flatnonzero(todo & (ppid >= 0))
+        combo = ppid[idx] * (1 << 32) + key[idx]
+        uniq, inverse = np.unique(combo, return_inverse=True)
+        ids: list[int] = []
+        for u in uniq.tolist():
+            pair = (u >> 32, u & 0xFFFFFFFF)
+            real = paths.ids.get(pair) if pair[0] < _PROVISIONAL else None
+            if real is None:
+                real = prov_ids.get(pair)
+                if real is None:
+                    real = prov_ids[pair] = _PROVISIONAL + len(prov)
+                    prov.append(pair)
+            ids.append(real)
+        pid[idx] = np.asarray(ids, dtype=I64)[inverse.reshape(-1)]
+        todo[idx] = False
+    if prov:
+        is_prov = np.flatnonzero(pid >= _PROVISIONAL)
+        uniq, first = np.unique(pid[is_prov], return_index=True)
+        real_of: dict[int, int] = {}
+        for t in uniq[np.argsort(is_prov[first], kind="stable")].tolist():
+            parent_id, k = prov[t - _PROVISIONAL]
+            real_of[t] = paths.intern(real_of.get(parent_id, parent_id), k)
+        lut = np.asarray([real_of[_PROVISIONAL + i] for i in range(len(prov))], dtype=I64)
+        pid[is_prov] = lut[pid[is_prov] - _PROVISIONAL]
+    return pid
 
 
 def _drop_events(nodes: _Nodes, bad: NDArray[np.bool_]) -> _Nodes:
@@ -801,7 +1006,12 @@ def decode_tap(
         raise exc.with_file(file) if file else exc from None
 
 
-def _decode_tap(data: bytes, chunk_events: int, info: asn1.FileInfo | None) -> TapBatch:
+def _decode_tap(
+    data: bytes, chunk_events: int, info: asn1.FileInfo | None, *, indefinite: bool = True
+) -> TapBatch:
+    """See :func:`decode_tap`; ``indefinite=False`` reads events with an indefinite length
+    inside with the pure-Python path (the reference the vectorised reading is tested against).
+    """
     if info is None:
         info = asn1.sniff(data)
     if info.kind != "tap":
@@ -825,7 +1035,11 @@ def _decode_tap(data: bytes, chunk_events: int, info: asn1.FileInfo | None) -> T
         key, _cons, cstart, clen = read_header(data, pos, stop)
         if key == _T_EVENT_LIST:
             event_list = (pos, cstart, clen)
-            pos = _skip_events_indefinite(data, cstart, stop) if clen is None else cstart + clen
+            if clen is not None:
+                pos = cstart + clen
+            else:
+                known = known_end(data, pos, stop)
+                pos = known if known is not None else _skip_events_indefinite(data, cstart, stop)
             continue
         tlv = element_at(data, pos, stop)
         meaning = g.child("TransferBatch", key)
@@ -854,6 +1068,7 @@ def _decode_tap(data: bytes, chunk_events: int, info: asn1.FileInfo | None) -> T
                     paths,
                     ctx,
                     problems,
+                    indefinite=indefinite,
                 )
             )
     events = pa.concat_tables(tables) if tables else EVENT_SCHEMA.empty_table()
@@ -891,7 +1106,8 @@ def _event_extents(
             n = lb - 0x80
             e = q + 1 + n + int.from_bytes(data[q + 1 : q + 1 + n], "big")
         else:
-            e = _slow_extent(data, p, end, len(starts))
+            known = known_end(data, p, end) if lb == 0x80 else None
+            e = known if known is not None else _slow_extent(data, p, end, len(starts))
         if e > end:
             e = _slow_extent(data, p, end, len(starts))
         starts.append(p)
@@ -946,20 +1162,40 @@ def _decode_chunk(
     paths: _Paths,
     ctx: _Context,
     problems: list[DecodeProblem],
+    *,
+    indefinite: bool = True,
 ) -> pa.Table:
     base = starts[0]
     top = ends[-1]
     buf = np.frombuffer(data[base:top] + bytes(_PAD), dtype=np.uint8)
     ev_start = np.asarray(starts, dtype=I64) - base
     ev_end = np.asarray(ends, dtype=I64) - base
-    nodes, bad = _parse_chunk(buf, base, ev_start, ev_end, paths)
-    parts = [nodes]
-    broken = np.zeros(len(starts), dtype=np.bool_)
-    for e in np.flatnonzero(bad).tolist():
+    parsed = _parse_chunk(buf, base, ev_start, ev_end, paths, indefinite=indefinite)
+    bad, late = parsed.bad, parsed.late & ~parsed.bad
+    late_events = parsed.late_nodes.event
+    parts = [parsed.nodes]
+    run: list[int] = []  # late events not yet added: their paths are interned together
+
+    def add_run() -> None:
+        lo, hi = np.searchsorted(late_events, [run[0], run[-1] + 1])
+        rows = np.arange(lo, hi, dtype=I64)
+        chunk_nodes = _take_nodes(parsed.late_nodes, rows)
+        chunk_nodes.path = _resolve_paths(
+            paths, chunk_nodes.parent, parsed.late_keys[rows], chunk_nodes.path
+        )
+        parts.append(chunk_nodes)
+        run.clear()
+
+    # in event order, as the pure-Python path used to read every one of them
+    for e in np.flatnonzero(bad | late).tolist():
+        if late[e]:
+            run.append(e)
+            continue
+        if run:
+            add_run()
         try:
             parts.append(_slow_event(data, starts[e], ends[e], e, paths))
         except DecodeError as exc:
-            broken[e] = True
             problems.append(
                 DecodeProblem(
                     exc.offset if exc.offset is not None else starts[e],
@@ -971,8 +1207,9 @@ def _decode_chunk(
                     _event_kind(data, starts[e], ends[e], paths),
                 )
             )
-    if len(parts) > 1:
-        nodes = _Nodes.concat(parts)
+    if run:
+        add_run()
+    nodes = _Nodes.concat(parts) if len(parts) > 1 else parts[0]
     n_ev = len(starts)
     _check_tags(nodes, paths, first_index, problems)
     cols = _columns(buf, base, nodes, n_ev, paths, ctx, problems, first_index)
