@@ -12,7 +12,11 @@ Idempotent: a re-run of a date deletes the date's rows first and writes the same
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -21,6 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from clearing.codecs.events import EVENT_SCHEMA
+from clearing.errors import ConfigError
 from clearing.returns import (
     ErrorDetail,
     FatalItem,
@@ -39,8 +44,7 @@ from clearing.validate.tap import TapChecked, check_tap, parse_tap_name
 
 if TYPE_CHECKING:
     import datetime as dt
-    from collections.abc import Sequence
-    from pathlib import Path
+    from collections.abc import Iterator, Sequence
 
     import duckdb
 
@@ -183,9 +187,15 @@ def validate_one(
     lake: Path | None = None,
     earlier: list[pa.Table] | None = None,
     con: duckdb.DuckDBPyConnection | None = None,
+    checked: TapChecked | None = None,
 ) -> FileResult:
-    """Validate one TAP / Notification file: file-only rules, then history when given."""
-    checked = check_tap(data, file=file, settings=settings)
+    """Validate one TAP / Notification file: file-only rules, then history when given.
+
+    ``checked``: the file-only result of :func:`check_tap` when already computed (the day
+    stage runs those in parallel worker processes).
+    """
+    if checked is None:
+        checked = check_tap(data, file=file, settings=settings)
     findings = list(checked.findings)
     rs = rules_for(checked.release, settings.partner(checked.sender).rules)
     result = FileResult(checked=checked, outcome="processed", findings=findings)
@@ -391,6 +401,42 @@ def write_atomic(path: Path, data: bytes) -> None:
     tmp.replace(path)
 
 
+PARALLEL_MIN_BYTES = 8 << 20
+"""Below this many bytes of TAP input in a day, files are checked in this process."""
+
+
+def workers() -> int:
+    """Worker processes for the file-only checks: ``$CLEARING_WORKERS``, else the CPUs."""
+    env = os.environ.get("CLEARING_WORKERS", "")
+    if env.strip():
+        try:
+            return max(1, int(env))
+        except ValueError:
+            msg = f"CLEARING_WORKERS={env!r} is not a number of processes"
+            raise ConfigError(msg) from None
+    return max(1, len(os.sched_getaffinity(0)))
+
+
+def _check_path(path: str, settings: Settings) -> TapChecked:
+    return check_tap(Path(path).read_bytes(), file=Path(path).name, settings=settings)
+
+
+def _checked(files: Sequence[Path], settings: Settings) -> Iterator[TapChecked | None]:
+    """The file-only checks of ``files`` in order: from worker processes when it pays.
+
+    Decoding and the file-only rules of one file do not depend on any other file, so they
+    run in parallel (a process pool, ``spawn``: no forked DuckDB handles); what depends on
+    history (sequence control, duplicates) stays in this process, in file order.
+    """
+    n = min(workers(), len(files))
+    if n < 2 or sum(p.stat().st_size for p in files) < PARALLEL_MIN_BYTES:
+        yield from (None for _ in files)
+        return
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=n, mp_context=ctx) as pool:
+        yield from pool.map(_check_path, [str(p) for p in files], [settings] * len(files))
+
+
 def validate_day(workdir: WorkDir, day: dt.date, inputs: Sequence[Path]) -> ValidateResult:
     """Validate the TAP and CIBER files of ``day``: findings, lake rows, RAPs / CIBER returns."""
     from clearing.codecs.ciber import looks_like_ciber
@@ -409,8 +455,8 @@ def validate_day(workdir: WorkDir, day: dt.date, inputs: Sequence[Path]) -> Vali
             for old in sorted(lake_day.glob("partner=*/*.parquet")):
                 old.unlink()
         earlier: list[pa.Table] = []
-        for path in files:
-            data = path.read_bytes()
+        for path, pre in zip(files, _checked(files, settings), strict=True):
+            data = pre.data if pre is not None else path.read_bytes()
             r = validate_one(
                 data,
                 file=path.name,
@@ -420,6 +466,7 @@ def validate_day(workdir: WorkDir, day: dt.date, inputs: Sequence[Path]) -> Vali
                 lake=workdir.lake,
                 earlier=earlier,
                 con=state.con,
+                checked=pre,
             )
             results.append(r)
             c = r.checked

@@ -20,16 +20,18 @@ from typing import TYPE_CHECKING
 
 import pyarrow.parquet as pq
 import pytest
-from .conftest import DAY, ROOT, snapshot, state
 
 from clearing.codecs.ciber import decode as decode_ciber
+from clearing.errors import ConfigError
 from clearing.pipeline import NightlyOptions, claim_inputs, run_backfill, run_nightly
 from clearing.pipeline.lock import LOCK_NAME
 
-if TYPE_CHECKING:
-    from .conftest import Cli
+from .conftest import DAY, ROOT, snapshot, state
 
+if TYPE_CHECKING:
     from clearing.samples.workdir import World
+
+    from .conftest import Cli
 
 STAGES_OK = {"collect", "claim", "validate", "receive", "rate", "retail", "outbox", "send"}
 
@@ -127,9 +129,9 @@ def test_a_rerun_gives_the_same_bytes_and_state(world: Path, tmp_path: Path) -> 
 
 def _run_and_kill(world: Path, stage: str) -> None:
     """Start `clearing nightly --json`, SIGKILL it once ``stage`` has started."""
+    args = ["nightly", "--workdir", str(world), "--date", DAY.isoformat(), "--json", "--no-send"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "clearing.cli", "nightly", "--workdir", str(world)]
-        + ["--date", DAY.isoformat(), "--json", "--no-send"],
+        [sys.executable, "-m", "clearing.cli", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -310,3 +312,26 @@ def test_monthly_after_nightly_on_a_generated_world(world: Path, clearing: Cli) 
     assert book.read_bytes() == first  # an issued workbook is never overwritten
     r = clearing("monthly", "--workdir", str(world), "--period", "11/2026")
     assert r.returncode == 2
+
+
+def test_parallel_file_checks_give_the_same_result_as_serial(
+    world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from clearing.validate import stage
+
+    twin = tmp_path / "twin"
+    shutil.copytree(world, twin)
+    opts = NightlyOptions(send=False, settle=False)
+    monkeypatch.setenv("CLEARING_WORKERS", "1")
+    run_nightly(world, DAY, options=opts)
+    monkeypatch.setenv("CLEARING_WORKERS", "2")
+    monkeypatch.setattr(stage, "PARALLEL_MIN_BYTES", 0)
+    calls: list[str] = []
+    monkeypatch.setattr(stage, "check_tap", lambda data, file, settings: calls.append(file))
+    run_nightly(twin, DAY, options=opts)
+    assert not calls  # the file checks ran in the worker processes, not here
+    assert snapshot(world) == snapshot(twin)
+    assert state(world) == state(twin)
+    monkeypatch.setenv("CLEARING_WORKERS", "two")
+    with pytest.raises(ConfigError, match="CLEARING_WORKERS"):
+        stage.workers()
