@@ -1,8 +1,9 @@
 """The run commands (typer), mounted at the top of ``clearing`` by :mod:`clearing.cli`.
 
-``nightly``, ``monthly`` and ``backfill`` run the pipeline; ``collect``, ``send``, ``resend``
-and ``retail`` are stages of their own (``validate``, ``rate`` and ``settle`` live with their
-packages). Exit codes: 0 ok, 1 data problem, 2 config problem, 3 transport problem.
+``nightly``, ``monthly`` and ``backfill`` run the pipeline; ``collect``, ``receive``,
+``retail``, ``outbox``, ``send`` and ``resend`` are stages of their own (``validate``,
+``rate`` and ``settle`` live with their packages). Exit codes: 0 ok, 1 data problem, 2 config
+problem, 3 transport problem.
 """
 
 from __future__ import annotations
@@ -225,6 +226,43 @@ def retail_cmd(
     _guard(debug, act)
 
 
+def receive_cmd(workdir: Workdir, date: DateOpt, debug: Debug = False) -> None:
+    """Partners' RAPs (→ our ACK) and ACKs (→ outbox acknowledged) among the date's inputs."""
+    from clearing import config
+    from clearing.pipeline.nightly import receive_day
+
+    def act() -> int:
+        with _locked(workdir, "receive"):
+            counts, problems = receive_day(config.WorkDir(workdir), _date(date))
+        for message in problems:
+            typer.echo(message, err=True)
+        typer.echo(f"{counts['raps']} RAP(s) answered, {counts['acks']} ACK(s) recorded")
+        return 1 if problems else 0
+
+    _guard(debug, act)
+
+
+def outbox_cmd(workdir: Workdir, date: DateOpt, debug: Debug = False) -> None:
+    """Register the date's RAPs, CIBER returns, ACKs and TAP-out / CIBER-out in the outbox."""
+    from clearing import config
+    from clearing.pipeline.nightly import register_day
+
+    def act() -> int:
+        with _locked(workdir, "outbox"):
+            paths = register_day(config.WorkDir(workdir), _date(date))
+        for path in paths:
+            typer.echo(f"due {path.name}")
+        return 0
+
+    _guard(debug, act)
+
+
+def _locked(workdir: Path, what: str) -> Any:
+    from clearing.pipeline.lock import WorkdirLock
+
+    return WorkdirLock(workdir, what)
+
+
 def register(app: typer.Typer) -> None:
     """Mount the run commands on the top-level ``clearing`` app."""
     app.command("nightly")(nightly)
@@ -234,3 +272,5 @@ def register(app: typer.Typer) -> None:
     app.command("send")(send_cmd)
     app.command("resend")(resend_cmd)
     app.command("retail")(retail_cmd)
+    app.command("receive")(receive_cmd)
+    app.command("outbox")(outbox_cmd)

@@ -28,6 +28,7 @@ import os
 import re
 from dataclasses import dataclass
 from datetime import date, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clearing import config
@@ -37,8 +38,6 @@ from clearing.pipeline.run import EXIT_DATA, Run, StageFailed
 from clearing.pipeline.runlog import QuietLog
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from clearing.pipeline.runlog import RunLog
     from clearing.rating.run import RateSummary
 
@@ -47,7 +46,10 @@ __all__ = [
     "NightlyOptions",
     "claim_inputs",
     "day_outputs",
+    "due_files",
     "input_kind",
+    "receive_day",
+    "register_day",
     "run_backfill",
     "run_nightly",
 ]
@@ -177,13 +179,21 @@ def _collect(wd: config.WorkDir, run: Run) -> dict[str, Any]:
     return {"partners": len(settings.partners), "fetched": fetched, "unreachable": failed}
 
 
-def _receive(wd: config.WorkDir, day: date, files: list[Path], run: Run) -> dict[str, Any]:
+def receive_day(wd: config.WorkDir, day: date) -> tuple[dict[str, int], list[str]]:
+    """Partners' RAPs and ACKs among the inputs of ``day`` (the ``receive`` stage).
+
+    A RAP about our TAP-out: its ACK is written to ``out/ack/`` and its returns recorded
+    (``returns_in``). An ACK of one of our RAPs: recorded, and the RAP's outbox entry becomes
+    ``acknowledged``. Returns the counts and the problems (a file that is neither).
+    """
     from clearing.returns import incoming
     from clearing.transport.outbox import Outbox, OutboxState
     from clearing.validate.state import State
 
+    files = [p for p in claim_inputs(wd, day) if input_kind(p) in ("rap", "ack")]
     settings = wd.settings()
-    raps = acks = 0
+    counts = {"raps": 0, "acks": 0}
+    problems: list[str] = []
     outbox = Outbox(wd.db)
     with State(wd.db) as state:
         for path in files:
@@ -192,43 +202,86 @@ def _receive(wd: config.WorkDir, day: date, files: list[Path], run: Run) -> dict
                     path.read_bytes(), file=path.name, out_dir=wd.out / "ack", day=day, state=state
                 )
             except ClearingError as exc:
-                run.problem(EXIT_DATA, f"receive: {path.name}: {exc}")
+                problems.append(f"receive: {path.name}: {exc}")
                 continue
             if got.kind == "rap":
-                raps += 1
-                if got.ack_file is not None:
-                    run.outputs.append(got.ack_file)
+                counts["raps"] += 1
                 continue
-            acks += 1
-            ours = f"{'RT' if got.test else 'RC'}{settings.home.tadig}{got.sender}"
-            name = f"{ours}{got.rap_fsn:05d}"
-            entries = {e.name: e for e in outbox.entries()}
-            entry = entries.get(name)
+            counts["acks"] += 1
+            prefix = "RT" if got.test else "RC"
+            name = f"{prefix}{settings.home.tadig}{got.sender}{got.rap_fsn:05d}"
+            entry = {e.name: e for e in outbox.entries()}.get(name)
             if entry is not None and entry.state == OutboxState.SENT:
                 outbox.mark(name, OutboxState.ACKNOWLEDGED)
-    return {"raps": raps, "acks": acks}
+    return counts, problems
 
 
-def _register(wd: config.WorkDir, day: date, run: Run) -> dict[str, Any]:
+def _receive(wd: config.WorkDir, day: date, run: Run) -> dict[str, Any]:
+    counts, problems = receive_day(wd, day)
+    for message in problems:
+        run.problem(EXIT_DATA, message)
+    return dict(counts)
+
+
+def due_files(wd: config.WorkDir, day: date) -> list[tuple[Path, str, str]]:
+    """The files of ``day`` for partners, from the state: ``(path, partner, kind)``.
+
+    RAPs (``rap_out``), CIBER returns (``files.rap_file`` of CIBER inputs), ACKs of partners'
+    RAPs (``raps_in.ack_file``), TAP-out / Notifications / CIBER-out (``outbound_files``).
+    """
+    from clearing.validate.state import State
+
+    found: list[tuple[Path, str, str]] = []
+    with State(wd.db) as state:
+        con = state.con
+        for name, partner in con.execute(
+            "SELECT file, partner FROM rap_out WHERE processing_date = ? ORDER BY file", [day]
+        ).fetchall():
+            found.append((wd.out / "rap" / name, partner, "rap"))
+        for (names,) in con.execute(
+            "SELECT rap_file FROM files WHERE processing_date = ? AND format = 'ciber' "
+            "AND rap_file IS NOT NULL ORDER BY file",
+            [day],
+        ).fetchall():
+            for name in str(names).split(", "):
+                found.append((wd.out / "ciber_returns" / name, name.split("_")[2], "ciber_return"))
+        for name, partner in con.execute(
+            "SELECT ack_file, sender FROM raps_in WHERE processing_date = ? "
+            "AND ack_file IS NOT NULL ORDER BY ack_file",
+            [day],
+        ).fetchall():
+            found.append((wd.out / "ack" / name, partner, "ack"))
+        tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        if "outbound_files" in tables:
+            for partner, kind, path in con.execute(
+                "SELECT partner, kind, path FROM outbound_files "
+                "WHERE processing_date = ? ORDER BY file_name",
+                [day],
+            ).fetchall():
+                found.append((Path(path), partner, kind))
+    return sorted(found, key=lambda t: t[0].name)
+
+
+def register_day(wd: config.WorkDir, day: date) -> list[Path]:
+    """Put the files of ``day`` in the outbox (the ``outbox`` stage); return their paths.
+
+    Raises:
+        LedgerError: a name already registered with other bytes (never sent twice with
+            different bytes: the analyst decides).
+    """
     from clearing.transport.outbox import Outbox
 
     outbox = Outbox(wd.db)
-    files: list[tuple[Path, str, str]] = []
-    validated: Validated | None = run.facts_obj.get("validate")
-    rated: RateSummary | None = run.facts_obj.get("rate")
-    if validated is not None:
-        files += [(p, p.name[7:12], "rap") for p in validated.raps]
-        files += [(p, p.name.split("_")[2], "ciber_return") for p in validated.returns]
-    if rated is not None:
-        files += [(f.path, f.partner, f.kind) for f in rated.outbound]
-    ack_dir = wd.out / "ack"
-    for p in run.outputs:
-        if p.parent == ack_dir:
-            files.append((p, p.name[7:12], "ack"))
-    for path, partner, kind in sorted(files, key=lambda t: t[0].name):
+    files = due_files(wd, day)
+    for path, partner, kind in files:
         outbox.register(path, partner, kind)
-        run.outputs.append(path)
-    return {"registered": len(files)}
+    return [p for p, _, _ in files]
+
+
+def _register(wd: config.WorkDir, day: date, run: Run) -> dict[str, Any]:
+    paths = register_day(wd, day)
+    run.outputs += paths
+    return {"registered": len(paths)}
 
 
 def _send(wd: config.WorkDir, run: Run) -> dict[str, Any]:
@@ -290,7 +343,6 @@ def _stages(wd: config.WorkDir, day: date, run: Run, opts: NightlyOptions) -> No
 
     run.stage("claim", claim)
     partner_files = [p for p in inputs if input_kind(p) in ("tap", "ciber")]
-    return_files = [p for p in inputs if input_kind(p) in ("rap", "ack")]
 
     def validate() -> dict[str, Any]:
         result = validate_day(wd, day, partner_files)
@@ -321,7 +373,7 @@ def _stages(wd: config.WorkDir, day: date, run: Run, opts: NightlyOptions) -> No
         }
 
     run.stage("validate", validate)
-    run.stage("receive", lambda: _receive(wd, day, return_files, run))
+    run.stage("receive", lambda: _receive(wd, day, run))
 
     def rate() -> dict[str, Any]:
         summary = rate_day(wd.root, day)

@@ -678,6 +678,7 @@ def _ciber_day(
                 "late": counts["late"],
                 "quarantined": counts["quarantined"],
                 "findings": len(r.findings),
+                "rap_file": ", ".join(r.returns) or None,
             },
         )
         out.append(r)
