@@ -1,17 +1,22 @@
-"""A columnar BER (X.690, definite lengths) writer: one static element tree, many rows at once.
+"""A columnar BER (X.690, definite lengths) writer: static element trees, many rows at once.
 
 asn1tools encodes one Python value at a time (tens of microseconds per TAP call event). TAP-out
-writes hundreds of thousands of events that share a handful of shapes, so this writer takes the
-shape once, as a tree of :class:`Node` (tag, members, presence per row), and the values as
+writes hundreds of thousands of events that share a handful of shapes, so this writer takes
+each shape once, as a tree of :class:`Node` (tag, members, presence per row), and the values as
 numpy columns, then works per *element of the tree*, never per row:
 
 1. bottom-up, the length of every element in every row (absent elements count 0);
-2. the rows laid end to end (cumulative sums), each element's offset within its row;
-3. top-down, every tag, length and content written into one buffer with fancy indexing.
+2. the rows laid end to end in their final order, each behind ``slack`` spare octets;
+3. every element written for all its rows at once, in *reverse* document order (last member
+   first, an element's header after its content). Each write is a fixed-width block that ends
+   where the element's octets end: what it puts before them lands on octets that are written
+   later (preceding siblings, headers) or in the row's slack, never on finished octets, so no
+   write needs a per-row mask;
+4. the slack cut out.
 
 The bytes are those asn1tools writes for the same values (BER as asn1tools does it: minimal
 definite lengths, minimal two's-complement integers, members in definition order, absent
-OPTIONAL members left out); ``tests/outbound`` compares the two.
+OPTIONAL members left out); ``tests/outbound/test_tap_columnar.py`` compares the two.
 
 Only APPLICATION-class tags are used (every TAP type has one).
 """
@@ -32,9 +37,8 @@ __all__ = [
     "Node",
     "app_tag",
     "bcd_col",
-    "bytes_col",
     "const_col",
-    "encode_rows",
+    "encode",
     "int_col",
     "length_octets",
     "string_col",
@@ -42,6 +46,7 @@ __all__ = [
 
 I64 = np.int64
 U8 = np.uint8
+U64 = np.uint64
 
 # ASCII → nibble value (hex digits, either case), 255 for anything else
 _NIBBLE = np.full(256, 255, dtype=U8)
@@ -76,15 +81,15 @@ def length_octets(length: int) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class Col:
-    """Per row, the content octets ``data[i, start[i] : start[i] + length[i]]``."""
+    """Per row, content octets *right-aligned* in a fixed width: the row's octets are the last
+    ``length[i]`` of ``data[i]`` (what comes before them is ignored)."""
 
     data: NDArray[np.uint8]  # (rows, width)
-    start: NDArray[np.int64]
     length: NDArray[np.int64]
 
     def take(self, rows: NDArray[np.int64]) -> Col:
         """The rows ``rows`` of the column."""
-        return Col(self.data[rows], self.start[rows], self.length[rows])
+        return Col(self.data[rows], self.length[rows])
 
 
 def _int_octets(values: NDArray[np.int64]) -> NDArray[np.int64]:
@@ -99,21 +104,13 @@ def _int_octets(values: NDArray[np.int64]) -> NDArray[np.int64]:
 def int_col(values: NDArray[np.int64]) -> Col:
     """INTEGER contents (asn1tools' ``encode_signed_integer``)."""
     v = np.ascontiguousarray(values, dtype=I64)
-    data = v.astype(">i8").view(U8).reshape(-1, 8)
-    n = _int_octets(v)
-    return Col(data, 8 - n, n)
+    return Col(v.astype(">i8").view(U8).reshape(-1, 8), _int_octets(v))
 
 
 def const_col(rows: int, content: bytes) -> Col:
     """The same content octets in every row."""
     data = np.broadcast_to(np.frombuffer(content, dtype=U8), (rows, len(content)))
-    return Col(data, np.zeros(rows, dtype=I64), np.full(rows, len(content), dtype=I64))
-
-
-def bytes_col(matrix: NDArray[np.uint8]) -> Col:
-    """Fixed-width contents: row ``i`` is ``matrix[i]``."""
-    rows, width = matrix.shape
-    return Col(matrix, np.zeros(rows, dtype=I64), np.full(rows, width, dtype=I64))
+    return Col(data, np.full(rows, len(content), dtype=I64))
 
 
 def string_col(array: pa.Array | pa.ChunkedArray) -> Col:
@@ -127,35 +124,39 @@ def string_col(array: pa.Array | pa.ChunkedArray) -> Col:
     lengths = np.diff(offsets)
     if arr.null_count:
         lengths = np.where(np.asarray(arr.is_valid()), lengths, 0)
-    width = int(lengths.max()) if rows else 0
-    data = np.zeros((rows, max(width, 1)), dtype=U8)
-    cols = np.arange(data.shape[1], dtype=I64)
-    mask = cols < lengths[:, None]
-    data[mask] = values[(offsets[:-1, None] + cols)[mask]]
-    return Col(data, np.zeros(rows, dtype=I64), lengths.astype(I64))
+    width = max(int(lengths.max()) if rows else 0, 1)
+    data = np.zeros((rows, width), dtype=U8)
+    cols = np.arange(width, dtype=I64)
+    skip = width - lengths  # leading pad of each row
+    mask = cols >= skip[:, None]
+    data[mask] = values[(offsets[:-1, None] - skip[:, None] + cols)[mask]]
+    return Col(data, lengths.astype(I64))
 
 
 def bcd_col(digits: Col) -> Col | None:
     """TAP BCDString of ASCII hex digits (high nibble first, odd lengths padded with ``F``).
 
-    None when a row holds a character that is not a hex digit (the caller falls back to the
-    per-row encoder, which decides what that means).
+    ``digits`` must already end with the ``F`` filler where their count is odd (so every row
+    has an even count and its pairs line up). None when a row holds a character that is not a
+    hex digit (the caller falls back to the per-row encoder, which decides what that means).
     """
     rows, width = digits.data.shape
-    cols = np.arange(width, dtype=I64)
-    inside = cols < digits.length[:, None]
-    nib = _NIBBLE[digits.data]
-    if bool((nib[inside] == 255).any()):
+    if width % 2:
+        data = np.zeros((rows, width + 1), dtype=U8)
+        data[:, 1:] = digits.data
+    else:
+        data = np.asarray(digits.data)
+    nib = _NIBBLE[data]
+    inside = np.arange(data.shape[1], dtype=I64) >= (data.shape[1] - digits.length)[:, None]
+    if bool((nib[inside] == 255).any()) or bool((digits.length % 2).any()):
         return None
-    padded = np.full((rows, width + (width % 2)), 0x0F, dtype=U8)
-    padded[:, :width] = np.where(inside, nib, 0x0F)
-    data: NDArray[np.uint8] = ((padded[:, 0::2] << 4) | padded[:, 1::2]).astype(U8)
-    return Col(data, np.zeros(rows, dtype=I64), (digits.length + 1) // 2)
+    packed: NDArray[np.uint8] = ((nib[:, 0::2] << 4) | (nib[:, 1::2] & 0x0F)).astype(U8)
+    return Col(packed, digits.length // 2)
 
 
 @dataclass(eq=False)
 class Node:
-    """An element of the tree: a primitive (``content``) or a constructed one (``members``).
+    """An element of a tree: a primitive (``content``) or a constructed one (``members``).
 
     ``present``: which rows have the element (None: every row). A constructed element is
     written whenever it is present, members or not (as asn1tools does for a given value).
@@ -165,81 +166,152 @@ class Node:
     content: Col | None = None
     members: list[Node] = field(default_factory=list)
     present: NDArray[np.bool_] | None = None
-    # worked out by encode_rows
+    # worked out by encode
     _body: NDArray[np.int64] = field(init=False, repr=False)
-    _head: NDArray[np.int64] = field(init=False, repr=False)
+    _head: NDArray[np.uint64] = field(init=False, repr=False)  # tag and length, as an integer
     _size: NDArray[np.int64] = field(init=False, repr=False)
+    _head_width: int = field(init=False, repr=False)  # octets of the longest tag and length
+    _content_width: int = field(init=False, repr=False)  # octets of the longest content
+    # every row has the element, at the same size: one block for the whole subtree
+    _fixed: bool = field(init=False, repr=False)
 
-
-def _length_size(body: NDArray[np.int64]) -> NDArray[np.int64]:
-    """Octets of the definite length of each body (short form below 128)."""
-    n = np.ones(body.shape, dtype=I64)
-    for limit in (0x7F, 0xFF, 0xFFFF, 0xFFFFFF):
-        n += body > limit
-    return n
+    def widest(self) -> int:
+        """The widest block the subtree writes (a header is at most 8 octets)."""
+        own = self.content.data.shape[1] if self.content is not None else 0
+        return max(8, own, *(m.widest() for m in self.members))
 
 
 def _measure(node: Node, rows: int) -> NDArray[np.int64]:
+    if len(node.tag) > 3:
+        msg = f"tag {node.tag.hex()} is longer than 3 octets"
+        raise ValueError(msg)
+    node._content_width = 0
     if node.content is not None:
         body = node.content.length.astype(I64, copy=True)
+        node._content_width = int(body.max()) if rows else 0
     else:
         body = np.zeros(rows, dtype=I64)
         for m in node.members:
             body += _measure(m, rows)
-    head = len(node.tag) + _length_size(body)
-    size = head + body
+    if rows and int(body.max()) > 0xFFFFFFFF:
+        msg = "an element longer than 4 GiB"
+        raise ValueError(msg)
+    extra = np.zeros(rows, dtype=I64)  # length octets after the first
+    for limit in (0x7F, 0xFF, 0xFFFF, 0xFFFFFF):
+        extra += body > limit
+    long = extra > 0
+    first = np.where(long, 0x80 | extra, body).astype(U64)
+    length = (first << (8 * extra).astype(U64)) | np.where(long, body, 0).astype(U64)
+    tag = U64(int.from_bytes(node.tag, "big"))
+    node._head = (tag << (8 * (extra + 1)).astype(U64)) | length
+    size = len(node.tag) + 1 + extra + body
     if node.present is not None:
         size = np.where(node.present, size, 0)
-    node._body, node._head, node._size = body, head, size
+    node._body, node._size = body, size
+    node._head_width = len(node.tag) + 1 + (int(extra.max()) if rows else 0)
+    node._fixed = (
+        rows > 0
+        and node.present is None
+        and int(size.min()) == int(size.max())
+        and all(m._fixed for m in node.members)
+    )
     return size
 
 
-def _scatter(buf: NDArray[np.uint8], pos: NDArray[np.int64], col: Col) -> None:
-    """Write ``col``'s octets of each row at ``pos`` (rows of ``pos`` and ``col`` match)."""
-    width = col.data.shape[1]
-    if width == 0 or pos.size == 0:
+def _render(node: Node, block: NDArray[np.uint8], at: int, rows: NDArray[np.int64] | None) -> int:
+    """Lay a fixed subtree into columns ``at…`` of ``block``; return the column after it."""
+    width = node._head_width
+    head = int(node._head[0]).to_bytes(8, "big")[8 - width :]
+    block[:, at : at + width] = np.frombuffer(head, dtype=U8)
+    at += width
+    if node.content is not None:
+        data = node.content.data if rows is None else node.content.data[rows]
+        n = node._content_width
+        block[:, at : at + n] = data[:, data.shape[1] - n :]
+        return at + n
+    for m in node.members:
+        at = _render(m, block, at, rows)
+    return at
+
+
+def _put(buf: NDArray[np.uint8], end: NDArray[np.int64], block: NDArray[np.uint8]) -> None:
+    """Write row ``i`` of ``block`` so that it ends just before ``end[i]``."""
+    width = block.shape[1]
+    if width == 1:
+        buf[end - 1] = block[:, 0]
         return
-    cols = np.arange(width, dtype=I64)
-    rel = cols - col.start[:, None]
-    mask = (rel >= 0) & (rel < col.length[:, None])
-    buf[(pos[:, None] + rel)[mask]] = col.data[mask]
+    buf[(end - width)[:, None] + np.arange(width, dtype=I64)] = block
 
 
 def _write(
-    buf: NDArray[np.uint8], node: Node, pos: NDArray[np.int64], rows: NDArray[np.int64]
+    buf: NDArray[np.uint8],
+    node: Node,
+    start: NDArray[np.int64],
+    rows: NDArray[np.int64] | None,
 ) -> None:
-    """Write ``node`` for the rows ``rows`` (indices), ``pos`` being where each one starts."""
+    """Write ``node`` for the rows ``rows`` (None: all) whose element starts at ``start``."""
     if node.present is not None:
-        keep = node.present[rows]
-        rows, pos = rows[keep], pos[keep]
-    if rows.size == 0:
+        keep = node.present if rows is None else node.present[rows]
+        rows = np.flatnonzero(keep) if rows is None else rows[keep]
+        start = start[keep]
+        if rows.size == 0:
+            return
+    size = node._size if rows is None else node._size[rows]
+    if node._fixed:
+        block = np.empty((size.size, int(node._size[0])), dtype=U8)
+        _render(node, block, 0, rows)
+        _put(buf, start + size, block)
         return
-    tag = np.frombuffer(node.tag, dtype=U8)
-    buf[pos[:, None] + np.arange(len(tag), dtype=I64)] = tag
-    body = node._body[rows]
-    at = pos + len(tag)
-    long = body > 0x7F
-    n = node._head[rows] - len(tag) - 1  # octets after the first length octet
-    first = np.where(long, 0x80 | n, body).astype(U8)
-    buf[at] = first
-    if bool(long.any()):
-        be = body.astype(">i8").view(U8).reshape(-1, 8)
-        _scatter(buf, at + 1, Col(be, 8 - n, n))
-    start = pos + node._head[rows]
+    head = node._head if rows is None else node._head[rows]
+    body = node._body if rows is None else node._body[rows]
+    content_start = start + size - body
     if node.content is not None:
-        _scatter(buf, start, node.content.take(rows))
-        return
-    for m in node.members:
-        _write(buf, m, start, rows)
-        start = start + m._size[rows]
+        col = node.content if rows is None else node.content.take(rows)
+        width = node._content_width
+        if width <= 8 and node._head_width + width <= 8:
+            # tag, length and content as one integer, one block of at most 8 octets
+            padded = np.zeros((size.size, 8), dtype=U8)
+            padded[:, 8 - width :] = col.data[:, col.data.shape[1] - width :]
+            value = padded.view(">u8").reshape(-1).astype(U64)
+            bits = (8 * col.length).astype(U64)
+            keep = np.where(col.length >= 8, ~U64(0), (U64(1) << bits) - U64(1))
+            octets = ((head << bits) | (value & keep)).astype(">u8").view(U8).reshape(-1, 8)
+            _put(buf, start + size, octets[:, 8 - node._head_width - width :])
+            return
+        _put(buf, content_start + body, col.data[:, col.data.shape[1] - width :])
+    else:
+        starts = []
+        at = content_start
+        for m in node.members:
+            starts.append(at)
+            at = at + (m._size if rows is None else m._size[rows])
+        for m, s in zip(reversed(node.members), reversed(starts), strict=True):
+            _write(buf, m, s, rows)
+    head_octets = head.astype(">u8").view(U8).reshape(-1, 8)
+    _put(buf, content_start, head_octets[:, 8 - node._head_width :])
 
 
-def encode_rows(root: Node, rows: int) -> tuple[bytes, NDArray[np.int64]]:
-    """Encode ``root`` once per row; the rows' elements end to end and each one's size."""
+def encode(trees: list[tuple[Node, NDArray[np.int64]]], rows: int) -> bytes:
+    """Encode each tree once per row of its own, all rows end to end in row order.
+
+    Args:
+        trees: ``(root, where)``: ``where[j]`` is the row (of ``rows``) that the tree's row
+            ``j`` is; together the trees hold every row once.
+        rows: the number of rows.
+    """
     if rows == 0:
-        return b"", np.zeros(0, dtype=I64)
-    sizes = _measure(root, rows)
-    ends = np.cumsum(sizes)
+        return b""
+    slack = max(root.widest() for root, _where in trees)
+    sizes = np.zeros(rows, dtype=I64)
+    for root, where in trees:
+        sizes[where] = _measure(root, len(where))
+    ends = np.cumsum(sizes + slack)
+    starts = ends - sizes
     buf = np.zeros(int(ends[-1]), dtype=U8)
-    _write(buf, root, ends - sizes, np.arange(rows, dtype=I64))
-    return buf.tobytes(), sizes
+    for root, where in trees:
+        _write(buf, root, starts[where], None)
+    # cut the slack out
+    runs = np.column_stack([np.full(rows, slack, dtype=I64), sizes]).ravel()
+    keep = np.repeat(np.tile(np.array([False, True]), rows), runs)
+    out: bytes = buf[keep].tobytes()
+    return out

@@ -23,6 +23,7 @@ import polars as pl
 
 from clearing.codecs import ciber
 from clearing.errors import ConfigError
+from clearing.outbound._ciber_out import write_columnar
 from clearing.outbound.sequences import FileRecord, Sequences
 from clearing.outbound.tap import (
     TapHeader,
@@ -34,15 +35,14 @@ from clearing.rating._book import valid_on
 from clearing.rating._money import round_div
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from datetime import date
     from pathlib import Path
-
-    import pyarrow as pa
 
     from clearing.config import Settings
     from clearing.rating._book import Rates
 
-__all__ = ["OutboundFile", "write_outbound"]
+__all__ = ["OutboundFile", "write_outbound", "write_partner_files"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,17 +118,39 @@ def write_outbound(
     Raises:
         ConfigError: no SID/BID in the config while a CIBER partner has traffic; no fx rate.
     """
-    seq = Sequences(workdir / "clearing.duckdb")
     ok = rated.filter(pl.col("status") == "rated")
-    with_rows = sorted(set(ok["partner"].drop_nulls().to_list()))
+    parts = {
+        str(key[0]): part
+        for key, part in ok.partition_by("partner", as_dict=True, maintain_order=True).items()
+        if key[0] is not None
+    }
+    return write_partner_files(workdir, day, parts, rates, settings)
+
+
+def write_partner_files(
+    workdir: Path,
+    day: date,
+    rated: Mapping[str, pl.DataFrame],
+    rates: Rates,
+    settings: Settings,
+) -> list[OutboundFile]:
+    """:func:`write_outbound` of rows already split by partner (each partner's rated rows).
+
+    Raises:
+        ConfigError: as :func:`write_outbound`.
+    """
+    seq = Sequences(workdir / "clearing.duckdb")
+    with_rows = sorted(p for p, rows in rated.items() if rows.height)
     agreements = _agreements(rates, day, with_rows)
     out: list[OutboundFile] = []
     for partner in sorted(agreements):
         a = agreements[partner]
-        rows = ok.filter(pl.col("partner") == partner)
+        rows = rated.get(partner)
+        if rows is None:
+            rows = pl.DataFrame()  # no traffic: a Notification (TAP), nothing (CIBER)
         if a["standard"] == "tap":
             out.append(_tap_file(workdir, day, partner, a, rows, rates, settings, seq))
-        elif rows.filter(pl.col("record_type").is_in(("moc", "mtc"))).height:
+        elif rows.height and rows.filter(pl.col("record_type").is_in(("moc", "mtc"))).height:
             out.append(_ciber_file(workdir, day, partner, a, rows, settings, seq))
     return sorted(out, key=lambda f: f.path.name)
 
@@ -204,7 +226,7 @@ def _tap_file(
     )
 
 
-def _ciber_events(rows: pl.DataFrame, sender: str, partner: str) -> pa.Table:
+def _ciber_events(rows: pl.DataFrame, sender: str, partner: str) -> pl.DataFrame:
     voice = rows.filter(pl.col("record_type").is_in(("moc", "mtc"))).sort(
         "start_time", "record_id", "file", "line"
     )
@@ -231,7 +253,7 @@ def _ciber_events(rows: pl.DataFrame, sender: str, partner: str) -> pa.Table:
         pl.col("charged_units").alias("air_chargeable_time"),
         pl.col("duration").alias("air_elapsed_time"),
     )
-    return df.to_arrow()
+    return df
 
 
 def _ciber_file(
@@ -256,15 +278,17 @@ def _ciber_file(
     sequences: dict[tuple[str, str], int] = {}
     if previous is not None:
         sequences[(sender, partner)] = previous
-    data = ciber.write(events, creation_date=day, sequences=sequences)
+    data = write_columnar(events, creation_date=day, sequences=sequences)
+    if data is None:  # something the columnar writer leaves to the codec
+        data = ciber.write(events.to_arrow(), creation_date=day, sequences=sequences)
     start = ciber.next_sequence(previous)
     last = sequences.get((sender, partner), start)
     seq.store(partner, "ciber", a["file_type"], day, first=start, last=last, previous=previous)
     name = f"CIBER_{sender}_{partner}_{day:%Y%m%d}_{start:03d}.dat"
     path = workdir / "out" / "ciber" / name
     sha = _write_atomic(path, data)
-    charge = int(pl.Series(events.column("charge")).sum() or 0)
-    tax = int(pl.Series(events.column("tax")).sum() or 0)
+    charge = int(events["charge"].sum() or 0)
+    tax = int(events["tax"].sum() or 0)
     changed = seq.register(
         FileRecord(
             name,
@@ -274,7 +298,7 @@ def _ciber_file(
             a["file_type"],
             day,
             start,
-            events.num_rows,
+            events.height,
             charge,
             tax,
             2,
@@ -288,11 +312,11 @@ def _ciber_file(
         "ciber",
         partner,
         start,
-        events.num_rows,
+        events.height,
         charge,
         tax,
         2,
         a["tap_currency"],
         changed,
-        not_sent=rows.height - events.num_rows,
+        not_sent=rows.height - events.height,
     )

@@ -1,6 +1,12 @@
 """TAP-out: one TAP 3.12 TransferBatch (or a Notification) per partner and processing day.
 
-Built as an asn1tools value and encoded with :func:`clearing.codecs.asn1.encode`:
+Written without per-event Python: the call events by the columnar BER writer
+(:mod:`clearing.outbound._ber`, whole columns per element), the header groups and Notifications
+by a small BER writer over the TAP 3.12 types they use (:data:`_HEADER_TYPES`). The asn1tools
+encoders they replace (:func:`encode_transfer_batch_reference`,
+:func:`encode_notification_reference`, through :func:`clearing.codecs.asn1.encode`) stay as the
+definition of the bytes: the tests compare both, and rows the columnar writer does not take
+(missing mandatory values, digits that are not BCD) go to the reference. The file holds:
 
 * **BatchControlInfo**: sender (us), recipient, FSN, the three timestamps derived from the
   processing date ``D`` (transfer cut-off ``D 00:00:00``, creation and availability
@@ -25,10 +31,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Final
 
-import asn1tools
 import numpy as np
 import polars as pl
-import pyarrow as pa
 
 from clearing.codecs import asn1
 from clearing.errors import EncodeError
@@ -40,6 +44,7 @@ __all__ = [
     "TapTotals",
     "bcd",
     "encode_notification",
+    "encode_notification_reference",
     "encode_transfer_batch",
     "encode_transfer_batch_reference",
     "tap_file_name",
@@ -138,8 +143,7 @@ def _batch_control(header: TapHeader) -> dict[str, Any]:
     return out
 
 
-def encode_notification(header: TapHeader) -> bytes:
-    """A TAP 3.12 Notification (no traffic for the period), encoded."""
+def _notification_value(header: TapHeader) -> dict[str, Any]:
     bci = _batch_control(header)
     value: dict[str, Any] = {
         "sender": bci["sender"],
@@ -153,7 +157,169 @@ def encode_notification(header: TapHeader) -> bytes:
     }
     if header.test:
         value["fileTypeIndicator"] = b"T"
-    return asn1.encode("notification", ("notification", value))
+    return value
+
+
+def encode_notification(header: TapHeader) -> bytes:
+    """A TAP 3.12 Notification (no traffic for the period), encoded.
+
+    Written by :func:`_encode_value` (no ASN.1 compilation): the bytes of
+    :func:`encode_notification_reference`.
+    """
+    return _encode_value("Notification", _notification_value(header))
+
+
+def encode_notification_reference(header: TapHeader) -> bytes:
+    """:func:`encode_notification` with asn1tools (the reference)."""
+    return asn1.encode("notification", ("notification", _notification_value(header)))
+
+
+# The TAP 3.12 types of the header groups and Notifications (specs/asn1/TAP-0312.asn), for
+# _encode_value: [APPLICATION n] and either "int", "octets", ("list", item type) or the
+# members in definition order. Only what TAP-out writes.
+_DATE_TIME_LONG: Final = [("localTimeStamp", "LocalTimeStamp"), ("utcTimeOffset", "UtcTimeOffset")]
+_HEADER_TYPES: Final[dict[str, tuple[int, Any]]] = {
+    "Notification": (
+        2,
+        [
+            ("sender", "Sender"),
+            ("recipient", "Recipient"),
+            ("fileSequenceNumber", "FileSequenceNumber"),
+            ("fileCreationTimeStamp", "FileCreationTimeStamp"),
+            ("fileAvailableTimeStamp", "FileAvailableTimeStamp"),
+            ("transferCutOffTimeStamp", "TransferCutOffTimeStamp"),
+            ("specificationVersionNumber", "SpecificationVersionNumber"),
+            ("releaseVersionNumber", "ReleaseVersionNumber"),
+            ("fileTypeIndicator", "FileTypeIndicator"),
+        ],
+    ),
+    "BatchControlInfo": (
+        4,
+        [
+            ("sender", "Sender"),
+            ("recipient", "Recipient"),
+            ("fileSequenceNumber", "FileSequenceNumber"),
+            ("fileCreationTimeStamp", "FileCreationTimeStamp"),
+            ("transferCutOffTimeStamp", "TransferCutOffTimeStamp"),
+            ("fileAvailableTimeStamp", "FileAvailableTimeStamp"),
+            ("specificationVersionNumber", "SpecificationVersionNumber"),
+            ("releaseVersionNumber", "ReleaseVersionNumber"),
+            ("fileTypeIndicator", "FileTypeIndicator"),
+        ],
+    ),
+    "Sender": (196, "octets"),
+    "Recipient": (182, "octets"),
+    "FileSequenceNumber": (109, "octets"),
+    "FileCreationTimeStamp": (108, _DATE_TIME_LONG),
+    "TransferCutOffTimeStamp": (227, _DATE_TIME_LONG),
+    "FileAvailableTimeStamp": (107, _DATE_TIME_LONG),
+    "EarliestCallTimeStamp": (101, _DATE_TIME_LONG),
+    "LatestCallTimeStamp": (133, _DATE_TIME_LONG),
+    "LocalTimeStamp": (16, "octets"),
+    "UtcTimeOffset": (231, "octets"),
+    "SpecificationVersionNumber": (201, "int"),
+    "ReleaseVersionNumber": (189, "int"),
+    "FileTypeIndicator": (110, "octets"),
+    "AccountingInfo": (
+        5,
+        [
+            ("taxation", "TaxationList"),
+            ("localCurrency", "LocalCurrency"),
+            ("tapCurrency", "TapCurrency"),
+            ("currencyConversionInfo", "CurrencyConversionList"),
+            ("tapDecimalPlaces", "TapDecimalPlaces"),
+        ],
+    ),
+    "TaxationList": (211, ("list", "Taxation")),
+    "Taxation": (216, [("taxCode", "TaxCode"), ("taxType", "TaxType"), ("taxRate", "TaxRate")]),
+    "TaxCode": (212, "int"),
+    "TaxType": (217, "octets"),
+    "TaxRate": (215, "octets"),
+    "LocalCurrency": (135, "octets"),
+    "TapCurrency": (210, "octets"),
+    "CurrencyConversionList": (80, ("list", "CurrencyConversion")),
+    "CurrencyConversion": (
+        106,
+        [
+            ("exchangeRateCode", "ExchangeRateCode"),
+            ("numberOfDecimalPlaces", "NumberOfDecimalPlaces"),
+            ("exchangeRate", "ExchangeRate"),
+        ],
+    ),
+    "ExchangeRateCode": (105, "int"),
+    "NumberOfDecimalPlaces": (159, "int"),
+    "ExchangeRate": (104, "int"),
+    "TapDecimalPlaces": (244, "int"),
+    "NetworkInfo": (
+        6,
+        [
+            ("utcTimeOffsetInfo", "UtcTimeOffsetInfoList"),
+            ("recEntityInfo", "RecEntityInfoList"),
+        ],
+    ),
+    "UtcTimeOffsetInfoList": (234, ("list", "UtcTimeOffsetInfo")),
+    "UtcTimeOffsetInfo": (
+        233,
+        [("utcTimeOffsetCode", "UtcTimeOffsetCode"), ("utcTimeOffset", "UtcTimeOffset")],
+    ),
+    "UtcTimeOffsetCode": (232, "int"),
+    "RecEntityInfoList": (188, ("list", "RecEntityInformation")),
+    "RecEntityInformation": (
+        183,
+        [
+            ("recEntityCode", "RecEntityCode"),
+            ("recEntityType", "RecEntityType"),
+            ("recEntityId", "RecEntityId"),
+        ],
+    ),
+    "RecEntityCode": (184, "int"),
+    "RecEntityType": (186, "int"),
+    "RecEntityId": (400, "octets"),
+    "AuditControlInfo": (
+        15,
+        [
+            ("earliestCallTimeStamp", "EarliestCallTimeStamp"),
+            ("latestCallTimeStamp", "LatestCallTimeStamp"),
+            ("totalCharge", "TotalCharge"),
+            ("totalTaxValue", "TotalTaxValue"),
+            ("totalDiscountValue", "TotalDiscountValue"),
+            ("callEventDetailsCount", "CallEventDetailsCount"),
+        ],
+    ),
+    "TotalCharge": (415, "int"),
+    "TotalTaxValue": (226, "int"),
+    "TotalDiscountValue": (225, "int"),
+    "CallEventDetailsCount": (43, "int"),
+}
+
+
+def _encode_value(type_name: str, value: Any) -> bytes:
+    """BER of a header-group value (asn1tools' form) of one of :data:`_HEADER_TYPES`.
+
+    Raises:
+        EncodeError: a value of the wrong kind or a member the type does not have.
+    """
+    number, kind = _HEADER_TYPES[type_name]
+    if kind == "int":
+        if not isinstance(value, int) or isinstance(value, bool):
+            msg = f"cannot encode tap {type_name}: {value!r} is not an integer"
+            raise EncodeError(msg)
+        body = value.to_bytes((8 + (value + (value < 0)).bit_length()) // 8, "big", signed=True)
+        return ber.app_tag(number, constructed=False) + ber.length_octets(len(body)) + body
+    if kind == "octets":
+        if not isinstance(value, bytes):
+            msg = f"cannot encode tap {type_name}: {value!r} is not bytes"
+            raise EncodeError(msg)
+        return ber.app_tag(number, constructed=False) + ber.length_octets(len(value)) + value
+    if isinstance(kind, tuple):
+        body = b"".join(_encode_value(kind[1], item) for item in value)
+    else:
+        unknown = set(value) - {name for name, _ in kind}
+        if unknown:
+            msg = f"cannot encode tap {type_name}: no member {', '.join(sorted(unknown))}"
+            raise EncodeError(msg)
+        body = b"".join(_encode_value(t, value[name]) for name, t in kind if name in value)
+    return ber.app_tag(number, constructed=True) + ber.length_octets(len(body)) + body
 
 
 class _Tables:
@@ -323,7 +489,34 @@ _TELE: Final = {"moc": "11", "mtc": "11", "sms_mo": "22", "sms_mt": "21"}
 _ITEM: Final = {"moc": "D", "mtc": "D", "sms_mo": "E", "sms_mt": "E", "gprs": "X"}
 _STAMP: Final = "%Y%m%d%H%M%S"
 _LEVEL_TAGS: Final = (259, 255, 256)  # callTypeLevel1, 2, 3
-_CHUNK: Final = 65_536  # events the columnar writer encodes at once (bounds its scratch memory)
+_CHUNK: Final = 131_072
+#: The columns the events are written from (and sorted by).
+_READS: Final = (
+    *_ORDER,
+    "record_type",
+    "imsi",
+    "msisdn",
+    "imei",
+    "called_number",
+    "calling_number",
+    "utc_offset",
+    "duration",
+    "volume_up",
+    "volume_down",
+    "apn",
+    "rec_entity_type",
+    "rec_entity_id",
+    "location_area",
+    "cell_id",
+    "charging_id",
+    "cause_for_term",
+    "service",
+    "chargeable_units",
+    "charged_units",
+    "tax_rate",
+    "charge",
+    "tax",
+)  # events the columnar writer encodes at once (bounds its scratch memory)
 
 _Mask = np.ndarray[Any, np.dtype[np.bool_]]
 
@@ -353,36 +546,87 @@ def _columnar_ok(rows: pl.DataFrame) -> bool:
     return not bad
 
 
+def _bcd_text(name: str) -> pl.Expr:
+    """The digits of a BCDString, with the ``F`` filler when their count is odd."""
+    s = pl.col(name)
+    return pl.when(s.str.len_bytes() % 2 == 1).then(s + "F").otherwise(s)
+
+
+def _values(tables: _Tables, shape: str) -> dict[str, pl.Expr]:
+    """What the element tree of ``shape`` reads, as one select (see :class:`_Columns`)."""
+    kind = pl.col("record_type")
+    entity_key = pl.concat_str(["rec_entity_type", "rec_entity_id"], separator="\x1f")
+    entities = {f"{t}\x1f{i}": c for (t, i), c in tables.entities.items()}
+    default = pl.when(kind == "gprs").then(pl.lit(10)).otherwise(pl.lit(0))
+    service = pl.col("service").fill_null("")
+    taxed = (pl.col("tax_rate").fill_null(0) != 0) & (pl.col("charge") != 0)
+    out: dict[str, pl.Expr] = {
+        "imsi": _bcd_text("imsi"),
+        "msisdn": _bcd_text("msisdn"),
+        "imei": _bcd_text("imei"),
+        "stamp": pl.col("start_time").dt.strftime(_STAMP),
+        "offset_code": pl.col("utc_offset").replace_strict(tables.offsets, return_dtype=pl.Int64),
+        "entity": entity_key.replace_strict(entities, return_dtype=pl.Int64),
+        "duration": pl.col("duration").fill_null(0),
+        "location_area": pl.col("location_area"),
+        "cell_id": pl.col("cell_id"),
+        "item": kind.replace_strict(_ITEM, return_dtype=pl.String),
+        "charge": pl.col("charge"),
+        "chargeable_units": pl.col("chargeable_units"),
+        "charged_units": pl.col("charged_units"),
+        "taxed": taxed,
+        "tax_code": pl.when(taxed)
+        .then(pl.col("tax_rate").replace_strict(tables.taxes, default=0, return_dtype=pl.Int64))
+        .otherwise(0),
+        "tax": pl.col("tax").fill_null(0),
+    }
+    for i, name in enumerate(("level1", "level2", "level3")):
+        levels = {s: v[i] for s, v in _CALL_TYPES.items()}
+        fallback = default if i == 0 else pl.lit(0)
+        out[name] = service.replace_strict(levels, default=fallback, return_dtype=pl.Int64)
+    if shape == "gprs":
+        out["apn"] = pl.col("apn").cast(pl.String).fill_null("None")
+        out["charging_id"] = pl.col("charging_id").fill_null(0)
+        out["volume_down"] = pl.col("volume_down").fill_null(0)
+        out["volume_up"] = pl.col("volume_up").fill_null(0)
+    else:
+        out["party"] = _bcd_text("called_number" if shape == "mo" else "calling_number")
+        out["cause_for_term"] = pl.col("cause_for_term")
+        out["tele"] = kind.replace_strict(_TELE, return_dtype=pl.String)
+    return out
+
+
 class _Columns:
-    """Element trees of one group of events, all of one shape (``mo``, ``mt`` or ``gprs``).
+    """The element tree of one group of events, all of one shape (``mo``, ``mt`` or ``gprs``).
 
     The same elements, in the same order and under the same conditions, as :func:`_event`.
     """
 
-    def __init__(self, part: pl.DataFrame, tables: _Tables) -> None:
-        self.part = part
-        self.tables = tables
+    def __init__(self, part: pl.DataFrame, tables: _Tables, shape: str) -> None:
+        self.shape = shape
+        self.rows = part.height
+        self.v = part.select(**_values(tables, shape))
 
-    def ints(self, expr: pl.Expr) -> ber.Col:
-        return ber.int_col(self.part.select(expr.cast(pl.Int64)).to_series().to_numpy())
+    def ints(self, name: str) -> ber.Col:
+        values = self.v[name].fill_null(0).cast(pl.Int64).to_numpy()
+        return ber.int_col(values)
 
-    def text(self, expr: pl.Expr) -> ber.Col:
-        return ber.string_col(self.part.select(expr).to_series().to_arrow())
+    def text(self, name: str) -> ber.Col:
+        return ber.string_col(self.v[name].to_arrow())
 
     def bcd(self, name: str) -> ber.Col:
-        col = ber.bcd_col(self.text(pl.col(name)))
+        col = ber.bcd_col(self.text(name))
         if col is None:
             raise _NotColumnar(name)
         return col
 
-    def given(self, name: str) -> _Mask:
-        """Rows whose value is true to Python (not null, not empty)."""
-        given = self.part.select(pl.col(name).str.len_bytes().fill_null(0) > 0)
-        mask: _Mask = given.to_series().to_numpy()
-        return mask
+    def mask(self, name: str) -> _Mask:
+        values: _Mask = self.v[name].to_numpy()
+        return values
 
     def not_null(self, name: str) -> _Mask:
-        return self.part[name].is_not_null().to_numpy()
+        values: _Mask = self.v[name].is_not_null().to_numpy()
+        return values
 
     @staticmethod
     def prim(number: int, content: ber.Col, present: _Mask | None = None) -> ber.Node:
@@ -393,123 +637,94 @@ class _Columns:
         tag = ber.app_tag(number, constructed=True)
         return ber.Node(tag, members=list(members), present=present)
 
+    def optional_bcd(self, number: int, name: str) -> tuple[ber.Node, _Mask]:
+        """A BCDString element and the rows that have it (the reference tests the value's
+        truth: null and "" are absent)."""
+        col = self.bcd(name)
+        given: _Mask = col.length > 0
+        return self.prim(number, col, given), given
+
     def int_or_absent(self, number: int, name: str) -> ber.Node:
-        return self.prim(number, self.ints(pl.col(name).fill_null(0)), self.not_null(name))
+        return self.prim(number, self.ints(name), self.not_null(name))
 
     def subscriber(self) -> ber.Node:
-        sim = self.cons(
-            199,
-            self.prim(129, self.bcd("imsi")),
-            self.prim(152, self.bcd("msisdn"), self.given("msisdn")),
-        )
-        return self.cons(427, sim)
+        msisdn, _ = self.optional_bcd(152, "msisdn")
+        return self.cons(427, self.cons(199, self.prim(129, self.bcd("imsi")), msisdn))
 
     def start(self) -> ber.Node:
-        offset = pl.col("utc_offset").replace_strict(self.tables.offsets, return_dtype=pl.Int64)
         return self.cons(
-            44,
-            self.prim(16, self.text(pl.col("start_time").dt.strftime(_STAMP))),
-            self.prim(232, self.ints(offset)),
+            44, self.prim(16, self.text("stamp")), self.prim(232, self.ints("offset_code"))
         )
-
-    def entity(self) -> ber.Col:
-        codes = pl.DataFrame(
-            [(t, i, c) for (t, i), c in self.tables.entities.items()],
-            schema={"rec_entity_type": pl.String, "rec_entity_id": pl.String, "_c": pl.Int64},
-            orient="row",
-        )
-        keys = ["rec_entity_type", "rec_entity_id"]
-        found = self.part.select(keys).join(codes, on=keys, how="left", maintain_order="left")
-        return ber.int_col(found["_c"].to_numpy())
 
     def imei(self) -> ber.Node:
-        return self.cons(429, self.prim(128, self.bcd("imei")), present=self.given("imei"))
+        imei, given = self.optional_bcd(128, "imei")
+        return self.cons(429, imei, present=given)
 
     def charge(self) -> ber.Node:
         """A ChargeInformationList of one ChargeInformation (see :func:`_charge_information`)."""
-        kind = pl.col("record_type")
-        default = pl.when(kind == "gprs").then(pl.lit(10)).otherwise(pl.lit(0))
-        levels = [
-            pl.col("service")
-            .fill_null("")
-            .replace_strict(
-                {s: v[i] for s, v in _CALL_TYPES.items()}, default=default if i == 0 else 0
-            )
-            for i in range(3)
-        ]
-        taxed = (pl.col("tax_rate").fill_null(0) != 0) & (pl.col("charge") != 0)
-        tax_code = pl.col("tax_rate").replace_strict(self.tables.taxes, default=0)
         tax = self.cons(
             213,
-            self.prim(212, self.ints(pl.when(taxed).then(tax_code).otherwise(0))),
-            self.prim(397, self.ints(pl.col("tax").fill_null(0))),
-            self.prim(398, self.ints(pl.col("charge"))),
+            self.prim(212, self.ints("tax_code")),
+            self.prim(397, self.ints("tax")),
+            self.prim(398, self.ints("charge")),
         )
-        taxed_rows = self.part.select(taxed).to_series().to_numpy()
-        call_types = [self.prim(n, self.ints(v)) for n, v in zip(_LEVEL_TAGS, levels, strict=True)]
-
+        levels = [self.prim(n, self.ints(f"level{i + 1}")) for i, n in enumerate(_LEVEL_TAGS)]
+        detail = self.cons(
+            63,
+            self.prim(71, ber.const_col(self.rows, b"00")),
+            self.prim(62, self.ints("charge")),
+            self.prim(65, self.ints("chargeable_units")),
+            self.prim(68, self.ints("charged_units")),
+        )
         info = self.cons(
             69,
-            self.prim(66, self.text(kind.replace_strict(_ITEM, return_dtype=pl.String))),
-            self.prim(105, ber.const_col(self.part.height, b"\x01")),
-            self.cons(258, *call_types),
-            self.cons(
-                64,
-                self.cons(
-                    63,
-                    self.prim(71, ber.const_col(self.part.height, b"00")),
-                    self.prim(62, self.ints(pl.col("charge"))),
-                    self.prim(65, self.ints(pl.col("chargeable_units"))),
-                    self.prim(68, self.ints(pl.col("charged_units"))),
-                ),
-            ),
-            self.cons(214, tax, present=taxed_rows),
+            self.prim(66, self.text("item")),
+            self.prim(105, ber.const_col(self.rows, b"\x01")),
+            self.cons(258, *levels),
+            self.cons(64, detail),
+            self.cons(214, tax, present=self.mask("taxed")),
         )
         return self.cons(70, info)
 
     def location(self) -> list[ber.Node]:
-        return [
-            self.int_or_absent(136, "location_area"),
-            self.int_or_absent(59, "cell_id"),
-        ]
+        return [self.int_or_absent(136, "location_area"), self.int_or_absent(59, "cell_id")]
+
+    def tree(self) -> ber.Node:
+        """The CallEventDetail of every row."""
+        return self.gprs() if self.shape == "gprs" else self.call(mo=self.shape == "mo")
 
     def gprs(self) -> ber.Node:
-        apn = self.text(pl.col("apn").cast(pl.String).fill_null("None"))
         basic = self.cons(
             114,
             self.cons(115, self.subscriber()),
-            self.cons(116, self.prim(261, apn)),
+            self.cons(116, self.prim(261, self.text("apn"))),
             self.start(),
-            self.prim(223, self.ints(pl.col("duration").fill_null(0))),
-            self.prim(72, self.ints(pl.col("charging_id").fill_null(0))),
+            self.prim(223, self.ints("duration")),
+            self.prim(72, self.ints("charging_id")),
         )
-        network = self.cons(118, self.cons(185, self.prim(184, self.entity())), *self.location())
+        network = self.cons(
+            118, self.cons(185, self.prim(184, self.ints("entity"))), *self.location()
+        )
         used = self.cons(
             121,
-            self.prim(250, self.ints(pl.col("volume_down").fill_null(0))),
-            self.prim(251, self.ints(pl.col("volume_up").fill_null(0))),
+            self.prim(250, self.ints("volume_down")),
+            self.prim(251, self.ints("volume_up")),
             self.charge(),
         )
         return self.cons(14, basic, self.cons(117, network), self.imei(), used)
 
     def call(self, *, mo: bool) -> ber.Node:
-        number = "called_number" if mo else "calling_number"
-        party = self.cons(
-            89 if mo else 41,
-            self.prim(407 if mo else 405, self.bcd(number)),
-            present=self.given(number),
-        )
+        number, given = self.optional_bcd(407 if mo else 405, "party")
         basic = self.cons(
             147 if mo else 153,
             self.subscriber(),
-            party,
+            self.cons(89 if mo else 41, number, present=given),
             self.start(),
-            self.prim(223, self.ints(pl.col("duration").fill_null(0))),
+            self.prim(223, self.ints("duration")),
             self.int_or_absent(58, "cause_for_term"),
         )
-        network = self.cons(156, self.prim(184, self.entity()), *self.location())
-        tele = self.text(pl.col("record_type").replace_strict(_TELE, return_dtype=pl.String))
-        service = self.cons(36, self.cons(426, self.prim(218, tele)))
+        network = self.cons(156, self.prim(184, self.ints("entity")), *self.location())
+        service = self.cons(36, self.cons(426, self.prim(218, self.text("tele"))))
         return self.cons(
             9 if mo else 10,
             basic,
@@ -531,54 +746,17 @@ def _event_list(rows: pl.DataFrame, tables: _Tables) -> bytes:
     """
     out: list[bytes] = []
     for lo in range(0, rows.height, _CHUNK):
-        chunk = rows.slice(lo, _CHUNK).with_row_index("_pos")
+        chunk = rows.slice(lo, _CHUNK)
         shape = chunk["record_type"].replace_strict(_SHAPES, return_dtype=pl.String)
-        parts: list[tuple[np.ndarray[Any, np.dtype[np.int64]], bytes, Any]] = []
+        trees = []
         for name in ("mo", "mt", "gprs"):
-            part = chunk.filter(shape == name)
-            if part.height == 0:
-                continue
-            cols = _Columns(part, tables)
-            root = cols.gprs() if name == "gprs" else cols.call(mo=name == "mo")
-            data, sizes = ber.encode_rows(root, part.height)
-            parts.append((part["_pos"].to_numpy().astype(np.int64), data, sizes))
-        if len(parts) == 1:
-            out.append(parts[0][1])
-            continue
-        # the groups' events back in file order
-        arrays = []
-        for _pos, data, sizes in parts:
-            offsets = np.zeros(len(sizes) + 1, dtype=np.int64)
-            np.cumsum(sizes, out=offsets[1:])
-            arrays.append(
-                pa.LargeBinaryArray.from_buffers(
-                    pa.large_binary(),
-                    len(sizes),
-                    [None, pa.py_buffer(offsets), pa.py_buffer(data)],
-                )
-            )
-        where = np.concatenate([p[0] for p in parts])
-        order = np.empty_like(where)
-        order[where] = np.arange(len(where), dtype=np.int64)
-        merged = pa.concat_arrays(arrays).take(pa.array(order))
-        out.append(_binary_values(merged))
+            hit = (shape == name).to_numpy()
+            where = np.flatnonzero(hit)
+            if where.size:
+                part = chunk.filter(hit) if where.size < chunk.height else chunk
+                trees.append((_Columns(part, tables, name).tree(), where))
+        out.append(ber.encode(trees, chunk.height))
     return b"".join(out)
-
-
-def _binary_values(array: pa.LargeBinaryArray) -> bytes:
-    """The values of a (non-null) binary array, end to end."""
-    offsets = np.frombuffer(array.buffers()[1], dtype=np.int64)
-    first, last = offsets[array.offset], offsets[array.offset + len(array)]
-    data = array.buffers()[2]
-    return b"" if data is None else data.to_pybytes()[first:last]
-
-
-def _encode_group(type_name: str, value: dict[str, Any]) -> bytes:
-    try:
-        return bytes(asn1.spec("tap").encode(type_name, value))
-    except (asn1tools.Error, ValueError, TypeError, KeyError) as exc:
-        msg = f"cannot encode tap {type_name}: {exc}"
-        raise EncodeError(msg) from None
 
 
 def _audit(rows: pl.DataFrame) -> tuple[dict[str, Any], int, int]:
@@ -619,11 +797,13 @@ def encode_transfer_batch(rated: pl.DataFrame, header: TapHeader) -> tuple[bytes
     and the mediation columns), all of the header's partner.
 
     The call events are written by the columnar BER writer (:mod:`clearing.outbound._ber`),
-    the header groups by asn1tools: the same bytes as
+    the header groups by :func:`_encode_value`: the same bytes as
     :func:`encode_transfer_batch_reference`, which takes the rows the columnar writer does
     not (missing mandatory values, digits that are not BCD...).
     """
-    rows = _sorted(rated)
+    if not set(_READS) <= set(rated.columns):
+        return encode_transfer_batch_reference(rated, header)
+    rows = _sorted(rated.select(_READS))
     if not _columnar_ok(rows):
         return encode_transfer_batch_reference(rated, header)
     tables = _Tables.of_frame(rows)
@@ -634,13 +814,13 @@ def encode_transfer_batch(rated: pl.DataFrame, header: TapHeader) -> tuple[bytes
         return encode_transfer_batch_reference(rated, header)
     content = b"".join(
         (
-            _encode_group("BatchControlInfo", _batch_control(header)),
-            _encode_group("AccountingInfo", _accounting(header, tables)),
-            _encode_group("NetworkInfo", tables.network_info()),
+            _encode_value("BatchControlInfo", _batch_control(header)),
+            _encode_value("AccountingInfo", _accounting(header, tables)),
+            _encode_value("NetworkInfo", tables.network_info()),
             ber.app_tag(3, constructed=True),
             ber.length_octets(len(events)),
             events,
-            _encode_group("AuditControlInfo", audit),
+            _encode_value("AuditControlInfo", audit),
         )
     )
     data = ber.app_tag(1, constructed=True) + ber.length_octets(len(content)) + content

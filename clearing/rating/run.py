@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import os
 import shutil
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import polars as pl
 import pyarrow.parquet as pq
@@ -36,12 +37,20 @@ from clearing.rating.check import iot_check
 from clearing.rating.inbound import rate_visitors
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from datetime import date
     from pathlib import Path
 
     from clearing.outbound.run import OutboundFile
 
-__all__ = ["RateSummary", "cdr_files", "partner_events", "rate_day", "write_parquet"]
+__all__ = [
+    "IOT_EVENT_COLUMNS",
+    "RateSummary",
+    "cdr_files",
+    "partner_events",
+    "rate_day",
+    "write_parquet",
+]
 
 
 @dataclass(frozen=True)
@@ -100,16 +109,58 @@ def cdr_files(workdir: Path, day: date) -> list[Path]:
     return sorted(found, key=lambda p: (p.name, str(p)))
 
 
-def partner_events(workdir: Path, day: date) -> pl.DataFrame | None:
-    """The day's accepted TAP-in / CIBER-in events, or None when there are none."""
+#: The event columns the IOT check reads (:func:`clearing.rating.check.iot_check`).
+IOT_EVENT_COLUMNS: Final = (
+    "status",
+    "source_format",
+    "sender",
+    "file",
+    "file_sequence_number",
+    "event_index",
+    "event_kind",
+    "tele_service_code",
+    "refund",
+    "imsi",
+    "msisdn",
+    "called_number",
+    "local_start",
+    "duration",
+    "data_volume_incoming",
+    "data_volume_outgoing",
+    "currency",
+    "charge_scale",
+    "charge",
+    "discount",
+    "camel_fee",
+    "tax",
+)
+
+
+def partner_events(
+    workdir: Path, day: date, *, columns: Sequence[str] | None = None
+) -> pl.DataFrame | None:
+    """The day's accepted TAP-in / CIBER-in events, or None when there are none.
+
+    Args:
+        columns: read only these columns (those a file has; the others are null, as for a
+            file that lacks a column); None: every column.
+    """
     folder = workdir / "lake" / "events_in" / f"date={day.isoformat()}"
     files = sorted(folder.rglob("*.parquet")) if folder.is_dir() else []
     if not files:
         return None
-    frames = [pl.read_parquet(f, hive_partitioning=False) for f in files]
+    schemas = [pl.read_parquet_schema(f) for f in files]
+    # a file without `status` has no accepted row when another file has the column
+    by_status = any("status" in sch for sch in schemas)
+    frames = []
+    for f, sch in zip(files, schemas, strict=True):
+        wanted = [c for c in sch if columns is None or c in columns]
+        scan = pl.scan_parquet(f, hive_partitioning=False).select(wanted)
+        if by_status:
+            keep = pl.col("status") == "accepted" if "status" in sch else pl.lit(False)
+            scan = scan.filter(keep)
+        frames.append(scan.collect())
     ev = pl.concat(frames, how="diagonal_relaxed")
-    if "status" in ev.columns:
-        ev = ev.filter(pl.col("status") == "accepted")
     return ev if ev.height else None
 
 
@@ -122,22 +173,64 @@ def write_parquet(df: pl.DataFrame, path: Path) -> Path:
     return path
 
 
-def _partitioned(df: pl.DataFrame, root: Path, day: date, sort: list[str]) -> list[Path]:
+class _Writes:
+    """Parquet files written by a small thread pool (pyarrow releases the GIL), in order.
+
+    The bytes do not depend on the threads: each file is written whole by one of them.
+    """
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="rate-parquet")
+        self._pending: list[Future[Path]] = []
+
+    def write(self, df: pl.DataFrame, path: Path) -> None:
+        self._pending.append(self._pool.submit(write_parquet, df, path))
+
+    def wait(self) -> None:
+        """Wait for every write so far (raising the first error)."""
+        for f in self._pending:
+            f.result()
+        self._pending = []
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+
+def _folder(root: Path, day: date) -> Path:
     folder = root / f"date={day.isoformat()}"
     if folder.exists():
         shutil.rmtree(folder)
+    return folder
+
+
+def _by_partner(df: pl.DataFrame, sort: list[str]) -> list[tuple[str | None, pl.DataFrame]]:
+    """``df`` sorted (nulls last) and cut into its partners' rows (slices, no copies)."""
+    ordered = df.sort(sort, nulls_last=True)
+    runs = ordered.select(pl.col("partner").rle()).unnest("partner")
+    parts: list[tuple[str | None, pl.DataFrame]] = []
+    at = 0
+    for length, partner in runs.iter_rows():
+        parts.append((partner, ordered.slice(at, length)))
+        at += length
+    return parts
+
+
+def _partitioned(
+    parts: list[tuple[str | None, pl.DataFrame]], root: Path, day: date, writes: _Writes
+) -> list[Path]:
+    folder = _folder(root, day)
     written: list[Path] = []
-    for (partner,), part in df.sort(sort, nulls_last=True).group_by("partner", maintain_order=True):
+    for partner, part in parts:
         path = folder / f"partner={partner}" / "part-0.parquet"
-        written.append(write_parquet(part, path))  # `partner` kept in the file (04172)
+        writes.write(part, path)  # `partner` kept in the file (04172)
+        written.append(path)
     return sorted(written)
 
 
-def _single(df: pl.DataFrame, root: Path, day: date) -> Path:
-    folder = root / f"date={day.isoformat()}"
-    if folder.exists():
-        shutil.rmtree(folder)
-    return write_parquet(df, folder / "part-0.parquet")
+def _single(df: pl.DataFrame, root: Path, day: date, writes: _Writes) -> Path:
+    path = _folder(root, day) / "part-0.parquet"
+    writes.write(df, path)
+    return path
 
 
 def rate_day(
@@ -152,62 +245,78 @@ def rate_day(
     Raises:
         ConfigError: no config, reference data missing or inconsistent (exit code 2).
     """
-    from clearing.outbound.run import write_outbound  # outbound imports rating: import late
+    from clearing.outbound.run import write_partner_files  # outbound imports rating
 
     settings = settings or config.load(workdir)
     rates = Rates.load(rates_dir or workdir / "rates")
     lake = workdir / "lake"
     files = cdr_files(workdir, day)
-    read = read_cdrs(files)
-    paths = [
-        _single(read.findings, lake / "cdr_findings", day),
-        _single(read.quarantined, lake / "cdr_quarantine", day),
-    ]
-    rated_all = rate_visitors(read.records, rates)
-    rated = rated_all.filter(pl.col("status") == "rated")
-    unrated = rated_all.filter(pl.col("status") != "rated")
-    order = ["partner", "start_time", "record_id", "file", "line"]
-    paths += _partitioned(rated, lake / "rated_visitors", day, order)
-    paths.append(_single(unrated.sort(order[1:]), lake / "unrated_visitors", day))
-    outbound = write_outbound(workdir, day, rated, rates, settings)
-    receivable = [
-        (r[0], r[1], int(r[2]), int(r[3]))
-        for r in rated.group_by("partner", "currency", "charge_scale")
-        .agg(pl.col("charge").sum())
-        .sort("partner")
-        .select("partner", "currency", "charge_scale", "charge")
-        .rows()
-    ]
-    events = partner_events(workdir, day)
-    checked = breaches = unchecked = 0
-    payable: list[tuple[str, str, int, int]] = []
-    for old in ("rated_partner", "iot_findings"):
-        stale = lake / old / f"date={day.isoformat()}"
-        if stale.exists():
-            shutil.rmtree(stale)
-    if events is not None:
-        result = iot_check(events, rates)
-        checked = result.rated.height
-        breaches = result.findings.height
-        unchecked = result.rated.filter(pl.col("status") != "checked").height
-        paths += _partitioned(
-            result.rated, lake / "rated_partner", day, ["partner", "file", "event_index"]
-        )
-        paths.append(_single(result.findings, lake / "iot_findings", day))
-        payable = [
+    writes = _Writes()
+    try:
+        read = read_cdrs(files)
+        paths = [
+            _single(read.findings, lake / "cdr_findings", day, writes),
+            _single(read.quarantined, lake / "cdr_quarantine", day, writes),
+        ]
+        records_in = read.records.height + read.quarantined.height
+        quarantined = read.quarantined.height
+        rated_all = rate_visitors(read.records, rates)
+        del read  # what is left of the day's records is in `rated_all`
+        rated = rated_all.filter(pl.col("status") == "rated")
+        unrated = rated_all.filter(pl.col("status") != "rated")
+        del rated_all
+        order = ["partner", "start_time", "record_id", "file", "line"]
+        receivable = [
             (r[0], r[1], int(r[2]), int(r[3]))
-            for r in result.rated.group_by("partner", "settlement_currency", "settlement_scale")
-            .agg(pl.col("settlement_amount").sum())
+            for r in rated.group_by("partner", "currency", "charge_scale")
+            .agg(pl.col("charge").sum())
             .sort("partner")
+            .select("partner", "currency", "charge_scale", "charge")
             .rows()
         ]
+        n_rated, n_unrated = rated.height, unrated.height
+        # one sort: the partners' files and their TAP-out both take the rows in this order
+        by_partner = _by_partner(rated, order)
+        del rated
+        paths += _partitioned(by_partner, lake / "rated_visitors", day, writes)
+        paths.append(_single(unrated.sort(order[1:]), lake / "unrated_visitors", day, writes))
+        del unrated
+        parts = {p: part for p, part in by_partner if p is not None}
+        outbound = write_partner_files(workdir, day, parts, rates, settings)
+        del by_partner, parts
+        writes.wait()  # the visitors' files are written: their rows can go
+        checked = breaches = unchecked = 0
+        payable: list[tuple[str, str, int, int]] = []
+        for old in ("rated_partner", "iot_findings"):
+            _folder(lake / old, day)
+        events = partner_events(workdir, day, columns=IOT_EVENT_COLUMNS)
+        if events is not None:
+            result = iot_check(events, rates)
+            del events
+            checked = result.rated.height
+            breaches = result.findings.height
+            unchecked = result.rated.filter(pl.col("status") != "checked").height
+            payable = [
+                (r[0], r[1], int(r[2]), int(r[3]))
+                for r in result.rated.group_by("partner", "settlement_currency", "settlement_scale")
+                .agg(pl.col("settlement_amount").sum())
+                .sort("partner")
+                .rows()
+            ]
+            by_event = _by_partner(result.rated, ["partner", "file", "event_index"])
+            paths += _partitioned(by_event, lake / "rated_partner", day, writes)
+            paths.append(_single(result.findings, lake / "iot_findings", day, writes))
+            del result, by_event
+        writes.wait()
+    finally:
+        writes.close()
     return RateSummary(
         day=day,
         cdr_files=files,
-        records_in=read.records.height + read.quarantined.height,
-        quarantined=read.quarantined.height,
-        rated=rated.height,
-        unrated=unrated.height,
+        records_in=records_in,
+        quarantined=quarantined,
+        rated=n_rated,
+        unrated=n_unrated,
         receivable=receivable,
         outbound=outbound,
         partner_events=checked,

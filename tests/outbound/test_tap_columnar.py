@@ -184,7 +184,7 @@ def test_ber_integers_and_lengths_are_asn1tools() -> None:
     values = [*EDGE_INTS, *(v + d for v in EDGE_INTS for d in (-1, 1) if -(2**63) < v + d < 2**63)]
     col = ber.int_col(np.array(values, dtype=np.int64))
     for i, v in enumerate(values):
-        got = bytes(col.data[i, col.start[i] : col.start[i] + col.length[i]])
+        got = bytes(col.data[i, col.data.shape[1] - col.length[i] :])
         assert got == asn1_ber.encode_signed_integer(v), v
     for length in (0, 1, 127, 128, 255, 256, 65535, 65536, 2**24 - 1, 2**24):
         assert ber.length_octets(length) == bytes(asn1_ber.encode_length_definite(length))
@@ -195,3 +195,18 @@ def test_ber_integers_and_lengths_are_asn1tools() -> None:
             )
             want = bytes(asn1_ber.encode_tag(number, flags))
             assert ber.app_tag(number, constructed=constructed) == want
+
+
+@pytest.mark.parametrize("test_data", [False, True])
+@pytest.mark.parametrize("currency", ["SDR", "USD"])
+def test_headers_and_notifications_are_the_reference(
+    test_data: bool, currency: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dataclasses import replace
+
+    header = replace(HEADER, test=test_data, tap_currency=currency, fsn=99999, exchange_rate=7)
+    assert tap.encode_notification(header) == tap.encode_notification_reference(header)
+    rows = rated_rows(40, 13)
+    ref = encode_transfer_batch_reference(rows, header)
+    _no_fallback(monkeypatch)
+    assert encode_transfer_batch(rows, header) == ref
