@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from airflow.providers.standard.operators.bash import BashOperator
-from airflow.sdk import DAG, Param, TriggerRule, chain
+from airflow.sdk import DAG, Param, chain
 
 try:  # Airflow >= 3.1 exports the timetables from the SDK
     from airflow.sdk import CronTriggerTimetable
@@ -80,7 +80,7 @@ with DAG(
             # 1 = data problem: visible as "skipped", does not fail the run (see DOC).
             skip_on_exit_code=cc.EXIT_DATA_PROBLEM,
             # a stage runs when the ones before it succeeded or were skipped, never after a failure
-            trigger_rule=TriggerRule.NONE_FAILED,
+            trigger_rule="none_failed",
             append_env=True,
         )
         for task_id, _words, _dated in cc.LAYOUTS[cc.layout()]
