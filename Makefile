@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help demo test lint bench clean
+.PHONY: help demo test test-airflow lint bench clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -18,14 +18,23 @@ $(STAMP): pyproject.toml
 demo: $(STAMP) ## install, then run the main job on data_samples/ into ./var
 	$(BIN)/python -m clearing.demo data_samples var
 
-test: $(STAMP) ## install, then lint, type-check and run all tests (fuzzing included)
-	$(BIN)/ruff check clearing tests
-	$(BIN)/ruff format --check clearing tests
+test: $(STAMP) ## install, then lint, type-check and run all tests (fuzzing and Airflow DAGs included)
+	$(BIN)/ruff check clearing tests pipelines
+	$(BIN)/ruff format --check clearing tests pipelines
 	$(BIN)/mypy
 	$(BIN)/pytest -q
+	$(MAKE) test-airflow
+
+AIRFLOW_VENV := .venv-airflow
+
+test-airflow: ## the Airflow DAG tests (pipelines/) in their own virtualenv (Airflow 3)
+	$(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/pip install -q --upgrade pip
+	$(AIRFLOW_VENV)/bin/pip install -q -e '.[dev,airflow]'
+	$(AIRFLOW_VENV)/bin/pytest -q -p no:cacheprovider tests/pipelines
 
 bench: $(STAMP) ## benchmarks (tests/bench), figures printed and written to var/bench
 	$(BIN)/pytest -q -m bench -s tests/bench
 
 clean: ## remove the venv and ./var
-	rm -rf $(VENV) var
+	rm -rf $(VENV) $(AIRFLOW_VENV) var

@@ -401,9 +401,31 @@ def samples_generate(
         typer.echo(str(path))
 
 
+EXIT_INTERNAL = 4
+"""Exit code of a crash (a bug): not a data (1), config (2) or transport (3) problem."""
+
+
 def main(argv: list[str] | None = None) -> Any:
-    """Entry point of the `clearing` console script."""
-    return app(args=argv)
+    """Entry point of the `clearing` console script.
+
+    An unexpected exception (a bug, not bad input) prints its traceback and exits 4, so that a
+    scheduler never mistakes a crash for a data problem (exit 1).
+    """
+    try:
+        return app(args=argv)
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+    except Exception:
+        import traceback
+
+        traceback.print_exc()
+        print(
+            "error: internal error (exit 4): please report it with the traceback above",
+            file=sys.stderr,
+        )
+        raise SystemExit(EXIT_INTERNAL) from None
 
 
 if __name__ == "__main__":  # pragma: no cover

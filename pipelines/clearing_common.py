@@ -54,8 +54,10 @@ Stage = tuple[str, tuple[str, ...], bool]
 STAGES: tuple[Stage, ...] = (
     ("collect", ("collect",), False),
     ("validate", ("validate",), True),
+    ("receive", ("receive",), True),
     ("rate", ("rate",), True),
     ("retail", ("retail",), True),
+    ("outbox", ("outbox",), True),
     ("send", ("send",), False),
     ("settle_daily", ("settle", "daily"), True),
 )

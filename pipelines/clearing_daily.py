@@ -2,7 +2,8 @@
 
 Every night at 02:00 (`CLEARING_TZ`) it processes the previous day (the data interval's start
 date in that time zone). Tasks (`CLEARING_DAILY_TASKS`): `nightly` (default) collect → nightly
-→ send; `stages` collect → validate → rate → retail → send → settle_daily. See
+→ send; `stages` collect → validate → receive → rate → retail → outbox → send →
+settle_daily. See
 pipelines/README.md for the settings, the exit-code policy and how to re-run a day.
 """
 

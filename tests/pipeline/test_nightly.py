@@ -370,3 +370,17 @@ def test_the_stage_verbs_one_by_one_deliver_what_the_nightly_delivers(
     assert a.pop(book) and b.pop(book)
     assert a == b
     assert state(world) == state(twin)
+
+
+def test_a_crash_exits_4_not_1() -> None:
+    code = (
+        "import clearing.cli as c\n"
+        "@c.app.command('boom')\n"
+        "def boom() -> None:\n"
+        "    raise ZeroDivisionError('a bug')\n"
+        "c.main(['boom'])\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert r.returncode == 4
+    assert "ZeroDivisionError: a bug" in r.stderr
+    assert "internal error" in r.stderr

@@ -46,7 +46,16 @@ TZ_NAME = "Asia/Hong_Kong"  # 02:00 there is 18:00 UTC the day before: the date 
 TZ = ZoneInfo(TZ_NAME)
 TASKS = {
     "nightly": ["collect", "nightly", "send"],
-    "stages": ["collect", "validate", "rate", "retail", "send", "settle_daily"],
+    "stages": [
+        "collect",
+        "validate",
+        "receive",
+        "rate",
+        "retail",
+        "outbox",
+        "send",
+        "settle_daily",
+    ],
 }
 SETTLED = {"nightly": "nightly", "stages": "settle_daily"}
 #: each layout's runs get their own year, so runs of one never meet the other's in the DB
@@ -171,8 +180,10 @@ def _daily_lines(layout: str, workdir: str, day: str) -> list[list[str]]:
     return [
         ["collect", "--workdir", workdir],
         ["validate", "--workdir", workdir, "--date", day],
+        ["receive", "--workdir", workdir, "--date", day],
         ["rate", "--workdir", workdir, "--date", day],
         ["retail", "--workdir", workdir, "--date", day],
+        ["outbox", "--workdir", workdir, "--date", day],
         ["send", "--workdir", workdir],
         ["settle", "daily", "--workdir", workdir, "--date", day],
     ]

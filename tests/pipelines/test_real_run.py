@@ -96,12 +96,6 @@ def test_the_nightly_layout_clears_and_sends_a_day(
     assert any("/CIBER_" in name for name in sent), sent  # CIBER-out and returns
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the stage verbs alone do not register the day's RAPs, returns and TAP-out in the "
-    "outbox nor receive partners' RAP/ACK (nightly's `outbox` and `receive` stages): `send` "
-    "finds nothing due. Remove this mark when they do.",
-)
 def test_the_stages_layout_delivers_what_the_nightly_layout_delivers(
     cc: ModuleType, world: Path, tmp_path: Path, nightly_layout: tuple[Path, dict[str, int]]
 ) -> None:
