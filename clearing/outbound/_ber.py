@@ -86,25 +86,29 @@ class Col:
 
     data: NDArray[np.uint8]  # (rows, width)
     length: NDArray[np.int64]
+    # the octets as a big-endian number (INTEGER contents: the two's complement), when known
+    number: NDArray[np.uint64] | None = None
 
     def take(self, rows: NDArray[np.int64]) -> Col:
         """The rows ``rows`` of the column."""
-        return Col(self.data[rows], self.length[rows])
+        number = None if self.number is None else self.number[rows]
+        return Col(self.data[rows], self.length[rows], number)
+
+
+# 2**7, 2**15 ... 2**55: a magnitude at or above the k-th needs k + 2 octets
+_INT_LIMITS = np.array([1 << bits for bits in range(7, 63, 8)], dtype=I64)
 
 
 def _int_octets(values: NDArray[np.int64]) -> NDArray[np.int64]:
     """Octets of the minimal two's-complement form of each value (1 to 8)."""
     mag = values ^ (values >> 63)  # ~v for negative values: the bits that must be kept
-    n = np.ones(values.shape, dtype=I64)
-    for bits in range(7, 63, 8):
-        n += mag >= (1 << bits)
-    return n
+    return np.searchsorted(_INT_LIMITS, mag, side="right").astype(I64) + 1
 
 
 def int_col(values: NDArray[np.int64]) -> Col:
     """INTEGER contents (asn1tools' ``encode_signed_integer``)."""
     v = np.ascontiguousarray(values, dtype=I64)
-    return Col(v.astype(">i8").view(U8).reshape(-1, 8), _int_octets(v))
+    return Col(v.astype(">i8").view(U8).reshape(-1, 8), _int_octets(v), v.view(U64))
 
 
 def const_col(rows: int, content: bytes) -> Col:
@@ -172,11 +176,19 @@ class Node:
     _size: NDArray[np.int64] = field(init=False, repr=False)
     _head_width: int = field(init=False, repr=False)  # octets of the longest tag and length
     _content_width: int = field(init=False, repr=False)  # octets of the longest content
-    # every row has the element, at the same size: one block for the whole subtree
+    # every row that has the element has it at the same size: one block for the whole subtree
     _fixed: bool = field(init=False, repr=False)
+    _fixed_head: bytes = field(init=False, repr=False)
+    # the tag and length take the same octets in every row that has the element
+    _even_head: bool = field(init=False, repr=False)
+    # the element's lead: its header, its first `_lead_members` members (fixed), and the lead of
+    # `_lead_partial` (the next member) when it has one: octets at the same places in every row
+    _lead_members: int = field(init=False, repr=False)
+    _lead_partial: Node | None = field(init=False, repr=False)
+    _lead_width: int = field(init=False, repr=False)
 
     def widest(self) -> int:
-        """The widest block the subtree writes (a header is at most 8 octets)."""
+        """The widest block the subtree writes past its own octets' start (headers: 8)."""
         own = self.content.data.shape[1] if self.content is not None else 0
         return max(8, own, *(m.widest() for m in self.members))
 
@@ -196,34 +208,56 @@ def _measure(node: Node, rows: int) -> NDArray[np.int64]:
     if rows and int(body.max()) > 0xFFFFFFFF:
         msg = "an element longer than 4 GiB"
         raise ValueError(msg)
-    extra = np.zeros(rows, dtype=I64)  # length octets after the first
-    for limit in (0x7F, 0xFF, 0xFFFF, 0xFFFFFF):
-        extra += body > limit
-    long = extra > 0
-    first = np.where(long, 0x80 | extra, body).astype(U64)
-    length = (first << (8 * extra).astype(U64)) | np.where(long, body, 0).astype(U64)
     tag = U64(int.from_bytes(node.tag, "big"))
-    node._head = (tag << (8 * (extra + 1)).astype(U64)) | length
-    size = len(node.tag) + 1 + extra + body
+    if rows == 0 or int(body.max()) <= 0x7F:  # short form everywhere
+        extra = np.zeros(rows, dtype=I64)
+        node._head = (tag << U64(8)) | body.astype(U64)
+        size = len(node.tag) + 1 + body
+    else:
+        extra = np.zeros(rows, dtype=I64)  # length octets after the first
+        for limit in (0x7F, 0xFF, 0xFFFF, 0xFFFFFF):
+            extra += body > limit
+        long = extra > 0
+        first = np.where(long, 0x80 | extra, body).astype(U64)
+        length = (first << (8 * extra).astype(U64)) | np.where(long, body, 0).astype(U64)
+        node._head = (tag << (8 * (extra + 1)).astype(U64)) | length
+        size = len(node.tag) + 1 + extra + body
+    here = np.flatnonzero(node.present) if node.present is not None else None
     if node.present is not None:
         size = np.where(node.present, size, 0)
     node._body, node._size = body, size
-    node._head_width = len(node.tag) + 1 + (int(extra.max()) if rows else 0)
+    sizes = size if here is None else size[here]
+    extras = extra if here is None else extra[here]
+    node._head_width = len(node.tag) + 1 + (int(extras.max()) if extras.size else 0)
+    node._even_head = extras.size > 0 and int(extras.min()) == int(extras.max())
     node._fixed = (
-        rows > 0
-        and node.present is None
-        and int(size.min()) == int(size.max())
-        and all(m._fixed for m in node.members)
+        sizes.size > 0
+        and int(sizes.min()) == int(sizes.max())
+        and all(m._fixed and m.present is None for m in node.members)
     )
+    if node._fixed:
+        first_row = 0 if here is None else int(here[0])
+        node._fixed_head = int(node._head[first_row]).to_bytes(8, "big")[8 - node._head_width :]
+    node._lead_members, node._lead_partial, node._lead_width = 0, None, node._head_width
+    if node.content is None and not node._fixed and node._even_head:
+        j = 0
+        while j < len(node.members) and node.members[j]._fixed and node.members[j].present is None:
+            node._lead_width += int(node.members[j]._size[0])
+            j += 1
+        node._lead_members = j
+        if j < len(node.members):
+            m = node.members[j]
+            if m.present is None and m.content is None and not m._fixed and m._even_head:
+                node._lead_partial = m
+                node._lead_width += m._lead_width
     return size
 
 
 def _render(node: Node, block: NDArray[np.uint8], at: int, rows: NDArray[np.int64] | None) -> int:
     """Lay a fixed subtree into columns ``at…`` of ``block``; return the column after it."""
-    width = node._head_width
-    head = int(node._head[0]).to_bytes(8, "big")[8 - width :]
-    block[:, at : at + width] = np.frombuffer(head, dtype=U8)
-    at += width
+    head = node._fixed_head
+    block[:, at : at + len(head)] = np.frombuffer(head, dtype=U8)
+    at += len(head)
     if node.content is not None:
         data = node.content.data if rows is None else node.content.data[rows]
         n = node._content_width
@@ -231,6 +265,21 @@ def _render(node: Node, block: NDArray[np.uint8], at: int, rows: NDArray[np.int6
         return at + n
     for m in node.members:
         at = _render(m, block, at, rows)
+    return at
+
+
+def _render_lead(
+    node: Node, block: NDArray[np.uint8], at: int, rows: NDArray[np.int64] | None
+) -> int:
+    """Lay the lead of a constructed element into columns ``at…`` of ``block``."""
+    head = node._head if rows is None else node._head[rows]
+    width = node._head_width
+    block[:, at : at + width] = head.astype(">u8").view(U8).reshape(-1, 8)[:, 8 - width :]
+    at += width
+    for m in node.members[: node._lead_members]:
+        at = _render(m, block, at, rows)
+    if node._lead_partial is not None:
+        at = _render_lead(node._lead_partial, block, at, rows)
     return at
 
 
@@ -248,8 +297,13 @@ def _write(
     node: Node,
     start: NDArray[np.int64],
     rows: NDArray[np.int64] | None,
+    *,
+    in_lead: bool = False,
 ) -> None:
-    """Write ``node`` for the rows ``rows`` (None: all) whose element starts at ``start``."""
+    """Write ``node`` for the rows ``rows`` (None: all) whose element starts at ``start``.
+
+    ``in_lead``: the element's lead is part of its parent's (written by the parent).
+    """
     if node.present is not None:
         keep = node.present if rows is None else node.present[rows]
         rows = np.flatnonzero(keep) if rows is None else rows[keep]
@@ -258,7 +312,7 @@ def _write(
             return
     size = node._size if rows is None else node._size[rows]
     if node._fixed:
-        block = np.empty((size.size, int(node._size[0])), dtype=U8)
+        block = np.empty((size.size, int(size[0])), dtype=U8)
         _render(node, block, 0, rows)
         _put(buf, start + size, block)
         return
@@ -270,25 +324,41 @@ def _write(
         width = node._content_width
         if width <= 8 and node._head_width + width <= 8:
             # tag, length and content as one integer, one block of at most 8 octets
-            padded = np.zeros((size.size, 8), dtype=U8)
-            padded[:, 8 - width :] = col.data[:, col.data.shape[1] - width :]
-            value = padded.view(">u8").reshape(-1).astype(U64)
+            if col.number is not None:
+                value = col.number
+            else:
+                padded = np.zeros((size.size, 8), dtype=U8)
+                padded[:, 8 - width :] = col.data[:, col.data.shape[1] - width :]
+                value = padded.view(">u8").reshape(-1).astype(U64)
             bits = (8 * col.length).astype(U64)
             keep = np.where(col.length >= 8, ~U64(0), (U64(1) << bits) - U64(1))
             octets = ((head << bits) | (value & keep)).astype(">u8").view(U8).reshape(-1, 8)
             _put(buf, start + size, octets[:, 8 - node._head_width - width :])
             return
         _put(buf, content_start + body, col.data[:, col.data.shape[1] - width :])
-    else:
-        starts = []
-        at = content_start
-        for m in node.members:
-            starts.append(at)
-            at = at + (m._size if rows is None else m._size[rows])
-        for m, s in zip(reversed(node.members), reversed(starts), strict=True):
-            _write(buf, m, s, rows)
-    head_octets = head.astype(">u8").view(U8).reshape(-1, 8)
-    _put(buf, content_start, head_octets[:, 8 - node._head_width :])
+        _put(
+            buf,
+            content_start,
+            head.astype(">u8").view(U8).reshape(-1, 8)[:, 8 - node._head_width :],
+        )
+        return
+    starts = []
+    at = content_start
+    for m in node.members:
+        starts.append(at)
+        at = at + (m._size if rows is None else m._size[rows])
+    # last member first; the members in the lead are written with it
+    for i in range(len(node.members) - 1, node._lead_members - 1, -1):
+        m = node.members[i]
+        _write(buf, m, starts[i], rows, in_lead=m is node._lead_partial)
+    if in_lead:
+        return
+    if node._even_head:
+        block = np.empty((size.size, node._lead_width), dtype=U8)
+        _render_lead(node, block, 0, rows)
+        _put(buf, start + node._lead_width, block)
+        return
+    _put(buf, content_start, head.astype(">u8").view(U8).reshape(-1, 8)[:, 8 - node._head_width :])
 
 
 def encode(trees: list[tuple[Node, NDArray[np.int64]]], rows: int) -> bytes:

@@ -143,15 +143,16 @@ def write_partner_files(
     with_rows = sorted(p for p, rows in rated.items() if rows.height)
     agreements = _agreements(rates, day, with_rows)
     out: list[OutboundFile] = []
-    for partner in sorted(agreements):
-        a = agreements[partner]
-        rows = rated.get(partner)
-        if rows is None:
-            rows = pl.DataFrame()  # no traffic: a Notification (TAP), nothing (CIBER)
-        if a["standard"] == "tap":
-            out.append(_tap_file(workdir, day, partner, a, rows, rates, settings, seq))
-        elif rows.height and rows.filter(pl.col("record_type").is_in(("moc", "mtc"))).height:
-            out.append(_ciber_file(workdir, day, partner, a, rows, settings, seq))
+    with seq.session():
+        for partner in sorted(agreements):
+            a = agreements[partner]
+            rows = rated.get(partner)
+            if rows is None:
+                rows = pl.DataFrame()  # no traffic: a Notification (TAP), nothing (CIBER)
+            if a["standard"] == "tap":
+                out.append(_tap_file(workdir, day, partner, a, rows, rates, settings, seq))
+            elif rows.height and rows.filter(pl.col("record_type").is_in(("moc", "mtc"))).height:
+                out.append(_ciber_file(workdir, day, partner, a, rows, settings, seq))
     return sorted(out, key=lambda f: f.path.name)
 
 

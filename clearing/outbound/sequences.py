@@ -17,6 +17,7 @@ Tables (prefixed ``outbound_``):
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -25,6 +26,7 @@ import duckdb
 from clearing.errors import ConfigError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from datetime import date
     from pathlib import Path
 
@@ -89,12 +91,16 @@ class FileRecord:
 
 
 class Sequences:
-    """The outbound sequence and file tables of one DuckDB file (open per use)."""
+    """The outbound sequence and file tables of one DuckDB file.
+
+    Opened per use, or once for several uses within :meth:`session`.
+    """
 
     def __init__(self, db: Path) -> None:
         self.db = db
+        self._con: duckdb.DuckDBPyConnection | None = None
 
-    def _connect(self) -> duckdb.DuckDBPyConnection:
+    def _open(self) -> duckdb.DuckDBPyConnection:
         self.db.parent.mkdir(parents=True, exist_ok=True)
         try:
             con = duckdb.connect(str(self.db))
@@ -103,6 +109,30 @@ class Sequences:
             raise ConfigError(msg) from None
         con.execute(_DDL)
         return con
+
+    @contextmanager
+    def _connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        if self._con is not None:
+            yield self._con
+            return
+        con = self._open()
+        try:
+            yield con
+        finally:
+            con.close()
+
+    @contextmanager
+    def session(self) -> Iterator[Sequences]:
+        """Keep one connection open for the calls made inside (one writer, several files)."""
+        if self._con is not None:
+            yield self
+            return
+        self._con = self._open()
+        try:
+            yield self
+        finally:
+            self._con.close()
+            self._con = None
 
     def allocation(
         self, partner: str, standard: str, file_type: str, day: date

@@ -27,12 +27,14 @@ definition of the bytes: the tests compare both, and rows the columnar writer do
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Final
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from clearing.codecs import asn1
 from clearing.errors import EncodeError
@@ -484,7 +486,8 @@ def _event(row: dict[str, Any], tables: _Tables) -> tuple[str, Any]:
 
 _ORDER: Final = ("start_time", "record_id", "file", "line")
 _KINDS: Final = ("moc", "mtc", "sms_mo", "sms_mt", "gprs")
-_SHAPES: Final = {"moc": "mo", "sms_mo": "mo", "mtc": "mt", "sms_mt": "mt", "gprs": "gprs"}
+_SHAPES: Final = ("mo", "mt", "gprs")
+_SHAPE_CODES: Final = {"moc": 0, "sms_mo": 0, "mtc": 1, "sms_mt": 1, "gprs": 2}
 _TELE: Final = {"moc": "11", "mtc": "11", "sms_mo": "22", "sms_mt": "21"}
 _ITEM: Final = {"moc": "D", "mtc": "D", "sms_mo": "E", "sms_mt": "E", "gprs": "X"}
 _STAMP: Final = "%Y%m%d%H%M%S"
@@ -540,10 +543,11 @@ def _columnar_ok(rows: pl.DataFrame) -> bool:
         | ~pl.col("record_type").is_in(_KINDS).all()
         | ~pl.col("rec_entity_type").is_in(list(REC_ENTITY_TYPES)).all()
         | (taxed & pl.col("tax").is_null()).any()
-        | (pl.col("start_time").dt.strftime(_STAMP).str.len_bytes() != 14).any()
-        | ~pl.col("utc_offset").str.contains(r"^[+-]\d{4}$").all()
+        # 14 digits in CCYYMMDDhhmmss
+        | ~pl.col("start_time").dt.year().is_between(1000, 9999).all()
     ).item()
-    return not bad
+    offsets = rows["utc_offset"].unique().to_list()
+    return not bad and all(re.fullmatch(r"[+-][0-9]{4}", o) for o in offsets)
 
 
 def _bcd_text(name: str) -> pl.Expr:
@@ -552,8 +556,8 @@ def _bcd_text(name: str) -> pl.Expr:
     return pl.when(s.str.len_bytes() % 2 == 1).then(s + "F").otherwise(s)
 
 
-def _values(tables: _Tables, shape: str) -> dict[str, pl.Expr]:
-    """What the element tree of ``shape`` reads, as one select (see :class:`_Columns`)."""
+def _values(tables: _Tables) -> dict[str, pl.Expr]:
+    """What the element trees read, as one select (see :class:`_Columns`)."""
     kind = pl.col("record_type")
     entity_key = pl.concat_str(["rec_entity_type", "rec_entity_id"], separator="\x1f")
     entities = {f"{t}\x1f{i}": c for (t, i), c in tables.entities.items()}
@@ -584,15 +588,19 @@ def _values(tables: _Tables, shape: str) -> dict[str, pl.Expr]:
         levels = {s: v[i] for s, v in _CALL_TYPES.items()}
         fallback = default if i == 0 else pl.lit(0)
         out[name] = service.replace_strict(levels, default=fallback, return_dtype=pl.Int64)
-    if shape == "gprs":
-        out["apn"] = pl.col("apn").cast(pl.String).fill_null("None")
-        out["charging_id"] = pl.col("charging_id").fill_null(0)
-        out["volume_down"] = pl.col("volume_down").fill_null(0)
-        out["volume_up"] = pl.col("volume_up").fill_null(0)
-    else:
-        out["party"] = _bcd_text("called_number" if shape == "mo" else "calling_number")
-        out["cause_for_term"] = pl.col("cause_for_term")
-        out["tele"] = kind.replace_strict(_TELE, return_dtype=pl.String)
+    # gprs
+    out["apn"] = pl.col("apn").cast(pl.String).fill_null("None")
+    out["charging_id"] = pl.col("charging_id").fill_null(0)
+    out["volume_down"] = pl.col("volume_down").fill_null(0)
+    out["volume_up"] = pl.col("volume_up").fill_null(0)
+    # calls (gprs rows: anything, unused)
+    mo = kind.is_in(("moc", "sms_mo"))
+    out["party"] = (
+        pl.when(mo).then(_bcd_text("called_number")).otherwise(_bcd_text("calling_number"))
+    )
+    out["cause_for_term"] = pl.col("cause_for_term")
+    out["tele"] = kind.replace_strict(_TELE, default="", return_dtype=pl.String)
+    out["_shape"] = kind.replace_strict(_SHAPE_CODES, return_dtype=pl.Int8)
     return out
 
 
@@ -602,17 +610,17 @@ class _Columns:
     The same elements, in the same order and under the same conditions, as :func:`_event`.
     """
 
-    def __init__(self, part: pl.DataFrame, tables: _Tables, shape: str) -> None:
+    def __init__(self, values: pl.DataFrame, shape: str) -> None:
         self.shape = shape
-        self.rows = part.height
-        self.v = part.select(**_values(tables, shape))
+        self.rows = values.height
+        self.v = values
 
     def ints(self, name: str) -> ber.Col:
         values = self.v[name].fill_null(0).cast(pl.Int64).to_numpy()
         return ber.int_col(values)
 
     def text(self, name: str) -> ber.Col:
-        return ber.string_col(self.v[name].to_arrow())
+        return _text_col(self.v[name])
 
     def bcd(self, name: str) -> ber.Col:
         col = ber.bcd_col(self.text(name))
@@ -738,6 +746,20 @@ class _NotColumnar(Exception):
     """A value the columnar writer does not encode (the reference path takes the file)."""
 
 
+def _text_col(series: pl.Series) -> ber.Col:
+    """The octets of a string column (null: empty), right-aligned (polars pads them)."""
+    s = series.fill_null("")
+    lengths = s.str.len_bytes().cast(pl.Int64).to_numpy()
+    rows = len(s)
+    width = max(int(lengths.max()) if rows else 0, 1)
+    if bool(s.str.len_chars().cast(pl.Int64).ne(pl.Series(lengths)).any()):
+        return ber.string_col(series.to_arrow())  # not ASCII: padding counts characters
+    arr = s.str.pad_start(width, "\0").to_arrow().cast(pa.large_binary())
+    first = int(np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset])
+    data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[first : first + rows * width]
+    return ber.Col(data.reshape(rows, width), lengths)
+
+
 def _event_list(rows: pl.DataFrame, tables: _Tables) -> bytes:
     """The concatenated CallEventDetail elements of ``rows`` (sorted), columnar.
 
@@ -745,17 +767,23 @@ def _event_list(rows: pl.DataFrame, tables: _Tables) -> bytes:
         _NotColumnar: a BCD value holds a character that is not a hex digit.
     """
     out: list[bytes] = []
+    exprs = _values(tables)
     for lo in range(0, rows.height, _CHUNK):
-        chunk = rows.slice(lo, _CHUNK)
-        shape = chunk["record_type"].replace_strict(_SHAPES, return_dtype=pl.String)
+        values = rows.slice(lo, _CHUNK).select(**exprs)
+        # the shapes' rows side by side: each shape's values are then one slice
+        codes = values["_shape"].to_numpy()
+        where = np.argsort(codes, kind="stable").astype(np.int64)
+        values = values[where]
+        counts = np.bincount(codes, minlength=len(_SHAPES))
         trees = []
-        for name in ("mo", "mt", "gprs"):
-            hit = (shape == name).to_numpy()
-            where = np.flatnonzero(hit)
-            if where.size:
-                part = chunk.filter(hit) if where.size < chunk.height else chunk
-                trees.append((_Columns(part, tables, name).tree(), where))
-        out.append(ber.encode(trees, chunk.height))
+        at = 0
+        for code, shape in enumerate(_SHAPES):
+            n = int(counts[code])
+            if n:
+                part = _Columns(values.slice(at, n), shape)
+                trees.append((part.tree(), where[at : at + n]))
+            at += n
+        out.append(ber.encode(trees, values.height))
     return b"".join(out)
 
 

@@ -14,8 +14,9 @@ import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
+import numpy as np
 import polars as pl
 
 from clearing.errors import ConfigError
@@ -221,17 +222,42 @@ def _mark_short_lines(path: Path, df: pl.DataFrame) -> pl.DataFrame:
     raw = path.read_bytes()
     if b'"' in raw or df.width <= 1:
         return df
-    every = pl.Series(raw.decode("utf-8").splitlines())
-    lines = every.filter(every.str.len_bytes() > 0)
-    if lines.len() - 1 != df.height:
+    commas = _commas_per_line(raw)
+    if commas is None:  # line breaks other than "\n": Python's splitlines() tells them
+        every = pl.Series(raw.decode("utf-8").splitlines())
+        lines = every.filter(every.str.len_bytes() > 0)
+        commas = lines.str.count_matches(",", literal=True).cast(pl.Int64).to_numpy()
+    if len(commas) - 1 != df.height:
         return df
-    commas = lines.slice(1).str.count_matches(",", literal=True)
-    short = (commas != df.width - 2).to_numpy()  # width counts the added line column
+    short = commas[1:] != df.width - 2  # width counts the added line column
     if not short.any():
         return df
     return df.with_columns(
         pl.when(pl.Series(short)).then(-pl.col("line")).otherwise(pl.col("line")).alias("line")
     )
+
+
+# what str.splitlines() breaks lines at besides "\n" ("\r", "\v", "\f", \x1c-\x1e, NEL, LS, PS)
+_OTHER_BREAKS: Final = (b"\r", b"\x0b", b"\x0c", b"\x1c", b"\x1d", b"\x1e")
+_UNICODE_BREAKS: Final = (b"\xc2\x85", b"\xe2\x80\xa8", b"\xe2\x80\xa9")  # UTF-8 of NEL, LS, PS
+
+
+def _commas_per_line(raw: bytes) -> np.ndarray[Any, np.dtype[np.int64]] | None:
+    """Commas on each non-empty line of ``raw`` split at "\n" (what ``splitlines()`` and
+    dropping empty lines give), or None when ``raw`` has another kind of line break."""
+    if any(b in raw for b in _OTHER_BREAKS):
+        return None
+    if not raw.isascii() and any(b in raw for b in _UNICODE_BREAKS):
+        return None
+    data = np.frombuffer(raw, dtype=np.uint8)
+    breaks = np.flatnonzero(data == 0x0A)
+    starts = np.r_[0, breaks + 1]
+    ends = np.r_[breaks, data.size]
+    commas = np.flatnonzero(data == 0x2C)
+    keep = ends > starts
+    counts = np.searchsorted(commas, ends[keep]) - np.searchsorted(commas, starts[keep])
+    out: np.ndarray[Any, np.dtype[np.int64]] = counts.astype(np.int64)
+    return out
 
 
 def _rules(col: CdrColumn) -> tuple[pl.Expr, list[tuple[pl.Expr, str, str]]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+import numpy as np
 import polars as pl
 
 from clearing.rating.cdr import read_cdrs
@@ -89,3 +90,32 @@ def test_parquet_input_and_file_level_problems(tmp_path: Path) -> None:
     assert by_file["e.parquet"]["problem"].startswith("unreadable file")
     assert by_file["e.parquet"]["line"] == 0
     assert r.quarantined.filter(pl.col("file") == "d.csv").height == 1
+
+
+def test_short_lines_whatever_the_line_breaks(tmp_path: Path) -> None:
+    rows = [
+        HEADER,
+        "A5,mtc,208010000000001,,,,,2026-11-23T10:00:00,+0800,30,,,,msc,85290100001,,,,",
+        "A6,mtc,too,few,cells",
+        "A7,mtc,208010000000001,,,,,2026-11-23T10:00:00,+0800,30,,,,msc,85290100001,,,,",
+    ]
+    for sep, end in (("\n", "\n"), ("\n", ""), ("\r\n", "\r\n")):
+        path = tmp_path / "s.csv"
+        path.write_text(sep.join(rows) + end, encoding="utf-8")
+        r = read_cdrs([path])
+        assert r.records["record_id"].to_list() == ["A5", "A7"], repr(sep)
+        assert r.quarantined["reason"].to_list() == [
+            "*: the line does not have as many cells as the header"
+        ]
+
+
+def test_commas_per_line_is_splitlines() -> None:
+    from clearing.rating.cdr import _commas_per_line
+
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        raw = bytes(rng.choice(list(b"a,,\n"), int(rng.integers(0, 40))))
+        lines = [x for x in raw.decode().splitlines() if x]
+        assert list(_commas_per_line(raw)) == [x.count(",") for x in lines], raw
+    assert _commas_per_line(b"a,b\r\nc,d\r\n") is None
+    assert _commas_per_line("a,b\u2028c".encode()) is None
