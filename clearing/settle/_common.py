@@ -24,6 +24,7 @@ __all__ = [
     "AuditFacts",
     "file_sha256",
     "find_input",
+    "header_summary",
     "hours",
     "inspect_file",
     "parse_tap_stamp",
@@ -79,6 +80,60 @@ def find_input(workdir: Path, day: date, name: str, sha256: str | None) -> Path 
         if sha256 is None or file_sha256(p) == sha256:
             return p
     return None
+
+
+def header_summary(path: Path | None) -> dict[str, Any] | None:
+    """The header facts of a TAP file or Notification, decoding only its header groups.
+
+    ``{"kind", "audit": {"total_charge"}, "file_available", "tap_decimal_places",
+    "tap_currency"}`` — what the registers need, without decoding the call events again (the
+    validate stage did; the recomputed totals come from its rows in the lake). Other kinds
+    (CIBER, RAP) get :func:`inspect_file`'s full summary. None when missing or unreadable.
+    """
+    if path is None or not path.is_file():
+        return None
+    from clearing.codecs import asn1
+    from clearing.codecs.ber import element_at, iter_children
+
+    data = path.read_bytes()
+    try:
+        info = asn1.sniff(data)
+    except ClearingError:  # CIBER, or unreadable: the full summary says which
+        return inspect_file(path)
+    if info.kind not in ("tap", "notification") or info.tap_release is None:
+        return inspect_file(path)
+    try:
+        spec = asn1.spec("tap", info.tap_release)
+        grammar = asn1.grammar("tap", info.tap_release)
+        root = "TransferBatch" if info.kind == "tap" else "Notification"
+        groups: dict[str, Any] = {}
+        for child in iter_children(data, element_at(data, 0)):
+            meaning = grammar.child(root, child.key)
+            if meaning is None or not meaning.name or meaning.name == "callEventDetails":
+                continue
+            if meaning.type_name and meaning.constructed:
+                groups[meaning.name] = spec.decode(
+                    meaning.type_name, data[child.offset : child.end]
+                )
+    except (ClearingError, ValueError, KeyError, IndexError, TypeError):
+        return None
+    except Exception as exc:  # asn1tools' own errors
+        if type(exc).__module__.startswith("asn1tools"):
+            return None
+        raise
+    from clearing.inspect import _stamp, _text
+
+    bci = groups.get("batchControlInfo") or {}
+    acc = groups.get("accountingInfo") or {}
+    aci = groups.get("auditControlInfo") or {}
+    stamp = bci.get("fileAvailableTimeStamp") or groups.get("fileAvailableTimeStamp")
+    return {
+        "kind": info.kind,
+        "audit": {"total_charge": aci.get("totalCharge")},
+        "file_available": _stamp(stamp),
+        "tap_decimal_places": acc.get("tapDecimalPlaces"),
+        "tap_currency": _text(acc.get("tapCurrency")),
+    }
 
 
 def inspect_file(path: Path | None) -> dict[str, Any] | None:

@@ -48,6 +48,7 @@ from clearing.settle._common import (
     AuditFacts,
     file_sha256,
     find_input,
+    header_summary,
     hours,
     inspect_file,
     lake_file_rows,
@@ -186,7 +187,7 @@ def _inbound_files(d: _Day) -> list[dict[str, Any]]:
                coalesce(e.v_accepted, 0) AS v_accepted, coalesce(e.v_returned, 0) AS v_returned,
                coalesce(e.v_duplicate, 0) AS v_duplicate, coalesce(e.v_late, 0) AS v_late,
                coalesce(e.v_quarantined, 0) AS v_quarantined, e.currency AS lake_currency,
-               e.scale AS lake_scale
+               e.scale AS lake_scale, e.recomputed_charge
         FROM files f
         LEFT JOIN (
             SELECT file, any_value(sender) AS sender, count(*) AS rows,
@@ -202,7 +203,10 @@ def _inbound_files(d: _Day) -> list[dict[str, Any]]:
                    sum(coalesce(charge, 0)) FILTER (status = 'returned') AS v_returned,
                    sum(coalesce(charge, 0)) FILTER (status = 'duplicate') AS v_duplicate,
                    sum(coalesce(charge, 0)) FILTER (status = 'late') AS v_late,
-                   sum(coalesce(charge, 0)) FILTER (status = 'quarantined') AS v_quarantined
+                   sum(coalesce(charge, 0)) FILTER (status = 'quarantined') AS v_quarantined,
+                   -- TD.57 totalCharge recomputed from the decoded events (refunds apart)
+                   sum(coalesce(charge, 0) + coalesce(camel_fee, 0))
+                       FILTER (NOT coalesce(refund, false)) AS recomputed_charge
             FROM ev GROUP BY file
         ) e ON e.file = f.file
         WHERE f.processing_date = ?
@@ -215,7 +219,7 @@ def _inbound_files(d: _Day) -> list[dict[str, Any]]:
         partner = f["sender"] or f["lake_sender"] or _ciber_partner(f["file"])
         kind = KIND_LABEL.get(f["format"], f["format"])
         raw = find_input(d.workdir, day, f["file"], f["sha256"])
-        summary = inspect_file(raw)
+        summary = header_summary(raw)
         d.inputs.append({"what": f"input file ({kind})", "name": f["file"], "sha256": f["sha256"]})
         row: dict[str, Any] = {
             "direction": "in",
@@ -244,9 +248,9 @@ def _inbound_files(d: _Day) -> list[dict[str, Any]]:
         if f["outcome"] == "copy":
             in_value = 0
         if summary is not None and summary.get("kind") == "tap":
-            audit, rec = summary["audit"], summary["recomputed"]
-            row["audit_file"] = audit.get("total_charge")
-            row["audit_recomputed"] = rec.get("total_charge")
+            row["audit_file"] = summary["audit"].get("total_charge")
+            rec = f["recomputed_charge"]
+            row["audit_recomputed"] = int(rec) if rec is not None else None
             row["available"] = parse_tap_stamp(summary.get("file_available"))
             row["scale"] = summary.get("tap_decimal_places") or row["scale"]
             row["currency"] = summary.get("tap_currency") or row["currency"]
@@ -383,7 +387,7 @@ def _outbound_files(d: _Day) -> list[dict[str, Any]]:
     for f in files:
         kind = KIND_LABEL.get(f["kind"], f["kind"])
         path = Path(f["path"])
-        summary = inspect_file(path if path.is_file() else None)
+        summary = header_summary(path if path.is_file() else None)
         r = rated.get(f["partner"], {})
         row: dict[str, Any] = {
             "direction": "out",
