@@ -243,7 +243,6 @@ def _parse_chunk(
     n_ev = len(ev_start)
     bad = np.zeros(n_ev, dtype=np.bool_)
     late = np.zeros(n_ev, dtype=np.bool_)
-    extra_root = np.zeros(n_ev, dtype=np.bool_)
     out: dict[str, list[Any]] = {k: [] for k in (*_Nodes.__dataclass_fields__, "key")}
     fix_ids: list[NDArray[I64]] = []
     fix_len: list[NDArray[I64]] = []
@@ -255,8 +254,9 @@ def _parse_chunk(
     par = np.full(n_ev, -1, dtype=I64)
     ppath = np.zeros(n_ev, dtype=I64)
     evt = np.arange(n_ev, dtype=I64)
-    top = np.full(n_ev, -1, dtype=I64)  # innermost open indefinite element (row of `open_*`)
-    sdep = np.zeros(n_ev, dtype=I64)  # open indefinite elements of the lane
+    stacked = False  # a lane has had an indefinite element open: `top`/`sdep` are kept
+    any_late = False
+    top = sdep = np.zeros(0, dtype=I64)
     open_node = np.zeros(0, dtype=I64)
     open_start = np.zeros(0, dtype=I64)
     open_prev = np.zeros(0, dtype=I64)
@@ -265,7 +265,7 @@ def _parse_chunk(
     buf = buf.astype(I64)  # wider once, not at every read
 
     while len(cur):
-        if n_open:
+        if stacked:
             # end-of-contents octets close the innermost open element (maybe several)
             at = np.flatnonzero(top >= 0)
             while len(at):
@@ -318,11 +318,14 @@ def _parse_chunk(
         long_form = lb >= 0x80
         nlen = np.where(long_form, lb & 0x7F, 0)
         indef = lb == 0x80
-        if indefinite:
-            ok &= cons | ~indef  # a primitive element cannot be indefinite
-            ok &= ~indef | (sdep < _MAX_INDEFINITE)
-        else:
-            ok &= ~indef  # indefinite: slow path
+        has_indef = bool(indef.any())
+        if has_indef:
+            if not indefinite:
+                ok &= ~indef  # the pure-Python path reads the event
+            else:
+                ok &= cons | ~indef  # a primitive element cannot be indefinite
+                if stacked:
+                    ok &= ~indef | (sdep < _MAX_INDEFINITE)
         ok &= nlen <= 4
         length = np.where(long_form, 0, lb)
         if long_form.any():
@@ -333,25 +336,18 @@ def _parse_chunk(
         cend = cstart + length
         ok &= (cend <= end) & (cend <= limit)
 
-        if indefinite:
-            # a second element in an event's extent: the pure-Python path reads only one
-            again = (par < 0) & (top < 0) & (cur != ev_start[evt])
-            extra_root[evt[again]] = True
-            late[evt[indef & ok]] = True
+        has_indef = has_indef and indefinite
+        if has_indef:
+            newly = evt[indef & ok]
+            if len(newly):
+                late[newly] = True
+                any_late = True
         if not ok.all():
             bad[evt[~ok]] = True
         live = ~bad[evt]
         if not live.all():
             sel = live
-            cur, end, par, ppath, evt, top, sdep = (
-                cur[sel],
-                end[sel],
-                par[sel],
-                ppath[sel],
-                evt[sel],
-                top[sel],
-                sdep[sel],
-            )
+            cur, end, par, ppath, evt = cur[sel], end[sel], par[sel], ppath[sel], evt[sel]
             cls, cons, num, cstart, length, cend, indef = (
                 cls[sel],
                 cons[sel],
@@ -361,17 +357,20 @@ def _parse_chunk(
                 cend[sel],
                 indef[sel],
             )
+            if stacked:
+                top, sdep = top[sel], sdep[sel]
             if not len(cur):
                 break
 
         key = (cls << 24) | num
-        early = ~late[evt]  # interned now, in this order, as before any event was late
-        if early.all():
-            path = paths.intern_many(ppath, key)
-        else:
+        if any_late:
+            # rows of late events are interned after the rounds (see `_resolve_paths`)
+            early = ~late[evt]
             path = np.full(len(cur), -1, dtype=I64)
             if early.any():
                 path[early] = paths.intern_many(ppath[early], key[early])
+        else:
+            path = paths.intern_many(ppath, key)
         k = len(cur)
         ids = np.arange(count, count + k, dtype=I64)
         count += k
@@ -379,55 +378,67 @@ def _parse_chunk(
         out["start"].append(cstart + base)
         out["length"].append(length)
         out["parent"].append(
-            np.where(top >= 0, open_node[np.maximum(top, 0)], par) if n_open else par
+            np.where(top >= 0, open_node[np.maximum(top, 0)], par) if stacked else par
         )
         out["event"].append(evt)
         out["path"].append(path)
         out["constructed"].append(cons)
         out["key"].append(key)
 
-        # an indefinite child: the lane descends into it
-        push = np.flatnonzero(indef)
-        if len(push):
-            if n_open + len(push) > len(open_node):
-                grow = max(2 * len(open_node), n_open + len(push), 1024)
-                open_node = np.concatenate([open_node, np.zeros(grow - len(open_node), I64)])
-                open_start = np.concatenate([open_start, np.zeros(grow - len(open_start), I64)])
-                open_prev = np.concatenate([open_prev, np.zeros(grow - len(open_prev), I64)])
-            slots = np.arange(n_open, n_open + len(push), dtype=I64)
-            n_open += len(push)
-            open_node[slots] = ids[push]
-            open_start[slots] = cstart[push]
-            open_prev[slots] = top[push]
-            top = top.copy()
-            top[push] = slots
-            sdep = sdep + indef
+        if has_indef:
+            # an indefinite child: its lane descends into it
+            push = np.flatnonzero(indef)
+            if len(push):
+                if not stacked:
+                    stacked = True
+                    top = np.full(len(cur), -1, dtype=I64)
+                    sdep = np.zeros(len(cur), dtype=I64)
+                if n_open + len(push) > len(open_node):
+                    grow = max(2 * len(open_node), n_open + len(push), 1024) - len(open_node)
+                    open_node = np.concatenate([open_node, np.zeros(grow, I64)])
+                    open_start = np.concatenate([open_start, np.zeros(grow, I64)])
+                    open_prev = np.concatenate([open_prev, np.zeros(grow, I64)])
+                slots = np.arange(n_open, n_open + len(push), dtype=I64)
+                n_open += len(push)
+                open_node[slots] = ids[push]
+                open_start[slots] = cstart[push]
+                open_prev[slots] = top[push]
+                top[push] = slots
+                sdep[push] += 1
+                cend = np.where(indef, cstart, cend)  # where the lane goes on
         # advance the containers; keep those with more children, open constructed children
-        nxt = indef | (top >= 0) | (cend < end)
-        opened = cons & ~indef & (length > 0)
-        cur = np.concatenate([np.where(indef, cstart, cend)[nxt], cstart[opened]])
+        if stacked:
+            nxt = (top >= 0) | (cend < end)
+            opened = cons & ~indef & (length > 0) if has_indef else cons & (length > 0)
+            n_new = int(opened.sum())
+            top = np.concatenate([top[nxt], np.full(n_new, -1, I64)])
+            sdep = np.concatenate([sdep[nxt], np.zeros(n_new, I64)])
+        else:
+            nxt = cend < end
+            opened = cons & (length > 0)
+        cur = np.concatenate([cend[nxt], cstart[opened]])
         end = np.concatenate([end[nxt], cend[opened]])
         par = np.concatenate([par[nxt], ids[opened]])
         ppath = np.concatenate([ppath[nxt], path[opened]])
         evt = np.concatenate([evt[nxt], evt[opened]])
-        n_new = int(opened.sum())
-        top = np.concatenate([top[nxt], np.full(n_new, -1, I64)])
-        sdep = np.concatenate([sdep[nxt], np.zeros(n_new, I64)])
 
-    bad |= late & extra_root
     if count == 0:
         return _Parsed(_empty_nodes(), bad, late, _empty_nodes(), np.zeros(0, I64))
     keys = np.concatenate(out.pop("key"))
     nodes = _Nodes(**{k: np.concatenate(v) for k, v in out.items()})
     if fix_ids:
         nodes.length[np.concatenate(fix_ids)] = np.concatenate(fix_len)
-    if not late.any():
+    if not any_late:
         if bad.any():
             nodes = _drop_events(nodes, bad)
         return _Parsed(nodes, bad, late, _empty_nodes(), np.zeros(0, I64))
+    # a second element in an event's extent: the pure-Python path would read only the first
+    roots = np.bincount(nodes.event[nodes.parent < 0], minlength=n_ev)
+    bad |= late & (roots > 1)
     is_late = late[nodes.event] & ~bad[nodes.event]
     order = np.flatnonzero(is_late)
-    order = order[np.lexsort((nodes.header[order], nodes.event[order]))]
+    # events lie one after the other in the file: offset order is (event, offset) order
+    order = order[np.argsort(nodes.header[order])]
     late_nodes, late_keys = _take_nodes(nodes, order), keys[order]
     return _Parsed(_drop_events(nodes, bad | late), bad, late, late_nodes, late_keys)
 
@@ -461,13 +472,15 @@ def _resolve_paths(
     the pure-Python path does) would; each row's parent comes before it.
     """
     pid = path.copy()
-    todo = pid < 0
+    todo = np.flatnonzero(pid < 0)
     prov_ids: dict[tuple[int, int], int] = {}
     prov: list[tuple[int, int]] = []
-    while todo.any():
-        ppid = np.where(parent >= 0, pid[np.maximum(parent, 0)], 0)
-        idx = np.flatnonzero(todo & (ppid >= 0))
-        combo = ppid[idx] * (1 << 32) + key[idx]
+    while len(todo):
+        up = parent[todo]
+        ppid = np.where(up >= 0, pid[np.maximum(up, 0)], 0)
+        ready = ppid >= 0
+        idx = todo[ready]
+        combo = ppid[ready] * (1 << 32) + key[idx]
         uniq, inverse = np.unique(combo, return_inverse=True)
         ids: list[int] = []
         for u in uniq.tolist():
@@ -480,7 +493,7 @@ def _resolve_paths(
                     prov.append(pair)
             ids.append(real)
         pid[idx] = np.asarray(ids, dtype=I64)[inverse.reshape(-1)]
-        todo[idx] = False
+        todo = todo[~ready]
     if prov:
         is_prov = np.flatnonzero(pid >= _PROVISIONAL)
         uniq, first = np.unique(pid[is_prov], return_index=True)
@@ -1178,12 +1191,13 @@ def _decode_chunk(
 
     def add_run() -> None:
         lo, hi = np.searchsorted(late_events, [run[0], run[-1] + 1])
-        rows = np.arange(lo, hi, dtype=I64)
-        chunk_nodes = _take_nodes(parsed.late_nodes, rows)
-        chunk_nodes.path = _resolve_paths(
-            paths, chunk_nodes.parent, parsed.late_keys[rows], chunk_nodes.path
-        )
-        parts.append(chunk_nodes)
+        if lo == 0 and hi == len(late_events):
+            run_nodes, keys = parsed.late_nodes, parsed.late_keys
+        else:
+            rows = np.arange(lo, hi, dtype=I64)
+            run_nodes, keys = _take_nodes(parsed.late_nodes, rows), parsed.late_keys[rows]
+        run_nodes.path = _resolve_paths(paths, run_nodes.parent, keys, run_nodes.path)
+        parts.append(run_nodes)
         run.clear()
 
     # in event order, as the pure-Python path used to read every one of them
