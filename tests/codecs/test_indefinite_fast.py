@@ -267,7 +267,7 @@ def test_vectorised_indefinite_events_match_on_every_generated_sample() -> None:
         _assert_same_decoding(to_indefinite(path.read_bytes()))
 
 
-def test_indefinite_events_are_read_by_the_lanes() -> None:
+def test_indefinite_events_are_read_by_the_lanes(monkeypatch: pytest.MonkeyPatch) -> None:
     """No event of a well-formed indefinite file is left to the pure-Python path."""
     data = to_indefinite(SAMPLE.read_bytes())
     calls = []
@@ -277,11 +277,8 @@ def test_indefinite_events_are_read_by_the_lanes() -> None:
         calls.append(args[1])
         return original(*args)
 
-    fast._slow_event = spy  # type: ignore[assignment]
-    try:
-        batch = fast.decode_tap(data)
-    finally:
-        fast._slow_event = original  # type: ignore[assignment]
+    monkeypatch.setattr(fast, "_slow_event", spy)
+    batch = fast.decode_tap(data)
     assert batch.events.num_rows > 100
     assert calls == []
 
