@@ -11,7 +11,10 @@ numpy columns, then works per *element of the tree*, never per row:
    first, an element's header after its content). Each write is a fixed-width block that ends
    where the element's octets end: what it puts before them lands on octets that are written
    later (preceding siblings, headers) or in the row's slack, never on finished octets, so no
-   write needs a per-row mask;
+   write needs a per-row mask. Fewer, wider writes where the layout allows: a subtree of the
+   same size in every row is laid out in one block; so is an element's *lead* (its header, the
+   fixed members that open it, and the lead of the next member); a short INTEGER goes with its
+   tag and length as one 64-bit number;
 4. the slack cut out.
 
 The bytes are those asn1tools writes for the same values (BER as asn1tools does it: minimal
@@ -36,7 +39,6 @@ __all__ = [
     "Col",
     "Node",
     "app_tag",
-    "bcd_col",
     "const_col",
     "encode",
     "int_col",
@@ -47,14 +49,6 @@ __all__ = [
 I64 = np.int64
 U8 = np.uint8
 U64 = np.uint64
-
-# ASCII → nibble value (hex digits, either case), 255 for anything else
-_NIBBLE = np.full(256, 255, dtype=U8)
-for _i, _c in enumerate(b"0123456789"):
-    _NIBBLE[_c] = _i
-for _i, _c in enumerate(b"abcdef"):
-    _NIBBLE[_c] = 10 + _i
-    _NIBBLE[_c - 32] = 10 + _i
 
 
 def app_tag(number: int, *, constructed: bool) -> bytes:
@@ -135,27 +129,6 @@ def string_col(array: pa.Array | pa.ChunkedArray) -> Col:
     mask = cols >= skip[:, None]
     data[mask] = values[(offsets[:-1, None] - skip[:, None] + cols)[mask]]
     return Col(data, lengths.astype(I64))
-
-
-def bcd_col(digits: Col) -> Col | None:
-    """TAP BCDString of ASCII hex digits (high nibble first, odd lengths padded with ``F``).
-
-    ``digits`` must already end with the ``F`` filler where their count is odd (so every row
-    has an even count and its pairs line up). None when a row holds a character that is not a
-    hex digit (the caller falls back to the per-row encoder, which decides what that means).
-    """
-    rows, width = digits.data.shape
-    if width % 2:
-        data = np.zeros((rows, width + 1), dtype=U8)
-        data[:, 1:] = digits.data
-    else:
-        data = np.asarray(digits.data)
-    nib = _NIBBLE[data]
-    inside = np.arange(data.shape[1], dtype=I64) >= (data.shape[1] - digits.length)[:, None]
-    if bool((nib[inside] == 255).any()) or bool((digits.length % 2).any()):
-        return None
-    packed: NDArray[np.uint8] = ((nib[:, 0::2] << 4) | (nib[:, 1::2] & 0x0F)).astype(U8)
-    return Col(packed, digits.length // 2)
 
 
 @dataclass(eq=False)

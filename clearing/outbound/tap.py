@@ -492,7 +492,7 @@ _TELE: Final = {"moc": "11", "mtc": "11", "sms_mo": "22", "sms_mt": "21"}
 _ITEM: Final = {"moc": "D", "mtc": "D", "sms_mo": "E", "sms_mt": "E", "gprs": "X"}
 _STAMP: Final = "%Y%m%d%H%M%S"
 _LEVEL_TAGS: Final = (259, 255, 256)  # callTypeLevel1, 2, 3
-_CHUNK: Final = 131_072
+_CHUNK: Final = 131_072  # events the columnar writer encodes at once (bounds its scratch memory)
 #: The columns the events are written from (and sorted by).
 _READS: Final = (
     *_ORDER,
@@ -519,7 +519,7 @@ _READS: Final = (
     "tax_rate",
     "charge",
     "tax",
-)  # events the columnar writer encodes at once (bounds its scratch memory)
+)
 
 _Mask = np.ndarray[Any, np.dtype[np.bool_]]
 
@@ -623,10 +623,19 @@ class _Columns:
         return _text_col(self.v[name])
 
     def bcd(self, name: str) -> ber.Col:
-        col = ber.bcd_col(self.text(name))
-        if col is None:
-            raise _NotColumnar(name)
-        return col
+        """A BCDString column (the digits end with the ``F`` filler where odd): polars decodes
+        the hex digits, left-padded with zeros to one width (the octets right-aligned)."""
+        digits = self.v[name].fill_null("")
+        lengths = digits.str.len_bytes().cast(pl.Int64).to_numpy()
+        width = max(int(lengths.max()) if len(digits) else 0, 2)
+        octets = digits.str.pad_start(width, "0").str.decode("hex", strict=False)
+        if octets.null_count() or bool((lengths % 2).any()):
+            raise _NotColumnar(name)  # not hex digits (bytes.fromhex decides)
+        arr = octets.to_arrow().cast(pa.large_binary())
+        rows, size = len(digits), width // 2
+        first = int(np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset])
+        data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[first : first + rows * size]
+        return ber.Col(data.reshape(rows, size), lengths // 2)
 
     def mask(self, name: str) -> _Mask:
         values: _Mask = self.v[name].to_numpy()

@@ -352,6 +352,7 @@ def _read_one(path: Path, cols: tuple[CdrColumn, ...]) -> CdrRead:
         ),
         "line",
     )
+    del raw  # the file's text, as read: `text` holds what is needed from here on
     typed_exprs: list[pl.Expr] = []
     checks: list[tuple[str, pl.Expr, str, str]] = []
     for col in cols:

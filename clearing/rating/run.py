@@ -184,7 +184,9 @@ class _Writes:
         self._pending: list[Future[Path]] = []
 
     def write(self, df: pl.DataFrame, path: Path) -> None:
-        self._pending.append(self._pool.submit(write_parquet, df, path))
+        # one chunk per column, as a sorted or filtered frame has: Parquet pages follow the
+        # chunks, so the same rows in other chunks would give other bytes
+        self._pending.append(self._pool.submit(lambda: write_parquet(df.rechunk(), path)))
 
     def wait(self) -> None:
         """Wait for every write so far (raising the first error)."""
@@ -203,9 +205,20 @@ def _folder(root: Path, day: date) -> Path:
     return folder
 
 
-def _by_partner(df: pl.DataFrame, sort: list[str]) -> list[tuple[str | None, pl.DataFrame]]:
-    """``df`` sorted (nulls last) and cut into its partners' rows (slices, no copies)."""
-    ordered = df.sort(sort, nulls_last=True)
+def _by_partner(
+    df: pl.DataFrame, sort: list[str], keep: pl.Expr | None = None
+) -> list[tuple[str | None, pl.DataFrame]]:
+    """``df``'s rows (those ``keep`` selects) sorted (nulls last) and cut into its partners'.
+
+    One copy of the rows: the sort is of the keys, the rows are gathered once; the partners'
+    frames are slices of it.
+    """
+    keys = df.lazy().with_row_index("_row")
+    if keep is not None:
+        keys = keys.filter(keep)
+    order = keys.select("_row", *sort).sort(sort, nulls_last=True).collect()["_row"]
+    ordered = df[order]
+    del order
     runs = ordered.select(pl.col("partner").rle()).unnest("partner")
     parts: list[tuple[str | None, pl.DataFrame]] = []
     at = 0
@@ -262,22 +275,22 @@ def rate_day(
         quarantined = read.quarantined.height
         rated_all = rate_visitors(read.records, rates)
         del read  # what is left of the day's records is in `rated_all`
-        rated = rated_all.filter(pl.col("status") == "rated")
-        unrated = rated_all.filter(pl.col("status") != "rated")
-        del rated_all
+        is_rated = pl.col("status") == "rated"
+        unrated = rated_all.filter(~is_rated)
         order = ["partner", "start_time", "record_id", "file", "line"]
+        # one sort: the partners' files and their TAP-out both take the rows in this order
+        by_partner = _by_partner(rated_all, order, is_rated)
+        del rated_all
+        n_unrated = unrated.height
+        n_rated = sum(part.height for _p, part in by_partner)
+        # per partner (slices: no copy of the rows); one partner's groups by currency, scale
+        keys = ["partner", "currency", "charge_scale"]
+        sums = [part.group_by(keys).agg(pl.col("charge").sum()) for _p, part in by_partner]
         receivable = [
             (r[0], r[1], int(r[2]), int(r[3]))
-            for r in rated.group_by("partner", "currency", "charge_scale")
-            .agg(pl.col("charge").sum())
-            .sort("partner")
-            .select("partner", "currency", "charge_scale", "charge")
-            .rows()
+            for sums_of in sums
+            for r in sums_of.sort(keys).select(*keys, "charge").rows()
         ]
-        n_rated, n_unrated = rated.height, unrated.height
-        # one sort: the partners' files and their TAP-out both take the rows in this order
-        by_partner = _by_partner(rated, order)
-        del rated
         paths += _partitioned(by_partner, lake / "rated_visitors", day, writes)
         paths.append(_single(unrated.sort(order[1:]), lake / "unrated_visitors", day, writes))
         del unrated
