@@ -345,12 +345,16 @@ def _read_one(path: Path, cols: tuple[CdrColumn, ...]) -> CdrRead:
         return CdrRead(empty_records(cols), pl.concat(findings), q)
     text = raw.select(
         *(
-            pl.col(c.name).str.strip_chars().replace("", None)
+            pl.col(c.name).str.strip_chars()
             if c.name in raw.columns
             else pl.lit(None, pl.String).alias(c.name)
             for c in cols
         ),
         "line",
+    )
+    # empty cells are missing values (a `when` is cheaper than `replace("", None)`)
+    text = text.with_columns(
+        pl.when(pl.col(c.name) != "").then(pl.col(c.name)).alias(c.name) for c in cols
     )
     del raw  # the file's text, as read: `text` holds what is needed from here on
     typed_exprs: list[pl.Expr] = []
