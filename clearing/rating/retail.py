@@ -299,8 +299,8 @@ def rate_retail(
     # bill-line order: row i of the result is the line of event order[i]
     row_of_eid = np.empty(len(order), dtype=np.int64)
     row_of_eid[rated.column("eid").to_numpy()] = np.arange(len(order))
-    # (take is slow across many chunks: make each column one chunk first)
-    rated = rated.combine_chunks().take(row_of_eid[order])
+    # (one chunk per column after the take, whatever the chunks of the query's result)
+    rated = rated.take(row_of_eid[order]).combine_chunks()
     return RetailResult(_bill_lines(rated, ev, *lookups), summary)
 
 
@@ -310,7 +310,7 @@ def _bill_lines(rated: pa.Table, ev: pa.Table, numbers: pa.Table, versions: pa.T
     pvid = pc.subtract(rated.column("pvid"), 1)
     rank = pc.subtract(rated.column("rank").fill_null(len(RULES)), 1)
     wanted = ["imsi", *_FROM_EVENT.values()]
-    taken = ev.select(wanted).combine_chunks().take(rated.column("pos"))
+    taken = ev.select(wanted).take(rated.column("pos")).combine_chunks()
     cols = {
         "sub_number": numbers.column("msisdn").take(sid),
         "role": numbers.column("role").take(sid),
@@ -428,8 +428,11 @@ def write_retail(workdir: Path, day: date, *, cycle_of: str | None = None) -> tu
                 tables.plans_tiers,
                 cycle_of=clock,
             )
-            files = pc.unique(todays.column("file"))
-            lines = result.bill_lines.filter(pc.is_in(result.bill_lines["file"], files))
+            lines = result.bill_lines
+            if before is not None or lines.column("file").null_count:
+                # the day's files only (a null file is no file of the day)
+                files = pc.unique(todays.column("file"))
+                lines = lines.filter(pc.is_in(lines["file"], files))
             con.register("all_summary", result.summary)
             con.register("lines", lines)
             summary = con.sql(
