@@ -16,6 +16,8 @@ import numpy as np
 from clearing.errors import DecodeError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from numpy.typing import NDArray
 
 __all__ = [
@@ -25,6 +27,7 @@ __all__ = [
     "forget",
     "iter_children",
     "known_end",
+    "known_ends",
     "read_header",
     "tag_key",
     "tag_name",
@@ -196,6 +199,16 @@ def known_end(data: bytes, pos: int, limit: int, depth: int = 0) -> int | None:
     if hit is None or hit[0] > limit or depth + hit[1] > _MAX_NESTING:
         return None
     return hit[0]
+
+
+def known_ends(data: bytes) -> Mapping[int, tuple[int, int]]:
+    """The remembered ends of ``data``: offset → (end, nesting); empty for another buffer.
+
+    An entry holds for :func:`element_at` at that offset with a limit not below ``end`` and a
+    depth whose sum with ``nesting`` is at most 64 (see :func:`known_end`).
+    """
+    known = _known(data)
+    return {} if known is None else known
 
 
 class _Guesses:

@@ -32,6 +32,7 @@ from clearing.codecs.ber import (
     TLV,
     element_at,
     known_end,
+    known_ends,
     read_header,
     tag_key,
     tag_name,
@@ -49,6 +50,7 @@ __all__ = ["DecodeProblem", "TapBatch", "decode_tap"]
 
 I64 = np.int64
 _PAD = 16  # zero bytes appended to a chunk so that header reads never run out of bounds
+_MAX_NESTING = 64  # nested indefinite elements BER reading allows (`clearing.codecs.ber`)
 _MAX_INDEFINITE = 48  # nested indefinite elements read by lanes (deeper: pure-Python path)
 
 _T_TRANSFER_BATCH = tag_key(1, 1)
@@ -109,6 +111,9 @@ class _Paths:
         self.label: list[str] = ["callEventDetails"]
         self.constructed: list[bool] = [True]
         self.event_types = grammar.children.get("CallEventDetailList", {})
+        # the (parent path, key) pairs of `ids`, sorted, and their path ids
+        self.combos = np.zeros(0, dtype=I64)
+        self.combo_ids = np.zeros(0, dtype=I64)
 
     def intern(self, parent: int, key: int) -> int:
         pid = self.ids.get((parent, key))
@@ -131,15 +136,36 @@ class _Paths:
         self.label.append(child.name or child.type_name if child else tag_name(key))
         return pid
 
+    def _lookup(self, combo: NDArray[I64]) -> tuple[NDArray[I64], NDArray[np.bool_]]:
+        if len(self.combos) != len(self.ids):  # paths were interned since: sort them again
+            pairs = sorted((p * (1 << 32) + k, pid) for (p, k), pid in self.ids.items())
+            self.combos = np.fromiter((c for c, _ in pairs), dtype=I64, count=len(pairs))
+            self.combo_ids = np.fromiter((i for _, i in pairs), dtype=I64, count=len(pairs))
+        if not len(self.combos):
+            return np.full(len(combo), -1, dtype=I64), np.zeros(len(combo), dtype=np.bool_)
+        at = np.minimum(np.searchsorted(self.combos, combo), len(self.combos) - 1)
+        hit = self.combos[at] == combo
+        return np.where(hit, self.combo_ids[at], -1), hit
+
+    def lookup_many(self, parent_paths: NDArray[I64], keys: NDArray[I64]) -> NDArray[I64]:
+        """Path ids of (parent path, key) pairs already interned, -1 for the others."""
+        ids, _hit = self._lookup(parent_paths * (1 << 32) + keys)
+        return ids
+
     def intern_many(self, parent_paths: NDArray[I64], keys: NDArray[I64]) -> NDArray[I64]:
+        """Path ids of many (parent path, key) pairs; new ones interned in sorted order."""
         combo = parent_paths * (1 << 32) + keys
-        uniq, inverse = np.unique(combo, return_inverse=True)
+        out, hit = self._lookup(combo)
+        if hit.all():
+            return out
+        miss = ~hit
+        uniq, inverse = np.unique(combo[miss], return_inverse=True)
         ids = np.fromiter(
             (self.intern(int(u >> 32), int(u & 0xFFFFFFFF)) for u in uniq),
             dtype=I64,
             count=len(uniq),
         )
-        out: NDArray[I64] = ids[inverse.reshape(-1)]
+        out[miss] = ids[inverse.reshape(-1)]
         return out
 
     def describe(self, pid: int) -> str:
@@ -260,6 +286,7 @@ def _parse_chunk(
     open_node = np.zeros(0, dtype=I64)
     open_start = np.zeros(0, dtype=I64)
     open_prev = np.zeros(0, dtype=I64)
+    open_path = np.zeros(0, dtype=I64)
     n_open = 0
     limit = len(buf) - _PAD
     buf = buf.astype(I64)  # wider once, not at every read
@@ -329,9 +356,16 @@ def _parse_chunk(
         ok &= nlen <= 4
         length = np.where(long_form, 0, lb)
         if long_form.any():
+            li = np.flatnonzero(long_form)
+            at, nl = lpos[li] + 1, nlen[li]
+            value = np.zeros(len(li), dtype=I64)
             for i in range(4):
-                bi = buf[np.minimum(lpos + 1 + i, len(buf) - 1)]
-                length = np.where(long_form & (i < nlen), (length << 8) | bi, length)
+                more = i < nl
+                if not more.any():
+                    break
+                bi = buf[np.minimum(at + i, len(buf) - 1)]
+                value = np.where(more, (value << 8) | bi, value)
+            length[li] = value
         cstart = lpos + 1 + nlen
         cend = cstart + length
         ok &= (cend <= end) & (cend <= limit)
@@ -364,11 +398,19 @@ def _parse_chunk(
 
         key = (cls << 24) | num
         if any_late:
-            # rows of late events are interned after the rounds (see `_resolve_paths`)
+            # new paths of late events are interned after the rounds (see `_resolve_paths`);
+            # known ones have their id whatever the order
             early = ~late[evt]
             path = np.full(len(cur), -1, dtype=I64)
             if early.any():
                 path[early] = paths.intern_many(ppath[early], key[early])
+            if not early.all():
+                lt = np.flatnonzero(~early)
+                up = ppath[lt]
+                if stacked:
+                    t = top[lt]
+                    up = np.where(t >= 0, open_path[np.maximum(t, 0)], up)
+                path[lt] = np.where(up >= 0, paths.lookup_many(np.maximum(up, 0), key[lt]), -1)
         else:
             path = paths.intern_many(ppath, key)
         k = len(cur)
@@ -398,11 +440,13 @@ def _parse_chunk(
                     open_node = np.concatenate([open_node, np.zeros(grow, I64)])
                     open_start = np.concatenate([open_start, np.zeros(grow, I64)])
                     open_prev = np.concatenate([open_prev, np.zeros(grow, I64)])
+                    open_path = np.concatenate([open_path, np.zeros(grow, I64)])
                 slots = np.arange(n_open, n_open + len(push), dtype=I64)
                 n_open += len(push)
                 open_node[slots] = ids[push]
                 open_start[slots] = cstart[push]
                 open_prev[slots] = top[push]
+                open_path[slots] = path[push]
                 top[push] = slots
                 sdep[push] += 1
                 cend = np.where(indef, cstart, cend)  # where the lane goes on
@@ -1048,11 +1092,7 @@ def _decode_tap(
         key, _cons, cstart, clen = read_header(data, pos, stop)
         if key == _T_EVENT_LIST:
             event_list = (pos, cstart, clen)
-            if clen is not None:
-                pos = cstart + clen
-            else:
-                known = known_end(data, pos, stop)
-                pos = known if known is not None else _skip_events_indefinite(data, cstart, stop)
+            pos = cstart + clen if clen is not None else _event_list_end(data, pos, cstart, stop)
             continue
         tlv = element_at(data, pos, stop)
         meaning = g.child("TransferBatch", key)
@@ -1088,6 +1128,21 @@ def _decode_tap(
     return TapBatch(info, groups, events, problems, event_list[0] if event_list else None)
 
 
+def _event_list_end(data: bytes, pos: int, cstart: int, stop: int) -> int:
+    """End of the indefinite-length CallEventDetailList at ``pos``.
+
+    Read as one element (the events' ends are then remembered for :func:`_event_extents`);
+    where that fails, event by event, for the error the file has always been rejected with.
+    """
+    known = known_end(data, pos, stop)
+    if known is not None:
+        return known
+    try:
+        return element_at(data, pos, stop).end
+    except DecodeError:
+        return _skip_events_indefinite(data, cstart, stop)
+
+
 def _skip_events_indefinite(data: bytes, cstart: int, stop: int) -> int:
     p = cstart
     while p < stop:
@@ -1105,6 +1160,7 @@ def _event_extents(
     starts: list[int] = []
     ends: list[int] = []
     end = stop if clen is None else cstart + clen
+    known = known_ends(data)  # ends of indefinite events found while sniffing
     p = cstart
     while p < end:
         # inlined fast path: APPLICATION tag of 1 or 3 bytes, definite length of 1–3 bytes
@@ -1119,8 +1175,11 @@ def _event_extents(
             n = lb - 0x80
             e = q + 1 + n + int.from_bytes(data[q + 1 : q + 1 + n], "big")
         else:
-            known = known_end(data, p, end) if lb == 0x80 else None
-            e = known if known is not None else _slow_extent(data, p, end, len(starts))
+            hit = known.get(p)
+            if hit is not None and hit[0] <= end and hit[1] <= _MAX_NESTING:
+                e = hit[0]  # what element_at would give (see `known_end`)
+            else:
+                e = _slow_extent(data, p, end, len(starts))
         if e > end:
             e = _slow_extent(data, p, end, len(starts))
         starts.append(p)
@@ -1196,7 +1255,8 @@ def _decode_chunk(
         else:
             rows = np.arange(lo, hi, dtype=I64)
             run_nodes, keys = _take_nodes(parsed.late_nodes, rows), parsed.late_keys[rows]
-        run_nodes.path = _resolve_paths(paths, run_nodes.parent, keys, run_nodes.path)
+        if (run_nodes.path < 0).any():
+            run_nodes.path = _resolve_paths(paths, run_nodes.parent, keys, run_nodes.path)
         parts.append(run_nodes)
         run.clear()
 
