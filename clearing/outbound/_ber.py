@@ -170,10 +170,12 @@ def _measure(node: Node, rows: int) -> NDArray[np.int64]:
     if len(node.tag) > 3:
         msg = f"tag {node.tag.hex()} is longer than 3 octets"
         raise ValueError(msg)
+    here = np.flatnonzero(node.present) if node.present is not None else None
     node._content_width = 0
     if node.content is not None:
         body = node.content.length.astype(I64, copy=True)
-        node._content_width = int(body.max()) if rows else 0
+        widths = body if here is None else body[here]  # of the rows that have the element
+        node._content_width = int(widths.max()) if widths.size else 0
     else:
         body = np.zeros(rows, dtype=I64)
         for m in node.members:
@@ -195,7 +197,6 @@ def _measure(node: Node, rows: int) -> NDArray[np.int64]:
         length = (first << (8 * extra).astype(U64)) | np.where(long, body, 0).astype(U64)
         node._head = (tag << (8 * (extra + 1)).astype(U64)) | length
         size = len(node.tag) + 1 + extra + body
-    here = np.flatnonzero(node.present) if node.present is not None else None
     if node.present is not None:
         size = np.where(node.present, size, 0)
     node._body, node._size = body, size
