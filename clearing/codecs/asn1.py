@@ -13,6 +13,7 @@ Values are asn1tools' Python representation (dicts, ``(name, value)`` tuples for
 
 from __future__ import annotations
 
+import copy
 import functools
 import os
 import re
@@ -230,16 +231,23 @@ def _schema_key(kind: Kind, tap_release: int | None) -> tuple[str, int | None]:
 
 
 @functools.cache
-def _compiled(family: str, tap_release: int | None) -> Any:
+def _parsed(family: str, tap_release: int | None) -> dict[str, Any]:
+    """The modules parsed once for both the compiled specification and the grammar."""
     kind: Kind = family  # type: ignore[assignment]
-    return asn1tools.compile_string("\n".join(_module_texts(kind, tap_release)), "ber")
+    parsed: dict[str, Any] = asn1tools.parse_string("\n".join(_module_texts(kind, tap_release)))
+    return parsed
+
+
+@functools.cache
+def _compiled(family: str, tap_release: int | None) -> Any:
+    # compile_string is compile_dict(parse_string(...)); compile_dict changes what it is given
+    return asn1tools.compile_dict(copy.deepcopy(_parsed(family, tap_release)), "ber")
 
 
 @functools.cache
 def _grammar(family: str, tap_release: int | None) -> Grammar:
     kind: Kind = family  # type: ignore[assignment]
-    parsed = asn1tools.parse_string("\n".join(_module_texts(kind, tap_release)))
-    return build_grammar(parsed, _ROOTS[kind])
+    return build_grammar(copy.deepcopy(_parsed(family, tap_release)), _ROOTS[kind])
 
 
 def spec(kind: Kind, tap_release: int | None = 12) -> Any:

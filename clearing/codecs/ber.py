@@ -336,6 +336,18 @@ def _indefinite_end(
     frames: list[list[Any]] = [[pos, key, depth, depth, 0, None]]
     p = start
     while True:
+        if known is not None:
+            # only indefinite constructed elements are remembered: no end-of-contents here,
+            # and their header reads well
+            hit = known.get(p)
+            if hit is not None:
+                f = frames[-1]
+                d = f[2] + 1
+                if hit[0] <= limit and d + hit[1] <= _MAX_NESTING:
+                    p = hit[0]
+                    if d + hit[1] > f[3]:
+                        f[3] = d + hit[1]
+                    continue
         if p + 2 <= limit and data[p] == 0 and data[p + 1] == 0:
             p += 2
             off, _key, d, deepest, _n, _g = frames.pop()
@@ -345,14 +357,14 @@ def _indefinite_end(
                 if deepest > parent[3]:
                     parent[3] = deepest
                 if parent[5] is not None or p - off >= _REMEMBER:
-                    memo = _remembered(data)
-                    if memo is not None:
-                        memo[off] = found
+                    known = _remembered(data)
+                    if known is not None:
+                        known[off] = found
                 continue
             if p - off >= _REMEMBER:
-                memo = _remembered(data)
-                if memo is not None:
-                    memo[off] = found
+                known = _remembered(data)
+                if known is not None:
+                    known[off] = found
             return found
         if p >= limit:
             f = frames[-1]
@@ -375,10 +387,9 @@ def _indefinite_end(
         if guesses is None and f[4] > _GUESS_AFTER and type(data) is bytes:
             guesses = f[5] = _Guesses(data, p, limit)
         if guesses is not None and k not in guesses.tried and len(guesses.tried) < _MAX_GUESSES:
-            memo = _remembered(data)
-            if memo is not None:
-                guesses.guess(k, memo)
-        known = _known(data)
+            known = _remembered(data)
+            if known is not None:
+                guesses.guess(k, known)
         if known is not None:
             hit = known.get(p)
             if hit is not None and hit[0] <= limit and d + hit[1] <= _MAX_NESTING:
