@@ -12,9 +12,11 @@ Idempotent: a re-run of a date deletes the date's rows first and writes the same
 from __future__ import annotations
 
 import hashlib
+import itertools
 import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
+from collections import deque
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,7 +38,7 @@ from clearing.returns import (
     rap_file_name,
     write_rap,
 )
-from clearing.validate.duplicates import find_duplicates
+from clearing.validate.duplicates import HARD_KEY, find_duplicates
 from clearing.validate.findings import FINDINGS_SCHEMA, SEVERITIES, Finding, findings_table
 from clearing.validate.rules import rules_for
 from clearing.validate.state import State
@@ -309,6 +311,10 @@ def _errors(findings: Sequence[Finding]) -> list[ErrorDetail]:
     return [ErrorDetail(code=f.code, path=f.path, item_offset=f.item_offset) for f in findings]
 
 
+RAP_COLUMNS = ("byte_offset", "byte_length", "charge", "camel_fee", "tax", "refund")
+"""The event columns :func:`rap_items` reads (the rest is dropped once in the lake)."""
+
+
 def rap_items(result: FileResult) -> list[RapItem]:
     """The RAP return details of one file (fatal, or severe + missing)."""
     c = result.checked
@@ -434,7 +440,18 @@ def _checked(files: Sequence[Path], settings: Settings) -> Iterator[TapChecked |
         return
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=n, mp_context=ctx) as pool:
-        yield from pool.map(_check_path, [str(p) for p in files], [settings] * len(files))
+        # at most `n` files ahead of the one being consumed: results wait in this process's
+        # memory, so a day of many big files does not pile up (Executor.map submits all)
+        pending: deque[Future[TapChecked]] = deque()
+        queue = iter(files)
+        for path in itertools.islice(queue, n):
+            pending.append(pool.submit(_check_path, str(path), settings))
+        while pending:
+            done = pending.popleft().result()
+            nxt = next(queue, None)
+            if nxt is not None:
+                pending.append(pool.submit(_check_path, str(nxt), settings))
+            yield done
 
 
 def validate_day(workdir: WorkDir, day: dt.date, inputs: Sequence[Path]) -> ValidateResult:
@@ -472,11 +489,15 @@ def validate_day(workdir: WorkDir, day: dt.date, inputs: Sequence[Path]) -> Vali
             c = r.checked
             if r.outcome != "copy" and c.events.num_rows:
                 table = _lake_table(c, r.status)
-                earlier.append(table.filter(pc.equal(table.column("status"), "accepted")))
+                accepted = table.filter(pc.equal(table.column("status"), "accepted"))
+                earlier.append(accepted.select(["file", "event_index", *HARD_KEY]))
                 out = lake_day / f"partner={c.sender or 'unknown'}" / f"{path.name}.parquet"
                 out.parent.mkdir(parents=True, exist_ok=True)
                 pq.write_table(table, out)
+                del table, accepted
             state.record_file(day, _file_row(r))
+            # the file's rows are in the lake now; keep what its RAP items need (memory)
+            c.events = c.events.select(list(RAP_COLUMNS))
         # RAPs: one per partner (and test/live) for the day
         by_partner: dict[tuple[str, bool], list[FileResult]] = {}
         for r in results:
