@@ -289,7 +289,7 @@ def _parse_chunk(
     open_path = np.zeros(0, dtype=I64)
     n_open = 0
     limit = len(buf) - _PAD
-    buf = buf.astype(I64)  # wider once, not at every read
+    last = len(buf) - 1
 
     while len(cur):
         if stacked:
@@ -324,7 +324,7 @@ def _parse_chunk(
                     break
 
         # one child of every open container
-        b0 = buf[cur]
+        b0 = buf[cur].astype(I64)
         cls = b0 >> 6
         cons = (b0 & 0x20) != 0
         num = b0 & 0x1F
@@ -332,8 +332,8 @@ def _parse_chunk(
         multi = num == 0x1F
         ok = np.ones(len(cur), dtype=np.bool_)
         if multi.any():
-            b1 = buf[cur + 1]
-            b2 = buf[cur + 2]
+            b1 = buf[cur + 1].astype(I64)
+            b2 = buf[cur + 2].astype(I64)
             two = multi & ((b1 & 0x80) != 0)
             num = np.where(multi, b1 & 0x7F, num)
             num = np.where(two, ((b1 & 0x7F) << 7) | (b2 & 0x7F), num)
@@ -341,7 +341,7 @@ def _parse_chunk(
             hl = np.where(two, 3, hl)
             ok &= ~(two & ((b2 & 0x80) != 0))  # tags above 16383 are not TAP tags
         lpos = cur + hl
-        lb = buf[lpos]
+        lb = buf[lpos].astype(I64)
         long_form = lb >= 0x80
         nlen = np.where(long_form, lb & 0x7F, 0)
         indef = lb == 0x80
@@ -363,7 +363,7 @@ def _parse_chunk(
                 more = i < nl
                 if not more.any():
                     break
-                bi = buf[np.minimum(at + i, len(buf) - 1)]
+                bi = buf[np.minimum(at + i, last)].astype(I64)
                 value = np.where(more, (value << 8) | bi, value)
             length[li] = value
         cstart = lpos + 1 + nlen
@@ -377,10 +377,9 @@ def _parse_chunk(
                 late[newly] = True
                 any_late = True
         if not ok.all():
+            # lanes of bad events are dropped as soon as a lane fails: all others are sound
             bad[evt[~ok]] = True
-        live = ~bad[evt]
-        if not live.all():
-            sel = live
+            sel = ~bad[evt]
             cur, end, par, ppath, evt = cur[sel], end[sel], par[sel], ppath[sel], evt[sel]
             cls, cons, num, cstart, length, cend, indef = (
                 cls[sel],
@@ -610,9 +609,10 @@ def _ints(
         return np.zeros(0, I64), np.zeros(0, np.bool_)
     valid = (length >= 1) & (length <= 8)
     ln = np.clip(length, 1, 8)
-    raw = _gather(buf, base, start, 8).astype(np.uint64)
-    val = np.zeros(len(start), dtype=np.uint64)
-    for j in range(8):
+    width = int(ln.max())  # bytes past the longest value change nothing
+    raw = _gather(buf, base, start, width).astype(np.uint64)
+    val = raw[:, 0].copy()
+    for j in range(1, width):
         take = j < ln
         val = np.where(take, (val << np.uint64(8)) | raw[:, j], val)
     neg = (raw[:, 0] & np.uint64(0x80)) != 0
