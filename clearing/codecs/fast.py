@@ -11,9 +11,14 @@ Only the call-event list is decoded this way. The header groups (BatchControlInf
 AccountingInfo, NetworkInfo, VasInfo up to 3.10, AuditControlInfo...) are small and decoded with
 asn1tools, each with the type its release's grammar gives it.
 
-Events with an indefinite length anywhere inside, or with broken BER, take a pure-Python path
-(:func:`clearing.codecs.ber.walk`) that produces the same node rows, so both encodings give the
-same table; broken events become rows with a *problem* instead of stopping the file.
+Indefinite lengths (``61 80 … 00 00``, as some partners encode everything) are read by the same
+rounds: a lane that meets an indefinite element descends into it and climbs back at its
+end-of-contents. Such events' rows are then put in the order, and their new paths interned in
+the order, of the pure-Python path (:func:`clearing.codecs.ber.walk`) that reads events with
+broken or unusual BER, so that the table and the problems do not depend on which path read an
+event; broken events become rows with a *problem* instead of stopping the file. Where events
+end in an indefinite-length list is found once per file (:mod:`clearing.codecs.ber` remembers
+the ends it reads while the header is sniffed).
 
 Memory: events are processed in chunks (``chunk_events``), so the transient node tables do not
 grow with the file; only the output columns do.
@@ -114,6 +119,8 @@ class _Paths:
         # the (parent path, key) pairs of `ids`, sorted, and their path ids
         self.combos = np.zeros(0, dtype=I64)
         self.combo_ids = np.zeros(0, dtype=I64)
+        # `_path_ids` results: query → (paths looked at, ids found)
+        self.found: dict[Any, tuple[int, list[int]]] = {}
 
     def intern(self, parent: int, key: int) -> int:
         pid = self.ids.get((parent, key))
@@ -707,12 +714,19 @@ def _timestamps(
 def _path_ids(
     paths: _Paths, wanted: set[str], parents: set[str] | None = None, kind: str | None = None
 ) -> list[int]:
-    out = []
-    for pid, t in enumerate(paths.type_name):
+    # paths are only ever added: the ids found so far stay right, only new paths are looked at
+    memo_key = (frozenset(wanted), frozenset(parents) if parents is not None else None, kind)
+    done, out = paths.found.get(memo_key, (0, []))
+    if done == len(paths.type_name):
+        return out
+    out = list(out)
+    for pid in range(done, len(paths.type_name)):
+        t = paths.type_name[pid]
         if t in wanted and (kind is None or paths.kind[pid] == kind):
             pt = paths.type_name[paths.parent[pid]] if pid > 0 else None
             if parents is None or pt in parents:
                 out.append(pid)
+    paths.found[memo_key] = (len(paths.type_name), out)
     return out
 
 
