@@ -156,6 +156,7 @@ _MAX_NESTING = 64
 _GUESS_AFTER = 16  # indefinite children read one by one before their siblings are guessed
 _MAX_GUESSES = 16  # distinct sibling tags guessed per element
 _REMEMBER = 1 << 16  # indefinite elements at least this long are remembered
+_GUESS_BLOCK = 1 << 22  # bytes searched for end-of-contents octets at a time
 _LANE_STEPS = 4096  # tokens a guessed element may have (larger ones are read one by one)
 
 # (buffer, {offset: (end, nesting)}): the last buffer whose indefinite elements were read.
@@ -216,14 +217,20 @@ class _Guesses:
 
     def __init__(self, data: bytes, lo: int, limit: int) -> None:
         buf = np.frombuffer(data, dtype=np.uint8, count=limit)
-        region = buf[lo:limit]
-        after = np.flatnonzero((region[:-2] == 0) & (region[1:-1] == 0)) + (lo + 2)
-        after = after[after < limit]
-        after = after[(buf[after] & 0x20) != 0]  # constructed (not another end-of-contents)
+        offsets = [np.array([lo], dtype=np.int64)]
+        # in blocks, so that the temporary arrays stay small whatever the size of the file
+        for at in range(lo, limit, _GUESS_BLOCK):
+            block = buf[at : min(at + _GUESS_BLOCK + 1, limit)]
+            after = np.flatnonzero((block[:-1] == 0) & (block[1:] == 0)) + (at + 2)
+            after = after[after < limit]
+            after = after[(buf[after] & 0x20) != 0]  # constructed (not another end-of-contents)
+            offsets.append(after)
         self.data = data
         self.limit = limit
         self.buf = buf
-        self.offsets, self.keys = _indefinite_keys(buf, np.concatenate([[lo], after]), limit)
+        found = [_indefinite_keys(buf, part, limit) for part in offsets]
+        self.offsets = np.concatenate([f[0] for f in found])
+        self.keys = np.concatenate([f[1] for f in found])
         self.tried: set[int] = set()
 
     def guess(self, key: int, memo: dict[int, tuple[int, int]]) -> None:

@@ -159,6 +159,20 @@ def test_many_siblings_are_guessed_and_remembered() -> None:
     assert ber.known_end(copy, last.offset, len(data)) is None
 
 
+@pytest.mark.parametrize("block", [1, 2, 3, 7, 64])
+def test_guesses_searched_in_small_blocks(block: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """End-of-contents octets across the blocks searched for them are found all the same."""
+    monkeypatch.setattr(ber, "_GUESS_BLOCK", block)
+    data = to_indefinite(MANY.read_bytes())
+    _same_tree(data)
+    ber.forget()
+    top = ber.element_at(data, 0)
+    lst = next(c for c in ber.iter_children(data, top) if c.key == _EVENTS)
+    events = ber.iter_children(data, lst)
+    for ev in events[ber._GUESS_AFTER + 1 :]:
+        assert ber.known_end(data, ev.offset, len(data)) == ev.end
+
+
 def test_false_guesses_are_never_used() -> None:
     """Inside a value, ``00 00`` followed by an event's header looks like the next event."""
     ev9, ev10 = tag_key(1, 9), tag_key(1, 10)
