@@ -412,7 +412,8 @@ PARALLEL_MIN_BYTES = 256 << 20
 
 Measured at 1M records (123 MB of TAP in 7 files) on 2 cores: the vectorised decoder makes
 the file checks a third of the stage, so two workers gave the same wall time (27.1 s against
-26.8 s for the whole night) for 0.5 GB more memory. Larger days, with more files, gain."""
+26.8 s for the whole night) for 0.5 GB more memory. Larger days, with more files, gain.
+``$CLEARING_PARALLEL_MIN_MB`` overrides it (0: always in parallel)."""
 
 
 def workers() -> int:
@@ -439,7 +440,11 @@ def _checked(files: Sequence[Path], settings: Settings) -> Iterator[TapChecked |
     history (sequence control, duplicates) stays in this process, in file order.
     """
     n = min(workers(), len(files))
-    if n < 2 or sum(p.stat().st_size for p in files) < PARALLEL_MIN_BYTES:
+    floor = PARALLEL_MIN_BYTES
+    env = os.environ.get("CLEARING_PARALLEL_MIN_MB", "").strip()
+    if env.isdigit():
+        floor = int(env) << 20
+    if n < 2 or sum(p.stat().st_size for p in files) < floor:
         yield from (None for _ in files)
         return
     ctx = multiprocessing.get_context("spawn")
