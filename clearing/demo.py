@@ -23,6 +23,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from clearing import inspect
+from clearing._io import write_atomic
 from clearing.errors import ClearingError
 
 __all__ = ["main", "run"]
@@ -82,9 +83,7 @@ def run(samples: Path, work: Path) -> tuple[int, int, int]:
 
 
 def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, text)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,12 +15,12 @@ temporary name and renamed (atomic).
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from clearing._io import write_atomic
 from clearing.codecs import ciber
 from clearing.errors import ConfigError
 from clearing.outbound._ciber_out import write_columnar
@@ -63,10 +63,7 @@ class OutboundFile:
 
 
 def _write_atomic(path: Path, data: bytes) -> str:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    write_atomic(path, data)
     return hashlib.sha256(data).hexdigest()
 
 

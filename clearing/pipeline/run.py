@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from clearing import __version__
+from clearing._io import write_atomic
 from clearing.errors import ClearingError
 
 if TYPE_CHECKING:
@@ -256,7 +257,5 @@ class Run:
         done = self.status != "running"
         text = json.dumps(self.manifest(hashes=done), indent=2, ensure_ascii=False, default=str)
         path = self.dir / "manifest.json"
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text + "\n", encoding="utf-8")
-        tmp.replace(path)
+        write_atomic(path, text + "\n")
         return path

@@ -12,6 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from clearing._io import write_atomic
 from clearing.errors import ClearingError
 
 if TYPE_CHECKING:
@@ -107,8 +108,5 @@ def write_summaries(run: Run, summary: dict[str, Any]) -> tuple[str, str]:
     text = render_summary(summary, fmt="text")
     html = render_summary(summary, fmt="html")
     for name, body in (("summary.txt", text), ("summary.html", html)):
-        path = run.dir / name
-        tmp = path.with_name(name + ".tmp")
-        tmp.write_text(body, encoding="utf-8")
-        tmp.replace(path)
+        write_atomic(run.dir / name, body)
     return text, html

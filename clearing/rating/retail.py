@@ -50,7 +50,6 @@ a new allowance (no proration).
 
 from __future__ import annotations
 
-import os
 import re
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, NamedTuple
@@ -59,9 +58,9 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from clearing import config
+from clearing._io import write_table_atomic
 from clearing.errors import ConfigError
 from clearing.rating import retail_sql as steps
 from clearing.rating.retail_sql import DAY_PASS_SECONDS
@@ -366,12 +365,6 @@ def _read_events(
     return rel.to_arrow_table()
 
 
-def _write_atomic(table: pa.Table, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    pq.write_table(table, tmp, compression="zstd")
-    tmp.replace(path)
-
-
 def write_retail(workdir: Path, day: date, *, cycle_of: str | None = None) -> tuple[Path, Path]:
     """Rate the accepted TAP-in/CIBER-in events of processing ``day`` and write them.
 
@@ -449,6 +442,6 @@ def write_retail(workdir: Path, day: date, *, cycle_of: str | None = None) -> tu
     out = wd.lake / "retail" / f"date={day.isoformat()}"
     out.mkdir(parents=True, exist_ok=True)
     paths = (out / "bill_lines.parquet", out / "summary.parquet")
-    _write_atomic(lines, paths[0])
-    _write_atomic(summary, paths[1])
+    write_table_atomic(lines, paths[0])
+    write_table_atomic(summary, paths[1])
     return paths

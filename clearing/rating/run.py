@@ -21,16 +21,15 @@ Writes (each ``date=D`` folder is replaced whole, so a re-run leaves no duplicat
 
 from __future__ import annotations
 
-import os
 import shutil
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
 import polars as pl
-import pyarrow.parquet as pq
 
 from clearing import config
+from clearing._io import write_table_atomic
 from clearing.rating._book import Rates
 from clearing.rating.cdr import read_cdrs
 from clearing.rating.check import iot_check
@@ -166,10 +165,7 @@ def partner_events(
 
 def write_parquet(df: pl.DataFrame, path: Path) -> Path:
     """Write ``df`` to ``path`` (zstd; atomic rename); same rows → same bytes."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    pq.write_table(df.to_arrow(), tmp, compression="zstd")
-    tmp.replace(path)
+    write_table_atomic(df.to_arrow(), path)
     return path
 
 

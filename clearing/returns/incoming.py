@@ -51,7 +51,7 @@ def receive(
     The ACK's timestamps are those of the RAP it answers, so a re-run writes the same bytes.
     """
     info = asn1.sniff(data)
-    from clearing.validate.stage import write_atomic
+    from clearing._io import write_atomic
 
     if info.kind == "ack":
         got = read_ack(data, file=file)

@@ -38,6 +38,8 @@ from openpyxl.utils import get_column_letter, quote_sheetname
 from openpyxl.workbook.defined_name import DefinedName
 from openpyxl.worksheet.properties import PageSetupProperties
 
+from clearing._io import write_atomic
+
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from pathlib import Path
@@ -251,10 +253,7 @@ class _Cached:
 def write_book(book: Book, path: Path) -> bytes:
     """Write ``book`` to ``path`` (atomic rename) and return the bytes written."""
     data = render_book(book)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    write_atomic(path, data)
     return data
 
 

@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from clearing._io import write_atomic
 from clearing.codecs.events import EVENT_SCHEMA
 from clearing.errors import ConfigError
 from clearing.returns import (
@@ -397,14 +398,6 @@ def _tap_order(path: Path) -> tuple[str, str, int, str]:
     if named:
         return (named[1], "T" if named[0] else "C", int(named[3]), path.name)
     return ("~", "", 0, path.name)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write under a temporary name, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
 
 
 PARALLEL_MIN_BYTES = 256 << 20

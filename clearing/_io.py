@@ -1,0 +1,42 @@
+"""Writing files so that a reader (or a re-run after a crash) never sees half of one.
+
+Everything the pipeline writes goes to a temporary name in the same folder first, then is
+renamed over the final name (atomic on POSIX). The temporary name carries the process id, so
+two processes never share one.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import pyarrow as pa
+
+__all__ = ["write_atomic", "write_table_atomic"]
+
+
+def _tmp(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def write_atomic(path: Path, data: bytes | str) -> None:
+    """Write ``data`` (text as UTF-8) to ``path`` under a temporary name, then rename."""
+    tmp = _tmp(path)
+    if isinstance(data, str):
+        tmp.write_text(data, encoding="utf-8")
+    else:
+        tmp.write_bytes(data)
+    tmp.replace(path)
+
+
+def write_table_atomic(table: pa.Table, path: Path, *, compression: str = "zstd") -> None:
+    """Write ``table`` as Parquet to ``path`` under a temporary name, then rename."""
+    import pyarrow.parquet as pq
+
+    tmp = _tmp(path)
+    pq.write_table(table, tmp, compression=compression)
+    tmp.replace(path)
