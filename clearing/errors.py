@@ -5,6 +5,7 @@ Every error the package raises on purpose derives from :class:`ClearingError`::
     ClearingError
     ├── DecodeError        bytes that are not what they claim to be (file, offset, path)
     ├── EncodeError        records that cannot be written in the requested format
+    ├── MissingInputError  a stage's input is not there: an earlier stage has not run (1)
     ├── ConfigError        bad or missing configuration (CLI exit code 2)
     └── TransportError     SFTP / folder transport failures (CLI exit code 3)
         ├── RetryableTransportError   timeouts, resets: worth another try
@@ -20,6 +21,7 @@ __all__ = [
     "ConfigError",
     "DecodeError",
     "EncodeError",
+    "MissingInputError",
     "PermanentTransportError",
     "RetryableTransportError",
     "TransportError",
@@ -83,6 +85,10 @@ class DecodeError(ClearingError):
 
 class EncodeError(ClearingError):
     """Records could not be encoded."""
+
+
+class MissingInputError(ClearingError):
+    """A stage's input is not there: an earlier stage has not run (the message says which)."""
 
 
 class ConfigError(ClearingError):

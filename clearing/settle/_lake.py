@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from clearing.config import WorkDir
-from clearing.errors import ClearingError
+from clearing.errors import ClearingError, MissingInputError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -108,10 +108,6 @@ CREATE OR REPLACE MACRO fx(amount, scale, r_src, s_src, r_dst, s_dst, m) AS
     CASE WHEN amount < 0 THEN -fx_pos(-amount, scale, r_src, s_src, r_dst, s_dst, m)
          ELSE fx_pos(amount, scale, r_src, s_src, r_dst, s_dst, m) END;
 """
-
-
-class MissingInputError(ClearingError):
-    """An earlier stage has not written what the settlement workbooks read."""
 
 
 def _state_ddl() -> list[tuple[str, str]]:
