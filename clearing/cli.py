@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
+from clearing._cli import fail, parse_date
 from clearing.errors import ClearingError
 
 app = typer.Typer(
@@ -52,13 +53,6 @@ WorkdirOpt = Annotated[
 ]
 
 
-def _fail(exc: ClearingError, debug: bool) -> None:
-    if debug:
-        raise exc
-    typer.echo(f"error: {exc}", err=True)
-    raise typer.Exit(exc.exit_code)
-
-
 @app.command()
 def inspect(
     file: Annotated[Path, typer.Argument(help="TAP, Notification, RAP, ACK, NRT or CIBER file")],
@@ -82,8 +76,7 @@ def inspect(
             return
         summary = inspect_mod.summarize(data, file=file.name)
     except ClearingError as exc:
-        _fail(exc, debug)
-        return
+        fail(exc, debug)
     if as_json:
         typer.echo(json.dumps(summary, ensure_ascii=False, indent=2))
     else:
@@ -121,19 +114,11 @@ def validate(
             return
         _validate_file(file, workdir, _day(date), as_json, rap_dir)
     except ClearingError as exc:
-        _fail(exc, debug)
+        fail(exc, debug)
 
 
 def _day(text: str | None) -> Date:
-    from clearing.errors import ConfigError
-
-    if text is None:
-        return Date.today()
-    try:
-        return Date.fromisoformat(text)
-    except ValueError:
-        msg = f"--date `{text}` is not YYYY-MM-DD"
-        raise ConfigError(msg) from None
+    return Date.today() if text is None else parse_date(text)
 
 
 def _validate_file(
@@ -305,8 +290,7 @@ def rap_ack(
             if state is not None:
                 state.close()
     except ClearingError as exc:
-        _fail(exc, debug)
-        return
+        fail(exc, debug)
     if got.kind == "ack":
         typer.echo(f"ACK from {got.sender}: our RAP {got.rap_fsn:05d} to it is acknowledged")
         return
@@ -337,8 +321,7 @@ def seq_status(
         with State(wd.db, read_only=True) as state:
             rows = state.sequence_status()
     except ClearingError as exc:
-        _fail(exc, debug)
-        return
+        fail(exc, debug)
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
@@ -395,8 +378,7 @@ def samples_generate(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     except ClearingError as exc:
-        _fail(exc, debug)
-        return
+        fail(exc, debug)
     for path in written:
         typer.echo(str(path))
 

@@ -9,15 +9,14 @@ problem, 3 transport problem.
 from __future__ import annotations
 
 import json
-import re
 import sys
-from datetime import date as Date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from clearing.errors import ClearingError, ConfigError
+from clearing._cli import parse_date, parse_period
+from clearing.errors import ClearingError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -47,21 +46,6 @@ def _guard(debug: bool, action: Callable[[], int | None]) -> None:
         raise typer.Exit(exc.exit_code) from None
     if code:
         raise typer.Exit(code)
-
-
-def _date(text: str, option: str = "--date") -> Date:
-    try:
-        return Date.fromisoformat(text)
-    except ValueError:
-        msg = f"{option} `{text}` is not a date YYYY-MM-DD"
-        raise ConfigError(msg) from None
-
-
-def _period(text: str) -> str:
-    if not re.fullmatch(r"[0-9]{4}-(0[1-9]|1[0-2])", text):
-        msg = f"--period `{text}` must be a month YYYY-MM"
-        raise ConfigError(msg)
-    return text
 
 
 def _log(as_json: bool) -> RunLog:
@@ -99,7 +83,7 @@ def nightly(
     def act() -> int:
         run = run_nightly(
             workdir,
-            _date(date),
+            parse_date(date),
             log=_log(as_json),
             options=NightlyOptions(collect=not no_collect, send=not no_send),
         )
@@ -124,7 +108,7 @@ def backfill(
     from clearing.pipeline.nightly import backfill_days, input_kind, run_backfill
 
     def act() -> int:
-        days = backfill_days(_date(start, "--from"), _date(end, "--to"))
+        days = backfill_days(parse_date(start, "--from"), parse_date(end, "--to"))
         wd = config.WorkDir(workdir)
         wd.settings()
         if dry_run:
@@ -168,7 +152,7 @@ def monthly(
     from clearing.pipeline.monthly import run_monthly
 
     def act() -> int:
-        run = run_monthly(workdir, _period(period), log=_log(as_json))
+        run = run_monthly(workdir, parse_period(period), log=_log(as_json))
         return _report(run, as_json)
 
     _guard(debug, act)
@@ -211,7 +195,7 @@ def retail_cmd(
     from clearing.rating.retail import write_retail
 
     def act() -> int:
-        lines, summary = write_retail(workdir, _date(date))
+        lines, summary = write_retail(workdir, parse_date(date))
         out: dict[str, Any] = {
             "bill_lines": str(lines),
             "rows": pq.ParquetFile(lines).metadata.num_rows,
@@ -233,7 +217,7 @@ def receive_cmd(workdir: Workdir, date: DateOpt, debug: Debug = False) -> None:
 
     def act() -> int:
         with _locked(workdir, "receive"):
-            counts, problems = receive_day(config.WorkDir(workdir), _date(date))
+            counts, problems = receive_day(config.WorkDir(workdir), parse_date(date))
         for message in problems:
             typer.echo(message, err=True)
         typer.echo(f"{counts['raps']} RAP(s) answered, {counts['acks']} ACK(s) recorded")
@@ -249,7 +233,7 @@ def outbox_cmd(workdir: Workdir, date: DateOpt, debug: Debug = False) -> None:
 
     def act() -> int:
         with _locked(workdir, "outbox"):
-            paths = register_day(config.WorkDir(workdir), _date(date))
+            paths = register_day(config.WorkDir(workdir), parse_date(date))
         for path in paths:
             typer.echo(f"due {path.name}")
         return 0

@@ -14,14 +14,17 @@ Exit codes: 0 ok, 1 data problem, 2 config / reference-data problem.
 from __future__ import annotations
 
 import json
-from datetime import date as Date
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from clearing._cli import fail, parse_date
 from clearing.errors import ClearingError, ConfigError
+
+if TYPE_CHECKING:
+    from datetime import date as Date
 
 __all__ = ["app", "rate_app", "rates_app", "rerate_command"]
 
@@ -38,22 +41,11 @@ WorkdirOpt = Annotated[
 DebugOpt = Annotated[bool, typer.Option("--debug", help="raise errors with a traceback")]
 
 
-def _fail(exc: ClearingError, debug: bool) -> None:
-    if debug:
-        raise exc
-    typer.echo(f"error: {exc}", err=True)
-    raise typer.Exit(exc.exit_code)
-
-
 def _day(text: str | None) -> Date:
     if text is None:
         msg = "--date YYYY-MM-DD is required"
         raise ConfigError(msg)
-    try:
-        return Date.fromisoformat(text)
-    except ValueError:
-        msg = f"--date `{text}` is not YYYY-MM-DD"
-        raise ConfigError(msg) from None
+    return parse_date(text)
 
 
 def _money(value: int | None, scale: int | None) -> str:
@@ -87,8 +79,7 @@ def rate(
             raise ConfigError(msg)
         summary = rate_day(workdir, _day(date), rates_dir=rates)
     except ClearingError as exc:
-        _fail(exc, debug)
-        return
+        fail(exc, debug)
     out = {
         "date": summary.day.isoformat(),
         "cdr_files": [p.name for p in summary.cdr_files],
@@ -205,8 +196,7 @@ def what_if_command(
             direction=direction,
         )
     except ClearingError as exc:
-        _fail(exc, debug)
-        return
+        fail(exc, debug)
     typer.echo("tariff rows considered:")
     for r in result.candidates.iter_rows(named=True):
         typer.echo(
@@ -241,8 +231,7 @@ def rerate_command(
     try:
         result = run(workdir, period, rates_dir=rates)
     except ClearingError as exc:
-        _fail(exc, debug)
-        return
+        fail(exc, debug)
     changed = result.changed_rows.height
     typer.echo(
         f"rerate {result.period}: {result.receivable_rows} receivable and "
@@ -280,7 +269,6 @@ def rates_import(
     try:
         done = import_rates(target)
     except ClearingError as exc:
-        _fail(exc, debug)
-        return
+        fail(exc, debug)
     for t in done:
         typer.echo(f"{t.name}: {t.rows} rows in {t.partitions} partition(s) → {t.path}")

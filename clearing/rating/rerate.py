@@ -17,13 +17,12 @@ for a day to rate it anew (TAP-out keeps its FSN).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 import polars as pl
 
-from clearing.errors import ConfigError
+from clearing._cli import parse_period
 from clearing.rating._book import Rates
 from clearing.rating.cdr import cdr_schema
 from clearing.rating.check import expected_charges
@@ -191,9 +190,7 @@ def rerate(workdir: Path, period: str, *, rates_dir: Path | None = None) -> Rera
     Raises:
         ConfigError: a period not written ``YYYY-MM``; reference data missing.
     """
-    if not re.fullmatch(r"[0-9]{4}-(0[1-9]|1[0-2])", period):
-        msg = f"--period `{period}` must be a month YYYY-MM"
-        raise ConfigError(msg)
+    parse_period(period)
     rates = Rates.load(rates_dir or workdir / "rates")
     parts = [
         p

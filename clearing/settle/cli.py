@@ -11,13 +11,13 @@ says which), 2 config or reference-data problem.
 
 from __future__ import annotations
 
-from datetime import date as Date
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from clearing.errors import ClearingError, ConfigError
+from clearing._cli import fail, parse_date
+from clearing.errors import ClearingError
 
 __all__ = ["settle_app"]
 
@@ -35,13 +35,6 @@ RunIdOpt = Annotated[
 DebugOpt = Annotated[bool, typer.Option("--debug", help="raise errors with a traceback")]
 
 
-def _fail(exc: ClearingError, debug: bool) -> None:
-    if debug:
-        raise exc
-    typer.echo(f"error: {exc}", err=True)
-    raise typer.Exit(exc.exit_code)
-
-
 @settle_app.command()
 def daily(
     workdir: WorkdirOpt,
@@ -53,15 +46,9 @@ def daily(
     from clearing.settle import daily_workbook
 
     try:
-        try:
-            day = Date.fromisoformat(date)
-        except ValueError:
-            msg = f"--date `{date}` is not YYYY-MM-DD"
-            raise ConfigError(msg) from None
-        path = daily_workbook(workdir, day, run_id=run_id)
+        path = daily_workbook(workdir, parse_date(date), run_id=run_id)
     except ClearingError as exc:
-        _fail(exc, debug)
-        return
+        fail(exc, debug)
     typer.echo(str(path))
 
 
@@ -78,6 +65,5 @@ def monthly(
     try:
         path = monthly_workbook(workdir, period, run_id=run_id)
     except ClearingError as exc:
-        _fail(exc, debug)
-        return
+        fail(exc, debug)
     typer.echo(str(path))
