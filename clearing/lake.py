@@ -107,6 +107,11 @@ class Dataset:
         name = self.file.replace("{source}", "*")
         return f"partner=*/{name}" if self.partitioning == Partitioning.DATE_PARTNER else name
 
+    @property
+    def history_glob(self) -> str:
+        """The files of every date, as a glob relative to the lake."""
+        return f"{self.directory}/date=*/{self.glob}"
+
 
 def _as_stored(schema: pa.Schema) -> pa.Schema:
     """``schema`` as Parquet stores it: second timestamps become milliseconds."""

@@ -65,8 +65,8 @@ class ReturnsIn:
         fsn: str | None,
         event_kind: str | None,
         event_sha256: str | None = None,
-        charge: int = 0,
-        tax: int = 0,
+        charge: int | None = 0,
+        tax: int | None = 0,
         error_codes: str | None = None,
         status: str = "to_correct",
     ) -> None:
