@@ -1,6 +1,6 @@
 """The state databases of a work folder: the only code that holds their DDL or opens them.
 
-* :mod:`.schema`: every ``CREATE TABLE``, versioned, with numbered migrations;
+* :mod:`.schema`: all the DDL, versioned, with numbered migrations;
 * :mod:`.db`: :func:`open_store` (``clearing.duckdb``) and :func:`open_ledger` (the fetch
   ledger), one error :class:`~clearing.errors.StoreError`;
 * typed methods per table: :mod:`.register` (files, findings, rap_out), :mod:`.sequences`
