@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -33,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from clearing import config
 from clearing.errors import ClearingError, ConfigError, TransportError
+from clearing.ingest import INPUT_KINDS, claim_inputs, input_kind
 from clearing.pipeline.lock import WorkdirLock
 from clearing.pipeline.run import EXIT_DATA, Run, StageFailed
 from clearing.pipeline.runlog import QuietLog
@@ -66,8 +66,6 @@ NIGHTLY_STAGES = [
     "settle",
 ]
 
-_RAP_NAME = re.compile(r"^R[CT][A-Z0-9]{5}[A-Z0-9]{5}[0-9]{5}$")
-_ACK_NAME = re.compile(r"^A[CT][A-Z0-9]{5}[A-Z0-9]{5}[0-9]{5}$")
 _LAKE_TABLES = (
     "events_in",
     "findings",
@@ -105,46 +103,6 @@ class NightlyOptions:
         self.settle = settle
 
 
-def input_kind(path: Path) -> str | None:
-    """``tap`` | ``ciber`` | ``rap`` | ``ack`` for a file a partner sent us, else ``None``."""
-    from clearing.codecs.ciber import looks_like_ciber
-    from clearing.validate.tap import parse_tap_name
-
-    if not path.is_file() or path.name.startswith("."):
-        return None
-    if parse_tap_name(path.name):
-        return "tap"
-    if _RAP_NAME.match(path.name):
-        return "rap"
-    if _ACK_NAME.match(path.name):
-        return "ack"
-    with path.open("rb") as fh:
-        head = fh.read(64)
-    return "ciber" if looks_like_ciber(head) else None
-
-
-def claim_inputs(wd: config.WorkDir, day: date) -> list[Path]:
-    """The partner files of ``day``: ``work/<D>/in/``, claimed from ``inbox/`` on first use.
-
-    The first run of a date moves every partner file waiting in ``inbox/`` (TAP, CIBER, RAP,
-    ACK; not the mediation CDRs of ``inbox/cdr``) to ``work/<D>/in.partial/`` and then renames
-    that folder to ``work/<D>/in/``: a killed claim is finished by the next run, and once a
-    date has its inputs, later runs of that date read exactly those (re-runs are repeatable,
-    and a file is never processed on two dates).
-    """
-    day_dir = wd.root / "work" / day.isoformat()
-    final = day_dir / "in"
-    if not final.exists():
-        partial = day_dir / "in.partial"
-        partial.mkdir(parents=True, exist_ok=True)
-        if wd.inbox.is_dir():
-            for p in sorted(wd.inbox.iterdir()):
-                if input_kind(p) is not None:
-                    p.replace(partial / p.name)
-        partial.replace(final)
-    return sorted(p for p in final.iterdir() if input_kind(p) is not None)
-
-
 def day_outputs(wd: config.WorkDir, day: date) -> list[Path]:
     """Every file the nightly run of ``day`` writes in the lake (its ``date=D`` partitions)."""
     found: list[Path] = []
@@ -156,27 +114,21 @@ def day_outputs(wd: config.WorkDir, day: date) -> list[Path]:
 
 
 def _collect(wd: config.WorkDir, run: Run) -> dict[str, Any]:
-    from clearing.transport import FetchLedger, collect
-    from clearing.transport.settings import load_transport_settings
+    from clearing.ingest import collect_partners
 
-    settings = load_transport_settings(wd.root)
-    if not settings.partners:
+    got = collect_partners(wd.root)
+    if not got.partners:
         run.mark("collect", "skipped")
         return {"partners": 0}
-    ledger = FetchLedger(wd.root)
-    fetched = 0
-    failed: list[str] = []
-    for code in sorted(settings.partners):
-        cfg = settings.partner(code)
-        try:
-            with settings.transport_for(code, wd.root) as transport:
-                fetched += len(collect(code, transport, cfg.pattern, wd.inbox, ledger))
-        except TransportError as exc:
-            failed.append(code)
-            run.problem(3, f"collect: {code}: {exc}")
-    if failed:
+    for code, exc in got.unreachable:
+        run.problem(exc.exit_code, f"collect: {code}: {exc}")
+    if got.unreachable:
         run.mark("collect", "warning")
-    return {"partners": len(settings.partners), "fetched": fetched, "unreachable": failed}
+    return {
+        "partners": len(got.partners),
+        "fetched": len(got.fetched),
+        "unreachable": [code for code, _ in got.unreachable],
+    }
 
 
 def receive_day(wd: config.WorkDir, day: date) -> tuple[dict[str, int], list[str]]:
@@ -339,7 +291,7 @@ def _stages(wd: config.WorkDir, day: date, run: Run, opts: NightlyOptions) -> No
         inputs[:] = claim_inputs(wd, day)
         run.inputs += inputs
         kinds = [input_kind(p) for p in inputs]
-        return {k: kinds.count(k) for k in ("tap", "ciber", "rap", "ack")}
+        return {k: kinds.count(k) for k in INPUT_KINDS}
 
     run.stage("claim", claim)
     partner_files = [p for p in inputs if input_kind(p) in ("tap", "ciber")]

@@ -321,7 +321,7 @@ def test_rate_stage_of_a_world(tmp_path: Path, worker: Callable[..., dict[str, A
     import shutil
 
     from clearing import config
-    from clearing.pipeline.nightly import claim_inputs, input_kind
+    from clearing.ingest import claim_inputs, input_kind
     from clearing.samples.workdir import generate_world
     from clearing.validate.stage import validate_day
 
