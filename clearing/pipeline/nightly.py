@@ -276,6 +276,7 @@ def run_nightly(
 
 
 def _stages(wd: config.WorkDir, day: date, run: Run, opts: NightlyOptions) -> None:
+    from clearing.outbound import write_day
     from clearing.rating.retail import write_retail
     from clearing.rating.run import rate_day
     from clearing.validate.stage import validate_day
@@ -329,7 +330,9 @@ def _stages(wd: config.WorkDir, day: date, run: Run, opts: NightlyOptions) -> No
 
     def rate() -> dict[str, Any]:
         summary = rate_day(wd.root, day)
+        outbound = write_day(wd.root, day)
         run.facts_obj["rate"] = summary
+        run.facts_obj["outbound"] = outbound
         if not summary.identity_ok:
             run.problem(EXIT_DATA, "rate: records in ≠ rated + unrated + quarantined")
         return {
@@ -337,7 +340,7 @@ def _stages(wd: config.WorkDir, day: date, run: Run, opts: NightlyOptions) -> No
             "rated": summary.rated,
             "unrated": summary.unrated,
             "quarantined": summary.quarantined,
-            "outbound_files": len(summary.outbound),
+            "outbound_files": len(outbound),
             "partner_events_checked": summary.partner_events,
             "iot_breaches": summary.iot_breaches,
         }
@@ -388,7 +391,7 @@ def _summarise(wd: config.WorkDir, day: date, run: Run) -> None:
         rec["in"] += rated.records_in
         rec["accepted"] += rated.rated
         rec["quarantined"] += rated.quarantined + rated.unrated
-        run.outputs += [f.path for f in rated.outbound]
+        run.outputs += [f.path for f in run.facts_obj["outbound"]]
         run.facts["money"] = {
             "receivable": [
                 {"partner": p, "currency": c, "scale": s, "amount": a}

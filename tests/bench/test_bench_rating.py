@@ -303,6 +303,7 @@ cpu0 = os.times()
 t = time.perf_counter()
 if stage == "rate":
     s = run.rate_day(root, day)
+    orun.write_day(root, day)  # the nightly's rate step: rating, then the outbound stage
     records = s.records_in + s.partner_events
 else:
     write_retail(root, day)
