@@ -215,7 +215,7 @@ def retail_cmd(
 def receive_cmd(workdir: Workdir, date: DateOpt, debug: Debug = False) -> None:
     """Partners' RAPs (→ our ACK) and ACKs (→ outbox acknowledged) among the date's inputs."""
     from clearing import config
-    from clearing.pipeline.nightly import receive_day
+    from clearing.returns.stage import receive_day
 
     def act() -> int:
         with _locked(workdir, "receive"):
@@ -231,7 +231,7 @@ def receive_cmd(workdir: Workdir, date: DateOpt, debug: Debug = False) -> None:
 def outbox_cmd(workdir: Workdir, date: DateOpt, debug: Debug = False) -> None:
     """Register the date's RAPs, CIBER returns, ACKs and TAP-out / CIBER-out in the outbox."""
     from clearing import config
-    from clearing.pipeline.nightly import register_day
+    from clearing.transport.stage import register_day
 
     def act() -> int:
         with _locked(workdir, "outbox"):
