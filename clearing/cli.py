@@ -260,7 +260,7 @@ def _validate_day(workdir: Path, day: Date, as_json: bool) -> None:
 
 def _day_inputs(wd: Any, day: Date) -> list[Path]:
     """TAP and CIBER inputs of ``day``: ``work/<day>/in/`` (claimed from ``inbox/`` once)."""
-    from clearing.pipeline.nightly import claim_inputs, input_kind
+    from clearing.ingest import claim_inputs, input_kind
 
     return [p for p in claim_inputs(wd, day) if input_kind(p) in ("tap", "ciber")]
 

@@ -10,6 +10,9 @@ For every partner with an agreement valid on the day (and every partner with rat
 Numbers come from :class:`~clearing.outbound.sequences.Sequences`; a re-run of the same day
 reuses them, so the same rated rows give byte-identical files. Files are written to a
 temporary name and renamed (atomic).
+
+:func:`write_day` is the ``outbound`` stage: it reads the day's rated rows from
+``lake/rated_visitors/date=D/partner=P/part-0.parquet`` (written by :mod:`clearing.rating`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from clearing import config
 from clearing._io import write_atomic
 from clearing.codecs import ciber
 from clearing.errors import ConfigError
@@ -31,8 +35,7 @@ from clearing.outbound.tap import (
     encode_transfer_batch,
     tap_file_name,
 )
-from clearing.rating._book import valid_on
-from clearing.rating._money import round_div
+from clearing.rating import Rates, round_div, valid_on
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -40,9 +43,8 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from clearing.config import Settings
-    from clearing.rating._book import Rates
 
-__all__ = ["OutboundFile", "write_outbound", "write_partner_files"]
+__all__ = ["OutboundFile", "rated_by_partner", "write_day", "write_outbound", "write_partner_files"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +124,40 @@ def write_outbound(
         if key[0] is not None
     }
     return write_partner_files(workdir, day, parts, rates, settings)
+
+
+def rated_by_partner(workdir: Path, day: date) -> dict[str, pl.DataFrame]:
+    """The rated visitor rows of ``day`` from the lake, per partner (in the order written)."""
+    folder = workdir / "lake" / "rated_visitors" / f"date={day.isoformat()}"
+    parts: dict[str, pl.DataFrame] = {}
+    for path in sorted(folder.glob("partner=*/part-0.parquet")):
+        partner = path.parent.name.removeprefix("partner=")
+        if partner != "None":  # rows of no partner: no file to write
+            parts[partner] = pl.read_parquet(path, hive_partitioning=False)
+    return parts
+
+
+def write_day(
+    workdir: Path,
+    day: date,
+    *,
+    settings: Settings | None = None,
+    rates_dir: Path | None = None,
+) -> list[OutboundFile]:
+    """The outbound stage of ``day``: its files from the rated rows in the lake (sorted by name).
+
+    Args:
+        workdir: the work folder.
+        day: the processing date (the rating of ``day`` has run).
+        settings: the loaded ``clearing.toml`` (read when not given).
+        rates_dir: the reference data (default: ``<workdir>/rates``).
+
+    Raises:
+        ConfigError: as :func:`write_outbound`; no config, reference data missing.
+    """
+    settings = settings or config.load(workdir)
+    rates = Rates.load(rates_dir or workdir / "rates")
+    return write_partner_files(workdir, day, rated_by_partner(workdir, day), rates, settings)
 
 
 def write_partner_files(

@@ -105,24 +105,26 @@ def backfill(
 ) -> None:
     """Run the nightly stages (no collect) for every date from --from to --to, in order."""
     from clearing import config
-    from clearing.pipeline.nightly import backfill_days, input_kind, run_backfill
+    from clearing.ingest import claim_inputs, is_claimed
+    from clearing.pipeline.nightly import backfill_days, run_backfill
 
     def act() -> int:
         days = backfill_days(parse_date(start, "--from"), parse_date(end, "--to"))
         wd = config.WorkDir(workdir)
         wd.settings()
         if dry_run:
-            waiting = sorted(p.name for p in wd.inbox.glob("*") if input_kind(p))
             for i, day in enumerate(days):
-                folder = workdir / "work" / day.isoformat() / "in"
-                if folder.is_dir():
-                    names = sorted(p.name for p in folder.iterdir() if input_kind(p))
+                claimed = is_claimed(wd, day)
+                names = (
+                    [p.name for p in claim_inputs(wd, day, dry_run=True)]
+                    if claimed or i == 0
+                    else []
+                )
+                if claimed:
                     what = f"re-run with its {len(names)} claimed file(s)"
                 elif i == 0:
-                    names = waiting
                     what = f"first run: would claim {len(names)} file(s) waiting in inbox/"
                 else:
-                    names = []
                     what = "first run: no partner files (inbox claimed by an earlier date)"
                 cdrs = sorted(p.name for p in (wd.inbox / "cdr").glob(f"*{day:%Y%m%d}*"))
                 if as_json:
@@ -213,7 +215,7 @@ def retail_cmd(
 def receive_cmd(workdir: Workdir, date: DateOpt, debug: Debug = False) -> None:
     """Partners' RAPs (→ our ACK) and ACKs (→ outbox acknowledged) among the date's inputs."""
     from clearing import config
-    from clearing.pipeline.nightly import receive_day
+    from clearing.returns.stage import receive_day
 
     def act() -> int:
         with _locked(workdir, "receive"):
@@ -229,7 +231,7 @@ def receive_cmd(workdir: Workdir, date: DateOpt, debug: Debug = False) -> None:
 def outbox_cmd(workdir: Workdir, date: DateOpt, debug: Debug = False) -> None:
     """Register the date's RAPs, CIBER returns, ACKs and TAP-out / CIBER-out in the outbox."""
     from clearing import config
-    from clearing.pipeline.nightly import register_day
+    from clearing.transport.stage import register_day
 
     def act() -> int:
         with _locked(workdir, "outbox"):

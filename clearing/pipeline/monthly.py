@@ -8,28 +8,37 @@ Stages::
              partners: their settlement period, the 16th of the month before to the 15th);
              a re-run of a closed month writes a new version, never over an issued one
 
-Same lock, manifest and exit codes as the nightly run.
+Same lock, manifest and exit codes as the nightly run: a list of steps and the same loop
+(:func:`~clearing.pipeline.steps.run_steps`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from clearing import config
 from clearing.pipeline.lock import WorkdirLock
-from clearing.pipeline.run import EXIT_DATA, Run, StageFailed
+from clearing.pipeline.run import Run
 from clearing.pipeline.runlog import QuietLog
+from clearing.pipeline.steps import Step, run_steps
+from clearing.stage import StageContext
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from clearing.pipeline.runlog import RunLog
 
-__all__ = ["MONTHLY_STAGES", "run_monthly"]
+__all__ = ["MONTHLY_STAGES", "monthly_steps", "run_monthly"]
 
 MONTHLY_STAGES = ["rerate", "settle"]
+
+
+def monthly_steps() -> list[Step]:
+    """The steps of a monthly close, in order (their names are :data:`MONTHLY_STAGES`)."""
+    from clearing.rating import stage as rating
+    from clearing.settle import stage as settle
+
+    return [Step("rerate", (rating.rerate,)), Step("settle", (settle.monthly,))]
 
 
 def run_monthly(workdir: Path, period: str, *, log: RunLog | None = None) -> Run:
@@ -40,42 +49,10 @@ def run_monthly(workdir: Path, period: str, *, log: RunLog | None = None) -> Run
         ConfigError: no or bad ``clearing.toml``.
     """
     wd = config.WorkDir(workdir)
-    wd.settings()
+    settings = wd.settings()
     with WorkdirLock(workdir, f"monthly {period}"):
         run = Run(workdir, "monthly", period, MONTHLY_STAGES, log or QuietLog())
-        with contextlib.suppress(StageFailed):
-            _stages(wd, period, run)
+        ctx = StageContext(wd, settings, period=period, run_id=run.run_id, progress=run.log.event)
+        run_steps(run, monthly_steps(), ctx)
         run.finish()
     return run
-
-
-def _stages(wd: config.WorkDir, period: str, run: Run) -> None:
-    from clearing.rating.rerate import rerate
-
-    def do_rerate() -> dict[str, Any]:
-        result = rerate(wd.root, period)
-        run.outputs += result.paths
-        changed = result.changed_rows.height
-        if changed:
-            run.problem(
-                EXIT_DATA,
-                f"rerate: {changed} row(s) price differently with today's reference data; "
-                f"see {os.path.relpath(result.paths[0], wd.root)} before settling",
-            )
-        return {
-            "receivable_rows": result.receivable_rows,
-            "payable_rows": result.payable_rows,
-            "changed_rows": changed,
-        }
-
-    run.stage("rerate", do_rerate)
-
-    def settle() -> dict[str, Any]:
-        from clearing.settle import monthly_workbook
-
-        path = monthly_workbook(wd.root, period, run_id=run.run_id)
-        run.outputs.append(path)
-        run.facts["monthly_workbook"] = os.path.relpath(path, wd.root)
-        return {"workbook": path.name}
-
-    run.stage("settle", settle)

@@ -124,7 +124,6 @@ class Run:
         self.outputs: list[Path] = []
         self.reconciliation: dict[str, int] | None = None
         self.facts: dict[str, Any] = {}
-        self.facts_obj: dict[str, Any] = {}  # stage results handed to later stages
         self._t0 = time.perf_counter()
         log.begin(run_id, stages)
         self.write_manifest()

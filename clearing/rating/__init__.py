@@ -2,8 +2,8 @@
 
 Public API (the nightly calls the first two):
 
-* :func:`rate_day` — the rate stage of a processing date (CDRs → rated Parquet → TAP-out /
-  Notifications / CIBER-out; IOT check of the day's accepted TAP-in / CIBER-in).
+* :func:`rate_day` — the rating of a processing date (CDRs → rated Parquet; IOT check of the
+  day's accepted TAP-in / CIBER-in); :mod:`clearing.outbound` writes TAP-out from the Parquet.
 * :func:`import_rates` — reference-data CSV sources → hive-partitioned Parquet (any table with a
   schema in ``specs/rates``); :func:`read_table`, :func:`duckdb_view` to read them back.
 * :func:`rate_visitors`, :func:`iot_check`, :func:`what_if`, :func:`rerate` — the parts.
@@ -14,7 +14,8 @@ Retail rating per sub-number lives in :mod:`clearing.rating.retail` (imported on
 
 from __future__ import annotations
 
-from clearing.rating._book import Rates
+from clearing.rating._book import Rates, valid_on
+from clearing.rating._money import round_div
 from clearing.rating._refdata import ImportedTable, duckdb_view, import_rates, read_table
 from clearing.rating.cdr import CdrRead, read_cdrs
 from clearing.rating.check import IotCheck, iot_check
@@ -39,5 +40,7 @@ __all__ = [
     "read_cdrs",
     "read_table",
     "rerate",
+    "round_div",
+    "valid_on",
     "what_if",
 ]

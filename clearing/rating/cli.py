@@ -1,6 +1,7 @@
 """Rating commands (typer), mounted by ``clearing.cli``.
 
-* ``clearing rate --workdir DIR --date D`` — the rate stage of a day (:func:`rate_day`);
+* ``clearing rate --workdir DIR --date D`` — the rate step of a day (:func:`rate_day`, then
+  :func:`clearing.outbound.write_day` for TAP-out / CIBER-out);
 * ``clearing rate what-if --workdir DIR --partner P --service S --start T --duration N`` —
   rate one imagined event and print each step;
 * ``clearing rerate --workdir DIR --period YYYY-MM`` — the delta report of a month;
@@ -71,13 +72,18 @@ def rate(
     check of the day's accepted TAP-in (see `clearing rate what-if --help` for one event)."""
     if ctx.invoked_subcommand is not None:
         return
+    from clearing import config
+    from clearing.outbound import write_day
     from clearing.rating.run import rate_day
 
     try:
         if workdir is None:
             msg = "--workdir is required"
             raise ConfigError(msg)
-        summary = rate_day(workdir, _day(date), rates_dir=rates)
+        day = _day(date)
+        settings = config.load(workdir)  # a config problem stops us before anything is done
+        summary = rate_day(workdir, day, rates_dir=rates)
+        outbound = write_day(workdir, day, settings=settings, rates_dir=rates)
     except ClearingError as exc:
         fail(exc, debug)
     out = {
@@ -106,7 +112,7 @@ def rate(
                 "content_changed": f.content_changed,
                 "not_sent": f.not_sent,
             }
-            for f in summary.outbound
+            for f in outbound
         ],
         "partner_events": summary.partner_events,
         "iot_breaches": summary.iot_breaches,

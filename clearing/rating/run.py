@@ -1,5 +1,6 @@
-"""The ``rate`` stage of one processing day: visitors' CDRs → rated Parquet → outbound files,
-and the IOT check of the day's accepted TAP-in / CIBER-in.
+"""The rating of one processing day: visitors' CDRs → rated Parquet, and the IOT check of the
+day's accepted TAP-in / CIBER-in. (The TAP-out / CIBER-out files are written from the rated
+Parquet by :mod:`clearing.outbound`, the next stage.)
 
 Reads (``D`` = the processing date):
 
@@ -14,7 +15,6 @@ Writes (each ``date=D`` folder is replaced whole, so a re-run leaves no duplicat
 * ``lake/rated_visitors/date=D/partner=P/part-0.parquet`` — rated rows, per partner;
 * ``lake/unrated_visitors/date=D/part-0.parquet`` — rows that could not be rated, with reason;
 * ``lake/cdr_findings/date=D/part-0.parquet``, ``lake/cdr_quarantine/date=D/part-0.parquet``;
-* ``out/tap/CD…`` / ``out/ciber/CIBER_…`` — TAP-out, Notifications, CIBER-out;
 * ``lake/rated_partner/date=D/partner=P/part-0.parquet`` — the IOT check of every event;
 * ``lake/iot_findings/date=D/part-0.parquet`` — the breaches.
 """
@@ -39,8 +39,6 @@ if TYPE_CHECKING:
     from datetime import date
     from pathlib import Path
 
-    from clearing.outbound.run import OutboundFile
-
 __all__ = [
     "IOT_EVENT_COLUMNS",
     "RateSummary",
@@ -62,7 +60,6 @@ class RateSummary:
         quarantined: rows held by the reader (bad values), see ``lake/cdr_quarantine``.
         rated / unrated: rows rated / not rated (see ``lake/unrated_visitors``).
         receivable: per (partner, currency, scale): the rated total charge.
-        outbound: the files written.
         partner_events: accepted partner events checked.
         iot_breaches: IOT-check findings.
         unchecked: partner events the IOT does not price.
@@ -77,7 +74,6 @@ class RateSummary:
     rated: int
     unrated: int
     receivable: list[tuple[str, str, int, int]]
-    outbound: list[OutboundFile]
     partner_events: int
     iot_breaches: int
     unchecked: int
@@ -245,17 +241,15 @@ def rate_day(
     workdir: Path,
     day: date,
     *,
-    settings: config.Settings | None = None,
     rates_dir: Path | None = None,
 ) -> RateSummary:
-    """Run the rate stage for processing date ``day`` (idempotent; see the module docstring).
+    """Rate the visitors' CDRs of ``day`` and IOT-check its partner events (idempotent).
+
+    See the module docstring for what is read and written.
 
     Raises:
-        ConfigError: no config, reference data missing or inconsistent (exit code 2).
+        ConfigError: reference data missing or inconsistent (exit code 2).
     """
-    from clearing.outbound.run import write_partner_files  # outbound imports rating
-
-    settings = settings or config.load(workdir)
     rates = Rates.load(rates_dir or workdir / "rates")
     root = config.WorkDir(workdir).lake
     files = cdr_files(workdir, day)
@@ -289,9 +283,7 @@ def rate_day(
         paths += _partitioned(by_partner, root, lake.RATED_VISITORS, day, writes)
         paths.append(_single(unrated.sort(order[1:]), root, lake.UNRATED_VISITORS, day, writes))
         del unrated
-        parts = {p: part for p, part in by_partner if p is not None}
-        outbound = write_partner_files(workdir, day, parts, rates, settings)
-        del by_partner, parts
+        del by_partner
         writes.wait()  # the visitors' files are written: their rows can go
         checked = breaches = unchecked = 0
         payable: list[tuple[str, str, int, int]] = []
@@ -326,7 +318,6 @@ def rate_day(
         rated=n_rated,
         unrated=n_unrated,
         receivable=receivable,
-        outbound=outbound,
         partner_events=checked,
         iot_breaches=breaches,
         unchecked=unchecked,

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 import typer
 
 from clearing.errors import ClearingError, TransportError
-from clearing.transport._collect import FetchLedger, collect
 from clearing.transport.outbox import Outbox
 from clearing.transport.settings import load_transport_settings
 
@@ -108,25 +107,17 @@ def collect_command(
     """Fetch new inbound files of every configured partner into WORKDIR/inbox."""
 
     def run() -> None:
-        settings = load_transport_settings(workdir)
-        names = partner or sorted(settings.partners)
-        ledger = FetchLedger(workdir)
-        errors: list[str] = []
-        for code in names:
-            cfg = settings.partner(code)
-            try:
-                with settings.transport_for(code, workdir) as transport:
-                    paths = collect(code, transport, cfg.pattern, workdir / INBOX, ledger)
-            except TransportError as exc:
-                typer.echo(f"not collected from {code}: {exc}", err=True)
-                errors.append(code)
-                continue
-            for path in paths:
-                typer.echo(f"fetched {path}")
-        if errors:
+        from clearing.ingest import collect_partners
+
+        got = collect_partners(workdir, partners=partner)
+        for code, exc in got.unreachable:
+            typer.echo(f"not collected from {code}: {exc}", err=True)
+        for path in got.fetched:
+            typer.echo(f"fetched {path}")
+        if got.unreachable:
             msg = (
-                f"collect failed for {', '.join(errors)} (see above); files already fetched "
-                "are kept, and the next `collect` fetches the rest"
+                f"collect failed for {', '.join(c for c, _ in got.unreachable)} (see above); "
+                "files already fetched are kept, and the next `collect` fetches the rest"
             )
             raise TransportError(msg)
 

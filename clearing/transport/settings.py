@@ -35,7 +35,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
@@ -44,6 +44,9 @@ from clearing.transport._base import RetryPolicy
 from clearing.transport._folder import LocalFolderTransport
 from clearing.transport._sftp import SftpTransport
 
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
 __all__ = [
     "CONFIG_FILE",
     "FolderPartner",
@@ -51,6 +54,7 @@ __all__ = [
     "SftpPartner",
     "TransportSettings",
     "load_transport_settings",
+    "parse_transport_settings",
 ]
 
 CONFIG_FILE = "clearing.toml"
@@ -205,8 +209,18 @@ def load_transport_settings(workdir: Path) -> TransportSettings:
     except tomllib.TOMLDecodeError as exc:
         msg = f"`{path}` is not valid TOML: {exc}"
         raise ConfigError(msg) from None
+    return parse_transport_settings(data.get("transport", {}), source=path)
+
+
+def parse_transport_settings(section: Mapping[str, Any], *, source: Path) -> TransportSettings:
+    """The ``[transport]`` section of an already loaded ``clearing.toml`` (at ``source``).
+
+    Raises:
+        ConfigError: the section is invalid.
+    """
+    path = source
     try:
-        return TransportSettings.model_validate(data.get("transport", {}))
+        return TransportSettings.model_validate(section)
     except ValidationError as exc:
         problems = "; ".join(
             f"transport.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"

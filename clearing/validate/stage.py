@@ -39,6 +39,7 @@ from clearing.returns import (
     rap_file_name,
     write_rap,
 )
+from clearing.stage import StageContext, StepResult, stage
 from clearing.store import Store, open_store
 from clearing.validate.duplicates import HARD_KEY, find_duplicates
 from clearing.validate.findings import FINDINGS_SCHEMA, SEVERITIES, Finding, findings_table
@@ -56,6 +57,7 @@ __all__ = [
     "LAKE_SCHEMA",
     "FileResult",
     "ValidateResult",
+    "run",
     "validate_day",
     "validate_one",
 ]
@@ -452,11 +454,20 @@ def _checked(files: Sequence[Path], settings: Settings) -> Iterator[TapChecked |
             yield done
 
 
-def validate_day(workdir: WorkDir, day: dt.date, inputs: Sequence[Path]) -> ValidateResult:
-    """Validate the TAP and CIBER files of ``day``: findings, lake rows, RAPs / CIBER returns."""
+def validate_day(
+    workdir: WorkDir, day: dt.date, inputs: Sequence[Path], *, settings: Settings | None = None
+) -> ValidateResult:
+    """Validate the TAP and CIBER files of ``day``: findings, lake rows, RAPs / CIBER returns.
+
+    Args:
+        workdir: the work folder.
+        day: the processing date.
+        inputs: the day's TAP and CIBER files.
+        settings: the loaded ``clearing.toml`` (read when not given).
+    """
     from clearing.codecs.ciber import looks_like_ciber
 
-    settings = workdir.settings()
+    settings = settings or workdir.settings()
     ciber_inputs = [p for p in inputs if looks_like_ciber(p.read_bytes()[:64])]
     files = sorted((p for p in inputs if p not in ciber_inputs), key=_tap_order)
     results: list[FileResult] = []
@@ -696,3 +707,42 @@ def _ciber_day(
         )
         out.append(r)
     return out
+
+
+@stage("validate")
+def run(ctx: StageContext) -> StepResult:
+    """The validate stage of a run: the day's claimed TAP and CIBER files.
+
+    Its ``value`` is the record identity of the partner events (``in``, ``accepted``, ...).
+    """
+    from clearing.ingest import claim_inputs, input_kind
+
+    wd, day = ctx.workdir, ctx.date
+    inputs = [p for p in claim_inputs(wd, day) if input_kind(p) in ("tap", "ciber")]
+    result = validate_day(wd, day, inputs, settings=ctx.settings)
+    problems = [
+        f"validate: {f.file} rejected (fatal), returned in a RAP" for f in result.files if f.fatal
+    ]
+    problems += [
+        f"validate: {c.file}: batch rejected, see the CIBER return" for c in result.ciber if c.fatal
+    ]
+    rec = result.reconciliation()
+    return StepResult(
+        "validate",
+        {
+            "files": len(result.files) + len(result.ciber),
+            "events": rec["in"],
+            "accepted": rec["accepted"],
+            "returned": rec["returned"],
+            "duplicate": rec["duplicate"],
+            "late": rec["late"],
+            "fatal_files": len(problems),
+            "raps": len(result.raps),
+        },
+        outputs=[
+            *result.raps,
+            *(wd.out / "ciber_returns" / n for c in result.ciber for n in c.returns),
+        ],
+        problems=problems,
+        value=rec,
+    )

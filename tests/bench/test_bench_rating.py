@@ -303,6 +303,7 @@ cpu0 = os.times()
 t = time.perf_counter()
 if stage == "rate":
     s = run.rate_day(root, day)
+    orun.write_day(root, day)  # the nightly's rate step: rating, then the outbound stage
     records = s.records_in + s.partner_events
 else:
     write_retail(root, day)
@@ -321,7 +322,7 @@ def test_rate_stage_of_a_world(tmp_path: Path, worker: Callable[..., dict[str, A
     import shutil
 
     from clearing import config
-    from clearing.pipeline.nightly import claim_inputs, input_kind
+    from clearing.ingest import claim_inputs, input_kind
     from clearing.samples.workdir import generate_world
     from clearing.validate.stage import validate_day
 

@@ -18,7 +18,8 @@ import duckdb
 import pytest
 
 from clearing.codecs import ciber, fast
-from clearing.rating.run import rate_day
+from clearing.outbound import OutboundFile, write_day
+from clearing.rating.run import RateSummary, rate_day
 
 ROOT = Path(__file__).parents[2]
 DAY = date(2026, 11, 24)
@@ -27,6 +28,11 @@ DAY = date(2026, 11, 24)
 @pytest.fixture(scope="module")
 def tap_spec() -> Any:
     return asn1tools.compile_files([str(ROOT / "specs" / "asn1" / "TAP-0312.asn")], "ber")
+
+
+def _rate(workdir: Path, day: date) -> tuple[RateSummary, list[OutboundFile]]:
+    """The nightly's rate step: the rating stage, then the outbound stage."""
+    return rate_day(workdir, day), write_day(workdir, day)
 
 
 def _charges(kind: str, body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -53,11 +59,11 @@ def _tree(root: Path) -> dict[str, bytes]:
 
 
 def test_files_of_the_day(tiny_workdir: Path, tap_spec: Any) -> None:
-    summary = rate_day(tiny_workdir, DAY)
+    summary, outbound = _rate(tiny_workdir, DAY)
     names = sorted(p.name for p in (tiny_workdir / "out" / "tap").iterdir())
     assert names == ["CDHKGCLTSTA100001", "CDHKGCLTSTB200001", "CDHKGCLTSTC300001"]
     # sorted by file name: CD… before CIBER_…
-    assert [f.kind for f in summary.outbound] == [
+    assert [f.kind for f in outbound] == [
         "transferBatch",
         "transferBatch",
         "notification",
@@ -153,7 +159,7 @@ def test_files_of_the_day(tiny_workdir: Path, tap_spec: Any) -> None:
 
 
 def test_the_project_decoders_read_tap_out(tiny_workdir: Path) -> None:
-    rate_day(tiny_workdir, DAY)
+    _rate(tiny_workdir, DAY)
     batch = fast.decode_tap((tiny_workdir / "out/tap/CDHKGCLTSTA100001").read_bytes())
     assert batch.problems == []
     assert batch.events.column("charge").to_pylist() == [19000, 1373, 357666, 5000]
@@ -162,7 +168,7 @@ def test_the_project_decoders_read_tap_out(tiny_workdir: Path) -> None:
 
 @pytest.mark.skipif(shutil.which("file") is None, reason="no `file` command")
 def test_file_magic_says_tap(tiny_workdir: Path) -> None:
-    rate_day(tiny_workdir, DAY)
+    _rate(tiny_workdir, DAY)
     out = tiny_workdir / "out" / "tap"
 
     def magic(name: str) -> str:
@@ -176,14 +182,14 @@ def test_file_magic_says_tap(tiny_workdir: Path) -> None:
 
 
 def test_a_rerun_gives_the_same_bytes_and_numbers(tiny_workdir: Path) -> None:
-    rate_day(tiny_workdir, DAY)
+    _rate(tiny_workdir, DAY)
     out = tiny_workdir / "out"
     lake = tiny_workdir / "lake"
     first_out, first_lake = _tree(out), _tree(lake)
-    summary = rate_day(tiny_workdir, DAY)
+    _summary, outbound = _rate(tiny_workdir, DAY)
     assert _tree(out) == first_out
     assert _tree(lake) == first_lake
-    assert not any(f.content_changed for f in summary.outbound)
+    assert not any(f.content_changed for f in outbound)
     with duckdb.connect(str(tiny_workdir / "clearing.duckdb")) as con:
         rows = con.sql(
             "SELECT partner, standard, first_number FROM outbound_sequences "
@@ -202,13 +208,13 @@ def test_a_rerun_gives_the_same_bytes_and_numbers(tiny_workdir: Path) -> None:
 def test_the_next_day_takes_the_next_fsn_and_test_data_its_own_sequence(
     tiny_workdir: Path,
 ) -> None:
-    rate_day(tiny_workdir, DAY)
-    rate_day(tiny_workdir, date(2026, 11, 25))  # no CDRs: Notifications, FSN 2
+    _rate(tiny_workdir, DAY)
+    _rate(tiny_workdir, date(2026, 11, 25))  # no CDRs: Notifications, FSN 2
     names = sorted(p.name for p in (tiny_workdir / "out" / "tap").iterdir())
     assert "CDHKGCLTSTA100002" in names
     assert "CDHKGCLTSTC300002" in names
     # re-running the first day again still reuses FSN 1
-    rate_day(tiny_workdir, DAY)
+    _rate(tiny_workdir, DAY)
     assert (tiny_workdir / "out/tap/CDHKGCLTSTA100001").exists()
     # a test agreement from 2026-11-26: TD files, a sequence of its own starting at 1
     src = tiny_workdir / "rates" / "sources" / "agreements.csv"
@@ -218,7 +224,7 @@ def test_the_next_day_takes_the_next_fsn_and_test_data_its_own_sequence(
     from clearing.rating import import_rates
 
     import_rates(tiny_workdir / "rates")
-    rate_day(tiny_workdir, date(2026, 11, 26))
+    _rate(tiny_workdir, date(2026, 11, 26))
     names = sorted(p.name for p in (tiny_workdir / "out" / "tap").iterdir())
     assert "TDHKGCLTSTC300001" in names
     assert "CDHKGCLTSTA100003" in names

@@ -23,7 +23,8 @@ import pytest
 
 from clearing.codecs.ciber import decode as decode_ciber
 from clearing.errors import ConfigError
-from clearing.pipeline import NightlyOptions, claim_inputs, run_backfill, run_nightly
+from clearing.ingest import claim_inputs
+from clearing.pipeline import NightlyOptions, run_backfill, run_nightly
 from clearing.pipeline.lock import LOCK_NAME
 
 from .conftest import DAY, ROOT, snapshot, state

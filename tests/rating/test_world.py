@@ -9,6 +9,7 @@ from pathlib import Path
 import asn1tools
 import polars as pl
 
+from clearing.outbound import write_day
 from clearing.rating import rate_day, read_cdrs
 from clearing.samples.world import write_reference_data, write_visitor_cdrs
 
@@ -56,15 +57,16 @@ def test_a_sample_day_rates_and_every_tap_out_reconciles(tmp_path: Path) -> None
     write_reference_data(work / "rates", DAY)
     write_visitor_cdrs(work / "inbox" / "cdr", events=1500, seed=7, day=DAY)
     summary = rate_day(work, DAY)
+    outbound = write_day(work, DAY)  # the next stage: TAP-out from the rated rows
     assert summary.identity_ok
     assert (summary.quarantined, summary.unrated) == (3, 1)  # the planted faults
-    kinds = {f.partner: f.kind for f in summary.outbound}
+    kinds = {f.partner: f.kind for f in outbound}
     assert kinds["SGPS9"] == "notification"  # an agreement, no visitors
     assert kinds["04172"] == kinds["16425"] == "ciber"
     assert sum(1 for k in kinds.values() if k == "transferBatch") == 6
     spec = asn1tools.compile_files([str(ROOT / "specs" / "asn1" / "TAP-0312.asn")], "ber")
     rated = pl.read_parquet(work / "lake" / "rated_visitors", hive_partitioning=True)
-    for f in summary.outbound:
+    for f in outbound:
         if f.kind != "transferBatch":
             continue
         _, batch = spec.decode("DataInterChange", f.path.read_bytes())

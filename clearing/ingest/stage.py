@@ -1,0 +1,43 @@
+"""The ingest stages of a run: ``collect`` (partners' files → ``inbox/``) and ``claim``
+(``inbox/`` → ``work/<D>/in/``)."""
+
+from __future__ import annotations
+
+from clearing.errors import TransportError
+from clearing.ingest.claim import claim_inputs
+from clearing.ingest.classify import INPUT_KINDS, input_kind
+from clearing.ingest.collect import collect_partners
+from clearing.stage import StageContext, StepResult, stage
+
+__all__ = ["claim", "collect"]
+
+
+@stage("collect")
+def collect(ctx: StageContext) -> StepResult:
+    """Fetch every configured partner's new files; an unreachable partner is a problem (3)."""
+    from clearing.transport.settings import parse_transport_settings
+
+    settings = parse_transport_settings(ctx.settings.transport, source=ctx.workdir.config)
+    got = collect_partners(ctx.workdir.root, settings=settings)
+    if not got.partners:
+        return StepResult("collect", {"partners": 0}, status="skipped")
+    return StepResult(
+        "collect",
+        {
+            "partners": len(got.partners),
+            "fetched": len(got.fetched),
+            "unreachable": [code for code, _ in got.unreachable],
+        },
+        status="warning" if got.unreachable else "ok",
+        problems=[f"collect: {code}: {exc}" for code, exc in got.unreachable],
+        exit_code=TransportError.exit_code,
+        value=got,
+    )
+
+
+@stage("claim")
+def claim(ctx: StageContext) -> StepResult:
+    """Claim the day's partner files; count them by kind."""
+    inputs = claim_inputs(ctx.workdir, ctx.date)
+    kinds = [input_kind(p) for p in inputs]
+    return StepResult("claim", {k: kinds.count(k) for k in INPUT_KINDS}, inputs=inputs)

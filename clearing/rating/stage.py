@@ -1,0 +1,74 @@
+"""The rating stages of a run: ``rate`` (visitors' CDRs, IOT check), ``retail`` (our
+subscribers' usage per sub-number) and ``rerate`` (a month again, the delta report)."""
+
+from __future__ import annotations
+
+import os
+
+from clearing.stage import StageContext, StepResult, stage
+
+__all__ = ["rate", "rerate", "retail"]
+
+
+@stage("rate")
+def rate(ctx: StageContext) -> StepResult:
+    """Rate the day's visitors' CDRs and IOT-check its partner events (``value``: the summary).
+
+    The TAP-out / CIBER-out of the rated rows is the next stage's (:mod:`clearing.outbound`).
+    """
+    from clearing.rating.run import rate_day
+
+    summary = rate_day(ctx.workdir.root, ctx.date)
+    problems = [] if summary.identity_ok else ["rate: records in ≠ rated + unrated + quarantined"]
+    return StepResult(
+        "rate",
+        {
+            "cdr_records": summary.records_in,
+            "rated": summary.rated,
+            "unrated": summary.unrated,
+            "quarantined": summary.quarantined,
+            "partner_events_checked": summary.partner_events,
+            "iot_breaches": summary.iot_breaches,
+        },
+        problems=problems,
+        value=summary,
+    )
+
+
+@stage("retail")
+def retail(ctx: StageContext) -> StepResult:
+    """Rate our subscribers' accepted usage abroad per sub-number."""
+    import pyarrow.parquet as pq
+
+    from clearing.rating.retail import write_retail
+
+    lines, _summary = write_retail(
+        ctx.workdir.root, ctx.date, cycle_of=ctx.settings.home.timezone_offset
+    )
+    return StepResult("retail", {"bill_lines": pq.ParquetFile(lines).metadata.num_rows})
+
+
+@stage("rerate")
+def rerate(ctx: StageContext) -> StepResult:
+    """Rate every row of the month again with today's reference data (the delta report)."""
+    from clearing.rating.rerate import rerate as rerate_period
+
+    root = ctx.workdir.root
+    result = rerate_period(root, ctx.month)
+    changed = result.changed_rows.height
+    problems = []
+    if changed:
+        problems.append(
+            f"rerate: {changed} row(s) price differently with today's reference data; "
+            f"see {os.path.relpath(result.paths[0], root)} before settling"
+        )
+    return StepResult(
+        "rerate",
+        {
+            "receivable_rows": result.receivable_rows,
+            "payable_rows": result.payable_rows,
+            "changed_rows": changed,
+        },
+        outputs=list(result.paths),
+        problems=problems,
+    )

@@ -1,0 +1,70 @@
+"""The ``receive`` stage: partners' RAPs (→ our ACK) and ACKs (→ our RAP acknowledged)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from clearing.errors import ClearingError
+from clearing.stage import StageContext, StepResult, stage
+
+if TYPE_CHECKING:
+    from datetime import date
+
+    from clearing import config
+
+__all__ = ["receive", "receive_day"]
+
+
+def receive_day(
+    wd: config.WorkDir, day: date, *, settings: config.Settings | None = None
+) -> tuple[dict[str, int], list[str]]:
+    """Partners' RAPs and ACKs among the inputs of ``day`` (the ``receive`` stage).
+
+    A RAP about our TAP-out: its ACK is written to ``out/ack/`` and its returns recorded
+    (``returns_in``). An ACK of one of our RAPs: recorded, and the RAP's outbox entry becomes
+    ``acknowledged``. Returns the counts and the problems (a file that is neither).
+
+    Args:
+        wd: the work folder.
+        day: the processing date (its inputs are claimed).
+        settings: the loaded ``clearing.toml`` (read when not given).
+    """
+    from clearing.ingest import claim_inputs, input_kind
+    from clearing.returns import incoming
+    from clearing.store import open_store
+    from clearing.transport.outbox import LedgerError, Outbox, OutboxState
+
+    files = [p for p in claim_inputs(wd, day) if input_kind(p) in ("rap", "ack")]
+    settings = settings or wd.settings()
+    counts = {"raps": 0, "acks": 0}
+    problems: list[str] = []
+    outbox = Outbox(wd.db)
+    with open_store(wd.db) as state:
+        for path in files:
+            try:
+                got = incoming.receive(
+                    path.read_bytes(), file=path.name, out_dir=wd.out / "ack", day=day, state=state
+                )
+            except ClearingError as exc:
+                problems.append(f"receive: {path.name}: {exc}")
+                continue
+            if got.kind == "rap":
+                counts["raps"] += 1
+                continue
+            counts["acks"] += 1
+            prefix = "RT" if got.test else "RC"
+            name = f"{prefix}{settings.home.tadig}{got.sender}{got.rap_fsn:05d}"
+            try:
+                entry = outbox.get(name)
+            except LedgerError:  # not a RAP of ours in the outbox
+                continue
+            if entry.state == OutboxState.SENT:
+                outbox.mark(name, OutboxState.ACKNOWLEDGED)
+    return counts, problems
+
+
+@stage("receive")
+def receive(ctx: StageContext) -> StepResult:
+    """The receive stage of a run; a file that is neither a RAP nor an ACK is a problem (1)."""
+    counts, problems = receive_day(ctx.workdir, ctx.date, settings=ctx.settings)
+    return StepResult("receive", dict(counts), problems=problems)

@@ -1,0 +1,41 @@
+"""The settle stages of a run: the daily operations workbook, the monthly settlement workbook."""
+
+from __future__ import annotations
+
+import os
+
+from clearing.stage import StageContext, StepResult, stage
+
+__all__ = ["daily", "monthly"]
+
+
+@stage("settle")
+def daily(ctx: StageContext) -> StepResult:
+    """The daily operations workbook of the processing date (manifest: ``workbook``)."""
+    from clearing.settle import daily_workbook
+
+    root = ctx.workdir.root
+    # no run id inside: a re-run of the date must give the same bytes (the manifest names the
+    # workbook and its hash instead)
+    path = daily_workbook(root, ctx.date)
+    return StepResult(
+        "settle",
+        {"workbook": path.name},
+        outputs=[path],
+        facts={"workbook": os.path.relpath(path, root)},
+    )
+
+
+@stage("settle")
+def monthly(ctx: StageContext) -> StepResult:
+    """The monthly settlement workbook of the period (manifest: ``monthly_workbook``)."""
+    from clearing.settle import monthly_workbook
+
+    root = ctx.workdir.root
+    path = monthly_workbook(root, ctx.month, run_id=ctx.run_id)
+    return StepResult(
+        "settle",
+        {"workbook": path.name},
+        outputs=[path],
+        facts={"monthly_workbook": os.path.relpath(path, root)},
+    )

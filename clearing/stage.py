@@ -1,0 +1,146 @@
+"""The stage contract: what a stage of a run is given (:class:`StageContext`) and gives back
+(:class:`StepResult`).
+
+Every stage package has a ``stage.py`` with its stages (``clearing/ingest/stage.py``,
+``clearing/validate/stage.py``, ``clearing/returns/stage.py``, ``clearing/rating/stage.py``,
+``clearing/outbound/stage.py``, ``clearing/transport/stage.py``, ``clearing/settle/stage.py``).
+A stage is an object with a ``name`` and ``run(ctx) -> StepResult`` (the :class:`Stage`
+protocol); :func:`stage` makes one of a function. The runs of :mod:`clearing.pipeline` are a
+list of steps and a loop: the loop holds the lock, writes the manifest after each step, sends
+progress events and works out the exit code; a stage only does its work and reports it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from clearing.errors import ClearingError, ConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from datetime import date
+    from pathlib import Path
+
+    from clearing.config import Settings, WorkDir
+
+__all__ = [
+    "EXIT_DATA",
+    "Stage",
+    "StageContext",
+    "StageFunction",
+    "StepResult",
+    "stage",
+]
+
+#: The exit-code class of a data problem (a fatal file, a reconciliation difference).
+EXIT_DATA = ClearingError.exit_code
+
+
+def _quiet(level: str, message: str) -> None:
+    """The default progress callback: nothing."""
+
+
+@dataclass(frozen=True)
+class StageContext:
+    """What every stage of one run is given.
+
+    Attributes:
+        workdir: the work folder.
+        settings: ``clearing.toml``, loaded once per run.
+        day: the processing date (nightly and backfill runs).
+        period: the settlement month ``YYYY-MM`` (monthly runs).
+        collect: fetch partners' files (off for a backfill).
+        send: send what is due.
+        settle: write the settlement workbook.
+        run_id: the run's id (the monthly workbook names the run behind it).
+        progress: ``progress(level, message)``: a line for the run's log.
+    """
+
+    workdir: WorkDir
+    settings: Settings
+    day: date | None = None
+    period: str | None = None
+    collect: bool = True
+    send: bool = True
+    settle: bool = True
+    run_id: str | None = None
+    progress: Callable[[str, str], None] = _quiet
+
+    @property
+    def date(self) -> date:
+        """The processing date; ``ConfigError`` for a run without one."""
+        if self.day is None:
+            msg = "this stage needs a processing date (--date)"
+            raise ConfigError(msg)
+        return self.day
+
+    @property
+    def month(self) -> str:
+        """The settlement period ``YYYY-MM``; ``ConfigError`` for a run without one."""
+        if self.period is None:
+            msg = "this stage needs a settlement period (--period)"
+            raise ConfigError(msg)
+        return self.period
+
+
+@dataclass
+class StepResult:
+    """What a stage did, as the run's manifest records it.
+
+    Attributes:
+        name: the stage's name.
+        detail: the stage's figures, in the order the manifest lists them (``detail``).
+        status: ``ok`` | ``warning`` (done, with problems of a partner) | ``skipped``.
+        inputs: the files the stage took in (listed in the manifest with their hashes).
+        outputs: the files the stage wrote.
+        problems: what went wrong without stopping the stage, one line each.
+        exit_code: the exit-code class of ``problems`` (1 data, 2 config, 3 transport).
+        facts: entries for the top of the manifest (e.g. ``workbook``).
+        value: the stage's own result, for the run's summary (not in the manifest).
+    """
+
+    name: str
+    detail: dict[str, Any] = field(default_factory=dict)
+    status: str = "ok"
+    inputs: list[Path] = field(default_factory=list)
+    outputs: list[Path] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    exit_code: int = EXIT_DATA
+    facts: dict[str, Any] = field(default_factory=dict)
+    value: Any = None
+
+
+@runtime_checkable
+class Stage(Protocol):
+    """A stage: a name and ``run(ctx) -> StepResult``."""
+
+    @property
+    def name(self) -> str:
+        """The stage's name (the step's, when the step has one stage)."""
+        ...
+
+    def run(self, ctx: StageContext) -> StepResult:
+        """Do the stage's work for ``ctx``; raise a :class:`ClearingError` to stop the run."""
+        ...
+
+
+@dataclass(frozen=True)
+class StageFunction:
+    """A :class:`Stage` made of a function (see :func:`stage`)."""
+
+    name: str
+    function: Callable[[StageContext], StepResult]
+
+    def run(self, ctx: StageContext) -> StepResult:
+        """Run the function."""
+        return self.function(ctx)
+
+
+def stage(name: str) -> Callable[[Callable[[StageContext], StepResult]], StageFunction]:
+    """Decorator: the function ``f(ctx) -> StepResult`` as the stage ``name``."""
+
+    def make(function: Callable[[StageContext], StepResult]) -> StageFunction:
+        return StageFunction(name, function)
+
+    return make
