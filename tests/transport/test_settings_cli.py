@@ -10,9 +10,9 @@ import pytest
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
+from clearing.cli.transport import app
 from clearing.errors import ConfigError
 from clearing.transport import LocalFolderTransport, SftpTransport
-from clearing.transport.cli import app
 from clearing.transport.outbox import Outbox, OutboxState
 from clearing.transport.settings import FolderPartner, load_transport_settings
 
