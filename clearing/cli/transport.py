@@ -13,7 +13,7 @@ from clearing.cli._common import DebugOpt, WorkDirOpt, handles_errors
 __all__ = ["app", "status"]
 
 app = typer.Typer(
-    help="Send and fetch files (SFTP / folder).",
+    help="The outbox: what we send to partners (SFTP / folder) and its state.",
     no_args_is_help=True,
 )
 
@@ -29,14 +29,3 @@ def status(workdir: WorkDirOpt, debug: DebugOpt = False) -> None:
         sent = e.sent_at.isoformat(timespec="seconds") if e.sent_at else "-"
         line = f"{e.name}\t{e.partner}\t{e.kind}\t{e.state}\t{e.attempts}\t{sent}"
         typer.echo(line + (f"\t{e.last_error}" if e.last_error else ""))
-
-
-def _duplicates() -> None:
-    from clearing.cli import stages
-
-    app.command("send")(stages.send)
-    app.command("resend")(stages.resend)
-    app.command("collect")(stages.collect)
-
-
-_duplicates()
