@@ -20,8 +20,10 @@ Unknown keys are refused (``extra="forbid"``) so a typo never silently changes b
 from __future__ import annotations
 
 import hashlib
+import re
 import tomllib
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -30,7 +32,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from clearing.errors import ConfigError
 
 if TYPE_CHECKING:
-    from datetime import date
     from pathlib import Path
 
 __all__ = [
@@ -41,9 +42,12 @@ __all__ = [
     "Validation",
     "WorkDir",
     "load",
+    "parse_date",
+    "parse_period",
 ]
 
 CONFIG_NAME = "clearing.toml"
+_PERIOD = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
 
 Severity = Literal["fatal", "severe", "warning"]
 Override = Literal["fatal", "severe", "warning", "off"]
@@ -224,3 +228,20 @@ class WorkDir:
 
     def settings(self) -> Settings:
         return load(self.root)
+
+
+def parse_date(text: str, option: str = "--date") -> date:
+    """``YYYY-MM-DD`` → a date; :class:`ConfigError` (exit 2) naming ``option`` otherwise."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        msg = f"{option} `{text}` is not YYYY-MM-DD"
+        raise ConfigError(msg) from None
+
+
+def parse_period(text: str) -> str:
+    """A settlement month ``YYYY-MM``; :class:`ConfigError` (exit 2) otherwise."""
+    if not _PERIOD.fullmatch(text):
+        msg = f"--period `{text}` must be a month YYYY-MM"
+        raise ConfigError(msg)
+    return text

@@ -12,16 +12,20 @@ Every error the package raises on purpose derives from :class:`ClearingError`::
         ├── RetryableTransportError   timeouts, resets: worth another try
         └── PermanentTransportError   auth, permission, unknown host key: do not retry
 
-Data problems (decode, validation) map to CLI exit code 1.
+Data problems (decode, validation) map to CLI exit code 1. :class:`ExitCode` names every exit
+code of the CLI (and of a run's manifest).
 """
 
 from __future__ import annotations
+
+from enum import IntEnum
 
 __all__ = [
     "ClearingError",
     "ConfigError",
     "DecodeError",
     "EncodeError",
+    "ExitCode",
     "MissingInputError",
     "PermanentTransportError",
     "RetryableTransportError",
@@ -30,10 +34,25 @@ __all__ = [
 ]
 
 
+class ExitCode(IntEnum):
+    """The exit codes of the ``clearing`` command (and ``exit_code`` of a run's manifest)."""
+
+    OK = 0
+    """Everything done, nothing to look at."""
+    DATA = 1
+    """A data problem: a file rejected or returned, an earlier stage not run, a difference."""
+    CONFIG = 2
+    """A configuration problem (or a busy work folder): nothing was done."""
+    TRANSPORT = 3
+    """A file could not be sent or fetched; the next run tries again."""
+    INTERNAL = 4
+    """A crash (a bug), not a data, config or transport problem: report it."""
+
+
 class ClearingError(Exception):
     """Root of every error raised by `clearing`."""
 
-    exit_code = 1
+    exit_code: ExitCode = ExitCode.DATA
 
 
 class DecodeError(ClearingError):
@@ -96,7 +115,7 @@ class MissingInputError(ClearingError):
 class ConfigError(ClearingError):
     """Configuration is missing or invalid."""
 
-    exit_code = 2
+    exit_code = ExitCode.CONFIG
 
 
 class StoreError(ClearingError):
@@ -106,13 +125,13 @@ class StoreError(ClearingError):
     what to do. Like a busy or configuration problem, nothing was done: CLI exit code 2.
     """
 
-    exit_code = 2
+    exit_code = ExitCode.CONFIG
 
 
 class TransportError(ClearingError):
     """A file transfer failed."""
 
-    exit_code = 3
+    exit_code = ExitCode.TRANSPORT
 
 
 class RetryableTransportError(TransportError):

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from clearing import __version__
 from clearing._io import write_atomic
-from clearing.errors import ClearingError
+from clearing.errors import ClearingError, ExitCode
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -33,10 +33,11 @@ if TYPE_CHECKING:
 
 __all__ = ["EXIT_CONFIG", "EXIT_DATA", "EXIT_OK", "EXIT_TRANSPORT", "Run", "StageFailed", "sha256"]
 
-EXIT_OK = 0
-EXIT_DATA = 1
-EXIT_CONFIG = 2
-EXIT_TRANSPORT = 3
+# the names the pipeline's modules use for the members of :class:`clearing.errors.ExitCode`
+EXIT_OK: int = ExitCode.OK
+EXIT_DATA: int = ExitCode.DATA
+EXIT_CONFIG: int = ExitCode.CONFIG
+EXIT_TRANSPORT: int = ExitCode.TRANSPORT
 
 
 class StageFailed(Exception):

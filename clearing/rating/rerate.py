@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Final
 
 import polars as pl
 
-from clearing._cli import parse_period
+from clearing.config import parse_period
 from clearing.rating._book import Rates
 from clearing.rating.cdr import cdr_schema
 from clearing.rating.check import expected_charges

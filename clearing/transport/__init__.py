@@ -4,7 +4,7 @@
 - `collect` with a `FetchLedger`: fetch each new inbound file once.
 - `clearing.transport.outbox.Outbox`: what we send, its state, and resends of the same bytes.
 - `clearing.transport.settings`: the ``[transport]`` section of ``clearing.toml``.
-- `clearing.transport.cli.app`: the ``transport`` CLI sub-app.
+- The CLI verbs (`clearing send`, `resend`, `collect`, `transport status`) are in `clearing.cli`.
 
 Errors are the package's `TransportError` family: `RetryableTransportError` after the last
 retry of a transient failure, `PermanentTransportError` at once for the rest.

@@ -1,14 +1,13 @@
-"""The rating sub-app as the analyst runs it (typer's runner on the app the main CLI mounts)."""
+"""The rating commands as the analyst runs them (typer's runner on the `clearing` app)."""
 
 from __future__ import annotations
 
 import json
 from typing import TYPE_CHECKING
 
-import typer
 from typer.testing import CliRunner
 
-from clearing.rating.cli import app
+from clearing.cli import app
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -16,20 +15,8 @@ if TYPE_CHECKING:
 RUN = CliRunner()
 
 
-def _main() -> typer.Typer:
-    """The sub-app mounted the way ``clearing.cli`` will (no name: its commands merge)."""
-    main = typer.Typer()
-
-    @main.command()
-    def version() -> None:  # a second command, so that typer keeps sub-commands
-        typer.echo("0")
-
-    main.add_typer(app)
-    return main
-
-
 def test_rate_prints_the_day_and_writes_files(tiny_workdir: Path) -> None:
-    r = RUN.invoke(_main(), ["rate", "--workdir", str(tiny_workdir), "--date", "2026-11-24"])
+    r = RUN.invoke(app, ["rate", "--workdir", str(tiny_workdir), "--date", "2026-11-24"])
     assert r.exit_code == 0, r.output
     lines = r.output.splitlines()
     assert lines[0] == (
@@ -40,7 +27,7 @@ def test_rate_prints_the_day_and_writes_files(tiny_workdir: Path) -> None:
     assert "  CDHKGCLTSTA100001: 4 events, total 3.83039 SDR, tax 0.00275" in lines
     assert "  CDHKGCLTSTC300001: Notification, total 0.00000 SDR, tax 0.00000" in lines
     assert "  CIBER_60099_01234_20261124_001.dat: 2 events, total 1.35 USD, tax 0.00" in lines
-    r = RUN.invoke(_main(), ["rate", "-w", str(tiny_workdir), "--date", "2026-11-24", "--json"])
+    r = RUN.invoke(app, ["rate", "-w", str(tiny_workdir), "--date", "2026-11-24", "--json"])
     out = json.loads(r.output)
     assert out["identity_ok"] is True
     assert next(f["file"] for f in out["outbound"]) == "CDHKGCLTSTA100001"
@@ -50,7 +37,7 @@ def test_what_if_prints_each_step(tiny_workdir: Path) -> None:
     args = ["rate", "what-if", "--workdir", str(tiny_workdir), "--partner", "TSTA1"]
     args += ["--service", "moc", "--start", "2026-11-23T10:00:00", "--duration", "95"]
     args += ["--destination", "+85291234567"]
-    r = RUN.invoke(_main(), args)
+    r = RUN.invoke(app, args)
     assert r.exit_code == 0, r.output
     text = r.output
     assert "destination 85291234567: longest IOT prefix 852 → service moc_local" in text
@@ -61,12 +48,12 @@ def test_what_if_prints_each_step(tiny_workdir: Path) -> None:
     assert "charge 0.19000 SDR + tax 0.00000" in text
     # 60/60 on the same call home to +33: 120 s charged, 0.40 SDR
     args[-1] = "33612345678"
-    r = RUN.invoke(_main(), args)
+    r = RUN.invoke(app, args)
     assert "→ 120 charged" in r.output
     assert "charge 0.40000 SDR" in r.output
     # data in 1 KiB blocks
     r = RUN.invoke(
-        _main(),
+        app,
         [
             "rate", "what-if", "-w", str(tiny_workdir), "--partner", "TSTA1", "--service",
             "gprs", "--start", "2026-11-23T10:00:00", "--volume", "1500000",
@@ -78,8 +65,8 @@ def test_what_if_prints_each_step(tiny_workdir: Path) -> None:
 
 
 def test_rerate_and_errors(tiny_workdir: Path) -> None:
-    RUN.invoke(_main(), ["rate", "--workdir", str(tiny_workdir), "--date", "2026-11-24"])
-    r = RUN.invoke(_main(), ["rerate", "--workdir", str(tiny_workdir), "--period", "2026-11"])
+    RUN.invoke(app, ["rate", "--workdir", str(tiny_workdir), "--date", "2026-11-24"])
+    r = RUN.invoke(app, ["rerate", "--workdir", str(tiny_workdir), "--period", "2026-11"])
     assert r.exit_code == 0, r.output
     assert r.output.splitlines()[0] == (
         "rerate 2026-11: 8 receivable and 0 payable rows re-rated, 0 changed"
@@ -87,15 +74,15 @@ def test_rerate_and_errors(tiny_workdir: Path) -> None:
     # bad reference data: a clear message and exit code 2
     src = tiny_workdir / "rates" / "sources" / "fx.csv"
     src.write_text(src.read_text() + "EUR,2026-01-01,117510,5,again\n", encoding="utf-8")
-    r = RUN.invoke(_main(), ["rates", "import", "--workdir", str(tiny_workdir)])
+    r = RUN.invoke(app, ["rates", "import", "--workdir", str(tiny_workdir)])
     assert r.exit_code == 2
     assert "rates table `fx`" in r.output
     assert "key (currency='EUR'): overlapping validity: lines 2 and 5 both start" in r.output
-    r = RUN.invoke(_main(), ["rate", "--workdir", str(tiny_workdir), "--date", "2026-02-30"])
+    r = RUN.invoke(app, ["rate", "--workdir", str(tiny_workdir), "--date", "2026-02-30"])
     assert r.exit_code == 2
     assert "--date `2026-02-30` is not YYYY-MM-DD" in r.output
     r = RUN.invoke(
-        _main(),
+        app,
         [
             "rate", "what-if", "-w", str(tiny_workdir), "--partner", "NOPE1", "--service",
             "mtc", "--start", "2026-11-23T10:00:00", "--duration", "5",

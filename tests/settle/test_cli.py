@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from typer.testing import CliRunner
 
-from clearing.settle.cli import settle_app
+from clearing.cli.stages import settle_app
 
 if TYPE_CHECKING:
     from pathlib import Path

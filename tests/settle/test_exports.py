@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import clearing.settle
-from clearing.settle.cli import settle_app
+from clearing.cli.stages import settle_app
 
 
 def test_exported_members() -> None:

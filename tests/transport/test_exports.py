@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import clearing.transport
-from clearing.transport import cli, outbox, settings
+from clearing.transport import outbox, settings
 
 
 def test_exported_members() -> None:
@@ -20,6 +20,6 @@ def test_exported_members() -> None:
         "Transport",
         "collect",
     ]
-    for module in (clearing.transport, cli, outbox, settings):
+    for module in (clearing.transport, outbox, settings):
         for name in module.__all__:
             assert hasattr(module, name), f"{module.__name__}.{name}"

@@ -1,4 +1,4 @@
-"""The [transport] settings and the `transport` CLI sub-app, against the real sshd."""
+"""The [transport] settings and the transport verbs of the CLI, against the real sshd."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
+from clearing.cli import app
 from clearing.errors import ConfigError
 from clearing.transport import LocalFolderTransport, SftpTransport
-from clearing.transport.cli import app
 from clearing.transport.outbox import Outbox, OutboxState
 from clearing.transport.settings import FolderPartner, load_transport_settings
 
@@ -171,7 +171,7 @@ def test_cli_send_status_resend_collect(sshd: SshServer, tmp_path: Path) -> None
     assert (exchange / "out" / "CDHKGCLDEUD900001").read_bytes() == b"tap for DEUD9"
     assert runner.invoke(app, ["send", "--workdir", str(workdir)]).stdout == "nothing due\n"
 
-    status = runner.invoke(app, ["status", "--workdir", str(workdir)])
+    status = runner.invoke(app, ["transport", "status", "--workdir", str(workdir)])
     assert status.exit_code == 0
     assert [line.split("\t")[:5] for line in status.stdout.splitlines()] == [
         ["CDHKGCLFRAF900001", "FRAF9", "tap", "sent", "1"],

@@ -1,0 +1,73 @@
+"""The `clearing` command line (typer). Commands are thin: parse, call the package, print.
+
+One module per verb group, each with its own ``app``, mounted below with ``add_typer`` (a
+group under its name; the top-level verbs of a module merged into ``clearing``):
+
+* :mod:`~clearing.cli.run` — ``nightly``, ``monthly``, ``backfill``;
+* :mod:`~clearing.cli.stages` — one verb per stage: ``collect``, ``send``, ``resend``,
+  ``retail``, ``receive``, ``outbox``, ``rate`` and ``settle daily|monthly`` (``validate``
+  of a date is in :mod:`~clearing.cli.validate`);
+* :mod:`~clearing.cli.inspect`, :mod:`~clearing.cli.validate`, :mod:`~clearing.cli.samples`,
+  :mod:`~clearing.cli.rap`, :mod:`~clearing.cli.seq`, :mod:`~clearing.cli.transport`
+  (``transport status``), :mod:`~clearing.cli.rates` (``rerate``, ``rate what-if``,
+  ``rates import``).
+
+Options and the error handler are shared (:mod:`clearing.cli._common`). Exit codes
+(:class:`clearing.errors.ExitCode`): 0 ok, 1 data problem, 2 config problem, 3 transport
+problem, 4 a crash (a bug).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import typer
+
+from clearing.cli import inspect, rap, rates, run, samples, seq, stages, transport, validate
+from clearing.errors import ExitCode
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="clearing",
+    help="Roaming clearing and settlement: TAP3 / RAP / NRT / CIBER.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(run.app)  # nightly, monthly, backfill
+app.add_typer(stages.app)  # collect, send, resend, retail, receive, outbox
+app.add_typer(inspect.app)  # inspect
+app.add_typer(validate.app)  # validate
+app.add_typer(samples.app, name="samples")
+app.add_typer(rap.app, name="rap")
+app.add_typer(seq.app, name="seq")
+app.add_typer(transport.app, name="transport")
+app.add_typer(rates.app)  # rerate
+stages.rate_app.add_typer(rates.what_if_app)  # rate what-if
+app.add_typer(stages.rate_app, name="rate")
+app.add_typer(rates.rates_app, name="rates")
+app.add_typer(stages.settle_app, name="settle")
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Entry point of the `clearing` console script.
+
+    An unexpected exception (a bug, not bad input) prints its traceback and exits 4, so that a
+    scheduler never mistakes a crash for a data problem (exit 1).
+    """
+    try:
+        return app(args=argv)
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+    except Exception:
+        import traceback
+
+        traceback.print_exc()
+        print(
+            "error: internal error (exit 4): please report it with the traceback above",
+            file=sys.stderr,
+        )
+        raise SystemExit(ExitCode.INTERNAL) from None

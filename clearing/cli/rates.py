@@ -1,0 +1,146 @@
+"""Rating by hand: ``clearing rate what-if``, ``clearing rerate``, ``clearing rates import``.
+
+* ``rate what-if --workdir DIR --partner P --service S --start T --duration N`` — rate one
+  imagined event and print each step (mounted under the ``rate`` group of
+  :mod:`clearing.cli.stages`, whose own command is the rate stage of a day);
+* ``rerate --workdir DIR --period YYYY-MM`` — the delta report of a month;
+* ``rates import --workdir DIR [--rates DIR]`` — CSV sources → partitioned Parquet.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from clearing.cli._common import (
+    DebugOpt,
+    OptionalWorkDirOpt,
+    PeriodOpt,
+    WorkDirOpt,
+    handles_errors,
+)
+from clearing.cli.stages import money
+from clearing.errors import ConfigError, ExitCode
+
+__all__ = ["app", "import_", "rates_app", "rerate", "what_if", "what_if_app"]
+
+app = typer.Typer()
+what_if_app = typer.Typer()
+rates_app = typer.Typer(help="Reference data (rates/): IOT, agreements, IMSI ranges, fx...")
+
+RatesOpt = Annotated[Path | None, typer.Option("--rates", help="default: WORKDIR/rates")]
+
+
+@what_if_app.command("what-if")
+@handles_errors
+def what_if(
+    workdir: WorkDirOpt,
+    partner: Annotated[str, typer.Option("--partner", help="TADIG or SID/BID")],
+    service: Annotated[
+        str,
+        typer.Option(
+            "--service",
+            help="moc (destination picks the band), moc_local…, mtc, sms_mo, sms_mt, gprs, volte",
+        ),
+    ],
+    start: Annotated[str, typer.Option("--start", help="local start, 2026-11-21T10:00:00")],
+    duration: Annotated[int | None, typer.Option("--duration", help="seconds")] = None,
+    volume: Annotated[int | None, typer.Option("--volume", help="bytes (gprs)")] = None,
+    destination: Annotated[
+        str | None, typer.Option("--destination", help="called number, E.164 digits")
+    ] = None,
+    direction: Annotated[
+        str, typer.Option("--direction", help="inbound (our IOT) or outbound (the partner's)")
+    ] = "inbound",
+    rates: RatesOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Rate one imagined event and print the tariff rows considered and every step."""
+    from clearing.rating import Rates
+    from clearing.rating import what_if as rate_one
+    from clearing.rating.whatif import parse_start
+
+    book = Rates.load(rates or workdir / "rates")
+    result = rate_one(
+        book,
+        partner=partner,
+        service=service,
+        start=parse_start(start),
+        duration=duration,
+        volume=volume,
+        destination=destination.lstrip("+") if destination else None,
+        direction=direction,
+    )
+    typer.echo("tariff rows considered:")
+    for r in result.candidates.iter_rows(named=True):
+        typer.echo(
+            f"  {r['iot_key']} v{r['iot_version']}: {r['weekdays']} {r['from']}-{r['to']}, "
+            f"{money(r['price'], r['price_scale'])} {r['currency']} per {r['unit']}, "
+            f"{r['initial_increment']}/{r['subsequent_increment']} min {r['minimum_units']}, "
+            f"tax {r['tax_rate']}, {r['rounding']}"
+        )
+    typer.echo("steps:")
+    for i, step in enumerate(result.steps, 1):
+        typer.echo(f"  {i}. {step}")
+    r = result.result
+    if r["status"] == "rated":
+        typer.echo(
+            f"charge {money(r['charge'], r['scale'])} {r['currency']} + tax "
+            f"{money(r['tax'], r['scale'])} (row {r['iot_key']}, version {r['iot_version']})"
+        )
+    else:
+        typer.echo(f"not rated: {r['reason']}")
+        raise typer.Exit(ExitCode.DATA)
+
+
+@app.command("rerate")
+@handles_errors
+def rerate(
+    workdir: WorkDirOpt,
+    period: PeriodOpt,
+    rates: RatesOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Re-rate a month's rated rows with today's reference data; write and print the delta."""
+    from clearing.rating import rerate as run
+
+    result = run(workdir, period, rates_dir=rates)
+    changed = result.changed_rows.height
+    typer.echo(
+        f"rerate {result.period}: {result.receivable_rows} receivable and "
+        f"{result.payable_rows} payable rows re-rated, {changed} changed"
+    )
+    for r in result.delta.iter_rows(named=True):
+        typer.echo(
+            f"  {r['direction']} {r['partner']} {r['service']}: {r['changed']}/{r['events']} "
+            f"changed, {money(r['old_total'], r['charge_scale'])} → "
+            f"{money(r['new_total'], r['charge_scale'])} {r['currency']} "
+            f"(delta {money(r['delta'], r['charge_scale'])})"
+        )
+    typer.echo(f"report: {result.paths[0]}")
+
+
+@rates_app.command("import")
+@handles_errors
+def import_(
+    workdir: OptionalWorkDirOpt = None,
+    rates: Annotated[
+        Path | None,
+        typer.Option("--rates", help="reference-data folder (sources in DIR/sources)"),
+    ] = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Import every DIR/sources/<table>.csv that has a schema in specs/rates into Parquet.
+
+    DIR is --rates, or WORKDIR/rates.
+    """
+    from clearing.rating import import_rates
+
+    if rates is None and workdir is None:
+        msg = "give --workdir (the rates are WORKDIR/rates) or --rates DIR"
+        raise ConfigError(msg)
+    target = rates or (workdir or Path()) / "rates"
+    for t in import_rates(target):
+        typer.echo(f"{t.name}: {t.rows} rows in {t.partitions} partition(s) → {t.path}")

@@ -1,0 +1,146 @@
+"""``clearing nightly``, ``monthly`` and ``backfill``: the runs of the pipeline.
+
+Each prints the run's summary (or, with ``--json``, JSON lines and the manifest) and exits with
+the run's exit code.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path  # noqa: TC003 (typer reads the annotations at run time)
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from clearing.cli._common import (
+    DateOpt,
+    DebugOpt,
+    JsonOpt,
+    PeriodOpt,
+    WorkDirOpt,
+    handles_errors,
+    parse_date,
+    parse_period,
+)
+
+if TYPE_CHECKING:
+    from datetime import date
+
+    from clearing.pipeline.run import Run
+    from clearing.pipeline.runlog import RunLog
+
+__all__ = ["app", "backfill", "monthly", "nightly"]
+
+app = typer.Typer()
+
+
+def _log(as_json: bool) -> RunLog:
+    from clearing.pipeline.runlog import ConsoleLog, JsonLog
+
+    return JsonLog(sys.stdout) if as_json else ConsoleLog()
+
+
+def _report(run: Run, as_json: bool) -> int:
+    from clearing.pipeline.summary import summary_of, write_summaries
+
+    summary = summary_of(run)
+    text, _html = write_summaries(run, summary)
+    if as_json:
+        typer.echo(json.dumps({"event": "manifest", **run.manifest(hashes=False)}, default=str))
+    else:
+        typer.echo(text)
+    return run.exit_code
+
+
+def _exit(code: int) -> None:
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command()
+@handles_errors
+def nightly(
+    workdir: WorkDirOpt,
+    date: DateOpt,
+    as_json: JsonOpt = False,
+    no_collect: Annotated[
+        bool, typer.Option("--no-collect", help="skip the collect stage")
+    ] = False,
+    no_send: Annotated[bool, typer.Option("--no-send", help="skip the send stage")] = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Run the whole night for --date: collect → validate → rate → returns + TAP-out → send →
+    daily settlement. Writes runs/<run-id>/manifest.json."""
+    from clearing.pipeline.nightly import NightlyOptions, run_nightly
+
+    options = NightlyOptions(collect=not no_collect, send=not no_send)
+    run = run_nightly(workdir, parse_date(date), log=_log(as_json), options=options)
+    _exit(_report(run, as_json))
+
+
+@app.command()
+@handles_errors
+def monthly(
+    workdir: WorkDirOpt,
+    period: PeriodOpt,
+    as_json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """The monthly close of --period: rerate (delta report), settlement workbook, summary."""
+    from clearing.pipeline.monthly import run_monthly
+
+    run = run_monthly(workdir, parse_period(period), log=_log(as_json))
+    _exit(_report(run, as_json))
+
+
+@app.command()
+@handles_errors
+def backfill(
+    workdir: WorkDirOpt,
+    start: Annotated[str, typer.Option("--from", help="first processing date YYYY-MM-DD")],
+    end: Annotated[str, typer.Option("--to", help="last processing date YYYY-MM-DD")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="list the dates and their inputs, change nothing")
+    ] = False,
+    no_send: Annotated[bool, typer.Option("--no-send", help="do not send what is due")] = False,
+    as_json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Run the nightly stages (no collect) for every date from --from to --to, in order."""
+    from clearing import config
+    from clearing.pipeline.nightly import backfill_days, run_backfill
+
+    days = backfill_days(parse_date(start, "--from"), parse_date(end, "--to"))
+    config.WorkDir(workdir).settings()
+    if dry_run:
+        _dry_run(workdir, days, as_json)
+        return
+    runs = run_backfill(workdir, days[0], days[-1], log=_log(as_json), send=not no_send)
+    worst = 0
+    for one in runs:
+        code = _report(one, as_json)
+        worst = code if code and (worst == 0 or code > worst) else worst
+    _exit(worst)
+
+
+def _dry_run(workdir: Path, days: list[date], as_json: bool) -> None:
+    """What a backfill of ``days`` would claim, without claiming it."""
+    from clearing import config
+    from clearing.ingest import claim_inputs, is_claimed
+
+    wd = config.WorkDir(workdir)
+    for i, day in enumerate(days):
+        claimed = is_claimed(wd, day)
+        names = [p.name for p in claim_inputs(wd, day, dry_run=True)] if claimed or i == 0 else []
+        if claimed:
+            what = f"re-run with its {len(names)} claimed file(s)"
+        elif i == 0:
+            what = f"first run: would claim {len(names)} file(s) waiting in inbox/"
+        else:
+            what = "first run: no partner files (inbox claimed by an earlier date)"
+        cdrs = sorted(p.name for p in (wd.inbox / "cdr").glob(f"*{day:%Y%m%d}*"))
+        if as_json:
+            typer.echo(json.dumps({"date": day.isoformat(), "files": names, "cdr_files": cdrs}))
+        else:
+            typer.echo(f"{day}: {what}; {len(cdrs)} CDR file(s)")

@@ -1,0 +1,54 @@
+"""``clearing samples generate``: a synthetic world (or only partners' files) for demos."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path  # noqa: TC003 (typer reads the annotations at run time)
+from typing import Annotated
+
+import typer
+
+from clearing.cli._common import DebugOpt, OptionalDateOpt, handles_errors, parse_date
+from clearing.errors import ConfigError
+
+__all__ = ["app", "generate"]
+
+app = typer.Typer(help="Synthetic traffic for demos, tests and benchmarks.")
+
+DEFAULT_DAY = date(2026, 11, 22)
+"""The processing date of a generated world when --date is left out."""
+
+
+@app.command("generate")
+@handles_errors
+def generate(
+    out: Annotated[Path, typer.Option("--out", help="new work folder to write the world into")],
+    events: Annotated[
+        int,
+        typer.Option("--events", help="usage records of the day: half TAP-in, half visitor CDRs"),
+    ] = 2000,
+    seed: Annotated[int, typer.Option("--seed", help="random seed (same seed, same bytes)")] = 1,
+    date: OptionalDateOpt = None,
+    files_only: Annotated[
+        bool,
+        typer.Option("--files-only", help="only the partners' TAP-in and CIBER-in files, in OUT"),
+    ] = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Write a synthetic world into a new work folder, ready for `clearing nightly`: config,
+    reference data (IOTs, agreements, FX, subscribers with sub-numbers), partners' TAP-in and
+    CIBER-in files (in their exchange folders) and our network's visitor CDRs."""
+    from clearing.samples import generate as generate_files
+    from clearing.samples.workdir import generate_world
+
+    day = parse_date(date) if date else DEFAULT_DAY
+    try:
+        if files_only:
+            written = generate_files(out, events=events, seed=seed, day=day)
+        else:
+            written = generate_world(out, day=day, events=events, seed=seed).paths
+    except ValueError as exc:  # a world that cannot be made (e.g. too few events)
+        msg = str(exc)
+        raise ConfigError(msg) from None
+    for path in written:
+        typer.echo(str(path))

@@ -1,0 +1,378 @@
+"""One verb per stage of the night, each on its own: what ``clearing nightly`` runs in order.
+
+``collect``, ``receive``, ``rate``, ``retail``, ``outbox``, ``send`` (and ``resend`` of one
+file), ``settle daily`` and ``settle monthly``; ``validate`` of a date is the ``validate`` verb
+without a FILE (:mod:`clearing.cli.validate`, which calls :func:`validate_day` here). Each
+parses its options, calls the stage's package and prints what it did.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from clearing.cli._common import (
+    DateOpt,
+    DebugOpt,
+    JsonOpt,
+    OptionalDateOpt,
+    OptionalWorkDirOpt,
+    PeriodOpt,
+    WorkDirOpt,
+    handles_errors,
+    parse_date,
+)
+from clearing.errors import ConfigError, TransportError
+
+if TYPE_CHECKING:
+    from datetime import date
+
+    from clearing.config import WorkDir
+    from clearing.outbound import OutboundFile
+    from clearing.rating import RateSummary
+    from clearing.validate.stage import ValidateResult
+
+__all__ = [
+    "app",
+    "collect",
+    "daily",
+    "monthly",
+    "outbox",
+    "rate",
+    "rate_app",
+    "receive",
+    "resend",
+    "retail",
+    "send",
+    "settle_app",
+    "validate_day",
+]
+
+app = typer.Typer()
+rate_app = typer.Typer(
+    help="Rate the visitors' CDRs of a day, write TAP-out / CIBER-out, check TAP-in charges.",
+    invoke_without_command=True,
+)
+settle_app = typer.Typer(
+    help="Settlement workbooks: daily operations (per processing date), monthly settlement.",
+    no_args_is_help=True,
+)
+
+RunIdOpt = Annotated[
+    str | None, typer.Option("--run-id", help="run id to record on the Audit sheet")
+]
+DATABASE = "clearing.duckdb"
+"""The work folder's database, which holds the ``outbox`` table."""
+INBOX = "inbox"
+"""The work folder's inbox, where collected files land."""
+
+
+@app.command()
+@handles_errors
+def collect(
+    workdir: WorkDirOpt,
+    partner: Annotated[
+        list[str] | None, typer.Option("--partner", help="only these partners (repeatable)")
+    ] = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Fetch new files of every configured partner into WORKDIR/inbox (the collect stage)."""
+    from clearing.ingest import collect_partners
+
+    got = collect_partners(workdir, partners=partner)
+    for code, exc in got.unreachable:
+        typer.echo(f"not collected from {code}: {exc}", err=True)
+    for path in got.fetched:
+        typer.echo(f"fetched {path}")
+    if got.unreachable:
+        msg = (
+            f"collect failed for {', '.join(c for c, _ in got.unreachable)} (see above); "
+            "files already fetched are kept, and the next `collect` fetches the rest"
+        )
+        raise TransportError(msg)
+
+
+@app.command()
+@handles_errors
+def send(workdir: WorkDirOpt, debug: DebugOpt = False) -> None:
+    """Send every due outbox file to its partner (the send stage)."""
+    from clearing.transport.outbox import Outbox
+    from clearing.transport.settings import load_transport_settings
+
+    settings = load_transport_settings(workdir)
+    outbox = Outbox(workdir / DATABASE)
+    report = outbox.send_due(lambda partner: settings.transport_for(partner, workdir))
+    for name in report.sent:
+        typer.echo(f"sent {name}")
+    for name, error in report.failed:
+        typer.echo(f"not sent {name}: {error}", err=True)
+    if not report.ok:
+        msg = (
+            f"{len(report.failed)} of {len(report.sent) + len(report.failed)} due files "
+            "not sent (see above); they stay due and the next `send` tries them again"
+        )
+        raise TransportError(msg)
+    if not report.sent:
+        typer.echo("nothing due")
+
+
+@app.command()
+@handles_errors
+def resend(
+    file: Annotated[str, typer.Argument(help="outbox file name (or its path)")],
+    workdir: WorkDirOpt,
+    debug: DebugOpt = False,
+) -> None:
+    """Send one outbox file again, with exactly the bytes registered for it."""
+    from clearing.transport.outbox import Outbox
+    from clearing.transport.settings import load_transport_settings
+
+    settings = load_transport_settings(workdir)
+    outbox = Outbox(workdir / DATABASE)
+    name = Path(file).name
+    entry = outbox.get(name)
+    with settings.transport_for(entry.partner, workdir) as transport:
+        outbox.resend(name, transport)
+    typer.echo(f"sent {name} again to {entry.partner} ({transport.where})")
+
+
+@app.command()
+@handles_errors
+def retail(
+    workdir: WorkDirOpt,
+    date: DateOpt,
+    as_json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Rate our subscribers' accepted usage abroad per sub-number (the retail stage)."""
+    import pyarrow.parquet as pq
+
+    from clearing.rating.retail import write_retail
+
+    lines, summary = write_retail(workdir, parse_date(date))
+    out: dict[str, Any] = {
+        "bill_lines": str(lines),
+        "rows": pq.ParquetFile(lines).metadata.num_rows,
+        "summary": str(summary),
+    }
+    if as_json:
+        typer.echo(json.dumps(out))
+    else:
+        typer.echo(f"{out['rows']} bill line(s) → {lines}\ncycle totals → {summary}")
+
+
+@app.command()
+@handles_errors
+def receive(workdir: WorkDirOpt, date: DateOpt, debug: DebugOpt = False) -> None:
+    """Partners' RAPs (→ our ACK) and ACKs (→ outbox acknowledged) among the date's inputs."""
+    from clearing import config
+    from clearing.pipeline.lock import WorkdirLock
+    from clearing.returns.stage import receive_day
+
+    with WorkdirLock(workdir, "receive"):
+        counts, problems = receive_day(config.WorkDir(workdir), parse_date(date))
+    for message in problems:
+        typer.echo(message, err=True)
+    typer.echo(f"{counts['raps']} RAP(s) answered, {counts['acks']} ACK(s) recorded")
+    if problems:
+        raise typer.Exit(1)
+
+
+@app.command()
+@handles_errors
+def outbox(workdir: WorkDirOpt, date: DateOpt, debug: DebugOpt = False) -> None:
+    """Register the date's RAPs, CIBER returns, ACKs and TAP-out / CIBER-out in the outbox."""
+    from clearing import config
+    from clearing.pipeline.lock import WorkdirLock
+    from clearing.transport.stage import register_day
+
+    with WorkdirLock(workdir, "outbox"):
+        paths = register_day(config.WorkDir(workdir), parse_date(date))
+    for path in paths:
+        typer.echo(f"due {path.name}")
+
+
+def validate_day(workdir: Path, day: date, as_json: bool) -> None:
+    """``clearing validate --workdir W --date D``: every input of the date, recorded."""
+    from clearing import config
+    from clearing.cli.validate import render_validation
+    from clearing.validate.stage import validate_day as run
+
+    wd = config.WorkDir(workdir)
+    result = run(wd, day, _day_inputs(wd, day))
+    if as_json:
+        typer.echo(json.dumps(_validated(result, day), ensure_ascii=False, indent=2))
+    else:
+        for f in result.files:
+            typer.echo(render_validation(f.summary()))
+        for c in result.ciber:
+            typer.echo(render_validation(c.summary()))
+        typer.echo(f"RAP files: {', '.join(p.name for p in result.raps) or 'none'}")
+        typer.echo(f"reconciliation: {result.reconciliation()}")
+    if any(f.fatal for f in result.files) or any(c.fatal for c in result.ciber):
+        raise typer.Exit(1)
+
+
+def _validated(result: ValidateResult, day: date) -> dict[str, Any]:
+    return {
+        "date": day.isoformat(),
+        "files": [f.summary() for f in result.files] + [c.summary() for c in result.ciber],
+        "raps": [p.name for p in result.raps],
+        "reconciliation": result.reconciliation(),
+    }
+
+
+def _day_inputs(wd: WorkDir, day: date) -> list[Path]:
+    """TAP and CIBER inputs of ``day``: ``work/<day>/in/`` (claimed from ``inbox/`` once)."""
+    from clearing.ingest import claim_inputs, input_kind
+
+    return [p for p in claim_inputs(wd, day) if input_kind(p) in ("tap", "ciber")]
+
+
+@rate_app.callback()
+@handles_errors
+def rate(
+    ctx: typer.Context,
+    workdir: OptionalWorkDirOpt = None,
+    date: OptionalDateOpt = None,
+    rates: Annotated[
+        Path | None, typer.Option("--rates", help="reference data (default: WORKDIR/rates)")
+    ] = None,
+    as_json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Rate visitors' CDRs of --date, write TAP-out / Notifications / CIBER-out, run the IOT
+    check of the day's accepted TAP-in (see `clearing rate what-if --help` for one event)."""
+    # `rate` is a group (for `rate what-if`), so its own options cannot be required: click
+    # would then ask for them before `what-if` too. They are checked here instead.
+    if ctx.invoked_subcommand is not None:
+        return
+    from clearing import config
+    from clearing.outbound import write_day
+    from clearing.rating import rate_day
+
+    if workdir is None:
+        msg = "--workdir is required"
+        raise ConfigError(msg)
+    if date is None:
+        msg = "--date YYYY-MM-DD is required"
+        raise ConfigError(msg)
+    day = parse_date(date)
+    settings = config.load(workdir)  # a config problem stops us before anything is done
+    summary = rate_day(workdir, day, rates_dir=rates)
+    outbound = write_day(workdir, day, settings=settings, rates_dir=rates)
+    out = rate_dict(summary, outbound)
+    if as_json:
+        typer.echo(json.dumps(out, indent=2))
+        return
+    _print_rate(out)
+
+
+def money(value: int | None, scale: int | None) -> str:
+    """An integer amount of ``scale`` decimal places as text (``-`` for none)."""
+    if value is None:
+        return "-"
+    return f"{Decimal(value).scaleb(-(scale or 0)):f}"
+
+
+def rate_dict(summary: RateSummary, outbound: list[OutboundFile]) -> dict[str, Any]:
+    """The rate step's summary (rating, then outbound) as ``clearing rate --json`` prints it."""
+    return {
+        "date": summary.day.isoformat(),
+        "cdr_files": [p.name for p in summary.cdr_files],
+        "records_in": summary.records_in,
+        "rated": summary.rated,
+        "unrated": summary.unrated,
+        "quarantined": summary.quarantined,
+        "identity_ok": summary.identity_ok,
+        "receivable": [
+            {"partner": p, "currency": c, "scale": s, "charge": v}
+            for p, c, s, v in summary.receivable
+        ],
+        "outbound": [
+            {
+                "file": f.path.name,
+                "kind": f.kind,
+                "partner": f.partner,
+                "sequence_number": f.sequence_number,
+                "events": f.events,
+                "total_charge": f.total_charge,
+                "total_tax": f.total_tax,
+                "scale": f.charge_scale,
+                "currency": f.currency,
+                "content_changed": f.content_changed,
+                "not_sent": f.not_sent,
+            }
+            for f in outbound
+        ],
+        "partner_events": summary.partner_events,
+        "iot_breaches": summary.iot_breaches,
+        "unchecked": summary.unchecked,
+        "payable": [
+            {"partner": p, "currency": c, "scale": s, "amount": v} for p, c, s, v in summary.payable
+        ],
+    }
+
+
+def _print_rate(out: dict[str, Any]) -> None:
+    ok = "ok" if out["identity_ok"] else "DOES NOT BALANCE"
+    typer.echo(
+        f"rate {out['date']}: {len(out['cdr_files'])} CDR file(s), {out['records_in']} records:"
+        f" {out['rated']} rated, {out['unrated']} unrated, {out['quarantined']} quarantined"
+        f" (in = rated + unrated + quarantined: {ok})"
+    )
+    for r in out["receivable"]:
+        typer.echo(f"  receivable {r['partner']}: {money(r['charge'], r['scale'])} {r['currency']}")
+    for f in out["outbound"]:
+        what = "Notification" if f["kind"] == "notification" else f"{f['events']} events"
+        line = (
+            f"  {f['file']}: {what}, total {money(f['total_charge'], f['scale'])} "
+            f"{f['currency']}, tax {money(f['total_tax'], f['scale'])}"
+        )
+        if f["content_changed"]:
+            line += " — WARNING: content differs from an earlier run with this sequence number"
+        if f["not_sent"]:
+            line += f" ({f['not_sent']} rated rows CIBER cannot carry)"
+        typer.echo(line)
+    if out["partner_events"] or out["payable"]:
+        typer.echo(
+            f"IOT check: {out['partner_events']} accepted partner events, "
+            f"{out['iot_breaches']} breach(es), {out['unchecked']} not priced by the IOT"
+        )
+        for r in out["payable"]:
+            amount = money(r["amount"], r["scale"])
+            typer.echo(f"  payable {r['partner']}: {amount} {r['currency']}")
+    else:
+        typer.echo("IOT check: no accepted TAP-in / CIBER-in for this date")
+
+
+@settle_app.command()
+@handles_errors
+def daily(
+    workdir: WorkDirOpt,
+    date: DateOpt,
+    run_id: RunIdOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Write the daily operations workbook of --date (out/settlement/daily/)."""
+    from clearing.settle import daily_workbook
+
+    typer.echo(str(daily_workbook(workdir, parse_date(date), run_id=run_id)))
+
+
+@settle_app.command()
+@handles_errors
+def monthly(
+    workdir: WorkDirOpt,
+    period: PeriodOpt,
+    run_id: RunIdOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Write the monthly settlement workbook of --period (out/settlement/monthly/, v1, v2...)."""
+    from clearing.settle import monthly_workbook
+
+    typer.echo(str(monthly_workbook(workdir, period, run_id=run_id)))
