@@ -23,6 +23,7 @@ import polars as pl
 from clearing._io import write_atomic
 from clearing.codecs import ciber
 from clearing.errors import ConfigError
+from clearing.money import round_div
 from clearing.outbound._ciber_out import write_columnar
 from clearing.outbound.sequences import FileRecord, Sequences
 from clearing.outbound.tap import (
@@ -32,7 +33,6 @@ from clearing.outbound.tap import (
     tap_file_name,
 )
 from clearing.rating._book import valid_on
-from clearing.rating._money import round_div
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

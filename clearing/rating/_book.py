@@ -14,15 +14,7 @@ if TYPE_CHECKING:
     from datetime import date
     from pathlib import Path
 
-__all__ = ["MINOR_UNITS", "Rates", "longest_prefix", "minor_units", "valid_on"]
-
-# ISO 4217 minor units of the settlement currencies that are not 2
-MINOR_UNITS = {"JPY": 0, "KRW": 0, "CLP": 0, "ISK": 0, "BHD": 3, "KWD": 3, "OMR": 3}
-
-
-def minor_units(currency: str) -> int:
-    """Decimal places of a currency's minor unit (ISO 4217; 2 unless listed)."""
-    return MINOR_UNITS.get(currency, 2)
+__all__ = ["Rates", "longest_prefix", "valid_on"]
 
 
 @dataclass(frozen=True)

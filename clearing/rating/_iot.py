@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Final
 import polars as pl
 
 from clearing.errors import ConfigError
-from clearing.rating._money import charged_units_expr, round_div_expr, tax_value_expr
+from clearing.money import charged_units_expr, round_div_expr, tax_value_expr
 
 if TYPE_CHECKING:
     from datetime import date

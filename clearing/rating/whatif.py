@@ -15,15 +15,15 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from clearing.errors import ConfigError
-from clearing.rating._book import valid_on
-from clearing.rating._iot import KINDS, MOC_SERVICES, prepare_tariff, rate_usage
-from clearing.rating._money import (
+from clearing.money import (
     TAX_RATE_SCALE,
     charged_units,
     price_fraction,
     round_div,
     tax_value,
 )
+from clearing.rating._book import valid_on
+from clearing.rating._iot import KINDS, MOC_SERVICES, prepare_tariff, rate_usage
 
 if TYPE_CHECKING:
     from clearing.rating._book import Rates

@@ -6,12 +6,9 @@ read-only (``files``, ``findings``, ``rap_out``, ``acks_in``, ``raps_in``, ``ret
 each; a table a stage never created reads as empty. Lake datasets are read per processing
 date (``lake/<dataset>/date=D/...``) with the date as column ``processing_date``.
 
-Two SQL macros keep money exact (HUGEINT arithmetic, one rounding, half away from zero):
-
-* ``p10(k)``: ``10**k`` as an integer;
-* ``fx(amount, scale, r_src, s_src, r_dst, s_dst, m)``: ``amount / 10**scale`` units of a
-  currency worth ``r_src / 10**s_src`` per SDR, in units of ``10**-m`` of a currency worth
-  ``r_dst / 10**s_dst`` per SDR (SDR itself: rate 1, scale 0).
+The money macros of :func:`clearing.money.duckdb_macros` keep money exact (HUGEINT
+arithmetic, one rounding, half away from zero): ``fx(amount, scale, r_src, s_src, r_dst, s_dst,
+m)`` converts, ``minor(c)`` is a currency's minor unit.
 """
 
 from __future__ import annotations
@@ -24,6 +21,7 @@ import duckdb
 
 from clearing.config import WorkDir
 from clearing.errors import ClearingError, MissingInputError
+from clearing.money import duckdb_macros
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -99,16 +97,6 @@ _GLOBS = {
     "retail": "bill_lines.parquet",
 }
 
-_MACROS = """
-CREATE OR REPLACE MACRO p10(k) AS CAST(power(10, k) AS HUGEINT);
-CREATE OR REPLACE MACRO fx_pos(a, scale, r_src, s_src, r_dst, s_dst, m) AS
-    (2 * CAST(a AS HUGEINT) * r_dst * p10(s_src + m) + CAST(r_src AS HUGEINT) * p10(scale + s_dst))
-    // (2 * CAST(r_src AS HUGEINT) * p10(scale + s_dst));
-CREATE OR REPLACE MACRO fx(amount, scale, r_src, s_src, r_dst, s_dst, m) AS
-    CASE WHEN amount < 0 THEN -fx_pos(-amount, scale, r_src, s_src, r_dst, s_dst, m)
-         ELSE fx_pos(amount, scale, r_src, s_src, r_dst, s_dst, m) END;
-"""
-
 
 def _state_ddl() -> list[tuple[str, str]]:
     """The DDL of every state table (the stages' own, so the empty views match them)."""
@@ -137,7 +125,8 @@ class Lake:
         self.root = workdir
         self.con = duckdb.connect()
         self.con.execute("SET TimeZone = 'UTC'")
-        self.con.execute(_MACROS)
+        for macro in duckdb_macros():
+            self.con.execute(macro)
         self.con.execute("CREATE SCHEMA empty")
         self.con.execute("SET schema = 'empty'")
         for _alias, ddl in _state_ddl():

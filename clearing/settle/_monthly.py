@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 from clearing import config
 from clearing.errors import ConfigError
-from clearing.rating._book import MINOR_UNITS
+from clearing.money import minor_units
 from clearing.settle._book import Book, Chart, Col, KeyFigure, KeyFigures, Table, money
 from clearing.settle._common import AuditFacts, file_sha256, lake_file_rows
 from clearing.settle._issue import write_issue
@@ -211,8 +211,6 @@ def _reference_views(lake: Lake) -> None:
         "SELECT CAST(NULL AS VARCHAR) AS plan_id, CAST(NULL AS VARCHAR) AS name, "
         "CAST(NULL AS DATE) AS valid_from WHERE false",
     )
-    minor = " ".join(f"WHEN '{c}' THEN {m}" for c, m in sorted(MINOR_UNITS.items()))
-    lake.con.execute(f"CREATE OR REPLACE MACRO minor(c) AS CASE c {minor} ELSE 2 END")
 
 
 # one row per event, both directions, with its conversions (see the module docstring)
@@ -405,7 +403,7 @@ def _summary(lake: Lake, p: Period, settings: config.Settings) -> list[dict[str,
         )
         sc = r.get("sc") or agr.get("sc") or "SDR"
         ss_raw = r.get("ss")
-        ss = int(ss_raw) if ss_raw is not None else MINOR_UNITS.get(sc, 2)
+        ss = int(ss_raw) if ss_raw is not None else minor_units(sc)
         window = (p.ciber_from, p.ciber_to) if standard == "ciber" else (p.tap_from, p.tap_to)
         rec_charge, rec_tax = _sdr(r.get("rec_charge")), _sdr(r.get("rec_tax"))
         rap_received = _sdr(r.get("rap_received"))
