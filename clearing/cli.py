@@ -185,15 +185,15 @@ def _validate_ciber_file(
     file: Path, data: bytes, workdir: Path | None, day: Date, as_json: bool
 ) -> None:
     from clearing import config
+    from clearing.names import CiberName
     from clearing.validate.stage import validate_ciber_file
 
     if workdir is not None:
         settings = config.WorkDir(workdir).settings()
     else:
+        parsed = CiberName.parse(file.name)
         settings = config.Settings(
-            home=config.Home(
-                tadig="XXXXX", sid_bid=file.name[12:17] if file.name[12:17].isdigit() else None
-            )
+            home=config.Home(tadig="XXXXX", sid_bid=parsed.recipient if parsed else None)
         )
     r, _checked = validate_ciber_file(data, file=file.name, settings=settings, day=day)
     summary = r.summary()

@@ -24,6 +24,7 @@ from clearing._io import write_atomic
 from clearing.codecs import ciber
 from clearing.errors import ConfigError
 from clearing.money import round_div
+from clearing.names import CiberName
 from clearing.outbound._ciber_out import write_columnar
 from clearing.outbound.sequences import FileRecord, Sequences
 from clearing.outbound.tap import (
@@ -282,7 +283,7 @@ def _ciber_file(
     start = ciber.next_sequence(previous)
     last = sequences.get((sender, partner), start)
     seq.store(partner, "ciber", a["file_type"], day, first=start, last=last, previous=previous)
-    name = f"CIBER_{sender}_{partner}_{day:%Y%m%d}_{start:03d}.dat"
+    name = str(CiberName(sender, partner, day, start))
     path = workdir / "out" / "ciber" / name
     sha = _write_atomic(path, data)
     charge = int(events["charge"].sum() or 0)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from clearing.errors import ConfigError
+from clearing.names import next_fsn
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -62,11 +63,6 @@ CREATE TABLE IF NOT EXISTS outbound_files (
     content_changed BOOLEAN NOT NULL
 );
 """
-
-
-def next_fsn(last: int | None) -> int:
-    """The FSN after ``last``: 1 first, +1, 99999 wraps to 1."""
-    return 1 if not last else last % 99999 + 1
 
 
 @dataclass(frozen=True, slots=True)

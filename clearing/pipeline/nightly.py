@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -33,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from clearing import config
 from clearing.errors import ClearingError, ConfigError, TransportError
+from clearing.names import AckName, CiberReturnName, RapName
 from clearing.pipeline.lock import WorkdirLock
 from clearing.pipeline.run import EXIT_DATA, Run, StageFailed
 from clearing.pipeline.runlog import QuietLog
@@ -66,8 +66,6 @@ NIGHTLY_STAGES = [
     "settle",
 ]
 
-_RAP_NAME = re.compile(r"^R[CT][A-Z0-9]{5}[A-Z0-9]{5}[0-9]{5}$")
-_ACK_NAME = re.compile(r"^A[CT][A-Z0-9]{5}[A-Z0-9]{5}[0-9]{5}$")
 _LAKE_TABLES = (
     "events_in",
     "findings",
@@ -114,9 +112,9 @@ def input_kind(path: Path) -> str | None:
         return None
     if parse_tap_name(path.name):
         return "tap"
-    if _RAP_NAME.match(path.name):
+    if RapName.parse(path.name):
         return "rap"
-    if _ACK_NAME.match(path.name):
+    if AckName.parse(path.name):
         return "ack"
     with path.open("rb") as fh:
         head = fh.read(64)
@@ -208,8 +206,7 @@ def receive_day(wd: config.WorkDir, day: date) -> tuple[dict[str, int], list[str
                 counts["raps"] += 1
                 continue
             counts["acks"] += 1
-            prefix = "RT" if got.test else "RC"
-            name = f"{prefix}{settings.home.tadig}{got.sender}{got.rap_fsn:05d}"
+            name = str(RapName(got.test, settings.home.tadig, got.sender, got.rap_fsn))
             entry = {e.name: e for e in outbox.entries()}.get(name)
             if entry is not None and entry.state == OutboxState.SENT:
                 outbox.mark(name, OutboxState.ACKNOWLEDGED)
@@ -244,7 +241,9 @@ def due_files(wd: config.WorkDir, day: date) -> list[tuple[Path, str, str]]:
             [day],
         ).fetchall():
             for name in str(names).split(", "):
-                found.append((wd.out / "ciber_returns" / name, name.split("_")[2], "ciber_return"))
+                ret = CiberReturnName.parse(name)
+                partner = ret.recipient if ret else ""
+                found.append((wd.out / "ciber_returns" / name, partner, "ciber_return"))
         for name, partner in con.execute(
             "SELECT ack_file, sender FROM raps_in WHERE processing_date = ? "
             "AND ack_file IS NOT NULL ORDER BY ack_file",

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from clearing.codecs.ciber import encode_batch
 from clearing.money import round_div
+from clearing.names import CiberName
 from clearing.samples.tap import home_subscribers
 
 if TYPE_CHECKING:
@@ -73,7 +74,7 @@ def _seq(partner: CiberPartner, day: date, n: int) -> int:
 def ciber_file_name(partner: CiberPartner, day: date) -> str:
     """``CIBER_<sending>_<receiving>_<YYYYMMDD>_<first batch sequence>.dat``."""
     first = _seq(partner, day, 0)
-    return f"CIBER_{partner.sid_bid}_{HOME_SID_BID}_{day:%Y%m%d}_{first:03d}.dat"
+    return str(CiberName(partner.sid_bid, HOME_SID_BID, day, first))
 
 
 class _Partner:

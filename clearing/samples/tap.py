@@ -27,6 +27,7 @@ from clearing.codecs import asn1
 from clearing.codecs.indefinite import to_indefinite
 from clearing.errors import ConfigError
 from clearing.money import round_div, tax_value
+from clearing.names import TapName
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -344,8 +345,7 @@ def file_sequence_number(partner: Partner, day: date) -> int:
 
 def file_name(partner: Partner, day: date, *, test: bool = False) -> str:
     """``CD<sender><recipient><FSN>`` (``TD`` for test data)."""
-    prefix = "TD" if test else "CD"
-    return f"{prefix}{partner.tadig}{HOME_TADIG}{file_sequence_number(partner, day):05d}"
+    return str(TapName(test, partner.tadig, HOME_TADIG, file_sequence_number(partner, day)))
 
 
 def split_events(events: int) -> dict[str, int]:

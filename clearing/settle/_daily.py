@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from clearing import config
+from clearing.names import CiberName, next_fsn
 from clearing.settle import _daily_sheets as sheets
 from clearing.settle._book import Book, money
 from clearing.settle._common import (
@@ -294,10 +295,8 @@ def _received(lake: Lake) -> dict[tuple[str, str | None], datetime | None]:
 
 
 def _ciber_partner(name: str) -> str | None:
-    parts = name.split("_")
-    if len(parts) > 2 and parts[0] == "CIBER" and parts[1].isdigit():
-        return parts[1]
-    return None
+    parsed = CiberName.parse(name)
+    return parsed.sender if parsed else None
 
 
 def _ciber_charge(raw: Path | None) -> int | None:
@@ -899,7 +898,7 @@ def _sequences(d: _Day) -> list[dict[str, Any]]:
     for r in rows:
         silent_days = (day - r["last_date"]).days if r["last_date"] else None
         limit = settings.silent_days(r["sender"])
-        expected = None if r["last_before"] is None else r["last_before"] % 99999 + 1
+        expected = None if r["last_before"] is None else next_fsn(r["last_before"])
         status = []
         if r["gaps"]:
             status.append("gap")
@@ -980,7 +979,7 @@ def _sequences(d: _Day) -> list[dict[str, Any]]:
                 "test": r["file_type"],
                 "last_before": _fsn(r["previous_number"], width),
                 "expected": _fsn(
-                    None if r["previous_number"] is None else r["previous_number"] % 99999 + 1,
+                    None if r["previous_number"] is None else next_fsn(r["previous_number"]),
                     width,
                 ),
                 "today": _range(r["first_number"], r["last_number"], width),

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
+from clearing.names import next_fsn
+
 if TYPE_CHECKING:
     import datetime as dt
     from pathlib import Path
@@ -71,11 +73,6 @@ CREATE TABLE IF NOT EXISTS returns_in (
 """
 
 _DATED = ("files", "findings", "rap_out", "acks_in", "raps_in", "returns_in")
-
-
-def next_fsn(fsn: int) -> int:
-    """The FSN after ``fsn``: 1 … 99999, then back to 1 (TD.57)."""
-    return 1 if fsn >= 99_999 else fsn + 1
 
 
 @dataclass(frozen=True)
