@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from clearing import config
 from clearing.errors import ClearingError, ConfigError, TransportError
+from clearing.identity import Identity
 from clearing.names import AckName, CiberReturnName, RapName
 from clearing.pipeline.lock import WorkdirLock
 from clearing.pipeline.run import EXIT_DATA, Run, StageFailed
@@ -424,17 +425,17 @@ def _summarise(wd: config.WorkDir, day: date, run: Run) -> None:
     """The run's reconciliation (partner events and visitor CDRs together) and outputs."""
     validated: Validated | None = run.facts_obj.get("validate")
     rated: RateSummary | None = run.facts_obj.get("rate")
-    rec = dict.fromkeys(("in", "accepted", "returned", "duplicate", "late", "quarantined"), 0)
+    rec = Identity()
     if validated is not None:
-        for k, v in validated.reconciliation.items():
-            if k in rec:
-                rec[k] += v
+        rec += Identity.from_dict(validated.reconciliation)
         run.outputs += validated.raps + validated.returns
     if rated is not None:
         # visitors' CDRs: rated = accepted; held by the reader or not rateable = quarantined
-        rec["in"] += rated.records_in
-        rec["accepted"] += rated.rated
-        rec["quarantined"] += rated.quarantined + rated.unrated
+        rec += Identity(
+            in_=rated.records_in,
+            accepted=rated.rated,
+            quarantined=rated.quarantined + rated.unrated,
+        )
         run.outputs += [f.path for f in rated.outbound]
         run.facts["money"] = {
             "receivable": [
@@ -446,12 +447,9 @@ def _summarise(wd: config.WorkDir, day: date, run: Run) -> None:
                 for p, c, s, a in rated.payable
             ],
         }
-    rec["difference"] = rec["in"] - sum(
-        rec[k] for k in ("accepted", "returned", "duplicate", "late", "quarantined")
-    )
-    run.reconciliation = rec
-    if rec["difference"] != 0:
-        run.problem(EXIT_DATA, f"reconciliation difference {rec['difference']} (must be 0)")
+    run.reconciliation = rec.as_dict()
+    if rec.difference != 0:
+        run.problem(EXIT_DATA, f"reconciliation difference {rec.difference} (must be 0)")
     run.outputs += day_outputs(wd, day)
 
 

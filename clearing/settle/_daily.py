@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from clearing import config
+from clearing.identity import STATUSES, Identity
 from clearing.names import CiberName, next_fsn
 from clearing.settle import _daily_sheets as sheets
 from clearing.settle._book import Book, money
@@ -61,7 +62,6 @@ from clearing.settle._lake import SDR_SCALE, Lake
 
 __all__ = ["build_daily", "daily_path"]
 
-STATUSES = ("accepted", "returned", "duplicate", "late", "quarantined")
 _SEVERITY_ORDER = {"fatal": 0, "severe": 1, "warning": 2}
 _UTC_OFFSET_SQL = (
     "to_minutes((CASE WHEN substr({o}, 1, 1) = '-' THEN -1 ELSE 1 END) * "
@@ -672,7 +672,7 @@ def _reconciliation(d: _Day, inbound: list[dict[str, Any]]) -> list[dict[str, An
         }
         for s in STATUSES:
             row[s] = f[f"n_{s}"]
-        row["difference"] = row["in"] - sum(row[s] for s in STATUSES)
+        row["difference"] = Identity.from_dict(row).difference
         if f["in_value"] is None:
             for s in ("in", *STATUSES, "difference"):
                 row[f"{s}_sdr"] = None
