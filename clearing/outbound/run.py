@@ -33,7 +33,7 @@ from clearing.outbound.tap import (
     encode_transfer_batch,
     tap_file_name,
 )
-from clearing.rating._book import valid_on
+from clearing.rating.validity import rows_valid_on
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -84,7 +84,7 @@ def _agreements(rates: Rates, day: date, partners: list[str]) -> dict[str, dict[
     The version valid on ``day``; for a partner with traffic but no agreement on ``day`` (it
     ended), its latest version.
     """
-    out = {r["partner"]: r for r in valid_on(rates.agreements, day).to_dicts()}
+    out = {r["partner"]: r for r in rows_valid_on(rates.agreements, day).to_dicts()}
     for p in partners:
         if p not in out:
             rows = rates.agreements.filter(pl.col("partner") == p).sort("valid_from")

@@ -29,6 +29,7 @@ import polars as pl
 
 from clearing.money import convert_expr, minor_units_expr
 from clearing.rating._iot import prepare_tariff, rate_usage
+from clearing.rating.validity import valid_on_expr
 
 if TYPE_CHECKING:
     from clearing.rating._book import Rates
@@ -126,10 +127,7 @@ def _to_settlement(
     days = ev.select(pl.col("local_start").dt.date().alias("day")).unique()
     fx = (
         days.join(rates.fx, how="cross")
-        .filter(
-            (pl.col("valid_from") <= pl.col("day"))
-            & (pl.col("valid_to").is_null() | (pl.col("day") < pl.col("valid_to")))
-        )
+        .filter(valid_on_expr("day"))
         .select("day", "currency", "rate", "rate_scale", "version")
     )
     sdr = days.select(
@@ -215,10 +213,7 @@ def iot_check(events: pl.DataFrame, rates: Rates) -> IotCheck:
     agreements = (
         pl.DataFrame({"day": days}, schema={"day": pl.Date})
         .join(rates.agreements, how="cross")
-        .filter(
-            (pl.col("valid_from") <= pl.col("day"))
-            & (pl.col("valid_to").is_null() | (pl.col("day") < pl.col("valid_to")))
-        )
+        .filter(valid_on_expr("day"))
         .select(
             "day",
             "partner",

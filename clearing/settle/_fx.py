@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from clearing.errors import ConfigError
 from clearing.money import convert
+from clearing.rating.validity import valid_on
 from clearing.settle._lake import SDR_SCALE
 
 if TYPE_CHECKING:
@@ -80,11 +81,7 @@ class Fx:
             ConfigError: the fx table has no such rate.
         """
         for r in self.rates:
-            if (
-                r.currency == currency
-                and r.valid_from <= day
-                and (r.valid_to is None or day < r.valid_to)
-            ):
+            if r.currency == currency and valid_on(r.valid_from, r.valid_to, day):
                 if currency != "SDR":
                     self.used[(currency, day)] = r
                 return r
