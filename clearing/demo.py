@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 from clearing import inspect
 from clearing._io import write_atomic
 from clearing.errors import ClearingError
+from clearing.names import CiberName, TapName
 
 __all__ = ["main", "run"]
 
@@ -123,7 +124,6 @@ def prepare(samples: Path, work: Path) -> None:
 
     from clearing.rating._refdata import import_rates
     from clearing.samples.workdir import REMOTE_IN, config_text, make_exchange
-    from clearing.validate.tap import parse_tap_name
 
     if (work / "clearing.toml").exists():
         return
@@ -136,10 +136,9 @@ def prepare(samples: Path, work: Path) -> None:
         for p in sorted((samples / sub).glob("*")):
             if not p.is_file() or p.name.startswith("."):
                 continue
-            if parse_tap_name(p.name):
-                partner = p.name[2:7]
-            elif p.name.startswith("CIBER_") and p.name.count("_") >= 2:
-                partner = p.name.split("_")[1]
+            parsed = TapName.parse(p.name) or CiberName.parse(p.name)
+            if parsed is not None:
+                partner = parsed.sender
             else:
                 continue  # not a partner file name (e.g. a damaged sample): inspected only
             target = work / "exchange" / partner / REMOTE_IN / p.name

@@ -27,6 +27,8 @@ from clearing import config
 from clearing._io import write_atomic
 from clearing.codecs import ciber
 from clearing.errors import ConfigError
+from clearing.money import round_div
+from clearing.names import CiberName
 from clearing.outbound._ciber_out import write_columnar
 from clearing.outbound.sequences import FileRecord, Sequences
 from clearing.outbound.tap import (
@@ -35,7 +37,8 @@ from clearing.outbound.tap import (
     encode_transfer_batch,
     tap_file_name,
 )
-from clearing.rating import Rates, round_div, valid_on
+from clearing.rating import Rates
+from clearing.rating.validity import rows_valid_on
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -85,7 +88,7 @@ def _agreements(rates: Rates, day: date, partners: list[str]) -> dict[str, dict[
     The version valid on ``day``; for a partner with traffic but no agreement on ``day`` (it
     ended), its latest version.
     """
-    out = {r["partner"]: r for r in valid_on(rates.agreements, day).to_dicts()}
+    out = {r["partner"]: r for r in rows_valid_on(rates.agreements, day).to_dicts()}
     for p in partners:
         if p not in out:
             rows = rates.agreements.filter(pl.col("partner") == p).sort("valid_from")
@@ -318,7 +321,7 @@ def _ciber_file(
     start = ciber.next_sequence(previous)
     last = sequences.get((sender, partner), start)
     seq.store(partner, "ciber", a["file_type"], day, first=start, last=last, previous=previous)
-    name = f"CIBER_{sender}_{partner}_{day:%Y%m%d}_{start:03d}.dat"
+    name = str(CiberName(sender, partner, day, start))
     path = workdir / "out" / "ciber" / name
     sha = _write_atomic(path, data)
     charge = int(events["charge"].sum() or 0)

@@ -22,6 +22,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from clearing.names import next_fsn
 from clearing.store import FileRecord, Store, open_store
 
 if TYPE_CHECKING:
@@ -30,11 +31,6 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 __all__ = ["FileRecord", "Sequences", "next_fsn"]
-
-
-def next_fsn(last: int | None) -> int:
-    """The FSN after ``last``: 1 first, +1, 99999 wraps to 1."""
-    return 1 if not last else last % 99999 + 1
 
 
 class Sequences:

@@ -38,6 +38,7 @@ import pyarrow as pa
 
 from clearing.codecs import asn1
 from clearing.errors import EncodeError
+from clearing.names import TapName
 from clearing.outbound import _ber as ber
 
 __all__ = [
@@ -101,8 +102,7 @@ class TapTotals:
 
 def tap_file_name(header: TapHeader) -> str:
     """``CD<sender><recipient><FSN5>`` (``TD`` for test data)."""
-    prefix = "TD" if header.test else "CD"
-    return f"{prefix}{header.sender}{header.recipient}{header.fsn:05d}"
+    return str(TapName(header.test, header.sender, header.recipient, header.fsn))
 
 
 def bcd(digits: str) -> bytes:

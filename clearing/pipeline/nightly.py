@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 
 from clearing import config, lake
 from clearing.errors import ConfigError, TransportError
+from clearing.identity import Identity
 from clearing.ingest import claim_inputs, input_kind
 from clearing.pipeline.lock import WorkdirLock
 from clearing.pipeline.run import EXIT_DATA, Run
@@ -170,17 +171,17 @@ def _summarise(
     wd: config.WorkDir, day: date, run: Run, results: dict[str, list[StepResult]]
 ) -> None:
     """The run's reconciliation (partner events and visitor CDRs together) and outputs."""
-    rec = dict.fromkeys(("in", "accepted", "returned", "duplicate", "late", "quarantined"), 0)
+    rec = Identity()
     if "validate" in results:
-        for k, v in results["validate"][0].value.items():
-            if k in rec:
-                rec[k] += v
+        rec += Identity.from_dict(results["validate"][0].value)
     if "rate" in results:
         rated: RateSummary = results["rate"][0].value
         # visitors' CDRs: rated = accepted; held by the reader or not rateable = quarantined
-        rec["in"] += rated.records_in
-        rec["accepted"] += rated.rated
-        rec["quarantined"] += rated.quarantined + rated.unrated
+        rec += Identity(
+            in_=rated.records_in,
+            accepted=rated.rated,
+            quarantined=rated.quarantined + rated.unrated,
+        )
         run.facts["money"] = {
             "receivable": [
                 {"partner": p, "currency": c, "scale": s, "amount": a}
@@ -191,12 +192,9 @@ def _summarise(
                 for p, c, s, a in rated.payable
             ],
         }
-    rec["difference"] = rec["in"] - sum(
-        rec[k] for k in ("accepted", "returned", "duplicate", "late", "quarantined")
-    )
-    run.reconciliation = rec
-    if rec["difference"] != 0:
-        run.problem(EXIT_DATA, f"reconciliation difference {rec['difference']} (must be 0)")
+    run.reconciliation = rec.as_dict()
+    if rec.difference != 0:
+        run.problem(EXIT_DATA, f"reconciliation difference {rec.difference} (must be 0)")
     run.outputs += day_outputs(wd, day)
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from clearing._io import write_atomic
 from clearing.errors import ClearingError
+from clearing.names import CiberReturnName, RapName
 
 if TYPE_CHECKING:
     from clearing.pipeline.run import Run
@@ -94,7 +95,8 @@ def summary_of(run: Run) -> dict[str, Any]:
 
 def _partner(path: str) -> str:
     name = Path(path).name
-    return name.split("_")[2] if name.startswith("CIBER_") else name[7:12]
+    parsed = CiberReturnName.parse(name) or RapName.parse(name)
+    return parsed.recipient if parsed else ""
 
 
 def _kind(path: str) -> str:

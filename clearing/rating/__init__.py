@@ -14,8 +14,7 @@ Retail rating per sub-number lives in :mod:`clearing.rating.retail` (imported on
 
 from __future__ import annotations
 
-from clearing.rating._book import Rates, valid_on
-from clearing.rating._money import round_div
+from clearing.rating._book import Rates
 from clearing.rating._refdata import ImportedTable, duckdb_view, import_rates, read_table
 from clearing.rating.cdr import CdrRead, read_cdrs
 from clearing.rating.check import IotCheck, iot_check
@@ -40,7 +39,5 @@ __all__ = [
     "read_cdrs",
     "read_table",
     "rerate",
-    "round_div",
-    "valid_on",
     "what_if",
 ]

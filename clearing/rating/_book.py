@@ -9,20 +9,13 @@ import polars as pl
 
 from clearing.errors import ConfigError
 from clearing.rating._refdata import read_table
+from clearing.rating.validity import rows_by_day, rows_valid_on
 
 if TYPE_CHECKING:
     from datetime import date
     from pathlib import Path
 
-__all__ = ["MINOR_UNITS", "Rates", "longest_prefix", "minor_units", "valid_on"]
-
-# ISO 4217 minor units of the settlement currencies that are not 2
-MINOR_UNITS = {"JPY": 0, "KRW": 0, "CLP": 0, "ISK": 0, "BHD": 3, "KWD": 3, "OMR": 3}
-
-
-def minor_units(currency: str) -> int:
-    """Decimal places of a currency's minor unit (ISO 4217; 2 unless listed)."""
-    return MINOR_UNITS.get(currency, 2)
+__all__ = ["Rates", "longest_prefix"]
 
 
 @dataclass(frozen=True)
@@ -57,7 +50,7 @@ class Rates:
 
     def agreements_on(self, day: date) -> pl.DataFrame:
         """The agreement version of every partner valid on ``day``."""
-        return valid_on(self.agreements, day)
+        return rows_valid_on(self.agreements, day)
 
     def fx_rate(self, currency: str, day: date) -> tuple[int, int, str]:
         """``(rate, scale, version)``: units of ``currency`` per SDR valid on ``day``.
@@ -67,7 +60,7 @@ class Rates:
         """
         if currency == "SDR":
             return 1, 0, "-"
-        rows = valid_on(self.fx, day).filter(pl.col("currency") == currency)
+        rows = rows_valid_on(self.fx, day).filter(pl.col("currency") == currency)
         if rows.height == 0:
             msg = (
                 f"rates table `fx` has no rate for {currency} valid on {day}: add a row to "
@@ -76,22 +69,6 @@ class Rates:
             raise ConfigError(msg)
         r = rows.row(0, named=True)
         return int(r["rate"]), int(r["rate_scale"]), str(r["version"])
-
-
-def valid_on(table: pl.DataFrame, day: date) -> pl.DataFrame:
-    """The rows of a reference table valid on ``day``."""
-    return table.filter(
-        (pl.col("valid_from") <= day)
-        & (pl.col("valid_to").is_null() | (pl.lit(day) < pl.col("valid_to")))
-    )
-
-
-def _by_day(table: pl.DataFrame, days: pl.Series) -> pl.DataFrame:
-    frame = pl.DataFrame({"day": days.unique().sort()})
-    return frame.join(table, how="cross").filter(
-        (pl.col("valid_from") <= pl.col("day"))
-        & (pl.col("valid_to").is_null() | (pl.col("day") < pl.col("valid_to")))
-    )
 
 
 def longest_prefix(
@@ -112,7 +89,7 @@ def longest_prefix(
         ConfigError: two rows valid on one day share a prefix.
     """
     keys = events.select(day, value).unique()
-    valid = _by_day(table, keys[day]).with_columns(pl.col(prefix).str.len_chars().alias("_len"))
+    valid = rows_by_day(table, keys[day]).with_columns(pl.col(prefix).str.len_chars().alias("_len"))
     dup = valid.filter(pl.len().over("day", prefix) > 1)
     if dup.height:
         first = dup.row(0, named=True)

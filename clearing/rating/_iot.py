@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Final
 import polars as pl
 
 from clearing.errors import ConfigError
-from clearing.rating._money import charged_units_expr, round_div_expr, tax_value_expr
+from clearing.money import charged_units_expr, round_div_expr, tax_value_expr
+from clearing.rating.validity import valid_on_expr
 
 if TYPE_CHECKING:
     from datetime import date
@@ -164,10 +165,7 @@ def prepare_tariff(iot: pl.DataFrame, direction: str, days: list[date]) -> Tarif
         (pl.col("_key0") + "@" + pl.col("valid_from").dt.to_string("%Y-%m-%d")).alias("iot_key")
     )
     day_frame = pl.DataFrame({"day": sorted(set(days))}, schema={"day": pl.Date})
-    by_day = day_frame.join(rows, how="cross").filter(
-        (pl.col("valid_from") <= pl.col("day"))
-        & (pl.col("valid_to").is_null() | (pl.col("day") < pl.col("valid_to")))
-    )
+    by_day = day_frame.join(rows, how="cross").filter(valid_on_expr("day"))
     _check_bands(by_day)
     dest = (
         by_day.filter(pl.col("_group") == "moc")

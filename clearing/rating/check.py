@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING, Final
 
 import polars as pl
 
-from clearing.rating._book import MINOR_UNITS
+from clearing.money import convert_expr, minor_units_expr
 from clearing.rating._iot import prepare_tariff, rate_usage
-from clearing.rating._money import round_div_expr
+from clearing.rating.validity import valid_on_expr
 
 if TYPE_CHECKING:
     from clearing.rating._book import Rates
@@ -127,10 +127,7 @@ def _to_settlement(
     days = ev.select(pl.col("local_start").dt.date().alias("day")).unique()
     fx = (
         days.join(rates.fx, how="cross")
-        .filter(
-            (pl.col("valid_from") <= pl.col("day"))
-            & (pl.col("valid_to").is_null() | (pl.col("day") < pl.col("valid_to")))
-        )
+        .filter(valid_on_expr("day"))
         .select("day", "currency", "rate", "rate_scale", "version")
     )
     sdr = days.select(
@@ -149,12 +146,15 @@ def _to_settlement(
         .join(dst, left_on=["day", "settlement_currency"], right_on=["day", "_d"], how="left")
     )
     # amount/10^a units of C; C per SDR = r1/10^s1; S per SDR = r2/10^s2; target 10^-m units of S
-    # value = amount × r2 × 10^(s1 + m) / (r1 × 10^(a + s2))
-    m = pl.col("settlement_scale").cast(pl.Int64)
-    ten = pl.lit(10, dtype=pl.Int128)
-    n = pl.col(amount).cast(pl.Int128) * pl.col("_r2") * ten.pow(pl.col("_s1") + m)
-    d = pl.col("_r1").cast(pl.Int128) * ten.pow(pl.col(scale).cast(pl.Int64) + pl.col("_s2"))
-    value = round_div_expr(n, d, pl.lit("half_up")).cast(pl.Int64)
+    value = convert_expr(
+        pl.col(amount),
+        pl.col(scale),
+        pl.col("_r1"),
+        pl.col("_s1"),
+        pl.col("_r2"),
+        pl.col("_s2"),
+        pl.col("settlement_scale"),
+    ).cast(pl.Int64)
     return out.with_columns(
         pl.when(
             pl.col("_r1").is_not_null() & pl.col("_r2").is_not_null() & pl.col(amount).is_not_null()
@@ -213,10 +213,7 @@ def iot_check(events: pl.DataFrame, rates: Rates) -> IotCheck:
     agreements = (
         pl.DataFrame({"day": days}, schema={"day": pl.Date})
         .join(rates.agreements, how="cross")
-        .filter(
-            (pl.col("valid_from") <= pl.col("day"))
-            & (pl.col("valid_to").is_null() | (pl.col("day") < pl.col("valid_to")))
-        )
+        .filter(valid_on_expr("day"))
         .select(
             "day",
             "partner",
@@ -293,9 +290,7 @@ def iot_check(events: pl.DataFrame, rates: Rates) -> IotCheck:
     out = out.with_columns((checked & (lhs > rhs)).fill_null(False).alias("breach"))
     out = out.with_columns(
         (pl.col("charge").fill_null(0) + pl.col("camel_fee").fill_null(0)).alias("payable"),
-        pl.col("settlement_currency")
-        .replace_strict(MINOR_UNITS, default=2, return_dtype=pl.Int64)
-        .alias("settlement_scale"),
+        minor_units_expr(pl.col("settlement_currency")).alias("settlement_scale"),
     )
     out = _to_settlement(out, rates, "payable", "charge_scale", "currency")
     tolerance_text = pl.format("{}e-{}", pl.col("iot_tolerance"), pl.col("iot_tolerance_scale"))

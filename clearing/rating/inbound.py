@@ -15,6 +15,7 @@ import polars as pl
 
 from clearing.rating._book import longest_prefix
 from clearing.rating._iot import prepare_tariff, rate_usage
+from clearing.rating.validity import valid_on_expr
 
 if TYPE_CHECKING:
     from clearing.rating._book import Rates
@@ -86,10 +87,7 @@ def rate_visitors(records: pl.DataFrame, rates: Rates) -> pl.DataFrame:
     agreements = (
         pl.DataFrame({"day": days}, schema={"day": pl.Date})
         .join(rates.agreements, how="cross")
-        .filter(
-            (pl.col("valid_from") <= pl.col("day"))
-            & (pl.col("valid_to").is_null() | (pl.col("day") < pl.col("valid_to")))
-        )
+        .filter(valid_on_expr("day"))
         .select(
             "day",
             "partner",

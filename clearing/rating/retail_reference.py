@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from clearing.rating.retail_sql import ALLOWANCE_COLUMN, DAY_PASS_SECONDS, UNITS
+from clearing.rating.validity import valid_on
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -44,7 +45,7 @@ def _service(kind: str | None, tele: str | None) -> str:
 
 
 def _valid(row: dict[str, Any], day: date) -> bool:
-    return bool(row["valid_from"] <= day and (row["valid_to"] is None or day < row["valid_to"]))
+    return valid_on(row["valid_from"], row["valid_to"], day)
 
 
 def _cycle_start(day: date, bcd: int) -> date:

@@ -28,6 +28,7 @@ import pyarrow as pa
 
 from clearing.errors import ConfigError
 from clearing.rating.retail_tables import SERVICES
+from clearing.rating.validity import valid_on_sql
 
 if TYPE_CHECKING:
     import duckdb
@@ -83,11 +84,6 @@ def first_row(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[Any, ...] | Non
     """The first row of a query (the result is read whole, leaving the connection free)."""
     rows = con.execute(sql).fetchall()
     return rows[0] if rows else None
-
-
-def _valid(alias: str, day: str) -> str:
-    """``day`` within the validity of the row ``alias`` (``valid_to`` exclusive, null = open)."""
-    return f"{day} >= {alias}.valid_from AND ({alias}.valid_to IS NULL OR {day} < {alias}.valid_to)"
 
 
 def _billing_day(offset: int | None) -> str:
@@ -163,7 +159,7 @@ def attribute(con: duckdb.DuckDBPyConnection, offset: int | None, *, primary_dec
                 + (99 - coalesce(length(n.selection_code), 0)) * 1000000000
                 + n.sid) AS key
             FROM events_in e
-            JOIN nums n ON n.imsi = e.imsi AND {_valid("n", _billing_day(offset))}
+            JOIN nums n ON n.imsi = e.imsi AND {valid_on_sql("n", _billing_day(offset))}
             GROUP BY e.pos
         )
         WHERE key IS NOT NULL
@@ -194,7 +190,7 @@ def rate_rows(con: duckdb.DuckDBPyConnection) -> None:
         JOIN att a USING (pos)
         JOIN nums n ON n.sid = a.sid
         -- a number whose card has no `subscribers` row that day is not attributed
-        JOIN subs s ON s.imsi = n.imsi AND {_valid("s", "e.bdate")}
+        JOIN subs s ON s.imsi = n.imsi AND {valid_on_sql("s", "e.bdate")}
         """
     )
     # the anchor depends on the reference data only, never on which events there are
@@ -220,7 +216,7 @@ def rate_rows(con: duckdb.DuckDBPyConnection) -> None:
             string_split(coalesce(p.day_pass_services, ''), ' ') AS pass_services,
             {allowances}
         FROM (SELECT DISTINCT plan_id, anchor FROM accts) k
-        LEFT JOIN plans p ON p.plan_id = k.plan_id AND {_valid("p", "k.anchor")}
+        LEFT JOIN plans p ON p.plan_id = k.plan_id AND {valid_on_sql("p", "k.anchor")}
         """
     )
     row = first_row(con, "SELECT plan_id, anchor FROM pv WHERE NOT found ORDER BY ALL LIMIT 1")
@@ -317,7 +313,7 @@ def bands(con: duckdb.DuckDBPyConnection) -> None:
                 lead(t.from_units) OVER w AS to_units, row_number() OVER w AS band
             FROM allow a
             JOIN plans_tiers t ON t.plan_id = a.plan_id AND t.service = a.service
-                AND {_valid("t", "a.anchor")}
+                AND {valid_on_sql("t", "a.anchor")}
             WINDOW w AS (PARTITION BY a.pvid, a.service ORDER BY t.from_units)
         ),
         flat AS (

@@ -15,15 +15,15 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from clearing.errors import ConfigError
-from clearing.rating._book import valid_on
-from clearing.rating._iot import KINDS, MOC_SERVICES, prepare_tariff, rate_usage
-from clearing.rating._money import (
+from clearing.money import (
     TAX_RATE_SCALE,
     charged_units,
     price_fraction,
     round_div,
     tax_value,
 )
+from clearing.rating._iot import KINDS, MOC_SERVICES, prepare_tariff, rate_usage
+from clearing.rating.validity import rows_valid_on
 
 if TYPE_CHECKING:
     from clearing.rating._book import Rates
@@ -97,7 +97,7 @@ def what_if(
         )
         raise ConfigError(msg)
     day = start.date()
-    agreement = valid_on(rates.agreements, day).filter(pl.col("partner") == partner)
+    agreement = rows_valid_on(rates.agreements, day).filter(pl.col("partner") == partner)
     if agreement.height == 0:
         msg = f"no agreement with partner `{partner}` valid on {day}"
         raise ConfigError(msg)
@@ -107,7 +107,7 @@ def what_if(
         if service == "moc":
             msg = "a MOC needs --destination (the called number)"
             raise ConfigError(msg)
-        prefixes = valid_on(rates.iot, day).filter(
+        prefixes = rows_valid_on(rates.iot, day).filter(
             (pl.col("partner") == partner)
             & (pl.col("direction") == direction)
             & (pl.col("service") == service)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from clearing.codecs import asn1
 from clearing.errors import DecodeError, EncodeError
+from clearing.names import AckName
 
 if TYPE_CHECKING:
     from clearing.returns.rap import RapFile
@@ -103,7 +104,7 @@ def ack_file_name(sender: str, recipient: str, rap_fsn: int, test: bool) -> str:
     configurable per partner.
     """
     _check(sender, recipient, rap_fsn, "00000000000000", "+0000")
-    return f"{'AT' if test else 'AC'}{sender}{recipient}{rap_fsn:05d}"
+    return str(AckName(test, sender, recipient, rap_fsn))
 
 
 def read_ack(data: bytes, *, file: str | None = None) -> Ack:

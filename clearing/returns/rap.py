@@ -35,6 +35,7 @@ from clearing.codecs.ber import (
 )
 from clearing.codecs.indefinite import to_definite
 from clearing.errors import DecodeError, EncodeError
+from clearing.names import RapName
 from clearing.validate.findings import PathItem
 
 if TYPE_CHECKING:
@@ -313,8 +314,7 @@ def rap_file_name(header: RapHeader) -> str:
     _check_party("sender", header.sender)
     _check_party("recipient", header.recipient)
     _check_seq("rap_fsn", header.rap_fsn)
-    prefix = "RT" if header.test else "RC"
-    return f"{prefix}{header.sender}{header.recipient}{header.rap_fsn:05d}"
+    return str(RapName(header.test, header.sender, header.recipient, header.rap_fsn))
 
 
 def write_rap(header: RapHeader, items: Sequence[RapItem]) -> bytes:

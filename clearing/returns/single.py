@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from clearing import config
 from clearing._io import write_atomic
 from clearing.codecs.ciber import looks_like_ciber
+from clearing.names import CiberName
 from clearing.returns import rap_file_name, write_rap
 from clearing.validate.stage import (
     CiberResult,
@@ -123,7 +124,8 @@ def _ciber(data: bytes, file: str, day: date, wd: config.WorkDir | None) -> Cibe
     if wd is not None:
         settings = wd.settings()
     else:
-        sid_bid = file[12:17] if file[12:17].isdigit() else None
+        parsed = CiberName.parse(file)
+        sid_bid = parsed.recipient if parsed else None
         settings = config.Settings(home=config.Home(tadig=_NOBODY, sid_bid=sid_bid))
     result, _checked = validate_ciber_file(data, file=file, settings=settings, day=day)
     return result

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from clearing.errors import ClearingError
+from clearing.names import RapName
 from clearing.stage import StageContext, StepResult, stage
 
 if TYPE_CHECKING:
@@ -52,8 +53,7 @@ def receive_day(
                 counts["raps"] += 1
                 continue
             counts["acks"] += 1
-            prefix = "RT" if got.test else "RC"
-            name = f"{prefix}{settings.home.tadig}{got.sender}{got.rap_fsn:05d}"
+            name = str(RapName(got.test, settings.home.tadig, got.sender, got.rap_fsn))
             try:
                 entry = outbox.get(name)
             except LedgerError:  # not a RAP of ours in the outbox

@@ -27,6 +27,8 @@ from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
 from clearing.codecs.ciber import encode_batch
+from clearing.money import round_div
+from clearing.names import CiberName
 from clearing.samples.tap import home_subscribers
 
 if TYPE_CHECKING:
@@ -72,11 +74,7 @@ def _seq(partner: CiberPartner, day: date, n: int) -> int:
 def ciber_file_name(partner: CiberPartner, day: date) -> str:
     """``CIBER_<sending>_<receiving>_<YYYYMMDD>_<first batch sequence>.dat``."""
     first = _seq(partner, day, 0)
-    return f"CIBER_{partner.sid_bid}_{HOME_SID_BID}_{day:%Y%m%d}_{first:03d}.dat"
-
-
-def _half_up(num: int, den: int) -> int:
-    return (2 * num + den) // (2 * den)
+    return str(CiberName(partner.sid_bid, HOME_SID_BID, day, first))
 
 
 class _Partner:
@@ -109,8 +107,8 @@ class _Partner:
 
     def _taxes(self, amount: int) -> tuple[int, int]:
         return (
-            _half_up(amount * self.p.state_tax_ppm, 10**6),
-            _half_up(amount * self.p.local_tax_ppm, 10**6),
+            round_div(amount * self.p.state_tax_ppm, 10**6),
+            round_div(amount * self.p.local_tax_ppm, 10**6),
         )
 
     def call(self, seq: int) -> tuple[str, dict[str, Any]]:

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 from clearing.codecs import asn1
 from clearing.codecs.indefinite import to_indefinite
 from clearing.errors import ConfigError
+from clearing.names import TapName
 from clearing.samples.tap import (
     HOME_TADIG,
     PARTNERS,
@@ -117,7 +118,7 @@ def _fsn(partner: Partner, day: date, ahead: int = 0) -> int:
 
 
 def _name(partner: Partner, fsn: int) -> str:
-    return f"CD{partner.tadig}{HOME_TADIG}{fsn:05d}"
+    return str(TapName(False, partner.tadig, HOME_TADIG, fsn))
 
 
 def _batch(data: bytes) -> dict[str, Any]:

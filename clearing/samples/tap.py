@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from clearing.codecs import asn1
 from clearing.codecs.indefinite import to_indefinite
 from clearing.errors import ConfigError
+from clearing.money import round_div, tax_value
+from clearing.names import TapName
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -343,8 +345,7 @@ def file_sequence_number(partner: Partner, day: date) -> int:
 
 def file_name(partner: Partner, day: date, *, test: bool = False) -> str:
     """``CD<sender><recipient><FSN>`` (``TD`` for test data)."""
-    prefix = "TD" if test else "CD"
-    return f"{prefix}{partner.tadig}{HOME_TADIG}{file_sequence_number(partner, day):05d}"
+    return str(TapName(test, partner.tadig, HOME_TADIG, file_sequence_number(partner, day)))
 
 
 def split_events(events: int) -> dict[str, int]:
@@ -363,18 +364,13 @@ def split_events(events: int) -> dict[str, int]:
 # money
 
 
-def _round_div(num: int, den: int) -> int:
-    """``num / den`` rounded half up (num, den ≥ 0)."""
-    return (2 * num + den) // (2 * den)
-
-
 def _money(micro_sdr_num: int, den: int, dp: int) -> int:
     """``micro_sdr_num / den`` micro-SDR as an integer scaled by ``10**dp``, rounded once."""
-    return _round_div(micro_sdr_num * 10**dp, den * 10**6)
+    return round_div(micro_sdr_num * 10**dp, den * 10**6)
 
 
 def _tax(amount: int, rate: str) -> int:
-    return _round_div(amount * int(rate), 10**7)
+    return tax_value(amount, int(rate))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -558,7 +554,7 @@ class _FileBuilder:
         p = self.p
         if p.discount_rate is None or gross == 0 or self.rng.random() >= p.discount_share:
             return gross, None
-        value = _round_div(gross * p.discount_rate, 10_000)
+        value = round_div(gross * p.discount_rate, 10_000)
         self.totals.discount += value
         info = {"discountCode": 1, "discount": value, "discountableAmount": gross}
         return gross - value, info

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from clearing.errors import ConfigError
+from clearing.names import TapName
 from clearing.samples.ciber import CIBER_PARTNERS, HOME_SID_BID, generate_ciber
 from clearing.samples.subscribers import write_subscriber_sources
 from clearing.samples.tap import HOME_TADIG, PARTNERS, generate_tap
@@ -158,8 +159,8 @@ def make_exchange(out: Path) -> None:
 
 
 def _tap_sender(name: str) -> str:
-    # CDxxxxxHKGCLnnnnn / TDxxxxx…: sender TADIG at [2:7]
-    return name[2:7]
+    parsed = TapName.parse(name)
+    return parsed.sender if parsed else name[2:7]
 
 
 def _ciber_sender(name: str) -> str:

@@ -33,6 +33,7 @@ import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
+from clearing.names import CdrName
 from clearing.rating._refdata import SOURCES, import_rates
 from clearing.samples.ciber import CIBER_PARTNERS
 from clearing.samples.tap import HOME_COUNTRY_CODE, HOME_TADIG, PARTNERS
@@ -360,8 +361,7 @@ def write_reference_data(rates_dir: Path, day: date) -> list[Path]:
 
 def cdr_file_names(day: date) -> tuple[str, str]:
     """The mediation export of processing date ``day``: (calls and SMS CSV, data Parquet)."""
-    stamp = day.strftime("%Y%m%d")
-    return f"CDR_{HOME_TADIG}_{stamp}_001.csv", f"CDR_{HOME_TADIG}_{stamp}_002.parquet"
+    return str(CdrName(HOME_TADIG, day, 1, "csv")), str(CdrName(HOME_TADIG, day, 2, "parquet"))
 
 
 def _digits(rng: np.random.Generator, n: int, width: int) -> pl.Series:

@@ -40,6 +40,8 @@ from pathlib import Path
 from typing import Any
 
 from clearing import config
+from clearing.identity import STATUSES, Identity
+from clearing.names import CiberName, next_fsn
 from clearing.settle import _daily_sheets as sheets
 from clearing.settle._book import Book, money
 from clearing.settle._common import (
@@ -60,7 +62,6 @@ from clearing.settle._lake import SDR_SCALE, Lake
 
 __all__ = ["build_daily", "daily_path"]
 
-STATUSES = ("accepted", "returned", "duplicate", "late", "quarantined")
 _SEVERITY_ORDER = {"fatal": 0, "severe": 1, "warning": 2}
 _UTC_OFFSET_SQL = (
     "to_minutes((CASE WHEN substr({o}, 1, 1) = '-' THEN -1 ELSE 1 END) * "
@@ -294,10 +295,8 @@ def _received(lake: Lake) -> dict[tuple[str, str | None], datetime | None]:
 
 
 def _ciber_partner(name: str) -> str | None:
-    parts = name.split("_")
-    if len(parts) > 2 and parts[0] == "CIBER" and parts[1].isdigit():
-        return parts[1]
-    return None
+    parsed = CiberName.parse(name)
+    return parsed.sender if parsed else None
 
 
 def _ciber_charge(raw: Path | None) -> int | None:
@@ -673,7 +672,7 @@ def _reconciliation(d: _Day, inbound: list[dict[str, Any]]) -> list[dict[str, An
         }
         for s in STATUSES:
             row[s] = f[f"n_{s}"]
-        row["difference"] = row["in"] - sum(row[s] for s in STATUSES)
+        row["difference"] = Identity.from_dict(row).difference
         if f["in_value"] is None:
             for s in ("in", *STATUSES, "difference"):
                 row[f"{s}_sdr"] = None
@@ -899,7 +898,7 @@ def _sequences(d: _Day) -> list[dict[str, Any]]:
     for r in rows:
         silent_days = (day - r["last_date"]).days if r["last_date"] else None
         limit = settings.silent_days(r["sender"])
-        expected = None if r["last_before"] is None else r["last_before"] % 99999 + 1
+        expected = None if r["last_before"] is None else next_fsn(r["last_before"])
         status = []
         if r["gaps"]:
             status.append("gap")
@@ -980,7 +979,7 @@ def _sequences(d: _Day) -> list[dict[str, Any]]:
                 "test": r["file_type"],
                 "last_before": _fsn(r["previous_number"], width),
                 "expected": _fsn(
-                    None if r["previous_number"] is None else r["previous_number"] % 99999 + 1,
+                    None if r["previous_number"] is None else next_fsn(r["previous_number"]),
                     width,
                 ),
                 "today": _range(r["first_number"], r["last_number"], width),

@@ -1,8 +1,8 @@
 """Currency conversion for the workbooks: exact integers, rounded once (half away from zero).
 
 Rates come from the work folder's ``rates/fx`` table (units of a currency per 1 SDR, an integer
-with a scale), the one valid on the date asked. The same rule as the rate stage's settlement
-amounts (:mod:`clearing.rating.check`): ``amount`` in currency C at scale ``a`` is
+with a scale), the one valid on the date asked, converted by :func:`clearing.money.convert` (the
+rate stage's rule too): ``amount`` in currency C at scale ``a`` is
 ``amount × r_dst × 10**(s_src + m) / (r_src × 10**(a + s_dst))`` units of ``10**-m`` of the
 target, rounded half up once.
 """
@@ -14,6 +14,8 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from clearing.errors import ConfigError
+from clearing.money import convert
+from clearing.rating.validity import valid_on
 from clearing.settle._lake import SDR_SCALE
 
 if TYPE_CHECKING:
@@ -22,13 +24,7 @@ if TYPE_CHECKING:
 
     from clearing.settle._lake import Lake
 
-__all__ = ["Fx", "Rate", "round_half_up"]
-
-
-def round_half_up(n: int, d: int) -> int:
-    """``n / d`` (``d > 0``) rounded to an integer, halves away from zero."""
-    q = (2 * abs(n) + d) // (2 * d)
-    return -q if n < 0 else q
+__all__ = ["Fx", "Rate"]
 
 
 @dataclass(frozen=True)
@@ -85,11 +81,7 @@ class Fx:
             ConfigError: the fx table has no such rate.
         """
         for r in self.rates:
-            if (
-                r.currency == currency
-                and r.valid_from <= day
-                and (r.valid_to is None or day < r.valid_to)
-            ):
+            if r.currency == currency and valid_on(r.valid_from, r.valid_to, day):
                 if currency != "SDR":
                     self.used[(currency, day)] = r
                 return r
@@ -102,14 +94,10 @@ class Fx:
     def convert(self, amount: int, scale: int, src: str, dst: str, m: int, day: date) -> int:
         """``amount / 10**scale`` of ``src`` in units of ``10**-m`` of ``dst`` (one rounding)."""
         if src == dst:
-            if m >= scale:
-                return int(amount * 10 ** (m - scale))
-            return round_half_up(amount, 10 ** (scale - m))
+            return convert(amount, scale, 1, 0, 1, 0, m)
         a = self.rate(src, day)
         b = self.rate(dst, day)
-        n = amount * b.rate * 10 ** (a.scale + m)
-        d = a.rate * 10 ** (scale + b.scale)
-        return round_half_up(n, d)
+        return convert(amount, scale, a.rate, a.scale, b.rate, b.scale, m)
 
     def sdr(self, amount: int, scale: int, currency: str, day: date) -> Decimal:
         """An amount in SDR with :data:`SDR_SCALE` decimals."""

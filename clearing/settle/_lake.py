@@ -7,12 +7,9 @@ read-only (``files``, ``findings``, ``rap_out``, ``acks_in``, ``raps_in``, ``ret
 each; a table a stage never created reads as empty. Lake datasets are read per processing
 date (``lake/<dataset>/date=D/...``) with the date as column ``processing_date``.
 
-Two SQL macros keep money exact (HUGEINT arithmetic, one rounding, half away from zero):
-
-* ``p10(k)``: ``10**k`` as an integer;
-* ``fx(amount, scale, r_src, s_src, r_dst, s_dst, m)``: ``amount / 10**scale`` units of a
-  currency worth ``r_src / 10**s_src`` per SDR, in units of ``10**-m`` of a currency worth
-  ``r_dst / 10**s_dst`` per SDR (SDR itself: rate 1, scale 0).
+The money macros of :func:`clearing.money.duckdb_macros` keep money exact (HUGEINT
+arithmetic, one rounding, half away from zero): ``fx(amount, scale, r_src, s_src, r_dst, s_dst,
+m)`` converts, ``minor(c)`` is a currency's minor unit.
 """
 
 from __future__ import annotations
@@ -24,6 +21,7 @@ import duckdb
 from clearing import lake
 from clearing.config import WorkDir
 from clearing.errors import MissingInputError
+from clearing.money import duckdb_macros
 from clearing.store import LEDGER, STATE, attach_read_only
 
 if TYPE_CHECKING:
@@ -35,16 +33,6 @@ __all__ = ["SDR_SCALE", "Lake", "MissingInputError"]
 
 SDR_SCALE = 6  # SDR amounts are shown with 6 decimals (the largest tapDecimalPlaces)
 
-_MACROS = """
-CREATE OR REPLACE MACRO p10(k) AS CAST(power(10, k) AS HUGEINT);
-CREATE OR REPLACE MACRO fx_pos(a, scale, r_src, s_src, r_dst, s_dst, m) AS
-    (2 * CAST(a AS HUGEINT) * r_dst * p10(s_src + m) + CAST(r_src AS HUGEINT) * p10(scale + s_dst))
-    // (2 * CAST(r_src AS HUGEINT) * p10(scale + s_dst));
-CREATE OR REPLACE MACRO fx(amount, scale, r_src, s_src, r_dst, s_dst, m) AS
-    CASE WHEN amount < 0 THEN -fx_pos(-amount, scale, r_src, s_src, r_dst, s_dst, m)
-         ELSE fx_pos(amount, scale, r_src, s_src, r_dst, s_dst, m) END;
-"""
-
 
 class Lake:
     """A read-only view of one work folder (close it, or use it as a context manager)."""
@@ -54,7 +42,8 @@ class Lake:
         self.root = workdir
         self.con = duckdb.connect()
         self.con.execute("SET TimeZone = 'UTC'")
-        self.con.execute(_MACROS)
+        for macro in duckdb_macros():
+            self.con.execute(macro)
         self.con.execute("CREATE SCHEMA empty")
         self.con.execute("SET schema = 'empty'")
         for schema in (STATE, LEDGER):

@@ -44,7 +44,8 @@ from typing import TYPE_CHECKING, Any
 
 from clearing import config
 from clearing.errors import ConfigError
-from clearing.rating._book import MINOR_UNITS
+from clearing.money import minor_units
+from clearing.rating.validity import valid_on_sql
 from clearing.settle._book import Book, Chart, Col, KeyFigure, KeyFigures, Table, money
 from clearing.settle._common import AuditFacts, file_sha256, lake_file_rows
 from clearing.settle._issue import write_issue
@@ -211,12 +212,10 @@ def _reference_views(lake: Lake) -> None:
         "SELECT CAST(NULL AS VARCHAR) AS plan_id, CAST(NULL AS VARCHAR) AS name, "
         "CAST(NULL AS DATE) AS valid_from WHERE false",
     )
-    minor = " ".join(f"WHEN '{c}' THEN {m}" for c, m in sorted(MINOR_UNITS.items()))
-    lake.con.execute(f"CREATE OR REPLACE MACRO minor(c) AS CASE c {minor} ELSE 2 END")
 
 
 # one row per event, both directions, with its conversions (see the module docstring)
-_EVENTS = """
+_EVENTS = f"""
 CREATE OR REPLACE TABLE events AS
 WITH base AS (
     SELECT 'receivable' AS direction, v.partner, coalesce(v.standard, 'tap') AS standard,
@@ -228,7 +227,7 @@ WITH base AS (
                AS bytes,
            CAST(NULL AS BIGINT) AS expected, v.file, v.record_id AS event_key,
            CAST(NULL AS VARCHAR) AS sender, CAST(NULL AS BIGINT) AS event_index
-    FROM rv v WHERE {rec_window}
+    FROM rv v WHERE {{rec_window}}
     UNION ALL
     SELECT 'payable', e.sender, e.source_format,
            coalesce(p.service, p.kind, e.event_kind), e.processing_date,
@@ -243,62 +242,58 @@ WITH base AS (
            p.expected, e.file, CAST(e.event_index AS VARCHAR), e.sender, e.event_index
     FROM ev e LEFT JOIN rp p ON p.file = e.file AND p.event_index = e.event_index
         AND p.processing_date = e.processing_date
-    WHERE {pay_window}
+    WHERE {{pay_window}}
 ), dated AS (
     SELECT b.*, coalesce(b.event_date, b.processing_date) AS fx_date, a.settlement_currency
     FROM base b LEFT JOIN agr a ON a.partner = b.partner
-        AND a.valid_from <= coalesce(b.event_date, b.processing_date)
-        AND (a.valid_to IS NULL OR coalesce(b.event_date, b.processing_date) < a.valid_to)
+        AND {valid_on_sql("a", "coalesce(b.event_date, b.processing_date)")}
 )
 SELECT d.*, minor(d.settlement_currency) AS settlement_scale,
        s.rate AS r_src, s.rate_scale AS s_src, s.version AS v_src,
        t.rate AS r_dst, t.rate_scale AS s_dst, t.version AS v_dst,
-       fx(d.net, d.scale, s.rate, s.rate_scale, 1, 0, {sdr}) AS net_sdr,
-       fx(d.discount, d.scale, s.rate, s.rate_scale, 1, 0, {sdr}) AS discount_sdr,
-       fx(d.tax, d.scale, s.rate, s.rate_scale, 1, 0, {sdr}) AS tax_sdr,
-       fx(d.expected, d.scale, s.rate, s.rate_scale, 1, 0, {sdr}) AS expected_sdr,
+       fx(d.net, d.scale, s.rate, s.rate_scale, 1, 0, {{sdr}}) AS net_sdr,
+       fx(d.discount, d.scale, s.rate, s.rate_scale, 1, 0, {{sdr}}) AS discount_sdr,
+       fx(d.tax, d.scale, s.rate, s.rate_scale, 1, 0, {{sdr}}) AS tax_sdr,
+       fx(d.expected, d.scale, s.rate, s.rate_scale, 1, 0, {{sdr}}) AS expected_sdr,
        fx(d.net + d.tax, d.scale, s.rate, s.rate_scale, t.rate, t.rate_scale,
           minor(d.settlement_currency)) AS total_sc
 FROM dated d
-LEFT JOIN fx_rates s ON s.currency = coalesce(d.currency, 'SDR') AND s.valid_from <= d.fx_date
-    AND (s.valid_to IS NULL OR d.fx_date < s.valid_to)
-LEFT JOIN fx_rates t ON t.currency = d.settlement_currency AND t.valid_from <= d.fx_date
-    AND (t.valid_to IS NULL OR d.fx_date < t.valid_to)
+LEFT JOIN fx_rates s ON s.currency = coalesce(d.currency, 'SDR')
+    AND {valid_on_sql("s", "d.fx_date")}
+LEFT JOIN fx_rates t ON t.currency = d.settlement_currency AND {valid_on_sql("t", "d.fx_date")}
 """
 
 # partners' RAPs about our TAP-out, received in the period: severe events and fatal files
-_RAP_IN = """
+_RAP_IN = f"""
 CREATE OR REPLACE TABLE rap_in AS
 WITH r AS (
     SELECT i.sender AS partner, x.processing_date, x.kind, x.fsn, x.charge, x.tax, x.rap_file
     FROM returns_in x JOIN raps_in i ON i.file = x.rap_file
         AND i.processing_date = x.processing_date
-    WHERE {window}
+    WHERE {{window}}
 ), o AS (
     SELECT partner, sequence_number, charge_scale, currency, total_charge, total_tax
     FROM outbound_files WHERE standard = 'tap'
 ), v AS (
     SELECT r.partner, r.processing_date, r.kind, r.rap_file,
            coalesce(o.currency, 'SDR') AS currency,
-           coalesce(o.charge_scale, {sdr}) AS scale,
+           coalesce(o.charge_scale, {{sdr}}) AS scale,
            -(CASE WHEN r.kind = 'fatal' THEN coalesce(o.total_charge, 0) + coalesce(o.total_tax, 0)
                   ELSE coalesce(r.charge, 0) + coalesce(r.tax, 0) END) AS amount
     FROM r LEFT JOIN o ON o.partner = r.partner AND o.sequence_number = TRY_CAST(r.fsn AS INTEGER)
 ), a AS (
     SELECT v.*, g.settlement_currency FROM v LEFT JOIN agr g ON g.partner = v.partner
-        AND g.valid_from <= v.processing_date
-        AND (g.valid_to IS NULL OR v.processing_date < g.valid_to)
+        AND {valid_on_sql("g", "v.processing_date")}
 )
 SELECT a.*, minor(a.settlement_currency) AS settlement_scale, s.version AS v_src,
        t.version AS v_dst, s.rate AS r_src, t.rate AS r_dst,
-       fx(a.amount, a.scale, s.rate, s.rate_scale, 1, 0, {sdr}) AS amount_sdr,
+       fx(a.amount, a.scale, s.rate, s.rate_scale, 1, 0, {{sdr}}) AS amount_sdr,
        fx(a.amount, a.scale, s.rate, s.rate_scale, t.rate, t.rate_scale,
           minor(a.settlement_currency)) AS amount_sc
 FROM a
-LEFT JOIN fx_rates s ON s.currency = a.currency AND s.valid_from <= a.processing_date
-    AND (s.valid_to IS NULL OR a.processing_date < s.valid_to)
-LEFT JOIN fx_rates t ON t.currency = a.settlement_currency AND t.valid_from <= a.processing_date
-    AND (t.valid_to IS NULL OR a.processing_date < t.valid_to)
+LEFT JOIN fx_rates s ON s.currency = a.currency AND {valid_on_sql("s", "a.processing_date")}
+LEFT JOIN fx_rates t ON t.currency = a.settlement_currency
+    AND {valid_on_sql("t", "a.processing_date")}
 """
 
 
@@ -405,7 +400,7 @@ def _summary(lake: Lake, p: Period, settings: config.Settings) -> list[dict[str,
         )
         sc = r.get("sc") or agr.get("sc") or "SDR"
         ss_raw = r.get("ss")
-        ss = int(ss_raw) if ss_raw is not None else MINOR_UNITS.get(sc, 2)
+        ss = int(ss_raw) if ss_raw is not None else minor_units(sc)
         window = (p.ciber_from, p.ciber_to) if standard == "ciber" else (p.tap_from, p.tap_to)
         rec_charge, rec_tax = _sdr(r.get("rec_charge")), _sdr(r.get("rec_tax"))
         rap_received = _sdr(r.get("rap_received"))
@@ -588,7 +583,7 @@ def _rates_used(lake: Lake) -> list[dict[str, Any]]:
 
 def _retail(lake: Lake) -> list[dict[str, Any]]:
     rows = lake.rows(
-        """
+        f"""
         WITH w AS (
             SELECT sender AS partner, file, event_index, net + tax AS cost, net_sdr + tax_sdr
                    AS cost_sdr, currency, scale, fx_date, r_src, s_src, processing_date
@@ -605,7 +600,7 @@ def _retail(lake: Lake) -> list[dict[str, Any]]:
             FROM rl l CROSS JOIN home JOIN w ON w.file = l.file AND w.event_index = l.event_index
                 AND w.partner = l.sender AND w.processing_date = l.processing_date
             LEFT JOIN fx_rates t ON t.currency = coalesce(l.currency, home.currency)
-                AND t.valid_from <= w.fx_date AND (t.valid_to IS NULL OR w.fx_date < t.valid_to)
+                AND {valid_on_sql("t", "w.fx_date")}
         )
         SELECT coalesce(b.plan_id, '(not our subscriber)') AS plan,
                any_value(pl.name) AS plan_name, any_value(b.currency) AS currency,

@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from clearing.names import next_fsn
+
 if TYPE_CHECKING:
     import datetime as dt
     from datetime import date
@@ -27,11 +29,6 @@ __all__ = [
     "SequenceCheck",
     "next_fsn",
 ]
-
-
-def next_fsn(fsn: int) -> int:
-    """The FSN after ``fsn``: 1 … 99999, then back to 1 (TD.57)."""
-    return 1 if fsn >= 99_999 else fsn + 1
 
 
 @dataclass(frozen=True)

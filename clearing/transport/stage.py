@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from clearing.errors import TransportError
+from clearing.names import CiberReturnName
 from clearing.stage import StageContext, StepResult, stage
 from clearing.transport.outbox import Outbox
 from clearing.transport.settings import parse_transport_settings
@@ -31,7 +32,9 @@ def due_files(wd: config.WorkDir, day: date) -> list[tuple[Path, str, str]]:
         for name, partner in store.register.raps_of(day):
             found.append((wd.out / "rap" / name, partner, "rap"))
         for name in store.register.ciber_returns_of(day):
-            found.append((wd.out / "ciber_returns" / name, name.split("_")[2], "ciber_return"))
+            ret = CiberReturnName.parse(name)
+            partner = ret.recipient if ret else ""
+            found.append((wd.out / "ciber_returns" / name, partner, "ciber_return"))
         for name, partner in store.returns_in.acks_written(day):
             found.append((wd.out / "ack" / name, partner, "ack"))
         for partner, kind, path in store.outbound.files_of(day):

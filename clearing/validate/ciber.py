@@ -50,6 +50,7 @@ from clearing.codecs.ciber import (
 from clearing.codecs.ciber._layouts import DETAIL_TYPES, specs_dir
 from clearing.codecs.events import EVENT_SCHEMA
 from clearing.errors import DecodeError
+from clearing.names import CiberReturnName
 from clearing.validate.findings import Finding
 
 if TYPE_CHECKING:
@@ -1160,6 +1161,6 @@ def ciber_returns(
                     name_seq = batches[bi]["batch_sequence_number"]
         us = _sid(pair[0]) or home or "00000"
         partner = _sid(pair[1]) or "00000"
-        name = f"CIBER_{us}_{partner}_{checked.today:%Y%m%d}_{name_seq or 0:03d}_RET.dat"
+        name = str(CiberReturnName(us, partner, checked.today, name_seq or 0))
         out.append((name, b"".join(body)))
     return out

@@ -29,6 +29,7 @@ import pyarrow.compute as pc
 from clearing import lake as lakes
 from clearing._io import write_atomic
 from clearing.errors import ConfigError
+from clearing.identity import Identity
 from clearing.returns import (
     ErrorDetail,
     FatalItem,
@@ -62,17 +63,7 @@ __all__ = [
     "validate_one",
 ]
 
-STATUSES = ("accepted", "returned", "duplicate", "late", "quarantined")
 LAKE_SCHEMA = lakes.EVENTS_IN_SCHEMA
-
-
-def identity(n: int, status: Sequence[str]) -> dict[str, int]:
-    """``in = accepted + returned + duplicate + late + quarantined`` and the difference."""
-    out = {"in": n, **dict.fromkeys(STATUSES, 0)}
-    for s in status:
-        out[s] += 1
-    out["difference"] = n - sum(out[s] for s in STATUSES)
-    return out
 
 
 def finding_dicts(findings: Sequence[Finding]) -> list[dict[str, Any]]:
@@ -120,7 +111,8 @@ class FileResult:
 
     def counts(self) -> dict[str, int]:
         # an ignored copy brings nothing in: its events were counted with the original
-        return identity(0 if self.outcome == "copy" else self.checked.events.num_rows, self.status)
+        n = 0 if self.outcome == "copy" else self.checked.events.num_rows
+        return Identity.of(n, self.status).as_dict()
 
     def findings_table(self) -> pa.Table:
         c = self.checked
@@ -162,16 +154,14 @@ class ValidateResult:
     ciber: list[CiberResult] = field(default_factory=list)
 
     def reconciliation(self) -> dict[str, int]:
-        total = identity(0, [])
+        total = Identity()
         for f in self.files:
             if f.outcome == "copy":
                 continue
-            for k, v in f.counts().items():
-                total[k] += v
+            total += Identity.from_dict(f.counts())
         for c in self.ciber:
-            for k, v in c.counts().items():
-                total[k] += v
-        return total
+            total += Identity.from_dict(c.counts())
+        return total.as_dict()
 
 
 def _stream_of(c: TapChecked) -> tuple[str, str, bool]:
@@ -621,7 +611,7 @@ class CiberResult:
         return any(f.severity == "fatal" for f in self.findings)
 
     def counts(self) -> dict[str, int]:
-        return identity(self.events.num_rows, self.status)
+        return Identity.of(self.events.num_rows, self.status).as_dict()
 
     def summary(self) -> dict[str, Any]:
         return {

@@ -26,6 +26,7 @@ from clearing.codecs import asn1, fast
 from clearing.codecs.ber import element_at, iter_children
 from clearing.codecs.events import EVENT_SCHEMA
 from clearing.errors import DecodeError
+from clearing.names import TapName
 from clearing.validate.rules import RuleSet, rules_for
 
 if TYPE_CHECKING:
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
 
 __all__ = ["TapChecked", "check_tap", "parse_tap_name"]
 
-_NAME = re.compile(r"^(CD|TD)([A-Z0-9]{5})([A-Z0-9]{5})(\d{5})$")
 _UTC = re.compile(r"^(-1[0-3]|-0[0-9]|\+0[0-9]|\+1[0-4])(00|15|30|45)$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 _GROUP_TAGS = {
@@ -69,10 +69,10 @@ _PROBLEM_RULES = {
 
 def parse_tap_name(name: str) -> tuple[bool, str, str, str] | None:
     """``CD``/``TD`` + sender + recipient + FSN → (test, sender, recipient, fsn), else None."""
-    m = _NAME.match(name)
-    if not m:
+    n = TapName.parse(name)
+    if n is None:
         return None
-    return m.group(1) == "TD", m.group(2), m.group(3), m.group(4)
+    return n.test, n.sender, n.recipient, f"{n.fsn:05d}"
 
 
 @dataclass

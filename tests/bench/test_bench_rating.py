@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from clearing.rating._money import charged_units, price_fraction, round_div, tax_value
+from clearing.money import charged_units, price_fraction, round_div, tax_value
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -23,6 +23,7 @@ import pytest
 
 from clearing.codecs.ciber import decode as decode_ciber
 from clearing.errors import ConfigError
+from clearing.identity import STATUSES
 from clearing.ingest import claim_inputs
 from clearing.pipeline import NightlyOptions, run_backfill, run_nightly
 from clearing.pipeline.lock import LOCK_NAME
@@ -70,9 +71,7 @@ def test_nightly_cli_runs_the_whole_day(world: Path, world_source: World, cleari
     rec = manifest["reconciliation"]
     assert rec["in"] == tap + ciber + cdrs
     assert rec["difference"] == 0
-    assert rec["in"] == sum(
-        rec[k] for k in ("accepted", "returned", "duplicate", "late", "quarantined")
-    )
+    assert rec["in"] == sum(rec[k] for k in STATUSES)
     # the CDR export plants 3 bad rows and 1 visitor of no partner: held, not lost
     assert rec["quarantined"] == 4
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from clearing.errors import ConfigError
-from clearing.rating._money import charged_units, round_div, tax_value
+from clearing.money import charged_units, round_div, tax_value
 from clearing.rating.inbound import rate_visitors
 from tests.rating.conftest import records
 

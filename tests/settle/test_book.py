@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import pytest
 from openpyxl import load_workbook
 
+from clearing.money import round_div
 from clearing.settle._book import (
     Book,
     Col,
@@ -23,7 +24,7 @@ from clearing.settle._book import (
     render_book,
     write_book,
 )
-from clearing.settle._fx import Fx, Rate, round_half_up
+from clearing.settle._fx import Fx, Rate
 from clearing.settle._issue import HASH_PROPERTY, write_daily
 
 if TYPE_CHECKING:
@@ -120,9 +121,9 @@ def test_money_is_never_a_float() -> None:
 
 
 def test_conversion_rounds_once_half_away_from_zero_and_parts_add_up() -> None:
-    assert round_half_up(5, 10) == 1
-    assert round_half_up(-5, 10) == -1
-    assert round_half_up(4, 10) == 0
+    assert round_div(5, 10) == 1
+    assert round_div(-5, 10) == -1
+    assert round_div(4, 10) == 0
     usd = Rate("USD", 136412, 5, date(2025, 1, 1), None, "test", "v1")
     sdr = Rate("SDR", 1, 0, date(1900, 1, 1), None, "unit", "-")
     fx = Fx([usd, sdr])

@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 from openpyxl import load_workbook
 
+from clearing.identity import STATUSES
 from clearing.settle import MissingInputError, daily_workbook, key_figures
 from clearing.settle._book import render_book
 from clearing.settle._daily import build_daily
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 D = DAY2.isoformat()
-STATUSES = ("accepted", "returned", "duplicate", "late", "quarantined")
 
 
 def _fx_sql(amount: str, scale: str, currency: str) -> str:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from clearing.codecs.ciber._codes import CURRENCY_CODE_BY_ISO, YEAR_PIVOT
 from clearing.codecs.ciber._layouts import layout
 from clearing.errors import EncodeError
+from clearing.names import next_ciber_sequence
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, MutableMapping
@@ -44,7 +45,7 @@ _DETAIL_DEFAULTS: dict[str, Any] = {
 
 def next_sequence(last: int | None) -> int:
     """The batch sequence number after ``last`` (001-999, 999 wraps to 001)."""
-    return 1 if not last else last % 999 + 1
+    return next_ciber_sequence(last)
 
 
 def settlement_period_for(day: dt.date) -> dt.date:

@@ -1,0 +1,117 @@
+"""The record identity: every record that comes in leaves with exactly one status.
+
+``in = accepted + returned + duplicate + late + quarantined``, and ``difference`` is what is
+left over (must be 0). :class:`Status` names the five statuses (the values stored in the lake's
+``status`` column and the workbook's columns), :class:`Identity` holds the counts of one file,
+partner or run and gives the manifest's ``reconciliation`` object (:meth:`Identity.as_dict`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
+__all__ = ["STATUSES", "Identity", "Status"]
+
+
+class Status(StrEnum):
+    """Where a record went (one of five), in the identity's order."""
+
+    ACCEPTED = "accepted"
+    RETURNED = "returned"
+    DUPLICATE = "duplicate"
+    LATE = "late"
+    QUARANTINED = "quarantined"
+
+
+STATUSES: tuple[str, ...] = tuple(s.value for s in Status)
+"""The status values as plain strings, in the identity's order."""
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Counts of one record identity (``in_`` is the ``in`` of the manifest).
+
+    Args:
+        in_: records that came in.
+        accepted: records accepted.
+        returned: records returned to the sender (RAP / CIBER return).
+        duplicate: records already received before.
+        late: records too old to be charged.
+        quarantined: records held (unreadable, no partner, not rateable).
+    """
+
+    in_: int = 0
+    accepted: int = 0
+    returned: int = 0
+    duplicate: int = 0
+    late: int = 0
+    quarantined: int = 0
+
+    @classmethod
+    def of(cls, n: int, statuses: Iterable[str]) -> Identity:
+        """The identity of ``n`` records in and one status per record that went out.
+
+        Args:
+            n: records in.
+            statuses: a status value (see :class:`Status`) per record.
+
+        Returns:
+            The counts.
+        """
+        counts = dict.fromkeys(STATUSES, 0)
+        for s in statuses:
+            counts[Status(s).value] += 1
+        return cls(n, **counts)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, int]) -> Identity:
+        """The identity of a ``reconciliation`` object (``difference`` is recomputed, not read).
+
+        Args:
+            d: ``in`` and the five status counts (missing keys count 0).
+
+        Returns:
+            The counts.
+        """
+        return cls(d.get("in", 0), **{s: d.get(s, 0) for s in STATUSES})
+
+    def count(self, status: str) -> int:
+        """The number of records of ``status``."""
+        return int(getattr(self, Status(status).value))
+
+    @property
+    def out(self) -> int:
+        """accepted + returned + duplicate + late + quarantined."""
+        return sum(self.count(s) for s in STATUSES)
+
+    @property
+    def difference(self) -> int:
+        """``in`` minus the records that went out (0 when every record is accounted for)."""
+        return self.in_ - self.out
+
+    def add(self, other: Identity) -> Identity:
+        """The sum of two identities, count by count."""
+        return Identity(
+            self.in_ + other.in_, **{s: self.count(s) + other.count(s) for s in STATUSES}
+        )
+
+    def __add__(self, other: Identity) -> Identity:
+        return self.add(other)
+
+    def as_dict(self) -> dict[str, int]:
+        """The manifest's ``reconciliation`` object.
+
+        Returns:
+            ``in``, ``accepted``, ``returned``, ``duplicate``, ``late``, ``quarantined``,
+            ``difference``, in that order.
+        """
+        return {
+            "in": self.in_,
+            **{s: self.count(s) for s in STATUSES},
+            "difference": self.difference,
+        }
