@@ -125,7 +125,7 @@ def _validate_file(
     file: Path, workdir: Path | None, day: Date, as_json: bool, rap_dir: Path | None
 ) -> None:
     from clearing import config
-    from clearing.returns import rap_file_name, write_rap
+    from clearing.codecs.rap import rap_file_name, write_rap
     from clearing.validate.stage import rap_header, rap_items, validate_one
     from clearing.validate.state import State
     from clearing.validate.tap import parse_tap_name

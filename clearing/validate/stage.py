@@ -28,8 +28,7 @@ import pyarrow.parquet as pq
 
 from clearing._io import write_atomic
 from clearing.codecs.events import EVENT_SCHEMA
-from clearing.errors import ConfigError
-from clearing.returns import (
+from clearing.codecs.rap import (
     ErrorDetail,
     FatalItem,
     MissingItem,
@@ -39,6 +38,7 @@ from clearing.returns import (
     rap_file_name,
     write_rap,
 )
+from clearing.errors import ConfigError
 from clearing.validate.duplicates import HARD_KEY, find_duplicates
 from clearing.validate.findings import FINDINGS_SCHEMA, SEVERITIES, Finding, findings_table
 from clearing.validate.rules import rules_for
@@ -51,8 +51,8 @@ if TYPE_CHECKING:
 
     import duckdb
 
+    from clearing.codecs.rap import RapItem
     from clearing.config import Settings, WorkDir
-    from clearing.returns import RapItem
 
 __all__ = [
     "LAKE_SCHEMA",

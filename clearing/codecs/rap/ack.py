@@ -1,26 +1,22 @@
-"""RAP Acknowledgements (TD.32 ``Acknowledgement [APPLICATION 535]``).
+"""RAP Acknowledgements (TD.32 ``Acknowledgement [APPLICATION 535]``): write, read, name.
 
 Whoever receives a RAP file sends back an Acknowledgement naming its RapFileSequenceNumber:
-the ACK's sender is the RAP's recipient.
+the ACK's sender is the RAP's recipient (:func:`ack_for` swaps the parties of a RAP read).
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from clearing.codecs import asn1
+from clearing.codecs.rap.records import check_party, check_stamp
 from clearing.errors import DecodeError, EncodeError
 
 if TYPE_CHECKING:
-    from clearing.returns.rap import RapFile
+    from clearing.codecs.rap.records import RapFile
 
 __all__ = ["Ack", "ack_file_name", "ack_for", "read_ack", "write_ack"]
-
-_TADIG = re.compile(r"[A-Z0-9]{5}")
-_STAMP = re.compile(r"[0-9]{14}")
-_OFFSET = re.compile(r"[+-][0-9]{4}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,15 +43,11 @@ class Ack:
 def _check(
     sender: object, recipient: object, rap_fsn: object, created_local: object, utc_offset: object
 ) -> None:
-    for what, code in (("sender", sender), ("recipient", recipient)):
-        if not isinstance(code, str) or not _TADIG.fullmatch(code):
-            raise EncodeError(f"{what} {code!r} is not a TADIG code (5 characters A-Z, 0-9)")
+    check_party("sender", sender)
+    check_party("recipient", recipient)
     if isinstance(rap_fsn, bool) or not isinstance(rap_fsn, int) or not 1 <= rap_fsn <= 99999:
         raise EncodeError(f"rap_fsn {rap_fsn!r} is not a sequence number (1..99999)")
-    if not isinstance(created_local, str) or not _STAMP.fullmatch(created_local):
-        raise EncodeError(f"created_local {created_local!r} is not CCYYMMDDhhmmss")
-    if not isinstance(utc_offset, str) or not _OFFSET.fullmatch(utc_offset):
-        raise EncodeError(f"utc_offset {utc_offset!r} is not +hhmm / -hhmm")
+    check_stamp(created_local, utc_offset)
 
 
 def write_ack(
