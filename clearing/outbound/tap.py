@@ -37,12 +37,12 @@ import polars as pl
 
 from clearing.codecs import asn1
 from clearing.codecs.tap3.encode import NotColumnar, encode_batch, encode_events, encode_value
+from clearing.codecs.tap3.values import bcd, local_stamp, require_offset_minutes
 
 __all__ = [
     "REC_ENTITY_TYPES",
     "TapHeader",
     "TapTotals",
-    "bcd",
     "encode_notification",
     "encode_notification_reference",
     "encode_transfer_batch",
@@ -103,22 +103,6 @@ def tap_file_name(header: TapHeader) -> str:
     return f"{prefix}{header.sender}{header.recipient}{header.fsn:05d}"
 
 
-def bcd(digits: str) -> bytes:
-    """TAP BCDString: first digit in the high nibble, odd lengths padded with ``F``."""
-    if len(digits) % 2:
-        digits += "F"
-    return bytes.fromhex(digits)
-
-
-def _stamp(t: datetime) -> bytes:
-    return t.strftime("%Y%m%d%H%M%S").encode()
-
-
-def _offset_minutes(offset: str) -> int:
-    sign = -1 if offset[0] == "-" else 1
-    return sign * (int(offset[1:3]) * 60 + int(offset[3:5]))
-
-
 def _batch_control(header: TapHeader) -> dict[str, Any]:
     d = header.processing_date
     cut = datetime(d.year, d.month, d.day)
@@ -126,7 +110,7 @@ def _batch_control(header: TapHeader) -> dict[str, Any]:
     off = header.utc_offset.encode()
 
     def dtl(t: datetime) -> dict[str, bytes]:
-        return {"localTimeStamp": _stamp(t), "utcTimeOffset": off}
+        return {"localTimeStamp": local_stamp(t), "utcTimeOffset": off}
 
     out: dict[str, Any] = {
         "sender": header.sender.encode(),
@@ -275,7 +259,7 @@ def _event(row: dict[str, Any], tables: _Tables) -> tuple[str, Any]:
         subscriber["msisdn"] = bcd(row["msisdn"])
     chargeable = ("simChargeableSubscriber", subscriber)
     start = {
-        "localTimeStamp": _stamp(row["start_time"]),
+        "localTimeStamp": local_stamp(row["start_time"]),
         "utcTimeOffsetCode": tables.offsets[row["utc_offset"]],
     }
     entity = tables.entities[(row["rec_entity_type"], row["rec_entity_id"])]
@@ -469,7 +453,7 @@ def _audit(rows: pl.DataFrame) -> tuple[dict[str, Any], int, int]:
     total_tax = sum(rows["tax"].fill_null(0).to_list())
     audit: dict[str, Any] = {}
     if rows.height:
-        minutes = {o: _offset_minutes(o) for o in set(rows["utc_offset"].to_list())}
+        minutes = {o: require_offset_minutes(o) for o in set(rows["utc_offset"].to_list())}
         utc = rows.select(
             pl.col("start_time").cast(pl.Int64)
             - pl.col("utc_offset").replace_strict(minutes, return_dtype=pl.Int64) * 60_000_000
@@ -484,7 +468,7 @@ def _audit(rows: pl.DataFrame) -> tuple[dict[str, Any], int, int]:
         ):
             row = rows.row(i, named=True)
             audit[name] = {
-                "localTimeStamp": _stamp(row["start_time"]),
+                "localTimeStamp": local_stamp(row["start_time"]),
                 "utcTimeOffset": row["utc_offset"].encode(),
             }
     audit["totalCharge"] = total_charge
@@ -540,16 +524,16 @@ def encode_transfer_batch_reference(
 
         def utc(r: dict[str, Any]) -> datetime:
             t: datetime = r["start_time"]
-            return t - timedelta(minutes=_offset_minutes(r["utc_offset"]))
+            return t - timedelta(minutes=require_offset_minutes(r["utc_offset"]))
 
         first = min(rows, key=utc)
         last = max(rows, key=utc)
         audit["earliestCallTimeStamp"] = {
-            "localTimeStamp": _stamp(first["start_time"]),
+            "localTimeStamp": local_stamp(first["start_time"]),
             "utcTimeOffset": first["utc_offset"].encode(),
         }
         audit["latestCallTimeStamp"] = {
-            "localTimeStamp": _stamp(last["start_time"]),
+            "localTimeStamp": local_stamp(last["start_time"]),
             "utcTimeOffset": last["utc_offset"].encode(),
         }
     audit["totalCharge"] = total_charge

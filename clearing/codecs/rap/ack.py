@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from clearing.codecs import asn1
 from clearing.codecs.rap.records import check_party, check_stamp
+from clearing.codecs.tap3.values import date_time_long, latin1
 from clearing.errors import DecodeError, EncodeError
 
 if TYPE_CHECKING:
@@ -67,7 +68,7 @@ def write_ack(
         EncodeError: a field out of its format.
     """
     _check(sender, recipient, rap_fsn, created_local, utc_offset)
-    stamp = {"localTimeStamp": created_local.encode(), "utcTimeOffset": utc_offset.encode()}
+    stamp = date_time_long(created_local, utc_offset)
     value: dict[str, Any] = {
         "sender": sender.encode(),
         "recipient": recipient.encode(),
@@ -111,7 +112,7 @@ def read_ack(data: bytes, *, file: str | None = None) -> Ack:
                 f"not an Acknowledgement but a {decoded.info.kind.upper()} file", offset=0
             )
         _name, v = decoded.value
-        fsn_text = bytes(v["rapFileSequenceNumber"]).decode("latin-1")
+        fsn_text = latin1(v["rapFileSequenceNumber"])
         if not fsn_text.isascii() or not fsn_text.isdigit():
             raise DecodeError(
                 f"rapFileSequenceNumber {fsn_text!r} is not digits",
@@ -121,12 +122,12 @@ def read_ack(data: bytes, *, file: str | None = None) -> Ack:
         created = v["ackFileCreationTimeStamp"]
         fti = v.get("fileTypeIndicator")
         return Ack(
-            sender=bytes(v["sender"]).decode("latin-1"),
-            recipient=bytes(v["recipient"]).decode("latin-1"),
+            sender=latin1(v["sender"]),
+            recipient=latin1(v["recipient"]),
             rap_fsn=int(fsn_text),
             test=fti is not None and bytes(fti) == b"T",
-            created_local=bytes(created.get("localTimeStamp", b"")).decode("latin-1"),
-            utc_offset=bytes(created.get("utcTimeOffset", b"")).decode("latin-1"),
+            created_local=latin1(created.get("localTimeStamp", b"")),
+            utc_offset=latin1(created.get("utcTimeOffset", b"")),
         )
     except DecodeError as exc:
         raise exc.with_file(file) if file and exc.file is None else exc from None

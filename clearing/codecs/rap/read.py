@@ -29,6 +29,7 @@ from clearing.codecs.rap.records import (
     StopItem,
     rap_schema,
 )
+from clearing.codecs.tap3.values import latin1
 from clearing.errors import DecodeError
 
 if TYPE_CHECKING:
@@ -116,12 +117,8 @@ def _decode_piece(s: Any, type_name: str, piece: bytes) -> Any:
     return value
 
 
-def _text(raw: Any) -> str:
-    return bytes(raw).decode("latin-1")
-
-
 def _seq_number(raw: Any, path: str, node: TLV) -> int:
-    text = _text(raw)
+    text = latin1(raw)
     if not text.isascii() or not text.isdigit():
         raise DecodeError(f"sequence number {text!r} is not digits", offset=node.offset, path=path)
     return int(text)
@@ -187,8 +184,8 @@ def _read_rap(data: bytes) -> RapFile:
     declared_tax = audit.get("totalSevereReturnTax")
     rap = RapFile(
         header=header,
-        available_local=_text(available.get("localTimeStamp", b"")),
-        available_utc_offset=_text(available.get("utcTimeOffset", b"")),
+        available_local=latin1(available.get("localTimeStamp", b"")),
+        available_utc_offset=latin1(available.get("utcTimeOffset", b"")),
         items=items,
         total_severe_return_value=int(audit["totalSevereReturnValue"]),
         total_severe_return_tax=None if declared_tax is None else int(declared_tax),
@@ -222,17 +219,17 @@ def _header(bci: dict[str, Any], node: TLV, path: str) -> RapHeader:
     cur = bci.get("tapCurrency")
     partner = bci.get("roamingPartner")
     return RapHeader(
-        sender=_text(bci["sender"]),
-        recipient=_text(bci["recipient"]),
+        sender=latin1(bci["sender"]),
+        recipient=latin1(bci["recipient"]),
         rap_fsn=_seq_number(bci["rapFileSequenceNumber"], f"{path}.rapFileSequenceNumber", node),
-        test=fti is not None and _text(fti) == "T",
-        created_local=_text(created.get("localTimeStamp", b"")),
-        utc_offset=_text(created.get("utcTimeOffset", b"")),
+        test=fti is not None and latin1(fti) == "T",
+        created_local=latin1(created.get("localTimeStamp", b"")),
+        utc_offset=latin1(created.get("utcTimeOffset", b"")),
         tap_spec=int(spec_v) if spec_v is not None else 3,
         tap_release=int(rel_v) if rel_v is not None else 12,
         tap_decimal_places=None if dec is None else int(dec),
-        tap_currency=None if cur is None else _text(cur),
-        roaming_partner=None if partner is None else _text(partner),
+        tap_currency=None if cur is None else latin1(cur),
+        roaming_partner=None if partner is None else latin1(partner),
     )
 
 
@@ -252,7 +249,7 @@ def _fatal_items(r: _Reader, node: TLV, path: str) -> list[FatalItem]:
     kids = r.members(node, "FatalReturn", path)
     found = dict(kids)
     _require(found, ("fileSequenceNumber",), node, path)
-    fsn = _text(r.decode("FileSequenceNumber", found["fileSequenceNumber"], path))
+    fsn = latin1(r.decode("FileSequenceNumber", found["fileSequenceNumber"], path))
     out: list[FatalItem] = []
     for member, child in kids:
         group = GROUP_BY_MEMBER.get(member)
@@ -285,7 +282,7 @@ def _returned_event(r: _Reader, node: TLV, path: str) -> ReturnedEvent:
     if not events:
         raise DecodeError("mandatory `callEventDetail` is missing", offset=node.offset, path=path)
     _require(found, ("errorDetail",), node, path)
-    fsn = _text(r.decode("FileSequenceNumber", found["fileSequenceNumber"], path))
+    fsn = latin1(r.decode("FileSequenceNumber", found["fileSequenceNumber"], path))
     kind, ev = events[0]
     raw = r.data[ev.offset : ev.end]
     errors = _errors(r.decode("ErrorDetailList", found["errorDetail"], f"{path}.errorDetail"))

@@ -41,6 +41,7 @@ from clearing.codecs.rap.records import (
     check_stamp,
     rap_schema,
 )
+from clearing.codecs.tap3.values import date_time_long
 from clearing.errors import DecodeError, EncodeError
 
 if TYPE_CHECKING:
@@ -185,17 +186,13 @@ def _check_header(h: RapHeader) -> None:
         check_party("roaming_partner", h.roaming_partner)
 
 
-def _stamp(local: str, offset: str) -> dict[str, bytes]:
-    return {"localTimeStamp": local.encode("ascii"), "utcTimeOffset": offset.encode("ascii")}
-
-
 def _bci_value(h: RapHeader) -> dict[str, Any]:
     value: dict[str, Any] = {
         "sender": h.sender.encode("ascii"),
         "recipient": h.recipient.encode("ascii"),
         "rapFileSequenceNumber": _fsn(h.rap_fsn),
-        "rapFileCreationTimeStamp": _stamp(h.created_local, h.utc_offset),
-        "rapFileAvailableTimeStamp": _stamp(h.created_local, h.utc_offset),
+        "rapFileCreationTimeStamp": date_time_long(h.created_local, h.utc_offset),
+        "rapFileAvailableTimeStamp": date_time_long(h.created_local, h.utc_offset),
         "specificationVersionNumber": h.tap_spec,
         "releaseVersionNumber": h.tap_release,
         "rapSpecificationVersionNumber": RAP_SPECIFICATION_VERSION,
