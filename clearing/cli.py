@@ -126,7 +126,8 @@ def _validate_file(
 ) -> None:
     from clearing import config
     from clearing.codecs.rap import rap_file_name, write_rap
-    from clearing.validate.stage import rap_header, rap_items, validate_one
+    from clearing.returns.rap import rap_header, rap_items
+    from clearing.validate.stage import validate_one
     from clearing.validate.state import State
     from clearing.validate.tap import parse_tap_name
 
@@ -228,11 +229,11 @@ def _render_validation(s: dict[str, Any]) -> str:
 
 def _validate_day(workdir: Path, day: Date, as_json: bool) -> None:
     from clearing import config
-    from clearing.validate.stage import validate_day
+    from clearing.returns import validate_and_return
 
     wd = config.WorkDir(workdir)
     inputs = _day_inputs(wd, day)
-    result = validate_day(wd, day, inputs)
+    result = validate_and_return(wd, day, inputs)
     if as_json:
         typer.echo(
             json.dumps(

@@ -326,7 +326,7 @@ def run_nightly(
 def _stages(wd: config.WorkDir, day: date, run: Run, opts: NightlyOptions) -> None:
     from clearing.rating.retail import write_retail
     from clearing.rating.run import rate_day
-    from clearing.validate.stage import validate_day
+    from clearing.returns import validate_and_return
 
     inputs: list[Path] = []
 
@@ -345,7 +345,7 @@ def _stages(wd: config.WorkDir, day: date, run: Run, opts: NightlyOptions) -> No
     partner_files = [p for p in inputs if input_kind(p) in ("tap", "ciber")]
 
     def validate() -> dict[str, Any]:
-        result = validate_day(wd, day, partner_files)
+        result = validate_and_return(wd, day, partner_files)
         run.facts_obj["validate"] = Validated(
             list(result.raps),
             [wd.out / "ciber_returns" / n for c in result.ciber for n in c.returns],
