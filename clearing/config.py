@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from clearing.errors import ConfigError
 
 if TYPE_CHECKING:
+    from datetime import date
     from pathlib import Path
 
 __all__ = [
@@ -199,6 +200,10 @@ class WorkDir:
     @property
     def lake(self) -> Path:
         return self.root / "lake"
+
+    def work(self, day: date) -> Path:
+        """The folder of processing date ``day``'s claimed inputs: ``work/<D>/``."""
+        return self.root / "work" / day.isoformat()
 
     @property
     def db(self) -> Path:

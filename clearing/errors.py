@@ -7,6 +7,7 @@ Every error the package raises on purpose derives from :class:`ClearingError`::
     ├── EncodeError        records that cannot be written in the requested format
     ├── MissingInputError  a stage's input is not there: an earlier stage has not run (1)
     ├── ConfigError        bad or missing configuration (CLI exit code 2)
+    ├── StoreError         the state database cannot be opened or used: busy, or newer (2)
     └── TransportError     SFTP / folder transport failures (CLI exit code 3)
         ├── RetryableTransportError   timeouts, resets: worth another try
         └── PermanentTransportError   auth, permission, unknown host key: do not retry
@@ -24,6 +25,7 @@ __all__ = [
     "MissingInputError",
     "PermanentTransportError",
     "RetryableTransportError",
+    "StoreError",
     "TransportError",
 ]
 
@@ -93,6 +95,16 @@ class MissingInputError(ClearingError):
 
 class ConfigError(ClearingError):
     """Configuration is missing or invalid."""
+
+    exit_code = 2
+
+
+class StoreError(ClearingError):
+    """A state database (``clearing.duckdb``, the fetch ledger) cannot be opened or used.
+
+    Usually another clearing process holds the file; the message names the file and says
+    what to do. Like a busy or configuration problem, nothing was done: CLI exit code 2.
+    """
 
     exit_code = 2
 

@@ -31,7 +31,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from clearing import config
+from clearing import config, lake
 from clearing.errors import ClearingError, ConfigError, TransportError
 from clearing.pipeline.lock import WorkdirLock
 from clearing.pipeline.run import EXIT_DATA, Run, StageFailed
@@ -68,17 +68,6 @@ NIGHTLY_STAGES = [
 
 _RAP_NAME = re.compile(r"^R[CT][A-Z0-9]{5}[A-Z0-9]{5}[0-9]{5}$")
 _ACK_NAME = re.compile(r"^A[CT][A-Z0-9]{5}[A-Z0-9]{5}[0-9]{5}$")
-_LAKE_TABLES = (
-    "events_in",
-    "findings",
-    "rated_visitors",
-    "unrated_visitors",
-    "cdr_findings",
-    "cdr_quarantine",
-    "rated_partner",
-    "iot_findings",
-    "retail",
-)
 
 
 @dataclass(frozen=True)
@@ -132,7 +121,7 @@ def claim_inputs(wd: config.WorkDir, day: date) -> list[Path]:
     date has its inputs, later runs of that date read exactly those (re-runs are repeatable,
     and a file is never processed on two dates).
     """
-    day_dir = wd.root / "work" / day.isoformat()
+    day_dir = wd.work(day)
     final = day_dir / "in"
     if not final.exists():
         partial = day_dir / "in.partial"
@@ -147,12 +136,7 @@ def claim_inputs(wd: config.WorkDir, day: date) -> list[Path]:
 
 def day_outputs(wd: config.WorkDir, day: date) -> list[Path]:
     """Every file the nightly run of ``day`` writes in the lake (its ``date=D`` partitions)."""
-    found: list[Path] = []
-    for table in _LAKE_TABLES:
-        part = wd.lake / table / f"date={day.isoformat()}"
-        if part.is_dir():
-            found += sorted(p for p in part.rglob("*") if p.is_file())
-    return found
+    return lake.day_files(wd.lake, day)
 
 
 def _collect(wd: config.WorkDir, run: Run) -> dict[str, Any]:
@@ -187,15 +171,15 @@ def receive_day(wd: config.WorkDir, day: date) -> tuple[dict[str, int], list[str
     ``acknowledged``. Returns the counts and the problems (a file that is neither).
     """
     from clearing.returns import incoming
+    from clearing.store import open_store
     from clearing.transport.outbox import Outbox, OutboxState
-    from clearing.validate.state import State
 
     files = [p for p in claim_inputs(wd, day) if input_kind(p) in ("rap", "ack")]
     settings = wd.settings()
     counts = {"raps": 0, "acks": 0}
     problems: list[str] = []
     outbox = Outbox(wd.db)
-    with State(wd.db) as state:
+    with open_store(wd.db) as state:
         for path in files:
             try:
                 got = incoming.receive(
@@ -229,36 +213,18 @@ def due_files(wd: config.WorkDir, day: date) -> list[tuple[Path, str, str]]:
     RAPs (``rap_out``), CIBER returns (``files.rap_file`` of CIBER inputs), ACKs of partners'
     RAPs (``raps_in.ack_file``), TAP-out / Notifications / CIBER-out (``outbound_files``).
     """
-    from clearing.validate.state import State
+    from clearing.store import open_store
 
     found: list[tuple[Path, str, str]] = []
-    with State(wd.db) as state:
-        con = state.con
-        for name, partner in con.execute(
-            "SELECT file, partner FROM rap_out WHERE processing_date = ? ORDER BY file", [day]
-        ).fetchall():
+    with open_store(wd.db) as store:
+        for name, partner in store.register.raps_of(day):
             found.append((wd.out / "rap" / name, partner, "rap"))
-        for (names,) in con.execute(
-            "SELECT rap_file FROM files WHERE processing_date = ? AND format = 'ciber' "
-            "AND rap_file IS NOT NULL ORDER BY file",
-            [day],
-        ).fetchall():
-            for name in str(names).split(", "):
-                found.append((wd.out / "ciber_returns" / name, name.split("_")[2], "ciber_return"))
-        for name, partner in con.execute(
-            "SELECT ack_file, sender FROM raps_in WHERE processing_date = ? "
-            "AND ack_file IS NOT NULL ORDER BY ack_file",
-            [day],
-        ).fetchall():
+        for name in store.register.ciber_returns_of(day):
+            found.append((wd.out / "ciber_returns" / name, name.split("_")[2], "ciber_return"))
+        for name, partner in store.returns_in.acks_written(day):
             found.append((wd.out / "ack" / name, partner, "ack"))
-        tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
-        if "outbound_files" in tables:
-            for partner, kind, path in con.execute(
-                "SELECT partner, kind, path FROM outbound_files "
-                "WHERE processing_date = ? ORDER BY file_name",
-                [day],
-            ).fetchall():
-                found.append((Path(path), partner, kind))
+        for partner, kind, path in store.outbound.files_of(day):
+            found.append((Path(path), partner, kind))
     return sorted(found, key=lambda t: t[0].name)
 
 

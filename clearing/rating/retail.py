@@ -59,8 +59,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from clearing import config
-from clearing._io import write_table_atomic
+from clearing import config, lake
 from clearing.errors import ConfigError
 from clearing.rating import retail_sql as steps
 from clearing.rating.retail_sql import DAY_PASS_SECONDS
@@ -337,11 +336,8 @@ def _partitions(events_in: Path) -> dict[date, Path]:
     out: dict[date, Path] = {}
     if not events_in.is_dir():
         return out
-    for p in events_in.glob("date=*"):
-        try:
-            out[date.fromisoformat(p.name[5:])] = p
-        except ValueError:
-            continue
+    for d in lake.dates(events_in.parent, events_in.name):
+        out[d] = lake.partition(events_in.parent, events_in.name, d)
     return out
 
 
@@ -352,7 +348,7 @@ def _read_events(
 
     ``cards_of``: a registered table; only events of its IMSIs are read.
     """
-    files = sorted(str(f) for d in folders for f in d.glob("partner=*/*.parquet"))
+    files = sorted(str(f) for d in folders for f in d.glob(lake.EVENTS_IN.glob))
     if not files:
         return None
     listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
@@ -395,7 +391,7 @@ def write_retail(workdir: Path, day: date, *, cycle_of: str | None = None) -> tu
     wd = config.WorkDir(workdir)
     clock = cycle_of if cycle_of is not None else wd.settings().home.timezone_offset
     tables = load_retail_tables(wd.rates)
-    parts = _partitions(wd.lake / "events_in")
+    parts = _partitions(wd.lake / lake.EVENTS_IN.directory)
     con = duckdb.connect()
     try:
         todays = _read_events(con, [parts[day]] if day in parts else [])
@@ -439,9 +435,7 @@ def write_retail(workdir: Path, day: date, *, cycle_of: str | None = None) -> tu
             summary = summary.cast(SUMMARY_SCHEMA)
     finally:
         con.close()
-    out = wd.lake / "retail" / f"date={day.isoformat()}"
-    out.mkdir(parents=True, exist_ok=True)
-    paths = (out / "bill_lines.parquet", out / "summary.parquet")
-    write_table_atomic(lines, paths[0])
-    write_table_atomic(summary, paths[1])
-    return paths
+    return (
+        lake.write(wd.lake, lake.RETAIL, day, lines),
+        lake.write(wd.lake, lake.RETAIL_SUMMARY, day, summary),
+    )

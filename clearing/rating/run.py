@@ -21,14 +21,13 @@ Writes (each ``date=D`` folder is replaced whole, so a re-run leaves no duplicat
 
 from __future__ import annotations
 
-import shutil
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
 import polars as pl
 
-from clearing import config
+from clearing import config, lake
 from clearing._io import write_table_atomic
 from clearing.rating._book import Rates
 from clearing.rating.cdr import read_cdrs
@@ -102,9 +101,9 @@ def cdr_files(workdir: Path, day: date) -> list[Path]:
             for p in inbox.rglob("*")
             if p.is_file() and stamp in p.name and p.suffix.lower() in (".csv", ".parquet")
         ]
-    lake = workdir / "lake" / "cdr" / f"date={day.isoformat()}"
-    if lake.is_dir():
-        found += [p for p in lake.rglob("*.parquet") if p.is_file()]
+    dropped = lake.partition(workdir / "lake", "cdr", day)
+    if dropped.is_dir():
+        found += [p for p in dropped.rglob("*.parquet") if p.is_file()]
     return sorted(found, key=lambda p: (p.name, str(p)))
 
 
@@ -144,7 +143,7 @@ def partner_events(
         columns: read only these columns (those a file has; the others are null, as for a
             file that lacks a column); None: every column.
     """
-    folder = workdir / "lake" / "events_in" / f"date={day.isoformat()}"
+    folder = lake.partition(workdir / "lake", lake.EVENTS_IN, day)
     files = sorted(folder.rglob("*.parquet")) if folder.is_dir() else []
     if not files:
         return None
@@ -179,10 +178,18 @@ class _Writes:
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="rate-parquet")
         self._pending: list[Future[Path]] = []
 
-    def write(self, df: pl.DataFrame, path: Path) -> None:
+    def write(
+        self, root: Path, ds: lake.Dataset, day: date, df: pl.DataFrame, partner: str | None = None
+    ) -> Path:
+        """Write ``df`` as the file of ``ds`` (for ``partner``) in the lake ``root``."""
         # one chunk per column, as a sorted or filtered frame has: Parquet pages follow the
         # chunks, so the same rows in other chunks would give other bytes
-        self._pending.append(self._pool.submit(lambda: write_parquet(df.rechunk(), path)))
+        self._pending.append(
+            self._pool.submit(
+                lambda: lake.write(root, ds, day, df.rechunk().to_arrow(), partner=partner)
+            )
+        )
+        return lake.path(root, ds, day, partner=partner)
 
     def wait(self) -> None:
         """Wait for every write so far (raising the first error)."""
@@ -192,13 +199,6 @@ class _Writes:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
-
-
-def _folder(root: Path, day: date) -> Path:
-    folder = root / f"date={day.isoformat()}"
-    if folder.exists():
-        shutil.rmtree(folder)
-    return folder
 
 
 def _by_partner(
@@ -225,21 +225,20 @@ def _by_partner(
 
 
 def _partitioned(
-    parts: list[tuple[str | None, pl.DataFrame]], root: Path, day: date, writes: _Writes
+    parts: list[tuple[str | None, pl.DataFrame]],
+    root: Path,
+    ds: lake.Dataset,
+    day: date,
+    writes: _Writes,
 ) -> list[Path]:
-    folder = _folder(root, day)
-    written: list[Path] = []
-    for partner, part in parts:
-        path = folder / f"partner={partner}" / "part-0.parquet"
-        writes.write(part, path)  # `partner` kept in the file (04172)
-        written.append(path)
-    return sorted(written)
+    lake.clear(root, ds, day)
+    # `partner` kept in the file (04172); a null partner's folder is `partner=None`
+    return sorted(writes.write(root, ds, day, part, str(partner)) for partner, part in parts)
 
 
-def _single(df: pl.DataFrame, root: Path, day: date, writes: _Writes) -> Path:
-    path = _folder(root, day) / "part-0.parquet"
-    writes.write(df, path)
-    return path
+def _single(df: pl.DataFrame, root: Path, ds: lake.Dataset, day: date, writes: _Writes) -> Path:
+    lake.clear(root, ds, day)
+    return writes.write(root, ds, day, df)
 
 
 def rate_day(
@@ -258,14 +257,14 @@ def rate_day(
 
     settings = settings or config.load(workdir)
     rates = Rates.load(rates_dir or workdir / "rates")
-    lake = workdir / "lake"
+    root = config.WorkDir(workdir).lake
     files = cdr_files(workdir, day)
     writes = _Writes()
     try:
         read = read_cdrs(files)
         paths = [
-            _single(read.findings, lake / "cdr_findings", day, writes),
-            _single(read.quarantined, lake / "cdr_quarantine", day, writes),
+            _single(read.findings, root, lake.CDR_FINDINGS, day, writes),
+            _single(read.quarantined, root, lake.CDR_QUARANTINE, day, writes),
         ]
         records_in = read.records.height + read.quarantined.height
         quarantined = read.quarantined.height
@@ -287,8 +286,8 @@ def rate_day(
             for sums_of in sums
             for r in sums_of.sort(keys).select(*keys, "charge").rows()
         ]
-        paths += _partitioned(by_partner, lake / "rated_visitors", day, writes)
-        paths.append(_single(unrated.sort(order[1:]), lake / "unrated_visitors", day, writes))
+        paths += _partitioned(by_partner, root, lake.RATED_VISITORS, day, writes)
+        paths.append(_single(unrated.sort(order[1:]), root, lake.UNRATED_VISITORS, day, writes))
         del unrated
         parts = {p: part for p, part in by_partner if p is not None}
         outbound = write_partner_files(workdir, day, parts, rates, settings)
@@ -296,8 +295,8 @@ def rate_day(
         writes.wait()  # the visitors' files are written: their rows can go
         checked = breaches = unchecked = 0
         payable: list[tuple[str, str, int, int]] = []
-        for old in ("rated_partner", "iot_findings"):
-            _folder(lake / old, day)
+        for old in (lake.RATED_PARTNER, lake.IOT_FINDINGS):
+            lake.clear(root, old, day)
         events = partner_events(workdir, day, columns=IOT_EVENT_COLUMNS)
         if events is not None:
             result = iot_check(events, rates)
@@ -313,8 +312,8 @@ def rate_day(
                 .rows()
             ]
             by_event = _by_partner(result.rated, ["partner", "file", "event_index"])
-            paths += _partitioned(by_event, lake / "rated_partner", day, writes)
-            paths.append(_single(result.findings, lake / "iot_findings", day, writes))
+            paths += _partitioned(by_event, root, lake.RATED_PARTNER, day, writes)
+            paths.append(_single(result.findings, root, lake.IOT_FINDINGS, day, writes))
             del result, by_event
         writes.wait()
     finally:

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     import datetime as dt
     from pathlib import Path
 
-    from clearing.validate.state import State
+    from clearing.store import Store
 
 __all__ = ["Received", "receive"]
 
@@ -43,7 +43,7 @@ class Received:
 
 
 def receive(
-    data: bytes, *, file: str, out_dir: Path, day: dt.date, state: State | None = None
+    data: bytes, *, file: str, out_dir: Path, day: dt.date, state: Store | None = None
 ) -> Received:
     """Handle an incoming RAP (→ ACK file in ``out_dir``) or ACK (→ closes our RAP).
 
@@ -55,12 +55,8 @@ def receive(
     if info.kind == "ack":
         got = read_ack(data, file=file)
         if state is not None:
-            state.con.execute(
-                "DELETE FROM acks_in WHERE file = ? AND processing_date = ?", [file, day]
-            )
-            state.con.execute(
-                "INSERT INTO acks_in VALUES (?, ?, ?, ?, ?)",
-                [day, file, got.sender, got.rap_fsn, got.test],
+            state.returns_in.record_ack_received(
+                day, file=file, sender=got.sender, rap_fsn=got.rap_fsn, test=got.test
             )
         return Received("ack", got.sender, got.recipient, got.rap_fsn, got.test)
     if info.kind != "rap":
@@ -73,36 +69,37 @@ def receive(
     path = out_dir / name
     write_atomic(path, ack)
     if state is not None:
-        sha = hashlib.sha256(data).hexdigest()
-        con = state.con
-        con.execute("DELETE FROM raps_in WHERE file = ? AND processing_date = ?", [file, day])
-        con.execute(
-            "DELETE FROM returns_in WHERE rap_file = ? AND processing_date = ?", [file, day]
-        )
-        con.execute(
-            "INSERT INTO raps_in VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [day, file, sha, h.sender, h.recipient, h.rap_fsn, h.test, name],
+        rows = state.returns_in
+        rows.record_rap_received(
+            day,
+            file=file,
+            sha256=hashlib.sha256(data).hexdigest(),
+            sender=h.sender,
+            recipient=h.recipient,
+            rap_fsn=h.rap_fsn,
+            test=h.test,
+            ack_file=name,
         )
         for f in rap.fatal:
-            codes = ",".join(str(e.code) for e in f.errors)
-            con.execute(
-                "INSERT INTO returns_in VALUES (?, ?, 'fatal', ?, ?, NULL, 0, 0, ?, 'to_correct')",
-                [day, file, f.fsn, f.group, codes],
+            rows.record_return(
+                day,
+                rap_file=file,
+                kind="fatal",
+                fsn=f.fsn,
+                event_kind=f.group,
+                error_codes=",".join(str(e.code) for e in f.errors),
             )
         for e in rap.severe:
-            codes = ",".join(str(x.code) for x in e.errors)
-            con.execute(
-                "INSERT INTO returns_in VALUES (?, ?, 'severe', ?, ?, ?, ?, ?, ?, 'to_correct')",
-                [
-                    day,
-                    file,
-                    e.fsn,
-                    e.kind,
-                    hashlib.sha256(e.event_bytes).hexdigest(),
-                    e.charge,
-                    e.tax,
-                    codes,
-                ],
+            rows.record_return(
+                day,
+                rap_file=file,
+                kind="severe",
+                fsn=e.fsn,
+                event_kind=e.kind,
+                event_sha256=hashlib.sha256(e.event_bytes).hexdigest(),
+                charge=e.charge,
+                tax=e.tax,
+                error_codes=",".join(str(x.code) for x in e.errors),
             )
     return Received(
         "rap",

@@ -36,9 +36,9 @@ if TYPE_CHECKING:
 
     from clearing.codecs.rap import RapItem
     from clearing.config import Settings, WorkDir
+    from clearing.store import Store
     from clearing.validate.findings import Finding
     from clearing.validate.stage import FileResult
-    from clearing.validate.state import State
     from clearing.validate.tap import TapChecked
 
 __all__ = ["rap_header", "rap_items", "write_raps"]
@@ -129,7 +129,7 @@ def write_raps(
     workdir: WorkDir,
     day: dt.date,
     results: Sequence[FileResult],
-    state: State,
+    state: Store,
     settings: Settings,
 ) -> list[Path]:
     """Write and record the RAPs of ``day``: one per partner (and test/live).
@@ -155,7 +155,7 @@ def write_raps(
     for r in results:
         if r.checked.sender and rap_items(r):
             by_partner.setdefault((r.checked.sender, r.checked.test), []).append(r)
-    silent = state.silent_partners(
+    silent = state.inbound.silent_partners(
         day,
         {
             p: settings.silent_days(p)
@@ -170,7 +170,7 @@ def write_raps(
         items: list[RapItem] = [i for r in rs for i in rap_items(r)]
         if key in stops:
             items.append(StopItem(last_seq=stops[key]))
-        rap_fsn = state.next_rap_fsn(day, partner, test)
+        rap_fsn = state.inbound.next_rap_fsn(day, partner, test)
         header = rap_header(settings, partner, test, rap_fsn, day, rs[0].checked if rs else None)
         data = write_rap(header, items)
         path = rap_dir / rap_file_name(header)
@@ -178,7 +178,7 @@ def write_raps(
         written.append(path)
         for r in rs:
             r.rap_file = path.name
-        state.record_rap(
+        state.register.record_rap(
             day,
             {
                 "file": path.name,

@@ -21,9 +21,9 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from clearing.config import Settings, WorkDir
+    from clearing.store import Store
     from clearing.validate.ciber import CiberChecked
     from clearing.validate.stage import CiberResult, FileResult, ValidateResult
-    from clearing.validate.state import State
 
 __all__ = ["WRITER", "Returns", "validate_and_return"]
 
@@ -36,7 +36,7 @@ class Returns:
         workdir: WorkDir,
         day: dt.date,
         results: Sequence[FileResult],
-        state: State,
+        state: Store,
         settings: Settings,
     ) -> list[Path]:
         """The day's RAPs (:func:`clearing.returns.rap.write_raps`).

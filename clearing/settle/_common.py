@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import clearing
+from clearing.config import WorkDir
 from clearing.errors import ClearingError
 
 if TYPE_CHECKING:
@@ -67,7 +68,7 @@ def find_input(workdir: Path, day: date, name: str, sha256: str | None) -> Path 
     A candidate counts only when its bytes hash to ``sha256`` (the register's), so a later
     file under the same name is never read in its place.
     """
-    candidates = [workdir / "work" / day.isoformat() / "in" / name]
+    candidates = [WorkDir(workdir).work(day) / "in" / name]
     for folder in ("done", "inbox", "failed", "work"):
         root = workdir / folder
         if root.is_dir():

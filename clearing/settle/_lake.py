@@ -1,6 +1,7 @@
 """Read-only access to what the earlier stages wrote: the Parquet lake and ``clearing.duckdb``.
 
-:class:`Lake` opens an in-memory DuckDB connection, attaches the work folder's state file
+:class:`Lake` is a read-only session over :mod:`clearing.store` and :mod:`clearing.lake`: it
+opens an in-memory DuckDB connection, attaches the work folder's state file
 read-only (``files``, ``findings``, ``rap_out``, ``acks_in``, ``raps_in``, ``returns_in``,
 ``outbound_files``, ``outbound_sequences``, ``outbox``) and the fetch ledger, and makes a view of
 each; a table a stage never created reads as empty. Lake datasets are read per processing
@@ -16,88 +17,23 @@ Two SQL macros keep money exact (HUGEINT arithmetic, one rounding, half away fro
 
 from __future__ import annotations
 
-import re
-from datetime import date
 from typing import TYPE_CHECKING, Any
 
 import duckdb
 
+from clearing import lake
 from clearing.config import WorkDir
-from clearing.errors import ClearingError, MissingInputError
+from clearing.errors import MissingInputError
+from clearing.store import LEDGER, STATE, attach_read_only
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
+    from datetime import date
     from pathlib import Path
 
 __all__ = ["SDR_SCALE", "Lake", "MissingInputError"]
 
 SDR_SCALE = 6  # SDR amounts are shown with 6 decimals (the largest tapDecimalPlaces)
-
-_DATE_DIR = re.compile(r"date=(\d{4}-\d{2}-\d{2})")
-
-# columns of lake datasets that may have no file at all for a date (typed, for empty views)
-_EMPTY: dict[str, dict[str, str]] = {
-    "rated_visitors": {
-        "record_id": "VARCHAR", "record_type": "VARCHAR", "imsi": "VARCHAR",
-        "start_time": "TIMESTAMP", "utc_offset": "VARCHAR", "duration": "BIGINT",
-        "volume_up": "BIGINT", "volume_down": "BIGINT", "file": "VARCHAR", "line": "BIGINT",
-        "partner": "VARCHAR", "standard": "VARCHAR", "service": "VARCHAR",
-        "charged_units": "BIGINT", "price": "BIGINT", "price_scale": "BIGINT",
-        "unit": "BIGINT", "charge": "BIGINT", "charge_scale": "BIGINT", "currency": "VARCHAR",
-        "tax": "BIGINT", "status": "VARCHAR", "iot_key": "VARCHAR",
-    },
-    "rated_partner": {
-        "file": "VARCHAR", "source_format": "VARCHAR", "partner": "VARCHAR",
-        "event_index": "BIGINT", "event_kind": "VARCHAR", "local_start": "TIMESTAMP",
-        "kind": "VARCHAR", "usage": "BIGINT", "currency": "VARCHAR", "charge_scale": "BIGINT",
-        "charge": "BIGINT", "discount": "BIGINT", "camel_fee": "BIGINT", "tax": "BIGINT",
-        "service": "VARCHAR", "charged_units": "BIGINT", "expected": "BIGINT",
-        "charged": "BIGINT", "difference": "BIGINT", "breach": "BOOLEAN", "status": "VARCHAR",
-        "payable": "BIGINT", "settlement_currency": "VARCHAR", "settlement_scale": "BIGINT",
-        "settlement_amount": "BIGINT", "reason": "VARCHAR",
-    },
-    "iot_findings": {
-        "partner": "VARCHAR", "file": "VARCHAR", "event_index": "BIGINT",
-        "event_kind": "VARCHAR", "service": "VARCHAR", "local_start": "TIMESTAMP",
-        "expected": "BIGINT", "charged": "BIGINT", "difference": "BIGINT",
-        "charge_scale": "BIGINT", "currency": "VARCHAR", "tolerance": "VARCHAR",
-        "iot_key": "VARCHAR",
-    },
-    "unrated_visitors": {
-        "record_id": "VARCHAR", "file": "VARCHAR", "line": "BIGINT", "partner": "VARCHAR",
-        "status": "VARCHAR", "reason": "VARCHAR",
-    },
-    "cdr_quarantine": {
-        "record_id": "VARCHAR", "file": "VARCHAR", "line": "BIGINT", "reason": "VARCHAR",
-    },
-    "events_in": {
-        "source_format": "VARCHAR", "sender": "VARCHAR", "recipient": "VARCHAR",
-        "file_sequence_number": "VARCHAR", "event_index": "BIGINT", "event_kind": "VARCHAR",
-        "imsi": "VARCHAR", "start_utc": "TIMESTAMPTZ", "local_start": "TIMESTAMP",
-        "duration": "BIGINT", "data_volume_incoming": "BIGINT",
-        "data_volume_outgoing": "BIGINT", "currency": "VARCHAR", "charge_scale": "TINYINT",
-        "charge": "BIGINT", "tax": "BIGINT", "discount": "BIGINT", "camel_fee": "BIGINT",
-        "refund": "BOOLEAN", "file": "VARCHAR", "status": "VARCHAR",
-    },
-    "retail": {
-        "imsi": "VARCHAR", "sub_number": "VARCHAR", "role": "VARCHAR",
-        "attribution_rule": "VARCHAR", "plan_id": "VARCHAR", "file": "VARCHAR",
-        "sender": "VARCHAR", "event_index": "BIGINT", "service": "VARCHAR",
-        "amount": "BIGINT", "currency": "VARCHAR", "scale": "TINYINT",
-    },
-}  # fmt: skip
-
-# where each dataset's files are, under lake/<dataset>/date=D/
-_GLOBS = {
-    "events_in": "partner=*/*.parquet",
-    "rated_visitors": "partner=*/*.parquet",
-    "rated_partner": "partner=*/*.parquet",
-    "unrated_visitors": "*.parquet",
-    "cdr_quarantine": "*.parquet",
-    "iot_findings": "*.parquet",
-    "findings": "*.parquet",
-    "retail": "bill_lines.parquet",
-}
 
 _MACROS = """
 CREATE OR REPLACE MACRO p10(k) AS CAST(power(10, k) AS HUGEINT);
@@ -108,25 +44,6 @@ CREATE OR REPLACE MACRO fx(amount, scale, r_src, s_src, r_dst, s_dst, m) AS
     CASE WHEN amount < 0 THEN -fx_pos(-amount, scale, r_src, s_src, r_dst, s_dst, m)
          ELSE fx_pos(amount, scale, r_src, s_src, r_dst, s_dst, m) END;
 """
-
-
-def _state_ddl() -> list[tuple[str, str]]:
-    """The DDL of every state table (the stages' own, so the empty views match them)."""
-    from clearing.outbound.sequences import _DDL as outbound_ddl
-    from clearing.transport._collect import _SCHEMA as fetched_ddl
-    from clearing.transport.outbox import _SCHEMA as outbox_ddl
-    from clearing.validate.state import _SCHEMA as state_ddl
-
-    return [("st", state_ddl), ("st", outbound_ddl), ("st", outbox_ddl), ("fl", fetched_ddl)]
-
-
-_STATE_TABLES = {
-    "st": (
-        "files", "findings", "rap_out", "acks_in", "raps_in", "returns_in",
-        "outbound_sequences", "outbound_files", "outbox",
-    ),
-    "fl": ("fetched",),
-}  # fmt: skip
 
 
 class Lake:
@@ -140,29 +57,17 @@ class Lake:
         self.con.execute(_MACROS)
         self.con.execute("CREATE SCHEMA empty")
         self.con.execute("SET schema = 'empty'")
-        for _alias, ddl in _state_ddl():
-            self.con.execute(ddl)
+        for schema in (STATE, LEDGER):
+            self.con.execute(schema.ddl())
         self.con.execute("SET schema = 'main'")
-        attached: dict[str, set[str]] = {"st": set(), "fl": set()}
-        for alias, path in (("st", self.wd.db), ("fl", workdir / "fetch_ledger.duckdb")):
-            if not path.exists():
-                continue
-            lit = str(path).replace("'", "''")
-            try:
-                self.con.execute(f"ATTACH '{lit}' AS {alias} (READ_ONLY)")
-            except duckdb.Error as exc:
-                msg = (
-                    f"cannot open `{path}` read-only ({exc}); if another clearing command is "
-                    "writing it, wait for it to finish and run again"
-                )
-                raise ClearingError(msg) from None
-            rows = self.con.execute(
-                "SELECT table_name FROM duckdb_tables() WHERE database_name = ?", [alias]
-            ).fetchall()
-            attached[alias] = {r[0] for r in rows}
-        for alias, tables in _STATE_TABLES.items():
-            for t in tables:
-                src = f"{alias}.main.{t}" if t in attached[alias] else f"memory.empty.{t}"
+        # the state files read-only (a table a stage never created reads as empty)
+        for alias, path, schema in (
+            ("st", self.wd.db, STATE),
+            ("fl", workdir / LEDGER.file, LEDGER),
+        ):
+            attached = attach_read_only(self.con, path, alias, schema)
+            for t in schema.tables:
+                src = f"{alias}.main.{t}" if t in attached else f"memory.empty.{t}"
                 self.con.execute(f"CREATE VIEW {t} AS SELECT * FROM {src}")
         self._fx_view()
 
@@ -191,53 +96,22 @@ class Lake:
     # --- the lake -------------------------------------------------------------------------
     def partition(self, dataset: str, day: date) -> Path:
         """The folder ``lake/<dataset>/date=<day>``."""
-        return self.wd.lake / dataset / f"date={day.isoformat()}"
+        return lake.partition(self.wd.lake, dataset, day)
 
     def dates(self, dataset: str) -> list[date]:
         """Processing dates for which ``dataset`` has a partition, in order."""
-        folder = self.wd.lake / dataset
-        if not folder.is_dir():
-            return []
-        out = []
-        for p in folder.iterdir():
-            m = _DATE_DIR.fullmatch(p.name)
-            if m and p.is_dir():
-                out.append(date.fromisoformat(m.group(1)))
-        return sorted(out)
+        return lake.dates(self.wd.lake, dataset)
 
     def files(self, dataset: str, days: Iterable[date]) -> list[Path]:
         """The Parquet files of ``dataset`` for ``days``, sorted."""
-        found: list[Path] = []
-        for d in sorted(set(days)):
-            folder = self.partition(dataset, d)
-            if folder.is_dir():
-                found += sorted(folder.glob(_GLOBS[dataset]))
-        return found
+        return lake.files(self.wd.lake, lake.dataset(dataset), days)
 
     def view(self, name: str, dataset: str, days: Iterable[date]) -> list[Path]:
         """Create view ``name`` over ``dataset`` for ``days`` (+ ``processing_date``).
 
         Returns the files read (for the audit sheet).
         """
-        files = self.files(dataset, days)
-        if not files:
-            cols = ", ".join(
-                f"CAST(NULL AS {t}) AS {c}" for c, t in _EMPTY.get(dataset, {}).items()
-            )
-            sep = ", " if cols else ""
-            self.con.execute(
-                f"CREATE OR REPLACE VIEW {name} AS SELECT {cols}{sep}"
-                "CAST(NULL AS DATE) AS processing_date WHERE false"
-            )
-            return []
-        listing = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
-        self.con.execute(
-            f"CREATE OR REPLACE VIEW {name} AS SELECT * EXCLUDE (filename), "
-            "CAST(regexp_extract(filename, 'date=([0-9]{4}-[0-9]{2}-[0-9]{2})', 1) AS DATE) "
-            "AS processing_date "
-            f"FROM read_parquet([{listing}], union_by_name = true, filename = true)"
-        )
-        return files
+        return lake.view(self.con, self.wd.lake, lake.dataset(dataset), days, name)
 
     def _fx_view(self) -> None:
         files = sorted((self.wd.rates / "fx").glob("**/*.parquet"))
@@ -262,13 +136,13 @@ class Lake:
         """Raise :class:`MissingInputError` unless validate (and rate) ran for ``day``."""
         root = self.root
         d = day.isoformat()
-        if not (self.partition("findings", day) / "findings.parquet").exists():
+        if not lake.path(self.wd.lake, lake.FINDINGS, day).exists():
             msg = (
                 f"nothing validated for {d} in `{root}` (no `lake/findings/date={d}`): run "
                 f"`clearing validate --workdir {root} --date {d}` (then `clearing rate`) first"
             )
             raise MissingInputError(msg)
-        if rating and not self.partition("unrated_visitors", day).is_dir():
+        if rating and not lake.partition(self.wd.lake, lake.UNRATED_VISITORS, day).is_dir():
             msg = (
                 f"the rate stage has not run for {d} in `{root}` (no "
                 f"`lake/unrated_visitors/date={d}`): run `clearing rate --workdir {root} "

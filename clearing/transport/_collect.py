@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from clearing.store import FetchedFile, open_ledger
 from clearing.transport._base import file_sha256
-from clearing.transport._db import LedgerError, connect
+from clearing.transport._db import LedgerError
 
 if TYPE_CHECKING:
     from clearing.transport._base import RemoteFile, Transport
@@ -17,32 +16,6 @@ if TYPE_CHECKING:
 __all__ = ["FetchLedger", "FetchedFile", "collect"]
 
 log = logging.getLogger("clearing.transport")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS fetched (
-    partner VARCHAR NOT NULL,
-    name VARCHAR NOT NULL,
-    size BIGINT NOT NULL,
-    sha256 VARCHAR NOT NULL,
-    mtime BIGINT NOT NULL,          -- remote mtime when last seen, seconds since the epoch
-    local_path VARCHAR NOT NULL,
-    fetched_at TIMESTAMP NOT NULL,  -- UTC
-    PRIMARY KEY (partner, name, size, sha256)
-)
-"""
-
-
-@dataclass(frozen=True, slots=True)
-class FetchedFile:
-    """One row of the fetch ledger: a file that was fetched from a partner."""
-
-    partner: str
-    name: str
-    size: int
-    sha256: str
-    mtime: int
-    local_path: Path
-    fetched_at: datetime
 
 
 class FetchLedger:
@@ -60,7 +33,7 @@ class FetchLedger:
 
     def __init__(self, state_dir: Path) -> None:
         self.path = Path(state_dir) / self.FILE_NAME
-        with connect(self.path, _SCHEMA):
+        with open_ledger(self.path):
             pass
 
     def __repr__(self) -> str:
@@ -68,47 +41,25 @@ class FetchLedger:
 
     def seen(self, partner: str, remote: RemoteFile) -> bool:
         """Whether a file of this name, size and mtime was fetched from ``partner``."""
-        with connect(self.path, _SCHEMA) as con:
-            row = con.execute(
-                "SELECT 1 FROM fetched WHERE partner = ? AND name = ? AND size = ? AND mtime = ?",
-                [partner, remote.name, remote.size, remote.mtime],
-            ).fetchone()
-        return row is not None
+        with open_ledger(self.path) as ledger:
+            return ledger.fetched.seen(partner, remote.name, remote.size, remote.mtime)
 
     def has(self, partner: str, name: str, size: int, sha256: str) -> bool:
         """Whether exactly these bytes were fetched from ``partner`` under ``name``."""
-        with connect(self.path, _SCHEMA) as con:
-            row = con.execute(
-                "SELECT 1 FROM fetched WHERE partner = ? AND name = ? AND size = ? AND sha256 = ?",
-                [partner, name, size, sha256],
-            ).fetchone()
-        return row is not None
+        with open_ledger(self.path) as ledger:
+            return ledger.fetched.has(partner, name, size, sha256)
 
     def record(self, partner: str, remote: RemoteFile, sha256: str, local_path: Path) -> None:
         """Remember a fetched file (or the new mtime of bytes fetched before)."""
-        now = datetime.now(UTC).replace(tzinfo=None)
-        with connect(self.path, _SCHEMA) as con:
-            con.execute(
-                """
-                INSERT INTO fetched VALUES (?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT (partner, name, size, sha256) DO UPDATE SET mtime = excluded.mtime
-                """,
-                [partner, remote.name, remote.size, sha256, remote.mtime, str(local_path), now],
+        with open_ledger(self.path) as ledger, ledger.transaction():
+            ledger.fetched.record(
+                partner, remote.name, remote.size, sha256, remote.mtime, local_path
             )
 
     def entries(self, partner: str | None = None) -> list[FetchedFile]:
         """All rows (of one partner), in fetch order."""
-        query = "SELECT * FROM fetched"
-        params: list[str] = []
-        if partner is not None:
-            query += " WHERE partner = ?"
-            params.append(partner)
-        with connect(self.path, _SCHEMA) as con:
-            rows = con.execute(query + " ORDER BY fetched_at, partner, name", params).fetchall()
-        return [
-            FetchedFile(p, n, s, h, m, Path(lp), at.replace(tzinfo=UTC))
-            for p, n, s, h, m, lp, at in rows
-        ]
+        with open_ledger(self.path) as ledger:
+            return ledger.fetched.entries(partner)
 
 
 def collect(

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from clearing.errors import ClearingError
+from clearing.store import OutboxEntry, OutboxState, open_store
 from clearing.transport._base import file_sha256
-from clearing.transport._db import LedgerError, connect
+from clearing.transport._db import LedgerError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -34,41 +33,6 @@ __all__ = ["LedgerError", "Outbox", "OutboxEntry", "OutboxState", "SendReport"]
 
 log = logging.getLogger("clearing.transport")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS outbox (
-    name VARCHAR PRIMARY KEY,
-    partner VARCHAR NOT NULL,
-    kind VARCHAR NOT NULL,
-    sha256 VARCHAR NOT NULL,
-    size BIGINT NOT NULL,
-    local_path VARCHAR NOT NULL,
-    state VARCHAR NOT NULL,
-    attempts INTEGER NOT NULL,
-    last_error VARCHAR,
-    destination VARCHAR,             -- where it was last sent (transport.where)
-    registered_at TIMESTAMP NOT NULL, -- UTC, like every timestamp here
-    sent_at TIMESTAMP,
-    acknowledged_at TIMESTAMP,
-    closed_at TIMESTAMP
-)
-"""
-
-_COLUMNS = (
-    "name, partner, kind, sha256, size, local_path, state, attempts, last_error, destination, "
-    "registered_at, sent_at, acknowledged_at, closed_at"
-)
-
-
-class OutboxState(StrEnum):
-    """Where an outbound file is in its life."""
-
-    GENERATED = "generated"
-    SENT = "sent"
-    ACKNOWLEDGED = "acknowledged"
-    CLOSED = "closed"
-    FAILED = "failed"
-
-
 # The moves `Outbox.mark` allows (staying put is always allowed).
 _MOVES: dict[OutboxState, frozenset[OutboxState]] = {
     OutboxState.GENERATED: frozenset({OutboxState.SENT, OutboxState.FAILED, OutboxState.CLOSED}),
@@ -77,26 +41,6 @@ _MOVES: dict[OutboxState, frozenset[OutboxState]] = {
     OutboxState.ACKNOWLEDGED: frozenset({OutboxState.CLOSED}),
     OutboxState.CLOSED: frozenset(),
 }
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxEntry:
-    """One outbound file as the outbox knows it (timestamps are UTC)."""
-
-    name: str
-    partner: str
-    kind: str
-    sha256: str
-    size: int
-    local_path: Path
-    state: OutboxState
-    attempts: int
-    last_error: str | None
-    destination: str | None
-    registered_at: datetime
-    sent_at: datetime | None
-    acknowledged_at: datetime | None
-    closed_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +70,7 @@ class Outbox:
 
     def __init__(self, db_path: Path) -> None:
         self.path = Path(db_path)
-        with connect(self.path, _SCHEMA):
+        with open_store(self.path):
             pass
 
     def __repr__(self) -> str:
@@ -144,21 +88,13 @@ class Outbox:
 
     def entries(self, state: OutboxState | None = None) -> list[OutboxEntry]:
         """All entries (in one state), by registration time then name."""
-        where, params = ("WHERE state = ?", [str(state)]) if state is not None else ("", [])
-        with connect(self.path, _SCHEMA) as con:
-            rows = con.execute(
-                f"SELECT {_COLUMNS} FROM outbox {where} ORDER BY registered_at, name", params
-            ).fetchall()
-        return [_entry(r) for r in rows]
+        with open_store(self.path) as store:
+            return store.outbox.entries(state)
 
     def due(self) -> list[OutboxEntry]:
         """Entries to send: ``generated`` or ``failed``, by registration time then name."""
-        with connect(self.path, _SCHEMA) as con:
-            rows = con.execute(
-                f"SELECT {_COLUMNS} FROM outbox WHERE state IN ('generated', 'failed') "
-                "ORDER BY registered_at, name"
-            ).fetchall()
-        return [_entry(r) for r in rows]
+        with open_store(self.path) as store:
+            return store.outbox.due()
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -191,12 +127,14 @@ class Outbox:
                     f"({existing.kind}), not {partner} ({kind}): check the partner and kind"
                 )
             raise LedgerError(msg)
-        now = _now()
-        with connect(self.path, _SCHEMA) as con:
-            con.execute(
-                f"INSERT INTO outbox ({_COLUMNS}) VALUES "
-                "(?, ?, ?, ?, ?, ?, 'generated', 0, NULL, NULL, ?, NULL, NULL, NULL)",
-                [path.name, partner, kind, sha256, size, str(path.resolve()), now],
+        with open_store(self.path) as store, store.transaction():
+            store.outbox.insert(
+                name=path.name,
+                partner=partner,
+                kind=kind,
+                sha256=sha256,
+                size=size,
+                local_path=path.resolve(),
             )
         return self.get(path.name)
 
@@ -218,21 +156,8 @@ class Outbox:
         if target != entry.state and target not in _MOVES[entry.state]:
             msg = f"`{name}` cannot go from {entry.state} to {target} in the outbox"
             raise LedgerError(msg)
-        stamp = {
-            OutboxState.SENT: "sent_at",
-            OutboxState.ACKNOWLEDGED: "acknowledged_at",
-            OutboxState.CLOSED: "closed_at",
-        }.get(target)
-        sets = ["state = ?"]
-        params: list[Any] = [str(target)]
-        if stamp is not None:
-            sets.append(f"{stamp} = ?")
-            params.append(_now())
-        if target == OutboxState.FAILED:
-            sets.append("last_error = ?")
-            params.append(error)
-        with connect(self.path, _SCHEMA) as con:
-            con.execute(f"UPDATE outbox SET {', '.join(sets)} WHERE name = ?", [*params, name])
+        with open_store(self.path) as store, store.transaction():
+            store.outbox.set_state(name, target, error=error)
         return self.get(name)
 
     # -- sending ---------------------------------------------------------------------------
@@ -303,27 +228,18 @@ class Outbox:
         state = entry.state
         if state in {OutboxState.GENERATED, OutboxState.FAILED}:
             state = OutboxState.SENT
-        with connect(self.path, _SCHEMA) as con:
-            con.execute(
-                "UPDATE outbox SET state = ?, attempts = attempts + 1, last_error = NULL, "
-                "destination = ?, sent_at = ? WHERE name = ?",
-                [str(state), transport.where, _now(), entry.name],
-            )
+        with open_store(self.path) as store, store.transaction():
+            store.outbox.record_sent(entry.name, state, destination=transport.where)
         log.info("outbox: sent `%s` to %s (%s)", entry.name, entry.partner, transport.where)
 
     def _failed(self, entry: OutboxEntry, error: str, *, keep_state: bool = False) -> None:
         state = entry.state if keep_state else OutboxState.FAILED
-        with connect(self.path, _SCHEMA) as con:
-            con.execute(
-                "UPDATE outbox SET state = ?, attempts = attempts + 1, last_error = ? "
-                "WHERE name = ?",
-                [str(state), error, entry.name],
-            )
+        with open_store(self.path) as store, store.transaction():
+            store.outbox.record_failure(entry.name, state, error=error)
 
     def _find(self, name: str) -> OutboxEntry | None:
-        with connect(self.path, _SCHEMA) as con:
-            row = con.execute(f"SELECT {_COLUMNS} FROM outbox WHERE name = ?", [name]).fetchone()
-        return None if row is None else _entry(row)
+        with open_store(self.path) as store:
+            return store.outbox.find(name)
 
 
 def _hash(path: Path) -> tuple[str, int]:
@@ -332,34 +248,3 @@ def _hash(path: Path) -> tuple[str, int]:
     except OSError as exc:
         msg = f"cannot read outbound file `{path}` ({exc.strerror}); was it moved or deleted?"
         raise LedgerError(msg) from None
-
-
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    return None if value is None else value.replace(tzinfo=UTC)
-
-
-def _entry(row: tuple[Any, ...]) -> OutboxEntry:
-    (name, partner, kind, sha256, size, local_path, state, attempts, last_error, destination) = row[
-        :10
-    ]
-    registered_at, sent_at, acknowledged_at, closed_at = row[10:]
-    return OutboxEntry(
-        name=name,
-        partner=partner,
-        kind=kind,
-        sha256=sha256,
-        size=size,
-        local_path=Path(local_path),
-        state=OutboxState(state),
-        attempts=attempts,
-        last_error=last_error,
-        destination=destination,
-        registered_at=registered_at.replace(tzinfo=UTC),
-        sent_at=_utc(sent_at),
-        acknowledged_at=_utc(acknowledged_at),
-        closed_at=_utc(closed_at),
-    )

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
+from clearing.lake import EVENTS_IN
+
 if TYPE_CHECKING:
     import datetime as dt
     from pathlib import Path
@@ -59,7 +61,7 @@ def _key_sql(alias: str) -> str:
 
 
 def history_glob(lake: Path) -> str:
-    return str(lake / "events_in" / "date=*" / "partner=*" / "*.parquet")
+    return str(lake / EVENTS_IN.history_glob)
 
 
 def find_duplicates(
@@ -91,7 +93,7 @@ def find_duplicates(
     con.register("_cur", cur)
     sources = []
     pattern = history_glob(lake)
-    has_lake = any(lake.glob("events_in/date=*/partner=*/*.parquet"))
+    has_lake = any(lake.glob(EVENTS_IN.history_glob))
     hist_cols = ", ".join(["file", "event_index", *HARD_KEY])
     if has_lake:
         sources.append(

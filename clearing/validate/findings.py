@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Literal
 
 import pyarrow as pa
 
+from clearing import lake
 from clearing.codecs.rap.records import PathItem
 
 if TYPE_CHECKING:
@@ -60,36 +61,7 @@ class Finding:
     byte_offset: int | None = None
 
 
-_PATH_TYPE = pa.list_(
-    pa.struct(
-        [
-            pa.field("item_id", pa.int32()),
-            pa.field("occurrence", pa.int32()),
-            pa.field("level", pa.int32()),
-        ]
-    )
-)
-
-FINDINGS_SCHEMA = pa.schema(
-    [
-        pa.field("file", pa.string(), nullable=False),
-        pa.field("file_sha256", pa.string()),
-        pa.field("source_format", pa.string(), nullable=False),  # "tap" | "ciber"
-        pa.field("sender", pa.string()),
-        pa.field("recipient", pa.string()),
-        pa.field("file_sequence_number", pa.string()),
-        pa.field("event_index", pa.int64()),
-        pa.field("rule", pa.string(), nullable=False),
-        pa.field("code", pa.int32(), nullable=False),
-        pa.field("severity", pa.string(), nullable=False),
-        pa.field("context", pa.string(), nullable=False),
-        pa.field("group", pa.string()),
-        pa.field("message", pa.string(), nullable=False),
-        pa.field("path", _PATH_TYPE),
-        pa.field("item_offset", pa.int64()),
-        pa.field("byte_offset", pa.int64()),
-    ]
-)
+FINDINGS_SCHEMA = lake.FINDINGS_SCHEMA
 
 
 def findings_table(

@@ -23,24 +23,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from clearing.codecs.events import EVENT_SCHEMA
+from clearing import lake as lakes
 from clearing.errors import ConfigError
+from clearing.store import Store, open_store
 from clearing.validate.duplicates import HARD_KEY, find_duplicates
 from clearing.validate.findings import FINDINGS_SCHEMA, SEVERITIES, Finding, findings_table
 from clearing.validate.rules import rules_for
-from clearing.validate.state import State
 from clearing.validate.tap import TapChecked, check_tap, parse_tap_name
 
 if TYPE_CHECKING:
     import datetime as dt
     from collections.abc import Iterator, Sequence
-
-    import duckdb
 
     from clearing.config import Settings, WorkDir
     from clearing.validate.ciber import CiberChecked
@@ -58,9 +56,7 @@ __all__ = [
 ]
 
 STATUSES = ("accepted", "returned", "duplicate", "late", "quarantined")
-LAKE_SCHEMA = pa.schema(
-    [*EVENT_SCHEMA, pa.field("file", pa.string()), pa.field("status", pa.string())]
-)
+LAKE_SCHEMA = lakes.EVENTS_IN_SCHEMA
 
 
 def identity(n: int, status: Sequence[str]) -> dict[str, int]:
@@ -181,7 +177,7 @@ def validate_one(
     file: str,
     settings: Settings,
     day: dt.date,
-    state: State | None = None,
+    state: Store | None = None,
     lake: Path | None = None,
     earlier: list[pa.Table] | None = None,
     con: duckdb.DuckDBPyConnection | None = None,
@@ -199,7 +195,7 @@ def validate_one(
     result = FileResult(checked=checked, outcome="processed", findings=findings)
     fsn = int(checked.fsn) if checked.fsn and checked.fsn.isdigit() else None
     if state is not None and fsn is not None and checked.sender and checked.recipient:
-        seq = state.check_sequence(
+        seq = state.inbound.check(
             day,
             sender=checked.sender,
             recipient=checked.recipient,
@@ -379,7 +375,7 @@ class ReturnWriter(Protocol):
         workdir: WorkDir,
         day: dt.date,
         results: Sequence[FileResult],
-        state: State,
+        state: Store,
         settings: Settings,
     ) -> list[Path]:
         """Write the RAPs of the day's TAP files, record them; set each file's ``rap_file``.
@@ -425,14 +421,11 @@ def validate_day(
     ciber_inputs = [p for p in inputs if looks_like_ciber(p.read_bytes()[:64])]
     files = sorted((p for p in inputs if p not in ciber_inputs), key=_tap_order)
     results: list[FileResult] = []
-    lake_day = workdir.lake / "events_in" / f"date={day.isoformat()}"
     written: list[Path] = []
-    with State(workdir.db) as state:
-        state.forget(day)
+    with open_store(workdir.db) as state, duckdb.connect() as con:
+        state.register.forget(day)
         # a re-run rewrites the date's lake partition from scratch
-        if lake_day.exists():
-            for old in sorted(lake_day.glob("partner=*/*.parquet")):
-                old.unlink()
+        lakes.clear(workdir.lake, lakes.EVENTS_IN, day)
         earlier: list[pa.Table] = []
         for path, pre in zip(files, _checked(files, settings), strict=True):
             data = pre.data if pre is not None else path.read_bytes()
@@ -444,7 +437,7 @@ def validate_day(
                 state=state,
                 lake=workdir.lake,
                 earlier=earlier,
-                con=state.con,
+                con=con,
                 checked=pre,
             )
             results.append(r)
@@ -453,11 +446,16 @@ def validate_day(
                 table = _lake_table(c, r.status)
                 accepted = table.filter(pc.equal(table.column("status"), "accepted"))
                 earlier.append(accepted.select(["file", "event_index", *HARD_KEY]))
-                out = lake_day / f"partner={c.sender or 'unknown'}" / f"{path.name}.parquet"
-                out.parent.mkdir(parents=True, exist_ok=True)
-                pq.write_table(table, out)
+                lakes.write(
+                    workdir.lake,
+                    lakes.EVENTS_IN,
+                    day,
+                    table,
+                    partner=c.sender or "unknown",
+                    source=path.name,
+                )
                 del table, accepted
-            state.record_file(day, _file_row(r))
+            state.register.record_file(day, _file_row(r))
             # the file's rows are in the lake now; keep what its RAP items need (memory)
             c.events = c.events.select(list(RAP_COLUMNS))
         # the returns (RAPs), written by the caller's policy: one per partner and day
@@ -465,18 +463,13 @@ def validate_day(
             written = returns.tap_returns(workdir, day, results, state, settings)
         for r in results:
             if r.rap_file:
-                state.con.execute(
-                    "UPDATE files SET rap_file = ? WHERE processing_date = ? AND file = ?",
-                    [r.rap_file, day, r.file],
-                )
+                state.register.set_rap_file(day, r.file, r.rap_file)
         ciber = _ciber_day(workdir, day, ciber_inputs, settings, state, returns)
         tables = [r.findings_table() for r in results if r.outcome != "copy"]
         tables += [findings_table(c.findings, file=c.file, source_format="ciber") for c in ciber]
         all_findings = pa.concat_tables(tables) if tables else FINDINGS_SCHEMA.empty_table()
-        state.record_findings(day, all_findings)
-        fpath = workdir.lake / "findings" / f"date={day.isoformat()}" / "findings.parquet"
-        fpath.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(all_findings, fpath)
+        state.register.record_findings(day, all_findings)
+        lakes.write(workdir.lake, lakes.FINDINGS, day, all_findings)
     return ValidateResult(day=day, files=results, raps=written, ciber=ciber)
 
 
@@ -584,11 +577,10 @@ def _ciber_day(
     day: dt.date,
     inputs: Sequence[Path],
     settings: Settings,
-    state: State,
+    state: Store,
     returns: ReturnWriter | None,
 ) -> list[CiberResult]:
     out: list[CiberResult] = []
-    lake_day = workdir.lake / "events_in" / f"date={day.isoformat()}"
     for path in sorted(inputs):
         data = path.read_bytes()
         r, checked = validate_ciber_file(data, file=path.name, settings=settings, day=day)
@@ -597,13 +589,11 @@ def _ciber_day(
             table = r.events.append_column(
                 "file", pa.array([path.name] * r.events.num_rows, pa.string())
             ).append_column("status", pa.array(r.status, pa.string()))
-            dest = lake_day / f"partner={sender}" / f"{path.name}.parquet"
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            pq.write_table(table, dest)
+            lakes.write(workdir.lake, lakes.EVENTS_IN, day, table, partner=sender, source=path.name)
         if returns is not None:
             returns.ciber_returns(workdir, checked, r, settings, len(out) + 1)
         counts = r.counts()
-        state.record_file(
+        state.register.record_file(
             day,
             {
                 "file": path.name,

@@ -15,6 +15,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from clearing import lake
 from clearing.rating import run
 from clearing.rating.run import (
     IOT_EVENT_COLUMNS,
@@ -75,13 +76,13 @@ def test_partner_files_are_the_sorted_partitions(tmp_path: Path, pieces: int) ->
         assert part.equals(expected[partner])
     writes = _Writes()
     try:
-        paths = _partitioned(parts, tmp_path / "new", DAY, writes)
+        paths = _partitioned(parts, tmp_path / "new", lake.RATED_VISITORS, DAY, writes)
         writes.wait()
     finally:
         writes.close()
     assert len(paths) == len(expected)
     for path in paths:
-        twin = old / path.relative_to(tmp_path / "new")
+        twin = old / path.relative_to(tmp_path / "new" / "rated_visitors")
         assert path.read_bytes() == twin.read_bytes(), path
 
 
@@ -101,7 +102,9 @@ def test_partner_files_do_not_depend_on_chunks(tmp_path: Path) -> None:
     one = write_parquet(df, tmp_path / "one.parquet").read_bytes()
     writes = _Writes()
     try:
-        (path,) = _partitioned([("AAAA1", chunked)], tmp_path / "new", DAY, writes)
+        (path,) = _partitioned(
+            [("AAAA1", chunked)], tmp_path / "new", lake.RATED_VISITORS, DAY, writes
+        )
         writes.wait()
     finally:
         writes.close()
@@ -112,11 +115,11 @@ def test_writes_keep_the_order_they_were_asked_for_and_raise(tmp_path: Path) -> 
     writes = _Writes()
     try:
         df = _rows(10, 1)
-        writes.write(df, tmp_path / "a" / "part-0.parquet")
+        path = writes.write(tmp_path / "a", lake.UNRATED_VISITORS, DAY, df)
         writes.wait()
-        assert pl.read_parquet(tmp_path / "a" / "part-0.parquet").equals(df)
+        assert pl.read_parquet(path).equals(df)
         (tmp_path / "file").write_text("not a folder")
-        writes.write(df, tmp_path / "file" / "b" / "part-0.parquet")
+        writes.write(tmp_path / "file", lake.UNRATED_VISITORS, DAY, df)
         with pytest.raises(OSError, match="ile"):
             writes.wait()
     finally:

@@ -1,0 +1,577 @@
+"""The Parquet lake under ``<workdir>/lake/``: every dataset, where its files are, how they are
+written and read.
+
+Each :class:`Dataset` has a name, the Arrow schema of its files as Parquet stores them (what
+reading a file back gives), its partitioning and its file name inside a partition::
+
+    lake/<folder>/date=<D>/<file>                  partitioned by processing date
+    lake/<folder>/date=<D>/partner=<P>/<file>      by date and partner
+
+:func:`write` is the one atomic write (temporary name, then rename: a reader never sees half a
+file) and replaces the file; :func:`clear` removes a date's partition before a stage writes it
+again, so a re-run leaves no rows of the earlier run. :func:`view` is the one typed read: a
+DuckDB view over a dataset's files for some dates, with the date as ``processing_date``; a
+dataset without files for those dates reads as an empty view of the right columns and types.
+
+The writer options (compression) are recorded per dataset, so the bytes of a file depend only on
+its rows.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+
+from clearing._io import write_table_atomic
+from clearing.codecs.events import EVENT_SCHEMA
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from pathlib import Path
+
+    import duckdb
+
+__all__ = [
+    "CDR_FINDINGS",
+    "CDR_QUARANTINE",
+    "DATASETS",
+    "EVENTS_IN",
+    "FINDINGS",
+    "IOT_FINDINGS",
+    "RATED_PARTNER",
+    "RATED_VISITORS",
+    "RETAIL",
+    "RETAIL_SUMMARY",
+    "UNRATED_VISITORS",
+    "Dataset",
+    "Partitioning",
+    "clear",
+    "dataset",
+    "dates",
+    "day_files",
+    "files",
+    "partition",
+    "path",
+    "read",
+    "sql_type",
+    "view",
+    "write",
+]
+
+_DATE_DIR = re.compile(r"date=(\d{4}-\d{2}-\d{2})")
+
+
+class Partitioning(StrEnum):
+    """How a dataset's files are laid out under its folder."""
+
+    DATE = "date"  # date=<D>/<file>
+    DATE_PARTNER = "date+partner"  # date=<D>/partner=<P>/<file>
+
+
+@dataclass(frozen=True, slots=True)
+class Dataset:
+    """One dataset of the lake.
+
+    Attributes:
+        name: the dataset's name (and its folder under ``lake/`` unless ``folder`` says).
+        schema: the Arrow schema of its files as read back from Parquet.
+        partitioning: by date, or by date and partner.
+        file: the file name in a partition; ``{source}`` stands for the input file's name
+            (one Parquet file per input file).
+        compression: the Parquet compression its writer uses.
+        folder: the folder under ``lake/`` when it differs from ``name`` (two datasets may
+            share a partition: ``retail``'s bill lines and summary).
+    """
+
+    name: str
+    schema: pa.Schema
+    partitioning: Partitioning
+    file: str = "part-0.parquet"
+    compression: str = "zstd"
+    folder: str = ""
+
+    @property
+    def directory(self) -> str:
+        """The folder under ``lake/``."""
+        return self.folder or self.name
+
+    @property
+    def glob(self) -> str:
+        """The files of one date partition, as a glob relative to it."""
+        name = self.file.replace("{source}", "*")
+        return f"partner=*/{name}" if self.partitioning == Partitioning.DATE_PARTNER else name
+
+    @property
+    def history_glob(self) -> str:
+        """The files of every date, as a glob relative to the lake."""
+        return f"{self.directory}/date=*/{self.glob}"
+
+
+def _as_stored(schema: pa.Schema) -> pa.Schema:
+    """``schema`` as Parquet stores it: second timestamps become milliseconds."""
+    fields = []
+    for f in schema:
+        t = f.type
+        if pa.types.is_timestamp(t) and t.unit == "s":
+            f = f.with_type(pa.timestamp("ms", tz=t.tz))
+        fields.append(f)
+    return pa.schema(fields)
+
+
+_LSTR = pa.large_string()  # what polars writes for text
+
+_PATH_TYPE = pa.list_(
+    pa.struct(
+        [
+            pa.field("item_id", pa.int32()),
+            pa.field("occurrence", pa.int32()),
+            pa.field("level", pa.int32()),
+        ]
+    )
+)
+
+#: Findings of the validate stage (TAP and CIBER), one row per finding.
+FINDINGS_SCHEMA = pa.schema(
+    [
+        pa.field("file", pa.string(), nullable=False),
+        pa.field("file_sha256", pa.string()),
+        pa.field("source_format", pa.string(), nullable=False),  # "tap" | "ciber"
+        pa.field("sender", pa.string()),
+        pa.field("recipient", pa.string()),
+        pa.field("file_sequence_number", pa.string()),
+        pa.field("event_index", pa.int64()),
+        pa.field("rule", pa.string(), nullable=False),
+        pa.field("code", pa.int32(), nullable=False),
+        pa.field("severity", pa.string(), nullable=False),
+        pa.field("context", pa.string(), nullable=False),
+        pa.field("group", pa.string()),
+        pa.field("message", pa.string(), nullable=False),
+        pa.field("path", _PATH_TYPE),
+        pa.field("item_offset", pa.int64()),
+        pa.field("byte_offset", pa.int64()),
+    ]
+)
+
+#: Partners' events as validate keeps them: the decoded events, their file and status.
+EVENTS_IN_SCHEMA = pa.schema(
+    [*EVENT_SCHEMA, pa.field("file", pa.string()), pa.field("status", pa.string())]
+)
+
+_RATED_VISITORS = pa.schema(
+    [
+        pa.field("record_id", _LSTR),
+        pa.field("record_type", _LSTR),
+        pa.field("imsi", _LSTR),
+        pa.field("msisdn", _LSTR),
+        pa.field("imei", _LSTR),
+        pa.field("called_number", _LSTR),
+        pa.field("calling_number", _LSTR),
+        pa.field("start_time", pa.timestamp("us")),
+        pa.field("utc_offset", _LSTR),
+        pa.field("duration", pa.int64()),
+        pa.field("volume_up", pa.int64()),
+        pa.field("volume_down", pa.int64()),
+        pa.field("apn", _LSTR),
+        pa.field("rec_entity_type", _LSTR),
+        pa.field("rec_entity_id", _LSTR),
+        pa.field("location_area", pa.int64()),
+        pa.field("cell_id", pa.int64()),
+        pa.field("charging_id", pa.int64()),
+        pa.field("cause_for_term", pa.int64()),
+        pa.field("file", _LSTR),
+        pa.field("line", pa.int64()),
+        pa.field("partner", _LSTR),
+        pa.field("standard", _LSTR),
+        pa.field("service", _LSTR),
+        pa.field("destination_prefix", _LSTR),
+        pa.field("time_band", _LSTR),
+        pa.field("iot_key", _LSTR),
+        pa.field("iot_version", _LSTR),
+        pa.field("chargeable_units", pa.int64()),
+        pa.field("charged_units", pa.int64()),
+        pa.field("price", pa.int64()),
+        pa.field("price_scale", pa.int64()),
+        pa.field("unit", pa.int64()),
+        pa.field("rounding", _LSTR),
+        pa.field("tax_rate", pa.int64()),
+        pa.field("charge", pa.int64()),
+        pa.field("charge_scale", pa.int64()),
+        pa.field("currency", _LSTR),
+        pa.field("tax", pa.int64()),
+        pa.field("status", _LSTR),
+        pa.field("reason", _LSTR),
+    ]
+)
+
+_UNRATED_VISITORS = _RATED_VISITORS  # the same columns: rows that could not be rated
+
+_CDR_FINDINGS = pa.schema(
+    [
+        pa.field("file", _LSTR),
+        pa.field("line", pa.int64()),
+        pa.field("record_id", _LSTR),
+        pa.field("field", _LSTR),
+        pa.field("value", _LSTR),
+        pa.field("severity", _LSTR),
+        pa.field("problem", _LSTR),
+        pa.field("action", _LSTR),
+    ]
+)
+
+_CDR_QUARANTINE = pa.schema(
+    [
+        pa.field("record_id", _LSTR),
+        pa.field("record_type", _LSTR),
+        pa.field("imsi", _LSTR),
+        pa.field("msisdn", _LSTR),
+        pa.field("imei", _LSTR),
+        pa.field("called_number", _LSTR),
+        pa.field("calling_number", _LSTR),
+        pa.field("start_time", _LSTR),
+        pa.field("utc_offset", _LSTR),
+        pa.field("duration", _LSTR),
+        pa.field("volume_up", _LSTR),
+        pa.field("volume_down", _LSTR),
+        pa.field("apn", _LSTR),
+        pa.field("rec_entity_type", _LSTR),
+        pa.field("rec_entity_id", _LSTR),
+        pa.field("location_area", _LSTR),
+        pa.field("cell_id", _LSTR),
+        pa.field("charging_id", _LSTR),
+        pa.field("cause_for_term", _LSTR),
+        pa.field("file", _LSTR),
+        pa.field("line", pa.int64()),
+        pa.field("reason", _LSTR),
+    ]
+)
+
+_RATED_PARTNER = pa.schema(
+    [
+        pa.field("file", _LSTR),
+        pa.field("source_format", _LSTR),
+        pa.field("partner", _LSTR),
+        pa.field("file_sequence_number", _LSTR),
+        pa.field("event_index", pa.int64()),
+        pa.field("event_kind", _LSTR),
+        pa.field("imsi", _LSTR),
+        pa.field("msisdn", _LSTR),
+        pa.field("called_number", _LSTR),
+        pa.field("local_start", pa.timestamp("ms")),
+        pa.field("kind", _LSTR),
+        pa.field("number", _LSTR),
+        pa.field("usage", pa.int64()),
+        pa.field("currency", _LSTR),
+        pa.field("charge_scale", pa.int64()),
+        pa.field("charge", pa.int64()),
+        pa.field("discount", pa.int64()),
+        pa.field("camel_fee", pa.int64()),
+        pa.field("tax", pa.int64()),
+        pa.field("service", _LSTR),
+        pa.field("iot_key", _LSTR),
+        pa.field("iot_version", _LSTR),
+        pa.field("charged_units", pa.int64()),
+        pa.field("expected_charge", pa.int64()),
+        pa.field("expected_camel", pa.int64()),
+        pa.field("iot_tolerance", pa.int64()),
+        pa.field("iot_tolerance_scale", pa.int64()),
+        pa.field("settlement_currency", _LSTR),
+        pa.field("reason", _LSTR),
+        pa.field("status", _LSTR),
+        pa.field("expected", pa.int64()),
+        pa.field("charged", pa.int64()),
+        pa.field("difference", pa.int64()),
+        pa.field("breach", pa.bool_()),
+        pa.field("payable", pa.int64()),
+        pa.field("settlement_scale", pa.int64()),
+        pa.field("settlement_amount", pa.int64()),
+        pa.field("fx_versions", _LSTR),
+    ]
+)
+
+_IOT_FINDINGS = pa.schema(
+    [
+        pa.field("partner", _LSTR),
+        pa.field("file", _LSTR),
+        pa.field("event_index", pa.int64()),
+        pa.field("event_kind", _LSTR),
+        pa.field("service", _LSTR),
+        pa.field("local_start", pa.timestamp("ms")),
+        pa.field("expected", pa.int64()),
+        pa.field("charged", pa.int64()),
+        pa.field("difference", pa.int64()),
+        pa.field("charge_scale", pa.int64()),
+        pa.field("currency", _LSTR),
+        pa.field("tolerance", _LSTR),
+        pa.field("iot_key", _LSTR),
+        pa.field("iot_version", _LSTR),
+    ]
+)
+
+_RETAIL = pa.schema(
+    [
+        pa.field("imsi", pa.string()),
+        pa.field("sub_number", pa.string()),
+        pa.field("role", pa.string()),
+        pa.field("attribution_rule", pa.string(), nullable=False),
+        pa.field("plan_id", pa.string()),
+        pa.field("cycle_start", pa.date32()),
+        pa.field("file", pa.string()),
+        pa.field("sender", pa.string()),
+        pa.field("file_sequence_number", pa.string()),
+        pa.field("event_index", pa.int64()),
+        pa.field("event_kind", pa.string()),
+        pa.field("start_utc", pa.timestamp("ms", tz="UTC")),
+        pa.field("event_msisdn", pa.string()),
+        pa.field("dialled_digits", pa.string()),
+        pa.field("apn_ni", pa.string()),
+        pa.field("service", pa.string(), nullable=False),
+        pa.field("unit", pa.string()),
+        pa.field("units", pa.int64()),
+        pa.field("allowance_units", pa.int64()),
+        pa.field("overage_units", pa.int64()),
+        pa.field("tier_units", pa.list_(pa.int64())),
+        pa.field("day_pass_units", pa.int64()),
+        pa.field("day_pass_start", pa.timestamp("ms", tz="UTC")),
+        pa.field("day_pass_charged", pa.bool_()),
+        pa.field("usage_amount", pa.int64()),
+        pa.field("day_pass_amount", pa.int64()),
+        pa.field("amount", pa.int64()),
+        pa.field("currency", pa.string()),
+        pa.field("scale", pa.int8()),
+    ]
+)
+
+_RETAIL_SUMMARY = pa.schema(
+    [
+        pa.field("imsi", pa.string(), nullable=False),
+        pa.field("sub_number", pa.string(), nullable=False),
+        pa.field("role", pa.string()),
+        pa.field("plan_id", pa.string(), nullable=False),
+        pa.field("cycle_start", pa.date32(), nullable=False),
+        pa.field("cycle_last_day", pa.date32(), nullable=False),
+        pa.field("events", pa.int64(), nullable=False),
+        *(
+            pa.field(f"{s}_{what}", pa.int64(), nullable=False)
+            for s in ("voice_mo", "voice_mt", "sms_mo", "sms_mt", "data")
+            for what in ("units", "allowance_units", "allowance_left", "overage_units", "amount")
+        ),
+        pa.field("day_passes", pa.int64(), nullable=False),
+        pa.field("day_pass_amount", pa.int64(), nullable=False),
+        pa.field("usage_amount", pa.int64(), nullable=False),
+        pa.field("amount", pa.int64(), nullable=False),
+        pa.field("currency", pa.string(), nullable=False),
+        pa.field("scale", pa.int8(), nullable=False),
+    ]
+)
+EVENTS_IN = Dataset(
+    "events_in",
+    _as_stored(EVENTS_IN_SCHEMA),
+    Partitioning.DATE_PARTNER,
+    file="{source}.parquet",
+    compression="snappy",
+)
+FINDINGS = Dataset(
+    "findings", FINDINGS_SCHEMA, Partitioning.DATE, file="findings.parquet", compression="snappy"
+)
+RATED_VISITORS = Dataset("rated_visitors", _RATED_VISITORS, Partitioning.DATE_PARTNER)
+UNRATED_VISITORS = Dataset("unrated_visitors", _UNRATED_VISITORS, Partitioning.DATE)
+CDR_FINDINGS = Dataset("cdr_findings", _CDR_FINDINGS, Partitioning.DATE)
+CDR_QUARANTINE = Dataset("cdr_quarantine", _CDR_QUARANTINE, Partitioning.DATE)
+RATED_PARTNER = Dataset("rated_partner", _RATED_PARTNER, Partitioning.DATE_PARTNER)
+IOT_FINDINGS = Dataset("iot_findings", _IOT_FINDINGS, Partitioning.DATE)
+RETAIL = Dataset("retail", _RETAIL, Partitioning.DATE, file="bill_lines.parquet")
+RETAIL_SUMMARY = Dataset(
+    "retail_summary", _RETAIL_SUMMARY, Partitioning.DATE, file="summary.parquet", folder="retail"
+)
+
+#: Every dataset the nightly writes, in the order its outputs are listed.
+DATASETS: tuple[Dataset, ...] = (
+    EVENTS_IN,
+    FINDINGS,
+    RATED_VISITORS,
+    UNRATED_VISITORS,
+    CDR_FINDINGS,
+    CDR_QUARANTINE,
+    RATED_PARTNER,
+    IOT_FINDINGS,
+    RETAIL,
+    RETAIL_SUMMARY,
+)
+_BY_NAME = {d.name: d for d in DATASETS}
+
+
+def dataset(name: str) -> Dataset:
+    """The registered dataset called ``name``.
+
+    Raises:
+        KeyError: no such dataset.
+    """
+    return _BY_NAME[name]
+
+
+# --- paths ------------------------------------------------------------------------------------
+
+
+def partition(root: Path, ds: Dataset | str, day: date) -> Path:
+    """The folder ``<root>/<dataset>/date=<day>`` (``root`` is the lake: ``WorkDir.lake``).
+
+    A plain folder name is accepted for inputs dropped in the lake (``cdr``).
+    """
+    folder = ds if isinstance(ds, str) else ds.directory
+    return root / folder / f"date={day.isoformat()}"
+
+
+def path(
+    root: Path, ds: Dataset, day: date, *, partner: str | None = None, source: str | None = None
+) -> Path:
+    """Where the file of ``ds`` for ``day`` (and ``partner``, ``source`` file) is.
+
+    Raises:
+        ValueError: ``partner`` or ``source`` missing where the dataset needs it, or given
+            where it does not.
+    """
+    by_partner = ds.partitioning == Partitioning.DATE_PARTNER
+    if by_partner != (partner is not None):
+        msg = f"lake dataset `{ds.name}` is partitioned by {ds.partitioning}: partner={partner!r}"
+        raise ValueError(msg)
+    per_source = "{source}" in ds.file
+    if per_source != (source is not None):
+        msg = f"lake dataset `{ds.name}` has files named `{ds.file}`: source={source!r}"
+        raise ValueError(msg)
+    folder = partition(root, ds, day)
+    if partner is not None:
+        folder = folder / f"partner={partner}"
+    return folder / ds.file.replace("{source}", source or "")
+
+
+def dates(root: Path, ds: Dataset | str) -> list[date]:
+    """Processing dates for which ``ds`` has a partition, in order."""
+    folder = root / (ds if isinstance(ds, str) else ds.directory)
+    if not folder.is_dir():
+        return []
+    out = []
+    for p in folder.iterdir():
+        m = _DATE_DIR.fullmatch(p.name)
+        if m and p.is_dir():
+            out.append(date.fromisoformat(m.group(1)))
+    return sorted(out)
+
+
+def files(root: Path, ds: Dataset, days: Iterable[date]) -> list[Path]:
+    """The Parquet files of ``ds`` for ``days``, sorted by date then path."""
+    found: list[Path] = []
+    for d in sorted(set(days)):
+        folder = partition(root, ds, d)
+        if folder.is_dir():
+            found += sorted(folder.glob(ds.glob))
+    return found
+
+
+def day_files(root: Path, day: date) -> list[Path]:
+    """Every file in the ``date=<day>`` partitions of the registered datasets."""
+    found: list[Path] = []
+    for folder in dict.fromkeys(d.directory for d in DATASETS):
+        part = partition(root, folder, day)
+        if part.is_dir():
+            found += sorted(p for p in part.rglob("*") if p.is_file())
+    return found
+
+
+# --- writing ----------------------------------------------------------------------------------
+
+
+def clear(root: Path, ds: Dataset, day: date) -> None:
+    """Remove the ``date=<day>`` partition of ``ds`` (a stage then writes it whole again)."""
+    folder = partition(root, ds, day)
+    if folder.exists():
+        shutil.rmtree(folder)
+
+
+def write(
+    root: Path,
+    ds: Dataset,
+    day: date,
+    table: pa.Table,
+    *,
+    partner: str | None = None,
+    source: str | None = None,
+) -> Path:
+    """Write ``table`` as the file of ``ds`` for ``day`` (atomic; replaces it); return its path."""
+    target = path(root, ds, day, partner=partner, source=source)
+    write_table_atomic(table, target, compression=ds.compression)
+    return target
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+
+def sql_type(t: pa.DataType) -> str:
+    """The DuckDB type a Parquet column of Arrow type ``t`` reads as."""
+    simple = {
+        pa.string(): "VARCHAR",
+        pa.large_string(): "VARCHAR",
+        pa.int8(): "TINYINT",
+        pa.int16(): "SMALLINT",
+        pa.int32(): "INTEGER",
+        pa.int64(): "BIGINT",
+        pa.bool_(): "BOOLEAN",
+        pa.float64(): "DOUBLE",
+        pa.date32(): "DATE",
+    }
+    if t in simple:
+        return simple[t]
+    if pa.types.is_timestamp(t):
+        return "TIMESTAMPTZ" if t.tz else "TIMESTAMP"
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return f"{sql_type(t.value_type)}[]"
+    if pa.types.is_struct(t):
+        inner = ", ".join(f'"{f.name}" {sql_type(f.type)}' for f in t)
+        return f"STRUCT({inner})"
+    msg = f"no DuckDB type for Arrow type {t}"
+    raise ValueError(msg)
+
+
+def _listing(paths: list[Path]) -> str:
+    return ", ".join("'" + str(f).replace("'", "''") + "'" for f in paths)
+
+
+def view(
+    con: duckdb.DuckDBPyConnection, root: Path, ds: Dataset, days: Iterable[date], name: str
+) -> list[Path]:
+    """Create the view ``name`` over ``ds`` for ``days``, plus a ``processing_date`` column.
+
+    Without files the view is empty, with the dataset's columns and types. Returns the files
+    read.
+    """
+    found = files(root, ds, days)
+    if not found:
+        cols = "".join(f'CAST(NULL AS {sql_type(f.type)}) AS "{f.name}", ' for f in ds.schema)
+        con.execute(
+            f"CREATE OR REPLACE VIEW {name} AS SELECT {cols}"
+            "CAST(NULL AS DATE) AS processing_date WHERE false"
+        )
+        return []
+    con.execute(
+        f"CREATE OR REPLACE VIEW {name} AS SELECT * EXCLUDE (filename), "
+        "CAST(regexp_extract(filename, 'date=([0-9]{4}-[0-9]{2}-[0-9]{2})', 1) AS DATE) "
+        "AS processing_date "
+        f"FROM read_parquet([{_listing(found)}], union_by_name = true, filename = true)"
+    )
+    return found
+
+
+def read(root: Path, ds: Dataset, days: Iterable[date]) -> pa.Table:
+    """The rows of ``ds`` for ``days`` as one table of the dataset's schema (empty: no file)."""
+    import pyarrow.parquet as pq
+
+    found = files(root, ds, days)
+    if not found:
+        return ds.schema.empty_table()
+    tables = [pq.read_table(f, partitioning=None) for f in found]
+    return pa.concat_tables(tables, promote_options="permissive")

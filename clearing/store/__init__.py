@@ -1,0 +1,48 @@
+"""The state databases of a work folder: the only code that holds their DDL or opens them.
+
+* :mod:`.schema`: all the DDL, versioned, with numbered migrations;
+* :mod:`.db`: :func:`open_store` (``clearing.duckdb``) and :func:`open_ledger` (the fetch
+  ledger), one error :class:`~clearing.errors.StoreError`;
+* typed methods per table: :mod:`.register` (files, findings, rap_out), :mod:`.sequences`
+  (inbound and outbound FSN), :mod:`.returns_in` (partners' RAPs and ACKs), :mod:`.outbox`,
+  :mod:`.ledger` (fetched).
+
+Stages receive a :class:`Store` and use its typed methods; none writes SQL against these
+tables.
+"""
+
+from __future__ import annotations
+
+from clearing.errors import StoreError
+from clearing.store.db import (
+    Database,
+    LedgerStore,
+    Store,
+    attach_read_only,
+    open_ledger,
+    open_store,
+)
+from clearing.store.ledger import FetchedFile
+from clearing.store.outbox import OutboxEntry, OutboxState
+from clearing.store.schema import LEDGER, STATE, Migration, Schema
+from clearing.store.sequences import FileRecord, SequenceCheck, next_fsn
+
+__all__ = [
+    "LEDGER",
+    "STATE",
+    "Database",
+    "FetchedFile",
+    "FileRecord",
+    "LedgerStore",
+    "Migration",
+    "OutboxEntry",
+    "OutboxState",
+    "Schema",
+    "SequenceCheck",
+    "Store",
+    "StoreError",
+    "attach_read_only",
+    "next_fsn",
+    "open_ledger",
+    "open_store",
+]

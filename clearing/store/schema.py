@@ -1,0 +1,288 @@
+"""Every table of the state databases, versioned: the only place that holds DDL.
+
+Two DuckDB files live in a work folder:
+
+* ``clearing.duckdb`` (:data:`STATE`): the file register (``files``, ``findings``,
+  ``rap_out``), partners' RAPs and ACKs (``raps_in``, ``acks_in``, ``returns_in``), the
+  outbound sequences and files (``outbound_sequences``, ``outbound_files``) and the
+  ``outbox``;
+* ``fetch_ledger.duckdb`` (:data:`LEDGER`): what was fetched from whom (``fetched``).
+
+Each file has a ``schema_version`` table and a list of numbered migrations, applied in order
+when the file is opened for writing (:func:`migrate`). Version 1 is the schema as it was
+before versioning (``CREATE TABLE IF NOT EXISTS``), so an existing work folder opens
+unchanged. A file whose version is newer than this code knows is refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from clearing.errors import StoreError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from pathlib import Path
+
+    import duckdb
+
+__all__ = [
+    "LEDGER",
+    "STATE",
+    "VERSION_TABLE",
+    "Migration",
+    "Schema",
+    "check_version",
+    "migrate",
+    "stored_version",
+]
+
+VERSION_TABLE = "schema_version"
+
+_VERSION_DDL = f"""
+CREATE TABLE IF NOT EXISTS {VERSION_TABLE} (
+    version INTEGER NOT NULL,
+    description VARCHAR NOT NULL,
+    applied_at TIMESTAMP NOT NULL  -- UTC
+)
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One step of a schema: its number, what it does, and its SQL (one or more statements)."""
+
+    version: int
+    description: str
+    sql: str
+
+
+@dataclass(frozen=True, slots=True)
+class Schema:
+    """The tables of one DuckDB file and the migrations that build them.
+
+    Attributes:
+        name: what the file is, for messages.
+        file: the file's name inside the work folder.
+        tables: every table the migrations create (settle reads each of them).
+        migrations: numbered 1, 2, … in order.
+    """
+
+    name: str
+    file: str
+    tables: tuple[str, ...]
+    migrations: tuple[Migration, ...]
+
+    @property
+    def version(self) -> int:
+        """The newest version this code knows."""
+        return self.migrations[-1].version if self.migrations else 0
+
+    def ddl(self) -> str:
+        """Every migration's SQL in order (for empty stand-in tables of the same shape)."""
+        return ";\n".join(m.sql.strip().rstrip(";") for m in self.migrations)
+
+
+_STATE_V1 = """
+CREATE TABLE IF NOT EXISTS files (
+    processing_date DATE NOT NULL,
+    file VARCHAR NOT NULL,
+    sha256 VARCHAR NOT NULL,
+    format VARCHAR NOT NULL,          -- tap | notification | ciber | unreadable
+    sender VARCHAR, recipient VARCHAR, fsn VARCHAR, test BOOLEAN, rap_fsn VARCHAR,
+    outcome VARCHAR NOT NULL,         -- processed | fatal | copy
+    copy_of VARCHAR,
+    events BIGINT, accepted BIGINT, returned BIGINT, duplicate BIGINT, late BIGINT,
+    quarantined BIGINT,
+    charge BIGINT, charge_scale INTEGER, currency VARCHAR,
+    audit_charge BIGINT,
+    findings BIGINT,
+    rap_file VARCHAR
+);
+CREATE TABLE IF NOT EXISTS findings (
+    processing_date DATE NOT NULL,
+    file VARCHAR NOT NULL, file_sha256 VARCHAR, source_format VARCHAR NOT NULL,
+    sender VARCHAR, recipient VARCHAR, file_sequence_number VARCHAR,
+    event_index BIGINT, rule VARCHAR NOT NULL, code INTEGER NOT NULL,
+    severity VARCHAR NOT NULL, context VARCHAR NOT NULL, "group" VARCHAR,
+    message VARCHAR NOT NULL,
+    path STRUCT(item_id INTEGER, occurrence INTEGER, level INTEGER)[],
+    item_offset BIGINT, byte_offset BIGINT
+);
+CREATE TABLE IF NOT EXISTS rap_out (
+    processing_date DATE NOT NULL,
+    file VARCHAR NOT NULL, partner VARCHAR NOT NULL, test BOOLEAN NOT NULL,
+    rap_fsn INTEGER NOT NULL, sha256 VARCHAR NOT NULL,
+    fatal INTEGER, severe INTEGER, missing INTEGER, stop INTEGER,
+    severe_value BIGINT, severe_tax BIGINT
+);
+CREATE TABLE IF NOT EXISTS acks_in (
+    processing_date DATE NOT NULL, file VARCHAR NOT NULL, sender VARCHAR NOT NULL,
+    rap_fsn INTEGER NOT NULL, test BOOLEAN NOT NULL
+);
+CREATE TABLE IF NOT EXISTS raps_in (
+    processing_date DATE NOT NULL, file VARCHAR NOT NULL, sha256 VARCHAR NOT NULL,
+    sender VARCHAR NOT NULL, recipient VARCHAR NOT NULL, rap_fsn INTEGER NOT NULL,
+    test BOOLEAN NOT NULL, ack_file VARCHAR
+);
+CREATE TABLE IF NOT EXISTS returns_in (
+    processing_date DATE NOT NULL, rap_file VARCHAR NOT NULL, kind VARCHAR NOT NULL,
+    fsn VARCHAR, event_kind VARCHAR, event_sha256 VARCHAR, charge BIGINT, tax BIGINT,
+    error_codes VARCHAR, status VARCHAR NOT NULL   -- to_correct | resubmitted | written_off
+);
+CREATE TABLE IF NOT EXISTS outbound_sequences (
+    partner VARCHAR NOT NULL,
+    standard VARCHAR NOT NULL,
+    file_type VARCHAR NOT NULL,
+    processing_date DATE NOT NULL,
+    allocation BIGINT NOT NULL,
+    first_number INTEGER NOT NULL,
+    last_number INTEGER NOT NULL,
+    previous_number INTEGER,
+    PRIMARY KEY (partner, standard, file_type, processing_date)
+);
+CREATE TABLE IF NOT EXISTS outbound_files (
+    file_name VARCHAR PRIMARY KEY,
+    kind VARCHAR NOT NULL,
+    partner VARCHAR NOT NULL,
+    standard VARCHAR NOT NULL,
+    file_type VARCHAR NOT NULL,
+    processing_date DATE NOT NULL,
+    sequence_number INTEGER NOT NULL,
+    events BIGINT NOT NULL,
+    total_charge BIGINT NOT NULL,
+    total_tax BIGINT NOT NULL,
+    charge_scale INTEGER,
+    currency VARCHAR,
+    sha256 VARCHAR NOT NULL,
+    path VARCHAR NOT NULL,
+    content_changed BOOLEAN NOT NULL
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    name VARCHAR PRIMARY KEY,
+    partner VARCHAR NOT NULL,
+    kind VARCHAR NOT NULL,
+    sha256 VARCHAR NOT NULL,
+    size BIGINT NOT NULL,
+    local_path VARCHAR NOT NULL,
+    state VARCHAR NOT NULL,
+    attempts INTEGER NOT NULL,
+    last_error VARCHAR,
+    destination VARCHAR,              -- where it was last sent (transport.where)
+    registered_at TIMESTAMP NOT NULL, -- UTC, like every timestamp here
+    sent_at TIMESTAMP,
+    acknowledged_at TIMESTAMP,
+    closed_at TIMESTAMP
+);
+"""
+
+_LEDGER_V1 = """
+CREATE TABLE IF NOT EXISTS fetched (
+    partner VARCHAR NOT NULL,
+    name VARCHAR NOT NULL,
+    size BIGINT NOT NULL,
+    sha256 VARCHAR NOT NULL,
+    mtime BIGINT NOT NULL,          -- remote mtime when last seen, seconds since the epoch
+    local_path VARCHAR NOT NULL,
+    fetched_at TIMESTAMP NOT NULL,  -- UTC
+    PRIMARY KEY (partner, name, size, sha256)
+);
+"""
+
+#: ``clearing.duckdb``: the state of the stages.
+STATE = Schema(
+    name="state database",
+    file="clearing.duckdb",
+    tables=(  # every table of the file, in the order settle makes its views
+        "files",
+        "findings",
+        "rap_out",
+        "acks_in",
+        "raps_in",
+        "returns_in",
+        "outbound_sequences",
+        "outbound_files",
+        "outbox",
+    ),
+    migrations=(Migration(1, "the schema before versioning", _STATE_V1),),
+)
+
+#: ``fetch_ledger.duckdb``: the transport's record of fetched files.
+LEDGER = Schema(
+    name="fetch ledger",
+    file="fetch_ledger.duckdb",
+    tables=("fetched",),
+    migrations=(Migration(1, "the schema before versioning", _LEDGER_V1),),
+)
+
+
+def stored_version(con: duckdb.DuckDBPyConnection, *, database: str | None = None) -> int:
+    """The version recorded in ``schema_version`` (0 when the table is missing or empty).
+
+    Args:
+        con: the connection.
+        database: an attached database's alias (None: the connection's own).
+    """
+    where = "database_name = current_database()" if database is None else "database_name = ?"
+    params = [] if database is None else [database]
+    found = con.execute(
+        f"SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND {where}",
+        [VERSION_TABLE, *params],
+    ).fetchone()
+    if not found or not found[0]:
+        return 0
+    table = VERSION_TABLE if database is None else f"{database}.main.{VERSION_TABLE}"
+    row = con.execute(f"SELECT max(version) FROM {table}").fetchone()
+    return 0 if row is None or row[0] is None else int(row[0])
+
+
+def check_version(schema: Schema, found: int, path: Path | str) -> None:
+    """Refuse a file whose schema is newer than the code (:class:`StoreError`)."""
+    if found > schema.version:
+        msg = (
+            f"the {schema.name} `{path}` has schema version {found}, newer than this clearing "
+            f"knows ({schema.version}): it was written by a newer release; upgrade clearing "
+            "to open it"
+        )
+        raise StoreError(msg)
+
+
+def migrate(
+    con: duckdb.DuckDBPyConnection,
+    schema: Schema,
+    *,
+    path: Path | str,
+    migrations: Sequence[Migration] | None = None,
+) -> int:
+    """Apply the migrations newer than the file's version, in order; return the version.
+
+    Each migration runs in its own transaction with its ``schema_version`` row, so a crash
+    leaves the file at the last whole step. Running it again applies nothing.
+
+    Raises:
+        StoreError: the file's version is newer than the last migration.
+    """
+    steps = tuple(schema.migrations if migrations is None else migrations)
+    con.execute(_VERSION_DDL)
+    current = stored_version(con)
+    latest = steps[-1].version if steps else 0
+    if current > latest:
+        check_version(Schema(schema.name, schema.file, schema.tables, steps), current, path)
+    for step in steps:
+        if step.version <= current:
+            continue
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(step.sql)
+            con.execute(
+                f"INSERT INTO {VERSION_TABLE} VALUES (?, ?, ?)",
+                [step.version, step.description, datetime.now(UTC).replace(tzinfo=None)],
+            )
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        con.execute("COMMIT")
+        current = step.version
+    return current
