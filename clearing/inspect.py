@@ -18,6 +18,7 @@ import pyarrow.csv as pacsv
 from clearing.codecs import asn1, fast
 from clearing.codecs.batch import batch_tables
 from clearing.codecs.events import EVENT_SCHEMA
+from clearing.codecs.tap3.values import stamp_text, text
 from clearing.errors import DecodeError
 
 if TYPE_CHECKING:
@@ -42,23 +43,6 @@ def _is_ciber(data: bytes) -> bool:
     from clearing.codecs import ciber
 
     return bool(ciber.looks_like_ciber(data))
-
-
-def _text(v: Any) -> str | None:
-    if v is None:
-        return None
-    if isinstance(v, bytes | bytearray):
-        return bytes(v).decode("latin-1")
-    return str(v)
-
-
-def _stamp(v: Any) -> str | None:
-    """A DateTimeLong / DateTime value as ``CCYYMMDDhhmmss±hhmm`` text."""
-    if not isinstance(v, dict):
-        return None
-    local = _text(v.get("localTimeStamp")) or ""
-    off = v.get("utcTimeOffset", v.get("utcTimeOffsetCode"))
-    return f"{local}{_text(off) or ''}"
 
 
 def summarize(data: bytes, *, file: str | None = None) -> dict[str, Any]:
@@ -154,13 +138,13 @@ def _summarize_tap(data: bytes, file: str | None) -> dict[str, Any]:
     return {
         "kind": "tap",
         "version": batch.info.version,
-        "sender": _text(bci.get("sender")),
-        "recipient": _text(bci.get("recipient")),
-        "file_sequence_number": _text(bci.get("fileSequenceNumber")),
-        "rap_file_sequence_number": _text(bci.get("rapFileSequenceNumber")),
-        "test_data": _text(bci.get("fileTypeIndicator")) == "T",
-        "file_available": _stamp(bci.get("fileAvailableTimeStamp")),
-        "transfer_cut_off": _stamp(bci.get("transferCutOffTimeStamp")),
+        "sender": text(bci.get("sender")),
+        "recipient": text(bci.get("recipient")),
+        "file_sequence_number": text(bci.get("fileSequenceNumber")),
+        "rap_file_sequence_number": text(bci.get("rapFileSequenceNumber")),
+        "test_data": text(bci.get("fileTypeIndicator")) == "T",
+        "file_available": stamp_text(bci.get("fileAvailableTimeStamp")),
+        "transfer_cut_off": stamp_text(bci.get("transferCutOffTimeStamp")),
         "event_count": ev.num_rows,
         "event_count_by_type": dict(sorted(by_type.items())),
         "audit": audit,
@@ -168,8 +152,8 @@ def _summarize_tap(data: bytes, file: str | None) -> dict[str, Any]:
         "audit_mismatches": mismatches,
         "header_problems": missing,
         "tap_decimal_places": acc.get("tapDecimalPlaces"),
-        "local_currency": _text(acc.get("localCurrency")),
-        "tap_currency": _text(acc.get("tapCurrency")) or "SDR",
+        "local_currency": text(acc.get("localCurrency")),
+        "tap_currency": text(acc.get("tapCurrency")) or "SDR",
         "exchange_rates": tables["exchange_rates"].drop_columns(_KEY).to_pylist(),
         "taxation": tables["taxation"].drop_columns(_KEY).to_pylist(),
         "start_utc_range": [
@@ -184,11 +168,11 @@ def _header(kind: str, version: str | None, v: dict[str, Any]) -> dict[str, Any]
     return {
         "kind": kind,
         "version": version,
-        "sender": _text(v.get("sender")),
-        "recipient": _text(v.get("recipient")),
-        "file_sequence_number": _text(v.get("fileSequenceNumber")),
-        "rap_file_sequence_number": _text(v.get("rapFileSequenceNumber")),
-        "test_data": _text(v.get("fileTypeIndicator")) == "T",
+        "sender": text(v.get("sender")),
+        "recipient": text(v.get("recipient")),
+        "file_sequence_number": text(v.get("fileSequenceNumber")),
+        "rap_file_sequence_number": text(v.get("rapFileSequenceNumber")),
+        "test_data": text(v.get("fileTypeIndicator")) == "T",
     }
 
 
@@ -197,8 +181,8 @@ def _summarize_notification(info: asn1.FileInfo, v: dict[str, Any]) -> dict[str,
     out.update(
         event_count=0,
         event_count_by_type={},
-        file_available=_stamp(v.get("fileAvailableTimeStamp")),
-        transfer_cut_off=_stamp(v.get("transferCutOffTimeStamp")),
+        file_available=stamp_text(v.get("fileAvailableTimeStamp")),
+        transfer_cut_off=stamp_text(v.get("transferCutOffTimeStamp")),
     )
     return out
 
@@ -206,7 +190,7 @@ def _summarize_notification(info: asn1.FileInfo, v: dict[str, Any]) -> dict[str,
 def _summarize_rap(info: asn1.FileInfo, v: dict[str, Any]) -> dict[str, Any]:
     bc = v.get("rapBatchControlInfoRap", {})
     out = _header("rap", info.version, bc)
-    out["file_sequence_number"] = _text(bc.get("rapFileSequenceNumber"))
+    out["file_sequence_number"] = text(bc.get("rapFileSequenceNumber"))
     out["tap_version"] = f"3.{bc.get('releaseVersionNumber')}"
     details = v.get("returnDetails", [])
     by_type = Counter(name for name, _ in details)
@@ -220,27 +204,27 @@ def _summarize_rap(info: asn1.FileInfo, v: dict[str, Any]) -> dict[str, Any]:
             "return_details_count": audit.get("returnDetailsCount"),
         },
         tap_decimal_places=bc.get("tapDecimalPlaces"),
-        tap_currency=_text(bc.get("tapCurrency")) or "SDR",
+        tap_currency=text(bc.get("tapCurrency")) or "SDR",
     )
     return out
 
 
 def _summarize_ack(v: dict[str, Any]) -> dict[str, Any]:
     out = _header("ack", None, v)
-    out["file_sequence_number"] = _text(v.get("rapFileSequenceNumber"))
+    out["file_sequence_number"] = text(v.get("rapFileSequenceNumber"))
     out.update(event_count=0, event_count_by_type={})
     return out
 
 
 def _summarize_nrt(info: asn1.FileInfo, v: dict[str, Any]) -> dict[str, Any]:
     out = _header("nrt", info.version, v)
-    out["file_sequence_number"] = _text(v.get("sequenceNumber"))
+    out["file_sequence_number"] = text(v.get("sequenceNumber"))
     events = v.get("callEvents", [])
     out.update(
         event_count=len(events),
         event_count_by_type=dict(sorted(Counter(name for name, _ in events).items())),
         audit={"call_events_count": v.get("callEventsCount")},
-        file_available=_stamp(v.get("fileAvailableTimeStamp")),
+        file_available=stamp_text(v.get("fileAvailableTimeStamp")),
     )
     return out
 

@@ -200,10 +200,10 @@ def validate_day(workdir: Path, day: date, as_json: bool) -> None:
     """``clearing validate --workdir W --date D``: every input of the date, recorded."""
     from clearing import config
     from clearing.cli.validate import render_validation
-    from clearing.validate.stage import validate_day as run
+    from clearing.returns import validate_and_return
 
     wd = config.WorkDir(workdir)
-    result = run(wd, day, _day_inputs(wd, day))
+    result = validate_and_return(wd, day, _day_inputs(wd, day))
     if as_json:
         typer.echo(json.dumps(_validated(result, day), ensure_ascii=False, indent=2))
     else:

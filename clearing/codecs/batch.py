@@ -19,24 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from clearing.codecs.tap3.values import stamp_parts, text
 from clearing.errors import DecodeError
 
 if TYPE_CHECKING:
     from clearing.codecs.fast import TapBatch
 
 __all__ = ["batch_tables"]
-
-
-def _t(v: Any) -> str | None:
-    if v is None:
-        return None
-    return bytes(v).decode("latin-1") if isinstance(v, bytes | bytearray) else str(v)
-
-
-def _stamp(v: Any) -> tuple[str | None, str | None]:
-    if not isinstance(v, dict):
-        return None, None
-    return _t(v.get("localTimeStamp")), _t(v.get("utcTimeOffset"))
 
 
 def batch_tables(batch: TapBatch) -> dict[str, pa.Table]:
@@ -47,9 +36,9 @@ def batch_tables(batch: TapBatch) -> dict[str, pa.Table]:
     net = g.get("networkInfo") or {}
     aci = g.get("auditControlInfo") or {}
     key = {
-        "sender": _t(bci.get("sender")),
-        "recipient": _t(bci.get("recipient")),
-        "file_sequence_number": _t(bci.get("fileSequenceNumber")),
+        "sender": text(bci.get("sender")),
+        "recipient": text(bci.get("recipient")),
+        "file_sequence_number": text(bci.get("fileSequenceNumber")),
     }
 
     def rows(items: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
@@ -70,20 +59,20 @@ def batch_tables(batch: TapBatch) -> dict[str, pa.Table]:
         base.append(("file_sequence_number", pa.string()))
         return pa.schema([*base, *fields])
 
-    created = _stamp(bci.get("fileCreationTimeStamp"))
-    available = _stamp(bci.get("fileAvailableTimeStamp"))
-    cutoff = _stamp(bci.get("transferCutOffTimeStamp"))
-    earliest = _stamp(aci.get("earliestCallTimeStamp"))
-    latest = _stamp(aci.get("latestCallTimeStamp"))
+    created = stamp_parts(bci.get("fileCreationTimeStamp"))
+    available = stamp_parts(bci.get("fileAvailableTimeStamp"))
+    cutoff = stamp_parts(bci.get("transferCutOffTimeStamp"))
+    earliest = stamp_parts(aci.get("earliestCallTimeStamp"))
+    latest = stamp_parts(aci.get("latestCallTimeStamp"))
     s = pa.string()
     i64 = pa.int64()
     out = {
         "batch_control": rows(
             [
                 {
-                    "rap_file_sequence_number": _t(bci.get("rapFileSequenceNumber")),
-                    "file_type_indicator": _t(bci.get("fileTypeIndicator")),
-                    "test_data": _t(bci.get("fileTypeIndicator")) == "T",
+                    "rap_file_sequence_number": text(bci.get("rapFileSequenceNumber")),
+                    "file_type_indicator": text(bci.get("fileTypeIndicator")),
+                    "test_data": text(bci.get("fileTypeIndicator")) == "T",
                     "specification_version_number": bci.get("specificationVersionNumber"),
                     "release_version_number": bci.get("releaseVersionNumber"),
                     "file_creation_local": created[0],
@@ -113,8 +102,8 @@ def batch_tables(batch: TapBatch) -> dict[str, pa.Table]:
         "accounting": rows(
             [
                 {
-                    "local_currency": _t(acc.get("localCurrency")),
-                    "tap_currency": _t(acc.get("tapCurrency")) or "SDR",
+                    "local_currency": text(acc.get("localCurrency")),
+                    "tap_currency": text(acc.get("tapCurrency")) or "SDR",
                     "tap_decimal_places": acc.get("tapDecimalPlaces"),
                 }
             ],
@@ -139,9 +128,9 @@ def batch_tables(batch: TapBatch) -> dict[str, pa.Table]:
             [
                 {
                     "tax_code": x.get("taxCode"),
-                    "tax_type": _t(x.get("taxType")),
-                    "tax_rate": _t(x.get("taxRate")),
-                    "charge_type": _t(x.get("chargeType")),
+                    "tax_type": text(x.get("taxType")),
+                    "tax_rate": text(x.get("taxRate")),
+                    "charge_type": text(x.get("chargeType")),
                 }
                 for x in acc.get("taxation", [])
             ],
@@ -162,7 +151,7 @@ def batch_tables(batch: TapBatch) -> dict[str, pa.Table]:
             [
                 {
                     "utc_time_offset_code": x.get("utcTimeOffsetCode"),
-                    "utc_time_offset": _t(x.get("utcTimeOffset")),
+                    "utc_time_offset": text(x.get("utcTimeOffset")),
                 }
                 for x in net.get("utcTimeOffsetInfo", [])
             ],
@@ -173,7 +162,7 @@ def batch_tables(batch: TapBatch) -> dict[str, pa.Table]:
                 {
                     "rec_entity_code": x.get("recEntityCode"),
                     "rec_entity_type": x.get("recEntityType"),
-                    "rec_entity_id": _t(x.get("recEntityId")),
+                    "rec_entity_id": text(x.get("recEntityId")),
                 }
                 for x in net.get("recEntityInfo", [])
             ],

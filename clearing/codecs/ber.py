@@ -4,6 +4,10 @@ Used to sniff headers, to walk a file's tag tree (unknown-tag detection, indefin
 handling) and as the reference slow path of the fast decoder. Tags are represented as one
 integer ``key = (class << 24) | number`` (class: 0 universal, 1 application, 2 context,
 3 private) so that they can live in numpy arrays.
+
+:func:`tag_octets` / :func:`length_octets` (:func:`encode_header`) are the one tag and length
+writer of the package: the RAP writer and the columnar writer (:mod:`clearing.codecs.ber_write`)
+use them.
 """
 
 from __future__ import annotations
@@ -28,9 +32,11 @@ __all__ = [
     "iter_children",
     "known_end",
     "known_ends",
+    "length_octets",
     "read_header",
     "tag_key",
     "tag_name",
+    "tag_octets",
     "walk",
 ]
 
@@ -436,25 +442,33 @@ def walk(data: bytes, node: TLV, depth: int = 0) -> list[tuple[int, TLV]]:
     return out
 
 
-def encode_header(key: int, constructed: bool, length: int | None) -> bytes:
-    """Encode a tag and a length (None for indefinite)."""
+def tag_octets(key: int, constructed: bool) -> bytes:
+    """The identifier octets of a packed tag (low-tag-number form below 31, else high)."""
     cls, number = key >> 24, key & 0xFFFFFF
     first = (cls << 6) | (0x20 if constructed else 0)
     if number < 0x1F:
-        head = bytes([first | number])
-    else:
-        groups = []
-        n = number
-        while True:
-            groups.append(n & 0x7F)
-            n >>= 7
-            if not n:
-                break
-        groups.reverse()
-        head = bytes([first | 0x1F] + [g | 0x80 for g in groups[:-1]] + [groups[-1]])
+        return bytes([first | number])
+    groups = []
+    n = number
+    while True:
+        groups.append(n & 0x7F)
+        n >>= 7
+        if not n:
+            break
+    groups.reverse()
+    return bytes([first | 0x1F] + [g | 0x80 for g in groups[:-1]] + [groups[-1]])
+
+
+def length_octets(length: int | None) -> bytes:
+    """The length octets: indefinite (None), short form below 128, else the minimal long form."""
     if length is None:
-        return head + b"\x80"
+        return b"\x80"
     if length < 0x80:
-        return head + bytes([length])
+        return bytes([length])
     body = length.to_bytes((length.bit_length() + 7) // 8, "big")
-    return head + bytes([0x80 | len(body)]) + body
+    return bytes([0x80 | len(body)]) + body
+
+
+def encode_header(key: int, constructed: bool, length: int | None) -> bytes:
+    """Encode a tag and a length (None for indefinite)."""
+    return tag_octets(key, constructed) + length_octets(length)

@@ -44,6 +44,8 @@ from clearing.codecs.ber import (
     walk,
 )
 from clearing.codecs.events import EVENT_SCHEMA
+from clearing.codecs.tap3.values import offset_minutes as _offset_minutes
+from clearing.codecs.tap3.values import text as _ascii
 from clearing.errors import DecodeError
 
 if TYPE_CHECKING:
@@ -826,13 +828,6 @@ class _Context:
     rec_entities: dict[int, str]
 
 
-def _offset_minutes(text: str) -> int | None:
-    if len(text) != 5 or text[0] not in "+-" or not all(c in "0123456789" for c in text[1:]):
-        return None
-    minutes = int(text[1:3]) * 60 + int(text[3:5])
-    return -minutes if text[0] == "-" else minutes
-
-
 def _columns(
     buf: NDArray[np.uint8],
     base: int,
@@ -1031,12 +1026,6 @@ def _columns(
 
 # ---------------------------------------------------------------------------------------------
 # the file
-
-
-def _ascii(v: Any) -> str | None:
-    if v is None:
-        return None
-    return bytes(v).decode("latin-1") if isinstance(v, bytes | bytearray) else str(v)
 
 
 def _decode_group(spec: Any, type_name: str, data: bytes, tlv: TLV, path: str) -> Any:

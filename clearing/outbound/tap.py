@@ -1,12 +1,13 @@
 """TAP-out: one TAP 3.12 TransferBatch (or a Notification) per partner and processing day.
 
-Written without per-event Python: the call events by the columnar BER writer
-(:mod:`clearing.outbound._ber`, whole columns per element), the header groups and Notifications
-by a small BER writer over the TAP 3.12 types they use (:data:`_HEADER_TYPES`). The asn1tools
-encoders they replace (:func:`encode_transfer_batch_reference`,
-:func:`encode_notification_reference`, through :func:`clearing.codecs.asn1.encode`) stay as the
-definition of the bytes: the tests compare both, and rows the columnar writer does not take
-(missing mandatory values, digits that are not BCD) go to the reference. The file holds:
+This module maps rated rows to TAP values (what goes into the file); the bytes are written by
+:mod:`clearing.codecs.tap3.encode` without per-event Python: the call events by the columnar BER
+writer (whole columns per element), the header groups and Notifications by a small BER writer
+over the TAP 3.12 types they use. The asn1tools encoders they replace
+(:func:`encode_transfer_batch_reference`, :func:`encode_notification_reference`, through
+:func:`clearing.codecs.asn1.encode`) stay as the definition of the bytes: the tests compare
+both, and rows the columnar writer does not take (missing mandatory values, digits that are not
+BCD) go to the reference. The file holds:
 
 * **BatchControlInfo**: sender (us), recipient, FSN, the three timestamps derived from the
   processing date ``D`` (transfer cut-off ``D 00:00:00``, creation and availability
@@ -32,20 +33,17 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Final
 
-import numpy as np
 import polars as pl
-import pyarrow as pa
 
 from clearing.codecs import asn1
-from clearing.errors import EncodeError
+from clearing.codecs.tap3.encode import NotColumnar, encode_batch, encode_events, encode_value
+from clearing.codecs.tap3.values import bcd, local_stamp, require_offset_minutes
 from clearing.names import TapName
-from clearing.outbound import _ber as ber
 
 __all__ = [
     "REC_ENTITY_TYPES",
     "TapHeader",
     "TapTotals",
-    "bcd",
     "encode_notification",
     "encode_notification_reference",
     "encode_transfer_batch",
@@ -105,22 +103,6 @@ def tap_file_name(header: TapHeader) -> str:
     return str(TapName(header.test, header.sender, header.recipient, header.fsn))
 
 
-def bcd(digits: str) -> bytes:
-    """TAP BCDString: first digit in the high nibble, odd lengths padded with ``F``."""
-    if len(digits) % 2:
-        digits += "F"
-    return bytes.fromhex(digits)
-
-
-def _stamp(t: datetime) -> bytes:
-    return t.strftime("%Y%m%d%H%M%S").encode()
-
-
-def _offset_minutes(offset: str) -> int:
-    sign = -1 if offset[0] == "-" else 1
-    return sign * (int(offset[1:3]) * 60 + int(offset[3:5]))
-
-
 def _batch_control(header: TapHeader) -> dict[str, Any]:
     d = header.processing_date
     cut = datetime(d.year, d.month, d.day)
@@ -128,7 +110,7 @@ def _batch_control(header: TapHeader) -> dict[str, Any]:
     off = header.utc_offset.encode()
 
     def dtl(t: datetime) -> dict[str, bytes]:
-        return {"localTimeStamp": _stamp(t), "utcTimeOffset": off}
+        return {"localTimeStamp": local_stamp(t), "utcTimeOffset": off}
 
     out: dict[str, Any] = {
         "sender": header.sender.encode(),
@@ -165,163 +147,15 @@ def _notification_value(header: TapHeader) -> dict[str, Any]:
 def encode_notification(header: TapHeader) -> bytes:
     """A TAP 3.12 Notification (no traffic for the period), encoded.
 
-    Written by :func:`_encode_value` (no ASN.1 compilation): the bytes of
-    :func:`encode_notification_reference`.
+    Written by :func:`clearing.codecs.tap3.encode.encode_value` (no ASN.1 compilation): the
+    bytes of :func:`encode_notification_reference`.
     """
-    return _encode_value("Notification", _notification_value(header))
+    return encode_value("Notification", _notification_value(header))
 
 
 def encode_notification_reference(header: TapHeader) -> bytes:
     """:func:`encode_notification` with asn1tools (the reference)."""
     return asn1.encode("notification", ("notification", _notification_value(header)))
-
-
-# The TAP 3.12 types of the header groups and Notifications (specs/asn1/TAP-0312.asn), for
-# _encode_value: [APPLICATION n] and either "int", "octets", ("list", item type) or the
-# members in definition order. Only what TAP-out writes.
-_DATE_TIME_LONG: Final = [("localTimeStamp", "LocalTimeStamp"), ("utcTimeOffset", "UtcTimeOffset")]
-_HEADER_TYPES: Final[dict[str, tuple[int, Any]]] = {
-    "Notification": (
-        2,
-        [
-            ("sender", "Sender"),
-            ("recipient", "Recipient"),
-            ("fileSequenceNumber", "FileSequenceNumber"),
-            ("fileCreationTimeStamp", "FileCreationTimeStamp"),
-            ("fileAvailableTimeStamp", "FileAvailableTimeStamp"),
-            ("transferCutOffTimeStamp", "TransferCutOffTimeStamp"),
-            ("specificationVersionNumber", "SpecificationVersionNumber"),
-            ("releaseVersionNumber", "ReleaseVersionNumber"),
-            ("fileTypeIndicator", "FileTypeIndicator"),
-        ],
-    ),
-    "BatchControlInfo": (
-        4,
-        [
-            ("sender", "Sender"),
-            ("recipient", "Recipient"),
-            ("fileSequenceNumber", "FileSequenceNumber"),
-            ("fileCreationTimeStamp", "FileCreationTimeStamp"),
-            ("transferCutOffTimeStamp", "TransferCutOffTimeStamp"),
-            ("fileAvailableTimeStamp", "FileAvailableTimeStamp"),
-            ("specificationVersionNumber", "SpecificationVersionNumber"),
-            ("releaseVersionNumber", "ReleaseVersionNumber"),
-            ("fileTypeIndicator", "FileTypeIndicator"),
-        ],
-    ),
-    "Sender": (196, "octets"),
-    "Recipient": (182, "octets"),
-    "FileSequenceNumber": (109, "octets"),
-    "FileCreationTimeStamp": (108, _DATE_TIME_LONG),
-    "TransferCutOffTimeStamp": (227, _DATE_TIME_LONG),
-    "FileAvailableTimeStamp": (107, _DATE_TIME_LONG),
-    "EarliestCallTimeStamp": (101, _DATE_TIME_LONG),
-    "LatestCallTimeStamp": (133, _DATE_TIME_LONG),
-    "LocalTimeStamp": (16, "octets"),
-    "UtcTimeOffset": (231, "octets"),
-    "SpecificationVersionNumber": (201, "int"),
-    "ReleaseVersionNumber": (189, "int"),
-    "FileTypeIndicator": (110, "octets"),
-    "AccountingInfo": (
-        5,
-        [
-            ("taxation", "TaxationList"),
-            ("localCurrency", "LocalCurrency"),
-            ("tapCurrency", "TapCurrency"),
-            ("currencyConversionInfo", "CurrencyConversionList"),
-            ("tapDecimalPlaces", "TapDecimalPlaces"),
-        ],
-    ),
-    "TaxationList": (211, ("list", "Taxation")),
-    "Taxation": (216, [("taxCode", "TaxCode"), ("taxType", "TaxType"), ("taxRate", "TaxRate")]),
-    "TaxCode": (212, "int"),
-    "TaxType": (217, "octets"),
-    "TaxRate": (215, "octets"),
-    "LocalCurrency": (135, "octets"),
-    "TapCurrency": (210, "octets"),
-    "CurrencyConversionList": (80, ("list", "CurrencyConversion")),
-    "CurrencyConversion": (
-        106,
-        [
-            ("exchangeRateCode", "ExchangeRateCode"),
-            ("numberOfDecimalPlaces", "NumberOfDecimalPlaces"),
-            ("exchangeRate", "ExchangeRate"),
-        ],
-    ),
-    "ExchangeRateCode": (105, "int"),
-    "NumberOfDecimalPlaces": (159, "int"),
-    "ExchangeRate": (104, "int"),
-    "TapDecimalPlaces": (244, "int"),
-    "NetworkInfo": (
-        6,
-        [
-            ("utcTimeOffsetInfo", "UtcTimeOffsetInfoList"),
-            ("recEntityInfo", "RecEntityInfoList"),
-        ],
-    ),
-    "UtcTimeOffsetInfoList": (234, ("list", "UtcTimeOffsetInfo")),
-    "UtcTimeOffsetInfo": (
-        233,
-        [("utcTimeOffsetCode", "UtcTimeOffsetCode"), ("utcTimeOffset", "UtcTimeOffset")],
-    ),
-    "UtcTimeOffsetCode": (232, "int"),
-    "RecEntityInfoList": (188, ("list", "RecEntityInformation")),
-    "RecEntityInformation": (
-        183,
-        [
-            ("recEntityCode", "RecEntityCode"),
-            ("recEntityType", "RecEntityType"),
-            ("recEntityId", "RecEntityId"),
-        ],
-    ),
-    "RecEntityCode": (184, "int"),
-    "RecEntityType": (186, "int"),
-    "RecEntityId": (400, "octets"),
-    "AuditControlInfo": (
-        15,
-        [
-            ("earliestCallTimeStamp", "EarliestCallTimeStamp"),
-            ("latestCallTimeStamp", "LatestCallTimeStamp"),
-            ("totalCharge", "TotalCharge"),
-            ("totalTaxValue", "TotalTaxValue"),
-            ("totalDiscountValue", "TotalDiscountValue"),
-            ("callEventDetailsCount", "CallEventDetailsCount"),
-        ],
-    ),
-    "TotalCharge": (415, "int"),
-    "TotalTaxValue": (226, "int"),
-    "TotalDiscountValue": (225, "int"),
-    "CallEventDetailsCount": (43, "int"),
-}
-
-
-def _encode_value(type_name: str, value: Any) -> bytes:
-    """BER of a header-group value (asn1tools' form) of one of :data:`_HEADER_TYPES`.
-
-    Raises:
-        EncodeError: a value of the wrong kind or a member the type does not have.
-    """
-    number, kind = _HEADER_TYPES[type_name]
-    if kind == "int":
-        if not isinstance(value, int) or isinstance(value, bool):
-            msg = f"cannot encode tap {type_name}: {value!r} is not an integer"
-            raise EncodeError(msg)
-        body = value.to_bytes((8 + (value + (value < 0)).bit_length()) // 8, "big", signed=True)
-        return ber.app_tag(number, constructed=False) + ber.length_octets(len(body)) + body
-    if kind == "octets":
-        if not isinstance(value, bytes):
-            msg = f"cannot encode tap {type_name}: {value!r} is not bytes"
-            raise EncodeError(msg)
-        return ber.app_tag(number, constructed=False) + ber.length_octets(len(value)) + value
-    if isinstance(kind, tuple):
-        body = b"".join(_encode_value(kind[1], item) for item in value)
-    else:
-        unknown = set(value) - {name for name, _ in kind}
-        if unknown:
-            msg = f"cannot encode tap {type_name}: no member {', '.join(sorted(unknown))}"
-            raise EncodeError(msg)
-        body = b"".join(_encode_value(t, value[name]) for name, t in kind if name in value)
-    return ber.app_tag(number, constructed=True) + ber.length_octets(len(body)) + body
 
 
 class _Tables:
@@ -425,7 +259,7 @@ def _event(row: dict[str, Any], tables: _Tables) -> tuple[str, Any]:
         subscriber["msisdn"] = bcd(row["msisdn"])
     chargeable = ("simChargeableSubscriber", subscriber)
     start = {
-        "localTimeStamp": _stamp(row["start_time"]),
+        "localTimeStamp": local_stamp(row["start_time"]),
         "utcTimeOffsetCode": tables.offsets[row["utc_offset"]],
     }
     entity = tables.entities[(row["rec_entity_type"], row["rec_entity_id"])]
@@ -486,12 +320,10 @@ def _event(row: dict[str, Any], tables: _Tables) -> tuple[str, Any]:
 
 _ORDER: Final = ("start_time", "record_id", "file", "line")
 _KINDS: Final = ("moc", "mtc", "sms_mo", "sms_mt", "gprs")
-_SHAPES: Final = ("mo", "mt", "gprs")
-_SHAPE_CODES: Final = {"moc": 0, "sms_mo": 0, "mtc": 1, "sms_mt": 1, "gprs": 2}
+_SHAPE_CODES: Final = {"moc": 0, "sms_mo": 0, "mtc": 1, "sms_mt": 1, "gprs": 2}  # in SHAPES
 _TELE: Final = {"moc": "11", "mtc": "11", "sms_mo": "22", "sms_mt": "21"}
 _ITEM: Final = {"moc": "D", "mtc": "D", "sms_mo": "E", "sms_mt": "E", "gprs": "X"}
 _STAMP: Final = "%Y%m%d%H%M%S"
-_LEVEL_TAGS: Final = (259, 255, 256)  # callTypeLevel1, 2, 3
 _CHUNK: Final = 131_072  # events the columnar writer encodes at once (bounds its scratch memory)
 #: The columns the events are written from (and sorted by).
 _READS: Final = (
@@ -520,8 +352,6 @@ _READS: Final = (
     "charge",
     "tax",
 )
-
-_Mask = np.ndarray[Any, np.dtype[np.bool_]]
 
 
 def _sorted(rated: pl.DataFrame) -> pl.DataFrame:
@@ -557,7 +387,7 @@ def _bcd_text(name: str) -> pl.Expr:
 
 
 def _values(tables: _Tables) -> dict[str, pl.Expr]:
-    """What the element trees read, as one select (see :class:`_Columns`)."""
+    """What the element trees read, as one select (:class:`clearing.codecs.tap3.encode.Columns`)."""
     kind = pl.col("record_type")
     entity_key = pl.concat_str(["rec_entity_type", "rec_entity_id"], separator="\x1f")
     entities = {f"{t}\x1f{i}": c for (t, i), c in tables.entities.items()}
@@ -604,196 +434,17 @@ def _values(tables: _Tables) -> dict[str, pl.Expr]:
     return out
 
 
-class _Columns:
-    """The element tree of one group of events, all of one shape (``mo``, ``mt`` or ``gprs``).
-
-    The same elements, in the same order and under the same conditions, as :func:`_event`.
-    """
-
-    def __init__(self, values: pl.DataFrame, shape: str) -> None:
-        self.shape = shape
-        self.rows = values.height
-        self.v = values
-
-    def ints(self, name: str) -> ber.Col:
-        values = self.v[name].fill_null(0).cast(pl.Int64).to_numpy()
-        return ber.int_col(values)
-
-    def text(self, name: str) -> ber.Col:
-        return _text_col(self.v[name])
-
-    def bcd(self, name: str) -> ber.Col:
-        """A BCDString column (the digits end with the ``F`` filler where odd): polars decodes
-        the hex digits, left-padded with zeros to one width (the octets right-aligned)."""
-        digits = self.v[name].fill_null("")
-        lengths = digits.str.len_bytes().cast(pl.Int64).to_numpy()
-        width = max(int(lengths.max()) if len(digits) else 0, 2)
-        octets = digits.str.pad_start(width, "0").str.decode("hex", strict=False)
-        if octets.null_count() or bool((lengths % 2).any()):
-            raise _NotColumnar(name)  # not hex digits (bytes.fromhex decides)
-        arr = octets.to_arrow().cast(pa.large_binary())
-        rows, size = len(digits), width // 2
-        first = int(np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset])
-        data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[first : first + rows * size]
-        return ber.Col(data.reshape(rows, size), lengths // 2)
-
-    def mask(self, name: str) -> _Mask:
-        values: _Mask = self.v[name].to_numpy()
-        return values
-
-    def not_null(self, name: str) -> _Mask:
-        values: _Mask = self.v[name].is_not_null().to_numpy()
-        return values
-
-    @staticmethod
-    def prim(number: int, content: ber.Col, present: _Mask | None = None) -> ber.Node:
-        return ber.Node(ber.app_tag(number, constructed=False), content=content, present=present)
-
-    @staticmethod
-    def cons(number: int, *members: ber.Node, present: _Mask | None = None) -> ber.Node:
-        tag = ber.app_tag(number, constructed=True)
-        return ber.Node(tag, members=list(members), present=present)
-
-    def optional_bcd(self, number: int, name: str) -> tuple[ber.Node, _Mask]:
-        """A BCDString element and the rows that have it (the reference tests the value's
-        truth: null and "" are absent)."""
-        col = self.bcd(name)
-        given: _Mask = col.length > 0
-        return self.prim(number, col, given), given
-
-    def int_or_absent(self, number: int, name: str) -> ber.Node:
-        return self.prim(number, self.ints(name), self.not_null(name))
-
-    def subscriber(self) -> ber.Node:
-        msisdn, _ = self.optional_bcd(152, "msisdn")
-        return self.cons(427, self.cons(199, self.prim(129, self.bcd("imsi")), msisdn))
-
-    def start(self) -> ber.Node:
-        return self.cons(
-            44, self.prim(16, self.text("stamp")), self.prim(232, self.ints("offset_code"))
-        )
-
-    def imei(self) -> ber.Node:
-        imei, given = self.optional_bcd(128, "imei")
-        return self.cons(429, imei, present=given)
-
-    def charge(self) -> ber.Node:
-        """A ChargeInformationList of one ChargeInformation (see :func:`_charge_information`)."""
-        tax = self.cons(
-            213,
-            self.prim(212, self.ints("tax_code")),
-            self.prim(397, self.ints("tax")),
-            self.prim(398, self.ints("charge")),
-        )
-        levels = [self.prim(n, self.ints(f"level{i + 1}")) for i, n in enumerate(_LEVEL_TAGS)]
-        detail = self.cons(
-            63,
-            self.prim(71, ber.const_col(self.rows, b"00")),
-            self.prim(62, self.ints("charge")),
-            self.prim(65, self.ints("chargeable_units")),
-            self.prim(68, self.ints("charged_units")),
-        )
-        info = self.cons(
-            69,
-            self.prim(66, self.text("item")),
-            self.prim(105, ber.const_col(self.rows, b"\x01")),
-            self.cons(258, *levels),
-            self.cons(64, detail),
-            self.cons(214, tax, present=self.mask("taxed")),
-        )
-        return self.cons(70, info)
-
-    def location(self) -> list[ber.Node]:
-        return [self.int_or_absent(136, "location_area"), self.int_or_absent(59, "cell_id")]
-
-    def tree(self) -> ber.Node:
-        """The CallEventDetail of every row."""
-        return self.gprs() if self.shape == "gprs" else self.call(mo=self.shape == "mo")
-
-    def gprs(self) -> ber.Node:
-        basic = self.cons(
-            114,
-            self.cons(115, self.subscriber()),
-            self.cons(116, self.prim(261, self.text("apn"))),
-            self.start(),
-            self.prim(223, self.ints("duration")),
-            self.prim(72, self.ints("charging_id")),
-        )
-        network = self.cons(
-            118, self.cons(185, self.prim(184, self.ints("entity"))), *self.location()
-        )
-        used = self.cons(
-            121,
-            self.prim(250, self.ints("volume_down")),
-            self.prim(251, self.ints("volume_up")),
-            self.charge(),
-        )
-        return self.cons(14, basic, self.cons(117, network), self.imei(), used)
-
-    def call(self, *, mo: bool) -> ber.Node:
-        number, given = self.optional_bcd(407 if mo else 405, "party")
-        basic = self.cons(
-            147 if mo else 153,
-            self.subscriber(),
-            self.cons(89 if mo else 41, number, present=given),
-            self.start(),
-            self.prim(223, self.ints("duration")),
-            self.int_or_absent(58, "cause_for_term"),
-        )
-        network = self.cons(156, self.prim(184, self.ints("entity")), *self.location())
-        service = self.cons(36, self.cons(426, self.prim(218, self.text("tele"))))
-        return self.cons(
-            9 if mo else 10,
-            basic,
-            self.cons(138, network),
-            self.imei(),
-            self.cons(38, self.cons(39, service, self.charge())),
-        )
-
-
-class _NotColumnar(Exception):
-    """A value the columnar writer does not encode (the reference path takes the file)."""
-
-
-def _text_col(series: pl.Series) -> ber.Col:
-    """The octets of a string column (null: empty), right-aligned (polars pads them)."""
-    s = series.fill_null("")
-    lengths = s.str.len_bytes().cast(pl.Int64).to_numpy()
-    rows = len(s)
-    width = max(int(lengths.max()) if rows else 0, 1)
-    if bool(s.str.len_chars().cast(pl.Int64).ne(pl.Series(lengths)).any()):
-        return ber.string_col(series.to_arrow())  # not ASCII: padding counts characters
-    arr = s.str.pad_start(width, "\0").to_arrow().cast(pa.large_binary())
-    first = int(np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset])
-    data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[first : first + rows * width]
-    return ber.Col(data.reshape(rows, width), lengths)
-
-
 def _event_list(rows: pl.DataFrame, tables: _Tables) -> bytes:
     """The concatenated CallEventDetail elements of ``rows`` (sorted), columnar.
 
     Raises:
-        _NotColumnar: a BCD value holds a character that is not a hex digit.
+        NotColumnar: a BCD value holds a character that is not a hex digit.
     """
-    out: list[bytes] = []
     exprs = _values(tables)
-    for lo in range(0, rows.height, _CHUNK):
-        values = rows.slice(lo, _CHUNK).select(**exprs)
-        # the shapes' rows side by side: each shape's values are then one slice
-        codes = values["_shape"].to_numpy()
-        where = np.argsort(codes, kind="stable").astype(np.int64)
-        values = values[where]
-        counts = np.bincount(codes, minlength=len(_SHAPES))
-        trees = []
-        at = 0
-        for code, shape in enumerate(_SHAPES):
-            n = int(counts[code])
-            if n:
-                part = _Columns(values.slice(at, n), shape)
-                trees.append((part.tree(), where[at : at + n]))
-            at += n
-        out.append(ber.encode(trees, values.height))
-    return b"".join(out)
+    return b"".join(
+        encode_events(rows.slice(lo, _CHUNK).select(**exprs))
+        for lo in range(0, rows.height, _CHUNK)
+    )
 
 
 def _audit(rows: pl.DataFrame) -> tuple[dict[str, Any], int, int]:
@@ -802,13 +453,13 @@ def _audit(rows: pl.DataFrame) -> tuple[dict[str, Any], int, int]:
     total_tax = sum(rows["tax"].fill_null(0).to_list())
     audit: dict[str, Any] = {}
     if rows.height:
-        minutes = {o: _offset_minutes(o) for o in set(rows["utc_offset"].to_list())}
+        minutes = {o: require_offset_minutes(o) for o in set(rows["utc_offset"].to_list())}
         utc = rows.select(
             pl.col("start_time").cast(pl.Int64)
             - pl.col("utc_offset").replace_strict(minutes, return_dtype=pl.Int64) * 60_000_000
         ).to_series()
         if rows.schema["start_time"] != pl.Datetime("us"):
-            raise _NotColumnar("start_time")
+            raise NotColumnar("start_time")
         values = utc.to_numpy()
         # min() / max() keep the first of equal values: so does argmin / argmax
         for name, i in (
@@ -817,7 +468,7 @@ def _audit(rows: pl.DataFrame) -> tuple[dict[str, Any], int, int]:
         ):
             row = rows.row(i, named=True)
             audit[name] = {
-                "localTimeStamp": _stamp(row["start_time"]),
+                "localTimeStamp": local_stamp(row["start_time"]),
                 "utcTimeOffset": row["utc_offset"].encode(),
             }
     audit["totalCharge"] = total_charge
@@ -833,8 +484,8 @@ def encode_transfer_batch(rated: pl.DataFrame, header: TapHeader) -> tuple[bytes
     ``rated`` holds rated visitor rows (:data:`clearing.rating.inbound.RATED_VISITOR_COLUMNS`
     and the mediation columns), all of the header's partner.
 
-    The call events are written by the columnar BER writer (:mod:`clearing.outbound._ber`),
-    the header groups by :func:`_encode_value`: the same bytes as
+    The call events are written by the columnar BER writer, the header groups by
+    :func:`clearing.codecs.tap3.encode.encode_value`: the same bytes as
     :func:`encode_transfer_batch_reference`, which takes the rows the columnar writer does
     not (missing mandatory values, digits that are not BCD...).
     """
@@ -847,20 +498,11 @@ def encode_transfer_batch(rated: pl.DataFrame, header: TapHeader) -> tuple[bytes
     try:
         events = _event_list(rows, tables)
         audit, total_charge, total_tax = _audit(rows)
-    except _NotColumnar:
+    except NotColumnar:
         return encode_transfer_batch_reference(rated, header)
-    content = b"".join(
-        (
-            _encode_value("BatchControlInfo", _batch_control(header)),
-            _encode_value("AccountingInfo", _accounting(header, tables)),
-            _encode_value("NetworkInfo", tables.network_info()),
-            ber.app_tag(3, constructed=True),
-            ber.length_octets(len(events)),
-            events,
-            _encode_value("AuditControlInfo", audit),
-        )
+    data = encode_batch(
+        _batch_control(header), _accounting(header, tables), tables.network_info(), events, audit
     )
-    data = ber.app_tag(1, constructed=True) + ber.length_octets(len(content)) + content
     return data, TapTotals(rows.height, total_charge, total_tax)
 
 
@@ -882,16 +524,16 @@ def encode_transfer_batch_reference(
 
         def utc(r: dict[str, Any]) -> datetime:
             t: datetime = r["start_time"]
-            return t - timedelta(minutes=_offset_minutes(r["utc_offset"]))
+            return t - timedelta(minutes=require_offset_minutes(r["utc_offset"]))
 
         first = min(rows, key=utc)
         last = max(rows, key=utc)
         audit["earliestCallTimeStamp"] = {
-            "localTimeStamp": _stamp(first["start_time"]),
+            "localTimeStamp": local_stamp(first["start_time"]),
             "utcTimeOffset": first["utc_offset"].encode(),
         }
         audit["latestCallTimeStamp"] = {
-            "localTimeStamp": _stamp(last["start_time"]),
+            "localTimeStamp": local_stamp(last["start_time"]),
             "utcTimeOffset": last["utc_offset"].encode(),
         }
     audit["totalCharge"] = total_charge

@@ -112,12 +112,11 @@ def nightly_steps() -> list[Step]:
     from clearing.returns import stage as returns
     from clearing.settle import stage as settle
     from clearing.transport import stage as transport
-    from clearing.validate import stage as validate
 
     return [
         Step("collect", (ingest.collect,), continue_on=(TransportError,), switch="collect"),
         Step("claim", (ingest.claim,)),
-        Step("validate", (validate.run,)),
+        Step("validate", (returns.validate,)),
         Step("receive", (returns.receive,)),
         Step("rate", (rating.rate, outbound.outbound), figures=RATE_FIGURES),
         Step("retail", (rating.retail,)),

@@ -1,49 +1,17 @@
-"""Returns: RAP 1.5 return batches (fatal, severe, missing, stop) and RAP Acknowledgements.
+"""Returns: which findings become which RAP / CIBER return; partners' RAPs and ACKs worked.
 
-- :func:`write_rap` / :func:`read_rap` / :func:`rap_file_name` — RAP ReturnBatch (TD.32).
-- :func:`write_ack` / :func:`ack_for` / :func:`read_ack` / :func:`ack_file_name` — ACK.
+- :mod:`clearing.returns.rap` — findings → RAP return details and header; the day's RAPs.
+- :mod:`clearing.returns.ciber` — findings → CIBER record returns and batch rejects, named.
+- :mod:`clearing.returns.writer` — the policy as validate's ``ReturnWriter``
+  (:data:`~clearing.returns.writer.WRITER`) and :func:`validate_and_return`.
+- :mod:`clearing.returns.stage` — the stages: ``validate`` (with its returns) and ``receive``.
+- :mod:`clearing.returns.incoming` — a partner's RAP (answered with an ACK) or ACK (closes ours).
+
+The RAP and ACK codec (bytes ↔ records) is :mod:`clearing.codecs.rap`.
 """
 
 from __future__ import annotations
 
-from clearing.returns.ack import Ack, ack_file_name, ack_for, read_ack, write_ack
-from clearing.returns.rap import (
-    FATAL_GROUPS,
-    AuditMismatch,
-    ErrorDetail,
-    FatalGroup,
-    FatalItem,
-    MissingItem,
-    RapFile,
-    RapHeader,
-    RapItem,
-    ReturnedEvent,
-    SevereItem,
-    StopItem,
-    rap_file_name,
-    read_rap,
-    write_rap,
-)
+from clearing.returns.writer import WRITER, validate_and_return
 
-__all__ = [
-    "FATAL_GROUPS",
-    "Ack",
-    "AuditMismatch",
-    "ErrorDetail",
-    "FatalGroup",
-    "FatalItem",
-    "MissingItem",
-    "RapFile",
-    "RapHeader",
-    "RapItem",
-    "ReturnedEvent",
-    "SevereItem",
-    "StopItem",
-    "ack_file_name",
-    "ack_for",
-    "rap_file_name",
-    "read_ack",
-    "read_rap",
-    "write_ack",
-    "write_rap",
-]
+__all__ = ["WRITER", "validate_and_return"]

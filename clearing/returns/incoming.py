@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from clearing.codecs import asn1
+from clearing.codecs.rap import ack_file_name, ack_for, read_ack, read_rap
 from clearing.errors import DecodeError
-from clearing.returns.ack import ack_file_name, ack_for, read_ack
-from clearing.returns.rap import read_rap
 
 if TYPE_CHECKING:
     import datetime as dt

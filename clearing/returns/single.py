@@ -13,13 +13,12 @@ from typing import TYPE_CHECKING
 from clearing import config
 from clearing._io import write_atomic
 from clearing.codecs.ciber import looks_like_ciber
+from clearing.codecs.rap import rap_file_name, write_rap
 from clearing.names import CiberName
-from clearing.returns import rap_file_name, write_rap
+from clearing.returns.rap import rap_header, rap_items
 from clearing.validate.stage import (
     CiberResult,
     FileResult,
-    rap_header,
-    rap_items,
     validate_ciber_file,
     validate_one,
 )

@@ -1,4 +1,10 @@
-"""The ``receive`` stage: partners' RAPs (→ our ACK) and ACKs (→ our RAP acknowledged)."""
+"""The stages of the returns package.
+
+* ``validate``: the day's claimed TAP and CIBER files validated (:mod:`clearing.validate`) with
+  their returns written by this package's policy (:data:`clearing.returns.writer.WRITER`): the
+  stage lives here because validate decides nothing about returns and does not import them;
+* ``receive``: partners' RAPs (→ our ACK) and ACKs (→ our RAP acknowledged).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +19,7 @@ if TYPE_CHECKING:
 
     from clearing import config
 
-__all__ = ["receive", "receive_day"]
+__all__ = ["receive", "receive_day", "validate"]
 
 
 def receive_day(
@@ -68,3 +74,44 @@ def receive(ctx: StageContext) -> StepResult:
     """The receive stage of a run; a file that is neither a RAP nor an ACK is a problem (1)."""
     counts, problems = receive_day(ctx.workdir, ctx.date, settings=ctx.settings)
     return StepResult("receive", dict(counts), problems=problems)
+
+
+@stage("validate")
+def validate(ctx: StageContext) -> StepResult:
+    """The validate stage of a run: the day's claimed TAP and CIBER files.
+
+    Its ``value`` is the record identity of the partner events (``in``, ``accepted``, ...).
+    """
+    from clearing.ingest import claim_inputs, input_kind
+    from clearing.returns.writer import WRITER
+    from clearing.validate.stage import validate_day
+
+    wd, day = ctx.workdir, ctx.date
+    inputs = [p for p in claim_inputs(wd, day) if input_kind(p) in ("tap", "ciber")]
+    result = validate_day(wd, day, inputs, WRITER, settings=ctx.settings)
+    problems = [
+        f"validate: {f.file} rejected (fatal), returned in a RAP" for f in result.files if f.fatal
+    ]
+    problems += [
+        f"validate: {c.file}: batch rejected, see the CIBER return" for c in result.ciber if c.fatal
+    ]
+    rec = result.reconciliation()
+    return StepResult(
+        "validate",
+        {
+            "files": len(result.files) + len(result.ciber),
+            "events": rec["in"],
+            "accepted": rec["accepted"],
+            "returned": rec["returned"],
+            "duplicate": rec["duplicate"],
+            "late": rec["late"],
+            "fatal_files": len(problems),
+            "raps": len(result.raps),
+        },
+        outputs=[
+            *result.raps,
+            *(wd.out / "ciber_returns" / n for c in result.ciber for n in c.returns),
+        ],
+        problems=problems,
+        value=rec,
+    )

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from clearing.codecs import asn1
 from clearing.codecs.indefinite import to_indefinite
+from clearing.codecs.tap3.values import bcd, local_stamp, require_offset_minutes
 from clearing.errors import ConfigError
 from clearing.money import round_div, tax_value
 from clearing.names import TapName
@@ -40,7 +41,6 @@ __all__ = [
     "PARTNERS",
     "Partner",
     "Tariff",
-    "bcd",
     "file_name",
     "file_sequence_number",
     "generate_tap",
@@ -311,13 +311,6 @@ _APNS = ("internet", "internet", "internet", "mms.hkgcl", "wap.hkgcl", "iot.hkgc
 _APN_OI = "mnc099.mcc454.gprs"
 
 
-def bcd(digits: str) -> bytes:
-    """TAP BCDString: first digit in the high nibble, odd lengths padded with ``F``."""
-    if len(digits) % 2:
-        digits += "F"
-    return bytes.fromhex(digits)
-
-
 def home_subscribers(n: int = HOME_SUBSCRIBERS) -> list[tuple[str, str]]:
     """Our subscribers who roam (IMSI, primary MSISDN), the same for every seed and day.
 
@@ -385,15 +378,6 @@ class _Totals:
     count: int = 0
     earliest: tuple[datetime, str, str] | None = None  # (utc, local stamp, offset)
     latest: tuple[datetime, str, str] | None = None
-
-
-def _offset_minutes(offset: str) -> int:
-    sign = -1 if offset[0] == "-" else 1
-    return sign * (int(offset[1:3]) * 60 + int(offset[3:5]))
-
-
-def _stamp(t: datetime) -> bytes:
-    return t.strftime("%Y%m%d%H%M%S").encode()
 
 
 class _FileBuilder:
@@ -466,7 +450,7 @@ class _FileBuilder:
         available = created + timedelta(minutes=self.rng.randrange(2, 20))
 
         def dtl(t: datetime) -> dict[str, bytes]:
-            return {"localTimeStamp": _stamp(t), "utcTimeOffset": off.encode()}
+            return {"localTimeStamp": local_stamp(t), "utcTimeOffset": off.encode()}
 
         return dtl(created), dtl(cut), dtl(available)
 
@@ -515,12 +499,12 @@ class _FileBuilder:
 
     def _dt(self, t: datetime, code: int) -> dict[str, Any]:
         self._track(t, code)
-        return {"localTimeStamp": _stamp(t), "utcTimeOffsetCode": code}
+        return {"localTimeStamp": local_stamp(t), "utcTimeOffsetCode": code}
 
     def _track(self, t: datetime, code: int) -> None:
         off = self.p.utc_offsets[code - 1]
-        utc = t - timedelta(minutes=_offset_minutes(off))
-        item = (utc, _stamp(t).decode(), off)
+        utc = t - timedelta(minutes=require_offset_minutes(off))
+        item = (utc, local_stamp(t).decode(), off)
         tot = self.totals
         if tot.earliest is None or utc < tot.earliest[0]:
             tot.earliest = item

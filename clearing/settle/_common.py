@@ -122,7 +122,7 @@ def header_summary(path: Path | None) -> dict[str, Any] | None:
         if type(exc).__module__.startswith("asn1tools"):
             return None
         raise
-    from clearing.inspect import _stamp, _text
+    from clearing.codecs.tap3.values import stamp_text, text
 
     bci = groups.get("batchControlInfo") or {}
     acc = groups.get("accountingInfo") or {}
@@ -131,9 +131,9 @@ def header_summary(path: Path | None) -> dict[str, Any] | None:
     return {
         "kind": info.kind,
         "audit": {"total_charge": aci.get("totalCharge")},
-        "file_available": _stamp(stamp),
+        "file_available": stamp_text(stamp),
         "tap_decimal_places": acc.get("tapDecimalPlaces"),
-        "tap_currency": _text(acc.get("tapCurrency")),
+        "tap_currency": text(acc.get("tapCurrency")),
     }
 
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Literal
 import pyarrow as pa
 
 from clearing import lake
+from clearing.codecs.rap.records import PathItem
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -27,15 +28,6 @@ __all__ = [
 
 Severity = Literal["fatal", "severe", "warning"]
 SEVERITIES: tuple[Severity, ...] = ("fatal", "severe", "warning")
-
-
-@dataclass(frozen=True, slots=True)
-class PathItem:
-    """One step of a RAP ErrorContext: APPLICATION tag number, occurrence (1-based), level."""
-
-    item_id: int
-    occurrence: int
-    level: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,10 +1,12 @@
-"""The validate stage: every file of a processing date → findings, lake rows, RAP files.
+"""The validate stage: every file of a processing date → findings, lake rows, the returns.
 
 For each TAP file (in FSN order per partner): file-only TD.57 checks (:mod:`.tap`), sequence
 control against the register (copies ignored, reused FSN fatal 201, gaps → warning 200 and a
 MissingReturn, RAP FSN expected / unexpected), duplicates against the lake (:mod:`.duplicates`),
 then the record identity ``in = accepted + returned + duplicate + late (+ quarantined)``.
-Returns go out as one RAP per partner and date (fatal, severe, missing, stop).
+Which findings become which RAP / CIBER return is not decided here: the caller passes a
+:class:`ReturnWriter` (:mod:`clearing.returns`), called at the point of the day where the
+returns are written (one RAP per partner and date; CIBER returns per file).
 
 Idempotent: a re-run of a date deletes the date's rows first and writes the same bytes again.
 """
@@ -19,7 +21,7 @@ from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import duckdb
 import numpy as np
@@ -27,20 +29,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from clearing import lake as lakes
-from clearing._io import write_atomic
 from clearing.errors import ConfigError
 from clearing.identity import Identity
-from clearing.returns import (
-    ErrorDetail,
-    FatalItem,
-    MissingItem,
-    RapHeader,
-    SevereItem,
-    StopItem,
-    rap_file_name,
-    write_rap,
-)
-from clearing.stage import StageContext, StepResult, stage
 from clearing.store import Store, open_store
 from clearing.validate.duplicates import HARD_KEY, find_duplicates
 from clearing.validate.findings import FINDINGS_SCHEMA, SEVERITIES, Finding, findings_table
@@ -52,13 +42,16 @@ if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
     from clearing.config import Settings, WorkDir
-    from clearing.returns import RapItem
+    from clearing.validate.ciber import CiberChecked
 
 __all__ = [
     "LAKE_SCHEMA",
+    "RAP_COLUMNS",
+    "CiberResult",
     "FileResult",
+    "ReturnWriter",
     "ValidateResult",
-    "run",
+    "validate_ciber_file",
     "validate_day",
     "validate_one",
 ]
@@ -296,89 +289,9 @@ def _add(findings: list[Finding], f: Finding | None) -> None:
         findings.append(f)
 
 
-def _errors(findings: Sequence[Finding]) -> list[ErrorDetail]:
-    return [ErrorDetail(code=f.code, path=f.path, item_offset=f.item_offset) for f in findings]
-
-
 RAP_COLUMNS = ("byte_offset", "byte_length", "charge", "camel_fee", "tax", "refund")
-"""The event columns :func:`rap_items` reads (the rest is dropped once in the lake)."""
-
-
-def rap_items(result: FileResult) -> list[RapItem]:
-    """The RAP return details of one file (fatal, or severe + missing)."""
-    c = result.checked
-    items: list[RapItem] = []
-    fsn = c.fsn or "00000"
-    if result.outcome == "copy":
-        return items
-    if result.fatal:
-        by_group: dict[str, list[Finding]] = {}
-        for f in result.findings:
-            if f.severity == "fatal":
-                by_group.setdefault(f.group or "transferBatch", []).append(f)
-        for group, fs in sorted(by_group.items()):
-            raw = b"" if group == "transferBatch" else c.group_bytes.get(group, b"")
-            if group != "transferBatch" and not raw:
-                group, raw = "transferBatch", b""
-            items.append(FatalItem(fsn=fsn, group=group, group_bytes=raw, errors=_errors(fs)))  # type: ignore[arg-type]
-        return _merge_transfer_batch(items)
-    ev = c.events
-    per_event: dict[int, list[Finding]] = {}
-    for f in result.findings:
-        if f.severity == "severe" and f.event_index is not None:
-            per_event.setdefault(f.event_index, []).append(f)
-    if per_event:
-        offs = ev.column("byte_offset").to_pylist()
-        lens = ev.column("byte_length").to_pylist()
-        charge = pc.fill_null(ev.column("charge"), 0).to_pylist()
-        camel = pc.fill_null(ev.column("camel_fee"), 0).to_pylist()
-        tax = pc.fill_null(ev.column("tax"), 0).to_pylist()
-        refund = ev.column("refund").to_pylist()
-        for i, fs in sorted(per_event.items()):
-            value = 0 if refund[i] else charge[i] + camel[i]
-            items.append(
-                SevereItem(
-                    fsn=fsn,
-                    event_bytes=c.data[offs[i] : offs[i] + lens[i]],
-                    errors=_errors(fs),
-                    charge=value,
-                    tax=0 if refund[i] else tax[i],
-                )
-            )
-    if result.missing is not None:
-        items.append(MissingItem(start=result.missing[0], end=result.missing[1]))
-    return items
-
-
-def _merge_transfer_batch(items: list[RapItem]) -> list[RapItem]:
-    tb = [i for i in items if isinstance(i, FatalItem) and i.group == "transferBatch"]
-    if len(tb) <= 1:
-        return items
-    rest = [i for i in items if not (isinstance(i, FatalItem) and i.group == "transferBatch")]
-    errors = [e for i in tb for e in i.errors]
-    return [FatalItem(fsn=tb[0].fsn, group="transferBatch", group_bytes=b"", errors=errors), *rest]
-
-
-def rap_header(
-    settings: Settings,
-    partner: str,
-    test: bool,
-    rap_fsn: int,
-    day: dt.date,
-    checked: TapChecked | None,
-) -> RapHeader:
-    """Our RAP to ``partner`` (sender and recipient swapped relative to its TAP file)."""
-    return RapHeader(
-        sender=settings.home.tadig,
-        recipient=partner,
-        rap_fsn=rap_fsn,
-        test=test,
-        # derived from the processing date, never "now": re-runs write the same bytes
-        created_local=f"{day:%Y%m%d}060000",
-        utc_offset=settings.home.timezone_offset,
-        tap_decimal_places=checked.tap_decimal_places if checked else None,
-        tap_currency=checked.tap_currency if checked else None,
-    )
+"""The event columns the returns read (:func:`clearing.returns.rap.rap_items`): the rest is
+dropped once the file's rows are in the lake."""
 
 
 def _tap_order(path: Path) -> tuple[str, str, int, str]:
@@ -444,16 +357,56 @@ def _checked(files: Sequence[Path], settings: Settings) -> Iterator[TapChecked |
             yield done
 
 
+class ReturnWriter(Protocol):
+    """What :func:`validate_day` calls to write the day's returns (:mod:`clearing.returns`)."""
+
+    def tap_returns(
+        self,
+        workdir: WorkDir,
+        day: dt.date,
+        results: Sequence[FileResult],
+        state: Store,
+        settings: Settings,
+    ) -> list[Path]:
+        """Write the RAPs of the day's TAP files, record them; set each file's ``rap_file``.
+
+        Returns:
+            The RAP files written, in the order written.
+        """
+        ...
+
+    def ciber_returns(
+        self,
+        workdir: WorkDir,
+        checked: CiberChecked,
+        result: CiberResult,
+        settings: Settings,
+        sequence: int,
+    ) -> None:
+        """Write the CIBER returns of one validated CIBER file; add their names to ``result``."""
+        ...
+
+
 def validate_day(
-    workdir: WorkDir, day: dt.date, inputs: Sequence[Path], *, settings: Settings | None = None
+    workdir: WorkDir,
+    day: dt.date,
+    inputs: Sequence[Path],
+    returns: ReturnWriter | None = None,
+    *,
+    settings: Settings | None = None,
 ) -> ValidateResult:
-    """Validate the TAP and CIBER files of ``day``: findings, lake rows, RAPs / CIBER returns.
+    """Validate the TAP and CIBER files of ``day``: findings, lake rows, and the returns.
 
     Args:
-        workdir: the work folder.
+        workdir: the work folder (state, lake, ``out/``).
         day: the processing date.
         inputs: the day's TAP and CIBER files.
+        returns: writes the RAPs / CIBER returns (:data:`clearing.returns.WRITER`); without it
+            none are written and ``ValidateResult.raps`` is empty.
         settings: the loaded ``clearing.toml`` (read when not given).
+
+    Returns:
+        Every file's result, the RAPs written and the CIBER results.
     """
     from clearing.codecs.ciber import looks_like_ciber
 
@@ -461,7 +414,6 @@ def validate_day(
     ciber_inputs = [p for p in inputs if looks_like_ciber(p.read_bytes()[:64])]
     files = sorted((p for p in inputs if p not in ciber_inputs), key=_tap_order)
     results: list[FileResult] = []
-    rap_dir = workdir.out / "rap"
     written: list[Path] = []
     with open_store(workdir.db) as state, duckdb.connect() as con:
         state.register.forget(day)
@@ -499,56 +451,13 @@ def validate_day(
             state.register.record_file(day, _file_row(r))
             # the file's rows are in the lake now; keep what its RAP items need (memory)
             c.events = c.events.select(list(RAP_COLUMNS))
-        # RAPs: one per partner (and test/live) for the day
-        by_partner: dict[tuple[str, bool], list[FileResult]] = {}
-        for r in results:
-            if r.checked.sender and rap_items(r):
-                by_partner.setdefault((r.checked.sender, r.checked.test), []).append(r)
-        silent = state.inbound.silent_partners(
-            day,
-            {
-                p: settings.silent_days(p)
-                for p in settings.partners
-                if settings.partners[p].standard == "tap"
-            },
-        )
-        stops = {(p, False): last for p, last in silent}
-        for key in sorted(set(by_partner) | set(stops)):
-            partner, test = key
-            rs = by_partner.get(key, [])
-            items: list[RapItem] = [i for r in rs for i in rap_items(r)]
-            if key in stops:
-                items.append(StopItem(last_seq=stops[key]))
-            rap_fsn = state.inbound.next_rap_fsn(day, partner, test)
-            header = rap_header(
-                settings, partner, test, rap_fsn, day, rs[0].checked if rs else None
-            )
-            data = write_rap(header, items)
-            path = rap_dir / rap_file_name(header)
-            write_atomic(path, data)
-            written.append(path)
-            for r in rs:
-                r.rap_file = path.name
-            state.register.record_rap(
-                day,
-                {
-                    "file": path.name,
-                    "partner": partner,
-                    "test": test,
-                    "rap_fsn": rap_fsn,
-                    "sha256": hashlib.sha256(data).hexdigest(),
-                    "fatal": sum(isinstance(i, FatalItem) for i in items),
-                    "severe": sum(isinstance(i, SevereItem) for i in items),
-                    "missing": sum(isinstance(i, MissingItem) for i in items),
-                    "stop": sum(isinstance(i, StopItem) for i in items),
-                    "severe_value": sum(i.charge for i in items if isinstance(i, SevereItem)),
-                    "severe_tax": sum(i.tax for i in items if isinstance(i, SevereItem)),
-                },
-            )
+        # the returns (RAPs), written by the caller's policy: one per partner and day
+        if returns is not None:
+            written = returns.tap_returns(workdir, day, results, state, settings)
         for r in results:
             if r.rap_file:
                 state.register.set_rap_file(day, r.file, r.rap_file)
-        ciber = _ciber_day(workdir, day, ciber_inputs, settings, state)
+        ciber = _ciber_day(workdir, day, ciber_inputs, settings, state, returns)
         tables = [r.findings_table() for r in results if r.outcome != "copy"]
         tables += [findings_table(c.findings, file=c.file, source_format="ciber") for c in ciber]
         all_findings = pa.concat_tables(tables) if tables else FINDINGS_SCHEMA.empty_table()
@@ -657,10 +566,13 @@ def validate_ciber_file(
 
 
 def _ciber_day(
-    workdir: WorkDir, day: dt.date, inputs: Sequence[Path], settings: Settings, state: Store
+    workdir: WorkDir,
+    day: dt.date,
+    inputs: Sequence[Path],
+    settings: Settings,
+    state: Store,
+    returns: ReturnWriter | None,
 ) -> list[CiberResult]:
-    from clearing.validate.ciber import ciber_returns
-
     out: list[CiberResult] = []
     for path in sorted(inputs):
         data = path.read_bytes()
@@ -671,12 +583,8 @@ def _ciber_day(
                 "file", pa.array([path.name] * r.events.num_rows, pa.string())
             ).append_column("status", pa.array(r.status, pa.string()))
             lakes.write(workdir.lake, lakes.EVENTS_IN, day, table, partner=sender, source=path.name)
-        if not checked.unreadable and any(f.severity != "warning" for f in r.findings):
-            for name, blob in ciber_returns(
-                checked, r.findings, settings=settings, sequence=len(out) + 1
-            ):
-                write_atomic(workdir.out / "ciber_returns" / name, blob)
-                r.returns.append(name)
+        if returns is not None:
+            returns.ciber_returns(workdir, checked, r, settings, len(out) + 1)
         counts = r.counts()
         state.register.record_file(
             day,
@@ -697,42 +605,3 @@ def _ciber_day(
         )
         out.append(r)
     return out
-
-
-@stage("validate")
-def run(ctx: StageContext) -> StepResult:
-    """The validate stage of a run: the day's claimed TAP and CIBER files.
-
-    Its ``value`` is the record identity of the partner events (``in``, ``accepted``, ...).
-    """
-    from clearing.ingest import claim_inputs, input_kind
-
-    wd, day = ctx.workdir, ctx.date
-    inputs = [p for p in claim_inputs(wd, day) if input_kind(p) in ("tap", "ciber")]
-    result = validate_day(wd, day, inputs, settings=ctx.settings)
-    problems = [
-        f"validate: {f.file} rejected (fatal), returned in a RAP" for f in result.files if f.fatal
-    ]
-    problems += [
-        f"validate: {c.file}: batch rejected, see the CIBER return" for c in result.ciber if c.fatal
-    ]
-    rec = result.reconciliation()
-    return StepResult(
-        "validate",
-        {
-            "files": len(result.files) + len(result.ciber),
-            "events": rec["in"],
-            "accepted": rec["accepted"],
-            "returned": rec["returned"],
-            "duplicate": rec["duplicate"],
-            "late": rec["late"],
-            "fatal_files": len(problems),
-            "raps": len(result.raps),
-        },
-        outputs=[
-            *result.raps,
-            *(wd.out / "ciber_returns" / n for c in result.ciber for n in c.returns),
-        ],
-        problems=problems,
-        value=rec,
-    )

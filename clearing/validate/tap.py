@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 from clearing.codecs import asn1, fast
 from clearing.codecs.ber import element_at, iter_children
 from clearing.codecs.events import EVENT_SCHEMA
+from clearing.codecs.tap3.values import UTC_OFFSET, stamp_time, string
 from clearing.errors import DecodeError
 from clearing.names import TapName
 from clearing.validate.rules import RuleSet, rules_for
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
 
 __all__ = ["TapChecked", "check_tap", "parse_tap_name"]
 
-_UTC = re.compile(r"^(-1[0-3]|-0[0-9]|\+0[0-9]|\+1[0-4])(00|15|30|45)$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 _GROUP_TAGS = {
     4: "batchControlInfo",
@@ -116,25 +116,6 @@ class TapChecked:
             self.findings.append(finding)
 
 
-def _text(v: Any) -> str | None:
-    if isinstance(v, bytes):
-        return v.decode("latin-1")
-    return v if isinstance(v, str) else None
-
-
-def _stamp(v: Any) -> tuple[datetime | None, bool]:
-    """(local time, valid) of a DateTimeLong value."""
-    if not isinstance(v, dict):
-        return None, False
-    local = _text(v.get("localTimeStamp")) or ""
-    offset = _text(v.get("utcTimeOffset")) or ""
-    try:
-        t = datetime.strptime(local, "%Y%m%d%H%M%S")
-    except ValueError:
-        return None, False
-    return t, bool(_UTC.match(offset)) and len(local) == 14
-
-
 def check_tap(data: bytes, *, file: str, settings: Settings) -> TapChecked:
     """Run every file-only TD.57 rule on a TAP TransferBatch or Notification.
 
@@ -172,15 +153,15 @@ def check_tap(data: bytes, *, file: str, settings: Settings) -> TapChecked:
         out.add(rs.make("tb.syntax", exc.reason, byte_offset=exc.offset))
         return out
     bci = batch.groups.get("batchControlInfo") or {}
-    out.sender = _text(bci.get("sender")) or out.sender
-    out.recipient = _text(bci.get("recipient")) or out.recipient
-    out.fsn = _text(bci.get("fileSequenceNumber")) or out.fsn
-    out.test = _text(bci.get("fileTypeIndicator")) == "T"
-    out.rap_fsn = _text(bci.get("rapFileSequenceNumber"))
-    out.file_available, _ok = _stamp(bci.get("fileAvailableTimeStamp"))
+    out.sender = string(bci.get("sender")) or out.sender
+    out.recipient = string(bci.get("recipient")) or out.recipient
+    out.fsn = string(bci.get("fileSequenceNumber")) or out.fsn
+    out.test = string(bci.get("fileTypeIndicator")) == "T"
+    out.rap_fsn = string(bci.get("rapFileSequenceNumber"))
+    out.file_available, _ok = stamp_time(bci.get("fileAvailableTimeStamp"))
     acc = batch.groups.get("accountingInfo") or {}
     out.tap_decimal_places = acc.get("tapDecimalPlaces")
-    out.tap_currency = _text(acc.get("tapCurrency"))
+    out.tap_currency = string(acc.get("tapCurrency"))
     out.events = batch.events
     out.group_bytes = _group_bytes(data)
     rs = rules_for(out.release, settings.partner(out.sender).rules)
@@ -264,15 +245,15 @@ def _check_bci(
             out.add(rs.make(f"{prefix}.{rule}", f"{member} is missing"))
     if prefix == "bci" and "transferCutOffTimeStamp" not in bci:
         out.add(rs.make("bci.cutoff_missing", "transferCutOffTimeStamp is missing"))
-    sender = _text(bci.get("sender"))
-    recipient = _text(bci.get("recipient"))
+    sender = string(bci.get("sender"))
+    recipient = string(bci.get("recipient"))
     if sender and settings.partners and sender not in settings.partners:
         out.add(rs.make("sender.unknown", f"sender {sender} is not a configured partner"))
     if recipient and recipient != settings.home.tadig:
         out.add(
             rs.make("recipient.not_us", f"recipient {recipient} is not us ({settings.home.tadig})")
         )
-    fsn = _text(bci.get("fileSequenceNumber"))
+    fsn = string(bci.get("fileSequenceNumber"))
     if fsn is not None:
         if not (len(fsn) == 5 and fsn.isdigit()):
             out.add(rs.make("fsn.syntax", f"FileSequenceNumber `{fsn}` is not five digits"))
@@ -287,7 +268,7 @@ def _check_bci(
                         f"FileSequenceNumber {fsn} differs from {named[3]} in the file name",
                     )
                 )
-    indicator = _text(bci.get("fileTypeIndicator"))
+    indicator = string(bci.get("fileTypeIndicator"))
     if indicator is not None and indicator not in ("T", "B", "H", "S", "V"):
         out.add(rs.make("file_type.range", f"FileTypeIndicator `{indicator}` is not T/B/H/S/V"))
     expect_test = settings.expect_test_data(sender)
@@ -298,11 +279,11 @@ def _check_bci(
     spec = bci.get("specificationVersionNumber")
     if spec is not None and spec != 3:
         out.add(rs.make("spec.range", f"SpecificationVersionNumber {spec} is not 3"))
-    rap_fsn = _text(bci.get("rapFileSequenceNumber"))
+    rap_fsn = string(bci.get("rapFileSequenceNumber"))
     if rap_fsn is not None and not (len(rap_fsn) == 5 and rap_fsn.isdigit()):
         out.add(rs.make("rap_fsn.syntax", f"RapFileSequenceNumber `{rap_fsn}` is not 5 digits"))
     if "fileAvailableTimeStamp" in bci:
-        _t, ok = _stamp(bci["fileAvailableTimeStamp"])
+        _t, ok = stamp_time(bci["fileAvailableTimeStamp"])
         if not ok:
             out.add(rs.make("available.syntax", "FileAvailableTimeStamp is not valid"))
 
@@ -334,7 +315,7 @@ def _check_accounting(
     elif not 0 <= tdp <= 6:
         out.add(rs.make("tdp.range", f"TapDecimalPlaces {tdp} is not 0-6"))
     for member, rule in (("localCurrency", "local_currency"), ("tapCurrency", "tap_currency")):
-        v = _text(acc.get(member))
+        v = string(acc.get(member))
         if v is not None and not _CURRENCY.match(v):
             out.add(rs.make(f"{rule}.syntax", f"{member} `{v}` is not an ISO 4217 code"))
     seen: set[int] = set()
@@ -369,12 +350,12 @@ def _check_accounting(
             if code in codes:
                 out.add(rs.make("tax.duplicate", f"TaxCode {code} defined twice", occurrence=i))
             codes.add(code)
-        ttype = _text(tax.get("taxType"))
+        ttype = string(tax.get("taxType"))
         if ttype is None:
             out.add(rs.make("tax.type_missing", f"Taxation #{i}: TaxType missing", occurrence=i))
         elif ttype not in ("01", "02", "03", "04"):
             out.add(rs.make("tax_type.range", f"TaxType `{ttype}` is not 01-04", occurrence=i))
-        rate = _text(tax.get("taxRate"))
+        rate = string(tax.get("taxRate"))
         if rate is not None:
             if not rate.isdigit() or len(rate) < 7:
                 out.add(rs.make("tax_rate.syntax", f"TaxRate `{rate}`", occurrence=i))
@@ -392,8 +373,8 @@ def _check_network(out: TapChecked, rs: RuleSet, net: dict[str, Any] | None) -> 
     offsets: dict[int, str | None] = {}
     for i, u in enumerate(net.get("utcTimeOffsetInfo") or [], start=1):
         code = u.get("utcTimeOffsetCode")
-        text = _text(u.get("utcTimeOffset"))
-        if text is not None and not _UTC.match(text):
+        text = string(u.get("utcTimeOffset"))
+        if text is not None and not UTC_OFFSET.match(text):
             out.add(rs.make("utc_offset.syntax", f"UtcTimeOffset `{text}`", occurrence=i))
         if code is not None:
             if not 0 <= code <= 99:
@@ -460,7 +441,7 @@ def _charge_totals(aci: dict[str, Any]) -> tuple[dict[str, Any], int]:
         return aci, 1
     view = {k: v for k, v in aci.items() if k != "totalChargeValueList"}
     for i, entry in enumerate(entries, start=1):
-        if _text(entry.get("chargeType")) == "00":
+        if string(entry.get("chargeType")) == "00":
             view.update({m: entry[m] for m in _PER_CHARGE_TYPE if m in entry})
             return view, i
     return view, 1
@@ -655,9 +636,9 @@ def _check_event_values(
     )
     # tax: TaxValue ≈ taxable amount (or charge) × rate, tolerance 0.02 units (TD.57)
     tax_rates = {
-        t["taxCode"]: int(_text(t.get("taxRate")) or "0")
+        t["taxCode"]: int(string(t.get("taxRate")) or "0")
         for t in acc.get("taxation") or []
-        if "taxCode" in t and (_text(t.get("taxRate")) or "").isdigit()
+        if "taxCode" in t and (string(t.get("taxRate")) or "").isdigit()
     }
     tax_code = ev.column("tax_code")
     has_tax = ~null("tax_code") & ~null("tax")
@@ -732,12 +713,12 @@ def _check_notification(
         out.add(rs.make("tb.syntax", exc.reason, byte_offset=exc.offset))
         return
     body = value[1] if isinstance(value, tuple) else {}
-    out.sender = _text(body.get("sender")) or out.sender
-    out.recipient = _text(body.get("recipient")) or out.recipient
-    out.fsn = _text(body.get("fileSequenceNumber")) or out.fsn
-    out.test = _text(body.get("fileTypeIndicator")) == "T"
-    out.rap_fsn = _text(body.get("rapFileSequenceNumber"))
-    out.file_available, _ok = _stamp(body.get("fileAvailableTimeStamp"))
+    out.sender = string(body.get("sender")) or out.sender
+    out.recipient = string(body.get("recipient")) or out.recipient
+    out.fsn = string(body.get("fileSequenceNumber")) or out.fsn
+    out.test = string(body.get("fileTypeIndicator")) == "T"
+    out.rap_fsn = string(body.get("rapFileSequenceNumber"))
+    out.file_available, _ok = stamp_time(body.get("fileAvailableTimeStamp"))
     out.group_bytes = {"notification": data}
     rs = rules_for(out.release, settings.partner(out.sender).rules)
     rs.notification = True

@@ -323,15 +323,17 @@ def test_rate_stage_of_a_world(tmp_path: Path, worker: Callable[..., dict[str, A
 
     from clearing import config
     from clearing.ingest import claim_inputs, input_kind
+    from clearing.returns import validate_and_return
     from clearing.samples.workdir import generate_world
-    from clearing.validate.stage import validate_day
 
     root = tmp_path / "world"
     generate_world(root, day=DAY, events=WORLD_EVENTS)
     for f in sorted(root.glob("exchange/*/to_hkgcl/*")):
         shutil.move(f, root / "inbox" / f.name)
     wd = config.WorkDir(root)
-    validate_day(wd, DAY, [p for p in claim_inputs(wd, DAY) if input_kind(p) in ("tap", "ciber")])
+    validate_and_return(
+        wd, DAY, [p for p in claim_inputs(wd, DAY) if input_kind(p) in ("tap", "ciber")]
+    )
     rate = worker(STAGE_WORKER, str(root), "rate")
     retail = worker(STAGE_WORKER, str(root), "retail")
     results = {"world_events": WORLD_EVENTS, "rate": rate, "retail": retail}

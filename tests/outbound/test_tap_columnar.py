@@ -1,7 +1,7 @@
 """The columnar TAP-out writer gives the bytes of the per-event asn1tools reference.
 
 :func:`clearing.outbound.tap.encode_transfer_batch` writes the call events with the columnar
-BER writer (:mod:`clearing.outbound._ber`); :func:`encode_transfer_batch_reference` is the
+BER writer (:mod:`clearing.codecs.ber_write`); :func:`encode_transfer_batch_reference` is the
 former encoder, one asn1tools value per event. Both must write the same file for the same rows,
 for every shape of event: each record type, every optional element present and absent, tax,
 odd and even digit strings, integers of every width and sign, lengths in every BER form.
@@ -19,7 +19,7 @@ import polars as pl
 import pytest
 from asn1tools.codecs import ber as asn1_ber
 
-from clearing.outbound import _ber as ber
+from clearing.codecs import ber_write as ber
 from clearing.outbound import tap
 from clearing.outbound.tap import TapHeader, encode_transfer_batch, encode_transfer_batch_reference
 from clearing.rating.cdr import empty_records

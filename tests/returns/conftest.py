@@ -14,8 +14,15 @@ import pytest
 
 from clearing.codecs.ber import element_at, iter_children, tag_key
 from clearing.codecs.fast import decode_tap
-from clearing.returns import ErrorDetail, FatalItem, MissingItem, RapHeader, SevereItem, StopItem
-from clearing.validate.findings import PathItem
+from clearing.codecs.rap import (
+    ErrorDetail,
+    FatalItem,
+    MissingItem,
+    PathItem,
+    RapHeader,
+    SevereItem,
+    StopItem,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 TAP_SAMPLES = ROOT / "data_samples" / "tap"

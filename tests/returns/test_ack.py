@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import pytest
 
+from clearing.codecs.rap import (
+    Ack,
+    ack_file_name,
+    ack_for,
+    read_ack,
+    read_rap,
+    write_ack,
+    write_rap,
+)
 from clearing.errors import DecodeError, EncodeError
-from clearing.returns import Ack, ack_file_name, ack_for, read_ack, read_rap, write_ack, write_rap
 
 
 def test_write_ack_decodes_with_the_published_module(rap_spec):

@@ -8,11 +8,11 @@ from dataclasses import replace
 import pytest
 
 from clearing.codecs.ber import element_at, encode_header, iter_children, tag_key
-from clearing.errors import DecodeError, EncodeError
-from clearing.returns import (
+from clearing.codecs.rap import (
     ErrorDetail,
     FatalItem,
     MissingItem,
+    PathItem,
     RapFile,
     ReturnedEvent,
     SevereItem,
@@ -21,7 +21,7 @@ from clearing.returns import (
     read_rap,
     write_rap,
 )
-from clearing.validate.findings import PathItem
+from clearing.errors import DecodeError, EncodeError
 
 T_RETURN_DETAILS = tag_key(1, 536)
 T_SEVERE = tag_key(1, 540)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asn1tools
 import pytest
@@ -19,9 +19,12 @@ from clearing.codecs.ber import element_at, iter_children, tag_key
 from clearing.codecs.fast import decode_tap
 from clearing.config import WorkDir
 from clearing.errors import ConfigError
+from clearing.returns import validate_and_return
 from clearing.samples.faults import COPY, PlantedFault, TwoDays, plant_faults, write_two_days
 from clearing.samples.tap import PARTNERS, file_sequence_number
-from clearing.validate.stage import ValidateResult, validate_day
+
+if TYPE_CHECKING:
+    from clearing.validate.stage import ValidateResult
 
 ASN1 = Path(__file__).resolve().parents[2] / "specs" / "asn1"
 SEED = 5
@@ -91,10 +94,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     (root / "clearing.toml").write_text(_toml(), encoding="utf-8")
     two = write_two_days(root / "in", seed=SEED, day=DAY, events=EVENTS)
     wd = WorkDir(root)
-    prev = validate_day(wd, PREV, two.inputs[PREV])
-    day = validate_day(wd, DAY, two.inputs[DAY])
+    prev = validate_and_return(wd, PREV, two.inputs[PREV])
+    day = validate_and_return(wd, DAY, two.inputs[DAY])
     raps = _rap_bytes(root)
-    again = validate_day(wd, DAY, two.inputs[DAY])
+    again = validate_and_return(wd, DAY, two.inputs[DAY])
     return World(root, two, prev, day, raps, again, _rap_bytes(root))
 
 

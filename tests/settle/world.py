@@ -19,15 +19,14 @@ from datetime import date
 from typing import TYPE_CHECKING
 
 from clearing.codecs import fast
+from clearing.codecs.rap import ErrorDetail, PathItem, RapHeader, SevereItem, write_ack, write_rap
 from clearing.pipeline.nightly import run_nightly
 from clearing.rating._refdata import import_rates
-from clearing.returns import ErrorDetail, RapHeader, SevereItem, write_ack, write_rap
 from clearing.samples.ciber import CIBER_PARTNERS, generate_ciber
 from clearing.samples.faults import plant_faults
 from clearing.samples.tap import generate_tap
 from clearing.samples.workdir import REMOTE_IN, generate_world, split_world
 from clearing.samples.world import write_visitor_cdrs
-from clearing.validate.findings import PathItem
 
 if TYPE_CHECKING:
     from pathlib import Path

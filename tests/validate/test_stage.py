@@ -19,8 +19,8 @@ import pytest
 
 from clearing.codecs import asn1, fast
 from clearing.config import WorkDir
+from clearing.returns import validate_and_return
 from clearing.samples.tap import PARTNERS, build_file
-from clearing.validate.stage import validate_day
 from clearing.validate.state import State
 
 ROOT = Path(__file__).parents[2]
@@ -80,8 +80,8 @@ def renamed(data: bytes, fsn: int) -> tuple[str, bytes]:
 def test_identical_copy_is_ignored_and_logged(tmp_path: Path) -> None:
     wd = world(tmp_path)
     name, data = day_file(DAY1)
-    validate_day(wd, DAY1, [put(tmp_path, "1", name, data)])
-    r = validate_day(wd, DAY2, [put(tmp_path, "2", name, data)])
+    validate_and_return(wd, DAY1, [put(tmp_path, "1", name, data)])
+    r = validate_and_return(wd, DAY2, [put(tmp_path, "2", name, data)])
     assert r.files[0].outcome == "copy"
     assert r.files[0].findings == []
     assert r.raps == []
@@ -95,10 +95,10 @@ def test_identical_copy_is_ignored_and_logged(tmp_path: Path) -> None:
 def test_reused_fsn_with_other_content_is_fatal_201(tmp_path: Path) -> None:
     wd = world(tmp_path)
     name, data = day_file(DAY1)
-    validate_day(wd, DAY1, [put(tmp_path, "1", name, data)])
+    validate_and_return(wd, DAY1, [put(tmp_path, "1", name, data)])
     _, other = build_file(FRA, events=41, seed=6, day=DAY1)
     assert other != data
-    r = validate_day(wd, DAY2, [put(tmp_path, "2", name, other)])
+    r = validate_and_return(wd, DAY2, [put(tmp_path, "2", name, other)])
     assert "fsn.reused" in rules(r, name)
     f = next(x for x in r.files[0].findings if x.rule == "fsn.reused")
     assert (f.code, f.severity, f.context) == (201, "fatal", "FileSequenceNumber")
@@ -115,9 +115,9 @@ def test_gap_is_a_warning_200_and_a_missing_return(tmp_path: Path) -> None:
     wd = world(tmp_path)
     name, data = day_file(DAY1)
     fsn = int(name[-5:])
-    validate_day(wd, DAY1, [put(tmp_path, "1", name, data)])
+    validate_and_return(wd, DAY1, [put(tmp_path, "1", name, data)])
     name3, data3 = renamed(day_file(DAY2)[1], fsn + 3)
-    r = validate_day(wd, DAY2, [put(tmp_path, "2", name3, data3)])
+    r = validate_and_return(wd, DAY2, [put(tmp_path, "2", name3, data3)])
     f = next(x for x in r.files[0].findings if x.rule == "fsn.gap")
     assert (f.code, f.severity) == (200, "warning")
     assert r.files[0].outcome == "processed"
@@ -137,12 +137,12 @@ def test_rap_fsn_expected_after_a_fatal_and_unexpected_without(tmp_path: Path) -
     _, value = asn1.decode(data).value
     broken = dict(value)
     broken["auditControlInfo"] = dict(value["auditControlInfo"], totalCharge=1)
-    r1 = validate_day(
+    r1 = validate_and_return(
         wd, DAY1, [put(tmp_path, "1", name, asn1.encode("tap", ("transferBatch", broken)))]
     )
     assert r1.files[0].outcome == "fatal"
     # the corrected resubmission without rapFileSequenceNumber: warning 37, not 201
-    r2 = validate_day(wd, DAY2, [put(tmp_path, "2", name, data)])
+    r2 = validate_and_return(wd, DAY2, [put(tmp_path, "2", name, data)])
     assert rules(r2, name) == {"bci.rap_fsn_expected"}
     assert r2.files[0].outcome == "processed"
     # a next file carrying a RAP FSN although nothing was rejected: warning 40
@@ -150,7 +150,7 @@ def test_rap_fsn_expected_after_a_fatal_and_unexpected_without(tmp_path: Path) -
     nxt["batchControlInfo"] = dict(nxt["batchControlInfo"], rapFileSequenceNumber=b"00001")
     nxt["batchControlInfo"]["fileSequenceNumber"] = f"{int(name[-5:]) + 1:05d}".encode()
     n2 = f"CDFRAF9HKGCL{int(name[-5:]) + 1:05d}"
-    r3 = validate_day(
+    r3 = validate_and_return(
         wd,
         DAY2 + dt.timedelta(1),
         [put(tmp_path, "3", n2, asn1.encode("tap", ("transferBatch", nxt)))],
@@ -161,7 +161,7 @@ def test_rap_fsn_expected_after_a_fatal_and_unexpected_without(tmp_path: Path) -
 def test_duplicate_across_files_is_returned_with_its_bytes(tmp_path: Path) -> None:
     wd = world(tmp_path)
     name, data = day_file(DAY1)
-    validate_day(wd, DAY1, [put(tmp_path, "1", name, data)])
+    validate_and_return(wd, DAY1, [put(tmp_path, "1", name, data)])
     # day 2's file carries event 3 of day 1 again (audit totals fixed to match)
     _, v1 = asn1.decode(data).value
     n2, d2 = day_file(DAY2)
@@ -179,7 +179,7 @@ def test_duplicate_across_files_is_returned_with_its_bytes(tmp_path: Path) -> No
     aci["totalTaxValue"] += ev.column("tax")[i].as_py() or 0
     aci["totalDiscountValue"] += ev.column("discount")[i].as_py() or 0
     d2 = asn1.encode("tap", ("transferBatch", v2))
-    r = validate_day(wd, DAY2, [put(tmp_path, "2", n2, d2)])
+    r = validate_and_return(wd, DAY2, [put(tmp_path, "2", n2, d2)])
     (f,) = [x for x in r.files[0].findings if x.severity != "warning"]
     assert (f.rule, f.event_index, f.severity) == ("event.duplicate", i, "severe")
     assert r.files[0].counts()["duplicate"] == 1
@@ -206,7 +206,9 @@ def test_duplicate_within_one_file(tmp_path: Path) -> None:
     )
     aci["totalTaxValue"] += ev.column("tax")[0].as_py() or 0
     aci["totalDiscountValue"] += ev.column("discount")[0].as_py() or 0
-    r = validate_day(wd, DAY1, [put(tmp_path, "1", name, asn1.encode("tap", ("transferBatch", v)))])
+    r = validate_and_return(
+        wd, DAY1, [put(tmp_path, "1", name, asn1.encode("tap", ("transferBatch", v)))]
+    )
     bad = [(x.rule, x.event_index) for x in r.files[0].findings if x.severity != "warning"]
     assert bad == [("event.duplicate", ev.num_rows - 1)]
 
@@ -214,14 +216,14 @@ def test_duplicate_within_one_file(tmp_path: Path) -> None:
 def test_silent_partner_gets_one_stop_return(tmp_path: Path) -> None:
     wd = world(tmp_path, FRAF9="silent_days = 3")
     name, data = day_file(DAY1)
-    validate_day(wd, DAY1, [put(tmp_path, "1", name, data)])
-    quiet = validate_day(wd, DAY1 + dt.timedelta(3), [])
+    validate_and_return(wd, DAY1, [put(tmp_path, "1", name, data)])
+    quiet = validate_and_return(wd, DAY1 + dt.timedelta(3), [])
     assert quiet.raps == []
-    late = validate_day(wd, DAY1 + dt.timedelta(4), [])
+    late = validate_and_return(wd, DAY1 + dt.timedelta(4), [])
     (path,) = late.raps
     rap = decode_rap(path)
     assert rap["returnDetails"] == [("stopReturn", {"lastSeqNumber": name[-5:].encode()})]
-    again = validate_day(wd, DAY1 + dt.timedelta(5), [])
+    again = validate_and_return(wd, DAY1 + dt.timedelta(5), [])
     assert again.raps == []
 
 
@@ -232,9 +234,9 @@ def test_rerun_gives_same_findings_and_rap_bytes(tmp_path: Path) -> None:
     value["auditControlInfo"]["totalCharge"] += 7
     bad = asn1.encode("tap", ("transferBatch", value))
     inputs = [put(tmp_path, "1", name, bad)]
-    a = validate_day(wd, DAY1, inputs)
+    a = validate_and_return(wd, DAY1, inputs)
     first = {p.name: p.read_bytes() for p in a.raps}
-    b = validate_day(wd, DAY1, inputs)
+    b = validate_and_return(wd, DAY1, inputs)
     assert {p.name: p.read_bytes() for p in b.raps} == first
     assert [f.findings for f in a.files] == [f.findings for f in b.files]
     with State(wd.db, read_only=True) as s:
@@ -290,7 +292,7 @@ def test_cli_seq_status_and_rap_ack(tmp_path: Path) -> None:
     name, data = day_file(DAY1)
     _, value = asn1.decode(data).value
     value["auditControlInfo"]["callEventDetailsCount"] += 1
-    r = validate_day(
+    r = validate_and_return(
         wd, DAY1, [put(tmp_path, "1", name, asn1.encode("tap", ("transferBatch", value)))]
     )
     (rap,) = r.raps

@@ -37,6 +37,7 @@ from clearing.codecs.ciber._writer import (
 )
 
 __all__ = [
+    "DETAIL_TYPES",
     "FINDINGS_SCHEMA",
     "RETURNS_SCHEMA",
     "YEAR_PIVOT",

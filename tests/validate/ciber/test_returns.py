@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING
 import pytest
 
 from clearing.codecs import ciber
+from clearing.returns.ciber import ciber_returns
 from clearing.samples.ciber import CIBER_PARTNERS, HOME_SID_BID, _Partner, generate_ciber
-from clearing.validate.ciber import CiberChecked, check_ciber, ciber_returns
+from clearing.validate.ciber import CiberChecked, check_ciber
 from clearing.validate.findings import Finding
 
 from .conftest import DAY, OTHER, PARTNER, acted, batch, call, check, settings_with

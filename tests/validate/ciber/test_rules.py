@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from clearing.codecs import ciber
-from clearing.validate.ciber import ciber_returns, ciber_rules
+from clearing.returns.ciber import ciber_returns
+from clearing.validate.ciber import ciber_rules
 
 from .conftest import (
     DAY,

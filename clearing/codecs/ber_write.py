@@ -20,6 +20,7 @@ numpy columns, then works per *element of the tree*, never per row:
 The bytes are those asn1tools writes for the same values (BER as asn1tools does it: minimal
 definite lengths, minimal two's-complement integers, members in definition order, absent
 OPTIONAL members left out); ``tests/outbound/test_tap_columnar.py`` compares the two.
+Tags and lengths come from :mod:`clearing.codecs.ber` (one writer of them).
 
 Only APPLICATION-class tags are used (every TAP type has one).
 """
@@ -31,6 +32,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
+
+from clearing.codecs.ber import APPLICATION, length_octets, tag_key, tag_octets
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -53,24 +56,7 @@ U64 = np.uint64
 
 def app_tag(number: int, *, constructed: bool) -> bytes:
     """The identifier octets of ``[APPLICATION number]`` (as asn1tools writes them)."""
-    first = 0x40 | (0x20 if constructed else 0)
-    if number < 31:
-        return bytes([first | number])
-    groups: list[int] = []
-    n = number
-    while n:
-        groups.append(n & 0x7F)
-        n >>= 7
-    groups.reverse()
-    return bytes([first | 0x1F, *(g | 0x80 for g in groups[:-1]), groups[-1]])
-
-
-def length_octets(length: int) -> bytes:
-    """A definite length, short form below 128, else the minimal long form."""
-    if length < 0x80:
-        return bytes([length])
-    body = length.to_bytes((length.bit_length() + 7) // 8, "big")
-    return bytes([0x80 | len(body)]) + body
+    return tag_octets(tag_key(APPLICATION, number), constructed)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,27 +1,24 @@
-"""RAP Acknowledgements (TD.32 ``Acknowledgement [APPLICATION 535]``).
+"""RAP Acknowledgements (TD.32 ``Acknowledgement [APPLICATION 535]``): write, read, name.
 
 Whoever receives a RAP file sends back an Acknowledgement naming its RapFileSequenceNumber:
-the ACK's sender is the RAP's recipient.
+the ACK's sender is the RAP's recipient (:func:`ack_for` swaps the parties of a RAP read).
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from clearing.codecs import asn1
+from clearing.codecs.rap.records import check_party, check_stamp
+from clearing.codecs.tap3.values import date_time_long, latin1
 from clearing.errors import DecodeError, EncodeError
 from clearing.names import AckName
 
 if TYPE_CHECKING:
-    from clearing.returns.rap import RapFile
+    from clearing.codecs.rap.records import RapFile
 
 __all__ = ["Ack", "ack_file_name", "ack_for", "read_ack", "write_ack"]
-
-_TADIG = re.compile(r"[A-Z0-9]{5}")
-_STAMP = re.compile(r"[0-9]{14}")
-_OFFSET = re.compile(r"[+-][0-9]{4}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,15 +45,11 @@ class Ack:
 def _check(
     sender: object, recipient: object, rap_fsn: object, created_local: object, utc_offset: object
 ) -> None:
-    for what, code in (("sender", sender), ("recipient", recipient)):
-        if not isinstance(code, str) or not _TADIG.fullmatch(code):
-            raise EncodeError(f"{what} {code!r} is not a TADIG code (5 characters A-Z, 0-9)")
+    check_party("sender", sender)
+    check_party("recipient", recipient)
     if isinstance(rap_fsn, bool) or not isinstance(rap_fsn, int) or not 1 <= rap_fsn <= 99999:
         raise EncodeError(f"rap_fsn {rap_fsn!r} is not a sequence number (1..99999)")
-    if not isinstance(created_local, str) or not _STAMP.fullmatch(created_local):
-        raise EncodeError(f"created_local {created_local!r} is not CCYYMMDDhhmmss")
-    if not isinstance(utc_offset, str) or not _OFFSET.fullmatch(utc_offset):
-        raise EncodeError(f"utc_offset {utc_offset!r} is not +hhmm / -hhmm")
+    check_stamp(created_local, utc_offset)
 
 
 def write_ack(
@@ -76,7 +69,7 @@ def write_ack(
         EncodeError: a field out of its format.
     """
     _check(sender, recipient, rap_fsn, created_local, utc_offset)
-    stamp = {"localTimeStamp": created_local.encode(), "utcTimeOffset": utc_offset.encode()}
+    stamp = date_time_long(created_local, utc_offset)
     value: dict[str, Any] = {
         "sender": sender.encode(),
         "recipient": recipient.encode(),
@@ -120,7 +113,7 @@ def read_ack(data: bytes, *, file: str | None = None) -> Ack:
                 f"not an Acknowledgement but a {decoded.info.kind.upper()} file", offset=0
             )
         _name, v = decoded.value
-        fsn_text = bytes(v["rapFileSequenceNumber"]).decode("latin-1")
+        fsn_text = latin1(v["rapFileSequenceNumber"])
         if not fsn_text.isascii() or not fsn_text.isdigit():
             raise DecodeError(
                 f"rapFileSequenceNumber {fsn_text!r} is not digits",
@@ -130,12 +123,12 @@ def read_ack(data: bytes, *, file: str | None = None) -> Ack:
         created = v["ackFileCreationTimeStamp"]
         fti = v.get("fileTypeIndicator")
         return Ack(
-            sender=bytes(v["sender"]).decode("latin-1"),
-            recipient=bytes(v["recipient"]).decode("latin-1"),
+            sender=latin1(v["sender"]),
+            recipient=latin1(v["recipient"]),
             rap_fsn=int(fsn_text),
             test=fti is not None and bytes(fti) == b"T",
-            created_local=bytes(created.get("localTimeStamp", b"")).decode("latin-1"),
-            utc_offset=bytes(created.get("utcTimeOffset", b"")).decode("latin-1"),
+            created_local=latin1(created.get("localTimeStamp", b"")),
+            utc_offset=latin1(created.get("utcTimeOffset", b"")),
         )
     except DecodeError as exc:
         raise exc.with_file(file) if file and exc.file is None else exc from None

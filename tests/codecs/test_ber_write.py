@@ -14,7 +14,7 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clearing.outbound import _ber as ber
+from clearing.codecs import ber_write as ber
 
 INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 
