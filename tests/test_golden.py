@@ -44,6 +44,7 @@ SPECS = ROOT / "specs" / "asn1"
 DAY1, DAY2, PERIOD = "2026-11-22", "2026-11-23", "2026-11"
 _CLOCK = {"run_id", "started", "seconds", "software", "inputs"}
 _CLOCK_HEADER = "Received / sent (UTC)"
+_AGE_HEADER = "Age (h)"  # of a sent file: sent (wall clock) minus its earliest call end
 _RUN_ID = re.compile(r"\b(?:nightly|monthly|backfill)-[0-9-]+-\d{8}T\d{6}Z")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -93,7 +94,8 @@ def _workbook_digest(path: Path) -> str:
     """SHA-256 of every cell (value, formula, number format) of every sheet, in order.
 
     The only wall-clock values in a workbook are the file register's "Received / sent (UTC)"
-    column (when transport collected or sent a file) and the run ids (with their manifests'
+    column (when transport collected or sent a file), the age of the files we sent (taken from
+    that clock), and the run ids (with their manifests'
     hashes) on the monthly Overview and Audit sheets; those are left out. The xlsx bytes
     themselves carry that clock, so they are compared through their cells.
     """
@@ -102,12 +104,16 @@ def _workbook_digest(path: Path) -> str:
     for sheet in book.worksheets:
         digest.update(f"sheet {sheet.title}\n".encode())
         clock = {c.column for row in sheet.iter_rows() for c in row if c.value == _CLOCK_HEADER}
+        ages = {c.column for row in sheet.iter_rows() for c in row if c.value == _AGE_HEADER}
         for row in sheet.iter_rows():
             # the Audit sheet lists the runs behind the workbook: their ids carry the wall
             # clock, and their manifests' hashes with them
             has_run = any(isinstance(c.value, str) and _RUN_ID.search(c.value) for c in row)
+            sent = any(c.value == "out" for c in row[:1])
             for c in row:
                 value = None if c.column in clock and c.row > 4 else c.value
+                if sent and c.column in ages:
+                    value = None
                 if isinstance(value, str):
                     value = _RUN_ID.sub("<run>", value)
                     if has_run and _SHA256.fullmatch(value):

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
+from clearing.config import WorkDir
 from clearing.errors import ClearingError, TransportError
 from clearing.transport._collect import FetchLedger, collect
 from clearing.transport.outbox import Outbox
@@ -20,12 +21,7 @@ from clearing.transport.settings import load_transport_settings
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["DATABASE", "INBOX", "app"]
-
-DATABASE = "clearing.duckdb"
-"""The work folder's database, which holds the ``outbox`` table."""
-INBOX = "inbox"
-"""The work folder's inbox, where collected files land."""
+__all__ = ["app"]
 
 T = TypeVar("T")
 
@@ -59,7 +55,7 @@ def send(workdir: Workdir, debug: Debug = False) -> None:
 
     def run() -> None:
         settings = load_transport_settings(workdir)
-        outbox = Outbox(workdir / DATABASE)
+        outbox = Outbox(WorkDir(workdir).db)
         report = outbox.send_due(lambda partner: settings.transport_for(partner, workdir))
         for name in report.sent:
             typer.echo(f"sent {name}")
@@ -87,7 +83,7 @@ def resend(
 
     def run() -> None:
         settings = load_transport_settings(workdir)
-        outbox = Outbox(workdir / DATABASE)
+        outbox = Outbox(WorkDir(workdir).db)
         name = Path(file).name
         entry = outbox.get(name)
         with settings.transport_for(entry.partner, workdir) as transport:
@@ -116,7 +112,7 @@ def collect_command(
             cfg = settings.partner(code)
             try:
                 with settings.transport_for(code, workdir) as transport:
-                    paths = collect(code, transport, cfg.pattern, workdir / INBOX, ledger)
+                    paths = collect(code, transport, cfg.pattern, WorkDir(workdir).inbox, ledger)
             except TransportError as exc:
                 typer.echo(f"not collected from {code}: {exc}", err=True)
                 errors.append(code)
@@ -138,7 +134,7 @@ def status(workdir: Workdir, debug: Debug = False) -> None:
     """List the outbox: name, partner, kind, state, attempts, sent at, last error."""
 
     def run() -> None:
-        for e in Outbox(workdir / DATABASE).entries():
+        for e in Outbox(WorkDir(workdir).db).entries():
             sent = e.sent_at.isoformat(timespec="seconds") if e.sent_at else "-"
             line = f"{e.name}\t{e.partner}\t{e.kind}\t{e.state}\t{e.attempts}\t{sent}"
             typer.echo(line + (f"\t{e.last_error}" if e.last_error else ""))
