@@ -7,6 +7,7 @@ two processes never share one.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from typing import TYPE_CHECKING
 
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
 
     import pyarrow as pa
 
-__all__ = ["write_atomic", "write_table_atomic"]
+__all__ = ["file_sha256", "write_atomic", "write_table_atomic"]
 
 
 def _tmp(path: Path) -> Path:
@@ -40,3 +41,14 @@ def write_table_atomic(table: pa.Table, path: Path, *, compression: str = "zstd"
     tmp = _tmp(path)
     pq.write_table(table, tmp, compression=compression)
     tmp.replace(path)
+
+
+def file_sha256(path: Path) -> tuple[str, int]:
+    """The hex SHA-256 and the size of a local file, read in chunks."""
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 
 from clearing import inspect
 from clearing._io import write_atomic
+from clearing.config import CONFIG_NAME
 from clearing.errors import ClearingError
 from clearing.names import CiberName, TapName
 
@@ -122,10 +123,10 @@ def prepare(samples: Path, work: Path) -> None:
     """
     import shutil
 
-    from clearing.rating._refdata import import_rates
+    from clearing.rating import import_rates
     from clearing.samples.workdir import REMOTE_IN, config_text, make_exchange
 
-    if (work / "clearing.toml").exists():
+    if (work / CONFIG_NAME).exists():
         return
     sources = work / "rates" / "sources"
     sources.mkdir(parents=True, exist_ok=True)
@@ -149,7 +150,7 @@ def prepare(samples: Path, work: Path) -> None:
     cdr.mkdir(parents=True, exist_ok=True)
     for p in sorted((samples / "cdr").glob("CDR_*")):
         shutil.copy2(p, cdr / p.name)
-    _write(work / "clearing.toml", config_text())
+    _write(work / CONFIG_NAME, config_text())
 
 
 def nightly(samples: Path, work: Path) -> int:

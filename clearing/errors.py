@@ -6,6 +6,7 @@ Every error the package raises on purpose derives from :class:`ClearingError`::
     ├── DecodeError        bytes that are not what they claim to be (file, offset, path)
     ├── EncodeError        records that cannot be written in the requested format
     ├── MissingInputError  a stage's input is not there: an earlier stage has not run (1)
+    ├── LedgerError        the outbox / fetch ledger refuses: other bytes under a known name (1)
     ├── ConfigError        bad or missing configuration (CLI exit code 2)
     ├── StoreError         the state database cannot be opened or used: busy, or newer (2)
     └── TransportError     SFTP / folder transport failures (CLI exit code 3)
@@ -26,6 +27,7 @@ __all__ = [
     "DecodeError",
     "EncodeError",
     "ExitCode",
+    "LedgerError",
     "MissingInputError",
     "PermanentTransportError",
     "RetryableTransportError",
@@ -126,6 +128,15 @@ class StoreError(ClearingError):
     """
 
     exit_code = ExitCode.CONFIG
+
+
+class LedgerError(ClearingError):
+    """A ledger (the outbox or the fetch ledger) cannot do what was asked.
+
+    For example a name already registered with other bytes, or a fetched file whose name is
+    taken in the inbox by other bytes: a data problem the analyst decides (exit code 1). A
+    ledger that cannot be opened is a :class:`StoreError`.
+    """
 
 
 class TransportError(ClearingError):

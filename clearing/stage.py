@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from clearing.errors import ClearingError, ConfigError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable, Mapping
+    from contextlib import AbstractContextManager
     from datetime import date
     from pathlib import Path
 
@@ -26,6 +27,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EXIT_DATA",
+    "Remote",
+    "Source",
+    "Sources",
     "Stage",
     "StageContext",
     "StageFunction",
@@ -39,6 +43,68 @@ EXIT_DATA = ClearingError.exit_code
 
 def _quiet(level: str, message: str) -> None:
     """The default progress callback: nothing."""
+
+
+class Remote(Protocol):
+    """One file in a partner's outbound folder, as a :class:`Source` lists it."""
+
+    @property
+    def name(self) -> str:
+        """The file name (no folder)."""
+        ...
+
+    @property
+    def size(self) -> int:
+        """Its size in bytes."""
+        ...
+
+    @property
+    def mtime(self) -> int:
+        """Its modification time, seconds since the epoch (as the server reports it)."""
+        ...
+
+
+class Source(Protocol):
+    """A connection to one partner's files (the SFTP and folder transports are sources)."""
+
+    @property
+    def where(self) -> str:
+        """Where the files are, for messages."""
+        ...
+
+    def poll(self, pattern: str) -> Iterable[Remote]:
+        """The files matching ``pattern``."""
+        ...
+
+    def fetch(self, name: str, local_dir: Path, *, release: bool = True) -> Path:
+        """Download ``name`` into ``local_dir``; return the local path."""
+        ...
+
+    def release(self, name: str) -> None:
+        """The after-fetch action on the server (archive / delete / nothing)."""
+        ...
+
+
+class _Pattern(Protocol):
+    @property
+    def pattern(self) -> str: ...
+
+
+class Sources(Protocol):
+    """The partners' connections of a work folder (``transport.settings.Transports``)."""
+
+    @property
+    def partners(self) -> Mapping[str, object]:
+        """The partners that have a connection, by code."""
+        ...
+
+    def partner(self, partner: str) -> _Pattern:
+        """The settings of ``partner`` (its file-name ``pattern``)."""
+        ...
+
+    def transport_for(self, partner: str, base_dir: Path = ...) -> AbstractContextManager[Source]:
+        """A new connection to ``partner``; relative paths resolved against ``base_dir``."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -55,6 +121,8 @@ class StageContext:
         settle: write the settlement workbook.
         run_id: the run's id (the monthly workbook names the run behind it).
         progress: ``progress(level, message)``: a line for the run's log.
+        sources: the partners' connections, for the ``collect`` stage (the pipeline builds
+            them from ``[transport]``; ingest sits below transport and opens none itself).
     """
 
     workdir: WorkDir
@@ -66,6 +134,7 @@ class StageContext:
     settle: bool = True
     run_id: str | None = None
     progress: Callable[[str, str], None] = _quiet
+    sources: Sources | None = None
 
     @property
     def date(self) -> date:

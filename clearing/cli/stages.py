@@ -26,12 +26,12 @@ from clearing.cli._common import (
     handles_errors,
     parse_date,
 )
+from clearing.config import WorkDir
 from clearing.errors import ConfigError, TransportError
 
 if TYPE_CHECKING:
     from datetime import date
 
-    from clearing.config import WorkDir
     from clearing.outbound import OutboundFile
     from clearing.rating import RateSummary
     from clearing.validate.stage import ValidateResult
@@ -65,10 +65,6 @@ settle_app = typer.Typer(
 RunIdOpt = Annotated[
     str | None, typer.Option("--run-id", help="run id to record on the Audit sheet")
 ]
-DATABASE = "clearing.duckdb"
-"""The work folder's database, which holds the ``outbox`` table."""
-INBOX = "inbox"
-"""The work folder's inbox, where collected files land."""
 
 
 @app.command()
@@ -82,8 +78,9 @@ def collect(
 ) -> None:
     """Fetch new files of every configured partner into WORKDIR/inbox (the collect stage)."""
     from clearing.ingest import collect_partners
+    from clearing.transport.settings import load_transport_settings
 
-    got = collect_partners(workdir, partners=partner)
+    got = collect_partners(workdir, load_transport_settings(workdir), partners=partner)
     for code, exc in got.unreachable:
         typer.echo(f"not collected from {code}: {exc}", err=True)
     for path in got.fetched:
@@ -104,7 +101,7 @@ def send(workdir: WorkDirOpt, debug: DebugOpt = False) -> None:
     from clearing.transport.settings import load_transport_settings
 
     settings = load_transport_settings(workdir)
-    outbox = Outbox(workdir / DATABASE)
+    outbox = Outbox(WorkDir(workdir).db)
     report = outbox.send_due(lambda partner: settings.transport_for(partner, workdir))
     for name in report.sent:
         typer.echo(f"sent {name}")
@@ -132,7 +129,7 @@ def resend(
     from clearing.transport.settings import load_transport_settings
 
     settings = load_transport_settings(workdir)
-    outbox = Outbox(workdir / DATABASE)
+    outbox = Outbox(WorkDir(workdir).db)
     name = Path(file).name
     entry = outbox.get(name)
     with settings.transport_for(entry.partner, workdir) as transport:

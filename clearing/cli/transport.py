@@ -22,10 +22,10 @@ app = typer.Typer(
 @handles_errors
 def status(workdir: WorkDirOpt, debug: DebugOpt = False) -> None:
     """List the outbox: name, partner, kind, state, attempts, sent at, last error."""
-    from clearing.cli.stages import DATABASE
+    from clearing.config import WorkDir
     from clearing.transport.outbox import Outbox
 
-    for e in Outbox(workdir / DATABASE).entries():
+    for e in Outbox(WorkDir(workdir).db).entries():
         sent = e.sent_at.isoformat(timespec="seconds") if e.sent_at else "-"
         line = f"{e.name}\t{e.partner}\t{e.kind}\t{e.state}\t{e.attempts}\t{sent}"
         typer.echo(line + (f"\t{e.last_error}" if e.last_error else ""))

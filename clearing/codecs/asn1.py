@@ -15,17 +15,19 @@ from __future__ import annotations
 
 import copy
 import functools
-import os
 import re
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import asn1tools
 
 from clearing.codecs.ber import APPLICATION, TLV, element_at, iter_children, tag_key, tag_name
 from clearing.codecs.grammar import Grammar, build_grammar
+from clearing.config import environment
 from clearing.errors import DecodeError, EncodeError
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = [
     "Decoded",
@@ -64,10 +66,7 @@ _TRANSFER_BATCH_GROUPS = frozenset(tag_key(APPLICATION, n) for n in (3, 4, 5, 6,
 
 def specs_dir() -> Path:
     """Folder of the ASN.1 modules (``$CLEARING_SPECS_DIR`` or the project's ``specs/asn1``)."""
-    env = os.environ.get("CLEARING_SPECS_DIR")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2] / "specs" / "asn1"
+    return environment().specs_dir
 
 
 @dataclass(frozen=True, slots=True)

@@ -250,6 +250,257 @@ def _empty_nodes() -> _Nodes:
     return _Nodes(empty, empty, empty, empty, empty, empty, np.zeros(0, np.bool_))
 
 
+@dataclass
+class _Lanes:
+    """The open containers of a chunk's rounds, one lane each (see :func:`_parse_chunk`).
+
+    Attributes:
+        cur: where the lane's next child starts (relative to the chunk's buffer).
+        end: where the lane's container ends.
+        par: node index of the container (-1 for an event's virtual container).
+        ppath: path id of the container.
+        evt: chunk-local event number.
+        top: slot (in :class:`_Open`) of the innermost indefinite element open on the lane,
+            -1 for none; kept only once ``stacked``.
+        sdep: how many indefinite elements are open on the lane; kept only once ``stacked``.
+        stacked: a lane has had an indefinite element open.
+    """
+
+    cur: NDArray[I64]
+    end: NDArray[I64]
+    par: NDArray[I64]
+    ppath: NDArray[I64]
+    evt: NDArray[I64]
+    top: NDArray[I64]
+    sdep: NDArray[I64]
+    stacked: bool = False
+
+    @classmethod
+    def of_events(cls, ev_start: NDArray[I64], ev_end: NDArray[I64]) -> _Lanes:
+        """The events themselves, the first "children" read, from a virtual container each."""
+        n_ev = len(ev_start)
+        none = np.zeros(0, dtype=I64)
+        return cls(
+            ev_start.copy(),
+            ev_end.copy(),
+            np.full(n_ev, -1, dtype=I64),
+            np.zeros(n_ev, dtype=I64),
+            np.arange(n_ev, dtype=I64),
+            none,
+            none,
+        )
+
+    def keep(self, sel: NDArray[np.bool_]) -> None:
+        """Keep the lanes ``sel``."""
+        self.cur, self.end, self.par = self.cur[sel], self.end[sel], self.par[sel]
+        self.ppath, self.evt = self.ppath[sel], self.evt[sel]
+        if self.stacked:
+            self.top, self.sdep = self.top[sel], self.sdep[sel]
+
+
+@dataclass
+class _Open:
+    """The indefinite elements open on the lanes: per lane a linked list (``prev``) of slots."""
+
+    node: NDArray[I64]  # the element's node index
+    start: NDArray[I64]  # where its content starts (its length is found at its end)
+    prev: NDArray[I64]  # the slot of the element open below it on the lane, -1 for none
+    path: NDArray[I64]  # its path id
+    n: int = 0  # slots used
+
+    @classmethod
+    def empty(cls) -> _Open:
+        none = np.zeros(0, dtype=I64)
+        return cls(none, none, none, none)
+
+    def push(
+        self, node: NDArray[I64], start: NDArray[I64], prev: NDArray[I64], path: NDArray[I64]
+    ) -> NDArray[I64]:
+        """Open elements; their slots."""
+        k = len(node)
+        if self.n + k > len(self.node):
+            grow = max(2 * len(self.node), self.n + k, 1024) - len(self.node)
+            self.node = np.concatenate([self.node, np.zeros(grow, I64)])
+            self.start = np.concatenate([self.start, np.zeros(grow, I64)])
+            self.prev = np.concatenate([self.prev, np.zeros(grow, I64)])
+            self.path = np.concatenate([self.path, np.zeros(grow, I64)])
+        slots = np.arange(self.n, self.n + k, dtype=I64)
+        self.n += k
+        self.node[slots] = node
+        self.start[slots] = start
+        self.prev[slots] = prev
+        self.path[slots] = path
+        return slots
+
+
+@dataclass
+class _Heads:
+    """The header of the child every lane reads in a round (content offsets relative to buf)."""
+
+    cls: NDArray[I64]
+    cons: NDArray[np.bool_]
+    num: NDArray[I64]
+    cstart: NDArray[I64]
+    length: NDArray[I64]
+    cend: NDArray[I64]
+    indef: NDArray[np.bool_]  # indefinite length (``cend`` is then meaningless)
+    ok: NDArray[np.bool_]  # a sound header, inside its container and the chunk
+    has_indef: bool  # some lane's child is indefinite (and indefinite lengths are read)
+
+    def keep(self, sel: NDArray[np.bool_]) -> None:
+        """Keep the lanes ``sel`` (``ok`` is not kept: it is read before)."""
+        self.cls, self.cons, self.num = self.cls[sel], self.cons[sel], self.num[sel]
+        self.cstart, self.length, self.cend = self.cstart[sel], self.length[sel], self.cend[sel]
+        self.indef = self.indef[sel]
+
+
+def _close_eoc(
+    lanes: _Lanes,
+    opened: _Open,
+    buf: NDArray[np.uint8],
+    bad: NDArray[np.bool_],
+    fixes: list[tuple[NDArray[I64], NDArray[I64]]],
+) -> None:
+    """End-of-contents octets close the innermost open element of a lane (maybe several).
+
+    The closed elements' (node, length) go to ``fixes``. Lanes at their container's end are
+    dropped; an event whose indefinite element has no end-of-contents before it is ``bad``.
+    """
+    top, cur, end = lanes.top, lanes.cur, lanes.end
+    at = np.flatnonzero(top >= 0)
+    while len(at):
+        c = cur[at]
+        at = at[(c + 2 <= end[at]) & (buf[c] == 0) & (buf[c + 1] == 0)]
+        if not len(at):
+            break
+        t = top[at]
+        fixes.append((opened.node[t], cur[at] - opened.start[t]))
+        top[at] = opened.prev[t]
+        lanes.sdep[at] -= 1
+        cur[at] += 2
+        at = at[top[at] >= 0]
+    finished = cur >= end
+    if finished.any():
+        bad[lanes.evt[finished & (top >= 0)]] = True  # no end-of-contents before the end
+        lanes.keep(~finished & ~bad[lanes.evt])
+
+
+def _read_headers(buf: NDArray[np.uint8], lanes: _Lanes, *, indefinite: bool, limit: int) -> _Heads:
+    """Read the tag and length of the next child of every lane."""
+    cur, last = lanes.cur, len(buf) - 1
+    b0 = buf[cur].astype(I64)
+    cls = b0 >> 6
+    cons = (b0 & 0x20) != 0
+    num = b0 & 0x1F
+    hl = np.ones_like(cur)
+    multi = num == 0x1F
+    ok = np.ones(len(cur), dtype=np.bool_)
+    if multi.any():
+        b1 = buf[cur + 1].astype(I64)
+        b2 = buf[cur + 2].astype(I64)
+        two = multi & ((b1 & 0x80) != 0)
+        num = np.where(multi, b1 & 0x7F, num)
+        num = np.where(two, ((b1 & 0x7F) << 7) | (b2 & 0x7F), num)
+        hl = np.where(multi, 2, hl)
+        hl = np.where(two, 3, hl)
+        ok &= ~(two & ((b2 & 0x80) != 0))  # tags above 16383 are not TAP tags
+    lpos = cur + hl
+    lb = buf[lpos].astype(I64)
+    long_form = lb >= 0x80
+    nlen = np.where(long_form, lb & 0x7F, 0)
+    indef = lb == 0x80
+    has_indef = bool(indef.any())
+    if has_indef:
+        if not indefinite:
+            ok &= ~indef  # the pure-Python path reads the event
+        else:
+            ok &= cons | ~indef  # a primitive element cannot be indefinite
+            if lanes.stacked:
+                ok &= ~indef | (lanes.sdep < _MAX_INDEFINITE)
+    ok &= nlen <= 4
+    length = np.where(long_form, 0, lb)
+    if long_form.any():
+        li = np.flatnonzero(long_form)
+        at, nl = lpos[li] + 1, nlen[li]
+        value = np.zeros(len(li), dtype=I64)
+        for i in range(4):
+            more = i < nl
+            if not more.any():
+                break
+            bi = buf[np.minimum(at + i, last)].astype(I64)
+            value = np.where(more, (value << 8) | bi, value)
+        length[li] = value
+    cstart = lpos + 1 + nlen
+    cend = cstart + length
+    ok &= (cend <= lanes.end) & (cend <= limit)
+    return _Heads(cls, cons, num, cstart, length, cend, indef, ok, has_indef and indefinite)
+
+
+def _child_paths(
+    paths: _Paths,
+    lanes: _Lanes,
+    opened: _Open,
+    key: NDArray[I64],
+    late: NDArray[np.bool_],
+    *,
+    any_late: bool,
+) -> NDArray[I64]:
+    """Path ids of the children read; -1 for new paths of late events.
+
+    New paths of late events are interned after the rounds (see :func:`_resolve_paths`); known
+    ones have their id whatever the order.
+    """
+    if not any_late:
+        return paths.intern_many(lanes.ppath, key)
+    early = ~late[lanes.evt]
+    path = np.full(len(lanes.cur), -1, dtype=I64)
+    if early.any():
+        path[early] = paths.intern_many(lanes.ppath[early], key[early])
+    if not early.all():
+        lt = np.flatnonzero(~early)
+        up = lanes.ppath[lt]
+        if lanes.stacked:
+            t = lanes.top[lt]
+            up = np.where(t >= 0, opened.path[np.maximum(t, 0)], up)
+        path[lt] = np.where(up >= 0, paths.lookup_many(np.maximum(up, 0), key[lt]), -1)
+    return path
+
+
+def _push_indefinite(
+    lanes: _Lanes, opened: _Open, h: _Heads, ids: NDArray[I64], path: NDArray[I64]
+) -> None:
+    """An indefinite child: its lane descends into it (it goes on at its content)."""
+    push = np.flatnonzero(h.indef)
+    if not len(push):
+        return
+    if not lanes.stacked:
+        lanes.stacked = True
+        lanes.top = np.full(len(lanes.cur), -1, dtype=I64)
+        lanes.sdep = np.zeros(len(lanes.cur), dtype=I64)
+    slots = opened.push(ids[push], h.cstart[push], lanes.top[push], path[push])
+    lanes.top[push] = slots
+    lanes.sdep[push] += 1
+    h.cend = np.where(h.indef, h.cstart, h.cend)  # where the lane goes on
+
+
+def _advance(lanes: _Lanes, h: _Heads, ids: NDArray[I64], path: NDArray[I64]) -> None:
+    """Move past the children read: keep lanes with more children, open constructed children."""
+    if lanes.stacked:
+        nxt = (lanes.top >= 0) | (h.cend < lanes.end)
+        new = h.cons & ~h.indef & (h.length > 0) if h.has_indef else h.cons & (h.length > 0)
+        n_new = int(new.sum())
+        lanes.top = np.concatenate([lanes.top[nxt], np.full(n_new, -1, I64)])
+        lanes.sdep = np.concatenate([lanes.sdep[nxt], np.zeros(n_new, I64)])
+    else:
+        nxt = h.cend < lanes.end
+        new = h.cons & (h.length > 0)
+    lanes.cur = np.concatenate([h.cend[nxt], h.cstart[new]])
+    lanes.end = np.concatenate([lanes.end[nxt], h.cend[new]])
+    lanes.par = np.concatenate([lanes.par[nxt], ids[new]])
+    lanes.ppath = np.concatenate([lanes.ppath[nxt], path[new]])
+    lanes.evt = np.concatenate([lanes.evt[nxt], lanes.evt[new]])
+
+
 def _parse_chunk(
     buf: NDArray[np.uint8],
     base: int,
@@ -279,213 +530,79 @@ def _parse_chunk(
     bad = np.zeros(n_ev, dtype=np.bool_)
     late = np.zeros(n_ev, dtype=np.bool_)
     out: dict[str, list[Any]] = {k: [] for k in (*_Nodes.__dataclass_fields__, "key")}
-    fix_ids: list[NDArray[I64]] = []
-    fix_len: list[NDArray[I64]] = []
+    fixes: list[tuple[NDArray[I64], NDArray[I64]]] = []
     count = 0
-
-    # the events themselves are the first "children" parsed, from a virtual container each
-    cur = ev_start.copy()
-    end = ev_end.copy()
-    par = np.full(n_ev, -1, dtype=I64)
-    ppath = np.zeros(n_ev, dtype=I64)
-    evt = np.arange(n_ev, dtype=I64)
-    stacked = False  # a lane has had an indefinite element open: `top`/`sdep` are kept
+    lanes = _Lanes.of_events(ev_start, ev_end)
+    opened = _Open.empty()
     any_late = False
-    top = sdep = np.zeros(0, dtype=I64)
-    open_node = np.zeros(0, dtype=I64)
-    open_start = np.zeros(0, dtype=I64)
-    open_prev = np.zeros(0, dtype=I64)
-    open_path = np.zeros(0, dtype=I64)
-    n_open = 0
     limit = len(buf) - _PAD
-    last = len(buf) - 1
 
-    while len(cur):
-        if stacked:
-            # end-of-contents octets close the innermost open element (maybe several)
-            at = np.flatnonzero(top >= 0)
-            while len(at):
-                c = cur[at]
-                at = at[(c + 2 <= end[at]) & (buf[c] == 0) & (buf[c + 1] == 0)]
-                if not len(at):
-                    break
-                t = top[at]
-                fix_ids.append(open_node[t])
-                fix_len.append(cur[at] - open_start[t])
-                top[at] = open_prev[t]
-                sdep[at] -= 1
-                cur[at] += 2
-                at = at[top[at] >= 0]
-            finished = cur >= end
-            if finished.any():
-                bad[evt[finished & (top >= 0)]] = True  # no end-of-contents before the end
-                keep = ~finished & ~bad[evt]
-                cur, end, par, ppath, evt, top, sdep = (
-                    cur[keep],
-                    end[keep],
-                    par[keep],
-                    ppath[keep],
-                    evt[keep],
-                    top[keep],
-                    sdep[keep],
-                )
-                if not len(cur):
-                    break
-
-        # one child of every open container
-        b0 = buf[cur].astype(I64)
-        cls = b0 >> 6
-        cons = (b0 & 0x20) != 0
-        num = b0 & 0x1F
-        hl = np.ones_like(cur)
-        multi = num == 0x1F
-        ok = np.ones(len(cur), dtype=np.bool_)
-        if multi.any():
-            b1 = buf[cur + 1].astype(I64)
-            b2 = buf[cur + 2].astype(I64)
-            two = multi & ((b1 & 0x80) != 0)
-            num = np.where(multi, b1 & 0x7F, num)
-            num = np.where(two, ((b1 & 0x7F) << 7) | (b2 & 0x7F), num)
-            hl = np.where(multi, 2, hl)
-            hl = np.where(two, 3, hl)
-            ok &= ~(two & ((b2 & 0x80) != 0))  # tags above 16383 are not TAP tags
-        lpos = cur + hl
-        lb = buf[lpos].astype(I64)
-        long_form = lb >= 0x80
-        nlen = np.where(long_form, lb & 0x7F, 0)
-        indef = lb == 0x80
-        has_indef = bool(indef.any())
-        if has_indef:
-            if not indefinite:
-                ok &= ~indef  # the pure-Python path reads the event
-            else:
-                ok &= cons | ~indef  # a primitive element cannot be indefinite
-                if stacked:
-                    ok &= ~indef | (sdep < _MAX_INDEFINITE)
-        ok &= nlen <= 4
-        length = np.where(long_form, 0, lb)
-        if long_form.any():
-            li = np.flatnonzero(long_form)
-            at, nl = lpos[li] + 1, nlen[li]
-            value = np.zeros(len(li), dtype=I64)
-            for i in range(4):
-                more = i < nl
-                if not more.any():
-                    break
-                bi = buf[np.minimum(at + i, last)].astype(I64)
-                value = np.where(more, (value << 8) | bi, value)
-            length[li] = value
-        cstart = lpos + 1 + nlen
-        cend = cstart + length
-        ok &= (cend <= end) & (cend <= limit)
-
-        has_indef = has_indef and indefinite
-        if has_indef:
-            newly = evt[indef & ok]
+    while len(lanes.cur):
+        if lanes.stacked:
+            _close_eoc(lanes, opened, buf, bad, fixes)
+            if not len(lanes.cur):
+                break
+        h = _read_headers(buf, lanes, indefinite=indefinite, limit=limit)
+        if h.has_indef:
+            newly = lanes.evt[h.indef & h.ok]
             if len(newly):
                 late[newly] = True
                 any_late = True
-        if not ok.all():
+        if not h.ok.all():
             # lanes of bad events are dropped as soon as a lane fails: all others are sound
-            bad[evt[~ok]] = True
-            sel = ~bad[evt]
-            cur, end, par, ppath, evt = cur[sel], end[sel], par[sel], ppath[sel], evt[sel]
-            cls, cons, num, cstart, length, cend, indef = (
-                cls[sel],
-                cons[sel],
-                num[sel],
-                cstart[sel],
-                length[sel],
-                cend[sel],
-                indef[sel],
-            )
-            if stacked:
-                top, sdep = top[sel], sdep[sel]
-            if not len(cur):
+            bad[lanes.evt[~h.ok]] = True
+            sel = ~bad[lanes.evt]
+            lanes.keep(sel)
+            h.keep(sel)
+            if not len(lanes.cur):
                 break
 
-        key = (cls << 24) | num
-        if any_late:
-            # new paths of late events are interned after the rounds (see `_resolve_paths`);
-            # known ones have their id whatever the order
-            early = ~late[evt]
-            path = np.full(len(cur), -1, dtype=I64)
-            if early.any():
-                path[early] = paths.intern_many(ppath[early], key[early])
-            if not early.all():
-                lt = np.flatnonzero(~early)
-                up = ppath[lt]
-                if stacked:
-                    t = top[lt]
-                    up = np.where(t >= 0, open_path[np.maximum(t, 0)], up)
-                path[lt] = np.where(up >= 0, paths.lookup_many(np.maximum(up, 0), key[lt]), -1)
-        else:
-            path = paths.intern_many(ppath, key)
-        k = len(cur)
+        key = (h.cls << 24) | h.num
+        path = _child_paths(paths, lanes, opened, key, late, any_late=any_late)
+        k = len(lanes.cur)
         ids = np.arange(count, count + k, dtype=I64)
         count += k
-        out["header"].append(cur + base)
-        out["start"].append(cstart + base)
-        out["length"].append(length)
+        out["header"].append(lanes.cur + base)
+        out["start"].append(h.cstart + base)
+        out["length"].append(h.length)
+        top = lanes.top
         out["parent"].append(
-            np.where(top >= 0, open_node[np.maximum(top, 0)], par) if stacked else par
+            np.where(top >= 0, opened.node[np.maximum(top, 0)], lanes.par)
+            if lanes.stacked
+            else lanes.par
         )
-        out["event"].append(evt)
+        out["event"].append(lanes.evt)
         out["path"].append(path)
-        out["constructed"].append(cons)
+        out["constructed"].append(h.cons)
         out["key"].append(key)
-
-        if has_indef:
-            # an indefinite child: its lane descends into it
-            push = np.flatnonzero(indef)
-            if len(push):
-                if not stacked:
-                    stacked = True
-                    top = np.full(len(cur), -1, dtype=I64)
-                    sdep = np.zeros(len(cur), dtype=I64)
-                if n_open + len(push) > len(open_node):
-                    grow = max(2 * len(open_node), n_open + len(push), 1024) - len(open_node)
-                    open_node = np.concatenate([open_node, np.zeros(grow, I64)])
-                    open_start = np.concatenate([open_start, np.zeros(grow, I64)])
-                    open_prev = np.concatenate([open_prev, np.zeros(grow, I64)])
-                    open_path = np.concatenate([open_path, np.zeros(grow, I64)])
-                slots = np.arange(n_open, n_open + len(push), dtype=I64)
-                n_open += len(push)
-                open_node[slots] = ids[push]
-                open_start[slots] = cstart[push]
-                open_prev[slots] = top[push]
-                open_path[slots] = path[push]
-                top[push] = slots
-                sdep[push] += 1
-                cend = np.where(indef, cstart, cend)  # where the lane goes on
-        # advance the containers; keep those with more children, open constructed children
-        if stacked:
-            nxt = (top >= 0) | (cend < end)
-            opened = cons & ~indef & (length > 0) if has_indef else cons & (length > 0)
-            n_new = int(opened.sum())
-            top = np.concatenate([top[nxt], np.full(n_new, -1, I64)])
-            sdep = np.concatenate([sdep[nxt], np.zeros(n_new, I64)])
-        else:
-            nxt = cend < end
-            opened = cons & (length > 0)
-        cur = np.concatenate([cend[nxt], cstart[opened]])
-        end = np.concatenate([end[nxt], cend[opened]])
-        par = np.concatenate([par[nxt], ids[opened]])
-        ppath = np.concatenate([ppath[nxt], path[opened]])
-        evt = np.concatenate([evt[nxt], evt[opened]])
+        if h.has_indef:
+            _push_indefinite(lanes, opened, h, ids, path)
+        _advance(lanes, h, ids, path)
 
     if count == 0:
         return _Parsed(_empty_nodes(), bad, late, _empty_nodes(), np.zeros(0, I64))
     keys = np.concatenate(out.pop("key"))
     nodes = _Nodes(**{k: np.concatenate(v) for k, v in out.items()})
-    if fix_ids:
-        nodes.length[np.concatenate(fix_ids)] = np.concatenate(fix_len)
+    if fixes:
+        nodes.length[np.concatenate([i for i, _ in fixes])] = np.concatenate([n for _, n in fixes])
+    return _set_apart_late(nodes, keys, bad, late, any_late=any_late)
+
+
+def _set_apart_late(
+    nodes: _Nodes,
+    keys: NDArray[I64],
+    bad: NDArray[np.bool_],
+    late: NDArray[np.bool_],
+    *,
+    any_late: bool,
+) -> _Parsed:
+    """The rounds' rows as :class:`_Parsed`: bad events dropped, late ones in offset order."""
     if not any_late:
         if bad.any():
             nodes = _drop_events(nodes, bad)
         return _Parsed(nodes, bad, late, _empty_nodes(), np.zeros(0, I64))
     # a second element in an event's extent: the pure-Python path would read only the first
-    roots = np.bincount(nodes.event[nodes.parent < 0], minlength=n_ev)
+    roots = np.bincount(nodes.event[nodes.parent < 0], minlength=len(bad))
     bad |= late & (roots > 1)
     is_late = late[nodes.event] & ~bad[nodes.event]
     order = np.flatnonzero(is_late)
@@ -839,105 +956,10 @@ def _columns(
     first_index: int,
 ) -> dict[str, pa.Array]:
     cols: dict[str, pa.Array] = {}
-    # group the nodes by path once; a field is then a few slices, not a scan of all nodes
-    order = np.argsort(nodes.path, kind="stable")
-    bounds = np.searchsorted(nodes.path[order], np.arange(len(paths.type_name) + 1))
-
-    def select(
-        wanted: set[str], parents: set[str] | None = None, kind: str | None = None
-    ) -> NDArray[I64]:
-        pids = _path_ids(paths, wanted, parents, kind)
-        if not pids:
-            return np.zeros(0, I64)
-        return np.concatenate([order[bounds[p] : bounds[p + 1]] for p in pids])
-
-    def report_invalid(where: NDArray[I64], what: str, code: int) -> None:
-        # every event in error is reported: each one must be returned (no cap)
-        for i in where.tolist():
-            pid = int(nodes.path[i])
-            problems.append(
-                DecodeProblem(
-                    int(nodes.header[i]),
-                    paths.describe(pid),
-                    what,
-                    first_index + int(nodes.event[i]),
-                    paths.type_name[pid],
-                    code,
-                )
-            )
-
-    for name, (types, parents) in _FIRST_INT.items():
-        ev, idx = _first_per_event(select(types, parents), nodes)
-        vals, ok = _ints(buf, base, nodes.start[idx], nodes.length[idx])
-        report_invalid(idx[~ok], f"`{name}`: INTEGER longer than 8 bytes", 10)
-        cols[name] = _column_int(n_ev, ev[ok], vals[ok])
-
-    for name, types in _SUM_INT.items():
-        idx = select(types)
-        vals, ok = _ints(buf, base, nodes.start[idx], nodes.length[idx])
-        report_invalid(idx[~ok], f"`{name}`: INTEGER longer than 8 bytes", 10)
-        idx, vals = idx[ok], vals[ok]
-        # TD.57 value ranges: amounts and volumes are never negative (refunds are flagged)
-        report_invalid(idx[vals < 0], f"`{name}`: value out of range (negative)", 20)
-        total = np.zeros(n_ev, dtype=I64)
-        np.add.at(total, nodes.event[idx], vals)
-        present = np.zeros(n_ev, dtype=np.bool_)
-        present[nodes.event[idx]] = True
-        cols[name] = pa.array(total, pa.int64(), mask=~present)
-
-    for name, types in _COUNT.items():
-        idx = select(types)
-        counts = np.bincount(nodes.event[idx], minlength=n_ev).astype(I64)
-        cols[name] = pa.array(counts, pa.int64())
-
-    for name, types in _FIRST_BCD.items():
-        ev, idx = _first_per_event(select(types), nodes)
-        cols[name] = _scatter_strings(
-            n_ev, ev, _bcd(buf, base, nodes.start[idx], nodes.length[idx])
-        )
-
-    for name, types in _FIRST_STR.items():
-        ev, idx = _first_per_event(select(types), nodes)
-        vals = _strings(buf, base, nodes.start[idx], nodes.length[idx])
-        cols[name] = _scatter_strings(n_ev, ev, vals)
-
-    # charges: ChargeDetail{chargeType, charge}; messagingEvent carries `charge` directly (type 00)
-    cidx = select({"ChargeType"})
-    ctype_txt = _gather(buf, base, nodes.start[cidx], 2)
-    digits = (ctype_txt[:, :2] >= 48) & (ctype_txt[:, :2] <= 57)
-    ctype_ok = (nodes.length[cidx] == 2) & digits.all(axis=1)
-    ctype_num = np.where(ctype_ok, (ctype_txt[:, 0] - 48) * 10 + (ctype_txt[:, 1] - 48), -1)
-    report_invalid(cidx[~ctype_ok], "`chargeType`: not two digits", 10)
-    report_invalid(
-        cidx[ctype_ok & ~np.isin(ctype_num, _CHARGE_TYPES)],
-        "`chargeType`: value out of range (allowed 00-04, 21, 50)",
-        20,
-    )
-    type_of_parent = np.full(len(nodes.path) + 1, -2, dtype=I64)  # -2: no ChargeType sibling
-    type_of_parent[nodes.parent[cidx]] = ctype_num
-    gidx = select({"Charge"})
-    gvals, gok = _ints(buf, base, nodes.start[gidx], nodes.length[gidx])
-    report_invalid(gidx[~gok], "`charge`: INTEGER longer than 8 bytes", 10)
-    gidx, gvals = gidx[gok], gvals[gok]
-    report_invalid(gidx[gvals < 0], "`charge`: value out of range (negative)", 20)
-    gparent = nodes.parent[gidx]
-    gtype = np.where(gparent >= 0, type_of_parent[np.maximum(gparent, 0)], -2)
-    direct = np.isin(nodes.path[gidx], _path_ids(paths, {"Charge"}, {"MessagingEvent"}))
-    gtype = np.where(direct, 0, gtype)
-    for name, code in (("charge", 0), ("charge_airtime", 1), ("charge_toll", 3)):
-        sel = gtype == code
-        total = np.zeros(n_ev, dtype=I64)
-        np.add.at(total, nodes.event[gidx[sel]], gvals[sel])
-        present = np.zeros(n_ev, dtype=np.bool_)
-        present[nodes.event[gidx[sel]]] = True
-        cols[name] = pa.array(total, pa.int64(), mask=~present)
-
-    # refund flag: a ChargeRefundIndicator with value 1 anywhere in the event
-    ridx = select({"ChargeRefundIndicator"})
-    rvals, rok = _ints(buf, base, nodes.start[ridx], nodes.length[ridx])
-    refund = np.zeros(n_ev, dtype=np.bool_)
-    refund[nodes.event[ridx[rok & (rvals == 1)]]] = True
-    cols["refund"] = pa.array(refund)
+    f = _Fields.of(buf, base, nodes, n_ev, paths, problems, first_index)
+    select, report_invalid = f.select, f.report_invalid
+    _plain_columns(f, cols)
+    _charge_columns(f, cols)
 
     # start time: the first start-stamp DateTime, its LocalTimeStamp and UtcTimeOffsetCode
     stamp = np.concatenate(
@@ -1022,6 +1044,146 @@ def _columns(
         [ctx.rec_entities.get(c) if c is not None else None for c in rec.to_pylist()], pa.string()
     )
     return cols
+
+
+@dataclass
+class _Fields:
+    """The nodes of a chunk grouped by path once: a field is then a few slices, not a scan."""
+
+    buf: NDArray[np.uint8]
+    base: int
+    nodes: _Nodes
+    n_ev: int
+    paths: _Paths
+    problems: list[DecodeProblem]
+    first_index: int
+    order: NDArray[I64]  # node indices sorted by path
+    bounds: NDArray[I64]  # per path id, where its nodes start in ``order``
+
+    @classmethod
+    def of(
+        cls,
+        buf: NDArray[np.uint8],
+        base: int,
+        nodes: _Nodes,
+        n_ev: int,
+        paths: _Paths,
+        problems: list[DecodeProblem],
+        first_index: int,
+    ) -> _Fields:
+        order = np.argsort(nodes.path, kind="stable")
+        bounds = np.searchsorted(nodes.path[order], np.arange(len(paths.type_name) + 1))
+        return cls(buf, base, nodes, n_ev, paths, problems, first_index, order, bounds)
+
+    def select(
+        self, wanted: set[str], parents: set[str] | None = None, kind: str | None = None
+    ) -> NDArray[I64]:
+        """The nodes of the types ``wanted`` (under ``parents``, in events of ``kind``)."""
+        pids = _path_ids(self.paths, wanted, parents, kind)
+        if not pids:
+            return np.zeros(0, I64)
+        order, bounds = self.order, self.bounds
+        return np.concatenate([order[bounds[p] : bounds[p + 1]] for p in pids])
+
+    def report_invalid(self, where: NDArray[I64], what: str, code: int) -> None:
+        """A problem (TD.57 ``code``) for each of the nodes ``where``."""
+        nodes, paths = self.nodes, self.paths
+        # every event in error is reported: each one must be returned (no cap)
+        for i in where.tolist():
+            pid = int(nodes.path[i])
+            self.problems.append(
+                DecodeProblem(
+                    int(nodes.header[i]),
+                    paths.describe(pid),
+                    what,
+                    self.first_index + int(nodes.event[i]),
+                    paths.type_name[pid],
+                    code,
+                )
+            )
+
+
+def _plain_columns(f: _Fields, cols: dict[str, pa.Array]) -> None:
+    """The columns of the field tables: first value, sum, count, BCD and text per event."""
+    buf, base, nodes, n_ev = f.buf, f.base, f.nodes, f.n_ev
+    select, report_invalid = f.select, f.report_invalid
+    for name, (types, parents) in _FIRST_INT.items():
+        ev, idx = _first_per_event(select(types, parents), nodes)
+        vals, ok = _ints(buf, base, nodes.start[idx], nodes.length[idx])
+        report_invalid(idx[~ok], f"`{name}`: INTEGER longer than 8 bytes", 10)
+        cols[name] = _column_int(n_ev, ev[ok], vals[ok])
+
+    for name, types in _SUM_INT.items():
+        idx = select(types)
+        vals, ok = _ints(buf, base, nodes.start[idx], nodes.length[idx])
+        report_invalid(idx[~ok], f"`{name}`: INTEGER longer than 8 bytes", 10)
+        idx, vals = idx[ok], vals[ok]
+        # TD.57 value ranges: amounts and volumes are never negative (refunds are flagged)
+        report_invalid(idx[vals < 0], f"`{name}`: value out of range (negative)", 20)
+        total = np.zeros(n_ev, dtype=I64)
+        np.add.at(total, nodes.event[idx], vals)
+        present = np.zeros(n_ev, dtype=np.bool_)
+        present[nodes.event[idx]] = True
+        cols[name] = pa.array(total, pa.int64(), mask=~present)
+
+    for name, types in _COUNT.items():
+        idx = select(types)
+        counts = np.bincount(nodes.event[idx], minlength=n_ev).astype(I64)
+        cols[name] = pa.array(counts, pa.int64())
+
+    for name, types in _FIRST_BCD.items():
+        ev, idx = _first_per_event(select(types), nodes)
+        cols[name] = _scatter_strings(
+            n_ev, ev, _bcd(buf, base, nodes.start[idx], nodes.length[idx])
+        )
+
+    for name, types in _FIRST_STR.items():
+        ev, idx = _first_per_event(select(types), nodes)
+        vals = _strings(buf, base, nodes.start[idx], nodes.length[idx])
+        cols[name] = _scatter_strings(n_ev, ev, vals)
+
+
+def _charge_columns(f: _Fields, cols: dict[str, pa.Array]) -> None:
+    """``charge``, ``charge_airtime``, ``charge_toll`` (by chargeType) and ``refund``."""
+    buf, base, nodes, n_ev, paths = f.buf, f.base, f.nodes, f.n_ev, f.paths
+    select, report_invalid = f.select, f.report_invalid
+    # charges: ChargeDetail{chargeType, charge}; messagingEvent carries `charge` directly (type 00)
+    cidx = select({"ChargeType"})
+    ctype_txt = _gather(buf, base, nodes.start[cidx], 2)
+    digits = (ctype_txt[:, :2] >= 48) & (ctype_txt[:, :2] <= 57)
+    ctype_ok = (nodes.length[cidx] == 2) & digits.all(axis=1)
+    ctype_num = np.where(ctype_ok, (ctype_txt[:, 0] - 48) * 10 + (ctype_txt[:, 1] - 48), -1)
+    report_invalid(cidx[~ctype_ok], "`chargeType`: not two digits", 10)
+    report_invalid(
+        cidx[ctype_ok & ~np.isin(ctype_num, _CHARGE_TYPES)],
+        "`chargeType`: value out of range (allowed 00-04, 21, 50)",
+        20,
+    )
+    type_of_parent = np.full(len(nodes.path) + 1, -2, dtype=I64)  # -2: no ChargeType sibling
+    type_of_parent[nodes.parent[cidx]] = ctype_num
+    gidx = select({"Charge"})
+    gvals, gok = _ints(buf, base, nodes.start[gidx], nodes.length[gidx])
+    report_invalid(gidx[~gok], "`charge`: INTEGER longer than 8 bytes", 10)
+    gidx, gvals = gidx[gok], gvals[gok]
+    report_invalid(gidx[gvals < 0], "`charge`: value out of range (negative)", 20)
+    gparent = nodes.parent[gidx]
+    gtype = np.where(gparent >= 0, type_of_parent[np.maximum(gparent, 0)], -2)
+    direct = np.isin(nodes.path[gidx], _path_ids(paths, {"Charge"}, {"MessagingEvent"}))
+    gtype = np.where(direct, 0, gtype)
+    for name, code in (("charge", 0), ("charge_airtime", 1), ("charge_toll", 3)):
+        sel = gtype == code
+        total = np.zeros(n_ev, dtype=I64)
+        np.add.at(total, nodes.event[gidx[sel]], gvals[sel])
+        present = np.zeros(n_ev, dtype=np.bool_)
+        present[nodes.event[gidx[sel]]] = True
+        cols[name] = pa.array(total, pa.int64(), mask=~present)
+
+    # refund flag: a ChargeRefundIndicator with value 1 anywhere in the event
+    ridx = select({"ChargeRefundIndicator"})
+    rvals, rok = _ints(buf, base, nodes.start[ridx], nodes.length[ridx])
+    refund = np.zeros(n_ev, dtype=np.bool_)
+    refund[nodes.event[ridx[rok & (rvals == 1)]]] = True
+    cols["refund"] = pa.array(refund)
 
 
 # ---------------------------------------------------------------------------------------------

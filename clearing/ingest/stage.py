@@ -15,10 +15,9 @@ __all__ = ["claim", "collect"]
 @stage("collect")
 def collect(ctx: StageContext) -> StepResult:
     """Fetch every configured partner's new files; an unreachable partner is a problem (3)."""
-    from clearing.transport.settings import parse_transport_settings
-
-    settings = parse_transport_settings(ctx.settings.transport, source=ctx.workdir.config)
-    got = collect_partners(ctx.workdir.root, settings=settings)
+    if ctx.sources is None:
+        return StepResult("collect", {"partners": 0}, status="skipped")
+    got = collect_partners(ctx.workdir.root, ctx.sources)
     if not got.partners:
         return StepResult("collect", {"partners": 0}, status="skipped")
     return StepResult(

@@ -22,8 +22,7 @@ from typing import TYPE_CHECKING, Any, Final
 import polars as pl
 
 from clearing.codecs import ciber
-from clearing.codecs.ciber._codes import CURRENCY_CODE_BY_ISO, YEAR_PIVOT
-from clearing.codecs.ciber._writer import MAX_RECORDS
+from clearing.codecs.ciber import CURRENCY_CODE_BY_ISO, MAX_RECORDS, YEAR_PIVOT
 
 if TYPE_CHECKING:
     import datetime as dt

@@ -41,6 +41,7 @@ from clearing.pipeline.runlog import QuietLog
 from clearing.pipeline.steps import Step, run_steps
 from clearing.returns.stage import receive_day
 from clearing.stage import StageContext
+from clearing.transport.settings import Transports
 from clearing.transport.stage import due_files, register_day
 
 if TYPE_CHECKING:
@@ -159,6 +160,7 @@ def run_nightly(
             settle=opts.settle,
             run_id=run.run_id,
             progress=run.log.event,
+            sources=Transports(settings.transport),
         )
         results = run_steps(run, nightly_steps(), ctx)
         _summarise(wd, day, run, results)

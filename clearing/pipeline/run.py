@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from clearing import __version__
 from clearing._io import write_atomic
+from clearing.config import CONFIG_NAME
 from clearing.errors import ClearingError, ExitCode
 
 if TYPE_CHECKING:
@@ -216,7 +217,7 @@ class Run:
 
     def manifest(self, *, hashes: bool = True) -> dict[str, Any]:
         """The manifest as a dict (what ``manifest.json`` holds)."""
-        config = self.workdir / "clearing.toml"
+        config = self.workdir / CONFIG_NAME
         return {
             "run_id": self.run_id,
             "kind": self.kind,

@@ -15,7 +15,7 @@ Retail rating per sub-number lives in :mod:`clearing.rating.retail` (imported on
 from __future__ import annotations
 
 from clearing.rating._book import Rates
-from clearing.rating._refdata import ImportedTable, duckdb_view, import_rates, read_table
+from clearing.rating._refdata import SOURCES, ImportedTable, duckdb_view, import_rates, read_table
 from clearing.rating.cdr import CdrRead, read_cdrs
 from clearing.rating.check import IotCheck, iot_check
 from clearing.rating.inbound import rate_visitors
@@ -24,6 +24,7 @@ from clearing.rating.run import RateSummary, rate_day
 from clearing.rating.whatif import WhatIf, what_if
 
 __all__ = [
+    "SOURCES",
     "CdrRead",
     "ImportedTable",
     "IotCheck",

@@ -21,16 +21,18 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import re
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from clearing.config import environment
 from clearing.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = ["Column", "TableSchema", "load_schema", "rates_specs_dir", "schemas"]
 
@@ -42,10 +44,7 @@ _FALSE = {"no", "false", "0", "n"}
 
 def rates_specs_dir() -> Path:
     """Folder of the table schemas (``$CLEARING_RATES_SPECS_DIR`` or ``specs/rates``)."""
-    env = os.environ.get("CLEARING_RATES_SPECS_DIR")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2] / "specs" / "rates"
+    return environment().rates_specs_dir
 
 
 @dataclass(frozen=True, slots=True)

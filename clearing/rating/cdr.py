@@ -11,18 +11,18 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import polars as pl
 
+from clearing.config import environment
 from clearing.errors import ConfigError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
+    from pathlib import Path
 
 __all__ = [
     "CDR_FINDINGS_SCHEMA",
@@ -51,10 +51,7 @@ _DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S"
 
 
 def _spec_path() -> Path:
-    env = os.environ.get("CLEARING_MEDIATION_SPEC")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2] / "specs" / "mediation" / "cdr.csv"
+    return environment().mediation_spec
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,17 +21,18 @@ import csv
 import io
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
 import polars as pl
 import pyarrow as pa
 
+from clearing._paths import specs_root
 from clearing.errors import ConfigError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
+    from pathlib import Path
 
     Row = dict[str, Any]
 
@@ -84,7 +85,7 @@ class ColumnSpec:
 
 
 def _specs_dir() -> Path:
-    return Path(__file__).resolve().parents[2] / "specs" / "rates"
+    return specs_root() / "rates"
 
 
 @cache

@@ -38,14 +38,12 @@ def receive_day(
     """
     from clearing.ingest import claim_inputs, input_kind
     from clearing.returns import incoming
-    from clearing.store import open_store
-    from clearing.transport.outbox import LedgerError, Outbox, OutboxState
+    from clearing.store import OutboxState, open_store
 
     files = [p for p in claim_inputs(wd, day) if input_kind(p) in ("rap", "ack")]
     settings = settings or wd.settings()
     counts = {"raps": 0, "acks": 0}
     problems: list[str] = []
-    outbox = Outbox(wd.db)
     with open_store(wd.db) as state:
         for path in files:
             try:
@@ -60,12 +58,9 @@ def receive_day(
                 continue
             counts["acks"] += 1
             name = str(RapName(got.test, settings.home.tadig, got.sender, got.rap_fsn))
-            try:
-                entry = outbox.get(name)
-            except LedgerError:  # not a RAP of ours in the outbox
-                continue
-            if entry.state == OutboxState.SENT:
-                outbox.mark(name, OutboxState.ACKNOWLEDGED)
+            entry = state.outbox.find(name)  # None: not a RAP of ours in the outbox
+            if entry is not None and entry.state == OutboxState.SENT:
+                state.outbox.set_state(name, OutboxState.ACKNOWLEDGED)
     return counts, problems
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from clearing.config import CONFIG_NAME
 from clearing.errors import ConfigError
 from clearing.names import TapName
 from clearing.samples.ciber import CIBER_PARTNERS, HOME_SID_BID, generate_ciber
@@ -126,7 +127,7 @@ def generate_world(out: Path, *, day: date, events: int = 2000, seed: int = 1) -
             (a world is never written over a work folder in use).
     """
     tap_events, cdrs = split_world(events)
-    config = out / "clearing.toml"
+    config = out / CONFIG_NAME
     if config.exists():
         msg = (
             f"`{out}` already holds a clearing.toml: generate the world into a new folder "

@@ -34,7 +34,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from clearing.names import CdrName
-from clearing.rating._refdata import SOURCES, import_rates
+from clearing.rating import SOURCES, import_rates
 from clearing.samples.ciber import CIBER_PARTNERS
 from clearing.samples.tap import HOME_COUNTRY_CODE, HOME_TADIG, PARTNERS
 

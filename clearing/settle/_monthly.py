@@ -46,7 +46,8 @@ from clearing import config
 from clearing.errors import ConfigError
 from clearing.money import minor_units
 from clearing.rating.validity import valid_on_sql
-from clearing.settle._book import Book, Chart, Col, KeyFigure, KeyFigures, Table, money
+from clearing.settle import _monthly_sheets as sheets
+from clearing.settle._book import Book, money
 from clearing.settle._common import AuditFacts, file_sha256, lake_file_rows
 from clearing.settle._issue import write_issue
 from clearing.settle._lake import SDR_SCALE, Lake, MissingInputError
@@ -734,335 +735,32 @@ def _runs(workdir: Path, p: Period) -> list[dict[str, Any]]:
 # the workbook
 
 
-def _sdr_col(key: str, title: str, **kw: Any) -> Col:
-    return Col(key, title, "money", scale=SDR_SCALE, **kw)
-
-
 def build_monthly(f: _Figures, *, run_id: str | None, version: int, replaces: Path | None) -> Book:
     """The monthly workbook of issue ``version`` (see the module docstring)."""
-    p, settings, facts = f.period, f.settings, f.facts
-    home = settings.home.tadig
+    p, facts, home = f.period, f.facts, f.settings.home
     through = max(f.dates) if f.dates else None
-    provisional = through is None or through < p.last
-    status = (
-        f"provisional: data through {through}, the period runs to {p.last}"
-        if provisional
-        else f"complete: data through {through}"
-    )
-    summary = Table(
-        "Summary",
-        f"Settlement summary {p.name}",
-        [
-            Col("partner", "Partner"),
-            Col("name", "Name"),
-            Col("standard", "Standard"),
-            Col("window", "Processing dates"),
-            Col("rec_events", "Receivable events", "int", total=True),
-            _sdr_col("rec_charge", "Receivable charge (SDR)", total=True, name="receivable_sdr"),
-            _sdr_col("rec_tax", "Receivable tax (SDR)", total=True),
-            _sdr_col("rap_received", "RAP received (SDR)", total=True, name="rap_received_sdr"),
-            _sdr_col(
-                "net_rec",
-                "Net receivable (SDR)",
-                total=True,
-                formula="{rec_charge} + {rec_tax} + {rap_received}",
-                name="net_receivable_sdr",
-            ),
-            Col("pay_events", "Payable events", "int", total=True),
-            _sdr_col(
-                "pay_charge", "Payable charge as invoiced (SDR)", total=True, name="payable_sdr"
-            ),
-            _sdr_col("pay_tax", "Payable tax (SDR)", total=True),
-            _sdr_col("rap_sent", "RAP sent (SDR)", total=True, name="rap_sent_sdr"),
-            _sdr_col(
-                "net_pay",
-                "Net payable (SDR)",
-                total=True,
-                formula="{pay_charge} + {pay_tax} + {rap_sent}",
-                name="net_payable_sdr",
-            ),
-            _sdr_col(
-                "net_sdr",
-                "Net position (SDR)",
-                total=True,
-                formula="{net_rec} - {net_pay}",
-                name="net_position_sdr",
-            ),
-            Col("sc", "Settlement currency", align="center"),
-            Col("rec_sc", "Net receivable (settlement)", "money", scale_key="ss"),
-            Col("pay_sc", "Net payable (settlement)", "money", scale_key="ss"),
-            Col(
-                "net_sc",
-                "Net position (settlement)",
-                "money",
-                scale_key="ss",
-                formula="{rec_sc} - {pay_sc}",
-            ),
-            Col("direction", "Direction", align="center"),
-        ],
-        f.summary,
-        subtitle=(
-            f"TAP partners: processing dates {p.tap_from} to {p.tap_to}; CIBER partners: "
-            f"settlement period {p.ciber_from} to {p.ciber_to} · net position > 0: the partner "
-            "pays us"
-        ),
-        notes=[
-            "Receivable: our TAP-out / CIBER-out (rated visitors), charge and tax. RAP received: "
-            "what partners returned of it (severe: the events; fatal: the whole file), negative.",
-            "Payable: every record of the partners' files as invoiced (charge + CAMEL fee; tax). "
-            "RAP sent: what we returned (returned, duplicate, late), negative. Net payable = "
-            "accepted records.",
-            "Settlement currency: each record converted on its call date (fx table, through "
-            "SDR, rounded once half up); totals are sums of those amounts. Currencies differ per "
-            "partner: see By currency.",
-        ],
-        charts=[Chart("Net position per partner (SDR)", "partner", ("net_sdr",), y_title="SDR")],
-    )
-    by_currency = Table(
-        "By currency",
-        "Net positions per settlement currency",
-        [
-            Col("sc", "Settlement currency"),
-            Col("partners", "Partners", "int", total=True),
-            Col("rec_sc", "Net receivable", "money", scale_key="ss"),
-            Col("pay_sc", "Net payable", "money", scale_key="ss"),
-            Col("net_sc", "Net position", "money", scale_key="ss", formula="{rec_sc} - {pay_sc}"),
-            Col("direction", "Direction"),
-        ],
-        f.by_currency,
-        subtitle=f"Period {p.name} · the Summary's settlement-currency columns summed",
-    )
-    detail = Table(
-        "Detail",
-        f"Detail per partner, direction and service {p.name}",
-        [
-            Col("partner", "Partner"),
-            Col("direction", "Direction"),
-            Col("service", "Service"),
-            Col("unit", "Rate unit"),
-            Col("events", "Events", "int", total=True),
-            Col("minutes", "Minutes actual", "decimal", 2, total=True),
-            Col("charged_minutes", "Minutes charged", "decimal", 2, total=True),
-            Col("mb", "MB", "decimal", 2, total=True),
-            Col("sms", "SMS", "int", total=True),
-            _sdr_col("gross", "Gross (SDR)", total=True),
-            _sdr_col("discount", "Discount (SDR)", total=True),
-            _sdr_col("net", "Net (SDR)", total=True, name="detail_net_sdr"),
-            _sdr_col("tax", "Tax (SDR)", total=True, name="detail_tax_sdr"),
-            Col("avg", "Average gross rate (SDR per unit)", "decimal", SDR_SCALE),
-            Col("iot", "IOT rate (SDR per unit)", "decimal", SDR_SCALE),
-            Col("vs_iot", "Average vs IOT", "percent"),
-        ],
-        f.detail,
-        subtitle=(
-            f"Period {p.name} · receivable: rated visitor records; payable: accepted records; "
-            "minutes charged after the IOT's increments; MB = 1 048 576 bytes"
-        ),
-        notes=[
-            "Average gross rate = gross (before discounts) / units (charged minutes, MB, SMS or "
-            "events); IOT rate = what the IOT gives for the same records (payable: the IOT "
-            "check's re-rating; receivable: rated with our IOT, so equal).",
-        ],
-    )
-    rates = Table(
-        "Exchange rates",
-        "Exchange rates used",
-        [
-            Col("currency", "Currency"),
-            Col("rate", "Units per SDR", "decimal", 9),
-            Col("valid_from", "Rate date (valid from)", "date"),
-            Col("valid_to", "Valid to", "date"),
-            Col("source", "Source"),
-            Col("version", "Row version"),
-            Col("use", "Used for"),
-            Col("events", "Records converted", "int", total=True),
-            _sdr_col("sdr", "Amount converted (SDR, absolute)", total=True),
-        ],
-        f.rates,
-        subtitle=f"Period {p.name} · rates table `fx` (units of the currency per 1 SDR)",
-    )
-    # one plan currency (the usual case): its amounts have totals; several: per row only
-    plan_scales = {(r["currency"], r["scale"]) for r in f.retail}
-    one = len(plan_scales) == 1
-    pscale = next(iter(plan_scales))[1] if one else 0
-
-    def plan_money(key: str, title: str, **kw: Any) -> Col:
-        if one:
-            return Col(key, title, "money", pscale, total=True, **kw)
-        return Col(key, title, "money", scale_key="scale", **kw)
-
-    retail = Table(
-        "Retail",
-        "Retail reconciliation per sub-number plan",
-        [
-            Col("plan_id", "Plan"),
-            Col("plan_name", "Plan name"),
-            Col("currency", "Currency", align="center"),
-            Col("sub_numbers", "Sub-numbers", "int", total=True),
-            Col("events", "Events", "int", total=True),
-            _sdr_col("cost_sdr", "Wholesale cost (SDR)", total=True),
-            plan_money("cost", "Wholesale cost"),
-            plan_money("revenue", "Retail revenue"),
-            plan_money("margin", "Margin", formula="{revenue} - {cost}"),
-            Col("margin_pct", "Margin %", "percent"),
-        ],
-        f.retail,
-        subtitle=(
-            f"Period {p.name} · accepted TAP-in / CIBER-in records rated at retail per "
-            "sub-number (wholesale = charge + CAMEL fee + tax, converted to the plan's currency)"
-        ),
-        notes=[
-            "Retail revenue: each record's bill-line amount as rated on its processing date "
-            "(allowances and day passes included); the cycle's final bill is the retail "
-            "summary, which may shift amounts between records of a cycle.",
-            *(
-                [f"No retail rating for processing dates: {', '.join(map(str, f.missing_retail))}."]
-                if f.missing_retail
-                else []
-            ),
-        ],
-    )
-    trend = Table(
-        "Daily trend",
-        "Daily trend",
-        [
-            Col("label", "Processing date"),
-            Col("rec_events", "Receivable events", "int", total=True),
-            Col("pay_events", "Payable events", "int", total=True),
-            _sdr_col("rec", "Net receivable (SDR)", total=True),
-            _sdr_col("pay", "Net payable (SDR)", total=True),
-            _sdr_col("net", "Net (SDR)", total=True, formula="{rec} - {pay}"),
-        ],
-        f.trend,
-        subtitle=f"Period {p.name} · per processing date (both windows)",
-        charts=[
-            Chart("Daily trend (SDR)", "label", ("rec", "pay", "net"), kind="line", y_title="SDR")
-        ],
-    )
     issue = f"v{version}"
-    head: list[dict[str, Any]] = [
-        {"what": "software", "name": facts.software, "sha256": None},
-        {"what": "config hash (clearing.toml)", "name": facts.config_hash, "sha256": None},
-        *[
-            {"what": "reference data", "name": f"rates/{t}", "sha256": sha}
-            for t, sha in facts.rates
-        ],
-        {"what": "period", "name": p.name, "sha256": None},
-        {"what": "TAP window", "name": f"{p.tap_from} to {p.tap_to}", "sha256": None},
-        {"what": "CIBER window", "name": f"{p.ciber_from} to {p.ciber_to}", "sha256": None},
-        {"what": "data through", "name": str(through), "sha256": None},
-        {"what": "issue", "name": issue, "sha256": None, "_key": "issue"},
-        {
-            "what": "replaces",
-            "name": replaces.name if replaces else "",
-            "sha256": None,
-            "_key": "replaces",
-        },
-        {"what": "run id", "name": run_id or "", "sha256": None, "_key": "run_id"},
-        *f.runs,
-    ]
-    audit = Table(
-        "Audit",
-        "Audit trail",
-        [
-            Col("what", "What"),
-            Col("name", "Name / value", width=64),
-            Col("sha256", "SHA-256", width=66),
-        ],
-        head + f.audit,
-        subtitle=f"Period {p.name} · what this workbook was made from",
-        totals=False,
+    head = sheets.audit_head(
+        p, facts, through=through, issue=issue, replaces=replaces, run_id=run_id, runs=f.runs
     )
-    front = KeyFigures(
-        "Overview",
-        f"Monthly settlement {p.name} — {home}"
-        + (f" ({settings.home.name})" if settings.home.name else ""),
-        [
-            ("Period", p.name),
-            ("TAP partners", f"processing dates {p.tap_from} to {p.tap_to}"),
-            ("CIBER partners", f"settlement period {p.ciber_from} to {p.ciber_to}"),
-            ("Status", status),
-            ("Issue", issue),
-            ("Replaces", f"{replaces.name} (same period, other figures)" if replaces else "-"),
-            ("Run id", run_id or "(not given)"),
-            ("Software", facts.software),
-            ("Config hash", facts.config_hash),
-        ],
-        [
-            KeyFigure(
-                "Receivable charge (SDR)",
-                "receivable_sdr",
-                _tot(f.summary, "rec_charge"),
-                "money",
-                SDR_SCALE,
-            ),
-            KeyFigure(
-                "RAP received (SDR)",
-                "rap_received_sdr",
-                _tot(f.summary, "rap_received"),
-                "money",
-                SDR_SCALE,
-            ),
-            KeyFigure(
-                "Net receivable (SDR)",
-                "net_receivable_sdr",
-                _tot(f.summary, "net_rec"),
-                "money",
-                SDR_SCALE,
-            ),
-            KeyFigure(
-                "Payable charge as invoiced (SDR)",
-                "payable_sdr",
-                _tot(f.summary, "pay_charge"),
-                "money",
-                SDR_SCALE,
-            ),
-            KeyFigure(
-                "RAP sent (SDR)", "rap_sent_sdr", _tot(f.summary, "rap_sent"), "money", SDR_SCALE
-            ),
-            KeyFigure(
-                "Net payable (SDR)",
-                "net_payable_sdr",
-                _tot(f.summary, "net_pay"),
-                "money",
-                SDR_SCALE,
-            ),
-            KeyFigure(
-                "Net position (SDR)",
-                "net_position_sdr",
-                _tot(f.summary, "net_sdr"),
-                "money",
-                SDR_SCALE,
-                note="> 0: partners owe us overall",
-            ),
-            KeyFigure(
-                "Partners who pay us",
-                value=sum(1 for r in f.summary if r["direction"] == "we receive"),
-                note="Summary, Direction",
-            ),
-            KeyFigure(
-                "Partners we pay",
-                value=sum(1 for r in f.summary if r["direction"] == "we pay"),
-                note="Summary, Direction",
-            ),
-        ],
-        notes=[
-            "A workbook once issued is never overwritten: a re-run with other figures writes the "
-            "next issue (v2, v3...), which names the one it replaces; a re-run with the same "
-            "figures returns the latest issue unchanged.",
-        ],
+    front = sheets.front(
+        p, home, facts, f.summary, through=through, issue=issue, replaces=replaces, run_id=run_id
     )
     last = p.last
     return Book(
-        title=f"Monthly settlement {home} {p.name} {issue}",
+        title=f"Monthly settlement {home.tadig} {p.name} {issue}",
         subject=f"Roaming settlement: monthly settlement workbook, period {p.name}",
         stamp=datetime(last.year, last.month, last.day) + timedelta(days=1),
         creator=facts.software,
         front=front,
-        tables=[summary, by_currency, detail, rates, retail, trend, audit],
-        footer=f"{home} settlement {p.name} {issue}",
+        tables=[
+            sheets.summary_table(f.summary, p),
+            sheets.by_currency_table(f.by_currency, p),
+            sheets.detail_table(f.detail, p),
+            sheets.rates_table(f.rates, p),
+            sheets.retail_table(f.retail, p, f.missing_retail),
+            sheets.trend_table(f.trend, p),
+            sheets.audit_table(head + f.audit, p),
+        ],
+        footer=f"{home.tadig} settlement {p.name} {issue}",
     )
-
-
-def _tot(rows: list[dict[str, Any]], key: str) -> Decimal:
-    return sum((r[key] for r in rows), Decimal(0))

@@ -24,16 +24,16 @@ folder). Every key is optional: a template shows what it is given.
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass, field
 from decimal import Decimal
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from clearing.config import environment
 from clearing.errors import ConfigError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from pathlib import Path
 
     import jinja2
 
@@ -79,10 +79,7 @@ class RunSummary:
 
 def templates_dir() -> Path:
     """The folder of the summary templates (``$CLEARING_REPORTS_DIR`` or ``reports/templates``)."""
-    env = os.environ.get("CLEARING_REPORTS_DIR")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2] / "reports" / "templates"
+    return environment().reports_dir
 
 
 def _amount(value: Any) -> str:

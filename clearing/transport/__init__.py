@@ -12,8 +12,8 @@ retry of a transient failure, `PermanentTransportError` at once for the rest.
 
 from __future__ import annotations
 
+from clearing.ingest.collect import FetchedFile, FetchLedger, collect
 from clearing.transport._base import AfterFetch, RemoteFile, RetryPolicy, Transport
-from clearing.transport._collect import FetchedFile, FetchLedger, collect
 from clearing.transport._db import LedgerError
 from clearing.transport._folder import LocalFolderTransport
 from clearing.transport._sftp import Progress, SftpTransport

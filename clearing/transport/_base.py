@@ -8,13 +8,13 @@ Both directions are atomic: a file appears under its final name only when it is 
 from __future__ import annotations
 
 import fnmatch
-import hashlib
 import logging
 import re
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol, TypeVar, runtime_checkable
 
+from clearing._io import file_sha256
 from clearing.errors import ConfigError, PermanentTransportError, RetryableTransportError
 
 if TYPE_CHECKING:
@@ -208,17 +208,6 @@ def sidecar_name(name: str) -> str:
 def sidecar_text(name: str, sha256: str) -> bytes:
     """The sidecar's content, in ``sha256sum`` format: ``<hex>  <name>\\n``."""
     return f"{sha256}  {name}\n".encode("ascii")
-
-
-def file_sha256(path: Path) -> tuple[str, int]:
-    """The hex SHA-256 and the size of a local file, read in chunks."""
-    digest = hashlib.sha256()
-    size = 0
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
 
 
 def check_name(name: str, where: str) -> str:

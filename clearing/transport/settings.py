@@ -1,4 +1,4 @@
-"""Transport settings: the ``[transport]`` section of ``clearing.toml``.
+"""The transports the ``[transport]`` section of ``clearing.toml`` describes.
 
 One table per partner (TADIG code, or CIBER SID/BID), ``kind`` telling which transport::
 
@@ -26,127 +26,56 @@ One table per partner (TADIG code, or CIBER SID/BID), ``kind`` telling which tra
     remote_in = "in"
     remote_out = "out"
 
-A password, when a partner insists on one, is never written in the file: ``password_env``
-names the environment variable that holds it.
+The section is read and typed with the rest of the file by :func:`clearing.config.load`
+(:class:`clearing.config.TransportSettings`); this module makes the connections from it. A
+password, when a partner insists on one, is never written in the file: ``password_env`` names
+the environment variable that holds it, read when the transport is made.
 """
 
 from __future__ import annotations
 
 import os
-import tomllib
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import SecretStr
 
+from clearing import config
+from clearing.config import FolderPartner
 from clearing.errors import ConfigError
 from clearing.transport._base import RetryPolicy
 from clearing.transport._folder import LocalFolderTransport
 from clearing.transport._sftp import SftpTransport
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from clearing.config import SftpPartner, TransportSettings
 
-__all__ = [
-    "CONFIG_FILE",
-    "FolderPartner",
-    "PartnerTransport",
-    "SftpPartner",
-    "TransportSettings",
-    "load_transport_settings",
-    "parse_transport_settings",
-]
-
-CONFIG_FILE = "clearing.toml"
-"""The configuration file in a work folder."""
-
-_PARTNER_KEY = r"^[A-Za-z0-9]{3,16}$"
+__all__ = ["Transports", "load_transport_settings"]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+@dataclass(frozen=True)
+class Transports:
+    """The transports to our partners, as the typed ``[transport]`` settings describe them."""
 
+    settings: TransportSettings
 
-class _Partner(_Model):
-    remote_in: str = "."
-    """The partner's folder we fetch from."""
-    remote_out: str = "."
-    """The folder we upload our files to."""
-    remote_archive: str | None = None
-    """Where fetched files are moved when ``after_fetch = "archive"``."""
-    after_fetch: Literal["keep", "archive", "delete"] = "keep"
-    """What happens to a remote file once fetched."""
-    pattern: str = "*"
-    """Which inbound names to fetch: a glob, or ``re:`` and a regular expression."""
-    sidecar: bool = False
-    """Upload ``NAME.sha256`` beside every file we send."""
+    @property
+    def partners(self) -> dict[str, SftpPartner | FolderPartner]:
+        """Per partner (TADIG code, or CIBER SID/BID): how to reach it."""
+        return self.settings.partners
 
-
-class SftpPartner(_Partner):
-    """A partner reached over SFTP."""
-
-    kind: Literal["sftp"]
-    host: str = Field(min_length=1)
-    """Server name or address."""
-    port: int = Field(default=22, ge=1, le=65535)
-    """Server port."""
-    username: str = Field(min_length=1)
-    """The login the partner gave us."""
-    key_file: Path
-    """Our private key (relative paths are relative to the work folder)."""
-    known_hosts: Path
-    """known_hosts file listing the server's verified host key."""
-    password_env: str | None = None
-    """Environment variable holding a password, only if the partner requires one."""
-    timeout: float = Field(default=30.0, gt=0)
-    """Seconds for connecting and for each network read or write."""
-
-
-class FolderPartner(_Partner):
-    """A partner reached through a (local or mounted) folder."""
-
-    kind: Literal["folder"]
-    root: Path
-    """The exchange folder; ``remote_in`` / ``remote_out`` are relative to it."""
-
-
-PartnerTransport = Annotated[SftpPartner | FolderPartner, Field(discriminator="kind")]
-"""One partner's transport settings (``kind`` = ``"sftp"`` or ``"folder"``)."""
-
-
-class TransportSettings(_Model):
-    """The ``[transport]`` section."""
-
-    retry_attempts: int = Field(default=4, ge=1, le=20)
-    """Tries in all for one operation (1 = no retry)."""
-    retry_base_delay: float = Field(default=1.0, ge=0)
-    """Seconds before the first retry; doubled for each further one."""
-    retry_max_delay: float = Field(default=30.0, ge=0)
-    """Upper bound of one delay, in seconds."""
-    partners: dict[Annotated[str, Field(pattern=_PARTNER_KEY)], PartnerTransport] = Field(
-        default_factory=dict
-    )
-    """Per partner (TADIG code, or CIBER SID/BID): how to reach it."""
+    def partner(self, partner: str) -> SftpPartner | FolderPartner:
+        """The settings of ``partner``; `ConfigError` naming the known ones if absent."""
+        return self.settings.partner(partner)
 
     def retry(self) -> RetryPolicy:
         """The retry policy these settings describe."""
         return RetryPolicy(
-            attempts=self.retry_attempts,
-            base_delay=self.retry_base_delay,
-            max_delay=self.retry_max_delay,
+            attempts=self.settings.retry_attempts,
+            base_delay=self.settings.retry_base_delay,
+            max_delay=self.settings.retry_max_delay,
         )
-
-    def partner(self, partner: str) -> SftpPartner | FolderPartner:
-        """The settings of ``partner``; `ConfigError` naming the known ones if absent."""
-        try:
-            return self.partners[partner]
-        except KeyError:
-            known = ", ".join(sorted(self.partners)) or "none"
-            msg = (
-                f"no transport for partner `{partner}` (configured: {known}): add a "
-                f"`[transport.partners.{partner}]` table to {CONFIG_FILE}"
-            )
-            raise ConfigError(msg) from None
 
     def transport_for(
         self, partner: str, base_dir: Path = Path()
@@ -190,41 +119,10 @@ class TransportSettings(_Model):
         )
 
 
-def load_transport_settings(workdir: Path) -> TransportSettings:
-    """Read the ``[transport]`` section of ``workdir/clearing.toml`` (other sections ignored).
+def load_transport_settings(workdir: Path) -> Transports:
+    """The transports of ``workdir/clearing.toml`` (read by :func:`clearing.config.load`).
 
     Raises:
-        ConfigError: the file is missing, not TOML, or the section is invalid.
+        ConfigError: the file is missing, not TOML, or not valid settings.
     """
-    path = Path(workdir) / CONFIG_FILE
-    try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError:
-        msg = f"no `{CONFIG_FILE}` in `{workdir}`: create it, with a [transport] section"
-        raise ConfigError(msg) from None
-    except OSError as exc:
-        msg = f"cannot read `{path}`: {exc.strerror}"
-        raise ConfigError(msg) from None
-    except tomllib.TOMLDecodeError as exc:
-        msg = f"`{path}` is not valid TOML: {exc}"
-        raise ConfigError(msg) from None
-    return parse_transport_settings(data.get("transport", {}), source=path)
-
-
-def parse_transport_settings(section: Mapping[str, Any], *, source: Path) -> TransportSettings:
-    """The ``[transport]`` section of an already loaded ``clearing.toml`` (at ``source``).
-
-    Raises:
-        ConfigError: the section is invalid.
-    """
-    path = source
-    try:
-        return TransportSettings.model_validate(section)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"transport.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
-            for err in exc.errors()
-        )
-        msg = f"bad [transport] settings in `{path}`: {problems}"
-        raise ConfigError(msg) from None
+    return Transports(config.load(Path(workdir)).transport)

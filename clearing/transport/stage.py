@@ -9,7 +9,7 @@ from clearing.errors import TransportError
 from clearing.names import CiberReturnName
 from clearing.stage import StageContext, StepResult, stage
 from clearing.transport.outbox import Outbox
-from clearing.transport.settings import parse_transport_settings
+from clearing.transport.settings import Transports
 
 if TYPE_CHECKING:
     from datetime import date
@@ -67,7 +67,7 @@ def outbox(ctx: StageContext) -> StepResult:
 def send(ctx: StageContext) -> StepResult:
     """Send what is due; a file not sent stays due and is a problem (3)."""
     wd = ctx.workdir
-    settings = parse_transport_settings(ctx.settings.transport, source=wd.config)
+    settings = Transports(ctx.settings.transport)
     report = Outbox(wd.db).send_due(lambda partner: settings.transport_for(partner, wd.root))
     return StepResult(
         "send",

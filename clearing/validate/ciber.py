@@ -40,8 +40,8 @@ from clearing.codecs.ciber import (
     Decoded,
     decode,
     layout,
+    specs_dir,
 )
-from clearing.codecs.ciber._layouts import specs_dir
 from clearing.codecs.events import EVENT_SCHEMA
 from clearing.errors import DecodeError
 from clearing.validate.findings import Finding

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import multiprocessing
-import os
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from clearing import lake as lakes
-from clearing.errors import ConfigError
+from clearing.config import environment
 from clearing.identity import Identity
 from clearing.store import Store, open_store
 from clearing.validate.duplicates import HARD_KEY, find_duplicates
@@ -301,25 +300,9 @@ def _tap_order(path: Path) -> tuple[str, str, int, str]:
     return ("~", "", 0, path.name)
 
 
-PARALLEL_MIN_BYTES = 256 << 20
-"""Below this many bytes of TAP input in a day, files are checked in this process.
-
-Measured at 1M records (123 MB of TAP in 7 files) on 2 cores: the vectorised decoder makes
-the file checks a third of the stage, so two workers gave the same wall time (27.1 s against
-26.8 s for the whole night) for 0.5 GB more memory. Larger days, with more files, gain.
-``$CLEARING_PARALLEL_MIN_MB`` overrides it (0: always in parallel)."""
-
-
 def workers() -> int:
     """Worker processes for the file-only checks: ``$CLEARING_WORKERS``, else the CPUs."""
-    env = os.environ.get("CLEARING_WORKERS", "")
-    if env.strip():
-        try:
-            return max(1, int(env))
-        except ValueError:
-            msg = f"CLEARING_WORKERS={env!r} is not a number of processes"
-            raise ConfigError(msg) from None
-    return max(1, len(os.sched_getaffinity(0)))
+    return environment().workers
 
 
 def _check_path(path: str, settings: Settings) -> TapChecked:
@@ -333,12 +316,9 @@ def _checked(files: Sequence[Path], settings: Settings) -> Iterator[TapChecked |
     run in parallel (a process pool, ``spawn``: no forked DuckDB handles); what depends on
     history (sequence control, duplicates) stays in this process, in file order.
     """
-    n = min(workers(), len(files))
-    floor = PARALLEL_MIN_BYTES
-    env = os.environ.get("CLEARING_PARALLEL_MIN_MB", "").strip()
-    if env.isdigit():
-        floor = int(env) << 20
-    if n < 2 or sum(p.stat().st_size for p in files) < floor:
+    env = environment()
+    n = min(env.workers, len(files))
+    if n < 2 or sum(p.stat().st_size for p in files) < env.parallel_min_bytes:
         yield from (None for _ in files)
         return
     ctx = multiprocessing.get_context("spawn")

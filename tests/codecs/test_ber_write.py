@@ -62,7 +62,8 @@ def _mask(present: list[bool] | None) -> Any:
     return None if present is None else np.array(present, dtype=bool)
 
 
-@settings(max_examples=150, deadline=None)
+# cheap examples (a few small trees each): 2.5 times the profile's number
+@settings(parent=settings.default, max_examples=settings.default.max_examples * 5 // 2)
 @given(st.data())
 def test_random_trees(data: st.DataObject) -> None:
     rows = data.draw(st.integers(1, 12))

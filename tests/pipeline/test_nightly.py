@@ -253,11 +253,10 @@ def test_claim_moves_inbox_files_once_and_finishes_a_killed_claim(world: Path) -
 
 
 def test_backfill_dry_run_then_two_days(world: Path, clearing: Cli) -> None:
-    from clearing.transport.settings import load_transport_settings
+    from clearing import config
 
     # the partners' files are already in the inbox (no collect in a backfill)
-    settings = load_transport_settings(world)
-    assert settings.partners
+    assert config.load(world).transport.partners
     for p in (world / "exchange").glob("*/to_hkgcl/*"):
         shutil.copy2(p, world / "inbox" / p.name)
     r = clearing(
@@ -325,7 +324,7 @@ def test_parallel_file_checks_give_the_same_result_as_serial(
     monkeypatch.setenv("CLEARING_WORKERS", "1")
     run_nightly(world, DAY, options=opts)
     monkeypatch.setenv("CLEARING_WORKERS", "2")
-    monkeypatch.setattr(stage, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setenv("CLEARING_PARALLEL_MIN_MB", "0")
     calls: list[str] = []
     monkeypatch.setattr(stage, "check_tap", lambda data, file, settings: calls.append(file))
     run_nightly(twin, DAY, options=opts)

@@ -148,7 +148,7 @@ KEYS = (
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(suppress_health_check=[HealthCheck.too_slow])
 @given(worlds())
 def test_vectorised_equals_reference_and_lines_add_up(world: dict[str, Any]) -> None:
     t = world["tables"]

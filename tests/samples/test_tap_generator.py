@@ -303,9 +303,10 @@ def test_negative_events_is_refused(tmp_path: Path) -> None:
         generate_tap(tmp_path, events=-1, seed=1, day=DAY)
 
 
+# dear examples (each generates, decodes and reconciles a TAP file): half the profile's number
 @settings(
-    max_examples=25,
-    deadline=None,
+    parent=settings.default,
+    max_examples=max(1, settings.default.max_examples // 2),
     suppress_health_check=[HealthCheck.too_slow],
 )
 @given(

@@ -11,18 +11,20 @@ from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from clearing.cli import app
+from clearing.config import FolderPartner
 from clearing.errors import ConfigError
 from clearing.transport import LocalFolderTransport, SftpTransport
 from clearing.transport.outbox import Outbox, OutboxState
-from clearing.transport.settings import FolderPartner, load_transport_settings
+from clearing.transport.settings import load_transport_settings
 
 if TYPE_CHECKING:
     from .conftest import SshServer
 
 
 def _toml(workdir: Path, text: str) -> Path:
+    """A work folder whose clearing.toml is us ([home]) and ``text``."""
     workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "clearing.toml").write_text(text)
+    (workdir / "clearing.toml").write_text('[home]\ntadig = "HKGCL"\n\n' + text)
     return workdir
 
 
@@ -49,8 +51,8 @@ def test_settings_make_both_kinds(tmp_path: Path) -> None:
     workdir = _toml(
         tmp_path / "var",
         """
-[run]
-something = "of another stage"
+[validation]
+late_days = 20                  # of another stage
 
 [transport]
 retry_attempts = 2
@@ -111,7 +113,7 @@ def test_bad_settings_are_config_errors(tmp_path: Path, text: str, problem: str)
 
 
 def test_missing_config_file(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"no `clearing\.toml`"):
+    with pytest.raises(ConfigError, match=r"no clearing\.toml in `"):
         load_transport_settings(tmp_path)
 
 
@@ -233,7 +235,7 @@ def test_cli_exit_codes(sshd: SshServer, tmp_path: Path) -> None:
 
     result = runner.invoke(app, ["send", "--workdir", str(tmp_path / "nowhere")])
     assert result.exit_code == 2
-    assert "no `clearing.toml`" in result.stderr
+    assert "no clearing.toml in `" in result.stderr
 
     with pytest.raises(ConfigError):
         runner.invoke(

@@ -13,13 +13,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from clearing.codecs.ciber._codes import BATCH_REJECT_REASONS, UNSUPPORTED_TYPES, YEAR_PIVOT
+from clearing.codecs.ciber._codes import (
+    BATCH_REJECT_REASONS,
+    CURRENCY_CODE_BY_ISO,
+    UNSUPPORTED_TYPES,
+    YEAR_PIVOT,
+)
 from clearing.codecs.ciber._errors import (
     CiberDecodeError,
     CiberStructureError,
     UnsupportedRecordTypeError,
 )
-from clearing.codecs.ciber._layouts import DETAIL_TYPES, Field, Layout, layout, layouts
+from clearing.codecs.ciber._layouts import DETAIL_TYPES, Field, Layout, layout, layouts, specs_dir
 from clearing.codecs.ciber._reader import FINDINGS_SCHEMA, Decoded, decode, read
 from clearing.codecs.ciber._returns import (
     RETURNS_SCHEMA,
@@ -29,6 +34,7 @@ from clearing.codecs.ciber._returns import (
     returns_table,
 )
 from clearing.codecs.ciber._writer import (
+    MAX_RECORDS,
     encode_batch,
     encode_record,
     next_sequence,
@@ -37,8 +43,10 @@ from clearing.codecs.ciber._writer import (
 )
 
 __all__ = [
+    "CURRENCY_CODE_BY_ISO",
     "DETAIL_TYPES",
     "FINDINGS_SCHEMA",
+    "MAX_RECORDS",
     "RETURNS_SCHEMA",
     "YEAR_PIVOT",
     "CiberDecodeError",
@@ -61,6 +69,7 @@ __all__ = [
     "record_returns",
     "returns_table",
     "settlement_period_for",
+    "specs_dir",
     "write",
 ]
 

@@ -20,10 +20,14 @@ A table has one row per field, in record order, with the columns
 from __future__ import annotations
 
 import csv
-import os
 from dataclasses import dataclass, field
 from functools import cache
-from pathlib import Path
+from typing import TYPE_CHECKING
+
+from clearing.config import environment
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = [
     "DETAIL_TYPES",
@@ -93,10 +97,7 @@ class Layout:
 
 def specs_dir() -> Path:
     """Folder of the layout tables (``$CLEARING_CIBER_SPECS_DIR`` or ``specs/ciber``)."""
-    env = os.environ.get("CLEARING_CIBER_SPECS_DIR")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[3] / "specs" / "ciber"
+    return environment().ciber_specs_dir
 
 
 def _load(path: Path, record_type: str) -> Layout:

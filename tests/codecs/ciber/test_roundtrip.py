@@ -88,7 +88,7 @@ def events_table(rows: list[dict[str, object]]) -> pa.Table:
     return pa.Table.from_pydict(cols, schema=EVENT_SCHEMA)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(suppress_health_check=[HealthCheck.too_slow])
 @given(rows=st.lists(event_rows(), min_size=1, max_size=25), max_records=st.integers(1, 9))
 def test_write_then_read_gives_the_same_events(rows: list, max_records: int) -> None:
     sequences: dict[tuple[str, str], int] = {}
