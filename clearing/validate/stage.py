@@ -17,7 +17,7 @@ import multiprocessing
 import os
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +28,10 @@ import pyarrow.compute as pc
 
 from clearing import lake as lakes
 from clearing._io import write_atomic
-from clearing.errors import ConfigError
+from clearing.codecs.ciber import decode as decode_ciber
+from clearing.codecs.ciber import looks_like_ciber
+from clearing.codecs.facts import ciber_facts, tap_header_facts
+from clearing.errors import ClearingError, ConfigError
 from clearing.returns import (
     ErrorDetail,
     FatalItem,
@@ -41,7 +44,13 @@ from clearing.returns import (
 )
 from clearing.store import Store, open_store
 from clearing.validate.duplicates import HARD_KEY, find_duplicates
-from clearing.validate.findings import FINDINGS_SCHEMA, SEVERITIES, Finding, findings_table
+from clearing.validate.findings import (
+    FINDINGS_SCHEMA,
+    REGISTER_FINDINGS_SCHEMA,
+    SEVERITIES,
+    Finding,
+    findings_table,
+)
 from clearing.validate.rules import rules_for
 from clearing.validate.tap import TapChecked, check_tap, parse_tap_name
 
@@ -49,6 +58,8 @@ if TYPE_CHECKING:
     import datetime as dt
     from collections.abc import Iterator, Sequence
 
+    from clearing.codecs.ciber import Decoded
+    from clearing.codecs.facts import TapHeaderFacts
     from clearing.config import Settings, WorkDir
     from clearing.returns import RapItem
 
@@ -120,7 +131,7 @@ class FileResult:
         # an ignored copy brings nothing in: its events were counted with the original
         return identity(0 if self.outcome == "copy" else self.checked.events.num_rows, self.status)
 
-    def findings_table(self) -> pa.Table:
+    def findings_table(self, *, structured: bool = False) -> pa.Table:
         c = self.checked
         return findings_table(
             self.findings,
@@ -130,6 +141,7 @@ class FileResult:
             recipient=c.recipient,
             file_sequence_number=c.fsn,
             file_sha256=c.sha256,
+            structured=structured,
         )
 
     def summary(self) -> dict[str, Any]:
@@ -223,13 +235,13 @@ def validate_one(
         if seq.missing is not None:
             a, b = seq.missing
             result.missing = seq.missing
-            _add(
-                findings,
-                rs.make(
-                    "fsn.gap",
-                    f"FSN {checked.fsn} but {seq.expected:05d} expected: {a:05d}-{b:05d} missing",
-                ),
+            gap = rs.make(
+                "fsn.gap",
+                f"FSN {checked.fsn} but {seq.expected:05d} expected: {a:05d}-{b:05d} missing",
             )
+            if gap is not None:
+                gap = replace(gap, expected_fsn=seq.expected, gap_start=a, gap_end=b)
+            _add(findings, gap)
         if seq.previously_fatal and checked.rap_fsn is None:
             _add(
                 findings,
@@ -542,17 +554,25 @@ def validate_day(workdir: WorkDir, day: dt.date, inputs: Sequence[Path]) -> Vali
                     "stop": sum(isinstance(i, StopItem) for i in items),
                     "severe_value": sum(i.charge for i in items if isinstance(i, SevereItem)),
                     "severe_tax": sum(i.tax for i in items if isinstance(i, SevereItem)),
+                    # totalSevereReturnValue as write_rap declares it (Σ severe charges)
+                    "audit_severe_value": sum(i.charge for i in items if isinstance(i, SevereItem)),
                 },
             )
         for r in results:
             if r.rap_file:
                 state.register.set_rap_file(day, r.file, r.rap_file)
         ciber = _ciber_day(workdir, day, ciber_inputs, settings, state)
-        tables = [r.findings_table() for r in results if r.outcome != "copy"]
-        tables += [findings_table(c.findings, file=c.file, source_format="ciber") for c in ciber]
-        all_findings = pa.concat_tables(tables) if tables else FINDINGS_SCHEMA.empty_table()
+        tables = [r.findings_table(structured=True) for r in results if r.outcome != "copy"]
+        tables += [
+            findings_table(c.findings, file=c.file, source_format="ciber", structured=True)
+            for c in ciber
+        ]
+        all_findings = (
+            pa.concat_tables(tables) if tables else REGISTER_FINDINGS_SCHEMA.empty_table()
+        )
+        # the register keeps the structured FSN fields; the lake dataset its own schema
         state.register.record_findings(day, all_findings)
-        lakes.write(workdir.lake, lakes.FINDINGS, day, all_findings)
+        lakes.write(workdir.lake, lakes.FINDINGS, day, all_findings.select(FINDINGS_SCHEMA.names))
     return ValidateResult(day=day, files=results, raps=written, ciber=ciber)
 
 
@@ -568,6 +588,7 @@ def _file_row(r: FileResult) -> dict[str, Any]:
     counts = r.counts()
     ev = c.events
     charge = int(pc.sum(pc.fill_null(ev.column("charge"), 0)).as_py() or 0) if ev.num_rows else 0
+    facts = tap_header_facts(c.data)  # the header as declared (settle reads it from here)
     return {
         "file": c.file,
         "sha256": c.sha256,
@@ -588,9 +609,45 @@ def _file_row(r: FileResult) -> dict[str, Any]:
         "charge": charge,
         "charge_scale": c.tap_decimal_places,
         "currency": c.tap_currency or ("SDR" if c.kind == "tap" else None),
-        "audit_charge": None,
+        "audit_charge": facts.total_charge if facts is not None else None,
         "findings": len(r.findings),
         "rap_file": None,
+        **_header_columns(facts),
+        **(_recomputed(ev) if c.kind == "tap" else {}),
+    }
+
+
+def _header_columns(facts: TapHeaderFacts | None) -> dict[str, Any]:
+    """The register's header columns of a TAP file or Notification (None: header unreadable)."""
+    if facts is None:
+        return {"header_kind": None}
+    return {
+        "header_kind": facts.kind,
+        "file_available": facts.file_available,
+        "file_created": facts.file_created,
+        "tap_currency": facts.tap_currency,
+        "tap_decimal_places": facts.tap_decimal_places,
+        "audit_tax": facts.total_tax,
+        "audit_discount": facts.total_discount,
+        "audit_events": facts.event_count,
+    }
+
+
+def _recomputed(ev: pa.Table) -> dict[str, int]:
+    """The audit totals of a TransferBatch recomputed from its decoded events (refunds apart).
+
+    ``recomputed_charge`` is Σ charge + CAMEL fee, ``recomputed_tax`` Σ tax,
+    ``recomputed_discount`` Σ discount (fixed discounts of the accounting group not counted).
+    """
+    mask = pc.invert(pc.fill_null(ev.column("refund"), False))
+
+    def total(column: str) -> int:
+        return int(pc.sum(pc.fill_null(ev.column(column).filter(mask), 0)).as_py() or 0)
+
+    return {
+        "recomputed_charge": total("charge") + total("camel_fee"),
+        "recomputed_tax": total("tax"),
+        "recomputed_discount": total("discount"),
     }
 
 
@@ -676,6 +733,7 @@ def _ciber_day(
             ):
                 write_atomic(workdir.out / "ciber_returns" / name, blob)
                 r.returns.append(name)
+                state.register.record_ciber_return(day, _ciber_return_row(name, path.name, blob))
         counts = r.counts()
         state.register.record_file(
             day,
@@ -692,7 +750,43 @@ def _ciber_day(
                 "quarantined": counts["quarantined"],
                 "findings": len(r.findings),
                 "rap_file": ", ".join(r.returns) or None,
+                **_ciber_columns(data, checked.decoded),
             },
         )
         out.append(r)
     return out
+
+
+def _ciber_columns(data: bytes, decoded: Decoded | None) -> dict[str, Any]:
+    """The register's facts of a CIBER input: batch totals, records' charge, currency, date."""
+    if decoded is None or not (data[:1].isdigit() and looks_like_ciber(data)):
+        return {"header_kind": None}
+    facts = ciber_facts(decoded)
+    return {
+        "header_kind": "ciber",
+        "charge": facts.charge,
+        "charge_scale": 2,
+        "currency": facts.currency,
+        "file_created": facts.created,
+        "audit_charge": facts.total,
+        "recomputed_charge": facts.detail_total,
+    }
+
+
+def _ciber_return_row(name: str, input_file: str, blob: bytes) -> dict[str, Any]:
+    """The ``ciber_returns_out`` row of a CIBER return we wrote (its totals as written)."""
+    row: dict[str, Any] = {
+        "file": name,
+        "input_file": input_file,
+        "sha256": hashlib.sha256(blob).hexdigest(),
+    }
+    try:
+        facts = ciber_facts(decode_ciber(blob, file=name))
+    except ClearingError:
+        return row
+    return row | {
+        "events": facts.events,
+        "currency": facts.currency,
+        "audit_charge": facts.total,
+        "recomputed_charge": facts.detail_total,
+    }
