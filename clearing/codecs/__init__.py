@@ -4,6 +4,8 @@
 - :mod:`clearing.codecs.asn1`   — full-fidelity decode/encode with asn1tools, per version.
 - :mod:`clearing.codecs.fast`   — the fast vectorised decoder of call events into Arrow.
 - :mod:`clearing.codecs.events` — the normalised event table shared by TAP and CIBER.
+- :mod:`clearing.codecs.facts`  — what a file declares (header stamps, audit / batch totals),
+  as the register records it once.
 """
 
 from __future__ import annotations

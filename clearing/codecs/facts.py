@@ -65,6 +65,7 @@ class CiberFacts:
         currency: the first batch's currency.
         created: the first batch's creation date (midnight), None when absent.
         events: the number of detail records decoded.
+        sender, recipient: the first batch's sending / receiving SID/BID.
     """
 
     total: int
@@ -73,6 +74,8 @@ class CiberFacts:
     currency: str | None
     created: datetime | None
     events: int
+    sender: str | None = None
+    recipient: str | None = None
 
 
 def parse_tap_stamp(text: str | None) -> datetime | None:
@@ -179,4 +182,6 @@ def ciber_facts(decoded: Decoded) -> CiberFacts:
         currency=next((b["currency"] for b in batches), None),
         created=None if created is None else datetime.fromisoformat(created.isoformat()),
         events=decoded.events.num_rows,
+        sender=next((b["sending_sid_bid"] for b in batches), None),
+        recipient=next((b["receiving_sid_bid"] for b in batches), None),
     )

@@ -52,6 +52,7 @@ from clearing.settle._common import (
 )
 from clearing.settle._fx import Fx
 from clearing.settle._lake import SDR_SCALE, Lake
+from clearing.store import next_fsn
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -865,7 +866,7 @@ def _sequences(d: _Day) -> list[dict[str, Any]]:
     for r in rows:
         silent_days = (day - r["last_date"]).days if r["last_date"] else None
         limit = settings.silent_days(r["sender"])
-        expected = None if r["last_before"] is None else r["last_before"] % 99999 + 1
+        expected = None if r["last_before"] is None else next_fsn(int(r["last_before"]))
         status = []
         if r["gaps"]:
             status.append("gap")
@@ -946,7 +947,7 @@ def _sequences(d: _Day) -> list[dict[str, Any]]:
                 "test": r["file_type"],
                 "last_before": _fsn(r["previous_number"], width),
                 "expected": _fsn(
-                    None if r["previous_number"] is None else r["previous_number"] % 99999 + 1,
+                    None if r["previous_number"] is None else next_fsn(int(r["previous_number"])),
                     width,
                 ),
                 "today": _range(r["first_number"], r["last_number"], width),

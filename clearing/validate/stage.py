@@ -758,12 +758,14 @@ def _ciber_day(
 
 
 def _ciber_columns(data: bytes, decoded: Decoded | None) -> dict[str, Any]:
-    """The register's facts of a CIBER input: batch totals, records' charge, currency, date."""
+    """The register's facts of a CIBER input: parties, batch totals, records' charge, currency."""
     if decoded is None or not (data[:1].isdigit() and looks_like_ciber(data)):
         return {"header_kind": None}
     facts = ciber_facts(decoded)
     return {
         "header_kind": "ciber",
+        "sender": facts.sender,
+        "recipient": facts.recipient,
         "charge": facts.charge,
         "charge_scale": 2,
         "currency": facts.currency,

@@ -124,6 +124,7 @@ def test_ciber_register_holds_trailer_total_records_total_and_currency(tmp_path:
     created = dt.datetime.strptime(header[2:8].decode(), "%y%m%d")
     assert row["file_created"] == created
     assert row["events"] == len(details)
+    assert row["sender"] == header[11:16].decode() == "16425"  # Sending Carrier SID/BID at 12
 
     # the CIBER return written for the rejected batch: its totals as written
     with State(wd.db, read_only=True) as s:
