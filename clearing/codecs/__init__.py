@@ -8,6 +8,8 @@
   writer, columnar writer.
 - :mod:`clearing.codecs.tap3` — TAP encoding and the TAP primitive values.
 - :mod:`clearing.codecs.rap` — RAP 1.5 return batches and Acknowledgements (read, write).
+- :mod:`clearing.codecs.facts`  — what a file declares (header stamps, audit / batch totals),
+  as the register records it once.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -26,7 +27,8 @@ import polars as pl
 from clearing import config
 from clearing._io import write_atomic
 from clearing.codecs import ciber
-from clearing.errors import ConfigError
+from clearing.codecs.facts import ciber_facts, tap_header_facts
+from clearing.errors import ClearingError, ConfigError
 from clearing.money import round_div
 from clearing.names import CiberName
 from clearing.outbound._ciber_out import write_columnar
@@ -231,6 +233,7 @@ def _tap_file(
     name = tap_file_name(header)
     path = workdir / "out" / "tap" / name
     sha = _write_atomic(path, data)
+    facts = tap_header_facts(data)  # what the header we wrote declares, for the register
     changed = seq.register(
         FileRecord(
             name,
@@ -247,6 +250,8 @@ def _tap_file(
             a["tap_currency"],
             sha,
             str(path),
+            audit_charge=facts.total_charge if facts is not None and facts.kind == "tap" else None,
+            file_available=facts.file_available if facts is not None else None,
         )
     )
     return OutboundFile(
@@ -293,6 +298,15 @@ def _ciber_events(rows: pl.DataFrame, sender: str, partner: str) -> pl.DataFrame
     return df
 
 
+def _ciber_written(data: bytes, day: date) -> tuple[int | None, datetime | None]:
+    """(Σ batch trailer totals, made available) of a CIBER file we wrote (None: unreadable)."""
+    try:
+        decoded = ciber.decode(data)
+    except ClearingError:
+        return None, None
+    return ciber_facts(decoded).total, datetime(day.year, day.month, day.day)
+
+
 def _ciber_file(
     workdir: Path,
     day: date,
@@ -326,6 +340,7 @@ def _ciber_file(
     sha = _write_atomic(path, data)
     charge = int(events["charge"].sum() or 0)
     tax = int(events["tax"].sum() or 0)
+    audit_charge, available = _ciber_written(data, day)
     changed = seq.register(
         FileRecord(
             name,
@@ -342,6 +357,8 @@ def _ciber_file(
             a["tap_currency"],
             sha,
             str(path),
+            audit_charge=audit_charge,
+            file_available=available,
         )
     )
     return OutboundFile(

@@ -192,6 +192,8 @@ def write_raps(
                 "stop": sum(isinstance(i, StopItem) for i in items),
                 "severe_value": sum(i.charge for i in items if isinstance(i, SevereItem)),
                 "severe_tax": sum(i.tax for i in items if isinstance(i, SevereItem)),
+                # totalSevereReturnValue as write_rap declares it (Σ severe charges)
+                "audit_severe_value": sum(i.charge for i in items if isinstance(i, SevereItem)),
             },
         )
     return written

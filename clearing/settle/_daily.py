@@ -36,8 +36,7 @@ import csv
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clearing import config
 from clearing.identity import STATUSES, Identity
@@ -49,16 +48,15 @@ from clearing.settle._common import (
     LIMIT_HOURS,
     AuditFacts,
     file_sha256,
-    find_input,
-    header_summary,
     hours,
-    inspect_file,
     lake_file_rows,
     naive_utc,
-    parse_tap_stamp,
 )
 from clearing.settle._fx import Fx
 from clearing.settle._lake import SDR_SCALE, Lake
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = ["build_daily", "daily_path"]
 
@@ -188,7 +186,7 @@ def _inbound_files(d: _Day) -> list[dict[str, Any]]:
                coalesce(e.v_accepted, 0) AS v_accepted, coalesce(e.v_returned, 0) AS v_returned,
                coalesce(e.v_duplicate, 0) AS v_duplicate, coalesce(e.v_late, 0) AS v_late,
                coalesce(e.v_quarantined, 0) AS v_quarantined, e.currency AS lake_currency,
-               e.scale AS lake_scale, e.recomputed_charge
+               e.scale AS lake_scale, e.recomputed_charge AS lake_recomputed
         FROM files f
         LEFT JOIN (
             SELECT file, any_value(sender) AS sender, count(*) AS rows,
@@ -219,8 +217,6 @@ def _inbound_files(d: _Day) -> list[dict[str, Any]]:
     for f in files:
         partner = f["sender"] or f["lake_sender"] or _ciber_partner(f["file"])
         kind = KIND_LABEL.get(f["format"], f["format"])
-        raw = find_input(d.workdir, day, f["file"], f["sha256"])
-        summary = header_summary(raw)
         d.inputs.append({"what": f"input file ({kind})", "name": f["file"], "sha256": f["sha256"]})
         row: dict[str, Any] = {
             "direction": "in",
@@ -236,7 +232,6 @@ def _inbound_files(d: _Day) -> list[dict[str, Any]]:
             "findings": f["findings"],
             "return_file": f["rap_file"],
             "outcome": f["outcome"],
-            "found": raw is not None,
             "currency": f["currency"] or f["lake_currency"],
             "scale": f["charge_scale"] if f["charge_scale"] is not None else f["lake_scale"],
         }
@@ -248,28 +243,25 @@ def _inbound_files(d: _Day) -> list[dict[str, Any]]:
         in_value: int | None = int(f["charge"] or 0)
         if f["outcome"] == "copy":
             in_value = 0
-        if summary is not None and summary.get("kind") == "tap":
-            row["audit_file"] = summary["audit"].get("total_charge")
-            rec = f["recomputed_charge"]
+        # the header facts validate recorded (header_kind NULL: unreadable, or a register
+        # row written before they were recorded: shown as unavailable)
+        if f["header_kind"] == "tap":
+            row["audit_file"] = f["audit_charge"]
+            rec = f["lake_recomputed"]
             row["audit_recomputed"] = int(rec) if rec is not None else None
-            row["available"] = parse_tap_stamp(summary.get("file_available"))
-            row["scale"] = summary.get("tap_decimal_places") or row["scale"]
-            row["currency"] = summary.get("tap_currency") or row["currency"]
-        elif summary is not None and summary.get("kind") == "ciber":
-            batches = summary.get("batches") or []
-            row["audit_file"] = sum(int(b.get("total_charges_and_taxes") or 0) for b in batches)
-            row["audit_recomputed"] = sum(
-                int(b.get("detail_total_charges_and_taxes") or 0) for b in batches
-            )
-            row["currency"] = next((b.get("currency") for b in batches), None) or row["currency"]
+            row["available"] = f["file_available"]
+            row["scale"] = f["tap_decimal_places"] or row["scale"]
+            row["currency"] = f["tap_currency"] or row["currency"]
+        elif f["header_kind"] == "ciber":
+            row["audit_file"] = f["audit_charge"]
+            row["audit_recomputed"] = f["recomputed_charge"]
             row["scale"] = 2
-            created = next((b.get("batch_creation_date") for b in batches), None)
-            if created:
-                row["available"] = datetime.fromisoformat(created)
-        elif summary is not None and summary.get("kind") == "notification":
-            row["available"] = parse_tap_stamp(summary.get("file_available"))
+            row["available"] = f["file_created"]
+        elif f["header_kind"] == "notification":
+            row["available"] = f["file_available"]
         if f["format"] == "ciber":
-            in_value = _ciber_charge(raw)
+            # Σ charge of the decoded records (None: not decoded, or an older register row)
+            in_value = None if f["header_kind"] != "ciber" else int(f["charge"] or 0)
             row["scale"] = 2
         row.setdefault("audit_file", None)
         row.setdefault("audit_recomputed", None)
@@ -297,23 +289,6 @@ def _received(lake: Lake) -> dict[tuple[str, str | None], datetime | None]:
 def _ciber_partner(name: str) -> str | None:
     parsed = CiberName.parse(name)
     return parsed.sender if parsed else None
-
-
-def _ciber_charge(raw: Path | None) -> int | None:
-    """Σ charge of a CIBER input as decoded again from its bytes (None: file not found)."""
-    if raw is None:
-        return None
-    import pyarrow.compute as pc
-
-    from clearing import inspect
-    from clearing.errors import ClearingError
-
-    try:
-        table = inspect.event_table(raw.read_bytes(), file=raw.name)
-    except ClearingError:
-        return None
-    total = pc.sum(pc.fill_null(table.column("charge"), 0)).as_py()
-    return int(total or 0)
 
 
 def _inbound_status(f: dict[str, Any]) -> str:
@@ -385,8 +360,6 @@ def _outbound_files(d: _Day) -> list[dict[str, Any]]:
     out = []
     for f in files:
         kind = KIND_LABEL.get(f["kind"], f["kind"])
-        path = Path(f["path"])
-        summary = header_summary(path if path.is_file() else None)
         r = rated.get(f["partner"], {})
         row: dict[str, Any] = {
             "direction": "out",
@@ -401,22 +374,14 @@ def _outbound_files(d: _Day) -> list[dict[str, Any]]:
             "records": f["events"],
             "currency": f["currency"],
             "scale": f["charge_scale"],
-            "available": None,
-            "audit_file": None,
+            # what the writer recorded (NULL for a file registered before it did)
+            "available": f["file_available"],
+            "audit_file": f["audit_charge"],
             "audit_recomputed": None,
             "findings": None,
             "return_file": None,
             "total_charge": int(f["total_charge"]),
         }
-        if summary is not None and summary.get("kind") == "tap":
-            row["audit_file"] = summary["audit"].get("total_charge")
-            row["available"] = parse_tap_stamp(summary.get("file_available"))
-        elif summary is not None and summary.get("kind") == "notification":
-            row["available"] = parse_tap_stamp(summary.get("file_available"))
-        elif summary is not None and summary.get("kind") == "ciber":
-            batches = summary.get("batches") or []
-            row["audit_file"] = sum(int(b.get("total_charges_and_taxes") or 0) for b in batches)
-            row["available"] = datetime(day.year, day.month, day.day)
         if f["standard"] == "ciber":
             row["audit_recomputed"] = int(r.get("voice_gross") or 0)
         elif f["kind"] == "transferBatch":
@@ -453,21 +418,26 @@ def _returns_out(d: _Day) -> list[dict[str, Any]]:
                 "scale": 0,
             }
         )
-    folder = d.workdir / "out" / "ciber_returns"
-    stamp = f"_{day:%Y%m%d}_"
-    names = sorted(p.name for p in folder.glob("*_RET.dat")) if folder.is_dir() else []
-    boxed = {
-        r["name"]: r
-        for r in lake.rows("SELECT name, sent_at, state FROM outbox WHERE kind = 'ciber_return'")
-    }
-    for name in names:
-        if stamp not in name:
-            continue
-        path = folder / name
-        summary = inspect_file(path) or {}
-        batches = summary.get("batches") or []
+    # our CIBER returns: the names the register gives the day's CIBER inputs, with the facts
+    # validate recorded when it wrote them (none for a register written before it did)
+    returns = lake.rows(
+        """
+        WITH names AS (
+            SELECT DISTINCT trim(unnest(string_split(rap_file, ','))) AS file
+            FROM files WHERE processing_date = ? AND format = 'ciber' AND rap_file IS NOT NULL
+        )
+        SELECT n.file, c.sha256, c.events, c.currency, c.audit_charge, c.recomputed_charge,
+               x.sent_at, x.state
+        FROM names n
+        LEFT JOIN ciber_returns_out c ON c.file = n.file AND c.processing_date = ?
+        LEFT JOIN outbox x ON x.name = n.file AND x.kind = 'ciber_return'
+        ORDER BY n.file
+        """,
+        [day, day],
+    )
+    for r in returns:
+        name = r["file"]
         parts = name.split("_")
-        x = boxed.get(name, {})
         out.append(
             {
                 "direction": "out",
@@ -476,16 +446,14 @@ def _returns_out(d: _Day) -> list[dict[str, Any]]:
                 "kind": "CIBER return",
                 "fsn": parts[4] if len(parts) > 4 else None,
                 "file": name,
-                "sha256": file_sha256(path),
-                "sent": naive_utc(x.get("sent_at")),
-                "status": x.get("state") or "written",
-                "records": summary.get("event_count"),
-                "currency": next((b.get("currency") for b in batches), None),
+                "sha256": r["sha256"],
+                "sent": naive_utc(r["sent_at"]),
+                "status": r["state"] or "written",
+                "records": r["events"],
+                "currency": r["currency"],
                 "scale": 2,
-                "audit_file": sum(int(b.get("total_charges_and_taxes") or 0) for b in batches),
-                "audit_recomputed": sum(
-                    int(b.get("detail_total_charges_and_taxes") or 0) for b in batches
-                ),
+                "audit_file": r["audit_charge"],
+                "audit_recomputed": r["recomputed_charge"],
             }
         )
     return out
@@ -533,11 +501,8 @@ def _rap_rows(d: _Day) -> list[dict[str, Any]]:
     for r in rows:
         scale = r["scale"] if r["scale"] is not None else SDR_SCALE
         currency = r["currency"] or "SDR"
-        path = d.workdir / "out" / "rap" / r["file"]
-        summary = inspect_file(path) if r["processing_date"] == day else None
-        in_file = None
-        if summary is not None:
-            in_file = (summary.get("audit") or {}).get("total_severe_return_value")
+        # totalSevereReturnValue as the RAP writer recorded it (today's RAPs only)
+        in_file = r["audit_severe_value"] if r["processing_date"] == day else None
         value = int(r["severe_value"] or 0)
         row = {
             "direction": "out",
@@ -880,8 +845,9 @@ def _sequences(d: _Day) -> list[dict[str, Any]]:
                 AND f.test = s.test) AS last_date,
             (SELECT count(*) FROM findings g WHERE g.sender = s.sender
                 AND g.rule = 'fsn.gap' AND g.processing_date = ?) AS gaps,
-            (SELECT string_agg(regexp_extract(g.message, '[0-9]{5}-[0-9]{5}'), ', '
-                ORDER BY g.message) FROM findings g WHERE g.sender = s.sender
+            (SELECT string_agg(lpad(CAST(g.gap_start AS VARCHAR), 5, '0') || '-'
+                    || lpad(CAST(g.gap_end AS VARCHAR), 5, '0'), ', '
+                ORDER BY g.gap_start, g.gap_end) FROM findings g WHERE g.sender = s.sender
                 AND g.rule = 'fsn.gap' AND g.processing_date = ?) AS gap_ranges,
             (SELECT count(*) FROM findings g WHERE g.sender = s.sender
                 AND g.rule = 'fsn.reused' AND g.processing_date = ?) AS reused,
@@ -898,7 +864,7 @@ def _sequences(d: _Day) -> list[dict[str, Any]]:
     for r in rows:
         silent_days = (day - r["last_date"]).days if r["last_date"] else None
         limit = settings.silent_days(r["sender"])
-        expected = None if r["last_before"] is None else next_fsn(r["last_before"])
+        expected = None if r["last_before"] is None else next_fsn(int(r["last_before"]))
         status = []
         if r["gaps"]:
             status.append("gap")
@@ -979,7 +945,7 @@ def _sequences(d: _Day) -> list[dict[str, Any]]:
                 "test": r["file_type"],
                 "last_before": _fsn(r["previous_number"], width),
                 "expected": _fsn(
-                    None if r["previous_number"] is None else next_fsn(r["previous_number"]),
+                    None if r["previous_number"] is None else next_fsn(int(r["previous_number"])),
                     width,
                 ),
                 "today": _range(r["first_number"], r["last_number"], width),

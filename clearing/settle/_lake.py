@@ -56,9 +56,36 @@ class Lake:
         ):
             attached = attach_read_only(self.con, path, alias, schema)
             for t in schema.tables:
-                src = f"{alias}.main.{t}" if t in attached else f"memory.empty.{t}"
-                self.con.execute(f"CREATE VIEW {t} AS SELECT * FROM {src}")
+                if t not in attached:
+                    self.con.execute(f"CREATE VIEW {t} AS SELECT * FROM memory.empty.{t}")
+                    continue
+                self.con.execute(
+                    f"CREATE VIEW {t} AS SELECT {self._columns(alias, t)} FROM {alias}.main.{t}"
+                )
         self._fx_view()
+
+    def _columns(self, alias: str, table: str) -> str:
+        """The select list of ``table`` as this code knows it (missing columns read as NULL).
+
+        A file written before the migration that added a column lacks it; settlement shows
+        such a fact as unavailable rather than fail.
+        """
+        cols = self.con.execute(
+            "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = 'memory' "
+            "AND schema_name = 'empty' AND table_name = ? ORDER BY column_index",
+            [table],
+        ).fetchall()
+        have = {
+            r[0]
+            for r in self.con.execute(
+                "SELECT column_name FROM duckdb_columns() WHERE database_name = ? "
+                "AND table_name = ?",
+                [alias, table],
+            ).fetchall()
+        }
+        return ", ".join(
+            f'"{c}"' if c in have else f'CAST(NULL AS {ty}) AS "{c}"' for c, ty in cols
+        )
 
     def close(self) -> None:
         """Close the connection."""

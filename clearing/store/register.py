@@ -1,4 +1,5 @@
-"""The file register: ``files`` (one row per input file), ``findings``, ``rap_out``.
+"""The file register: ``files`` (one row per input file), ``findings``, ``rap_out`` and
+``ciber_returns_out`` (the CIBER returns written).
 
 Every table is keyed by the processing date; a stage run for a date first deletes what an
 earlier run of the same date wrote (:meth:`Register.forget`), so a re-run ends in the same
@@ -18,11 +19,19 @@ if TYPE_CHECKING:
 __all__ = ["DATED_TABLES", "Register"]
 
 #: The tables keyed by ``processing_date`` that the validate stage rewrites for a date.
-DATED_TABLES = ("files", "findings", "rap_out", "acks_in", "raps_in", "returns_in")
+DATED_TABLES = (
+    "files",
+    "findings",
+    "rap_out",
+    "acks_in",
+    "raps_in",
+    "returns_in",
+    "ciber_returns_out",
+)
 
 
 class Register:
-    """Typed access to ``files``, ``findings`` and ``rap_out``."""
+    """Typed access to ``files``, ``findings``, ``rap_out`` and ``ciber_returns_out``."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self._con = con
@@ -64,6 +73,10 @@ class Register:
     def record_rap(self, day: dt.date, row: dict[str, Any]) -> None:
         """Add one RAP we wrote (columns of ``rap_out`` by name)."""
         self._insert("rap_out", day, row)
+
+    def record_ciber_return(self, day: dt.date, row: dict[str, Any]) -> None:
+        """Add one CIBER return file we wrote (columns of ``ciber_returns_out`` by name)."""
+        self._insert("ciber_returns_out", day, row)
 
     def raps_of(self, day: dt.date) -> list[tuple[str, str]]:
         """``(file, partner)`` of the RAPs written for ``day``, by file name."""

@@ -191,6 +191,66 @@ CREATE TABLE IF NOT EXISTS fetched (
 );
 """
 
+_STATE_V2 = """
+ALTER TABLE files ADD COLUMN header_kind VARCHAR;
+ALTER TABLE files ADD COLUMN file_available TIMESTAMP;
+ALTER TABLE files ADD COLUMN file_created TIMESTAMP;
+ALTER TABLE files ADD COLUMN tap_currency VARCHAR;
+ALTER TABLE files ADD COLUMN tap_decimal_places INTEGER;
+ALTER TABLE files ADD COLUMN audit_tax BIGINT;
+ALTER TABLE files ADD COLUMN audit_discount BIGINT;
+ALTER TABLE files ADD COLUMN audit_events BIGINT;
+ALTER TABLE files ADD COLUMN recomputed_charge BIGINT;
+ALTER TABLE files ADD COLUMN recomputed_tax BIGINT;
+ALTER TABLE files ADD COLUMN recomputed_discount BIGINT;
+ALTER TABLE findings ADD COLUMN expected_fsn INTEGER;
+ALTER TABLE findings ADD COLUMN gap_start INTEGER;
+ALTER TABLE findings ADD COLUMN gap_end INTEGER;
+ALTER TABLE rap_out ADD COLUMN audit_severe_value BIGINT;
+ALTER TABLE outbound_files ADD COLUMN audit_charge BIGINT;
+ALTER TABLE outbound_files ADD COLUMN file_available TIMESTAMP;
+CREATE TABLE IF NOT EXISTS ciber_returns_out (
+    processing_date DATE NOT NULL,
+    file VARCHAR NOT NULL,
+    input_file VARCHAR NOT NULL,
+    sha256 VARCHAR NOT NULL,
+    events BIGINT,
+    currency VARCHAR,
+    audit_charge BIGINT,
+    recomputed_charge BIGINT
+);
+"""
+
+_STATE_V2_DOC = (
+    "facts recorded once: file header facts and audit totals in files, FSN gap fields in "
+    "findings, audit totals of the files we write, ciber_returns_out"
+)
+"""Migration 2: what a file declares, recorded by the stage that decodes or writes it.
+
+Settlement used to find every input file again on disk and decode its header (or all of it);
+from version 2 it reads these columns only (architecture review #3):
+
+* ``files``: ``header_kind`` (what the header decode found: tap | notification | ciber; NULL
+  when the header could not be read), ``file_available`` and ``file_created`` (naive UTC; a
+  CIBER file's first batch creation date in ``file_created``), ``tap_currency`` and
+  ``tap_decimal_places`` as declared, the audit totals as declared (``audit_charge``, already
+  there and unused before, ``audit_tax``, ``audit_discount``, ``audit_events``; a CIBER file's
+  Σ batch trailer totals in ``audit_charge``) and as recomputed from the events
+  (``recomputed_charge``, ``recomputed_tax``, ``recomputed_discount``; a CIBER file's Σ detail
+  totals in ``recomputed_charge``). A CIBER row now also has ``charge`` (Σ record charges) and
+  ``currency`` (the first batch's);
+* ``findings``: ``expected_fsn``, ``gap_start``, ``gap_end`` of an FSN gap, next to the
+  message (the Sequences sheet reads these, not the message text);
+* ``rap_out.audit_severe_value``: totalSevereReturnValue as written in the RAP;
+* ``outbound_files``: ``audit_charge`` (TAP-out totalCharge; CIBER-out Σ batch totals) and
+  ``file_available`` (naive UTC) as written;
+* ``ciber_returns_out``: one row per CIBER return file written, with its totals.
+
+A work folder written before this migration has NULL in every new column (and no
+``ciber_returns_out`` rows); settlement then shows these facts as unavailable (blank cells;
+a CIBER input's charge identity "not checked"), as it did for a file it could not find.
+"""
+
 #: ``clearing.duckdb``: the state of the stages.
 STATE = Schema(
     name="state database",
@@ -205,8 +265,12 @@ STATE = Schema(
         "outbound_sequences",
         "outbound_files",
         "outbox",
+        "ciber_returns_out",
     ),
-    migrations=(Migration(1, "the schema before versioning", _STATE_V1),),
+    migrations=(
+        Migration(1, "the schema before versioning", _STATE_V1),
+        Migration(2, _STATE_V2_DOC, _STATE_V2),
+    ),
 )
 
 #: ``fetch_ledger.duckdb``: the transport's record of fetched files.

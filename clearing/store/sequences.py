@@ -18,7 +18,7 @@ from clearing.names import next_fsn
 
 if TYPE_CHECKING:
     import datetime as dt
-    from datetime import date
+    from datetime import date, datetime
 
     import duckdb
 
@@ -203,6 +203,8 @@ class FileRecord:
     sha256: str
     path: str
     content_changed: bool = False
+    audit_charge: int | None = None  # TAP-out totalCharge / CIBER-out Σ batch totals written
+    file_available: datetime | None = None  # fileAvailableTimeStamp written (naive UTC)
 
 
 class OutboundSequences:
@@ -277,8 +279,8 @@ class OutboundSequences:
         con.execute(
             "INSERT INTO outbound_files (file_name, kind, partner, standard, file_type, "
             "processing_date, sequence_number, events, total_charge, total_tax, charge_scale, "
-            "currency, sha256, path, content_changed) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "currency, sha256, path, content_changed, audit_charge, file_available) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 record.file_name,
                 record.kind,
@@ -295,6 +297,8 @@ class OutboundSequences:
                 record.sha256,
                 record.path,
                 changed,
+                record.audit_charge,
+                record.file_available,
             ],
         )
         return changed

@@ -20,7 +20,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FINDINGS_SCHEMA",
+    "REGISTER_FINDINGS_SCHEMA",
     "SEVERITIES",
+    "STRUCTURED_FIELDS",
     "Finding",
     "PathItem",
     "findings_table",
@@ -47,6 +49,8 @@ class Finding:
         path: the RAP ErrorContext (outermost first).
         item_offset: the offset of the item in error, when known.
         byte_offset: where in the file the problem is, when known.
+        expected_fsn: for an FSN finding, the FSN the stream expected.
+        gap_start, gap_end: for an FSN gap, the first and last FSN missing.
     """
 
     rule: str
@@ -59,9 +63,23 @@ class Finding:
     path: tuple[PathItem, ...] = field(default=())
     item_offset: int | None = None
     byte_offset: int | None = None
+    expected_fsn: int | None = None
+    gap_start: int | None = None
+    gap_end: int | None = None
 
 
 FINDINGS_SCHEMA = lake.FINDINGS_SCHEMA
+
+#: The structured fields the register's ``findings`` table keeps next to the message (the
+#: lake's findings dataset keeps :data:`FINDINGS_SCHEMA`).
+STRUCTURED_FIELDS: tuple[pa.Field, ...] = (
+    pa.field("expected_fsn", pa.int32()),
+    pa.field("gap_start", pa.int32()),
+    pa.field("gap_end", pa.int32()),
+)
+
+#: :data:`FINDINGS_SCHEMA` plus :data:`STRUCTURED_FIELDS`: the rows of the register's table.
+REGISTER_FINDINGS_SCHEMA = pa.schema([*FINDINGS_SCHEMA, *STRUCTURED_FIELDS])
 
 
 def findings_table(
@@ -73,8 +91,14 @@ def findings_table(
     recipient: str | None = None,
     file_sequence_number: str | None = None,
     file_sha256: str | None = None,
+    structured: bool = False,
 ) -> pa.Table:
-    """Findings as an Arrow table (:data:`FINDINGS_SCHEMA`), in a stable order."""
+    """Findings as an Arrow table (:data:`FINDINGS_SCHEMA`), in a stable order.
+
+    With ``structured``, the table has the :data:`STRUCTURED_FIELDS` too
+    (:data:`REGISTER_FINDINGS_SCHEMA`, for the register).
+    """
+    schema = REGISTER_FINDINGS_SCHEMA if structured else FINDINGS_SCHEMA
     rows = sorted(
         findings,
         key=lambda f: (
@@ -84,7 +108,7 @@ def findings_table(
             f.message,
         ),
     )
-    cols: dict[str, list[object]] = {name: [] for name in FINDINGS_SCHEMA.names}
+    cols: dict[str, list[object]] = {name: [] for name in schema.names}
     for f in rows:
         cols["file"].append(file)
         cols["file_sha256"].append(file_sha256)
@@ -104,4 +128,8 @@ def findings_table(
         )
         cols["item_offset"].append(f.item_offset)
         cols["byte_offset"].append(f.byte_offset)
-    return pa.table(cols, schema=FINDINGS_SCHEMA)
+        if structured:
+            cols["expected_fsn"].append(f.expected_fsn)
+            cols["gap_start"].append(f.gap_start)
+            cols["gap_end"].append(f.gap_end)
+    return pa.table(cols, schema=schema)

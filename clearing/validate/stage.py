@@ -18,7 +18,7 @@ import itertools
 import multiprocessing
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -28,11 +28,21 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from clearing import lake as lakes
+from clearing.codecs.ciber import decode as decode_ciber
+from clearing.codecs.ciber import looks_like_ciber
+from clearing.codecs.facts import ciber_facts, tap_header_facts
 from clearing.config import environment
+from clearing.errors import ClearingError
 from clearing.identity import Identity
 from clearing.store import Store, open_store
 from clearing.validate.duplicates import HARD_KEY, find_duplicates
-from clearing.validate.findings import FINDINGS_SCHEMA, SEVERITIES, Finding, findings_table
+from clearing.validate.findings import (
+    FINDINGS_SCHEMA,
+    REGISTER_FINDINGS_SCHEMA,
+    SEVERITIES,
+    Finding,
+    findings_table,
+)
 from clearing.validate.rules import rules_for
 from clearing.validate.tap import TapChecked, check_tap, parse_tap_name
 
@@ -40,6 +50,8 @@ if TYPE_CHECKING:
     import datetime as dt
     from collections.abc import Iterator, Sequence
 
+    from clearing.codecs.ciber import Decoded
+    from clearing.codecs.facts import TapHeaderFacts
     from clearing.config import Settings, WorkDir
     from clearing.validate.ciber import CiberChecked
 
@@ -106,7 +118,7 @@ class FileResult:
         n = 0 if self.outcome == "copy" else self.checked.events.num_rows
         return Identity.of(n, self.status).as_dict()
 
-    def findings_table(self) -> pa.Table:
+    def findings_table(self, *, structured: bool = False) -> pa.Table:
         c = self.checked
         return findings_table(
             self.findings,
@@ -116,6 +128,7 @@ class FileResult:
             recipient=c.recipient,
             file_sequence_number=c.fsn,
             file_sha256=c.sha256,
+            structured=structured,
         )
 
     def summary(self) -> dict[str, Any]:
@@ -207,13 +220,13 @@ def validate_one(
         if seq.missing is not None:
             a, b = seq.missing
             result.missing = seq.missing
-            _add(
-                findings,
-                rs.make(
-                    "fsn.gap",
-                    f"FSN {checked.fsn} but {seq.expected:05d} expected: {a:05d}-{b:05d} missing",
-                ),
+            gap = rs.make(
+                "fsn.gap",
+                f"FSN {checked.fsn} but {seq.expected:05d} expected: {a:05d}-{b:05d} missing",
             )
+            if gap is not None:
+                gap = replace(gap, expected_fsn=seq.expected, gap_start=a, gap_end=b)
+            _add(findings, gap)
         if seq.previously_fatal and checked.rap_fsn is None:
             _add(
                 findings,
@@ -438,11 +451,17 @@ def validate_day(
             if r.rap_file:
                 state.register.set_rap_file(day, r.file, r.rap_file)
         ciber = _ciber_day(workdir, day, ciber_inputs, settings, state, returns)
-        tables = [r.findings_table() for r in results if r.outcome != "copy"]
-        tables += [findings_table(c.findings, file=c.file, source_format="ciber") for c in ciber]
-        all_findings = pa.concat_tables(tables) if tables else FINDINGS_SCHEMA.empty_table()
+        tables = [r.findings_table(structured=True) for r in results if r.outcome != "copy"]
+        tables += [
+            findings_table(c.findings, file=c.file, source_format="ciber", structured=True)
+            for c in ciber
+        ]
+        all_findings = (
+            pa.concat_tables(tables) if tables else REGISTER_FINDINGS_SCHEMA.empty_table()
+        )
+        # the register keeps the structured FSN fields; the lake dataset its own schema
         state.register.record_findings(day, all_findings)
-        lakes.write(workdir.lake, lakes.FINDINGS, day, all_findings)
+        lakes.write(workdir.lake, lakes.FINDINGS, day, all_findings.select(FINDINGS_SCHEMA.names))
     return ValidateResult(day=day, files=results, raps=written, ciber=ciber)
 
 
@@ -458,6 +477,7 @@ def _file_row(r: FileResult) -> dict[str, Any]:
     counts = r.counts()
     ev = c.events
     charge = int(pc.sum(pc.fill_null(ev.column("charge"), 0)).as_py() or 0) if ev.num_rows else 0
+    facts = tap_header_facts(c.data)  # the header as declared (settle reads it from here)
     return {
         "file": c.file,
         "sha256": c.sha256,
@@ -478,9 +498,45 @@ def _file_row(r: FileResult) -> dict[str, Any]:
         "charge": charge,
         "charge_scale": c.tap_decimal_places,
         "currency": c.tap_currency or ("SDR" if c.kind == "tap" else None),
-        "audit_charge": None,
+        "audit_charge": facts.total_charge if facts is not None else None,
         "findings": len(r.findings),
         "rap_file": None,
+        **_header_columns(facts),
+        **(_recomputed(ev) if c.kind == "tap" else {}),
+    }
+
+
+def _header_columns(facts: TapHeaderFacts | None) -> dict[str, Any]:
+    """The register's header columns of a TAP file or Notification (None: header unreadable)."""
+    if facts is None:
+        return {"header_kind": None}
+    return {
+        "header_kind": facts.kind,
+        "file_available": facts.file_available,
+        "file_created": facts.file_created,
+        "tap_currency": facts.tap_currency,
+        "tap_decimal_places": facts.tap_decimal_places,
+        "audit_tax": facts.total_tax,
+        "audit_discount": facts.total_discount,
+        "audit_events": facts.event_count,
+    }
+
+
+def _recomputed(ev: pa.Table) -> dict[str, int]:
+    """The audit totals of a TransferBatch recomputed from its decoded events (refunds apart).
+
+    ``recomputed_charge`` is Σ charge + CAMEL fee, ``recomputed_tax`` Σ tax,
+    ``recomputed_discount`` Σ discount (fixed discounts of the accounting group not counted).
+    """
+    mask = pc.invert(pc.fill_null(ev.column("refund"), False))
+
+    def total(column: str) -> int:
+        return int(pc.sum(pc.fill_null(ev.column(column).filter(mask), 0)).as_py() or 0)
+
+    return {
+        "recomputed_charge": total("charge") + total("camel_fee"),
+        "recomputed_tax": total("tax"),
+        "recomputed_discount": total("discount"),
     }
 
 
@@ -565,6 +621,9 @@ def _ciber_day(
             lakes.write(workdir.lake, lakes.EVENTS_IN, day, table, partner=sender, source=path.name)
         if returns is not None:
             returns.ciber_returns(workdir, checked, r, settings, len(out) + 1)
+            for name in r.returns:  # the facts of each return as written
+                blob = (workdir.out / "ciber_returns" / name).read_bytes()
+                state.register.record_ciber_return(day, _ciber_return_row(name, path.name, blob))
         counts = r.counts()
         state.register.record_file(
             day,
@@ -581,7 +640,45 @@ def _ciber_day(
                 "quarantined": counts["quarantined"],
                 "findings": len(r.findings),
                 "rap_file": ", ".join(r.returns) or None,
+                **_ciber_columns(data, checked.decoded),
             },
         )
         out.append(r)
     return out
+
+
+def _ciber_columns(data: bytes, decoded: Decoded | None) -> dict[str, Any]:
+    """The register's facts of a CIBER input: parties, batch totals, records' charge, currency."""
+    if decoded is None or not (data[:1].isdigit() and looks_like_ciber(data)):
+        return {"header_kind": None}
+    facts = ciber_facts(decoded)
+    return {
+        "header_kind": "ciber",
+        "sender": facts.sender,
+        "recipient": facts.recipient,
+        "charge": facts.charge,
+        "charge_scale": 2,
+        "currency": facts.currency,
+        "file_created": facts.created,
+        "audit_charge": facts.total,
+        "recomputed_charge": facts.detail_total,
+    }
+
+
+def _ciber_return_row(name: str, input_file: str, blob: bytes) -> dict[str, Any]:
+    """The ``ciber_returns_out`` row of a CIBER return we wrote (its totals as written)."""
+    row: dict[str, Any] = {
+        "file": name,
+        "input_file": input_file,
+        "sha256": hashlib.sha256(blob).hexdigest(),
+    }
+    try:
+        facts = ciber_facts(decode_ciber(blob, file=name))
+    except ClearingError:
+        return row
+    return row | {
+        "events": facts.events,
+        "currency": facts.currency,
+        "audit_charge": facts.total,
+        "recomputed_charge": facts.detail_total,
+    }
