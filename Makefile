@@ -18,12 +18,14 @@ $(STAMP): pyproject.toml
 demo: $(STAMP) ## install, then run the main job on data_samples/ into ./var
 	$(BIN)/python -m clearing.demo data_samples var
 
-test: $(STAMP) ## install, then lint, type-check and run all tests (fuzzing and Airflow DAGs included)
+test: lint ## install, then lint, type-check and run all tests (fuzzing and Airflow DAGs included)
+	$(BIN)/pytest -q
+	$(MAKE) test-airflow
+
+lint: $(STAMP) ## ruff (lint and format) and mypy, as `make test` runs them
 	$(BIN)/ruff check clearing tests pipelines
 	$(BIN)/ruff format --check clearing tests pipelines
 	$(BIN)/mypy
-	$(BIN)/pytest -q
-	$(MAKE) test-airflow
 
 AIRFLOW_VENV := .venv-airflow
 
