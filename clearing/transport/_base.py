@@ -126,7 +126,8 @@ class RetryPolicy:
                 if on_retry is not None:
                     on_retry()
                 self.sleep(wait)
-        raise AssertionError("unreachable")  # pragma: no cover
+        msg = "unreachable"
+        raise AssertionError(msg)  # pragma: no cover
 
 
 @runtime_checkable
