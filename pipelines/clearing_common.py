@@ -86,8 +86,7 @@ class SettingError(ValueError):
 
 
 def layout() -> str:
-    """The daily DAG's task layout (`CLEARING_DAILY_TASKS`: `nightly`, the default, or
-    `stages`)."""
+    """The daily DAG's task layout: `CLEARING_DAILY_TASKS`, `nightly` (default) or `stages`."""
     name = (os.environ.get("CLEARING_DAILY_TASKS") or "nightly").strip()
     if name not in LAYOUTS:
         msg = f"CLEARING_DAILY_TASKS={name!r}: expected one of {sorted(LAYOUTS)}"
@@ -172,8 +171,11 @@ def processing_date_for(*, override: Any, interval_start: Any, run_after: Any, t
 
 
 def closing_period_for(*, override: Any, interval_start: Any, run_after: Any, tz: ZoneInfo) -> str:
-    """The month a monthly run closes, YYYY-MM: conf `period`, else the data interval's start
-    month (the run on the 1st closes the month before), else the month before `run_after`."""
+    """The month a monthly run closes, YYYY-MM.
+
+    Conf `period`, else the data interval's start month (the run on the 1st closes the month
+    before), else the month before `run_after`.
+    """
     if override:
         return check_period(override)
     start = _local(interval_start, tz)
@@ -195,8 +197,11 @@ def last_day(period: str) -> date:
 
 
 def daily_logical_date(day: date, tz: ZoneInfo) -> datetime:
-    """The logical date of the scheduled daily run that processes `day` (it runs the next day
-    at 02:00; with a cron trigger timetable the logical date is the trigger time)."""
+    """The logical date of the scheduled daily run that processes `day`.
+
+    It runs the next day at 02:00; with a cron trigger timetable the logical date is the
+    trigger time.
+    """
     return datetime.combine(day + timedelta(days=1), DAILY_AT, tz)
 
 

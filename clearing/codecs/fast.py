@@ -1231,8 +1231,10 @@ def decode_tap(
 def _decode_tap(
     data: bytes, chunk_events: int, info: asn1.FileInfo | None, *, indefinite: bool = True
 ) -> TapBatch:
-    """See :func:`decode_tap`; ``indefinite=False`` reads events with an indefinite length
-    inside with the pure-Python path (the reference the vectorised reading is tested against).
+    """See :func:`decode_tap`.
+
+    ``indefinite=False`` reads events with an indefinite length inside with the pure-Python
+    path (the reference the vectorised reading is tested against).
     """
     if info is None:
         info = asn1.sniff(data)

@@ -107,18 +107,22 @@ class FileResult:
 
     @property
     def file(self) -> str:
+        """The input file's name."""
         return self.checked.file
 
     @property
     def fatal(self) -> bool:
+        """Whether a finding rejects the whole file."""
         return any(f.severity == "fatal" for f in self.findings)
 
     def counts(self) -> dict[str, int]:
+        """The file's event identity counts (none for an ignored copy)."""
         # an ignored copy brings nothing in: its events were counted with the original
         n = 0 if self.outcome == "copy" else self.checked.events.num_rows
         return Identity.of(n, self.status).as_dict()
 
     def findings_table(self, *, structured: bool = False) -> pa.Table:
+        """The file's findings as a findings table (``structured``: with paths)."""
         c = self.checked
         return findings_table(
             self.findings,
@@ -132,6 +136,7 @@ class FileResult:
         )
 
     def summary(self) -> dict[str, Any]:
+        """The file's entry in the validate report and the run manifest."""
         c = self.checked
         return {
             "file": c.file,
@@ -159,6 +164,7 @@ class ValidateResult:
     ciber: list[CiberResult] = field(default_factory=list)
 
     def reconciliation(self) -> dict[str, int]:
+        """The day's event identity over all TAP and CIBER files (copies left out)."""
         total = Identity()
         for f in self.files:
             if f.outcome == "copy":
@@ -553,12 +559,15 @@ class CiberResult:
 
     @property
     def fatal(self) -> bool:
+        """Whether a finding rejects the whole file."""
         return any(f.severity == "fatal" for f in self.findings)
 
     def counts(self) -> dict[str, int]:
+        """The file's event identity counts."""
         return Identity.of(self.events.num_rows, self.status).as_dict()
 
     def summary(self) -> dict[str, Any]:
+        """The file's entry in the validate report and the run manifest."""
         return {
             "file": self.file,
             "kind": "ciber",

@@ -109,9 +109,11 @@ class TapChecked:
 
     @property
     def fatal(self) -> bool:
+        """Whether a finding rejects the whole file."""
         return any(f.severity == "fatal" for f in self.findings)
 
     def add(self, finding: Finding | None) -> None:
+        """Keep ``finding``, if a check gave one."""
         if finding is not None:
             self.findings.append(finding)
 

@@ -316,7 +316,7 @@ def _returned_event(r: _Reader, node: TLV, path: str) -> ReturnedEvent:
 
 
 def _event_money(value: Any) -> tuple[int, int]:
-    """chargeType 00 charges + CAMEL invocation fees, and tax values, of one decoded event.
+    """ChargeType 00 charges + CAMEL invocation fees, and tax values, of one decoded event.
 
     Same rule as the fast decoder's ``charge + camel_fee`` and ``tax`` columns.
     """
