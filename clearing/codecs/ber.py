@@ -8,6 +8,10 @@ integer ``key = (class << 24) | number`` (class: 0 universal, 1 application, 2 c
 :func:`tag_octets` / :func:`length_octets` (:func:`encode_header`) are the one tag and length
 writer of the package: the RAP writer and the columnar writer (:mod:`clearing.codecs.ber_write`)
 use them.
+
+C901: ``_indefinite_end`` is the BER walk to an indefinite length's end-of-contents, one loop over
+tags, lengths and nesting on the hot path; cut into helpers it would pay a call per element and
+spread one state machine over several functions.
 """
 
 from __future__ import annotations

@@ -5,6 +5,9 @@
 count and total computed; :func:`write` builds whole files from the normalised event table
 (CIBER-out), one batch per sending/receiving SID/BID pair and currency, at most 9 999 records
 each, numbering batches per pair 001-999 and wrapping.
+
+C901: ``_encode_field`` is the table of CIBER field formats (``N``, money, ``D``, number, ``X``,
+date, time, duration), one branch per format with its refusals, as the spec's format list reads.
 """
 
 from __future__ import annotations
