@@ -338,22 +338,27 @@ class WorkDir:
 
     @property
     def config(self) -> Path:
+        """The deployment's ``clearing.toml``."""
         return self.root / CONFIG_NAME
 
     @property
     def inbox(self) -> Path:
+        """``inbox/``: partners' files as collected, and mediation CDRs."""
         return self.root / "inbox"
 
     @property
     def done(self) -> Path:
+        """``done/`` (in the layout; no stage writes there today)."""
         return self.root / "done"
 
     @property
     def failed(self) -> Path:
+        """``failed/``: quarantined inputs, each with a reason file beside it."""
         return self.root / "failed"
 
     @property
     def lake(self) -> Path:
+        """``lake/``: the Parquet lake (see :mod:`clearing.lake`)."""
         return self.root / "lake"
 
     def work(self, day: date) -> Path:
@@ -362,14 +367,17 @@ class WorkDir:
 
     @property
     def db(self) -> Path:
+        """``clearing.duckdb``: register, sequences, findings, returns, outbox."""
         return self.root / "clearing.duckdb"
 
     @property
     def out(self) -> Path:
+        """``out/``: the files we write (RAP, TAP-out, CIBER, workbooks)."""
         return self.root / "out"
 
     @property
     def runs(self) -> Path:
+        """``runs/``: one folder per run, with its ``manifest.json``."""
         return self.root / "runs"
 
     @property
@@ -378,6 +386,7 @@ class WorkDir:
         return self.root / "rates"
 
     def settings(self) -> Settings:
+        """The deployment's settings, loaded from its ``clearing.toml``."""
         return load(self.root)
 
 

@@ -86,7 +86,7 @@ class Identity:
 
     @property
     def out(self) -> int:
-        """accepted + returned + duplicate + late + quarantined."""
+        """Accepted + returned + duplicate + late + quarantined."""
         return sum(self.count(s) for s in STATUSES)
 
     @property

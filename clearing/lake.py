@@ -1,5 +1,6 @@
-"""The Parquet lake under ``<workdir>/lake/``: every dataset, where its files are, how they are
-written and read.
+"""The Parquet lake under ``<workdir>/lake/``.
+
+Every dataset, where its files are, how they are written and read.
 
 Each :class:`Dataset` has a name, the Arrow schema of its files as Parquet stores them (what
 reading a file back gives), its partitioning and its file name inside a partition::

@@ -1,5 +1,4 @@
-"""The stage contract: what a stage of a run is given (:class:`StageContext`) and gives back
-(:class:`StepResult`).
+"""The stage contract: a stage's input (:class:`StageContext`) and result (:class:`StepResult`).
 
 Every stage package has a ``stage.py`` with its stages (``clearing/ingest/stage.py``,
 ``clearing/validate/stage.py``, ``clearing/returns/stage.py``, ``clearing/rating/stage.py``,

@@ -86,11 +86,11 @@ class SettingError(ValueError):
 
 
 def layout() -> str:
-    """The daily DAG's task layout (`CLEARING_DAILY_TASKS`: `nightly`, the default, or
-    `stages`)."""
+    """The daily DAG's task layout: `CLEARING_DAILY_TASKS`, `nightly` (default) or `stages`."""
     name = (os.environ.get("CLEARING_DAILY_TASKS") or "nightly").strip()
     if name not in LAYOUTS:
-        raise SettingError(f"CLEARING_DAILY_TASKS={name!r}: expected one of {sorted(LAYOUTS)}")
+        msg = f"CLEARING_DAILY_TASKS={name!r}: expected one of {sorted(LAYOUTS)}"
+        raise SettingError(msg)
     return name
 
 
@@ -103,11 +103,13 @@ def check_date(value: str) -> str:
     """`value` if it is a real YYYY-MM-DD date, else `SettingError`."""
     text = str(value).strip()
     if not _DATE.fullmatch(text):
-        raise SettingError(f"date {value!r}: expected YYYY-MM-DD")
+        msg = f"date {value!r}: expected YYYY-MM-DD"
+        raise SettingError(msg)
     try:
         date.fromisoformat(text)
     except ValueError as exc:
-        raise SettingError(f"date {value!r}: {exc}") from None
+        msg = f"date {value!r}: {exc}"
+        raise SettingError(msg) from None
     return text
 
 
@@ -115,7 +117,8 @@ def check_period(value: str) -> str:
     """`value` if it is a YYYY-MM month, else `SettingError`."""
     text = str(value).strip()
     if not _PERIOD.fullmatch(text):
-        raise SettingError(f"period {value!r}: expected YYYY-MM")
+        msg = f"period {value!r}: expected YYYY-MM"
+        raise SettingError(msg)
     return text
 
 
@@ -128,11 +131,12 @@ def start_date() -> datetime:
     """
     raw = os.environ.get("CLEARING_START_DATE", "")
     if not raw:
-        raise SettingError(
+        msg = (
             "set CLEARING_START_DATE=YYYY-MM-DD (the first date to process) in the environment "
             "of the Airflow scheduler, DAG processor and workers: the daily DAG catches up every "
             "night since then"
         )
+        raise SettingError(msg)
     first = date.fromisoformat(check_date(raw))
     return datetime.combine(first + timedelta(days=1), time(0, 0), timezone())
 
@@ -162,12 +166,16 @@ def processing_date_for(*, override: Any, interval_start: Any, run_after: Any, t
     after = _local(run_after, tz)
     if after is not None:
         return (after.date() - timedelta(days=1)).isoformat()
-    raise SettingError("no date: the run has no data interval, no run_after and no conf date")
+    msg = "no date: the run has no data interval, no run_after and no conf date"
+    raise SettingError(msg)
 
 
 def closing_period_for(*, override: Any, interval_start: Any, run_after: Any, tz: ZoneInfo) -> str:
-    """The month a monthly run closes, YYYY-MM: conf `period`, else the data interval's start
-    month (the run on the 1st closes the month before), else the month before `run_after`."""
+    """The month a monthly run closes, YYYY-MM.
+
+    Conf `period`, else the data interval's start month (the run on the 1st closes the month
+    before), else the month before `run_after`.
+    """
     if override:
         return check_period(override)
     start = _local(interval_start, tz)
@@ -177,7 +185,8 @@ def closing_period_for(*, override: Any, interval_start: Any, run_after: Any, tz
     if after is not None:
         previous = after.date().replace(day=1) - timedelta(days=1)
         return f"{previous.year:04d}-{previous.month:02d}"
-    raise SettingError("no period: the run has no data interval, no run_after and no conf period")
+    msg = "no period: the run has no data interval, no run_after and no conf period"
+    raise SettingError(msg)
 
 
 def last_day(period: str) -> date:
@@ -188,8 +197,11 @@ def last_day(period: str) -> date:
 
 
 def daily_logical_date(day: date, tz: ZoneInfo) -> datetime:
-    """The logical date of the scheduled daily run that processes `day` (it runs the next day
-    at 02:00; with a cron trigger timetable the logical date is the trigger time)."""
+    """The logical date of the scheduled daily run that processes `day`.
+
+    It runs the next day at 02:00; with a cron trigger timetable the logical date is the
+    trigger time.
+    """
     return datetime.combine(day + timedelta(days=1), DAILY_AT, tz)
 
 
@@ -197,7 +209,8 @@ def clearing_bin() -> list[str]:
     """The words of the command that runs the CLI (`CLEARING_BIN`, default `clearing`)."""
     words = shlex.split(os.environ.get("CLEARING_BIN") or "clearing")
     if not words:
-        raise SettingError("CLEARING_BIN is blank")
+        msg = "CLEARING_BIN is blank"
+        raise SettingError(msg)
     return words
 
 
@@ -205,10 +218,11 @@ def workdir(variable: str | None) -> str:
     """The work dir: the Airflow Variable's value if set, else `CLEARING_WORKDIR`."""
     value = (variable or "").strip() or os.environ.get("CLEARING_WORKDIR", "").strip()
     if not value:
-        raise SettingError(
+        msg = (
             "no work dir: set the Airflow Variable clearing_workdir "
             "(or AIRFLOW_VAR_CLEARING_WORKDIR) or the environment variable CLEARING_WORKDIR"
         )
+        raise SettingError(msg)
     return value
 
 
@@ -267,7 +281,8 @@ def _stage_command(context: jinja2.runtime.Context, task_id: str) -> str:
         if stage_id == task_id:
             tail = ("--date", day) if dated else ()
             return command(words, workdir(_variable_workdir()), *tail)
-    raise SettingError(f"no stage {task_id!r}")
+    msg = f"no stage {task_id!r}"
+    raise SettingError(msg)
 
 
 @jinja2.pass_context

@@ -30,8 +30,10 @@ def ack(
     date: OptionalDateOpt = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Answer a partner's RAP with an Acknowledgement (and record its returns), or record
-    a partner's ACK of one of our RAPs."""
+    """Answer a partner's RAP with an ACK, or record a partner's ACK of one of our RAPs.
+
+    A partner's RAP is answered with an Acknowledgement and its returns are recorded.
+    """
     from clearing.config import WorkDir
     from clearing.returns.incoming import receive
     from clearing.validate.state import State

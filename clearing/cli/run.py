@@ -70,8 +70,11 @@ def nightly(
     no_send: Annotated[bool, typer.Option("--no-send", help="skip the send stage")] = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Run the whole night for --date: collect → validate → rate → returns + TAP-out → send →
-    daily settlement. Writes runs/<run-id>/manifest.json."""
+    """Run the whole night for --date.
+
+    Collect → validate → rate → returns + TAP-out → send → daily settlement. Writes
+    runs/<run-id>/manifest.json.
+    """
     from clearing.pipeline.nightly import NightlyOptions, run_nightly
 
     options = NightlyOptions(collect=not no_collect, send=not no_send)

@@ -35,9 +35,11 @@ def generate(
     ] = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Write a synthetic world into a new work folder, ready for `clearing nightly`: config,
-    reference data (IOTs, agreements, FX, subscribers with sub-numbers), partners' TAP-in and
-    CIBER-in files (in their exchange folders) and our network's visitor CDRs."""
+    """Write a synthetic world into a new work folder, ready for `clearing nightly`.
+
+    Config, reference data (IOTs, agreements, FX, subscribers with sub-numbers), partners' TAP-in
+    and CIBER-in files (in their exchange folders) and our network's visitor CDRs.
+    """
     from clearing.samples import generate as generate_files
     from clearing.samples.workdir import generate_world
 

@@ -242,8 +242,11 @@ def rate(
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Rate visitors' CDRs of --date, write TAP-out / Notifications / CIBER-out, run the IOT
-    check of the day's accepted TAP-in (see `clearing rate what-if --help` for one event)."""
+    """Rate visitors' CDRs of --date, write TAP-out / Notifications / CIBER-out, check IOTs.
+
+    The IOT check is run on the day's accepted TAP-in (see `clearing rate what-if --help` for
+    one event).
+    """
     # `rate` is a group (for `rate what-if`), so its own options cannot be required: click
     # would then ask for them before `what-if` too. They are checked here instead.
     if ctx.invoked_subcommand is not None:

@@ -112,7 +112,8 @@ def sniff(data: bytes, *, lenient: bool = False) -> FileInfo:
         DecodeError: not a TAP, RAP or NRT file, or its header is unreadable.
     """
     if len(data) < 2:
-        raise DecodeError("file is empty or shorter than a BER header", offset=0)
+        msg = "file is empty or shorter than a BER header"
+        raise DecodeError(msg, offset=0)
     top = element_at(data, 0)
     if not top.constructed:
         msg = f"not a TAP, RAP or NRT file: top-level {tag_name(top.key)} is not constructed"
@@ -120,9 +121,8 @@ def sniff(data: bytes, *, lenient: bool = False) -> FileInfo:
     try:
         kids = _children_map(data, top)
     except DecodeError as exc:
-        raise DecodeError(
-            f"unreadable header: {exc.reason}", offset=exc.offset, path=tag_name(top.key)
-        ) from None
+        msg = f"unreadable header: {exc.reason}"
+        raise DecodeError(msg, offset=exc.offset, path=tag_name(top.key)) from None
     if top.key == _T_TRANSFER_BATCH and _T_BATCH_CONTROL in kids:
         bci = _children_map(data, kids[_T_BATCH_CONTROL])
         return _tap_info("tap", data, bci, top, lenient=lenient)
@@ -140,9 +140,8 @@ def sniff(data: bytes, *, lenient: bool = False) -> FileInfo:
         return _tap_info("notification", data, kids, top, lenient=lenient)
     if top.key == _T_RETURN_BATCH:
         if _T_RAP_BATCH_CONTROL not in kids:
-            raise DecodeError(
-                "RAP ReturnBatch without rapBatchControlInfoRap", offset=0, path="returnBatch"
-            )
+            msg = "RAP ReturnBatch without rapBatchControlInfoRap"
+            raise DecodeError(msg, offset=0, path="returnBatch")
         rbc = _children_map(data, kids[_T_RAP_BATCH_CONTROL])
         rap = (
             _int(data, rbc[_T_RAP_SPEC]) if _T_RAP_SPEC in rbc else None,
@@ -172,16 +171,18 @@ def _tap_info(
         return FileInfo(kind, f"3.{rel}", rel, top.end)
     if spec is None or rel is None:
         what = "specificationVersionNumber" if spec is None else "releaseVersionNumber"
+        msg = f"{what} missing from the header: the TAP release cannot be told"
         raise DecodeError(
-            f"{what} missing from the header: the TAP release cannot be told",
+            msg,
             offset=top.offset,
             path=kind,
             hint="TD.57 fatal error (Batch Control 34); the file must be rejected",
         )
     supported = RAP_TAP_RELEASES if kind == "rap" else TAP_RELEASES
     if spec != 3 or rel not in supported:
+        msg = f"unsupported TAP release {spec}.{rel}"
         raise DecodeError(
-            f"unsupported TAP release {spec}.{rel}",
+            msg,
             offset=top.offset,
             path=kind,
             hint=f"supported TAP releases: {', '.join(f'3.{r:02d}' for r in supported)}",
@@ -269,7 +270,8 @@ def check_tags(data: bytes, info: FileInfo, *, start: int = 0) -> None:
     top = element_at(data, start)
     root = g.roots.get(top.key)
     if root is None:
-        raise DecodeError(f"unknown top-level tag {tag_name(top.key)}", offset=start)
+        msg = f"unknown top-level tag {tag_name(top.key)}"
+        raise DecodeError(msg, offset=start)
     stack: list[tuple[TLV, str, str]] = [(top, root.type_name, root.name)]
     while stack:
         node, type_name, path = stack.pop()
@@ -363,8 +365,9 @@ def decode(
             info = sniff(data)
         if info.length != len(data):
             extra = len(data) - info.length
+            msg = f"{extra} trailing byte(s) after the top-level element"
             raise DecodeError(
-                f"{extra} trailing byte(s) after the top-level element",
+                msg,
                 offset=info.length,
                 hint="the file is damaged or padded; ask the sender for a clean copy",
             )
@@ -376,14 +379,16 @@ def decode(
             value, _length = _decode_with_length(s, root, data)
         except asn1tools.Error as exc:
             reason, offset, path = asn1_error_parts(exc)
+            msg = f"schema violation: {reason}"
             raise DecodeError(
-                f"schema violation: {reason}",
+                msg,
                 offset=offset,
                 path=path,
                 hint="the file does not follow the ASN.1 module of its release",
             ) from None
         except (ValueError, IndexError, KeyError, TypeError, RecursionError) as exc:
-            raise DecodeError(f"undecodable content: {exc!r}", offset=None) from None
+            msg = f"undecodable content: {exc!r}"
+            raise DecodeError(msg, offset=None) from None
     except DecodeError as exc:
         raise exc.with_file(file) if file else exc from None
     return Decoded(info, value)

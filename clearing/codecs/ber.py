@@ -8,6 +8,10 @@ integer ``key = (class << 24) | number`` (class: 0 universal, 1 application, 2 c
 :func:`tag_octets` / :func:`length_octets` (:func:`encode_header`) are the one tag and length
 writer of the package: the RAP writer and the columnar writer (:mod:`clearing.codecs.ber_write`)
 use them.
+
+C901: ``_indefinite_end`` is the BER walk to an indefinite length's end-of-contents, one loop over
+tags, lengths and nesting on the hot path; cut into helpers it would pay a call per element and
+spread one state machine over several functions.
 """
 
 from __future__ import annotations
@@ -88,7 +92,8 @@ def read_header(
     """
     end = len(data) if limit is None else limit
     if pos >= end:
-        raise DecodeError("truncated element: no tag byte", offset=pos)
+        msg = "truncated element: no tag byte"
+        raise DecodeError(msg, offset=pos)
     first = data[pos]
     cls = first >> 6
     constructed = bool(first & 0x20)
@@ -98,18 +103,22 @@ def read_header(
         number = 0
         for _ in range(4):
             if p >= end:
-                raise DecodeError("truncated element: tag runs past the end", offset=pos)
+                msg = "truncated element: tag runs past the end"
+                raise DecodeError(msg, offset=pos)
             b = data[p]
             p += 1
             number = (number << 7) | (b & 0x7F)
             if not b & 0x80:
                 break
         else:
-            raise DecodeError("tag number longer than 4 bytes", offset=pos)
+            msg = "tag number longer than 4 bytes"
+            raise DecodeError(msg, offset=pos)
         if number >= 1 << 24:
-            raise DecodeError("tag number out of range", offset=pos)
+            msg = "tag number out of range"
+            raise DecodeError(msg, offset=pos)
     if p >= end:
-        raise DecodeError("truncated element: no length byte", offset=pos)
+        msg = "truncated element: no length byte"
+        raise DecodeError(msg, offset=pos)
     lb = data[p]
     p += 1
     length: int | None
@@ -117,12 +126,14 @@ def read_header(
         length = lb
     elif lb == 0x80:
         if not constructed:
-            raise DecodeError("indefinite length on a primitive element", offset=pos)
+            msg = "indefinite length on a primitive element"
+            raise DecodeError(msg, offset=pos)
         length = None
     else:
         n = lb & 0x7F
         if n > 8 or p + n > end:
-            raise DecodeError("malformed or truncated length field", offset=pos)
+            msg = "malformed or truncated length field"
+            raise DecodeError(msg, offset=pos)
         length = int.from_bytes(data[p : p + n], "big")
         p += n
     return (cls << 24) | number, constructed, p, length
@@ -137,7 +148,8 @@ def _element(data: bytes, pos: int, limit: int, depth: int = 0) -> TLV:
             raise DecodeError(msg, offset=pos)
         return TLV(pos, key, constructed, start, length, end)
     if depth > _MAX_NESTING:
-        raise DecodeError("indefinite-length nesting deeper than 64", offset=pos)
+        msg = "indefinite-length nesting deeper than 64"
+        raise DecodeError(msg, offset=pos)
     end, _nest = _indefinite_end(data, pos, key, start, limit, depth)
     return TLV(pos, key, constructed, start, None, end)
 
@@ -394,7 +406,8 @@ def _indefinite_end(
         f = frames[-1]
         d = f[2] + 1
         if d > _MAX_NESTING:
-            raise DecodeError("indefinite-length nesting deeper than 64", offset=p)
+            msg = "indefinite-length nesting deeper than 64"
+            raise DecodeError(msg, offset=p)
         f[4] += 1
         guesses: _Guesses | None = f[5]
         if guesses is None and f[4] > _GUESS_AFTER and type(data) is bytes:
@@ -429,7 +442,8 @@ def iter_children(data: bytes, parent: TLV) -> list[TLV]:
         out.append(child)
         p = child.end
     if p != stop:
-        raise DecodeError("children overrun their container", offset=parent.offset)
+        msg = "children overrun their container"
+        raise DecodeError(msg, offset=parent.offset)
     return out
 
 

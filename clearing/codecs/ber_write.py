@@ -61,8 +61,11 @@ def app_tag(number: int, *, constructed: bool) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class Col:
-    """Per row, content octets *right-aligned* in a fixed width: the row's octets are the last
-    ``length[i]`` of ``data[i]`` (what comes before them is ignored)."""
+    """Per row, content octets *right-aligned* in a fixed width.
+
+    The row's octets are the last ``length[i]`` of ``data[i]`` (what comes before them is
+    ignored).
+    """
 
     data: NDArray[np.uint8]  # (rows, width)
     length: NDArray[np.int64]

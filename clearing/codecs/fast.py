@@ -1231,8 +1231,10 @@ def decode_tap(
 def _decode_tap(
     data: bytes, chunk_events: int, info: asn1.FileInfo | None, *, indefinite: bool = True
 ) -> TapBatch:
-    """See :func:`decode_tap`; ``indefinite=False`` reads events with an indefinite length
-    inside with the pure-Python path (the reference the vectorised reading is tested against).
+    """See :func:`decode_tap`.
+
+    ``indefinite=False`` reads events with an indefinite length inside with the pure-Python
+    path (the reference the vectorised reading is tested against).
     """
     if info is None:
         info = asn1.sniff(data)
@@ -1240,8 +1242,9 @@ def _decode_tap(
         msg = f"expected a TAP TransferBatch, found {info.kind}"
         raise DecodeError(msg, offset=0, hint="use `clearing inspect` to see what it is")
     if info.length != len(data):
+        msg = f"{len(data) - info.length} trailing byte(s) after the top-level element"
         raise DecodeError(
-            f"{len(data) - info.length} trailing byte(s) after the top-level element",
+            msg,
             offset=info.length,
             hint="the file is damaged or padded; ask the sender for a clean copy",
         )
@@ -1315,7 +1318,8 @@ def _skip_events_indefinite(data: bytes, cstart: int, stop: int) -> int:
             return p + 2
         _key, _c, s, n = read_header(data, p, stop)
         p = element_at(data, p, stop).end if n is None else s + n
-    raise DecodeError("CallEventDetailList has no end-of-contents", offset=cstart)
+    msg = "CallEventDetailList has no end-of-contents"
+    raise DecodeError(msg, offset=cstart)
 
 
 def _event_extents(
@@ -1357,8 +1361,9 @@ def _slow_extent(data: bytes, p: int, end: int, index: int) -> int:
     try:
         e = element_at(data, p, end).end
     except DecodeError as exc:
+        msg = f"broken call event: {exc.reason}"
         raise DecodeError(
-            f"broken call event: {exc.reason}",
+            msg,
             offset=exc.offset,
             path=f"transferBatch.callEventDetails[{index}]",
             hint="the event list cannot be split into events; the file must be rejected",

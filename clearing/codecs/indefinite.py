@@ -36,7 +36,8 @@ def _reencode(
         out.append(data[node.offset : node.end])
         return
     if depth > _MAX_DEPTH:
-        raise DecodeError("constructed nesting deeper than 64", offset=node.offset)
+        msg = "constructed nesting deeper than 64"
+        raise DecodeError(msg, offset=node.offset)
     inner: list[bytes] = []
     for child in iter_children(data, node):
         _reencode(data, child, depth + 1, select, inner)
@@ -54,7 +55,8 @@ def _top(data: bytes) -> TLV:
     top = element_at(data, 0)
     if top.end != len(data):
         extra = len(data) - top.end
-        raise DecodeError(f"{extra} trailing byte(s) after the top-level element", offset=top.end)
+        msg = f"{extra} trailing byte(s) after the top-level element"
+        raise DecodeError(msg, offset=top.end)
     return top
 
 
@@ -77,7 +79,8 @@ def to_indefinite(
         DecodeError: ``data`` is not well-formed BER (or has trailing bytes).
     """
     if select is not None and depth_limit is not None:
-        raise ValueError("give depth_limit or select, not both")
+        msg = "give depth_limit or select, not both"
+        raise ValueError(msg)
     chosen: Callable[[int, TLV], bool]
     if select is not None:
         chosen = select

@@ -1,5 +1,7 @@
-"""The ingest stages of a run: ``collect`` (partners' files → ``inbox/``) and ``claim``
-(``inbox/`` → ``work/<D>/in/``)."""
+"""The ingest stages of a run: ``collect`` and ``claim``.
+
+``collect`` brings partners' files to ``inbox/``; ``claim`` moves them on to ``work/<D>/in/``.
+"""
 
 from __future__ import annotations
 

@@ -459,7 +459,8 @@ def _audit(rows: pl.DataFrame) -> tuple[dict[str, Any], int, int]:
             - pl.col("utc_offset").replace_strict(minutes, return_dtype=pl.Int64) * 60_000_000
         ).to_series()
         if rows.schema["start_time"] != pl.Datetime("us"):
-            raise NotColumnar("start_time")
+            msg = "start_time"
+            raise NotColumnar(msg)
         values = utc.to_numpy()
         # min() / max() keep the first of equal values: so does argmin / argmax
         for name, i in (

@@ -22,36 +22,39 @@ __all__ = ["ConsoleLog", "JsonLog", "QuietLog", "RunLog"]
 class RunLog(Protocol):
     """What a run reports: stages starting and ending, and notable events."""
 
-    def begin(self, run_id: str, stages: list[str]) -> None: ...
+    def begin(self, run_id: str, stages: list[str]) -> None:
+        """Run ``run_id`` starts; it will run ``stages`` in this order."""
 
-    def stage_start(self, stage: str) -> None: ...
+    def stage_start(self, stage: str) -> None:
+        """Stage ``stage`` starts."""
 
-    def stage_end(
-        self, stage: str, status: str, seconds: float, detail: dict[str, Any]
-    ) -> None: ...
+    def stage_end(self, stage: str, status: str, seconds: float, detail: dict[str, Any]) -> None:
+        """Stage ``stage`` ended with ``status`` after ``seconds``; ``detail``: its counts."""
 
-    def event(self, level: str, message: str, **fields: Any) -> None: ...
+    def event(self, level: str, message: str, **fields: Any) -> None:
+        """A notable event at ``level`` (info, warning, error) with its ``fields``."""
 
-    def end(self, exit_code: int) -> None: ...
+    def end(self, exit_code: int) -> None:
+        """The run ends with ``exit_code``."""
 
 
 class QuietLog:
     """Says nothing."""
 
     def begin(self, run_id: str, stages: list[str]) -> None:
-        pass
+        """Say nothing."""
 
     def stage_start(self, stage: str) -> None:
-        pass
+        """Say nothing."""
 
     def stage_end(self, stage: str, status: str, seconds: float, detail: dict[str, Any]) -> None:
-        pass
+        """Say nothing."""
 
     def event(self, level: str, message: str, **fields: Any) -> None:
-        pass
+        """Say nothing."""
 
     def end(self, exit_code: int) -> None:
-        pass
+        """Say nothing."""
 
 
 class JsonLog:
@@ -73,20 +76,25 @@ class JsonLog:
         self.stream.flush()
 
     def begin(self, run_id: str, stages: list[str]) -> None:
+        """Write ``run_start`` (the run id is on every later line)."""
         self.run_id = run_id
         self._write("info", "run_start", stages=stages)
 
     def stage_start(self, stage: str) -> None:
+        """Write ``stage_start``."""
         self._write("info", "stage_start", stage=stage)
 
     def stage_end(self, stage: str, status: str, seconds: float, detail: dict[str, Any]) -> None:
+        """Write ``stage_end`` with the stage's status, seconds and detail (error if failed)."""
         level = "error" if status == "failed" else "info"
         self._write(level, "stage_end", stage=stage, status=status, seconds=seconds, **detail)
 
     def event(self, level: str, message: str, **fields: Any) -> None:
+        """Write a ``message`` line at ``level``."""
         self._write(level, "message", message=message, **fields)
 
     def end(self, exit_code: int) -> None:
+        """Write ``run_end`` (error unless the exit code is 0)."""
         self._write("info" if exit_code == 0 else "error", "run_end", exit_code=exit_code)
 
 
@@ -101,6 +109,7 @@ class ConsoleLog:
         self._task: TaskID | None = None
 
     def begin(self, run_id: str, stages: list[str]) -> None:
+        """Print the run id; on a terminal, start the progress bar over ``stages``."""
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
         self.console.print(f"run {run_id}")
@@ -117,10 +126,12 @@ class ConsoleLog:
             self._task = self._progress.add_task("starting", total=len(stages))
 
     def stage_start(self, stage: str) -> None:
+        """Show ``stage`` on the progress bar."""
         if self._progress is not None and self._task is not None:
             self._progress.update(self._task, description=stage)
 
     def stage_end(self, stage: str, status: str, seconds: float, detail: dict[str, Any]) -> None:
+        """Advance the bar and print the stage's line: mark, name, seconds, counts."""
         if self._progress is not None and self._task is not None:
             self._progress.advance(self._task)
         text = ", ".join(f"{k} {v}" for k, v in detail.items() if not isinstance(v, list | dict))
@@ -128,9 +139,11 @@ class ConsoleLog:
         self.console.print(f"  {mark} {stage:<10} {seconds:7.2f} s  {text}")
 
     def event(self, level: str, message: str, **fields: Any) -> None:
+        """Print ``level: message``."""
         self.console.print(f"  {level}: {message}")
 
     def end(self, exit_code: int) -> None:
+        """Stop the progress bar."""
         if self._progress is not None:
             self._progress.stop()
             self._progress = None

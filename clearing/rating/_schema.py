@@ -15,6 +15,10 @@ A schema file is a CSV with one row per column of the table::
 
 Comment lines ``# name: value`` set table options: ``continuous: yes`` refuses a gap between
 consecutive versions of a key. A table with a ``partner`` column is partitioned by partner.
+
+C901: ``ColumnSpec.parse`` (one branch per cell type and its checks) and ``load_schema`` (one
+refusal per way a schema file can be wrong, each with its message) are rule tables read top to
+bottom.
 """
 
 from __future__ import annotations

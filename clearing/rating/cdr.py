@@ -1,5 +1,7 @@
-"""Mediation CDRs of visitors on our network (``specs/mediation/cdr.csv``): CSV or Parquet in,
-a typed record table out, bad rows as findings and quarantine rows, never an exception.
+"""Mediation CDRs of visitors on our network (``specs/mediation/cdr.csv``).
+
+CSV or Parquet in, a typed record table out, bad rows as findings and quarantine rows, never an
+exception.
 
 Every rule is checked on whole columns (polars): a value that does not parse, breaks its check,
 is missing where its record type needs it, or repeats a ``record_id`` of the same file. A row
@@ -240,8 +242,11 @@ _UNICODE_BREAKS: Final = (b"\xc2\x85", b"\xe2\x80\xa8", b"\xe2\x80\xa9")  # UTF-
 
 
 def _commas_per_line(raw: bytes) -> np.ndarray[Any, np.dtype[np.int64]] | None:
-    """Commas on each non-empty line of ``raw`` split at "\n" (what ``splitlines()`` and
-    dropping empty lines give), or None when ``raw`` has another kind of line break."""
+    r"""Commas on each non-empty line of ``raw`` split at "\n".
+
+    The lines are what ``splitlines()`` and dropping empty lines give; None when ``raw`` has
+    another kind of line break.
+    """
     if any(b in raw for b in _OTHER_BREAKS):
         return None
     if not raw.isascii() and any(b in raw for b in _UNICODE_BREAKS):

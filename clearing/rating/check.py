@@ -70,7 +70,7 @@ class IotCheck:
 
 
 def event_usage(events: pl.DataFrame) -> pl.DataFrame:
-    """The engine's usage columns of TAP/CIBER events: ``kind``, ``number``, ``usage``…"""
+    """The engine's usage columns of TAP/CIBER events (``kind``, ``number``, ``usage`` and more)."""
     k = pl.col("event_kind")
     tele = pl.col("tele_service_code")
     ciber_other = (pl.col("source_format") == "ciber") & (

@@ -81,6 +81,7 @@ class ColumnSpec:
 
     @property
     def arrow_type(self) -> pa.DataType:
+        """The Arrow type of the column's values."""
         return _ARROW[self.type]
 
 

@@ -1,6 +1,7 @@
-"""The rating of one processing day: visitors' CDRs → rated Parquet, and the IOT check of the
-day's accepted TAP-in / CIBER-in. (The TAP-out / CIBER-out files are written from the rated
-Parquet by :mod:`clearing.outbound`, the next stage.)
+"""The rating of one processing day: visitors' CDRs → rated Parquet, and the IOT check.
+
+The IOT check is run on the day's accepted TAP-in / CIBER-in. (The TAP-out / CIBER-out files
+are written from the rated Parquet by :mod:`clearing.outbound`, the next stage.)
 
 Reads (``D`` = the processing date):
 
@@ -82,7 +83,7 @@ class RateSummary:
 
     @property
     def identity_ok(self) -> bool:
-        """records in = rated + unrated + quarantined."""
+        """Records in = rated + unrated + quarantined."""
         return self.records_in == self.rated + self.unrated + self.quarantined
 
 
@@ -136,6 +137,8 @@ def partner_events(
     """The day's accepted TAP-in / CIBER-in events, or None when there are none.
 
     Args:
+        workdir: the work folder (its lake's ``events_in`` dataset is read).
+        day: the processing date.
         columns: read only these columns (those a file has; the others are null, as for a
             file that lacks a column); None: every column.
     """

@@ -1,5 +1,8 @@
-"""The rating stages of a run: ``rate`` (visitors' CDRs, IOT check), ``retail`` (our
-subscribers' usage per sub-number) and ``rerate`` (a month again, the delta report)."""
+"""The rating stages of a run: ``rate``, ``retail`` and ``rerate``.
+
+``rate`` rates visitors' CDRs and runs the IOT check, ``retail`` our subscribers' usage per
+sub-number, ``rerate`` a month again (the delta report).
+"""
 
 from __future__ import annotations
 

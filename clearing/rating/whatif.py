@@ -83,7 +83,8 @@ def what_if(
         service: ``moc`` (the destination picks moc_local / moc_home / …), a MOC service name,
             ``mtc``, ``sms_mo``, ``sms_mt``, ``gprs``, ``volte``, ``ss`` or ``camel``.
         start: local start time.
-        duration: seconds (voice); volume: bytes (gprs).
+        duration: seconds (voice).
+        volume: bytes (gprs).
         destination: the called number (E.164 digits) for MOC.
         direction: ``inbound`` (our IOT for visitors) or ``outbound`` (the partner's).
 

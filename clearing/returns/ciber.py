@@ -6,6 +6,10 @@
   (:func:`~clearing.codecs.ciber.batch_reject`), with their file names;
 * :func:`write_ciber_returns` — the nightly's step for one validated file: its returns written
   under ``out/ciber_returns``.
+
+C901: ``ciber_returns`` is the CIBER returns policy of its docstring (batch rejects, first finding
+per record in rule order, one file per pair), one pass over the findings on per-event arrays the
+steps share.
 """
 
 from __future__ import annotations

@@ -124,7 +124,8 @@ def _name(partner: Partner, fsn: int) -> str:
 def _batch(data: bytes) -> dict[str, Any]:
     kind, body = asn1.decode(data).value
     if kind != "transferBatch":
-        raise ConfigError(f"expected a TransferBatch, got a {kind}")
+        msg = f"expected a TransferBatch, got a {kind}"
+        raise ConfigError(msg)
     return body  # type: ignore[no-any-return]
 
 
@@ -288,7 +289,8 @@ def _pick(
         fits = [e for e in batch["callEventDetails"] if ok(e)]
         if fits:
             return batch, rng.choice(fits)
-    raise RuntimeError("no event fits the fault in 99 sample batches")  # pragma: no cover
+    msg = "no event fits the fault in 99 sample batches"
+    raise RuntimeError(msg)  # pragma: no cover
 
 
 # ---------------------------------------------------------------------------------------------
@@ -528,7 +530,8 @@ def plant_faults(out: Path, *, seed: int, day: date, events: int = 2000) -> list
     """
     split = split_events(max(events, 0))
     if min(split["FRAF9"], split["DEUD9"]) < _MIN_EVENTS:
-        raise ConfigError(f"--events {events} is too small to plant faults (try 100 or more)")
+        msg = f"--events {events} is too small to plant faults (try 100 or more)"
+        raise ConfigError(msg)
     out.mkdir(parents=True, exist_ok=True)
     pl = _Planter(out, events=events, seed=seed, day=day)
     fra, deu, gbr, che, usa, jpn = (

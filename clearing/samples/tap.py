@@ -992,7 +992,8 @@ def generate_tap(out: Path, *, events: int, seed: int, day: date) -> list[Path]:
         ConfigError: ``events`` is negative.
     """
     if events < 0:
-        raise ConfigError(f"--events must be 0 or more, not {events}")
+        msg = f"--events must be 0 or more, not {events}"
+        raise ConfigError(msg)
     out.mkdir(parents=True, exist_ok=True)
     split = split_events(events)
     written: list[Path] = []

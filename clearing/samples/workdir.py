@@ -73,7 +73,8 @@ class World:
 def split_world(events: int) -> tuple[int, int]:
     """``events`` → (TAP-in events, visitor CDRs): half each, the odd one to TAP-in."""
     if events < 0:
-        raise ConfigError(f"--events must be 0 or more, not {events}")
+        msg = f"--events must be 0 or more, not {events}"
+        raise ConfigError(msg)
     tap = (events + 1) // 2
     return tap, events - tap
 

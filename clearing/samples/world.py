@@ -511,8 +511,11 @@ def _plant(df: pl.DataFrame) -> pl.DataFrame:
 
 
 def _plant_text(text: pl.DataFrame) -> pl.DataFrame:
-    """The reader's planted faults: a letter in the called number of the 4th MOC, a negative
-    duration on the 6th MTC, and the 31st row repeating the 30th row's record id."""
+    """The reader's planted faults, three bad CDR rows.
+
+    A letter in the called number of the 4th MOC, a negative duration on the 6th MTC, and the
+    31st row repeating the 30th row's record id.
+    """
     types = text["record_type"].to_list()
     moc = [i for i, t in enumerate(types) if t == "moc"][3]
     mtc = [i for i, t in enumerate(types) if t == "mtc"][5]

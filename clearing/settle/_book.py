@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from pathlib import Path
 
+    from openpyxl.cell.cell import Cell
     from openpyxl.worksheet.worksheet import Worksheet
 
 __all__ = [
@@ -298,6 +299,37 @@ def render_book(book: Book) -> bytes:
     return _finish(buf.getvalue(), cached, book.stamp)
 
 
+def _write_cell(
+    cell: Cell,
+    c: Col,
+    row: Mapping[str, Any],
+    r: int,
+    letters: dict[str, str],
+    cache: tuple[int, _Cached],
+) -> None:
+    """Row ``r``'s cell of column ``c``: its value (or formula, the value cached), format, look."""
+    value = row.get(c.key)
+    scale = c.scale
+    if c.scale_key is not None:
+        scale = int(row.get(c.scale_key) or 0)
+    if c.formula is not None and value is not None:
+        cell.value = "=" + c.formula.format(**{k: f"{v}{r}" for k, v in letters.items()})
+        index, cached = cache
+        cached.put(index, f"{letters[c.key]}{r}", value)
+    else:
+        cell.value = _cell_value(value, c.kind)
+    cell.number_format = number_format(c.kind, scale)
+    if c.align is not None or c.wrap or c.kind == "text":
+        # text one space in from the left: never glued to a number on its left
+        cell.alignment = Alignment(
+            horizontal=c.align or ("left" if c.kind == "text" else None),
+            wrap_text=c.wrap or None,
+            indent=1 if c.kind == "text" and c.align is None else 0,
+        )
+    if c.flag_nonzero and value not in (None, 0, Decimal(0)):
+        cell.fill = _FLAG_FILL
+
+
 def _write_table(
     ws: Worksheet, t: Table, index: int, cached: _Cached, names: dict[str, str]
 ) -> None:
@@ -316,26 +348,7 @@ def _write_table(
     first = HEADER_ROW + 1
     for r, row in enumerate(t.rows, start=first):
         for i, c in enumerate(t.columns, start=1):
-            value = row.get(c.key)
-            cell = ws.cell(row=r, column=i)
-            scale = c.scale
-            if c.scale_key is not None:
-                scale = int(row.get(c.scale_key) or 0)
-            if c.formula is not None and value is not None:
-                cell.value = "=" + c.formula.format(**{k: f"{v}{r}" for k, v in letters.items()})
-                cached.put(index, f"{letters[c.key]}{r}", value)
-            else:
-                cell.value = _cell_value(value, c.kind)
-            cell.number_format = number_format(c.kind, scale)
-            if c.align is not None or c.wrap or c.kind == "text":
-                # text one space in from the left: never glued to a number on its left
-                cell.alignment = Alignment(
-                    horizontal=c.align or ("left" if c.kind == "text" else None),
-                    wrap_text=c.wrap or None,
-                    indent=1 if c.kind == "text" and c.align is None else 0,
-                )
-            if c.flag_nonzero and value not in (None, 0, Decimal(0)):
-                cell.fill = _FLAG_FILL
+            _write_cell(ws.cell(row=r, column=i), c, row, r, letters, (index, cached))
     last = first + len(t.rows) - 1
     end = get_column_letter(ncols)
     ws.freeze_panes = ws.cell(row=first, column=1)

@@ -1,5 +1,6 @@
-"""The fetch ledger's ``fetched`` table: what was fetched from whom, by (partner, name, size,
-sha256), in ``fetch_ledger.duckdb``.
+"""The fetch ledger's ``fetched`` table, in ``fetch_ledger.duckdb``.
+
+What was fetched from whom, by (partner, name, size, sha256).
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""The file register: ``files`` (one row per input file), ``findings``, ``rap_out`` and
-``ciber_returns_out`` (the CIBER returns written).
+"""The file register: ``files``, ``findings``, ``rap_out`` and ``ciber_returns_out``.
+
+``files`` has one row per input file; ``ciber_returns_out`` lists the CIBER returns written.
 
 Every table is keyed by the processing date; a stage run for a date first deletes what an
 earlier run of the same date wrote (:meth:`Register.forget`), so a re-run ends in the same

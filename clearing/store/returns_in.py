@@ -1,5 +1,6 @@
-"""Partners' RAPs about our TAP-out and their ACKs of our RAPs: ``raps_in``, ``acks_in``,
-``returns_in``.
+"""Partners' RAPs about our TAP-out and their ACKs of our RAPs.
+
+The tables: ``raps_in``, ``acks_in``, ``returns_in``.
 
 A re-run of a date replaces what it recorded for the same file (delete, then insert).
 """

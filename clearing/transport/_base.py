@@ -126,7 +126,8 @@ class RetryPolicy:
                 if on_retry is not None:
                     on_retry()
                 self.sleep(wait)
-        raise AssertionError("unreachable")  # pragma: no cover
+        msg = "unreachable"
+        raise AssertionError(msg)  # pragma: no cover
 
 
 @runtime_checkable
@@ -206,7 +207,7 @@ def sidecar_name(name: str) -> str:
 
 
 def sidecar_text(name: str, sha256: str) -> bytes:
-    """The sidecar's content, in ``sha256sum`` format: ``<hex>  <name>\\n``."""
+    r"""The sidecar's content, in ``sha256sum`` format: ``<hex>  <name>\n``."""
     return f"{sha256}  {name}\n".encode("ascii")
 
 

@@ -20,6 +20,9 @@ the batch's sending SID/BID: ``"off"`` drops a rule, ``"warning"`` reports witho
 batch rule cannot return a single record).
 
 Which findings become which CIBER return is :func:`clearing.returns.ciber.ciber_returns`.
+
+C901: ``_batch_hits`` walks the batch rules of ``specs/ciber/rules.csv`` over each batch's header
+and trailer, one check per rule, in the rule table's order.
 """
 
 from __future__ import annotations

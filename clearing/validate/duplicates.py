@@ -61,6 +61,7 @@ def _key_sql(alias: str) -> str:
 
 
 def history_glob(lake: Path) -> str:
+    """The glob of the accepted partner events of earlier days in ``lake``."""
     return str(lake / EVENTS_IN.history_glob)
 
 
@@ -82,6 +83,7 @@ def find_duplicates(
         events: the file's event table with ``event_index`` (only candidates for acceptance).
         file: its name (history rows carry theirs).
         lake: the lake folder; accepted events of processing dates before ``day`` are history.
+        day: the processing date of ``events``.
         window_days: how far back from the file's earliest start to look.
         soft_seconds: the soft key's time tolerance.
         earlier: event tables (with a ``file`` column) accepted earlier in the same run.

@@ -43,7 +43,7 @@ from clearing.validate.findings import (
     Finding,
     findings_table,
 )
-from clearing.validate.rules import rules_for
+from clearing.validate.rules import RuleSet, rules_for
 from clearing.validate.tap import TapChecked, check_tap, parse_tap_name
 
 if TYPE_CHECKING:
@@ -107,18 +107,22 @@ class FileResult:
 
     @property
     def file(self) -> str:
+        """The input file's name."""
         return self.checked.file
 
     @property
     def fatal(self) -> bool:
+        """Whether a finding rejects the whole file."""
         return any(f.severity == "fatal" for f in self.findings)
 
     def counts(self) -> dict[str, int]:
+        """The file's event identity counts (none for an ignored copy)."""
         # an ignored copy brings nothing in: its events were counted with the original
         n = 0 if self.outcome == "copy" else self.checked.events.num_rows
         return Identity.of(n, self.status).as_dict()
 
     def findings_table(self, *, structured: bool = False) -> pa.Table:
+        """The file's findings as a findings table (``structured``: with paths)."""
         c = self.checked
         return findings_table(
             self.findings,
@@ -132,6 +136,7 @@ class FileResult:
         )
 
     def summary(self) -> dict[str, Any]:
+        """The file's entry in the validate report and the run manifest."""
         c = self.checked
         return {
             "file": c.file,
@@ -159,6 +164,7 @@ class ValidateResult:
     ciber: list[CiberResult] = field(default_factory=list)
 
     def reconciliation(self) -> dict[str, int]:
+        """The day's event identity over all TAP and CIBER files (copies left out)."""
         total = Identity()
         for f in self.files:
             if f.outcome == "copy":
@@ -195,52 +201,8 @@ def validate_one(
     findings = list(checked.findings)
     rs = rules_for(checked.release, settings.partner(checked.sender).rules)
     result = FileResult(checked=checked, outcome="processed", findings=findings)
-    fsn = int(checked.fsn) if checked.fsn and checked.fsn.isdigit() else None
-    if state is not None and fsn is not None and checked.sender and checked.recipient:
-        seq = state.inbound.check(
-            day,
-            sender=checked.sender,
-            recipient=checked.recipient,
-            test=checked.test,
-            fsn=fsn,
-            sha256=checked.sha256,
-        )
-        if seq.copy_of is not None:
-            # an identical copy of a file already processed: ignored, logged, nothing returned
-            result.outcome, result.copy_of, result.findings = "copy", seq.copy_of, []
-            return result
-        if seq.reused is not None:
-            _add(
-                findings,
-                rs.make(
-                    "fsn.reused",
-                    f"FSN {checked.fsn} was processed in `{seq.reused}` with other content",
-                ),
-            )
-        if seq.missing is not None:
-            a, b = seq.missing
-            result.missing = seq.missing
-            gap = rs.make(
-                "fsn.gap",
-                f"FSN {checked.fsn} but {seq.expected:05d} expected: {a:05d}-{b:05d} missing",
-            )
-            if gap is not None:
-                gap = replace(gap, expected_fsn=seq.expected, gap_start=a, gap_end=b)
-            _add(findings, gap)
-        if seq.previously_fatal and checked.rap_fsn is None:
-            _add(
-                findings,
-                rs.make("bci.rap_fsn_expected", f"FSN {checked.fsn} was rejected as fatal"),
-            )
-        if not seq.previously_fatal and checked.rap_fsn is not None:
-            _add(
-                findings,
-                rs.make(
-                    "bci.rap_fsn_unexpected",
-                    f"RapFileSequenceNumber {checked.rap_fsn} but FSN {checked.fsn} "
-                    "was never rejected",
-                ),
-            )
+    if state is not None and _check_sequence(state, checked, day, rs, result):
+        return result
     if result.fatal:
         result.outcome = "fatal"
         result.status = ["returned"] * checked.events.num_rows
@@ -294,6 +256,63 @@ def validate_one(
     # a "late" or "duplicate" finding switched to a warning by an override is accepted
     result.status = status
     return result
+
+
+def _check_sequence(
+    state: Store, checked: TapChecked, day: dt.date, rs: RuleSet, result: FileResult
+) -> bool:
+    """The FSN checks against the register: gap, reuse, RAP FSN; True when the file is a copy.
+
+    An identical copy of a file already processed is ignored: ``result`` becomes a ``copy``
+    with no findings. Otherwise the sequence findings are added to ``result.findings``.
+    """
+    fsn = int(checked.fsn) if checked.fsn and checked.fsn.isdigit() else None
+    if fsn is None or not checked.sender or not checked.recipient:
+        return False
+    seq = state.inbound.check(
+        day,
+        sender=checked.sender,
+        recipient=checked.recipient,
+        test=checked.test,
+        fsn=fsn,
+        sha256=checked.sha256,
+    )
+    if seq.copy_of is not None:
+        # an identical copy of a file already processed: ignored, logged, nothing returned
+        result.outcome, result.copy_of, result.findings = "copy", seq.copy_of, []
+        return True
+    if seq.reused is not None:
+        _add(
+            result.findings,
+            rs.make(
+                "fsn.reused",
+                f"FSN {checked.fsn} was processed in `{seq.reused}` with other content",
+            ),
+        )
+    if seq.missing is not None:
+        a, b = seq.missing
+        result.missing = seq.missing
+        gap = rs.make(
+            "fsn.gap",
+            f"FSN {checked.fsn} but {seq.expected:05d} expected: {a:05d}-{b:05d} missing",
+        )
+        if gap is not None:
+            gap = replace(gap, expected_fsn=seq.expected, gap_start=a, gap_end=b)
+        _add(result.findings, gap)
+    if seq.previously_fatal and checked.rap_fsn is None:
+        _add(
+            result.findings,
+            rs.make("bci.rap_fsn_expected", f"FSN {checked.fsn} was rejected as fatal"),
+        )
+    if not seq.previously_fatal and checked.rap_fsn is not None:
+        _add(
+            result.findings,
+            rs.make(
+                "bci.rap_fsn_unexpected",
+                f"RapFileSequenceNumber {checked.rap_fsn} but FSN {checked.fsn} was never rejected",
+            ),
+        )
+    return False
 
 
 def _add(findings: list[Finding], f: Finding | None) -> None:
@@ -553,12 +572,15 @@ class CiberResult:
 
     @property
     def fatal(self) -> bool:
+        """Whether a finding rejects the whole file."""
         return any(f.severity == "fatal" for f in self.findings)
 
     def counts(self) -> dict[str, int]:
+        """The file's event identity counts."""
         return Identity.of(self.events.num_rows, self.status).as_dict()
 
     def summary(self) -> dict[str, Any]:
+        """The file's entry in the validate report and the run manifest."""
         return {
             "file": self.file,
             "kind": "ciber",

@@ -1,4 +1,8 @@
-"""CIBER records → the normalised event table (ciber.md §9)."""
+"""CIBER records → the normalised event table (ciber.md §9).
+
+C901: ``_events_of`` maps each CIBER record type's columns onto the event schema in one place; its
+branches are the record types' differences (start, duration, serving SID/BID), read side by side.
+"""
 
 from __future__ import annotations
 

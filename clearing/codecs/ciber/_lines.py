@@ -60,7 +60,8 @@ for _code in (1, 2, 97, 98, 22, 32, 42, 52):
 def split_lines(buf: NDArray[np.uint8], file: str | None) -> Lines:
     n = buf.size
     if n == 0:
-        raise CiberStructureError("empty file", file=file, hint="a CIBER file holds batches")
+        msg = "empty file"
+        raise CiberStructureError(msg, file=file, hint="a CIBER file holds batches")
     if n > _SCAN_CHUNK:
         with ThreadPoolExecutor(THREADS) as pool:
             special = np.concatenate(
@@ -114,7 +115,8 @@ def split_lines(buf: NDArray[np.uint8], file: str | None) -> Lines:
         keep = lens > 0
         starts, lens, numbers = starts[keep], lens[keep], numbers[keep]
     if starts.size == 0:
-        raise CiberStructureError("no records", file=file, hint="the file holds only blank lines")
+        msg = "no records"
+        raise CiberStructureError(msg, file=file, hint="the file holds only blank lines")
     short = np.flatnonzero(lens < 2)
     if short.size:
         i = int(short[0])

@@ -5,6 +5,9 @@
 count and total computed; :func:`write` builds whole files from the normalised event table
 (CIBER-out), one batch per sending/receiving SID/BID pair and currency, at most 9 999 records
 each, numbering batches per pair 001-999 and wrapping.
+
+C901: ``_encode_field`` is the table of CIBER field formats (``N``, money, ``D``, number, ``X``,
+date, time, duration), one branch per format with its refusals, as the spec's format list reads.
 """
 
 from __future__ import annotations
@@ -173,7 +176,18 @@ def encode_batch(
 
     Args:
         details: ``(record_type, values)`` per detail record.
+        creation_date: the Batch Creation Date (header and trailer).
+        batch_sequence_number: the Batch Sequence Number (header and trailer).
+        sending_sid_bid: the sender's SID/BID.
+        receiving_sid_bid: the recipient's SID/BID.
+        currency_type: the Currency Type (header and trailer).
         settlement_period: ``None`` writes zeros, as a carrier must (ciber.md §2).
+        clearinghouse_id: the Clearinghouse ID (header and trailer).
+        original_return_indicator: the header's Original/Return Indicator.
+        batch_reject_reason_code: the header's CIBER Batch Reject Reason Code.
+        batch_contents: the header's Batch Contents.
+        local_carrier_reserved: the header's Local Carrier Reserved text.
+        line_ending: the bytes after every record, the trailer's too.
     """
     lines = []
     total = 0

@@ -48,7 +48,8 @@ def _check(
     check_party("sender", sender)
     check_party("recipient", recipient)
     if isinstance(rap_fsn, bool) or not isinstance(rap_fsn, int) or not 1 <= rap_fsn <= 99999:
-        raise EncodeError(f"rap_fsn {rap_fsn!r} is not a sequence number (1..99999)")
+        msg = f"rap_fsn {rap_fsn!r} is not a sequence number (1..99999)"
+        raise EncodeError(msg)
     check_stamp(created_local, utc_offset)
 
 
@@ -109,14 +110,14 @@ def read_ack(data: bytes, *, file: str | None = None) -> Ack:
     try:
         decoded = asn1.decode(bytes(data), file=file)
         if decoded.info.kind != "ack":
-            raise DecodeError(
-                f"not an Acknowledgement but a {decoded.info.kind.upper()} file", offset=0
-            )
+            msg = f"not an Acknowledgement but a {decoded.info.kind.upper()} file"
+            raise DecodeError(msg, offset=0)
         _name, v = decoded.value
         fsn_text = latin1(v["rapFileSequenceNumber"])
         if not fsn_text.isascii() or not fsn_text.isdigit():
+            msg = f"rapFileSequenceNumber {fsn_text!r} is not digits"
             raise DecodeError(
-                f"rapFileSequenceNumber {fsn_text!r} is not digits",
+                msg,
                 offset=0,
                 path="acknowledgement.rapFileSequenceNumber",
             )

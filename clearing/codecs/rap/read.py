@@ -69,16 +69,19 @@ class _Reader:
         for child in iter_children(self.data, node):
             meaning = self.grammar.child(type_name, child.key)
             if meaning is None:
+                msg = f"unexpected tag {tag_name(child.key)} inside `{type_name}`"
                 raise DecodeError(
-                    f"unexpected tag {tag_name(child.key)} inside `{type_name}`",
+                    msg,
                     offset=child.offset,
                     path=path,
                 )
             if meaning.name in seen:
-                raise DecodeError(f"`{meaning.name}` occurs twice", offset=child.offset, path=path)
+                msg = f"`{meaning.name}` occurs twice"
+                raise DecodeError(msg, offset=child.offset, path=path)
             if child.constructed != meaning.constructed:
+                msg = f"`{meaning.name}` has the wrong form (constructed/primitive)"
                 raise DecodeError(
-                    f"`{meaning.name}` has the wrong form (constructed/primitive)",
+                    msg,
                     offset=child.offset,
                     path=f"{path}.{meaning.name}",
                 )
@@ -94,16 +97,16 @@ class _Reader:
         except asn1tools.Error as exc:
             reason, off, inner = asn1.asn1_error_parts(exc)
             where = path if not inner else f"{path} ({inner})"
+            msg = f"schema violation: {reason}"
             raise DecodeError(
-                f"schema violation: {reason}",
+                msg,
                 offset=node.offset + (off or 0),
                 path=where,
                 hint="the RAP file does not follow RAP-0105",
             ) from None
         except (ValueError, IndexError, KeyError, TypeError, RecursionError) as exc:
-            raise DecodeError(
-                f"undecodable `{type_name}`: {exc!r}", offset=node.offset, path=path
-            ) from None
+            msg = f"undecodable `{type_name}`: {exc!r}"
+            raise DecodeError(msg, offset=node.offset, path=path) from None
 
 
 def _decode_piece(s: Any, type_name: str, piece: bytes) -> Any:
@@ -120,27 +123,31 @@ def _decode_piece(s: Any, type_name: str, piece: bytes) -> Any:
 def _seq_number(raw: Any, path: str, node: TLV) -> int:
     text = latin1(raw)
     if not text.isascii() or not text.isdigit():
-        raise DecodeError(f"sequence number {text!r} is not digits", offset=node.offset, path=path)
+        msg = f"sequence number {text!r} is not digits"
+        raise DecodeError(msg, offset=node.offset, path=path)
     return int(text)
 
 
 def _require(found: dict[str, TLV], names: Sequence[str], node: TLV, path: str) -> None:
     for name in names:
         if name not in found:
-            raise DecodeError(f"mandatory `{name}` is missing", offset=node.offset, path=path)
+            msg = f"mandatory `{name}` is missing"
+            raise DecodeError(msg, offset=node.offset, path=path)
 
 
 def _read_rap(data: bytes) -> RapFile:
     info = asn1.sniff(data)
     if info.kind != "rap":
+        msg = f"not a RAP ReturnBatch but a {info.kind.upper()} file"
         raise DecodeError(
-            f"not a RAP ReturnBatch but a {info.kind.upper()} file",
+            msg,
             offset=0,
             hint="read an Acknowledgement with clearing.codecs.rap.read_ack",
         )
     if info.length != len(data):
+        msg = f"{len(data) - info.length} trailing byte(s) after the top-level element"
         raise DecodeError(
-            f"{len(data) - info.length} trailing byte(s) after the top-level element",
+            msg,
             offset=info.length,
         )
     rel = info.tap_release or 12
@@ -152,7 +159,8 @@ def _read_rap(data: bytes) -> RapFile:
     _require(found, ("rapBatchControlInfoRap", "returnDetails", "rapAuditControlInfo"), top, path)
     order = [name for name, _ in kids]
     if order != ["rapBatchControlInfoRap", "returnDetails", "rapAuditControlInfo"]:
-        raise DecodeError(f"members out of order: {order}", offset=top.offset, path=path)
+        msg = f"members out of order: {order}"
+        raise DecodeError(msg, offset=top.offset, path=path)
 
     bci_path = f"{path}.rapBatchControlInfoRap"
     bci = r.decode("RapBatchControlInfo", found["rapBatchControlInfoRap"], bci_path)
@@ -200,8 +208,9 @@ def _list(r: _Reader, details: TLV) -> list[tuple[str, TLV]]:
     for child in iter_children(r.data, details):
         meaning = r.grammar.child("ReturnDetailList", child.key)
         if meaning is None or not child.constructed:
+            msg = f"unexpected tag {tag_name(child.key)} in returnDetails"
             raise DecodeError(
-                f"unexpected tag {tag_name(child.key)} in returnDetails",
+                msg,
                 offset=child.offset,
                 path=f"returnBatch.returnDetails[{len(out)}]",
                 hint="expected a stop, missing, fatal or severe return",
@@ -263,14 +272,14 @@ def _fatal_items(r: _Reader, node: TLV, path: str) -> list[FatalItem]:
         if spec.tap_tag is not None:
             copy = [t for name, t in parts.items() if name != "errorDetail"]
             if not copy:
-                raise DecodeError(
-                    f"the copy of `{group}` is missing", offset=child.offset, path=gpath
-                )
+                msg = f"the copy of `{group}` is missing"
+                raise DecodeError(msg, offset=child.offset, path=gpath)
             group_bytes = r.data[copy[0].offset : copy[0].end]
         errors = _errors(r.decode("ErrorDetailList", parts["errorDetail"], f"{gpath}.errorDetail"))
         out.append(FatalItem(fsn, group, group_bytes, errors))
     if not out:
-        raise DecodeError("FatalReturn names no group in error", offset=node.offset, path=path)
+        msg = "FatalReturn names no group in error"
+        raise DecodeError(msg, offset=node.offset, path=path)
     return out
 
 
@@ -280,7 +289,8 @@ def _returned_event(r: _Reader, node: TLV, path: str) -> ReturnedEvent:
     events = [(name, t) for name, t in kids if name not in NOT_EVENTS]
     _require(found, ("fileSequenceNumber",), node, path)
     if not events:
-        raise DecodeError("mandatory `callEventDetail` is missing", offset=node.offset, path=path)
+        msg = "mandatory `callEventDetail` is missing"
+        raise DecodeError(msg, offset=node.offset, path=path)
     _require(found, ("errorDetail",), node, path)
     fsn = latin1(r.decode("FileSequenceNumber", found["fileSequenceNumber"], path))
     kind, ev = events[0]
@@ -306,7 +316,7 @@ def _returned_event(r: _Reader, node: TLV, path: str) -> ReturnedEvent:
 
 
 def _event_money(value: Any) -> tuple[int, int]:
-    """chargeType 00 charges + CAMEL invocation fees, and tax values, of one decoded event.
+    """ChargeType 00 charges + CAMEL invocation fees, and tax values, of one decoded event.
 
     Same rule as the fast decoder's ``charge + camel_fee`` and ``tax`` columns.
     """

@@ -312,7 +312,8 @@ def check_party(what: str, code: object) -> None:
         EncodeError: naming ``what``.
     """
     if not isinstance(code, str) or not TADIG.fullmatch(code):
-        raise EncodeError(f"{what} {code!r} is not a TADIG code (5 characters A-Z, 0-9)")
+        msg = f"{what} {code!r} is not a TADIG code (5 characters A-Z, 0-9)"
+        raise EncodeError(msg)
 
 
 def check_stamp(local: object, offset: object) -> None:
@@ -322,9 +323,11 @@ def check_stamp(local: object, offset: object) -> None:
         EncodeError: the stamp or the offset out of its format.
     """
     if not isinstance(local, str) or not STAMP.fullmatch(local):
-        raise EncodeError(f"created_local {local!r} is not CCYYMMDDhhmmss")
+        msg = f"created_local {local!r} is not CCYYMMDDhhmmss"
+        raise EncodeError(msg)
     if not isinstance(offset, str) or not OFFSET.fullmatch(offset):
-        raise EncodeError(f"utc_offset {offset!r} is not +hhmm / -hhmm")
+        msg = f"utc_offset {offset!r} is not +hhmm / -hhmm"
+        raise EncodeError(msg)
 
 
 def rap_schema(tap_release: int) -> tuple[Any, Grammar]:

@@ -117,7 +117,7 @@ def write_rap(header: RapHeader, items: Sequence[RapItem]) -> bytes:
             _check_seq(f"{where}: last_seq", item.last_seq)
             slots.append(_encode(s, "StopReturn", {"lastSeqNumber": _fsn(item.last_seq)}))
         else:
-            raise EncodeError(f"{where}: not a RAP item: {type(item).__name__}")
+            raise _wrong_type(where, "a RAP item", item)
 
     details = b"".join(
         slot if isinstance(slot, bytes) else _fatal_return(s, slot) for slot in slots
@@ -145,7 +145,14 @@ def _encode(s: Any, type_name: str, value: Any) -> bytes:
     try:
         return bytes(s.encode(type_name, value))
     except (asn1tools.Error, ValueError, TypeError, KeyError) as exc:
-        raise EncodeError(f"cannot encode {type_name}: {exc}") from None
+        msg = f"cannot encode {type_name}: {exc}"
+        raise EncodeError(msg) from None
+
+
+def _wrong_type(where: str, expected: str, value: object) -> EncodeError:
+    """The error for a value of the wrong type (a guard the types already rule out)."""
+    msg = f"{where}: not {expected}: {type(value).__name__}"
+    return EncodeError(msg)
 
 
 def _fsn(n: int) -> bytes:
@@ -156,15 +163,18 @@ def _ascii(what: str, text: str) -> bytes:
     try:
         return text.encode("ascii")
     except UnicodeEncodeError:
-        raise EncodeError(f"{what} {text!r} is not ASCII") from None
+        msg = f"{what} {text!r} is not ASCII"
+        raise EncodeError(msg) from None
 
 
 def _check_int(what: str, value: object, low: int, high: int | None = None) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise EncodeError(f"{what} must be an int, not {type(value).__name__}")
+        msg = f"{what} must be an int, not {type(value).__name__}"
+        raise EncodeError(msg)
     if value < low or (high is not None and value > high):
         upper = "" if high is None else f"..{high}"
-        raise EncodeError(f"{what} {value} is out of range ({low}{upper})")
+        msg = f"{what} {value} is out of range ({low}{upper})"
+        raise EncodeError(msg)
 
 
 def _check_seq(what: str, value: object) -> None:
@@ -177,11 +187,13 @@ def _check_header(h: RapHeader) -> None:
     _check_seq("rap_fsn", h.rap_fsn)
     check_stamp(h.created_local, h.utc_offset)
     if h.tap_spec != 3 or h.tap_release not in asn1.RAP_TAP_RELEASES:
-        raise EncodeError(f"cannot return TAP {h.tap_spec}.{h.tap_release} files in RAP 1.5")
+        msg = f"cannot return TAP {h.tap_spec}.{h.tap_release} files in RAP 1.5"
+        raise EncodeError(msg)
     if h.tap_decimal_places is not None:
         _check_int("tap_decimal_places", h.tap_decimal_places, 0, 6)
     if h.tap_currency is not None and not CURRENCY.fullmatch(h.tap_currency):
-        raise EncodeError(f"tap_currency {h.tap_currency!r} is not an ISO 4217 code")
+        msg = f"tap_currency {h.tap_currency!r} is not an ISO 4217 code"
+        raise EncodeError(msg)
     if h.roaming_partner is not None:
         check_party("roaming_partner", h.roaming_partner)
 
@@ -211,11 +223,12 @@ def _bci_value(h: RapHeader) -> dict[str, Any]:
 
 def _error_list_value(errors: Sequence[ErrorDetail], where: str) -> list[dict[str, Any]]:
     if not errors:
-        raise EncodeError(f"{where}: a return needs at least one error detail")
+        msg = f"{where}: a return needs at least one error detail"
+        raise EncodeError(msg)
     out = []
     for e in errors:
         if not isinstance(e, ErrorDetail):
-            raise EncodeError(f"{where}: not an ErrorDetail: {type(e).__name__}")
+            raise _wrong_type(where, "an ErrorDetail", e)
         _check_int(f"{where}: error code", e.code, 0)
         value: dict[str, Any] = {}
         if e.path:
@@ -239,22 +252,27 @@ def _error_list_value(errors: Sequence[ErrorDetail], where: str) -> list[dict[st
 def _one_tlv(raw: object, what: str) -> TLV:
     """The single complete BER element that ``raw`` must be."""
     if not isinstance(raw, bytes | bytearray) or not raw:
-        raise EncodeError(f"{what}: no bytes")
+        msg = f"{what}: no bytes"
+        raise EncodeError(msg)
     try:
         node = element_at(bytes(raw), 0)
     except DecodeError as exc:
-        raise EncodeError(f"{what}: not a BER element: {exc.reason}") from None
+        msg = f"{what}: not a BER element: {exc.reason}"
+        raise EncodeError(msg) from None
     if node.end != len(raw):
-        raise EncodeError(f"{what}: {len(raw) - node.end} byte(s) after the element")
+        msg = f"{what}: {len(raw) - node.end} byte(s) after the element"
+        raise EncodeError(msg)
     if not node.constructed:
-        raise EncodeError(f"{what}: a primitive element, expected a constructed group")
+        msg = f"{what}: a primitive element, expected a constructed group"
+        raise EncodeError(msg)
     return node
 
 
 def _check_fatal(item: FatalItem, where: str) -> None:
     spec = FATAL_GROUPS.get(item.group)
     if spec is None:
-        raise EncodeError(f"{where}: unknown fatal group {item.group!r}")
+        msg = f"{where}: unknown fatal group {item.group!r}"
+        raise EncodeError(msg)
     _ascii(f"{where}: fsn", item.fsn)
     if spec.tap_tag is None:
         if item.group_bytes:
@@ -292,7 +310,8 @@ def _severe_return(s: Any, item: SevereItem, event_tags: set[int], where: str) -
     fsn = _ascii(f"{where}: fsn", item.fsn)
     node = _one_tlv(item.event_bytes, f"{where}: event bytes")
     if node.key not in event_tags:
-        raise EncodeError(f"{where}: event bytes are not a CallEventDetail of this TAP release")
+        msg = f"{where}: event bytes are not a CallEventDetail of this TAP release"
+        raise EncodeError(msg)
     _check_int(f"{where}: charge", item.charge, 0)
     _check_int(f"{where}: tax", item.tax, 0)
     errors = _encode(s, "ErrorDetailList", _error_list_value(item.errors, where))

@@ -205,15 +205,20 @@ class Columns:
         self.v = values
 
     def ints(self, name: str) -> ber.Col:
+        """An INTEGER column of value column ``name`` (null as 0)."""
         values = self.v[name].fill_null(0).cast(pl.Int64).to_numpy()
         return ber.int_col(values)
 
     def text(self, name: str) -> ber.Col:
+        """A text column of value column ``name`` (the octets as written)."""
         return text_col(self.v[name])
 
     def bcd(self, name: str) -> ber.Col:
-        """A BCDString column (the digits end with the ``F`` filler where odd): polars decodes
-        the hex digits, left-padded with zeros to one width (the octets right-aligned)."""
+        """A BCDString column (the digits end with the ``F`` filler where odd).
+
+        Polars decodes the hex digits, left-padded with zeros to one width (the octets
+        right-aligned).
+        """
         digits = self.v[name].fill_null("")
         lengths = digits.str.len_bytes().cast(pl.Int64).to_numpy()
         width = max(int(lengths.max()) if len(digits) else 0, 2)
@@ -227,42 +232,52 @@ class Columns:
         return ber.Col(data.reshape(rows, size), lengths // 2)
 
     def mask(self, name: str) -> _Mask:
+        """The boolean value column ``name`` as a row mask."""
         values: _Mask = self.v[name].to_numpy()
         return values
 
     def not_null(self, name: str) -> _Mask:
+        """The rows where value column ``name`` is not null."""
         values: _Mask = self.v[name].is_not_null().to_numpy()
         return values
 
     @staticmethod
     def prim(number: int, content: ber.Col, present: _Mask | None = None) -> ber.Node:
+        """A primitive element of tag ``number``, on the rows of ``present`` (all if None)."""
         return ber.Node(ber.app_tag(number, constructed=False), content=content, present=present)
 
     @staticmethod
     def cons(number: int, *members: ber.Node, present: _Mask | None = None) -> ber.Node:
+        """A constructed element of tag ``number`` over ``members``, on ``present``'s rows."""
         tag = ber.app_tag(number, constructed=True)
         return ber.Node(tag, members=list(members), present=present)
 
     def optional_bcd(self, number: int, name: str) -> tuple[ber.Node, _Mask]:
-        """A BCDString element and the rows that have it (the reference tests the value's
-        truth: null and "" are absent)."""
+        """A BCDString element and the rows that have it.
+
+        The reference tests the value's truth: null and "" are absent.
+        """
         col = self.bcd(name)
         given: _Mask = col.length > 0
         return self.prim(number, col, given), given
 
     def int_or_absent(self, number: int, name: str) -> ber.Node:
+        """An INTEGER element of ``name``, absent on the rows where it is null."""
         return self.prim(number, self.ints(name), self.not_null(name))
 
     def subscriber(self) -> ber.Node:
+        """The ChargeableSubscriber: the IMSI and, where given, the MSISDN."""
         msisdn, _ = self.optional_bcd(152, "msisdn")
         return self.cons(427, self.cons(199, self.prim(129, self.bcd("imsi")), msisdn))
 
     def start(self) -> ber.Node:
+        """The CallEventStartTimeStamp: the local stamp and its UTC offset code."""
         return self.cons(
             44, self.prim(16, self.text("stamp")), self.prim(232, self.ints("offset_code"))
         )
 
     def imei(self) -> ber.Node:
+        """The Equipment element (the IMEI), on the rows that have one."""
         imei, given = self.optional_bcd(128, "imei")
         return self.cons(429, imei, present=given)
 
@@ -293,6 +308,7 @@ class Columns:
         return self.cons(70, info)
 
     def location(self) -> list[ber.Node]:
+        """The LocationArea and CellId elements (each absent where null)."""
         return [self.int_or_absent(136, "location_area"), self.int_or_absent(59, "cell_id")]
 
     def tree(self) -> ber.Node:
@@ -300,6 +316,7 @@ class Columns:
         return self.gprs() if self.shape == "gprs" else self.call(mo=self.shape == "mo")
 
     def gprs(self) -> ber.Node:
+        """A GprsCall: basic info, location, equipment and the GPRS service used."""
         basic = self.cons(
             114,
             self.cons(115, self.subscriber()),
@@ -320,6 +337,7 @@ class Columns:
         return self.cons(14, basic, self.cons(117, network), self.imei(), used)
 
     def call(self, *, mo: bool) -> ber.Node:
+        """A MobileOriginatedCall (``mo``) or MobileTerminatedCall of every row."""
         number, given = self.optional_bcd(407 if mo else 405, "party")
         basic = self.cons(
             147 if mo else 153,
