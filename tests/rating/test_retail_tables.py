@@ -216,6 +216,7 @@ def test_imported_parquet_reads_like_the_sources(tmp_path: Path) -> None:
         a = pl.from_arrow(getattr(from_csv, name))
         b = pl.from_arrow(getattr(from_parquet, name))
         assert isinstance(a, pl.DataFrame)
+        assert isinstance(b, pl.DataFrame)
         assert a.equals(b), name
 
 
