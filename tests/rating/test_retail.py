@@ -170,7 +170,10 @@ def rate(evs: pa.Table, ref: dict[str, pa.Table], **kw: Any) -> tuple[pl.DataFra
     lines, summary = rate_retail(evs, **ref, **kw)
     assert lines.schema == BILL_LINE_SCHEMA
     assert summary.schema == SUMMARY_SCHEMA
-    return pl.from_arrow(lines), pl.from_arrow(summary)  # type: ignore[return-value]
+    lines_df, summary_df = pl.from_arrow(lines), pl.from_arrow(summary)
+    assert isinstance(lines_df, pl.DataFrame)
+    assert isinstance(summary_df, pl.DataFrame)
+    return lines_df, summary_df
 
 
 def by_time(lines: pl.DataFrame) -> list[dict[str, Any]]:
