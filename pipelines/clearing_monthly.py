@@ -18,7 +18,11 @@ from dateutil.relativedelta import relativedelta
 try:  # Airflow >= 3.1 exports the timetables from the SDK
     from airflow.sdk import CronTriggerTimetable
 except ImportError:  # pragma: no cover - Airflow 3.0
-    from airflow.timetables.trigger import CronTriggerTimetable
+    # 3.0's class of that name (with Airflow installed mypy sees two different classes;
+    # without it, as `make test` runs, both are Any)
+    from airflow.timetables.trigger import (  # type: ignore[assignment, unused-ignore]
+        CronTriggerTimetable,
+    )
 
 import clearing_common as cc
 

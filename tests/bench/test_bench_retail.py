@@ -115,12 +115,12 @@ def test_retail_rating_vs_per_event_reference(
     (OUT / "retail.json").write_text(json.dumps(results, indent=2))
     print()
     for name in ("vector_1m", "vector_100k", "reference_100k"):
-        r = results[name]
-        assert isinstance(r, dict)
+        row = results[name]
+        assert isinstance(row, dict)
         print(
-            f"{name:<15} {r['events']:>9,} events {r['seconds']:>7.2f} s "
-            f"{r['events_per_s']:>10,.0f} events/s  peak RSS {r['peak_rss_mb']:>6.0f} MB "
-            f"(+{r['growth_mb']:.0f} MB while rating)"
+            f"{name:<15} {row['events']:>9,} events {row['seconds']:>7.2f} s "
+            f"{row['events_per_s']:>10,.0f} events/s  peak RSS {row['peak_rss_mb']:>6.0f} MB "
+            f"(+{row['growth_mb']:.0f} MB while rating)"
         )
     print(f"speed-up over the per-event reference: {speedup:.0f}x")
     assert vec["events"] == EVENTS

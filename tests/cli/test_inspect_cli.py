@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from conftest import Cli
+    from tests.cli.conftest import Cli
 
 ROOT = Path(__file__).parents[2]
 CASES = ROOT / "tests" / "codecs" / "cases"

@@ -63,7 +63,7 @@ def _mask(present: list[bool] | None) -> Any:
 
 
 # cheap examples (a few small trees each): 2.5 times the profile's number
-@settings(parent=settings.default, max_examples=settings.default.max_examples * 5 // 2)
+@settings(parent=settings.default, max_examples=settings().max_examples * 5 // 2)
 @given(st.data())
 def test_random_trees(data: st.DataObject) -> None:
     rows = data.draw(st.integers(1, 12))

@@ -152,7 +152,7 @@ def drawn(draw: Any) -> Drawn:
                 }.get(group) or h[member]
                 raw = encode_value(type_name, value)
                 group_values[(fsn, group)] = value
-            items.append(FatalItem(fsn, group, raw, draw(error_lists)))  # type: ignore[arg-type]
+            items.append(FatalItem(fsn, group, raw, draw(error_lists)))
         elif kind == "severe":
             row = draw(events())
             raw = encode_events(value_columns([row]))

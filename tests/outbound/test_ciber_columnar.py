@@ -20,7 +20,7 @@ from clearing.errors import EncodeError
 from clearing.outbound._ciber_out import EVENT_COLUMNS, write_columnar
 
 DAY = date(2026, 11, 24)
-SCHEMA = {
+SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "sender": pl.String,
     "recipient": pl.String,
     "serving_network": pl.String,

@@ -61,7 +61,7 @@ def rated_rows(n: int, seed: int) -> pl.DataFrame:
     """``n`` rated rows of every shape TAP-out meets (and some it should never meet)."""
     rng = np.random.default_rng(seed)
     names = [*empty_records().columns, *RATED_VISITOR_COLUMNS]
-    services = {
+    services: dict[str, list[str | None]] = {
         "moc": ["moc_local", "moc_home", "moc_international", "moc_destination", None, "x"],
         "mtc": ["mtc"],
         "sms_mo": ["sms_mo"],
@@ -98,7 +98,9 @@ def rated_rows(n: int, seed: int) -> pl.DataFrame:
             file=str(rng.choice(["a.csv", "b.parquet"])),
             line=i + 2,
             partner="TSTA1",
-            service=str(rng.choice(services[kind])) if kind == "moc" else services[kind][0],
+            service=str(rng.choice(np.array(services[kind], dtype=object)))
+            if kind == "moc"
+            else services[kind][0],
             chargeable_units=_int(rng),
             charged_units=_int(rng),
             tax_rate=_maybe(rng, tax_rate, 0.1),
@@ -109,7 +111,10 @@ def rated_rows(n: int, seed: int) -> pl.DataFrame:
         if rng.random() < 0.05:
             row["msisdn"] = ""  # empty: absent, as null
         rows.append(row)
-    schema = {**empty_records().schema, **dict.fromkeys(RATED_VISITOR_COLUMNS, pl.String)}
+    schema: dict[str, pl.DataType | type[pl.DataType]] = {
+        **empty_records().schema,
+        **dict.fromkeys(RATED_VISITOR_COLUMNS, pl.String),
+    }
     for c in ("chargeable_units", "charged_units", "tax_rate", "charge", "tax"):
         schema[c] = pl.Int64
     return pl.DataFrame(rows, schema=schema, orient="row")

@@ -128,7 +128,8 @@ def dags(layout: str) -> Dags:
     for name in ("clearing_daily", "clearing_monthly"):
         module = sys.modules.get(name)
         modules.append(importlib.reload(module) if module else importlib.import_module(name))
-    return Dags(layout, *modules, importlib.import_module("clearing_common"))
+    daily, monthly = modules
+    return Dags(layout, daily, monthly, importlib.import_module("clearing_common"))
 
 
 @pytest.fixture
@@ -238,7 +239,8 @@ def test_the_first_runs_process_the_start_date_then_each_day(dags: Dags) -> None
 
     timetable = _core_timetable(dags.daily)
     restriction = TimeRestriction(earliest=dags.daily.start_date, latest=None, catchup=True)
-    dates, last = [], None
+    dates: list[date] = []
+    last = None
     for _ in range(3):
         info = timetable.next_dagrun_info(
             last_automated_data_interval=last, restriction=restriction

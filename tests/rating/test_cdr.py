@@ -116,6 +116,8 @@ def test_commas_per_line_is_splitlines() -> None:
     for _ in range(200):
         raw = bytes(rng.choice(list(b"a,,\n"), int(rng.integers(0, 40))))
         lines = [x for x in raw.decode().splitlines() if x]
-        assert list(_commas_per_line(raw)) == [x.count(",") for x in lines], raw
+        counts = _commas_per_line(raw)
+        assert counts is not None, raw
+        assert list(counts) == [x.count(",") for x in lines], raw
     assert _commas_per_line(b"a,b\r\nc,d\r\n") is None
     assert _commas_per_line("a,b\u2028c".encode()) is None

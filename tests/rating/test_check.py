@@ -107,10 +107,14 @@ def test_sample_partners_charge_exactly_their_iot(tmp_path: Path) -> None:
             continue
         batch = fast.decode_tap(data)
         assert batch.problems == []
-        frames.append(pl.from_arrow(batch.events).with_columns(pl.lit(path.name).alias("file")))
+        frame = pl.from_arrow(batch.events)
+        assert isinstance(frame, pl.DataFrame)
+        frames.append(frame.with_columns(pl.lit(path.name).alias("file")))
     for path in generate_ciber(tmp_path / "in", seed=5, day=day):
         table = ciber.read(path.read_bytes())
-        frames.append(pl.from_arrow(table).with_columns(pl.lit(path.name).alias("file")))
+        frame = pl.from_arrow(table)
+        assert isinstance(frame, pl.DataFrame)
+        frames.append(frame.with_columns(pl.lit(path.name).alias("file")))
     ev = pl.concat(frames, how="diagonal_relaxed")
     result = iot_check(ev, rates)
     assert result.findings.height == 0

@@ -38,7 +38,9 @@ def _rows(n: int, seed: int) -> pl.DataFrame:
     t0 = datetime(2026, 11, 22)
     return pl.DataFrame(
         {
-            "partner": rng.choice(["AAAA1", "BBBB2", "CCCC3", None], n).tolist(),
+            "partner": rng.choice(
+                np.array(["AAAA1", "BBBB2", "CCCC3", None], dtype=object), n
+            ).tolist(),
             "start_time": [t0 + timedelta(seconds=int(s)) for s in rng.integers(0, 500, n)],
             "record_id": [f"R{int(i)}" for i in rng.integers(0, n, n)],
             "file": rng.choice(["a.csv", "b.parquet"], n).tolist(),

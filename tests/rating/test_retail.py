@@ -170,7 +170,10 @@ def rate(evs: pa.Table, ref: dict[str, pa.Table], **kw: Any) -> tuple[pl.DataFra
     lines, summary = rate_retail(evs, **ref, **kw)
     assert lines.schema == BILL_LINE_SCHEMA
     assert summary.schema == SUMMARY_SCHEMA
-    return pl.from_arrow(lines), pl.from_arrow(summary)  # type: ignore[return-value]
+    lines_df, summary_df = pl.from_arrow(lines), pl.from_arrow(summary)
+    assert isinstance(lines_df, pl.DataFrame)
+    assert isinstance(summary_df, pl.DataFrame)
+    return lines_df, summary_df
 
 
 def by_time(lines: pl.DataFrame) -> list[dict[str, Any]]:
@@ -420,7 +423,7 @@ def test_msisdn_beats_apn_and_primary_msisdn_does_not_decide_by_default() -> Non
 
 def test_longest_selection_code_wins_and_validity_is_respected() -> None:
     base = {"selection_code": None, "apn": None}
-    numbers = [
+    numbers: list[dict[str, Any]] = [
         base | {"msisdn": PRIMARY, "role": "primary", "plan_id": "BASIC"},
         base | {"msisdn": VIRTUAL, "role": "virtual", "plan_id": "LOCAL", "selection_code": "+86"},
         base
@@ -474,7 +477,7 @@ def test_input_order_does_not_matter() -> None:
         t |= {"valid_from": date(2024, 1, 1), "valid_to": None}
     ref = world(plan("MIX", allowance_voice_mo_min=3, allowance_data_mb=5), tiers=tiers)
     rng = random.Random(7)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for i in range(200):
         at = T0 + timedelta(seconds=rng.randrange(0, 3 * 86400, 7))
         if i % 10 == 0:  # same second as the previous one

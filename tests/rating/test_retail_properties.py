@@ -60,7 +60,7 @@ def worlds(draw: st.DrawFn) -> dict[str, Any]:
         | {"valid_from": date(2024, 1, 1)}
         for i, imsi in enumerate(CARDS)
     ]
-    numbers = [
+    numbers: list[dict[str, Any]] = [
         {"msisdn": s["msisdn"], "imsi": s["imsi"], "role": "primary", "plan_id": "P1"}
         for s in subscribers
     ] + [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 import pytest
@@ -16,6 +17,9 @@ from clearing.rating.retail_tables import (
     read_source,
 )
 from clearing.samples.subscribers import subscriber_rows, write_subscriber_sources
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 SPECS = Path(__file__).parents[2] / "specs" / "rates"
 
@@ -45,6 +49,13 @@ BASIC,data,500,20,2024-01-01
 """
 
 
+def frame(table: pa.Table) -> pl.DataFrame:
+    """An Arrow table as a polars DataFrame (``pl.from_arrow`` is typed to return a Series too)."""
+    df = pl.from_arrow(table)
+    assert isinstance(df, pl.DataFrame)
+    return df
+
+
 def write(rates: Path, **sources: str) -> Path:
     texts = {
         "subscribers": SUBSCRIBERS,
@@ -69,13 +80,13 @@ def test_sources_are_typed_checked_and_resolved(tmp_path: Path) -> None:
     assert plans["voice_increment_s"].to_list() == [60, 60]
     assert plans["allowance_voice_mo_min"].to_list() == [0, 0]
     # source lines are kept for messages (line 1 is the comment, 2 the header)
-    assert pl.from_arrow(t.subscribers)["source_line"].to_list() == [3, 4]  # type: ignore[index]
+    assert frame(t.subscribers)["source_line"].to_list() == [3, 4]
 
 
 def test_an_empty_valid_to_runs_until_the_next_version(tmp_path: Path) -> None:
     plans = "plan_id,currency,scale,valid_from\nBASIC,HKD,2,2024-01-01\nBASIC,HKD,2,2027-01-01\n"
     t = load_retail_tables(write(tmp_path, plans=plans))
-    got = pl.from_arrow(t.plans).select("valid_from", "valid_to").rows()  # type: ignore[union-attr]
+    got = frame(t.plans).select("valid_from", "valid_to").rows()
     assert [(str(a), str(b)) for a, b in got] == [
         ("2024-01-01", "2027-01-01"),
         ("2027-01-01", "None"),
@@ -177,7 +188,7 @@ def test_a_missing_table_says_what_to_do(tmp_path: Path) -> None:
 def test_arrow_inputs_are_checked_like_sources(tmp_path: Path) -> None:
     t = load_retail_tables(write(tmp_path))
     subs = t.subscribers.drop_columns(["source_line"])
-    nums = pl.from_arrow(t.sub_numbers).drop("source_line")  # type: ignore[union-attr]
+    nums = frame(t.sub_numbers).drop("source_line")
     # a polars frame without line numbers: rows are counted from 1
     bad = nums.with_columns(plan_id=pl.lit("GOLD"))
     with pytest.raises(ConfigError, match=r"rates table `sub_numbers`, row 1: column `plan_id`"):
@@ -193,7 +204,7 @@ def test_sample_sources_load_and_are_deterministic(tmp_path: Path) -> None:
     assert [p.read_bytes() for p in a] == [p.read_bytes() for p in b]
     t = load_retail_tables(tmp_path / "a")
     assert t.subscribers.num_rows == 240
-    roles = pl.from_arrow(t.sub_numbers)["role"].value_counts()  # type: ignore[index]
+    roles = frame(t.sub_numbers)["role"].value_counts()
     counts = dict(roles.iter_rows())
     assert counts["primary"] == 240
     assert min(counts["local"], counts["virtual"], counts["data"]) >= 30
@@ -216,6 +227,7 @@ def test_imported_parquet_reads_like_the_sources(tmp_path: Path) -> None:
         a = pl.from_arrow(getattr(from_csv, name))
         b = pl.from_arrow(getattr(from_parquet, name))
         assert isinstance(a, pl.DataFrame)
+        assert isinstance(b, pl.DataFrame)
         assert a.equals(b), name
 
 

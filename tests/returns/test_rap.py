@@ -298,6 +298,7 @@ def test_returned_event_that_does_not_decode_is_kept(h):
     assert got.kind == "mobileOriginatedCall"
     assert got.value is None
     assert (got.charge, got.tax) == (None, None)
+    assert got.problem is not None
     assert "does not decode" in got.problem
     assert "basicServiceUsedList" in got.problem
     assert [m.item for m in rap.mismatches] == ["totalSevereReturnValue"]

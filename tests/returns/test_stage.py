@@ -83,7 +83,9 @@ def test_validate_alone_writes_no_return_and_the_writer_adds_them(tmp_path: Path
     assert sent
     assert sorted(p.name for p in (wd2.out / "ciber_returns").iterdir()) == sorted(sent)
     with State(wd2.db, read_only=True) as s:
-        (n,) = s.con.execute("SELECT count(*) FROM rap_out").fetchone()
+        row = s.con.execute("SELECT count(*) FROM rap_out").fetchone()
+        assert row is not None
+        (n,) = row
         rows = s.con.execute(
             "SELECT rap_file FROM files WHERE processing_date = ? AND rap_file IS NOT NULL", [DAY2]
         ).fetchall()

@@ -306,7 +306,7 @@ def test_negative_events_is_refused(tmp_path: Path) -> None:
 # dear examples (each generates, decodes and reconciles a TAP file): half the profile's number
 @settings(
     parent=settings.default,
-    max_examples=max(1, settings.default.max_examples // 2),
+    max_examples=max(1, settings().max_examples // 2),
     suppress_health_check=[HealthCheck.too_slow],
 )
 @given(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -39,7 +39,7 @@ def test_register_and_inbound_sequences(tmp_path: Path) -> None:
         )  # fmt: skip
         store.register.set_rap_file(DAY1, "CDFRAF9HKGCL00001", "RCHKGCLFRAF900001")
         check = store.inbound.check
-        kw = {"sender": "FRAF9", "recipient": "HKGCL", "test": False}
+        kw: dict[str, Any] = {"sender": "FRAF9", "recipient": "HKGCL", "test": False}
         assert check(DAY2, **kw, fsn=1, sha256="a") == SequenceCheck(copy_of="CDFRAF9HKGCL00001")
         assert check(DAY2, **kw, fsn=1, sha256="b") == SequenceCheck(reused="CDFRAF9HKGCL00001")
         assert check(DAY2, **kw, fsn=4, sha256="d") == SequenceCheck(expected=2, missing=(2, 3))

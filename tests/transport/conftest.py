@@ -44,7 +44,8 @@ class SshServer:
 
     def session_processes(self) -> list[psutil.Process]:
         """The per-connection sshd processes (children of the listener)."""
-        return psutil.Process(self.process.pid).children(recursive=True)
+        children: list[psutil.Process] = psutil.Process(self.process.pid).children(recursive=True)
+        return children
 
     def transport(self, remote: Path, **kwargs: Any) -> SftpTransport:
         """An `SftpTransport` to this server with ``remote`` as inbound and outbound folder."""
@@ -233,7 +234,11 @@ def make_transport(
     def factory(**kwargs: Any) -> Transport:
         transport: Transport
         if request.param == "folder":
-            args = {"remote_in": str(remote), "remote_out": str(remote), "retry": FAST_RETRY}
+            args: dict[str, Any] = {
+                "remote_in": str(remote),
+                "remote_out": str(remote),
+                "retry": FAST_RETRY,
+            }
             args.update(kwargs)
             transport = LocalFolderTransport(tmp_path, **args)
         else:

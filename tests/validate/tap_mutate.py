@@ -19,7 +19,7 @@ import csv
 import functools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from clearing.codecs import asn1, fast
 from clearing.codecs.ber import element_at, encode_header, iter_children
@@ -63,7 +63,7 @@ def sample_value(name: str = DEFINITE) -> Any:
 
 def encode(value: Any, *, release: int = 12) -> bytes:
     """A TransferBatch (or Notification) value as a definite-length file of ``release``."""
-    kind = "notification" if value[0] == "notification" else "tap"
+    kind: Literal["tap", "notification"] = "notification" if value[0] == "notification" else "tap"
     return asn1.encode(kind, value, tap_release=release)
 
 
@@ -245,7 +245,8 @@ def tap310(vas_events: int = 2) -> Any:
 
 @functools.cache
 def _events(data: bytes) -> list[dict[str, Any]]:
-    return fast.decode_tap(data).events.to_pylist()
+    rows: list[dict[str, Any]] = fast.decode_tap(data).events.to_pylist()
+    return rows
 
 
 def events(data: bytes) -> list[dict[str, Any]]:

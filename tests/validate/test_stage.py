@@ -67,6 +67,7 @@ def rules(result: Any, file: str) -> set[str]:
 def decode_rap(path: Path) -> dict[str, Any]:
     kind, value = rap_module().decode("RapDataInterChange", path.read_bytes())
     assert kind == "returnBatch"
+    assert isinstance(value, dict)
     return value
 
 
@@ -86,7 +87,9 @@ def test_identical_copy_is_ignored_and_logged(tmp_path: Path) -> None:
     assert r.files[0].findings == []
     assert r.raps == []
     with State(wd.db, read_only=True) as s:
-        (copies,) = s.con.execute("SELECT count(*) FROM files WHERE outcome = 'copy'").fetchone()
+        row = s.con.execute("SELECT count(*) FROM files WHERE outcome = 'copy'").fetchone()
+        assert row is not None
+        (copies,) = row
         status = s.sequence_status()
     assert copies == 1
     assert status[0]["copies"] == 1
@@ -240,8 +243,11 @@ def test_rerun_gives_same_findings_and_rap_bytes(tmp_path: Path) -> None:
     assert {p.name: p.read_bytes() for p in b.raps} == first
     assert [f.findings for f in a.files] == [f.findings for f in b.files]
     with State(wd.db, read_only=True) as s:
-        (n,) = s.con.execute("SELECT count(*) FROM files").fetchone()
-        (raps,) = s.con.execute("SELECT count(*) FROM rap_out").fetchone()
+        files_row = s.con.execute("SELECT count(*) FROM files").fetchone()
+        raps_row = s.con.execute("SELECT count(*) FROM rap_out").fetchone()
+    assert files_row is not None
+    assert raps_row is not None
+    (n,), (raps,) = files_row, raps_row
     assert (n, raps) == (1, 1)
 
 

@@ -14,6 +14,7 @@ undefined code; the items of a group that is missing as a whole are not reported
 
 from __future__ import annotations
 
+import functools
 import random
 from collections import Counter
 from dataclasses import dataclass
@@ -185,7 +186,10 @@ def _broken_ber_in_event() -> bytes:
 
 
 def _first_charged_item(name: str, item: str) -> int:
-    return next(r["event_index"] for r in events(sample_bytes(name)) if r["charged_item"] == item)
+    index: int = next(
+        r["event_index"] for r in events(sample_bytes(name)) if r["charged_item"] == item
+    )
+    return index
 
 
 def _charged_item_in_place() -> bytes:
@@ -899,7 +903,7 @@ def test_tax_tolerance_by_hand() -> None:
     assert body[ACC]["tapDecimalPlaces"] == 5
     assert body[ACC]["taxation"][0]["taxRate"] == b"2000000"
     for value, ok in ((2380, True), (2381, False), (0, True), (379, True), (381, True)):
-        out = check(mutate(lambda b, v=value: _moc_tax(b, v)))
+        out = check(mutate(functools.partial(_moc_tax, value=value)))
         found = [(f.rule, f.event_index) for f in out.findings]
         assert found == ([] if ok else [("event.tax_value.mismatch", MOC)]), (value, found)
 

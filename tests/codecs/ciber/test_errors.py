@@ -117,7 +117,7 @@ def test_ciber_20_and_type_70_are_named(record_type: str) -> None:
         (lambda ls: [b"02" + ls[0][2:], *ls[1:]], "type-02 header closed by a type-98"),
     ],
 )
-def test_structure_errors(mutate, message: str) -> None:  # type: ignore[no-untyped-def]
+def test_structure_errors(mutate, message: str) -> None:
     with pytest.raises(CiberDecodeError, match=message):
         ciber.decode(join(mutate(lines_of(batch()))))
 

@@ -13,7 +13,9 @@ import pytest
 from clearing.codecs import ciber
 
 # (first position, text, field name, expected decoded value); gaps are blank filler.
-HEADER_01 = [
+Field = tuple[int, str, str, object]
+
+HEADER_01: list[Field] = [
     (1, "01", "record_type", "01"),
     (3, "251120", "batch_creation_date", dt.date(2025, 11, 20)),
     (9, "029", "batch_sequence_number", 29),
@@ -29,7 +31,7 @@ HEADER_01 = [
     (37, "208040784     EX0433", "local_carrier_reserved", "208040784     EX0433"),
 ]
 # record 22 total = air 1234 + other 100 + toll 2500 + state 300 + local 45 = 4179 cents
-DETAIL_22 = [
+DETAIL_22: list[Field] = [
     (1, "22", "record_type", "22"),
     (3, "0", "return_code", 0),
     (4, "00", "return_reason_code", 0),
@@ -97,7 +99,7 @@ DETAIL_22 = [
     (398, "OUR REF 7", "local_carrier_reserved", "OUR REF 7"),
 ]
 # record 32 total = charges 500 + 250 + 0 + 75 + other 0 + taxes 60 + 5 = 890
-DETAIL_32 = [
+DETAIL_32: list[Field] = [
     (1, "32", "record_type", "32"),
     (3, "0", "return_code", 0),
     (4, "00", "return_reason_code", 0),
@@ -176,7 +178,7 @@ DETAIL_32 = [
     (418, "X" * 75, "local_carrier_reserved", "X" * 75),
 ]
 # record 52 total = OCC 299 + other 0 + taxes 0 = 299
-DETAIL_52 = [
+DETAIL_52: list[Field] = [
     (1, "52", "record_type", "52"),
     (3, "0", "return_code", 0),
     (4, "00", "return_reason_code", 0),
@@ -216,7 +218,7 @@ DETAIL_52 = [
     (242, "01", "sequence_indicator", 1),
     (244, "", "local_carrier_reserved", ""),
 ]
-TRAILER_98 = [
+TRAILER_98: list[Field] = [
     (1, "98", "record_type", "98"),
     (3, "251120", "batch_creation_date", dt.date(2025, 11, 20)),
     (9, "029", "batch_sequence_number", 29),
@@ -233,7 +235,7 @@ TRAILER_98 = [
     (74, "02", "currency_type", 2),
     (76, "TRAILER RESERVED", "local_carrier_reserved", "TRAILER RESERVED"),
 ]
-HEADER_02 = [
+HEADER_02: list[Field] = [
     (1, "02", "record_type", "02"),
     (3, "260102", "batch_creation_date", dt.date(2026, 1, 2)),
     (9, "999", "batch_sequence_number", 999),
@@ -249,7 +251,7 @@ HEADER_02 = [
     (41, "2", "batch_contents", 2),
 ]
 # record 42 total = other 10 + charges 100 + 200 + 300 + 400 + taxes 0 = 1010
-DETAIL_42 = [
+DETAIL_42: list[Field] = [
     (1, "42", "record_type", "42"),
     (3, "0", "return_code", 0),
     (4, "00", "return_reason_code", 0),
@@ -291,7 +293,7 @@ DETAIL_42 = [
     ),
     (315, "C2C", "local_carrier_reserved", "C2C"),
 ]
-TRAILER_97 = [
+TRAILER_97: list[Field] = [
     (1, "97", "record_type", "97"),
     (3, "260102", "batch_creation_date", dt.date(2026, 1, 2)),
     (9, "999", "batch_sequence_number", 999),
@@ -313,7 +315,7 @@ TRAILER_97 = [
 LENGTHS = {"01": 200, "02": 200, "98": 200, "97": 200, "22": 547, "32": 567, "42": 464, "52": 393}
 
 
-def build(fields: list[tuple[int, str, str, object]], length: int) -> str:
+def build(fields: list[Field], length: int) -> str:
     line = [" "] * length
     for pos, text, _name, _value in fields:
         assert pos - 1 + len(text) <= length
@@ -321,14 +323,15 @@ def build(fields: list[tuple[int, str, str, object]], length: int) -> str:
     return "".join(line)
 
 
-FILE_A = [("01", HEADER_01), ("22", DETAIL_22), ("32", DETAIL_32), ("52", DETAIL_52),
-          ("98", TRAILER_98)]  # fmt: skip
-FILE_B = [("02", HEADER_02), ("42", DETAIL_42), ("97", TRAILER_97)]
+Records = list[tuple[str, list[Field]]]  # (record type, its fields), in file order
+FILE_A: Records = [("01", HEADER_01), ("22", DETAIL_22), ("32", DETAIL_32), ("52", DETAIL_52),
+                   ("98", TRAILER_98)]  # fmt: skip
+FILE_B: Records = [("02", HEADER_02), ("42", DETAIL_42), ("97", TRAILER_97)]
 
 
 @pytest.mark.parametrize("records", [FILE_A, FILE_B], ids=["01-22-32-52-98", "02-42-97"])
 @pytest.mark.parametrize("eol", ["\n", "\r\n"], ids=["LF", "CRLF"])
-def test_every_field_of_every_type(records: list, eol: str) -> None:
+def test_every_field_of_every_type(records: Records, eol: str) -> None:
     data = "".join(build(f, LENGTHS[rt]) + eol for rt, f in records).encode("ascii")
     decoded = ciber.decode(data, file="hand.cbr")
     assert decoded.findings.num_rows == 0, decoded.findings.to_pylist()

@@ -90,7 +90,9 @@ def events_table(rows: list[dict[str, object]]) -> pa.Table:
 
 @settings(suppress_health_check=[HealthCheck.too_slow])
 @given(rows=st.lists(event_rows(), min_size=1, max_size=25), max_records=st.integers(1, 9))
-def test_write_then_read_gives_the_same_events(rows: list, max_records: int) -> None:
+def test_write_then_read_gives_the_same_events(
+    rows: list[dict[str, object]], max_records: int
+) -> None:
     sequences: dict[tuple[str, str], int] = {}
     data = ciber.write(
         events_table(rows),
