@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from clearing import config
 from clearing.settle._lake import MissingInputError
 from clearing.settle._summary import RunSummary, key_figures, render_summary
 
@@ -34,7 +35,13 @@ __all__ = [
 ]
 
 
-def daily_workbook(workdir: Path, day: date, *, run_id: str | None = None) -> Path:
+def daily_workbook(
+    workdir: Path,
+    day: date,
+    *,
+    run_id: str | None = None,
+    settings: config.Settings | None = None,
+) -> Path:
     """Write the daily operations workbook of processing date ``day``; return its path.
 
     ``<workdir>/out/settlement/daily/settlement_daily_<HOME>_<day>.xlsx``. Same inputs → same
@@ -45,13 +52,12 @@ def daily_workbook(workdir: Path, day: date, *, run_id: str | None = None) -> Pa
             run).
         ConfigError: no ``clearing.toml``, or the fx table lacks a rate that is needed.
     """
-    from clearing import config
     from clearing.settle._daily import build_daily, daily_path
     from clearing.settle._issue import write_daily
 
-    home = config.load(workdir).home.tadig
-    book = build_daily(workdir, day, run_id=run_id)
-    return write_daily(book, daily_path(workdir, home, day))
+    settings = settings or config.load(workdir)
+    book = build_daily(workdir, day, run_id=run_id, settings=settings)
+    return write_daily(book, daily_path(workdir, settings.home.tadig, day))
 
 
 def monthly_workbook(workdir: Path, period: str, *, run_id: str | None = None) -> Path:

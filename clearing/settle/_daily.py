@@ -94,14 +94,20 @@ class _Day:
         return self.names.get(code) or self.settings.partner(code).name
 
 
-def build_daily(workdir: Path, day: date, *, run_id: str | None = None) -> Book:
+def build_daily(
+    workdir: Path,
+    day: date,
+    *,
+    run_id: str | None = None,
+    settings: config.Settings | None = None,
+) -> Book:
     """The daily workbook's model (see the module docstring).
 
     Raises:
         MissingInputError: validate or rate has not run for ``day``.
         ConfigError: no config, or an fx rate is missing.
     """
-    settings = config.load(workdir)
+    settings = settings or config.load(workdir)
     with Lake(workdir) as lake:
         lake.require(day)
         d = _Day(lake, Fx.load(lake), settings, day)

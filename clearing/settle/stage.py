@@ -17,7 +17,7 @@ def daily(ctx: StageContext) -> StepResult:
     root = ctx.workdir.root
     # no run id inside: a re-run of the date must give the same bytes (the manifest names the
     # workbook and its hash instead)
-    path = daily_workbook(root, ctx.date)
+    path = daily_workbook(root, ctx.date, settings=ctx.settings)
     return StepResult(
         "settle",
         {"workbook": path.name},

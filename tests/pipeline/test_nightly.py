@@ -384,3 +384,24 @@ def test_a_crash_exits_4_not_1() -> None:
     assert r.returncode == 4
     assert "ZeroDivisionError: a bug" in r.stderr
     assert "internal error" in r.stderr
+
+
+def test_the_nightly_reads_its_config_once(world: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # every stage takes the settings from the run's context: clearing.toml is parsed once per
+    # night (it was parsed about eight times before the stage contract)
+    import clearing.config
+
+    parsed: list[str] = []
+    real = clearing.config.parse
+
+    def counting(
+        text: str, *, source: str = clearing.config.CONFIG_NAME
+    ) -> clearing.config.Settings:
+        parsed.append(source)
+        return real(text, source=source)
+
+    monkeypatch.setattr(clearing.config, "parse", counting)
+    run = run_nightly(world, DAY, options=NightlyOptions(send=False))
+    assert run.reconciliation is not None
+    assert run.reconciliation["difference"] == 0
+    assert len(parsed) == 1
