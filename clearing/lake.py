@@ -57,8 +57,10 @@ __all__ = [
     "dates",
     "day_files",
     "files",
+    "month_files",
     "partition",
     "path",
+    "period_partition",
     "read",
     "sql_type",
     "view",
@@ -449,6 +451,19 @@ def path(
     if partner is not None:
         folder = folder / f"partner={partner}"
     return folder / ds.file.replace("{source}", source or "")
+
+
+def period_partition(root: Path, name: str, period: str) -> Path:
+    """The folder ``<root>/<name>/period=<YYYY-MM>`` of what is kept per settlement month.
+
+    The monthly re-rating (``rerate``) keeps its delta report and changed rows there.
+    """
+    return root / name / f"period={period}"
+
+
+def month_files(root: Path, ds: Dataset, period: str) -> list[Path]:
+    """The files of ``ds`` for every processing date of the month ``period`` (``YYYY-MM``)."""
+    return files(root, ds, [d for d in dates(root, ds) if d.strftime("%Y-%m") == period])
 
 
 def dates(root: Path, ds: Dataset | str) -> list[date]:

@@ -24,10 +24,11 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from clearing import config
+from clearing import config, lake
 from clearing._io import write_atomic
 from clearing.codecs import ciber
 from clearing.codecs.facts import ciber_facts, tap_header_facts
+from clearing.config import WorkDir
 from clearing.errors import ClearingError, ConfigError
 from clearing.money import round_div
 from clearing.names import CiberName
@@ -133,9 +134,8 @@ def write_outbound(
 
 def rated_by_partner(workdir: Path, day: date) -> dict[str, pl.DataFrame]:
     """The rated visitor rows of ``day`` from the lake, per partner (in the order written)."""
-    folder = workdir / "lake" / "rated_visitors" / f"date={day.isoformat()}"
     parts: dict[str, pl.DataFrame] = {}
-    for path in sorted(folder.glob("partner=*/part-0.parquet")):
+    for path in lake.files(WorkDir(workdir).lake, lake.RATED_VISITORS, [day]):
         partner = path.parent.name.removeprefix("partner=")
         if partner != "None":  # rows of no partner: no file to write
             parts[partner] = pl.read_parquet(path, hive_partitioning=False)

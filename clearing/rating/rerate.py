@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Final
 
 import polars as pl
 
-from clearing.config import parse_period
+from clearing import lake
+from clearing.config import WorkDir, parse_period
 from clearing.rating._book import Rates
 from clearing.rating.cdr import cdr_schema
 from clearing.rating.check import expected_charges
@@ -83,14 +84,6 @@ class Rerate:
     paths: list[Path]
 
 
-def _files(root: Path, period: str) -> list[Path]:
-    if not root.is_dir():
-        return []
-    return sorted(
-        p for d in root.glob(f"date={period}-*") for p in d.rglob("*.parquet") if p.is_file()
-    )
-
-
 def _read(files: list[Path]) -> pl.DataFrame | None:
     if not files:
         return None
@@ -109,8 +102,11 @@ def _read(files: list[Path]) -> pl.DataFrame | None:
 
 
 def _receivable(workdir: Path, period: str, rates: Rates) -> pl.DataFrame | None:
-    lake = workdir / "lake"
-    old = _read(_files(lake / "rated_visitors", period) + _files(lake / "unrated_visitors", period))
+    root = WorkDir(workdir).lake
+    old = _read(
+        lake.month_files(root, lake.RATED_VISITORS, period)
+        + lake.month_files(root, lake.UNRATED_VISITORS, period)
+    )
     if old is None:
         return None
     names = [c.name for c in cdr_schema()]
@@ -140,7 +136,7 @@ def _receivable(workdir: Path, period: str, rates: Rates) -> pl.DataFrame | None
 
 
 def _payable(workdir: Path, period: str, rates: Rates) -> pl.DataFrame | None:
-    old = _read(_files(workdir / "lake" / "rated_partner", period))
+    old = _read(lake.month_files(WorkDir(workdir).lake, lake.RATED_PARTNER, period))
     if old is None:
         return None
     old = old.filter(pl.col("kind").is_not_null()).with_row_index("row_id")
@@ -236,7 +232,7 @@ def rerate(workdir: Path, period: str, *, rates_dir: Path | None = None) -> Rera
     out_csv = workdir / "out" / "rerate" / f"rerate_{period}.csv"
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     out_csv.write_text(delta.write_csv(line_terminator="\n"), encoding="utf-8")
-    folder = workdir / "lake" / "rerate" / f"period={period}"
+    folder = lake.period_partition(WorkDir(workdir).lake, "rerate", period)
     paths = [out_csv, write_parquet(delta, folder / "delta.parquet")]
     if changed.width:
         paths.append(write_parquet(changed, folder / "rows.parquet"))

@@ -7,13 +7,14 @@
 * :func:`write_ciber_returns` — the nightly's step for one validated file: its returns written
   under ``out/ciber_returns``.
 
-C901: ``ciber_returns`` is the CIBER returns policy of its docstring (batch rejects, first finding
-per record in rule order, one file per pair), one pass over the findings on per-event arrays the
-steps share.
+The policy reads in three steps: each event's first finding and the batches rejected whole
+(:func:`_first_findings`), the record returns (:func:`_record_returns`), the files per pair
+(:func:`_files`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -31,6 +32,9 @@ from clearing.names import CiberReturnName
 from clearing.validate.ciber import ciber_rules, rows_by_batch
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from clearing.codecs.ciber import Decoded
     from clearing.config import Settings, WorkDir
     from clearing.validate.ciber import CiberChecked
     from clearing.validate.findings import Finding
@@ -82,39 +86,69 @@ def ciber_returns(
         return []
     rules = ciber_rules()
     batches = decoded.batches.to_pylist()
-    nb = len(batches)
     headers = rows_by_batch(decoded, ("01", "02"))
-    header_offsets = np.asarray([headers[i]["byte_offset"] for i in range(nb)], dtype=np.int64)
-    # event index → (line, batch, record type)
-    parts = [
-        (
-            decoded.records[rt].column("line").to_numpy(),
-            decoded.records[rt].column("batch_index").to_numpy(),
-            rt,
-        )
-        for rt in DETAIL_TYPES
-        if rt in decoded.records
-    ]
-    if parts:
+    header_offsets = np.asarray(
+        [headers[i]["byte_offset"] for i in range(len(batches))], dtype=np.int64
+    )
+    events = _Events.of(decoded)
+    reject, first = _first_findings(findings, rules, header_offsets, events.line.size)
+    returns = _record_returns(first, reject, rules, events)
+    return _files(checked, batches, returns, reject, settings, sequence)
+
+
+@dataclass(frozen=True)
+class _Events:
+    """Per event index of the file: its line, its batch and its record type."""
+
+    line: np.ndarray[Any, Any]
+    batch: np.ndarray[Any, Any]
+    type: np.ndarray[Any, Any]
+
+    @classmethod
+    def of(cls, decoded: Decoded) -> _Events:
+        parts = [
+            (
+                decoded.records[rt].column("line").to_numpy(),
+                decoded.records[rt].column("batch_index").to_numpy(),
+                rt,
+            )
+            for rt in DETAIL_TYPES
+            if rt in decoded.records
+        ]
+        if not parts:
+            empty = np.zeros(0, dtype=np.int64)
+            return cls(empty, empty, np.zeros(0, dtype=object))
         lines = np.concatenate([p[0] for p in parts])
         order = np.argsort(lines, kind="stable")
-        ev_line = lines[order]
-        ev_batch = np.concatenate([p[1] for p in parts])[order]
-        ev_type = np.concatenate([np.full(p[0].size, p[2], dtype=object) for p in parts])[order]
-    else:
-        ev_line = ev_batch = np.zeros(0, dtype=np.int64)
-        ev_type = np.zeros(0, dtype=object)
+        return cls(
+            lines[order],
+            np.concatenate([p[1] for p in parts])[order],
+            np.concatenate([np.full(p[0].size, p[2], dtype=object) for p in parts])[order],
+        )
 
-    def rank(f: Finding, pos: int) -> tuple[int, int]:
-        r = rules.get(f.rule)
-        return (r.order if r is not None else len(rules), pos)
 
-    reject: dict[int, tuple[tuple[int, int], int]] = {}
-    first: dict[int, tuple[tuple[int, int], Finding]] = {}
+_Rank = tuple[int, int]
+
+
+def _first_findings(
+    findings: list[Finding],
+    rules: Mapping[str, Any],
+    header_offsets: np.ndarray[Any, Any],
+    n_events: int,
+) -> tuple[dict[int, tuple[_Rank, int]], dict[int, tuple[_Rank, Finding]]]:
+    """The batches rejected (with their reason code) and each event's first finding.
+
+    A fatal finding without an event rejects the batch at its byte offset (every batch when it
+    has none); "first" is in rule order (rules.csv), then in the order found.
+    """
+    nb = header_offsets.size
+    reject: dict[int, tuple[_Rank, int]] = {}
+    first: dict[int, tuple[_Rank, Finding]] = {}
     for pos, f in enumerate(findings):
         if f.severity == "warning":
             continue
-        key = rank(f, pos)
+        r = rules.get(f.rule)
+        key = (r.order if r is not None else len(rules), pos)
         if f.event_index is None:
             if f.severity != "fatal":
                 continue
@@ -126,27 +160,47 @@ def ciber_returns(
             for bi in targets:
                 if bi not in reject or key < reject[bi][0]:
                     reject[bi] = (key, f.code)
-        elif 0 <= f.event_index < ev_line.size and (
+        elif 0 <= f.event_index < n_events and (
             f.event_index not in first or key < first[f.event_index][0]
         ):
             first[f.event_index] = (key, f)
+    return reject, first
 
+
+def _record_returns(
+    first: dict[int, tuple[_Rank, Finding]],
+    reject: dict[int, tuple[_Rank, int]],
+    rules: Mapping[str, Any],
+    events: _Events,
+) -> dict[int, list[RecordReturn]]:
+    """Per batch not rejected whole: one record return per event with a severe finding."""
     returns: dict[int, list[RecordReturn]] = {}
     for ev in sorted(first):
-        bi = int(ev_batch[ev])
+        bi = int(events.batch[ev])
         if bi in reject:
             continue
         f = first[ev][1]
         rule = rules.get(f.rule)
         field_id = rule.field_id if rule is not None else None
         if field_id is None:
-            lf = layout(str(ev_type[ev])).by_name.get(f.context)
+            lf = layout(str(events.type[ev])).by_name.get(f.context)
             field_id = lf.field_id if lf is not None and lf.field_id is not None else 0
         return_code = rule.return_code if rule is not None and rule.return_code else 4
         returns.setdefault(bi, []).append(
-            RecordReturn(int(ev_line[ev]), return_code, f.code, field_id)
+            RecordReturn(int(events.line[ev]), return_code, f.code, field_id)
         )
+    return returns
 
+
+def _files(
+    checked: CiberChecked,
+    batches: list[dict[str, Any]],
+    returns: dict[int, list[RecordReturn]],
+    reject: dict[int, tuple[_Rank, int]],
+    settings: Settings,
+    sequence: int,
+) -> list[tuple[str, bytes]]:
+    """One file per (us, partner) pair: its record-return batches, then its rejected batches."""
     home = settings.home.sid_bid
     # one output file per pair, keyed as the codec's record_returns keys its sequences
     pairs: dict[tuple[str | None, str | None], list[int]] = {}
