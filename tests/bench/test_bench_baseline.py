@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests.bench.test_bench_nightly import WORKER
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -31,29 +33,6 @@ BASELINE = os.environ.get("CLEARING_BENCH_BASELINE", "7fd7e62")
 ROUNDS = int(os.environ.get("CLEARING_BENCH_ROUNDS", "2"))
 DAY = "2026-11-22"
 
-RUN = r"""
-import json, os, subprocess, sys, time
-import psutil
-code, work, day = sys.argv[1], sys.argv[2], sys.argv[3]
-env = {**os.environ, "PYTHONPATH": code}
-t0 = time.perf_counter()
-with open(work + ".jsonl", "w") as out:
-    p = subprocess.Popen(
-        [sys.executable, "-m", "clearing.cli", "nightly", "--workdir", work, "--date", day,
-         "--json"],
-        stdout=out, stderr=subprocess.DEVNULL, env=env, cwd=code,
-    )
-    root, peak = psutil.Process(p.pid), 0
-    while p.poll() is None:
-        try:
-            procs = [root, *root.children(recursive=True)]
-            peak = max(peak, sum(x.memory_info().rss for x in procs))
-        except psutil.Error:
-            pass
-        time.sleep(0.05)
-wall = time.perf_counter() - t0
-print(json.dumps({"wall": wall, "rss_mb": peak / 2**20, "exit_code": p.returncode}))
-"""
 
 GENERATE = r"""
 import json, sys, time
@@ -111,7 +90,7 @@ def test_bench_nightly_against_baseline(
         for label, code in codes.items():
             work = tmp_path / f"w{i}-{len(runs[label])}-{'base' if code == base else 'head'}"
             shutil.copytree(world, work)
-            got = worker(RUN, str(code), str(work), DAY)
+            got = worker(WORKER, str(code), str(work), DAY, "1")
             stages, rec = _stages(work.with_name(work.name + ".jsonl"))
             assert rec["difference"] == 0
             identities.add(json.dumps(rec, sort_keys=True))

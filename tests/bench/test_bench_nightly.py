@@ -30,17 +30,20 @@ DAY = "2026-11-22"
 TARGET_SECONDS = 60.0
 TARGET_RSS_MB = 2048.0
 
+# the measuring script, shared with the baseline benchmark: code, work folder, date, workers
 WORKER = r"""
 import json, os, subprocess, sys, time
 import psutil
-work, day, workers = sys.argv[1], sys.argv[2], sys.argv[3]
-env = {**os.environ, "CLEARING_WORKERS": workers, "CLEARING_PARALLEL_MIN_MB": "0"}
+code, work, day, workers = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+env = {**os.environ, "PYTHONPATH": code, "CLEARING_WORKERS": workers}
+if workers != "1":
+    env["CLEARING_PARALLEL_MIN_MB"] = "0"
 t0 = time.perf_counter()
 with open(work + ".jsonl", "w") as out:
     p = subprocess.Popen(
         [sys.executable, "-m", "clearing.cli", "nightly", "--workdir", work, "--date", day,
          "--json"],
-        stdout=out, stderr=subprocess.DEVNULL, env=env,
+        stdout=out, stderr=subprocess.DEVNULL, env=env, cwd=code,
     )
     root, peak = psutil.Process(p.pid), 0
     while p.poll() is None:  # the whole process tree: the run and its decode workers
@@ -78,7 +81,7 @@ def test_bench_nightly(worker: Callable[..., dict[str, float]], tmp_path: Path) 
     for label, workers in runs:
         work = tmp_path / f"w{workers}"
         shutil.copytree(world, work)
-        got = worker(WORKER, str(work), DAY, workers)
+        got = worker(WORKER, str(ROOT), str(work), DAY, workers)
         (run_dir,) = (work / "runs").iterdir()
         manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
         rec = manifest["reconciliation"]
