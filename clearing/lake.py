@@ -48,7 +48,10 @@ __all__ = [
     "RATED_PARTNER",
     "RATED_VISITORS",
     "RETAIL",
+    "RETAIL_BILL_LINE_SCHEMA",
+    "RETAIL_SERVICES",
     "RETAIL_SUMMARY",
+    "RETAIL_SUMMARY_SCHEMA",
     "UNRATED_VISITORS",
     "Dataset",
     "Partitioning",
@@ -316,32 +319,41 @@ _IOT_FINDINGS = pa.schema(
     ]
 )
 
-_RETAIL = pa.schema(
+#: The services of retail rating, in the order of the summary's columns.
+RETAIL_SERVICES = ("voice_mo", "voice_mt", "sms_mo", "sms_mt", "data")
+
+_RETAIL_TS = pa.timestamp("s", tz="UTC")
+
+#: One row per event.
+RETAIL_BILL_LINE_SCHEMA = pa.schema(
     [
         pa.field("imsi", pa.string()),
-        pa.field("sub_number", pa.string()),
+        pa.field("sub_number", pa.string()),  # msisdn of the sub-number; null: rule `none`
         pa.field("role", pa.string()),
         pa.field("attribution_rule", pa.string(), nullable=False),
         pa.field("plan_id", pa.string()),
         pa.field("cycle_start", pa.date32()),
+        # the event
         pa.field("file", pa.string()),
         pa.field("sender", pa.string()),
         pa.field("file_sequence_number", pa.string()),
         pa.field("event_index", pa.int64()),
         pa.field("event_kind", pa.string()),
-        pa.field("start_utc", pa.timestamp("ms", tz="UTC")),
+        pa.field("start_utc", _RETAIL_TS),
         pa.field("event_msisdn", pa.string()),
         pa.field("dialled_digits", pa.string()),
         pa.field("apn_ni", pa.string()),
-        pa.field("service", pa.string(), nullable=False),
-        pa.field("unit", pa.string()),
-        pa.field("units", pa.int64()),
+        # usage
+        pa.field("service", pa.string(), nullable=False),  # one of RETAIL_SERVICES, or `other`
+        pa.field("unit", pa.string()),  # second | message | byte
+        pa.field("units", pa.int64()),  # after the plan's increments
         pa.field("allowance_units", pa.int64()),
         pa.field("overage_units", pa.int64()),
-        pa.field("tier_units", pa.list_(pa.int64())),
+        pa.field("tier_units", pa.list_(pa.int64())),  # overage per tier, first tier first
         pa.field("day_pass_units", pa.int64()),
-        pa.field("day_pass_start", pa.timestamp("ms", tz="UTC")),
-        pa.field("day_pass_charged", pa.bool_()),
+        pa.field("day_pass_start", _RETAIL_TS),  # start of the covering pass window
+        pa.field("day_pass_charged", pa.bool_()),  # this event opened the pass
+        # money: integers at `scale` in `currency`
         pa.field("usage_amount", pa.int64()),
         pa.field("day_pass_amount", pa.int64()),
         pa.field("amount", pa.int64()),
@@ -350,7 +362,8 @@ _RETAIL = pa.schema(
     ]
 )
 
-_RETAIL_SUMMARY = pa.schema(
+#: One row per sub-number, plan and bill cycle.
+RETAIL_SUMMARY_SCHEMA = pa.schema(
     [
         pa.field("imsi", pa.string(), nullable=False),
         pa.field("sub_number", pa.string(), nullable=False),
@@ -361,7 +374,7 @@ _RETAIL_SUMMARY = pa.schema(
         pa.field("events", pa.int64(), nullable=False),
         *(
             pa.field(f"{s}_{what}", pa.int64(), nullable=False)
-            for s in ("voice_mo", "voice_mt", "sms_mo", "sms_mt", "data")
+            for s in RETAIL_SERVICES
             for what in ("units", "allowance_units", "allowance_left", "overage_units", "amount")
         ),
         pa.field("day_passes", pa.int64(), nullable=False),
@@ -372,6 +385,9 @@ _RETAIL_SUMMARY = pa.schema(
         pa.field("scale", pa.int8(), nullable=False),
     ]
 )
+
+_RETAIL = _as_stored(RETAIL_BILL_LINE_SCHEMA)  # as read back: second timestamps in ms
+_RETAIL_SUMMARY = _as_stored(RETAIL_SUMMARY_SCHEMA)
 EVENTS_IN = Dataset(
     "events_in",
     _as_stored(EVENTS_IN_SCHEMA),

@@ -63,7 +63,7 @@ from clearing import config, lake
 from clearing.errors import ConfigError
 from clearing.rating import retail_sql as steps
 from clearing.rating.retail_sql import DAY_PASS_SECONDS
-from clearing.rating.retail_tables import SERVICES, load_retail_tables, prepare_tables
+from clearing.rating.retail_tables import load_retail_tables, prepare_tables
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -103,67 +103,11 @@ _EVENT_COLUMNS = (
 
 _TS = pa.timestamp("s", tz="UTC")
 
-#: One row per event.
-BILL_LINE_SCHEMA = pa.schema(
-    [
-        pa.field("imsi", pa.string()),
-        pa.field("sub_number", pa.string()),  # msisdn of the sub-number; null: rule `none`
-        pa.field("role", pa.string()),
-        pa.field("attribution_rule", pa.string(), nullable=False),
-        pa.field("plan_id", pa.string()),
-        pa.field("cycle_start", pa.date32()),
-        # the event
-        pa.field("file", pa.string()),
-        pa.field("sender", pa.string()),
-        pa.field("file_sequence_number", pa.string()),
-        pa.field("event_index", pa.int64()),
-        pa.field("event_kind", pa.string()),
-        pa.field("start_utc", _TS),
-        pa.field("event_msisdn", pa.string()),
-        pa.field("dialled_digits", pa.string()),
-        pa.field("apn_ni", pa.string()),
-        # usage
-        pa.field("service", pa.string(), nullable=False),  # one of SERVICES, or `other`
-        pa.field("unit", pa.string()),  # second | message | byte
-        pa.field("units", pa.int64()),  # after the plan's increments
-        pa.field("allowance_units", pa.int64()),
-        pa.field("overage_units", pa.int64()),
-        pa.field("tier_units", pa.list_(pa.int64())),  # overage per tier, first tier first
-        pa.field("day_pass_units", pa.int64()),
-        pa.field("day_pass_start", _TS),  # start of the covering pass window
-        pa.field("day_pass_charged", pa.bool_()),  # this event opened the pass
-        # money: integers at `scale` in `currency`
-        pa.field("usage_amount", pa.int64()),
-        pa.field("day_pass_amount", pa.int64()),
-        pa.field("amount", pa.int64()),
-        pa.field("currency", pa.string()),
-        pa.field("scale", pa.int8()),
-    ]
-)
+#: One row per event (the lake's ``retail`` dataset, :mod:`clearing.lake`).
+BILL_LINE_SCHEMA = lake.RETAIL_BILL_LINE_SCHEMA
 
-#: One row per sub-number, plan and bill cycle.
-SUMMARY_SCHEMA = pa.schema(
-    [
-        pa.field("imsi", pa.string(), nullable=False),
-        pa.field("sub_number", pa.string(), nullable=False),
-        pa.field("role", pa.string()),
-        pa.field("plan_id", pa.string(), nullable=False),
-        pa.field("cycle_start", pa.date32(), nullable=False),
-        pa.field("cycle_last_day", pa.date32(), nullable=False),
-        pa.field("events", pa.int64(), nullable=False),
-        *(
-            pa.field(f"{s}_{what}", pa.int64(), nullable=False)
-            for s in SERVICES
-            for what in ("units", "allowance_units", "allowance_left", "overage_units", "amount")
-        ),
-        pa.field("day_passes", pa.int64(), nullable=False),
-        pa.field("day_pass_amount", pa.int64(), nullable=False),
-        pa.field("usage_amount", pa.int64(), nullable=False),
-        pa.field("amount", pa.int64(), nullable=False),
-        pa.field("currency", pa.string(), nullable=False),
-        pa.field("scale", pa.int8(), nullable=False),
-    ]
-)
+#: One row per sub-number, plan and bill cycle (the lake's ``retail_summary``).
+SUMMARY_SCHEMA = lake.RETAIL_SUMMARY_SCHEMA
 
 
 class RetailResult(NamedTuple):

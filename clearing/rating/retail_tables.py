@@ -27,6 +27,7 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 
+from clearing import lake
 from clearing._paths import specs_root
 from clearing.errors import ConfigError
 
@@ -52,7 +53,7 @@ __all__ = [
 RETAIL_TABLES = ("subscribers", "sub_numbers", "plans", "plans_tiers")
 
 #: Retail services, in bill order.
-SERVICES = ("voice_mo", "voice_mt", "sms_mo", "sms_mt", "data")
+SERVICES = lake.RETAIL_SERVICES
 
 #: Anything with the Arrow C stream interface: ``pa.Table``, DuckDB relation, polars frame.
 TableLike = Any
