@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import duckdb
+
 from clearing import config
 from clearing._io import write_atomic
 from clearing.codecs.ciber import looks_like_ciber
@@ -62,6 +64,8 @@ def validate_file(
     if looks_like_ciber(data[:64]):
         return _ciber(data, file, day, wd)
     state = State(wd.db, read_only=True) if wd is not None and wd.db.exists() else None
+    # the duplicate search runs its queries on a connection of its own (as the nightly's does)
+    con = duckdb.connect() if state is not None else None
     try:
         if wd is not None:
             settings = wd.settings()
@@ -75,7 +79,7 @@ def validate_file(
             day=day,
             state=state,
             lake=wd.lake if wd is not None else None,
-            con=state.con if state is not None else None,
+            con=con,
             checked=checked,
         )
         items = rap_items(result)
@@ -90,6 +94,8 @@ def validate_file(
     finally:
         if state is not None:
             state.close()
+        if con is not None:
+            con.close()
     return result
 
 
