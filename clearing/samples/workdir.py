@@ -23,6 +23,10 @@ TAP partner and the CIBER batch sequence of each SID/BID pair continue from the 
 (:func:`clearing.samples.tap.file_sequence_number`, one file a day), and our roaming
 subscribers and the partners' visitors are the same pools every day, with different events.
 
+Planted across days (for the checks of issue 13; none with ``days`` < 3): on the third day the
+mediation re-delivers the second day's calls-and-SMS export, the same bytes under that day's
+next CDR file name (``CDR_HKGCL_<D+2>_003.csv``): a nightly must not bill those records twice.
+
 ``events`` counts every usage record of the day: half arrive as TAP-in from the six GSM
 partners (our subscribers abroad), the other half as visitor CDRs from our own network (their
 subscribers here); the CIBER-in batches of the two CDMA partners are small and fixed. The
@@ -40,16 +44,22 @@ from typing import TYPE_CHECKING
 
 from clearing.config import CONFIG_NAME
 from clearing.errors import ConfigError
-from clearing.names import TapName
+from clearing.names import CdrName, TapName
 from clearing.samples.ciber import CIBER_PARTNERS, HOME_SID_BID, generate_ciber
 from clearing.samples.subscribers import write_subscriber_sources
 from clearing.samples.tap import HOME_TADIG, PARTNERS, generate_tap
-from clearing.samples.world import UTC_OFFSET, write_reference_data, write_visitor_cdrs
+from clearing.samples.world import (
+    UTC_OFFSET,
+    cdr_file_names,
+    write_reference_data,
+    write_visitor_cdrs,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
 
 __all__ = [
+    "REDELIVERY_DAY",
     "SAMPLES",
     "World",
     "config_text",
@@ -60,6 +70,8 @@ __all__ = [
     "stored_days",
 ]
 
+REDELIVERY_DAY = 2
+"""The day (0 = the first) whose mediation export re-delivers the day before's calls file."""
 SAMPLES = "samples"
 """The folder of ``W`` where the days of a multi-day world are kept until delivered."""
 
@@ -188,11 +200,22 @@ def generate_world(
             root = _day_folder(out, later)
             stored += _partner_files(root, tap_events=tap_events, seed=seed, day=later)
             stored += write_visitor_cdrs(root / "inbox" / "cdr", events=cdrs, seed=seed, day=later)
+            if k == REDELIVERY_DAY:
+                stored.append(_redeliver_cdrs(out, later))
     tmp = config.with_name(config.name + ".tmp")
     tmp.write_text(config_text(), encoding="utf-8")
     tmp.replace(config)  # last: a folder with a config is a finished world
     other.insert(0, config)
     return World(out, day, tap_events, cdrs, partner_files, cdr_files, other, stored)
+
+
+def _redeliver_cdrs(out: Path, day: date) -> Path:
+    """The day before's calls-and-SMS export again, under day ``day``'s next CDR file name."""
+    before = day - timedelta(days=1)
+    csv_name, _ = cdr_file_names(before)
+    again = _day_folder(out, day) / "inbox" / "cdr" / str(CdrName(HOME_TADIG, day, 3, "csv"))
+    again.write_bytes((_day_folder(out, before) / "inbox" / "cdr" / csv_name).read_bytes())
+    return again
 
 
 def _day_folder(out: Path, day: date) -> Path:

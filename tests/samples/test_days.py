@@ -17,7 +17,7 @@ import pytest
 
 from clearing.codecs.ciber import decode as decode_ciber
 from clearing.names import CiberName, TapName, next_ciber_sequence, next_fsn
-from clearing.samples.workdir import SAMPLES, generate_world, stored_days
+from clearing.samples.workdir import REDELIVERY_DAY, SAMPLES, generate_world, stored_days
 
 ROOT = Path(__file__).parents[2]
 DAY = date(2026, 11, 22)
@@ -119,6 +119,8 @@ def test_subscribers_and_visitors_recur(nights: tuple[Path, list[dict[str, Any]]
     world, _ = nights
     imsis = []
     ids = []
+    delivered = sorted(p.name for p in (world / "inbox" / "cdr").glob("CDR_*.csv"))
+    assert len(delivered) == len(DAYS) + 1, delivered  # the re-delivered file counts once more
     for day in DAYS:
         csv = next((world / "inbox" / "cdr").glob(f"CDR_*_{day:%Y%m%d}_001.csv"))
         df = pl.read_csv(csv, infer_schema=False)
@@ -168,3 +170,13 @@ def test_one_day_is_todays_world(tmp_path: Path) -> None:
     r = _cli("samples", "deliver", "--workdir", str(one.root), "--date", DAY.isoformat())
     assert r.returncode == 2
     assert "--days" in r.stderr
+
+
+def test_a_cdr_file_is_redelivered_under_a_new_name(tmp_path: Path) -> None:
+    world = generate_world(tmp_path / "w", day=DAY, events=120, seed=9, days=3)
+    second, third = DAYS[1], DAYS[REDELIVERY_DAY]
+    cdr = world.root / SAMPLES
+    again = cdr / third.isoformat() / "inbox" / "cdr" / f"CDR_HKGCL_{third:%Y%m%d}_003.csv"
+    first = cdr / second.isoformat() / "inbox" / "cdr" / f"CDR_HKGCL_{second:%Y%m%d}_001.csv"
+    assert again.read_bytes() == first.read_bytes()
+    assert len(list((cdr / second.isoformat()).rglob("CDR_*"))) == 2  # only on that day
