@@ -1,4 +1,4 @@
-"""``clearing samples generate``: a synthetic world (or only partners' files) for demos."""
+"""``clearing samples generate`` / ``deliver``: a synthetic world (one day or several)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,17 @@ from typing import Annotated
 
 import typer
 
-from clearing.cli._common import DebugOpt, OptionalDateOpt, handles_errors, parse_date
+from clearing.cli._common import (
+    DateOpt,
+    DebugOpt,
+    OptionalDateOpt,
+    WorkDirOpt,
+    handles_errors,
+    parse_date,
+)
 from clearing.errors import ConfigError
 
-__all__ = ["app", "generate"]
+__all__ = ["app", "deliver", "generate"]
 
 app = typer.Typer(help="Synthetic traffic for demos, tests and benchmarks.")
 
@@ -33,24 +40,54 @@ def generate(
         bool,
         typer.Option("--files-only", help="only the partners' TAP-in and CIBER-in files, in OUT"),
     ] = False,
+    days: Annotated[
+        int,
+        typer.Option(
+            "--days",
+            help="processing days D … D+K-1 (N records each); day D delivered, "
+            "the others kept in OUT/samples/<D>/ for `samples deliver`",
+        ),
+    ] = 1,
     debug: DebugOpt = False,
 ) -> None:
     """Write a synthetic world into a new work folder, ready for `clearing nightly`.
 
     Config, reference data (IOTs, agreements, FX, subscribers with sub-numbers), partners' TAP-in
-    and CIBER-in files (in their exchange folders) and our network's visitor CDRs.
+    and CIBER-in files (in their exchange folders) and our network's visitor CDRs. With --days K,
+    the days after the first are kept in OUT/samples/<D>/ until `clearing samples deliver`.
     """
     from clearing.samples import generate as generate_files
     from clearing.samples.workdir import generate_world
 
     day = parse_date(date) if date else DEFAULT_DAY
     try:
+        if files_only and days != 1:
+            msg = "--days needs a whole world: leave out --files-only"
+            raise ConfigError(msg)
         if files_only:
             written = generate_files(out, events=events, seed=seed, day=day)
         else:
-            written = generate_world(out, day=day, events=events, seed=seed).paths
+            written = generate_world(out, day=day, events=events, seed=seed, days=days).paths
     except ValueError as exc:  # a world that cannot be made (e.g. too few events)
         msg = str(exc)
         raise ConfigError(msg) from None
     for path in written:
+        typer.echo(str(path))
+
+
+@app.command("deliver")
+@handles_errors
+def deliver(
+    workdir: WorkDirOpt,
+    date: DateOpt,
+    debug: DebugOpt = False,
+) -> None:
+    """Put one day of a multi-day sample world in place: partners' files, then our CDRs.
+
+    Day D's partner files go to exchange/<P>/to_hkgcl/ (where `collect` fetches them) and its
+    visitor CDRs to inbox/cdr/. Delivering a day again writes the same bytes.
+    """
+    from clearing.samples.workdir import deliver_day
+
+    for path in deliver_day(workdir, parse_date(date)):
         typer.echo(str(path))

@@ -9,6 +9,23 @@
     W/exchange/<P>/to_hkgcl/           the partner's files for us (TAP-in, Notification, CIBER-in)
     W/exchange/<P>/from_hkgcl/         where our files for the partner land (empty)
     W/inbox/cdr/CDR_HKGCL_<D>_00n.*    our network's mediation export of visitors' usage
+    W/samples/<D>/exchange/<P>/to_hkgcl/  with ``days`` > 1 only: day D's partner files, kept
+    W/samples/<D>/inbox/cdr/           … and day D's mediation export, kept
+
+**Several days.** ``generate_world(…, days=K)`` makes the processing days D … D+K−1 (``events``
+usage records each). Every day's partner files and CDRs are kept under ``W/samples/<D>/`` at the
+paths they take in ``W`` once delivered; the first day's are also delivered at once, exactly as
+a one-day world (so ``days=1`` writes no ``samples/`` folder and is byte for byte today's world).
+:func:`deliver_day` (``clearing samples deliver --workdir W --date D``) copies day D's files to
+their places: the partners' into ``exchange/<P>/to_hkgcl/``, the CDRs into ``inbox/cdr/``;
+delivering a day twice writes the same bytes again (nothing else). Across days the FSN of each
+TAP partner and the CIBER batch sequence of each SID/BID pair continue from the day before
+(:func:`clearing.samples.tap.file_sequence_number`, one file a day), and our roaming
+subscribers and the partners' visitors are the same pools every day, with different events.
+
+Planted across days (for the checks of issue 13; none with ``days`` < 3): on the third day the
+mediation re-delivers the second day's calls-and-SMS export, the same bytes under that day's
+next CDR file name (``CDR_HKGCL_<D+2>_003.csv``): a nightly must not bill those records twice.
 
 ``events`` counts every usage record of the day: half arrive as TAP-in from the six GSM
 partners (our subscribers abroad), the other half as visitor CDRs from our own network (their
@@ -22,21 +39,41 @@ Deterministic: same ``(day, events, seed)`` → same bytes; nothing reads the cl
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
 from clearing.config import CONFIG_NAME
 from clearing.errors import ConfigError
-from clearing.names import TapName
+from clearing.names import CdrName, TapName
 from clearing.samples.ciber import CIBER_PARTNERS, HOME_SID_BID, generate_ciber
 from clearing.samples.subscribers import write_subscriber_sources
 from clearing.samples.tap import HOME_TADIG, PARTNERS, generate_tap
-from clearing.samples.world import UTC_OFFSET, write_reference_data, write_visitor_cdrs
+from clearing.samples.world import (
+    UTC_OFFSET,
+    cdr_file_names,
+    write_reference_data,
+    write_visitor_cdrs,
+)
 
 if TYPE_CHECKING:
-    from datetime import date
     from pathlib import Path
 
-__all__ = ["World", "config_text", "generate_world", "make_exchange", "split_world"]
+__all__ = [
+    "REDELIVERY_DAY",
+    "SAMPLES",
+    "World",
+    "config_text",
+    "deliver_day",
+    "generate_world",
+    "make_exchange",
+    "split_world",
+    "stored_days",
+]
+
+REDELIVERY_DAY = 2
+"""The day (0 = the first) whose mediation export re-delivers the day before's calls file."""
+SAMPLES = "samples"
+"""The folder of ``W`` where the days of a multi-day world are kept until delivered."""
 
 REMOTE_IN = f"to_{HOME_TADIG.lower()}"
 REMOTE_OUT = f"from_{HOME_TADIG.lower()}"
@@ -54,6 +91,7 @@ class World:
         partner_files: the partners' files, in their exchange folders.
         cdr_files: the mediation export.
         other: config and reference data.
+        stored: with ``days`` > 1, every day's files kept under ``W/samples/<D>/``.
     """
 
     root: Path
@@ -63,11 +101,12 @@ class World:
     partner_files: list[Path] = field(default_factory=list)
     cdr_files: list[Path] = field(default_factory=list)
     other: list[Path] = field(default_factory=list)
+    stored: list[Path] = field(default_factory=list)
 
     @property
     def paths(self) -> list[Path]:
         """Every file written."""
-        return [*self.other, *self.partner_files, *self.cdr_files]
+        return [*self.other, *self.partner_files, *self.cdr_files, *self.stored]
 
 
 def split_world(events: int) -> tuple[int, int]:
@@ -120,14 +159,22 @@ def config_text() -> str:
     return "\n".join(lines)
 
 
-def generate_world(out: Path, *, day: date, events: int = 2000, seed: int = 1) -> World:
-    """Write a complete work folder for processing date ``day`` into ``out``.
+def generate_world(
+    out: Path, *, day: date, events: int = 2000, seed: int = 1, days: int = 1
+) -> World:
+    """Write a complete work folder for processing date ``day`` (and the ``days`` − 1 after it).
+
+    ``events`` usage records per day. Day ``day`` is delivered; with ``days`` > 1 every day is
+    also kept under ``out/samples/<D>/`` for :func:`deliver_day` (module docstring).
 
     Raises:
-        ConfigError: ``events`` is negative, or ``out`` already holds a ``clearing.toml``
-            (a world is never written over a work folder in use).
+        ConfigError: ``events`` is negative, ``days`` is below 1, or ``out`` already holds a
+            ``clearing.toml`` (a world is never written over a work folder in use).
     """
     tap_events, cdrs = split_world(events)
+    if days < 1:
+        msg = f"--days must be 1 or more, not {days}"
+        raise ConfigError(msg)
     config = out / CONFIG_NAME
     if config.exists():
         msg = (
@@ -138,19 +185,100 @@ def generate_world(out: Path, *, day: date, events: int = 2000, seed: int = 1) -
     out.mkdir(parents=True, exist_ok=True)
     other = [out / "rates" / "sources" / p.name for p in write_subscriber_sources(out / "rates")]
     other += write_reference_data(out / "rates", day)
-    partner_files: list[Path] = []
-    for path in generate_tap(out / ".generate", events=tap_events, seed=seed, day=day):
-        partner_files.append(_deliver(path, _tap_sender(path.name), out))
-    for path in generate_ciber(out / ".generate", seed=seed, day=day):
-        partner_files.append(_deliver(path, _ciber_sender(path.name), out))
-    (out / ".generate").rmdir()
+    partner_files = _partner_files(out, tap_events=tap_events, seed=seed, day=day)
     make_exchange(out)
     cdr_files = write_visitor_cdrs(out / "inbox" / "cdr", events=cdrs, seed=seed, day=day)
+    stored: list[Path] = []
+    if days > 1:
+        for path in [*partner_files, *cdr_files]:  # the first day, as delivered
+            kept = _day_folder(out, day) / path.relative_to(out)
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            kept.write_bytes(path.read_bytes())
+            stored.append(kept)
+        for k in range(1, days):
+            later = day + timedelta(days=k)
+            root = _day_folder(out, later)
+            stored += _partner_files(root, tap_events=tap_events, seed=seed, day=later)
+            stored += write_visitor_cdrs(root / "inbox" / "cdr", events=cdrs, seed=seed, day=later)
+            if k == REDELIVERY_DAY:
+                stored.append(_redeliver_cdrs(out, later))
     tmp = config.with_name(config.name + ".tmp")
     tmp.write_text(config_text(), encoding="utf-8")
     tmp.replace(config)  # last: a folder with a config is a finished world
     other.insert(0, config)
-    return World(out, day, tap_events, cdrs, partner_files, cdr_files, other)
+    return World(out, day, tap_events, cdrs, partner_files, cdr_files, other, stored)
+
+
+def _redeliver_cdrs(out: Path, day: date) -> Path:
+    """The day before's calls-and-SMS export again, under day ``day``'s next CDR file name."""
+    before = day - timedelta(days=1)
+    csv_name, _ = cdr_file_names(before)
+    again = _day_folder(out, day) / "inbox" / "cdr" / str(CdrName(HOME_TADIG, day, 3, "csv"))
+    again.write_bytes((_day_folder(out, before) / "inbox" / "cdr" / csv_name).read_bytes())
+    return again
+
+
+def _day_folder(out: Path, day: date) -> Path:
+    return out / SAMPLES / day.isoformat()
+
+
+def _partner_files(root: Path, *, tap_events: int, seed: int, day: date) -> list[Path]:
+    """Day ``day``'s TAP-in and CIBER-in files in ``root/exchange/<P>/to_hkgcl/``."""
+    written: list[Path] = []
+    for path in generate_tap(root / ".generate", events=tap_events, seed=seed, day=day):
+        written.append(_deliver(path, _tap_sender(path.name), root))
+    for path in generate_ciber(root / ".generate", seed=seed, day=day):
+        written.append(_deliver(path, _ciber_sender(path.name), root))
+    (root / ".generate").rmdir()
+    return written
+
+
+def stored_days(out: Path) -> list[date]:
+    """The processing days kept under ``out/samples/`` (empty for a one-day world)."""
+    found: list[date] = []
+    folder = out / SAMPLES
+    if folder.is_dir():
+        for sub in sorted(folder.iterdir()):
+            try:
+                found.append(date.fromisoformat(sub.name))
+            except ValueError:
+                continue
+    return found
+
+
+def deliver_day(out: Path, day: date) -> list[Path]:
+    """Put day ``day``'s partner files and CDRs of a multi-day world in their places.
+
+    Copies every file under ``out/samples/<day>/`` to the same path under ``out`` (partners'
+    files into ``exchange/<P>/to_hkgcl/``, CDRs into ``inbox/cdr/``), each through a temporary
+    file; a file already there with the same bytes is left as it is. Returns the delivered paths.
+
+    Raises:
+        ConfigError: ``day`` is not one of the world's stored days (the message lists them).
+    """
+    available = stored_days(out)
+    if day not in available:
+        if available:
+            listed = ", ".join(d.isoformat() for d in available)
+            msg = f"`{out}` holds no sample day {day.isoformat()}: the days available are {listed}"
+        else:
+            msg = (
+                f"`{out}` holds no stored sample days (a world generated with --days 1 has its "
+                "only day delivered already; generate with --days K for more)"
+            )
+        raise ConfigError(msg)
+    src = _day_folder(out, day)
+    delivered: list[Path] = []
+    for path in sorted(p for p in src.rglob("*") if p.is_file()):
+        target = out / path.relative_to(src)
+        data = path.read_bytes()
+        if not (target.is_file() and target.read_bytes() == data):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(target.name + ".tmp")
+            tmp.write_bytes(data)
+            tmp.replace(target)
+        delivered.append(target)
+    return delivered
 
 
 def make_exchange(out: Path) -> None:
