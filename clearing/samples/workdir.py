@@ -25,7 +25,9 @@ subscribers and the partners' visitors are the same pools every day, with differ
 
 Planted across days (for the checks of issue 13; none with ``days`` < 3): on the third day the
 mediation re-delivers the second day's calls-and-SMS export, the same bytes under that day's
-next CDR file name (``CDR_HKGCL_<D+2>_003.csv``): a nightly must not bill those records twice.
+next CDR file name (``CDR_HKGCL_<D+2>_003.csv``): a nightly must not bill those records twice;
+and :data:`GAP_PARTNER`'s file of the second day is lost on the way (never delivered), so its
+third-day file comes with an FSN gap of one (TD.57: warning 200 and a MissingReturn).
 
 ``events`` counts every usage record of the day: half arrive as TAP-in from the six GSM
 partners (our subscribers abroad), the other half as visitor CDRs from our own network (their
@@ -59,6 +61,8 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 __all__ = [
+    "GAP_DAY",
+    "GAP_PARTNER",
     "REDELIVERY_DAY",
     "SAMPLES",
     "World",
@@ -71,6 +75,9 @@ __all__ = [
 ]
 
 REDELIVERY_DAY = 2
+GAP_PARTNER = "DEUD9"
+"""The partner whose file of the second day of a world of three days or more is lost."""
+GAP_DAY = 1  # the second day (days after the first)
 """The day (0 = the first) whose mediation export re-delivers the day before's calls file."""
 SAMPLES = "samples"
 """The folder of ``W`` where the days of a multi-day world are kept until delivered."""
@@ -202,11 +209,21 @@ def generate_world(
             stored += write_visitor_cdrs(root / "inbox" / "cdr", events=cdrs, seed=seed, day=later)
             if k == REDELIVERY_DAY:
                 stored.append(_redeliver_cdrs(out, later))
+            if k == GAP_DAY and days > GAP_DAY + 1:
+                stored = _lose_file(root, GAP_PARTNER, stored)
     tmp = config.with_name(config.name + ".tmp")
     tmp.write_text(config_text(), encoding="utf-8")
     tmp.replace(config)  # last: a folder with a config is a finished world
     other.insert(0, config)
     return World(out, day, tap_events, cdrs, partner_files, cdr_files, other, stored)
+
+
+def _lose_file(root: Path, partner: str, stored: list[Path]) -> list[Path]:
+    """``partner``'s TAP file of the day kept under ``root``, removed: lost on the way."""
+    lost = [p for p in stored if p.is_relative_to(root) and _tap_sender(p.name) == partner]
+    for p in lost:
+        p.unlink()
+    return [p for p in stored if p not in lost]
 
 
 def _redeliver_cdrs(out: Path, day: date) -> Path:

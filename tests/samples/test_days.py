@@ -17,7 +17,14 @@ import pytest
 
 from clearing.codecs.ciber import decode as decode_ciber
 from clearing.names import CiberName, TapName, next_ciber_sequence, next_fsn
-from clearing.samples.workdir import REDELIVERY_DAY, SAMPLES, generate_world, stored_days
+from clearing.samples.workdir import (
+    GAP_DAY,
+    GAP_PARTNER,
+    REDELIVERY_DAY,
+    SAMPLES,
+    generate_world,
+    stored_days,
+)
 
 ROOT = Path(__file__).parents[2]
 DAY = date(2026, 11, 22)
@@ -74,7 +81,9 @@ def test_every_night_reconciles(nights: tuple[Path, list[dict[str, Any]]]) -> No
         assert rec["difference"] == 0, (day, rec)
         assert rec["in"] > EVENTS // 2
         inputs = [x["path"] for x in manifest["inputs"]]
-        assert sum(1 for p in inputs if p.startswith(f"work/{day.isoformat()}/in/")) == 9
+        # 7 TAP partners and 2 CIBER partners a day, but GAP_PARTNER's second-day file is lost
+        expected = 8 if day == DAYS[GAP_DAY] else 9
+        assert sum(1 for p in inputs if p.startswith(f"work/{day.isoformat()}/in/")) == expected
         assert all(
             "fsn" not in p and "gap" not in p and "sequence" not in p for p in manifest["problems"]
         ), manifest["problems"]
@@ -84,13 +93,18 @@ def test_fsns_run_on_across_days(nights: tuple[Path, list[dict[str, Any]]]) -> N
     world, _ = nights
     con = duckdb.connect(str(world / "clearing.duckdb"), read_only=True)
     try:
-        gaps = con.execute("SELECT count(*) FROM findings WHERE rule LIKE 'fsn.%'").fetchall()
+        gaps = con.execute(
+            "SELECT processing_date, sender, rule, expected_fsn, gap_start, gap_end "
+            "FROM findings WHERE rule LIKE 'fsn.%'"
+        ).fetchall()
+        missing = con.execute(
+            "SELECT processing_date, partner, missing FROM rap_out WHERE missing > 0"
+        ).fetchall()
         files = con.execute(
             "SELECT sender, processing_date, file FROM files WHERE file LIKE 'CD%' ORDER BY ALL"
         ).fetchall()
     finally:
         con.close()
-    assert gaps == [(0,)]
     by_sender: dict[str, list[int]] = {}
     for sender, _, name in files:
         parsed = TapName.parse(name)
@@ -98,8 +112,17 @@ def test_fsns_run_on_across_days(nights: tuple[Path, list[dict[str, Any]]]) -> N
         by_sender.setdefault(sender, []).append(parsed.fsn)
     assert len(by_sender) == 7
     for sender, fsns in by_sender.items():
+        if sender == GAP_PARTNER:  # its second-day file never came: one FSN missing
+            first, third = fsns
+            lost = next_fsn(first)
+            assert third == next_fsn(lost)
+            continue
         assert len(fsns) == len(DAYS), sender
         assert all(next_fsn(a) == b for a, b in itertools.pairwise(fsns)), fsns
+    # the one gap is reported on the third day, with the lost FSN as its range, and asked for
+    # in a MissingReturn of that day's RAP to the partner
+    assert gaps == [(DAYS[2], GAP_PARTNER, "fsn.gap", lost, lost, lost)]
+    assert missing == [(DAYS[2], GAP_PARTNER, 1)]
     # CIBER: the batch sequence of each SID/BID pair continues from the day before
     sequences: dict[str, list[int]] = {}
     for day in DAYS:
@@ -140,7 +163,9 @@ def test_deliver_is_idempotent_and_refuses_unknown_dates(
     before = _hashes(world / "exchange") | _hashes(world / SAMPLES)
     r = _cli("samples", "deliver", "--workdir", str(world), "--date", DAYS[1].isoformat())
     assert r.returncode == 0, r.stderr
-    assert len(r.stdout.splitlines()) == 11  # 7 TAP + 2 CIBER + 2 CDR files
+    # the second day: 7 TAP + 2 CIBER + 2 CDR files, less GAP_PARTNER's, lost on the way
+    assert len(r.stdout.splitlines()) == 10
+    assert not any(f"CD{GAP_PARTNER}" in line for line in r.stdout.splitlines())
     assert (_hashes(world / "exchange") | _hashes(world / SAMPLES)) == before
     r = _cli("samples", "deliver", "--workdir", str(world), "--date", "2026-12-01")
     assert r.returncode == 2
