@@ -4,7 +4,8 @@
   imagined event and print each step (mounted under the ``rate`` group of
   :mod:`clearing.cli.stages`, whose own command is the rate stage of a day);
 * ``rerate --workdir DIR --period YYYY-MM`` — the delta report of a month;
-* ``rates import --workdir DIR [--rates DIR]`` — CSV sources → partitioned Parquet.
+* ``rates import --workdir DIR [--rates DIR]`` — CSV sources → partitioned Parquet, recorded
+  as a new version of the reference data when the content changed.
 """
 
 from __future__ import annotations
@@ -134,13 +135,23 @@ def import_(
 ) -> None:
     """Import every DIR/sources/<table>.csv that has a schema in specs/rates into Parquet.
 
-    DIR is --rates, or WORKDIR/rates.
+    DIR is --rates, or WORKDIR/rates. A changed content is kept as a new version (see
+    `clearing rates versions`); the same content again records nothing.
     """
     from clearing.rating import import_rates
+    from clearing.rating.versions import current_version, list_versions
 
     if rates is None and workdir is None:
         msg = "give --workdir (the rates are WORKDIR/rates) or --rates DIR"
         raise ConfigError(msg)
     target = rates or (workdir or Path()) / "rates"
+    before = {v.id for v in list_versions(target)}
     for t in import_rates(target):
         typer.echo(f"{t.name}: {t.rows} rows in {t.partitions} partition(s) → {t.path}")
+    for v in list_versions(target):
+        if v.id not in before:
+            what = "tables imported before versions were kept" if v.adopted else "new"
+            typer.echo(f"version {v.id} ({what}): content sha256 {v.content_sha256}")
+    current = current_version(target)
+    if current is not None and current.id in before:
+        typer.echo(f"unchanged: the content is that of version {current.id}")

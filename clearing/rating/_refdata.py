@@ -15,7 +15,8 @@ stored, so readers filter with ``valid_from <= day < valid_to`` (null = open). E
 ``version``: a content hash of the table name and the row's values, so a rated row can record the
 exact tariff row it used, and an unchanged row keeps its version when other rows change. Output
 bytes depend only on the sources (sorted rows, fixed writer options); each table is swapped in
-whole, so a failed import leaves the previous Parquet untouched.
+whole, so a failed import leaves the previous Parquet untouched. Every import that changes the
+tables' content is recorded as a version under ``DIR/versions/`` (:mod:`clearing.rating.versions`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import json
 import os
 import shutil
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -239,14 +240,23 @@ def _write_table(schema: TableSchema, rows: list[_Row], target: Path, source_sha
 
 
 def import_rates(
-    rates_dir: Path, *, specs: Path | None = None, tables: Iterable[str] | None = None
+    rates_dir: Path,
+    *,
+    specs: Path | None = None,
+    tables: Iterable[str] | None = None,
+    imported_at: datetime | None = None,
 ) -> list[ImportedTable]:
     """Import every source of ``rates_dir/sources`` that has a schema; return what was written.
+
+    The import is append-only: when the tables' content changes, a new version is recorded in
+    ``rates_dir/versions`` (:mod:`clearing.rating.versions`); tables imported before versions
+    existed are first recorded as ``v1``.
 
     Args:
         rates_dir: the reference-data folder (``<workdir>/rates``).
         specs: the folder of schema files (default: the project's ``specs/rates``).
         tables: only these tables (default: every table with a source file).
+        imported_at: the import time to record in a new version (default: now).
 
     Raises:
         ConfigError: a source without a schema, a bad cell, an overlap or a gap (nothing of
@@ -279,6 +289,9 @@ def import_rates(
         rows = _read_source(schema, path)
         _resolve_validity(schema, rows, path)
         parsed.append((schema, rows, hashlib.sha256(path.read_bytes()).hexdigest()))
+    from clearing.rating.versions import adopt_current, record_version
+
+    adopt_current(rates_dir, specs=specs)  # the tables in place, before they are replaced
     out: list[ImportedTable] = []
     for schema, rows, sha in parsed:
         final = rates_dir / schema.name
@@ -297,6 +310,7 @@ def import_rates(
         tmp.rename(final)
         shutil.rmtree(old, ignore_errors=True)
         out.append(ImportedTable(schema.name, len(rows), n_parts, sha, final))
+    record_version(rates_dir, imported_at=imported_at, specs=specs)
     return out
 
 

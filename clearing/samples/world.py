@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -350,7 +350,9 @@ def write_reference_data(rates_dir: Path, day: date) -> list[Path]:
         path = src / f"{table}.csv"
         path.write_text(text, encoding="utf-8")
         written.append(path)
-    for imported in import_rates(rates_dir):
+    # the import time of the world's reference-data version is its day (same seed, same bytes)
+    at = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    for imported in import_rates(rates_dir, imported_at=at):
         written += sorted(imported.path.glob("**/*.parquet"))
     return written
 

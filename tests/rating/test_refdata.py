@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
 import duckdb
@@ -17,6 +17,7 @@ from tests.rating.conftest import AGREEMENTS, FX, IMSI_RANGES, IOT, write_source
 if TYPE_CHECKING:
     from pathlib import Path
 
+AT = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
 FX_HEADER = "currency,valid_from,valid_to,rate,rate_scale,source\n"
 
 
@@ -52,8 +53,9 @@ def test_same_sources_give_the_same_bytes(tmp_path: Path) -> None:
             fx=FX,
             iot=IOT,
         )
-        import_rates(rates)
-        import_rates(rates)  # a re-import replaces, never appends
+        # the version recorded carries its import time: the same one here
+        import_rates(rates, imported_at=AT)
+        import_rates(rates, imported_at=AT)  # a re-import replaces, never appends
         trees.append(_tree(rates))
     assert trees[0] == trees[1]
     assert len(trees[0]) > 10
