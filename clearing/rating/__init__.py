@@ -5,7 +5,9 @@ Public API (the nightly calls the first two):
 * :func:`rate_day` — the rating of a processing date (CDRs → rated Parquet; IOT check of the
   day's accepted TAP-in / CIBER-in); :mod:`clearing.outbound` writes TAP-out from the Parquet.
 * :func:`import_rates` — reference-data CSV sources → hive-partitioned Parquet (any table with a
-  schema in ``specs/rates``); :func:`read_table`, :func:`duckdb_view` to read them back.
+  schema in ``specs/rates``); :func:`read_table`, :func:`duckdb_view` to read them back. Each
+  import that changes the content is kept as a version (:mod:`clearing.rating.versions`);
+  :mod:`clearing.rating.explain` shows the tariff rows behind a rated row's ``iot_version``.
 * :func:`rate_visitors`, :func:`iot_check`, :func:`what_if`, :func:`rerate` — the parts.
 * :func:`read_cdrs` — the mediation CDR reader (findings and quarantine, never a crash).
 
