@@ -18,8 +18,11 @@ import pytest
 from clearing.codecs.ciber import decode as decode_ciber
 from clearing.names import CiberName, TapName, next_ciber_sequence, next_fsn
 from clearing.samples.workdir import (
+    FATAL_DAY,
+    FATAL_PARTNER,
     GAP_DAY,
     GAP_PARTNER,
+    RAP_DAY,
     REDELIVERY_DAY,
     SAMPLES,
     generate_world,
@@ -81,8 +84,11 @@ def test_every_night_reconciles(nights: tuple[Path, list[dict[str, Any]]]) -> No
         assert rec["difference"] == 0, (day, rec)
         assert rec["in"] > EVENTS // 2
         inputs = [x["path"] for x in manifest["inputs"]]
-        # 7 TAP partners and 2 CIBER partners a day, but GAP_PARTNER's second-day file is lost
-        expected = 8 if day == DAYS[GAP_DAY] else 9
+        # 7 TAP partners and 2 CIBER partners a day, but GAP_PARTNER's second-day file is lost;
+        # on the third day FATAL_PARTNER resends its second-day file and RAP_PARTNER sends a RAP
+        expected = (
+            9 - (day == DAYS[GAP_DAY]) + (day == DAYS[FATAL_DAY + 1]) + (day == DAYS[RAP_DAY])
+        )
         assert sum(1 for p in inputs if p.startswith(f"work/{day.isoformat()}/in/")) == expected
         assert all(
             "fsn" not in p and "gap" not in p and "sequence" not in p for p in manifest["problems"]
@@ -117,6 +123,9 @@ def test_fsns_run_on_across_days(nights: tuple[Path, list[dict[str, Any]]]) -> N
             lost = next_fsn(first)
             assert third == next_fsn(lost)
             continue
+        if sender == FATAL_PARTNER:  # its second-day file, rejected as fatal, came again
+            assert fsns[FATAL_DAY] == fsns[FATAL_DAY + 1], fsns
+            del fsns[FATAL_DAY]
         assert len(fsns) == len(DAYS), sender
         assert all(next_fsn(a) == b for a, b in itertools.pairwise(fsns)), fsns
     # the one gap is reported on the third day, with the lost FSN as its range, and asked for
@@ -161,12 +170,14 @@ def test_deliver_is_idempotent_and_refuses_unknown_dates(
 ) -> None:
     world, _ = nights
     before = _hashes(world / "exchange") | _hashes(world / SAMPLES)
-    r = _cli("samples", "deliver", "--workdir", str(world), "--date", DAYS[1].isoformat())
+    r = _cli("samples", "deliver", "--workdir", str(world), "--date", DAYS[-1].isoformat())
     assert r.returncode == 0, r.stderr
-    # the second day: 7 TAP + 2 CIBER + 2 CDR files, less GAP_PARTNER's, lost on the way
-    assert len(r.stdout.splitlines()) == 10
-    assert not any(f"CD{GAP_PARTNER}" in line for line in r.stdout.splitlines())
+    # the third day: 7 TAP + FATAL_PARTNER's resent file + 2 CIBER + 2 CDR files + the
+    # re-delivered CDR file, RAP_PARTNER's RAP, and the IOT source of the tariff change
+    assert len(r.stdout.splitlines()) == 15
     assert (_hashes(world / "exchange") | _hashes(world / SAMPLES)) == before
+    # GAP_PARTNER's second-day file was lost on the way: never kept, never delivered
+    assert not list((world / SAMPLES / DAYS[1].isoformat()).rglob(f"CD{GAP_PARTNER}*"))
     r = _cli("samples", "deliver", "--workdir", str(world), "--date", "2026-12-01")
     assert r.returncode == 2
     assert "2026-12-01" in r.stderr
