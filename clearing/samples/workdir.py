@@ -23,11 +23,43 @@ TAP partner and the CIBER batch sequence of each SID/BID pair continue from the 
 (:func:`clearing.samples.tap.file_sequence_number`, one file a day), and our roaming
 subscribers and the partners' visitors are the same pools every day, with different events.
 
-Planted across days (for the checks of issue 13; none with ``days`` < 3): on the third day the
-mediation re-delivers the second day's calls-and-SMS export, the same bytes under that day's
-next CDR file name (``CDR_HKGCL_<D+2>_003.csv``): a nightly must not bill those records twice;
-and :data:`GAP_PARTNER`'s file of the second day is lost on the way (never delivered), so its
-third-day file comes with an FSN gap of one (TD.57: warning 200 and a MissingReturn).
+Planted across days (for the checks of issue 13), in a world of three days or more only
+(:data:`PLANTED_FROM_DAYS`; worlds of one and two days are byte for byte as before). Days
+counted from 1; D is ``day``:
+
+=========================  ===================================================================
+day                        what happens
+=========================  ===================================================================
+1 (D)                      the one-day world, delivered at once; nothing late
+2 and later                ~4 % (:data:`LATE_SHARE`) of every TAP-in file's call events start
+                           31 to 40 days before the traffic day: older than the partners' late
+                           limit (``late_days``, 30), validated ``late`` (TD.57 severe 200)
+2                          :data:`GAP_PARTNER` (DEUD9)'s file is lost on the way (never
+                           delivered): its day-3 file comes with an FSN gap of one (warning
+                           200 and a MissingReturn)
+2                          :data:`FATAL_PARTNER` (CHEC9)'s file says a totalCharge
+                           :data:`FATAL_ERROR` (100) units more than its events: fatal (TD.57
+                           100), returned whole in our fatal RAP
+3                          CHEC9 resends that file corrected (the same events, the same name and
+                           FSN) next to its day-3 file; ``samples deliver`` stamps it with the
+                           RapFileSequenceNumber of our fatal RAP, read where CHEC9 received
+                           it (``exchange/CHEC9/from_hkgcl``)
+3                          the mediation re-delivers day 2's calls-and-SMS export, the same
+                           bytes under the next CDR file name (``CDR_HKGCL_<D+2>_003.csv``): a
+                           nightly must not bill those records twice
+3                          ``samples deliver`` writes :data:`RAP_PARTNER` (FRAF9)'s RAP
+                           ``RCFRAF9HKGCL00001``: the first, middle and last call events of
+                           the first TAP-out we sent FRAF9 (our outbox), returned as severe
+                           (Charge, error 20)
+ceil(K/2) + 1              ``samples deliver`` adds a new version of one IOT price to
+                           ``rates/sources/iot.csv`` (GBRG9 inbound ``sms_mo``: 0.014 → 0.016
+                           SDR, valid from that day) and imports the rates (as ``clearing rates
+                           import``); visitors' SMS from that day on are rated at the new price
+=========================  ===================================================================
+
+What ``samples deliver`` does in reply to the nights before (:mod:`clearing.samples.replies`)
+needs those nights run first; otherwise it is skipped with a note (and the corrected file goes
+without its RapFileSequenceNumber).
 
 ``events`` counts every usage record of the day: half arrive as TAP-in from the six GSM
 partners (our subscribers abroad), the other half as visitor CDRs from our own network (their
