@@ -85,9 +85,14 @@ def deliver(
     """Put one day of a multi-day sample world in place: partners' files, then our CDRs.
 
     Day D's partner files go to exchange/<P>/to_hkgcl/ (where `collect` fetches them) and its
-    visitor CDRs to inbox/cdr/. Delivering a day again writes the same bytes.
+    visitor CDRs to inbox/cdr/. Delivering a day again writes the same bytes. On the days
+    that answer the nights before (a corrected resend's RAP FSN, a partner's RAP about our
+    TAP-out, the tariff change), what cannot be done yet is skipped with a note on stderr.
     """
     from clearing.samples.workdir import deliver_day
 
-    for path in deliver_day(workdir, parse_date(date)):
+    notes: list[str] = []
+    for path in deliver_day(workdir, parse_date(date), notes):
         typer.echo(str(path))
+    for note in notes:
+        typer.echo(f"note: {note}", err=True)

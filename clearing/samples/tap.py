@@ -38,9 +38,12 @@ if TYPE_CHECKING:
 __all__ = [
     "HOME_MCC_MNC",
     "HOME_TADIG",
+    "LATE_DAYS",
     "PARTNERS",
     "Partner",
     "Tariff",
+    "build_file",
+    "encode_file",
     "file_name",
     "file_sequence_number",
     "generate_tap",
@@ -52,6 +55,8 @@ HOME_TADIG = "HKGCL"
 HOME_MCC_MNC = "45499"
 HOME_COUNTRY_CODE = "852"
 HOME_SUBSCRIBERS = 240
+LATE_DAYS = 30
+"""The late-record limit of every sample partner (the ``late_days`` default of the config)."""
 
 Encoding = Literal["definite", "indefinite-some", "indefinite-all"]
 
@@ -381,10 +386,13 @@ class _Totals:
 
 
 class _FileBuilder:
-    def __init__(self, partner: Partner, day: date, seed: int) -> None:
+    def __init__(self, partner: Partner, day: date, seed: int, late_share: float = 0.0) -> None:
         self.p = partner
         self.day = day
         self.rng = random.Random(f"tap:{seed}:{day.isoformat()}:{partner.tadig}")
+        # late records draw from a stream of their own: without them the file is unchanged
+        self.late_share = late_share
+        self.late_rng = random.Random(f"late:{seed}:{day.isoformat()}:{partner.tadig}")
         self.totals = _Totals()
         self.dp = partner.tap_decimal_places
         self.subs = home_subscribers()
@@ -495,7 +503,11 @@ class _FileBuilder:
         # busier during the day: hour from a triangular-ish distribution
         hour = min(23, max(0, int(rng.triangular(0, 24, 14))))
         t = datetime(traffic.year, traffic.month, traffic.day, hour)
-        return t + timedelta(seconds=rng.randrange(3600)), code
+        t += timedelta(seconds=rng.randrange(3600))
+        if self.late_share and self.late_rng.random() < self.late_share:
+            # older than the late-record limit: 31 to 40 days before the traffic day
+            t -= timedelta(days=LATE_DAYS + 1 + self.late_rng.randrange(10))
+        return t, code
 
     def _dt(self, t: datetime, code: int) -> dict[str, Any]:
         self._track(t, code)
@@ -913,7 +925,7 @@ class _FileBuilder:
             return self.messaging()
         return self.session()
 
-    def transfer_batch(self, count: int) -> tuple[str, Any]:
+    def transfer_batch(self, count: int, *, audit_error: int = 0) -> tuple[str, Any]:
         # generate, then order by start time (as a partner's mediation would write them)
         drawn: list[tuple[bytes, int, tuple[str, Any]]] = []
         for _ in range(count):
@@ -933,7 +945,7 @@ class _FileBuilder:
                 "localTimeStamp": tot.latest[1].encode(),
                 "utcTimeOffset": tot.latest[2].encode(),
             }
-        audit["totalCharge"] = tot.charge
+        audit["totalCharge"] = tot.charge + audit_error  # ≠ 0: a fatal error (TD.57 100)
         audit["totalTaxValue"] = tot.tax
         audit["totalDiscountValue"] = tot.discount
         audit["callEventDetailsCount"] = tot.count
@@ -975,18 +987,48 @@ def _encode(partner: Partner, value: tuple[str, Any]) -> bytes:
     return data
 
 
-def build_file(partner: Partner, *, events: int, seed: int, day: date) -> tuple[str, bytes]:
-    """One partner's file for ``day``: (file name, bytes). No events → a Notification."""
-    builder = _FileBuilder(partner, day, seed)
-    value = builder.notification() if events == 0 else builder.transfer_batch(events)
+def build_file(
+    partner: Partner,
+    *,
+    events: int,
+    seed: int,
+    day: date,
+    late_share: float = 0.0,
+    audit_error: int = 0,
+) -> tuple[str, bytes]:
+    """One partner's file for ``day``: (file name, bytes). No events → a Notification.
+
+    Args:
+        partner: the sending partner.
+        events: call events in the file.
+        seed: random seed.
+        day: the processing date the file is made for.
+        late_share: the share of events (drawn from a random stream of their own, so 0 leaves
+            the file as it always was) that start 31 to 40 days before the traffic day: older
+            than the late-record limit (:data:`LATE_DAYS`).
+        audit_error: added to the AuditControlInfo's totalCharge (≠ 0: a fatal error).
+    """
+    builder = _FileBuilder(partner, day, seed, late_share)
+    if events == 0:
+        value = builder.notification()
+    else:
+        value = builder.transfer_batch(events, audit_error=audit_error)
     return file_name(partner, day), _encode(partner, value)
 
 
-def generate_tap(out: Path, *, events: int, seed: int, day: date) -> list[Path]:
+def encode_file(partner: Partner, value: tuple[str, Any]) -> bytes:
+    """A TAP value (asn1tools form) encoded as ``partner``'s system encodes its files."""
+    return _encode(partner, value)
+
+
+def generate_tap(
+    out: Path, *, events: int, seed: int, day: date, late_share: float = 0.0
+) -> list[Path]:
     """Write the day's TAP-in files (one per partner) into ``out``; return their paths.
 
     ``events`` call events are split over the six partners with traffic; a partner that
-    gets none (and ``SGPS9`` always) sends a Notification instead.
+    gets none (and ``SGPS9`` always) sends a Notification instead. ``late_share``: see
+    :func:`build_file`.
 
     Raises:
         ConfigError: ``events`` is negative.
@@ -998,7 +1040,9 @@ def generate_tap(out: Path, *, events: int, seed: int, day: date) -> list[Path]:
     split = split_events(events)
     written: list[Path] = []
     for partner in PARTNERS:
-        name, data = build_file(partner, events=split.get(partner.tadig, 0), seed=seed, day=day)
+        name, data = build_file(
+            partner, events=split.get(partner.tadig, 0), seed=seed, day=day, late_share=late_share
+        )
         path = out / name
         path.write_bytes(data)
         written.append(path)

@@ -23,11 +23,43 @@ TAP partner and the CIBER batch sequence of each SID/BID pair continue from the 
 (:func:`clearing.samples.tap.file_sequence_number`, one file a day), and our roaming
 subscribers and the partners' visitors are the same pools every day, with different events.
 
-Planted across days (for the checks of issue 13; none with ``days`` < 3): on the third day the
-mediation re-delivers the second day's calls-and-SMS export, the same bytes under that day's
-next CDR file name (``CDR_HKGCL_<D+2>_003.csv``): a nightly must not bill those records twice;
-and :data:`GAP_PARTNER`'s file of the second day is lost on the way (never delivered), so its
-third-day file comes with an FSN gap of one (TD.57: warning 200 and a MissingReturn).
+Planted across days (for the checks of issue 13), in a world of three days or more only
+(:data:`PLANTED_FROM_DAYS`; worlds of one and two days are byte for byte as before). Days
+counted from 1; D is ``day``:
+
+=========================  ===================================================================
+day                        what happens
+=========================  ===================================================================
+1 (D)                      the one-day world, delivered at once; nothing late
+2 and later                ~4 % (:data:`LATE_SHARE`) of every TAP-in file's call events start
+                           31 to 40 days before the traffic day: older than the partners' late
+                           limit (``late_days``, 30), validated ``late`` (TD.57 severe 200)
+2                          :data:`GAP_PARTNER` (DEUD9)'s file is lost on the way (never
+                           delivered): its day-3 file comes with an FSN gap of one (warning
+                           200 and a MissingReturn)
+2                          :data:`FATAL_PARTNER` (CHEC9)'s file says a totalCharge
+                           :data:`FATAL_ERROR` (100) units more than its events: fatal (TD.57
+                           100), returned whole in our fatal RAP
+3                          CHEC9 resends that file corrected (the same events, the same name and
+                           FSN) next to its day-3 file; ``samples deliver`` stamps it with the
+                           RapFileSequenceNumber of our fatal RAP, read where CHEC9 received
+                           it (``exchange/CHEC9/from_hkgcl``)
+3                          the mediation re-delivers day 2's calls-and-SMS export, the same
+                           bytes under the next CDR file name (``CDR_HKGCL_<D+2>_003.csv``): a
+                           nightly must not bill those records twice
+3                          ``samples deliver`` writes :data:`RAP_PARTNER` (FRAF9)'s RAP
+                           ``RCFRAF9HKGCL00001``: the first, middle and last call events of
+                           the first TAP-out we sent FRAF9 (our outbox), returned as severe
+                           (Charge, error 20)
+ceil(K/2) + 1              ``samples deliver`` adds a new version of one IOT price to
+                           ``rates/sources/iot.csv`` (GBRG9 inbound ``sms_mo``: 0.014 → 0.016
+                           SDR, valid from that day) and imports the rates (as ``clearing rates
+                           import``); visitors' SMS from that day on are rated at the new price
+=========================  ===================================================================
+
+What ``samples deliver`` does in reply to the nights before (:mod:`clearing.samples.replies`)
+needs those nights run first; otherwise it is skipped with a note (and the corrected file goes
+without its RapFileSequenceNumber).
 
 ``events`` counts every usage record of the day: half arrive as TAP-in from the six GSM
 partners (our subscribers abroad), the other half as visitor CDRs from our own network (their
@@ -42,14 +74,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from clearing.config import CONFIG_NAME
 from clearing.errors import ConfigError
 from clearing.names import CdrName, TapName
 from clearing.samples.ciber import CIBER_PARTNERS, HOME_SID_BID, generate_ciber
+from clearing.samples.replies import change_tariff, partner_rap, stamp_rap_fsn
 from clearing.samples.subscribers import write_subscriber_sources
-from clearing.samples.tap import HOME_TADIG, PARTNERS, generate_tap
+from clearing.samples.tap import (
+    HOME_TADIG,
+    PARTNERS,
+    build_file,
+    file_sequence_number,
+    generate_tap,
+    split_events,
+)
 from clearing.samples.world import (
     UTC_OFFSET,
     cdr_file_names,
@@ -60,9 +100,18 @@ from clearing.samples.world import (
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from clearing.samples.tap import Partner
+
 __all__ = [
+    "FATAL_DAY",
+    "FATAL_ERROR",
+    "FATAL_PARTNER",
     "GAP_DAY",
     "GAP_PARTNER",
+    "LATE_SHARE",
+    "PLANTED_FROM_DAYS",
+    "RAP_DAY",
+    "RAP_PARTNER",
     "REDELIVERY_DAY",
     "SAMPLES",
     "World",
@@ -72,13 +121,29 @@ __all__ = [
     "make_exchange",
     "split_world",
     "stored_days",
+    "tariff_day",
 ]
 
+PLANTED_FROM_DAYS = 3
+"""The smallest world (in days) with the planted happenings below (smaller ones have none)."""
 REDELIVERY_DAY = 2
-GAP_PARTNER = "DEUD9"
-"""The partner whose file of the second day of a world of three days or more is lost."""
-GAP_DAY = 1  # the second day (days after the first)
 """The day (0 = the first) whose mediation export re-delivers the day before's calls file."""
+GAP_PARTNER = "DEUD9"
+"""The partner whose file of :data:`GAP_DAY` is lost on the way."""
+GAP_DAY = 1
+"""The day (0 = the first) whose :data:`GAP_PARTNER` file is lost."""
+LATE_SHARE = 0.04
+"""The share of the TAP-in call events of every day after the first that come late."""
+FATAL_PARTNER = "CHEC9"
+"""The partner whose file of :data:`FATAL_DAY` has a wrong audit total (fatal)."""
+FATAL_DAY = 1
+"""The day (0 = the first) of the fatal file; the corrected file comes the day after."""
+FATAL_ERROR = 100
+"""What the fatal file's totalCharge says more than its events (TAP units)."""
+RAP_PARTNER = "FRAF9"
+"""The partner whose RAP about our first TAP-out to it comes on :data:`RAP_DAY`."""
+RAP_DAY = 2
+"""The day (0 = the first) whose delivery brings :data:`RAP_PARTNER`'s RAP."""
 SAMPLES = "samples"
 """The folder of ``W`` where the days of a multi-day world are kept until delivered."""
 
@@ -202,20 +267,72 @@ def generate_world(
             kept.parent.mkdir(parents=True, exist_ok=True)
             kept.write_bytes(path.read_bytes())
             stored.append(kept)
+        planted = days >= PLANTED_FROM_DAYS
+        late = LATE_SHARE if planted else 0.0
         for k in range(1, days):
             later = day + timedelta(days=k)
             root = _day_folder(out, later)
-            stored += _partner_files(root, tap_events=tap_events, seed=seed, day=later)
+            stored += _partner_files(
+                root, tap_events=tap_events, seed=seed, day=later, late_share=late
+            )
             stored += write_visitor_cdrs(root / "inbox" / "cdr", events=cdrs, seed=seed, day=later)
             if k == REDELIVERY_DAY:
                 stored.append(_redeliver_cdrs(out, later))
-            if k == GAP_DAY and days > GAP_DAY + 1:
+            if k == GAP_DAY and planted:
                 stored = _lose_file(root, GAP_PARTNER, stored)
+            if k == FATAL_DAY and planted:
+                _fatal_file(root, tap_events=tap_events, seed=seed, day=later, late_share=late)
+            if k == FATAL_DAY + 1 and planted:
+                stored.append(
+                    _resend(root, tap_events=tap_events, seed=seed, day=later, late_share=late)
+                )
     tmp = config.with_name(config.name + ".tmp")
     tmp.write_text(config_text(), encoding="utf-8")
     tmp.replace(config)  # last: a folder with a config is a finished world
     other.insert(0, config)
     return World(out, day, tap_events, cdrs, partner_files, cdr_files, other, stored)
+
+
+def tariff_day(days: int) -> int | None:
+    """The day (0 = the first) of the tariff change of a ``days``-day world (None: none).
+
+    Day ceil(K/2) + 1 counted from 1, i.e. ceil(K/2) from 0: the middle of the world.
+    """
+    return (days + 1) // 2 if days >= PLANTED_FROM_DAYS else None
+
+
+def _tap_file(
+    root: Path, partner: str, *, tap_events: int, seed: int, day: date, **kw: Any
+) -> Path:
+    """``partner``'s TAP-in file of ``day`` (with ``kw`` for :func:`build_file`), in ``root``."""
+    p = next(x for x in PARTNERS if x.tadig == partner)
+    events = split_events(tap_events).get(partner, 0)
+    name, data = build_file(p, events=events, seed=seed, day=day, **kw)
+    path = root / "exchange" / partner / REMOTE_IN / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def _fatal_file(root: Path, *, tap_events: int, seed: int, day: date, late_share: float) -> Path:
+    """:data:`FATAL_PARTNER`'s file of ``day`` again, its totalCharge :data:`FATAL_ERROR` off."""
+    return _tap_file(
+        root,
+        FATAL_PARTNER,
+        tap_events=tap_events,
+        seed=seed,
+        day=day,
+        late_share=late_share,
+        audit_error=FATAL_ERROR,
+    )
+
+
+def _resend(root: Path, *, tap_events: int, seed: int, day: date, late_share: float) -> Path:
+    """:data:`FATAL_PARTNER`'s file of the day before ``day``, corrected: same FSN, same events."""
+    before = day - timedelta(days=1)
+    return _tap_file(
+        root, FATAL_PARTNER, tap_events=tap_events, seed=seed, day=before, late_share=late_share
+    )
 
 
 def _lose_file(root: Path, partner: str, stored: list[Path]) -> list[Path]:
@@ -239,10 +356,15 @@ def _day_folder(out: Path, day: date) -> Path:
     return out / SAMPLES / day.isoformat()
 
 
-def _partner_files(root: Path, *, tap_events: int, seed: int, day: date) -> list[Path]:
+def _partner_files(
+    root: Path, *, tap_events: int, seed: int, day: date, late_share: float = 0.0
+) -> list[Path]:
     """Day ``day``'s TAP-in and CIBER-in files in ``root/exchange/<P>/to_hkgcl/``."""
     written: list[Path] = []
-    for path in generate_tap(root / ".generate", events=tap_events, seed=seed, day=day):
+    generated = generate_tap(
+        root / ".generate", events=tap_events, seed=seed, day=day, late_share=late_share
+    )
+    for path in generated:
         written.append(_deliver(path, _tap_sender(path.name), root))
     for path in generate_ciber(root / ".generate", seed=seed, day=day):
         written.append(_deliver(path, _ciber_sender(path.name), root))
@@ -263,12 +385,16 @@ def stored_days(out: Path) -> list[date]:
     return found
 
 
-def deliver_day(out: Path, day: date) -> list[Path]:
+def deliver_day(out: Path, day: date, notes: list[str] | None = None) -> list[Path]:
     """Put day ``day``'s partner files and CDRs of a multi-day world in their places.
 
     Copies every file under ``out/samples/<day>/`` to the same path under ``out`` (partners'
     files into ``exchange/<P>/to_hkgcl/``, CDRs into ``inbox/cdr/``), each through a temporary
-    file; a file already there with the same bytes is left as it is. Returns the delivered paths.
+    file; a file already there with the same bytes is left as it is. Then what answers the
+    nights before (:mod:`clearing.samples.replies`, module docstring): the corrected file's
+    RAP FSN, a partner's RAP about our TAP-out, the tariff change. Returns the delivered paths
+    (and the rates source, on the day of the tariff change); what could not be done is added
+    to ``notes``.
 
     Raises:
         ConfigError: ``day`` is not one of the world's stored days (the message lists them).
@@ -295,7 +421,32 @@ def deliver_day(out: Path, day: date) -> list[Path]:
             tmp.write_bytes(data)
             tmp.replace(target)
         delivered.append(target)
+    delivered += _replies(out, day, available, notes if notes is not None else [])
     return delivered
+
+
+def _replies(out: Path, day: date, available: list[date], notes: list[str]) -> list[Path]:
+    """The day's deliveries that depend on the nights before (:mod:`clearing.samples.replies`)."""
+    k = (day - available[0]).days
+    if len(available) < PLANTED_FROM_DAYS:
+        return []
+    done: list[Path] = []
+    if k == FATAL_DAY + 1:
+        fsn = file_sequence_number(_tap_partner(FATAL_PARTNER), day - timedelta(days=1))
+        name = str(TapName(False, FATAL_PARTNER, HOME_TADIG, fsn))
+        resent = out / "exchange" / FATAL_PARTNER / REMOTE_IN / name
+        stamp_rap_fsn(out, resent, FATAL_PARTNER, notes)
+    if k == RAP_DAY:
+        rap = partner_rap(out, RAP_PARTNER, day, notes)
+        if rap is not None:
+            done.append(rap)
+    if k == tariff_day(len(available)):
+        done.append(change_tariff(out / "rates", day))
+    return done
+
+
+def _tap_partner(code: str) -> Partner:
+    return next(p for p in PARTNERS if p.tadig == code)
 
 
 def make_exchange(out: Path) -> None:

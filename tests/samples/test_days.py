@@ -2,28 +2,37 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import itertools
 import json
 import subprocess
 import sys
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import asn1tools
 import duckdb
 import polars as pl
 import pytest
 
 from clearing.codecs.ciber import decode as decode_ciber
 from clearing.names import CiberName, TapName, next_ciber_sequence, next_fsn
+from clearing.samples.tap import PARTNERS, build_file, split_events
 from clearing.samples.workdir import (
+    FATAL_DAY,
+    FATAL_PARTNER,
     GAP_DAY,
     GAP_PARTNER,
+    RAP_DAY,
+    RAP_PARTNER,
     REDELIVERY_DAY,
     SAMPLES,
     generate_world,
+    split_world,
     stored_days,
+    tariff_day,
 )
 
 ROOT = Path(__file__).parents[2]
@@ -81,8 +90,11 @@ def test_every_night_reconciles(nights: tuple[Path, list[dict[str, Any]]]) -> No
         assert rec["difference"] == 0, (day, rec)
         assert rec["in"] > EVENTS // 2
         inputs = [x["path"] for x in manifest["inputs"]]
-        # 7 TAP partners and 2 CIBER partners a day, but GAP_PARTNER's second-day file is lost
-        expected = 8 if day == DAYS[GAP_DAY] else 9
+        # 7 TAP partners and 2 CIBER partners a day, but GAP_PARTNER's second-day file is lost;
+        # on the third day FATAL_PARTNER resends its second-day file and RAP_PARTNER sends a RAP
+        expected = (
+            9 - (day == DAYS[GAP_DAY]) + (day == DAYS[FATAL_DAY + 1]) + (day == DAYS[RAP_DAY])
+        )
         assert sum(1 for p in inputs if p.startswith(f"work/{day.isoformat()}/in/")) == expected
         assert all(
             "fsn" not in p and "gap" not in p and "sequence" not in p for p in manifest["problems"]
@@ -117,6 +129,9 @@ def test_fsns_run_on_across_days(nights: tuple[Path, list[dict[str, Any]]]) -> N
             lost = next_fsn(first)
             assert third == next_fsn(lost)
             continue
+        if sender == FATAL_PARTNER:  # its second-day file, rejected as fatal, came again
+            assert fsns[FATAL_DAY] == fsns[FATAL_DAY + 1], fsns
+            del fsns[FATAL_DAY]
         assert len(fsns) == len(DAYS), sender
         assert all(next_fsn(a) == b for a, b in itertools.pairwise(fsns)), fsns
     # the one gap is reported on the third day, with the lost FSN as its range, and asked for
@@ -161,12 +176,14 @@ def test_deliver_is_idempotent_and_refuses_unknown_dates(
 ) -> None:
     world, _ = nights
     before = _hashes(world / "exchange") | _hashes(world / SAMPLES)
-    r = _cli("samples", "deliver", "--workdir", str(world), "--date", DAYS[1].isoformat())
+    r = _cli("samples", "deliver", "--workdir", str(world), "--date", DAYS[-1].isoformat())
     assert r.returncode == 0, r.stderr
-    # the second day: 7 TAP + 2 CIBER + 2 CDR files, less GAP_PARTNER's, lost on the way
-    assert len(r.stdout.splitlines()) == 10
-    assert not any(f"CD{GAP_PARTNER}" in line for line in r.stdout.splitlines())
+    # the third day: 7 TAP + FATAL_PARTNER's resent file + 2 CIBER + 2 CDR files + the
+    # re-delivered CDR file, RAP_PARTNER's RAP, and the IOT source of the tariff change
+    assert len(r.stdout.splitlines()) == 15
     assert (_hashes(world / "exchange") | _hashes(world / SAMPLES)) == before
+    # GAP_PARTNER's second-day file was lost on the way: never kept, never delivered
+    assert not list((world / SAMPLES / DAYS[1].isoformat()).rglob(f"CD{GAP_PARTNER}*"))
     r = _cli("samples", "deliver", "--workdir", str(world), "--date", "2026-12-01")
     assert r.returncode == 2
     assert "2026-12-01" in r.stderr
@@ -205,3 +222,220 @@ def test_a_cdr_file_is_redelivered_under_a_new_name(tmp_path: Path) -> None:
     first = cdr / second.isoformat() / "inbox" / "cdr" / f"CDR_HKGCL_{second:%Y%m%d}_001.csv"
     assert again.read_bytes() == first.read_bytes()
     assert len(list((cdr / second.isoformat()).rglob("CDR_*"))) == 2  # only on that day
+
+
+# ---------------------------------------------------------------------------------------------
+# the planted happenings of a world of three days or more (module docstring of workdir)
+
+SPECS = ROOT / "specs" / "asn1"
+
+
+@pytest.fixture(scope="module")
+def tap_rap() -> Any:
+    """TAP-0312 and RAP-0105 compiled here, independently of clearing.codecs.asn1."""
+    return asn1tools.compile_files(
+        [str(SPECS / "RAP-0105.asn"), str(SPECS / "TAP-0312.asn")], "ber"
+    )
+
+
+def _batch(spec: Any, path: Path) -> dict[str, Any]:
+    kind, value = spec.decode("DataInterChange", path.read_bytes())
+    assert kind == "transferBatch", path
+    return dict(value)
+
+
+def _starts(batch: dict[str, Any]) -> list[datetime]:
+    """The local start time of every call event (TD.57: each kind keeps it elsewhere)."""
+    out = []
+    for kind, body in batch["callEventDetails"]:
+        if kind in ("mobileOriginatedCall", "mobileTerminatedCall"):
+            stamp = body["basicCallInformation"]["callEventStartTimeStamp"]
+        elif kind == "gprsCall":
+            stamp = body["gprsBasicCallInformation"]["callEventStartTimeStamp"]
+        elif kind == "supplServiceEvent":
+            stamp = body["supplServiceUsed"]["chargingTimeStamp"]
+        else:
+            stamp = body["serviceStartTimestamp"]
+        out.append(datetime.strptime(stamp["localTimeStamp"].decode(), "%Y%m%d%H%M%S"))
+    return out
+
+
+def _late(spec: Any, root: Path, day: date) -> tuple[int, int]:
+    """(late events, events) of the TAP-in files kept for ``day``: late = older than 30 days
+    before the day (the files are made available on the day, ~01:00)."""
+    late = total = 0
+    for path in sorted((root / SAMPLES / day.isoformat()).rglob("CD*")):
+        kind, value = spec.decode("DataInterChange", path.read_bytes())
+        if kind != "transferBatch":
+            continue
+        starts = _starts(value)
+        total += len(starts)
+        limit = datetime(day.year, day.month, day.day) - timedelta(days=30)
+        for s in starts:
+            if s < limit:
+                late += 1
+                # 31 to 40 days before the traffic day (the day before)
+                assert 31 <= (day - timedelta(days=1) - s.date()).days <= 41, (path, s)
+    return late, total
+
+
+def test_later_days_bring_late_records(tmp_path: Path, tap_rap: Any) -> None:
+    world = generate_world(tmp_path / "w", day=DAY, events=600, seed=9, days=3).root
+    first = _late(tap_rap, world, DAYS[0])
+    assert first[0] == 0  # the first day is the one-day world: nothing late
+    late = [_late(tap_rap, world, d) for d in DAYS[1:]]
+    n_late, n_all = sum(x for x, _ in late), sum(y for _, y in late)
+    # ~4 % of the call events: between 1 % and 8 % of ~600 (sampling)
+    assert n_all > 500
+    assert 0.01 * n_all < n_late < 0.08 * n_all, (n_late, n_all)
+    # a two-day world plants nothing: its second day has no late record
+    two = generate_world(tmp_path / "two", day=DAY, events=600, seed=9, days=2).root
+    assert _late(tap_rap, two, DAYS[1])[0] == 0
+    # … and its files are today's generator's: e.g. FATAL_PARTNER's, clean, no late record
+    (kept,) = (two / SAMPLES / DAYS[1].isoformat()).rglob(f"CD{FATAL_PARTNER}*")
+    partner = next(p for p in PARTNERS if p.tadig == FATAL_PARTNER)
+    events = split_events(split_world(600)[0])[FATAL_PARTNER]
+    assert kept.read_bytes() == build_file(partner, events=events, seed=9, day=DAYS[1])[1]
+
+
+def test_the_fatal_file_and_its_corrected_resend(tmp_path: Path, tap_rap: Any) -> None:
+    world = generate_world(tmp_path / "w", day=DAY, events=300, seed=9, days=3).root
+    (bad,) = (world / SAMPLES / DAYS[FATAL_DAY].isoformat()).rglob(f"CD{FATAL_PARTNER}*")
+    again = (
+        world
+        / SAMPLES
+        / DAYS[FATAL_DAY + 1].isoformat()
+        / bad.relative_to(world / SAMPLES / DAYS[FATAL_DAY].isoformat())
+    )
+    assert again.is_file()  # the same name (same FSN), kept for the day after
+    b, g = _batch(tap_rap, bad), _batch(tap_rap, again)
+    assert b["batchControlInfo"] == g["batchControlInfo"]
+    assert b["callEventDetails"] == g["callEventDetails"]  # the same events …
+    # … but the fatal file's total is 100 units more than the corrected one's
+    assert b["auditControlInfo"]["totalCharge"] - g["auditControlInfo"]["totalCharge"] == 100
+    assert b["auditControlInfo"]["callEventDetailsCount"] == len(b["callEventDetails"])
+    # the partner's next file comes the same day, with the next FSN
+    fsns = sorted(
+        TapName.parse(p.name).fsn  # type: ignore[union-attr]
+        for p in (world / SAMPLES / DAYS[FATAL_DAY + 1].isoformat()).rglob(f"CD{FATAL_PARTNER}*")
+    )
+    assert fsns == [fsns[0], next_fsn(fsns[0])]
+
+
+def test_the_nights_reject_the_fatal_file_and_accept_it_resent(
+    nights: tuple[Path, list[dict[str, Any]]], tap_rap: Any
+) -> None:
+    world, manifests = nights
+    con = duckdb.connect(str(world / "clearing.duckdb"), read_only=True)
+    try:
+        files = con.execute(
+            "SELECT processing_date, file, outcome FROM files WHERE sender = ? ORDER BY ALL",
+            [FATAL_PARTNER],
+        ).fetchall()
+        raps = con.execute(
+            "SELECT processing_date, file, rap_fsn, fatal FROM rap_out WHERE partner = ? "
+            "ORDER BY ALL",
+            [FATAL_PARTNER],
+        ).fetchall()
+        rap_rules = con.execute(
+            "SELECT count(*) FROM findings WHERE rule LIKE 'bci.rap_fsn%' OR rule = 'fsn.reused'"
+        ).fetchone()
+    finally:
+        con.close()
+    fatal_day, resend_day = DAYS[FATAL_DAY], DAYS[FATAL_DAY + 1]
+    (name,) = {f for d, f, o in files if d == fatal_day}
+    assert (fatal_day, name, "fatal") in files
+    assert (resend_day, name, "processed") in files  # the same name and FSN, accepted
+    assert any(p.endswith(f"{name} rejected (fatal), returned in a RAP") for p in
+               manifests[FATAL_DAY]["problems"])  # fmt: skip
+    fatal_rap = next(r for r in raps if r[0] == fatal_day)
+    assert fatal_rap[3] == 1
+    assert rap_rules == (0,)  # the resent FSN neither reused nor without its RAP FSN
+    # the resend carries the FSN of our fatal RAP (read by the partner in its folder)
+    resent = world / "work" / resend_day.isoformat() / "in" / name
+    bci = _batch(tap_rap, resent)["batchControlInfo"]
+    assert bci["rapFileSequenceNumber"] == f"{fatal_rap[2]:05d}".encode()
+    kind, rap = tap_rap.decode(
+        "RapDataInterChange",
+        (world / "exchange" / FATAL_PARTNER / "from_hkgcl" / fatal_rap[1]).read_bytes(),
+    )
+    assert kind == "returnBatch"
+    assert rap["rapBatchControlInfoRap"]["rapFileSequenceNumber"] == bci["rapFileSequenceNumber"]
+    (detail,) = rap["returnDetails"]
+    assert detail[0] == "fatalReturn"
+    assert detail[1]["fileSequenceNumber"] == bci["fileSequenceNumber"]
+
+
+def test_a_partner_returns_events_of_our_tap_out(
+    nights: tuple[Path, list[dict[str, Any]]], tap_rap: Any
+) -> None:
+    world, _ = nights
+    (rap_path,) = (world / "exchange" / RAP_PARTNER / "to_hkgcl").glob("RC*")
+    assert rap_path.name == f"RC{RAP_PARTNER}HKGCL00001"
+    kind, rap = tap_rap.decode("RapDataInterChange", rap_path.read_bytes())
+    assert kind == "returnBatch"
+    bci = rap["rapBatchControlInfoRap"]
+    assert (bci["sender"], bci["recipient"]) == (RAP_PARTNER.encode(), b"HKGCL")
+    severe = [d[1] for d in rap["returnDetails"]]
+    assert [d[0] for d in rap["returnDetails"]] == ["severeReturn"] * 3
+    # the events are those of the first TAP-out we sent the partner (first, middle, last)
+    ours = world / "out" / "tap" / f"CDHKGCL{RAP_PARTNER}00001"
+    sent = _batch(tap_rap, ours)["callEventDetails"]
+    n = len(sent)
+    assert [s["callEventDetail"] for s in severe] == [sent[0], sent[n // 2], sent[n - 1]]
+    for s in severe:
+        assert s["fileSequenceNumber"] == b"00001"
+        assert [e["errorCode"] for e in s["errorDetail"]] == [20]  # Charge: range error
+    assert rap["rapAuditControlInfo"]["returnDetailsCount"] == 3
+    # the night of that day received it: three severe returns to correct
+    con = duckdb.connect(str(world / "clearing.duckdb"), read_only=True)
+    try:
+        got = con.execute(
+            "SELECT processing_date, kind, status, count(*) FROM returns_in "
+            "WHERE rap_file = ? GROUP BY ALL",
+            [rap_path.name],
+        ).fetchall()
+    finally:
+        con.close()
+    assert got == [(DAYS[RAP_DAY], "severe", "to_correct", 3)]
+
+
+def test_the_tariff_change_is_a_new_iot_version(nights: tuple[Path, list[dict[str, Any]]]) -> None:
+    world, _ = nights
+    change = DAYS[tariff_day(len(DAYS)) or 0]
+    assert change == DAYS[2]  # ceil(3/2) + 1 = the third day
+    with (world / "rates" / "sources" / "iot.csv").open(encoding="utf-8") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["partner"] == "GBRG9"]
+    sms = [
+        (r["price"], r["valid_from"], r["valid_to"])
+        for r in rows
+        if (r["direction"], r["service"]) == ("inbound", "sms_mo")
+    ]
+    # 0.014 SDR from the world's start; 0.016 SDR from the day of the change
+    assert sms == [("14000", "2025-01-01", ""), ("16000", change.isoformat(), "")]
+    # imported: the rates the nights read hold both versions
+    iot = pl.read_parquet(world / "rates" / "iot" / "**" / "*.parquet", hive_partitioning=True)
+    got = iot.filter(
+        (pl.col("partner") == "GBRG9")
+        & (pl.col("direction") == "inbound")
+        & (pl.col("service") == "sms_mo")
+    )
+    assert sorted(got["price"].to_list()) == [14000, 16000]
+
+
+def test_deliver_before_the_nights_notes_what_it_cannot_do(tmp_path: Path) -> None:
+    world = generate_world(tmp_path / "w", day=DAY, events=120, seed=9, days=3).root
+    r = _cli("samples", "deliver", "--workdir", str(world), "--date", DAYS[2].isoformat())
+    assert r.returncode == 0, r.stderr
+    notes = [line for line in r.stderr.splitlines() if line.startswith("note: ")]
+    assert len(notes) == 2, r.stderr
+    assert "rapFileSequenceNumber" in notes[0]
+    assert f"{RAP_PARTNER}'s RAP" in notes[1]
+    assert not list((world / "exchange" / RAP_PARTNER / "to_hkgcl").glob("RC*"))
+
+
+def test_five_days_same_seed_same_bytes(tmp_path: Path) -> None:
+    a = generate_world(tmp_path / "a", day=DAY, events=200, seed=3, days=5)
+    b = generate_world(tmp_path / "b", day=DAY, events=200, seed=3, days=5)
+    assert _hashes(a.root) == _hashes(b.root)
+    assert len(stored_days(a.root)) == 5
