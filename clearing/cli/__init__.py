@@ -24,7 +24,18 @@ from typing import Any
 
 import typer
 
-from clearing.cli import inspect, rap, rates, run, samples, seq, stages, transport, validate
+from clearing.cli import (
+    inspect,
+    rap,
+    rates,
+    returns,
+    run,
+    samples,
+    seq,
+    stages,
+    transport,
+    validate,
+)
 from clearing.errors import ExitCode
 
 __all__ = ["app", "main"]
@@ -41,6 +52,7 @@ app.add_typer(inspect.app)  # inspect
 app.add_typer(validate.app)  # validate
 app.add_typer(samples.app, name="samples")
 app.add_typer(rap.app, name="rap")
+app.add_typer(returns.app, name="returns")
 app.add_typer(seq.app, name="seq")
 app.add_typer(transport.app, name="transport")
 app.add_typer(rates.app)  # rerate
