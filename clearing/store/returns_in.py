@@ -260,9 +260,19 @@ class ReturnsIn:
         )
         return [i for i in self.items() if i.action == "resubmit" and i.out_date == day]
 
-    def mark_resubmitted(self, day: dt.date, partner: str, out_file: str) -> int:
+    def release(self, rap_file: str, item: int) -> None:
+        """A claimed resubmission that could not go out: open again (for the next night)."""
+        self._con.execute(
+            "UPDATE return_actions SET out_date = NULL WHERE rap_file = ? AND item = ? "
+            "AND out_file IS NULL",
+            [rap_file, item],
+        )
+
+    def mark_resubmitted(
+        self, day: dt.date, partner: str, out_file: str, *, kind: str = "severe"
+    ) -> int:
         """The TAP-out ``out_file`` of ``day`` for ``partner`` carries its resubmitted items."""
-        found = [i for i in self.items(partner=partner) if i.out_date == day]
+        found = [i for i in self.items(partner=partner) if i.out_date == day and i.kind == kind]
         for i in found:
             self._con.execute(
                 "UPDATE return_actions SET out_file = ? WHERE rap_file = ? AND item = ?",
