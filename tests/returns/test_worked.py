@@ -143,7 +143,8 @@ def our_tap(world: Path, partner: str, fsn: int) -> Path:
 def test_severe_returns_are_resubmitted_once_with_the_rap_fsn(world: Path, tap_spec: Any) -> None:
     first = our_tap(world, "FRAF9", 1).read_bytes()
     kind, batch = tap_spec.decode("DataInterChange", first)
-    assert kind == "transferBatch" and len(batch["callEventDetails"]) > 4
+    assert kind == "transferBatch"
+    assert len(batch["callEventDetails"]) > 4
     scale = batch["accountingInfo"]["tapDecimalPlaces"]
     returned = [0, 3]
     items = [severe(tap_spec, first, i) for i in returned]
@@ -159,7 +160,8 @@ def test_severe_returns_are_resubmitted_once_with_the_rap_fsn(world: Path, tap_s
         event = batch["callEventDetails"][i]
         charge, tax = money(event)
         assert (r["imsi"], r["start"]) == imsi_and_start(event)
-        assert r["partner"] == "FRAF9" and r["file_sequence_number"] == "00001"
+        assert r["partner"] == "FRAF9"
+        assert r["file_sequence_number"] == "00001"
         assert r["error_codes"] == "20"
         assert Decimal(r["amount"]) == Decimal(charge + tax).scaleb(-scale)
         assert r["age_days"] == (D4 - D2).days
