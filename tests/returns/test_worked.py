@@ -156,15 +156,15 @@ def test_severe_returns_are_resubmitted_once_with_the_rap_fsn(world: Path, tap_s
         (name, "severe", 0, "to_correct"),
         (name, "severe", 3, "to_correct"),
     ]
-    for r, i in zip(rows, returned, strict=True):
+    for row, i in zip(rows, returned, strict=True):
         event = batch["callEventDetails"][i]
         charge, tax = money(event)
-        assert (r["imsi"], r["start"]) == imsi_and_start(event)
-        assert r["partner"] == "FRAF9"
-        assert r["file_sequence_number"] == "00001"
-        assert r["error_codes"] == "20"
-        assert Decimal(r["amount"]) == Decimal(charge + tax).scaleb(-scale)
-        assert r["age_days"] == (D4 - D2).days
+        assert (row["imsi"], row["start"]) == imsi_and_start(event)
+        assert row["partner"] == "FRAF9"
+        assert row["file_sequence_number"] == "00001"
+        assert row["error_codes"] == "20"
+        assert Decimal(row["amount"]) == Decimal(charge + tax).scaleb(-scale)
+        assert row["age_days"] == (D4 - D2).days
 
     r = cli("returns", "resubmit", "--workdir", str(world), "--all")
     assert r.returncode == 0, r.stderr
