@@ -212,6 +212,7 @@ _RATED_VISITORS = pa.schema(
         pa.field("tax", pa.int64()),
         pa.field("status", _LSTR),
         pa.field("reason", _LSTR),
+        pa.field("rap_file_sequence_number", pa.int32()),  # resubmitted after a severe return
     ]
 )
 

@@ -29,6 +29,7 @@ from clearing.cli import (
     inspect,
     rap,
     rates,
+    returns,
     run,
     samples,
     seq,
@@ -52,6 +53,7 @@ app.add_typer(inspect.app)  # inspect
 app.add_typer(validate.app)  # validate
 app.add_typer(samples.app, name="samples")
 app.add_typer(rap.app, name="rap")
+app.add_typer(returns.app, name="returns")
 app.add_typer(seq.app, name="seq")
 app.add_typer(transport.app, name="transport")
 app.add_typer(rates.app)  # rerate

@@ -41,6 +41,7 @@ from clearing.outbound.tap import (
     tap_file_name,
 )
 from clearing.rating import Rates
+from clearing.rating.run import RAP_FSN
 from clearing.rating.validity import rows_valid_on
 
 if TYPE_CHECKING:
@@ -191,7 +192,28 @@ def write_partner_files(
                 out.append(_tap_file(workdir, day, partner, a, rows, rates, settings, seq))
             elif rows.height and rows.filter(pl.col("record_type").is_in(("moc", "mtc"))).height:
                 out.append(_ciber_file(workdir, day, partner, a, rows, settings, seq))
+    _mark_resubmitted(workdir, day, rated, out)
     return sorted(out, key=lambda f: f.path.name)
+
+
+def _mark_resubmitted(
+    workdir: Path, day: date, rated: Mapping[str, pl.DataFrame], files: list[OutboundFile]
+) -> None:
+    """The returned events in a TAP-out just written are ``resubmitted`` (by that file)."""
+    from clearing.store import open_store
+
+    carrying = [
+        f
+        for f in files
+        if f.kind == "transferBatch"
+        and RAP_FSN in rated[f.partner].columns
+        and rated[f.partner][RAP_FSN].null_count() < rated[f.partner].height
+    ]
+    if not carrying:
+        return
+    with open_store(workdir / "clearing.duckdb") as state, state.transaction():
+        for f in carrying:
+            state.returns_in.mark_resubmitted(day, f.partner, f.path.name)
 
 
 def _tap_file(

@@ -74,6 +74,8 @@ class TapHeader:
         utc_offset: our UTC offset ``±hhmm`` for the batch timestamps.
         local_currency, tap_currency, tap_decimal_places: AccountingInfo.
         exchange_rate, exchange_rate_decimals: local currency per TAP currency unit.
+        rap_fsn: the RapFileSequenceNumber of a fatally returned file sent again under its
+            FSN (TD.57; None: a first sending).
     """
 
     sender: str
@@ -87,6 +89,7 @@ class TapHeader:
     tap_decimal_places: int
     exchange_rate: int
     exchange_rate_decimals: int
+    rap_fsn: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +127,8 @@ def _batch_control(header: TapHeader) -> dict[str, Any]:
     }
     if header.test:
         out["fileTypeIndicator"] = b"T"
+    if header.rap_fsn is not None:
+        out["rapFileSequenceNumber"] = f"{header.rap_fsn:05d}".encode()
     return out
 
 
@@ -273,6 +278,8 @@ def _event(row: dict[str, Any], tables: _Tables) -> tuple[str, Any]:
             "totalCallEventDuration": int(row["duration"] or 0),
             "chargingId": int(row["charging_id"] or 0),
         }
+        if row.get("rap_file_sequence_number") is not None:
+            basic["rapFileSequenceNumber"] = f"{int(row['rap_file_sequence_number']):05d}".encode()
         location: dict[str, Any] = {"recEntity": [entity]}
         if row["location_area"] is not None:
             location["locationArea"] = int(row["location_area"])
@@ -290,8 +297,11 @@ def _event(row: dict[str, Any], tables: _Tables) -> tuple[str, Any]:
             "chargeInformationList": [charge],
         }
         return ("gprsCall", call)
+    rap_fsn = row.get("rap_file_sequence_number")
     mo = kind in ("moc", "sms_mo")
     basic = {"chargeableSubscriber": chargeable}
+    if rap_fsn is not None:
+        basic["rapFileSequenceNumber"] = f"{int(rap_fsn):05d}".encode()
     if mo and row["called_number"]:
         basic["destination"] = {"calledNumber": bcd(row["called_number"])}
     if not mo and row["calling_number"]:
@@ -354,6 +364,14 @@ _READS: Final = (
 )
 
 
+_RAP_FSN: Final = "rap_file_sequence_number"
+
+
+def _has_rap_fsn(rated: pl.DataFrame) -> bool:
+    """Whether some row is a resubmitted event (it carries its RAP's FSN)."""
+    return _RAP_FSN in rated.columns and rated[_RAP_FSN].null_count() < rated.height
+
+
 def _sorted(rated: pl.DataFrame) -> pl.DataFrame:
     """The rows in file order: start time, then record id, file and line."""
     return rated.sort(*_ORDER)
@@ -386,7 +404,7 @@ def _bcd_text(name: str) -> pl.Expr:
     return pl.when(s.str.len_bytes() % 2 == 1).then(s + "F").otherwise(s)
 
 
-def _values(tables: _Tables) -> dict[str, pl.Expr]:
+def _values(tables: _Tables, *, resubmitted: bool = False) -> dict[str, pl.Expr]:
     """What the element trees read, as one select (:class:`clearing.codecs.tap3.encode.Columns`)."""
     kind = pl.col("record_type")
     entity_key = pl.concat_str(["rec_entity_type", "rec_entity_id"], separator="\x1f")
@@ -431,6 +449,8 @@ def _values(tables: _Tables) -> dict[str, pl.Expr]:
     out["cause_for_term"] = pl.col("cause_for_term")
     out["tele"] = kind.replace_strict(_TELE, default="", return_dtype=pl.String)
     out["_shape"] = kind.replace_strict(_SHAPE_CODES, return_dtype=pl.Int8)
+    if resubmitted:
+        out["rap_fsn"] = pl.col(_RAP_FSN).cast(pl.Int64).cast(pl.String).str.zfill(5)
     return out
 
 
@@ -440,7 +460,7 @@ def _event_list(rows: pl.DataFrame, tables: _Tables) -> bytes:
     Raises:
         NotColumnar: a BCD value holds a character that is not a hex digit.
     """
-    exprs = _values(tables)
+    exprs = _values(tables, resubmitted=_RAP_FSN in rows.columns)
     return b"".join(
         encode_events(rows.slice(lo, _CHUNK).select(**exprs))
         for lo in range(0, rows.height, _CHUNK)
@@ -492,7 +512,8 @@ def encode_transfer_batch(rated: pl.DataFrame, header: TapHeader) -> tuple[bytes
     """
     if not set(_READS) <= set(rated.columns):
         return encode_transfer_batch_reference(rated, header)
-    rows = _sorted(rated.select(_READS))
+    reads = [*_READS, _RAP_FSN] if _has_rap_fsn(rated) else list(_READS)
+    rows = _sorted(rated.select(reads))
     if not _columnar_ok(rows):
         return encode_transfer_batch_reference(rated, header)
     tables = _Tables.of_frame(rows)

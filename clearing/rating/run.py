@@ -18,6 +18,13 @@ Writes (each ``date=D`` folder is replaced whole, so a re-run leaves no duplicat
 * ``lake/cdr_findings/date=D/part-0.parquet``, ``lake/cdr_quarantine/date=D/part-0.parquet``;
 * ``lake/rated_partner/date=D/partner=P/part-0.parquet`` — the IOT check of every event;
 * ``lake/iot_findings/date=D/part-0.parquet`` — the breaches.
+
+Resubmitted events (``clearing returns resubmit``): the returned events given to ``D`` in the
+store (:meth:`clearing.store.returns_in.ReturnsIn.claim_resubmissions`) are taken from the
+rated rows of the day they were first sent, re-rated with the current reference data and added
+to ``D``'s rated rows with their RAP's FSN in ``rap_file_sequence_number`` (null on every
+other row), so the TAP-out of ``D`` carries them. They are not records of ``D``: they are
+counted apart (``resubmitted``), not in the record identity.
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "IOT_EVENT_COLUMNS",
+    "RAP_FSN",
     "RateSummary",
     "cdr_files",
     "partner_events",
@@ -66,6 +74,8 @@ class RateSummary:
         unchecked: partner events the IOT does not price.
         payable: per (partner, settlement currency, scale): the settlement amount.
         paths: the lake and out paths written.
+        resubmitted: returned events re-rated and added to the day's rated rows.
+        problems: returned events that could not be resubmitted (they stay to correct).
     """
 
     day: date
@@ -80,11 +90,74 @@ class RateSummary:
     unchecked: int
     payable: list[tuple[str, str, int, int]]
     paths: list[Path] = field(default_factory=list)
+    resubmitted: int = 0
+    problems: list[str] = field(default_factory=list)
 
     @property
     def identity_ok(self) -> bool:
         """Records in = rated + unrated + quarantined."""
         return self.records_in == self.rated + self.unrated + self.quarantined
+
+
+#: The column of the rated rows that holds a resubmitted event's RapFileSequenceNumber.
+RAP_FSN: Final = "rap_file_sequence_number"
+
+
+def _resubmitted(workdir: Path, day: date, rates: Rates) -> tuple[pl.DataFrame | None, list[str]]:
+    """The returned events resubmitted on ``day``, re-rated (with ``RAP_FSN``), and problems.
+
+    A fatally returned file is the outbound stage's (sent again whole under its FSN).
+    """
+    from clearing.rating.inbound import RATED_VISITOR_COLUMNS
+    from clearing.store import open_store
+
+    wd = config.WorkDir(workdir)
+    if not wd.db.exists():
+        return None, []
+    with open_store(wd.db) as state:
+        claimed = [i for i in state.returns_in.claim_resubmissions(day) if i.kind == "severe"]
+        problems: list[str] = []
+        frames: list[pl.DataFrame] = []
+        groups: dict[tuple[date, str], list[tuple[int, int, str, int]]] = {}
+        for i in claimed:
+            if i.tap_date is None or i.event_index is None or i.partner is None:
+                problems.append(
+                    f"resubmit: {i.rap_file} item {i.item}: the returned event is not one of "
+                    "our TAP-out events; write it off or correct it by hand"
+                )
+                state.returns_in.release(i.rap_file, i.item)
+                continue
+            key = (i.tap_date, i.partner)
+            groups.setdefault(key, []).append((i.event_index, i.rap_fsn or 0, i.rap_file, i.item))
+        for (sent_on, partner), picks in sorted(groups.items()):
+            path = lake.path(wd.lake, lake.RATED_VISITORS, sent_on, partner=partner)
+            rows = pl.read_parquet(path, hive_partitioning=False) if path.is_file() else None
+            if rows is not None:  # in the order of the TAP-out (outbound.tap sorts so)
+                rows = rows.sort("start_time", "record_id", "file", "line")
+            for index, rap_fsn, rap_file, item in picks:
+                if rows is None or index >= rows.height:
+                    problems.append(
+                        f"resubmit: {rap_file} item {item}: no rated row {index} of {partner} "
+                        f"on {sent_on} in the lake"
+                    )
+                    state.returns_in.release(rap_file, item)
+                    continue
+                record = rows.slice(index, 1)
+                original = [
+                    c for c in record.columns if c not in RATED_VISITOR_COLUMNS and c != RAP_FSN
+                ]
+                again = rate_visitors(record.select(original), rates)
+                if again["status"][0] != "rated":
+                    problems.append(
+                        f"resubmit: {rap_file} item {item} (partner {partner}): "
+                        f"not rated with today's reference data: {again['reason'][0]}"
+                    )
+                    state.returns_in.release(rap_file, item)
+                    continue
+                frames.append(again.with_columns(pl.lit(rap_fsn, pl.Int32).alias(RAP_FSN)))
+    if not frames:
+        return None, problems
+    return pl.concat(frames, how="vertical_relaxed"), problems
 
 
 def cdr_files(workdir: Path, day: date) -> list[Path]:
@@ -267,6 +340,13 @@ def rate_day(
         quarantined = read.quarantined.height
         rated_all = rate_visitors(read.records, rates)
         del read  # what is left of the day's records is in `rated_all`
+        rated_all = rated_all.with_columns(pl.lit(None, pl.Int32).alias(RAP_FSN))
+        again, problems = _resubmitted(workdir, day, rates)
+        n_again = 0 if again is None else again.height
+        if again is not None:
+            rated_all = pl.concat(
+                [rated_all, again.select(rated_all.columns)], how="vertical_relaxed"
+            )
         is_rated = pl.col("status") == "rated"
         unrated = rated_all.filter(~is_rated)
         order = ["partner", "start_time", "record_id", "file", "line"]
@@ -274,7 +354,7 @@ def rate_day(
         by_partner = _by_partner(rated_all, order, is_rated)
         del rated_all
         n_unrated = unrated.height
-        n_rated = sum(part.height for _p, part in by_partner)
+        n_rated = sum(part.height for _p, part in by_partner) - n_again
         # per partner (slices: no copy of the rows); one partner's groups by currency, scale
         keys = ["partner", "currency", "charge_scale"]
         sums = [part.group_by(keys).agg(pl.col("charge").sum()) for _p, part in by_partner]
@@ -326,4 +406,6 @@ def rate_day(
         unchecked=unchecked,
         payable=payable,
         paths=paths,
+        resubmitted=n_again,
+        problems=problems,
     )

@@ -23,6 +23,7 @@ def rate(ctx: StageContext) -> StepResult:
 
     summary = rate_day(ctx.workdir.root, ctx.date)
     problems = [] if summary.identity_ok else ["rate: records in ≠ rated + unrated + quarantined"]
+    problems += summary.problems
     return StepResult(
         "rate",
         {

@@ -8,21 +8,31 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from clearing.codecs import asn1
-from clearing.codecs.rap import ack_file_name, ack_for, read_ack, read_rap
-from clearing.errors import DecodeError
+from clearing.codecs.ber import APPLICATION, element_at, iter_children, tag_key
+from clearing.codecs.rap import (
+    FatalItem,
+    MissingItem,
+    ReturnedEvent,
+    StopItem,
+    ack_file_name,
+    ack_for,
+    read_ack,
+    read_rap,
+)
+from clearing.errors import ClearingError, DecodeError
 
 if TYPE_CHECKING:
-    import datetime as dt
-    from pathlib import Path
-
+    from clearing.codecs.rap import RapFile
     from clearing.store import Store
 
-__all__ = ["Received", "receive"]
+__all__ = ["Received", "event_facts", "receive", "tap_events"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +50,7 @@ class Received:
     missing: int = 0
     stop: int = 0
     mismatches: tuple[str, ...] = ()
+    stopped_after: tuple[int, ...] = ()  # StopReturn: the last FSN the partner takes
 
 
 def receive(
@@ -80,27 +91,7 @@ def receive(
             test=h.test,
             ack_file=name,
         )
-        for f in rap.fatal:
-            rows.record_return(
-                day,
-                rap_file=file,
-                kind="fatal",
-                fsn=f.fsn,
-                event_kind=f.group,
-                error_codes=",".join(str(e.code) for e in f.errors),
-            )
-        for e in rap.severe:
-            rows.record_return(
-                day,
-                rap_file=file,
-                kind="severe",
-                fsn=e.fsn,
-                event_kind=e.kind,
-                event_sha256=hashlib.sha256(e.event_bytes).hexdigest(),
-                charge=e.charge,
-                tax=e.tax,
-                error_codes=",".join(str(x.code) for x in e.errors),
-            )
+        _record_items(rap, file=file, day=day, state=state)
     return Received(
         "rap",
         h.sender,
@@ -113,4 +104,152 @@ def receive(
         missing=len(rap.missing),
         stop=len(rap.stop),
         mismatches=tuple(m.message for m in rap.mismatches),
+        stopped_after=tuple(x.last_seq for x in rap.stop),
     )
+
+
+def tap_events(data: bytes) -> list[bytes]:
+    """The CallEventDetail elements of a TAP TransferBatch, byte for byte, in file order.
+
+    Raises:
+        DecodeError: the bytes are not a TransferBatch.
+    """
+    top = element_at(data, 0)
+    for child in iter_children(data, top):
+        if child.key == tag_key(APPLICATION, 3):
+            return [data[e.offset : e.end] for e in iter_children(data, child)]
+    return []
+
+
+def _digits(raw: Any) -> str | None:
+    if not isinstance(raw, bytes):
+        return None
+    return raw.hex().rstrip("f").upper() or None
+
+
+def event_facts(value: Any) -> tuple[str | None, dt.datetime | None]:
+    """(IMSI, local start) of a decoded CallEventDetail (asn1tools' ``(kind, {...})``)."""
+    if not isinstance(value, tuple) or len(value) != 2 or not isinstance(value[1], dict):
+        return None, None
+    body: dict[str, Any] = value[1]
+    basic = body.get("basicCallInformation") or body.get("gprsBasicCallInformation") or {}
+    chargeable = basic.get("chargeableSubscriber")
+    if chargeable is None:
+        chargeable = (basic.get("gprsChargeableSubscriber") or {}).get("chargeableSubscriber")
+    imsi = None
+    if isinstance(chargeable, tuple) and isinstance(chargeable[1], dict):
+        imsi = _digits(chargeable[1].get("imsi"))
+    stamp = (basic.get("callEventStartTimeStamp") or {}).get("localTimeStamp")
+    start = None
+    if isinstance(stamp, bytes):
+        try:
+            start = dt.datetime.strptime(stamp.decode("latin-1"), "%Y%m%d%H%M%S")
+        except ValueError:
+            start = None
+    return imsi, start
+
+
+def _our_file(state: Store, partner: str, fsn: str | None) -> tuple[str, dt.date, Path] | None:
+    if fsn is None or not fsn.isdigit():
+        return None
+    found = state.returns_in.tap_out(partner, int(fsn))
+    return None if found is None else (found[0], found[1], Path(found[2]))
+
+
+def _record_items(rap: RapFile, *, file: str, day: dt.date, state: Store) -> None:
+    """One ``returns_in`` row per returned event or file, numbered in RAP order.
+
+    A severe return is found in our TAP-out by its bytes (the partner echoes the event as we
+    wrote it): its ``event_index`` is its place there, and so in the day's rated rows.
+    """
+    h = rap.header
+    rows = state.returns_in
+    common: dict[str, Any] = {"partner": h.sender, "rap_fsn": h.rap_fsn}
+    events_of: dict[str, list[bytes]] = {}
+    fatal: dict[str, list[FatalItem]] = {}
+    for x in rap.items:  # the fatal items of one file are one returned file
+        if isinstance(x, FatalItem):
+            fatal.setdefault(x.fsn, []).append(x)
+    n = 0
+    for x in rap.items:
+        ours = None
+        if isinstance(x, FatalItem):
+            if x.fsn not in fatal:
+                continue
+            items = fatal.pop(x.fsn)
+            ours = _our_file(state, h.sender, x.fsn)
+            rows.record_return(
+                day,
+                rap_file=file,
+                kind="fatal",
+                fsn=x.fsn,
+                event_kind=",".join(f.group for f in items),
+                error_codes=",".join(str(e.code) for f in items for e in f.errors),
+                item=n,
+                tap_file=ours and ours[0],
+                tap_date=ours and ours[1],
+                charge_scale=h.tap_decimal_places,
+                currency=h.tap_currency or "SDR",
+                **common,
+            )
+        elif isinstance(x, ReturnedEvent):
+            ours = _our_file(state, h.sender, x.fsn)
+            index = None
+            if ours is not None:
+                if ours[0] not in events_of:
+                    try:
+                        events_of[ours[0]] = tap_events(ours[2].read_bytes())
+                    except (OSError, ClearingError):
+                        events_of[ours[0]] = []
+                found = events_of[ours[0]]
+                index = found.index(x.event_bytes) if x.event_bytes in found else None
+            imsi, start = event_facts(x.value)
+            rows.record_return(
+                day,
+                rap_file=file,
+                kind="severe",
+                fsn=x.fsn,
+                event_kind=x.kind,
+                event_sha256=hashlib.sha256(x.event_bytes).hexdigest(),
+                charge=x.charge,
+                tax=x.tax,
+                error_codes=",".join(str(e.code) for e in x.errors),
+                item=n,
+                tap_file=ours and ours[0],
+                tap_date=ours and ours[1],
+                event_index=index,
+                imsi=imsi,
+                start_time=start,
+                charge_scale=h.tap_decimal_places,
+                currency=h.tap_currency or "SDR",
+                **common,
+            )
+        elif isinstance(x, MissingItem):
+            ours = _our_file(state, h.sender, f"{x.start:05d}")
+            rows.record_return(
+                day,
+                rap_file=file,
+                kind="missing",
+                fsn=f"{x.start:05d}",
+                event_kind=None,
+                charge=None,
+                tax=None,
+                item=n,
+                fsn_end=None if x.end is None else f"{x.end:05d}",
+                tap_file=ours and ours[0],
+                tap_date=ours and ours[1],
+                **common,
+            )
+        elif isinstance(x, StopItem):
+            rows.record_return(
+                day,
+                rap_file=file,
+                kind="stop",
+                fsn=f"{x.last_seq:05d}",
+                event_kind=None,
+                charge=None,
+                tax=None,
+                item=n,
+                **common,
+            )
+        n += 1

@@ -55,6 +55,11 @@ def receive_day(
                 continue
             if got.kind == "rap":
                 counts["raps"] += 1
+                problems += [
+                    f"receive: {path.name}: StopReturn from {got.sender}: its stream of our "
+                    f"TAP-out stopped after FSN {last:05d}; ask the partner why"
+                    for last in got.stopped_after
+                ]
                 continue
             counts["acks"] += 1
             name = str(RapName(got.test, settings.home.tadig, got.sender, got.rap_fsn))

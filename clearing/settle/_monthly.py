@@ -271,7 +271,7 @@ WITH r AS (
     SELECT i.sender AS partner, x.processing_date, x.kind, x.fsn, x.charge, x.tax, x.rap_file
     FROM returns_in x JOIN raps_in i ON i.file = x.rap_file
         AND i.processing_date = x.processing_date
-    WHERE {{window}}
+    WHERE x.kind IN ('fatal', 'severe') AND {{window}}
 ), o AS (
     SELECT partner, sequence_number, charge_scale, currency, total_charge, total_tax
     FROM outbound_files WHERE standard = 'tap'

@@ -251,6 +251,48 @@ A work folder written before this migration has NULL in every new column (and no
 a CIBER input's charge identity "not checked"), as it did for a file it could not find.
 """
 
+_STATE_V5 = """
+ALTER TABLE returns_in ADD COLUMN item INTEGER;
+ALTER TABLE returns_in ADD COLUMN partner VARCHAR;
+ALTER TABLE returns_in ADD COLUMN rap_fsn INTEGER;
+ALTER TABLE returns_in ADD COLUMN tap_file VARCHAR;
+ALTER TABLE returns_in ADD COLUMN tap_date DATE;
+ALTER TABLE returns_in ADD COLUMN event_index BIGINT;
+ALTER TABLE returns_in ADD COLUMN imsi VARCHAR;
+ALTER TABLE returns_in ADD COLUMN start_time TIMESTAMP;
+ALTER TABLE returns_in ADD COLUMN fsn_end VARCHAR;
+ALTER TABLE returns_in ADD COLUMN charge_scale INTEGER;
+ALTER TABLE returns_in ADD COLUMN currency VARCHAR;
+CREATE TABLE IF NOT EXISTS return_actions (
+    rap_file VARCHAR NOT NULL,
+    item INTEGER NOT NULL,
+    action VARCHAR NOT NULL,          -- resubmit | write_off
+    requested_at TIMESTAMP NOT NULL,  -- UTC
+    for_date DATE,                    -- resubmit: the processing date asked for (NULL: next)
+    out_date DATE,                    -- resubmit: the processing date that carries it
+    out_file VARCHAR,                 -- resubmit: our TAP-out that carried it, once written
+    reason VARCHAR,                   -- write_off: why
+    amount BIGINT,                    -- write_off: the loss (charge + tax, TAP units)
+    charge_scale INTEGER,
+    currency VARCHAR,
+    PRIMARY KEY (rap_file, item)
+);
+"""
+
+_STATE_V5_DOC = "partners' returns worked: returns_in items, return_actions (resubmit, write-off)"
+"""Migration 5: the returns of partners' RAPs about our TAP-out are worked (issue 13, item 6).
+
+* ``returns_in`` gains the item's number in its RAP (``item``, 0-based, one per returned event
+  or file), the RAP's ``partner`` and ``rap_fsn``, our returned TAP-out (``tap_file``,
+  ``tap_date``), the event's place in it (``event_index``), its ``imsi`` and local
+  ``start_time``, the last FSN of a MissingReturn range (``fsn_end``) and the money's
+  ``charge_scale`` / ``currency``; ``kind`` is now also ``missing`` or ``stop``;
+* ``return_actions``: what was decided for an item: ``resubmit`` (the night that carries it,
+  ``out_date``, and its TAP-out, ``out_file``) or ``write_off`` (``reason`` and the lost
+  ``amount``). An item's status is ``written_off`` / ``resubmitted`` (its TAP-out is
+  written) / ``to_correct``.
+"""
+
 #: ``clearing.duckdb``: the state of the stages.
 STATE = Schema(
     name="state database",
@@ -266,10 +308,12 @@ STATE = Schema(
         "outbound_files",
         "outbox",
         "ciber_returns_out",
+        "return_actions",
     ),
     migrations=(
         Migration(1, "the schema before versioning", _STATE_V1),
         Migration(2, _STATE_V2_DOC, _STATE_V2),
+        Migration(5, _STATE_V5_DOC, _STATE_V5),
     ),
 )
 

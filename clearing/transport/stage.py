@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from clearing.errors import TransportError
+from clearing.errors import ClearingError, TransportError
 from clearing.names import CiberReturnName
 from clearing.stage import StageContext, StepResult, stage
 from clearing.transport.outbox import Outbox
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
     from clearing import config
 
-__all__ = ["due_files", "outbox", "register_day", "send"]
+__all__ = ["due_files", "outbox", "register_day", "resend_missing", "send"]
 
 
 def due_files(wd: config.WorkDir, day: date) -> list[tuple[Path, str, str]]:
@@ -68,11 +68,64 @@ def send(ctx: StageContext) -> StepResult:
     """Send what is due; a file not sent stays due and is a problem (3)."""
     wd = ctx.workdir
     settings = Transports(ctx.settings.transport)
-    report = Outbox(wd.db).send_due(lambda partner: settings.transport_for(partner, wd.root))
+    box = Outbox(wd.db)
+    report = box.send_due(lambda partner: settings.transport_for(partner, wd.root))
+    resent, failed = resend_missing(wd, ctx.date, box, settings)
+    problems = [f"send: {name}: {error}" for name, error in (*report.failed, *failed)]
+    detail = {"sent": len(report.sent), "not_sent": len(report.failed)}
+    if resent or failed:
+        detail["resent_missing"] = len(resent)
     return StepResult(
         "send",
-        {"sent": len(report.sent), "not_sent": len(report.failed)},
-        status="warning" if report.failed else "ok",
-        problems=[f"send: {name}: {error}" for name, error in report.failed],
+        detail,
+        status="warning" if problems else "ok",
+        outputs=[box.get(name).local_path for name in resent],
+        problems=problems,
         exit_code=TransportError.exit_code,
     )
+
+
+def resend_missing(
+    wd: config.WorkDir, day: date, box: Outbox, settings: Transports
+) -> tuple[list[str], list[tuple[str, str]]]:
+    """Answer partners' MissingReturns: each missing TAP-out of ours is sent again, same bytes.
+
+    Only files in the outbox are sent (a name is bound to its registered bytes); the item is
+    then ``resubmitted`` (once: a later night does not send it again). Returns the names sent
+    and ``(name or item, error)`` of what could not be.
+    """
+    from clearing.store import open_store
+
+    with open_store(wd.db) as store:
+        todo = [
+            i
+            for i in store.returns_in.items(status="to_correct")
+            if i.kind == "missing" and i.partner is not None and i.fsn is not None
+        ]
+        plans: list[tuple[str, int, str, list[str]]] = []
+        for i in todo:
+            first = int(i.fsn or 0)
+            last = int(i.fsn_end) if i.fsn_end else first
+            names = []
+            for fsn in range(first, last + 1):
+                found = store.returns_in.tap_out(str(i.partner), fsn)
+                if found is not None and store.outbox.find(found[0]) is not None:
+                    names.append(found[0])
+            plans.append((i.rap_file, i.item, str(i.partner), names))
+    sent: list[str] = []
+    failed: list[tuple[str, str]] = []
+    for rap_file, item, partner, names in plans:
+        if not names:
+            failed.append((rap_file, f"MissingReturn item {item}: no file of ours to send again"))
+            continue
+        try:
+            with settings.transport_for(partner, wd.root) as transport:
+                for name in names:
+                    box.resend(name, transport)
+        except ClearingError as exc:
+            failed.append((rap_file, str(exc)))
+            continue
+        sent += names
+        with open_store(wd.db) as store:
+            store.returns_in.record_resend(rap_file, item, names, day)
+    return sent, failed

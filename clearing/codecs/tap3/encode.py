@@ -70,9 +70,11 @@ HEADER_TYPES: Final[dict[str, tuple[int, Any]]] = {
             ("specificationVersionNumber", "SpecificationVersionNumber"),
             ("releaseVersionNumber", "ReleaseVersionNumber"),
             ("fileTypeIndicator", "FileTypeIndicator"),
+            ("rapFileSequenceNumber", "RapFileSequenceNumber"),
         ],
     ),
     "Sender": (196, "octets"),
+    "RapFileSequenceNumber": (181, "octets"),
     "Recipient": (182, "octets"),
     "FileSequenceNumber": (109, "octets"),
     "FileCreationTimeStamp": (108, _DATE_TIME_LONG),
@@ -196,7 +198,9 @@ class Columns:
     ``apn``, ``tele`` (text); ``offset_code``, ``entity``, ``duration``, ``location_area``,
     ``cell_id``, ``cause_for_term`` (null: absent), ``charge``, ``chargeable_units``,
     ``charged_units``, ``tax_code``, ``tax``, ``level1``..``level3``, ``charging_id``,
-    ``volume_down``, ``volume_up`` (integers); ``taxed`` (whether the TaxInformation is there).
+    ``volume_down``, ``volume_up`` (integers); ``taxed`` (whether the TaxInformation is there);
+    optionally ``rap_fsn`` (text: the RapFileSequenceNumber of a resubmitted event, null:
+    absent).
     """
 
     def __init__(self, values: pl.DataFrame, shape: str) -> None:
@@ -270,6 +274,12 @@ class Columns:
         msisdn, _ = self.optional_bcd(152, "msisdn")
         return self.cons(427, self.cons(199, self.prim(129, self.bcd("imsi")), msisdn))
 
+    def rap_fsn(self) -> list[ber.Node]:
+        """The RapFileSequenceNumber of resubmitted events (TD.57), where given."""
+        if "rap_fsn" not in self.v.columns:
+            return []
+        return [self.prim(181, self.text("rap_fsn"), self.not_null("rap_fsn"))]
+
     def start(self) -> ber.Node:
         """The CallEventStartTimeStamp: the local stamp and its UTC offset code."""
         return self.cons(
@@ -320,6 +330,7 @@ class Columns:
         basic = self.cons(
             114,
             self.cons(115, self.subscriber()),
+            *self.rap_fsn(),
             self.cons(116, self.prim(261, self.text("apn"))),
             self.start(),
             self.prim(223, self.ints("duration")),
@@ -342,6 +353,7 @@ class Columns:
         basic = self.cons(
             147 if mo else 153,
             self.subscriber(),
+            *self.rap_fsn(),
             self.cons(89 if mo else 41, number, present=given),
             self.start(),
             self.prim(223, self.ints("duration")),

@@ -1,0 +1,137 @@
+"""``clearing returns list|resubmit|write-off``: partners' returns about our TAP-out, worked."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from clearing.cli._common import (
+    DebugOpt,
+    JsonOpt,
+    OptionalDateOpt,
+    WorkDirOpt,
+    day_or_today,
+    handles_errors,
+    parse_date,
+)
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from clearing.store import Store
+
+__all__ = ["app", "list_returns", "resubmit", "write_off"]
+
+app = typer.Typer(help="Partners' returns (RAP) about our TAP-out: list, resubmit, write off.")
+
+RapOpt = Annotated[str | None, typer.Option("--rap", help="a partner's RAP file name")]
+EventOpt = Annotated[
+    list[int] | None,
+    typer.Option("--event", help="an event_index of that RAP (repeat for more; default all)"),
+]
+
+
+def _store(workdir: Path, *, read_only: bool = False) -> Store:
+    from clearing.config import WorkDir
+    from clearing.errors import ConfigError
+    from clearing.store import open_store
+
+    wd = WorkDir(workdir)
+    if not wd.db.exists():
+        msg = f"no state in `{workdir}` yet: run `clearing nightly --workdir {workdir}` first"
+        raise ConfigError(msg)
+    return open_store(wd.db, read_only=read_only)
+
+
+@app.command("list")
+@handles_errors
+def list_returns(
+    workdir: WorkDirOpt,
+    as_json: JsonOpt = False,
+    status: Annotated[
+        str | None, typer.Option("--status", help="to_correct | resubmitted | written_off")
+    ] = None,
+    partner: Annotated[str | None, typer.Option("--partner", help="a partner's code")] = None,
+    date: OptionalDateOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """One line per returned event or file, with its status and age (days, to --date/today)."""
+    from clearing.returns.worked import as_row, items
+
+    today = day_or_today(date)
+    with _store(workdir, read_only=True) as state:
+        rows = [as_row(i, today) for i in items(state, status=status, partner=partner)]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    typer.echo(
+        f"{'rap_file':<19}{'kind':<8}{'partner':<8}{'FSN':<6}{'event':>6} {'imsi':<16}"
+        f"{'start':<20}{'errors':<8}{'amount':>14} {'status':<12}{'age':>4}"
+    )
+    for r in rows:
+        amount = "" if r["amount"] is None else f"{r['amount']} {r['currency']}"
+        event = "" if r["event_index"] is None else r["event_index"]
+        typer.echo(
+            f"{r['rap_file']:<19}{r['kind']:<8}{r['partner'] or '':<8}"
+            f"{r['file_sequence_number'] or '':<6}{event:>6} {r['imsi'] or '':<16}"
+            f"{r['start'] or '':<20}{r['error_codes'] or '':<8}{amount:>14} "
+            f"{r['status']:<12}{r['age_days']:>4}"
+        )
+
+
+@app.command("resubmit")
+@handles_errors
+def resubmit(
+    workdir: WorkDirOpt,
+    every: Annotated[bool, typer.Option("--all", help="every item to correct")] = False,
+    rap: RapOpt = None,
+    event: EventOpt = None,
+    date: OptionalDateOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Resubmit returned events (re-rated, in the next TAP-out, with rapFileSequenceNumber).
+
+    ``--date``: the processing date whose TAP-out carries them (default: the next nightly).
+    A fatally returned file is sent again under its own FSN. Only the request is recorded here:
+    the rating and outbound stages of that night carry it out.
+    """
+    from clearing.pipeline.lock import WorkdirLock
+    from clearing.returns.worked import resubmit as record
+
+    for_date = None if date is None else parse_date(date)
+    with WorkdirLock(workdir, "returns resubmit"), _store(workdir) as state:
+        done = record(state, rap=rap, events=event or (), every=every, for_date=for_date)
+    when = "the next nightly" if for_date is None else f"the nightly of {for_date}"
+    typer.echo(f"{len(done)} return(s) to resubmit in {when}")
+
+
+@app.command("write-off")
+@handles_errors
+def write_off(
+    workdir: WorkDirOpt,
+    reason: Annotated[str, typer.Option("--reason", help="why the money is given up")],
+    rap: RapOpt = None,
+    event: EventOpt = None,
+    older_than: Annotated[
+        int | None,
+        typer.Option("--all-older-than", help="every item to correct older than DAYS days"),
+    ] = None,
+    date: OptionalDateOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Write returned events or files off as a loss (their amount is recorded)."""
+    from clearing.pipeline.lock import WorkdirLock
+    from clearing.returns.worked import write_off as record
+
+    with WorkdirLock(workdir, "returns write-off"), _store(workdir) as state:
+        done = record(
+            state,
+            reason=reason,
+            today=day_or_today(date),
+            rap=rap,
+            events=event or (),
+            older_than=older_than,
+        )
+    typer.echo(f"{len(done)} return(s) written off")
