@@ -47,6 +47,8 @@ __all__ = [
     "IOT_FINDINGS",
     "RATED_PARTNER",
     "RATED_VISITORS",
+    "RERATED_VISITORS",
+    "RERATE_DELTAS",
     "RETAIL",
     "RETAIL_BILL_LINE_SCHEMA",
     "RETAIL_SERVICES",
@@ -217,6 +219,25 @@ _RATED_VISITORS = pa.schema(
 )
 
 _UNRATED_VISITORS = _RATED_VISITORS  # the same columns: rows that could not be rated
+_RERATED_VISITORS = _RATED_VISITORS  # the same columns: a replay's rating of a sent day
+
+#: The delta of a replay of a sent day, per partner, service, currency (new − sent).
+_RERATE_DELTAS = pa.schema(
+    [
+        pa.field("direction", _LSTR),
+        pa.field("partner", _LSTR),
+        pa.field("service", _LSTR),
+        pa.field("currency", _LSTR),
+        pa.field("charge_scale", pa.int64()),
+        pa.field("events", pa.uint32()),
+        pa.field("changed", pa.uint32()),
+        pa.field("old_total", pa.int64()),
+        pa.field("new_total", pa.int64()),
+        pa.field("delta", pa.int64()),
+        pa.field("debit", pa.int64()),
+        pa.field("credit", pa.int64()),
+    ]
+)
 
 _CDR_FINDINGS = pa.schema(
     [
@@ -401,6 +422,10 @@ FINDINGS = Dataset(
 )
 RATED_VISITORS = Dataset("rated_visitors", _RATED_VISITORS, Partitioning.DATE_PARTNER)
 UNRATED_VISITORS = Dataset("unrated_visitors", _UNRATED_VISITORS, Partitioning.DATE)
+#: A replay's rating of the records behind a sent file (written only where it differs).
+RERATED_VISITORS = Dataset("rerated_visitors", _RERATED_VISITORS, Partitioning.DATE_PARTNER)
+#: A replay of a sent day: the delta (new − sent) per partner, service and currency.
+RERATE_DELTAS = Dataset("rerate_deltas", _RERATE_DELTAS, Partitioning.DATE)
 CDR_FINDINGS = Dataset("cdr_findings", _CDR_FINDINGS, Partitioning.DATE)
 CDR_QUARANTINE = Dataset("cdr_quarantine", _CDR_QUARANTINE, Partitioning.DATE)
 RATED_PARTNER = Dataset("rated_partner", _RATED_PARTNER, Partitioning.DATE_PARTNER)
@@ -422,6 +447,8 @@ DATASETS: tuple[Dataset, ...] = (
     IOT_FINDINGS,
     RETAIL,
     RETAIL_SUMMARY,
+    RERATED_VISITORS,
+    RERATE_DELTAS,
 )
 _BY_NAME = {d.name: d for d in DATASETS}
 
@@ -519,11 +546,31 @@ def day_files(root: Path, day: date) -> list[Path]:
 # --- writing ----------------------------------------------------------------------------------
 
 
-def clear(root: Path, ds: Dataset, day: date) -> None:
-    """Remove the ``date=<day>`` partition of ``ds`` (a stage then writes it whole again)."""
+def clear(root: Path, ds: Dataset, day: date, *, keep: Iterable[str] = ()) -> None:
+    """Remove the ``date=<day>`` partition of ``ds`` (a stage then writes it whole again).
+
+    Args:
+        root: the lake.
+        ds: the dataset.
+        day: the processing date.
+        keep: partners whose ``partner=<P>`` folders stay as they are (a dataset partitioned
+            by partner: the rows behind a sent file are never rewritten).
+    """
     folder = partition(root, ds, day)
-    if folder.exists():
-        shutil.rmtree(folder)
+    kept = {f"partner={p}" for p in keep}
+    if not kept:
+        if folder.exists():
+            shutil.rmtree(folder)
+        return
+    if not folder.is_dir():
+        return
+    for child in folder.iterdir():
+        if child.name in kept:
+            continue
+        if child.is_dir():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
 
 
 def write(
@@ -553,6 +600,7 @@ def sql_type(t: pa.DataType) -> str:
         pa.int16(): "SMALLINT",
         pa.int32(): "INTEGER",
         pa.int64(): "BIGINT",
+        pa.uint32(): "UINTEGER",
         pa.bool_(): "BOOLEAN",
         pa.float64(): "DOUBLE",
         pa.date32(): "DATE",

@@ -12,6 +12,7 @@ import pytest
 
 from clearing import lake
 from clearing.pipeline.nightly import NightlyOptions, run_nightly
+from clearing.rating import import_rates
 from clearing.samples.workdir import generate_world
 
 if TYPE_CHECKING:
@@ -22,9 +23,22 @@ DAY = date(2026, 11, 22)
 
 @pytest.fixture(scope="module")
 def night(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small generated world after one nightly run (collect from the folder transport)."""
+    """A small generated world after one nightly run (collect from the folder transport).
+
+    Then a tariff row edited in place and the night run again: a replay of a sent day writes
+    the re-rate result and its delta too.
+    """
     root = tmp_path_factory.mktemp("lake") / "w"
     generate_world(root, day=DAY, events=300, seed=5)
+    run_nightly(root, DAY, options=NightlyOptions(send=False))
+    iot = root / "rates" / "sources" / "iot.csv"
+    old = "FRAF9,inbound,mtc,,all,1234567,00:00,24:00,60,8200,"
+    assert old in iot.read_text(encoding="utf-8")
+    iot.write_text(
+        iot.read_text(encoding="utf-8").replace(old, old.replace(",8200,", ",9200,")),
+        encoding="utf-8",
+    )
+    import_rates(root / "rates")
     run_nightly(root, DAY, options=NightlyOptions(send=False))
     return root / "lake"
 

@@ -281,6 +281,9 @@ def money(value: int | None, scale: int | None) -> str:
 
 def rate_dict(summary: RateSummary, outbound: list[OutboundFile]) -> dict[str, Any]:
     """The rate step's summary (rating, then outbound) as ``clearing rate --json`` prints it."""
+    replay: dict[str, Any] = {}
+    if summary.replayed:  # a replay of a sent day: what was sent stays, the change is a delta
+        replay = {"sent": list(summary.sent), "rerate_deltas": summary.deltas}
     return {
         "date": summary.day.isoformat(),
         "cdr_files": [p.name for p in summary.cdr_files],
@@ -315,6 +318,7 @@ def rate_dict(summary: RateSummary, outbound: list[OutboundFile]) -> dict[str, A
         "payable": [
             {"partner": p, "currency": c, "scale": s, "amount": v} for p, c, s, v in summary.payable
         ],
+        **replay,
     }
 
 
@@ -348,6 +352,15 @@ def _print_rate(out: dict[str, Any]) -> None:
             typer.echo(f"  payable {r['partner']}: {amount} {r['currency']}")
     else:
         typer.echo("IOT check: no accepted TAP-in / CIBER-in for this date")
+    if "sent" in out:
+        deltas = out["rerate_deltas"]
+        typer.echo(
+            f"replay: already sent for {', '.join(out['sent'])} (files and rated rows kept); "
+            f"{len(deltas)} re-rate delta line(s) in lake/rerate_deltas"
+        )
+        for r in deltas:
+            amount = money(r["delta"], r["charge_scale"])
+            typer.echo(f"  delta {r['partner']} {r['service']}: {amount} {r['currency']}")
 
 
 @settle_app.command()

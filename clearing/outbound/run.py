@@ -11,6 +11,11 @@ Numbers come from :class:`~clearing.outbound.sequences.Sequences`; a re-run of t
 reuses them, so the same rated rows give byte-identical files. Files are written to a
 temporary name and renamed (atomic).
 
+A partner's file of the day once registered in the outbox is *sent*
+(:func:`clearing.store.is_sent`): a re-run leaves it alone, after checking that its bytes on
+disk still hash to the outbox's SHA-256 (a mismatch is a :class:`~clearing.errors.LedgerError`
+naming the file). A replay's changes are the rating stage's re-rate result and delta.
+
 :func:`write_day` is the ``outbound`` stage: it reads the day's rated rows from
 ``lake/rated_visitors/date=D/partner=P/part-0.parquet`` (written by :mod:`clearing.rating`).
 """
@@ -29,11 +34,11 @@ from clearing._io import write_atomic
 from clearing.codecs import ciber
 from clearing.codecs.facts import ciber_facts, tap_header_facts
 from clearing.config import WorkDir
-from clearing.errors import ClearingError, ConfigError
+from clearing.errors import ClearingError, ConfigError, LedgerError
 from clearing.money import round_div
 from clearing.names import CiberName
 from clearing.outbound._ciber_out import write_columnar
-from clearing.outbound.sequences import FileRecord, Sequences
+from clearing.outbound.sequences import FileRecord, SentFile, Sequences
 from clearing.outbound.tap import (
     TapHeader,
     encode_notification,
@@ -179,11 +184,17 @@ def write_partner_files(
         ConfigError: as :func:`write_outbound`.
     """
     seq = Sequences(workdir / "clearing.duckdb")
-    with_rows = sorted(p for p, rows in rated.items() if rows.height)
-    agreements = _agreements(rates, day, with_rows)
     out: list[OutboundFile] = []
     with seq.session():
+        sent: dict[str, list[SentFile]] = {}
+        for f in seq.sent(day):
+            sent.setdefault(f.partner, []).append(f)
+        out += [_kept(f) for files in sent.values() for f in files]
+        with_rows = sorted(p for p, rows in rated.items() if rows.height and p not in sent)
+        agreements = _agreements(rates, day, with_rows)
         for partner in sorted(agreements):
+            if partner in sent:  # sent: never written again (a replay gives a delta)
+                continue
             a = agreements[partner]
             rows = rated.get(partner)
             if rows is None:
@@ -214,6 +225,43 @@ def _mark_resubmitted(
     with open_store(workdir / "clearing.duckdb") as state, state.transaction():
         for f in carrying:
             state.returns_in.mark_resubmitted(day, f.partner, f.path.name)
+
+
+def _kept(f: SentFile) -> OutboundFile:
+    """A sent file left as it is, after checking its bytes still hash to the outbox's value.
+
+    Raises:
+        LedgerError: the file is gone or its bytes changed since it was registered.
+    """
+    try:
+        data = f.local_path.read_bytes()
+    except OSError as exc:
+        msg = (
+            f"`{f.name}` (sent to {f.partner} for {f.processing_date}) cannot be read at "
+            f"`{f.local_path}` ({exc.strerror}): a sent file is never written again; put "
+            "its sent bytes back (the partner's copy, a backup) and run again"
+        )
+        raise LedgerError(msg) from None
+    sha = hashlib.sha256(data).hexdigest()
+    if sha != f.sha256:
+        msg = (
+            f"`{f.local_path}` no longer hashes to the outbox's sha256 of `{f.name}` (sent to "
+            f"{f.partner} for {f.processing_date}: {f.sha256[:12]}…, now {sha[:12]}…): a sent "
+            "file is never written again; put its sent bytes back and run again"
+        )
+        raise LedgerError(msg)
+    return OutboundFile(
+        f.path,
+        f.kind,
+        f.partner,
+        f.sequence_number,
+        f.events,
+        f.total_charge,
+        f.total_tax,
+        f.charge_scale,
+        f.currency,
+        False,
+    )
 
 
 def _tap_file(

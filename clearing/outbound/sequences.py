@@ -23,14 +23,14 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from clearing.names import next_fsn
-from clearing.store import FileRecord, Store, open_store
+from clearing.store import FileRecord, SentFile, Store, open_store, sent_files
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from datetime import date
     from pathlib import Path
 
-__all__ = ["FileRecord", "Sequences", "next_fsn"]
+__all__ = ["FileRecord", "SentFile", "Sequences", "next_fsn"]
 
 
 class Sequences:
@@ -102,6 +102,11 @@ class Sequences:
         fsn = next_fsn(previous)
         self.store(partner, "tap", file_type, day, first=fsn, last=fsn, previous=previous)
         return fsn
+
+    def sent(self, day: date) -> list[SentFile]:
+        """The files of ``day`` registered in the outbox (sent: never written again)."""
+        with self._connect() as st:
+            return sent_files(st, day)
 
     def register(self, record: FileRecord) -> bool:
         """Store a written file; True when a file of that name had other content before."""

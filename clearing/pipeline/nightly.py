@@ -193,6 +193,13 @@ def _summarise(
                 for p, c, s, a in rated.payable
             ],
         }
+        if rated.replayed:
+            # a replay of a sent day: the receivable is what was sent; the change is a delta
+            run.facts["money"]["rerate_deltas"] = rated.deltas
+            run.facts["money"]["sent_identity"] = [
+                {**t, "difference": t["rerated"] - t["sent"] - t["deltas"]}
+                for t in rated.replay_totals
+            ]
     run.reconciliation = rec.as_dict()
     if rec.difference != 0:
         run.problem(EXIT_DATA, f"reconciliation difference {rec.difference} (must be 0)")

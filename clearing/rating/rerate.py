@@ -9,16 +9,18 @@ Both directions of a period ``YYYY-MM`` (processing dates of that month) are re-
 
 A row *changed* when its charge (expected value), tax, status or tariff row version differs.
 The report has one line per (direction, partner, service, currency, scale) with changed rows:
-events, changed, old total, new total, delta; it is empty when the tariffs are the same. It is
-written to ``out/rerate/rerate_YYYY-MM.csv`` and ``lake/rerate/period=YYYY-MM/`` (``delta`` and
-the changed ``rows``). The lake's rated rows are not modified: re-run ``clearing rate --date``
-for a day to rate it anew (TAP-out keeps its FSN).
+events, changed, old total, new total, delta; it is empty when the tariffs are the same (the
+rule is :func:`clearing.rating.delta.delta_report`'s, shared with the replay of a sent day).
+It is written to ``out/rerate/rerate_YYYY-MM.csv`` and ``lake/rerate/period=YYYY-MM/``
+(``delta`` and the changed ``rows``). The lake's rated rows are not modified: a replay of a
+day (``clearing rate --date``) leaves the rows of what was sent as they are and writes a
+re-rate result and a delta beside them (:mod:`clearing.rating.run`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
 import polars as pl
 
@@ -27,6 +29,7 @@ from clearing.config import WorkDir, parse_period
 from clearing.rating._book import Rates
 from clearing.rating.cdr import cdr_schema
 from clearing.rating.check import expected_charges
+from clearing.rating.delta import DELTA_COLUMNS, DELTA_SCHEMA, delta_report
 from clearing.rating.inbound import rate_visitors
 from clearing.rating.run import write_parquet
 
@@ -35,32 +38,6 @@ if TYPE_CHECKING:
 
 __all__ = ["DELTA_COLUMNS", "Rerate", "rerate"]
 
-DELTA_COLUMNS: Final = (
-    "direction",
-    "partner",
-    "service",
-    "currency",
-    "charge_scale",
-    "events",
-    "changed",
-    "old_total",
-    "new_total",
-    "delta",
-)
-_DELTA_SCHEMA: Final = pl.Schema(
-    {
-        "direction": pl.String(),
-        "partner": pl.String(),
-        "service": pl.String(),
-        "currency": pl.String(),
-        "charge_scale": pl.Int64(),
-        "events": pl.UInt32(),
-        "changed": pl.UInt32(),
-        "old_total": pl.Int64(),
-        "new_total": pl.Int64(),
-        "delta": pl.Int64(),
-    }
-)
 _HIVE = ("date", "partner")
 
 
@@ -198,37 +175,9 @@ def rerate(workdir: Path, period: str, *, rates_dir: Path | None = None) -> Rera
     n_pay = sum(p.height for p in parts) - n_recv
     if rows is None:
         changed = pl.DataFrame()
-        delta = pl.DataFrame(schema=_DELTA_SCHEMA)
+        delta = pl.DataFrame(schema=DELTA_SCHEMA)
     else:
-
-        def differs(a: str, b: str) -> pl.Expr:
-            return pl.col(a).ne_missing(pl.col(b))
-
-        flag = (
-            differs("old_charge", "new_charge")
-            | differs("old_tax", "new_tax")
-            | differs("old_status", "new_status")
-            | differs("old_version", "new_version")
-        )
-        rows = rows.with_columns(flag.alias("changed"))
-        changed = rows.filter(pl.col("changed")).sort(
-            "direction", "partner", "date", "file", "line"
-        )
-        keys = ["direction", "partner", "service", "currency", "charge_scale"]
-        delta = (
-            rows.group_by(keys)
-            .agg(
-                pl.len().alias("events"),
-                pl.col("changed").sum().cast(pl.UInt32).alias("changed"),
-                pl.col("old_charge").sum().alias("old_total"),
-                pl.col("new_charge").sum().alias("new_total"),
-            )
-            .filter(pl.col("changed") > 0)
-            .with_columns((pl.col("new_total") - pl.col("old_total")).alias("delta"))
-            .select(DELTA_COLUMNS)
-            .sort(keys, nulls_last=True)
-        )
-        delta = delta.cast(_DELTA_SCHEMA)
+        changed, delta = delta_report(rows)
     out_csv = workdir / "out" / "rerate" / f"rerate_{period}.csv"
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     out_csv.write_text(delta.write_csv(line_terminator="\n"), encoding="utf-8")

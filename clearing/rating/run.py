@@ -13,7 +13,11 @@ Reads (``D`` = the processing date):
 
 Writes (each ``date=D`` folder is replaced whole, so a re-run leaves no duplicate rows):
 
-* ``lake/rated_visitors/date=D/partner=P/part-0.parquet`` — rated rows, per partner;
+* ``lake/rated_visitors/date=D/partner=P/part-0.parquet`` — rated rows, per partner; once
+  the day's file for ``P`` is in the outbox (:func:`clearing.store.is_sent`) these rows are
+  never rewritten: a replay writes its rating of ``P``'s records to
+  ``lake/rerated_visitors/date=D/partner=P`` (where it differs) and the delta, new − sent per
+  partner, service and currency, to ``lake/rerate_deltas/date=D`` (where there is one);
 * ``lake/unrated_visitors/date=D/part-0.parquet`` — rows that could not be rated, with reason;
 * ``lake/cdr_findings/date=D/part-0.parquet``, ``lake/cdr_quarantine/date=D/part-0.parquet``;
 * ``lake/rated_partner/date=D/partner=P/part-0.parquet`` — the IOT check of every event;
@@ -31,7 +35,7 @@ from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import polars as pl
 
@@ -40,10 +44,12 @@ from clearing._io import write_table_atomic
 from clearing.rating._book import Rates
 from clearing.rating.cdr import read_cdrs
 from clearing.rating.check import iot_check
+from clearing.rating.delta import replay_delta
 from clearing.rating.inbound import rate_visitors
+from clearing.store import sent_partners
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable, Sequence
     from datetime import date
     from pathlib import Path
 
@@ -76,6 +82,12 @@ class RateSummary:
         paths: the lake and out paths written.
         resubmitted: returned events re-rated and added to the day's rated rows.
         problems: returned events that could not be resubmitted (they stay to correct).
+        sent: partners whose file of the day was already sent: their rated rows were kept
+            as sent, ``receivable`` is theirs, the replay's rating is in the re-rate result.
+        deltas: the replay's delta lines (``lake/rerate_deltas``), as dicts.
+        replay_totals: per sent partner, currency and scale: ``sent`` (the rows behind the
+            sent file), ``deltas`` and ``rerated`` (the replay's rating); ``rerated = sent +
+            deltas`` always.
     """
 
     day: date
@@ -92,6 +104,14 @@ class RateSummary:
     paths: list[Path] = field(default_factory=list)
     resubmitted: int = 0
     problems: list[str] = field(default_factory=list)
+    sent: tuple[str, ...] = ()
+    deltas: list[dict[str, Any]] = field(default_factory=list)
+    replay_totals: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def replayed(self) -> bool:
+        """True when some partner's file of the day was already sent (a replay)."""
+        return bool(self.sent)
 
     @property
     def identity_ok(self) -> bool:
@@ -302,8 +322,10 @@ def _partitioned(
     ds: lake.Dataset,
     day: date,
     writes: _Writes,
+    *,
+    keep: Iterable[str] = (),
 ) -> list[Path]:
-    lake.clear(root, ds, day)
+    lake.clear(root, ds, day, keep=keep)
     # `partner` kept in the file (04172); a null partner's folder is `partner=None`
     return sorted(writes.write(root, ds, day, part, str(partner)) for partner, part in parts)
 
@@ -311,6 +333,98 @@ def _partitioned(
 def _single(df: pl.DataFrame, root: Path, ds: lake.Dataset, day: date, writes: _Writes) -> Path:
     lake.clear(root, ds, day)
     return writes.write(root, ds, day, df)
+
+
+_MONEY_KEYS: Final = ["partner", "currency", "charge_scale"]
+
+
+def _receivable(
+    parts: Sequence[tuple[str | None, pl.DataFrame]],
+) -> list[tuple[str, str, int, int]]:
+    """Per (partner, currency, scale): the total charge of ``parts`` (by partner, then keys)."""
+    keys = _MONEY_KEYS
+    # per partner (slices: no copy of the rows); one partner's groups by currency, scale
+    sums = [part.group_by(keys).agg(pl.col("charge").sum()) for _p, part in parts]
+    return [
+        (r[0], r[1], int(r[2]), int(r[3]))
+        for sums_of in sums
+        for r in sums_of.sort(keys).select(*keys, "charge").rows()
+    ]
+
+
+@dataclass(frozen=True)
+class _Replay:
+    kept: dict[str, pl.DataFrame]  # a sent partner's rows, as sent
+    paths: list[Path]
+    deltas: list[dict[str, Any]]
+    totals: list[dict[str, Any]]
+
+
+def _empty_rated() -> pl.DataFrame:
+    return pl.from_arrow(lake.RATED_VISITORS.schema.empty_table())  # type: ignore[return-value]
+
+
+def _totals(df: pl.DataFrame, name: str) -> pl.DataFrame:
+    return df.group_by(_MONEY_KEYS).agg(pl.col("charge").sum().cast(pl.Int64).alias(name))
+
+
+def _replay(
+    root: Path,
+    day: date,
+    sent: frozenset[str],
+    replayed: dict[str, pl.DataFrame],
+    writes: _Writes,
+) -> _Replay:
+    """Keep the sent partners' rows; write the re-rate result where it differs, and the delta.
+
+    ``lake/rerated_visitors/date=D/partner=P`` holds the replay's rated rows of a sent partner
+    whose rating changed; ``lake/rerate_deltas/date=D`` the delta (new − sent) of the sent
+    partners (no file: the replay rated everything as it was sent, so the lake is as it was).
+    """
+    for ds in (lake.RERATED_VISITORS, lake.RERATE_DELTAS):
+        lake.clear(root, ds, day)
+    kept: dict[str, pl.DataFrame] = {}
+    for p in sorted(sent):
+        f = lake.path(root, lake.RATED_VISITORS, day, partner=p)
+        kept[p] = pl.read_parquet(f, hive_partitioning=False) if f.is_file() else _empty_rated()
+    if not sent:
+        return _Replay(kept, [], [], [])
+    paths: list[Path] = []
+    deltas: list[pl.DataFrame] = []
+    totals: list[pl.DataFrame] = []
+    for p, old in kept.items():
+        new = replayed.get(p)
+        if new is None:
+            new = _empty_rated()
+        changed, delta = replay_delta(old, new)
+        if changed.height:
+            paths.append(writes.write(root, lake.RERATED_VISITORS, day, new, p))
+        deltas.append(delta)
+        both = _totals(old, "sent").join(
+            _totals(new, "rerated"), on=_MONEY_KEYS, how="full", coalesce=True
+        )
+        totals.append(both)
+    delta = pl.concat(deltas)
+    if delta.height:  # an unchanged replay leaves the lake as it was
+        paths.append(writes.write(root, lake.RERATE_DELTAS, day, delta))
+    money = (
+        pl.concat(totals)
+        .join(
+            delta.group_by(_MONEY_KEYS).agg(pl.col("delta").sum().alias("deltas")),
+            on=_MONEY_KEYS,
+            how="left",
+        )
+        .select(
+            "partner",
+            "currency",
+            pl.col("charge_scale").alias("scale"),
+            pl.col("sent").fill_null(0),
+            pl.col("deltas").fill_null(0),
+            pl.col("rerated").fill_null(0),
+        )
+        .sort("partner", "currency", "scale")
+    )
+    return _Replay(kept, paths, delta.to_dicts(), money.to_dicts())
 
 
 def rate_day(
@@ -328,6 +442,7 @@ def rate_day(
     """
     rates = Rates.load(rates_dir or workdir / "rates")
     root = config.WorkDir(workdir).lake
+    sent = sent_partners(workdir, day)
     files = cdr_files(workdir, day)
     writes = _Writes()
     try:
@@ -355,18 +470,21 @@ def rate_day(
         del rated_all
         n_unrated = unrated.height
         n_rated = sum(part.height for _p, part in by_partner) - n_again
-        # per partner (slices: no copy of the rows); one partner's groups by currency, scale
-        keys = ["partner", "currency", "charge_scale"]
-        sums = [part.group_by(keys).agg(pl.col("charge").sum()) for _p, part in by_partner]
-        receivable = [
-            (r[0], r[1], int(r[2]), int(r[3]))
-            for sums_of in sums
-            for r in sums_of.sort(keys).select(*keys, "charge").rows()
-        ]
-        paths += _partitioned(by_partner, root, lake.RATED_VISITORS, day, writes)
-        paths.append(_single(unrated.sort(order[1:]), root, lake.UNRATED_VISITORS, day, writes))
-        del unrated
+        # a sent partner's rows stay as they went out; the replay's go to the re-rate result
+        fresh = [(p, part) for p, part in by_partner if p is None or p not in sent]
+        replayed = {str(p): part for p, part in by_partner if p is not None and p in sent}
         del by_partner
+        replay = _replay(root, day, sent, replayed, writes)
+        del replayed
+        going_out = sorted(
+            [*fresh, *((p, rows) for p, rows in replay.kept.items() if rows.height)],
+            key=lambda t: (t[0] is None, t[0] or ""),
+        )
+        receivable = _receivable(going_out)
+        paths += _partitioned(fresh, root, lake.RATED_VISITORS, day, writes, keep=sent)
+        paths += replay.paths
+        paths.append(_single(unrated.sort(order[1:]), root, lake.UNRATED_VISITORS, day, writes))
+        del unrated, fresh, going_out
         writes.wait()  # the visitors' files are written: their rows can go
         checked = breaches = unchecked = 0
         payable: list[tuple[str, str, int, int]] = []
@@ -408,4 +526,7 @@ def rate_day(
         paths=paths,
         resubmitted=n_again,
         problems=problems,
+        sent=tuple(sorted(sent)),
+        deltas=replay.deltas,
+        replay_totals=replay.totals,
     )

@@ -21,6 +21,8 @@ Sheets, in order:
 ``RAP received``         partners' RAPs about our TAP-out and ACKs received on the date
 ``IOT check``            per partner and service: checked, breaches, charged vs expected
 ``IOT breaches``         every breach
+``Re-rate deltas``       replays of the date after it was sent: new − sent per partner, service
+                         and currency, on their own (the receivable is what was sent)
 ``Audit``                software, config hash, reference data, input and lake files, run
 
 Figures come from the lake and ``clearing.duckdb``; ``in`` comes from the file register (what
@@ -52,6 +54,7 @@ from clearing.settle._common import (
     lake_file_rows,
     naive_utc,
 )
+from clearing.settle._deltas import delta_rows, deltas_table
 from clearing.settle._fx import Fx
 from clearing.settle._lake import SDR_SCALE, Lake
 
@@ -133,6 +136,8 @@ def build_daily(
         breaches = _breaches(d)
         partners = _partners(d, inbound, recon, out_recon, raps, iot)
         register = _register_rows(inbound, outbound, raps, rap_in)
+        deltas, delta_files = delta_rows(lake, [day])
+        d.lake_files += delta_files
         audit = _audit_rows(d, register)
     facts = AuditFacts.collect(settings, workdir / "rates")
     tables = [
@@ -148,6 +153,7 @@ def build_daily(
         sheets.rap_in_table(rap_in, day),
         sheets.iot_table(iot, day),
         sheets.breaches_table(breaches, day),
+        deltas_table(deltas, f"Processing date {day} · replays of the date after it was sent"),
         sheets.audit_table(audit, facts, day, run_id),
     ]
     home = settings.home.tadig

@@ -19,6 +19,8 @@ Sheets, in order:
 ``Exchange rates``         every fx row used: rate, source, date, events and amounts converted
 ``Retail``                 per sub-number plan: wholesale cost vs retail revenue, margin
 ``Daily trend``            receivable, payable and net per processing date; chart
+``Re-rate deltas``         replays of the period's dates after they were sent: new − sent per
+                           partner, service and currency, on their own (never in the receivable)
 ``Audit``                  software, config hash, reference data, windows, run, issue, every
                            input file, outbound file and lake file read (SHA-256)
 
@@ -49,6 +51,7 @@ from clearing.rating.validity import valid_on_sql
 from clearing.settle import _monthly_sheets as sheets
 from clearing.settle._book import Book, money
 from clearing.settle._common import AuditFacts, file_sha256, lake_file_rows
+from clearing.settle._deltas import delta_rows, deltas_table
 from clearing.settle._issue import write_issue
 from clearing.settle._lake import SDR_SCALE, Lake, MissingInputError
 
@@ -147,6 +150,7 @@ class _Figures:
     audit: list[dict[str, Any]] = field(default_factory=list)
     runs: list[dict[str, Any]] = field(default_factory=list)
     missing_retail: list[date] = field(default_factory=list)
+    deltas: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def read(cls, workdir: Path, p: Period, settings: config.Settings) -> _Figures:
@@ -180,6 +184,8 @@ class _Figures:
             f.rates = _rates_used(lake)
             f.retail = _retail(lake)
             f.trend = _trend(lake)
+            f.deltas, delta_files = delta_rows(lake, dates)
+            files += delta_files
             f.audit = _audit_inputs(lake, p) + lake_file_rows(files, workdir)
             f.runs = _runs(workdir, p)
         return f
@@ -760,6 +766,7 @@ def build_monthly(f: _Figures, *, run_id: str | None, version: int, replaces: Pa
             sheets.rates_table(f.rates, p),
             sheets.retail_table(f.retail, p, f.missing_retail),
             sheets.trend_table(f.trend, p),
+            deltas_table(f.deltas, f"Period {p.name} · replays of its dates after they were sent"),
             sheets.audit_table(head + f.audit, p),
         ],
         footer=f"{home.tadig} settlement {p.name} {issue}",

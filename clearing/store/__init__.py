@@ -5,7 +5,7 @@
   ledger), one error :class:`~clearing.errors.StoreError`;
 * typed methods per table: :mod:`.register` (files, findings, rap_out), :mod:`.sequences`
   (inbound and outbound FSN), :mod:`.returns_in` (partners' RAPs and ACKs), :mod:`.outbox`,
-  :mod:`.ledger` (fetched).
+  :mod:`.ledger` (fetched); :mod:`.sent`: what is sent (never rewritten, :func:`is_sent`).
 
 Stages receive a :class:`Store` and use its typed methods; none writes SQL against these
 tables.
@@ -25,6 +25,7 @@ from clearing.store.db import (
 from clearing.store.ledger import FetchedFile
 from clearing.store.outbox import OutboxEntry, OutboxState
 from clearing.store.schema import LEDGER, STATE, Migration, Schema
+from clearing.store.sent import SentFile, SentHistory, is_sent, sent_files, sent_partners
 from clearing.store.sequences import FileRecord, SequenceCheck, next_fsn
 
 __all__ = [
@@ -38,11 +39,16 @@ __all__ = [
     "OutboxEntry",
     "OutboxState",
     "Schema",
+    "SentFile",
+    "SentHistory",
     "SequenceCheck",
     "Store",
     "StoreError",
     "attach_read_only",
+    "is_sent",
     "next_fsn",
     "open_ledger",
     "open_store",
+    "sent_files",
+    "sent_partners",
 ]

@@ -1,0 +1,162 @@
+"""Old rows against new rows: which changed, and the delta report per partner and service.
+
+One rule for both re-ratings:
+
+* the monthly ``clearing rerate`` (:mod:`clearing.rating.rerate`): a period's rows against
+  today's reference data;
+* the replay of a sent day (:mod:`clearing.rating.run`): the rated rows that went out in the
+  day's file for a partner (*sent*, never rewritten) against the replay's rating of the same
+  records (the *re-rate result*).
+
+A row *changed* when its charge, tax, status or tariff row version differs. The report has one
+line per (direction, partner, service, currency, scale) with changed rows (:data:`DELTA_COLUMNS`):
+events, changed, old total, new total and ``delta = new − old``; it is empty when nothing
+changed. For a replay, ``debit`` (``delta`` > 0: the partner owes us more) and ``credit``
+(``delta`` < 0: we owe the partner back) are added (:data:`REPLAY_DELTA_COLUMNS`).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import polars as pl
+
+__all__ = [
+    "DELTA_COLUMNS",
+    "DELTA_SCHEMA",
+    "REPLAY_DELTA_COLUMNS",
+    "REPLAY_DELTA_SCHEMA",
+    "ROW_KEYS",
+    "delta_report",
+    "replay_delta",
+    "replay_rows",
+]
+
+DELTA_COLUMNS: Final = (
+    "direction",
+    "partner",
+    "service",
+    "currency",
+    "charge_scale",
+    "events",
+    "changed",
+    "old_total",
+    "new_total",
+    "delta",
+)
+DELTA_SCHEMA: Final = pl.Schema(
+    {
+        "direction": pl.String(),
+        "partner": pl.String(),
+        "service": pl.String(),
+        "currency": pl.String(),
+        "charge_scale": pl.Int64(),
+        "events": pl.UInt32(),
+        "changed": pl.UInt32(),
+        "old_total": pl.Int64(),
+        "new_total": pl.Int64(),
+        "delta": pl.Int64(),
+    }
+)
+REPLAY_DELTA_COLUMNS: Final = (*DELTA_COLUMNS, "debit", "credit")
+REPLAY_DELTA_SCHEMA: Final = pl.Schema(
+    {**dict(DELTA_SCHEMA), "debit": pl.Int64(), "credit": pl.Int64()}
+)
+#: What identifies a visitor record across ratings: its mediation file and line.
+ROW_KEYS: Final = ("file", "line")
+_KEYS: Final = ["direction", "partner", "service", "currency", "charge_scale"]
+
+
+def delta_report(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The changed rows and the delta report of old/new row pairs.
+
+    Args:
+        rows: one row per record with ``direction``, ``partner``, ``service``, ``currency``,
+            ``charge_scale`` (the new values where there are), ``date``, ``file``, ``line`` and
+            ``old_``/``new_`` ``status``, ``charge``, ``tax``, ``version`` (null: the record
+            has no old / new rating).
+
+    Returns:
+        ``(changed rows with a ``changed`` column, sorted; the report of
+        :data:`DELTA_COLUMNS`)``.
+    """
+
+    def differs(a: str, b: str) -> pl.Expr:
+        return pl.col(a).ne_missing(pl.col(b))
+
+    flag = (
+        differs("old_charge", "new_charge")
+        | differs("old_tax", "new_tax")
+        | differs("old_status", "new_status")
+        | differs("old_version", "new_version")
+    )
+    rows = rows.with_columns(flag.alias("changed"))
+    changed = rows.filter(pl.col("changed")).sort("direction", "partner", "date", "file", "line")
+    delta = (
+        rows.group_by(_KEYS)
+        .agg(
+            pl.len().alias("events"),
+            pl.col("changed").sum().cast(pl.UInt32).alias("changed"),
+            pl.col("old_charge").sum().alias("old_total"),
+            pl.col("new_charge").sum().alias("new_total"),
+        )
+        .filter(pl.col("changed") > 0)
+        .with_columns((pl.col("new_total") - pl.col("old_total")).alias("delta"))
+        .select(DELTA_COLUMNS)
+        .sort(_KEYS, nulls_last=True)
+    )
+    return changed, delta.cast(DELTA_SCHEMA)
+
+
+def replay_rows(sent: pl.DataFrame, rerated: pl.DataFrame) -> pl.DataFrame:
+    """Pair a partner's sent rated rows with the replay's rated rows of the same records.
+
+    Records are matched on :data:`ROW_KEYS`; a record only sent (no longer rated) has no new
+    values, a record only re-rated (new on the replay) no old ones. Both frames have the
+    columns of ``lake/rated_visitors``.
+    """
+    cols = ["partner", "service", "currency", "charge_scale", "status", "charge", "tax"]
+    cols.append("iot_version")
+
+    def side(df: pl.DataFrame, prefix: str) -> pl.DataFrame:
+        return df.select(
+            *ROW_KEYS,
+            pl.col("record_id").alias(f"{prefix}record_id"),
+            *(pl.col(c).alias(prefix + c) for c in cols),
+        )
+
+    both = side(sent, "old_").join(
+        side(rerated, "new_"), on=list(ROW_KEYS), how="full", coalesce=True, maintain_order="left"
+    )
+
+    def new_or_old(c: str) -> pl.Expr:
+        return pl.coalesce(f"new_{c}", f"old_{c}").alias(c)
+
+    return both.select(
+        pl.lit("receivable").alias("direction"),
+        pl.lit(None, pl.Date).alias("date"),
+        *ROW_KEYS,
+        new_or_old("record_id"),
+        *(new_or_old(c) for c in ("partner", "service", "currency", "charge_scale")),
+        "old_status",
+        "new_status",
+        "old_charge",
+        "new_charge",
+        "old_tax",
+        "new_tax",
+        pl.col("old_iot_version").alias("old_version"),
+        pl.col("new_iot_version").alias("new_version"),
+    )
+
+
+def replay_delta(sent: pl.DataFrame, rerated: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The changed rows and the delta (:data:`REPLAY_DELTA_COLUMNS`) of a replay: new − sent.
+
+    Empty when the replay rates every sent record as it was sent (and no other record).
+    """
+    changed, delta = delta_report(replay_rows(sent, rerated))
+    delta = delta.with_columns(
+        pl.max_horizontal(pl.col("delta"), pl.lit(0, pl.Int64)).alias("debit"),
+        pl.max_horizontal(-pl.col("delta"), pl.lit(0, pl.Int64)).alias("credit"),
+    )
+    return changed, delta.select(REPLAY_DELTA_COLUMNS).cast(REPLAY_DELTA_SCHEMA)
