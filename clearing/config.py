@@ -42,8 +42,10 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    SerializerFunctionWrapHandler,
     ValidationError,
     field_validator,
+    model_serializer,
     model_validator,
 )
 from pydantic_core import to_json
@@ -56,7 +58,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CONFIG_NAME",
+    "DEFAULT_RATE_KEYS",
     "PARALLEL_MIN_MB",
+    "DefaultRate",
     "Environment",
     "FolderPartner",
     "Home",
@@ -115,6 +119,36 @@ class Validation(_Model):
     expect_test_data: bool = False
 
 
+#: The keys of ``[partners.X.default_rate]``: a service of the IOT, or a usage kind (any service
+#: of that kind, e.g. ``moc`` for a call whose destination no IOT prefix matches).
+DEFAULT_RATE_KEYS = (
+    "moc",
+    "moc_local",
+    "moc_home",
+    "moc_international",
+    "moc_destination",
+    "mtc",
+    "sms_mo",
+    "sms_mt",
+    "gprs",
+    "volte",
+)
+
+
+class DefaultRate(_Model):
+    """The default price of one service of a partner (``[partners.X.default_rate.<service>]``).
+
+    A visitor's record that the partner's IOT cannot price is billed at this price, with a
+    warning, instead of being held: ``charge = price × usage / unit`` in the agreement's TAP
+    currency, rounded once (half up) to its decimal places; no tax.
+    """
+
+    price: Decimal = Field(ge=0, description="price per `unit` of usage, in the TAP currency")
+    unit: int = Field(
+        default=1, ge=1, description="usage the price is for: seconds, events or bytes"
+    )
+
+
 class Partner(_Model):
     """A roaming partner (a VPMN sending us TAP/CIBER, and receiving ours)."""
 
@@ -132,6 +166,31 @@ class Partner(_Model):
         default_factory=list,
         description="event kinds not agreed bilaterally, e.g. contentTransaction (→ severe)",
     )
+    default_rate: dict[str, DefaultRate] = Field(
+        default_factory=dict,
+        description="per service: bill records the IOT cannot price at this price (off: held)",
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_unset_policies(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # a policy added after release is left out at its default (off), so the config hash
+        # (:meth:`Settings.fingerprint`) of an unchanged clearing.toml stays what it was
+        out = handler(self)
+        if isinstance(out, dict) and not self.default_rate:
+            out.pop("default_rate", None)
+        return out
+
+    @field_validator("default_rate")
+    @classmethod
+    def _default_rate_keys(cls, v: dict[str, DefaultRate]) -> dict[str, DefaultRate]:
+        unknown = sorted(set(v) - set(DEFAULT_RATE_KEYS))
+        if unknown:
+            msg = (
+                f"default_rate: unknown service(s) {', '.join(unknown)}; use one of "
+                f"{', '.join(DEFAULT_RATE_KEYS)}"
+            )
+            raise ValueError(msg)
+        return v
 
 
 # ---------------------------------------------------------------------------------------------

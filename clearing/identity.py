@@ -1,9 +1,13 @@
 """The record identity: every record that comes in leaves with exactly one status.
 
-``in = accepted + returned + duplicate + late + quarantined``, and ``difference`` is what is
-left over (must be 0). :class:`Status` names the five statuses (the values stored in the lake's
+``in = accepted + returned + duplicate + late + quarantined + held``, and ``difference`` is what
+is left over (must be 0). :class:`Status` names the six statuses (the values stored in the lake's
 ``status`` column and the workbook's columns), :class:`Identity` holds the counts of one file,
 partner or run and gives the manifest's ``reconciliation`` object (:meth:`Identity.as_dict`).
+
+``held``: a record that cannot be priced or converted because reference data is missing (an IOT
+row, an FX rate, a currency): neither billed nor zero, kept in the store and recycled (rated and
+sent) on a later night once the reference data is fixed.
 """
 
 from __future__ import annotations
@@ -19,13 +23,14 @@ __all__ = ["STATUSES", "Identity", "Status"]
 
 
 class Status(StrEnum):
-    """Where a record went (one of five), in the identity's order."""
+    """Where a record went (one of six), in the identity's order."""
 
     ACCEPTED = "accepted"
     RETURNED = "returned"
     DUPLICATE = "duplicate"
     LATE = "late"
     QUARANTINED = "quarantined"
+    HELD = "held"
 
 
 STATUSES: tuple[str, ...] = tuple(s.value for s in Status)
@@ -42,7 +47,8 @@ class Identity:
         returned: records returned to the sender (RAP / CIBER return).
         duplicate: records already received before.
         late: records too old to be charged.
-        quarantined: records held (unreadable, no partner, not rateable).
+        quarantined: records set aside (unreadable, no partner, not rateable).
+        held: records waiting for reference data (an IOT row, an FX rate): recycled later.
     """
 
     in_: int = 0
@@ -51,6 +57,7 @@ class Identity:
     duplicate: int = 0
     late: int = 0
     quarantined: int = 0
+    held: int = 0
 
     @classmethod
     def of(cls, n: int, statuses: Iterable[str]) -> Identity:
@@ -73,7 +80,7 @@ class Identity:
         """The identity of a ``reconciliation`` object (``difference`` is recomputed, not read).
 
         Args:
-            d: ``in`` and the five status counts (missing keys count 0).
+            d: ``in`` and the six status counts (missing keys count 0).
 
         Returns:
             The counts.
@@ -86,7 +93,7 @@ class Identity:
 
     @property
     def out(self) -> int:
-        """Accepted + returned + duplicate + late + quarantined."""
+        """Accepted + returned + duplicate + late + quarantined + held."""
         return sum(self.count(s) for s in STATUSES)
 
     @property
@@ -108,7 +115,7 @@ class Identity:
 
         Returns:
             ``in``, ``accepted``, ``returned``, ``duplicate``, ``late``, ``quarantined``,
-            ``difference``, in that order.
+            ``held``, ``difference``, in that order.
         """
         return {
             "in": self.in_,

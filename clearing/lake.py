@@ -215,10 +215,15 @@ _RATED_VISITORS = pa.schema(
         pa.field("status", _LSTR),
         pa.field("reason", _LSTR),
         pa.field("rap_file_sequence_number", pa.int32()),  # resubmitted after a severe return
+        # where a row of the day comes from: "cdr" (the day's CDRs) | "recycled" (a record held
+        # on an earlier date, released on this one); origin_date: the date it was first rated
+        pa.field("origin", _LSTR),
+        pa.field("origin_date", pa.date32()),
     ]
 )
 
-_UNRATED_VISITORS = _RATED_VISITORS  # the same columns: rows that could not be rated
+# the same columns: rows that could not be rated (status "unrated") or are held ("held")
+_UNRATED_VISITORS = _RATED_VISITORS
 _RERATED_VISITORS = _RATED_VISITORS  # the same columns: a replay's rating of a sent day
 
 #: The delta of a replay of a sent day, per partner, service, currency (new − sent).
@@ -319,6 +324,8 @@ _RATED_PARTNER = pa.schema(
         pa.field("settlement_scale", pa.int64()),
         pa.field("settlement_amount", pa.int64()),
         pa.field("fx_versions", _LSTR),
+        # why what we owe could not be converted (no FX rate, unknown currency): held
+        pa.field("hold_reason", _LSTR),
     ]
 )
 

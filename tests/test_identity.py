@@ -8,7 +8,7 @@ from clearing.identity import STATUSES, Identity, Status
 
 
 def test_statuses_in_the_identity_order() -> None:
-    assert STATUSES == ("accepted", "returned", "duplicate", "late", "quarantined")
+    assert STATUSES == ("accepted", "returned", "duplicate", "late", "quarantined", "held")
     assert [s.value for s in Status] == list(STATUSES)
     # deliberate: a StrEnum member equals its value (mypy sees two unrelated literals)
     assert Status.LATE == "late"  # type: ignore[comparison-overlap]
@@ -31,7 +31,9 @@ def test_balanced_identity_has_no_difference() -> None:
 
 @pytest.mark.parametrize("status", STATUSES)
 def test_difference_nonzero_when_a_count_is_off(status: str) -> None:
-    counts = {"accepted": 4, "returned": 3, "duplicate": 1, "late": 1, "quarantined": 1}
+    counts = {
+        "accepted": 4, "returned": 3, "duplicate": 1, "late": 1, "quarantined": 1, "held": 0,
+    }  # fmt: skip
     assert Identity(10, **counts).difference == 0
     assert Identity(10, **{**counts, status: counts[status] + 1}).difference == -1
     assert Identity(10, **{**counts, status: counts[status] - 1}).difference == 1
@@ -51,11 +53,11 @@ def test_add_sums_count_by_count() -> None:
 def test_as_dict_is_the_manifest_reconciliation_in_order() -> None:
     d = Identity(in_=9, accepted=3, returned=2, duplicate=1, late=1, quarantined=1).as_dict()
     assert list(d) == [
-        "in", "accepted", "returned", "duplicate", "late", "quarantined", "difference",
+        "in", "accepted", "returned", "duplicate", "late", "quarantined", "held", "difference",
     ]  # fmt: skip
     assert d == {
         "in": 9, "accepted": 3, "returned": 2, "duplicate": 1, "late": 1, "quarantined": 1,
-        "difference": 1,
+        "held": 0, "difference": 1,
     }  # fmt: skip
 
 

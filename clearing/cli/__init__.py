@@ -10,7 +10,8 @@ group under its name; the top-level verbs of a module merged into ``clearing``):
 * :mod:`~clearing.cli.inspect`, :mod:`~clearing.cli.validate`, :mod:`~clearing.cli.samples`,
   :mod:`~clearing.cli.rap`, :mod:`~clearing.cli.seq`, :mod:`~clearing.cli.transport`
   (``transport status``), :mod:`~clearing.cli.rates` (``rerate``, ``rate what-if``,
-  ``rates import``), :mod:`~clearing.cli.history` (``rate explain``, ``rates versions``).
+  ``rates import``), :mod:`~clearing.cli.history` (``rate explain``, ``rates versions``),
+  :mod:`~clearing.cli.held` (``rate recycle``).
 
 Options and the error handler are shared (:mod:`clearing.cli._common`). Exit codes
 (:class:`clearing.errors.ExitCode`): 0 ok, 1 data problem, 2 config problem, 3 transport
@@ -25,6 +26,7 @@ from typing import Any
 import typer
 
 from clearing.cli import (
+    held,
     history,
     inspect,
     rap,
@@ -59,6 +61,7 @@ app.add_typer(transport.app, name="transport")
 app.add_typer(rates.app)  # rerate
 stages.rate_app.add_typer(rates.what_if_app)  # rate what-if
 stages.rate_app.add_typer(history.explain_app)  # rate explain
+stages.rate_app.add_typer(held.app)  # rate recycle
 app.add_typer(stages.rate_app, name="rate")
 app.add_typer(rates.rates_app, name="rates")
 rates.rates_app.add_typer(history.versions_app)  # rates versions, rates list-versions

@@ -27,7 +27,7 @@ from clearing.cli._common import (
     parse_date,
 )
 from clearing.config import WorkDir
-from clearing.errors import ConfigError, TransportError
+from clearing.errors import ConfigError, ExitCode, TransportError
 
 if TYPE_CHECKING:
     from datetime import date
@@ -40,6 +40,7 @@ __all__ = [
     "app",
     "collect",
     "daily",
+    "exit_on_problems",
     "monthly",
     "outbox",
     "rate",
@@ -263,13 +264,24 @@ def rate(
         raise ConfigError(msg)
     day = parse_date(date)
     settings = config.load(workdir)  # a config problem stops us before anything is done
-    summary = rate_day(workdir, day, rates_dir=rates)
+    summary = rate_day(workdir, day, rates_dir=rates, settings=settings)
     outbound = write_day(workdir, day, settings=settings, rates_dir=rates)
     out = rate_dict(summary, outbound)
     if as_json:
         typer.echo(json.dumps(out, indent=2))
-        return
-    _print_rate(out)
+    else:
+        _print_rate(out)
+    exit_on_problems(out)
+
+
+def exit_on_problems(out: dict[str, Any]) -> None:
+    """Print the rate step's warnings and anomalies (stderr); exit 1 when it has anomalies."""
+    for line in out["warnings"]:
+        typer.echo(f"warning: {line}", err=True)
+    for line in out["problems"]:
+        typer.echo(f"anomaly: {line}", err=True)
+    if out["problems"]:
+        raise typer.Exit(ExitCode.DATA)
 
 
 def money(value: int | None, scale: int | None) -> str:
@@ -290,8 +302,11 @@ def rate_dict(summary: RateSummary, outbound: list[OutboundFile]) -> dict[str, A
         "records_in": summary.records_in,
         "rated": summary.rated,
         "unrated": summary.unrated,
+        "held": summary.held,
         "quarantined": summary.quarantined,
         "identity_ok": summary.identity_ok,
+        "recycled": summary.recycled,
+        "default_rated": summary.default_rated,
         "receivable": [
             {"partner": p, "currency": c, "scale": s, "charge": v}
             for p, c, s, v in summary.receivable
@@ -319,6 +334,10 @@ def rate_dict(summary: RateSummary, outbound: list[OutboundFile]) -> dict[str, A
             {"partner": p, "currency": c, "scale": s, "amount": v} for p, c, s, v in summary.payable
         ],
         **replay,
+        "payables_held": summary.payable_held,
+        "payables_released": summary.payable_released,
+        "problems": summary.problems(),
+        "warnings": summary.warnings(),
     }
 
 
@@ -326,9 +345,11 @@ def _print_rate(out: dict[str, Any]) -> None:
     ok = "ok" if out["identity_ok"] else "DOES NOT BALANCE"
     typer.echo(
         f"rate {out['date']}: {len(out['cdr_files'])} CDR file(s), {out['records_in']} records:"
-        f" {out['rated']} rated, {out['unrated']} unrated, {out['quarantined']} quarantined"
-        f" (in = rated + unrated + quarantined: {ok})"
+        f" {out['rated']} rated, {out['unrated']} unrated, {out['held']} held,"
+        f" {out['quarantined']} quarantined (in = rated + unrated + held + quarantined: {ok})"
     )
+    if out["recycled"]:
+        typer.echo(f"  recycled: {out['recycled']} held record(s) of earlier dates rated")
     for r in out["receivable"]:
         typer.echo(f"  receivable {r['partner']}: {money(r['charge'], r['scale'])} {r['currency']}")
     for f in out["outbound"]:

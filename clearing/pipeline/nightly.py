@@ -83,10 +83,16 @@ RATE_FIGURES = (
     "cdr_records",
     "rated",
     "unrated",
+    "held",
     "quarantined",
+    "recycled",
+    "resubmitted",
+    "default_rated",
     "outbound_files",
     "partner_events_checked",
     "iot_breaches",
+    "payables_held",
+    "payables_released",
 )
 
 
@@ -177,12 +183,16 @@ def _summarise(
         rec += Identity.from_dict(results["validate"][0].value)
     if "rate" in results:
         rated: RateSummary = results["rate"][0].value
-        # visitors' CDRs: rated = accepted; held by the reader or not rateable = quarantined
+        # visitors' CDRs: rated = accepted; set aside by the reader or not rateable (no
+        # partner) = quarantined; waiting for their partner's reference data = held
         rec += Identity(
             in_=rated.records_in,
             accepted=rated.rated,
             quarantined=rated.quarantined + rated.unrated,
+            held=rated.held,
         )
+        # partner events accepted by validate whose payable cannot be converted: held
+        rec += Identity(accepted=-rated.payable_held, held=rated.payable_held)
         run.facts["money"] = {
             "receivable": [
                 {"partner": p, "currency": c, "scale": s, "amount": a}

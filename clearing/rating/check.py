@@ -16,8 +16,11 @@ Input: accepted TAP-in / CIBER-in events (:data:`clearing.codecs.events.EVENT_SC
 
 What we owe is converted to the partner's settlement currency with the ``fx`` table (rate
 valid on the event's local date, through SDR) and rounded once (half up) to the currency's
-minor unit. Events the IOT does not price (CIBER other charges, CIBER SMS without a called
-number, refunds, uncharged SS events) are ``unchecked`` with the reason.
+minor unit. When it cannot be (no FX rate of the event's or the settlement currency, an
+unknown currency, no agreement), ``settlement_amount`` is null and ``hold_reason`` says why:
+the payable is *held* (never summed as 0; see :mod:`clearing.rating.held`). Events the IOT
+does not price (CIBER other charges, CIBER SMS without a called number, refunds, uncharged SS
+events) are ``unchecked`` with the reason.
 """
 
 from __future__ import annotations
@@ -61,7 +64,7 @@ class IotCheck:
     Attributes:
         rated: one row per input event: the event's identity, usage, the IOT row used,
             expected / charged / difference, ``breach``, the settlement amount, ``status``
-            (checked | unchecked) and ``reason``.
+            (checked | unchecked), ``reason`` and ``hold_reason`` (the payable is held).
         findings: the breaches (:data:`FINDING_COLUMNS`).
     """
 
@@ -155,6 +158,19 @@ def _to_settlement(
         pl.col("_s2"),
         pl.col("settlement_scale"),
     ).cast(pl.Int64)
+    day = pl.col("day").dt.to_string("%Y-%m-%d")
+    hold = (
+        pl.when(pl.col(amount).is_null())
+        .then(None)
+        .when(pl.col("settlement_currency").is_null())
+        .then(pl.format("no agreement with {} valid on {}: no settlement currency", "partner", day))
+        .when(pl.col("_r1").is_null() & pl.col(currency).is_null())
+        .then(pl.format("no currency on the event: no FX rate valid on {}", day))
+        .when(pl.col("_r1").is_null())
+        .then(pl.format("no FX rate for {} valid on {} (unknown currency?)", currency, day))
+        .when(pl.col("_r2").is_null())
+        .then(pl.format("no FX rate for {} valid on {}", "settlement_currency", day))
+    )
     return out.with_columns(
         pl.when(
             pl.col("_r1").is_not_null() & pl.col("_r2").is_not_null() & pl.col(amount).is_not_null()
@@ -162,6 +178,7 @@ def _to_settlement(
         .then(value)
         .alias("settlement_amount"),
         pl.concat_str([pl.col("_v1"), pl.col("_v2")], separator="/").alias("fx_versions"),
+        hold.alias("hold_reason"),
     ).drop("day", "_r1", "_s1", "_v1", "_r2", "_s2", "_v2")
 
 

@@ -18,10 +18,17 @@ Writes (each ``date=D`` folder is replaced whole, so a re-run leaves no duplicat
   never rewritten: a replay writes its rating of ``P``'s records to
   ``lake/rerated_visitors/date=D/partner=P`` (where it differs) and the delta, new − sent per
   partner, service and currency, to ``lake/rerate_deltas/date=D`` (where there is one);
-* ``lake/unrated_visitors/date=D/part-0.parquet`` — rows that could not be rated, with reason;
+* ``lake/unrated_visitors/date=D/part-0.parquet`` — rows that could not be rated, with reason
+  (``status`` ``unrated``, or ``held``: the partner's reference data cannot price them yet, see
+  :mod:`clearing.rating.held`);
 * ``lake/cdr_findings/date=D/part-0.parquet``, ``lake/cdr_quarantine/date=D/part-0.parquet``;
 * ``lake/rated_partner/date=D/partner=P/part-0.parquet`` — the IOT check of every event;
-* ``lake/iot_findings/date=D/part-0.parquet`` — the breaches.
+* ``lake/iot_findings/date=D/part-0.parquet`` — the breaches;
+* in ``clearing.duckdb``: the held records (visitor CDRs, payables) and the ones this date
+  releases (:class:`clearing.store.held.HeldRecords`).
+
+Held records of earlier dates that price now are *recycled*: their rated rows join the day's
+rated rows (``origin = "recycled"``), so they go out in the day's TAP-out, once.
 
 Resubmitted events (``clearing returns resubmit``): the returned events given to ``D`` in the
 store (:meth:`clearing.store.returns_in.ReturnsIn.claim_resubmissions`) are taken from the
@@ -41,17 +48,20 @@ import polars as pl
 
 from clearing import config, lake
 from clearing._io import write_table_atomic
+from clearing.rating import held as holding
 from clearing.rating._book import Rates
 from clearing.rating.cdr import read_cdrs
 from clearing.rating.check import iot_check
 from clearing.rating.delta import replay_delta
 from clearing.rating.inbound import rate_visitors
-from clearing.store import sent_partners
+from clearing.store import open_store, sent_partners
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
     from datetime import date
     from pathlib import Path
+
+    from clearing.store import Store
 
 __all__ = [
     "IOT_EVENT_COLUMNS",
@@ -73,21 +83,32 @@ class RateSummary:
         cdr_files: the mediation files read.
         records_in: rows read (good + quarantined).
         quarantined: rows held by the reader (bad values), see ``lake/cdr_quarantine``.
-        rated / unrated: rows rated / not rated (see ``lake/unrated_visitors``).
-        receivable: per (partner, currency, scale): the rated total charge.
+        rated / unrated: the day's rows rated / not rated (see ``lake/unrated_visitors``).
+        receivable: per (partner, currency, scale): the rated total charge (recycled rows
+            included: they go out with the day's rows).
         partner_events: accepted partner events checked.
         iot_breaches: IOT-check findings.
         unchecked: partner events the IOT does not price.
-        payable: per (partner, settlement currency, scale): the settlement amount.
+        payable: per (partner, settlement currency, scale): the settlement amount (held
+            payables left out; released ones in).
         paths: the lake and out paths written.
         resubmitted: returned events re-rated and added to the day's rated rows.
-        problems: returned events that could not be resubmitted (they stay to correct).
+        resubmit_problems: returned events that could not be resubmitted (they stay to correct).
         sent: partners whose file of the day was already sent: their rated rows were kept
             as sent, ``receivable`` is theirs, the replay's rating is in the re-rate result.
         deltas: the replay's delta lines (``lake/rerate_deltas``), as dicts.
         replay_totals: per sent partner, currency and scale: ``sent`` (the rows behind the
             sent file), ``deltas`` and ``rerated`` (the replay's rating); ``rerated = sent +
             deltas`` always.
+        held: the day's records held (their partner's reference data cannot price them).
+        held_groups: the held records per partner and service.
+        default_rated: the day's records billed at a ``default_rate`` of ``clearing.toml``.
+        default_groups: those, per partner and service.
+        recycled: held records of earlier dates released into the day's rated rows.
+        recycle_missing: records released on this date before that no longer rate.
+        payable_held: partner events whose payable is held (no FX rate, unknown currency).
+        payable_held_groups: those, per partner and service.
+        payable_released: held payables of earlier dates converted and released tonight.
     """
 
     day: date
@@ -103,7 +124,7 @@ class RateSummary:
     payable: list[tuple[str, str, int, int]]
     paths: list[Path] = field(default_factory=list)
     resubmitted: int = 0
-    problems: list[str] = field(default_factory=list)
+    resubmit_problems: list[str] = field(default_factory=list)
     sent: tuple[str, ...] = ()
     deltas: list[dict[str, Any]] = field(default_factory=list)
     replay_totals: list[dict[str, Any]] = field(default_factory=list)
@@ -113,10 +134,43 @@ class RateSummary:
         """True when some partner's file of the day was already sent (a replay)."""
         return bool(self.sent)
 
+    held: int = 0
+    held_groups: list[holding.HeldGroup] = field(default_factory=list)
+    default_rated: int = 0
+    default_groups: list[holding.HeldGroup] = field(default_factory=list)
+    recycled: int = 0
+    recycle_missing: int = 0
+    payable_held: int = 0
+    payable_held_groups: list[holding.HeldGroup] = field(default_factory=list)
+    payable_released: int = 0
+
     @property
     def identity_ok(self) -> bool:
-        """Records in = rated + unrated + quarantined."""
-        return self.records_in == self.rated + self.unrated + self.quarantined
+        """Records in = rated + unrated + held + quarantined."""
+        return self.records_in == self.rated + self.unrated + self.held + self.quarantined
+
+    def problems(self) -> list[str]:
+        """The anomalies of the day (each a data problem: exit 1), one line each."""
+        out = [f"rate: {g.message(holding.CDR)}" for g in self.held_groups]
+        out += [f"rate: {g.message(holding.PAYABLE)}" for g in self.payable_held_groups]
+        if self.recycle_missing:
+            out.append(
+                f"rate: {self.recycle_missing} record(s) released on {self.day} before no "
+                "longer rate with today's reference data: they are not in the rated rows; "
+                "restore the reference data and run the date again"
+            )
+        out += self.resubmit_problems
+        if not self.identity_ok:
+            out.append("rate: records in ≠ rated + unrated + held + quarantined")
+        return out
+
+    def warnings(self) -> list[str]:
+        """Records billed at a default rate (done, but to look at), one line each."""
+        return [
+            f"rate: {g.count} record(s) of {g.partner} {g.service} billed at the default rate "
+            f"of clearing.toml: {g.reason}"
+            for g in self.default_groups
+        ]
 
 
 #: The column of the rated rows that holds a resubmitted event's RapFileSequenceNumber.
@@ -427,15 +481,135 @@ def _replay(
     return _Replay(kept, paths, delta.to_dicts(), money.to_dicts())
 
 
+def _open_held(workdir: Path, needed: bool) -> Store | None:
+    """The work folder's store for the held records: when it exists, or when ``needed``."""
+    wd = config.WorkDir(workdir)
+    if not needed and not wd.db.is_file():
+        return None
+    return open_store(wd.db)
+
+
+def _rate_visitors(
+    workdir: Path, day: date, files: list[Path], rates: Rates, settings: config.Settings | None
+) -> tuple[pl.DataFrame, _Visitors]:
+    """The day's CDRs rated (held, default-rated, recycled rows too); the reader's output."""
+    read = read_cdrs(files)
+    rated_all = rate_visitors(read.records, rates).with_columns(
+        pl.lit("cdr").alias("origin"), pl.lit(day, pl.Date).alias("origin_date")
+    )
+    rated_all, n_default = holding.apply_default_rate(rated_all, settings)
+    defaulted = rated_all.filter(pl.col("iot_version") == "clearing.toml") if n_default else None
+    visitors = _Visitors(read.findings, read.quarantined, read.records.height)
+    store = _open_held(workdir, bool(rated_all.select(holding.holdable().any()).item()))
+    if store is None:
+        return rated_all, visitors
+    with store, store.transaction():
+        rated_all = holding.hold_visitors(rated_all, day, store.held)
+        recycle = holding.recycle_visitors(
+            config.WorkDir(workdir).lake, day, store.held, rates, settings, read.records.columns
+        )
+    if defaulted is not None:
+        visitors.default_groups = holding.held_groups(defaulted)
+        visitors.default_rated = defaulted.height
+    if recycle.rated.height:
+        visitors.recycled = recycle.rated.height
+        rated_all = pl.concat([rated_all, recycle.rated.select(rated_all.columns)])
+    visitors.recycle_missing = recycle.missing
+    return rated_all, visitors
+
+
+@dataclass
+class _Visitors:
+    findings: pl.DataFrame
+    quarantined: pl.DataFrame
+    records: int
+    default_rated: int = 0
+    default_groups: list[holding.HeldGroup] = field(default_factory=list)
+    recycled: int = 0
+    recycle_missing: int = 0
+
+
+@dataclass
+class _Payables:
+    payable: list[tuple[str, str, int, int]] = field(default_factory=list)
+    checked: int = 0
+    breaches: int = 0
+    unchecked: int = 0
+    held: int = 0
+    held_groups: list[holding.HeldGroup] = field(default_factory=list)
+    released: int = 0
+
+
+def _payables(
+    workdir: Path, day: date, rates: Rates, root: Path, writes: _Writes
+) -> tuple[_Payables, list[Path]]:
+    """The IOT check of the day's partner events, held payables, released ones."""
+    for old in (lake.RATED_PARTNER, lake.IOT_FINDINGS):
+        lake.clear(root, old, day)
+    out = _Payables()
+    paths: list[Path] = []
+    events = partner_events(workdir, day, columns=IOT_EVENT_COLUMNS)
+    rated: pl.DataFrame | None = None
+    result = None
+    if events is not None:
+        result = iot_check(events, rates)
+        del events
+        rated = result.rated
+    needed = rated is not None and bool(
+        rated.select(pl.col("hold_reason").is_not_null().any()).item()
+    )
+    store = _open_held(workdir, needed)
+    released: list[tuple[str, str, int, int]] = []
+    if store is not None:
+        with store, store.transaction():
+            if rated is not None:
+                rated = holding.hold_payables(rated, day, store.held)
+            recycle = holding.recycle_payables(root, day, store.held, rates)
+        released = recycle.payable
+        out.released = len(recycle.released)
+    sums: dict[tuple[str, str, int], int] = {}
+    if rated is not None and result is not None:
+        out.checked = rated.height
+        out.breaches = result.findings.height
+        out.unchecked = rated.filter(pl.col("status") != "checked").height
+        held = rated.filter(pl.col("hold_reason").is_not_null())
+        out.held = held.height
+        out.held_groups = holding.held_groups(held, reason="hold_reason")
+        for r in (
+            rated.filter(pl.col("hold_reason").is_null())
+            .group_by("partner", "settlement_currency", "settlement_scale")
+            .agg(pl.col("settlement_amount").sum())
+            .sort("partner")
+            .rows()
+        ):
+            sums[(r[0], r[1], int(r[2]))] = int(r[3])
+        by_event = _by_partner(rated, ["partner", "file", "event_index"])
+        paths += _partitioned(by_event, root, lake.RATED_PARTNER, day, writes)
+        paths.append(_single(result.findings, root, lake.IOT_FINDINGS, day, writes))
+        del result, by_event
+    for p, c, sc, a in released:
+        sums[(p, c, sc)] = sums.get((p, c, sc), 0) + a
+    order = [k for k, _v in sorted(sums.items(), key=lambda kv: kv[0][0])]
+    out.payable = [(p, c, sc, sums[(p, c, sc)]) for p, c, sc in order]
+    return out, paths
+
+
 def rate_day(
     workdir: Path,
     day: date,
     *,
     rates_dir: Path | None = None,
+    settings: config.Settings | None = None,
 ) -> RateSummary:
     """Rate the visitors' CDRs of ``day`` and IOT-check its partner events (idempotent).
 
     See the module docstring for what is read and written.
+
+    Args:
+        workdir: the work folder.
+        day: the processing date.
+        rates_dir: the reference data (default: ``<workdir>/rates``).
+        settings: ``clearing.toml`` (its partners' ``default_rate``); None: no default rate.
 
     Raises:
         ConfigError: reference data missing or inconsistent (exit code 2).
@@ -446,30 +620,36 @@ def rate_day(
     files = cdr_files(workdir, day)
     writes = _Writes()
     try:
-        read = read_cdrs(files)
+        rated_all, read = _rate_visitors(workdir, day, files, rates, settings)
         paths = [
             _single(read.findings, root, lake.CDR_FINDINGS, day, writes),
             _single(read.quarantined, root, lake.CDR_QUARANTINE, day, writes),
         ]
-        records_in = read.records.height + read.quarantined.height
         quarantined = read.quarantined.height
-        rated_all = rate_visitors(read.records, rates)
-        del read  # what is left of the day's records is in `rated_all`
+        records_in = read.records + quarantined
         rated_all = rated_all.with_columns(pl.lit(None, pl.Int32).alias(RAP_FSN))
-        again, problems = _resubmitted(workdir, day, rates)
+        again, resubmit_problems = _resubmitted(workdir, day, rates)
         n_again = 0 if again is None else again.height
         if again is not None:
+            first = pl.col("origin_date") if "origin_date" in again.columns else None
+            again = again.with_columns(
+                pl.lit("resubmitted").alias("origin"),
+                (pl.lit(None, pl.Date) if first is None else first).alias("origin_date"),
+            )
             rated_all = pl.concat(
                 [rated_all, again.select(rated_all.columns)], how="vertical_relaxed"
             )
         is_rated = pl.col("status") == "rated"
         unrated = rated_all.filter(~is_rated)
+        held = unrated.filter(pl.col("status") == holding.HELD)
+        held_groups = holding.held_groups(held)
         order = ["partner", "start_time", "record_id", "file", "line"]
         # one sort: the partners' files and their TAP-out both take the rows in this order
         by_partner = _by_partner(rated_all, order, is_rated)
         del rated_all
-        n_unrated = unrated.height
-        n_rated = sum(part.height for _p, part in by_partner) - n_again
+        n_unrated = unrated.height - held.height
+        n_held = held.height
+        n_rated = sum(part.height for _p, part in by_partner) - read.recycled - n_again
         # a sent partner's rows stay as they went out; the replay's go to the re-rate result
         fresh = [(p, part) for p, part in by_partner if p is None or p not in sent]
         replayed = {str(p): part for p, part in by_partner if p is not None and p in sent}
@@ -484,30 +664,10 @@ def rate_day(
         paths += _partitioned(fresh, root, lake.RATED_VISITORS, day, writes, keep=sent)
         paths += replay.paths
         paths.append(_single(unrated.sort(order[1:]), root, lake.UNRATED_VISITORS, day, writes))
-        del unrated, fresh, going_out
+        del unrated, held, fresh, going_out
         writes.wait()  # the visitors' files are written: their rows can go
-        checked = breaches = unchecked = 0
-        payable: list[tuple[str, str, int, int]] = []
-        for old in (lake.RATED_PARTNER, lake.IOT_FINDINGS):
-            lake.clear(root, old, day)
-        events = partner_events(workdir, day, columns=IOT_EVENT_COLUMNS)
-        if events is not None:
-            result = iot_check(events, rates)
-            del events
-            checked = result.rated.height
-            breaches = result.findings.height
-            unchecked = result.rated.filter(pl.col("status") != "checked").height
-            payable = [
-                (r[0], r[1], int(r[2]), int(r[3]))
-                for r in result.rated.group_by("partner", "settlement_currency", "settlement_scale")
-                .agg(pl.col("settlement_amount").sum())
-                .sort("partner")
-                .rows()
-            ]
-            by_event = _by_partner(result.rated, ["partner", "file", "event_index"])
-            paths += _partitioned(by_event, root, lake.RATED_PARTNER, day, writes)
-            paths.append(_single(result.findings, root, lake.IOT_FINDINGS, day, writes))
-            del result, by_event
+        pay, pay_paths = _payables(workdir, day, rates, root, writes)
+        paths += pay_paths
         writes.wait()
     finally:
         writes.close()
@@ -519,14 +679,23 @@ def rate_day(
         rated=n_rated,
         unrated=n_unrated,
         receivable=receivable,
-        partner_events=checked,
-        iot_breaches=breaches,
-        unchecked=unchecked,
-        payable=payable,
+        partner_events=pay.checked,
+        iot_breaches=pay.breaches,
+        unchecked=pay.unchecked,
+        payable=pay.payable,
         paths=paths,
         resubmitted=n_again,
-        problems=problems,
+        resubmit_problems=resubmit_problems,
         sent=tuple(sorted(sent)),
         deltas=replay.deltas,
         replay_totals=replay.totals,
+        held=n_held,
+        held_groups=held_groups,
+        default_rated=read.default_rated,
+        default_groups=read.default_groups,
+        recycled=read.recycled,
+        recycle_missing=read.recycle_missing,
+        payable_held=pay.held,
+        payable_held_groups=pay.held_groups,
+        payable_released=pay.released,
     )

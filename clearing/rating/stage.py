@@ -17,24 +17,48 @@ __all__ = ["rate", "rerate", "retail"]
 def rate(ctx: StageContext) -> StepResult:
     """Rate the day's visitors' CDRs and IOT-check its partner events (``value``: the summary).
 
-    The TAP-out / CIBER-out of the rated rows is the next stage's (:mod:`clearing.outbound`).
+    Records held for missing reference data (an IOT row, an FX rate) are anomalies (exit 1)
+    naming partner, service and count; records billed at a ``default_rate`` are warnings. The
+    TAP-out / CIBER-out of the rated rows is the next stage's (:mod:`clearing.outbound`).
     """
     from clearing.rating.run import rate_day
 
-    summary = rate_day(ctx.workdir.root, ctx.date)
-    problems = [] if summary.identity_ok else ["rate: records in ≠ rated + unrated + quarantined"]
-    problems += summary.problems
+    summary = rate_day(ctx.workdir.root, ctx.date, settings=ctx.settings)
+    warnings = summary.warnings()
+    for line in warnings:
+        ctx.progress("warning", line)
+    facts = {}
+    held = [
+        {"kind": kind, "partner": g.partner, "service": g.service, "count": g.count,
+         "reason": g.reason}
+        for kind, groups in (
+            ("cdr", summary.held_groups),
+            ("payable", summary.payable_held_groups),
+            ("default_rate", summary.default_groups),
+        )
+        for g in groups
+    ]  # fmt: skip
+    if held:
+        facts["held"] = held
     return StepResult(
         "rate",
         {
             "cdr_records": summary.records_in,
             "rated": summary.rated,
             "unrated": summary.unrated,
+            "held": summary.held,
             "quarantined": summary.quarantined,
+            "recycled": summary.recycled,
+            "resubmitted": summary.resubmitted,
+            "default_rated": summary.default_rated,
             "partner_events_checked": summary.partner_events,
             "iot_breaches": summary.iot_breaches,
+            "payables_held": summary.payable_held,
+            "payables_released": summary.payable_released,
         },
-        problems=problems,
+        status="warning" if warnings else "ok",
+        problems=summary.problems(),
+        facts=facts,
         value=summary,
     )
 

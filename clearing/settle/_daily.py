@@ -41,7 +41,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from clearing import config
-from clearing.identity import STATUSES, Identity
+from clearing.identity import STATUSES, Identity, Status
 from clearing.names import CiberName, next_fsn
 from clearing.settle import _daily_sheets as sheets
 from clearing.settle._book import Book, money
@@ -62,6 +62,9 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 __all__ = ["build_daily", "daily_path"]
+
+#: The statuses a partner file's events take in ``lake/events_in`` (``held`` is the rating's).
+_FILE_STATUSES = tuple(s for s in STATUSES if s != Status.HELD)
 
 _SEVERITY_ORDER = {"fatal": 0, "severe": 1, "warning": 2}
 _UTC_OFFSET_SQL = (
@@ -247,7 +250,7 @@ def _inbound_files(d: _Day) -> list[dict[str, Any]]:
             "currency": f["currency"] or f["lake_currency"],
             "scale": f["charge_scale"] if f["charge_scale"] is not None else f["lake_scale"],
         }
-        for s in STATUSES:
+        for s in _FILE_STATUSES:
             row[f"n_{s}"] = int(f[f"l_{s}"])
             row[f"v_{s}"] = int(f[f"v_{s}"])
         # `in` is what the register counted when the file was decoded (a copy brings nothing)
@@ -647,18 +650,18 @@ def _reconciliation(d: _Day, inbound: list[dict[str, Any]]) -> list[dict[str, An
             "in": f["n_in"],
             "currency": f["currency"],
         }
-        for s in STATUSES:
+        for s in _FILE_STATUSES:
             row[s] = f[f"n_{s}"]
         row["difference"] = Identity.from_dict(row).difference
         if f["in_value"] is None:
-            for s in ("in", *STATUSES, "difference"):
+            for s in ("in", *_FILE_STATUSES, "difference"):
                 row[f"{s}_sdr"] = None
             row["note"] = "input file not found: charge identity not checked"
         else:
             scale = int(f["scale"] or 0)
             currency = f["currency"] or "SDR"
-            parts = d.fx.sdr_parts([f[f"v_{s}"] for s in STATUSES], scale, currency, d.day)
-            for s, v in zip(STATUSES, parts, strict=True):
+            parts = d.fx.sdr_parts([f[f"v_{s}"] for s in _FILE_STATUSES], scale, currency, d.day)
+            for s, v in zip(_FILE_STATUSES, parts, strict=True):
                 row[f"{s}_sdr"] = v
             row["in_sdr"] = d.fx.sdr(f["in_value"], scale, currency, d.day)
             row["difference_sdr"] = row["in_sdr"] - sum(parts, Decimal(0))
@@ -668,7 +671,7 @@ def _reconciliation(d: _Day, inbound: list[dict[str, Any]]) -> list[dict[str, An
 
 
 def _by_partner(recon: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    keys = ("in", *STATUSES, "difference")
+    keys = ("in", *_FILE_STATUSES, "difference")
     agg: dict[str, dict[str, Any]] = {}
     for r in recon:
         p = r["partner"] or "unknown"

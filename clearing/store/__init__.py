@@ -5,7 +5,8 @@
   ledger), one error :class:`~clearing.errors.StoreError`;
 * typed methods per table: :mod:`.register` (files, findings, rap_out), :mod:`.sequences`
   (inbound and outbound FSN), :mod:`.returns_in` (partners' RAPs and ACKs), :mod:`.outbox`,
-  :mod:`.ledger` (fetched); :mod:`.sent`: what is sent (never rewritten, :func:`is_sent`).
+  :mod:`.held` (held records and their release), :mod:`.ledger` (fetched); :mod:`.sent`: what
+  is sent (never rewritten, :func:`is_sent`).
 
 Stages receive a :class:`Store` and use its typed methods; none writes SQL against these
 tables.
@@ -22,6 +23,7 @@ from clearing.store.db import (
     open_ledger,
     open_store,
 )
+from clearing.store.held import HeldRecord
 from clearing.store.ledger import FetchedFile
 from clearing.store.outbox import OutboxEntry, OutboxState
 from clearing.store.schema import LEDGER, STATE, Migration, Schema
@@ -34,6 +36,7 @@ __all__ = [
     "Database",
     "FetchedFile",
     "FileRecord",
+    "HeldRecord",
     "LedgerStore",
     "Migration",
     "OutboxEntry",

@@ -117,11 +117,13 @@ class Store(Database):
         outbound: ``outbound_sequences`` and ``outbound_files``.
         returns_in: ``raps_in``, ``acks_in``, ``returns_in``.
         outbox: ``outbox``.
+        held: ``held_records``, ``held_recycles``.
     """
 
     schema = STATE
 
     def __init__(self, path: Path | str, *, read_only: bool = False) -> None:
+        from clearing.store.held import HeldRecords
         from clearing.store.outbox import OutboxTable
         from clearing.store.register import Register
         from clearing.store.returns_in import ReturnsIn
@@ -133,6 +135,7 @@ class Store(Database):
         self.outbound: OutboundSequences = OutboundSequences(self.con)
         self.returns_in: ReturnsIn = ReturnsIn(self.con)
         self.outbox: OutboxTable = OutboxTable(self.con)
+        self.held: HeldRecords = HeldRecords(self.con)
 
     def __enter__(self) -> Store:
         return self

@@ -4,8 +4,8 @@ Two DuckDB files live in a work folder:
 
 * ``clearing.duckdb`` (:data:`STATE`): the file register (``files``, ``findings``,
   ``rap_out``), partners' RAPs and ACKs (``raps_in``, ``acks_in``, ``returns_in``), the
-  outbound sequences and files (``outbound_sequences``, ``outbound_files``) and the
-  ``outbox``;
+  outbound sequences and files (``outbound_sequences``, ``outbound_files``), the
+  ``outbox`` and the held records (``held_records``, ``held_recycles``);
 * ``fetch_ledger.duckdb`` (:data:`LEDGER`): what was fetched from whom (``fetched``).
 
 Each file has a ``schema_version`` table and a list of numbered migrations, applied in order
@@ -251,7 +251,7 @@ A work folder written before this migration has NULL in every new column (and no
 a CIBER input's charge identity "not checked"), as it did for a file it could not find.
 """
 
-_STATE_V5 = """
+_STATE_V3 = """
 ALTER TABLE returns_in ADD COLUMN item INTEGER;
 ALTER TABLE returns_in ADD COLUMN partner VARCHAR;
 ALTER TABLE returns_in ADD COLUMN rap_fsn INTEGER;
@@ -279,8 +279,8 @@ CREATE TABLE IF NOT EXISTS return_actions (
 );
 """
 
-_STATE_V5_DOC = "partners' returns worked: returns_in items, return_actions (resubmit, write-off)"
-"""Migration 5: the returns of partners' RAPs about our TAP-out are worked (issue 13, item 6).
+_STATE_V3_DOC = "partners' returns worked: returns_in items, return_actions (resubmit, write-off)"
+"""Migration 3: the returns of partners' RAPs about our TAP-out are worked (issue 13, item 6).
 
 * ``returns_in`` gains the item's number in its RAP (``item``, 0-based, one per returned event
   or file), the RAP's ``partner`` and ``rap_fsn``, our returned TAP-out (``tap_file``,
@@ -292,6 +292,28 @@ _STATE_V5_DOC = "partners' returns worked: returns_in items, return_actions (res
   ``amount``). An item's status is ``written_off`` / ``resubmitted`` (its TAP-out is
   written) / ``to_correct``.
 """
+
+_STATE_V4 = """
+CREATE TABLE IF NOT EXISTS held_records (
+    kind VARCHAR NOT NULL,          -- cdr (a visitor CDR) | payable (a partner event)
+    origin_date DATE NOT NULL,      -- processing date of the first rating
+    file VARCHAR NOT NULL,
+    position BIGINT NOT NULL,       -- cdr: line in the mediation file; payable: event index
+    record_id VARCHAR,
+    partner VARCHAR NOT NULL,
+    service VARCHAR,
+    reason VARCHAR NOT NULL,
+    released_date DATE              -- processing date whose rated rows carry it; NULL: held
+);
+CREATE TABLE IF NOT EXISTS held_recycles (
+    processing_date DATE NOT NULL,  -- this date has recycled: its releases are fixed
+    kind VARCHAR NOT NULL
+);
+"""
+
+_STATE_V4_DOC = (
+    "held records (no IOT row, FX rate or currency) and the processing date that released each"
+)
 
 #: ``clearing.duckdb``: the state of the stages.
 STATE = Schema(
@@ -309,11 +331,14 @@ STATE = Schema(
         "outbox",
         "ciber_returns_out",
         "return_actions",
+        "held_records",
+        "held_recycles",
     ),
     migrations=(
         Migration(1, "the schema before versioning", _STATE_V1),
         Migration(2, _STATE_V2_DOC, _STATE_V2),
-        Migration(5, _STATE_V5_DOC, _STATE_V5),
+        Migration(3, _STATE_V3_DOC, _STATE_V3),
+        Migration(4, _STATE_V4_DOC, _STATE_V4),
     ),
 )
 

@@ -20,8 +20,8 @@ def test_rate_prints_the_day_and_writes_files(tiny_workdir: Path) -> None:
     assert r.exit_code == 0, r.output
     lines = r.output.splitlines()
     assert lines[0] == (
-        "rate 2026-11-24: 1 CDR file(s), 8 records: 7 rated, 1 unrated, 0 quarantined "
-        "(in = rated + unrated + quarantined: ok)"
+        "rate 2026-11-24: 1 CDR file(s), 8 records: 7 rated, 1 unrated, 0 held, 0 quarantined "
+        "(in = rated + unrated + held + quarantined: ok)"
     )
     assert "  receivable TSTA1: 3.83039 SDR" in lines
     assert "  CDHKGCLTSTA100001: 4 events, total 3.83039 SDR, tax 0.00275" in lines
