@@ -214,11 +214,11 @@ _RATED_VISITORS = pa.schema(
         pa.field("tax", pa.int64()),
         pa.field("status", _LSTR),
         pa.field("reason", _LSTR),
-        pa.field("rap_file_sequence_number", pa.int32()),  # resubmitted after a severe return
         # where a row of the day comes from: "cdr" (the day's CDRs) | "recycled" (a record held
-        # on an earlier date, released on this one); origin_date: the date it was first rated
+        # on an earlier date, released on this one) | "resubmitted" (a returned event); origin_date: the date it was first rated
         pa.field("origin", _LSTR),
         pa.field("origin_date", pa.date32()),
+        pa.field("rap_file_sequence_number", pa.int32()),  # resubmitted after a severe return
     ]
 )
 
