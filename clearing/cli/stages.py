@@ -288,6 +288,7 @@ def rate_dict(summary: RateSummary, outbound: list[OutboundFile]) -> dict[str, A
         "rated": summary.rated,
         "unrated": summary.unrated,
         "quarantined": summary.quarantined,
+        "duplicates": summary.duplicates,
         "identity_ok": summary.identity_ok,
         "receivable": [
             {"partner": p, "currency": c, "scale": s, "charge": v}
@@ -323,7 +324,12 @@ def _print_rate(out: dict[str, Any]) -> None:
     typer.echo(
         f"rate {out['date']}: {len(out['cdr_files'])} CDR file(s), {out['records_in']} records:"
         f" {out['rated']} rated, {out['unrated']} unrated, {out['quarantined']} quarantined"
-        f" (in = rated + unrated + quarantined: {ok})"
+        + (
+            f", {out['duplicates']} duplicates (in = rated + unrated + quarantined + duplicates:"
+            f" {ok})"
+            if out["duplicates"]
+            else f" (in = rated + unrated + quarantined: {ok})"
+        )
     )
     for r in out["receivable"]:
         typer.echo(f"  receivable {r['partner']}: {money(r['charge'], r['scale'])} {r['currency']}")

@@ -177,10 +177,12 @@ def _summarise(
         rec += Identity.from_dict(results["validate"][0].value)
     if "rate" in results:
         rated: RateSummary = results["rate"][0].value
-        # visitors' CDRs: rated = accepted; held by the reader or not rateable = quarantined
+        # visitors' CDRs: rated = accepted; held by the reader or not rateable = quarantined;
+        # already seen in another file or on another day = duplicate
         rec += Identity(
             in_=rated.records_in,
             accepted=rated.rated,
+            duplicate=rated.duplicates,
             quarantined=rated.quarantined + rated.unrated,
         )
         run.facts["money"] = {

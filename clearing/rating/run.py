@@ -15,7 +15,9 @@ Writes (each ``date=D`` folder is replaced whole, so a re-run leaves no duplicat
 
 * ``lake/rated_visitors/date=D/partner=P/part-0.parquet`` — rated rows, per partner;
 * ``lake/unrated_visitors/date=D/part-0.parquet`` — rows that could not be rated, with reason;
-* ``lake/cdr_findings/date=D/part-0.parquet``, ``lake/cdr_quarantine/date=D/part-0.parquet``;
+* ``lake/cdr_findings/date=D/part-0.parquet``, ``lake/cdr_quarantine/date=D/part-0.parquet``
+  (rows the reader held, and records already seen: :mod:`clearing.rating.duplicates`);
+* ``lake/cdr_seen/date=D/part-0.parquet`` — the records first seen on D (the duplicate index);
 * ``lake/rated_partner/date=D/partner=P/part-0.parquet`` — the IOT check of every event;
 * ``lake/iot_findings/date=D/part-0.parquet`` — the breaches.
 """
@@ -33,6 +35,7 @@ from clearing._io import write_table_atomic
 from clearing.rating._book import Rates
 from clearing.rating.cdr import read_cdrs
 from clearing.rating.check import iot_check
+from clearing.rating.duplicates import split_duplicates
 from clearing.rating.inbound import rate_visitors
 
 if TYPE_CHECKING:
@@ -60,6 +63,8 @@ class RateSummary:
         records_in: rows read (good + quarantined).
         quarantined: rows held by the reader (bad values), see ``lake/cdr_quarantine``.
         rated / unrated: rows rated / not rated (see ``lake/unrated_visitors``).
+        duplicates: records already seen in another file or on another day (not rated; in
+            ``lake/cdr_quarantine`` with their reason).
         receivable: per (partner, currency, scale): the rated total charge.
         partner_events: accepted partner events checked.
         iot_breaches: IOT-check findings.
@@ -80,11 +85,12 @@ class RateSummary:
     unchecked: int
     payable: list[tuple[str, str, int, int]]
     paths: list[Path] = field(default_factory=list)
+    duplicates: int = 0
 
     @property
     def identity_ok(self) -> bool:
-        """Records in = rated + unrated + quarantined."""
-        return self.records_in == self.rated + self.unrated + self.quarantined
+        """Records in = rated + unrated + quarantined + duplicates."""
+        return self.records_in == self.rated + self.unrated + self.quarantined + self.duplicates
 
 
 def cdr_files(workdir: Path, day: date) -> list[Path]:
@@ -240,15 +246,25 @@ def _single(df: pl.DataFrame, root: Path, ds: lake.Dataset, day: date, writes: _
     return writes.write(root, ds, day, df)
 
 
+def _window(workdir: Path) -> int:
+    """The duplicate window of ``workdir``'s ``clearing.toml`` (the default without one)."""
+    if (workdir / config.CONFIG_NAME).is_file():
+        return config.load(workdir).validation.duplicate_window_days
+    return config.Validation().duplicate_window_days
+
+
 def rate_day(
     workdir: Path,
     day: date,
     *,
     rates_dir: Path | None = None,
+    window_days: int | None = None,
 ) -> RateSummary:
     """Rate the visitors' CDRs of ``day`` and IOT-check its partner events (idempotent).
 
-    See the module docstring for what is read and written.
+    See the module docstring for what is read and written. Records already seen in another
+    file of the day or on another processing date within ``window_days`` (default: the
+    work folder's ``validation.duplicate_window_days``) are duplicates, not rated.
 
     Raises:
         ConfigError: reference data missing or inconsistent (exit code 2).
@@ -256,17 +272,23 @@ def rate_day(
     rates = Rates.load(rates_dir or workdir / "rates")
     root = config.WorkDir(workdir).lake
     files = cdr_files(workdir, day)
+    window = _window(workdir) if window_days is None else window_days
     writes = _Writes()
     try:
         read = read_cdrs(files)
+        split = split_duplicates(read.records, root=root, day=day, window_days=window)
+        duplicates = split.duplicates.height
+        findings = pl.concat([read.findings, split.findings.cast(read.findings.schema)])
+        held = pl.concat([read.quarantined, split.duplicates.cast(read.quarantined.schema)])
         paths = [
-            _single(read.findings, root, lake.CDR_FINDINGS, day, writes),
-            _single(read.quarantined, root, lake.CDR_QUARANTINE, day, writes),
+            _single(findings, root, lake.CDR_FINDINGS, day, writes),
+            _single(held, root, lake.CDR_QUARANTINE, day, writes),
+            _single(split.seen, root, lake.CDR_SEEN, day, writes),
         ]
         records_in = read.records.height + read.quarantined.height
         quarantined = read.quarantined.height
-        rated_all = rate_visitors(read.records, rates)
-        del read  # what is left of the day's records is in `rated_all`
+        rated_all = rate_visitors(split.records, rates)
+        del read, split, findings, held  # what is left of the day's records is in `rated_all`
         is_rated = pl.col("status") == "rated"
         unrated = rated_all.filter(~is_rated)
         order = ["partner", "start_time", "record_id", "file", "line"]
@@ -326,4 +348,5 @@ def rate_day(
         unchecked=unchecked,
         payable=payable,
         paths=paths,
+        duplicates=duplicates,
     )

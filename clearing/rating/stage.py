@@ -21,8 +21,16 @@ def rate(ctx: StageContext) -> StepResult:
     """
     from clearing.rating.run import rate_day
 
-    summary = rate_day(ctx.workdir.root, ctx.date)
-    problems = [] if summary.identity_ok else ["rate: records in ≠ rated + unrated + quarantined"]
+    summary = rate_day(
+        ctx.workdir.root,
+        ctx.date,
+        window_days=ctx.settings.validation.duplicate_window_days,
+    )
+    problems = (
+        []
+        if summary.identity_ok
+        else ["rate: records in ≠ rated + unrated + quarantined + duplicates"]
+    )
     return StepResult(
         "rate",
         {
