@@ -14,6 +14,7 @@ tables.
 from __future__ import annotations
 
 from clearing.errors import StoreError
+from clearing.store.ciber_batches import BatchCheck
 from clearing.store.db import (
     Database,
     LedgerStore,
@@ -30,6 +31,7 @@ from clearing.store.sequences import FileRecord, SequenceCheck, next_fsn
 __all__ = [
     "LEDGER",
     "STATE",
+    "BatchCheck",
     "Database",
     "FetchedFile",
     "FileRecord",
