@@ -82,20 +82,21 @@ def history_days(root: Path, day: date, window_days: int) -> list[date]:
     return [d for d in lake.dates(root, lake.CDR_SEEN) if lo <= d <= hi and d != day]
 
 
-def _history(root: Path, day: date, window_days: int) -> pl.DataFrame | None:
-    """The seen index of the other dates in the window, with ``of_date``; None when empty."""
-    frames = []
-    for d in history_days(root, day, window_days):
-        for f in lake.files(root, lake.CDR_SEEN, [d]):
-            frames.append(
-                pl.scan_parquet(f, hive_partitioning=False)
-                .select(SEEN_COLUMNS)
-                .with_columns(pl.lit(d).alias("of_date"))
-            )
-    if not frames:
-        return None
-    hist = pl.concat(frames).collect()
-    return hist if hist.height else None
+def _history(root: Path, day: date, window_days: int) -> pl.LazyFrame | None:
+    """The seen index of the other dates in the window, with ``of_date`` (lazy); None: none.
+
+    Only read through :func:`_match`, which keeps the rows that share a key with the day's
+    records: the window's history is streamed, never held whole (a night's memory follows the
+    day's volume).
+    """
+    frames = [
+        pl.scan_parquet(f, hive_partitioning=False)
+        .select(SEEN_COLUMNS)
+        .with_columns(pl.lit(d).alias("of_date"))
+        for d in history_days(root, day, window_days)
+        for f in lake.files(root, lake.CDR_SEEN, [d])
+    ]
+    return pl.concat(frames) if frames else None
 
 
 def _first_of(hist: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
@@ -112,12 +113,14 @@ def _first_of(hist: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
     )
 
 
-def _match(cur: pl.DataFrame, hist: pl.DataFrame | None, keys: list[str]) -> pl.DataFrame:
+def _match(cur: pl.DataFrame, hist: pl.LazyFrame | None, keys: list[str]) -> pl.DataFrame:
     """``_row`` → (of_file, of_line, of_date) of the first history row with the same ``keys``."""
     schema = {"_row": pl.UInt32(), "of_file": pl.String(), "of_line": pl.Int64()}
     if hist is None:
         return pl.DataFrame(schema=schema | {"of_date": pl.Date()})
-    firsts = _first_of(hist, keys)
+    wanted = cur.select(keys).unique().lazy()
+    found = hist.join(wanted, on=keys, how="semi", nulls_equal=True).collect(engine="streaming")
+    firsts = _first_of(found, keys)
     return (
         cur.select("_row", *keys)
         .join(firsts, on=keys, how="inner", nulls_equal=True)

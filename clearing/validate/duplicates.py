@@ -258,7 +258,13 @@ def find_ciber_duplicates(
         )
     if not frames:
         return []
-    hist = pl.concat(frames, how="vertical_relaxed").collect()
+    # only the history rows sharing a key with the file's candidates are kept (streamed)
+    wanted = cur.select(CIBER_KEY).unique().lazy()
+    hist = (
+        pl.concat(frames, how="vertical_relaxed")
+        .join(wanted, on=list(CIBER_KEY), how="semi", nulls_equal=True)
+        .collect(engine="streaming")
+    )
     firsts = hist.sort("of_date", "file", "event_index", nulls_last=True).unique(
         subset=list(CIBER_KEY), keep="first", maintain_order=True
     )
