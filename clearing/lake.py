@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CDR_FINDINGS",
     "CDR_QUARANTINE",
+    "CDR_SEEN",
     "DATASETS",
     "EVENTS_IN",
     "FINDINGS",
@@ -215,7 +216,8 @@ _RATED_VISITORS = pa.schema(
         pa.field("status", _LSTR),
         pa.field("reason", _LSTR),
         # where a row of the day comes from: "cdr" (the day's CDRs) | "recycled" (a record held
-        # on an earlier date, released on this one) | "resubmitted" (a returned event); origin_date: the date it was first rated
+        # on an earlier date, released on this one) | "resubmitted" (a returned event);
+        # origin_date: the date it was first rated
         pa.field("origin", _LSTR),
         pa.field("origin_date", pa.date32()),
         pa.field("rap_file_sequence_number", pa.int32()),  # resubmitted after a severe return
@@ -281,6 +283,26 @@ _CDR_QUARANTINE = pa.schema(
         pa.field("file", _LSTR),
         pa.field("line", pa.int64()),
         pa.field("reason", _LSTR),
+    ]
+)
+
+#: The seen index of visitors' CDRs (:mod:`clearing.rating.duplicates`): per processing date,
+#: the records first seen that day (not the duplicates), their key columns, file and line.
+_CDR_SEEN = pa.schema(
+    [
+        pa.field("record_id", _LSTR),
+        pa.field("record_type", _LSTR),
+        pa.field("imsi", _LSTR),
+        pa.field("start_time", pa.timestamp("us")),
+        pa.field("utc_offset", _LSTR),
+        pa.field("duration", pa.int64()),
+        pa.field("volume_up", pa.int64()),
+        pa.field("volume_down", pa.int64()),
+        pa.field("called_number", _LSTR),
+        pa.field("calling_number", _LSTR),
+        pa.field("apn", _LSTR),
+        pa.field("file", _LSTR),
+        pa.field("line", pa.int64()),
     ]
 )
 
@@ -435,6 +457,7 @@ RERATED_VISITORS = Dataset("rerated_visitors", _RERATED_VISITORS, Partitioning.D
 RERATE_DELTAS = Dataset("rerate_deltas", _RERATE_DELTAS, Partitioning.DATE)
 CDR_FINDINGS = Dataset("cdr_findings", _CDR_FINDINGS, Partitioning.DATE)
 CDR_QUARANTINE = Dataset("cdr_quarantine", _CDR_QUARANTINE, Partitioning.DATE)
+CDR_SEEN = Dataset("cdr_seen", _CDR_SEEN, Partitioning.DATE)
 RATED_PARTNER = Dataset("rated_partner", _RATED_PARTNER, Partitioning.DATE_PARTNER)
 IOT_FINDINGS = Dataset("iot_findings", _IOT_FINDINGS, Partitioning.DATE)
 RETAIL = Dataset("retail", _RETAIL, Partitioning.DATE, file="bill_lines.parquet")
@@ -450,6 +473,7 @@ DATASETS: tuple[Dataset, ...] = (
     UNRATED_VISITORS,
     CDR_FINDINGS,
     CDR_QUARANTINE,
+    CDR_SEEN,
     RATED_PARTNER,
     IOT_FINDINGS,
     RETAIL,

@@ -304,6 +304,7 @@ def rate_dict(summary: RateSummary, outbound: list[OutboundFile]) -> dict[str, A
         "unrated": summary.unrated,
         "held": summary.held,
         "quarantined": summary.quarantined,
+        "duplicates": summary.duplicates,
         "identity_ok": summary.identity_ok,
         "recycled": summary.recycled,
         "default_rated": summary.default_rated,
@@ -346,7 +347,13 @@ def _print_rate(out: dict[str, Any]) -> None:
     typer.echo(
         f"rate {out['date']}: {len(out['cdr_files'])} CDR file(s), {out['records_in']} records:"
         f" {out['rated']} rated, {out['unrated']} unrated, {out['held']} held,"
-        f" {out['quarantined']} quarantined (in = rated + unrated + held + quarantined: {ok})"
+        f" {out['quarantined']} quarantined"
+        + (
+            f", {out['duplicates']} duplicates (in = rated + unrated + held + quarantined +"
+            f" duplicates: {ok})"
+            if out["duplicates"]
+            else f" (in = rated + unrated + held + quarantined: {ok})"
+        )
     )
     if out["recycled"]:
         typer.echo(f"  recycled: {out['recycled']} held record(s) of earlier dates rated")

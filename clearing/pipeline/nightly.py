@@ -184,10 +184,12 @@ def _summarise(
     if "rate" in results:
         rated: RateSummary = results["rate"][0].value
         # visitors' CDRs: rated = accepted; set aside by the reader or not rateable (no
-        # partner) = quarantined; waiting for their partner's reference data = held
+        # partner) = quarantined; waiting for their partner's reference data = held; already
+        # seen in another file or on another day = duplicate
         rec += Identity(
             in_=rated.records_in,
             accepted=rated.rated,
+            duplicate=rated.duplicates,
             quarantined=rated.quarantined + rated.unrated,
             held=rated.held,
         )

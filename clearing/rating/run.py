@@ -21,7 +21,9 @@ Writes (each ``date=D`` folder is replaced whole, so a re-run leaves no duplicat
 * ``lake/unrated_visitors/date=D/part-0.parquet`` — rows that could not be rated, with reason
   (``status`` ``unrated``, or ``held``: the partner's reference data cannot price them yet, see
   :mod:`clearing.rating.held`);
-* ``lake/cdr_findings/date=D/part-0.parquet``, ``lake/cdr_quarantine/date=D/part-0.parquet``;
+* ``lake/cdr_findings/date=D/part-0.parquet``, ``lake/cdr_quarantine/date=D/part-0.parquet``
+  (rows the reader held, and records already seen: :mod:`clearing.rating.duplicates`);
+* ``lake/cdr_seen/date=D/part-0.parquet`` — the records first seen on D (the duplicate index);
 * ``lake/rated_partner/date=D/partner=P/part-0.parquet`` — the IOT check of every event;
 * ``lake/iot_findings/date=D/part-0.parquet`` — the breaches;
 * in ``clearing.duckdb``: the held records (visitor CDRs, payables) and the ones this date
@@ -53,6 +55,7 @@ from clearing.rating._book import Rates
 from clearing.rating.cdr import read_cdrs
 from clearing.rating.check import iot_check
 from clearing.rating.delta import replay_delta
+from clearing.rating.duplicates import split_duplicates
 from clearing.rating.inbound import rate_visitors
 from clearing.store import open_store, sent_partners
 
@@ -86,6 +89,8 @@ class RateSummary:
         rated / unrated: the day's rows rated / not rated (see ``lake/unrated_visitors``).
         receivable: per (partner, currency, scale): the rated total charge (recycled rows
             included: they go out with the day's rows).
+        duplicates: records already seen in another file or on another day (not rated; in
+            ``lake/cdr_quarantine`` with their reason).
         partner_events: accepted partner events checked.
         iot_breaches: IOT-check findings.
         unchecked: partner events the IOT does not price.
@@ -143,11 +148,14 @@ class RateSummary:
     payable_held: int = 0
     payable_held_groups: list[holding.HeldGroup] = field(default_factory=list)
     payable_released: int = 0
+    duplicates: int = 0
 
     @property
     def identity_ok(self) -> bool:
-        """Records in = rated + unrated + held + quarantined."""
-        return self.records_in == self.rated + self.unrated + self.held + self.quarantined
+        """Records in = rated + unrated + held + quarantined + duplicates."""
+        return self.records_in == (
+            self.rated + self.unrated + self.held + self.quarantined + self.duplicates
+        )
 
     def problems(self) -> list[str]:
         """The anomalies of the day (each a data problem: exit 1), one line each."""
@@ -161,7 +169,7 @@ class RateSummary:
             )
         out += self.resubmit_problems
         if not self.identity_ok:
-            out.append("rate: records in ≠ rated + unrated + held + quarantined")
+            out.append("rate: records in ≠ rated + unrated + held + quarantined + duplicates")
         return out
 
     def warnings(self) -> list[str]:
@@ -490,23 +498,41 @@ def _open_held(workdir: Path, needed: bool) -> Store | None:
 
 
 def _rate_visitors(
-    workdir: Path, day: date, files: list[Path], rates: Rates, settings: config.Settings | None
+    workdir: Path,
+    day: date,
+    files: list[Path],
+    rates: Rates,
+    settings: config.Settings | None,
+    window: int,
 ) -> tuple[pl.DataFrame, _Visitors]:
     """The day's CDRs rated (held, default-rated, recycled rows too); the reader's output."""
     read = read_cdrs(files)
-    rated_all = rate_visitors(read.records, rates).with_columns(
+    split = split_duplicates(
+        read.records, root=config.WorkDir(workdir).lake, day=day, window_days=window
+    )
+    visitors = _Visitors(
+        findings=pl.concat([read.findings, split.findings.cast(read.findings.schema)]),
+        quarantine=pl.concat([read.quarantined, split.duplicates.cast(read.quarantined.schema)]),
+        seen=split.seen,
+        records=read.records.height,
+        quarantined=read.quarantined.height,
+        duplicates=split.duplicates.height,
+    )
+    columns = read.records.columns
+    del read
+    rated_all = rate_visitors(split.records, rates).with_columns(
         pl.lit("cdr").alias("origin"), pl.lit(day, pl.Date).alias("origin_date")
     )
     rated_all, n_default = holding.apply_default_rate(rated_all, settings)
     defaulted = rated_all.filter(pl.col("iot_version") == "clearing.toml") if n_default else None
-    visitors = _Visitors(read.findings, read.quarantined, read.records.height)
+    del split
     store = _open_held(workdir, bool(rated_all.select(holding.holdable().any()).item()))
     if store is None:
         return rated_all, visitors
     with store, store.transaction():
         rated_all = holding.hold_visitors(rated_all, day, store.held)
         recycle = holding.recycle_visitors(
-            config.WorkDir(workdir).lake, day, store.held, rates, settings, read.records.columns
+            config.WorkDir(workdir).lake, day, store.held, rates, settings, columns
         )
     if defaulted is not None:
         visitors.default_groups = holding.held_groups(defaulted)
@@ -520,9 +546,12 @@ def _rate_visitors(
 
 @dataclass
 class _Visitors:
-    findings: pl.DataFrame
-    quarantined: pl.DataFrame
-    records: int
+    findings: pl.DataFrame  # the reader's and the duplicates'
+    quarantine: pl.DataFrame  # rows the reader held, and the duplicates
+    seen: pl.DataFrame  # the records first seen on the day (lake/cdr_seen)
+    records: int  # rows read (good ones; duplicates among them)
+    quarantined: int  # rows the reader held
+    duplicates: int
     default_rated: int = 0
     default_groups: list[holding.HeldGroup] = field(default_factory=list)
     recycled: int = 0
@@ -594,22 +623,33 @@ def _payables(
     return out, paths
 
 
+def _window(workdir: Path) -> int:
+    """The duplicate window of ``workdir``'s ``clearing.toml`` (the default without one)."""
+    if (workdir / config.CONFIG_NAME).is_file():
+        return config.load(workdir).validation.duplicate_window_days
+    return config.Validation().duplicate_window_days
+
+
 def rate_day(
     workdir: Path,
     day: date,
     *,
     rates_dir: Path | None = None,
     settings: config.Settings | None = None,
+    window_days: int | None = None,
 ) -> RateSummary:
     """Rate the visitors' CDRs of ``day`` and IOT-check its partner events (idempotent).
 
-    See the module docstring for what is read and written.
+    See the module docstring for what is read and written. Records already seen in another
+    file of the day or on another processing date within ``window_days`` (default: the
+    work folder's ``validation.duplicate_window_days``) are duplicates, not rated.
 
     Args:
         workdir: the work folder.
         day: the processing date.
         rates_dir: the reference data (default: ``<workdir>/rates``).
         settings: ``clearing.toml`` (its partners' ``default_rate``); None: no default rate.
+        window_days: the duplicate window (default: ``settings``' or the work folder's).
 
     Raises:
         ConfigError: reference data missing or inconsistent (exit code 2).
@@ -618,14 +658,21 @@ def rate_day(
     root = config.WorkDir(workdir).lake
     sent = sent_partners(workdir, day)
     files = cdr_files(workdir, day)
+    if window_days is not None:
+        window = window_days
+    elif settings is not None:
+        window = settings.validation.duplicate_window_days
+    else:
+        window = _window(workdir)
     writes = _Writes()
     try:
-        rated_all, read = _rate_visitors(workdir, day, files, rates, settings)
+        rated_all, read = _rate_visitors(workdir, day, files, rates, settings, window)
         paths = [
             _single(read.findings, root, lake.CDR_FINDINGS, day, writes),
-            _single(read.quarantined, root, lake.CDR_QUARANTINE, day, writes),
+            _single(read.quarantine, root, lake.CDR_QUARANTINE, day, writes),
+            _single(read.seen, root, lake.CDR_SEEN, day, writes),
         ]
-        quarantined = read.quarantined.height
+        quarantined = read.quarantined
         records_in = read.records + quarantined
         rated_all = rated_all.with_columns(pl.lit(None, pl.Int32).alias(RAP_FSN))
         again, resubmit_problems = _resubmitted(workdir, day, rates)
@@ -698,4 +745,5 @@ def rate_day(
         payable_held=pay.held,
         payable_held_groups=pay.held_groups,
         payable_released=pay.released,
+        duplicates=read.duplicates,
     )

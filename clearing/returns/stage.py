@@ -95,6 +95,9 @@ def validate(ctx: StageContext) -> StepResult:
     problems += [
         f"validate: {c.file}: batch rejected, see the CIBER return" for c in result.ciber if c.fatal
     ]
+    fatal_files = len(problems)
+    # a CIBER batch sequence gap: batches of the pair never came (an anomaly, exit 1)
+    problems += [f"validate: {c.file}: {gap}" for c in result.ciber for gap in c.gaps]
     rec = result.reconciliation()
     return StepResult(
         "validate",
@@ -105,7 +108,7 @@ def validate(ctx: StageContext) -> StepResult:
             "returned": rec["returned"],
             "duplicate": rec["duplicate"],
             "late": rec["late"],
-            "fatal_files": len(problems),
+            "fatal_files": fatal_files,
             "raps": len(result.raps),
         },
         outputs=[

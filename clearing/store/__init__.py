@@ -15,6 +15,7 @@ tables.
 from __future__ import annotations
 
 from clearing.errors import StoreError
+from clearing.store.ciber_batches import BatchCheck
 from clearing.store.db import (
     Database,
     LedgerStore,
@@ -33,6 +34,7 @@ from clearing.store.sequences import FileRecord, SequenceCheck, next_fsn
 __all__ = [
     "LEDGER",
     "STATE",
+    "BatchCheck",
     "Database",
     "FetchedFile",
     "FileRecord",

@@ -21,6 +21,7 @@ from clearing.store.schema import LEDGER, STATE, Schema, check_version, migrate,
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from clearing.store.ciber_batches import CiberBatches
     from clearing.store.ledger import Fetched
     from clearing.store.outbox import OutboxTable
     from clearing.store.register import Register
@@ -118,11 +119,13 @@ class Store(Database):
         returns_in: ``raps_in``, ``acks_in``, ``returns_in``.
         outbox: ``outbox``.
         held: ``held_records``, ``held_recycles``.
+        ciber_batches: ``ciber_batches_in`` (CIBER-in batch sequences).
     """
 
     schema = STATE
 
     def __init__(self, path: Path | str, *, read_only: bool = False) -> None:
+        from clearing.store.ciber_batches import CiberBatches
         from clearing.store.held import HeldRecords
         from clearing.store.outbox import OutboxTable
         from clearing.store.register import Register
@@ -136,6 +139,7 @@ class Store(Database):
         self.returns_in: ReturnsIn = ReturnsIn(self.con)
         self.outbox: OutboxTable = OutboxTable(self.con)
         self.held: HeldRecords = HeldRecords(self.con)
+        self.ciber_batches: CiberBatches = CiberBatches(self.con)
 
     def __enter__(self) -> Store:
         return self

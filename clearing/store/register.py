@@ -28,6 +28,7 @@ DATED_TABLES = (
     "raps_in",
     "returns_in",
     "ciber_returns_out",
+    "ciber_batches_in",
 )
 
 

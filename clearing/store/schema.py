@@ -315,6 +315,31 @@ _STATE_V4_DOC = (
     "held records (no IOT row, FX rate or currency) and the processing date that released each"
 )
 
+_STATE_V5 = """
+CREATE TABLE IF NOT EXISTS ciber_batches_in (
+    processing_date DATE NOT NULL,
+    file VARCHAR NOT NULL,
+    batch_index INTEGER NOT NULL,      -- position of the batch in the file, from 0
+    sender VARCHAR NOT NULL,           -- sending SID/BID
+    recipient VARCHAR NOT NULL,        -- receiving SID/BID
+    sequence INTEGER NOT NULL,         -- batch sequence number 1-999
+    original_return_indicator VARCHAR,
+    sha256 VARCHAR NOT NULL,           -- the batch's lines, line endings and trailing blanks cut
+    records BIGINT NOT NULL,
+    outcome VARCHAR NOT NULL,          -- accepted | rejected | copy | reused
+    copy_of VARCHAR,                   -- copy / reused: the file of the accepted batch
+    copy_of_date DATE
+);
+"""
+
+_STATE_V5_DOC = "ciber_batches_in: CIBER-in batch sequence control per SID/BID pair"
+"""Migration 5: every CIBER-in batch with its sequence, content hash and outcome.
+
+The validate stage checks each batch of a partner's CIBER file against the accepted batches of
+its sending → receiving SID/BID pair (:mod:`clearing.store.ciber_batches`): an exact copy is
+ignored, a reused sequence with other content is rejected, a gap is reported.
+"""
+
 #: ``clearing.duckdb``: the state of the stages.
 STATE = Schema(
     name="state database",
@@ -333,12 +358,14 @@ STATE = Schema(
         "return_actions",
         "held_records",
         "held_recycles",
+        "ciber_batches_in",
     ),
     migrations=(
         Migration(1, "the schema before versioning", _STATE_V1),
         Migration(2, _STATE_V2_DOC, _STATE_V2),
         Migration(3, _STATE_V3_DOC, _STATE_V3),
         Migration(4, _STATE_V4_DOC, _STATE_V4),
+        Migration(5, _STATE_V5_DOC, _STATE_V5),
     ),
 )
 

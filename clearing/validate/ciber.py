@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import hashlib
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any, Literal
@@ -57,14 +58,19 @@ if TYPE_CHECKING:
     from clearing.config import Settings
 
 __all__ = [
+    "BATCH_COPY",
     "CLEARINGHOUSE_BIDS",
     "CODE_VALUES",
     "DUPLICATE_KEYS",
+    "SEQUENCE_GAP",
+    "SEQUENCE_REUSED",
     "CiberChecked",
     "CiberRule",
+    "batch_sha256",
     "check_ciber",
     "ciber_rules",
     "rows_by_batch",
+    "rule_severity",
 ]
 
 Severity = Literal["fatal", "severe", "warning"]
@@ -127,6 +133,17 @@ DUPLICATE_KEYS: dict[str, tuple[str, ...]] = {
     "52": ("home_sid_bid", "msid", "serving_sid_bid", "occ_start_date", "connect_time",
            "occ_end_date", "occ_charge", "occ_description", "total_charges_and_taxes"),
 }  # fmt: skip
+
+# Batch sequence control per sending/receiving SID/BID pair (ciber.md §2): rules that need the
+# history of the pair (:mod:`clearing.store.ciber_batches`), so not file-only rules of
+# ``specs/ciber/rules.csv``; the validate stage (:mod:`clearing.validate.stage`) raises them.
+#: An exact copy of a batch already accepted: ignored (a warning; not paid, not returned).
+BATCH_COPY = "ciber.batch.copy"
+#: A sequence number already used by an accepted batch with other content: the batch is
+#: rejected with Batch Reject Reason Code 08 (batch sequence number invalid, §7.1).
+SEQUENCE_REUSED = "ciber.batch.sequence_reused"
+#: Sequence numbers skipped before this batch: a warning, and an anomaly of the run.
+SEQUENCE_GAP = "ciber.batch.sequence_gap"
 
 # Record-type constants of the rules (ciber.md §4).
 _HOME = {
@@ -845,6 +862,23 @@ def _batch_hits(decoded: Decoded, settings: Settings, today: dt.date) -> list[_B
     return hits
 
 
+def batch_sha256(data: bytes, decoded: Decoded, batch_index: int) -> str:
+    """The SHA-256 of one batch's lines, header to trailer, as content.
+
+    Line endings and trailing blanks are cut first (a partner's transport may turn CR LF into
+    LF, some partners cut the blank reserved tails), so a batch sent again under another file
+    name hashes the same.
+    """
+    header = rows_by_batch(decoded, ("01", "02"))[batch_index]
+    trailer = rows_by_batch(decoded, ("98", "97"))[batch_index]
+    blob = data[header["byte_offset"] : trailer["byte_offset"] + trailer["byte_length"]]
+    lines = (line.rstrip(b"\r").rstrip(b" ") for line in blob.split(b"\n"))
+    digest = hashlib.sha256()
+    for line in lines:
+        digest.update(line + b"\n")
+    return digest.hexdigest()
+
+
 # --------------------------------------------------------------------------- check_ciber
 
 
@@ -856,6 +890,11 @@ def _override(settings: Settings, partner: str | None, rule: CiberRule) -> Sever
     if o == "warning":
         return "warning"
     return rule.severity
+
+
+def rule_severity(settings: Settings, partner: str | None, rule: CiberRule) -> Severity | None:
+    """The severity of ``rule`` for ``partner`` after its overrides (None: switched off)."""
+    return _override(settings, partner, rule)
 
 
 def check_ciber(data: bytes, *, file: str, settings: Settings, today: dt.date) -> CiberChecked:

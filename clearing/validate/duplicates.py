@@ -9,15 +9,24 @@
 
 History = the accepted events of the lake (``lake/events_in/date=…/partner=…/*.parquet``) of
 earlier processing dates, plus the files accepted earlier in the same run.
+
+CIBER-in (:func:`find_ciber_duplicates`): a record whose :data:`CIBER_KEY` (the normalised
+fields of the CIBER duplicate check, ciber.md §7.2 4/11) was accepted in another file — earlier
+the same day, or on another processing date within the window, before or after the day — is a
+duplicate (returned with Return Reason Code 11). Duplicates inside one file are the file-only
+rule ``ciber.record.duplicate`` (:mod:`clearing.validate.ciber`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
+import polars as pl
 import pyarrow as pa
 
+from clearing import lake as lakes
 from clearing.lake import EVENTS_IN
 
 if TYPE_CHECKING:
@@ -26,7 +35,14 @@ if TYPE_CHECKING:
 
     import duckdb
 
-__all__ = ["HARD_KEY", "Duplicate", "find_duplicates", "history_glob"]
+__all__ = [
+    "CIBER_KEY",
+    "HARD_KEY",
+    "Duplicate",
+    "find_ciber_duplicates",
+    "find_duplicates",
+    "history_glob",
+]
 
 HARD_KEY = (
     "event_kind",
@@ -45,14 +61,37 @@ HARD_KEY = (
 )
 
 
+#: The normalised event columns of a CIBER record that make it the same record again: its
+#: parties, subscriber, start, direction, numbers, duration and money (ciber.md §7.2 4/11;
+#: the per-type fields of :data:`clearing.validate.ciber.DUPLICATE_KEYS`, as normalised).
+CIBER_KEY = (
+    "sender",
+    "recipient",
+    "serving_network",
+    "event_kind",
+    "imsi",
+    "msisdn",
+    "local_start",
+    "duration",
+    "called_number",
+    "calling_number",
+    "charge",
+    "tax",
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Duplicate:
-    """Event ``event_index`` repeats ``of_file`` event ``of_index`` (hard) or is close (soft)."""
+    """Event ``event_index`` repeats ``of_file`` event ``of_index`` (hard) or is close (soft).
+
+    ``of_date``: the processing date of ``of_file`` when known (CIBER), None otherwise.
+    """
 
     event_index: int
     of_file: str
     of_index: int
     hard: bool
+    of_date: dt.date | None = None
 
 
 def _key_sql(alias: str) -> str:
@@ -148,3 +187,93 @@ def find_duplicates(
         if earlier:
             con.unregister("_run")
     return [Duplicate(int(i), str(f), int(o), bool(h)) for i, f, o, h in rows]
+
+
+def _ciber_history(
+    lake: Path, day: dt.date, window_days: int, senders: list[str]
+) -> list[pl.LazyFrame]:
+    """The accepted CIBER events of the senders' partitions of the other dates in the window."""
+    lo, hi = day - timedelta(days=window_days), day + timedelta(days=window_days)
+    frames: list[pl.LazyFrame] = []
+    for d in lakes.dates(lake, EVENTS_IN):
+        if d == day or not lo <= d <= hi:
+            continue
+        folder = lakes.partition(lake, EVENTS_IN, d)
+        for sender in senders:
+            for f in sorted((folder / f"partner={sender}").glob("*.parquet")):
+                frames.append(
+                    pl.scan_parquet(f, hive_partitioning=False)
+                    .filter((pl.col("source_format") == "ciber") & (pl.col("status") == "accepted"))
+                    .select("file", "event_index", *CIBER_KEY)
+                    .with_columns(pl.lit(d).alias("of_date"))
+                )
+    return frames
+
+
+def find_ciber_duplicates(
+    events: pa.Table,
+    candidates: list[int],
+    *,
+    lake: Path,
+    day: dt.date,
+    window_days: int,
+    earlier: list[pa.Table],
+) -> list[Duplicate]:
+    """The records of one CIBER file already accepted in another file, within the window.
+
+    Args:
+        events: the file's normalised events (``EVENT_SCHEMA``).
+        candidates: the event indexes that would be accepted (the others are not looked up).
+        lake: the lake; accepted CIBER events of the processing dates within ``window_days``
+            of ``day`` (``day`` itself left out: a replay never finds its own records) are
+            history.
+        day: the processing date.
+        window_days: the duplicate window.
+        earlier: event tables (``file``, ``event_index`` and :data:`CIBER_KEY`) accepted
+            earlier the same day, in other files.
+
+    Returns:
+        One :class:`Duplicate` per candidate found, by event index: the first occurrence
+        (earliest date, then file and position; the day's own files last).
+    """
+    if not candidates or events.num_rows == 0:
+        return []
+    cur = pl.from_arrow(events.select(["event_index", *CIBER_KEY]))
+    assert isinstance(cur, pl.DataFrame)
+    cur = cur.filter(pl.col("event_index").is_in(candidates))
+    schema = cur.select(CIBER_KEY).schema
+    senders = sorted({s for s in cur["sender"].to_list() if s})
+    frames = [
+        f.with_columns(pl.col(c).cast(t) for c, t in schema.items())
+        for f in _ciber_history(lake, day, window_days, senders)
+    ]
+    if earlier:
+        today = pl.from_arrow(pa.concat_tables(earlier))
+        assert isinstance(today, pl.DataFrame)
+        frames.append(
+            today.lazy()
+            .select("file", "event_index", *CIBER_KEY)
+            .with_columns(pl.col(c).cast(t) for c, t in schema.items())
+            .with_columns(pl.lit(None, pl.Date).alias("of_date"))
+        )
+    if not frames:
+        return []
+    # only the history rows sharing a key with the file's candidates are kept (streamed)
+    wanted = cur.select(CIBER_KEY).unique().lazy()
+    hist = (
+        pl.concat(frames, how="vertical_relaxed")
+        .join(wanted, on=list(CIBER_KEY), how="semi", nulls_equal=True)
+        .collect(engine="streaming")
+    )
+    firsts = hist.sort("of_date", "file", "event_index", nulls_last=True).unique(
+        subset=list(CIBER_KEY), keep="first", maintain_order=True
+    )
+    hits = (
+        cur.join(firsts, on=list(CIBER_KEY), how="inner", nulls_equal=True, suffix="_of")
+        .sort("event_index")
+        .select("event_index", "file", "event_index_of", "of_date")
+    )
+    return [
+        Duplicate(int(i), str(f), int(o), True, of_date if of_date is not None else day)
+        for i, f, o, of_date in hits.iter_rows()
+    ]

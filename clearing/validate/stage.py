@@ -35,7 +35,7 @@ from clearing.config import environment
 from clearing.errors import ClearingError
 from clearing.identity import Identity
 from clearing.store import Store, open_store
-from clearing.validate.duplicates import HARD_KEY, find_duplicates
+from clearing.validate.duplicates import CIBER_KEY, HARD_KEY, find_ciber_duplicates, find_duplicates
 from clearing.validate.findings import (
     FINDINGS_SCHEMA,
     REGISTER_FINDINGS_SCHEMA,
@@ -569,6 +569,7 @@ class CiberResult:
     events: pa.Table
     outcome: str
     returns: list[str] = field(default_factory=list)
+    gaps: list[str] = field(default_factory=list)  # batch sequence gaps (anomalies)
 
     @property
     def fatal(self) -> bool:
@@ -632,15 +633,20 @@ def _ciber_day(
     returns: ReturnWriter | None,
 ) -> list[CiberResult]:
     out: list[CiberResult] = []
+    earlier: list[pa.Table] = []
     for path in sorted(inputs):
         data = path.read_bytes()
         r, checked = validate_ciber_file(data, file=path.name, settings=settings, day=day)
+        _ciber_sequences(state, day, checked, r, settings)
+        _ciber_duplicates(workdir, day, r, settings, earlier)
         if r.events.num_rows:
             sender = r.events.column("sender")[0].as_py() or "unknown"
             table = r.events.append_column(
                 "file", pa.array([path.name] * r.events.num_rows, pa.string())
             ).append_column("status", pa.array(r.status, pa.string()))
             lakes.write(workdir.lake, lakes.EVENTS_IN, day, table, partner=sender, source=path.name)
+            accepted = table.filter(pc.equal(table.column("status"), "accepted"))
+            earlier.append(accepted.select(["file", "event_index", *CIBER_KEY]))
         if returns is not None:
             returns.ciber_returns(workdir, checked, r, settings, len(out) + 1)
             for name in r.returns:  # the facts of each return as written
@@ -667,6 +673,184 @@ def _ciber_day(
         )
         out.append(r)
     return out
+
+
+def _event_batches(checked: CiberChecked) -> np.ndarray[Any, Any]:
+    """The batch index of every event of a decoded CIBER file (by byte offset)."""
+    from clearing.validate.ciber import rows_by_batch
+
+    assert checked.decoded is not None
+    headers = rows_by_batch(checked.decoded, ("01", "02"))
+    starts = np.asarray([headers[i]["byte_offset"] for i in sorted(headers)], dtype=np.int64)
+    offsets = checked.events.column("byte_offset").to_numpy()
+    found: np.ndarray[Any, Any] = np.searchsorted(starts, offsets, side="right") - 1
+    return found
+
+
+def _ciber_sequences(
+    state: Store, day: dt.date, checked: CiberChecked, result: CiberResult, settings: Settings
+) -> None:
+    """Batch sequence control per sending → receiving SID/BID pair (ciber.md §2).
+
+    Every batch of an initial issue or of returned records (indicator 1 or 2) is compared with
+    the accepted batches of its pair (:meth:`clearing.store.ciber_batches.CiberBatches.check`)
+    and recorded: an exact copy is ignored (its records ``duplicate``, its findings dropped, a
+    warning: nothing paid, nothing returned); a reused sequence with other content is rejected
+    whole (Batch Reject Reason Code 08, its records ``returned``); a gap is a warning and an
+    anomaly of the run (``result.gaps``).
+    """
+    from clearing.validate.ciber import (
+        BATCH_COPY,
+        SEQUENCE_GAP,
+        SEQUENCE_REUSED,
+        batch_sha256,
+        rows_by_batch,
+    )
+
+    decoded = checked.decoded
+    if decoded is None:
+        return
+    ev_batch = _event_batches(checked)
+    trailers = rows_by_batch(decoded, ("98", "97"))
+    headers = rows_by_batch(decoded, ("01", "02"))
+    for b in decoded.batches.to_pylist():
+        i, seq = b["batch_index"], b["batch_sequence_number"]
+        sender, recipient = b["sending_sid_bid"], b["receiving_sid_bid"]
+        if not seq or not sender or not recipient or b["original_return_indicator"] not in "12":
+            continue
+        start = headers[i]["byte_offset"]
+        end = trailers[i]["byte_offset"] + trailers[i]["byte_length"]
+        rows = np.flatnonzero(ev_batch == i).tolist()
+        sha = batch_sha256(checked.data, decoded, i)
+        check = state.ciber_batches.check(
+            day,
+            sender=sender,
+            recipient=recipient,
+            sequence=seq,
+            sha256=sha,
+            window_days=settings.duplicate_window_days(sender),
+        )
+        pair = f"{sender} → {recipient}"
+        outcome = "rejected" if checked.rejected[i] else "accepted"
+        of = check.copy_of or check.reused
+        if check.copy_of is not None:
+            outcome = "copy"
+            mine = set(rows)
+            result.findings = [
+                f
+                for f in result.findings
+                if f.event_index not in mine
+                and not (
+                    f.event_index is None
+                    and f.byte_offset is not None
+                    and start <= f.byte_offset < end
+                )
+            ]
+            for e in rows:
+                result.status[e] = "duplicate"
+            message = (
+                f"batch {seq:03d} of {pair} is a copy of the batch accepted in "
+                f"`{check.copy_of[0]}` ({check.copy_of[1]}): ignored, not paid, not returned"
+            )
+            result.findings.append(
+                Finding(
+                    BATCH_COPY, 0, "warning", "batch_sequence_number", message, byte_offset=start
+                )
+            )
+        elif check.reused is not None:
+            outcome = "reused"
+            for e in rows:
+                result.status[e] = "returned"
+            message = (
+                f"batch sequence {seq:03d} of {pair} was used by the batch accepted in "
+                f"`{check.reused[0]}` ({check.reused[1]}) with other content: rejected (08)"
+            )
+            result.findings.append(
+                Finding(
+                    SEQUENCE_REUSED, 8, "fatal", "batch_sequence_number", message, byte_offset=start
+                )
+            )
+        elif check.missing is not None:
+            a, z = check.missing
+            missing = f"{a:03d}" if a == z else f"{a:03d}-{z:03d}"
+            message = (
+                f"batch sequence {seq:03d} of {pair} but {check.expected:03d} expected: "
+                f"{missing} missing"
+            )
+            result.findings.append(
+                Finding(
+                    SEQUENCE_GAP, 0, "warning", "batch_sequence_number", message, byte_offset=start
+                )
+            )
+            result.gaps.append(message)
+        state.ciber_batches.record(
+            day,
+            {
+                "file": result.file,
+                "batch_index": i,
+                "sender": sender,
+                "recipient": recipient,
+                "sequence": seq,
+                "original_return_indicator": b["original_return_indicator"],
+                "sha256": sha,
+                "records": len(rows),
+                "outcome": outcome,
+                "copy_of": of[0] if of else None,
+                "copy_of_date": of[1] if of else None,
+            },
+        )
+
+
+def _ciber_duplicates(
+    workdir: WorkDir,
+    day: dt.date,
+    result: CiberResult,
+    settings: Settings,
+    earlier: list[pa.Table],
+) -> None:
+    """Records of ``result`` already accepted in another file: returned as duplicates.
+
+    Another file of the day, or of another date within the window: a severe
+    ``ciber.record.duplicate`` finding (4/11, field 042) and status ``duplicate``.
+    """
+    from clearing.validate.ciber import ciber_rules, rule_severity
+
+    ev = result.events
+    candidates = [i for i, s in enumerate(result.status) if s == "accepted"]
+    if not candidates:
+        return
+    senders = ev.column("sender").to_pylist()
+    first = next((s for s in senders if s), None)
+    rule = ciber_rules()["ciber.record.duplicate"]
+    offsets = ev.column("byte_offset").to_pylist()
+    for d in find_ciber_duplicates(
+        ev,
+        candidates,
+        lake=workdir.lake,
+        day=day,
+        window_days=settings.duplicate_window_days(first),
+        earlier=earlier,
+    ):
+        severity = rule_severity(settings, senders[d.event_index], rule)
+        if severity is None:
+            continue
+        message = (
+            f"repeats record {d.of_index} of `{d.of_file}` (processed {d.of_date}): "
+            f"same {', '.join(CIBER_KEY)}"
+        )
+        result.findings.append(
+            Finding(
+                rule.rule,
+                rule.code,
+                severity,
+                "record",
+                message,
+                event_index=d.event_index,
+                byte_offset=offsets[d.event_index],
+            )
+        )
+        if severity != "warning":
+            result.status[d.event_index] = "duplicate"
 
 
 def _ciber_columns(data: bytes, decoded: Decoded | None) -> dict[str, Any]:
