@@ -10,7 +10,7 @@ group under its name; the top-level verbs of a module merged into ``clearing``):
 * :mod:`~clearing.cli.inspect`, :mod:`~clearing.cli.validate`, :mod:`~clearing.cli.samples`,
   :mod:`~clearing.cli.rap`, :mod:`~clearing.cli.seq`, :mod:`~clearing.cli.transport`
   (``transport status``), :mod:`~clearing.cli.rates` (``rerate``, ``rate what-if``,
-  ``rates import``).
+  ``rates import``), :mod:`~clearing.cli.iot` (``iot list|accept|dispute``).
 
 Options and the error handler are shared (:mod:`clearing.cli._common`). Exit codes
 (:class:`clearing.errors.ExitCode`): 0 ok, 1 data problem, 2 config problem, 3 transport
@@ -24,7 +24,18 @@ from typing import Any
 
 import typer
 
-from clearing.cli import inspect, rap, rates, run, samples, seq, stages, transport, validate
+from clearing.cli import (
+    inspect,
+    iot,
+    rap,
+    rates,
+    run,
+    samples,
+    seq,
+    stages,
+    transport,
+    validate,
+)
 from clearing.errors import ExitCode
 
 __all__ = ["app", "main"]
@@ -48,6 +59,7 @@ stages.rate_app.add_typer(rates.what_if_app)  # rate what-if
 app.add_typer(stages.rate_app, name="rate")
 app.add_typer(rates.rates_app, name="rates")
 app.add_typer(stages.settle_app, name="settle")
+app.add_typer(iot.app, name="iot")  # iot list, accept, dispute
 
 
 def main(argv: list[str] | None = None) -> Any:

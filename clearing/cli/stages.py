@@ -263,13 +263,17 @@ def rate(
         raise ConfigError(msg)
     day = parse_date(date)
     settings = config.load(workdir)  # a config problem stops us before anything is done
-    summary = rate_day(workdir, day, rates_dir=rates)
+    summary = rate_day(workdir, day, rates_dir=rates, settings=settings)
     outbound = write_day(workdir, day, settings=settings, rates_dir=rates)
     out = rate_dict(summary, outbound)
     if as_json:
         typer.echo(json.dumps(out, indent=2))
-        return
-    _print_rate(out)
+    else:
+        _print_rate(out)
+    if summary.iot_held:  # an anomaly: events held from the payable
+        for h in summary.iot_held:
+            typer.echo(f"anomaly: {h.message()}", err=True)
+        raise typer.Exit(1)
 
 
 def money(value: int | None, scale: int | None) -> str:

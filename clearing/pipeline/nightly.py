@@ -87,6 +87,7 @@ RATE_FIGURES = (
     "outbound_files",
     "partner_events_checked",
     "iot_breaches",
+    "iot_held",
 )
 
 

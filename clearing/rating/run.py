@@ -17,13 +17,18 @@ Writes (each ``date=D`` folder is replaced whole, so a re-run leaves no duplicat
 * ``lake/unrated_visitors/date=D/part-0.parquet`` — rows that could not be rated, with reason;
 * ``lake/cdr_findings/date=D/part-0.parquet``, ``lake/cdr_quarantine/date=D/part-0.parquet``;
 * ``lake/rated_partner/date=D/partner=P/part-0.parquet`` — the IOT check of every event;
-* ``lake/iot_findings/date=D/part-0.parquet`` — the breaches.
+* ``lake/iot_findings/date=D/part-0.parquet`` — the breaches;
+* ``clearing.duckdb`` table ``iot_breaches``: the breaches above the configured thresholds
+  (``over_threshold``), ``held`` from the payable until accepted or disputed
+  (``clearing iot accept`` / ``clearing iot dispute``); a re-run keeps the decisions. The
+  day's payable leaves out the events ``held`` or ``disputed``.
 """
 
 from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import TYPE_CHECKING, Final
 
 import polars as pl
@@ -32,22 +37,58 @@ from clearing import config, lake
 from clearing._io import write_table_atomic
 from clearing.rating._book import Rates
 from clearing.rating.cdr import read_cdrs
-from clearing.rating.check import iot_check
+from clearing.rating.check import Thresholds, iot_check, over_threshold
 from clearing.rating.inbound import rate_visitors
+from clearing.store import BreachStatus, IotBreach, open_store
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
     from datetime import date
     from pathlib import Path
 
 __all__ = [
     "IOT_EVENT_COLUMNS",
+    "HeldBreaches",
     "RateSummary",
     "cdr_files",
     "partner_events",
     "rate_day",
     "write_parquet",
 ]
+
+
+@dataclass(frozen=True)
+class HeldBreaches:
+    """The breaches above the thresholds still held, of one partner and service.
+
+    Attributes:
+        partner / service: whose and which.
+        events: how many events.
+        currency / scale: the settlement currency and its minor unit.
+        amount: what they would add to the payable (minor units).
+        over: what they charge above the IOT (minor units of the settlement currency).
+    """
+
+    partner: str
+    service: str
+    events: int
+    currency: str
+    scale: int
+    amount: int
+    over: int
+
+    def message(self) -> str:
+        """The anomaly, as the run reports it (partner, service, count and amounts)."""
+
+        def units(v: int) -> str:
+            return f"{Decimal(v).scaleb(-self.scale):f} {self.currency}"
+
+        return (
+            f"IOT breach above the threshold: {self.partner} {self.service}, {self.events} "
+            f"event(s) charged {units(self.over)} above the IOT; {units(self.amount)} held "
+            "from the payable until `clearing iot accept` or `clearing iot dispute` "
+            "(see `clearing iot list`)"
+        )
 
 
 @dataclass(frozen=True)
@@ -64,8 +105,10 @@ class RateSummary:
         partner_events: accepted partner events checked.
         iot_breaches: IOT-check findings.
         unchecked: partner events the IOT does not price.
-        payable: per (partner, settlement currency, scale): the settlement amount.
+        payable: per (partner, settlement currency, scale): the settlement amount, without
+            the events held or disputed as IOT breaches above the thresholds.
         paths: the lake and out paths written.
+        iot_held: the breaches above the thresholds still held, per partner and service.
     """
 
     day: date
@@ -80,6 +123,7 @@ class RateSummary:
     unchecked: int
     payable: list[tuple[str, str, int, int]]
     paths: list[Path] = field(default_factory=list)
+    iot_held: list[HeldBreaches] = field(default_factory=list)
 
     @property
     def identity_ok(self) -> bool:
@@ -240,15 +284,85 @@ def _single(df: pl.DataFrame, root: Path, ds: lake.Dataset, day: date, writes: _
     return writes.write(root, ds, day, df)
 
 
+def _thresholds(workdir: Path, settings: config.Settings | None) -> Callable[[str], Thresholds]:
+    """The partners' IOT breach thresholds (the defaults without a ``clearing.toml``)."""
+    if settings is None and (workdir / config.CONFIG_NAME).is_file():
+        settings = config.load(workdir)
+    if settings is not None:
+        return settings.iot_breach_thresholds
+    defaults = config.Validation()
+    absolute, percent = defaults.iot_breach_absolute, defaults.iot_breach_percent
+    pair = (
+        None if absolute == "off" else absolute,
+        None if percent == "off" else percent,
+    )
+    return lambda _code: pair
+
+
+def _breach_rows(day: date, rated: pl.DataFrame) -> list[IotBreach]:
+    cols = (
+        "partner",
+        "file",
+        "event_index",
+        "service",
+        "currency",
+        "charge_scale",
+        "charged",
+        "expected",
+        "difference",
+        "settlement_currency",
+        "settlement_scale",
+        "settlement_amount",
+        "over_settlement",
+    )
+    over = rated.filter(pl.col("over_threshold")).select(cols)
+    return [IotBreach(day, *r) for r in over.rows()]
+
+
+def _hold_breaches(workdir: Path, day: date, rated: pl.DataFrame) -> list[IotBreach]:
+    """Record the day's breaches above the thresholds; return every breach row of the day.
+
+    The store is opened only when there is something to record or a store to clean.
+    """
+    found = _breach_rows(day, rated)
+    db = config.WorkDir(workdir).db
+    if not found and not db.exists():
+        return []
+    with open_store(db) as store, store.transaction():
+        return store.iot_breaches.record_day(day, found)
+
+
+def _held_summary(rows: list[IotBreach]) -> list[HeldBreaches]:
+    groups: dict[tuple[str, str, str, int], list[IotBreach]] = {}
+    for b in rows:
+        if b.status == BreachStatus.HELD:
+            key = (b.partner, b.service or "", b.settlement_currency or "", b.settlement_scale or 0)
+            groups.setdefault(key, []).append(b)
+    return [
+        HeldBreaches(
+            partner,
+            service,
+            len(items),
+            currency,
+            scale,
+            sum(b.settlement_amount or 0 for b in items),
+            sum(b.over_settlement or 0 for b in items),
+        )
+        for (partner, service, currency, scale), items in sorted(groups.items())
+    ]
+
+
 def rate_day(
     workdir: Path,
     day: date,
     *,
     rates_dir: Path | None = None,
+    settings: config.Settings | None = None,
 ) -> RateSummary:
     """Rate the visitors' CDRs of ``day`` and IOT-check its partner events (idempotent).
 
-    See the module docstring for what is read and written.
+    See the module docstring for what is read and written. ``settings``: the IOT breach
+    thresholds (None: read ``clearing.toml``, or the defaults when there is none).
 
     Raises:
         ConfigError: reference data missing or inconsistent (exit code 2).
@@ -290,26 +404,37 @@ def rate_day(
         writes.wait()  # the visitors' files are written: their rows can go
         checked = breaches = unchecked = 0
         payable: list[tuple[str, str, int, int]] = []
+        held: list[IotBreach] = []
         for old in (lake.RATED_PARTNER, lake.IOT_FINDINGS):
             lake.clear(root, old, day)
         events = partner_events(workdir, day, columns=IOT_EVENT_COLUMNS)
         if events is not None:
             result = iot_check(events, rates)
             del events
-            checked = result.rated.height
+            rated = over_threshold(result.rated, _thresholds(workdir, settings))
+            checked = rated.height
             breaches = result.findings.height
-            unchecked = result.rated.filter(pl.col("status") != "checked").height
+            unchecked = rated.filter(pl.col("status") != "checked").height
+            held = _hold_breaches(workdir, day, rated)
+            withheld = pl.DataFrame(
+                [(b.file, b.event_index) for b in held if b.status != BreachStatus.ACCEPTED],
+                schema={"file": pl.String, "event_index": pl.Int64},
+                orient="row",
+            )
             payable = [
                 (r[0], r[1], int(r[2]), int(r[3]))
-                for r in result.rated.group_by("partner", "settlement_currency", "settlement_scale")
+                for r in rated.join(withheld, on=["file", "event_index"], how="anti")
+                .group_by("partner", "settlement_currency", "settlement_scale")
                 .agg(pl.col("settlement_amount").sum())
                 .sort("partner")
                 .rows()
             ]
-            by_event = _by_partner(result.rated, ["partner", "file", "event_index"])
+            # the lake rows stay as they were; the breaches above the thresholds are the store's
+            rated = rated.drop("over_settlement", "over_threshold")
+            by_event = _by_partner(rated, ["partner", "file", "event_index"])
             paths += _partitioned(by_event, root, lake.RATED_PARTNER, day, writes)
             paths.append(_single(result.findings, root, lake.IOT_FINDINGS, day, writes))
-            del result, by_event
+            del result, rated, by_event
         writes.wait()
     finally:
         writes.close()
@@ -326,4 +451,5 @@ def rate_day(
         unchecked=unchecked,
         payable=payable,
         paths=paths,
+        iot_held=_held_summary(held),
     )

@@ -21,21 +21,21 @@ def rate(ctx: StageContext) -> StepResult:
     """
     from clearing.rating.run import rate_day
 
-    summary = rate_day(ctx.workdir.root, ctx.date)
+    summary = rate_day(ctx.workdir.root, ctx.date, settings=ctx.settings)
     problems = [] if summary.identity_ok else ["rate: records in ≠ rated + unrated + quarantined"]
-    return StepResult(
-        "rate",
-        {
-            "cdr_records": summary.records_in,
-            "rated": summary.rated,
-            "unrated": summary.unrated,
-            "quarantined": summary.quarantined,
-            "partner_events_checked": summary.partner_events,
-            "iot_breaches": summary.iot_breaches,
-        },
-        problems=problems,
-        value=summary,
-    )
+    # an IOT breach above the thresholds is an anomaly (exit 1) while its events are held
+    problems += [f"rate: {h.message()}" for h in summary.iot_held]
+    figures = {
+        "cdr_records": summary.records_in,
+        "rated": summary.rated,
+        "unrated": summary.unrated,
+        "quarantined": summary.quarantined,
+        "partner_events_checked": summary.partner_events,
+        "iot_breaches": summary.iot_breaches,
+    }
+    if summary.iot_held:
+        figures["iot_held"] = sum(h.events for h in summary.iot_held)
+    return StepResult("rate", figures, problems=problems, value=summary)
 
 
 @stage("retail")

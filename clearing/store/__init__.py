@@ -5,7 +5,7 @@
   ledger), one error :class:`~clearing.errors.StoreError`;
 * typed methods per table: :mod:`.register` (files, findings, rap_out), :mod:`.sequences`
   (inbound and outbound FSN), :mod:`.returns_in` (partners' RAPs and ACKs), :mod:`.outbox`,
-  :mod:`.ledger` (fetched).
+  :mod:`.ledger` (fetched), :mod:`.iot_breaches` (IOT breaches held from the payable).
 
 Stages receive a :class:`Store` and use its typed methods; none writes SQL against these
 tables.
@@ -22,6 +22,7 @@ from clearing.store.db import (
     open_ledger,
     open_store,
 )
+from clearing.store.iot_breaches import BreachStatus, IotBreach
 from clearing.store.ledger import FetchedFile
 from clearing.store.outbox import OutboxEntry, OutboxState
 from clearing.store.schema import LEDGER, STATE, Migration, Schema
@@ -30,9 +31,11 @@ from clearing.store.sequences import FileRecord, SequenceCheck, next_fsn
 __all__ = [
     "LEDGER",
     "STATE",
+    "BreachStatus",
     "Database",
     "FetchedFile",
     "FileRecord",
+    "IotBreach",
     "LedgerStore",
     "Migration",
     "OutboxEntry",

@@ -21,6 +21,7 @@ from clearing.store.schema import LEDGER, STATE, Schema, check_version, migrate,
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from clearing.store.iot_breaches import IotBreaches
     from clearing.store.ledger import Fetched
     from clearing.store.outbox import OutboxTable
     from clearing.store.register import Register
@@ -117,11 +118,13 @@ class Store(Database):
         outbound: ``outbound_sequences`` and ``outbound_files``.
         returns_in: ``raps_in``, ``acks_in``, ``returns_in``.
         outbox: ``outbox``.
+        iot_breaches: ``iot_breaches`` (breaches above the thresholds, held or decided).
     """
 
     schema = STATE
 
     def __init__(self, path: Path | str, *, read_only: bool = False) -> None:
+        from clearing.store.iot_breaches import IotBreaches
         from clearing.store.outbox import OutboxTable
         from clearing.store.register import Register
         from clearing.store.returns_in import ReturnsIn
@@ -133,6 +136,7 @@ class Store(Database):
         self.outbound: OutboundSequences = OutboundSequences(self.con)
         self.returns_in: ReturnsIn = ReturnsIn(self.con)
         self.outbox: OutboxTable = OutboxTable(self.con)
+        self.iot_breaches: IotBreaches = IotBreaches(self.con)
 
     def __enter__(self) -> Store:
         return self

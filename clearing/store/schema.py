@@ -5,7 +5,7 @@ Two DuckDB files live in a work folder:
 * ``clearing.duckdb`` (:data:`STATE`): the file register (``files``, ``findings``,
   ``rap_out``), partners' RAPs and ACKs (``raps_in``, ``acks_in``, ``returns_in``), the
   outbound sequences and files (``outbound_sequences``, ``outbound_files``) and the
-  ``outbox``;
+  ``outbox``, the IOT breaches held from the payable and their decisions (``iot_breaches``);
 * ``fetch_ledger.duckdb`` (:data:`LEDGER`): what was fetched from whom (``fetched``).
 
 Each file has a ``schema_version`` table and a list of numbered migrations, applied in order
@@ -251,6 +251,31 @@ A work folder written before this migration has NULL in every new column (and no
 a CIBER input's charge identity "not checked"), as it did for a file it could not find.
 """
 
+_STATE_V8 = """
+CREATE TABLE IF NOT EXISTS iot_breaches (
+    processing_date DATE NOT NULL,    -- the date the partner's file was received (validated)
+    partner VARCHAR NOT NULL,
+    file VARCHAR NOT NULL,
+    event_index BIGINT NOT NULL,
+    service VARCHAR,
+    currency VARCHAR, charge_scale INTEGER,
+    charged BIGINT, expected BIGINT, difference BIGINT,
+    settlement_currency VARCHAR, settlement_scale INTEGER,
+    settlement_amount BIGINT,         -- what the event would add to the payable
+    over_settlement BIGINT,           -- the overcharge, in the settlement currency
+    status VARCHAR NOT NULL,          -- held | accepted | disputed
+    detected_at TIMESTAMP NOT NULL,   -- UTC
+    decided_at TIMESTAMP,             -- UTC
+    reason VARCHAR,
+    PRIMARY KEY (processing_date, file, event_index)
+);
+"""
+
+_STATE_V8_DOC = (
+    "iot_breaches: partners' charges above the IOT beyond the configured thresholds, held "
+    "from the payable until accepted or disputed"
+)
+
 #: ``clearing.duckdb``: the state of the stages.
 STATE = Schema(
     name="state database",
@@ -266,10 +291,12 @@ STATE = Schema(
         "outbound_files",
         "outbox",
         "ciber_returns_out",
+        "iot_breaches",
     ),
     migrations=(
         Migration(1, "the schema before versioning", _STATE_V1),
         Migration(2, _STATE_V2_DOC, _STATE_V2),
+        Migration(8, _STATE_V8_DOC, _STATE_V8),
     ),
 )
 
