@@ -117,6 +117,13 @@ def test_a_breach_above_the_threshold_is_held_until_accepted(
         "11723400.00",
         "10000000.00000",
     )
+    # the daily workbook lists it as held, 10,000,000 SDR of charge out of the payable
+    daily = world / "out" / "settlement" / "daily" / f"settlement_daily_HKGCL_{DAY}.xlsx"
+    book = openpyxl.load_workbook(daily)
+    held_rows = [list(r) for r in book["IOT held"].iter_rows(values_only=True)]
+    (row,) = [r for r in held_rows if r and r[0] == "FRAF9"]
+    assert (row[2], row[3], row[11]) == (FILE, EVENT, "held")
+    assert Decimal(str(row[14])) == 10_000_000
     # the monthly payable: the file as invoiced less event 3 (the whole file before: 34.06953)
     others_sdr = Decimal(file_total - old).scaleb(-5)
     assert _monthly_payable_sdr(world, clearing, "FRAF9") == others_sdr
