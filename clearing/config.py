@@ -60,6 +60,7 @@ __all__ = [
     "CONFIG_NAME",
     "DEFAULT_RATE_KEYS",
     "PARALLEL_MIN_MB",
+    "BreachThreshold",
     "DefaultRate",
     "Environment",
     "FolderPartner",
@@ -86,6 +87,14 @@ _PERIOD = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
 Severity = Literal["fatal", "severe", "warning"]
 Override = Literal["fatal", "severe", "warning", "off"]
 
+BreachThreshold = Annotated[Decimal, Field(ge=0)] | Literal["off"]
+"""An IOT breach threshold: a non-negative decimal (write it as a string for an exact value,
+e.g. ``"100.00"``), or ``"off"``."""
+
+#: Defaults of the IOT breach thresholds (see :class:`Validation`).
+IOT_BREACH_ABSOLUTE_DEFAULT = Decimal(100)
+IOT_BREACH_PERCENT_DEFAULT = Decimal(1000)
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
@@ -107,7 +116,10 @@ class Home(_Model):
 
 
 class Validation(_Model):
-    """Defaults of the validation stage; a partner may override the per-partner ones."""
+    """Defaults of the validation stage and of the IOT check of partners' charges.
+
+    A partner may override the per-partner ones.
+    """
 
     duplicate_window_days: int = Field(default=80, ge=1)
     late_days: int = Field(default=30, ge=1)
@@ -117,6 +129,14 @@ class Validation(_Model):
         default=Decimal("0.02"), description="TD.57 tax check tolerance, in TAP currency units"
     )
     expect_test_data: bool = False
+    iot_breach_absolute: BreachThreshold = IOT_BREACH_ABSOLUTE_DEFAULT
+    """An IOT breach (a partner charging more than its IOT) whose overcharge, converted to
+    the partner's settlement currency, is above this many units of that currency is an
+    anomaly: its event is held from the payable until ``clearing iot accept`` or
+    ``clearing iot dispute``. ``"off"``: no absolute threshold."""
+    iot_breach_percent: BreachThreshold = IOT_BREACH_PERCENT_DEFAULT
+    """The same for an overcharge above this percent of the expected (IOT) charge (1000: the
+    partner charged more than 11 times the IOT). Either threshold exceeded holds the event."""
 
 
 #: The keys of ``[partners.X.default_rate]``: a service of the IOT, or a usage kind (any service
@@ -191,6 +211,11 @@ class Partner(_Model):
             )
             raise ValueError(msg)
         return v
+
+    iot_breach_absolute: BreachThreshold | None = None
+    """This partner's IOT breach threshold in its settlement currency (None: ``[validation]``'s)."""
+    iot_breach_percent: BreachThreshold | None = None
+    """This partner's relative IOT breach threshold in percent (None: ``[validation]``'s)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -283,6 +308,14 @@ class TransportSettings(_Model):
 PerPartnerInt = Literal["late_days", "duplicate_window_days", "silent_days"]
 """The per-partner integer settings (a partner's value, else ``[validation]``'s)."""
 
+PerPartnerThreshold = Literal["iot_breach_absolute", "iot_breach_percent"]
+"""The per-partner IOT breach thresholds (a partner's value, else ``[validation]``'s)."""
+
+# settings added after the fingerprint was first recorded: hashed only when they differ from
+# their default, so the fingerprint of a file that does not use them stays what it was
+_OPTIONAL_VALIDATION = ("iot_breach_absolute", "iot_breach_percent")
+_OPTIONAL_PARTNER = ("iot_breach_absolute", "iot_breach_percent")
+
 
 class Settings(_Model):
     """The whole ``clearing.toml``."""
@@ -323,6 +356,10 @@ class Settings(_Model):
     def resolved(self, field: PerPartnerInt, code: str | None) -> int: ...
     @overload
     def resolved(self, field: Literal["expect_test_data"], code: str | None) -> bool: ...
+    @overload
+    def resolved(
+        self, field: PerPartnerThreshold, code: str | None
+    ) -> Decimal | Literal["off"]: ...
     def resolved(self, field: str, code: str | None) -> Any:
         """A per-partner setting: the partner's own value if set, else ``[validation]``'s."""
         own = getattr(self.partner(code), field)
@@ -344,13 +381,35 @@ class Settings(_Model):
         """Whether a partner's test files are expected (not refused)."""
         return self.resolved("expect_test_data", code)
 
+    def iot_breach_thresholds(self, code: str | None) -> tuple[Decimal | None, Decimal | None]:
+        """A partner's IOT breach thresholds: (absolute, percent); None where ``"off"``."""
+        out: list[Decimal | None] = []
+        for name in ("iot_breach_absolute", "iot_breach_percent"):
+            value = self.resolved(name, code)
+            out.append(None if value == "off" else Decimal(value))
+        return out[0], out[1]
+
     def fingerprint(self) -> str:
         """A stable hash of the settings (for run manifests and audit sheets).
 
         The ``[transport]`` section is hashed as written in the file (before it was typed),
         so the hashes recorded in earlier manifests and workbooks still name the same settings.
+        Settings added later (the IOT breach thresholds) are hashed only when they differ from
+        their defaults, for the same reason.
         """
-        head = self.model_dump_json(exclude={"transport"})
+        exclude: dict[str, Any] = {
+            "transport": True,
+            "validation": {
+                f
+                for f in _OPTIONAL_VALIDATION
+                if getattr(self.validation, f) == Validation.model_fields[f].default
+            },
+            "partners": {
+                code: {f for f in _OPTIONAL_PARTNER if getattr(p, f) is None}
+                for code, p in self.partners.items()
+            },
+        }
+        head = self.model_dump_json(exclude=exclude)
         text = f'{head[:-1]},"transport":{to_json(self._transport_as_written).decode()}}}'
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 

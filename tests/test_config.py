@@ -345,3 +345,19 @@ def test_the_environment_is_frozen_and_refuses_unknown_fields(
         setattr(env, "workers", 9)  # noqa: B010  # a frozen model refuses, whatever mypy knows
     with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
         config.Environment.model_validate({**env.model_dump(), "colour": "red"})
+
+
+def test_iot_breach_thresholds_global_and_per_partner() -> None:
+    plain = config.parse(HOME)
+    assert plain.iot_breach_thresholds("FRAF9") == (Decimal(100), Decimal(1000))
+    s = config.parse(
+        HOME
+        + '[validation]\niot_breach_absolute = "50.25"\n'
+        + '[partners.FRAF9]\niot_breach_percent = "off"\niot_breach_absolute = 7\n'
+    )
+    assert s.iot_breach_thresholds("FRAF9") == (Decimal(7), None)
+    assert s.iot_breach_thresholds("DEUD9") == (Decimal("50.25"), Decimal(1000))
+    # unset, the thresholds leave the fingerprint as it was; set, they change it
+    assert s.fingerprint() != plain.fingerprint()
+    with pytest.raises(ConfigError, match="iot_breach_absolute"):
+        config.parse(HOME + "[validation]\niot_breach_absolute = -1\n")

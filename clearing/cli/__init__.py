@@ -11,7 +11,8 @@ group under its name; the top-level verbs of a module merged into ``clearing``):
   :mod:`~clearing.cli.rap`, :mod:`~clearing.cli.seq`, :mod:`~clearing.cli.transport`
   (``transport status``), :mod:`~clearing.cli.rates` (``rerate``, ``rate what-if``,
   ``rates import``), :mod:`~clearing.cli.history` (``rate explain``, ``rates versions``),
-  :mod:`~clearing.cli.held` (``rate recycle``).
+  :mod:`~clearing.cli.held` (``rate recycle``), :mod:`~clearing.cli.iot`
+  (``iot list|accept|dispute``).
 
 Options and the error handler are shared (:mod:`clearing.cli._common`). Exit codes
 (:class:`clearing.errors.ExitCode`): 0 ok, 1 data problem, 2 config problem, 3 transport
@@ -29,6 +30,7 @@ from clearing.cli import (
     held,
     history,
     inspect,
+    iot,
     rap,
     rates,
     returns,
@@ -66,6 +68,7 @@ app.add_typer(stages.rate_app, name="rate")
 app.add_typer(rates.rates_app, name="rates")
 rates.rates_app.add_typer(history.versions_app)  # rates versions, rates list-versions
 app.add_typer(stages.settle_app, name="settle")
+app.add_typer(iot.app, name="iot")  # iot list, accept, dispute
 
 
 def main(argv: list[str] | None = None) -> Any:

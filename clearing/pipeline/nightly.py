@@ -93,6 +93,7 @@ RATE_FIGURES = (
     "iot_breaches",
     "payables_held",
     "payables_released",
+    "iot_held",
 )
 
 

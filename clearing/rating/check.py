@@ -12,7 +12,11 @@ Input: accepted TAP-in / CIBER-in events (:data:`clearing.codecs.events.EVENT_SC
 * the charged value is the gross charge: chargeType 00 + discount + CAMEL fee; the expected
   value is the re-rated charge (+ the expected CAMEL fee);
 * ``|charged - expected|`` above the agreement's ``iot_tolerance`` is a **breach**: a finding
-  row with the partner, file, event index, both values, the difference and the IOT row used.
+  row with the partner, file, event index, both values, the difference and the IOT row used;
+* a breach charged *above* the IOT carries its overcharge in the settlement currency
+  (``over_settlement``); :func:`over_threshold` marks the breaches above the configured
+  thresholds (absolute, in the settlement currency, or relative, in percent of the expected
+  charge): the rating stage holds their events from the payable.
 
 What we owe is converted to the partner's settlement currency with the ``fx`` table (rate
 valid on the event's local date, through SDR) and rounded once (half up) to the currency's
@@ -26,6 +30,7 @@ events) are ``unchecked`` with the reason.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import TYPE_CHECKING, Final
 
 import polars as pl
@@ -35,9 +40,23 @@ from clearing.rating._iot import prepare_tariff, rate_usage
 from clearing.rating.validity import valid_on_expr
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from clearing.rating._book import Rates
 
-__all__ = ["FINDING_COLUMNS", "IotCheck", "event_usage", "expected_charges", "iot_check"]
+__all__ = [
+    "FINDING_COLUMNS",
+    "IotCheck",
+    "Thresholds",
+    "event_usage",
+    "expected_charges",
+    "iot_check",
+    "over_threshold",
+]
+
+Thresholds = tuple[Decimal | None, Decimal | None]
+"""A partner's IOT breach thresholds: (absolute in settlement currency units, percent); None:
+that threshold is off."""
 
 FINDING_COLUMNS: Final = (
     "partner",
@@ -124,9 +143,21 @@ def event_usage(events: pl.DataFrame) -> pl.DataFrame:
 
 
 def _to_settlement(
-    ev: pl.DataFrame, rates: Rates, amount: str, scale: str, currency: str
+    ev: pl.DataFrame,
+    rates: Rates,
+    amount: str,
+    scale: str,
+    currency: str,
+    *,
+    into: str = "settlement_amount",
+    versions: str | None = "fx_versions",
+    hold_reason: str | None = "hold_reason",
 ) -> pl.DataFrame:
-    """Add ``settlement_amount`` / ``settlement_scale`` / ``fx_versions`` (one rounding)."""
+    """Add the converted amount and the columns that explain it.
+
+    ``into``: the amount at ``settlement_scale`` (one rounding); ``versions``: the FX rows
+    used; ``hold_reason``: why the amount cannot be converted. None: that column is left out.
+    """
     days = ev.select(pl.col("local_start").dt.date().alias("day")).unique()
     fx = (
         days.join(rates.fx, how="cross")
@@ -176,10 +207,20 @@ def _to_settlement(
             pl.col("_r1").is_not_null() & pl.col("_r2").is_not_null() & pl.col(amount).is_not_null()
         )
         .then(value)
-        .alias("settlement_amount"),
-        pl.concat_str([pl.col("_v1"), pl.col("_v2")], separator="/").alias("fx_versions"),
-        hold.alias("hold_reason"),
-    ).drop("day", "_r1", "_s1", "_v1", "_r2", "_s2", "_v2")
+        .alias(into),
+        pl.concat_str([pl.col("_v1"), pl.col("_v2")], separator="/").alias(versions or "_vs"),
+        hold.alias(hold_reason or "_hold"),
+    ).drop(
+        "day",
+        "_r1",
+        "_s1",
+        "_v1",
+        "_r2",
+        "_s2",
+        "_v2",
+        *([] if versions else ["_vs"]),
+        *([] if hold_reason else ["_hold"]),
+    )
 
 
 def expected_charges(usage: pl.DataFrame, rates: Rates) -> pl.DataFrame:
@@ -310,6 +351,18 @@ def iot_check(events: pl.DataFrame, rates: Rates) -> IotCheck:
         minor_units_expr(pl.col("settlement_currency")).alias("settlement_scale"),
     )
     out = _to_settlement(out, rates, "payable", "charge_scale", "currency")
+    # what a breach charged above the IOT, in the settlement currency (for the thresholds)
+    over = pl.when(pl.col("breach") & (pl.col("difference") > 0)).then(pl.col("difference"))
+    out = _to_settlement(
+        out.with_columns(over.alias("_over")),
+        rates,
+        "_over",
+        "charge_scale",
+        "currency",
+        into="over_settlement",
+        versions=None,
+        hold_reason=None,
+    ).drop("_over")
     tolerance_text = pl.format("{}e-{}", pl.col("iot_tolerance"), pl.col("iot_tolerance_scale"))
     rated = out.drop("row_id", "_reason", "camel_reason").sort(
         "file", "event_index", nulls_last=True, maintain_order=True
@@ -317,3 +370,44 @@ def iot_check(events: pl.DataFrame, rates: Rates) -> IotCheck:
     findings = rated.filter(pl.col("breach")).with_columns(tolerance_text.alias("tolerance"))
     findings = findings.select(FINDING_COLUMNS)
     return IotCheck(rated, findings)
+
+
+def over_threshold(rated: pl.DataFrame, thresholds: Callable[[str], Thresholds]) -> pl.DataFrame:
+    """Add ``over_threshold``: the breach charged above the IOT beyond a partner's threshold.
+
+    ``rated`` is :attr:`IotCheck.rated`; ``thresholds(partner)`` gives the partner's
+    (absolute, percent) thresholds (None: off). A breach is over when its overcharge
+    ``over_settlement`` (settlement currency, minor units) is above the absolute threshold, or
+    when ``difference / expected`` is above the percent (an expected charge of 0 and a
+    positive difference: always). Integers only (the thresholds as exact fractions).
+    """
+    partners = sorted(p for p in rated["partner"].unique().to_list() if p is not None)
+    rows: dict[str, list[object]] = {"partner": [], "_an": [], "_ad": [], "_pn": [], "_pd": []}
+    for code in partners:
+        absolute, percent = thresholds(code)
+        an, ad = absolute.as_integer_ratio() if absolute is not None else (None, None)
+        pn, pd = percent.as_integer_ratio() if percent is not None else (None, None)
+        for key, value in zip(
+            ("partner", "_an", "_ad", "_pn", "_pd"), (code, an, ad, pn, pd), strict=False
+        ):
+            rows[key].append(value)
+    limits = pl.DataFrame(
+        rows,
+        schema={"partner": pl.String, **dict.fromkeys(("_an", "_ad", "_pn", "_pd"), pl.Int128)},
+    )
+    wide = pl.Int128
+    ten = pl.lit(10, wide)
+    over = pl.col("over_settlement").cast(wide)
+    above_abs = over * pl.col("_ad") > pl.col("_an") * ten.pow(pl.col("settlement_scale"))
+    diff, expected = pl.col("difference").cast(wide), pl.col("expected").cast(wide)
+    above_pct = diff * 100 * pl.col("_pd") > pl.col("_pn") * expected
+    is_over = (
+        pl.col("breach")
+        & (pl.col("difference") > 0)
+        & (above_abs.fill_null(False) | above_pct.fill_null(False))
+    )
+    return (
+        rated.join(limits, on="partner", how="left", maintain_order="left")
+        .with_columns(is_over.fill_null(False).alias("over_threshold"))
+        .drop("_an", "_ad", "_pn", "_pd")
+    )

@@ -38,12 +38,18 @@ rated rows of the day they were first sent, re-rated with the current reference 
 to ``D``'s rated rows with their RAP's FSN in ``rap_file_sequence_number`` (null on every
 other row), so the TAP-out of ``D`` carries them. They are not records of ``D``: they are
 counted apart (``resubmitted``), not in the record identity.
+
+* ``clearing.duckdb`` table ``iot_breaches``: the breaches above the configured thresholds
+  (``over_threshold``), ``held`` from the payable until accepted or disputed
+  (``clearing iot accept`` / ``clearing iot dispute``); a re-run keeps the decisions. The
+  day's payable leaves out the events ``held`` or ``disputed``.
 """
 
 from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final
 
 import polars as pl
@@ -53,14 +59,14 @@ from clearing._io import write_table_atomic
 from clearing.rating import held as holding
 from clearing.rating._book import Rates
 from clearing.rating.cdr import read_cdrs
-from clearing.rating.check import iot_check
+from clearing.rating.check import Thresholds, iot_check, over_threshold
 from clearing.rating.delta import replay_delta
 from clearing.rating.duplicates import split_duplicates
 from clearing.rating.inbound import rate_visitors
-from clearing.store import open_store, sent_partners
+from clearing.store import BreachStatus, IotBreach, open_store, sent_partners
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Callable, Iterable, Sequence
     from datetime import date
     from pathlib import Path
 
@@ -69,12 +75,47 @@ if TYPE_CHECKING:
 __all__ = [
     "IOT_EVENT_COLUMNS",
     "RAP_FSN",
+    "HeldBreaches",
     "RateSummary",
     "cdr_files",
     "partner_events",
     "rate_day",
     "write_parquet",
 ]
+
+
+@dataclass(frozen=True)
+class HeldBreaches:
+    """The breaches above the thresholds still held, of one partner and service.
+
+    Attributes:
+        partner / service: whose and which.
+        events: how many events.
+        currency / scale: the settlement currency and its minor unit.
+        amount: what they would add to the payable (minor units).
+        over: what they charge above the IOT (minor units of the settlement currency).
+    """
+
+    partner: str
+    service: str
+    events: int
+    currency: str
+    scale: int
+    amount: int
+    over: int
+
+    def message(self) -> str:
+        """The anomaly, as the run reports it (partner, service, count and amounts)."""
+
+        def units(v: int) -> str:
+            return f"{Decimal(v).scaleb(-self.scale):f} {self.currency}"
+
+        return (
+            f"IOT breach above the threshold: {self.partner} {self.service}, {self.events} "
+            f"event(s) charged {units(self.over)} above the IOT; {units(self.amount)} held "
+            "from the payable until `clearing iot accept` or `clearing iot dispute` "
+            "(see `clearing iot list`)"
+        )
 
 
 @dataclass(frozen=True)
@@ -114,6 +155,8 @@ class RateSummary:
         payable_held: partner events whose payable is held (no FX rate, unknown currency).
         payable_held_groups: those, per partner and service.
         payable_released: held payables of earlier dates converted and released tonight.
+        iot_held: the IOT breaches above the thresholds still held, per partner and service
+            (their events are left out of ``payable``).
     """
 
     day: date
@@ -149,6 +192,7 @@ class RateSummary:
     payable_held_groups: list[holding.HeldGroup] = field(default_factory=list)
     payable_released: int = 0
     duplicates: int = 0
+    iot_held: list[HeldBreaches] = field(default_factory=list)
 
     @property
     def identity_ok(self) -> bool:
@@ -167,6 +211,7 @@ class RateSummary:
                 "longer rate with today's reference data: they are not in the rated rows; "
                 "restore the reference data and run the date again"
             )
+        out += [f"rate: {h.message()}" for h in self.iot_held]
         out += self.resubmit_problems
         if not self.identity_ok:
             out.append("rate: records in ≠ rated + unrated + held + quarantined + duplicates")
@@ -567,12 +612,22 @@ class _Payables:
     held: int = 0
     held_groups: list[holding.HeldGroup] = field(default_factory=list)
     released: int = 0
+    iot_held: list[IotBreach] = field(default_factory=list)
 
 
 def _payables(
-    workdir: Path, day: date, rates: Rates, root: Path, writes: _Writes
+    workdir: Path,
+    day: date,
+    rates: Rates,
+    root: Path,
+    writes: _Writes,
+    settings: config.Settings | None,
 ) -> tuple[_Payables, list[Path]]:
-    """The IOT check of the day's partner events, held payables, released ones."""
+    """The IOT check of the day's partner events, held payables, released ones.
+
+    Left out of the payable: events whose amount cannot be converted (held, see
+    :mod:`clearing.rating.held`) and IOT breaches above the thresholds not accepted.
+    """
     for old in (lake.RATED_PARTNER, lake.IOT_FINDINGS):
         lake.clear(root, old, day)
     out = _Payables()
@@ -583,7 +638,8 @@ def _payables(
     if events is not None:
         result = iot_check(events, rates)
         del events
-        rated = result.rated
+        rated = over_threshold(result.rated, _thresholds(workdir, settings))
+        out.iot_held = _hold_breaches(workdir, day, rated)
     needed = rated is not None and bool(
         rated.select(pl.col("hold_reason").is_not_null().any()).item()
     )
@@ -604,14 +660,22 @@ def _payables(
         held = rated.filter(pl.col("hold_reason").is_not_null())
         out.held = held.height
         out.held_groups = holding.held_groups(held, reason="hold_reason")
+        withheld = pl.DataFrame(
+            [(b.file, b.event_index) for b in out.iot_held if b.status != BreachStatus.ACCEPTED],
+            schema={"file": pl.String, "event_index": pl.Int64},
+            orient="row",
+        )
         for r in (
             rated.filter(pl.col("hold_reason").is_null())
+            .join(withheld, on=["file", "event_index"], how="anti")
             .group_by("partner", "settlement_currency", "settlement_scale")
             .agg(pl.col("settlement_amount").sum())
             .sort("partner")
             .rows()
         ):
             sums[(r[0], r[1], int(r[2]))] = int(r[3])
+        # the lake rows stay as they were; the breaches above the thresholds are the store's
+        rated = rated.drop("over_settlement", "over_threshold")
         by_event = _by_partner(rated, ["partner", "file", "event_index"])
         paths += _partitioned(by_event, root, lake.RATED_PARTNER, day, writes)
         paths.append(_single(result.findings, root, lake.IOT_FINDINGS, day, writes))
@@ -628,6 +692,74 @@ def _window(workdir: Path) -> int:
     if (workdir / config.CONFIG_NAME).is_file():
         return config.load(workdir).validation.duplicate_window_days
     return config.Validation().duplicate_window_days
+
+
+def _thresholds(workdir: Path, settings: config.Settings | None) -> Callable[[str], Thresholds]:
+    """The partners' IOT breach thresholds (the defaults without a ``clearing.toml``)."""
+    if settings is None and (workdir / config.CONFIG_NAME).is_file():
+        settings = config.load(workdir)
+    if settings is not None:
+        return settings.iot_breach_thresholds
+    defaults = config.Validation()
+    absolute, percent = defaults.iot_breach_absolute, defaults.iot_breach_percent
+    pair = (
+        None if absolute == "off" else absolute,
+        None if percent == "off" else percent,
+    )
+    return lambda _code: pair
+
+
+def _breach_rows(day: date, rated: pl.DataFrame) -> list[IotBreach]:
+    cols = (
+        "partner",
+        "file",
+        "event_index",
+        "service",
+        "currency",
+        "charge_scale",
+        "charged",
+        "expected",
+        "difference",
+        "settlement_currency",
+        "settlement_scale",
+        "settlement_amount",
+        "over_settlement",
+    )
+    over = rated.filter(pl.col("over_threshold")).select(cols)
+    return [IotBreach(day, *r) for r in over.rows()]
+
+
+def _hold_breaches(workdir: Path, day: date, rated: pl.DataFrame) -> list[IotBreach]:
+    """Record the day's breaches above the thresholds; return every breach row of the day.
+
+    The store is opened only when there is something to record or a store to clean.
+    """
+    found = _breach_rows(day, rated)
+    db = config.WorkDir(workdir).db
+    if not found and not db.exists():
+        return []
+    with open_store(db) as store, store.transaction():
+        return store.iot_breaches.record_day(day, found)
+
+
+def _held_summary(rows: list[IotBreach]) -> list[HeldBreaches]:
+    groups: dict[tuple[str, str, str, int], list[IotBreach]] = {}
+    for b in rows:
+        if b.status == BreachStatus.HELD:
+            key = (b.partner, b.service or "", b.settlement_currency or "", b.settlement_scale or 0)
+            groups.setdefault(key, []).append(b)
+    return [
+        HeldBreaches(
+            partner,
+            service,
+            len(items),
+            currency,
+            scale,
+            sum(b.settlement_amount or 0 for b in items),
+            sum(b.over_settlement or 0 for b in items),
+        )
+        for (partner, service, currency, scale), items in sorted(groups.items())
+    ]
 
 
 def rate_day(
@@ -648,7 +780,8 @@ def rate_day(
         workdir: the work folder.
         day: the processing date.
         rates_dir: the reference data (default: ``<workdir>/rates``).
-        settings: ``clearing.toml`` (its partners' ``default_rate``); None: no default rate.
+        settings: ``clearing.toml``: its partners' ``default_rate`` (None: no default rate)
+            and IOT breach thresholds (None: read ``clearing.toml``, or the defaults).
         window_days: the duplicate window (default: ``settings``' or the work folder's).
 
     Raises:
@@ -713,7 +846,7 @@ def rate_day(
         paths.append(_single(unrated.sort(order[1:]), root, lake.UNRATED_VISITORS, day, writes))
         del unrated, held, fresh, going_out
         writes.wait()  # the visitors' files are written: their rows can go
-        pay, pay_paths = _payables(workdir, day, rates, root, writes)
+        pay, pay_paths = _payables(workdir, day, rates, root, writes, settings)
         paths += pay_paths
         writes.wait()
     finally:
@@ -746,4 +879,5 @@ def rate_day(
         payable_held_groups=pay.held_groups,
         payable_released=pay.released,
         duplicates=read.duplicates,
+        iot_held=_held_summary(pay.iot_held),
     )

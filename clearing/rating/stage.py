@@ -55,6 +55,7 @@ def rate(ctx: StageContext) -> StepResult:
             "iot_breaches": summary.iot_breaches,
             "payables_held": summary.payable_held,
             "payables_released": summary.payable_released,
+            "iot_held": sum(h.events for h in summary.iot_held),
         },
         status="warning" if warnings else "ok",
         problems=summary.problems(),

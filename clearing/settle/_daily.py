@@ -23,6 +23,9 @@ Sheets, in order:
 ``IOT breaches``         every breach
 ``Re-rate deltas``       replays of the date after it was sent: new − sent per partner, service
                          and currency, on their own (the receivable is what was sent)
+``IOT held``             (only when the date has any) the breaches above the thresholds: held
+                         from the payable, accepted (paid) or disputed; the Overview then shows
+                         the amount held and the payable after the holds
 ``Audit``                software, config hash, reference data, input and lake files, run
 
 Figures come from the lake and ``clearing.duckdb``; ``in`` comes from the file register (what
@@ -137,6 +140,7 @@ def build_daily(
         validation = _validation(d, inbound)
         iot = _iot(d)
         breaches = _breaches(d)
+        held = _iot_held(d)
         partners = _partners(d, inbound, recon, out_recon, raps, iot)
         register = _register_rows(inbound, outbound, raps, rap_in)
         deltas, delta_files = delta_rows(lake, [day])
@@ -157,12 +161,15 @@ def build_daily(
         sheets.iot_table(iot, day),
         sheets.breaches_table(breaches, day),
         deltas_table(deltas, f"Processing date {day} · replays of the date after it was sent"),
+        *([sheets.held_table(held, day)] if held else []),
         sheets.audit_table(audit, facts, day, run_id),
     ]
     home = settings.home.tadig
     front = sheets.front(
         day, home, settings, run_id, facts, recon, out_recon, cdr, register, seqs, raps, iot
     )
+    if held:
+        front = sheets.with_held_figures(front, recon, held)
     return Book(
         title=f"Daily clearing operations {home} {day}",
         subject=f"Roaming clearing: daily operations workbook, processing date {day}",
@@ -1089,6 +1096,41 @@ def _breaches(d: _Day) -> list[dict[str, Any]]:
         }
         for r in rows
     ]
+
+
+def _iot_held(d: _Day) -> list[dict[str, Any]]:
+    """The date's breaches above the thresholds (store) with their charge (lake), in SDR."""
+    rows = d.lake.rows(
+        """
+        SELECT h.partner, h.file, h.event_index, h.service, h.status, h.reason, h.decided_at,
+               h.currency, h.charge_scale, h.charged, h.expected, h.difference,
+               h.settlement_currency, h.settlement_scale, h.settlement_amount, p.charge
+        FROM iot_breaches h
+        LEFT JOIN rp p ON p.file = h.file AND p.event_index = h.event_index
+        WHERE h.processing_date = ? ORDER BY h.partner, h.file, h.event_index
+        """,
+        [d.day],
+    )
+    out = []
+    for r in rows:
+        scale, cur = int(r["charge_scale"] or 0), r["currency"] or "SDR"
+        charge_sdr = d.fx.sdr(int(r["charge"] or 0), scale, cur, d.day)
+        withheld = r["status"] != "accepted"
+        out.append(
+            {
+                **r,
+                "name": d.partner_name(r["partner"]),
+                "scale": scale,
+                "charged": money(r["charged"], scale),
+                "expected": money(r["expected"], scale),
+                "difference": money(r["difference"], scale),
+                "payable_sc": money(r["settlement_amount"], r["settlement_scale"]),
+                "sc_scale": int(r["settlement_scale"] or 0),
+                "held": 1 if withheld else 0,
+                "held_sdr": charge_sdr if withheld else Decimal(0),
+            }
+        )
+    return out
 
 
 def _partners(

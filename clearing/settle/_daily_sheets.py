@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from clearing.settle._book import Chart, Col, KeyFigure, KeyFigures, Table
@@ -19,6 +21,7 @@ __all__ = [
     "by_partner_table",
     "cdr_table",
     "front",
+    "held_table",
     "iot_table",
     "outbound_recon_table",
     "partners_table",
@@ -29,6 +32,7 @@ __all__ = [
     "sdr_col",
     "sequences_table",
     "validation_table",
+    "with_held_figures",
 ]
 
 
@@ -431,6 +435,62 @@ def breaches_table(rows: list[dict[str, Any]], day: date) -> Table:
         rows,
         subtitle=_sub(day, "one row per breach, amounts in the file's currency"),
     )
+
+
+def held_table(rows: list[dict[str, Any]], day: date) -> Table:
+    return Table(
+        "IOT held",
+        "IOT breaches above the thresholds: held from the payable until decided",
+        [
+            Col("partner", "Partner"),
+            Col("name", "Name"),
+            Col("file", "File"),
+            Col("event_index", "Event", "int"),
+            Col("service", "Service"),
+            Col("currency", "Currency", align="center"),
+            Col("charged", "Charged", "money", scale_key="scale"),
+            Col("expected", "Expected", "money", scale_key="scale"),
+            Col("difference", "Difference", "money", scale_key="scale"),
+            Col("settlement_currency", "Settlement currency", align="center"),
+            Col("payable_sc", "Payable (settlement currency)", "money", scale_key="sc_scale"),
+            Col("status", "Status"),
+            Col("reason", "Reason"),
+            Col("held", "Held", "int", total=True, name="iot_held"),
+            sdr_col("held_sdr", "Held charge (SDR)", total=True, name="iot_held_sdr"),
+        ],
+        rows,
+        subtitle=_sub(
+            day,
+            "held: not in the payable until `clearing iot accept` (paid on this date) or "
+            "`clearing iot dispute` (stays out)",
+        ),
+    )
+
+
+def with_held_figures(
+    front: KeyFigures, recon: list[dict[str, Any]], held: list[dict[str, Any]]
+) -> KeyFigures:
+    """The Overview with the IOT holds: events and charge held, the payable after them."""
+    accepted = sum((r["accepted_sdr"] for r in recon if r.get("accepted_sdr") is not None), 0)
+    held_sdr = sum((r["held_sdr"] for r in held), Decimal(0))
+    extra = [
+        KeyFigure(
+            "IOT breaches held from the payable (held or disputed)",
+            "iot_held",
+            sum(r["held"] for r in held),
+        ),
+        KeyFigure(
+            "Charge held from the payable, SDR", "iot_held_sdr", held_sdr, "money", SDR_SCALE
+        ),
+        KeyFigure(
+            "Payable after IOT holds, SDR",
+            value=accepted - held_sdr,
+            kind="money",
+            scale=SDR_SCALE,
+            note="Accepted charge in − charge held (IOT held)",
+        ),
+    ]
+    return replace(front, figures=[*front.figures, *extra])
 
 
 def audit_table(

@@ -32,6 +32,9 @@ their ISO 4217 minor unit. Refunds count negative. **Receivable** = rated visito
 charge + tax; fatal: the whole file's totals), negative. **Payable** = every event of the
 partners' files as invoiced (charge + CAMEL fee + tax); **RAP sent** = the events we returned
 (returned, duplicate, late, quarantined), negative; the net payable is what was accepted.
+Events of IOT breaches above the thresholds that are held or disputed (``clearing iot
+list``) are left out of the payable; once accepted they count in the period of the date their
+file was received on.
 """
 
 from __future__ import annotations
@@ -250,6 +253,12 @@ WITH base AS (
     FROM ev e LEFT JOIN rp p ON p.file = e.file AND p.event_index = e.event_index
         AND p.processing_date = e.processing_date
     WHERE {{pay_window}}
+        -- IOT breaches above the thresholds, held or disputed: not in the payable
+        AND NOT EXISTS (
+            SELECT 1 FROM iot_breaches h WHERE h.processing_date = e.processing_date
+                AND h.file = e.file AND h.event_index = e.event_index
+                AND h.status <> 'accepted' AND e.status = 'accepted'
+        )
 ), dated AS (
     SELECT b.*, coalesce(b.event_date, b.processing_date) AS fx_date, a.settlement_currency
     FROM base b LEFT JOIN agr a ON a.partner = b.partner

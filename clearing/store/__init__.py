@@ -6,7 +6,8 @@
 * typed methods per table: :mod:`.register` (files, findings, rap_out), :mod:`.sequences`
   (inbound and outbound FSN), :mod:`.returns_in` (partners' RAPs and ACKs), :mod:`.outbox`,
   :mod:`.held` (held records and their release), :mod:`.ledger` (fetched); :mod:`.sent`: what
-  is sent (never rewritten, :func:`is_sent`).
+  is sent (never rewritten, :func:`is_sent`); :mod:`.iot_breaches` (IOT breaches held from the
+  payable).
 
 Stages receive a :class:`Store` and use its typed methods; none writes SQL against these
 tables.
@@ -25,6 +26,7 @@ from clearing.store.db import (
     open_store,
 )
 from clearing.store.held import HeldRecord
+from clearing.store.iot_breaches import BreachStatus, IotBreach
 from clearing.store.ledger import FetchedFile
 from clearing.store.outbox import OutboxEntry, OutboxState
 from clearing.store.schema import LEDGER, STATE, Migration, Schema
@@ -35,10 +37,12 @@ __all__ = [
     "LEDGER",
     "STATE",
     "BatchCheck",
+    "BreachStatus",
     "Database",
     "FetchedFile",
     "FileRecord",
     "HeldRecord",
+    "IotBreach",
     "LedgerStore",
     "Migration",
     "OutboxEntry",

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from clearing.store.ciber_batches import CiberBatches
+    from clearing.store.iot_breaches import IotBreaches
     from clearing.store.ledger import Fetched
     from clearing.store.outbox import OutboxTable
     from clearing.store.register import Register
@@ -120,6 +121,7 @@ class Store(Database):
         outbox: ``outbox``.
         held: ``held_records``, ``held_recycles``.
         ciber_batches: ``ciber_batches_in`` (CIBER-in batch sequences).
+        iot_breaches: ``iot_breaches`` (breaches above the thresholds, held or decided).
     """
 
     schema = STATE
@@ -127,6 +129,7 @@ class Store(Database):
     def __init__(self, path: Path | str, *, read_only: bool = False) -> None:
         from clearing.store.ciber_batches import CiberBatches
         from clearing.store.held import HeldRecords
+        from clearing.store.iot_breaches import IotBreaches
         from clearing.store.outbox import OutboxTable
         from clearing.store.register import Register
         from clearing.store.returns_in import ReturnsIn
@@ -140,6 +143,7 @@ class Store(Database):
         self.outbox: OutboxTable = OutboxTable(self.con)
         self.held: HeldRecords = HeldRecords(self.con)
         self.ciber_batches: CiberBatches = CiberBatches(self.con)
+        self.iot_breaches: IotBreaches = IotBreaches(self.con)
 
     def __enter__(self) -> Store:
         return self

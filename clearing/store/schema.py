@@ -5,7 +5,9 @@ Two DuckDB files live in a work folder:
 * ``clearing.duckdb`` (:data:`STATE`): the file register (``files``, ``findings``,
   ``rap_out``), partners' RAPs and ACKs (``raps_in``, ``acks_in``, ``returns_in``), the
   outbound sequences and files (``outbound_sequences``, ``outbound_files``), the
-  ``outbox`` and the held records (``held_records``, ``held_recycles``);
+  ``outbox``, partners' returns worked (``return_actions``), the held records
+  (``held_records``, ``held_recycles``), CIBER-in batch sequences (``ciber_batches_in``) and
+  the IOT breaches held from the payable and their decisions (``iot_breaches``);
 * ``fetch_ledger.duckdb`` (:data:`LEDGER`): what was fetched from whom (``fetched``).
 
 Each file has a ``schema_version`` table and a list of numbered migrations, applied in order
@@ -340,6 +342,32 @@ its sending → receiving SID/BID pair (:mod:`clearing.store.ciber_batches`): an
 ignored, a reused sequence with other content is rejected, a gap is reported.
 """
 
+
+_STATE_V6 = """
+CREATE TABLE IF NOT EXISTS iot_breaches (
+    processing_date DATE NOT NULL,    -- the date the partner's file was received (validated)
+    partner VARCHAR NOT NULL,
+    file VARCHAR NOT NULL,
+    event_index BIGINT NOT NULL,
+    service VARCHAR,
+    currency VARCHAR, charge_scale INTEGER,
+    charged BIGINT, expected BIGINT, difference BIGINT,
+    settlement_currency VARCHAR, settlement_scale INTEGER,
+    settlement_amount BIGINT,         -- what the event would add to the payable
+    over_settlement BIGINT,           -- the overcharge, in the settlement currency
+    status VARCHAR NOT NULL,          -- held | accepted | disputed
+    detected_at TIMESTAMP NOT NULL,   -- UTC
+    decided_at TIMESTAMP,             -- UTC
+    reason VARCHAR,
+    PRIMARY KEY (processing_date, file, event_index)
+);
+"""
+
+_STATE_V6_DOC = (
+    "iot_breaches: partners' charges above the IOT beyond the configured thresholds, held "
+    "from the payable until accepted or disputed"
+)
+
 #: ``clearing.duckdb``: the state of the stages.
 STATE = Schema(
     name="state database",
@@ -359,6 +387,7 @@ STATE = Schema(
         "held_records",
         "held_recycles",
         "ciber_batches_in",
+        "iot_breaches",
     ),
     migrations=(
         Migration(1, "the schema before versioning", _STATE_V1),
@@ -366,6 +395,7 @@ STATE = Schema(
         Migration(3, _STATE_V3_DOC, _STATE_V3),
         Migration(4, _STATE_V4_DOC, _STATE_V4),
         Migration(5, _STATE_V5_DOC, _STATE_V5),
+        Migration(6, _STATE_V6_DOC, _STATE_V6),
     ),
 )
 

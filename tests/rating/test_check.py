@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -10,7 +11,7 @@ import polars as pl
 from clearing.codecs import ciber, fast
 from clearing.codecs.events import empty_event_table
 from clearing.rating._book import Rates
-from clearing.rating.check import iot_check
+from clearing.rating.check import iot_check, over_threshold
 from clearing.samples.ciber import generate_ciber
 from clearing.samples.tap import generate_tap
 from clearing.samples.world import write_reference_data
@@ -130,3 +131,30 @@ def test_sample_partners_charge_exactly_their_iot(tmp_path: Path) -> None:
     assert checked.height > 850
     assert (checked["difference"] == 0).all()
     assert checked["settlement_amount"].null_count() == 0
+
+
+def test_breaches_over_the_thresholds(tiny_rates: Rates) -> None:
+    """MTC 60 s at 0.0082 SDR/min: expected 0.00820 SDR; the settlement currency is EUR
+    (1.17234 per SDR), the tolerance 0.001 SDR."""
+    mtc = {"event_kind": "mobileTerminatedCall", "duration": 60}
+    ev = events(
+        {**mtc, "charge": 2**62},  # e0: the overflow-sized charge: far above both thresholds
+        {**mtc, "charge": 9020},  # e1: 0.09020 = 11 × 0.0082: exactly 1000 % above, not over
+        {**mtc, "charge": 9021},  # e2: 0.08201 above: more than 1000 %
+        {**mtc, "charge": 0},  # e3: a breach below the IOT: never held
+        {**mtc, "charge": 900},  # e4: within the tolerance: no breach
+    )
+    rated = iot_check(ev, tiny_rates).rated
+    assert rated["breach"].to_list() == [True, True, True, True, False]
+    # the overcharge in EUR cents: 0.08200 × 1.17234 = 0.0961… → 0.10; 0.08201 → 0.10
+    assert rated["over_settlement"].to_list()[1:] == [10, 10, None, None]
+    default = over_threshold(rated, lambda _p: (Decimal(100), Decimal(1000)))
+    assert default["over_threshold"].to_list() == [True, False, True, False, False]
+    # absolute only, 0.09 EUR: 0.10 is over; percent only, off absolute: e1 is not over
+    absolute = over_threshold(rated, lambda _p: (Decimal("0.09"), None))
+    assert absolute["over_threshold"].to_list() == [True, True, True, False, False]
+    # 0.10 EUR is not above 0.10; both off: nothing is held
+    assert over_threshold(rated, lambda _p: (Decimal("0.10"), None))[
+        "over_threshold"
+    ].to_list() == [True, False, False, False, False]
+    assert not over_threshold(rated, lambda _p: (None, None))["over_threshold"].any()

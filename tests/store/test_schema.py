@@ -36,13 +36,20 @@ def test_every_table_is_created_on_open_once(tmp_path: Path) -> None:
     con = duckdb.connect(str(tmp_path / "clearing.duckdb"), read_only=True)
     versions = con.execute("SELECT version, description FROM schema_version").fetchall()
     con.close()
-    assert [v for v, _ in versions] == [1, 2, 3, 4, 5]  # 3 returns, 4 held, 5 CIBER batches
+    assert [v for v, _ in versions] == [
+        1,
+        2,
+        3,
+        4,
+        5,
+        6,
+    ]  # 3 returns, 4 held, 5 CIBER batches, 6 IOT breaches
     assert versions[0] == (1, "the schema before versioning")
     with open_ledger(tmp_path):
         pass
     assert _tables(tmp_path / "fetch_ledger.duckdb") == ["fetched", "schema_version"]
     assert LEDGER.version == 1
-    assert STATE.version == 5
+    assert STATE.version == 6
 
 
 def test_a_folder_from_before_versioning_opens_unchanged(tmp_path: Path) -> None:
