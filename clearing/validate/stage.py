@@ -602,9 +602,11 @@ def validate_ciber_file(
 ) -> tuple[CiberResult, Any]:
     """CIBER rules (ciber.md §7) → findings and per-record status."""
     from clearing.validate.ciber import check_ciber
+    from clearing.validate.ciber_clock import with_utc_start
 
     checked = check_ciber(data, file=file, settings=settings, today=day)
-    ev = checked.events
+    # a UTC start from the partner's offset or the records' time zone codes (ciber_clock)
+    ev = with_utc_start(checked.events, checked.decoded, settings)
     n = ev.num_rows
     status = ["accepted"] * n
     if checked.decoded is not None and n:
