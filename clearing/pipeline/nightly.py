@@ -192,6 +192,11 @@ def _summarise(
                 {"partner": p, "currency": c, "scale": s, "amount": a}
                 for p, c, s, a in rated.payable
             ],
+            # sum of per-event conversions minus the total converted once (reports/README.md)
+            "payable_rounding": [
+                {"partner": p, "currency": c, "scale": s, "amount": a}
+                for p, c, s, a in rated.payable_rounding
+            ],
         }
     run.reconciliation = rec.as_dict()
     if rec.difference != 0:

@@ -32,7 +32,7 @@ from clearing import config, lake
 from clearing._io import write_table_atomic
 from clearing.rating._book import Rates
 from clearing.rating.cdr import read_cdrs
-from clearing.rating.check import iot_check
+from clearing.rating.check import iot_check, settlement_totals
 from clearing.rating.inbound import rate_visitors
 
 if TYPE_CHECKING:
@@ -64,7 +64,11 @@ class RateSummary:
         partner_events: accepted partner events checked.
         iot_breaches: IOT-check findings.
         unchecked: partner events the IOT does not price.
-        payable: per (partner, settlement currency, scale): the settlement amount.
+        payable: per (partner, settlement currency, scale): the settlement amount, the
+            partner's invoiced amounts converted once per total (reports/README.md, Rounding).
+        payable_rounding: per (partner, settlement currency, scale), where not 0: the sum of
+            the per-event converted amounts minus ``payable`` (what rounding each event and
+            summing would have added; shown, never absorbed).
         paths: the lake and out paths written.
     """
 
@@ -80,6 +84,7 @@ class RateSummary:
     unchecked: int
     payable: list[tuple[str, str, int, int]]
     paths: list[Path] = field(default_factory=list)
+    payable_rounding: list[tuple[str, str, int, int]] = field(default_factory=list)
 
     @property
     def identity_ok(self) -> bool:
@@ -277,7 +282,11 @@ def rate_day(
         n_rated = sum(part.height for _p, part in by_partner)
         # per partner (slices: no copy of the rows); one partner's groups by currency, scale
         keys = ["partner", "currency", "charge_scale"]
-        sums = [part.group_by(keys).agg(pl.col("charge").sum()) for _p, part in by_partner]
+        # Int128: an int64 sum wraps silently (issue 13, item 9)
+        sums = [
+            part.group_by(keys).agg(pl.col("charge").cast(pl.Int128).sum())
+            for _p, part in by_partner
+        ]
         receivable = [
             (r[0], r[1], int(r[2]), int(r[3]))
             for sums_of in sums
@@ -290,6 +299,7 @@ def rate_day(
         writes.wait()  # the visitors' files are written: their rows can go
         checked = breaches = unchecked = 0
         payable: list[tuple[str, str, int, int]] = []
+        rounding: list[tuple[str, str, int, int]] = []
         for old in (lake.RATED_PARTNER, lake.IOT_FINDINGS):
             lake.clear(root, old, day)
         events = partner_events(workdir, day, columns=IOT_EVENT_COLUMNS)
@@ -299,13 +309,10 @@ def rate_day(
             checked = result.rated.height
             breaches = result.findings.height
             unchecked = result.rated.filter(pl.col("status") != "checked").height
-            payable = [
-                (r[0], r[1], int(r[2]), int(r[3]))
-                for r in result.rated.group_by("partner", "settlement_currency", "settlement_scale")
-                .agg(pl.col("settlement_amount").sum())
-                .sort("partner")
-                .rows()
-            ]
+            # converted once per partner total, never summed from rounded events (item 8)
+            totals = settlement_totals(result.rated, rates.fx)
+            payable = [(p, c, s, once) for p, c, s, once, _each in totals]
+            rounding = [(p, c, s, each - once) for p, c, s, once, each in totals if each != once]
             by_event = _by_partner(result.rated, ["partner", "file", "event_index"])
             paths += _partitioned(by_event, root, lake.RATED_PARTNER, day, writes)
             paths.append(_single(result.findings, root, lake.IOT_FINDINGS, day, writes))
@@ -325,5 +332,6 @@ def rate_day(
         iot_breaches=breaches,
         unchecked=unchecked,
         payable=payable,
+        payable_rounding=rounding,
         paths=paths,
     )
