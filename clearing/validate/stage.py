@@ -34,6 +34,7 @@ from clearing.codecs.facts import ciber_facts, tap_header_facts
 from clearing.config import environment
 from clearing.errors import ClearingError
 from clearing.identity import Identity
+from clearing.money import exact_sum
 from clearing.store import Store, open_store
 from clearing.validate.duplicates import HARD_KEY, find_duplicates
 from clearing.validate.findings import (
@@ -495,7 +496,7 @@ def _file_row(r: FileResult) -> dict[str, Any]:
     c = r.checked
     counts = r.counts()
     ev = c.events
-    charge = int(pc.sum(pc.fill_null(ev.column("charge"), 0)).as_py() or 0) if ev.num_rows else 0
+    charge = exact_sum(ev.column("charge")) if ev.num_rows else 0
     facts = tap_header_facts(c.data)  # the header as declared (settle reads it from here)
     return {
         "file": c.file,
@@ -550,7 +551,7 @@ def _recomputed(ev: pa.Table) -> dict[str, int]:
     mask = pc.invert(pc.fill_null(ev.column("refund"), False))
 
     def total(column: str) -> int:
-        return int(pc.sum(pc.fill_null(ev.column(column).filter(mask), 0)).as_py() or 0)
+        return exact_sum(ev.column(column).filter(mask))
 
     return {
         "recomputed_charge": total("charge") + total("camel_fee"),
