@@ -75,6 +75,7 @@ __all__ = [
     "WorkDir",
     "environment",
     "load",
+    "offset_seconds",
     "parse",
     "parse_date",
     "parse_period",
@@ -94,6 +95,23 @@ e.g. ``"100.00"``), or ``"off"``."""
 #: Defaults of the IOT breach thresholds (see :class:`Validation`).
 IOT_BREACH_ABSOLUTE_DEFAULT = Decimal(100)
 IOT_BREACH_PERCENT_DEFAULT = Decimal(1000)
+
+
+_OFFSET = r"^[+-](0[0-9]|1[0-4]):?[0-5][0-9]$"
+
+
+def offset_seconds(text: str) -> int:
+    """Seconds east of UTC of an offset ``±hh:mm`` or ``±hhmm`` (e.g. ``-05:00`` → -18000).
+
+    Raises:
+        ConfigError: ``text`` is not such an offset.
+    """
+    if not re.fullmatch(_OFFSET, text):
+        msg = f"`{text}` is not a UTC offset such as `-05:00` or `+0800`"
+        raise ConfigError(msg)
+    digits = text[1:].replace(":", "")
+    seconds = int(digits[:2]) * 3600 + int(digits[2:]) * 60
+    return -seconds if text[0] == "-" else seconds
 
 
 class _Model(BaseModel):
@@ -216,6 +234,46 @@ class Partner(_Model):
     """This partner's IOT breach threshold in its settlement currency (None: ``[validation]``'s)."""
     iot_breach_percent: BreachThreshold | None = None
     """This partner's relative IOT breach threshold in percent (None: ``[validation]``'s)."""
+
+    # CIBER events carry a local time and a time zone *code* only: these give them a UTC start
+    # (left out of the fingerprint while unset, so existing configs keep their hash)
+    utc_offset: str | None = Field(
+        default=None,
+        pattern=_OFFSET,
+        exclude_if=lambda v: v is None,
+        description="UTC offset of the partner's CIBER local times, e.g. `-05:00`",
+    )
+    time_zones: dict[Annotated[str, Field(pattern=r"^[0-9]{2}(/[0-9])?$")], str] = Field(
+        default_factory=dict,
+        exclude_if=lambda v: not v,
+        description=(
+            "CIBER Time Zone Indicator code (`08`, or `08/1` with the Daylight Savings "
+            'Indicator) → UTC offset, e.g. {"08" = "-08:00"}; before `utc_offset`'
+        ),
+    )
+
+    @field_validator("time_zones")
+    @classmethod
+    def _zone_offsets(cls, v: dict[str, str]) -> dict[str, str]:
+        for code, offset in v.items():
+            if not re.fullmatch(_OFFSET, offset):
+                msg = f"time zone `{code}`: `{offset}` is not a UTC offset such as `-05:00`"
+                raise ValueError(msg)
+        return v
+
+    def offset_seconds(self, code: int | None = None, dst: int | None = None) -> int | None:
+        """Seconds east of UTC of a CIBER event's local time, or None when unknown.
+
+        The event's time zone code (with its daylight savings indicator, then alone) when
+        mapped in ``time_zones``, else ``utc_offset``.
+        """
+        keys = [] if code is None else [f"{code:02d}/{dst}", f"{code:02d}"]
+        if dst is None:
+            keys = keys[1:]
+        for key in keys:
+            if key in self.time_zones:
+                return offset_seconds(self.time_zones[key])
+        return None if self.utc_offset is None else offset_seconds(self.utc_offset)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -41,6 +41,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Literal, TypeVar
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -49,12 +51,14 @@ __all__ = [
     "MINOR_UNITS",
     "ROUNDING",
     "TAX_RATE_SCALE",
+    "VALUE_LIMIT",
     "Rounding",
     "charged_units",
     "charged_units_expr",
     "convert",
     "convert_expr",
     "duckdb_macros",
+    "exact_sum",
     "minor_units",
     "minor_units_expr",
     "price_fraction",
@@ -71,7 +75,24 @@ TAX_RATE_SCALE = 7  # TAP taxRate: percent with 5 implied decimals → a fractio
 # ISO 4217 minor units of the settlement currencies that are not 2
 MINOR_UNITS = {"JPY": 0, "KRW": 0, "CLP": 0, "ISK": 0, "BHD": 3, "KWD": 3, "OMR": 3}
 
+#: The largest volume, duration or amount one TAP value may hold (2^53 − 1). TD.57 gives
+#: AbsoluteAmount 8 octets; beyond 2^53 a value is no longer exact as a workbook number, and
+#: 1024 such values already overflow an int64 sum: a value above is a range finding on its
+#: event (``event.value.limit``). Sums are taken wide anyway (:func:`exact_sum`, HUGEINT,
+#: Int128), never in int64.
+VALUE_LIMIT = (1 << 53) - 1
+
 _T = TypeVar("_T", int, pl.Expr, "_Sql")
+
+
+def exact_sum(values: pa.Array | pa.ChunkedArray) -> int:
+    """The exact sum of an integer column (nulls count 0) as a Python int, never wrapped.
+
+    Arrow's and polars' int64 sums wrap silently (2^62 + 2^62 gives −2^63); this one sums in
+    38-digit decimals.
+    """
+    total = pc.sum(values.cast(pa.decimal128(38, 0))).as_py()
+    return 0 if total is None else int(total)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1103,6 +1103,34 @@ class _Fields:
             )
 
 
+_I64_MAX = (1 << 63) - 1
+
+
+def _event_sums(
+    n_ev: int, events: NDArray[I64], vals: NDArray[I64]
+) -> tuple[NDArray[I64], NDArray[np.bool_]]:
+    """Per-event sums of ``vals`` and where a sum does not fit int64 (never wrapped).
+
+    Values are at most 8 bytes each; only when one is beyond 2^53 can a few of them overflow
+    int64, and only then are the sums taken again in Python integers (rare, exact).
+    """
+    total = np.zeros(n_ev, dtype=I64)
+    over = np.zeros(n_ev, dtype=np.bool_)
+    big = np.abs(vals.astype(np.float64)) >= 2.0**53
+    if not big.any():
+        np.add.at(total, events, vals)
+        return total, over
+    exact: dict[int, int] = {}
+    for e, v in zip(events.tolist(), vals.tolist(), strict=True):
+        exact[e] = exact.get(e, 0) + v
+    for e, v in exact.items():
+        if -_I64_MAX - 1 <= v <= _I64_MAX:
+            total[e] = v
+        else:
+            over[e] = True
+    return total, over
+
+
 def _plain_columns(f: _Fields, cols: dict[str, pa.Array]) -> None:
     """The columns of the field tables: first value, sum, count, BCD and text per event."""
     buf, base, nodes, n_ev = f.buf, f.base, f.nodes, f.n_ev
@@ -1120,11 +1148,11 @@ def _plain_columns(f: _Fields, cols: dict[str, pa.Array]) -> None:
         idx, vals = idx[ok], vals[ok]
         # TD.57 value ranges: amounts and volumes are never negative (refunds are flagged)
         report_invalid(idx[vals < 0], f"`{name}`: value out of range (negative)", 20)
-        total = np.zeros(n_ev, dtype=I64)
-        np.add.at(total, nodes.event[idx], vals)
+        total, over = _event_sums(n_ev, nodes.event[idx], vals)
+        _report_overflow(f, idx, over, name)
         present = np.zeros(n_ev, dtype=np.bool_)
         present[nodes.event[idx]] = True
-        cols[name] = pa.array(total, pa.int64(), mask=~present)
+        cols[name] = pa.array(total, pa.int64(), mask=~present | over)
 
     for name, types in _COUNT.items():
         idx = select(types)
@@ -1141,6 +1169,16 @@ def _plain_columns(f: _Fields, cols: dict[str, pa.Array]) -> None:
         ev, idx = _first_per_event(select(types), nodes)
         vals = _strings(buf, base, nodes.start[idx], nodes.length[idx])
         cols[name] = _scatter_strings(n_ev, ev, vals)
+
+
+def _report_overflow(f: _Fields, idx: NDArray[I64], over: NDArray[np.bool_], name: str) -> None:
+    """A range problem (20) on the first node of each event whose ``name`` sum overflows."""
+    if not over.any():
+        return
+    ev = f.nodes.event[idx]
+    hit = over[ev]
+    _, first = np.unique(ev[hit], return_index=True)
+    f.report_invalid(idx[hit][first], f"`{name}`: the event's values sum beyond int64", 20)
 
 
 def _charge_columns(f: _Fields, cols: dict[str, pa.Array]) -> None:
@@ -1172,11 +1210,11 @@ def _charge_columns(f: _Fields, cols: dict[str, pa.Array]) -> None:
     gtype = np.where(direct, 0, gtype)
     for name, code in (("charge", 0), ("charge_airtime", 1), ("charge_toll", 3)):
         sel = gtype == code
-        total = np.zeros(n_ev, dtype=I64)
-        np.add.at(total, nodes.event[gidx[sel]], gvals[sel])
+        total, over = _event_sums(n_ev, nodes.event[gidx[sel]], gvals[sel])
+        _report_overflow(f, gidx[sel], over, name)
         present = np.zeros(n_ev, dtype=np.bool_)
         present[nodes.event[gidx[sel]]] = True
-        cols[name] = pa.array(total, pa.int64(), mask=~present)
+        cols[name] = pa.array(total, pa.int64(), mask=~present | over)
 
     # refund flag: a ChargeRefundIndicator with value 1 anywhere in the event
     ridx = select({"ChargeRefundIndicator"})

@@ -408,8 +408,8 @@ def _ciber_file(
     name = str(CiberName(sender, partner, day, start))
     path = workdir / "out" / "ciber" / name
     sha = _write_atomic(path, data)
-    charge = int(events["charge"].sum() or 0)
-    tax = int(events["tax"].sum() or 0)
+    charge = int(events["charge"].cast(pl.Int128).sum() or 0)  # never an int64 wrap
+    tax = int(events["tax"].cast(pl.Int128).sum() or 0)
     audit_charge, available = _ciber_written(data, day)
     changed = seq.register(
         FileRecord(

@@ -205,6 +205,11 @@ def _summarise(
                 {"partner": p, "currency": c, "scale": s, "amount": a}
                 for p, c, s, a in rated.payable
             ],
+            # sum of per-event conversions minus the total converted once (reports/README.md)
+            "payable_rounding": [
+                {"partner": p, "currency": c, "scale": s, "amount": a}
+                for p, c, s, a in rated.payable_rounding
+            ],
         }
         if rated.replayed:
             # a replay of a sent day: the receivable is what was sent; the change is a delta

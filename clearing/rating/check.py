@@ -20,11 +20,13 @@ Input: accepted TAP-in / CIBER-in events (:data:`clearing.codecs.events.EVENT_SC
 
 What we owe is converted to the partner's settlement currency with the ``fx`` table (rate
 valid on the event's local date, through SDR) and rounded once (half up) to the currency's
-minor unit. When it cannot be (no FX rate of the event's or the settlement currency, an
-unknown currency, no agreement), ``settlement_amount`` is null and ``hold_reason`` says why:
-the payable is *held* (never summed as 0; see :mod:`clearing.rating.held`). Events the IOT
-does not price (CIBER other charges, CIBER SMS without a called number, refunds, uncharged SS
-events) are ``unchecked`` with the reason.
+minor unit: per event for the event's own ``settlement_amount`` (information), and, for the
+money that is settled, once per total by :func:`settlement_totals` (reports/README.md,
+Rounding). When it cannot be converted (no FX rate of the event's or the settlement currency,
+an unknown currency, no agreement), ``settlement_amount`` is null and ``hold_reason`` says
+why: the payable is *held* (never summed as 0; see :mod:`clearing.rating.held`). Events the
+IOT does not price (CIBER other charges, CIBER SMS without a called number, refunds,
+uncharged SS events) are ``unchecked`` with the reason.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from typing import TYPE_CHECKING, Final
 
 import polars as pl
 
-from clearing.money import convert_expr, minor_units_expr
+from clearing.money import convert, convert_expr, minor_units_expr
 from clearing.rating._iot import prepare_tariff, rate_usage
 from clearing.rating.validity import valid_on_expr
 
@@ -52,6 +54,7 @@ __all__ = [
     "expected_charges",
     "iot_check",
     "over_threshold",
+    "settlement_totals",
 ]
 
 Thresholds = tuple[Decimal | None, Decimal | None]
@@ -411,3 +414,49 @@ def over_threshold(rated: pl.DataFrame, thresholds: Callable[[str], Thresholds])
         .with_columns(is_over.fill_null(False).alias("over_threshold"))
         .drop("_an", "_ad", "_pn", "_pd")
     )
+
+
+def settlement_totals(
+    rated: pl.DataFrame, fx: pl.DataFrame
+) -> list[tuple[str, str, int, int, int]]:
+    """What we owe per partner and settlement currency, converted once per total.
+
+    The events' ``payable`` amounts (as invoiced, in the file's currency and scale) are summed
+    per partner, currency, scale and pair of fx rows used (``fx_versions``); each sum is
+    converted to the settlement currency and rounded once; a partner's total is the sum of
+    those. Events without a ``settlement_amount`` (no rate) are left out, as before.
+
+    Args:
+        rated: :func:`iot_check`'s ``rated`` rows.
+        fx: the ``fx`` reference table (``version``, ``rate``, ``rate_scale``).
+
+    Returns:
+        ``(partner, settlement currency, settlement scale, amount converted once, sum of the
+        per-event amounts)`` by partner; the difference of the last two is the per-event
+        rounding that a sum of rounded amounts would have carried.
+    """
+    keys = ["partner", "currency", "charge_scale", "settlement_currency", "settlement_scale"]
+    groups = (
+        rated.filter(pl.col("settlement_amount").is_not_null())
+        .group_by(*keys, "fx_versions")
+        .agg(
+            pl.col("payable").cast(pl.Int128).sum().alias("payable"),
+            pl.col("settlement_amount").cast(pl.Int128).sum().alias("each"),
+        )
+        .sort(*keys, "fx_versions")
+    )
+    by_version = {
+        str(v): (int(r), int(s))
+        for v, r, s in fx.select("version", "rate", "rate_scale").iter_rows()
+    }
+    by_version["-"] = (1, 0)  # SDR
+    totals: dict[tuple[str, str, int], list[int]] = {}
+    for partner, _cur, scale, sc, ss, versions, payable, each in groups.iter_rows():
+        v_src, v_dst = str(versions).split("/")
+        r_src, s_src = by_version[v_src]
+        r_dst, s_dst = by_version[v_dst]
+        once = convert(int(payable), int(scale), r_src, s_src, r_dst, s_dst, int(ss))
+        t = totals.setdefault((str(partner), str(sc), int(ss)), [0, 0])
+        t[0] += once
+        t[1] += int(each)
+    return [(p, c, s, t[0], t[1]) for (p, c, s), t in sorted(totals.items())]

@@ -78,6 +78,7 @@ __all__ = [
     "SUMMARY_SCHEMA",
     "RetailResult",
     "rate_retail",
+    "untimed",
     "write_retail",
 ]
 
@@ -108,6 +109,14 @@ BILL_LINE_SCHEMA = lake.RETAIL_BILL_LINE_SCHEMA
 
 #: One row per sub-number, plan and bill cycle (the lake's ``retail_summary``).
 SUMMARY_SCHEMA = lake.RETAIL_SUMMARY_SCHEMA
+
+
+class Untimed(NamedTuple):
+    """Events of our cards that could not be billed for want of a UTC start."""
+
+    sender: str
+    service: str
+    events: int
 
 
 class RetailResult(NamedTuple):
@@ -383,3 +392,39 @@ def write_retail(workdir: Path, day: date, *, cycle_of: str | None = None) -> tu
         lake.write(wd.lake, lake.RETAIL, day, lines),
         lake.write(wd.lake, lake.RETAIL_SUMMARY, day, summary),
     )
+
+
+def untimed(lines_path: Path, rates: Path) -> list[Untimed]:
+    """Bill lines of our cards left unbilled because the event has no UTC start.
+
+    A CIBER event has a local time only; validation gives it a UTC start from the partner's
+    ``utc_offset`` or ``time_zones`` (:mod:`clearing.validate.ciber_clock`). Without either,
+    rating cannot place it in a bill cycle (attribution ``none``): these are the lines of IMSIs
+    in ``subscribers`` (any validity) so left out, per sender and service.
+
+    Args:
+        lines_path: a day's ``bill_lines.parquet`` (as :func:`write_retail` returns it).
+        rates: the rates folder (its ``subscribers`` table says which cards are ours).
+
+    Returns:
+        ``Untimed(sender, service, events)`` rows, by sender and service; empty when none.
+    """
+    if not lines_path.is_file():
+        return []
+    subs = load_retail_tables(rates).subscribers
+    con = duckdb.connect()
+    try:
+        con.register("subs", subs)
+        rows = con.execute(
+            """
+            SELECT coalesce(sender, '?'), coalesce(service, 'other'), count(*)
+            FROM read_parquet(?)
+            WHERE attribution_rule = 'none' AND start_utc IS NULL
+                AND imsi IN (SELECT CAST(imsi AS VARCHAR) FROM subs)
+            GROUP BY ALL ORDER BY ALL
+            """,
+            [str(lines_path)],
+        ).fetchall()
+    finally:
+        con.close()
+    return [Untimed(str(a), str(b), int(c)) for a, b, c in rows]

@@ -59,7 +59,7 @@ from clearing._io import write_table_atomic
 from clearing.rating import held as holding
 from clearing.rating._book import Rates
 from clearing.rating.cdr import read_cdrs
-from clearing.rating.check import Thresholds, iot_check, over_threshold
+from clearing.rating.check import Thresholds, iot_check, over_threshold, settlement_totals
 from clearing.rating.delta import replay_delta
 from clearing.rating.duplicates import split_duplicates
 from clearing.rating.inbound import rate_visitors
@@ -135,8 +135,12 @@ class RateSummary:
         partner_events: accepted partner events checked.
         iot_breaches: IOT-check findings.
         unchecked: partner events the IOT does not price.
-        payable: per (partner, settlement currency, scale): the settlement amount (held
-            payables left out; released ones in).
+        payable: per (partner, settlement currency, scale): the settlement amount, the
+            partner's invoiced amounts converted once per total (reports/README.md, Rounding;
+            held payables left out; released ones in).
+        payable_rounding: per (partner, settlement currency, scale), where not 0: the sum of
+            the per-event converted amounts minus ``payable`` (what rounding each event and
+            summing would have added; shown, never absorbed).
         paths: the lake and out paths written.
         resubmitted: returned events re-rated and added to the day's rated rows.
         resubmit_problems: returned events that could not be resubmitted (they stay to correct).
@@ -193,6 +197,7 @@ class RateSummary:
     payable_released: int = 0
     duplicates: int = 0
     iot_held: list[HeldBreaches] = field(default_factory=list)
+    payable_rounding: list[tuple[str, str, int, int]] = field(default_factory=list)
 
     @property
     def identity_ok(self) -> bool:
@@ -451,7 +456,8 @@ def _receivable(
     """Per (partner, currency, scale): the total charge of ``parts`` (by partner, then keys)."""
     keys = _MONEY_KEYS
     # per partner (slices: no copy of the rows); one partner's groups by currency, scale
-    sums = [part.group_by(keys).agg(pl.col("charge").sum()) for _p, part in parts]
+    # Int128: an int64 sum wraps silently (issue 13, item 9)
+    sums = [part.group_by(keys).agg(pl.col("charge").cast(pl.Int128).sum()) for _p, part in parts]
     return [
         (r[0], r[1], int(r[2]), int(r[3]))
         for sums_of in sums
@@ -613,6 +619,7 @@ class _Payables:
     held_groups: list[holding.HeldGroup] = field(default_factory=list)
     released: int = 0
     iot_held: list[IotBreach] = field(default_factory=list)
+    rounding: list[tuple[str, str, int, int]] = field(default_factory=list)
 
 
 def _payables(
@@ -665,15 +672,15 @@ def _payables(
             schema={"file": pl.String, "event_index": pl.Int64},
             orient="row",
         )
-        for r in (
-            rated.filter(pl.col("hold_reason").is_null())
-            .join(withheld, on=["file", "event_index"], how="anti")
-            .group_by("partner", "settlement_currency", "settlement_scale")
-            .agg(pl.col("settlement_amount").sum())
-            .sort("partner")
-            .rows()
-        ):
-            sums[(r[0], r[1], int(r[2]))] = int(r[3])
+        paid = rated.filter(pl.col("hold_reason").is_null()).join(
+            withheld, on=["file", "event_index"], how="anti"
+        )
+        # converted once per partner total, never summed from rounded events (item 8)
+        for p, c, sc, once, each in settlement_totals(paid, rates.fx):
+            sums[(p, c, sc)] = once
+            if each != once:
+                out.rounding.append((p, c, sc, each - once))
+        del paid
         # the lake rows stay as they were; the breaches above the thresholds are the store's
         rated = rated.drop("over_settlement", "over_threshold")
         by_event = _by_partner(rated, ["partner", "file", "event_index"])
@@ -863,6 +870,7 @@ def rate_day(
         iot_breaches=pay.breaches,
         unchecked=pay.unchecked,
         payable=pay.payable,
+        payable_rounding=pay.rounding,
         paths=paths,
         resubmitted=n_again,
         resubmit_problems=resubmit_problems,

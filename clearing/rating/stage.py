@@ -69,12 +69,25 @@ def retail(ctx: StageContext) -> StepResult:
     """Rate our subscribers' accepted usage abroad per sub-number."""
     import pyarrow.parquet as pq
 
-    from clearing.rating.retail import write_retail
+    from clearing.rating.retail import untimed, write_retail
 
     lines, _summary = write_retail(
         ctx.workdir.root, ctx.date, cycle_of=ctx.settings.home.timezone_offset
     )
-    return StepResult("retail", {"bill_lines": pq.ParquetFile(lines).metadata.num_rows})
+    detail: dict[str, int] = {"bill_lines": pq.ParquetFile(lines).metadata.num_rows}
+    problems = []
+    missing = untimed(lines, ctx.workdir.rates)
+    for sender in sorted({m.sender for m in missing}):
+        mine = [m for m in missing if m.sender == sender]
+        services = ", ".join(f"{m.events} {m.service}" for m in mine)
+        problems.append(
+            f"retail: {sum(m.events for m in mine)} event(s) of our subscribers from {sender} "
+            f"({services}) have no UTC start and are not billed: set `utc_offset` (or "
+            f"`time_zones`) under [partners.{sender}] in clearing.toml, then run the day again"
+        )
+    if missing:  # the key is only there when something is unbilled
+        detail["no_utc_start"] = sum(m.events for m in missing)
+    return StepResult("retail", detail, problems=problems)
 
 
 @stage("rerate")

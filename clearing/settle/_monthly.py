@@ -24,9 +24,12 @@ Sheets, in order:
 ``Audit``                  software, config hash, reference data, windows, run, issue, every
                            input file, outbound file and lake file read (SHA-256)
 
-**Money**: events are converted one by one (rate valid on the event's local date, through
-SDR, rounded half up once to the target's decimals: the rate stage's rule), then summed, so
-every total is the exact sum of its rows. SDR amounts have 6 decimals; settlement currencies
+**Money**: SDR figures are events converted one by one (rate valid on the event's local date,
+through SDR, rounded half up once to 6 decimals), then summed. The **settlement currency**
+figures are converted once per total (reports/README.md, Rounding): a partner's amounts as
+rated, summed per direction, currency and fx rows, each sum converted and rounded half up once;
+the column "Per-event rounding" shows what summing per-event conversions would have made of
+the net position, minus it (never absorbed). SDR amounts have 6 decimals; settlement currencies
 their ISO 4217 minor unit. Refunds count negative. **Receivable** = rated visitor records
 (charge + tax); **RAP received** = what partners returned of our TAP-out (severe: the event's
 charge + tax; fatal: the whole file's totals), negative. **Payable** = every event of the
@@ -303,6 +306,7 @@ WITH r AS (
 )
 SELECT a.*, minor(a.settlement_currency) AS settlement_scale, s.version AS v_src,
        t.version AS v_dst, s.rate AS r_src, t.rate AS r_dst,
+       s.rate_scale AS s_src, t.rate_scale AS s_dst,
        fx(a.amount, a.scale, s.rate, s.rate_scale, 1, 0, {{sdr}}) AS amount_sdr,
        fx(a.amount, a.scale, s.rate, s.rate_scale, t.rate, t.rate_scale,
           minor(a.settlement_currency)) AS amount_sc
@@ -362,38 +366,64 @@ def _sdr(v: Any) -> Decimal:
 
 
 def _summary(lake: Lake, p: Period, settings: config.Settings) -> list[dict[str, Any]]:
+    # settlement currency: each total converted once (per partner, direction, currency and
+    # fx rows), never a sum of rounded events; the sum of the per-event conversions is kept
+    # beside it to show the difference (reports/README.md, Rounding)
     rows = lake.rows(
         """
-        WITH e AS (
+        WITH g AS (
+            SELECT partner, direction,
+                   fx(sum(net + tax), scale, r_src, s_src, r_dst, s_dst, settlement_scale)
+                       AS once,
+                   sum(total_sc) AS each
+            FROM events WHERE direction = 'receivable' OR status = 'accepted'
+            GROUP BY partner, direction, currency, scale, r_src, s_src, r_dst, s_dst,
+                     settlement_scale
+        ), gs AS (
+            SELECT partner,
+                   sum(once) FILTER (direction = 'receivable') AS rec_sc,
+                   sum(each) FILTER (direction = 'receivable') AS rec_sc_each,
+                   sum(once) FILTER (direction = 'payable') AS pay_sc,
+                   sum(each) FILTER (direction = 'payable') AS pay_sc_each
+            FROM g GROUP BY partner
+        ), e AS (
             SELECT partner, any_value(standard) AS standard,
                    any_value(settlement_currency) AS sc, any_value(settlement_scale) AS ss,
                    coalesce(sum(net_sdr) FILTER (direction = 'receivable'), 0) AS rec_charge,
                    coalesce(sum(tax_sdr) FILTER (direction = 'receivable'), 0) AS rec_tax,
-                   coalesce(sum(total_sc) FILTER (direction = 'receivable'), 0) AS rec_sc,
                    coalesce(sum(net_sdr) FILTER (direction = 'payable'), 0) AS pay_charge,
                    coalesce(sum(tax_sdr) FILTER (direction = 'payable'), 0) AS pay_tax,
                    coalesce(sum(net_sdr + tax_sdr) FILTER (
                        direction = 'payable' AND status <> 'accepted'), 0) AS rap_sent,
-                   coalesce(sum(total_sc) FILTER (
-                       direction = 'payable' AND status = 'accepted'), 0) AS pay_sc,
                    count(*) FILTER (direction = 'receivable') AS rec_events,
                    count(*) FILTER (direction = 'payable') AS pay_events
             FROM events GROUP BY partner
+        ), rg AS (
+            SELECT partner, settlement_currency, settlement_scale,
+                   sum(amount_sdr) AS rap_received,
+                   fx(sum(amount), scale, r_src, s_src, r_dst, s_dst, settlement_scale) AS once,
+                   sum(amount_sc) AS each
+            FROM rap_in
+            GROUP BY partner, settlement_currency, currency, scale, r_src, s_src, r_dst, s_dst,
+                     settlement_scale
         ), r AS (
             SELECT partner, any_value(settlement_currency) AS sc,
-                   any_value(settlement_scale) AS ss,
-                   sum(amount_sdr) AS rap_received, sum(amount_sc) AS rap_received_sc
-            FROM rap_in GROUP BY partner
+                   any_value(settlement_scale) AS ss, sum(rap_received) AS rap_received,
+                   sum(once) AS rap_received_sc, sum(each) AS rap_received_sc_each
+            FROM rg GROUP BY partner
         )
         SELECT coalesce(e.partner, r.partner) AS partner, e.standard,
                coalesce(e.sc, r.sc) AS sc, coalesce(e.ss, r.ss) AS ss,
                coalesce(e.rec_charge, 0) AS rec_charge, coalesce(e.rec_tax, 0) AS rec_tax,
                coalesce(r.rap_received, 0) AS rap_received,
-               coalesce(e.rec_sc, 0) + coalesce(r.rap_received_sc, 0) AS rec_sc,
+               coalesce(gs.rec_sc, 0) + coalesce(r.rap_received_sc, 0) AS rec_sc,
+               coalesce(gs.rec_sc_each, 0) + coalesce(r.rap_received_sc_each, 0) AS rec_sc_each,
                coalesce(e.pay_charge, 0) AS pay_charge, coalesce(e.pay_tax, 0) AS pay_tax,
-               coalesce(e.rap_sent, 0) AS rap_sent, coalesce(e.pay_sc, 0) AS pay_sc,
+               coalesce(e.rap_sent, 0) AS rap_sent, coalesce(gs.pay_sc, 0) AS pay_sc,
+               coalesce(gs.pay_sc_each, 0) AS pay_sc_each,
                coalesce(e.rec_events, 0) AS rec_events, coalesce(e.pay_events, 0) AS pay_events
         FROM e FULL JOIN r ON r.partner = e.partner
+        LEFT JOIN gs ON gs.partner = coalesce(e.partner, r.partner)
         """
     )
     names = {
@@ -427,6 +457,9 @@ def _summary(lake: Lake, p: Period, settings: config.Settings) -> list[dict[str,
         rec_sc = money(int(r.get("rec_sc") or 0), ss) or Decimal(0)
         pay_sc = money(int(r.get("pay_sc") or 0), ss) or Decimal(0)
         net_sc = rec_sc - pay_sc
+        each = int(r.get("rec_sc_each") or 0) - int(r.get("pay_sc_each") or 0)
+        # what rounding each record and summing would have made of the net position, minus it
+        rounding = (money(each, ss) or Decimal(0)) - net_sc
         out.append(
             {
                 "partner": code,
@@ -449,6 +482,7 @@ def _summary(lake: Lake, p: Period, settings: config.Settings) -> list[dict[str,
                 "rec_sc": rec_sc,
                 "pay_sc": pay_sc,
                 "net_sc": net_sc,
+                "rounding_sc": rounding,
                 "direction": "we receive" if net_sc > 0 else "we pay" if net_sc < 0 else "nil",
             }
         )
@@ -466,11 +500,13 @@ def _by_currency(summary: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "partners": 0,
                 "rec_sc": Decimal(0),
                 "pay_sc": Decimal(0),
+                "rounding_sc": Decimal(0),
             },
         )
         a["partners"] += 1
         a["rec_sc"] += r["rec_sc"]
         a["pay_sc"] += r["pay_sc"]
+        a["rounding_sc"] += r["rounding_sc"]
     out = []
     for c in sorted(agg):
         a = agg[c]

@@ -86,6 +86,12 @@ def summary_table(rows: list[dict[str, Any]], p: Period) -> Table:
                 scale_key="ss",
                 formula="{rec_sc} - {pay_sc}",
             ),
+            Col(
+                "rounding_sc",
+                "Per-event rounding (settlement)",
+                "money",
+                scale_key="ss",
+            ),
             Col("direction", "Direction", align="center"),
         ],
         rows,
@@ -100,9 +106,11 @@ def summary_table(rows: list[dict[str, Any]], p: Period) -> Table:
             "Payable: every record of the partners' files as invoiced (charge + CAMEL fee; tax). "
             "RAP sent: what we returned (returned, duplicate, late), negative. Net payable = "
             "accepted records.",
-            "Settlement currency: each record converted on its call date (fx table, through "
-            "SDR, rounded once half up); totals are sums of those amounts. Currencies differ per "
-            "partner: see By currency.",
+            "Settlement currency: the records' amounts as rated, summed per direction, "
+            "currency and fx rate (the rate valid on the call date, through SDR), each sum "
+            "converted and rounded half up once. Per-event rounding: the net position a sum of "
+            "per-record conversions would give, minus this one (shown, not absorbed). "
+            "Currencies differ per partner: see By currency.",
         ],
         charts=[Chart("Net position per partner (SDR)", "partner", ("net_sdr",), y_title="SDR")],
     )
@@ -119,6 +127,7 @@ def by_currency_table(rows: list[dict[str, Any]], p: Period) -> Table:
             Col("rec_sc", "Net receivable", "money", scale_key="ss"),
             Col("pay_sc", "Net payable", "money", scale_key="ss"),
             Col("net_sc", "Net position", "money", scale_key="ss", formula="{rec_sc} - {pay_sc}"),
+            Col("rounding_sc", "Per-event rounding", "money", scale_key="ss"),
             Col("direction", "Direction"),
         ],
         rows,

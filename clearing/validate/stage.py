@@ -34,6 +34,7 @@ from clearing.codecs.facts import ciber_facts, tap_header_facts
 from clearing.config import environment
 from clearing.errors import ClearingError
 from clearing.identity import Identity
+from clearing.money import exact_sum
 from clearing.store import Store, open_store
 from clearing.validate.duplicates import CIBER_KEY, HARD_KEY, find_ciber_duplicates, find_duplicates
 from clearing.validate.findings import (
@@ -495,7 +496,7 @@ def _file_row(r: FileResult) -> dict[str, Any]:
     c = r.checked
     counts = r.counts()
     ev = c.events
-    charge = int(pc.sum(pc.fill_null(ev.column("charge"), 0)).as_py() or 0) if ev.num_rows else 0
+    charge = exact_sum(ev.column("charge")) if ev.num_rows else 0
     facts = tap_header_facts(c.data)  # the header as declared (settle reads it from here)
     return {
         "file": c.file,
@@ -550,7 +551,7 @@ def _recomputed(ev: pa.Table) -> dict[str, int]:
     mask = pc.invert(pc.fill_null(ev.column("refund"), False))
 
     def total(column: str) -> int:
-        return int(pc.sum(pc.fill_null(ev.column(column).filter(mask), 0)).as_py() or 0)
+        return exact_sum(ev.column(column).filter(mask))
 
     return {
         "recomputed_charge": total("charge") + total("camel_fee"),
@@ -603,9 +604,11 @@ def validate_ciber_file(
 ) -> tuple[CiberResult, Any]:
     """CIBER rules (ciber.md §7) → findings and per-record status."""
     from clearing.validate.ciber import check_ciber
+    from clearing.validate.ciber_clock import with_utc_start
 
     checked = check_ciber(data, file=file, settings=settings, today=day)
-    ev = checked.events
+    # a UTC start from the partner's offset or the records' time zone codes (ciber_clock)
+    ev = with_utc_start(checked.events, checked.decoded, settings)
     n = ev.num_rows
     status = ["accepted"] * n
     if checked.decoded is not None and n:

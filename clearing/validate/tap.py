@@ -31,6 +31,7 @@ from clearing.codecs.ber import element_at, iter_children
 from clearing.codecs.events import EVENT_SCHEMA
 from clearing.codecs.tap3.values import UTC_OFFSET, stamp_time, string
 from clearing.errors import DecodeError
+from clearing.money import VALUE_LIMIT, exact_sum
 from clearing.names import TapName
 from clearing.validate.rules import RuleSet, rules_for
 
@@ -57,6 +58,19 @@ _NOT_AGREED = {
     "valueAddedService": "event.vas_not_agreed",
     "contentTransaction": "event.content_not_agreed",
 }
+# the event columns whose values must stay within VALUE_LIMIT (rule event.value.limit)
+_LIMITED = (
+    "duration",
+    "data_volume_incoming",
+    "data_volume_outgoing",
+    "charge",
+    "charge_airtime",
+    "charge_toll",
+    "discount",
+    "camel_fee",
+    "tax",
+    "taxable_amount",
+)
 # DecodeProblem (context, code) → rule
 _PROBLEM_RULES = {
     ("Charge", 20): "event.charge.range",
@@ -226,7 +240,7 @@ def _check_structure(out: TapChecked, rs: RuleSet, batch: fast.TapBatch) -> None
             out.add(rs.make(rule, f"{name} is missing"))
     if batch.event_list_offset is None:
         out.add(rs.make("tb.events_missing", "callEventDetails is missing"))
-    charged = pc.sum(pc.fill_null(batch.events.column("charge"), 0)).as_py() or 0
+    charged = exact_sum(batch.events.column("charge"))
     if "accountingInfo" not in g and charged > 0:
         out.add(rs.make("tb.acc_missing", f"accountingInfo is missing; events charge {charged}"))
 
@@ -299,9 +313,9 @@ def _check_accounting(
 ) -> None:
     if acc is None:
         return
-    has_tax = (pc.sum(pc.fill_null(events.column("tax"), 0)).as_py() or 0) > 0
+    has_tax = exact_sum(events.column("tax")) > 0
     has_discount = events.column("discount_code").null_count < events.num_rows
-    has_charge = (pc.sum(pc.fill_null(events.column("charge"), 0)).as_py() or 0) > 0
+    has_charge = exact_sum(events.column("charge")) > 0
     if has_tax and not acc.get("taxation"):
         out.add(rs.make("acc.taxation_missing", "events carry tax but Taxation is missing"))
     if has_discount and not acc.get("discounting"):
@@ -438,7 +452,7 @@ def _total(events: pa.Table, column: str, refund: bool) -> int:
     mask = events.column("refund")
     if not refund:
         mask = pc.invert(mask)
-    return int(pc.sum(pc.fill_null(events.column(column).filter(mask), 0)).as_py() or 0)
+    return exact_sum(events.column(column).filter(mask))
 
 
 _PER_CHARGE_TYPE = ("totalCharge", "totalChargeRefund")  # in TotalChargeValueList up to 3.10
@@ -588,6 +602,14 @@ def _check_events(out: TapChecked, rs: RuleSet, batch: fast.TapBatch, settings: 
     )
     duration = ev.column("duration").fill_null(0).to_numpy(zero_copy_only=False)
     flag("event.duration.range", duration < 0, lambda i: f"duration {duration[i]}")
+    for column in _LIMITED:  # beyond what can be summed and shown exactly: a finding, no overflow
+        values = ev.column(column)
+        over = pc.fill_null(pc.greater(pc.abs(values), VALUE_LIMIT), False)
+        flag(
+            "event.value.limit",
+            over.to_numpy(zero_copy_only=False),
+            lambda i, c=column, v=values: f"{c} {v[i].as_py()} is above {VALUE_LIMIT}",
+        )
     flag(
         "event.duration.gprs_long",
         (kinds == "gprsCall") & (duration > 86_400),

@@ -1,15 +1,19 @@
 """The monthly workbook against the lake, recomputed by independent DuckDB queries.
 
 Both processing dates of the world (2026-11-14 and -15) belong to period 2026-11 for TAP
-partners (the calendar month) and for CIBER partners (2026-10-16 to 2026-11-15). Conversions
-are recomputed here event by event with the fx table (half up, away from zero).
+partners (the calendar month) and for CIBER partners (2026-10-16 to 2026-11-15). SDR
+conversions are recomputed here event by event with the fx table (half up, away from zero);
+settlement-currency totals once per partner, direction, currency and rate pair (with
+fractions), and the per-event rounding difference beside them.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections import defaultdict
 from datetime import date
 from decimal import Decimal
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 import pyarrow.parquet as pq
@@ -63,7 +67,10 @@ def _events(world: Path) -> list[dict[str, Any]]:
                conv(e.net, e.scale, s.rate, s.rate_scale, 1, 0, 6) AS net_sdr,
                conv(e.tax, e.scale, s.rate, s.rate_scale, 1, 0, 6) AS tax_sdr,
                conv(e.net + e.tax, e.scale, s.rate, s.rate_scale, t.rate, t.rate_scale,
-                    CASE a.settlement_currency WHEN 'JPY' THEN 0 ELSE 2 END) AS total_sc
+                    CASE a.settlement_currency WHEN 'JPY' THEN 0 ELSE 2 END) AS total_sc,
+               e.net + e.tax AS amount, e.scale, s.rate AS r1, s.rate_scale AS s1,
+               t.rate AS r2, t.rate_scale AS s2,
+               CASE a.settlement_currency WHEN 'JPY' THEN 0 ELSE 2 END AS m
         FROM e
         JOIN agr a ON a.partner = e.partner AND a.valid_from <= e.d
             AND (a.valid_to IS NULL OR e.d < a.valid_to)
@@ -77,6 +84,21 @@ def _events(world: Path) -> list[dict[str, Any]]:
 
 def _micro(v: int) -> Decimal:
     return Decimal(v).scaleb(-6)
+
+
+def _once(events: list[dict[str, Any]]) -> Decimal:
+    """Settlement total: amounts summed per currency scale and rate pair, converted once each."""
+    sums: dict[tuple[int, int, int, int, int, int], int] = defaultdict(int)
+    for e in events:
+        key = (int(e["scale"]), int(e["r1"]), int(e["s1"]), int(e["r2"]), int(e["s2"]), e["m"])
+        sums[key] += int(e["amount"])
+    total, m = 0, 2
+    for (scale, r1, s1, r2, s2, m), amount in sums.items():
+        exact = Fraction(amount, 10**scale) * Fraction(r2, 10**s2) / Fraction(r1, 10**s1)
+        minor = abs(exact) * 10**m
+        rounded = int(minor) + (1 if minor - int(minor) >= Fraction(1, 2) else 0)
+        total += rounded if exact >= 0 else -rounded
+    return Decimal(total).scaleb(-m)
 
 
 def test_summary_matches_the_lake(world: Path, monthly_path: Path) -> None:
@@ -106,13 +128,15 @@ def test_summary_matches_the_lake(world: Path, monthly_path: Path) -> None:
             sum(e["net_sdr"] + e["tax_sdr"] for e in accepted)
         ), p
         scale = MINOR.get(row["Settlement currency"], 2)
-        assert dec(row["Net payable (settlement)"]) == Decimal(
-            sum(e["total_sc"] for e in accepted)
-        ).scaleb(-scale), p
+        # converted once per total (issue 13, item 8), not summed from rounded records
+        assert dec(row["Net payable (settlement)"]) == _once(accepted), p
         if dec(row["RAP received (SDR)"]) == 0:
-            assert dec(row["Net receivable (settlement)"]) == Decimal(
-                sum(e["total_sc"] for e in rec)
-            ).scaleb(-scale), p
+            assert dec(row["Net receivable (settlement)"]) == _once(rec), p
+            each = Decimal(
+                sum(e["total_sc"] for e in rec) - sum(e["total_sc"] for e in accepted)
+            ).scaleb(-scale)
+            net_once = _once(rec) - _once(accepted)
+            assert dec(row["Per-event rounding (settlement)"]) == each - net_once, p
         net = dec(row["Net position (settlement)"])
         assert row["Direction"] == ("we receive" if net > 0 else "we pay" if net < 0 else "nil")
         assert dec(row["Net position (SDR)"]) == dec(row["Net receivable (SDR)"]) - dec(
@@ -132,7 +156,7 @@ def test_summary_matches_the_lake(world: Path, monthly_path: Path) -> None:
     by_currency = read_sheet(monthly_path, "By currency")
     for row in by_currency.rows:
         mine = [r for r in summary.rows if r["Settlement currency"] == row["Settlement currency"]]
-        for h in ("Net receivable", "Net payable", "Net position"):
+        for h in ("Net receivable", "Net payable", "Net position", "Per-event rounding"):
             assert dec(row[h]) == sum(dec(r[f"{h} (settlement)"]) for r in mine)
     totals = summary.totals
     assert dec(totals["Net position (SDR)"]) == dec(totals["Net receivable (SDR)"]) - dec(

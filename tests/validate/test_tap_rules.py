@@ -593,6 +593,11 @@ CASES: list[Case] = [
     ),
     Case("event.charge.range", change(lambda b: _moc_charge(b, -1900)), events=(MOC,)),
     Case("event.charge.syntax", _extra_detail(b"01", 2**70), events=(MOC,)),  # 9 bytes
+    Case(
+        "event.value.limit",
+        change(lambda b: _moc_charge(b, 2**62)),  # 8 bytes, but beyond 2^53 - 1
+        events=(MOC,),
+    ),
     Case("event.charge_type.syntax", _extra_detail(b"0A", 0), events=(MOC,)),
     Case("event.charge_type.range", _extra_detail(b"99", 0), events=(MOC,)),
     Case(
@@ -777,8 +782,9 @@ def test_clean_310_totals_are_checked() -> None:
         ),
         # the reserved FileTypeIndicators are in range (and are not test data)
         pytest.param(put(f"{BCI}.fileTypeIndicator", b"B"), id="file-type-B"),
-        # a chargeType 01 detail with a big (8-byte) charge is fine
-        pytest.param(_extra_detail(b"01", 2**62), id="charge-8-bytes"),
+        # a chargeType 01 detail with a big charge is fine up to 2^53 - 1 (issue 13, item 9:
+        # 2^62, 8 bytes, is now event.value.limit, see that case)
+        pytest.param(_extra_detail(b"01", 2**53 - 1), id="charge-at-the-value-limit"),
     ],
 )
 def test_edge_cases_pass(build: Callable[[], bytes]) -> None:
