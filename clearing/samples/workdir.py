@@ -190,6 +190,10 @@ def split_world(events: int) -> tuple[int, int]:
     return tap, events - tap
 
 
+#: The CIBER partners' UTC offsets (standard time of Alabama and British Columbia).
+CIBER_UTC_OFFSETS = {"04172": "-06:00", "16425": "-08:00"}
+
+
 def config_text() -> str:
     """The sample world's ``clearing.toml``: us, the partners, a folder transport each."""
     lines = [
@@ -215,7 +219,15 @@ def config_text() -> str:
         ]
         codes.append(p.tadig)
     for c in CIBER_PARTNERS:
-        lines += [f"[partners.{c.sid_bid}]", f'name = "{c.name}"', 'standard = "ciber"', ""]
+        lines += [
+            f"[partners.{c.sid_bid}]",
+            f'name = "{c.name}"',
+            'standard = "ciber"',
+            "# CIBER times are local, with a time zone code the world leaves unmapped (99):",
+            "# the partner's UTC offset gives them a UTC start (retail billing per sub-number)",
+            f'utc_offset = "{CIBER_UTC_OFFSETS[c.sid_bid]}"',
+            "",
+        ]
         codes.append(c.sid_bid)
     lines += ["[transport]", "retry_attempts = 3", "retry_base_delay = 0.5", ""]
     for code in codes:
