@@ -4,14 +4,15 @@ One TAP-in event of the sample world (FRAF9's file, event 3: an MTC charged 0.01
 exactly its IOT price) is re-encoded with an independently compiled TAP 3.12 module at a much
 higher charge (its tax and the file's audit totals follow, so validation accepts it). The
 expected figures are worked out by hand from the file and the fx rate (EUR 1.17234 per SDR,
-the payable rounded half up per event to the cent), against a run of the untouched world.
+the partner's invoiced total converted once and rounded half up to the cent: reports/README.md,
+Rounding), against a run of the untouched world.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any
 
 import asn1tools
@@ -105,9 +106,14 @@ def test_a_breach_above_the_threshold_is_held_until_accepted(
     assert "FRAF9 mtc, 1 event(s)" in problem
     assert "11723400.00 EUR held from the payable" in problem  # 10,000,000 × 1.17234
     assert m["stages"][4]["detail"]["iot_held"] == 1
-    # the payable is the other events': the untouched night's less event 3's own charge,
-    # 0.01298 SDR × 1.17234 = 0.0152… → 0.02 EUR
-    assert _payable(world, "FRAF9") == Decimal(base_payable["FRAF9"]).scaleb(-2) - Decimal("0.02")
+    # the payable is the other events', converted once: the untouched night's is the file's
+    # total (34.06953 SDR × 1.17234 = 39.9410… → 39.94 EUR); without event 3 (0.01298 SDR),
+    # 34.05655 SDR × 1.17234 = 39.9257… → 39.93 EUR
+    cent = Decimal("0.01")
+    whole = Decimal(file_total).scaleb(-5) * EUR_PER_SDR
+    assert Decimal(base_payable["FRAF9"]).scaleb(-2) == whole.quantize(cent, ROUND_HALF_UP)
+    without = Decimal(file_total - old).scaleb(-5) * EUR_PER_SDR
+    assert _payable(world, "FRAF9") == without.quantize(cent, ROUND_HALF_UP)
     others = {p["partner"]: p["amount"] for p in m["money"]["payable"] if p["partner"] != "FRAF9"}
     assert others == {k: v for k, v in base_payable.items() if k != "FRAF9"}
     (listed,) = _iot_list(world, clearing)
@@ -145,9 +151,9 @@ def test_a_breach_above_the_threshold_is_held_until_accepted(
     assert _monthly_payable_sdr(world, clearing, "FRAF9") == others_sdr + 10_000_000
     r = clearing("nightly", "--workdir", str(world), "--date", DAY)
     assert r.returncode == 0, r.stdout + r.stderr  # decided: no anomaly any more
-    assert _payable(world, "FRAF9") == (
-        Decimal(base_payable["FRAF9"]).scaleb(-2) - Decimal("0.02") + Decimal("11723400.00")
-    )
+    # (34.05655 + 10,000,000) SDR × 1.17234 = 11723439.9257… → 11723439.93 EUR
+    accepted = Decimal(file_total - old + 10**12).scaleb(-5) * EUR_PER_SDR
+    assert _payable(world, "FRAF9") == accepted.quantize(cent, ROUND_HALF_UP)
     # accepted is final here: a dispute now is refused (exit 2), the status stays
     r = clearing("iot", "dispute", "--workdir", str(world), "--all-of-date", DAY)
     assert r.returncode == 2
@@ -162,16 +168,18 @@ def test_a_breach_below_the_thresholds_is_counted_and_paid(
     base = tmp_path / "base"
     shutil.copytree(world, base)
     assert clearing("nightly", "--workdir", str(base), "--date", DAY).returncode == 0
-    base_payable = _payable(base, "FRAF9")
     # 0.10000 SDR for 0.01298: 670 % above the IOT (≤ 1000 %), 0.10 EUR (≤ 100 EUR)
-    _charge(world, 10_000)
+    old, file_total = _charge(world, 10_000)
     r = clearing("nightly", "--workdir", str(world), "--date", DAY)
     assert r.returncode == 0, r.stdout + r.stderr
     m = _manifest(world)
     assert m["stages"][4]["detail"]["iot_breaches"] == 1
-    assert "iot_held" not in m["stages"][4]["detail"]
-    # paid: 0.1 × 1.17234 = 0.117234 → 0.12 EUR instead of 0.02
-    assert _payable(world, "FRAF9") == base_payable - Decimal("0.02") + Decimal("0.12")
+    assert m["stages"][4]["detail"]["iot_held"] == 0
+    # paid, converted once with the rest: (34.06953 − 0.01298 + 0.1) SDR × 1.17234
+    # = 40.0430… → 40.04 EUR
+    paid = Decimal(file_total - old + 10_000).scaleb(-5) * EUR_PER_SDR
+    assert _payable(world, "FRAF9") == paid.quantize(Decimal("0.01"), ROUND_HALF_UP)
+    assert _payable(base, "FRAF9") != _payable(world, "FRAF9")
     assert _iot_list(world, clearing) == []
 
 
