@@ -81,11 +81,17 @@ def _night(world: Path, offset: str | None) -> tuple[int, dict[str, Any]]:
     day = "2026-11-22"
     r = _cli("samples", "generate", "--out", str(world), "--events", "300", "--date", day)
     assert r.returncode == 0, r.stderr
+    # the sample world gives its CIBER partners an offset: take 04172's out, then set ours
+    toml = world / "clearing.toml"
+    text = toml.read_text(encoding="utf-8")
+    lines = text.splitlines(keepends=True)
+    at = lines.index("[partners.04172]\n")
+    (set_at,) = [i for i in range(at, at + 8) if lines[i].startswith("utc_offset = ")]
+    del lines[set_at]
+    text = "".join(lines)
     if offset is not None:
-        toml = world / "clearing.toml"
-        text = toml.read_text(encoding="utf-8")
         text = text.replace("[partners.04172]\n", f'[partners.04172]\nutc_offset = "{offset}"\n')
-        toml.write_text(text, encoding="utf-8")
+    toml.write_text(text, encoding="utf-8")
     r = _cli("nightly", "--workdir", str(world), "--date", day)
     (manifest,) = (world / "runs").glob("*/manifest.json")
     return r.returncode, json.loads(manifest.read_text(encoding="utf-8"))
