@@ -229,16 +229,22 @@ class ReturnsIn:
         amount: int,
         charge_scale: int | None,
         currency: str | None,
+        on: dt.date | None = None,
     ) -> None:
-        """Record the loss of one item (replaces a resubmit request not yet carried out)."""
+        """Record the loss of one item (replaces a resubmit request not yet carried out).
+
+        ``on``: the date of the write-off (kept in ``for_date``; the monthly workbook lists the
+        write-offs of its period by it; None: the UTC date of the decision).
+        """
         self._con.execute(
             "DELETE FROM return_actions WHERE rap_file = ? AND item = ? AND out_file IS NULL",
             [rap_file, item],
         )
+        now = _now()
         self._con.execute(
-            "INSERT INTO return_actions (rap_file, item, action, requested_at, reason, amount, "
-            "charge_scale, currency) VALUES (?, ?, 'write_off', ?, ?, ?, ?, ?)",
-            [rap_file, item, _now(), reason, amount, charge_scale, currency],
+            "INSERT INTO return_actions (rap_file, item, action, requested_at, for_date, reason, "
+            "amount, charge_scale, currency) VALUES (?, ?, 'write_off', ?, ?, ?, ?, ?, ?)",
+            [rap_file, item, now, on or now.date(), reason, amount, charge_scale, currency],
         )
         self._sync_status(rap_file)
 

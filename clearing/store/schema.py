@@ -292,8 +292,9 @@ _STATE_V3_DOC = "partners' returns worked: returns_in items, return_actions (res
   ``charge_scale`` / ``currency``; ``kind`` is now also ``missing`` or ``stop``;
 * ``return_actions``: what was decided for an item: ``resubmit`` (the night that carries it,
   ``out_date``, and its TAP-out, ``out_file``) or ``write_off`` (``reason`` and the lost
-  ``amount``). An item's status is ``written_off`` / ``resubmitted`` (its TAP-out is
-  written) / ``to_correct``.
+  ``amount``; ``for_date``: the date of the write-off, by which the monthly workbook lists
+  it). An item's status is ``written_off`` / ``resubmitted`` (its TAP-out is written) /
+  ``to_correct``.
 """
 
 _STATE_V4 = """
