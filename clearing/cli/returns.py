@@ -121,7 +121,11 @@ def write_off(
     date: OptionalDateOpt = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Write returned events or files off as a loss (their amount is recorded)."""
+    """Write returned events or files off as a loss (their amount is recorded).
+
+    ``--date``: the date of the write-off (default today): ages are counted to it and the
+    monthly workbook of its month lists the write-off.
+    """
     from clearing.pipeline.lock import WorkdirLock
     from clearing.returns.worked import write_off as record
 

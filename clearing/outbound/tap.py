@@ -76,6 +76,9 @@ class TapHeader:
         exchange_rate, exchange_rate_decimals: local currency per TAP currency unit.
         rap_fsn: the RapFileSequenceNumber of a fatally returned file sent again under its
             FSN (TD.57; None: a first sending).
+        made_on: the day a file sent again is made (fileCreationTimeStamp and
+            fileAvailableTimeStamp; the cut-off stays ``processing_date``'s). None: the
+            processing date.
     """
 
     sender: str
@@ -90,6 +93,7 @@ class TapHeader:
     exchange_rate: int
     exchange_rate_decimals: int
     rap_fsn: int | None = None
+    made_on: date | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +113,8 @@ def tap_file_name(header: TapHeader) -> str:
 def _batch_control(header: TapHeader) -> dict[str, Any]:
     d = header.processing_date
     cut = datetime(d.year, d.month, d.day)
-    made = cut + timedelta(hours=2)
+    m = header.made_on or d
+    made = datetime(m.year, m.month, m.day) + timedelta(hours=2)
     off = header.utc_offset.encode()
 
     def dtl(t: datetime) -> dict[str, bytes]:

@@ -133,7 +133,7 @@ def write_off(
     Args:
         state: the store.
         reason: why (kept with the loss).
-        today: the date the ages are counted to.
+        today: the date the ages are counted to, and the date of the write-off.
         rap: one RAP's items (all, or those of ``events``).
         events: event indexes of ``rap``.
         older_than: every item received more than this many days before ``today``.
@@ -161,5 +161,6 @@ def write_off(
                 amount=i.money,
                 charge_scale=i.charge_scale,
                 currency=i.currency,
+                on=today,
             )
     return chosen

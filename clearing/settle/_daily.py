@@ -23,6 +23,8 @@ Sheets, in order:
 ``IOT breaches``         every breach
 ``Re-rate deltas``       replays of the date after it was sent: new − sent per partner, service
                          and currency, on their own (the receivable is what was sent)
+``Returns``              partners' returns about our TAP-out received up to the date, per
+                         partner, status and age band: items and amounts
 ``IOT held``             (only when the date has any) the breaches above the thresholds: held
                          from the payable, accepted (paid) or disputed; the Overview then shows
                          the amount held and the payable after the holds
@@ -60,6 +62,7 @@ from clearing.settle._common import (
 from clearing.settle._deltas import delta_rows, deltas_table
 from clearing.settle._fx import Fx
 from clearing.settle._lake import SDR_SCALE, Lake
+from clearing.settle._returns import returns_rows, returns_table
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -145,6 +148,7 @@ def build_daily(
         register = _register_rows(inbound, outbound, raps, rap_in)
         deltas, delta_files = delta_rows(lake, [day])
         d.lake_files += delta_files
+        returns = returns_rows(lake, d.fx, day)
         audit = _audit_rows(d, register)
     facts = AuditFacts.collect(settings, workdir / "rates")
     tables = [
@@ -161,6 +165,7 @@ def build_daily(
         sheets.iot_table(iot, day),
         sheets.breaches_table(breaches, day),
         deltas_table(deltas, f"Processing date {day} · replays of the date after it was sent"),
+        returns_table(returns, day),
         *([sheets.held_table(held, day)] if held else []),
         sheets.audit_table(audit, facts, day, run_id),
     ]

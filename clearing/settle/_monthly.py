@@ -21,6 +21,8 @@ Sheets, in order:
 ``Daily trend``            receivable, payable and net per processing date; chart
 ``Re-rate deltas``         replays of the period's dates after they were sent: new − sent per
                            partner, service and currency, on their own (never in the receivable)
+``Write-offs``             partners' returns about our TAP-out written off in the period (dated in
+                           its TAP window): RAP file, partner, event, amount, reason; total in SDR
 ``Audit``                  software, config hash, reference data, windows, run, issue, every
                            input file, outbound file and lake file read (SHA-256)
 
@@ -58,8 +60,10 @@ from clearing.settle import _monthly_sheets as sheets
 from clearing.settle._book import Book, money
 from clearing.settle._common import AuditFacts, file_sha256, lake_file_rows
 from clearing.settle._deltas import delta_rows, deltas_table
+from clearing.settle._fx import Fx
 from clearing.settle._issue import write_issue
 from clearing.settle._lake import SDR_SCALE, Lake, MissingInputError
+from clearing.settle._returns import write_off_rows, write_offs_table
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -157,6 +161,7 @@ class _Figures:
     runs: list[dict[str, Any]] = field(default_factory=list)
     missing_retail: list[date] = field(default_factory=list)
     deltas: list[dict[str, Any]] = field(default_factory=list)
+    write_offs: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def read(cls, workdir: Path, p: Period, settings: config.Settings) -> _Figures:
@@ -192,6 +197,7 @@ class _Figures:
             f.trend = _trend(lake)
             f.deltas, delta_files = delta_rows(lake, dates)
             files += delta_files
+            f.write_offs = write_off_rows(lake, Fx.load(lake), p.tap_from, p.tap_to)
             f.audit = _audit_inputs(lake, p) + lake_file_rows(files, workdir)
             f.runs = _runs(workdir, p)
         return f
@@ -812,6 +818,9 @@ def build_monthly(f: _Figures, *, run_id: str | None, version: int, replaces: Pa
             sheets.retail_table(f.retail, p, f.missing_retail),
             sheets.trend_table(f.trend, p),
             deltas_table(f.deltas, f"Period {p.name} · replays of its dates after they were sent"),
+            write_offs_table(
+                f.write_offs, f"Period {p.name} · write-offs dated {p.tap_from} to {p.tap_to}"
+            ),
             sheets.audit_table(head + f.audit, p),
         ],
         footer=f"{home.tadig} settlement {p.name} {issue}",

@@ -28,7 +28,7 @@ from clearing.store.db import (
 from clearing.store.held import HeldRecord
 from clearing.store.iot_breaches import BreachStatus, IotBreach
 from clearing.store.ledger import FetchedFile
-from clearing.store.outbox import OutboxEntry, OutboxState
+from clearing.store.outbox import OutboxEntry, OutboxState, OutboxVersion, returned_copy
 from clearing.store.schema import LEDGER, STATE, Migration, Schema
 from clearing.store.sent import SentFile, SentHistory, is_sent, sent_files, sent_partners
 from clearing.store.sequences import FileRecord, SequenceCheck, next_fsn
@@ -47,6 +47,7 @@ __all__ = [
     "Migration",
     "OutboxEntry",
     "OutboxState",
+    "OutboxVersion",
     "Schema",
     "SentFile",
     "SentHistory",
@@ -58,6 +59,7 @@ __all__ = [
     "next_fsn",
     "open_ledger",
     "open_store",
+    "returned_copy",
     "sent_files",
     "sent_partners",
 ]

@@ -2,6 +2,9 @@
 
 The life cycle and its rules (a name is bound to its bytes for ever) are
 :class:`clearing.transport.outbox.Outbox`'s; this module only reads and writes the rows.
+The one exception to the rule, a fatally returned TAP-out resent under its name, keeps the
+replaced version in ``outbox_versions`` (:meth:`OutboxTable.replace`) and its bytes at
+:func:`returned_copy`.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import duckdb
 
-__all__ = ["OutboxEntry", "OutboxState", "OutboxTable"]
+__all__ = ["OutboxEntry", "OutboxState", "OutboxTable", "OutboxVersion", "returned_copy"]
 
 _COLUMNS = (
     "name, partner, kind, sha256, size, local_path, state, attempts, last_error, destination, "
@@ -51,6 +54,33 @@ class OutboxEntry:
     sent_at: datetime | None
     acknowledged_at: datetime | None
     closed_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxVersion:
+    """A version of an outbox file replaced by other bytes under the same name (UTC stamps)."""
+
+    name: str
+    version: int
+    sha256: str
+    size: int
+    local_path: Path
+    state: str
+    sent_at: datetime | None
+    replaced_at: datetime
+    replaced_by: str
+    rap_file: str
+    item: int
+
+
+def returned_copy(path: Path, sha256: str) -> Path:
+    """Where the bytes of a fatally returned file are kept: ``returned/<name>.<sha12>``.
+
+    Args:
+        path: the file's place (``out/tap/<name>``).
+        sha256: the hash of the returned bytes.
+    """
+    return path.parent / "returned" / f"{path.name}.{sha256[:12]}"
 
 
 _STAMPS = {
@@ -96,6 +126,63 @@ class OutboxTable:
             "(?, ?, ?, ?, ?, ?, 'generated', 0, NULL, NULL, ?, NULL, NULL, NULL)",
             [name, partner, kind, sha256, size, str(local_path), _now()],
         )
+
+    def replace(
+        self,
+        name: str,
+        *,
+        sha256: str,
+        size: int,
+        local_path: Path,
+        kept_at: Path,
+        rap_file: str,
+        item: int,
+    ) -> None:
+        """``name`` now holds other bytes (``generated`` again); the old version is kept.
+
+        The current row goes to ``outbox_versions`` (with ``kept_at``, where its bytes now
+        are, and the fatal return ``rap_file`` / ``item`` that allowed it); the row then holds
+        the new bytes, registered now, never sent.
+        """
+        self._con.execute(
+            "INSERT INTO outbox_versions (name, version, partner, kind, sha256, size, "
+            "local_path, state, attempts, destination, registered_at, sent_at, replaced_at, "
+            "replaced_by, rap_file, item) "
+            "SELECT name, (SELECT count(*) + 1 FROM outbox_versions v WHERE v.name = o.name), "
+            "partner, kind, sha256, size, ?, state, attempts, destination, registered_at, "
+            "sent_at, ?, ?, ?, ? FROM outbox o WHERE name = ?",
+            [str(kept_at), _now(), sha256, rap_file, item, name],
+        )
+        self._con.execute(
+            "UPDATE outbox SET sha256 = ?, size = ?, local_path = ?, state = 'generated', "
+            "attempts = 0, last_error = NULL, destination = NULL, registered_at = ?, "
+            "sent_at = NULL, acknowledged_at = NULL, closed_at = NULL WHERE name = ?",
+            [sha256, size, str(local_path), _now(), name],
+        )
+
+    def versions(self, name: str) -> list[OutboxVersion]:
+        """The replaced versions of ``name``, oldest first."""
+        rows = self._con.execute(
+            "SELECT name, version, sha256, size, local_path, state, sent_at, replaced_at, "
+            "replaced_by, rap_file, item FROM outbox_versions WHERE name = ? ORDER BY version",
+            [name],
+        ).fetchall()
+        return [
+            OutboxVersion(
+                name=r[0],
+                version=int(r[1]),
+                sha256=r[2],
+                size=int(r[3]),
+                local_path=Path(r[4]),
+                state=r[5],
+                sent_at=_utc(r[6]),
+                replaced_at=r[7].replace(tzinfo=UTC),
+                replaced_by=r[8],
+                rap_file=r[9],
+                item=int(r[10]),
+            )
+            for r in rows
+        ]
 
     def set_state(self, name: str, state: OutboxState, *, error: str | None = None) -> None:
         """Move ``name`` to ``state``, stamping the time (and the error of a failure)."""

@@ -229,16 +229,22 @@ class ReturnsIn:
         amount: int,
         charge_scale: int | None,
         currency: str | None,
+        on: dt.date | None = None,
     ) -> None:
-        """Record the loss of one item (replaces a resubmit request not yet carried out)."""
+        """Record the loss of one item (replaces a resubmit request not yet carried out).
+
+        ``on``: the date of the write-off (kept in ``for_date``; the monthly workbook lists the
+        write-offs of its period by it; None: the UTC date of the decision).
+        """
         self._con.execute(
             "DELETE FROM return_actions WHERE rap_file = ? AND item = ? AND out_file IS NULL",
             [rap_file, item],
         )
+        now = _now()
         self._con.execute(
-            "INSERT INTO return_actions (rap_file, item, action, requested_at, reason, amount, "
-            "charge_scale, currency) VALUES (?, ?, 'write_off', ?, ?, ?, ?, ?)",
-            [rap_file, item, _now(), reason, amount, charge_scale, currency],
+            "INSERT INTO return_actions (rap_file, item, action, requested_at, for_date, reason, "
+            "amount, charge_scale, currency) VALUES (?, ?, 'write_off', ?, ?, ?, ?, ?, ?)",
+            [rap_file, item, now, on or now.date(), reason, amount, charge_scale, currency],
         )
         self._sync_status(rap_file)
 
@@ -280,6 +286,46 @@ class ReturnsIn:
             )
             self._sync_status(i.rap_file)
         return len(found)
+
+    def fatal_resends(self, day: dt.date) -> list[ReturnItem]:
+        """The fatally returned files of ours resubmitted on ``day`` (sent again whole)."""
+        return [
+            i
+            for i in self.items()
+            if i.kind == "fatal" and i.action == "resubmit" and i.out_date == day
+        ]
+
+    def mark_file_resent(self, rap_file: str, item: int, out_file: str) -> None:
+        """The fatally returned file of ``item`` is written again as ``out_file``."""
+        self._con.execute(
+            "UPDATE return_actions SET out_file = ? WHERE rap_file = ? AND item = ? "
+            "AND action = 'resubmit'",
+            [out_file, rap_file, item],
+        )
+        self._sync_status(rap_file)
+
+    def replacing(self, name: str) -> ReturnItem | None:
+        """The fatal return whose resubmission may replace our file ``name`` in the outbox.
+
+        A fatal item about ``name``, resubmitted (claimed by a night), whose replacement is not
+        in ``outbox_versions`` yet: one replacement per fatal return, never more.
+        """
+        found = [
+            i
+            for i in self.items()
+            if i.kind == "fatal"
+            and i.tap_file == name
+            and i.action == "resubmit"
+            and i.out_date is not None
+        ]
+        for i in found:
+            done = self._con.execute(
+                "SELECT count(*) FROM outbox_versions WHERE name = ? AND rap_file = ? AND item = ?",
+                [name, i.rap_file, i.item],
+            ).fetchone()
+            if not (done and done[0]):
+                return i
+        return None
 
     def record_resend(self, rap_file: str, item: int, files: Sequence[str], day: dt.date) -> None:
         """A MissingReturn was answered by sending ``files`` again on ``day``."""

@@ -6,8 +6,9 @@ Two DuckDB files live in a work folder:
   ``rap_out``), partners' RAPs and ACKs (``raps_in``, ``acks_in``, ``returns_in``), the
   outbound sequences and files (``outbound_sequences``, ``outbound_files``), the
   ``outbox``, partners' returns worked (``return_actions``), the held records
-  (``held_records``, ``held_recycles``), CIBER-in batch sequences (``ciber_batches_in``) and
-  the IOT breaches held from the payable and their decisions (``iot_breaches``);
+  (``held_records``, ``held_recycles``), CIBER-in batch sequences (``ciber_batches_in``),
+  the IOT breaches held from the payable and their decisions (``iot_breaches``) and the
+  replaced versions of fatally returned files resent under their name (``outbox_versions``);
 * ``fetch_ledger.duckdb`` (:data:`LEDGER`): what was fetched from whom (``fetched``).
 
 Each file has a ``schema_version`` table and a list of numbered migrations, applied in order
@@ -291,8 +292,9 @@ _STATE_V3_DOC = "partners' returns worked: returns_in items, return_actions (res
   ``charge_scale`` / ``currency``; ``kind`` is now also ``missing`` or ``stop``;
 * ``return_actions``: what was decided for an item: ``resubmit`` (the night that carries it,
   ``out_date``, and its TAP-out, ``out_file``) or ``write_off`` (``reason`` and the lost
-  ``amount``). An item's status is ``written_off`` / ``resubmitted`` (its TAP-out is
-  written) / ``to_correct``.
+  ``amount``; ``for_date``: the date of the write-off, by which the monthly workbook lists
+  it). An item's status is ``written_off`` / ``resubmitted`` (its TAP-out is written) /
+  ``to_correct``.
 """
 
 _STATE_V4 = """
@@ -368,6 +370,40 @@ _STATE_V6_DOC = (
     "from the payable until accepted or disputed"
 )
 
+_STATE_V7 = """
+CREATE TABLE IF NOT EXISTS outbox_versions (
+    name VARCHAR NOT NULL,
+    version INTEGER NOT NULL,         -- 1: the first bytes registered under the name
+    partner VARCHAR NOT NULL,
+    kind VARCHAR NOT NULL,
+    sha256 VARCHAR NOT NULL,          -- the bytes replaced (kept at local_path)
+    size BIGINT NOT NULL,
+    local_path VARCHAR NOT NULL,      -- where the replaced bytes are kept (out/tap/returned/)
+    state VARCHAR NOT NULL,           -- its outbox state when it was replaced
+    attempts INTEGER NOT NULL,
+    destination VARCHAR,
+    registered_at TIMESTAMP NOT NULL, -- UTC
+    sent_at TIMESTAMP,
+    replaced_at TIMESTAMP NOT NULL,   -- UTC
+    replaced_by VARCHAR NOT NULL,     -- sha256 of the bytes registered in its place
+    rap_file VARCHAR NOT NULL,        -- the partner's RAP that returned it (fatal)
+    item INTEGER NOT NULL,            -- its item in that RAP
+    PRIMARY KEY (name, version)
+);
+"""
+
+_STATE_V7_DOC = (
+    "outbox_versions: the bytes of a fatally returned file replaced in the outbox when it is "
+    "resent under its FSN (kept, with the RAP item that returned it)"
+)
+"""Migration 7: an outbox name is bound to its bytes, except a fatally returned TAP-out.
+
+A partner's fatal return (RAP) rejects our whole file; resubmitted, it is sent again under its
+own name and FSN with ``rapFileSequenceNumber`` (TD.57). The ``outbox`` row then holds the new
+bytes, and the replaced version (its hash, where its bytes are kept, its state and stamps, the
+RAP item) is a row of ``outbox_versions``. One replacement per fatal return item.
+"""
+
 #: ``clearing.duckdb``: the state of the stages.
 STATE = Schema(
     name="state database",
@@ -388,6 +424,7 @@ STATE = Schema(
         "held_recycles",
         "ciber_batches_in",
         "iot_breaches",
+        "outbox_versions",
     ),
     migrations=(
         Migration(1, "the schema before versioning", _STATE_V1),
@@ -396,6 +433,7 @@ STATE = Schema(
         Migration(4, _STATE_V4_DOC, _STATE_V4),
         Migration(5, _STATE_V5_DOC, _STATE_V5),
         Migration(6, _STATE_V6_DOC, _STATE_V6),
+        Migration(7, _STATE_V7_DOC, _STATE_V7),
     ),
 )
 

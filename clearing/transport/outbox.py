@@ -10,6 +10,13 @@ and closed::
 The rule that matters: a name is bound to its bytes for ever. Registering the same name with
 other bytes is refused, and every send (first, retry or resend) checks that the local file
 still hashes to the registered value, so nothing is ever sent twice with different bytes.
+
+One exception, by TD.57: a TAP-out a partner returned as a whole (a fatal return in its RAP)
+is corrected and sent again under its own name and FSN. Once that return is resubmitted
+(``clearing returns resubmit``, carried out by a night), the name may be registered once with
+the corrected bytes: the returned bytes must be kept at
+:func:`~clearing.store.returned_copy` (``out/tap/returned/<name>.<sha12>``) and their outbox
+row is kept as a version (``outbox_versions``); the entry starts again as ``generated``.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from clearing.errors import ClearingError
-from clearing.store import OutboxEntry, OutboxState, open_store
+from clearing.store import OutboxEntry, OutboxState, open_store, returned_copy
 from clearing.transport._base import file_sha256
 from clearing.transport._db import LedgerError
 
@@ -102,10 +109,12 @@ class Outbox:
         """Register a generated file (state ``generated``); return its entry.
 
         Registering the same name with the same bytes, partner and kind again is a no-op.
+        Other bytes under a registered name replace it only for a fatally returned file
+        being resubmitted (see the module's docstring), once per fatal return.
 
         Raises:
             LedgerError: the name is registered with other bytes (or for another partner or
-                kind), or the file cannot be read.
+                kind), or the file cannot be read; a replaced file's bytes are not kept.
         """
         path = Path(path)
         sha256, size = _hash(path)
@@ -113,6 +122,9 @@ class Outbox:
         if existing is not None:
             if (existing.sha256, existing.partner, existing.kind) == (sha256, partner, kind):
                 return existing
+            same = (existing.partner, existing.kind) == (partner, kind)
+            if existing.sha256 != sha256 and same and self._replace(existing, path, sha256, size):
+                return self.get(path.name)
             if existing.sha256 != sha256:
                 msg = (
                     f"`{path.name}` is already in the outbox with other bytes (sha256 "
@@ -137,6 +149,44 @@ class Outbox:
                 local_path=path.resolve(),
             )
         return self.get(path.name)
+
+    def _replace(self, existing: OutboxEntry, path: Path, sha256: str, size: int) -> bool:
+        """Replace a fatally returned file by its resubmission; False: not one."""
+        with open_store(self.path) as store:
+            item = store.returns_in.replacing(existing.name)
+            if item is None:
+                return False
+            kept = returned_copy(path, existing.sha256)
+            try:
+                kept_sha, _ = _hash(kept)
+            except LedgerError:
+                kept_sha = None
+            if kept_sha != existing.sha256:
+                msg = (
+                    f"`{existing.name}` was returned by {item.rap_file} (fatal) and is resent "
+                    f"with other bytes, but the returned bytes (sha256 {existing.sha256[:12]}…) "
+                    f"are not kept at `{kept}`: put them back there and run again"
+                )
+                raise LedgerError(msg)
+            with store.transaction():
+                store.outbox.replace(
+                    existing.name,
+                    sha256=sha256,
+                    size=size,
+                    local_path=path.resolve(),
+                    kept_at=kept.resolve(),
+                    rap_file=item.rap_file,
+                    item=item.item,
+                )
+        log.info(
+            "outbox: `%s` replaced by its resubmission after the fatal return %s item %d "
+            "(returned bytes kept at %s)",
+            existing.name,
+            item.rap_file,
+            item.item,
+            kept,
+        )
+        return True
 
     def mark(self, name: str, state: OutboxState | str, *, error: str | None = None) -> OutboxEntry:
         """Move ``name`` to ``state`` (e.g. ``acknowledged`` when the partner's ACK arrives).

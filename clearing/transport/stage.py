@@ -23,7 +23,9 @@ def due_files(wd: config.WorkDir, day: date) -> list[tuple[Path, str, str]]:
     """The files of ``day`` for partners, from the state: ``(path, partner, kind)``.
 
     RAPs (``rap_out``), CIBER returns (``files.rap_file`` of CIBER inputs), ACKs of partners'
-    RAPs (``raps_in.ack_file``), TAP-out / Notifications / CIBER-out (``outbound_files``).
+    RAPs (``raps_in.ack_file``), TAP-out / Notifications / CIBER-out (``outbound_files``), and
+    the fatally returned TAP-out files written again for ``day`` (a resubmission, under their
+    own name: the outbox registers them in place of the returned version).
     """
     from clearing.store import open_store
 
@@ -39,6 +41,14 @@ def due_files(wd: config.WorkDir, day: date) -> list[tuple[Path, str, str]]:
             found.append((wd.out / "ack" / name, partner, "ack"))
         for partner, kind, path in store.outbound.files_of(day):
             found.append((Path(path), partner, kind))
+        for item in store.returns_in.fatal_resends(day):
+            if item.out_file is None or item.tap_date is None or item.tap_date == day:
+                continue
+            found += [
+                (Path(path), partner, kind)
+                for partner, kind, path in store.outbound.files_of(item.tap_date)
+                if Path(path).name == item.out_file and partner == item.partner
+            ]
     return sorted(found, key=lambda t: t[0].name)
 
 

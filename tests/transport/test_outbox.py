@@ -197,3 +197,51 @@ def test_mark_follows_the_life_cycle(outbox: Outbox, tmp_path: Path) -> None:
     )
     assert (failed.state, failed.last_error) == (OutboxState.FAILED, "partner asked us to hold it")
     assert [e.name for e in outbox.entries(OutboxState.CLOSED)] == ["A1"]
+
+
+def test_only_a_fatally_returned_file_resubmitted_is_replaced_once(
+    outbox: Outbox, tmp_path: Path
+) -> None:
+    from datetime import date
+
+    from clearing.store import open_store
+
+    path = _file(tmp_path / "out" / "tap" / "CDHKGCLFRAF900001", b"returned")
+    old = outbox.register(path, "FRAF9", "transferBatch")
+    outbox.mark(path.name, OutboxState.SENT)
+    path.write_bytes(b"corrected")
+    with pytest.raises(LedgerError, match="other bytes"):  # no fatal return: refused
+        outbox.register(path, "FRAF9", "transferBatch")
+
+    day = date(2026, 11, 23)
+    with open_store(outbox.path) as store:
+        store.returns_in.record_return(
+            day, rap_file="RCFRAF9HKGCL00007", kind="fatal", fsn="00001", event_kind=None,
+            item=0, partner="FRAF9", rap_fsn=7, tap_file=path.name, tap_date=date(2026, 11, 22),
+        )  # fmt: skip
+        store.returns_in.request_resubmit("RCFRAF9HKGCL00007", [0])
+    with pytest.raises(LedgerError, match="other bytes"):  # requested, not claimed by a night
+        outbox.register(path, "FRAF9", "transferBatch")
+    with open_store(outbox.path) as store:
+        store.returns_in.claim_resubmissions(date(2026, 11, 24))
+    with pytest.raises(LedgerError, match="not kept at"):  # the returned bytes must be kept
+        outbox.register(path, "FRAF9", "transferBatch")
+
+    kept = _file(
+        tmp_path / "out" / "tap" / "returned" / f"{path.name}.{old.sha256[:12]}", b"returned"
+    )
+    new = outbox.register(path, "FRAF9", "transferBatch")
+    assert (new.sha256, new.state, new.attempts) == (
+        hashlib.sha256(b"corrected").hexdigest(),
+        OutboxState.GENERATED,
+        0,
+    )
+    assert outbox.register(path, "FRAF9", "transferBatch") == new  # same bytes: a no-op
+    with open_store(outbox.path) as store:
+        (v,) = store.outbox.versions(path.name)
+    assert (v.version, v.sha256, v.state, v.local_path) == (1, old.sha256, "sent", kept.resolve())
+    assert (v.replaced_by, v.rap_file, v.item) == (new.sha256, "RCFRAF9HKGCL00007", 0)
+
+    path.write_bytes(b"corrected twice")  # one replacement per fatal return
+    with pytest.raises(LedgerError, match="other bytes"):
+        outbox.register(path, "FRAF9", "transferBatch")
