@@ -2,15 +2,19 @@
 
 ``clearing samples generate --days 30`` and then, night by night, ``clearing samples deliver``
 and ``clearing nightly --json`` (exit 1 is fine: the world plants data problems on purpose),
-then ``clearing monthly`` for every period the thirty processing dates touch. Checked over
-the whole month, from what the runs wrote and what went out, read independently:
+then ``clearing monthly`` for every period the thirty processing dates touch. Beside what the
+world plants, FRAF9's severe returns are resubmitted (``clearing returns resubmit --all``) after
+its RAP, and DEUD9's inbound IOT rows are gone for two nights (its visitors' records held, then
+recycled). Checked over the whole month, from what the runs wrote and what went out, read
+independently:
 
 * the record identity of every night, added up here from the manifest's own counts;
 * what was sent = what the monthly workbooks settle, per partner, period and currency: every
   TAP-out registered in the outbox decoded with a TAP 3.12 module compiled here (asn1tools, not
   the package's codec), every CIBER-out batch trailer read by its positions (ciber.md §4.8),
   against the Summary sheet of the workbook (exact Decimals);
-* no call event went out twice (but the resubmissions that carry a RapFileSequenceNumber);
+* no call event went out twice (but the resubmissions that carry a RapFileSequenceNumber), the
+  held records went out once, on the night their IOT was back;
 * a replay of an early night after an IOT price edited in place: every sent byte and every
   settled figure as it was, the change a re-rate delta of the value worked out here by hand.
 """
@@ -43,6 +47,8 @@ PERIODS = ("2026-11", "2026-12", "2027-01")  # TAP: calendar months; CIBER: 16th
 TAP_MODULE = ROOT / "specs" / "asn1" / "TAP-0312.asn"
 SDR_SCALE = 6
 SMS_MO = b"22"  # TD.57 TeleServiceCode: short message MO
+HOLD = (12, 14)  # DEUD9's inbound IOT rows gone from night 13 until (before) night 15
+HELD_PARTNER = "DEUD9"
 IDENTITY = ("accepted", "returned", "duplicate", "late", "quarantined", "held")
 
 pytestmark = pytest.mark.slow
@@ -320,9 +326,24 @@ def month(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
     manifests = []
-    for day in DAYS:
+    iot = w / "rates" / "sources" / "iot.csv"
+    for k, day in enumerate(DAYS):
         r = _cli("samples", "deliver", "--workdir", str(w), "--date", day.isoformat())
         assert r.returncode == 0, (day, r.stderr)
+        if k in HOLD:  # a partner's inbound IOT rows removed (held), then put back (recycled)
+            text = iot.read_text(encoding="utf-8")
+            if k == HOLD[0]:
+                kept = [x for x in text.splitlines(keepends=True)
+                        if not x.startswith(f"{HELD_PARTNER},inbound,")]  # fmt: skip
+                iot.with_suffix(".orig").write_text(text, encoding="utf-8")
+                iot.write_text("".join(kept), encoding="utf-8")
+            else:
+                iot.write_text(
+                    iot.with_suffix(".orig").read_text(encoding="utf-8"), encoding="utf-8"
+                )
+                iot.with_suffix(".orig").unlink()
+            r = _cli("rates", "import", "--workdir", str(w))
+            assert r.returncode == 0, r.stderr
         manifests.append(_night(w, day))
         if day == DAYS[RAP_DAY]:  # FRAF9's RAP came in: its severe items go out again
             r = _cli("returns", "resubmit", "--workdir", str(w), "--all")
@@ -348,6 +369,22 @@ def test_every_night_the_record_identity_adds_up(month: dict[str, Any]) -> None:
     assert manifests[0]["reconciliation"]["late"] == 0
     assert sum(m["reconciliation"]["late"] for m in manifests[1:]) > 0
     assert manifests[2]["reconciliation"]["duplicate"] > manifests[1]["reconciliation"]["duplicate"]
+    # the nights without DEUD9's IOT hold its visitors' records (an anomaly naming it), the
+    # night it is back recycles exactly those; no other night holds anything
+    held = [m["reconciliation"]["held"] for m in manifests]
+    assert all(n > 0 for n in held[HOLD[0] : HOLD[1]]), held
+    assert sum(held) == sum(held[HOLD[0] : HOLD[1]])
+    for m in manifests[HOLD[0] : HOLD[1]]:
+        assert any(f"of {HELD_PARTNER} " in p and "held" in p for p in m["problems"]), m["problems"]
+    recycled = [_rate(m)["recycled"] for m in manifests]
+    assert recycled[HOLD[1]] == sum(held)
+    assert sum(recycled) == sum(held)
+
+
+def _rate(manifest: dict[str, Any]) -> dict[str, Any]:
+    (detail,) = [s["detail"] for s in manifest["stages"] if s["name"] == "rate"]
+    out: dict[str, Any] = detail
+    return out
 
 
 def test_what_was_sent_is_what_the_monthly_workbooks_settle(month: dict[str, Any]) -> None:
@@ -426,6 +463,16 @@ def test_no_event_went_out_twice(month: dict[str, Any]) -> None:
     counts = Counter(e["key"] for e in sent.events if not e["resubmitted"])
     twice = {k: n for k, n in counts.items() if n > 1}
     assert twice == {}
+    # the records held while DEUD9's IOT was gone went out once, on the night it was back:
+    # the events of that night's file that started before its traffic day (HKT, D − 1)
+    back = DAYS[HOLD[1]]
+    recycled = [
+        e for e in sent.events
+        if e["partner"] == HELD_PARTNER and e["day"] == back
+        and date.fromisoformat(e["key"][1][:8].decode()) < back - timedelta(days=1)
+    ]  # fmt: skip
+    held = sum(m["reconciliation"]["held"] for m in month["manifests"])
+    assert len(recycled) == held
     # the legitimate second billing: FRAF9's severely returned events, resubmitted once, on
     # the night after the RAP, with its RapFileSequenceNumber, and listed as resubmitted
     again = [e for e in sent.events if e["resubmitted"]]
