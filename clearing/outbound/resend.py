@@ -35,8 +35,7 @@ from clearing.errors import ClearingError, LedgerError
 from clearing.outbound.run import OutboundFile, _agreements, _exchange_rate, _kept
 from clearing.outbound.tap import (
     TapHeader,
-    encode_notification,
-    encode_transfer_batch,
+    encode_tap_file,
     tap_file_name,
 )
 from clearing.rating import Rates
@@ -128,16 +127,8 @@ def _resend(
     if tap_file_name(header) != name:
         msg = f"`{name}` would be written again as `{tap_file_name(header)}`; write it off"
         raise ClearingError(msg)
-    if rows.height:
-        data, totals = encode_transfer_batch(rows, header)
-        kind, events, charge, tax = (
-            "transferBatch",
-            totals.events,
-            totals.total_charge,
-            totals.total_tax,
-        )
-    else:
-        data, kind, events, charge, tax = encode_notification(header), "notification", 0, 0, 0
+    data, kind, totals = encode_tap_file(rows, header)
+    events, charge, tax = totals.events, totals.total_charge, totals.total_tax
     target = wd.out / "tap" / name
     _keep_returned(state, target, name)
     write_atomic(target, data)

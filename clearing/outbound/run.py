@@ -41,8 +41,7 @@ from clearing.outbound._ciber_out import write_columnar
 from clearing.outbound.sequences import FileRecord, SentFile, Sequences
 from clearing.outbound.tap import (
     TapHeader,
-    encode_notification,
-    encode_transfer_batch,
+    encode_tap_file,
     tap_file_name,
 )
 from clearing.rating import Rates
@@ -290,16 +289,8 @@ def _tap_file(
         exchange_rate=rate,
         exchange_rate_decimals=decimals,
     )
-    if rows.height:
-        data, totals = encode_transfer_batch(rows, header)
-        kind, events, charge, tax = (
-            "transferBatch",
-            totals.events,
-            totals.total_charge,
-            totals.total_tax,
-        )
-    else:
-        data, kind, events, charge, tax = encode_notification(header), "notification", 0, 0, 0
+    data, kind, totals = encode_tap_file(rows, header)
+    events, charge, tax = totals.events, totals.total_charge, totals.total_tax
     name = tap_file_name(header)
     path = workdir / "out" / "tap" / name
     sha = _write_atomic(path, data)

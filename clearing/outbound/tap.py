@@ -46,6 +46,7 @@ __all__ = [
     "TapTotals",
     "encode_notification",
     "encode_notification_reference",
+    "encode_tap_file",
     "encode_transfer_batch",
     "encode_transfer_batch_reference",
     "tap_file_name",
@@ -531,6 +532,19 @@ def encode_transfer_batch(rated: pl.DataFrame, header: TapHeader) -> tuple[bytes
         _batch_control(header), _accounting(header, tables), tables.network_info(), events, audit
     )
     return data, TapTotals(rows.height, total_charge, total_tax)
+
+
+def encode_tap_file(rated: pl.DataFrame, header: TapHeader) -> tuple[bytes, str, TapTotals]:
+    """The TAP-out file of ``rated`` rows: a TransferBatch, or a Notification without rows.
+
+    Returns:
+        The bytes, the kind (``transferBatch`` / ``notification``) and the totals (all 0 for
+        a Notification).
+    """
+    if rated.height:
+        data, totals = encode_transfer_batch(rated, header)
+        return data, "transferBatch", totals
+    return encode_notification(header), "notification", TapTotals(0, 0, 0)
 
 
 def encode_transfer_batch_reference(
