@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -87,3 +88,20 @@ def state(root: Path) -> dict[str, list[tuple[object, ...]]]:
     finally:
         con.close()
     return out
+
+
+def first_value(obj: Any, key: str) -> Any:
+    """The first value of ``key`` in a decoded ASN.1 value (dicts, lists, CHOICE tuples)."""
+    if isinstance(obj, dict):
+        if key in obj:
+            return obj[key]
+        items = list(obj.values())
+    elif isinstance(obj, (list, tuple)):
+        items = list(obj)
+    else:
+        return None
+    for v in items:
+        found = first_value(v, key)
+        if found is not None:
+            return found
+    return None

@@ -28,7 +28,7 @@ import polars as pl
 import pytest
 
 from clearing import lake
-from tests.pipeline.conftest import ROOT
+from tests.pipeline.conftest import ROOT, first_value
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -114,23 +114,6 @@ def nights(
 # --- what went out, read independently ------------------------------------------------------
 
 
-def _first(obj: Any, key: str) -> Any:
-    """The first value of ``key`` in a decoded ASN.1 value (dicts, lists, CHOICE tuples)."""
-    if isinstance(obj, dict):
-        if key in obj:
-            return obj[key]
-        items = list(obj.values())
-    elif isinstance(obj, (list, tuple)):
-        items = list(obj)
-    else:
-        return None
-    for v in items:
-        found = _first(v, key)
-        if found is not None:
-            return found
-    return None
-
-
 def _tap_events(world: Path) -> list[tuple[Any, ...]]:
     """Every call event of every TAP-out file: kind, IMSI, start, UTC offset, usage, numbers."""
     module = asn1tools.compile_files([str(TAP_MODULE)], "ber")
@@ -144,19 +127,19 @@ def _tap_events(world: Path) -> list[tuple[Any, ...]]:
             for u in value["networkInfo"]["utcTimeOffsetInfo"]
         }
         for choice, event in value.get("callEventDetails", []):
-            start = _first(event, "callEventStartTimeStamp")
+            start = first_value(event, "callEventStartTimeStamp")
             events.append(
                 (
                     choice,
-                    _first(event, "imsi").hex(),
+                    first_value(event, "imsi").hex(),
                     start["localTimeStamp"],
                     offsets[start["utcTimeOffsetCode"]],
-                    _first(event, "totalCallEventDuration"),
-                    _first(event, "calledNumber"),
-                    _first(event, "callingNumber"),
-                    _first(event, "dataVolumeIncoming"),
-                    _first(event, "dataVolumeOutgoing"),
-                    _first(event, "chargingId"),
+                    first_value(event, "totalCallEventDuration"),
+                    first_value(event, "calledNumber"),
+                    first_value(event, "callingNumber"),
+                    first_value(event, "dataVolumeIncoming"),
+                    first_value(event, "dataVolumeOutgoing"),
+                    first_value(event, "chargingId"),
                 )
             )
     return events

@@ -37,6 +37,7 @@ import openpyxl
 import pytest
 
 from clearing.samples.workdir import RAP_DAY, RAP_PARTNER
+from tests.pipeline.conftest import first_value
 
 ROOT = Path(__file__).parents[2]
 DAY = date(2026, 11, 22)
@@ -127,23 +128,6 @@ def _ciber_period(day: date) -> str:
 # --- what went out, read independently ------------------------------------------------------
 
 
-def _first(obj: Any, key: str) -> Any:
-    """The first value of ``key`` in a decoded ASN.1 value (dicts, lists, CHOICE tuples)."""
-    if isinstance(obj, dict):
-        if key in obj:
-            return obj[key]
-        items = list(obj.values())
-    elif isinstance(obj, (list, tuple)):
-        items = list(obj)
-    else:
-        return None
-    for v in items:
-        found = _first(v, key)
-        if found is not None:
-            return found
-    return None
-
-
 def _all(obj: Any, key: str) -> list[Any]:
     """Every value of ``key`` in a decoded ASN.1 value, depth first."""
     out: list[Any] = []
@@ -168,7 +152,7 @@ def _event_money(event: Any) -> tuple[int, int]:
 
 
 def _service(choice: str, event: Any) -> Any:
-    code = _first(event, "serviceCode")
+    code = first_value(event, "serviceCode")
     return (choice, code[0], code[1]) if code is not None else (choice,)
 
 
@@ -201,7 +185,7 @@ class Sent:
                 charge, tax = _event_money(event)
                 charges += charge
                 taxes += tax
-                start = _first(event, "callEventStartTimeStamp")
+                start = first_value(event, "callEventStartTimeStamp")
                 self.events.append(
                     {
                         "file": name,
@@ -209,13 +193,14 @@ class Sent:
                         "partner": partner,
                         "day": dates[name],
                         "key": (
-                            _first(event, "imsi").hex(),
+                            first_value(event, "imsi").hex(),
                             start["localTimeStamp"],
                             offsets[start["utcTimeOffsetCode"]],
                             _service(kind_, event),
-                            _first(event, "totalCallEventDuration"),
+                            first_value(event, "totalCallEventDuration"),
                         ),
-                        "resubmitted": resent or _first(event, "rapFileSequenceNumber") is not None,
+                        "resubmitted": resent
+                        or first_value(event, "rapFileSequenceNumber") is not None,
                         "charge": charge,
                         "tax": tax,
                         "sms_mo": _service(kind_, event)[1:] == ("teleServiceCode", SMS_MO),
