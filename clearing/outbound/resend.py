@@ -32,9 +32,8 @@ from clearing._io import write_atomic
 from clearing.codecs.facts import tap_header_facts
 from clearing.config import WorkDir
 from clearing.errors import ClearingError, LedgerError
-from clearing.outbound.run import OutboundFile, _agreements, _exchange_rate, _kept
+from clearing.outbound.run import OutboundFile, _agreements, _kept, tap_header
 from clearing.outbound.tap import (
-    TapHeader,
     encode_tap_file,
     tap_file_name,
 )
@@ -107,20 +106,15 @@ def _resend(
     path = lake.path(wd.lake, lake.RATED_VISITORS, first_day, partner=partner)
     rows = pl.read_parquet(path, hive_partitioning=False) if path.is_file() else pl.DataFrame()
     a = _agreements(rates, first_day, [partner])[partner]
-    rate, decimals = _exchange_rate(rates, a["local_currency"], a["tap_currency"], first_day)
     test = name.startswith("TD")
-    header = TapHeader(
-        sender=settings.home.tadig,
-        recipient=partner,
+    header = tap_header(
+        settings,
+        rates,
+        partner,
+        a,
+        first_day,
         fsn=int(i.fsn),
         test=test,
-        processing_date=first_day,
-        utc_offset=settings.home.timezone_offset,
-        local_currency=a["local_currency"],
-        tap_currency=a["tap_currency"],
-        tap_decimal_places=int(a["tap_decimal_places"]),
-        exchange_rate=rate,
-        exchange_rate_decimals=decimals,
         rap_fsn=i.rap_fsn,
         made_on=day,
     )

@@ -55,7 +55,14 @@ if TYPE_CHECKING:
 
     from clearing.config import Settings
 
-__all__ = ["OutboundFile", "rated_by_partner", "write_day", "write_outbound", "write_partner_files"]
+__all__ = [
+    "OutboundFile",
+    "rated_by_partner",
+    "tap_header",
+    "write_day",
+    "write_outbound",
+    "write_partner_files",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,6 +270,41 @@ def _kept(f: SentFile) -> OutboundFile:
     )
 
 
+def tap_header(
+    settings: Settings,
+    rates: Rates,
+    partner: str,
+    a: Mapping[str, Any],
+    day: date,
+    *,
+    fsn: int,
+    test: bool,
+    rap_fsn: int | None = None,
+    made_on: date | None = None,
+) -> TapHeader:
+    """The header of our TAP-out to ``partner`` for ``day`` under agreement ``a``.
+
+    The exchange rate is the one valid on ``day``; ``rap_fsn`` / ``made_on``: a file resent
+    after a fatal return (:mod:`clearing.outbound.resend`).
+    """
+    rate, decimals = _exchange_rate(rates, a["local_currency"], a["tap_currency"], day)
+    return TapHeader(
+        sender=settings.home.tadig,
+        recipient=partner,
+        fsn=fsn,
+        test=test,
+        processing_date=day,
+        utc_offset=settings.home.timezone_offset,
+        local_currency=a["local_currency"],
+        tap_currency=a["tap_currency"],
+        tap_decimal_places=int(a["tap_decimal_places"]),
+        exchange_rate=rate,
+        exchange_rate_decimals=decimals,
+        rap_fsn=rap_fsn,
+        made_on=made_on,
+    )
+
+
 def _tap_file(
     workdir: Path,
     day: date,
@@ -275,20 +317,7 @@ def _tap_file(
 ) -> OutboundFile:
     test = a["file_type"] == "test"
     fsn = seq.tap_fsn(partner, a["file_type"], day)
-    rate, decimals = _exchange_rate(rates, a["local_currency"], a["tap_currency"], day)
-    header = TapHeader(
-        sender=settings.home.tadig,
-        recipient=partner,
-        fsn=fsn,
-        test=test,
-        processing_date=day,
-        utc_offset=settings.home.timezone_offset,
-        local_currency=a["local_currency"],
-        tap_currency=a["tap_currency"],
-        tap_decimal_places=int(a["tap_decimal_places"]),
-        exchange_rate=rate,
-        exchange_rate_decimals=decimals,
-    )
+    header = tap_header(settings, rates, partner, a, day, fsn=fsn, test=test)
     data, kind, totals = encode_tap_file(rows, header)
     events, charge, tax = totals.events, totals.total_charge, totals.total_tax
     name = tap_file_name(header)
