@@ -12,6 +12,7 @@ Every error the package raises on purpose derives from :class:`ClearingError`::
     └── TransportError     SFTP / folder transport failures (CLI exit code 3)
         ├── RetryableTransportError   timeouts, resets: worth another try
         └── PermanentTransportError   auth, permission, unknown host key: do not retry
+            └── RemoteEntryError      one remote entry cannot be fetched: refused (1)
 
 Data problems (decode, validation) map to CLI exit code 1. :class:`ExitCode` names every exit
 code of the CLI (and of a run's manifest).
@@ -30,6 +31,7 @@ __all__ = [
     "LedgerError",
     "MissingInputError",
     "PermanentTransportError",
+    "RemoteEntryError",
     "RetryableTransportError",
     "StoreError",
     "TransportError",
@@ -151,3 +153,20 @@ class RetryableTransportError(TransportError):
 
 class PermanentTransportError(TransportError):
     """A permanent transfer failure (auth, permission, host key): do not retry."""
+
+
+class RemoteEntryError(PermanentTransportError):
+    """One remote entry cannot be fetched (unreadable, a loop, too long), the others can.
+
+    The entry is refused and reported as a problem of its own (a data problem, exit code 1):
+    never retried as transient, never blocking the partner's other files.
+
+    Attributes:
+        entry: the remote entry's name.
+    """
+
+    exit_code = ExitCode.DATA
+
+    def __init__(self, message: str, *, entry: str) -> None:
+        super().__init__(message)
+        self.entry = entry

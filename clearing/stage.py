@@ -62,6 +62,11 @@ class Remote(Protocol):
         """Its modification time, seconds since the epoch (as the server reports it)."""
         ...
 
+    @property
+    def problem(self) -> str | None:
+        """Why the entry cannot be fetched at all (never retried), else None."""
+        ...
+
 
 class Source(Protocol):
     """A connection to one partner's files (the SFTP and folder transports are sources)."""

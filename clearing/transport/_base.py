@@ -49,11 +49,15 @@ class RemoteFile:
         name: the file name (no folder).
         size: size in bytes.
         mtime: modification time, seconds since the epoch (as the server reports it).
+        problem: why this entry cannot be fetched at all (name too long, a symlink loop or a
+            link out of the exchange root, not a regular file, unreadable), else None: the
+            entry is reported as a permanent problem of its own and never fetched.
     """
 
     name: str
     size: int
     mtime: int
+    problem: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
