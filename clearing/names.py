@@ -40,6 +40,8 @@ __all__ = [
     "TapName",
     "next_ciber_sequence",
     "next_fsn",
+    "printable_name",
+    "stored_name",
 ]
 
 FSN_MAX = 99_999
@@ -51,6 +53,40 @@ _RAP = re.compile(rf"R([CT])({_TADIG})({_TADIG})([0-9]{{5}})", re.ASCII)
 _ACK = re.compile(rf"A([CT])({_TADIG})({_TADIG})([0-9]{{5}})", re.ASCII)
 _CIBER = re.compile(r"CIBER_([0-9]{5})_([0-9]{5})_([0-9]{8})_([0-9]{3})(_RET)?\.dat", re.ASCII)
 _CDR = re.compile(rf"CDR_({_TADIG})_([0-9]{{8}})_([0-9]{{3}})\.(csv|parquet)", re.ASCII)
+
+
+#: The longest name :func:`stored_name` gives (room for ``.reason.txt`` under 255 bytes).
+STORED_NAME_MAX = 200
+
+
+def printable_name(name: str) -> str:
+    r"""``name`` itself when it is printable ASCII, else with every other character escaped.
+
+    A name as the file system gave it may hold non-ASCII letters or digits (``'١'``), control
+    characters (a newline) or undecodable bytes (surrogate escapes): the escaped form
+    (``CDFRAF9HKGCL`` then ``\u0661`` escapes) can be logged, stored and compared safely.
+    """
+    if name.isascii() and name.isprintable():
+        return name
+    return name.encode("unicode_escape").decode("ascii").replace("/", "\\x2f")
+
+
+def stored_name(name: str) -> str:
+    """A safe local file name for an entry named ``name`` (quarantine, reason files).
+
+    Printable ASCII without ``/`` and at most :data:`STORED_NAME_MAX` characters: the name
+    itself; otherwise its :func:`printable_name`, cut, with the first 12 hex digits of the
+    SHA-256 of the original name so two long names never share a stored name.
+    """
+    import hashlib
+
+    safe = printable_name(name).replace("/", "_")
+    if safe.startswith("."):
+        safe = "_" + safe[1:]
+    if safe == name and len(safe) <= STORED_NAME_MAX:
+        return safe
+    digest = hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:12]
+    return f"{safe[: STORED_NAME_MAX - 13]}~{digest}"
 
 
 def _successor(last: int | None, top: int) -> int:

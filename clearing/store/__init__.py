@@ -7,7 +7,7 @@
   (inbound and outbound FSN), :mod:`.returns_in` (partners' RAPs and ACKs), :mod:`.outbox`,
   :mod:`.held` (held records and their release), :mod:`.ledger` (fetched); :mod:`.sent`: what
   is sent (never rewritten, :func:`is_sent`); :mod:`.iot_breaches` (IOT breaches held from the
-  payable).
+  payable); :mod:`.fates` (what became of every delivered entry).
 
 Stages receive a :class:`Store` and use its typed methods; none writes SQL against these
 tables.
@@ -25,6 +25,7 @@ from clearing.store.db import (
     open_ledger,
     open_store,
 )
+from clearing.store.fates import FATES, EntryFate
 from clearing.store.held import HeldRecord
 from clearing.store.iot_breaches import BreachStatus, IotBreach
 from clearing.store.ledger import FetchedFile
@@ -34,11 +35,13 @@ from clearing.store.sent import SentFile, SentHistory, is_sent, sent_files, sent
 from clearing.store.sequences import FileRecord, SequenceCheck, next_fsn
 
 __all__ = [
+    "FATES",
     "LEDGER",
     "STATE",
     "BatchCheck",
     "BreachStatus",
     "Database",
+    "EntryFate",
     "FetchedFile",
     "FileRecord",
     "HeldRecord",

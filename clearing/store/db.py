@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from clearing.store.ciber_batches import CiberBatches
+    from clearing.store.fates import EntryFates
     from clearing.store.iot_breaches import IotBreaches
     from clearing.store.ledger import Fetched
     from clearing.store.outbox import OutboxTable
@@ -122,12 +123,14 @@ class Store(Database):
         held: ``held_records``, ``held_recycles``.
         ciber_batches: ``ciber_batches_in`` (CIBER-in batch sequences).
         iot_breaches: ``iot_breaches`` (breaches above the thresholds, held or decided).
+        fates: ``entry_fates`` (what became of every delivered entry).
     """
 
     schema = STATE
 
     def __init__(self, path: Path | str, *, read_only: bool = False) -> None:
         from clearing.store.ciber_batches import CiberBatches
+        from clearing.store.fates import EntryFates
         from clearing.store.held import HeldRecords
         from clearing.store.iot_breaches import IotBreaches
         from clearing.store.outbox import OutboxTable
@@ -144,6 +147,7 @@ class Store(Database):
         self.held: HeldRecords = HeldRecords(self.con)
         self.ciber_batches: CiberBatches = CiberBatches(self.con)
         self.iot_breaches: IotBreaches = IotBreaches(self.con)
+        self.fates: EntryFates = EntryFates(self.con)
 
     def __enter__(self) -> Store:
         return self

@@ -7,8 +7,9 @@ Two DuckDB files live in a work folder:
   outbound sequences and files (``outbound_sequences``, ``outbound_files``), the
   ``outbox``, partners' returns worked (``return_actions``), the held records
   (``held_records``, ``held_recycles``), CIBER-in batch sequences (``ciber_batches_in``),
-  the IOT breaches held from the payable and their decisions (``iot_breaches``) and the
-  replaced versions of fatally returned files resent under their name (``outbox_versions``);
+  the IOT breaches held from the payable and their decisions (``iot_breaches``), the
+  replaced versions of fatally returned files resent under their name (``outbox_versions``)
+  and the fate of every delivered entry (``entry_fates``);
 * ``fetch_ledger.duckdb`` (:data:`LEDGER`): what was fetched from whom (``fetched``).
 
 Each file has a ``schema_version`` table and a list of numbered migrations, applied in order
@@ -404,6 +405,32 @@ bytes, and the replaced version (its hash, where its bytes are kept, its state a
 RAP item) is a row of ``outbox_versions``. One replacement per fatal return item.
 """
 
+_STATE_V8 = """
+CREATE TABLE IF NOT EXISTS entry_fates (
+    processing_date DATE NOT NULL,
+    stage VARCHAR NOT NULL,           -- the stage that decided: collect, claim, validate
+    name VARCHAR NOT NULL,            -- the entry's name as delivered (escaped when unsafe)
+    partner VARCHAR NOT NULL,         -- the channel that delivered it ('' = none known)
+    fate VARCHAR NOT NULL,            -- processed | copy_ignored | returned | quarantined | refused
+    reason VARCHAR NOT NULL,
+    hint VARCHAR NOT NULL,            -- what to do
+    path VARCHAR,                     -- where it is now, relative to the work folder
+    recorded_at TIMESTAMP NOT NULL    -- UTC
+);
+"""
+
+_STATE_V8_DOC = (
+    "entry_fates: what became of every entry a partner delivered (processed, copy ignored, "
+    "returned, quarantined into failed/<D>/, refused on the server)"
+)
+"""Migration 8: every delivered entry gets a fate.
+
+A file or folder entry delivered through a partner's channel (or dropped in ``inbox/``) is
+processed, ignored as a copy, returned whole, quarantined into ``failed/<D>/`` with a reason
+file, or refused (left on the server: it cannot be fetched). One row per entry, stage and
+processing date; a re-run of a stage replaces its rows of the date.
+"""
+
 #: ``clearing.duckdb``: the state of the stages.
 STATE = Schema(
     name="state database",
@@ -425,6 +452,7 @@ STATE = Schema(
         "ciber_batches_in",
         "iot_breaches",
         "outbox_versions",
+        "entry_fates",
     ),
     migrations=(
         Migration(1, "the schema before versioning", _STATE_V1),
@@ -434,6 +462,7 @@ STATE = Schema(
         Migration(5, _STATE_V5_DOC, _STATE_V5),
         Migration(6, _STATE_V6_DOC, _STATE_V6),
         Migration(7, _STATE_V7_DOC, _STATE_V7),
+        Migration(8, _STATE_V8_DOC, _STATE_V8),
     ),
 )
 

@@ -44,13 +44,14 @@ def test_every_table_is_created_on_open_once(tmp_path: Path) -> None:
         5,
         6,
         7,
-    ]  # 3 returns, 4 held, 5 CIBER batches, 6 IOT breaches, 7 outbox versions
+        8,
+    ]  # 3 returns, 4 held, 5 CIBER batches, 6 IOT breaches, 7 outbox versions, 8 entry fates
     assert versions[0] == (1, "the schema before versioning")
     with open_ledger(tmp_path):
         pass
     assert _tables(tmp_path / "fetch_ledger.duckdb") == ["fetched", "schema_version"]
     assert LEDGER.version == 1
-    assert STATE.version == 7
+    assert STATE.version == 8
 
 
 def test_a_folder_from_before_versioning_opens_unchanged(tmp_path: Path) -> None:

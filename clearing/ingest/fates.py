@@ -1,0 +1,205 @@
+"""Every delivered entry gets a fate: recorded in the store, quarantined into ``failed/<D>/``.
+
+An entry a partner's channel delivers (or a file found in ``inbox/``) ends the night in
+exactly one of :data:`~clearing.store.FATES`::
+
+    processed     decoded and validated; its records are in the lake (some may be returned)
+    copy_ignored  the same bytes as a file already processed (a TD.57 copy): nothing done
+    returned      the whole file was returned (fatal RAP, CIBER batch reject / return)
+    quarantined   moved to failed/<D>/<name>, a reason file beside it; an anomaly (exit 1)
+    refused       a remote entry that cannot be fetched at all: left on the server
+
+:func:`quarantine` is the one way a file leaves the flow: it is moved (or copied, when the
+day's claimed inputs must stay as they are) to ``failed/<D>/`` under a safe name
+(:func:`~clearing.names.stored_name`), with ``<name>.reason.txt`` saying what it is, why it
+was set aside and what to do, and its fate is recorded. Quarantining the same bytes again (a
+re-run) finds them there and records the same fate: nothing is doubled.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from clearing._io import file_sha256, write_atomic
+from clearing.names import printable_name, stored_name
+from clearing.store import FATES, EntryFate, open_store
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from datetime import date
+    from pathlib import Path
+
+    from clearing import config
+
+__all__ = [
+    "FATES",
+    "Fate",
+    "day_fates",
+    "quarantine",
+    "record_fate",
+    "record_fates",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Fate:
+    """What became of one delivered entry.
+
+    Attributes:
+        name: the entry's name as delivered (escaped by :func:`printable_name` when stored).
+        partner: the channel that delivered it (None: not known, e.g. an operator's drop).
+        fate: one of :data:`FATES`.
+        stage: the stage that decided (``collect``, ``claim``, ``validate``).
+        reason: why, in words (for ``quarantined`` / ``refused``: what is wrong).
+        hint: what to do about it.
+        path: where it is now, relative to the work folder (None: on the server).
+    """
+
+    name: str
+    partner: str | None
+    fate: str
+    stage: str
+    reason: str = ""
+    hint: str = ""
+    path: str | None = None
+
+    def as_dict(self) -> dict[str, str | None]:
+        """The fate as the run manifest lists it (``facts["entries"]``)."""
+        return {
+            "name": printable_name(self.name),
+            "partner": self.partner,
+            "fate": self.fate,
+            "stage": self.stage,
+            "reason": self.reason,
+            "hint": self.hint,
+            "path": self.path,
+        }
+
+
+def _row(day: date, fate: Fate) -> EntryFate:
+    if fate.fate not in FATES:
+        msg = f"unknown fate `{fate.fate}`: one of {', '.join(FATES)}"
+        raise ValueError(msg)
+    return EntryFate(
+        processing_date=day,
+        stage=fate.stage,
+        name=printable_name(fate.name),
+        partner=fate.partner or "",
+        fate=fate.fate,
+        reason=fate.reason,
+        hint=fate.hint,
+        path=fate.path,
+    )
+
+
+def _fate(row: EntryFate) -> Fate:
+    return Fate(
+        name=row.name,
+        partner=row.partner or None,
+        fate=row.fate,
+        stage=row.stage,
+        reason=row.reason,
+        hint=row.hint,
+        path=row.path,
+    )
+
+
+def record_fate(wd: config.WorkDir, day: date, fate: Fate) -> Fate:
+    """Record one entry's fate on ``day`` (a re-run replaces the entry's row); return it."""
+    with open_store(wd.root) as store, store.transaction():
+        store.fates.record(_row(day, fate))
+    return fate
+
+
+def record_fates(wd: config.WorkDir, day: date, stage: str, fates: Iterable[Fate]) -> None:
+    """The fates ``stage`` decided on ``day`` become exactly ``fates`` (re-runs replace)."""
+    rows = [_row(day, f) for f in fates]
+    with open_store(wd.root) as store, store.transaction():
+        store.fates.replace_stage(day, stage, rows)
+
+
+def day_fates(wd: config.WorkDir, day: date) -> list[Fate]:
+    """Every entry's fate of processing date ``day`` (collect, claim, validate order)."""
+    if not (wd.root / "clearing.duckdb").exists():
+        return []
+    with open_store(wd.root) as store:
+        return [_fate(r) for r in store.fates.of_day(day)]
+
+
+def _free_name(folder: Path, want: str, sha256: str) -> tuple[Path, bool]:
+    """Where bytes with ``sha256`` go in ``folder``: (path, already there with these bytes)."""
+    candidate = folder / want
+    n = 1
+    while candidate.exists() or candidate.is_symlink():
+        if candidate.is_file() and file_sha256(candidate)[0] == sha256:
+            return candidate, True
+        n += 1
+        candidate = folder / f"{want}.{n}"
+    return candidate, False
+
+
+def quarantine(
+    wd: config.WorkDir,
+    day: date,
+    source: Path,
+    *,
+    partner: str | None,
+    reason: str,
+    hint: str,
+    stage: str,
+    keep: bool = False,
+    name: str | None = None,
+) -> Fate:
+    """Set ``source`` aside in ``failed/<day>/`` with a reason file; record and return its fate.
+
+    Args:
+        wd: the work folder.
+        day: the processing date (the folder under ``failed/``).
+        source: the local file (a fetched entry, a file of the inbox or of the day's inputs).
+        partner: the channel that delivered it (None: not known).
+        reason: what is wrong with it (the manifest, the summary and the reason file say it).
+        hint: what to do (the reason file and the summary say it).
+        stage: the stage that decided.
+        keep: copy instead of moving (the day's claimed inputs stay as they were, so that a
+            re-run of the date reads the same files and decides the same).
+        name: the entry's name as delivered, when ``source`` is stored under another.
+    """
+    entry = name or source.name
+    folder = wd.failed / day.isoformat()
+    folder.mkdir(parents=True, exist_ok=True)
+    sha256, size = file_sha256(source)
+    target, there = _free_name(folder, stored_name(entry), sha256)
+    if not there:
+        partial = folder / f".{target.name}.partial"
+        if keep:
+            shutil.copyfile(source, partial)
+        else:
+            shutil.move(source, partial)
+        partial.replace(target)
+    elif not keep:
+        source.unlink()
+    rel = target.relative_to(wd.root).as_posix()
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    write_atomic(
+        target.with_name(f"{target.name}.reason.txt"),
+        "\n".join(
+            [
+                f"entry:     {printable_name(entry)}",
+                f"delivered: {'by ' + partner + ' channel' if partner else 'no channel known'}",
+                f"date:      {day.isoformat()} (processing date), set aside at {stamp}",
+                f"stage:     {stage}",
+                f"size:      {size} bytes, sha256 {sha256}",
+                f"why:       {reason}",
+                f"what to do: {hint}",
+                "",
+            ]
+        ),
+    )
+    return record_fate(
+        wd,
+        day,
+        Fate(entry, partner, "quarantined", stage, reason=reason, hint=hint, path=rel),
+    )
