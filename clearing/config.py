@@ -342,6 +342,10 @@ class TransportSettings(_Model):
     """Seconds before the first retry; doubled for each further one."""
     retry_max_delay: float = Field(default=30.0, ge=0)
     """Upper bound of one delay, in seconds."""
+    recheck_days: int = Field(default=7, ge=0, le=366)
+    """Days after its fetch during which a remote file still on the server (kept) is
+    downloaded and hashed again although its name, size and mtime are unchanged, so that
+    other bytes under the same name, size and time are seen (0: never)."""
     partners: dict[Annotated[str, Field(pattern=_PARTNER_KEY)], PartnerTransport] = Field(
         default_factory=dict
     )

@@ -11,13 +11,17 @@ pipeline or the CLI). Anything with ``poll`` / ``fetch`` / ``release`` is a
 
 The :class:`FetchLedger` (``fetch_ledger.duckdb``, tables of :mod:`clearing.store`) remembers
 what was fetched from whom by name, size and SHA-256, so a file is fetched once however often
-it is polled.
+it is polled. A remote file whose name, size and mtime are known is downloaded and hashed
+again during ``recheck_days`` after its fetch (``[transport] recheck_days``, default 7): other
+bytes under the same name, size and mtime are then a new delivery; after that it is trusted
+by name, size and mtime (bounded cost: a kept file is re-read at most that many nights).
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,7 +31,7 @@ from clearing.stage import Remote, Source, Sources
 from clearing.store import FetchedFile, open_ledger
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
 __all__ = [
     "Collected",
@@ -48,16 +52,32 @@ class FetchLedger:
 
     A file is fetched again only if its bytes differ from everything fetched under that name
     from that partner. A remote file whose name, size and mtime are already known is not even
-    downloaded again.
+    downloaded again, once ``recheck_days`` have passed since those bytes were first fetched;
+    before that it is downloaded and hashed again each time (so bytes that changed while
+    name, size and mtime stayed the same are a new delivery, not silently skipped). The
+    re-reading is bounded: a file kept on the server is read at most on ``recheck_days``
+    nights; an archived or deleted one is gone from the listing anyway.
 
     Args:
         state_dir: the folder that holds the ledger file ``fetch_ledger.duckdb``.
+        recheck_days: days after a fetch during which known files are hashed again (0:
+            trust name, size and mtime at once, as before).
+        clock: the current time (UTC; tests may pass their own).
     """
 
     FILE_NAME = "fetch_ledger.duckdb"
+    RECHECK_DAYS = 7
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        recheck_days: int = RECHECK_DAYS,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         self.path = Path(state_dir) / self.FILE_NAME
+        self.recheck_days = recheck_days
+        self._clock = clock if clock is not None else (lambda: datetime.now(UTC))
         with open_ledger(self.path):
             pass
 
@@ -65,9 +85,18 @@ class FetchLedger:
         return f"FetchLedger({str(self.path)!r})"
 
     def seen(self, partner: str, remote: Remote) -> bool:
-        """Whether a file of this name, size and mtime was fetched from ``partner``."""
+        """Whether ``remote`` can be skipped without downloading it.
+
+        Its name, size and mtime are known from ``partner``, and those bytes were fetched
+        more than ``recheck_days`` ago (or ``recheck_days`` is 0).
+        """
+        before = None
+        if self.recheck_days > 0:
+            before = self._clock() - timedelta(days=self.recheck_days)
         with open_ledger(self.path) as ledger:
-            return ledger.fetched.seen(partner, remote.name, remote.size, remote.mtime)
+            return ledger.fetched.seen(
+                partner, remote.name, remote.size, remote.mtime, fetched_before=before
+            )
 
     def has(self, partner: str, name: str, size: int, sha256: str) -> bool:
         """Whether exactly these bytes were fetched from ``partner`` under ``name``."""
@@ -177,7 +206,9 @@ def collect_partners(
     result = Collected(names)
     if not names:
         return result
-    ledger = FetchLedger(workdir)
+    ledger = FetchLedger(
+        workdir, recheck_days=getattr(sources, "recheck_days", FetchLedger.RECHECK_DAYS)
+    )
     for code in names:
         cfg = sources.partner(code)
         try:

@@ -35,13 +35,30 @@ class Fetched:
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self._con = con
 
-    def seen(self, partner: str, name: str, size: int, mtime: int) -> bool:
-        """Whether a file of this name, size and mtime was fetched from ``partner``."""
-        row = self._con.execute(
-            "SELECT 1 FROM fetched WHERE partner = ? AND name = ? AND size = ? AND mtime = ?",
-            [partner, name, size, mtime],
-        ).fetchone()
-        return row is not None
+    def seen(
+        self,
+        partner: str,
+        name: str,
+        size: int,
+        mtime: int,
+        *,
+        fetched_before: datetime | None = None,
+    ) -> bool:
+        """Whether a file of this name, size and mtime was fetched from ``partner``.
+
+        Args:
+            partner: the partner's code.
+            name: the remote name.
+            size: its size in bytes.
+            mtime: its remote modification time.
+            fetched_before: only rows first fetched at or before this time (UTC) count.
+        """
+        query = "SELECT 1 FROM fetched WHERE partner = ? AND name = ? AND size = ? AND mtime = ?"
+        params: list[object] = [partner, name, size, mtime]
+        if fetched_before is not None:
+            query += " AND fetched_at <= ?"
+            params.append(fetched_before.astimezone(UTC).replace(tzinfo=None))
+        return self._con.execute(query, params).fetchone() is not None
 
     def has(self, partner: str, name: str, size: int, sha256: str) -> bool:
         """Whether exactly these bytes were fetched from ``partner`` under ``name``."""

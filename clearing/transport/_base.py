@@ -11,24 +11,36 @@ import fnmatch
 import logging
 import re
 import time
+import unicodedata
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol, TypeVar, runtime_checkable
 
 from clearing._io import file_sha256
-from clearing.errors import ConfigError, PermanentTransportError, RetryableTransportError
+from clearing.errors import (
+    ConfigError,
+    PermanentTransportError,
+    RemoteEntryError,
+    RetryableTransportError,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
 __all__ = [
+    "MAX_NAME_LENGTH",
     "AfterFetch",
     "RemoteFile",
     "RetryPolicy",
     "Transport",
+    "entry_error",
     "file_sha256",
     "match_names",
+    "name_matcher",
+    "name_problem",
     "part_name",
+    "printable_name",
+    "shown_name",
     "sidecar_name",
     "sidecar_text",
 ]
@@ -58,6 +70,11 @@ class RemoteFile:
     size: int
     mtime: int
     problem: str | None = None
+
+    @classmethod
+    def refused(cls, name: str, problem: str, size: int = 0, mtime: int = 0) -> RemoteFile:
+        """An entry that is listed only to be reported: ``problem`` says why and what to do."""
+        return cls(shown_name(name), size, mtime, problem)
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,18 +203,90 @@ class Transport(Protocol):
         ...
 
 
-def match_names(names: list[str], pattern: str) -> list[str]:
-    """The names (sorted) that match a glob or a ``re:`` regular expression; dot-names never."""
+MAX_NAME_LENGTH = 200
+"""The longest remote name fetched (characters). File systems stop at 255 bytes, and a fetched
+name travels as ``.{name}.part`` and is kept beside ``{name}.reason.txt`` / ``{name}.sha256``:
+a longer name is refused as a problem of its entry (TD.57 and CIBER names are ~20 characters)."""
+
+
+def name_matcher(pattern: str) -> Callable[[str], bool]:
+    """Whether a name matches ``pattern``: a glob, or ``re:`` and a regular expression.
+
+    Either must match the *whole* name (``re.fullmatch``; a glob's ``*`` spans everything).
+    The net is cast wide on purpose: a regular expression is applied with ``re.DOTALL`` and
+    Unicode classes, so a name with a trailing newline or Unicode digits that the pattern
+    *would* take is caught and then refused by :func:`name_problem` (never fetched) rather
+    than silently left on the server. For a plain printable-ASCII name the flags change
+    nothing.
+
+    Raises:
+        ConfigError: the regular expression does not compile.
+    """
     if pattern.startswith("re:"):
         try:
-            regex = re.compile(pattern[3:])
+            regex = re.compile(pattern[3:], re.DOTALL)
         except re.error as exc:
             msg = f"bad file name pattern `{pattern}`: {exc}; fix the `pattern` setting"
             raise ConfigError(msg) from None
-        matches = [n for n in names if regex.fullmatch(n)]
-    else:
-        matches = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
-    return sorted(n for n in matches if not n.startswith("."))
+        return lambda name: regex.fullmatch(name) is not None
+    glob = re.compile(fnmatch.translate(pattern))
+    return lambda name: glob.fullmatch(name) is not None
+
+
+def match_names(names: list[str], pattern: str) -> list[str]:
+    """The names (sorted) that match a glob or a ``re:`` regular expression; dot-names never."""
+    matches = name_matcher(pattern)
+    return sorted(n for n in names if not n.startswith(".") and matches(n))
+
+
+def shown_name(name: str) -> str:
+    """``name`` as it can be stored and printed: bytes that are not UTF-8 escaped."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raw = name.encode("utf-8", "surrogateescape")
+        return raw.decode("utf-8", "backslashreplace")
+    return name
+
+
+def printable_name(name: str) -> str:
+    """``name`` for a message: control characters and undecodable bytes escaped."""
+    shown = shown_name(name)
+    return shown if shown.isprintable() else repr(shown)[1:-1]
+
+
+_DELIVER = "ask the partner to deliver the file as a plain regular file under its standard name"
+
+
+def name_problem(name: str) -> str | None:
+    """Why a remote name is never fetched (the short reason, ``; ``, what to do), else None.
+
+    Refused: a name that is not UTF-8 (the server gave bytes we cannot name), that holds a
+    control or other non-printable character (a trailing newline), a folder separator, a
+    character outside ASCII (file names are matched and checked ASCII-only), or that is
+    longer than :data:`MAX_NAME_LENGTH` characters.
+    """
+    if shown_name(name) != name:
+        return f"name is not valid UTF-8 (the server sends bytes that name no text); {_DELIVER}"
+    bad = next((c for c in name if not c.isprintable() or c in "/\\"), None)
+    if bad is not None:
+        what = "a folder separator" if bad in "/\\" else "a control or non-printable character"
+        code = f"U+{ord(bad):04X} {unicodedata.name(bad, '')}".rstrip()
+        return f"name holds {what} ({code}); {_DELIVER}"
+    if not name.isascii():
+        return f"name is not ASCII; {_DELIVER}"
+    if len(name) > MAX_NAME_LENGTH:
+        return f"name is too long ({len(name)} characters, at most {MAX_NAME_LENGTH}); {_DELIVER}"
+    return None
+
+
+def entry_error(name: str, where: str, problem: str) -> RemoteEntryError:
+    """The error of one remote entry that cannot be fetched (never retried, others go on)."""
+    msg = (
+        f"remote entry `{printable_name(name)}` at {where} is refused, left on the server "
+        f"and not fetched: {problem}"
+    )
+    return RemoteEntryError(msg, entry=shown_name(name))
 
 
 def part_name(name: str) -> str:

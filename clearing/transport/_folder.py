@@ -5,16 +5,23 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from clearing.errors import ConfigError, PermanentTransportError, RetryableTransportError
+from clearing.errors import (
+    ConfigError,
+    PermanentTransportError,
+    RetryableTransportError,
+)
 from clearing.transport._base import (
     RemoteFile,
     RetryPolicy,
     check_name,
+    entry_error,
     file_sha256,
-    match_names,
+    name_matcher,
+    name_problem,
     part_name,
     sidecar_name,
     sidecar_text,
@@ -27,6 +34,8 @@ if TYPE_CHECKING:
     from clearing.transport._base import AfterFetch
 
 __all__ = ["LocalFolderTransport"]
+
+_ASK = "ask the partner to deliver the file itself, as a plain regular file, or remove the entry"
 
 T = TypeVar("T")
 
@@ -41,6 +50,12 @@ class LocalFolderTransport:
 
     It behaves like `SftpTransport` (same atomic writes, same errors) so that a partner
     reachable through a shared or mounted folder, and every test, uses the same code.
+
+    Entries that cannot be fetched (a bad name, a folder, a FIFO, an unreadable file, a
+    symbolic link loop, or a link that leads out of the exchange folder) are listed with
+    their ``problem`` and never read. A symbolic link is followed only when its target, fully
+    resolved, lies inside ``root`` (or inside the inbound folder itself); a link out of it is
+    never followed, at listing and again at fetch time.
 
     Args:
         root: the partner's exchange folder.
@@ -99,46 +114,131 @@ class LocalFolderTransport:
     # -- inbound ---------------------------------------------------------------------------
 
     def poll(self, pattern: str = "*") -> list[RemoteFile]:
-        """List inbound files matching ``pattern`` (glob, or ``re:`` regex), sorted by name."""
+        """List inbound files matching ``pattern`` (glob, or ``re:`` regex), sorted by name.
+
+        One entry never fails the listing: an entry that cannot be fetched is listed with
+        its ``problem`` (see the class).
+        """
+        matches = name_matcher(pattern)
 
         def listing() -> list[RemoteFile]:
-            entries = {e.name: e for e in os.scandir(self.inbound) if e.is_file()}
+            roots = self._roots()
             out = []
-            for name in match_names(list(entries), pattern):
-                st = entries[name].stat()
-                out.append(RemoteFile(name, st.st_size, int(st.st_mtime)))
-            return out
+            with os.scandir(self.inbound) as entries:
+                for entry in entries:
+                    if entry.name.startswith(".") or not matches(entry.name):
+                        continue
+                    if self._is_archive(entry):
+                        continue
+                    out.append(self._inspect(entry.name, roots))
+            return sorted(out, key=lambda r: r.name)
 
         return self._run(listing, f"listing of `{self.inbound}`", self.inbound)
 
     def fetch(self, remote_name: str, local_dir: Path, *, release: bool = True) -> Path:
-        """Copy an inbound file to ``local_dir`` (temporary name, then ``os.replace``)."""
+        """Copy an inbound file to ``local_dir`` (temporary name, then ``os.replace``).
+
+        Raises:
+            RemoteEntryError: this entry cannot be fetched (see the class); others can.
+        """
+        problem = name_problem(remote_name)
+        if problem is not None:
+            raise entry_error(remote_name, self.where, problem)
         check_name(remote_name, self.where)
         src = self.inbound / remote_name
         final = Path(local_dir) / remote_name
         tmp = Path(local_dir) / part_name(remote_name)
 
         def copy() -> Path:
-            Path(local_dir).mkdir(parents=True, exist_ok=True)
+            checked = self._check(remote_name, self._roots())
+            if isinstance(checked, str):
+                raise entry_error(remote_name, self.where, checked)
+            real = checked[0]
             try:
-                shutil.copyfile(src, tmp)
-                want, got = src.stat().st_size, tmp.stat().st_size
-                if want != got:
-                    msg = (
-                        f"fetch of `{src}` is short ({got} of {want} bytes), the partner may "
-                        "still be writing it; it will be fetched again on the next collect"
-                    )
-                    raise RetryableTransportError(msg)
-                tmp.replace(final)
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
+                fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            except OSError as exc:
+                problem = f"cannot be opened ({exc.strerror}); {_ASK}"
+                raise entry_error(remote_name, self.where, problem) from None
+            with os.fdopen(fd, "rb") as fh:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):  # swapped since the check
+                    raise entry_error(remote_name, self.where, f"is not a regular file; {_ASK}")
+                Path(local_dir).mkdir(parents=True, exist_ok=True)
+                try:
+                    with tmp.open("wb") as out:
+                        shutil.copyfileobj(fh, out)
+                    want, got = os.fstat(fd).st_size, tmp.stat().st_size
+                    if want != got:
+                        msg = (
+                            f"fetch of `{src}` is short ({got} of {want} bytes), the partner "
+                            "may still be writing it; it will be fetched again on the next "
+                            "collect"
+                        )
+                        raise RetryableTransportError(msg)
+                    tmp.replace(final)
+                except BaseException:
+                    tmp.unlink(missing_ok=True)
+                    raise
             return final
 
         path = self._run(copy, f"fetch of `{src}` to `{local_dir}`", src)
         if release:
             self.release(remote_name)
         return path
+
+    def _roots(self) -> tuple[Path, ...]:
+        """The folders a symbolic link may lead into: ``root`` and the inbound folder."""
+        return (Path(os.path.realpath(self.root)), Path(os.path.realpath(self.inbound)))
+
+    def _is_archive(self, entry: os.DirEntry[str]) -> bool:
+        """Whether ``entry`` is the archive folder (inside the inbound folder): not listed."""
+        if self.archive is None or entry.name != self.archive.name:
+            return False
+        return os.path.realpath(entry.path) == os.path.realpath(self.archive)
+
+    def _inspect(self, name: str, roots: tuple[Path, ...]) -> RemoteFile:
+        problem = name_problem(name)
+        if problem is not None:
+            return RemoteFile.refused(name, problem)
+        checked = self._check(name, roots)
+        if isinstance(checked, str):
+            return RemoteFile.refused(name, checked)
+        st = checked[1]
+        return RemoteFile(name, st.st_size, int(st.st_mtime))
+
+    def _check(self, name: str, roots: tuple[Path, ...]) -> tuple[Path, os.stat_result] | str:
+        """The real path and status of the inbound entry ``name``, or why it cannot be fetched."""
+        path = self.inbound / name
+        try:
+            st = path.lstat()
+            real = path
+            if stat.S_ISLNK(st.st_mode):
+                real = Path(os.path.realpath(path, strict=True))
+                if not any(real.is_relative_to(root) for root in roots):
+                    return (
+                        f"is a symbolic link out of the exchange folder `{self.root}` (to "
+                        f"`{real}`), never followed; {_ASK}"
+                    )
+                st = real.stat()
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return f"is a symbolic link loop; {_ASK}"
+            if exc.errno == errno.ENOENT and path.is_symlink():
+                return f"is a symbolic link to nothing; {_ASK}"
+            if exc.errno == errno.ENOENT:
+                return "has vanished since it was listed; nothing to do"
+            return f"cannot be examined ({exc.strerror}); {_ASK}"
+        except RuntimeError:  # a loop, as some Python versions report it
+            return f"is a symbolic link loop; {_ASK}"
+        if stat.S_ISDIR(st.st_mode):
+            return f"is a folder, not a regular file; {_ASK}"
+        if not stat.S_ISREG(st.st_mode):
+            return f"is not a regular file ({_kind(st.st_mode)}); {_ASK}"
+        if not os.access(real, os.R_OK):
+            return (
+                "is not readable by this user (permission denied); ask the partner to let us "
+                "read it, or fix its permissions"
+            )
+        return real, st
 
     def release(self, remote_name: str) -> None:
         """Keep, archive (move into ``remote_archive``) or delete a fetched inbound file."""
@@ -217,6 +317,17 @@ class LocalFolderTransport:
                 raise _translate(exc, what, path) from exc
 
         return self.retry.run(attempt, what=what)
+
+
+def _kind(mode: int) -> str:
+    """What a non-regular, non-folder entry is, in words."""
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a file"
 
 
 def _translate(

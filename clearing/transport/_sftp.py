@@ -1,8 +1,13 @@
 """`SftpTransport`: a partner's SFTP server, through paramiko.
 
 Security: the server's host key must already be in a known_hosts file (no trust on first
-use), authentication is by key file only (a password only when one is configured), and the
-password is kept as a secret that no message or log line contains.
+use), authentication is by key file only (a password only when one is configured), the key
+file must be private to this user (mode 600), and the password is kept as a secret that no
+message or log line contains.
+
+Symbolic links on the partner's server are never followed: where a link leads on somebody
+else's server (chroot, mounts) cannot be told from here, so a link is listed as an entry
+that cannot be fetched (``problem``), like a folder, a FIFO or a bad name.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import paramiko
+from paramiko.sftp import CMD_CLOSE, CMD_HANDLE, CMD_NAME, CMD_OPENDIR, CMD_READDIR, SFTPError
 from pydantic import SecretStr
 
 from clearing.errors import (
@@ -30,9 +36,11 @@ from clearing.transport._base import (
     RemoteFile,
     RetryPolicy,
     check_name,
+    entry_error,
     file_sha256,
     log,
-    match_names,
+    name_matcher,
+    name_problem,
     part_name,
     sidecar_name,
     sidecar_text,
@@ -43,7 +51,12 @@ if TYPE_CHECKING:
 
     from clearing.transport._base import AfterFetch
 
-__all__ = ["Progress", "SftpTransport"]
+__all__ = ["KEY_MODE_MASK", "Progress", "SftpTransport", "check_key_file"]
+
+KEY_MODE_MASK = 0o066
+"""Permission bits that must be clear on the private key: read or write by group or others."""
+
+_ASK = "ask the partner to deliver the file itself, as a plain regular file, or remove the entry"
 
 T = TypeVar("T")
 
@@ -139,6 +152,8 @@ class SftpTransport:
         if after_fetch == "archive" and not remote_archive:
             msg = f'`after_fetch = "archive"` needs `remote_archive` ({where})'
             raise ConfigError(msg)
+        if key_file is not None:
+            check_key_file(Path(key_file), where)
         self.host = host
         self.port = port
         self.username = username
@@ -190,35 +205,85 @@ class SftpTransport:
     # -- inbound ---------------------------------------------------------------------------
 
     def poll(self, pattern: str = "*") -> list[RemoteFile]:
-        """List inbound files matching ``pattern`` (glob, or ``re:`` regex), sorted by name."""
+        """List inbound files matching ``pattern`` (glob, or ``re:`` regex), sorted by name.
+
+        One entry never fails the listing: a name that is not UTF-8, ASCII or printable, too
+        long, a symbolic link, a folder or another non-regular entry is listed with its
+        ``problem`` and never fetched. The archive folder, when inside the inbound folder, is
+        not listed.
+        """
+        matches = name_matcher(pattern)
+        archive = self._archive_child()
 
         def listing(sftp: paramiko.SFTPClient) -> list[RemoteFile]:
-            attrs = {
-                a.filename: a
-                for a in sftp.listdir_attr(self.remote_in)
-                if a.st_mode is not None and stat.S_ISREG(a.st_mode)
-            }
-            return [
-                RemoteFile(n, int(attrs[n].st_size or 0), int(attrs[n].st_mtime or 0))
-                for n in match_names(list(attrs), pattern)
-            ]
+            out = []
+            for name, attrs in _list_folder(sftp, self.remote_in):
+                if name.startswith(".") or not matches(name):
+                    continue
+                if name == archive and stat.S_ISDIR(attrs.st_mode or 0):
+                    continue
+                problem = name_problem(name) or _kind_problem(attrs.st_mode)
+                if problem is not None:
+                    out.append(RemoteFile.refused(name, problem))
+                    continue
+                out.append(RemoteFile(name, int(attrs.st_size or 0), int(attrs.st_mtime or 0)))
+            return sorted(out, key=lambda r: r.name)
 
         return self._op(listing, "listing", self.remote_in)
 
+    def _archive_child(self) -> str | None:
+        """The archive folder's name when it lies directly in the inbound folder, else None."""
+        if self.remote_archive is None:
+            return None
+        archive = posixpath.normpath(self.remote_archive)
+        if (posixpath.dirname(archive) or ".") != posixpath.normpath(self.remote_in):
+            return None
+        return posixpath.basename(archive)
+
     def fetch(self, remote_name: str, local_dir: Path, *, release: bool = True) -> Path:
-        """Download an inbound file to ``local_dir`` (temporary name, then ``os.replace``)."""
+        """Download an inbound file to ``local_dir`` (temporary name, then ``os.replace``).
+
+        Raises:
+            RemoteEntryError: this entry cannot be fetched (a bad name, a link, not a regular
+                file, the server refuses to read it); the partner's other files can.
+        """
+        problem = name_problem(remote_name)
+        if problem is not None:
+            raise entry_error(remote_name, self.where, problem)
         check_name(remote_name, self.where)
         src = posixpath.join(self.remote_in, remote_name)
         local_dir = Path(local_dir)
         final = local_dir / remote_name
         tmp = local_dir / part_name(remote_name)
 
+        def refuse(exc: OSError) -> None:
+            """An answer of the server about this entry (not a broken connection)."""
+            answered = type(exc) is OSError and exc.errno is None  # another status code
+            if answered or isinstance(exc, FileNotFoundError | PermissionError):
+                reason = exc.strerror or str(exc) or "refused"
+                what = f"cannot be read on the server ({reason}); {_ASK}"
+                raise entry_error(remote_name, self.where, what) from None
+
         def download(sftp: paramiko.SFTPClient) -> Path:
-            want = int(sftp.stat(src).st_size or 0)
+            try:
+                attrs = sftp.lstat(src)
+            except OSError as exc:
+                refuse(exc)
+                raise
+            problem = _kind_problem(attrs.st_mode)
+            if problem is not None:
+                raise entry_error(remote_name, self.where, problem)
+            want = int(attrs.st_size or 0)
+            try:
+                remote = sftp.open(src, "rb")
+            except OSError as exc:
+                refuse(exc)
+                raise
             fh = _open_local(tmp, f"fetch of `{src}` from {self.where}")
             try:
-                with fh:
-                    sftp.getfo(src, fh, callback=self._callback(remote_name))
+                with remote, fh:
+                    remote.prefetch(want)
+                    self._copy(remote, fh, remote_name, want)
                 got = tmp.stat().st_size
                 if got != want:
                     msg = f"short download ({got} of {want} bytes)"
@@ -233,6 +298,16 @@ class SftpTransport:
         if release:
             self.release(remote_name)
         return path
+
+    def _copy(self, remote: Any, local: Any, name: str, total: int) -> None:
+        """Copy an open remote file to an open local one, reporting progress."""
+        callback = self._callback(name)
+        done = 0
+        while chunk := remote.read(32768):
+            local.write(chunk)
+            done += len(chunk)
+            if callback is not None:
+                callback(done, total)
 
     def release(self, remote_name: str) -> None:
         """Keep, archive (move into ``remote_archive``) or delete a fetched inbound file."""
@@ -478,6 +553,76 @@ class SftpTransport:
             return PermanentTransportError(msg)
         msg = f"{head}: {reason}"
         return RetryableTransportError(msg)
+
+
+def _kind_problem(mode: int | None) -> str | None:
+    """Why an entry of this type (from the server's lstat) is never fetched, else None."""
+    if mode is None:
+        return f"has no file type in the server's listing; {_ASK}"
+    if stat.S_ISLNK(mode):
+        return (
+            "is a symbolic link; links on the partner's server are never followed (where it "
+            f"leads cannot be checked from here); {_ASK}"
+        )
+    if stat.S_ISDIR(mode):
+        return f"is a folder, not a regular file; {_ASK}"
+    if not stat.S_ISREG(mode):
+        return f"is not a regular file; {_ASK}"
+    return None
+
+
+def _list_folder(sftp: paramiko.SFTPClient, path: str) -> list[tuple[str, paramiko.SFTPAttributes]]:
+    """``sftp.listdir_attr(path)`` as ``(name, attributes)``, whatever bytes the names are.
+
+    paramiko decodes names as strict UTF-8, so one name in another encoding would fail the
+    whole listing; here undecodable bytes are kept as surrogates (``surrogateescape``) for
+    :func:`name_problem` to refuse that one entry.
+    """
+    kind, msg = sftp._request(CMD_OPENDIR, path)
+    if kind != CMD_HANDLE:
+        error = "Expected handle"
+        raise SFTPError(error)
+    handle = msg.get_binary()
+    out = []
+    while True:
+        try:
+            kind, msg = sftp._request(CMD_READDIR, handle)
+        except EOFError:  # the end of the folder
+            break
+        if kind != CMD_NAME:
+            error = "Expected name response"
+            raise SFTPError(error)
+        for _ in range(msg.get_int()):
+            name = msg.get_string().decode("utf-8", "surrogateescape")
+            longname = msg.get_string().decode("utf-8", "replace")
+            attrs = paramiko.SFTPAttributes._from_msg(msg, name, longname)
+            if name not in {".", ".."}:
+                out.append((name, attrs))
+    sftp._request(CMD_CLOSE, handle)
+    return out
+
+
+def check_key_file(path: Path, where: str) -> None:
+    """Refuse a private key that the group or others may read or write (`ConfigError`).
+
+    A key that does not exist (or cannot be looked at) is left to the connection, which
+    says so; this check is only about a key that others can read.
+
+    Args:
+        path: the key file.
+        where: the transport it is for, for the message.
+    """
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    if stat.S_IMODE(mode) & KEY_MODE_MASK:
+        msg = (
+            f"private key `{path}` for {where} can be read or written by others (mode "
+            f"{stat.S_IMODE(mode):04o}): a private key must be private to this user; run "
+            f"`chmod 600 {path}` (and think about replacing the key if others could read it)"
+        )
+        raise ConfigError(msg)
 
 
 def _open_local(path: Path, what: str) -> Any:

@@ -5,6 +5,7 @@ One table per partner (TADIG code, or CIBER SID/BID), ``kind`` telling which tra
     [transport]
     retry_attempts = 4         # tries in all, per operation
     retry_base_delay = 1.0     # seconds; doubles each retry (capped by retry_max_delay)
+    recheck_days = 7           # kept remote files are re-hashed for this long after a fetch
 
     [transport.partners.FRAF9]
     kind = "sftp"
@@ -29,7 +30,9 @@ One table per partner (TADIG code, or CIBER SID/BID), ``kind`` telling which tra
 The section is read and typed with the rest of the file by :func:`clearing.config.load`
 (:class:`clearing.config.TransportSettings`); this module makes the connections from it. A
 password, when a partner insists on one, is never written in the file: ``password_env`` names
-the environment variable that holds it, read when the transport is made.
+the environment variable that holds it, read when the transport is made. A private key that
+the group or others may read or write is refused (`ConfigError`, ``chmod 600``) when the
+settings are loaded and again when the transport is made, before anything is touched.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ from clearing.config import FolderPartner
 from clearing.errors import ConfigError
 from clearing.transport._base import RetryPolicy
 from clearing.transport._folder import LocalFolderTransport
-from clearing.transport._sftp import SftpTransport
+from clearing.transport._sftp import SftpTransport, check_key_file
 
 if TYPE_CHECKING:
     from clearing.config import SftpPartner, TransportSettings
@@ -68,6 +71,24 @@ class Transports:
     def partner(self, partner: str) -> SftpPartner | FolderPartner:
         """The settings of ``partner``; `ConfigError` naming the known ones if absent."""
         return self.settings.partner(partner)
+
+    @property
+    def recheck_days(self) -> int:
+        """Days after a fetch during which a kept remote file is hashed again (0: never).
+
+        See `clearing.ingest.collect.FetchLedger`.
+        """
+        return self.settings.recheck_days
+
+    def check(self, base_dir: Path = Path()) -> None:
+        """Check what can be checked before connecting: every SFTP key file is private.
+
+        Raises:
+            ConfigError: a key file the group or others may read or write (``chmod 600``).
+        """
+        for code, cfg in sorted(self.partners.items()):
+            if not isinstance(cfg, FolderPartner):
+                check_key_file(base_dir / cfg.key_file, f"partner `{code}` (sftp://{cfg.host})")
 
     def retry(self) -> RetryPolicy:
         """The retry policy these settings describe."""
@@ -123,6 +144,9 @@ def load_transport_settings(workdir: Path) -> Transports:
     """The transports of ``workdir/clearing.toml`` (read by :func:`clearing.config.load`).
 
     Raises:
-        ConfigError: the file is missing, not TOML, or not valid settings.
+        ConfigError: the file is missing, not TOML, or not valid settings, or a private key
+            is readable by others.
     """
-    return Transports(config.load(Path(workdir)).transport)
+    transports = Transports(config.load(Path(workdir)).transport)
+    transports.check(Path(workdir))
+    return transports

@@ -80,7 +80,13 @@ def test_poll_glob_regex_and_hidden_files(make_transport: Made) -> None:
     (remote / "CDsubfolder").mkdir()
     t = factory()
     found = t.poll("CD*")
-    assert [f.name for f in found] == ["CDDEUD9HKGCL00738", "CDFRAF9HKGCL01506"]
+    # a folder that matches is listed, as an entry that cannot be fetched (issue 14)
+    assert [(f.name, f.problem is None) for f in found] == [
+        ("CDDEUD9HKGCL00738", True),
+        ("CDFRAF9HKGCL01506", True),
+        ("CDsubfolder", False),
+    ]
+    assert (found[2].problem or "").startswith("is a folder, not a regular file")
     assert found[0] == RemoteFile(
         "CDDEUD9HKGCL00738", 17, int((remote / "CDDEUD9HKGCL00738").stat().st_mtime)
     )
@@ -91,6 +97,7 @@ def test_poll_glob_regex_and_hidden_files(make_transport: Made) -> None:
     assert [f.name for f in t.poll()] == [
         "CDDEUD9HKGCL00738",
         "CDFRAF9HKGCL01506",
+        "CDsubfolder",
         "RCFRAF9HKGCL00001",
     ]
 

@@ -234,6 +234,7 @@ def test_unusable_key_file_is_permanent(
     key = tmp_path / "id_ed25519"
     if content is not None:
         key.write_text(content)
+        key.chmod(0o600)  # private, as a key must be (else refused before this check)
     t = sshd.transport(remote, key_file=key)
     with pytest.raises(PermanentTransportError, match="key file") as err:
         t.poll()
