@@ -113,8 +113,12 @@ def _sheets(data: bytes) -> dict[str, list[tuple[Any, ...]]]:
 
 
 def _table_rows(rows: list[tuple[Any, ...]]) -> tuple[tuple[Any, ...], list[tuple[Any, ...]]]:
-    """(header, data rows) of a sheet: the header is the 4th row (title, subtitle, blank)."""
-    return rows[3], [r for r in rows[4:] if any(v is not None for v in r)]
+    """(header, data rows) of a sheet: the header is the 4th row (title, subtitle, blank).
+
+    Totals rows are left out: the hostile entries' own rows count in them.
+    """
+    data = [r for r in rows[4:] if any(v is not None for v in r) and r[0] != "Total"]
+    return rows[3], data
 
 
 def _compare_workbooks(clean: bytes, hostile: bytes) -> list[str]:
