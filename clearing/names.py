@@ -32,6 +32,7 @@ from datetime import date
 __all__ = [
     "CIBER_SEQUENCE_MAX",
     "FSN_MAX",
+    "STORED_NAME_MAX",
     "AckName",
     "CdrName",
     "CiberName",

@@ -49,10 +49,11 @@ EXIT_DATA_PROBLEM = 1
 Stage = tuple[str, tuple[str, ...], bool]
 """(task id, the words after CLEARING_BIN — verb and fixed flags, takes `--date D`)."""
 
-#: Layout "stages": one task per stage verb. `collect` and `send` work on the whole work folder
-#: (inbox / outbox), not on a date (`validate` claims the inbox into work/D/in).
+#: Layout "stages": one task per stage verb. `send` works on the whole outbox, not on a date;
+#: `collect` fills the whole inbox, dated D only for the entries it quarantines or refuses
+#: (`failed/D/`, their fates in D's manifest); `validate` claims the inbox into work/D/in.
 STAGES: tuple[Stage, ...] = (
-    ("collect", ("collect",), False),
+    ("collect", ("collect",), True),
     ("validate", ("validate",), True),
     ("receive", ("receive",), True),
     ("rate", ("rate",), True),
@@ -67,7 +68,7 @@ STAGES: tuple[Stage, ...] = (
 #: partners' RAPs/ACKs, registers the day's files in the outbox and writes the run manifest
 #: with the record reconciliation.
 NIGHTLY: tuple[Stage, ...] = (
-    ("collect", ("collect",), False),
+    ("collect", ("collect",), True),
     ("nightly", ("nightly", "--no-collect", "--no-send"), True),
     ("send", ("send",), False),
 )

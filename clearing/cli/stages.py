@@ -75,23 +75,43 @@ def collect(
     partner: Annotated[
         list[str] | None, typer.Option("--partner", help="only these partners (repeatable)")
     ] = None,
+    date: OptionalDateOpt = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Fetch new files of every configured partner into WORKDIR/inbox (the collect stage)."""
-    from clearing.ingest import collect_partners
-    from clearing.transport.settings import load_transport_settings
+    """Fetch new files of every configured partner into WORKDIR/inbox (the collect stage).
 
-    got = collect_partners(workdir, load_transport_settings(workdir), partners=partner)
+    Every listed entry is decided on its own: fetched, quarantined into failed/<date>/ (a
+    reason file beside it) or refused (left on the server); --date is the processing date
+    of those entries (default: today, UTC). Exit 1 when an entry was newly quarantined or
+    refused, 3 when a partner could not be reached.
+    """
+    from datetime import UTC, datetime
+
+    from clearing.config import load
+    from clearing.ingest import collect_partners
+    from clearing.transport.settings import Transports
+
+    day = datetime.now(UTC).date() if date is None else parse_date(date)
+    settings = load(workdir)
+    sources = Transports(settings.transport)
+    sources.check(workdir)  # a private key others can read: refused before anything is touched
+    got = collect_partners(workdir, sources, day=day, settings=settings, partners=partner)
     for code, exc in got.unreachable:
         typer.echo(f"not collected from {code}: {exc}", err=True)
     for path in got.fetched:
         typer.echo(f"fetched {path}")
+    for line in got.problems:
+        typer.echo(f"anomaly: {line}", err=True)
+    for line in got.still_refused:
+        typer.echo(f"warning: {line}", err=True)
     if got.unreachable:
         msg = (
             f"collect failed for {', '.join(c for c, _ in got.unreachable)} (see above); "
             "files already fetched are kept, and the next `collect` fetches the rest"
         )
         raise TransportError(msg)
+    if got.problems:
+        raise typer.Exit(ExitCode.DATA)
 
 
 @app.command()

@@ -41,6 +41,7 @@ __all__ = [
     "quarantine",
     "record_fate",
     "record_fates",
+    "refused_since",
 ]
 
 
@@ -127,6 +128,27 @@ def day_fates(wd: config.WorkDir, day: date) -> list[Fate]:
         return []
     with open_store(wd.root) as store:
         return [_fate(r) for r in store.fates.of_day(day)]
+
+
+def refused_since(wd: config.WorkDir, day: date, name: str, partner: str) -> date | None:
+    """Since when ``partner``'s channel has kept refusing the entry ``name``, before ``day``.
+
+    The first date of the unbroken run of ``refused`` fates that ends on the entry's last fate
+    before ``day`` (None: it was not refused on the last date it was seen, or never seen), so
+    an entry still on the server night after night is reported new only the first night.
+    """
+    if not (wd.root / "clearing.duckdb").exists():
+        return None
+    with open_store(wd.root) as store:
+        rows = [
+            r for r in store.fates.of_name(printable_name(name), partner) if r.processing_date < day
+        ]
+    since: date | None = None
+    for row in reversed(rows):
+        if row.fate != "refused":
+            break
+        since = row.processing_date
+    return since
 
 
 def _free_name(folder: Path, want: str, sha256: str) -> tuple[Path, bool]:

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from clearing.errors import TransportError
+from clearing.errors import ExitCode, TransportError
 from clearing.ingest.claim import claim_inputs
 from clearing.ingest.classify import INPUT_KINDS, input_kind
 from clearing.ingest.collect import collect_partners
@@ -16,22 +16,33 @@ __all__ = ["claim", "collect"]
 
 @stage("collect")
 def collect(ctx: StageContext) -> StepResult:
-    """Fetch every configured partner's new files; an unreachable partner is a problem (3)."""
+    """Fetch every configured partner's new files, each entry decided on its own.
+
+    A quarantined or refused entry is a data problem (exit 1) of that entry only; an
+    unreachable partner is a transport problem (exit 3). Neither stops the night.
+    """
     if ctx.sources is None:
         return StepResult("collect", {"partners": 0}, status="skipped")
-    got = collect_partners(ctx.workdir.root, ctx.sources)
+    got = collect_partners(ctx.workdir.root, ctx.sources, day=ctx.date, settings=ctx.settings)
     if not got.partners:
         return StepResult("collect", {"partners": 0}, status="skipped")
+    detail: dict[str, object] = {
+        "partners": len(got.partners),
+        "fetched": len(got.fetched),
+        "quarantined": len(got.quarantined),
+        "refused": len(got.refused),
+        "unreachable": [code for code, _ in got.unreachable],
+    }
+    if got.still_refused:
+        detail["still_refused"] = got.still_refused
+    problems = [f"collect: {code}: {exc}" for code, exc in got.unreachable] + got.problems
     return StepResult(
         "collect",
-        {
-            "partners": len(got.partners),
-            "fetched": len(got.fetched),
-            "unreachable": [code for code, _ in got.unreachable],
-        },
-        status="warning" if got.unreachable else "ok",
-        problems=[f"collect: {code}: {exc}" for code, exc in got.unreachable],
-        exit_code=TransportError.exit_code,
+        detail,
+        status="warning" if problems else "ok",
+        problems=problems,
+        # one class per result: the run's exit code is the most serious anyway (3 over 1)
+        exit_code=TransportError.exit_code if got.unreachable else ExitCode.DATA,
         value=got,
     )
 

@@ -21,6 +21,7 @@ from clearing.errors import (
     LedgerError,
     MissingInputError,
     PermanentTransportError,
+    RemoteEntryError,
     RetryableTransportError,
     StoreError,
     TransportError,
@@ -43,6 +44,7 @@ EXIT_CODES: dict[type[ClearingError], ExitCode] = {
     TransportError: ExitCode.TRANSPORT,
     RetryableTransportError: ExitCode.TRANSPORT,
     PermanentTransportError: ExitCode.TRANSPORT,
+    RemoteEntryError: ExitCode.DATA,
 }
 
 

@@ -174,12 +174,12 @@ def _daily_lines(layout: str, workdir: str, day: str) -> list[list[str]]:
     """The command lines (after CLEARING_BIN) of one night, in order."""
     if layout == "nightly":
         return [
-            ["collect", "--workdir", workdir],
+            ["collect", "--workdir", workdir, "--date", day],
             ["nightly", "--no-collect", "--no-send", "--workdir", workdir, "--date", day],
             ["send", "--workdir", workdir],
         ]
     return [
-        ["collect", "--workdir", workdir],
+        ["collect", "--workdir", workdir, "--date", day],
         ["validate", "--workdir", workdir, "--date", day],
         ["receive", "--workdir", workdir, "--date", day],
         ["rate", "--workdir", workdir, "--date", day],

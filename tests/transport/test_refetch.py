@@ -121,7 +121,7 @@ def test_collect_partners_passes_recheck_days_on(tmp_path: Path) -> None:
     workdir = tmp_path / "var"
     workdir.mkdir()
     (workdir / "clearing.toml").write_text(
-        '[home]\ntadig = "HKGCL"\n\n[transport]\nrecheck_days = 3\n\n'
+        '[home]\ntadig = "HKGCL"\n\n[partners.FRAF9]\n\n[transport]\nrecheck_days = 3\n\n'
         f'[transport.partners.FRAF9]\nkind = "folder"\nroot = "{exchange}"\n'
     )
     _put(exchange, b"one")
@@ -150,7 +150,7 @@ def test_cli_refuses_a_key_others_can_read_before_touching_anything(
     key.write_bytes(sshd.key_file.read_bytes())
     key.chmod(0o644)
     (workdir / "clearing.toml").write_text(
-        '[home]\ntadig = "HKGCL"\n\n[transport.partners.FRAF9]\nkind = "sftp"\n'
+        '[home]\ntadig = "HKGCL"\n\n[partners.FRAF9]\n\n[transport.partners.FRAF9]\nkind = "sftp"\n'
         f'host = "{sshd.host}"\nport = {sshd.port}\nusername = "{sshd.username}"\n'
         f'key_file = "keys/id_ed25519"\nknown_hosts = "{sshd.known_hosts}"\n'
         f'remote_in = "{remote}"\n'

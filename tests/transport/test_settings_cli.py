@@ -150,6 +150,8 @@ def test_cli_send_status_resend_collect(sshd: SshServer, tmp_path: Path) -> None
     (exchange / "in").mkdir()
     workdir = _toml(
         tmp_path / "var",
+        # the partners whose channels deliver (collect quarantines a channel that is not one)
+        '[partners.FRAF9]\nstandard = "tap"\n\n[partners.DEUD9]\nstandard = "tap"\n\n'
         "[transport]\nretry_attempts = 2\nretry_base_delay = 0.01\n"
         + _sftp_partner("FRAF9", sshd, remote)
         + f'\n[transport.partners.DEUD9]\nkind = "folder"\nroot = "{exchange}"\n'
