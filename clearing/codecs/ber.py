@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = [
     "APPLICATION",
     "TLV",
+    "LimitError",
     "encode_header",
     "forget",
     "iter_children",
@@ -56,6 +57,14 @@ def tag_key(cls: int, number: int) -> int:
 def tag_name(key: int) -> str:
     """Human-readable form of a packed tag, e.g. ``[APPLICATION 9]``."""
     return f"[{_CLASS_NAMES[key >> 24]} {key & 0xFFFFFF}]"
+
+
+class LimitError(DecodeError):
+    """Well-formed BER beyond what any TAP, RAP or NRT file holds (nesting, element count).
+
+    Raised where a hostile file would otherwise cost time or memory out of proportion to its
+    size; readers turn it into a fatal error of the whole file.
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +183,11 @@ _MAX_NESTING = 64
 _GUESS_AFTER = 16  # indefinite children read one by one before their siblings are guessed
 _MAX_GUESSES = 16  # distinct sibling tags guessed per element
 _REMEMBER = 1 << 16  # indefinite elements at least this long are remembered
+# guessed siblings shorter than this are not remembered: reading them again costs less than
+# remembering them (and millions of empty elements would otherwise take a dict entry each)
+_REMEMBER_MIN = 16
 _GUESS_BLOCK = 1 << 22  # bytes searched for end-of-contents octets at a time
+_LANE_BLOCK = 1 << 16  # elements whose ends are guessed together
 _LANE_STEPS = 4096  # tokens a guessed element may have (larger ones are read one by one)
 
 # (buffer, {offset: (end, nesting)}): the last buffer whose indefinite elements were read.
@@ -257,15 +270,18 @@ class _Guesses:
         starts = starts[[s not in memo for s in starts.tolist()]] if memo else starts
         if not len(starts):
             return
-        ends, nests = _lane_ends(self.buf, starts, self.limit)
-        found = ends >= 0
-        memo.update(
-            zip(
-                starts[found].tolist(),
-                zip(ends[found].tolist(), nests[found].tolist(), strict=True),
-                strict=True,
+        # in blocks, so that the lanes' temporary arrays stay small whatever the file
+        for at in range(0, len(starts), _LANE_BLOCK):
+            part = starts[at : at + _LANE_BLOCK]
+            ends, nests = _lane_ends(self.buf, part, self.limit)
+            found = (ends >= 0) & (ends - part >= _REMEMBER_MIN)
+            memo.update(
+                zip(
+                    part[found].tolist(),
+                    zip(ends[found].tolist(), nests[found].tolist(), strict=True),
+                    strict=True,
+                )
             )
-        )
 
 
 def _indefinite_keys(
@@ -381,7 +397,7 @@ def _indefinite_end(
                 parent = frames[-1]
                 if deepest > parent[3]:
                     parent[3] = deepest
-                if parent[5] is not None or p - off >= _REMEMBER:
+                if (parent[5] is not None and p - off >= _REMEMBER_MIN) or p - off >= _REMEMBER:
                     known = _remembered(data)
                     if known is not None:
                         known[off] = found
@@ -447,12 +463,43 @@ def iter_children(data: bytes, parent: TLV) -> list[TLV]:
     return out
 
 
-def walk(data: bytes, node: TLV, depth: int = 0) -> list[tuple[int, TLV]]:
-    """Depth-first list of ``(depth, element)`` for a subtree, the root first."""
-    out = [(depth, node)]
-    if node.constructed:
-        for child in iter_children(data, node):
-            out.extend(walk(data, child, depth + 1))
+def walk(
+    data: bytes,
+    node: TLV,
+    depth: int = 0,
+    *,
+    max_depth: int | None = None,
+    max_elements: int | None = None,
+) -> list[tuple[int, TLV]]:
+    """Depth-first list of ``(depth, element)`` for a subtree, the root first.
+
+    One pass with an explicit stack (no recursion, so any nesting is read in linear time).
+
+    Args:
+        data: the buffer.
+        node: the subtree's root.
+        depth: the depth given to the root.
+        max_depth: elements more than this many levels below the root are refused.
+        max_elements: subtrees of more elements than this are refused.
+
+    Raises:
+        LimitError: a limit is passed (at the first element beyond it, in document order).
+        DecodeError: the BER is broken.
+    """
+    out: list[tuple[int, TLV]] = []
+    stack = [(depth, node)]
+    while stack:
+        d, n = stack.pop()
+        out.append((d, n))
+        if max_elements is not None and len(out) > max_elements:
+            msg = f"more than {max_elements} elements in one subtree"
+            raise LimitError(msg, offset=n.offset)
+        if n.constructed:
+            children = iter_children(data, n)
+            if children and max_depth is not None and d + 1 - depth > max_depth:
+                msg = f"elements nested more than {max_depth} levels deep"
+                raise LimitError(msg, offset=children[0].offset)
+            stack.extend((d + 1, c) for c in reversed(children))
     return out
 
 

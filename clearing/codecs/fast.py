@@ -35,6 +35,7 @@ import pyarrow as pa
 from clearing.codecs import asn1
 from clearing.codecs.ber import (
     TLV,
+    LimitError,
     element_at,
     known_end,
     known_ends,
@@ -53,12 +54,32 @@ if TYPE_CHECKING:
 
     from clearing.codecs.grammar import Grammar
 
-__all__ = ["DecodeProblem", "TapBatch", "decode_tap"]
+__all__ = [
+    "MAX_EVENT_DEPTH",
+    "MAX_EVENT_ELEMENTS",
+    "MAX_SHORT_EVENTS",
+    "MIN_EVENT_BYTES",
+    "DecodeProblem",
+    "TapBatch",
+    "decode_tap",
+]
 
 I64 = np.int64
 _PAD = 16  # zero bytes appended to a chunk so that header reads never run out of bounds
 _MAX_NESTING = 64  # nested indefinite elements BER reading allows (`clearing.codecs.ber`)
 _MAX_INDEFINITE = 48  # nested indefinite elements read by lanes (deeper: pure-Python path)
+# Limits that keep a hostile file's cost linear in its size (issue 14). TD.57's deepest path
+# below a call event (GPRS: gprsServiceUsed, chargeInformationList, chargeInformation,
+# chargeDetailList, chargeDetail, ...) is about 10 levels and real events have a few hundred
+# elements at most (8 levels, 108 elements in the samples); an event beyond these is no call
+# event, and the file is rejected as a whole.
+MAX_EVENT_DEPTH = 32  # levels of elements below a call event
+MAX_EVENT_ELEMENTS = 4096  # elements in one call event (itself included)
+# A call event shorter than this carries none of TD.57's mandatory items (a MOC's IMSI and
+# start time alone take more); a few are findings of their events, more make the file fatal,
+# so that millions of empty events cannot cost a table row (and findings) per two bytes.
+MIN_EVENT_BYTES = 16
+MAX_SHORT_EVENTS = 1000
 
 _T_TRANSFER_BATCH = tag_key(1, 1)
 _T_EVENT_LIST = tag_key(1, 3)
@@ -169,12 +190,18 @@ class _Paths:
             return out
         miss = ~hit
         uniq, inverse = np.unique(combo[miss], return_inverse=True)
+        in_step = len(self.combos) == len(self.ids)
         ids = np.fromiter(
             (self.intern(int(u >> 32), int(u & 0xFFFFFFFF)) for u in uniq),
             dtype=I64,
             count=len(uniq),
         )
         out[miss] = ids[inverse.reshape(-1)]
+        if in_step:
+            # merged into the sorted pairs (linear), not sorted again with every round
+            at = np.searchsorted(self.combos, uniq)
+            self.combos = np.insert(self.combos, at, uniq)
+            self.combo_ids = np.insert(self.combo_ids, at, ids)
         return out
 
     def describe(self, pid: int) -> str:
@@ -264,6 +291,7 @@ class _Lanes:
             -1 for none; kept only once ``stacked``.
         sdep: how many indefinite elements are open on the lane; kept only once ``stacked``.
         stacked: a lane has had an indefinite element open.
+        depth: depth of the lane's container below its event (-1: the event's virtual one).
     """
 
     cur: NDArray[I64]
@@ -273,6 +301,7 @@ class _Lanes:
     evt: NDArray[I64]
     top: NDArray[I64]
     sdep: NDArray[I64]
+    depth: NDArray[I64]
     stacked: bool = False
 
     @classmethod
@@ -288,12 +317,13 @@ class _Lanes:
             np.arange(n_ev, dtype=I64),
             none,
             none,
+            np.full(n_ev, -1, dtype=I64),
         )
 
     def keep(self, sel: NDArray[np.bool_]) -> None:
         """Keep the lanes ``sel``."""
         self.cur, self.end, self.par = self.cur[sel], self.end[sel], self.par[sel]
-        self.ppath, self.evt = self.ppath[sel], self.evt[sel]
+        self.ppath, self.evt, self.depth = self.ppath[sel], self.evt[sel], self.depth[sel]
         if self.stacked:
             self.top, self.sdep = self.top[sel], self.sdep[sel]
 
@@ -377,6 +407,7 @@ def _close_eoc(
         fixes.append((opened.node[t], cur[at] - opened.start[t]))
         top[at] = opened.prev[t]
         lanes.sdep[at] -= 1
+        lanes.depth[at] -= 1
         cur[at] += 2
         at = at[top[at] >= 0]
     finished = cur >= end
@@ -418,6 +449,7 @@ def _read_headers(buf: NDArray[np.uint8], lanes: _Lanes, *, indefinite: bool, li
             if lanes.stacked:
                 ok &= ~indef | (lanes.sdep < _MAX_INDEFINITE)
     ok &= nlen <= 4
+    ok &= lanes.depth < MAX_EVENT_DEPTH  # deeper: the pure-Python path refuses the file
     length = np.where(long_form, 0, lb)
     if long_form.any():
         li = np.flatnonzero(long_form)
@@ -480,6 +512,7 @@ def _push_indefinite(
     slots = opened.push(ids[push], h.cstart[push], lanes.top[push], path[push])
     lanes.top[push] = slots
     lanes.sdep[push] += 1
+    lanes.depth[push] += 1
     h.cend = np.where(h.indef, h.cstart, h.cend)  # where the lane goes on
 
 
@@ -499,6 +532,7 @@ def _advance(lanes: _Lanes, h: _Heads, ids: NDArray[I64], path: NDArray[I64]) ->
     lanes.par = np.concatenate([lanes.par[nxt], ids[new]])
     lanes.ppath = np.concatenate([lanes.ppath[nxt], path[new]])
     lanes.evt = np.concatenate([lanes.evt[nxt], lanes.evt[new]])
+    lanes.depth = np.concatenate([lanes.depth[nxt], lanes.depth[new] + 1])
 
 
 def _parse_chunk(
@@ -537,7 +571,13 @@ def _parse_chunk(
     any_late = False
     limit = len(buf) - _PAD
 
+    rounds = 0
     while len(lanes.cur):
+        rounds += 1
+        if rounds > MAX_EVENT_ELEMENTS:
+            # an event with more elements than that: the pure-Python path refuses the file
+            bad[lanes.evt] = True
+            break
         if lanes.stacked:
             _close_eoc(lanes, opened, buf, bad, fixes)
             if not len(lanes.cur):
@@ -583,6 +623,7 @@ def _parse_chunk(
         return _Parsed(_empty_nodes(), bad, late, _empty_nodes(), np.zeros(0, I64))
     keys = np.concatenate(out.pop("key"))
     nodes = _Nodes(**{k: np.concatenate(v) for k, v in out.items()})
+    bad |= np.bincount(nodes.event, minlength=n_ev) > MAX_EVENT_ELEMENTS
     if fixes:
         nodes.length[np.concatenate([i for i, _ in fixes])] = np.concatenate([n for _, n in fixes])
     return _set_apart_late(nodes, keys, bad, late, any_late=any_late)
@@ -694,7 +735,7 @@ def _drop_events(nodes: _Nodes, bad: NDArray[np.bool_]) -> _Nodes:
 def _slow_event(data: bytes, pos: int, end: int, local_event: int, paths: _Paths) -> _Nodes:
     """Pure-Python node rows of one event (indefinite lengths allowed). Raises DecodeError."""
     root = element_at(data, pos, end)
-    rows = walk(data, root)
+    rows = walk(data, root, max_depth=MAX_EVENT_DEPTH, max_elements=MAX_EVENT_ELEMENTS)
     n = len(rows)
     header = np.empty(n, I64)
     start = np.empty(n, I64)
@@ -1368,6 +1409,7 @@ def _event_extents(
     ends: list[int] = []
     end = stop if clen is None else cstart + clen
     known = known_ends(data)  # ends of indefinite events found while sniffing
+    short = 0
     p = cstart
     while p < end:
         # inlined fast path: APPLICATION tag of 1 or 3 bytes, definite length of 1–3 bytes
@@ -1389,10 +1431,29 @@ def _event_extents(
                 e = _slow_extent(data, p, end, len(starts))
         if e > end:
             e = _slow_extent(data, p, end, len(starts))
+        if e - p < MIN_EVENT_BYTES:
+            short += 1
+            if short > MAX_SHORT_EVENTS:
+                _too_many_short(p, len(starts))
         starts.append(p)
         ends.append(e)
         p = e
     return starts, ends
+
+
+def _too_many_short(offset: int, index: int) -> None:
+    msg = (
+        f"more than {MAX_SHORT_EVENTS} call events of under {MIN_EVENT_BYTES} bytes "
+        f"(one too many at event {index})"
+    )
+    raise DecodeError(
+        msg,
+        offset=offset,
+        path=f"transferBatch.callEventDetails[{index}]",
+        hint="an event that short carries none of TD.57's mandatory items; the file is "
+        "damaged or hostile and is rejected as a whole (fatal RAP); ask the sender for a "
+        "clean file",
+    )
 
 
 def _slow_extent(data: bytes, p: int, end: int, index: int) -> int:
@@ -1477,6 +1538,16 @@ def _decode_chunk(
             add_run()
         try:
             parts.append(_slow_event(data, starts[e], ends[e], e, paths))
+        except LimitError as exc:
+            msg = f"call event {first_index + e}: {exc.reason}"
+            raise DecodeError(
+                msg,
+                offset=exc.offset,
+                path=f"transferBatch.callEventDetails[{first_index + e}]",
+                hint=f"no TAP call event is nested over {MAX_EVENT_DEPTH} levels deep or has "
+                f"over {MAX_EVENT_ELEMENTS} elements; the file is damaged or hostile and is "
+                "rejected as a whole (fatal RAP); ask the sender for a clean file",
+            ) from None
         except DecodeError as exc:
             problems.append(
                 DecodeProblem(
