@@ -130,20 +130,34 @@ def backfill(
 def _dry_run(workdir: Path, days: list[date], as_json: bool) -> None:
     """What a backfill of ``days`` would claim, without claiming it."""
     from clearing import config
-    from clearing.ingest import claim_inputs, is_claimed
+    from clearing.ingest import claim_inputs, is_claimed, waiting
+    from clearing.names import printable_name
 
     wd = config.WorkDir(workdir)
     for i, day in enumerate(days):
         claimed = is_claimed(wd, day)
         names = [p.name for p in claim_inputs(wd, day, dry_run=True)] if claimed or i == 0 else []
+        # what the first claim would set aside into failed/<D>/ (with the reason it would give)
+        refused = [
+            (printable_name(w.path.name), w.verdict.reason)
+            for w in (waiting(wd, day) if i == 0 and not claimed else [])
+            if not w.taken
+        ]
         if claimed:
             what = f"re-run with its {len(names)} claimed file(s)"
         elif i == 0:
             what = f"first run: would claim {len(names)} file(s) waiting in inbox/"
+            if refused:
+                what += f"; would quarantine {len(refused)}: " + "; ".join(
+                    f"`{n}` ({r})" for n, r in refused
+                )
         else:
             what = "first run: no partner files (inbox claimed by an earlier date)"
         cdrs = sorted(p.name for p in (wd.inbox / "cdr").glob(f"*{day:%Y%m%d}*"))
         if as_json:
-            typer.echo(json.dumps({"date": day.isoformat(), "files": names, "cdr_files": cdrs}))
+            line: dict[str, object] = {"date": day.isoformat(), "files": names, "cdr_files": cdrs}
+            if refused:
+                line["quarantine"] = [{"name": n, "reason": r} for n, r in refused]
+            typer.echo(json.dumps(line))
         else:
             typer.echo(f"{day}: {what}; {len(cdrs)} CDR file(s)")

@@ -38,6 +38,7 @@ __all__ = [
     "FATES",
     "Fate",
     "day_fates",
+    "first_reported",
     "quarantine",
     "record_fate",
     "record_fates",
@@ -151,6 +152,25 @@ def refused_since(wd: config.WorkDir, day: date, name: str, partner: str) -> dat
     return since
 
 
+def first_reported(wd: config.WorkDir, day: date, fate: Fate) -> date | None:
+    """The earliest date before ``day`` on which this entry got this fate for this reason.
+
+    None when the fate is new on ``day`` (a re-run of ``day`` itself does not count): the
+    run reports a quarantined or refused entry as an anomaly once, not every night it is
+    seen again.
+    """
+    if not (wd.root / "clearing.duckdb").exists():
+        return None
+    with open_store(wd.root) as store:
+        rows = store.fates.of_name(printable_name(fate.name), fate.partner or "")
+    earlier = [
+        r.processing_date
+        for r in rows
+        if r.processing_date < day and r.fate == fate.fate and r.reason == fate.reason
+    ]
+    return min(earlier) if earlier else None
+
+
 def _free_name(folder: Path, want: str, sha256: str) -> tuple[Path, bool]:
     """Where bytes with ``sha256`` go in ``folder``: (path, already there with these bytes)."""
     candidate = folder / want
@@ -161,6 +181,41 @@ def _free_name(folder: Path, want: str, sha256: str) -> tuple[Path, bool]:
         n += 1
         candidate = folder / f"{want}.{n}"
     return candidate, False
+
+
+def _content(source: Path) -> tuple[str, int] | None:
+    """(sha256, size) of a regular file we can read; None for anything else."""
+    if source.is_symlink() or not source.is_file():
+        return None
+    try:
+        return file_sha256(source)
+    except OSError:
+        return None
+
+
+def _set_aside(folder: Path, source: Path, entry: str) -> tuple[Path, str | None, str]:
+    """Move an entry that cannot be read or is not a file; (reason file's entry, path, what)."""
+    kind = (
+        "a symbolic link"
+        if source.is_symlink()
+        else "a directory"
+        if source.is_dir()
+        else "a file that cannot be read"
+        if source.is_file()
+        else "not a regular file"
+    )
+    want = stored_name(entry)
+    target, n = folder / want, 1
+    while target.exists() or target.is_symlink():
+        n += 1
+        target = folder / f"{want}.{n}"
+    try:
+        source.rename(target)
+    except OSError as exc:
+        # cannot even be moved (another file system, no permission on inbox/): left in place
+        note = f"{kind}; could not be moved ({exc.strerror or exc}), left at {source}"
+        return folder / want, None, note
+    return target, target.relative_to(folder.parents[1]).as_posix(), f"{kind}, moved as it is"
 
 
 def quarantine(
@@ -192,18 +247,26 @@ def quarantine(
     entry = name or source.name
     folder = wd.failed / day.isoformat()
     folder.mkdir(parents=True, exist_ok=True)
-    sha256, size = file_sha256(source)
-    target, there = _free_name(folder, stored_name(entry), sha256)
-    if not there:
-        partial = folder / f".{target.name}.partial"
-        if keep:
-            shutil.copyfile(source, partial)
-        else:
-            shutil.move(source, partial)
-        partial.replace(target)
-    elif not keep:
-        source.unlink()
-    rel = target.relative_to(wd.root).as_posix()
+    content = _content(source)
+    if content is None:
+        # a directory, a link, a FIFO, or a file we may not read: moved as it is (a rename
+        # needs no read), never copied nor hashed; if even that fails it stays where it is
+        # and its fate says so
+        target, rel, what = _set_aside(folder, source, entry)
+    else:
+        sha256, size = content
+        what = f"{size} bytes, sha256 {sha256}"
+        target, there = _free_name(folder, stored_name(entry), sha256)
+        if not there:
+            partial = folder / f".{target.name}.partial"
+            if keep:
+                shutil.copyfile(source, partial)
+            else:
+                shutil.move(source, partial)
+            partial.replace(target)
+        elif not keep:
+            source.unlink()
+        rel = target.relative_to(wd.root).as_posix()
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     write_atomic(
         target.with_name(f"{target.name}.reason.txt"),
@@ -213,7 +276,7 @@ def quarantine(
                 f"delivered: {'by ' + partner + ' channel' if partner else 'no channel known'}",
                 f"date:      {day.isoformat()} (processing date), set aside at {stamp}",
                 f"stage:     {stage}",
-                f"size:      {size} bytes, sha256 {sha256}",
+                f"size:      {what}",
                 f"why:       {reason}",
                 f"what to do: {hint}",
                 "",

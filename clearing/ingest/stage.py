@@ -9,6 +9,7 @@ from clearing.errors import ExitCode, TransportError
 from clearing.ingest.claim import claim_inputs
 from clearing.ingest.classify import INPUT_KINDS, input_kind
 from clearing.ingest.collect import collect_partners
+from clearing.ingest.fates import day_fates
 from clearing.stage import StageContext, StepResult, stage
 
 __all__ = ["claim", "collect"]
@@ -49,7 +50,11 @@ def collect(ctx: StageContext) -> StepResult:
 
 @stage("claim")
 def claim(ctx: StageContext) -> StepResult:
-    """Claim the day's partner files; count them by kind."""
+    """Claim the day's partner files; count them by kind (and the entries quarantined)."""
     inputs = claim_inputs(ctx.workdir, ctx.date)
     kinds = [input_kind(p) for p in inputs]
-    return StepResult("claim", {k: kinds.count(k) for k in INPUT_KINDS}, inputs=inputs)
+    detail: dict[str, int] = {k: kinds.count(k) for k in INPUT_KINDS}
+    set_aside = [f for f in day_fates(ctx.workdir, ctx.date) if f.stage == "claim"]
+    if set_aside:
+        detail["quarantined"] = len(set_aside)
+    return StepResult("claim", detail, inputs=inputs)

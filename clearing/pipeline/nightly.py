@@ -34,7 +34,8 @@ from typing import TYPE_CHECKING
 from clearing import config, lake
 from clearing.errors import ConfigError, TransportError
 from clearing.identity import Identity
-from clearing.ingest import claim_inputs, input_kind
+from clearing.ingest import claim_inputs, day_fates, first_reported, input_kind
+from clearing.names import printable_name
 from clearing.pipeline.lock import WorkdirLock
 from clearing.pipeline.run import EXIT_DATA, Run
 from clearing.pipeline.runlog import QuietLog
@@ -221,7 +222,26 @@ def _summarise(
     run.reconciliation = rec.as_dict()
     if rec.difference != 0:
         run.problem(EXIT_DATA, f"reconciliation difference {rec.difference} (must be 0)")
+    _entries(wd, day, run)
     run.outputs += day_outputs(wd, day)
+
+
+def _entries(wd: config.WorkDir, day: date, run: Run) -> None:
+    """Every delivered entry's fate in the manifest; each one newly set aside an anomaly (1).
+
+    A quarantined or refused entry is reported once: seen again on a later date with the
+    same reason (a refused file still on the server) it is listed, not reported again. The
+    entries collect decided are reported by the collect step itself (new ones only).
+    """
+    fates = day_fates(wd, day)
+    run.facts["entries"] = [f.as_dict() for f in fates]
+    for f in fates:
+        if f.fate not in ("quarantined", "refused") or f.stage == "collect":
+            continue
+        if first_reported(wd, day, f) is not None:
+            continue
+        where = f.path or "left on the server"
+        run.problem(EXIT_DATA, f"{f.fate} `{printable_name(f.name)}` ({f.reason}): {where}")
 
 
 def backfill_days(start: date, end: date) -> list[date]:

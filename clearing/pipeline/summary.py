@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from clearing._io import write_atomic
 from clearing.errors import ClearingError
+from clearing.ingest import FATES
 from clearing.names import CiberReturnName, RapName
 
 if TYPE_CHECKING:
@@ -65,6 +66,13 @@ def summary_of(run: Run) -> dict[str, Any]:
     workbooks.append(
         {"label": "manifest", "path": os.path.relpath(run.dir / "manifest.json", run.workdir)}
     )
+    entries = run.facts.get("entries") or []
+    set_aside = []
+    for e in entries:
+        if e["fate"] in ("quarantined", "refused"):
+            line = f"{e['fate']} `{e['name']}` ({e['reason']}): {e['path'] or 'left on the server'}"
+            # a line that is not among the run's problems was reported on an earlier date
+            set_aside.append({"message": line, "new": line in run.problems})
     return {
         "kind": run.kind,
         "run_id": run.run_id,
@@ -90,6 +98,10 @@ def summary_of(run: Run) -> dict[str, Any]:
             for p in run.problems
         ],
         "workbooks": workbooks,
+        "entries": {
+            "counts": {f: n for f in FATES if (n := sum(e["fate"] == f for e in entries))},
+            "set_aside": set_aside,
+        },
     }
 
 

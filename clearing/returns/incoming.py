@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from clearing.codecs.rap import RapFile
     from clearing.store import Store
 
-__all__ = ["Received", "event_facts", "receive", "tap_events"]
+__all__ = ["Received", "event_facts", "header_sender", "receive", "tap_events"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,21 @@ class Received:
     stop: int = 0
     mismatches: tuple[str, ...] = ()
     stopped_after: tuple[int, ...] = ()  # StopReturn: the last FSN the partner takes
+
+
+def header_sender(data: bytes, *, file: str) -> tuple[str, str]:
+    """(``rap`` | ``ack``, the sender its header declares) of a partner's RAP or ACK.
+
+    Raises:
+        DecodeError: the bytes are neither a readable RAP nor a readable ACK.
+    """
+    info = asn1.sniff(data)
+    if info.kind == "ack":
+        return "ack", read_ack(data, file=file).sender
+    if info.kind != "rap":
+        msg = f"expected a RAP or an ACK file, found {info.kind}"
+        raise DecodeError(msg, file=file, offset=0, hint="use `clearing inspect` to see it")
+    return "rap", read_rap(data, file=file).header.sender
 
 
 def receive(

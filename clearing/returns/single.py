@@ -105,24 +105,29 @@ def _as_recipient(data: bytes, file: str) -> tuple[config.Settings, TapChecked]:
     The recipient comes from the file name; failing that from the header, which is only known
     once the file is decoded: the file is then checked as ``XXXXX``, and the one finding that
     depends on who we are (``recipient.not_us``) is dropped when the header's recipient is
-    taken as our TADIG.
+    taken as our TADIG. Its sender (the name's, else the header's) is taken as a partner of
+    ours: with no work folder there is no ``[partners]`` table to check it against.
     """
     named = parse_tap_name(file)
     if named is not None:
-        settings = _settings(named[2])
+        settings = _settings(named[2], named[1])
         return settings, check_tap(data, file=file, settings=settings)
     probe = _settings(_NOBODY)
     checked = check_tap(data, file=file, settings=probe)
+    checked.findings = [f for f in checked.findings if f.rule != "sender.unknown"]
     home = checked.recipient
     if home is None or not (len(home) == 5 and home.isalnum()) or home == _NOBODY:
         return probe, checked
     checked.findings = [f for f in checked.findings if f.rule != "recipient.not_us"]
-    return _settings(home), checked
+    return _settings(home, checked.sender), checked
 
 
-def _settings(tadig: str) -> config.Settings:
+def _settings(tadig: str, sender: str | None = None) -> config.Settings:
     ok = len(tadig) == 5 and tadig.isalnum()
-    return config.Settings(home=config.Home(tadig=tadig if ok else _NOBODY))
+    partners = (
+        {sender: config.Partner()} if sender and len(sender) == 5 and sender.isalnum() else {}
+    )
+    return config.Settings(home=config.Home(tadig=tadig if ok else _NOBODY), partners=partners)
 
 
 def _ciber(data: bytes, file: str, day: date, wd: config.WorkDir | None) -> CiberResult:

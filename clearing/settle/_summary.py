@@ -59,6 +59,9 @@ class RunSummary:
         returns: ``{"partner", "file", "kind", "records", "value", "currency"}``.
         anomalies: ``{"severity", "message"}`` (or plain text).
         workbooks: ``{"label", "path", "url"}`` (url optional: a link in the mail).
+        entries: the delivered entries' fates: ``{"counts": {fate: n}, "set_aside":
+            [{"message", "new"}]}`` (each quarantined / refused entry; ``new`` False when it
+            was reported on an earlier date).
     """
 
     kind: str = "nightly"
@@ -75,6 +78,7 @@ class RunSummary:
     returns: list[dict[str, Any]] = field(default_factory=list)
     anomalies: list[Any] = field(default_factory=list)
     workbooks: list[dict[str, Any]] = field(default_factory=list)
+    entries: dict[str, Any] = field(default_factory=dict)
 
 
 def templates_dir() -> Path:

@@ -34,6 +34,7 @@ from clearing.codecs.facts import ciber_facts, tap_header_facts
 from clearing.config import environment
 from clearing.errors import ClearingError
 from clearing.identity import Identity
+from clearing.ingest import Fate, delivery_channels, name_kind, quarantine, record_fates
 from clearing.money import exact_sum
 from clearing.store import Store, open_store
 from clearing.validate.duplicates import CIBER_KEY, HARD_KEY, find_ciber_duplicates, find_duplicates
@@ -163,6 +164,8 @@ class ValidateResult:
     files: list[FileResult]
     raps: list[Path]
     ciber: list[CiberResult] = field(default_factory=list)
+    quarantined: list[Fate] = field(default_factory=list)  # set aside: nothing of them used
+    fates: list[Fate] = field(default_factory=list)  # every input's fate (stage validate)
 
     def reconciliation(self) -> dict[str, int]:
         """The day's event identity over all TAP and CIBER files (copies left out)."""
@@ -421,13 +424,12 @@ def validate_day(
     Returns:
         Every file's result, the RAPs written and the CIBER results.
     """
-    from clearing.codecs.ciber import looks_like_ciber
-
     settings = settings or workdir.settings()
-    ciber_inputs = [p for p in inputs if looks_like_ciber(p.read_bytes()[:64])]
+    ciber_inputs = [p for p in inputs if _is_ciber(p)]
     files = sorted((p for p in inputs if p not in ciber_inputs), key=_tap_order)
     results: list[FileResult] = []
     written: list[Path] = []
+    provenance = _Provenance(workdir, settings)
     with open_store(workdir.db) as state, duckdb.connect() as con:
         state.register.forget(day)
         # a re-run rewrites the date's lake partition from scratch
@@ -435,6 +437,10 @@ def validate_day(
         earlier: list[pa.Table] = []
         for path, pre in zip(files, _checked(files, settings), strict=True):
             data = pre.data if pre is not None else path.read_bytes()
+            checked = pre or check_tap(data, file=path.name, settings=settings)
+            header = {checked.header_sender} if checked.header_sender else set()
+            if provenance.refuses(path, checked.sha256, header):
+                continue  # no lake rows, no RAP, no FSN consumed
             r = validate_one(
                 data,
                 file=path.name,
@@ -444,8 +450,9 @@ def validate_day(
                 lake=workdir.lake,
                 earlier=earlier,
                 con=con,
-                checked=pre,
+                checked=checked,
             )
+            del checked
             results.append(r)
             c = r.checked
             if r.outcome != "copy" and c.events.num_rows:
@@ -470,7 +477,7 @@ def validate_day(
         for r in results:
             if r.rap_file:
                 state.register.set_rap_file(day, r.file, r.rap_file)
-        ciber = _ciber_day(workdir, day, ciber_inputs, settings, state, returns)
+        ciber = _ciber_day(workdir, day, ciber_inputs, settings, state, returns, provenance)
         tables = [r.findings_table(structured=True) for r in results if r.outcome != "copy"]
         tables += [
             findings_table(c.findings, file=c.file, source_format="ciber", structured=True)
@@ -482,7 +489,136 @@ def validate_day(
         # the register keeps the structured FSN fields; the lake dataset its own schema
         state.register.record_findings(day, all_findings)
         lakes.write(workdir.lake, lakes.FINDINGS, day, all_findings.select(FINDINGS_SCHEMA.names))
-    return ValidateResult(day=day, files=results, raps=written, ciber=ciber)
+    # the fates, once the state is closed: a copy of each file set aside into failed/<D>/
+    # (the claimed input stays, so a re-run of the date decides the same)
+    set_aside = [
+        quarantine(
+            workdir,
+            day,
+            path,
+            partner=channel,
+            reason=reason,
+            hint=hint,
+            stage="validate",
+            keep=True,
+        )
+        for path, channel, reason, hint in provenance.set_aside
+    ]
+    fates = [
+        *(_tap_fate(workdir, day, r, inputs, provenance) for r in results),
+        *(_ciber_fate(workdir, day, c, inputs, provenance) for c in ciber),
+        *set_aside,
+    ]
+    record_fates(workdir, day, "validate", fates)
+    return ValidateResult(
+        day=day,
+        files=results,
+        raps=written,
+        ciber=ciber,
+        quarantined=set_aside,
+        fates=fates,
+    )
+
+
+def _is_ciber(path: Path) -> bool:
+    """A CIBER input: by its name; a file of no partner name by its first bytes."""
+    kind = name_kind(path.name)
+    if kind is not None:
+        return kind[0] == "ciber"
+    with path.open("rb") as fh:
+        return looks_like_ciber(fh.read(64))
+
+
+class _Provenance:
+    """Whose file is it: the sender of its name, of its header and the channel that brought it.
+
+    The three must agree (a file an operator dropped into ``inbox/`` has no channel: name and
+    header only), and the sender must be a configured partner (an empty ``[partners]`` table
+    has none: it fails closed). A file that fails is set aside (:attr:`set_aside`) and nothing
+    of it is used.
+    """
+
+    def __init__(self, workdir: WorkDir, settings: Settings) -> None:
+        self.settings = settings
+        self.channels = delivery_channels(workdir)
+        self.set_aside: list[tuple[Path, str | None, str, str]] = []
+
+    def channel(self, path: Path, sha256: str) -> str | None:
+        """The partner whose channel delivered these bytes under this name (None: no channel)."""
+        return self.channels.get((path.name, sha256))
+
+    def refuses(self, path: Path, sha256: str, header: set[str]) -> bool:
+        """Whether the file is set aside: its name, header and channel disagree on its sender."""
+        channel = self.channel(path, sha256)
+        kind = name_kind(path.name)
+        named = kind[1] if kind else None
+        by = f"delivered by {channel}'s channel" if channel else "dropped into inbox/"
+        problem: tuple[str, str] | None = None
+        if named is None:
+            # not a partner file name (a direct call on a file of any name; the claim of a
+            # night quarantines those): no sender to compare
+            return False
+        if channel is not None and channel != named:
+            problem = (
+                f"delivered by {channel}'s channel, claims {named}",
+                f"ask {channel} why it sent a file of {named}; {named}'s files come through "
+                f"{named}'s own channel",
+            )
+        elif other := sorted(header - {named}):
+            problem = (
+                f"{by}, named as {named}'s but its header sender is {', '.join(other)}",
+                f"ask {named} to send it again with the header matching its name",
+            )
+        elif named not in self.settings.partners:
+            problem = (
+                f"{named} is not a configured partner ({by}; no [partners.{named}] in "
+                "clearing.toml)",
+                f"if {named} is a partner, add it to clearing.toml and put the file back into "
+                "inbox/; otherwise find out who sent it",
+            )
+        if problem is None:
+            return False
+        self.set_aside.append((path, channel, *problem))
+        return True
+
+
+def _where(workdir: WorkDir, name: str, inputs: Sequence[Path]) -> str | None:
+    for p in inputs:
+        if p.name == name:
+            try:
+                return p.resolve().relative_to(workdir.root.resolve()).as_posix()
+            except ValueError:
+                return str(p)
+    return None
+
+
+def _tap_fate(
+    workdir: WorkDir, day: dt.date, r: FileResult, inputs: Sequence[Path], prov: _Provenance
+) -> Fate:
+    c = r.checked
+    where = _where(workdir, r.file, inputs)
+    channel = prov.channels.get((r.file, c.sha256))
+    if r.outcome == "copy":
+        return Fate(
+            r.file, channel, "copy_ignored", "validate", f"a copy of `{r.copy_of}`", "", where
+        )
+    if r.fatal:
+        first = next(f for f in r.findings if f.severity == "fatal")
+        reason = f"fatal {first.rule}: {first.message}"
+        return Fate(r.file, channel, "returned", "validate", reason, "", where)
+    return Fate(r.file, channel, "processed", "validate", "", "", where)
+
+
+def _ciber_fate(
+    workdir: WorkDir, day: dt.date, c: CiberResult, inputs: Sequence[Path], prov: _Provenance
+) -> Fate:
+    where = _where(workdir, c.file, inputs)
+    channel = prov.channels.get((c.file, c.sha256))
+    if c.batches and c.copies == c.batches:
+        return Fate(c.file, channel, "copy_ignored", "validate", "every batch a copy", "", where)
+    if c.batches and c.rejected == c.batches:
+        return Fate(c.file, channel, "returned", "validate", "every batch rejected", "", where)
+    return Fate(c.file, channel, "processed", "validate", "", "", where)
 
 
 def _lake_table(c: TapChecked, status: list[str]) -> pa.Table:
@@ -571,6 +707,11 @@ class CiberResult:
     outcome: str
     returns: list[str] = field(default_factory=list)
     gaps: list[str] = field(default_factory=list)  # batch sequence gaps (anomalies)
+    sha256: str = ""
+    batches: int = 0  # batches in the file
+    copies: int = 0  # batches that are copies of batches accepted before
+    rejected: int = 0  # batches rejected whole
+    batch_outcomes: dict[int, str] = field(default_factory=dict)  # batch sequence control
 
     @property
     def fatal(self) -> bool:
@@ -634,13 +775,26 @@ def _ciber_day(
     settings: Settings,
     state: Store,
     returns: ReturnWriter | None,
+    provenance: _Provenance | None = None,
 ) -> list[CiberResult]:
     out: list[CiberResult] = []
     earlier: list[pa.Table] = []
     for path in sorted(inputs):
         data = path.read_bytes()
         r, checked = validate_ciber_file(data, file=path.name, settings=settings, day=day)
+        r.sha256 = hashlib.sha256(data).hexdigest()
+        if provenance is not None and _ciber_set_aside(provenance, path, r, checked):
+            continue  # no lake rows, no return, no batch sequence consumed
         _ciber_sequences(state, day, checked, r, settings)
+        if checked.decoded is not None:
+            r.batches = checked.decoded.batches.num_rows
+            done = r.batch_outcomes
+            r.rejected = sum(
+                1
+                for i, whole in enumerate(checked.rejected)
+                if done.get(i) != "copy" and (whole or done.get(i) == "reused")
+            )
+            r.copies = sum(1 for o in done.values() if o == "copy")
         _ciber_duplicates(workdir, day, r, settings, earlier)
         if r.events.num_rows:
             sender = r.events.column("sender")[0].as_py() or "unknown"
@@ -676,6 +830,34 @@ def _ciber_day(
         )
         out.append(r)
     return out
+
+
+def _ciber_set_aside(
+    provenance: _Provenance, path: Path, result: CiberResult, checked: CiberChecked
+) -> bool:
+    """Whether a CIBER file is set aside: unreadable, or not its name's sender's batches.
+
+    A file that cannot be decoded has no batch to return (``ciber.file.unreadable``): it is
+    quarantined for an analyst. The sending SID/BID of every batch header must be the
+    ``<from>`` of the file name (and of the channel that delivered it).
+    """
+    decoded = checked.decoded
+    if decoded is None:
+        first = next(iter(result.findings), None)
+        why = first.message if first is not None else "the file cannot be decoded"
+        kind = name_kind(path.name)
+        sender = kind[1] if kind else "the sender"
+        provenance.set_aside.append(
+            (
+                path,
+                provenance.channel(path, result.sha256),
+                f"not CIBER 2.5 batches, no batch can be read, so nothing can be returned: {why}",
+                f"ask {sender} to send `{path.name}` again; an analyst can read it in failed/",
+            )
+        )
+        return True
+    senders = {s for s in decoded.batches.column("sending_sid_bid").to_pylist() if s}
+    return provenance.refuses(path, result.sha256, senders)
 
 
 def _event_batches(checked: CiberChecked) -> np.ndarray[Any, Any]:
@@ -786,6 +968,7 @@ def _ciber_sequences(
                 )
             )
             result.gaps.append(message)
+        result.batch_outcomes[i] = outcome
         state.ciber_batches.record(
             day,
             {

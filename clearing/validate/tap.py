@@ -102,6 +102,8 @@ class TapChecked:
         data: the file's bytes (returned events are echoed from them).
         kind: "tap" or "notification" ("unreadable" when nothing could be decoded).
         sender, recipient, fsn, test, rap_fsn: from the header (or the file name).
+        header_sender: the sender the header declares (None: no header or no sender in it),
+            compared with the file name's and the delivering channel (provenance).
         release: the TAP release (12 for 3.12).
         events: the event table (EVENT_SCHEMA), empty for a Notification.
         group_bytes: raw TLV bytes of each header group, for a FatalReturn.
@@ -112,6 +114,7 @@ class TapChecked:
     data: bytes
     kind: str
     sender: str | None = None
+    header_sender: str | None = None
     recipient: str | None = None
     fsn: str | None = None
     test: bool = False
@@ -173,7 +176,8 @@ def check_tap(data: bytes, *, file: str, settings: Settings) -> TapChecked:
         out.add(rs.make("tb.syntax", exc.reason, byte_offset=exc.offset))
         return out
     bci = batch.groups.get("batchControlInfo") or {}
-    out.sender = string(bci.get("sender")) or out.sender
+    out.header_sender = string(bci.get("sender"))
+    out.sender = out.header_sender or out.sender
     out.recipient = string(bci.get("recipient")) or out.recipient
     out.fsn = string(bci.get("fileSequenceNumber")) or out.fsn
     out.test = string(bci.get("fileTypeIndicator")) == "T"
@@ -267,7 +271,7 @@ def _check_bci(
         out.add(rs.make("bci.cutoff_missing", "transferCutOffTimeStamp is missing"))
     sender = string(bci.get("sender"))
     recipient = string(bci.get("recipient"))
-    if sender and settings.partners and sender not in settings.partners:
+    if sender and sender not in settings.partners:  # fails closed: no [partners], no partner
         out.add(rs.make("sender.unknown", f"sender {sender} is not a configured partner"))
     if recipient and recipient != settings.home.tadig:
         out.add(
@@ -751,7 +755,8 @@ def _check_notification(
         out.add(rs.make("tb.syntax", exc.reason, byte_offset=exc.offset))
         return
     body = value[1] if isinstance(value, tuple) else {}
-    out.sender = string(body.get("sender")) or out.sender
+    out.header_sender = string(body.get("sender"))
+    out.sender = out.header_sender or out.sender
     out.recipient = string(body.get("recipient")) or out.recipient
     out.fsn = string(body.get("fileSequenceNumber")) or out.fsn
     out.test = string(body.get("fileTypeIndicator")) == "T"

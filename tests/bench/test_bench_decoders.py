@@ -86,6 +86,6 @@ def test_decoder_cost_per_mb(tmp_path: Path, worker: Callable[..., dict[str, obj
         )
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "decoders.json").write_text(json.dumps(rows, indent=2))
-    base = rows["normal"]["s_per_mb"]
+    base = float(str(rows["normal"]["s_per_mb"]))
     for name, row in rows.items():
-        assert row["s_per_mb"] <= 10 * base, (name, row, base)
+        assert float(str(row["s_per_mb"])) <= 10 * base, (name, row, base)
