@@ -167,6 +167,6 @@ class RemoteEntryError(PermanentTransportError):
 
     exit_code = ExitCode.DATA
 
-    def __init__(self, message: str, *, entry: str) -> None:
+    def __init__(self, message: str, *, entry: str = "") -> None:
         super().__init__(message)
         self.entry = entry

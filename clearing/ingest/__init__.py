@@ -41,6 +41,7 @@ from clearing.ingest.fates import (
     quarantine,
     record_fate,
     record_fates,
+    refused_since,
 )
 
 __all__ = [
@@ -66,5 +67,6 @@ __all__ = [
     "quarantine",
     "record_fate",
     "record_fates",
+    "refused_since",
     "waiting",
 ]

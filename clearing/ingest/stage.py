@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from clearing.errors import ExitCode, TransportError
+from clearing.errors import TransportError
 from clearing.ingest.claim import claim_inputs
 from clearing.ingest.classify import INPUT_KINDS, input_kind
 from clearing.ingest.collect import collect_partners
@@ -19,8 +19,9 @@ __all__ = ["claim", "collect"]
 def collect(ctx: StageContext) -> StepResult:
     """Fetch every configured partner's new files, each entry decided on its own.
 
-    A quarantined or refused entry is a data problem (exit 1) of that entry only; an
-    unreachable partner is a transport problem (exit 3). Neither stops the night.
+    A quarantined or refused entry is a data problem (exit 1) of that entry only, reported
+    with every entry's fate at the end of the night (the run's ``entries``); an unreachable
+    partner is a transport problem (exit 3). Neither stops the night.
     """
     if ctx.sources is None:
         return StepResult("collect", {"partners": 0}, status="skipped")
@@ -36,14 +37,12 @@ def collect(ctx: StageContext) -> StepResult:
     }
     if got.still_refused:
         detail["still_refused"] = got.still_refused
-    problems = [f"collect: {code}: {exc}" for code, exc in got.unreachable] + got.problems
     return StepResult(
         "collect",
         detail,
-        status="warning" if problems else "ok",
-        problems=problems,
-        # one class per result: the run's exit code is the most serious anyway (3 over 1)
-        exit_code=TransportError.exit_code if got.unreachable else ExitCode.DATA,
+        status="warning" if got.unreachable or got.problems else "ok",
+        problems=[f"collect: {code}: {exc}" for code, exc in got.unreachable],
+        exit_code=TransportError.exit_code,
         value=got,
     )
 

@@ -34,7 +34,13 @@ from typing import TYPE_CHECKING
 from clearing import config, lake
 from clearing.errors import ConfigError, TransportError
 from clearing.identity import Identity
-from clearing.ingest import claim_inputs, day_fates, first_reported, input_kind
+from clearing.ingest import (
+    claim_inputs,
+    day_fates,
+    first_reported,
+    input_kind,
+    refused_since,
+)
 from clearing.names import printable_name
 from clearing.pipeline.lock import WorkdirLock
 from clearing.pipeline.run import EXIT_DATA, Run
@@ -230,13 +236,15 @@ def _entries(wd: config.WorkDir, day: date, run: Run) -> None:
     """Every delivered entry's fate in the manifest; each one newly set aside an anomaly (1).
 
     A quarantined or refused entry is reported once: seen again on a later date with the
-    same reason (a refused file still on the server) it is listed, not reported again. The
-    entries collect decided are reported by the collect step itself (new ones only).
+    same reason, or refused on the date it was last seen (a file still on the server), it is
+    listed, not reported again.
     """
     fates = day_fates(wd, day)
     run.facts["entries"] = [f.as_dict() for f in fates]
     for f in fates:
-        if f.fate not in ("quarantined", "refused") or f.stage == "collect":
+        if f.fate not in ("quarantined", "refused"):
+            continue
+        if f.fate == "refused" and refused_since(wd, day, f.name, f.partner or "") is not None:
             continue
         if first_reported(wd, day, f) is not None:
             continue
