@@ -1,46 +1,176 @@
 """Writing files so that a reader (or a re-run after a crash) never sees half of one.
 
-Everything the pipeline writes goes to a temporary name in the same folder first, then is
-renamed over the final name (atomic on POSIX). The temporary name carries the process id, so
-two processes never share one.
+Everything the pipeline writes goes to a temporary name in the same folder first, is flushed
+to the disk (``fsync``), then renamed over the final name (atomic on POSIX) and the folder is
+flushed too, so that after a power cut the name holds either the old bytes or the new ones.
+The temporary name carries the process id, so two processes never share one; it is removed
+whatever goes wrong (disk full, permission denied), so no half-written file is left behind.
+
+Files are created with the work folder's private modes (:data:`FILE_MODE`, :data:`DIR_MODE`;
+``[output]`` of ``clearing.toml`` changes them for a run, see :func:`set_modes`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
 
     import pyarrow as pa
 
-__all__ = ["file_sha256", "write_atomic", "write_table_atomic"]
+__all__ = [
+    "DIR_MODE",
+    "FILE_MODE",
+    "file_sha256",
+    "fsync_dir",
+    "make_dirs",
+    "private_files",
+    "private_umask",
+    "set_modes",
+    "write_atomic",
+    "write_table_atomic",
+]
+
+FILE_MODE = 0o640
+"""Mode of the files the pipeline writes (outputs, lake, state): not world-readable."""
+DIR_MODE = 0o750
+"""Mode of the folders the pipeline creates."""
+
+_modes = {"file": FILE_MODE, "dir": DIR_MODE}
+
+
+def set_modes(file_mode: int, dir_mode: int) -> None:
+    """Use these modes for the files and folders written from now on (``[output]``)."""
+    _modes["file"], _modes["dir"] = file_mode, dir_mode
+
+
+def private_umask() -> int:
+    """Set the process umask so that nothing created is more open than the modes; return it.
+
+    Everything a library creates (DuckDB's state file, Arrow's datasets) then gets at most
+    the configured modes too. Returns the previous umask.
+    """
+    mask = (~_modes["file"] & 0o666) | (~_modes["dir"] & 0o777)
+    return os.umask(mask)
+
+
+@contextlib.contextmanager
+def private_files(file_mode: int | None = None, dir_mode: int | None = None) -> Iterator[None]:
+    """Within the block, write with these modes (default: the current ones) and their umask.
+
+    The previous modes and umask are back after the block (a run inside a test process, or
+    a verb calling the nightly, leaves the process as it found it).
+    """
+    before = dict(_modes)
+    set_modes(file_mode or _modes["file"], dir_mode or _modes["dir"])
+    mask = private_umask()
+    try:
+        yield
+    finally:
+        os.umask(mask)
+        _modes.update(before)
+
+
+def make_dirs(path: Path) -> None:
+    """Create ``path`` and its missing parents with the folder mode."""
+    if path.is_dir():
+        return
+    path.mkdir(parents=True, exist_ok=True, mode=_modes["dir"])
+
+
+def fsync_dir(path: Path) -> None:
+    """Flush a folder's entries (a rename in it) to the disk (a no-op where unsupported)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):  # some file systems cannot fsync a folder
+            os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _tmp(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(path.parent)
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 
-def write_atomic(path: Path, data: bytes | str) -> None:
-    """Write ``data`` (text as UTF-8) to ``path`` under a temporary name, then rename."""
-    tmp = _tmp(path)
-    if isinstance(data, str):
-        tmp.write_text(data, encoding="utf-8")
-    else:
-        tmp.write_bytes(data)
+def _commit(tmp: Path, path: Path) -> None:
+    """Fsync ``tmp``, set its mode, rename it over ``path``, fsync the folder."""
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    tmp.chmod(_modes["file"])
     tmp.replace(path)
+    fsync_dir(path.parent)
+
+
+def _discard(tmp: Path, exc: OSError, path: Path) -> None:
+    """Remove the temporary file; name the final path on an error that names none."""
+    with contextlib.suppress(OSError):
+        tmp.unlink()
+    if exc.filename is None or str(exc.filename) == str(tmp):
+        exc.filename = str(path)
+
+
+def write_atomic(path: Path, data: bytes | str) -> None:
+    """Write ``data`` (text as UTF-8) to ``path`` under a temporary name, fsync, then rename.
+
+    Raises:
+        OSError: the write failed (disk full, permission denied); the temporary file is
+            removed and the error names ``path``.
+    """
+    tmp = _tmp(path)
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, _modes["file"])
+        try:
+            view = memoryview(raw)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        tmp.chmod(_modes["file"])
+        tmp.replace(path)
+    except OSError as exc:
+        _discard(tmp, exc, path)
+        raise
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    fsync_dir(path.parent)
 
 
 def write_table_atomic(table: pa.Table, path: Path, *, compression: str = "zstd") -> None:
-    """Write ``table`` as Parquet to ``path`` under a temporary name, then rename."""
+    """Write ``table`` as Parquet to ``path`` under a temporary name, fsync, then rename.
+
+    Raises:
+        OSError: the write failed (disk full, permission denied); the temporary file is
+            removed and the error names ``path``.
+    """
     import pyarrow.parquet as pq
 
     tmp = _tmp(path)
-    pq.write_table(table, tmp, compression=compression)
-    tmp.replace(path)
+    try:
+        pq.write_table(table, tmp, compression=compression)
+        _commit(tmp, path)
+    except OSError as exc:
+        _discard(tmp, exc, path)
+        raise
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
 
 
 def file_sha256(path: Path) -> tuple[str, int]:

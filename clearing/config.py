@@ -44,6 +44,7 @@ from pydantic import (
     PrivateAttr,
     SerializerFunctionWrapHandler,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_serializer,
     model_validator,
@@ -65,6 +66,7 @@ __all__ = [
     "Environment",
     "FolderPartner",
     "Home",
+    "Output",
     "Partner",
     "PartnerTransport",
     "PerPartnerInt",
@@ -329,6 +331,34 @@ PartnerTransport = Annotated[SftpPartner | FolderPartner, Field(discriminator="k
 """One partner's transport settings (``kind`` = ``"sftp"`` or ``"folder"``)."""
 
 
+_MODE = r"^0?[0-7]{3}$"
+
+
+class Output(_Model):
+    """``[output]``: the modes of the files and folders a run creates (octal strings).
+
+    Private by default: outputs, lake, state and manifests ``0640``, folders ``0750`` (the
+    group may read, the world may not).
+    """
+
+    file_mode: str = Field(default="0640", pattern=_MODE, description="mode of files written")
+    dir_mode: str = Field(default="0750", pattern=_MODE, description="mode of folders created")
+
+    @field_validator("file_mode", "dir_mode")
+    @classmethod
+    def _owner_can_use(cls, v: str, info: ValidationInfo) -> str:
+        need = 0o600 if info.field_name == "file_mode" else 0o700
+        if int(v, 8) & need != need:
+            msg = f"`{v}` would lock the pipeline out of its own files (it needs {need:o})"
+            raise ValueError(msg)
+        return v
+
+    @property
+    def modes(self) -> tuple[int, int]:
+        """(file mode, folder mode) as numbers."""
+        return int(self.file_mode, 8), int(self.dir_mode, 8)
+
+
 class TransportSettings(_Model):
     """The ``[transport]`` section: retries, and per partner how to reach it.
 
@@ -386,6 +416,7 @@ class Settings(_Model):
     partners: dict[str, Partner] = Field(default_factory=dict)
     validation: Validation = Validation()
     transport: TransportSettings = TransportSettings()
+    output: Output = Output()
     # the [transport] section as written: what :meth:`fingerprint` hashes (see there)
     _transport_as_written: Any = PrivateAttr(default_factory=dict)
 
@@ -403,7 +434,11 @@ class Settings(_Model):
     @classmethod
     def _codes(cls, v: dict[str, Partner]) -> dict[str, Partner]:
         for code, p in v.items():
-            ok = len(code) == 5 and (code.isdigit() if p.standard == "ciber" else code.isalnum())
+            ok = (
+                len(code) == 5
+                and code.isascii()
+                and (code.isdigit() if p.standard == "ciber" else code.isalnum())
+            )
             if not ok:
                 kind = "a 5-digit SID/BID" if p.standard == "ciber" else "a 5-character TADIG"
                 msg = f"partner `{code}`: the key must be {kind} code"
@@ -471,6 +506,8 @@ class Settings(_Model):
                 for code, p in self.partners.items()
             },
         }
+        if self.output == Output():  # added later: hashed only when not the default
+            exclude["output"] = True
         head = self.model_dump_json(exclude=exclude)
         text = f'{head[:-1]},"transport":{to_json(self._transport_as_written).decode()}}}'
         return hashlib.sha256(text.encode()).hexdigest()[:16]

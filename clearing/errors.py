@@ -8,6 +8,7 @@ Every error the package raises on purpose derives from :class:`ClearingError`::
     ├── MissingInputError  a stage's input is not there: an earlier stage has not run (1)
     ├── LedgerError        the outbox / fetch ledger refuses: other bytes under a known name (1)
     ├── ConfigError        bad or missing configuration (CLI exit code 2)
+    │   └── FaultError     the file system refused: disk full, read-only, permission (2)
     ├── StoreError         the state database cannot be opened or used: busy, or newer (2)
     └── TransportError     SFTP / folder transport failures (CLI exit code 3)
         ├── RetryableTransportError   timeouts, resets: worth another try
@@ -20,6 +21,7 @@ code of the CLI (and of a run's manifest).
 
 from __future__ import annotations
 
+import errno
 from enum import IntEnum
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
     "DecodeError",
     "EncodeError",
     "ExitCode",
+    "FaultError",
     "LedgerError",
     "MissingInputError",
     "PermanentTransportError",
@@ -35,6 +38,7 @@ __all__ = [
     "RetryableTransportError",
     "StoreError",
     "TransportError",
+    "fault_of",
 ]
 
 
@@ -120,6 +124,75 @@ class ConfigError(ClearingError):
     """Configuration is missing or invalid."""
 
     exit_code = ExitCode.CONFIG
+
+
+class FaultError(ConfigError):
+    """The local file system refused a write or a read: disk full, read-only, permission denied.
+
+    Nothing is wrong with the data or the configuration, but the run cannot go on: exit code 2
+    with the path and the fix. Every stage is idempotent, so the run after the fix converges.
+
+    Attributes:
+        path: the file or folder refused (``None`` when the system did not say).
+    """
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+# errno → (what happened, what to do); also matched by their text (DuckDB, Arrow)
+_FAULTS: dict[int, tuple[str, str, str]] = {
+    errno.ENOSPC: (
+        "No space left on device",
+        "disk full",
+        "free space on that file system (`df -h`) or move the work folder, then run again",
+    ),
+    errno.EDQUOT: (
+        "Disk quota exceeded",
+        "disk quota exceeded",
+        "raise the quota or free space, then run again",
+    ),
+    errno.EROFS: (
+        "Read-only file system",
+        "read-only file system",
+        "remount it read-write (or point the work folder elsewhere), then run again",
+    ),
+    errno.EACCES: (
+        "Permission denied",
+        "permission denied",
+        "give the user running clearing write access to it (chown / chmod u+w), then run again",
+    ),
+    errno.EPERM: (
+        "Operation not permitted",
+        "operation not permitted",
+        "give the user running clearing write access to it (chown / chmod u+w), then run again",
+    ),
+}
+
+
+def fault_of(exc: BaseException) -> FaultError | None:
+    """The :class:`FaultError` an exception is, if it is a local file-system fault.
+
+    An :class:`OSError` of ENOSPC, EDQUOT, EROFS, EACCES or EPERM (or an error of DuckDB or
+    Arrow whose text is one of those) becomes one error with the path and the fix; anything
+    else (a bug, a data problem) is ``None``.
+    """
+    if isinstance(exc, FaultError):
+        return exc
+    if isinstance(exc, ClearingError):
+        return None
+    code = exc.errno if isinstance(exc, OSError) else None
+    text = str(exc)
+    if code not in _FAULTS:
+        code = next((c for c, (t, _, _) in _FAULTS.items() if t in text), None)
+    if code is None:
+        return None
+    _, what, fix = _FAULTS[code]
+    path = getattr(exc, "filename", None)
+    where = f" on `{path}`" if path else f" ({text.strip()})"
+    msg = f"{what}{where}: {fix}"
+    return FaultError(msg, path=None if path is None else str(path))
 
 
 class StoreError(ClearingError):

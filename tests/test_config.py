@@ -5,6 +5,7 @@ Messages are asserted whole: they are what an operator reads, and name the key a
 
 from __future__ import annotations
 
+import json
 import os
 from decimal import Decimal
 from pathlib import Path
@@ -361,3 +362,54 @@ def test_iot_breach_thresholds_global_and_per_partner() -> None:
     assert s.fingerprint() != plain.fingerprint()
     with pytest.raises(ConfigError, match="iot_breach_absolute"):
         config.parse(HOME + "[validation]\niot_breach_absolute = -1\n")
+
+
+# -- issue 14: refused before anything is touched -------------------------------------------
+
+
+@pytest.mark.parametrize("tadig", ["HKGCL\n", "HKGC", "HKGCL1", "ＨKGCL"])
+def test_a_tadig_with_a_trailing_newline_or_not_ascii_is_refused(tadig: str) -> None:
+    from clearing.config import parse
+
+    text = f"[home]\ntadig = {json.dumps(tadig)}\n"
+    with pytest.raises(ConfigError, match=r"home\.tadig"):
+        parse(text)
+
+
+@pytest.mark.parametrize("key", ["١٢٣٤٥", "ＦRAF9"])
+def test_a_partner_key_must_be_ascii(key: str) -> None:
+    from clearing.config import parse
+
+    standard = "ciber" if key[0].isdigit() else "tap"
+    text = f'[home]\ntadig = "HKGCL"\n[partners."{key}"]\nstandard = "{standard}"\n'
+    with pytest.raises(ConfigError, match="the key must be"):
+        parse(text)
+
+
+def test_output_modes_default_private_and_checked() -> None:
+    from clearing.config import parse
+
+    base = '[home]\ntadig = "HKGCL"\n'
+    assert parse(base).output.modes == (0o640, 0o750)
+    own = parse(base + '[output]\nfile_mode = "0600"\ndir_mode = "0700"\n')
+    assert own.output.modes == (0o600, 0o700)
+    assert own.fingerprint() != parse(base).fingerprint()
+    for bad in (
+        'file_mode = "0440"',
+        'dir_mode = "0640"',
+        'file_mode = "0649"',
+        'file_mode = "rw"',
+    ):
+        with pytest.raises(ConfigError, match=r"output\."):
+            parse(base + f"[output]\n{bad}\n")
+
+
+def test_an_unknown_rule_override_is_refused_before_the_night(tmp_path: Path) -> None:
+    from clearing.config import WorkDir, parse
+    from clearing.pipeline.checks import check_settings
+
+    settings = parse(
+        '[home]\ntadig = "HKGCL"\n[partners.FRAF9]\nrules = { "NO_SUCH_RULE" = "off" }\n'
+    )
+    with pytest.raises(ConfigError, match=r"\[partners\.FRAF9\.rules\] names no rule"):
+        check_settings(WorkDir(tmp_path), settings)

@@ -4,6 +4,10 @@ The options are declared once here (same flags, same help everywhere); the work 
 ``--workdir`` / ``-w`` or the ``CLEARING_WORKDIR`` environment variable in every command.
 :func:`handles_errors` is the one place where the package's error tree becomes an exit code
 (:class:`clearing.errors.ExitCode`) and one line on stderr; ``--debug`` re-raises instead.
+It is also the one place where a command takes the work folder's lock
+(:class:`clearing.pipeline.lock.WorkdirLock`): exclusive, or shared for a command marked
+:func:`reads_workdir`; a busy folder is exit code 2 naming the holder. A file-system fault
+(disk full, read-only, permission denied) is exit code 2 with the path and the fix.
 """
 
 from __future__ import annotations
@@ -15,11 +19,13 @@ from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
 
 import typer
 
-from clearing.config import parse_date, parse_period
-from clearing.errors import ClearingError, ConfigError
+from clearing._io import DIR_MODE, FILE_MODE, private_files
+from clearing.config import load, parse_date, parse_period
+from clearing.errors import ClearingError, ConfigError, fault_of
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
+    from typing import Any
 
 __all__ = [
     "DateOpt",
@@ -31,9 +37,12 @@ __all__ = [
     "WorkDirOpt",
     "day_or_today",
     "handles_errors",
+    "lock_mode",
     "parse_date",
     "parse_period",
     "read_input",
+    "reads_workdir",
+    "reads_workdir_unless",
 ]
 
 P = ParamSpec("P")
@@ -63,24 +72,95 @@ DebugOpt = Annotated[bool, typer.Option("--debug", help="raise errors with a tra
 """Re-raise a package error (with its traceback) instead of one line and an exit code."""
 
 
-def handles_errors(command: Callable[P, R]) -> Callable[P, R]:
-    """Decorate a command: a :class:`ClearingError` prints one line and exits with its code.
+_LOCK_MODE = "__clearing_lock_mode__"
 
-    The line is ``error: <message>`` on stderr and the exit code the error's ``exit_code``
-    (:class:`clearing.errors.ExitCode`: 1 data, 2 config, 3 transport). With ``--debug`` (a
-    ``debug`` keyword of the command) the error is re-raised with its traceback. Anything else
-    is a bug: :func:`clearing.cli.main` prints its traceback and exits 4.
+
+def reads_workdir(command: Callable[P, R]) -> Callable[P, R]:
+    """Mark a command that only reads its work folder: it takes the lock shared.
+
+    Put it below :func:`handles_errors`.
+    """
+    setattr(command, _LOCK_MODE, True)
+    return command
+
+
+def reads_workdir_unless(
+    writes: Callable[[Mapping[str, Any]], bool],
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Like :func:`reads_workdir`, but exclusive for a call where ``writes(kwargs)`` is true.
+
+    (``validate`` without a FILE records the date: it writes.)
+    """
+
+    def mark(command: Callable[P, R]) -> Callable[P, R]:
+        setattr(command, _LOCK_MODE, writes)
+        return command
+
+    return mark
+
+
+def lock_mode(command: Callable[..., Any], kwargs: Mapping[str, Any]) -> str | None:
+    """How a call of ``command`` takes the work folder's lock: ``shared``, ``exclusive``, none.
+
+    None when the call has no work folder (``--workdir`` left out where it is optional).
+    """
+    if kwargs.get("workdir") is None:
+        return None
+    marker = getattr(command, _LOCK_MODE, None)
+    if marker is None:
+        return "exclusive"
+    if marker is not True and marker(kwargs):
+        return "exclusive"
+    return "shared"
+
+
+def _what(command: Callable[..., Any]) -> str:
+    group = command.__module__.rsplit(".", 1)[-1]
+    return f"clearing {group} {command.__name__.strip('_')}"
+
+
+def _modes(workdir: Path) -> tuple[int, int]:
+    """The ``[output]`` modes of the work folder (the defaults if its config cannot be read)."""
+    try:
+        return load(workdir).output.modes
+    except ConfigError:
+        return FILE_MODE, DIR_MODE
+
+
+def handles_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """Decorate a command: the work folder's lock, and errors as one line and an exit code.
+
+    With a work folder (``workdir`` keyword not None) the command runs holding the lock:
+    exclusive, or shared when the command is marked :func:`reads_workdir`; another process
+    holding it is a :class:`~clearing.pipeline.lock.BusyError` (exit code 2, nothing done).
+    A :class:`ClearingError` prints ``error: <message>`` on stderr and exits with the error's
+    ``exit_code`` (:class:`clearing.errors.ExitCode`: 1 data, 2 config, 3 transport); a
+    file-system fault (disk full, read-only, permission denied) is a
+    :class:`~clearing.errors.FaultError` (2). With ``--debug`` (a ``debug`` keyword of the
+    command) the error is re-raised with its traceback. Anything else is a bug:
+    :func:`clearing.cli.main` prints its traceback and exits 4.
     """
 
     @functools.wraps(command)
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
-            return command(*args, **kwargs)
-        except ClearingError as exc:
-            if kwargs.get("debug"):
+            mode = lock_mode(command, kwargs)
+            if mode is None:
+                return command(*args, **kwargs)
+            from clearing.pipeline.lock import WorkdirLock
+
+            workdir = Path(str(kwargs["workdir"]))
+            with (
+                private_files(*_modes(workdir)),
+                WorkdirLock(workdir, _what(command), mode=mode),  # type: ignore[arg-type]
+            ):
+                return command(*args, **kwargs)
+        except Exception as exc:
+            error = exc if isinstance(exc, ClearingError) else fault_of(exc)
+            if error is None or kwargs.get("debug"):
                 raise
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(exc.exit_code) from None
+            typer.echo(f"error: {error}", err=True)
+            raise typer.Exit(error.exit_code) from None
 
     return run
 

@@ -23,6 +23,7 @@ from clearing.cli._common import (
     OptionalWorkDirOpt,
     handles_errors,
     parse_date,
+    reads_workdir,
 )
 from clearing.cli.stages import money
 from clearing.errors import ConfigError
@@ -91,6 +92,7 @@ def _print_explained(out: dict[str, Any], indent: str = "") -> None:
 
 @explain_app.command("explain")
 @handles_errors
+@reads_workdir
 def explain(
     workdir: OptionalWorkDirOpt = None,
     iot_version: Annotated[
@@ -153,6 +155,7 @@ def explain(
 @versions_app.command("versions")
 @versions_app.command("list-versions")
 @handles_errors
+@reads_workdir
 def versions(
     workdir: OptionalWorkDirOpt = None,
     rates: RatesOpt = None,

@@ -30,6 +30,7 @@ from clearing.cli._common import (
     WorkDirOpt,
     handles_errors,
     parse_date,
+    reads_workdir,
 )
 from clearing.errors import ConfigError
 
@@ -96,6 +97,7 @@ def _breaches(workdir: Path) -> list[IotBreach]:
 
 @app.command("list")
 @handles_errors
+@reads_workdir
 def list_breaches(workdir: WorkDirOpt, as_json: JsonOpt = False, debug: DebugOpt = False) -> None:
     """Every IOT breach above the thresholds, with its status (held / accepted / disputed)."""
     rows = [_as_dict(b) for b in _breaches(workdir)]

@@ -21,6 +21,7 @@ from clearing.cli._common import (
     PeriodOpt,
     WorkDirOpt,
     handles_errors,
+    reads_workdir,
 )
 from clearing.cli.stages import money
 from clearing.errors import ConfigError, ExitCode
@@ -36,6 +37,7 @@ RatesOpt = Annotated[Path | None, typer.Option("--rates", help="default: WORKDIR
 
 @what_if_app.command("what-if")
 @handles_errors
+@reads_workdir
 def what_if(
     workdir: WorkDirOpt,
     partner: Annotated[str, typer.Option("--partner", help="TADIG or SID/BID")],

@@ -15,6 +15,7 @@ from clearing.cli._common import (
     day_or_today,
     handles_errors,
     parse_date,
+    reads_workdir,
 )
 
 if TYPE_CHECKING:
@@ -47,6 +48,7 @@ def _store(workdir: Path, *, read_only: bool = False) -> Store:
 
 @app.command("list")
 @handles_errors
+@reads_workdir
 def list_returns(
     workdir: WorkDirOpt,
     as_json: JsonOpt = False,
@@ -97,11 +99,10 @@ def resubmit(
     A fatally returned file is sent again under its own FSN. Only the request is recorded here:
     the rating and outbound stages of that night carry it out.
     """
-    from clearing.pipeline.lock import WorkdirLock
     from clearing.returns.worked import resubmit as record
 
     for_date = None if date is None else parse_date(date)
-    with WorkdirLock(workdir, "returns resubmit"), _store(workdir) as state:
+    with _store(workdir) as state:
         done = record(state, rap=rap, events=event or (), every=every, for_date=for_date)
     when = "the next nightly" if for_date is None else f"the nightly of {for_date}"
     typer.echo(f"{len(done)} return(s) to resubmit in {when}")
@@ -126,10 +127,9 @@ def write_off(
     ``--date``: the date of the write-off (default today): ages are counted to it and the
     monthly workbook of its month lists the write-off.
     """
-    from clearing.pipeline.lock import WorkdirLock
     from clearing.returns.worked import write_off as record
 
-    with WorkdirLock(workdir, "returns write-off"), _store(workdir) as state:
+    with _store(workdir) as state:
         done = record(
             state,
             reason=reason,

@@ -6,7 +6,7 @@ import json
 
 import typer
 
-from clearing.cli._common import DebugOpt, JsonOpt, WorkDirOpt, handles_errors
+from clearing.cli._common import DebugOpt, JsonOpt, WorkDirOpt, handles_errors, reads_workdir
 
 __all__ = ["app", "status"]
 
@@ -15,6 +15,7 @@ app = typer.Typer(help="File sequence control (TD.57 FSN) per partner.")
 
 @app.command("status")
 @handles_errors
+@reads_workdir
 def status(workdir: WorkDirOpt, as_json: JsonOpt = False, debug: DebugOpt = False) -> None:
     """Per partner stream: last FSN, files processed, fatal, copies, gaps, RAPs, ACKs owed."""
     from clearing.config import WorkDir

@@ -188,11 +188,9 @@ def retail(
 def receive(workdir: WorkDirOpt, date: DateOpt, debug: DebugOpt = False) -> None:
     """Partners' RAPs (→ our ACK) and ACKs (→ outbox acknowledged) among the date's inputs."""
     from clearing import config
-    from clearing.pipeline.lock import WorkdirLock
     from clearing.returns.stage import receive_day
 
-    with WorkdirLock(workdir, "receive"):
-        counts, problems = receive_day(config.WorkDir(workdir), parse_date(date))
+    counts, problems = receive_day(config.WorkDir(workdir), parse_date(date))
     for message in problems:
         typer.echo(message, err=True)
     typer.echo(f"{counts['raps']} RAP(s) answered, {counts['acks']} ACK(s) recorded")
@@ -205,11 +203,9 @@ def receive(workdir: WorkDirOpt, date: DateOpt, debug: DebugOpt = False) -> None
 def outbox(workdir: WorkDirOpt, date: DateOpt, debug: DebugOpt = False) -> None:
     """Register the date's RAPs, CIBER returns, ACKs and TAP-out / CIBER-out in the outbox."""
     from clearing import config
-    from clearing.pipeline.lock import WorkdirLock
     from clearing.transport.stage import register_day
 
-    with WorkdirLock(workdir, "outbox"):
-        paths = register_day(config.WorkDir(workdir), parse_date(date))
+    paths = register_day(config.WorkDir(workdir), parse_date(date))
     for path in paths:
         typer.echo(f"due {path.name}")
 

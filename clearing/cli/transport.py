@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from clearing.cli._common import DebugOpt, WorkDirOpt, handles_errors
+from clearing.cli._common import DebugOpt, WorkDirOpt, handles_errors, reads_workdir
 
 __all__ = ["app", "status"]
 
@@ -20,6 +20,7 @@ app = typer.Typer(
 
 @app.command()
 @handles_errors
+@reads_workdir
 def status(workdir: WorkDirOpt, debug: DebugOpt = False) -> None:
     """List the outbox: name, partner, kind, state, attempts, sent at, last error."""
     from clearing.config import WorkDir

@@ -21,6 +21,7 @@ from clearing.cli._common import (
     day_or_today,
     handles_errors,
     read_input,
+    reads_workdir_unless,
 )
 from clearing.errors import ConfigError, ExitCode
 
@@ -31,6 +32,7 @@ app = typer.Typer()
 
 @app.command()
 @handles_errors
+@reads_workdir_unless(lambda kw: kw.get("file") is None)  # without FILE: records
 def validate(
     file: Annotated[
         Path | None, typer.Argument(help="one TAP/Notification file (omit: a whole date)")

@@ -17,6 +17,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from clearing import config
+from clearing._io import private_files
+from clearing.pipeline.checks import check_settings
 from clearing.pipeline.lock import WorkdirLock
 from clearing.pipeline.run import Run
 from clearing.pipeline.runlog import QuietLog
@@ -50,7 +52,8 @@ def run_monthly(workdir: Path, period: str, *, log: RunLog | None = None) -> Run
     """
     wd = config.WorkDir(workdir)
     settings = wd.settings()
-    with WorkdirLock(workdir, f"monthly {period}"):
+    check_settings(wd, settings)
+    with private_files(*settings.output.modes), WorkdirLock(workdir, f"monthly {period}"):
         run = Run(workdir, "monthly", period, MONTHLY_STAGES, log or QuietLog())
         ctx = StageContext(wd, settings, period=period, run_id=run.run_id, progress=run.log.event)
         run_steps(run, monthly_steps(), ctx)

@@ -32,6 +32,7 @@ from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
 from clearing import config, lake
+from clearing._io import private_files
 from clearing.errors import ConfigError, TransportError
 from clearing.identity import Identity
 from clearing.ingest import (
@@ -42,6 +43,7 @@ from clearing.ingest import (
     refused_since,
 )
 from clearing.names import printable_name
+from clearing.pipeline.checks import check_settings
 from clearing.pipeline.lock import WorkdirLock
 from clearing.pipeline.run import EXIT_DATA, Run
 from clearing.pipeline.runlog import QuietLog
@@ -163,7 +165,8 @@ def run_nightly(
     opts = options or NightlyOptions()
     wd = config.WorkDir(workdir)
     settings = wd.settings()  # a config problem stops us before anything is touched
-    with WorkdirLock(workdir, f"{kind} {day.isoformat()}"):
+    check_settings(wd, settings)
+    with private_files(*settings.output.modes), WorkdirLock(workdir, f"{kind} {day.isoformat()}"):
         run = Run(workdir, kind, day.isoformat(), NIGHTLY_STAGES, log or QuietLog())
         ctx = StageContext(
             wd,

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from clearing import __version__
 from clearing._io import write_atomic
 from clearing.config import CONFIG_NAME
-from clearing.errors import ClearingError, ExitCode
+from clearing.errors import ClearingError, ExitCode, FaultError, fault_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -159,7 +159,14 @@ class Run:
         self.log.stage_start(name)
         t0 = time.perf_counter()
         try:
-            detail = action() or {}
+            try:
+                detail = action() or {}
+            except Exception as exc:
+                # disk full, read-only, permission denied: a config problem with the fix
+                fault = fault_of(exc)
+                if fault is None or fault is exc:
+                    raise
+                raise fault from exc
         except ClearingError as exc:
             rec.seconds = round(time.perf_counter() - t0, 3)
             rec.status = "failed"
@@ -167,11 +174,12 @@ class Run:
             code = exc.exit_code if exc.exit_code in (EXIT_CONFIG, EXIT_TRANSPORT) else EXIT_DATA
             self.problem(code, f"{name}: {exc}")
             self.log.stage_end(name, rec.status, rec.seconds, {})
-            if isinstance(exc, continue_on):
+            if isinstance(exc, continue_on) and not isinstance(exc, FaultError):
                 self.write_manifest()
                 return False
             self.status = "failed"
-            self.write_manifest()
+            self.facts["failed_stage"] = name
+            self._write_manifest_anyway()
             raise StageFailed(name, code) from exc
         except Exception as exc:
             rec.seconds = round(time.perf_counter() - t0, 3)
@@ -180,8 +188,9 @@ class Run:
             self.problems.append(f"{name}: internal error: {rec.error}")
             self.exit_code = EXIT_DATA if self.exit_code == EXIT_OK else self.exit_code
             self.status = "failed"
+            self.facts["failed_stage"] = name
             self.log.stage_end(name, rec.status, rec.seconds, {})
-            self.write_manifest()
+            self._write_manifest_anyway()
             raise
         release_memory()
         rec.seconds = round(time.perf_counter() - t0, 3)
@@ -189,7 +198,19 @@ class Run:
         if rec.status == "running":
             rec.status = "ok"
         self.log.stage_end(name, rec.status, rec.seconds, detail)
-        self.write_manifest()
+        try:
+            self.write_manifest()
+        except Exception as exc:
+            fault = fault_of(exc)
+            if fault is None:
+                raise
+            # the stage's work is done, but the disk refuses the manifest: the run stops here
+            rec.status, rec.error = "failed", str(fault)
+            self.problem(EXIT_CONFIG, f"{name}: {fault}")
+            self.status = "failed"
+            self.facts["failed_stage"] = name
+            self._write_manifest_anyway()
+            raise StageFailed(name, EXIT_CONFIG) from exc
         return True
 
     def mark(self, name: str, status: str) -> None:
@@ -200,7 +221,10 @@ class Run:
         """Close the run (status ``ok`` / ``problems`` / ``failed``); return its exit code."""
         if self.status == "running":
             self.status = "ok" if not self.problems else "problems"
-        self.write_manifest()
+        if self.status == "failed":
+            self._write_manifest_anyway()
+        else:
+            self.write_manifest()
         self.log.end(self.exit_code)
         return self.exit_code
 
@@ -248,6 +272,17 @@ class Run:
             "inputs": self._files(self.inputs) if hashes else [],
             "outputs": self._files(self.outputs) if hashes else [],
         }
+
+    def _write_manifest_anyway(self) -> None:
+        """Write the manifest of a failed stage; a disk that refuses it too is noted only."""
+        try:
+            self.write_manifest()
+        except Exception as exc:
+            if fault_of(exc) is None:
+                raise
+            # the disk refuses the manifest too: it keeps saying where the run was; the
+            # error (exit 2) says why
+            self.log.event("error", f"manifest not written: {fault_of(exc)}")
 
     def write_manifest(self) -> Path:
         """Write ``runs/<run-id>/manifest.json`` atomically; return its path.

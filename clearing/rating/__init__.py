@@ -17,7 +17,15 @@ Retail rating per sub-number lives in :mod:`clearing.rating.retail` (imported on
 from __future__ import annotations
 
 from clearing.rating._book import Rates
-from clearing.rating._refdata import SOURCES, ImportedTable, duckdb_view, import_rates, read_table
+from clearing.rating._refdata import (
+    SOURCES,
+    ImportedTable,
+    check_reference,
+    duckdb_view,
+    fx_problems,
+    import_rates,
+    read_table,
+)
 from clearing.rating.cdr import CdrRead, read_cdrs
 from clearing.rating.check import IotCheck, iot_check
 from clearing.rating.inbound import rate_visitors
@@ -34,7 +42,9 @@ __all__ = [
     "Rates",
     "Rerate",
     "WhatIf",
+    "check_reference",
     "duckdb_view",
+    "fx_problems",
     "import_rates",
     "iot_check",
     "rate_day",

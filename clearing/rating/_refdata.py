@@ -30,6 +30,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from datetime import date, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -46,8 +47,13 @@ if TYPE_CHECKING:
     import duckdb
 
 __all__ = [
+    "FX_JUMP",
+    "FX_MAX",
+    "FX_MIN",
     "ImportedTable",
+    "check_reference",
     "duckdb_view",
+    "fx_problems",
     "import_rates",
     "read_table",
     "row_version",
@@ -56,6 +62,69 @@ __all__ = [
 
 SOURCES = "sources"
 _MAX_PROBLEMS = 25
+
+FX_MIN = Decimal("0.0001")
+"""The fewest units of a currency per 1 SDR that is believable (the dearest currency, KWD,
+is about 0.4)."""
+FX_MAX = Decimal(10_000_000)
+"""The most units of a currency per 1 SDR that is believable (the cheapest, IRR, is about
+10**6)."""
+FX_JUMP = 1000
+"""A rate more than this factor away from the currency's rate before it is a typo (a scale
+or a decimal point), not a market move."""
+
+
+def fx_problems(
+    rows: Iterable[dict[str, Any]], before: dict[str, Decimal] | None = None
+) -> list[str]:
+    """What is absurd in rows of the ``fx`` table (currency, valid_from, rate, rate_scale).
+
+    A rate (units per SDR) outside :data:`FX_MIN` … :data:`FX_MAX`, or more than
+    :data:`FX_JUMP` times away from the currency's rate before it (the previous row of the
+    currency by ``valid_from``, or ``before[currency]``, the rate in place before an import).
+    """
+    problems: list[str] = []
+    last: dict[str, Decimal] = dict(before or {})
+    ordered = sorted(rows, key=lambda r: (str(r["currency"]), r["valid_from"]))
+    for r in ordered:
+        cur, rate, scale = str(r["currency"]), r["rate"], r["rate_scale"]
+        if rate is None or scale is None:
+            continue
+        value = Decimal(int(rate)).scaleb(-int(scale))
+        where = f"{cur} from {r['valid_from']}: rate {rate} scale {scale} = {value} per SDR"
+        if not FX_MIN <= value <= FX_MAX:
+            problems.append(f"{where}, outside {FX_MIN} … {FX_MAX}")
+        elif cur in last and last[cur] > 0 and max(value / last[cur], last[cur] / value) > FX_JUMP:
+            problems.append(
+                f"{where}, more than {FX_JUMP} times the rate before it ({last[cur]}): "
+                "a wrong scale or decimal point?"
+            )
+        last[cur] = value
+    return problems
+
+
+def check_reference(rates_dir: Path, *, specs: Path | None = None) -> None:
+    """Refuse imported reference data a night cannot use: an absurd exchange rate.
+
+    Checked before a night touches anything. A table not imported (yet) is not checked here
+    (the stage that needs it says so).
+
+    Raises:
+        ConfigError: the ``fx`` table holds an absurd rate (which, and what to do).
+    """
+    folder = rates_dir / "fx"
+    if not folder.is_dir() or not any(folder.glob("**/*.parquet")):
+        return
+    rows = read_table(rates_dir, "fx", specs=specs).to_dicts()
+    problems = fx_problems(rows)
+    if problems:
+        shown = "; ".join(problems[:_MAX_PROBLEMS])
+        msg = (
+            f"rates table `fx` in `{rates_dir}` holds absurd rate(s): {shown}. Correct "
+            f"`{rates_dir / SOURCES / 'fx.csv'}`, run `clearing rates import`, then run again "
+            "(nothing was done)"
+        )
+        raise ConfigError(msg)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +215,30 @@ def _read_source(schema: TableSchema, path: Path) -> list[_Row]:
         raise ConfigError(msg)
     _raise(where, problems)
     return rows
+
+
+def _check_fx(rates_dir: Path, rows: list[_Row], path: Path, specs: Path | None) -> None:
+    """Refuse an absurd exchange rate in a source being imported (nothing is written then)."""
+    new = [r.values for r in rows]
+    problems = fx_problems(new)
+    firsts: dict[str, dict[str, Any]] = {}
+    for r in sorted(new, key=lambda r: (str(r["currency"]), r["valid_from"])):
+        firsts.setdefault(str(r["currency"]), r)
+    folder = rates_dir / "fx"
+    if folder.is_dir() and any(folder.glob("**/*.parquet")):
+        # the rate in place just before a currency's first new row (a source cut short)
+        before: dict[str, Decimal] = {}
+        old = read_table(rates_dir, "fx", specs=specs).to_dicts()
+        for r in sorted(old, key=lambda r: (str(r["currency"]), r["valid_from"])):
+            first = firsts.get(str(r["currency"]))
+            if first is not None and r["valid_from"] < first["valid_from"]:
+                before[str(r["currency"])] = Decimal(int(r["rate"])).scaleb(-int(r["rate_scale"]))
+        problems += [
+            f"{p} (the rate in place)"
+            for p in fx_problems(firsts.values(), before)
+            if "times the rate before it" in p
+        ]
+    _raise(f"rates table `fx` (`{path}`)", problems)
 
 
 def _raise(where: str, problems: list[str]) -> None:
@@ -288,6 +381,8 @@ def import_rates(
         schema = known[path.stem]
         rows = _read_source(schema, path)
         _resolve_validity(schema, rows, path)
+        if schema.name == "fx":
+            _check_fx(rates_dir, rows, path, specs)
         parsed.append((schema, rows, hashlib.sha256(path.read_bytes()).hexdigest()))
     from clearing.rating.versions import adopt_current, record_version
 

@@ -18,6 +18,7 @@ from clearing.errors import (
     DecodeError,
     EncodeError,
     ExitCode,
+    FaultError,
     LedgerError,
     MissingInputError,
     PermanentTransportError,
@@ -39,6 +40,7 @@ EXIT_CODES: dict[type[ClearingError], ExitCode] = {
     EncodeError: ExitCode.DATA,
     MissingInputError: ExitCode.DATA,
     ConfigError: ExitCode.CONFIG,
+    FaultError: ExitCode.CONFIG,
     LedgerError: ExitCode.DATA,
     StoreError: ExitCode.CONFIG,
     TransportError: ExitCode.TRANSPORT,
@@ -175,7 +177,8 @@ def _failing(error: ClearingError) -> typer.Typer:
 
 @pytest.mark.parametrize("cls", list(EXIT_CODES), ids=lambda c: c.__name__)
 def test_an_error_is_one_line_and_its_exit_code(cls: type[ClearingError]) -> None:
-    r = RUN.invoke(_failing(cls("the message")), ["fail"])
+    error = cls("the message", entry="x") if cls is RemoteEntryError else cls("the message")
+    r = RUN.invoke(_failing(error), ["fail"])
     assert r.exit_code == EXIT_CODES[cls]
     assert r.stderr == "error: the message\n"
     assert r.stdout == "started\n"
