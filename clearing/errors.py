@@ -6,6 +6,7 @@ Every error the package raises on purpose derives from :class:`ClearingError`::
     ├── DecodeError        bytes that are not what they claim to be (file, offset, path)
     ├── EncodeError        records that cannot be written in the requested format
     ├── MissingInputError  a stage's input is not there: an earlier stage has not run (1)
+    ├── ValueRangeError    a sum or a product of accepted values beyond what can be stored (1)
     ├── LedgerError        the outbox / fetch ledger refuses: other bytes under a known name (1)
     ├── ConfigError        bad or missing configuration (CLI exit code 2)
     │   └── FaultError     the file system refused: disk full, read-only, permission (2)
@@ -38,6 +39,7 @@ __all__ = [
     "RetryableTransportError",
     "StoreError",
     "TransportError",
+    "ValueRangeError",
     "fault_of",
 ]
 
@@ -118,6 +120,15 @@ class EncodeError(ClearingError):
 
 class MissingInputError(ClearingError):
     """A stage's input is not there: an earlier stage has not run (the message says which)."""
+
+
+class ValueRangeError(ClearingError):
+    """A sum or a product of values (units, prices, amounts) is beyond what a column can hold.
+
+    The values one event may carry are bounded by validation (``event.value.limit``,
+    ``event.duration.limit``, ``event.volume.limit``); this is what rating raises instead of
+    wrapping silently or crashing when a combination of them still does not fit (exit code 1).
+    """
 
 
 class ConfigError(ClearingError):

@@ -48,10 +48,12 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 __all__ = [
+    "DURATION_LIMIT",
     "MINOR_UNITS",
     "ROUNDING",
     "TAX_RATE_SCALE",
     "VALUE_LIMIT",
+    "VOLUME_LIMIT",
     "Rounding",
     "charged_units",
     "charged_units_expr",
@@ -81,6 +83,17 @@ MINOR_UNITS = {"JPY": 0, "KRW": 0, "CLP": 0, "ISK": 0, "BHD": 3, "KWD": 3, "OMR"
 #: event (``event.value.limit``). Sums are taken wide anyway (:func:`exact_sum`, HUGEINT,
 #: Int128), never in int64.
 VALUE_LIMIT = (1 << 53) - 1
+
+#: The longest call event accepted (TotalCallEventDuration, seconds): 1 000 000 s, about 11.6
+#: days. TD.57 has no maximum, but a network closes a call or a session with a partial record
+#: long before (a day, typically); a longer duration is a range finding on its event
+#: (``event.duration.limit``), never a time that overflows a date or a timestamp.
+DURATION_LIMIT = 1_000_000
+
+#: The largest data volume of one event, per direction (DataVolumeIncoming / -Outgoing, bytes):
+#: 2^40 (1 TiB). Above it a value is a range finding on its event (``event.volume.limit``); the
+#: sum of both directions of any accepted event stays far below 2^63.
+VOLUME_LIMIT = 1 << 40
 
 _T = TypeVar("_T", int, pl.Expr, "_Sql")
 

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Final
 import polars as pl
 
 from clearing.errors import ConfigError
-from clearing.money import charged_units_expr, round_div_expr, tax_value_expr
+from clearing.money import VALUE_LIMIT, charged_units_expr, round_div_expr, tax_value_expr
 from clearing.rating.validity import valid_on_expr
 
 if TYPE_CHECKING:
@@ -282,13 +282,28 @@ def _price(matched: pl.DataFrame) -> pl.DataFrame:
     dtype = pl.Int128 if wide else pl.Int64
     n = pl.col("price").cast(dtype) * pl.col("charged_units") * _pow10(pl.col("_ku"))
     d = pl.col("unit").cast(dtype) * _pow10(pl.col("_kd"))
+    exact = round_div_expr(n, d, pl.col("rounding"), dtype=dtype)
+    # checked: a charge beyond VALUE_LIMIT is held (unrated, with its reason), never wrapped
+    over = ((exact > VALUE_LIMIT) | (exact < -VALUE_LIMIT)).fill_null(False)
     priced = priced.with_columns(
-        round_div_expr(n, d, pl.col("rounding"), dtype=dtype).cast(pl.Int64).alias("charge")
+        pl.when(over).then(None).otherwise(exact).cast(pl.Int64).alias("charge"),
+        over.alias("_over"),
     )
     priced = priced.with_columns(
         tax_value_expr(pl.col("charge"), pl.col("tax_rate")).alias("tax"),
-        pl.lit("rated").alias("status"),
-        pl.lit(None, pl.String).alias("reason"),
+        pl.when(pl.col("_over")).then(pl.lit("unrated")).otherwise(pl.lit("rated")).alias("status"),
+        pl.when(pl.col("_over"))
+        .then(
+            pl.format(
+                "the charge of {} units at IOT row {} is above {} (the value limit): held; "
+                "check the usage of the record and the price of the IOT row",
+                pl.col("charged_units"),
+                pl.col("iot_key"),
+                pl.lit(str(VALUE_LIMIT)),
+            )
+        )
+        .otherwise(pl.lit(None, pl.String))
+        .alias("reason"),
     )
     same = (pl.col("_iot_currency") == pl.col("currency")).fill_null(False)
     ok = priced.filter(same)

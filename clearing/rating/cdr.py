@@ -270,12 +270,14 @@ def _rules(col: CdrColumn) -> tuple[pl.Expr, list[tuple[pl.Expr, str, str]]]:
     if col.type == "int":
         typed = v.str.to_integer(strict=False)
         rules.append((v.is_not_null() & typed.is_null(), "not an integer", _FIX))
-        if col.check.startswith(">="):
-            low = int(col.check[2:])
-            rules.append((typed < low, f"must be {col.check}", _FIX))
-        elif ".." in col.check:
-            lo, hi = (int(x) for x in col.check.split(".."))
-            rules.append(((typed < lo) | (typed > hi), f"must be in {col.check}", _FIX))
+        for check in col.check.split():  # ">=0", "<=1000000" or "0..65535", blank-separated
+            if check.startswith(">="):
+                rules.append((typed < int(check[2:]), f"must be {check}", _FIX))
+            elif check.startswith("<="):
+                rules.append((typed > int(check[2:]), f"must be {check}", _FIX))
+            elif ".." in check:
+                lo, hi = (int(x) for x in check.split(".."))
+                rules.append(((typed < lo) | (typed > hi), f"must be in {check}", _FIX))
     elif col.type == "datetime":
         typed = v.str.replace(" ", "T", literal=True).str.strptime(
             pl.Datetime("us"), _DATETIME_FORMAT, strict=False

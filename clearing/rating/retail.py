@@ -60,7 +60,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from clearing import config, lake
-from clearing.errors import ConfigError
+from clearing.errors import ConfigError, ValueRangeError
 from clearing.rating import retail_sql as steps
 from clearing.rating.retail_sql import DAY_PASS_SECONDS
 from clearing.rating.retail_tables import load_retail_tables, prepare_tables
@@ -220,7 +220,40 @@ def rate_retail(
             prepare_tables`), a plan without a version or tiers for a cycle it rates, or a
             bad ``cycle_of``.
         ValueError: ``events`` lacks a column rating reads.
+        ValueRangeError: a cycle's units or an amount is beyond 64 bits (checked arithmetic:
+            never a wrapped or a crashed sum).
     """
+    try:
+        return _rate_retail(
+            events,
+            subscribers,
+            sub_numbers,
+            plans,
+            plans_tiers,
+            cycle_of=cycle_of,
+            primary_msisdn_decides=primary_msisdn_decides,
+        )
+    except (duckdb.OutOfRangeException, duckdb.ConversionException) as e:
+        first = str(e).splitlines()[0]
+        msg = (
+            f"retail rating: a sum of units or an amount does not fit in 64 bits ({first}); "
+            "every value of an accepted event is within its range, so many huge events add up "
+            "here: look for the subscriber with the largest usage in the day's events "
+            "(`clearing explain`), and return or correct the partner's records"
+        )
+        raise ValueRangeError(msg) from e
+
+
+def _rate_retail(
+    events: TableLike,
+    subscribers: TableLike,
+    sub_numbers: TableLike,
+    plans: TableLike,
+    plans_tiers: TableLike,
+    *,
+    cycle_of: str,
+    primary_msisdn_decides: bool,
+) -> RetailResult:
     offset = _offset_seconds(cycle_of)
     ref = prepare_tables(subscribers, sub_numbers, plans, plans_tiers)
     ev = _events_arrow(events, local=offset is None)

@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 
 from clearing import config
 from clearing.identity import STATUSES, Identity, Status
+from clearing.money import DURATION_LIMIT
 from clearing.names import CiberName, next_fsn
 from clearing.settle import _daily_sheets as sheets
 from clearing.settle._book import Book, money
@@ -76,6 +77,14 @@ _SEVERITY_ORDER = {"fatal": 0, "severe": 1, "warning": 2}
 _UTC_OFFSET_SQL = (
     "to_minutes((CASE WHEN substr({o}, 1, 1) = '-' THEN -1 ELSE 1 END) * "
     "(CAST(substr({o}, 2, 2) AS INTEGER) * 60 + CAST(substr({o}, 4, 2) AS INTEGER)))"
+)
+
+#: An event's duration as an interval, for its end time. A duration beyond the range one event
+#: may hold (an ``event.duration.limit`` or ``event.value.limit`` finding: the event is returned)
+#: counts 0, its end its start: such a value is no time DuckDB can add to a timestamp.
+_DURATION_SQL = (
+    f"to_seconds(CASE WHEN abs(coalesce(duration, 0)) <= {DURATION_LIMIT} "
+    "THEN coalesce(duration, 0) ELSE 0 END)"
 )
 
 
@@ -217,8 +226,7 @@ def _inbound_files(d: _Day) -> list[dict[str, Any]]:
         FROM files f
         LEFT JOIN (
             SELECT file, any_value(sender) AS sender, count(*) AS rows,
-                   min(timezone('UTC', start_utc) + to_seconds(coalesce(duration, 0)))
-                       AS first_end,
+                   min(timezone('UTC', start_utc) + {duration}) AS first_end,
                    any_value(currency) AS currency, any_value(charge_scale) AS scale,
                    count(*) FILTER (status = 'accepted') AS accepted,
                    count(*) FILTER (status = 'returned') AS returned,
@@ -236,7 +244,7 @@ def _inbound_files(d: _Day) -> list[dict[str, Any]]:
             FROM ev GROUP BY file
         ) e ON e.file = f.file
         WHERE f.processing_date = ?
-        """,
+        """.replace("{duration}", _DURATION_SQL),
         [day],
     )
     received = _received(lake)
@@ -344,14 +352,14 @@ def _age(d: _Day, row: dict[str, Any], first_end: datetime | None, file: str) ->
         if row["direction"] == "in":
             n = d.lake.one(
                 "SELECT count(*) FROM ev WHERE file = ? AND "
-                "timezone('UTC', start_utc) + to_seconds(coalesce(duration, 0)) < ?",
+                f"timezone('UTC', start_utc) + {_DURATION_SQL} < ?",
                 [file, cutoff],
             )
         else:
             n = d.lake.one(
                 "SELECT count(*) FROM rv WHERE partner = ? AND start_time - "
                 + _UTC_OFFSET_SQL.format(o="utc_offset")
-                + " + to_seconds(coalesce(duration, 0)) < ?",
+                + f" + {_DURATION_SQL} < ?",
                 [row["partner"], cutoff],
             )
         row["over_limit"] = int(n or 0)
@@ -379,7 +387,7 @@ def _outbound_files(d: _Day) -> list[dict[str, Any]]:
                    sum(coalesce(charge, 0) + coalesce(tax, 0))
                        FILTER (record_type IN ('moc', 'mtc')) AS voice_gross,
                    min(start_time - {_UTC_OFFSET_SQL.format(o="utc_offset")}
-                       + to_seconds(coalesce(duration, 0))) AS first_end
+                       + {_DURATION_SQL}) AS first_end
             FROM rv GROUP BY partner
             """
         )

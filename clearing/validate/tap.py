@@ -31,7 +31,7 @@ from clearing.codecs.ber import element_at, iter_children
 from clearing.codecs.events import EVENT_SCHEMA
 from clearing.codecs.tap3.values import UTC_OFFSET, stamp_time, string
 from clearing.errors import DecodeError
-from clearing.money import VALUE_LIMIT, exact_sum
+from clearing.money import DURATION_LIMIT, VALUE_LIMIT, VOLUME_LIMIT, exact_sum
 from clearing.names import TapName
 from clearing.validate.rules import RuleSet, rules_for
 
@@ -614,6 +614,7 @@ def _check_events(out: TapChecked, rs: RuleSet, batch: fast.TapBatch, settings: 
             over.to_numpy(zero_copy_only=False),
             lambda i, c=column, v=values: f"{c} {v[i].as_py()} is above {VALUE_LIMIT}",
         )
+    _check_ranges(ev, flag)
     flag(
         "event.duration.gprs_long",
         (kinds == "gprsCall") & (duration > 86_400),
@@ -624,6 +625,40 @@ def _check_events(out: TapChecked, rs: RuleSet, batch: fast.TapBatch, settings: 
     for kind, rule in _NOT_AGREED.items():
         if kind in refused:
             flag(rule, kinds == kind, f"{kind} is not agreed with this partner")
+
+
+def _check_ranges(ev: pa.Table, flag: Any) -> None:
+    """Durations and data volumes beyond what one TD.57 event can hold: severe range findings.
+
+    Values above :data:`~clearing.money.VALUE_LIMIT` are ``event.value.limit`` already (one
+    finding per value); these rules take the range below it, where a value is valid BER but no
+    network makes it, and where it would overflow later (a date plus the duration, a cycle's
+    sum of volumes, units times a price).
+    """
+    duration = ev.column("duration").fill_null(0).to_numpy(zero_copy_only=False)
+    flag(
+        "event.duration.limit",
+        (duration > DURATION_LIMIT) & (duration <= VALUE_LIMIT),
+        lambda i: (
+            f"TotalCallEventDuration {duration[i]} s is above the limit of {DURATION_LIMIT} s "
+            "(11.6 days): the event is returned; the partner closes such a call or session "
+            "with partial records, or corrects the duration"
+        ),
+    )
+    for column, item in (
+        ("data_volume_incoming", "DataVolumeIncoming"),
+        ("data_volume_outgoing", "DataVolumeOutgoing"),
+    ):
+        volume = ev.column(column).fill_null(0).to_numpy(zero_copy_only=False)
+        flag(
+            "event.volume.limit",
+            (volume > VOLUME_LIMIT) & (volume <= VALUE_LIMIT),
+            lambda i, v=volume, name=item: (
+                f"{name} {v[i]} bytes is above the limit of {VOLUME_LIMIT} bytes (1 TiB) for "
+                "one event: the event is returned; the partner splits the session into "
+                "partial records, or corrects the volume"
+            ),
+        )
 
 
 def _check_event_values(

@@ -26,6 +26,7 @@ from clearing.errors import (
     RetryableTransportError,
     StoreError,
     TransportError,
+    ValueRangeError,
 )
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ EXIT_CODES: dict[type[ClearingError], ExitCode] = {
     MissingInputError: ExitCode.DATA,
     ConfigError: ExitCode.CONFIG,
     FaultError: ExitCode.CONFIG,
+    ValueRangeError: ExitCode.DATA,
     LedgerError: ExitCode.DATA,
     StoreError: ExitCode.CONFIG,
     TransportError: ExitCode.TRANSPORT,

@@ -586,6 +586,12 @@ CASES: list[Case] = [
         put(f"{MOC_EV}.basicCallInformation.totalCallEventDuration", -5),
         events=(MOC,),
     ),
+    # 1 000 001 s: one second above the duration limit (DURATION_LIMIT, 11.6 days)
+    Case(
+        "event.duration.limit",
+        put(f"{MOC_EV}.basicCallInformation.totalCallEventDuration", 1_000_001),
+        events=(MOC,),
+    ),
     Case(
         "event.duration.gprs_long",
         put(f"{GPRS_EV}.gprsBasicCallInformation.totalCallEventDuration", 86_401),
@@ -609,6 +615,19 @@ CASES: list[Case] = [
     Case(
         "event.volume.range",
         put(f"{GPRS_EV}.gprsServiceUsed.dataVolumeOutgoing", -1),
+        "outgoing",
+        events=(GPRS,),
+    ),
+    # 2^40 + 1 bytes: one byte above the per-event volume limit (1 TiB), each direction
+    Case(
+        "event.volume.limit",
+        put(f"{GPRS_EV}.gprsServiceUsed.dataVolumeIncoming", 2**40 + 1),
+        "incoming",
+        events=(GPRS,),
+    ),
+    Case(
+        "event.volume.limit",
+        put(f"{GPRS_EV}.gprsServiceUsed.dataVolumeOutgoing", 2**40 + 1),
         "outgoing",
         events=(GPRS,),
     ),

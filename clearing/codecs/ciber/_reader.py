@@ -178,6 +178,42 @@ def _decode_type(
             f"a type-{lay.record_type} record is {lay.length} characters; only the "
             "blank reserved tail may be cut",
         )
+    too_long = np.flatnonzero(lens > lay.length)
+    if too_long.size and lay.record_type in (*HEADER_TYPES, *TRAILER_TYPES):
+        i = int(too_long[0])
+        reason = (
+            f"type-{lay.record_type} record is {int(lens[i])} characters, longer than the "
+            f"{lay.length} of its layout"
+        )
+        raise err(
+            CiberStructureError,
+            reason,
+            file,
+            int(starts[i]),
+            int(numbers[i]),
+            f"a type-{lay.record_type} record is {lay.length} characters; nothing may follow "
+            "it on its line",
+        )
+    if too_long.size:  # a detail record: returned (format), its batch goes on
+        last = lay.fields[-1]
+        findings.add(
+            severity="record",
+            batch_index=batch_of_line[idx][too_long],
+            line=numbers[too_long],
+            byte_offset=starts[too_long],
+            record_type=lay.record_type,
+            field=last.name,
+            field_id=None,
+            return_code=4,
+            return_reason_code=7,
+            batch_reject_reason_code=None,
+            message=[
+                f"the record is {int(n)} characters, longer than the {lay.length} of a "
+                f"type-{lay.record_type} record: the partner resends it without the extra "
+                "characters"
+                for n in lens[too_long].tolist()
+            ],
+        )
     plan = plan_for(lay)
     cols = Columns.empty(plan, idx.size)
     pieces = _pieces(data, buf, lay, starts, lens)
