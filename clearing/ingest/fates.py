@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from clearing._io import file_sha256, write_atomic
@@ -267,14 +266,13 @@ def quarantine(
         elif not keep:
             source.unlink()
         rel = target.relative_to(wd.root).as_posix()
-    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     write_atomic(
         target.with_name(f"{target.name}.reason.txt"),
         "\n".join(
             [
                 f"entry:     {printable_name(entry)}",
                 f"delivered: {'by ' + partner + ' channel' if partner else 'no channel known'}",
-                f"date:      {day.isoformat()} (processing date), set aside at {stamp}",
+                f"date:      {day.isoformat()} (processing date; when: the run's manifest)",
                 f"stage:     {stage}",
                 f"size:      {what}",
                 f"why:       {reason}",

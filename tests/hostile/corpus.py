@@ -444,9 +444,7 @@ def drop_corpus(root: Path, day: date, secret: Path, *, seed: int = 14) -> list[
         _foreign_header(FOREIGN_PARTNER, day=day, fsn=foreign_fsn, seed=other),
     )
     add(
-        HostileCase(
-            "unicode_digits", f"CD{tap}{HOME_TADIG}١٢٣٤٥", tap, "quarantined", "Arabic digits"
-        ),
+        HostileCase("unicode_digits", f"CD{tap}{HOME_TADIG}١٢٣٤٥", tap, "refused", "Arabic digits"),
         _foreign_header(tap, day=day, fsn=5001, seed=other),
     )
     long_name = f"CD{tap}{HOME_TADIG}".ljust(255, "0")
@@ -486,7 +484,7 @@ def drop_corpus(root: Path, day: date, secret: Path, *, seed: int = 14) -> list[
     # the five that reach the file register: FSNs 01501-01505, right before the good 01506
     good = file_sequence_number(_partner(tap), day)
     first = good - 5
-    add(HostileCase("empty_tap", _tap_name(tap, first), tap, "returned", "empty"), b"")
+    add(HostileCase("empty_tap", _tap_name(tap, first), tap, "quarantined", "empty"), b"")
     add(
         HostileCase("garbage_tap", _tap_name(tap, first + 1), tap, "returned", "random bytes"),
         rng.randbytes(65_536),
@@ -527,13 +525,13 @@ def drop_corpus(root: Path, day: date, secret: Path, *, seed: int = 14) -> list[
     )
     add(
         HostileCase(
-            "unreadable_ciber", _ciber_name(seq + 1, day), CIBER_PARTNER, "returned", "junk"
+            "unreadable_ciber", _ciber_name(seq + 1, day), CIBER_PARTNER, "quarantined", "junk"
         ),
         unreadable_ciber(day=day, sequence=seq + 1, rng=rng),
     )
     add(
         HostileCase(
-            "garbage_ciber", _ciber_name(seq + 2, day), CIBER_PARTNER, "returned", "random bytes"
+            "garbage_ciber", _ciber_name(seq + 2, day), CIBER_PARTNER, "quarantined", "random bytes"
         ),
         rng.randbytes(8192),
     )
