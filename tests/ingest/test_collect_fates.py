@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from clearing import config
-from clearing.errors import ExitCode, RemoteEntryError, TransportError
+from clearing.errors import RemoteEntryError
 from clearing.ingest import day_fates
 from clearing.ingest.collect import Collected, FetchLedger, Provenance, collect, collect_partners
 from clearing.ingest.stage import collect as collect_stage
@@ -416,9 +416,10 @@ def test_refused_entries_stay_on_the_server_and_the_others_are_fetched(tmp_path:
     assert len(fixed.problems) == 0
 
 
-def test_a_refused_entry_is_a_data_problem_of_the_collect_step_not_a_transport_one(
+def test_a_refused_entry_is_a_warning_of_the_collect_step_not_a_transport_problem(
     tmp_path: Path,
 ) -> None:
+    """The step warns; the night reports the entry (exit 1) with every fate at its end."""
     root = _workdir(tmp_path / "w")
     ctx = StageContext(
         workdir=config.WorkDir(root),
@@ -427,8 +428,7 @@ def test_a_refused_entry_is_a_data_problem_of_the_collect_step_not_a_transport_o
         sources=_FakeSources(_server()),
     )
     result = collect_stage.run(ctx)
-    assert result.exit_code == ExitCode.DATA
-    assert result.exit_code != TransportError.exit_code
+    assert result.problems == []  # no transport problem (3): nobody is unreachable
     assert result.status == "warning"
     assert result.detail == {
         "partners": 1,
@@ -437,7 +437,8 @@ def test_a_refused_entry_is_a_data_problem_of_the_collect_step_not_a_transport_o
         "refused": 2,
         "unreachable": [],
     }
-    assert len(result.problems) == 2
+    assert len(result.value.problems) == 2
+    assert [f.fate for f in day_fates(ctx.workdir, DAY)] == ["refused", "refused"]
     # the next night: recorded, not an anomaly, said in the detail
     later = collect_stage.run(
         StageContext(workdir=ctx.workdir, settings=ctx.settings, day=NEXT, sources=ctx.sources)

@@ -58,7 +58,7 @@ def test_another_partners_file_in_a_channel_is_quarantined_and_the_night_goes_on
     assert all(s["status"] != "failed" for s in manifest["stages"])
     assert stages["rate"]["status"] in {"ok", "warning"}
     line = (
-        f"collect: FRAF9: quarantined `{deud9.name}` (delivered by FRAF9's channel, claims "
+        f"quarantined `{deud9.name}` (delivered by FRAF9's channel, claims "
         f"DEUD9): failed/{DAY.isoformat()}/{deud9.name}"
     )
     assert line in manifest["problems"]
