@@ -117,8 +117,26 @@ def _discard(tmp: Path, exc: OSError, path: Path) -> None:
     """Remove the temporary file; name the final path on an error that names none."""
     with contextlib.suppress(OSError):
         tmp.unlink()
-    if exc.filename is None or str(exc.filename) == str(tmp):
-        exc.filename = str(path)
+    if exc.errno is not None and (exc.filename is None or str(exc.filename) == str(tmp)):
+        exc.filename = str(path)  # a real OS error (errno set) names the file it failed on
+
+
+@contextlib.contextmanager
+def _staged(path: Path) -> Iterator[Path]:
+    """The temporary name to write ``path`` under; removed if the block fails.
+
+    An ``OSError`` (disk full, permission denied) is re-raised naming ``path``.
+    """
+    tmp = _tmp(path)
+    try:
+        yield tmp
+    except OSError as exc:
+        _discard(tmp, exc, path)
+        raise
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
 
 
 def write_atomic(path: Path, data: bytes | str) -> None:
@@ -128,9 +146,8 @@ def write_atomic(path: Path, data: bytes | str) -> None:
         OSError: the write failed (disk full, permission denied); the temporary file is
             removed and the error names ``path``.
     """
-    tmp = _tmp(path)
     raw = data.encode("utf-8") if isinstance(data, str) else data
-    try:
+    with _staged(path) as tmp:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, _modes["file"])
         try:
             view = memoryview(raw)
@@ -141,13 +158,6 @@ def write_atomic(path: Path, data: bytes | str) -> None:
             os.close(fd)
         tmp.chmod(_modes["file"])
         tmp.replace(path)
-    except OSError as exc:
-        _discard(tmp, exc, path)
-        raise
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
     fsync_dir(path.parent)
 
 
@@ -160,17 +170,9 @@ def write_table_atomic(table: pa.Table, path: Path, *, compression: str = "zstd"
     """
     import pyarrow.parquet as pq
 
-    tmp = _tmp(path)
-    try:
+    with _staged(path) as tmp:
         pq.write_table(table, tmp, compression=compression)
         _commit(tmp, path)
-    except OSError as exc:
-        _discard(tmp, exc, path)
-        raise
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
 
 
 def file_sha256(path: Path) -> tuple[str, int]:

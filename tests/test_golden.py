@@ -29,14 +29,14 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import asn1tools
 import openpyxl
 import pytest
+
+from .cli_run import run_cli as _cli
 
 ROOT = Path(__file__).parents[1]
 GOLDEN = ROOT / "tests" / "golden" / "outputs.json"
@@ -47,17 +47,6 @@ _CLOCK_HEADER = "Received / sent (UTC)"
 _AGE_HEADER = "Age (h)"  # of a sent file: sent (wall clock) minus its earliest call end
 _RUN_ID = re.compile(r"\b(?:nightly|monthly|backfill)-[0-9-]+-\d{8}T\d{6}Z")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-
-
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "clearing.cli", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=ROOT,
-        timeout=600,
-    )
 
 
 def _resend_with_gap(world: Path) -> None:

@@ -22,6 +22,7 @@ from clearing.errors import (
     RemoteEntryError,
     RetryableTransportError,
 )
+from clearing.names import printable_name
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -39,7 +40,6 @@ __all__ = [
     "name_matcher",
     "name_problem",
     "part_name",
-    "printable_name",
     "shown_name",
     "sidecar_name",
     "sidecar_text",
@@ -247,12 +247,6 @@ def shown_name(name: str) -> str:
         raw = name.encode("utf-8", "surrogateescape")
         return raw.decode("utf-8", "backslashreplace")
     return name
-
-
-def printable_name(name: str) -> str:
-    """``name`` for a message: control characters and undecodable bytes escaped."""
-    shown = shown_name(name)
-    return shown if shown.isprintable() else repr(shown)[1:-1]
 
 
 _DELIVER = "ask the partner to deliver the file as a plain regular file under its standard name"

@@ -328,8 +328,8 @@ def test_a_rerun_of_the_night_converges(nights: Nights) -> None:
         tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
         assert "entry_fates" in tables, "no entry_fates table in the state"
         twice = con.execute(
-            "SELECT count(*) FROM (SELECT 1 FROM entry_fates WHERE processing_date = ? "
-            "GROUP BY ALL HAVING count(*) > 1)",
+            "SELECT count(*) FROM (SELECT name, partner FROM entry_fates "
+            "WHERE processing_date = ? GROUP BY name, partner HAVING count(*) > 1)",
             [DAY],
         ).fetchone()
     finally:

@@ -7,8 +7,6 @@ own file of the name (before: a LedgerError in collect, nothing else ran, every 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -16,19 +14,10 @@ from clearing import config
 from clearing.ingest import day_fates
 from clearing.samples.workdir import generate_world
 
+from ..cli_run import run_cli as _cli
+
 ROOT = Path(__file__).parents[2]
 DAY = date(2026, 11, 22)
-
-
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "clearing.cli", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=ROOT,
-        timeout=600,
-    )
 
 
 def test_another_partners_file_in_a_channel_is_quarantined_and_the_night_goes_on(

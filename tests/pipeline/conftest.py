@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import subprocess
-import sys
-from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -16,11 +13,12 @@ import pytest
 
 from clearing.samples.workdir import World, generate_world
 
+from ..cli_run import Cli as Cli
+from ..cli_run import run_cli
+
 ROOT = Path(__file__).parents[2]
 DAY = date(2026, 11, 22)
 EVENTS = 1200
-
-Cli = Callable[..., subprocess.CompletedProcess[str]]
 
 
 @pytest.fixture(scope="session")
@@ -41,17 +39,7 @@ def world(world_source: World, tmp_path: Path) -> Path:
 def clearing() -> Cli:
     """``clearing(*args)`` runs ``python -m clearing.cli *args`` and returns the result."""
 
-    def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "clearing.cli", *args],
-            capture_output=True,
-            text=True,
-            check=False,
-            cwd=ROOT,
-            timeout=timeout,
-        )
-
-    return run
+    return run_cli
 
 
 def snapshot(root: Path) -> dict[str, str]:

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
 from collections import Counter
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
@@ -30,6 +28,8 @@ import pytest
 from clearing import lake
 from tests.pipeline.conftest import ROOT, first_value
 
+from ..cli_run import run_cli as _cli
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -38,17 +38,6 @@ DAYS = [DAY + timedelta(days=k) for k in range(3)]
 EVENTS = 300
 COPIED = "04172"  # Verde Wireless: two batches a day, CR LF
 TAP_MODULE = ROOT / "specs" / "asn1" / "TAP-0312.asn"
-
-
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "clearing.cli", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=ROOT,
-        timeout=600,
-    )
 
 
 def _copy_name(day: date) -> str:

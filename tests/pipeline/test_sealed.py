@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
-import sys
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -21,6 +19,8 @@ import duckdb
 import openpyxl
 import polars as pl
 import pytest
+
+from ..cli_run import run_cli as _cli
 
 ROOT = Path(__file__).parents[2]
 DAY = date(2026, 11, 22)
@@ -32,17 +32,6 @@ OLD_ROW = "FRAF9,inbound,mtc,,all,1234567,00:00,24:00,60,8200,6,SDR,30,30,1,"
 OLD_PRICE, NEW_PRICE = 8200, 9200  # SDR per 60 s at 6 decimals; minimum 30 s, then per second
 # sheets whose cells may differ on a replay: the deltas themselves, and the run / lake files
 _OWN = {"Re-rate deltas", "Audit", "Overview"}
-
-
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "clearing.cli", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=ROOT,
-        timeout=300,
-    )
 
 
 def _hashes(folder: Path) -> dict[str, str]:

@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
-import sys
 from collections import Counter, defaultdict
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -38,6 +36,8 @@ import pytest
 
 from clearing.samples.workdir import RAP_DAY, RAP_PARTNER
 from tests.pipeline.conftest import first_value
+
+from ..cli_run import run_cli as _cli
 
 ROOT = Path(__file__).parents[2]
 DAY = date(2026, 11, 22)
@@ -53,17 +53,6 @@ HELD_PARTNER = "DEUD9"
 IDENTITY = ("accepted", "returned", "duplicate", "late", "quarantined", "held")
 
 pytestmark = pytest.mark.slow
-
-
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "clearing.cli", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=ROOT,
-        timeout=600,
-    )
 
 
 def _night(world: Path, day: date) -> dict[str, Any]:

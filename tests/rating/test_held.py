@@ -10,8 +10,6 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-import subprocess
-import sys
 from collections import Counter
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -22,22 +20,13 @@ import asn1tools
 import polars as pl
 import pytest
 
+from ..cli_run import run_cli as _cli
+
 ROOT = Path(__file__).parents[2]
 DAY = date(2026, 11, 22)
 DAYS = [DAY + timedelta(days=k) for k in range(3)]
 PARTNER, SERVICE = "FRAF9", "mtc"
 TAP = asn1tools.compile_files([str(ROOT / "specs" / "asn1" / "TAP-0312.asn")], "ber")
-
-
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "clearing.cli", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=ROOT,
-        timeout=600,
-    )
 
 
 def _night(world: Path, day: date) -> tuple[int, dict[str, Any]]:

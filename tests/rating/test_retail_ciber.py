@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,8 @@ from clearing.rating.retail_tables import load_retail_tables
 from clearing.samples.subscribers import write_subscriber_sources
 from clearing.validate.stage import validate_ciber_file
 from tests.validate.ciber.conftest import PARTNER, batch, call, settings_with
+
+from ..cli_run import run_cli as _cli
 
 ROOT = Path(__file__).parents[2]
 # a card of the sample subscribers (specs written by write_subscriber_sources): primary number
@@ -64,17 +64,6 @@ def test_a_ciber_call_of_ours_is_rated_on_its_utc_start(tmp_path: Path) -> None:
     assert (line["service"], line["units"], line["allowance_units"]) == ("voice_mo", 180, 180)
     assert line["amount"] == 0  # inside the allowance: rated, nothing over it
     assert summary.num_rows == 1
-
-
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "clearing.cli", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=ROOT,
-        timeout=600,
-    )
 
 
 def _night(world: Path, offset: str | None) -> tuple[int, dict[str, Any]]:

@@ -6,8 +6,6 @@ import csv
 import hashlib
 import itertools
 import json
-import subprocess
-import sys
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,21 +33,12 @@ from clearing.samples.workdir import (
     tariff_day,
 )
 
+from ..cli_run import run_cli as _cli
+
 ROOT = Path(__file__).parents[2]
 DAY = date(2026, 11, 22)
 DAYS = [DAY + timedelta(days=k) for k in range(3)]
 EVENTS = 300
-
-
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "clearing.cli", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=ROOT,
-        timeout=300,
-    )
 
 
 def _hashes(root: Path) -> dict[str, str]:

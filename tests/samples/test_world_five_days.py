@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -14,20 +12,11 @@ import pytest
 from clearing.samples.replies import TARIFF_CHANGE
 from clearing.samples.workdir import tariff_day
 
+from ..cli_run import run_cli as _cli
+
 ROOT = Path(__file__).parents[2]
 DAY = date(2026, 11, 22)
 DAYS = [DAY + timedelta(days=k) for k in range(5)]
-
-
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "clearing.cli", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=ROOT,
-        timeout=600,
-    )
 
 
 @pytest.mark.slow

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import subprocess
-import sys
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,8 @@ from clearing.config import WorkDir
 from clearing.returns import validate_and_return
 from clearing.samples.tap import PARTNERS, build_file
 from clearing.validate.state import State
+
+from ..cli_run import run_cli
 
 ROOT = Path(__file__).parents[2]
 SPECS = ROOT / "specs" / "asn1"
@@ -249,16 +250,6 @@ def test_rerun_gives_same_findings_and_rap_bytes(tmp_path: Path) -> None:
     assert raps_row is not None
     (n,), (raps,) = files_row, raps_row
     assert (n, raps) == (1, 1)
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "clearing.cli", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=ROOT,
-    )
 
 
 def test_cli_validate_json_contract_and_rap_dir(tmp_path: Path) -> None:

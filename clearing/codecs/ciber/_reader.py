@@ -162,38 +162,31 @@ def _decode_type(
     findings: Findings,
 ) -> pa.Table:
     starts, lens, numbers = lines.starts[idx], lines.lens[idx], lines.numbers[idx]
-    too_short = np.flatnonzero(lens < lay.min_length)
-    if too_short.size:
-        i = int(too_short[0])
-        reason = (
-            f"type-{lay.record_type} record is {int(lens[i])} characters, shorter than the "
-            f"{lay.min_length} of its fixed part"
-        )
-        raise err(
-            CiberStructureError,
-            reason,
-            file,
-            int(starts[i]),
-            int(numbers[i]),
-            f"a type-{lay.record_type} record is {lay.length} characters; only the "
-            "blank reserved tail may be cut",
-        )
     too_long = np.flatnonzero(lens > lay.length)
-    if too_long.size and lay.record_type in (*HEADER_TYPES, *TRAILER_TYPES):
-        i = int(too_long[0])
-        reason = (
-            f"type-{lay.record_type} record is {int(lens[i])} characters, longer than the "
-            f"{lay.length} of its layout"
-        )
-        raise err(
-            CiberStructureError,
-            reason,
-            file,
-            int(starts[i]),
-            int(numbers[i]),
-            f"a type-{lay.record_type} record is {lay.length} characters; nothing may follow "
-            "it on its line",
-        )
+    framing = lay.record_type in (*HEADER_TYPES, *TRAILER_TYPES)
+    for bad, than, hint in (
+        # any record shorter than its fixed part; a header or trailer longer than its layout
+        (
+            np.flatnonzero(lens < lay.min_length),
+            f"shorter than the {lay.min_length} of its fixed part",
+            "only the blank reserved tail may be cut",
+        ),
+        (
+            too_long if framing else too_long[:0],
+            f"longer than the {lay.length} of its layout",
+            "nothing may follow it on its line",
+        ),
+    ):
+        if bad.size:
+            i = int(bad[0])
+            raise err(
+                CiberStructureError,
+                f"type-{lay.record_type} record is {int(lens[i])} characters, {than}",
+                file,
+                int(starts[i]),
+                int(numbers[i]),
+                f"a type-{lay.record_type} record is {lay.length} characters; {hint}",
+            )
     if too_long.size:  # a detail record: returned (format), its batch goes on
         last = lay.fields[-1]
         findings.add(

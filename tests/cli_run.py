@@ -1,0 +1,26 @@
+"""Run the `clearing` CLI as a user does: a real subprocess from the project root."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+__all__ = ["ROOT", "Cli", "run_cli"]
+
+ROOT = Path(__file__).parents[1]
+
+Cli = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """``python -m clearing.cli *args`` from the project root; the finished process."""
+    return subprocess.run(
+        [sys.executable, "-m", "clearing.cli", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+        timeout=timeout,
+    )
