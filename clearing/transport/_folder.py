@@ -11,8 +11,10 @@ from typing import TYPE_CHECKING, TypeVar
 
 from clearing.errors import (
     ConfigError,
+    FaultError,
     PermanentTransportError,
     RetryableTransportError,
+    fault_of,
 )
 from clearing.transport._base import (
     RemoteFile,
@@ -332,7 +334,9 @@ def _kind(mode: int) -> str:
 
 def _translate(
     exc: OSError, what: str, path: Path
-) -> PermanentTransportError | RetryableTransportError:
+) -> PermanentTransportError | RetryableTransportError | FaultError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT) and (fault := fault_of(exc)) is not None:
+        return fault  # a full disk is no network hiccup: exit 2 with the path and the fix
     reason = exc.strerror or str(exc)
     where = f"`{exc.filename}`" if exc.filename else f"`{path}`"
     if exc.errno in _PERMANENT_ERRNOS:

@@ -286,3 +286,30 @@ def test_an_unreadable_file_in_a_folder_is_refused_for_a_normal_user(
     assert got["error"][0] == "CDFRAF9HKGCL01510"
     assert "permission denied" in got["error"][1]
     assert got["sleeps"] == []
+
+
+def test_a_full_local_disk_is_a_fault_with_the_fix_not_a_retried_transfer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+    import shutil
+
+    from clearing.errors import ExitCode, FaultError
+    from clearing.transport import LocalFolderTransport
+
+    remote = tmp_path / "remote"
+    remote.mkdir()
+    (remote / "CDFRAF9HKGCL01506").write_bytes(b"tap")
+    sleeps: list[float] = []
+    t = LocalFolderTransport(remote, retry=RetryPolicy(attempts=4, sleep=sleeps.append))
+    inbox = tmp_path / "inbox"
+
+    def full(src: object, dst: object, *_: object) -> object:
+        raise OSError(errno.ENOSPC, "No space left on device", str(inbox / ".partial"))
+
+    monkeypatch.setattr(shutil, "copyfileobj", full)
+    with pytest.raises(FaultError) as caught:
+        t.fetch("CDFRAF9HKGCL01506", inbox)
+    assert caught.value.exit_code == ExitCode.CONFIG  # 2: the operator frees space
+    assert "inbox" in str(caught.value)
+    assert sleeps == []  # not retried as a network hiccup
