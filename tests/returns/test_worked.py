@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
-import sys
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asn1tools
 import pytest
@@ -33,6 +31,13 @@ from clearing.codecs.rap import (
 )
 from clearing.samples.workdir import generate_world
 
+from ..cli_run import run_cli
+
+cli = run_cli  # test_fatal and test_workbooks import it from here
+
+if TYPE_CHECKING:
+    import subprocess
+
 ROOT = Path(__file__).resolve().parents[2]
 D1, D2, D3, D4 = (date(2026, 11, d) for d in (22, 23, 24, 25))
 
@@ -40,17 +45,6 @@ D1, D2, D3, D4 = (date(2026, 11, d) for d in (22, 23, 24, 25))
 @pytest.fixture(scope="module")
 def tap_spec() -> Any:
     return asn1tools.compile_files([str(ROOT / "specs" / "asn1" / "TAP-0312.asn")], "ber")
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "clearing.cli", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=ROOT,
-        timeout=300,
-    )
 
 
 def nightly(world: Path, day: date) -> subprocess.CompletedProcess[str]:
