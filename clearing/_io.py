@@ -153,12 +153,9 @@ def write_atomic(path: Path, data: bytes | str) -> None:
             view = memoryview(raw)
             while view:
                 view = view[os.write(fd, view) :]
-            os.fsync(fd)
         finally:
             os.close(fd)
-        tmp.chmod(_modes["file"])
-        tmp.replace(path)
-    fsync_dir(path.parent)
+        _commit(tmp, path)
 
 
 def write_table_atomic(table: pa.Table, path: Path, *, compression: str = "zstd") -> None:
