@@ -31,6 +31,30 @@ def run_worker(code: str, *args: str) -> dict[str, float]:
     return out
 
 
+GENERATE = r"""
+import json, sys, time
+from datetime import date
+from pathlib import Path
+from clearing.samples.workdir import generate_world
+t0 = time.perf_counter()
+w = generate_world(Path(sys.argv[1]), day=date.fromisoformat(sys.argv[2]), events=int(sys.argv[3]))
+out = {"seconds": time.perf_counter() - t0, "tap": w.tap_events, "cdrs": w.visitor_cdrs}
+print(json.dumps(out))
+"""
+
+
+def bench_world(out: Path, day: str, events: int) -> Path:
+    """The benchmarks' sample world of ``events`` records (``out/world-N``), generated once."""
+    import shutil
+
+    world = out / f"world-{events}"
+    if not (world / "clearing.toml").exists():
+        shutil.rmtree(world, ignore_errors=True)
+        gen = run_worker(GENERATE, str(world), day, str(events))
+        print(f"\ngenerated {events} records in {gen['seconds']:.1f} s → {world}")
+    return world
+
+
 @pytest.fixture
 def worker() -> Callable[..., dict[str, float]]:
     """The :func:`run_worker` function, for benchmarks."""

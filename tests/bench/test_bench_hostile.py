@@ -26,6 +26,8 @@ import pytest
 
 from tests.hostile.corpus import drop_corpus
 
+from .conftest import bench_world
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -67,25 +69,10 @@ code = None if killed else p.returncode
 print(json.dumps({"wall": wall, "rss_mb": peak / 2**20, "exit_code": code, "killed": killed}))
 """
 
-GENERATE = r"""
-import json, sys, time
-from datetime import date
-from pathlib import Path
-from clearing.samples.workdir import generate_world
-t0 = time.perf_counter()
-w = generate_world(Path(sys.argv[1]), day=date.fromisoformat(sys.argv[2]), events=int(sys.argv[3]))
-out = {"seconds": time.perf_counter() - t0, "tap": w.tap_events, "cdrs": w.visitor_cdrs}
-print(json.dumps(out))
-"""
-
 
 @pytest.mark.bench
 def test_bench_hostile_night(worker: Callable[..., dict[str, float]], tmp_path: Path) -> None:
-    world = OUT / f"world-{EVENTS}"
-    if not (world / "clearing.toml").exists():
-        shutil.rmtree(world, ignore_errors=True)
-        gen = worker(GENERATE, str(world), DAY, str(EVENTS))
-        print(f"\ngenerated {EVENTS} records in {gen['seconds']:.1f} s → {world}")
+    world = bench_world(OUT, DAY, EVENTS)
     clean_dir, hostile_dir = tmp_path / "clean", tmp_path / "hostile"
     shutil.copytree(world, clean_dir)
     shutil.copytree(world, hostile_dir)
