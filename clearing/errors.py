@@ -26,6 +26,7 @@ import errno
 from enum import IntEnum
 
 __all__ = [
+    "SEVERITIES",
     "ClearingError",
     "ConfigError",
     "DecodeError",
@@ -57,6 +58,26 @@ class ExitCode(IntEnum):
     """A file could not be sent or fetched; the next run tries again."""
     INTERNAL = 4
     """A crash (a bug), not a data, config or transport problem: report it."""
+
+    @property
+    def severity(self) -> str:
+        """The one word for this outcome, the same everywhere it is shown.
+
+        ``ok``, ``data``, ``config``, ``transport``, ``crash``: the run summary's badge, the
+        ``level`` of a ``--json`` line, a manifest's ``status`` and the Airflow task notes
+        all use these words (see :data:`SEVERITIES`).
+        """
+        return SEVERITIES[self]
+
+
+SEVERITIES: dict[ExitCode, str] = {
+    ExitCode.OK: "ok",
+    ExitCode.DATA: "data",
+    ExitCode.CONFIG: "config",
+    ExitCode.TRANSPORT: "transport",
+    ExitCode.INTERNAL: "crash",
+}
+"""Exit code → severity word: one vocabulary for badge, JSON level, manifest status, notes."""
 
 
 class ClearingError(Exception):

@@ -37,7 +37,6 @@ FOUNDATION = {
     "_io",
     "_paths",
     "__init__",
-    "__main__",
     "py",
 }
 # The layers, lowest first; a unit may import its own layer and the ones before it.
@@ -56,6 +55,7 @@ LAYERS: list[set[str]] = [
     {"pipeline"},
     {"demo"},
     {"cli"},
+    {"__main__"},  # python -m clearing: the command line
 ]
 RANK = {unit: i for i, layer in enumerate(LAYERS) for unit in layer}
 

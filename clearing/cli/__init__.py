@@ -22,7 +22,7 @@ problem, 4 a crash (a bug).
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
@@ -51,6 +51,32 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from clearing import __version__
+
+        typer.echo(f"clearing {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            "-V",
+            callback=_version,
+            is_eager=True,
+            help="print the version and exit",
+        ),
+    ] = False,
+) -> None:
+    """Roaming clearing and settlement: TAP3 / RAP / NRT / CIBER."""
+
+
 app.add_typer(run.app)  # nightly, monthly, backfill
 app.add_typer(stages.app)  # collect, send, resend, retail, receive, outbox
 app.add_typer(inspect.app)  # inspect
