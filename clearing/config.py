@@ -639,27 +639,44 @@ the file checks a third of the stage, so two workers gave the same wall time (27
 class Environment(_Model):
     """The package's ``CLEARING_*`` environment variables, read by :func:`environment` only.
 
-    An unset or empty variable takes the default. Spec and report folders default to the ones
-    shipped beside the package (:mod:`clearing._paths`).
+    An unset or empty variable takes the default. The spec and report folders default to the
+    ones shipped inside the package (:mod:`clearing._paths`); ``CLEARING_SPECS_DIR`` replaces
+    the whole ``specs/`` tree at once (a folder with the same sub-folders: ``asn1/``,
+    ``ciber/``, ``rates/``, ``mediation/``, ``td57/``).
     """
 
-    specs_dir: Path
-    """``CLEARING_SPECS_DIR``: the ASN.1 modules (default ``specs/asn1``)."""
-    ciber_specs_dir: Path
-    """``CLEARING_CIBER_SPECS_DIR``: the CIBER layout tables and rules (default ``specs/ciber``)."""
-    rates_specs_dir: Path
-    """``CLEARING_RATES_SPECS_DIR``: the reference-data table schemas (default ``specs/rates``)."""
-    mediation_spec: Path
-    """``CLEARING_MEDIATION_SPEC``: our mediation CDR format (default
-    ``specs/mediation/cdr.csv``)."""
+    specs_root: Path
+    """``CLEARING_SPECS_DIR``: the specification tree (default: the ``specs/`` shipped in the
+    package)."""
     reports_dir: Path
-    """``CLEARING_REPORTS_DIR``: the run summary templates (default ``reports/templates``)."""
+    """``CLEARING_REPORTS_DIR``: the run summary templates (default: the package's
+    ``reports/templates``)."""
     workers: int = Field(ge=1)
     """``CLEARING_WORKERS``: processes for validate's file checks (default: the CPUs this
     process may run on; below 1 counts as 1; not a number: `ConfigError`)."""
     parallel_min_bytes: int = Field(ge=0)
     """``CLEARING_PARALLEL_MIN_MB``: the day's TAP size from which those processes are used,
     in MB (default :data:`PARALLEL_MIN_MB`; 0: always; not digits: the default)."""
+
+    @property
+    def specs_dir(self) -> Path:
+        """The ASN.1 modules: ``asn1/`` of the specification tree."""
+        return self.specs_root / "asn1"
+
+    @property
+    def ciber_specs_dir(self) -> Path:
+        """The CIBER layout tables and rules: ``ciber/`` of the specification tree."""
+        return self.specs_root / "ciber"
+
+    @property
+    def rates_specs_dir(self) -> Path:
+        """The reference-data table schemas: ``rates/`` of the specification tree."""
+        return self.specs_root / "rates"
+
+    @property
+    def mediation_spec(self) -> Path:
+        """Our mediation CDR format: ``mediation/cdr.csv`` of the specification tree."""
+        return self.specs_root / "mediation" / "cdr.csv"
 
 
 def environment() -> Environment:
@@ -684,12 +701,8 @@ def environment() -> Environment:
     else:
         workers = max(1, len(os.sched_getaffinity(0)))
     min_mb = env.get("CLEARING_PARALLEL_MIN_MB", "").strip()
-    specs = specs_root()
     return Environment(
-        specs_dir=folder("CLEARING_SPECS_DIR", specs / "asn1"),
-        ciber_specs_dir=folder("CLEARING_CIBER_SPECS_DIR", specs / "ciber"),
-        rates_specs_dir=folder("CLEARING_RATES_SPECS_DIR", specs / "rates"),
-        mediation_spec=folder("CLEARING_MEDIATION_SPEC", specs / "mediation" / "cdr.csv"),
+        specs_root=folder("CLEARING_SPECS_DIR", specs_root()),
         reports_dir=folder("CLEARING_REPORTS_DIR", reports_root() / "templates"),
         workers=workers,
         parallel_min_bytes=(int(min_mb) if min_mb.isdigit() else PARALLEL_MIN_MB) << 20,

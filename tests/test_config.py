@@ -14,9 +14,10 @@ import pytest
 from pydantic import ValidationError
 
 from clearing import config
-from clearing.codecs import asn1
+from clearing.codecs import asn1, ciber
 from clearing.config import FolderPartner, SftpPartner
 from clearing.errors import ConfigError
+from clearing.rating import retail_tables
 from clearing.validate import stage
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -258,9 +259,6 @@ def test_the_fingerprint_hashes_the_transport_section_as_written() -> None:
 
 _VARIABLES = (
     "CLEARING_SPECS_DIR",
-    "CLEARING_CIBER_SPECS_DIR",
-    "CLEARING_RATES_SPECS_DIR",
-    "CLEARING_MEDIATION_SPEC",
     "CLEARING_REPORTS_DIR",
     "CLEARING_WORKERS",
     "CLEARING_PARALLEL_MIN_MB",
@@ -277,10 +275,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 def test_environment_defaults(clean_env: pytest.MonkeyPatch) -> None:
     env = config.environment()
     assert env == config.Environment(
-        specs_dir=ROOT / "specs" / "asn1",
-        ciber_specs_dir=ROOT / "specs" / "ciber",
-        rates_specs_dir=ROOT / "specs" / "rates",
-        mediation_spec=ROOT / "specs" / "mediation" / "cdr.csv",
+        specs_root=ROOT / "specs",
         reports_dir=ROOT / "reports" / "templates",
         workers=len(os.sched_getaffinity(0)),
         parallel_min_bytes=256 << 20,
@@ -296,20 +291,29 @@ def test_environment_defaults(clean_env: pytest.MonkeyPatch) -> None:
 
 
 def test_environment_overrides(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for i, name in enumerate(_VARIABLES[:5]):
-        clean_env.setenv(name, str(tmp_path / str(i)))
+    clean_env.setenv("CLEARING_SPECS_DIR", str(tmp_path / "specs"))
+    clean_env.setenv("CLEARING_REPORTS_DIR", str(tmp_path / "templates"))
     clean_env.setenv("CLEARING_WORKERS", "3")
     clean_env.setenv("CLEARING_PARALLEL_MIN_MB", "0")
     env = config.environment()
+    # one variable moves the whole specification tree
     assert [
         env.specs_dir,
         env.ciber_specs_dir,
         env.rates_specs_dir,
         env.mediation_spec,
         env.reports_dir,
-    ] == [tmp_path / str(i) for i in range(5)]
+    ] == [
+        tmp_path / "specs" / "asn1",
+        tmp_path / "specs" / "ciber",
+        tmp_path / "specs" / "rates",
+        tmp_path / "specs" / "mediation" / "cdr.csv",
+        tmp_path / "templates",
+    ]
     assert (env.workers, env.parallel_min_bytes) == (3, 0)
-    assert asn1.specs_dir() == tmp_path / "0"
+    assert asn1.specs_dir() == tmp_path / "specs" / "asn1"
+    assert ciber.specs_dir() == tmp_path / "specs" / "ciber"
+    assert retail_tables._specs_dir() == tmp_path / "specs" / "rates"
     assert stage.workers() == 3
     clean_env.setenv("CLEARING_PARALLEL_MIN_MB", " 64 ")
     assert config.environment().parallel_min_bytes == 64 << 20

@@ -36,6 +36,7 @@ import asn1tools
 import openpyxl
 import pytest
 
+from .cli_run import Cli
 from .cli_run import run_cli as _cli
 
 ROOT = Path(__file__).parents[1]
@@ -123,9 +124,11 @@ def _outputs(world: Path) -> dict[str, str]:
     return out
 
 
-def _scenario(world: Path) -> dict[str, Any]:
+def _scenario(world: Path, cli: Cli = _cli) -> dict[str, Any]:
+    """Two nights and a month of a generated world, run by ``cli`` (the checkout's CLI here;
+    the installed wheel's in ``tests/packaging``): exit codes, outputs, manifest figures."""
     codes = {}
-    r = _cli(
+    r = cli(
         "samples",
         "generate",
         "--out",
@@ -138,12 +141,12 @@ def _scenario(world: Path) -> dict[str, Any]:
         "5",
     )
     assert r.returncode == 0, r.stderr
-    r = _cli("nightly", "--workdir", str(world), "--date", DAY1, "--json")
+    r = cli("nightly", "--workdir", str(world), "--date", DAY1, "--json")
     codes["nightly " + DAY1] = r.returncode
     _resend_with_gap(world)
-    r = _cli("nightly", "--workdir", str(world), "--date", DAY2, "--json")
+    r = cli("nightly", "--workdir", str(world), "--date", DAY2, "--json")
     codes["nightly " + DAY2] = r.returncode
-    r = _cli("monthly", "--workdir", str(world), "--period", PERIOD, "--json")
+    r = cli("monthly", "--workdir", str(world), "--period", PERIOD, "--json")
     codes["monthly " + PERIOD] = r.returncode
     return {"exit_codes": codes, "out": _outputs(world), "manifests": _manifest_figures(world)}
 

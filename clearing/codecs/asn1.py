@@ -65,7 +65,7 @@ _TRANSFER_BATCH_GROUPS = frozenset(tag_key(APPLICATION, n) for n in (3, 4, 5, 6,
 
 
 def specs_dir() -> Path:
-    """Folder of the ASN.1 modules (``$CLEARING_SPECS_DIR`` or the project's ``specs/asn1``)."""
+    """Folder of the ASN.1 modules (``asn1/`` of ``$CLEARING_SPECS_DIR`` or the shipped tree)."""
     return environment().specs_dir
 
 

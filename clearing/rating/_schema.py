@@ -47,7 +47,7 @@ _FALSE = {"no", "false", "0", "n"}
 
 
 def rates_specs_dir() -> Path:
-    """Folder of the table schemas (``$CLEARING_RATES_SPECS_DIR`` or ``specs/rates``)."""
+    """Folder of the table schemas (``rates/`` of ``$CLEARING_SPECS_DIR`` or the shipped tree)."""
     return environment().rates_specs_dir
 
 

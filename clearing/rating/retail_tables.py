@@ -28,7 +28,7 @@ import polars as pl
 import pyarrow as pa
 
 from clearing import lake
-from clearing._paths import specs_root
+from clearing.config import environment
 from clearing.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -87,7 +87,7 @@ class ColumnSpec:
 
 
 def _specs_dir() -> Path:
-    return specs_root() / "rates"
+    return environment().rates_specs_dir
 
 
 @cache

@@ -96,7 +96,7 @@ class Layout:
 
 
 def specs_dir() -> Path:
-    """Folder of the layout tables (``$CLEARING_CIBER_SPECS_DIR`` or ``specs/ciber``)."""
+    """Folder of the layout tables (``ciber/`` of ``$CLEARING_SPECS_DIR`` or the shipped tree)."""
     return environment().ciber_specs_dir
 
 
