@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help demo test test-airflow lint bench clean
+.PHONY: help demo test test-airflow lint bench wheel clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -38,5 +38,8 @@ test-airflow: ## the Airflow DAG tests (pipelines/) in their own virtualenv (Air
 bench: $(STAMP) ## benchmarks (tests/bench), figures printed and written to var/bench
 	$(BIN)/pytest -q -m bench -s tests/bench
 
-clean: ## remove the venv and ./var
-	rm -rf $(VENV) $(AIRFLOW_VENV) var
+wheel: $(STAMP) ## build dist/clearing-<version>-py3-none-any.whl (install it with pipx)
+	$(BIN)/pip wheel -q --no-deps -w dist .
+
+clean: ## remove the venvs, ./var, build/ and dist/
+	rm -rf $(VENV) $(AIRFLOW_VENV) var build dist
