@@ -213,7 +213,7 @@ def outbox(workdir: WorkDirOpt, date: DateOpt, debug: DebugOpt = False) -> None:
 def validate_day(workdir: Path, day: date, as_json: bool) -> None:
     """``clearing validate --workdir W --date D``: every input of the date, recorded."""
     from clearing import config
-    from clearing.cli.validate import render_validation
+    from clearing.cli.validate import identified, render_validation
     from clearing.returns import validate_and_return
 
     wd = config.WorkDir(workdir)
@@ -224,7 +224,7 @@ def validate_day(workdir: Path, day: date, as_json: bool) -> None:
         for f in result.files:
             typer.echo(render_validation(f.summary()))
         for c in result.ciber:
-            typer.echo(render_validation(c.summary()))
+            typer.echo(render_validation(identified(c)))
         typer.echo(f"RAP files: {', '.join(p.name for p in result.raps) or 'none'}")
         typer.echo(f"reconciliation: {result.reconciliation()}")
     if any(f.fatal for f in result.files) or any(c.fatal for c in result.ciber):
@@ -232,9 +232,11 @@ def validate_day(workdir: Path, day: date, as_json: bool) -> None:
 
 
 def _validated(result: ValidateResult, day: date) -> dict[str, Any]:
+    from clearing.cli.validate import identified
+
     return {
         "date": day.isoformat(),
-        "files": [f.summary() for f in result.files] + [c.summary() for c in result.ciber],
+        "files": [f.summary() for f in result.files] + [identified(c) for c in result.ciber],
         "raps": [p.name for p in result.raps],
         "reconciliation": result.reconciliation(),
     }
