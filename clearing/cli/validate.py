@@ -19,6 +19,7 @@ from clearing.cli._common import (
     OptionalDateOpt,
     OptionalWorkDirOpt,
     day_or_today,
+    examples,
     handles_errors,
     read_input,
     reads_workdir_unless,
@@ -33,12 +34,20 @@ __all__ = ["app", "identified", "render_validation", "validate"]
 app = typer.Typer()
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        "clearing validate CDFRAF9HKGCL01506",
+        "clearing validate CIBER_04172_60099_20261122_951.dat --json",
+        "clearing validate CDFRAF9HKGCL01506 -w /srv/clearing --rap-dir /tmp/rap",
+        "clearing validate -w /srv/clearing --date 2026-11-22",
+    ),
+)
 @handles_errors
 @reads_workdir_unless(lambda kw: kw.get("file") is None)  # without FILE: records
 def validate(
     file: Annotated[
-        Path | None, typer.Argument(help="one TAP/Notification file (omit: a whole date)")
+        Path | None,
+        typer.Argument(help="a TAP, Notification or CIBER file (omit: every input of --date)"),
     ] = None,
     workdir: OptionalWorkDirOpt = None,
     date: OptionalDateOpt = None,
@@ -48,11 +57,13 @@ def validate(
     ] = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Validate TAP files (TD.57): fatal / severe / warning findings, and the RAP to return.
+    """Validate TAP (TD.57) and CIBER files: findings, and the RAP or CIBER return to send.
 
-    With FILE: that file, against the work folder's history when --workdir is given (nothing
-    is recorded). Without FILE: every input of --date in the work folder, recorded (the
-    nightly's validate stage). Exit code 1 when a file is fatally rejected.
+    With FILE: that file (TAP, Notification or CIBER), against the work folder's history
+    when --workdir is given (nothing is recorded); --rap-dir writes its RAP. Without FILE:
+    every input of --date in the work folder, recorded (the nightly's validate stage: RAPs
+    to `out/rap/`, CIBER returns to `out/ciber_returns/`). Exit code 1 when a file is
+    fatally rejected.
     """
     from clearing.cli.stages import validate_day
     from clearing.returns.single import validate_file
