@@ -166,14 +166,17 @@ def explain(
     _print_explained(out)
 
 
-_VERSIONS_EXAMPLES = examples(
-    "clearing rates versions -w /srv/clearing",
-    "clearing rates list-versions --rates /srv/rates-draft --json",
+@versions_app.command(
+    "versions",
+    epilog=examples(
+        "clearing rates versions -w /srv/clearing",
+        "clearing rates versions --rates /srv/rates-draft --json",
+    ),
 )
-
-
-@versions_app.command("versions", epilog=_VERSIONS_EXAMPLES)
-@versions_app.command("list-versions", epilog=_VERSIONS_EXAMPLES)
+@versions_app.command(
+    "list-versions",
+    epilog=examples("clearing rates list-versions -w /srv/clearing"),
+)
 @handles_errors
 @reads_workdir
 def versions(

@@ -162,7 +162,7 @@ def import_(
     rates: RatesOpt = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Import every DIR/sources/<table>.csv that has a schema in specs/rates into Parquet.
+    """Import every `DIR/sources/<table>.csv` that has a schema in specs/rates into Parquet.
 
     DIR is --rates, or WORKDIR/rates. A changed content is kept as a new version (see
     `clearing rates versions`); the same content again records nothing. Overlapping or

@@ -87,8 +87,6 @@ def generate(
 @app.command(
     "deliver",
     epilog=examples(
-        "clearing samples generate --out /tmp/w --date 2026-11-20 --days 3",
-        "clearing nightly -w /tmp/w --date 2026-11-20",
         "clearing samples deliver -w /tmp/w --date 2026-11-21",
         "clearing nightly -w /tmp/w --date 2026-11-21",
     ),

@@ -13,7 +13,7 @@ from clearing.samples import generate
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from tests.cli_run import Cli
+    from ..cli_run import Cli
 
 
 @pytest.fixture(scope="module")
