@@ -133,7 +133,7 @@ def test_help_paragraphs_reflow_instead_of_breaking_where_the_source_did(
 def test_placeholders_in_help_texts_are_shown() -> None:
     """A `<date>` outside backticks would be taken for HTML by the Markdown help and vanish."""
     for path, command, _ in ALL:
-        texts = [command.help or ""] + [p.help or "" for p in command.params]
+        texts = [command.help or ""] + [getattr(p, "help", None) or "" for p in command.params]
         for text in texts:
             bare = re.sub(r"`[^`]*`", "", text)
             assert not re.search(r"<[A-Za-z][\w-]*>", bare), f"{path}: {text!r}"
@@ -158,7 +158,7 @@ def test_validate_help_says_it_validates_ciber_files_too() -> None:
 )
 def test_a_shared_option_has_one_wording(flag: str, wording: str) -> None:
     helps = {
-        path: option.help
+        path: getattr(option, "help", None)
         for path, command, _ in ALL
         for option in command.params
         if flag in getattr(option, "opts", [])
