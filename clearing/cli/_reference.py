@@ -16,11 +16,13 @@ import inspect
 import sys
 from typing import TYPE_CHECKING, Any
 
+import typer
 import typer.main
-from typer import _click
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+    from typer import _click
 
 __all__ = ["REGENERATE", "commands", "reference"]
 
@@ -37,7 +39,7 @@ def commands() -> Iterator[tuple[str, _click.Command, _click.Context]]:
     def walk(
         command: _click.Command, name: str, parent: _click.Context | None
     ) -> Iterator[tuple[str, _click.Command, _click.Context]]:
-        ctx = _click.Context(command, info_name=name, parent=parent)
+        ctx = typer.Context(command, info_name=name, parent=parent)
         yield ctx.command_path, command, ctx
         for sub_name, sub in getattr(command, "commands", {}).items():
             yield from walk(sub, sub_name, ctx)

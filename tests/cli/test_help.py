@@ -8,7 +8,7 @@ import shlex
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from typer._click.exceptions import UsageError
+from typer import TyperException
 from typer.testing import CliRunner
 
 from clearing.cli import app
@@ -100,9 +100,9 @@ def test_every_example_is_a_command_line_clearing_accepts(
 
 
 def test_an_example_with_a_wrong_option_would_be_caught(monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(UsageError):
+    with pytest.raises(TyperException):
         _parse("clearing nightly -w /srv/clearing --day 2026-11-22", monkeypatch)
-    with pytest.raises(UsageError):
+    with pytest.raises(TyperException):
         _parse("clearing nightly --date 2026-11-22", monkeypatch)  # no work folder
     _parse("CLEARING_WORKDIR=/srv/clearing clearing nightly --date 2026-11-22", monkeypatch)
 
