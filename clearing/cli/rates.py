@@ -39,8 +39,10 @@ rates_app = typer.Typer(help="Reference data (rates/): IOT, agreements, IMSI ran
     epilog=examples(
         "clearing rate what-if -w /srv/clearing --partner FRAF9 --service moc_local \\",
         "    --start 2026-11-21T10:00:00 --duration 95",
-        "clearing rate what-if -w /srv/clearing --partner 04172 --service gprs \\",
+        "clearing rate what-if -w /srv/clearing --partner FRAF9 --service gprs \\",
         "    --start 2026-11-21T23:59:30 --volume 1048576",
+        "clearing rate what-if -w /srv/clearing --partner 04172 --service mtc \\",
+        "    --start 2026-11-21T23:59:30 --duration 61",
         "clearing rate what-if -w /srv/clearing --partner DEUD9 --service moc \\",
         "    --destination +4930123456 --start 2026-11-21T10:00:00 --duration 60 \\",
         "    --direction outbound",
