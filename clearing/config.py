@@ -27,6 +27,7 @@ The ``CLEARING_*`` environment variables of the package are read here too, and o
 
 from __future__ import annotations
 
+import calendar
 import hashlib
 import os
 import re
@@ -86,6 +87,7 @@ __all__ = [
 CONFIG_NAME = "clearing.toml"
 """The configuration file in a work folder."""
 _PERIOD = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
+_DAY = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
 
 Severity = Literal["fatal", "severe", "warning"]
 Override = Literal["fatal", "severe", "warning", "off"]
@@ -608,12 +610,28 @@ class WorkDir:
 
 
 def parse_date(text: str, option: str = "--date") -> date:
-    """``YYYY-MM-DD`` → a date; :class:`ConfigError` (exit 2) naming ``option`` otherwise."""
+    """``YYYY-MM-DD`` → a date; :class:`ConfigError` (exit 2) naming ``option`` otherwise.
+
+    Text of the right shape that names no day (``2026-11-31``, ``2026-13-01``) is told apart
+    from text of the wrong shape: the message says which it is.
+    """
     try:
         return date.fromisoformat(text)
     except ValueError:
-        msg = f"{option} `{text}` is not YYYY-MM-DD"
-        raise ConfigError(msg) from None
+        pass
+    shape = _DAY.fullmatch(text)
+    if shape is None:
+        msg = f"{option} `{text}` is not YYYY-MM-DD (a date such as 2026-11-22)"
+        raise ConfigError(msg)
+    year, month, _day = (int(part) for part in shape.groups())
+    if year < 1:
+        why = "there is no year 0000"
+    elif not 1 <= month <= 12:
+        why = f"there is no month {month:02d}"
+    else:
+        why = f"{year:04d}-{month:02d} has {calendar.monthrange(year, month)[1]} days"
+    msg = f"{option} `{text}` is not a day of the calendar: {why}"
+    raise ConfigError(msg)
 
 
 def parse_period(text: str) -> str:

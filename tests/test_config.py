@@ -417,3 +417,29 @@ def test_an_unknown_rule_override_is_refused_before_the_night(tmp_path: Path) ->
     )
     with pytest.raises(ConfigError, match=r"\[partners\.FRAF9\.rules\] names no rule"):
         check_settings(WorkDir(tmp_path), settings)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("2026-11-31", "--date `2026-11-31` is not a day of the calendar: 2026-11 has 30 days"),
+        ("2026-02-29", "--date `2026-02-29` is not a day of the calendar: 2026-02 has 28 days"),
+        ("2026-13-01", "--date `2026-13-01` is not a day of the calendar: there is no month 13"),
+        ("2026-00-10", "--date `2026-00-10` is not a day of the calendar: there is no month 00"),
+        ("0000-01-01", "--date `0000-01-01` is not a day of the calendar: there is no year 0000"),
+        ("22.11.2026", "--date `22.11.2026` is not YYYY-MM-DD (a date such as 2026-11-22)"),
+        ("2026-11-2", "--date `2026-11-2` is not YYYY-MM-DD (a date such as 2026-11-22)"),
+        ("", "--date `` is not YYYY-MM-DD (a date such as 2026-11-22)"),
+    ],
+)
+def test_a_date_that_is_no_day_is_not_called_a_format_error(text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        config.parse_date(text)
+    assert str(caught.value) == message
+
+
+def test_a_leap_day_and_the_last_day_of_a_month_are_days() -> None:
+    assert config.parse_date("2028-02-29").isoformat() == "2028-02-29"
+    assert config.parse_date("2026-11-30", "--to").isoformat() == "2026-11-30"
+    with pytest.raises(ConfigError, match=r"^--to `2026-04-31` is not a day of the calendar"):
+        config.parse_date("2026-04-31", "--to")

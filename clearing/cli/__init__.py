@@ -41,6 +41,7 @@ from clearing.cli import (
     transport,
     validate,
 )
+from clearing.cli._common import examples
 from clearing.errors import ExitCode
 
 __all__ = ["app", "main"]
@@ -50,6 +51,16 @@ app = typer.Typer(
     help="Roaming clearing and settlement: TAP3 / RAP / NRT / CIBER.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",  # help texts are Markdown: paragraphs reflow, examples don't
+    add_completion=False,
+    epilog=examples(
+        "clearing samples generate --out /tmp/w --events 2000",
+        "clearing nightly -w /tmp/w --date 2026-11-22",
+        "clearing monthly -w /tmp/w --period 2026-11",
+        "clearing nightly --help",
+    )
+    + "\n\nThe work folder is `--workdir` / `-w` or the `CLEARING_WORKDIR` environment variable."
+    " Exit code: 0 ok, 1 data, 2 config, 3 transport, 4 crash.",
 )
 
 

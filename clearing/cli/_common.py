@@ -28,14 +28,22 @@ if TYPE_CHECKING:
     from typing import Any
 
 __all__ = [
+    "PARTNER_HELP",
+    "RATES_HELP",
+    "REASON_HELP",
     "DateOpt",
     "DebugOpt",
     "JsonOpt",
     "OptionalDateOpt",
     "OptionalWorkDirOpt",
+    "PartnerOpt",
+    "PartnersOpt",
     "PeriodOpt",
+    "RatesOpt",
+    "ReasonOpt",
     "WorkDirOpt",
     "day_or_today",
+    "examples",
     "handles_errors",
     "lock_mode",
     "parse_date",
@@ -70,6 +78,28 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="JSON on stdout (for machi
 """Machine-readable output."""
 DebugOpt = Annotated[bool, typer.Option("--debug", help="raise errors with a traceback")]
 """Re-raise a package error (with its traceback) instead of one line and an exit code."""
+RATES_HELP = "reference-data folder (default: WORKDIR/rates)"
+RatesOpt = Annotated[Path | None, typer.Option("--rates", help=RATES_HELP)]
+"""The reference data (IOTs, agreements, FX…), when not the work folder's ``rates/``."""
+PARTNER_HELP = "partner: TADIG code (TAP) or SID/BID (CIBER)"
+PartnerOpt = Annotated[str | None, typer.Option("--partner", help=PARTNER_HELP)]
+"""One partner (a filter or a selection: the command says which)."""
+PartnersOpt = Annotated[
+    list[str] | None, typer.Option("--partner", help=f"{PARTNER_HELP}; repeatable")
+]
+"""Some partners (the option repeated); all when left out."""
+REASON_HELP = "why (kept with the decision)"
+ReasonOpt = Annotated[str | None, typer.Option("--reason", help=REASON_HELP)]
+"""Why a decision was taken (kept with it)."""
+
+
+def examples(*lines: str) -> str:
+    """The **Examples** block of a command's help (its epilog): real command lines.
+
+    The help texts are Markdown (``rich_markup_mode="markdown"``): the lines are a fenced
+    code block, shown as written, after the options (and in ``docs/cli.md``).
+    """
+    return "\n".join(["Examples:", "", "```sh", *lines, "```"])
 
 
 _LOCK_MODE = "__clearing_lock_mode__"

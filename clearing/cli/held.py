@@ -19,6 +19,7 @@ from clearing.cli._common import (
     JsonOpt,
     OptionalDateOpt,
     WorkDirOpt,
+    examples,
     handles_errors,
     parse_date,
 )
@@ -44,7 +45,13 @@ def next_night(workdir: Path) -> date:
     return rated[-1] + timedelta(days=1) if rated else _date.today()
 
 
-@app.command("recycle")
+@app.command(
+    "recycle",
+    epilog=examples(
+        "clearing rate recycle -w /srv/clearing",
+        "clearing rate recycle -w /srv/clearing --date 2026-11-23 --json",
+    ),
+)
 @handles_errors
 def recycle(
     workdir: WorkDirOpt,
@@ -54,8 +61,8 @@ def recycle(
 ) -> None:
     """Rate held records whose reference data is fixed into --date's rated rows and TAP-out.
 
-    --date defaults to the day after the last rated date. Records that still cannot be
-    priced stay held (listed below; exit 1).
+    --date defaults to the day after the last rated date: run it for a date not yet sent.
+    Records that still cannot be priced stay held (listed; exit code 1).
     """
     from clearing import config
     from clearing.outbound import write_day

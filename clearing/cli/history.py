@@ -11,8 +11,7 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -21,6 +20,9 @@ from clearing.cli._common import (
     JsonOpt,
     OptionalDateOpt,
     OptionalWorkDirOpt,
+    PartnerOpt,
+    RatesOpt,
+    examples,
     handles_errors,
     parse_date,
     reads_workdir,
@@ -28,12 +30,13 @@ from clearing.cli._common import (
 from clearing.cli.stages import money
 from clearing.errors import ConfigError
 
+if TYPE_CHECKING:
+    from pathlib import Path
+
 __all__ = ["explain", "explain_app", "versions", "versions_app"]
 
 explain_app = typer.Typer()
 versions_app = typer.Typer()
-
-RatesOpt = Annotated[Path | None, typer.Option("--rates", help="default: WORKDIR/rates")]
 
 
 def _rates_dir(workdir: Path | None, rates: Path | None) -> Path:
@@ -90,7 +93,15 @@ def _print_explained(out: dict[str, Any], indent: str = "") -> None:
             typer.echo(indent + line)
 
 
-@explain_app.command("explain")
+@explain_app.command(
+    "explain",
+    epilog=examples(
+        "clearing rate explain -w /srv/clearing --iot-version v2 --partner FRAF9",
+        "clearing rate explain -w /srv/clearing --iot-version b8ff6edf0c045723 --json",
+        "clearing rate explain -w /srv/clearing --date 2026-11-22 \\",
+        "    --record HKGCL-20261122-0000041",
+    ),
+)
 @handles_errors
 @reads_workdir
 def explain(
@@ -102,9 +113,7 @@ def explain(
             help="an import version (v1, v2…) or the iot_version of a rated row (16 hex)",
         ),
     ] = None,
-    partner: Annotated[
-        str | None, typer.Option("--partner", help="only this partner's rows (TADIG / SID)")
-    ] = None,
+    partner: PartnerOpt = None,
     service: Annotated[
         str | None, typer.Option("--service", help="only this service's rows (moc_local…)")
     ] = None,
@@ -116,7 +125,12 @@ def explain(
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Show the tariff rows behind an iot_version, or behind a rated visitor row."""
+    """Show the tariff rows behind an iot_version, or behind a rated visitor row.
+
+    Give --iot-version (an import version, with --partner / --service to narrow its rows,
+    or the 16-hex iot_version of a rated row), or --date and --record (a rated visitor row
+    of that date): the rows are shown as they were when that version was imported.
+    """
     from clearing.config import WorkDir
     from clearing.rating.explain import explain_iot_version, explain_record
 
@@ -152,8 +166,17 @@ def explain(
     _print_explained(out)
 
 
-@versions_app.command("versions")
-@versions_app.command("list-versions")
+@versions_app.command(
+    "versions",
+    epilog=examples(
+        "clearing rates versions -w /srv/clearing",
+        "clearing rates versions --rates /srv/rates-draft --json",
+    ),
+)
+@versions_app.command(
+    "list-versions",
+    epilog=examples("clearing rates list-versions -w /srv/clearing"),
+)
 @handles_errors
 @reads_workdir
 def versions(

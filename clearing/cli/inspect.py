@@ -9,14 +9,26 @@ from typing import Annotated
 
 import typer
 
-from clearing.cli._common import DebugOpt, JsonOpt, handles_errors, read_input
+from clearing.cli._common import (
+    DebugOpt,
+    JsonOpt,
+    examples,
+    handles_errors,
+    read_input,
+)
 
 __all__ = ["app", "inspect"]
 
 app = typer.Typer()
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        "clearing inspect CDFRAF9HKGCL01506",
+        "clearing inspect CIBER_04172_60099_20261122_951.dat --json",
+        "clearing inspect CDFRAF9HKGCL01506 --csv > CDFRAF9HKGCL01506.csv",
+    ),
+)
 @handles_errors
 def inspect(
     file: Annotated[Path, typer.Argument(help="TAP, Notification, RAP, ACK, NRT or CIBER file")],
@@ -25,7 +37,12 @@ def inspect(
     events: Annotated[bool, typer.Option("--events", help="one JSON line per event")] = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Summarise a file: kind, version, parties, FSN, event counts, audit totals."""
+    """Summarise a file: kind, version, parties, FSN, event counts, audit totals.
+
+    Reads the file only (no work folder, nothing validated or recorded): TAP, Notification,
+    RAP, ACK, NRT or CIBER. --csv and --events print the event table instead. Exit code 1
+    when the file cannot be read as any of them.
+    """
     from clearing import inspect as inspect_mod
 
     data = read_input(file)

@@ -27,7 +27,10 @@ from clearing.cli._common import (
     DebugOpt,
     JsonOpt,
     OptionalDateOpt,
+    PartnerOpt,
+    ReasonOpt,
     WorkDirOpt,
+    examples,
     handles_errors,
     parse_date,
     reads_workdir,
@@ -43,7 +46,6 @@ __all__ = ["accept", "app", "dispute", "list_breaches"]
 
 app = typer.Typer(help="IOT breaches above the thresholds: list, accept, dispute.")
 
-_PartnerSel = Annotated[str | None, typer.Option("--partner", help="the partner (TADIG/SID)")]
 _EventSel = Annotated[
     list[int] | None,
     typer.Option("--event", help="event index in the partner's file (repeatable; default all)"),
@@ -55,7 +57,6 @@ _AllOfDate = Annotated[
     str | None,
     typer.Option("--all-of-date", help="every breach of this processing date YYYY-MM-DD"),
 ]
-_Reason = Annotated[str | None, typer.Option("--reason", help="why (kept with the decision)")]
 
 
 def _amount(value: int | None, scale: int | None) -> str:
@@ -95,7 +96,13 @@ def _breaches(workdir: Path) -> list[IotBreach]:
         return store.iot_breaches.all()
 
 
-@app.command("list")
+@app.command(
+    "list",
+    epilog=examples(
+        "clearing iot list -w /srv/clearing",
+        "clearing iot list -w /srv/clearing --json",
+    ),
+)
 @handles_errors
 @reads_workdir
 def list_breaches(workdir: WorkDirOpt, as_json: JsonOpt = False, debug: DebugOpt = False) -> None:
@@ -205,16 +212,23 @@ def _report(verb: str, done: list[IotBreach], chosen: list[IotBreach], as_json: 
         typer.echo(f"{len(chosen) - len(done)} breach(es) were {verb} already")
 
 
-@app.command("accept")
+@app.command(
+    "accept",
+    epilog=examples(
+        "clearing iot accept -w /srv/clearing --date 2026-11-22 --partner FRAF9 \\",
+        '    --event 3 --reason "agreed with FRAF9 by mail"',
+        "clearing iot accept -w /srv/clearing --all-of-date 2026-11-22",
+    ),
+)
 @handles_errors
 def accept(
     workdir: WorkDirOpt,
     date: OptionalDateOpt = None,
-    partner: _PartnerSel = None,
+    partner: PartnerOpt = None,
     event: _EventSel = None,
     file: _FileSel = None,
     all_of_date: _AllOfDate = None,
-    reason: _Reason = None,
+    reason: ReasonOpt = None,
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -230,20 +244,30 @@ def accept(
     _report("accepted", done, chosen, as_json)
 
 
-@app.command("dispute")
+@app.command(
+    "dispute",
+    epilog=examples(
+        "clearing iot dispute -w /srv/clearing --date 2026-11-22 --partner DEUD9",
+        "clearing iot dispute -w /srv/clearing --date 2026-11-22 --partner DEUD9 \\",
+        '    --event 7 --event 9 --reason "above the IOT"',
+    ),
+)
 @handles_errors
 def dispute(
     workdir: WorkDirOpt,
     date: OptionalDateOpt = None,
-    partner: _PartnerSel = None,
+    partner: PartnerOpt = None,
     event: _EventSel = None,
     file: _FileSel = None,
     all_of_date: _AllOfDate = None,
-    reason: _Reason = None,
+    reason: ReasonOpt = None,
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Dispute IOT breaches: their events stay out of the payable (listed as disputed)."""
+    """Dispute IOT breaches: their events stay out of the payable (listed as disputed).
+
+    An accepted breach cannot be disputed any more (it is in the payable).
+    """
     from clearing.store import BreachStatus
 
     chosen = _select(workdir, date, partner, event, file, all_of_date)

@@ -12,6 +12,7 @@ from clearing.cli._common import (
     OptionalDateOpt,
     OptionalWorkDirOpt,
     day_or_today,
+    examples,
     handles_errors,
     read_input,
 )
@@ -21,7 +22,13 @@ __all__ = ["ack", "app"]
 app = typer.Typer(help="RAP files: answer partners' RAPs with ACKs, record their ACKs.")
 
 
-@app.command("ack")
+@app.command(
+    "ack",
+    epilog=examples(
+        "clearing rap ack RCFRAF9HKGCL00001 -w /srv/clearing",
+        "clearing rap ack RCFRAF9HKGCL00001 --out /tmp/ack",
+    ),
+)
 @handles_errors
 def ack(
     file: Annotated[Path, typer.Argument(help="a partner's RAP file (or their ACK of ours)")],
@@ -32,7 +39,9 @@ def ack(
 ) -> None:
     """Answer a partner's RAP with an ACK, or record a partner's ACK of one of our RAPs.
 
-    A partner's RAP is answered with an Acknowledgement and its returns are recorded.
+    A partner's RAP is answered with an Acknowledgement (into --out; default
+    `WORKDIR/out/ack/`, or the current folder without a work folder) and, with a work
+    folder, its returns are recorded (`clearing returns list`).
     """
     from clearing.config import WorkDir
     from clearing.returns.incoming import receive

@@ -10,21 +10,22 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from clearing.cli._common import (
+    PARTNER_HELP,
     DebugOpt,
-    OptionalWorkDirOpt,
     PeriodOpt,
+    RatesOpt,
     WorkDirOpt,
+    examples,
     handles_errors,
     reads_workdir,
 )
 from clearing.cli.stages import money
-from clearing.errors import ConfigError, ExitCode
+from clearing.errors import ExitCode
 
 __all__ = ["app", "import_", "rates_app", "rerate", "what_if", "what_if_app"]
 
@@ -32,15 +33,26 @@ app = typer.Typer()
 what_if_app = typer.Typer()
 rates_app = typer.Typer(help="Reference data (rates/): IOT, agreements, IMSI ranges, fx...")
 
-RatesOpt = Annotated[Path | None, typer.Option("--rates", help="default: WORKDIR/rates")]
 
-
-@what_if_app.command("what-if")
+@what_if_app.command(
+    "what-if",
+    epilog=examples(
+        "clearing rate what-if -w /srv/clearing --partner FRAF9 --service moc_local \\",
+        "    --start 2026-11-21T10:00:00 --duration 95",
+        "clearing rate what-if -w /srv/clearing --partner FRAF9 --service gprs \\",
+        "    --start 2026-11-21T23:59:30 --volume 1048576",
+        "clearing rate what-if -w /srv/clearing --partner 04172 --service mtc \\",
+        "    --start 2026-11-21T23:59:30 --duration 61",
+        "clearing rate what-if -w /srv/clearing --partner DEUD9 --service moc \\",
+        "    --destination +4930123456 --start 2026-11-21T10:00:00 --duration 60 \\",
+        "    --direction outbound",
+    ),
+)
 @handles_errors
 @reads_workdir
 def what_if(
     workdir: WorkDirOpt,
-    partner: Annotated[str, typer.Option("--partner", help="TADIG or SID/BID")],
+    partner: Annotated[str, typer.Option("--partner", help=PARTNER_HELP)],
     service: Annotated[
         str,
         typer.Option(
@@ -60,7 +72,12 @@ def what_if(
     rates: RatesOpt = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Rate one imagined event and print the tariff rows considered and every step."""
+    """Rate one imagined event and print the tariff rows considered and every step.
+
+    Nothing is recorded. --direction inbound prices a partner's subscriber visiting us (our
+    IOT), outbound our subscriber visiting the partner (the partner's IOT). Exit code 1 when
+    the event cannot be rated (the reason is printed).
+    """
     from clearing.rating import Rates
     from clearing.rating import what_if as rate_one
     from clearing.rating.whatif import parse_start
@@ -98,7 +115,13 @@ def what_if(
         raise typer.Exit(ExitCode.DATA)
 
 
-@app.command("rerate")
+@app.command(
+    "rerate",
+    epilog=examples(
+        "clearing rerate -w /srv/clearing --period 2026-11",
+        "clearing rerate -w /srv/clearing --period 2026-11 --rates /srv/rates-draft",
+    ),
+)
 @handles_errors
 def rerate(
     workdir: WorkDirOpt,
@@ -106,7 +129,10 @@ def rerate(
     rates: RatesOpt = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Re-rate a month's rated rows with today's reference data; write and print the delta."""
+    """Re-rate a month's rated rows with today's reference data; write and print the delta.
+
+    What was sent is not changed: the delta report (`out/rerate/`) is what changed.
+    """
     from clearing.rating import rerate as run
 
     result = run(workdir, period, rates_dir=rates)
@@ -125,28 +151,29 @@ def rerate(
     typer.echo(f"report: {result.paths[0]}")
 
 
-@rates_app.command("import")
+@rates_app.command(
+    "import",
+    epilog=examples(
+        "clearing rates import -w /srv/clearing",
+        "clearing rates import -w /srv/clearing --rates /srv/rates-draft",
+    ),
+)
 @handles_errors
 def import_(
-    workdir: OptionalWorkDirOpt = None,
-    rates: Annotated[
-        Path | None,
-        typer.Option("--rates", help="reference-data folder (sources in DIR/sources)"),
-    ] = None,
+    workdir: WorkDirOpt,
+    rates: RatesOpt = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Import every DIR/sources/<table>.csv that has a schema in specs/rates into Parquet.
+    """Import every `DIR/sources/<table>.csv` that has a schema in specs/rates into Parquet.
 
     DIR is --rates, or WORKDIR/rates. A changed content is kept as a new version (see
-    `clearing rates versions`); the same content again records nothing.
+    `clearing rates versions`); the same content again records nothing. Overlapping or
+    absurd rows are refused (exit code 2) and nothing is imported.
     """
     from clearing.rating import import_rates
     from clearing.rating.versions import current_version, list_versions
 
-    if rates is None and workdir is None:
-        msg = "give --workdir (the rates are WORKDIR/rates) or --rates DIR"
-        raise ConfigError(msg)
-    target = rates or (workdir or Path()) / "rates"
+    target = rates or workdir / "rates"
     before = {v.id for v in list_versions(target)}
     for t in import_rates(target):
         typer.echo(f"{t.name}: {t.rows} rows in {t.partitions} partition(s) → {t.path}")

@@ -8,11 +8,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from clearing.cli._common import (
+    REASON_HELP,
     DebugOpt,
     JsonOpt,
     OptionalDateOpt,
+    PartnerOpt,
     WorkDirOpt,
     day_or_today,
+    examples,
     handles_errors,
     parse_date,
     reads_workdir,
@@ -30,7 +33,7 @@ app = typer.Typer(help="Partners' returns (RAP) about our TAP-out: list, resubmi
 RapOpt = Annotated[str | None, typer.Option("--rap", help="a partner's RAP file name")]
 EventOpt = Annotated[
     list[int] | None,
-    typer.Option("--event", help="an event_index of that RAP (repeat for more; default all)"),
+    typer.Option("--event", help="event index in that RAP (repeatable; default all)"),
 ]
 
 
@@ -46,7 +49,13 @@ def _store(workdir: Path, *, read_only: bool = False) -> Store:
     return open_store(wd.db, read_only=read_only)
 
 
-@app.command("list")
+@app.command(
+    "list",
+    epilog=examples(
+        "clearing returns list -w /srv/clearing --status to_correct",
+        "clearing returns list -w /srv/clearing --partner FRAF9 --json",
+    ),
+)
 @handles_errors
 @reads_workdir
 def list_returns(
@@ -55,7 +64,7 @@ def list_returns(
     status: Annotated[
         str | None, typer.Option("--status", help="to_correct | resubmitted | written_off")
     ] = None,
-    partner: Annotated[str | None, typer.Option("--partner", help="a partner's code")] = None,
+    partner: PartnerOpt = None,
     date: OptionalDateOpt = None,
     debug: DebugOpt = False,
 ) -> None:
@@ -83,7 +92,14 @@ def list_returns(
         )
 
 
-@app.command("resubmit")
+@app.command(
+    "resubmit",
+    epilog=examples(
+        "clearing returns resubmit -w /srv/clearing --rap RCFRAF9HKGCL00001 \\",
+        "    --event 4 --event 5",
+        "clearing returns resubmit -w /srv/clearing --all --date 2026-11-23",
+    ),
+)
 @handles_errors
 def resubmit(
     workdir: WorkDirOpt,
@@ -108,11 +124,19 @@ def resubmit(
     typer.echo(f"{len(done)} return(s) to resubmit in {when}")
 
 
-@app.command("write-off")
+@app.command(
+    "write-off",
+    epilog=examples(
+        "clearing returns write-off -w /srv/clearing --rap RCFRAF9HKGCL00001 \\",
+        '    --event 4 --reason "IMSI unknown to the partner"',
+        "clearing returns write-off -w /srv/clearing --all-older-than 90 \\",
+        '    --reason "older than 90 days"',
+    ),
+)
 @handles_errors
 def write_off(
     workdir: WorkDirOpt,
-    reason: Annotated[str, typer.Option("--reason", help="why the money is given up")],
+    reason: Annotated[str, typer.Option("--reason", help=REASON_HELP)],
     rap: RapOpt = None,
     event: EventOpt = None,
     older_than: Annotated[

@@ -13,6 +13,7 @@ from clearing.cli._common import (
     DebugOpt,
     OptionalDateOpt,
     WorkDirOpt,
+    examples,
     handles_errors,
     parse_date,
 )
@@ -26,7 +27,14 @@ DEFAULT_DAY = date(2026, 11, 22)
 """The processing date of a generated world when --date is left out."""
 
 
-@app.command("generate")
+@app.command(
+    "generate",
+    epilog=examples(
+        "clearing samples generate --out /tmp/w --events 2000",
+        "clearing samples generate --out /tmp/w --date 2026-11-20 --days 5 --seed 7",
+        "clearing samples generate --out /tmp/files --files-only",
+    ),
+)
 @handles_errors
 def generate(
     out: Annotated[Path, typer.Option("--out", help="new work folder to write the world into")],
@@ -45,7 +53,7 @@ def generate(
         typer.Option(
             "--days",
             help="processing days D … D+K-1 (N records each); day D delivered, "
-            "the others kept in OUT/samples/<D>/ for `samples deliver`",
+            "the others kept in `OUT/samples/<D>/` for `samples deliver`",
         ),
     ] = 1,
     debug: DebugOpt = False,
@@ -54,7 +62,8 @@ def generate(
 
     Config, reference data (IOTs, agreements, FX, subscribers with sub-numbers), partners' TAP-in
     and CIBER-in files (in their exchange folders) and our network's visitor CDRs. With --days K,
-    the days after the first are kept in OUT/samples/<D>/ until `clearing samples deliver`.
+    the days after the first are kept in `OUT/samples/<D>/` until `clearing samples deliver`.
+    --date defaults to 2026-11-22.
     """
     from clearing.samples import generate as generate_files
     from clearing.samples.workdir import generate_world
@@ -75,7 +84,13 @@ def generate(
         typer.echo(str(path))
 
 
-@app.command("deliver")
+@app.command(
+    "deliver",
+    epilog=examples(
+        "clearing samples deliver -w /tmp/w --date 2026-11-21",
+        "clearing nightly -w /tmp/w --date 2026-11-21",
+    ),
+)
 @handles_errors
 def deliver(
     workdir: WorkDirOpt,
@@ -84,10 +99,10 @@ def deliver(
 ) -> None:
     """Put one day of a multi-day sample world in place: partners' files, then our CDRs.
 
-    Day D's partner files go to exchange/<P>/to_hkgcl/ (where `collect` fetches them) and its
-    visitor CDRs to inbox/cdr/. Delivering a day again writes the same bytes. On the days
-    that answer the nights before (a corrected resend's RAP FSN, a partner's RAP about our
-    TAP-out, the tariff change), what cannot be done yet is skipped with a note on stderr.
+    Day D's partner files go to `exchange/<P>/to_hkgcl/` (where `collect` fetches them) and
+    its visitor CDRs to `inbox/cdr/`. Delivering a day again writes the same bytes. On the
+    days that answer the nights before (a corrected resend's RAP FSN, a partner's RAP about
+    our TAP-out, the tariff change), what cannot be done yet is skipped with a note on stderr.
     """
     from clearing.samples.workdir import deliver_day
 

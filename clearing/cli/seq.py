@@ -6,14 +6,27 @@ import json
 
 import typer
 
-from clearing.cli._common import DebugOpt, JsonOpt, WorkDirOpt, handles_errors, reads_workdir
+from clearing.cli._common import (
+    DebugOpt,
+    JsonOpt,
+    WorkDirOpt,
+    examples,
+    handles_errors,
+    reads_workdir,
+)
 
 __all__ = ["app", "status"]
 
 app = typer.Typer(help="File sequence control (TD.57 FSN) per partner.")
 
 
-@app.command("status")
+@app.command(
+    "status",
+    epilog=examples(
+        "clearing seq status -w /srv/clearing",
+        "clearing seq status -w /srv/clearing --json",
+    ),
+)
 @handles_errors
 @reads_workdir
 def status(workdir: WorkDirOpt, as_json: JsonOpt = False, debug: DebugOpt = False) -> None:

@@ -21,8 +21,11 @@ from clearing.cli._common import (
     JsonOpt,
     OptionalDateOpt,
     OptionalWorkDirOpt,
+    PartnersOpt,
     PeriodOpt,
+    RatesOpt,
     WorkDirOpt,
+    examples,
     handles_errors,
     parse_date,
 )
@@ -54,10 +57,7 @@ __all__ = [
 ]
 
 app = typer.Typer()
-rate_app = typer.Typer(
-    help="Rate the visitors' CDRs of a day, write TAP-out / CIBER-out, check TAP-in charges.",
-    invoke_without_command=True,
-)
+rate_app = typer.Typer(invoke_without_command=True)
 settle_app = typer.Typer(
     help="Settlement workbooks: daily operations (per processing date), monthly settlement.",
     no_args_is_help=True,
@@ -68,22 +68,26 @@ RunIdOpt = Annotated[
 ]
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        "clearing collect -w /srv/clearing",
+        "clearing collect -w /srv/clearing --partner FRAF9 --partner 04172 \\",
+        "    --date 2026-11-22",
+    ),
+)
 @handles_errors
 def collect(
     workdir: WorkDirOpt,
-    partner: Annotated[
-        list[str] | None, typer.Option("--partner", help="only these partners (repeatable)")
-    ] = None,
+    partner: PartnersOpt = None,
     date: OptionalDateOpt = None,
     debug: DebugOpt = False,
 ) -> None:
     """Fetch new files of every configured partner into WORKDIR/inbox (the collect stage).
 
-    Every listed entry is decided on its own: fetched, quarantined into failed/<date>/ (a
+    Every listed entry is decided on its own: fetched, quarantined into `failed/<date>/` (a
     reason file beside it) or refused (left on the server); --date is the processing date
-    of those entries (default: today, UTC). Exit 1 when an entry was newly quarantined or
-    refused, 3 when a partner could not be reached.
+    of those entries (default: today, UTC). Exit code 1 when an entry was newly quarantined
+    or refused, 3 when a partner could not be reached.
     """
     from datetime import UTC, datetime
 
@@ -114,10 +118,18 @@ def collect(
         raise typer.Exit(ExitCode.DATA)
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        "clearing send -w /srv/clearing",
+        "clearing transport status -w /srv/clearing",
+    ),
+)
 @handles_errors
 def send(workdir: WorkDirOpt, debug: DebugOpt = False) -> None:
-    """Send every due outbox file to its partner (the send stage)."""
+    """Send every due outbox file to its partner (the send stage).
+
+    A file not sent stays due for the next `send` (exit code 3).
+    """
     from clearing.transport.outbox import Outbox
     from clearing.transport.settings import load_transport_settings
 
@@ -138,7 +150,11 @@ def send(workdir: WorkDirOpt, debug: DebugOpt = False) -> None:
         typer.echo("nothing due")
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        "clearing resend CDHKGCLFRAF900042 -w /srv/clearing",
+    ),
+)
 @handles_errors
 def resend(
     file: Annotated[str, typer.Argument(help="outbox file name (or its path)")],
@@ -158,7 +174,12 @@ def resend(
     typer.echo(f"sent {name} again to {entry.partner} ({transport.where})")
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        "clearing retail -w /srv/clearing --date 2026-11-22",
+        "clearing retail -w /srv/clearing --date 2026-11-22 --json",
+    ),
+)
 @handles_errors
 def retail(
     workdir: WorkDirOpt,
@@ -166,7 +187,10 @@ def retail(
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Rate our subscribers' accepted usage abroad per sub-number (the retail stage)."""
+    """Rate our subscribers' accepted usage abroad per sub-number (the retail stage).
+
+    Writes the bill lines (`lake/retail/date=<date>/`) and the cycle totals.
+    """
     import pyarrow.parquet as pq
 
     from clearing.rating.retail import write_retail
@@ -183,10 +207,17 @@ def retail(
         typer.echo(f"{out['rows']} bill line(s) → {lines}\ncycle totals → {summary}")
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        "clearing receive -w /srv/clearing --date 2026-11-22",
+    ),
+)
 @handles_errors
 def receive(workdir: WorkDirOpt, date: DateOpt, debug: DebugOpt = False) -> None:
-    """Partners' RAPs (→ our ACK) and ACKs (→ outbox acknowledged) among the date's inputs."""
+    """Partners' RAPs (→ our ACK) and ACKs (→ outbox acknowledged) among the date's inputs.
+
+    Exit code 1 when a RAP or an ACK cannot be taken (listed on stderr).
+    """
     from clearing import config
     from clearing.returns.stage import receive_day
 
@@ -198,10 +229,17 @@ def receive(workdir: WorkDirOpt, date: DateOpt, debug: DebugOpt = False) -> None
         raise typer.Exit(1)
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        "clearing outbox -w /srv/clearing --date 2026-11-22",
+    ),
+)
 @handles_errors
 def outbox(workdir: WorkDirOpt, date: DateOpt, debug: DebugOpt = False) -> None:
-    """Register the date's RAPs, CIBER returns, ACKs and TAP-out / CIBER-out in the outbox."""
+    """Register the date's RAPs, CIBER returns, ACKs and TAP-out / CIBER-out in the outbox.
+
+    Prints each file now due; `clearing send` sends them.
+    """
     from clearing import config
     from clearing.transport.stage import register_day
 
@@ -213,7 +251,7 @@ def outbox(workdir: WorkDirOpt, date: DateOpt, debug: DebugOpt = False) -> None:
 def validate_day(workdir: Path, day: date, as_json: bool) -> None:
     """``clearing validate --workdir W --date D``: every input of the date, recorded."""
     from clearing import config
-    from clearing.cli.validate import render_validation
+    from clearing.cli.validate import identified, render_validation
     from clearing.returns import validate_and_return
 
     wd = config.WorkDir(workdir)
@@ -224,7 +262,7 @@ def validate_day(workdir: Path, day: date, as_json: bool) -> None:
         for f in result.files:
             typer.echo(render_validation(f.summary()))
         for c in result.ciber:
-            typer.echo(render_validation(c.summary()))
+            typer.echo(render_validation(identified(c)))
         typer.echo(f"RAP files: {', '.join(p.name for p in result.raps) or 'none'}")
         typer.echo(f"reconciliation: {result.reconciliation()}")
     if any(f.fatal for f in result.files) or any(c.fatal for c in result.ciber):
@@ -232,9 +270,11 @@ def validate_day(workdir: Path, day: date, as_json: bool) -> None:
 
 
 def _validated(result: ValidateResult, day: date) -> dict[str, Any]:
+    from clearing.cli.validate import identified
+
     return {
         "date": day.isoformat(),
-        "files": [f.summary() for f in result.files] + [c.summary() for c in result.ciber],
+        "files": [f.summary() for f in result.files] + [identified(c) for c in result.ciber],
         "raps": [p.name for p in result.raps],
         "reconciliation": result.reconciliation(),
     }
@@ -247,22 +287,30 @@ def _day_inputs(wd: WorkDir, day: date) -> list[Path]:
     return [p for p in claim_inputs(wd, day) if input_kind(p) in ("tap", "ciber")]
 
 
-@rate_app.callback()
+@rate_app.callback(
+    epilog=examples(
+        "clearing rate -w /srv/clearing --date 2026-11-22",
+        "clearing rate -w /srv/clearing --date 2026-11-22 --json",
+        "clearing rate -w /srv/clearing --date 2026-11-22 --rates /srv/rates-draft",
+        "clearing rate what-if --help",
+    ),
+)
 @handles_errors
 def rate(
     ctx: typer.Context,
     workdir: OptionalWorkDirOpt = None,
     date: OptionalDateOpt = None,
-    rates: Annotated[
-        Path | None, typer.Option("--rates", help="reference data (default: WORKDIR/rates)")
-    ] = None,
+    rates: RatesOpt = None,
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Rate visitors' CDRs of --date, write TAP-out / Notifications / CIBER-out, check IOTs.
 
-    The IOT check is run on the day's accepted TAP-in (see `clearing rate what-if --help` for
-    one event).
+    The rate stage of a day (--workdir and --date are required for it): the visitors' CDRs
+    are priced by our IOTs, then written out per partner; the IOT check prices the day's
+    accepted TAP-in and CIBER-in by the partners' IOTs. Exit code 1 when there are
+    anomalies (listed on stderr). The commands below work on one event, one tariff row or
+    the held records.
     """
     # `rate` is a group (for `rate what-if`), so its own options cannot be required: click
     # would then ask for them before `what-if` too. They are checked here instead.
@@ -407,7 +455,12 @@ def _print_rate(out: dict[str, Any]) -> None:
             typer.echo(f"  delta {r['partner']} {r['service']}: {amount} {r['currency']}")
 
 
-@settle_app.command()
+@settle_app.command(
+    epilog=examples(
+        "clearing settle daily -w /srv/clearing --date 2026-11-22",
+        "clearing settle daily -w /srv/clearing --date 2026-11-22 --run-id manual-1",
+    ),
+)
 @handles_errors
 def daily(
     workdir: WorkDirOpt,
@@ -415,13 +468,17 @@ def daily(
     run_id: RunIdOpt = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Write the daily operations workbook of --date (out/settlement/daily/)."""
+    """Write the daily operations workbook of --date (`out/settlement/daily/`)."""
     from clearing.settle import daily_workbook
 
     typer.echo(str(daily_workbook(workdir, parse_date(date), run_id=run_id)))
 
 
-@settle_app.command()
+@settle_app.command(
+    epilog=examples(
+        "clearing settle monthly -w /srv/clearing --period 2026-11",
+    ),
+)
 @handles_errors
 def monthly(
     workdir: WorkDirOpt,
@@ -429,7 +486,11 @@ def monthly(
     run_id: RunIdOpt = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Write the monthly settlement workbook of --period (out/settlement/monthly/, v1, v2...)."""
+    """Write the monthly settlement workbook of --period (`out/settlement/monthly/`).
+
+    A re-issue after a change is the next version (`_v1`, `_v2`…); an issued workbook is
+    never overwritten.
+    """
     from clearing.settle import monthly_workbook
 
     typer.echo(str(monthly_workbook(workdir, period, run_id=run_id)))

@@ -8,7 +8,13 @@ from __future__ import annotations
 
 import typer
 
-from clearing.cli._common import DebugOpt, WorkDirOpt, handles_errors, reads_workdir
+from clearing.cli._common import (
+    DebugOpt,
+    WorkDirOpt,
+    examples,
+    handles_errors,
+    reads_workdir,
+)
 
 __all__ = ["app", "status"]
 
@@ -18,11 +24,20 @@ app = typer.Typer(
 )
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        "clearing transport status -w /srv/clearing",
+        "clearing transport status -w /srv/clearing | grep -v sent",
+    ),
+)
 @handles_errors
 @reads_workdir
 def status(workdir: WorkDirOpt, debug: DebugOpt = False) -> None:
-    """List the outbox: name, partner, kind, state, attempts, sent at, last error."""
+    """List the outbox: name, partner, kind, state, attempts, sent at, last error.
+
+    One line per file, the fields separated by tabs. Sending is `clearing send` (every due
+    file) and `clearing resend FILE`.
+    """
     from clearing.config import WorkDir
     from clearing.transport.outbox import Outbox
 

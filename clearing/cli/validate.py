@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path  # noqa: TC003 (typer reads the annotations at run time)
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -19,23 +19,35 @@ from clearing.cli._common import (
     OptionalDateOpt,
     OptionalWorkDirOpt,
     day_or_today,
+    examples,
     handles_errors,
     read_input,
     reads_workdir_unless,
 )
 from clearing.errors import ConfigError, ExitCode
 
-__all__ = ["app", "render_validation", "validate"]
+if TYPE_CHECKING:
+    from clearing.validate.stage import CiberResult, FileResult
+
+__all__ = ["app", "identified", "render_validation", "validate"]
 
 app = typer.Typer()
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        "clearing validate CDFRAF9HKGCL01506",
+        "clearing validate CIBER_04172_60099_20261122_951.dat --json",
+        "clearing validate CDFRAF9HKGCL01506 -w /srv/clearing --rap-dir /tmp/rap",
+        "clearing validate -w /srv/clearing --date 2026-11-22",
+    ),
+)
 @handles_errors
 @reads_workdir_unless(lambda kw: kw.get("file") is None)  # without FILE: records
 def validate(
     file: Annotated[
-        Path | None, typer.Argument(help="one TAP/Notification file (omit: a whole date)")
+        Path | None,
+        typer.Argument(help="a TAP, Notification or CIBER file (omit: every input of --date)"),
     ] = None,
     workdir: OptionalWorkDirOpt = None,
     date: OptionalDateOpt = None,
@@ -45,11 +57,13 @@ def validate(
     ] = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Validate TAP files (TD.57): fatal / severe / warning findings, and the RAP to return.
+    """Validate TAP (TD.57) and CIBER files: findings, and the RAP or CIBER return to send.
 
-    With FILE: that file, against the work folder's history when --workdir is given (nothing
-    is recorded). Without FILE: every input of --date in the work folder, recorded (the
-    nightly's validate stage). Exit code 1 when a file is fatally rejected.
+    With FILE: that file (TAP, Notification or CIBER), against the work folder's history
+    when --workdir is given (nothing is recorded); --rap-dir writes its RAP. Without FILE:
+    every input of --date in the work folder, recorded (the nightly's validate stage: RAPs
+    to `out/rap/`, CIBER returns to `out/ciber_returns/`). Exit code 1 when a file is
+    fatally rejected.
     """
     from clearing.cli.stages import validate_day
     from clearing.returns.single import validate_file
@@ -63,7 +77,7 @@ def validate(
     day = day_or_today(date)
     data = read_input(file)
     result = validate_file(data, file=file.name, day=day, workdir=workdir, rap_dir=rap_dir)
-    summary = result.summary()
+    summary = identified(result)
     if as_json:
         typer.echo(json.dumps(summary, ensure_ascii=False, indent=2))
     else:
@@ -72,15 +86,46 @@ def validate(
         raise typer.Exit(ExitCode.DATA)
 
 
+def identified(result: FileResult | CiberResult) -> dict[str, Any]:
+    """A file's validation summary, with a CIBER file's parties and batch sequence numbers.
+
+    A CIBER file has no one sender / recipient / FSN in its summary (its batches carry them):
+    they are read from its records here (``sender`` / ``recipient`` when every record has the
+    same, ``batches``: the batch sequence numbers in file order).
+    """
+    from clearing.validate.stage import CiberResult
+
+    summary = result.summary()
+    if not isinstance(result, CiberResult) or "sender" not in result.events.column_names:
+        return summary
+    for column in ("sender", "recipient"):
+        values = set(result.events.column(column).drop_null().to_pylist())
+        if summary[column] is None and len(values) == 1:
+            summary[column] = values.pop()
+    batches = result.events.column("file_sequence_number").drop_null().to_pylist()
+    summary["batches"] = list(dict.fromkeys(str(b) for b in batches))
+    return summary
+
+
 def render_validation(s: dict[str, Any]) -> str:
-    """One file's validation summary as text: the verdict, the identity, every finding."""
+    """One file's validation summary as text: the verdict, the identity, every finding.
+
+    What the file does not say (the parties of an unreadable file) is left out, not shown as
+    ``None``.
+    """
     c = s["counts"]
     verdict = "FATAL: whole file returned" if s["fatal"] else s["outcome"]
     if s["outcome"] == "copy":
         verdict = f"copy of {s['copy_of']}: ignored"
+    head = [s["file"], s["kind"]]
+    if s["sender"] is not None or s["recipient"] is not None:
+        head.append(f"{s['sender'] or '?'} -> {s['recipient'] or '?'}")
+    if s["file_sequence_number"] is not None:
+        head.append(f"FSN {s['file_sequence_number']}")
+    if s.get("batches"):
+        head.append(f"batch{'es' if len(s['batches']) > 1 else ''} {', '.join(s['batches'])}")
     lines = [
-        f"{s['file']}  {s['kind']}  {s['sender']} -> {s['recipient']}  "
-        f"FSN {s['file_sequence_number']}  {verdict}",
+        "  ".join([*head, verdict]),
         f"  events {c['in']} = accepted {c['accepted']} + returned {c['returned']} + "
         f"duplicate {c['duplicate']} + late {c['late']} + quarantined {c['quarantined']}",
     ]

@@ -80,7 +80,7 @@ def test_rerate_and_errors(tiny_workdir: Path) -> None:
     assert "key (currency='EUR'): overlapping validity: lines 2 and 5 both start" in r.output
     r = RUN.invoke(app, ["rate", "--workdir", str(tiny_workdir), "--date", "2026-02-30"])
     assert r.exit_code == 2
-    assert "--date `2026-02-30` is not YYYY-MM-DD" in r.output
+    assert "--date `2026-02-30` is not a day of the calendar: 2026-02 has 28 days" in r.output
     r = RUN.invoke(
         app,
         [
