@@ -26,12 +26,12 @@ from clearing.cli._common import (
     handles_errors,
     parse_date,
 )
-from clearing.config import WorkDir
 from clearing.errors import ConfigError, ExitCode, TransportError
 
 if TYPE_CHECKING:
     from datetime import date
 
+    from clearing.config import WorkDir
     from clearing.outbound import OutboundFile
     from clearing.rating import RateSummary
     from clearing.validate.stage import ValidateResult
@@ -118,6 +118,7 @@ def collect(
 @handles_errors
 def send(workdir: WorkDirOpt, debug: DebugOpt = False) -> None:
     """Send every due outbox file to its partner (the send stage)."""
+    from clearing.config import WorkDir
     from clearing.transport.outbox import Outbox
     from clearing.transport.settings import load_transport_settings
 
@@ -146,6 +147,7 @@ def resend(
     debug: DebugOpt = False,
 ) -> None:
     """Send one outbox file again, with exactly the bytes registered for it."""
+    from clearing.config import WorkDir
     from clearing.transport.outbox import Outbox
     from clearing.transport.settings import load_transport_settings
 
