@@ -88,9 +88,21 @@ def test_help_loads_no_heavy_library(args: list[str]) -> None:
 
 
 def test_inspect_loads_no_state_transport_or_workbook_library() -> None:
-    """``clearing inspect`` reads one file: no state, no lake, no transport, no workbook."""
+    """``clearing inspect`` reads one file: no state, no lake, no transport, no workbook.
+
+    A Notification (a TAP file without events) needs no event table either: no numpy, no Arrow.
+    """
     modules = _loaded(["inspect", str(ROOT / "data_samples" / "tap" / "CDSGPS9HKGCL00966")])
     assert "clearing.codecs.asn1" in modules  # it did decode the file
+    assert _heavy(modules, ISSUE_HEAVY) == []
+    assert _heavy(modules, ("numpy", "jinja2")) == []
+    layers = ("clearing.store", "clearing.transport", "clearing.settle", "clearing.pipeline")
+    assert _heavy(modules, layers) == []
+
+
+def test_inspect_of_a_tap_file_loads_no_state_transport_or_workbook_library() -> None:
+    modules = _loaded(["inspect", str(ROOT / "data_samples" / "tap" / "CDCHEC9HKGCL03631")])
+    assert "clearing.codecs.fast" in modules  # its events were read
     assert _heavy(modules, ("duckdb", "polars", "paramiko", "openpyxl", "jinja2")) == []
     layers = ("clearing.store", "clearing.transport", "clearing.settle", "clearing.pipeline")
     assert _heavy(modules, layers) == []
