@@ -263,10 +263,15 @@ def _cache_path(family: str, tap_release: int | None, text: str) -> Path | None:
 def _load_cached(path: Path) -> tuple[dict[str, Any], Any] | None:
     """The parsed modules and compiled specification stored at ``path``, or None.
 
-    Any failure (missing, unreadable, truncated, of another asn1tools) is None: compile.
+    Any failure (missing, unreadable, truncated, of another asn1tools) is None: compile. So is
+    a file another user owns or may write: unpickling runs code, only the user's own is read.
     """
     try:
-        value = pickle.loads(path.read_bytes())  # the user's own cache folder
+        with path.open("rb") as f:
+            st = os.fstat(f.fileno())
+            if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+                return None
+            value = pickle.loads(f.read())  # the user's own file, checked above
     except Exception:  # a cache never fails a run
         return None
     if (

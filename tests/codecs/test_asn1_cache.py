@@ -139,6 +139,20 @@ def test_a_truncated_cache_file_means_compiling(cache: Path, no_compiling: list[
     assert len(no_compiling) == 2
 
 
+def test_a_cache_file_others_may_write_is_not_read(cache: Path, no_compiling: list[str]) -> None:
+    """Unpickling runs code: a file group- or world-writable is compiled over, not read."""
+    data = NOTIFICATION.read_bytes()
+    expected = asn1.decode(data)
+    [stored] = _files(cache)
+    for mode in (0o666, 0o620):
+        stored.chmod(mode)
+        _new_run()
+        assert asn1.decode(data) == expected
+    assert len(no_compiling) == 3  # compiled each time: the file was not trusted
+    [stored] = _files(cache)
+    assert stored.stat().st_mode & 0o777 == 0o600  # replaced by a private one
+
+
 def test_an_unwritable_cache_folder_never_fails(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_compiling: list[str]
 ) -> None:
