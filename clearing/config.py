@@ -76,6 +76,7 @@ __all__ = [
     "TransportSettings",
     "Validation",
     "WorkDir",
+    "cache_dir",
     "environment",
     "load",
     "offset_seconds",
@@ -119,7 +120,9 @@ def offset_seconds(text: str) -> int:
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", use_attribute_docstrings=True, defer_build=True
+    )
 
 
 class Home(_Model):
@@ -725,3 +728,24 @@ def environment() -> Environment:
         workers=workers,
         parallel_min_bytes=(int(min_mb) if min_mb.isdigit() else PARALLEL_MIN_MB) << 20,
     )
+
+
+def cache_dir() -> Path | None:
+    """The folder of the package's caches (e.g. the compiled ASN.1 specifications).
+
+    ``CLEARING_CACHE_DIR`` when set, else ``$XDG_CACHE_HOME/clearing`` (an absolute
+    ``XDG_CACHE_HOME`` only, as the XDG spec says), else ``~/.cache/clearing``; None when there
+    is no home folder to put it in. Everything in it is safe to delete: a missing or unreadable
+    cache only means the work is done again.
+    """
+    env = os.environ
+    override = env.get("CLEARING_CACHE_DIR")
+    if override:
+        return Path(override)
+    xdg = env.get("XDG_CACHE_HOME")
+    if xdg and Path(xdg).is_absolute():
+        return Path(xdg) / "clearing"
+    try:
+        return Path.home() / ".cache" / "clearing"
+    except RuntimeError:  # no HOME and no password entry
+        return None

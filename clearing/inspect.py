@@ -11,18 +11,16 @@ from collections import Counter
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pacsv
-
-from clearing.codecs import asn1, fast
-from clearing.codecs.batch import batch_tables
-from clearing.codecs.events import EVENT_SCHEMA
+from clearing.codecs import asn1
 from clearing.codecs.tap3.values import stamp_text, text
 from clearing.errors import DecodeError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+    import pyarrow as pa
+
+    from clearing.codecs import fast
 
 __all__ = ["event_rows", "event_table", "render_text", "summarize", "write_csv"]
 
@@ -87,6 +85,11 @@ def _raise_problems(batch: fast.TapBatch, file: str | None) -> None:
 
 
 def _summarize_tap(data: bytes, file: str | None) -> dict[str, Any]:
+    import pyarrow.compute as pc  # numpy and pyarrow: only for a TAP file's events
+
+    from clearing.codecs import fast
+    from clearing.codecs.batch import batch_tables
+
     batch = fast.decode_tap(data, file=file)
     _raise_problems(batch, file)
     tables = batch_tables(batch)
@@ -240,6 +243,9 @@ def event_table(data: bytes, *, file: str | None = None) -> pa.Table:
 
         table: pa.Table = ciber.read(data, file=file)
         return table
+    from clearing.codecs import fast
+    from clearing.codecs.events import EVENT_SCHEMA
+
     info = asn1.sniff(data)
     if info.kind == "tap":
         batch = fast.decode_tap(data, file=file)
@@ -254,6 +260,8 @@ def event_table(data: bytes, *, file: str | None = None) -> pa.Table:
 
 def write_csv(table: pa.Table, out: TextIO) -> None:
     """Write the event table as CSV (header row, ISO timestamps)."""
+    import pyarrow.csv as pacsv
+
     buf = io.BytesIO()
     pacsv.write_csv(table, buf)
     out.write(buf.getvalue().decode("utf-8"))

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
 import typer
 
 from clearing._io import DIR_MODE, FILE_MODE, private_files
-from clearing.config import load, parse_date, parse_period
 from clearing.errors import ClearingError, ConfigError, fault_of
 
 if TYPE_CHECKING:
@@ -151,6 +150,8 @@ def _what(command: Callable[..., Any]) -> str:
 
 def _modes(workdir: Path) -> tuple[int, int]:
     """The ``[output]`` modes of the work folder (the defaults if its config cannot be read)."""
+    from clearing.config import load
+
     try:
         return load(workdir).output.modes
     except ConfigError:
@@ -193,6 +194,20 @@ def handles_errors(command: Callable[P, R]) -> Callable[P, R]:
             raise typer.Exit(error.exit_code) from None
 
     return run
+
+
+def parse_date(text: str, option: str = "--date") -> date:
+    """:func:`clearing.config.parse_date` (imported when called: pydantic is slow to load)."""
+    from clearing import config
+
+    return config.parse_date(text, option)
+
+
+def parse_period(text: str) -> str:
+    """:func:`clearing.config.parse_period` (imported when called: pydantic is slow to load)."""
+    from clearing import config
+
+    return config.parse_period(text)
 
 
 def day_or_today(text: str | None) -> date:

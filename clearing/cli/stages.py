@@ -29,12 +29,12 @@ from clearing.cli._common import (
     handles_errors,
     parse_date,
 )
-from clearing.config import WorkDir
 from clearing.errors import ConfigError, ExitCode, TransportError
 
 if TYPE_CHECKING:
     from datetime import date
 
+    from clearing.config import WorkDir
     from clearing.outbound import OutboundFile
     from clearing.rating import RateSummary
     from clearing.validate.stage import ValidateResult
@@ -130,6 +130,7 @@ def send(workdir: WorkDirOpt, debug: DebugOpt = False) -> None:
 
     A file not sent stays due for the next `send` (exit code 3).
     """
+    from clearing.config import WorkDir
     from clearing.transport.outbox import Outbox
     from clearing.transport.settings import load_transport_settings
 
@@ -162,6 +163,7 @@ def resend(
     debug: DebugOpt = False,
 ) -> None:
     """Send one outbox file again, with exactly the bytes registered for it."""
+    from clearing.config import WorkDir
     from clearing.transport.outbox import Outbox
     from clearing.transport.settings import load_transport_settings
 

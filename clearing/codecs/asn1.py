@@ -1,7 +1,10 @@
 """Full-fidelity TAP / Notification / RAP / ACK / NRT codec over asn1tools, one schema per release.
 
 The kind and release are read from the header bytes first (:func:`sniff`); the matching module
-from ``specs/asn1`` is compiled once and cached. Decoding then:
+from ``specs/asn1`` is compiled once and cached: in the process, and between runs as a pickle in
+the user's cache folder (:func:`clearing.config.cache_dir`), keyed by the modules' text, the
+asn1tools and Python versions. That file is safe to delete; a missing, corrupt or unwritable one
+means compiling as without it (about half a second), never an error. Decoding then:
 
 * refuses trailing bytes after the top-level element (asn1tools' ``decode`` ignores them);
 * checks every tag against the release's grammar, so a file of another release or with
@@ -13,9 +16,15 @@ Values are asn1tools' Python representation (dicts, ``(name, value)`` tuples for
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
+import hashlib
+import os
+import pickle
 import re
+import sys
+import tempfile
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -23,7 +32,7 @@ import asn1tools
 
 from clearing.codecs.ber import APPLICATION, TLV, element_at, iter_children, tag_key, tag_name
 from clearing.codecs.grammar import Grammar, build_grammar
-from clearing.config import environment
+from clearing.config import cache_dir, environment
 from clearing.errors import DecodeError, EncodeError
 
 if TYPE_CHECKING:
@@ -230,24 +239,96 @@ def _schema_key(kind: Kind, tap_release: int | None) -> tuple[str, int | None]:
     return ("rap", tap_release)
 
 
+_CACHE_FORMAT = 1
+"""Bumped when what the cache file holds changes shape (part of the key)."""
+
+
+def _cache_path(family: str, tap_release: int | None, text: str) -> Path | None:
+    """The cache file of one family and release's modules, or None when there is no folder."""
+    folder = cache_dir()
+    if folder is None:
+        return None
+    key = hashlib.sha256()
+    for part in (
+        f"format {_CACHE_FORMAT}",
+        f"asn1tools {asn1tools.__version__}",
+        f"python {sys.implementation.cache_tag} {sys.version}",
+        f"pickle {pickle.HIGHEST_PROTOCOL}",
+        text,
+    ):
+        key.update(part.encode("utf-8") + b"\0")
+    return folder / f"asn1-{family}-{tap_release}-{key.hexdigest()[:32]}.pickle"
+
+
+def _load_cached(path: Path) -> tuple[dict[str, Any], Any] | None:
+    """The parsed modules and compiled specification stored at ``path``, or None.
+
+    Any failure (missing, unreadable, truncated, of another asn1tools) is None: compile. So is
+    a file another user owns or may write: unpickling runs code, only the user's own is read.
+    """
+    try:
+        with path.open("rb") as f:
+            st = os.fstat(f.fileno())
+            if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+                return None
+            value = pickle.loads(f.read())  # the user's own file, checked above
+    except Exception:  # a cache never fails a run
+        return None
+    if (
+        isinstance(value, tuple)
+        and len(value) == 2
+        and isinstance(value[0], dict)
+        and callable(getattr(value[1], "decode_with_length", None))
+    ):
+        return value
+    return None
+
+
+def _store_cached(path: Path, value: tuple[dict[str, Any], Any]) -> None:
+    """Write ``value`` to ``path`` (a temporary file renamed into place); never raises."""
+    tmp: Path | None = None
+    try:
+        data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        tmp = path.parent / name
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        tmp.replace(path)
+        tmp = None
+    except Exception:  # a cache never fails a run: the next one compiles again
+        return
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
+
 @functools.cache
-def _parsed(family: str, tap_release: int | None) -> dict[str, Any]:
-    """The modules parsed once for both the compiled specification and the grammar."""
+def _built(family: str, tap_release: int | None) -> tuple[dict[str, Any], Any]:
+    """The modules parsed (for the grammar) and compiled, from the cache or done now."""
     kind: Kind = family  # type: ignore[assignment]
-    parsed: dict[str, Any] = asn1tools.parse_string("\n".join(_module_texts(kind, tap_release)))
-    return parsed
-
-
-@functools.cache
-def _compiled(family: str, tap_release: int | None) -> Any:
+    text = "\n".join(_module_texts(kind, tap_release))
+    path = _cache_path(family, tap_release, text)
+    cached = _load_cached(path) if path is not None else None
+    if cached is not None:
+        return cached
+    parsed: dict[str, Any] = asn1tools.parse_string(text)
     # compile_string is compile_dict(parse_string(...)); compile_dict changes what it is given
-    return asn1tools.compile_dict(copy.deepcopy(_parsed(family, tap_release)), "ber")
+    compiled = asn1tools.compile_dict(copy.deepcopy(parsed), "ber")
+    if path is not None:
+        _store_cached(path, (parsed, compiled))
+    return parsed, compiled
+
+
+def _compiled(family: str, tap_release: int | None) -> Any:
+    return _built(family, tap_release)[1]
 
 
 @functools.cache
 def _grammar(family: str, tap_release: int | None) -> Grammar:
     kind: Kind = family  # type: ignore[assignment]
-    return build_grammar(copy.deepcopy(_parsed(family, tap_release)), _ROOTS[kind])
+    return build_grammar(copy.deepcopy(_built(family, tap_release)[0]), _ROOTS[kind])
 
 
 def spec(kind: Kind, tap_release: int | None = 12) -> Any:

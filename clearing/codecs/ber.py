@@ -19,13 +19,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from clearing.errors import DecodeError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    import numpy as np
     from numpy.typing import NDArray
 
 __all__ = [
@@ -247,6 +246,8 @@ class _Guesses:
     """Offsets right after each end-of-contents of a region and the tag found there."""
 
     def __init__(self, data: bytes, lo: int, limit: int) -> None:
+        import numpy as np  # only for indefinite lengths: not loaded to read a header
+
         buf = np.frombuffer(data, dtype=np.uint8, count=limit)
         offsets = [np.array([lo], dtype=np.int64)]
         # in blocks, so that the temporary arrays stay small whatever the size of the file
@@ -288,6 +289,8 @@ def _indefinite_keys(
     buf: NDArray[np.uint8], offsets: NDArray[np.int64], limit: int
 ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """(offsets, tag keys) of the offsets where an indefinite constructed header starts."""
+    import numpy as np  # only for indefinite lengths: not loaded to read a header
+
     last = len(buf) - 1
     pos = offsets[offsets < limit].astype(np.int64)
     b0 = buf[pos].astype(np.int64)
@@ -313,6 +316,8 @@ def _lane_ends(
     what it does not handle (tags over 3 bytes, length fields over 4 bytes, more than
     ``_LANE_STEPS`` tokens): those are left to the pass itself.
     """
+    import numpy as np  # only for indefinite lengths: not loaded to read a header
+
     n = len(starts)
     ends = np.full(n, -1, dtype=np.int64)
     nests = np.zeros(n, dtype=np.int64)
