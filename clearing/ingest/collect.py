@@ -396,7 +396,13 @@ def _entry(night: _Night, partner: str, transport: Source, remote: Remote) -> No
             f"collect: {partner}: quarantined `{printable_name(remote.name)}` "
             f"({fate.reason}): {fate.path}"
         )
-        log.warning("%s: quarantined `%s`: %s", partner, printable_name(remote.name), fate.reason)
+        log.warning(
+            "%s: quarantined `%s`: %s",
+            partner,
+            printable_name(remote.name),
+            fate.reason,
+            extra={"severity": "data"},
+        )
         return
     staged.replace(final)
     ledger.record(partner, key, sha256, final)
@@ -452,7 +458,7 @@ def _refuse(night: _Night, partner: str, transport: Source, name: str, problem: 
     line = f"collect: {partner}: refused `{printable_name(name)}` ({reason})"
     if since is None:
         night.into.problems.append(line)
-        log.warning("%s", line)
+        log.warning("%s", line, extra={"severity": "data"})
     else:
         night.into.still_refused.append(line)
         log.info("%s", line)
@@ -463,7 +469,13 @@ def _release(partner: str, transport: Source, name: str) -> None:
     try:
         transport.release(name)
     except RemoteEntryError as exc:
-        log.warning("%s: `%s` not released on the server: %s", partner, printable_name(name), exc)
+        log.warning(
+            "%s: `%s` not released on the server: %s",
+            partner,
+            printable_name(name),
+            exc,
+            extra={"severity": exc.exit_code.severity},
+        )
 
 
 def collect_partners(
