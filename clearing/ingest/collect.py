@@ -370,7 +370,7 @@ def _entry(night: _Night, partner: str, transport: Source, remote: Remote) -> No
         staged.unlink()
         ledger.record(partner, key, sha256, night.inbox / key.name)
         _release(partner, transport, remote.name)
-        log.info(
+        log.debug(  # every night for a file kept on the server: shown with -v only
             "%s: `%s` unchanged (touched on the server), not fetched again",
             partner,
             printable_name(remote.name),
@@ -396,13 +396,8 @@ def _entry(night: _Night, partner: str, transport: Source, remote: Remote) -> No
             f"collect: {partner}: quarantined `{printable_name(remote.name)}` "
             f"({fate.reason}): {fate.path}"
         )
-        log.warning(
-            "%s: quarantined `%s`: %s",
-            partner,
-            printable_name(remote.name),
-            fate.reason,
-            extra={"severity": "data"},
-        )
+        # a line of progress: the anomaly itself is the caller's to report (the run, the verb)
+        log.info("%s: quarantined `%s`: %s", partner, printable_name(remote.name), fate.reason)
         return
     staged.replace(final)
     ledger.record(partner, key, sha256, final)
@@ -458,7 +453,7 @@ def _refuse(night: _Night, partner: str, transport: Source, name: str, problem: 
     line = f"collect: {partner}: refused `{printable_name(name)}` ({reason})"
     if since is None:
         night.into.problems.append(line)
-        log.warning("%s", line, extra={"severity": "data"})
+        log.info("%s", line)  # progress: the anomaly is the caller's to report
     else:
         night.into.still_refused.append(line)
         log.info("%s", line)
