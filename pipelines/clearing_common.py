@@ -46,6 +46,32 @@ MONTHLY_DAG_ID = "clearing_monthly"
 #: Exit codes of the CLI (README): 0 ok, 1 data problem, 2 config problem, 3 transport problem.
 EXIT_DATA_PROBLEM = 1
 
+#: The one word per outcome (`clearing.errors.SEVERITIES`, copied: this module does not import
+#: clearing, which may live in another virtualenv): the run summary's badge, the `level` of a
+#: `--json` line, a manifest's `status` and these notes all say the same word.
+SEVERITIES: dict[int, str] = {0: "ok", 1: "data", 2: "config", 3: "transport", 4: "crash"}
+
+#: What each exit code does to an Airflow task (the DAGs' notes are made of these lines).
+TASK_OUTCOMES: dict[int, str] = {
+    0: "the task succeeds",
+    1: "the task is *skipped*, not failed: the tasks after it still run (trigger rule "
+    "`none_failed`) and the run succeeds; look at its log",
+    2: "the task fails (a configuration problem, or the work folder busy: nothing was done); "
+    "it is retried, then the run fails and the tasks after it do not run",
+    3: "the task fails (a partner not reached: a file not fetched or not sent); it is "
+    "retried, then the run fails and the tasks after it do not run",
+    4: "the task fails (a crash: report it with the traceback in the log); it is retried, "
+    "then the run fails",
+}
+
+
+def outcome_notes() -> str:
+    """The exit codes, their severity words and what they do to a task, as Markdown."""
+    return "\n".join(
+        f"- exit **{code}** `{SEVERITIES[code]}`: {TASK_OUTCOMES[code]}" for code in SEVERITIES
+    )
+
+
 Stage = tuple[str, tuple[str, ...], bool]
 """(task id, the words after CLEARING_BIN — verb and fixed flags, takes `--date D`)."""
 

@@ -36,12 +36,13 @@ then `nightly --no-collect --no-send` (claim, validate, receive RAP/ACK, rate, r
 daily settlement, manifest), then `send`; or, with `CLEARING_DAILY_TASKS=stages`, one task per
 stage verb.
 
-Exit codes: **1** (data problem, e.g. a partner file fatally rejected and returned in a RAP)
-marks the task *skipped* and the next tasks still run (trigger rule `none_failed`), so RAPs
-and TAP-out still go out and later nights are not held up; look at the skipped task's log.
-**2** (config, or the work folder busy), **3** (transport) and crashes fail the task; it is
-retried, then the run fails and the tasks after it do not run.
+Exit codes, with the word the run summary's badge, the `--json` lines' `level` and the
+manifest's `status` use for them. A `data` problem (e.g. a partner file fatally rejected and
+returned in a RAP) does not hold the night up: RAPs and TAP-out still go out, and later nights
+run.
+
 """
+DOC += cc.outcome_notes() + "\n"
 
 default_args = {
     "owner": "clearing",

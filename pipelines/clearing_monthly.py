@@ -36,8 +36,12 @@ skipped). Re-close a month: trigger with conf `{"period": "YYYY-MM"}`; when no d
 that month's last day exists in Airflow (it ran from cron, or long ago), mark `wait_for_daily`
 as success.
 
-Exit code 1 (data problem) marks `monthly` skipped; 2, 3 and crashes fail it (retried).
+Exit codes, with the word the run summary's badge, the `--json` lines' `level` and the
+manifest's `status` use for them (the monthly summary carries the net position per partner
+and currency):
+
 """
+DOC += cc.outcome_notes() + "\n"
 
 default_args = {
     "owner": "clearing",

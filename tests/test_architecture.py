@@ -35,6 +35,7 @@ FOUNDATION = {
     "names",
     "identity",
     "_io",
+    "log",
     "_paths",
     "__init__",
     "py",

@@ -14,6 +14,9 @@ group under its name; the top-level verbs of a module merged into ``clearing``):
   :mod:`~clearing.cli.held` (``rate recycle``), :mod:`~clearing.cli.iot`
   (``iot list|accept|dispute``).
 
+``clearing -v`` / ``-q`` (before the verb) set how much goes to stderr; ``--json`` (a verb's
+option) puts every line on stdout as JSON (:mod:`clearing.log`).
+
 Options and the error handler are shared (:mod:`clearing.cli._common`). Exit codes
 (:class:`clearing.errors.ExitCode`): 0 ok, 1 data problem, 2 config problem, 3 transport
 problem, 4 a crash (a bug).
@@ -84,8 +87,25 @@ def _root(
             help="print the version and exit",
         ),
     ] = False,
+    verbose: Annotated[
+        int,
+        typer.Option(
+            "--verbose",
+            "-v",
+            count=True,
+            help="say more on stderr: debug lines too (the default shows progress and the "
+            "transport's fetched / sent lines)",
+        ),
+    ] = 0,
+    quiet: Annotated[
+        bool,
+        typer.Option("--quiet", "-q", help="say only problems on stderr (no progress lines)"),
+    ] = False,
 ) -> None:
     """Roaming clearing and settlement: TAP3 / RAP / NRT / CIBER."""
+    from clearing import log
+
+    log.configure(json_lines=False, verbosity=-1 if quiet else verbose)
 
 
 app.add_typer(run.app)  # nightly, monthly, backfill
@@ -112,8 +132,11 @@ def main(argv: list[str] | None = None) -> Any:
     """Entry point of the `clearing` console script.
 
     An unexpected exception (a bug, not bad input) prints its traceback and exits 4, so that a
-    scheduler never mistakes a crash for a data problem (exit 1).
+    scheduler never mistakes a crash for a data problem (exit 1); under ``--json`` it is one
+    JSON line on stdout (``level`` ``crash``, the traceback in it).
     """
+    from clearing import log
+
     try:
         return app(args=argv)
     except SystemExit:
@@ -121,11 +144,12 @@ def main(argv: list[str] | None = None) -> Any:
     except KeyboardInterrupt:
         raise SystemExit(130) from None
     except Exception:
-        import traceback
+        message = "internal error (exit 4): please report it with the traceback"
+        if log.json_mode():
+            log.emit("crash", message, event="error", name="cli", exc_info=True, exit_code=4)
+        else:
+            import traceback
 
-        traceback.print_exc()
-        print(
-            "error: internal error (exit 4): please report it with the traceback above",
-            file=sys.stderr,
-        )
+            traceback.print_exc()
+            print(f"error: {message} above", file=sys.stderr)
         raise SystemExit(ExitCode.INTERNAL) from None

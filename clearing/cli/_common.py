@@ -3,7 +3,10 @@
 The options are declared once here (same flags, same help everywhere); the work folder is
 ``--workdir`` / ``-w`` or the ``CLEARING_WORKDIR`` environment variable in every command.
 :func:`handles_errors` is the one place where the package's error tree becomes an exit code
-(:class:`clearing.errors.ExitCode`) and one line on stderr; ``--debug`` re-raises instead.
+(:class:`clearing.errors.ExitCode`) and one line on stderr (with ``--json``: one JSON line on
+stdout, ``level`` the exit code's severity word); ``--debug`` re-raises instead. A command
+with ``--json`` switches the package's log (:mod:`clearing.log`) to JSON lines on stdout before
+it starts, so that every line on stdout is JSON.
 It is also the one place where a command takes the work folder's lock
 (:class:`clearing.pipeline.lock.WorkdirLock`): exclusive, or shared for a command marked
 :func:`reads_workdir`; a busy folder is exit code 2 naming the holder. A file-system fault
@@ -19,8 +22,9 @@ from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
 
 import typer
 
+from clearing import log
 from clearing._io import DIR_MODE, FILE_MODE, private_files
-from clearing.errors import ClearingError, ConfigError, fault_of
+from clearing.errors import ClearingError, ConfigError, ExitCode, fault_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -170,10 +174,18 @@ def handles_errors(command: Callable[P, R]) -> Callable[P, R]:
     :class:`~clearing.errors.FaultError` (2). With ``--debug`` (a ``debug`` keyword of the
     command) the error is re-raised with its traceback. Anything else is a bug:
     :func:`clearing.cli.main` prints its traceback and exits 4.
+
+    With ``--json`` (an ``as_json`` keyword of the command) every log line goes to stdout as
+    JSON, and an error is one JSON line there too: ``{"level": "<severity>", "event":
+    "error", "message", "exit_code"}`` (:attr:`clearing.errors.ExitCode.severity`).
     """
 
     @functools.wraps(command)
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        as_json = bool(kwargs.get("as_json"))
+        if as_json != log.json_mode() or not log.configured():
+            log.configure(json_lines=as_json)
+        log.unbind("run_id")  # a run of an earlier command in this process (tests) is over
         try:
             mode = lock_mode(command, kwargs)
             if mode is None:
@@ -190,7 +202,18 @@ def handles_errors(command: Callable[P, R]) -> Callable[P, R]:
             error = exc if isinstance(exc, ClearingError) else fault_of(exc)
             if error is None or kwargs.get("debug"):
                 raise
-            typer.echo(f"error: {error}", err=True)
+            if as_json:
+                code = ExitCode(error.exit_code)
+                log.emit(
+                    code.severity,
+                    str(error),
+                    event="error",
+                    name="cli",
+                    command=_what(command),
+                    exit_code=int(code),
+                )
+            else:
+                typer.echo(f"error: {error}", err=True)
             raise typer.Exit(error.exit_code) from None
 
     return run

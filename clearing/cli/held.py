@@ -92,7 +92,7 @@ def recycle(
         for r in pending
     ]
     if as_json:
-        typer.echo(json.dumps(out, indent=2))
+        typer.echo(json.dumps(out))
     else:
         typer.echo(
             f"recycle {day}: {summary.recycled} held record(s) rated into the rated rows of "

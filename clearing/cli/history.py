@@ -144,7 +144,7 @@ def explain(
             raise ConfigError(msg)
         out = explain_record(WorkDir(workdir).lake, rates_dir, parse_date(date), record)
         if as_json:
-            typer.echo(json.dumps(out, indent=2))
+            typer.echo(json.dumps(out))
             return
         for rec in out["records"]:
             typer.echo(
@@ -161,7 +161,7 @@ def explain(
         raise ConfigError(msg)
     out = explain_iot_version(rates_dir, iot_version, partner=partner, service=service)
     if as_json:
-        typer.echo(json.dumps(out, indent=2))
+        typer.echo(json.dumps(out))
         return
     _print_explained(out)
 
@@ -191,7 +191,7 @@ def versions(
     rates_dir = _rates_dir(workdir, rates)
     found = [v.as_dict() for v in list_versions(rates_dir)]
     if as_json:
-        typer.echo(json.dumps(found, indent=2))
+        typer.echo(json.dumps(found))
         return
     if not found:
         typer.echo(f"no versions recorded in `{rates_dir}`: run `clearing rates import`")

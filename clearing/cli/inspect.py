@@ -56,6 +56,6 @@ def inspect(
         return
     summary = inspect_mod.summarize(data, file=file.name)
     if as_json:
-        typer.echo(json.dumps(summary, ensure_ascii=False, indent=2))
+        typer.echo(json.dumps(summary, ensure_ascii=False))
     else:
         typer.echo(inspect_mod.render_text(summary))

@@ -109,7 +109,7 @@ def list_breaches(workdir: WorkDirOpt, as_json: JsonOpt = False, debug: DebugOpt
     """Every IOT breach above the thresholds, with its status (held / accepted / disputed)."""
     rows = [_as_dict(b) for b in _breaches(workdir)]
     if as_json:
-        typer.echo(json.dumps(rows, indent=2))
+        typer.echo(json.dumps(rows))
         return
     if not rows:
         typer.echo("no IOT breach above the thresholds")
@@ -201,7 +201,7 @@ def _decide(
 
 def _report(verb: str, done: list[IotBreach], chosen: list[IotBreach], as_json: bool) -> None:
     if as_json:
-        typer.echo(json.dumps({"decided": [_as_dict(b) for b in done]}, indent=2))
+        typer.echo(json.dumps({"decided": [_as_dict(b) for b in done]}))
         return
     for b in done:
         typer.echo(

@@ -75,7 +75,7 @@ def list_returns(
     with _store(workdir, read_only=True) as state:
         rows = [as_row(i, today) for i in items(state, status=status, partner=partner)]
     if as_json:
-        typer.echo(json.dumps(rows, indent=2))
+        typer.echo(json.dumps(rows))
         return
     typer.echo(
         f"{'rap_file':<19}{'kind':<8}{'partner':<8}{'FSN':<6}{'event':>6} {'imsi':<16}"

@@ -7,7 +7,6 @@ the run's exit code.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path  # noqa: TC003 (typer reads the annotations at run time)
 from typing import TYPE_CHECKING, Annotated
 
@@ -24,6 +23,7 @@ from clearing.cli._common import (
     parse_date,
     parse_period,
 )
+from clearing.log import json_line
 
 if TYPE_CHECKING:
     from datetime import date
@@ -41,7 +41,8 @@ _NO_SEND = "skip the send stage (what is due stays due)"
 def _log(as_json: bool) -> RunLog:
     from clearing.pipeline.runlog import ConsoleLog, JsonLog
 
-    return JsonLog(sys.stdout) if as_json else ConsoleLog()
+    # no stream of their own: both go through the one log handler (clearing.log)
+    return JsonLog() if as_json else ConsoleLog()
 
 
 def _report(run: Run, as_json: bool) -> int:
@@ -50,7 +51,8 @@ def _report(run: Run, as_json: bool) -> int:
     summary = summary_of(run)
     text, _html = write_summaries(run, summary)
     if as_json:
-        typer.echo(json.dumps({"event": "manifest", **run.manifest(hashes=False)}, default=str))
+        manifest = run.manifest(hashes=False)
+        typer.echo(json_line({"event": "manifest", "level": manifest["status"], **manifest}))
     else:
         typer.echo(text)
     return run.exit_code

@@ -42,7 +42,7 @@ def status(workdir: WorkDirOpt, as_json: JsonOpt = False, debug: DebugOpt = Fals
     with State(wd.db, read_only=True) as state:
         rows = state.sequence_status()
     if as_json:
-        typer.echo(json.dumps(rows, indent=2))
+        typer.echo(json.dumps(rows))
         return
     typer.echo(
         f"{'sender':<7}{'test':<6}{'last FSN':<10}{'last date':<12}{'files':>6}{'fatal':>6}"

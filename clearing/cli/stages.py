@@ -259,7 +259,7 @@ def validate_day(workdir: Path, day: date, as_json: bool) -> None:
     wd = config.WorkDir(workdir)
     result = validate_and_return(wd, day, _day_inputs(wd, day))
     if as_json:
-        typer.echo(json.dumps(_validated(result, day), ensure_ascii=False, indent=2))
+        typer.echo(json.dumps(_validated(result, day), ensure_ascii=False))
     else:
         for f in result.files:
             typer.echo(render_validation(f.summary()))
@@ -334,7 +334,7 @@ def rate(
     outbound = write_day(workdir, day, settings=settings, rates_dir=rates)
     out = rate_dict(summary, outbound)
     if as_json:
-        typer.echo(json.dumps(out, indent=2))
+        typer.echo(json.dumps(out))
     else:
         _print_rate(out)
     exit_on_problems(out)

@@ -79,7 +79,7 @@ def validate(
     result = validate_file(data, file=file.name, day=day, workdir=workdir, rap_dir=rap_dir)
     summary = identified(result)
     if as_json:
-        typer.echo(json.dumps(summary, ensure_ascii=False, indent=2))
+        typer.echo(json.dumps(summary, ensure_ascii=False))
     else:
         typer.echo(render_validation(summary))
     if result.fatal:

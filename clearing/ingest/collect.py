@@ -370,7 +370,7 @@ def _entry(night: _Night, partner: str, transport: Source, remote: Remote) -> No
         staged.unlink()
         ledger.record(partner, key, sha256, night.inbox / key.name)
         _release(partner, transport, remote.name)
-        log.info(
+        log.debug(  # every night for a file kept on the server: shown with -v only
             "%s: `%s` unchanged (touched on the server), not fetched again",
             partner,
             printable_name(remote.name),
@@ -396,7 +396,8 @@ def _entry(night: _Night, partner: str, transport: Source, remote: Remote) -> No
             f"collect: {partner}: quarantined `{printable_name(remote.name)}` "
             f"({fate.reason}): {fate.path}"
         )
-        log.warning("%s: quarantined `%s`: %s", partner, printable_name(remote.name), fate.reason)
+        # a line of progress: the anomaly itself is the caller's to report (the run, the verb)
+        log.info("%s: quarantined `%s`: %s", partner, printable_name(remote.name), fate.reason)
         return
     staged.replace(final)
     ledger.record(partner, key, sha256, final)
@@ -452,7 +453,7 @@ def _refuse(night: _Night, partner: str, transport: Source, name: str, problem: 
     line = f"collect: {partner}: refused `{printable_name(name)}` ({reason})"
     if since is None:
         night.into.problems.append(line)
-        log.warning("%s", line)
+        log.info("%s", line)  # progress: the anomaly is the caller's to report
     else:
         night.into.still_refused.append(line)
         log.info("%s", line)
@@ -463,7 +464,13 @@ def _release(partner: str, transport: Source, name: str) -> None:
     try:
         transport.release(name)
     except RemoteEntryError as exc:
-        log.warning("%s: `%s` not released on the server: %s", partner, printable_name(name), exc)
+        log.warning(
+            "%s: `%s` not released on the server: %s",
+            partner,
+            printable_name(name),
+            exc,
+            extra={"severity": exc.exit_code.severity},
+        )
 
 
 def collect_partners(

@@ -6,7 +6,9 @@ Stages::
              (no change: nothing to correct; changes: the report lists them for the analyst)
     settle   the monthly settlement workbook (TAP partners: the calendar month; CIBER
              partners: their settlement period, the 16th of the month before to the 15th);
-             a re-run of a closed month writes a new version, never over an issued one
+             a re-run of a closed month writes a new version, never over an issued one;
+             the net position per partner and currency into the manifest (``net_position``,
+             exact decimal strings) and the run summary
 
 Same lock, manifest and exit codes as the nightly run: a list of steps and the same loop
 (:func:`~clearing.pipeline.steps.run_steps`).
@@ -23,14 +25,14 @@ from clearing.pipeline.lock import WorkdirLock
 from clearing.pipeline.run import Run
 from clearing.pipeline.runlog import QuietLog
 from clearing.pipeline.steps import Step, run_steps
-from clearing.stage import StageContext
+from clearing.stage import StageContext, StepResult, stage
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from clearing.pipeline.runlog import RunLog
 
-__all__ = ["MONTHLY_STAGES", "monthly_steps", "run_monthly"]
+__all__ = ["MONTHLY_STAGES", "monthly_steps", "positions", "run_monthly"]
 
 MONTHLY_STAGES = ["rerate", "settle"]
 
@@ -40,7 +42,34 @@ def monthly_steps() -> list[Step]:
     from clearing.rating import stage as rating
     from clearing.settle import stage as settle
 
-    return [Step("rerate", (rating.rerate,)), Step("settle", (settle.monthly,))]
+    return [Step("rerate", (rating.rerate,)), Step("settle", (settle.monthly, positions))]
+
+
+@stage("settle")
+def positions(ctx: StageContext) -> StepResult:
+    """The period's net position per partner and currency (manifest: ``net_position``).
+
+    Amounts are decimal strings at the settlement currency's scale (never floats): what we
+    receive, what we pay, and the net (positive: we receive).
+    """
+    from clearing.settle.positions import net_positions
+
+    rows = net_positions(ctx.workdir.root, ctx.month, settings=ctx.settings)
+    return StepResult(
+        "settle",
+        facts={
+            "net_position": [
+                {
+                    "partner": r["partner"],
+                    "currency": r["currency"],
+                    "receivable": str(r["receivable"]),
+                    "payable": str(r["payable"]),
+                    "net": str(r["net"]),
+                }
+                for r in rows
+            ]
+        },
+    )
 
 
 def run_monthly(workdir: Path, period: str, *, log: RunLog | None = None) -> Run:

@@ -3,8 +3,12 @@
 Every nightly, monthly or backfill run gets a folder ``<workdir>/runs/<run-id>/`` with
 ``manifest.json``: what went in and what came out (paths relative to the work folder, SHA-256,
 sizes), each stage's status, seconds and figures, the record ``reconciliation`` and the exit
-code. The manifest is rewritten after every stage, so a run that was killed leaves a manifest
-saying ``"status": "running"`` and where it stopped; the next run of the same date starts over
+code, and the run's ``status``: the severity word of the exit code
+(:attr:`clearing.errors.ExitCode.severity`: ``ok``, ``data``, ``config``, ``transport``,
+``crash``), the same word as the run summary's badge, the ``level`` of the ``run_end`` JSON line
+and the Airflow notes; a stage that stopped the run is named in ``failed_stage``. The manifest
+is rewritten after every stage, so a run that was killed leaves a manifest saying
+``"status": "running"`` and where it stopped; the next run of the same date starts over
 and ends in the same state (every stage is idempotent).
 """
 
@@ -39,6 +43,11 @@ EXIT_OK: int = ExitCode.OK
 EXIT_DATA: int = ExitCode.DATA
 EXIT_CONFIG: int = ExitCode.CONFIG
 EXIT_TRANSPORT: int = ExitCode.TRANSPORT
+
+
+def _severity(exit_code: int) -> str:
+    """The severity word of an exit code: ok, data, config, transport, crash."""
+    return ExitCode(exit_code).severity
 
 
 class StageFailed(Exception):
@@ -120,6 +129,7 @@ class Run:
         self.dir.mkdir(parents=True)
         self.stages = {name: StageRecord(name) for name in stages}
         self.problems: list[str] = []
+        self.levels: list[str] = []  # the severity word of each problem
         self.exit_code = EXIT_OK
         self.status = "running"
         self.inputs: list[Path] = []
@@ -133,12 +143,16 @@ class Run:
     # -- outcome ---------------------------------------------------------------------------
 
     def problem(self, exit_code: int, message: str) -> None:
-        """Note a problem; the run's exit code is the most serious one seen (2 > 3 > 1)."""
+        """Note a problem; the run's exit code is the most serious one seen (4 > 2 > 3 > 1).
+
+        The run's log says it at the problem's severity (``data``, ``transport``, ...).
+        """
         self.problems.append(message)
-        rank = {EXIT_OK: 0, EXIT_DATA: 1, EXIT_TRANSPORT: 2, EXIT_CONFIG: 3}
+        self.levels.append(_severity(exit_code))
+        rank = {EXIT_OK: 0, EXIT_DATA: 1, EXIT_TRANSPORT: 2, EXIT_CONFIG: 3, ExitCode.INTERNAL: 4}
         if rank.get(exit_code, 1) > rank.get(self.exit_code, 1):
             self.exit_code = exit_code
-        self.log.event("warning" if exit_code == EXIT_DATA else "error", message)
+        self.log.event(_severity(exit_code), message)
 
     def stage(
         self,
@@ -177,7 +191,7 @@ class Run:
             if isinstance(exc, continue_on) and not isinstance(exc, FaultError):
                 self.write_manifest()
                 return False
-            self.status = "failed"
+            self.status = _severity(self.exit_code)
             self.facts["failed_stage"] = name
             self._write_manifest_anyway()
             raise StageFailed(name, code) from exc
@@ -185,12 +199,15 @@ class Run:
             rec.seconds = round(time.perf_counter() - t0, 3)
             rec.status = "failed"
             rec.error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+            # a bug: the command exits 4 (clearing.cli.main), and the manifest says so
             self.problems.append(f"{name}: internal error: {rec.error}")
-            self.exit_code = EXIT_DATA if self.exit_code == EXIT_OK else self.exit_code
-            self.status = "failed"
+            self.levels.append(_severity(ExitCode.INTERNAL))
+            self.exit_code = ExitCode.INTERNAL
+            self.status = _severity(self.exit_code)
             self.facts["failed_stage"] = name
             self.log.stage_end(name, rec.status, rec.seconds, {})
             self._write_manifest_anyway()
+            self._summarize_anyway()
             raise
         release_memory()
         rec.seconds = round(time.perf_counter() - t0, 3)
@@ -207,7 +224,7 @@ class Run:
             # the stage's work is done, but the disk refuses the manifest: the run stops here
             rec.status, rec.error = "failed", str(fault)
             self.problem(EXIT_CONFIG, f"{name}: {fault}")
-            self.status = "failed"
+            self.status = _severity(self.exit_code)
             self.facts["failed_stage"] = name
             self._write_manifest_anyway()
             raise StageFailed(name, EXIT_CONFIG) from exc
@@ -218,10 +235,10 @@ class Run:
         self.stages[name].status = status
 
     def finish(self) -> int:
-        """Close the run (status ``ok`` / ``problems`` / ``failed``); return its exit code."""
-        if self.status == "running":
-            self.status = "ok" if not self.problems else "problems"
-        if self.status == "failed":
+        """Close the run (status: the severity word of its exit code); return the exit code."""
+        stopped = "failed_stage" in self.facts
+        self.status = _severity(self.exit_code)
+        if stopped:
             self._write_manifest_anyway()
         else:
             self.write_manifest()
@@ -282,7 +299,17 @@ class Run:
                 raise
             # the disk refuses the manifest too: it keeps saying where the run was; the
             # error (exit 2) says why
-            self.log.event("error", f"manifest not written: {fault_of(exc)}")
+            self.log.event("config", f"manifest not written: {fault_of(exc)}")
+
+    def _summarize_anyway(self) -> None:
+        """Write the run summary of a crashed run (badge ``crash``), if it can be written.
+
+        The command exits 4 with the traceback; the summary tells the team the same word.
+        """
+        with contextlib.suppress(Exception):
+            from clearing.pipeline.summary import summary_of, write_summaries
+
+            write_summaries(self, summary_of(self))
 
     def write_manifest(self) -> Path:
         """Write ``runs/<run-id>/manifest.json`` atomically; return its path.

@@ -1,6 +1,10 @@
 """The run summary: what a run did, for the terminal, the log and a mail to the team.
 
 :func:`summary_of` turns a finished :class:`~clearing.pipeline.run.Run` into a plain dict;
+its ``status`` (the badge) and each anomaly's ``severity`` are the words of
+:attr:`clearing.errors.ExitCode.severity` (``ok``, ``data``, ``config``, ``transport``,
+``crash``), as in the manifest and the JSON lines; a monthly run's ``positions`` are the net
+position per partner and currency (Decimal, exact);
 :func:`write_summaries` renders it (jinja2 templates of :mod:`clearing.settle`) as text and
 HTML into ``runs/<run-id>/summary.txt`` and ``summary.html``.
 """
@@ -78,7 +82,8 @@ def summary_of(run: Run) -> dict[str, Any]:
         "run_id": run.run_id,
         "date": run.label,
         "home": home,
-        "status": {"ok": "ok", "problems": "warning"}.get(run.status, "failed"),
+        # the badge: the severity word of the exit code, as the manifest's status says
+        "status": run.status,
         "started": m["started"],
         "stages": [
             {
@@ -94,8 +99,12 @@ def summary_of(run: Run) -> dict[str, Any]:
         "values": values,
         "returns": returns,
         "anomalies": [
-            {"severity": "error" if run.exit_code in (2, 3) else "warning", "message": p}
-            for p in run.problems
+            {"severity": level, "message": p}
+            for p, level in zip(run.problems, run.levels, strict=False)
+        ],
+        "positions": [
+            {**p, **{k: Decimal(p[k]) for k in ("receivable", "payable", "net")}}
+            for p in run.facts.get("net_position") or []
         ],
         "workbooks": workbooks,
         "entries": {

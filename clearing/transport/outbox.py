@@ -235,7 +235,13 @@ class Outbox:
                         raise transport
                     self._send(entry, transport)
                 except ClearingError as exc:
-                    log.error("outbox: `%s` for %s not sent: %s", entry.name, entry.partner, exc)
+                    log.error(
+                        "outbox: `%s` for %s not sent: %s",
+                        entry.name,
+                        entry.partner,
+                        exc,
+                        extra={"severity": exc.exit_code.severity},
+                    )
                     self._failed(entry, str(exc))
                     failed.append((entry.name, str(exc)))
                 else:

@@ -94,7 +94,7 @@ def test_inspect_other_kinds(name: str, kind: str, clearing: Cli) -> None:
     ],
 )
 def test_bad_file_exits_1_with_one_line(name: str, needle: str, clearing: Cli) -> None:
-    r = clearing("inspect", str(CASES / name), "--json")
+    r = clearing("inspect", str(CASES / name))
     assert r.returncode == 1
     assert r.stdout == ""
     lines = r.stderr.strip().splitlines()
@@ -103,6 +103,14 @@ def test_bad_file_exits_1_with_one_line(name: str, needle: str, clearing: Cli) -
     assert needle in lines[0]
     assert name in lines[0]
     assert "offset" in lines[0]
+    # with --json the error is one JSON line on stdout (a data problem), nothing on stderr
+    r = clearing("inspect", str(CASES / name), "--json")
+    assert r.returncode == 1
+    assert r.stderr == ""
+    (line,) = r.stdout.splitlines()
+    error = json.loads(line)
+    assert (error["level"], error["event"], error["exit_code"]) == ("data", "error", 1)
+    assert error["message"] == lines[0].removeprefix("error: ")
 
 
 def test_missing_file_is_a_config_error(tmp_path: Path, clearing: Cli) -> None:

@@ -460,11 +460,18 @@ def test_the_collect_verb_takes_a_date_and_exits_1_for_a_new_anomaly(tmp_path: P
     r = runner.invoke(app, ["collect", "--workdir", str(root), "--date", "2026-11-22"])
     assert r.exit_code == 1, r.output
     assert r.stdout == f"fetched {root / 'inbox' / 'CDFRAF9HKGCL01506'}\n"
-    assert r.stderr == (
+    anomaly = (
         "anomaly: collect: FRAF9: quarantined `CDDEUD9HKGCL00738` (delivered by FRAF9's "
-        "channel, claims DEUD9): failed/2026-11-22/CDDEUD9HKGCL00738\n"
+        "channel, claims DEUD9): failed/2026-11-22/CDDEUD9HKGCL00738"
     )
-    again = runner.invoke(app, ["collect", "--workdir", str(root), "--date", "2026-11-23"])
+    # the transport's lines (what it fetched, what it set aside) come first; then the verb's
+    assert r.stderr.splitlines() == [
+        "FRAF9: quarantined `CDDEUD9HKGCL00738`: delivered by FRAF9's channel, claims DEUD9",
+        f"FRAF9: fetched `CDFRAF9HKGCL01506` (4 bytes) from folder://{root / 'exchange/FRAF9'}",
+        anomaly,
+    ]
+    # -q: the problems only
+    again = runner.invoke(app, ["-q", "collect", "--workdir", str(root), "--date", "2026-11-23"])
     assert (again.exit_code, again.stdout, again.stderr) == (0, "", "")
     bad = runner.invoke(app, ["collect", "--workdir", str(root), "--date", "23.11.2026"])
     assert bad.exit_code == 2

@@ -72,7 +72,7 @@ def test_a_refused_write_is_exit_2_the_manifest_says_where(
     assert r.exit_code == ExitCode.CONFIG, r.output
     assert "Traceback" not in r.output
     (manifest,) = _manifests(world)
-    assert manifest["status"] == "failed"
+    assert manifest["status"] == "config"  # stopped: failed_stage says where
     assert manifest["exit_code"] == ExitCode.CONFIG
     assert manifest["failed_stage"] == "settle"
     stages = {s["name"]: s for s in manifest["stages"]}  # type: ignore[attr-defined]
@@ -83,7 +83,7 @@ def test_a_refused_write_is_exit_2_the_manifest_says_where(
     monkeypatch.setattr(Path, "replace", real)  # space freed
     again = RUN.invoke(app, ["nightly", "--workdir", str(world), "--date", DAY.isoformat()])
     assert again.exit_code == clean[0], again.output
-    assert _manifests(world)[-1]["status"] == "problems"
+    assert _manifests(world)[-1]["status"] == "data"
     assert _files(world) == clean[1]
 
 
@@ -100,7 +100,7 @@ def test_permission_denied_anywhere_is_exit_2_not_a_crash(
     r = RUN.invoke(app, ["nightly", "--workdir", str(world), "--date", DAY.isoformat()])
     assert r.exit_code == ExitCode.CONFIG, r.output
     (manifest,) = _manifests(world)
-    assert manifest["status"] == "failed"
+    assert manifest["status"] == "config"
     assert manifest["failed_stage"] == "claim"
     assert "permission denied on" in str(manifest["problems"])
     assert "chmod" in str(manifest["problems"])
@@ -140,7 +140,7 @@ def test_a_really_full_disk_is_exit_2_and_the_rerun_converges(
             # the disk refused the manifest too: the error names it, the manifest is whole
             assert "manifest.json`: free space" in r.stderr
         else:
-            assert manifest["status"] == "failed"
+            assert manifest["status"] == "config"
             assert manifest["failed_stage"]
         assert _temps(w) == []
 

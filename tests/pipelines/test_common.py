@@ -173,3 +173,15 @@ def test_layout_setting(cc: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None
         cc.layout()
     for layout in cc.LAYOUTS:
         assert cc.SETTLED_TASK[layout] in {task_id for task_id, *_ in cc.LAYOUTS[layout]}
+
+
+def test_the_notes_use_the_severity_words_of_the_cli(cc: ModuleType) -> None:
+    # the DAGs' notes say the words the run summary, the JSON lines and the manifest say
+    from clearing.errors import SEVERITIES, ExitCode
+
+    assert {int(code): word for code, word in SEVERITIES.items()} == cc.SEVERITIES
+    assert cc.EXIT_DATA_PROBLEM == ExitCode.DATA
+    notes = cc.outcome_notes().splitlines()
+    assert [line.split("`")[1] for line in notes] == ["ok", "data", "config", "transport", "crash"]
+    assert "*skipped*" in notes[1]
+    assert all("fails" in line for line in notes[2:])
