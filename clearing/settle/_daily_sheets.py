@@ -60,7 +60,8 @@ def partners_table(rows: list[dict[str, Any]], day: date) -> Table:
             Col("files_out", "Files out", "int", total=True),
             Col("events_out", "Events out", "int", total=True),
             sdr_col("out_sdr", "Charge out (SDR)", total=True, name="charge_out_sdr"),
-            sdr_col("rap_sdr", "Returned by our RAP (SDR)", total=True),
+            Col("returned", "Returned (RAP / CIBER returns)", "int", total=True),
+            sdr_col("returned_sdr", "Returned charge (SDR)", total=True),
             Col("breaches", "IOT breaches", "int", total=True),
         ],
         rows,
@@ -498,7 +499,7 @@ def audit_table(
 ) -> Table:
     head: list[dict[str, Any]] = [
         {"what": "software", "name": facts.software, "sha256": None},
-        {"what": "config hash (clearing.toml)", "name": facts.config_hash, "sha256": None},
+        {"what": "config", "name": "clearing.toml", "sha256": facts.config_hash},
         *[
             {"what": "reference data", "name": f"rates/{table}", "sha256": sha}
             for table, sha in facts.rates
@@ -608,7 +609,7 @@ def front(
             ("Home network", home),
             ("Run id", run_id or "(not given)"),
             ("Software", facts.software),
-            ("Config hash", facts.config_hash),
+            ("Config SHA-256", facts.config_hash),
         ],
         figures,
         notes=[

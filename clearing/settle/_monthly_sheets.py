@@ -277,7 +277,7 @@ def audit_head(
     """The ``Audit`` sheet's first rows: software, config, reference data, windows, the issue."""
     return [
         {"what": "software", "name": facts.software, "sha256": None},
-        {"what": "config hash (clearing.toml)", "name": facts.config_hash, "sha256": None},
+        {"what": "config", "name": "clearing.toml", "sha256": facts.config_hash},
         *[
             {"what": "reference data", "name": f"rates/{t}", "sha256": sha}
             for t, sha in facts.rates
@@ -344,7 +344,7 @@ def front(
             ("Replaces", f"{replaces.name} (same period, other figures)" if replaces else "-"),
             ("Run id", run_id or "(not given)"),
             ("Software", facts.software),
-            ("Config hash", facts.config_hash),
+            ("Config SHA-256", facts.config_hash),
         ],
         [
             KeyFigure(

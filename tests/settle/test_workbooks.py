@@ -3,6 +3,8 @@ recalculates and prints them."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import shutil
@@ -15,6 +17,7 @@ import pytest
 from openpyxl import load_workbook
 
 from .helpers import dec, evaluate, formula_cells
+from .world import DAY2
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -147,3 +150,17 @@ def test_libreoffice_recalculates_the_same_and_prints(books: list[Path], tmp_pat
         data = pdf.read_bytes()
         assert data.startswith(b"%PDF")
         assert data.count(b"/Type /Page") + data.count(b"/Type/Page") > len(ours.worksheets)
+
+
+def test_the_config_fingerprint_is_the_manifests(world: Path, books: list[Path]) -> None:
+    """Overview and Audit show the SHA-256 of clearing.toml's bytes: the manifest's figure."""
+    expected = hashlib.sha256((world / "clearing.toml").read_bytes()).hexdigest()
+    (manifest,) = (world / "runs").glob(f"nightly-{DAY2}-*/manifest.json")
+    assert json.loads(manifest.read_text(encoding="utf-8"))["config_sha256"] == expected
+    for path in books:
+        wb = load_workbook(path)
+        front = {r[0].value: r[1].value for r in wb["Overview"].iter_rows(max_col=2) if r[0].value}
+        assert front["Config SHA-256"] == expected, path.name
+        audit = {r[0].value: r for r in wb["Audit"].iter_rows(min_row=5, max_col=3)}
+        assert audit["config"][1].value == "clearing.toml"
+        assert audit["config"][2].value == expected, path.name
