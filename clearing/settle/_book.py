@@ -118,6 +118,8 @@ class Col:
         flag_nonzero: shade cells that are not 0 (reconciliation differences).
         align: horizontal alignment of the data cells (default: Excel's by type).
         wrap: wrap long text in the column's width.
+        shown: decimal places displayed, when fewer than ``scale`` (summary sheets show
+            amounts to the cent while the cell keeps the exact value).
     """
 
     key: str
@@ -132,6 +134,7 @@ class Col:
     flag_nonzero: bool = False
     align: Literal["left", "center", "right"] | None = None
     wrap: bool = False
+    shown: int | None = None
 
 
 @dataclass(frozen=True)
@@ -171,6 +174,7 @@ class KeyFigure:
     kind: Kind = "int"
     scale: int = 0
     note: str = ""
+    shown: int | None = None  # decimal places displayed (None: ``scale``); the cell is exact
 
 
 @dataclass
@@ -318,7 +322,7 @@ def _write_cell(
         cached.put(index, f"{letters[c.key]}{r}", value)
     else:
         cell.value = _cell_value(value, c.kind)
-    cell.number_format = number_format(c.kind, scale)
+    cell.number_format = number_format(c.kind, scale if c.shown is None else c.shown)
     if c.align is not None or c.wrap or c.kind == "text":
         # text one space in from the left: never glued to a number on its left
         cell.alignment = Alignment(
@@ -366,7 +370,7 @@ def _write_table(
             col = letters[c.key]
             exact = _sum(row.get(c.key) for row in t.rows)
             cell.value = f"=SUM({col}{first}:{col}{last})" if t.rows else "=0"
-            cell.number_format = number_format(c.kind, c.scale)
+            cell.number_format = number_format(c.kind, c.scale if c.shown is None else c.shown)
             cell.font = _TOTAL_FONT
             if c.flag_nonzero and exact != 0:
                 cell.fill = _FLAG_FILL
@@ -439,12 +443,13 @@ def _widths(ws: Worksheet, t: Table) -> list[float]:
 
 
 def _shown_length(v: Any, c: Col) -> int:
+    places = c.scale if c.shown is None else c.shown
     if isinstance(v, Decimal):
-        shown = abs(v).quantize(Decimal(1).scaleb(-c.scale)) if c.scale_key is None else abs(v)
+        shown = abs(v).quantize(Decimal(1).scaleb(-places)) if c.scale_key is None else abs(v)
         return len(format(shown, ",f")) + 1
     if isinstance(v, int) and not isinstance(v, bool):
         digits = len(f"{abs(v):,}") + 1
-        return digits + (c.scale + 1 if c.kind in ("money", "decimal") and c.scale else 0)
+        return digits + (places + 1 if c.kind in ("money", "decimal") and places else 0)
     if isinstance(v, datetime):
         return 16
     if isinstance(v, date):
@@ -533,7 +538,7 @@ def _write_front(
             cached.put(index, f"B{r}", f.value)
         else:
             cell.value = _cell_value(f.value, f.kind)
-        cell.number_format = number_format(f.kind, f.scale)
+        cell.number_format = number_format(f.kind, f.scale if f.shown is None else f.shown)
         if "must be 0" in f.label and f.value not in (None, 0, Decimal(0)):
             cell.fill = _FLAG_FILL
         where = names.get(f.name or "", "").replace("$", "").replace("'", "")

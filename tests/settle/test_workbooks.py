@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import zipfile
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from openpyxl import load_workbook
@@ -21,6 +21,11 @@ from .world import DAY2
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+
+# the sheets that show SDR amounts to 2 decimals (the cells keep all 6)
+SUMMARY_SHEETS = {"Overview", "Partners", "Reconciliation by partner", "Summary", "Daily trend"}
+CENTS = "#,##0.00;[Red]-#,##0.00"
 
 
 @pytest.fixture(scope="module")
@@ -59,9 +64,12 @@ def test_numbers_are_numbers_with_formats_frozen_filtered_and_printable(
                     m = re.match(r"#,##0(?:\.(0+))?", fmt)
                     if m is None or cell.value is None or isinstance(cell.value, str):
                         continue
-                    # stored as a number, with no more decimals than its format shows
+                    # stored as a number, with no more decimals than its format shows; a
+                    # summary sheet shows SDR to the cent and keeps the exact (6-place) value
                     assert cell.data_type == "n", (ws.title, cell.coordinate)
                     places = len(m.group(1) or "")
+                    if ws.title in SUMMARY_SHEETS and places == 2:
+                        places = 6
                     value = dec(cell.value)
                     assert value == value.quantize(Decimal(1).scaleb(-places)), (
                         ws.title,
@@ -73,6 +81,37 @@ def test_numbers_are_numbers_with_formats_frozen_filtered_and_printable(
     monthly = load_workbook(books[1])
     names = set(monthly.defined_names)
     assert {"net_position_sdr", "net_payable_sdr", "receivable_sdr"} <= names
+
+
+def _column(ws: Any, title: str) -> list[Any]:
+    (col,) = [c.column for c in ws[4] if c.value == title]
+    return [ws.cell(r, col) for r in range(5, ws.max_row + 1) if ws.cell(r, col).value is not None]
+
+
+def test_summary_sheets_show_cents_and_keep_the_exact_amount(books: list[Path]) -> None:
+    daily, monthly = (load_workbook(p) for p in books)
+    shown = [
+        *_column(daily["Partners"], "Accepted charge in (SDR)"),
+        *_column(daily["Reconciliation by partner"], "Accepted (SDR)"),
+        *_column(monthly["Summary"], "Net position (SDR)"),
+        *_column(monthly["Daily trend"], "Net (SDR)"),
+    ]
+    assert shown
+    assert {c.number_format for c in shown} == {CENTS}
+    # the exact values are in the cells: some have more than 2 decimals
+    assert any(dec(c.value) != dec(c.value).quantize(Decimal("0.01")) for c in shown)
+    for wb in (daily, monthly):
+        figures = {r[0].value: r[1] for r in wb["Overview"].iter_rows(max_col=2) if r[0].value}
+        sdr = {k: c for k, c in figures.items() if "SDR" in str(k) and c.value is not None}
+        assert sdr
+        for label, cell in sdr.items():
+            # identity differences stay in full: a difference of 0.000001 must not show 0.00
+            want = CENTS if "must be 0" not in label else "#,##0.000000;[Red]-#,##0.000000"
+            assert cell.number_format == want, label
+    # the detail sheets keep the six decimals
+    assert {c.number_format for c in _column(monthly["Detail"], "Net (SDR)")} == {
+        "#,##0.000000;[Red]-#,##0.000000"
+    }
 
 
 def test_workbook_properties_come_from_the_date_not_the_clock(books: list[Path]) -> None:
