@@ -316,9 +316,10 @@ def audit_table(rows: list[dict[str, Any]], p: Period) -> Table:
         "Audit",
         "Audit trail",
         [
-            Col("what", "What"),
-            Col("name", "Name / value", width=64),
-            Col("sha256", "SHA-256", width=66),
+            # one A4 page wide at 85 %: long names and paths wrap, a SHA-256 on one line
+            Col("what", "What", width=24, wrap=True),
+            Col("name", "Name / value", width=40, wrap=True),
+            Col("sha256", "SHA-256", width=65),
         ],
         rows,
         subtitle=f"Period {p.name} · what this workbook was made from",

@@ -13,6 +13,7 @@ import math
 import re
 import zlib
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = ["Page", "TextRun", "read_pdf"]
 
@@ -22,10 +23,10 @@ _IDENTITY: Matrix = (1.0, 0.0, 0.0, 1.0, 0.0, 0.0)
 
 @dataclass(frozen=True)
 class TextRun:
-    """One text-showing operator: the text (as bytes in the font's encoding) and its size."""
+    """One text-showing operator: its text (through the font's ToUnicode map) and its size."""
 
     size: float  # points on the paper
-    text: bytes
+    text: str
 
 
 @dataclass
@@ -50,6 +51,11 @@ class Page:
         """The smallest printed text size on the page (None: no text)."""
         sizes = [r.size for r in self.runs if r.text.strip()]
         return min(sizes) if sizes else None
+
+    @property
+    def text(self) -> str:
+        """The page's text runs, one per line."""
+        return "\n".join(r.text for r in self.runs)
 
 
 _OBJ = re.compile(rb"(\d+)\s+(\d+)\s+obj\b")
@@ -125,7 +131,7 @@ def _tokens(data: bytes) -> list[object]:
                         break
                 buf += ch
                 i += 1
-            out.append(bytes(buf))
+            out.append(b"(" + bytes(buf))
         elif c == b"<" and data[i + 1 : i + 2] == b"<":
             out.append("<<")
             i += 2
@@ -135,7 +141,7 @@ def _tokens(data: bytes) -> list[object]:
         elif c == b"<":
             j = data.index(b">", i)
             hexdigits = re.sub(rb"\s", b"", data[i + 1 : j])
-            out.append(bytes.fromhex((hexdigits + b"0" * (len(hexdigits) % 2)).decode()))
+            out.append(b"<" + bytes.fromhex((hexdigits + b"0" * (len(hexdigits) % 2)).decode()))
             i = j + 1
         elif c in (b"[", b"]", b"{", b"}"):
             out.append(c.decode())
@@ -171,6 +177,83 @@ def _mul(a: Matrix, b: Matrix) -> Matrix:
     )
 
 
+_HEX = rb"<([0-9A-Fa-f]+)>"
+
+
+def _cmap(data: bytes) -> tuple[int, dict[bytes, str]]:
+    """A ToUnicode CMap: (code length in bytes, code → text)."""
+    out: dict[bytes, str] = {}
+    width = 1
+
+    def text(hexdigits: bytes) -> str:
+        return bytes.fromhex(hexdigits.decode()).decode("utf-16-be", errors="replace")
+
+    for block in re.findall(rb"beginbfchar(.*?)endbfchar", data, re.S):
+        for src, dst in re.findall(_HEX + rb"\s*" + _HEX, block):
+            width = len(src) // 2
+            out[bytes.fromhex(src.decode())] = text(dst)
+    for block in re.findall(rb"beginbfrange(.*?)endbfrange", data, re.S):
+        for lo, hi, dst in re.findall(_HEX + rb"\s*" + _HEX + rb"\s*" + _HEX, block):
+            width = len(lo) // 2
+            a, b, start = int(lo, 16), int(hi, 16), int(dst, 16)
+            for k in range(a, b + 1):
+                out[k.to_bytes(width, "big")] = chr(start + k - a)
+    return width, out
+
+
+def _fonts(objs: dict[int, tuple[bytes, bytes | None]], resources: bytes) -> dict[str, Any]:
+    """Font resource name → its ToUnicode map (fonts without one: None)."""
+    fonts = re.search(rb"/Font\s*(<<.*?>>|\d+\s+\d+\s+R)", resources, re.S)
+    if fonts is None:
+        return {}
+    table = fonts.group(1)
+    ref = re.fullmatch(rb"(\d+)\s+\d+\s+R", table)
+    if ref is not None:
+        table = objs[int(ref.group(1))][0]
+    out: dict[str, Any] = {}
+    for name, num in re.findall(rb"/([^\s/<>\[\]]+)\s+(\d+)\s+\d+\s+R", table):
+        head = objs[int(num)][0]
+        tu = re.search(rb"/ToUnicode\s+(\d+)\s+\d+\s+R", head)
+        out["/" + name.decode()] = _cmap(_decoded(objs, int(tu.group(1)))) if tu else None
+    return out
+
+
+def _unescape(raw: bytes) -> bytes:
+    """A literal string's bytes (backslash escapes resolved)."""
+    out, i = bytearray(), 0
+    while i < len(raw):
+        c = raw[i]
+        if c == 0x5C and i + 1 < len(raw):
+            nxt = raw[i + 1 : i + 2]
+            simple = {b"n": 10, b"r": 13, b"t": 9, b"b": 8, b"f": 12}
+            if nxt in simple:
+                out.append(simple[nxt])
+                i += 2
+            elif nxt.isdigit():
+                m = re.match(rb"[0-7]{1,3}", raw[i + 1 : i + 4])
+                assert m is not None
+                out.append(int(m.group(0), 8) & 0xFF)
+                i += 1 + len(m.group(0))
+            elif nxt in (b"\n", b"\r"):
+                i += 2
+            else:
+                out += nxt
+                i += 2
+        else:
+            out.append(c)
+            i += 1
+    return bytes(out)
+
+
+def _text(raw: bytes, cmap: Any) -> str:
+    if cmap is None:
+        return raw.decode("latin-1")
+    width, table = cmap
+    return "".join(
+        table.get(raw[i : i + width], "?") for i in range(0, len(raw) - width + 1, width)
+    )
+
+
 def _run(
     objs: dict[int, tuple[bytes, bytes | None]],
     content: bytes,
@@ -179,6 +262,8 @@ def _run(
     runs: list[TextRun],
     depth: int = 0,
 ) -> None:
+    fonts = _fonts(objs, resources)
+    font: Any = None
     stack: list[Matrix] = []
     tm: Matrix = _IDENTITY
     tlm: Matrix = _IDENTITY
@@ -200,6 +285,8 @@ def _run(
             tm = tlm = _IDENTITY
         elif tok == "Tf" and nums:
             size = nums[-1]
+            name = next((x for x in operands if isinstance(x, str) and x.startswith("/")), "")
+            font = fonts.get(name)
         elif tok == "Tm" and len(nums) >= 6:
             tm = tlm = tuple(nums[-6:])  # type: ignore[assignment]
         elif tok in ("Td", "TD") and len(nums) >= 2:
@@ -213,10 +300,14 @@ def _run(
             tlm = _mul((1.0, 0.0, 0.0, 1.0, 0.0, -leading), tlm)
             tm = tlm
         if tok in ("Tj", "TJ", "'", '"'):
-            text = b"".join(x for x in operands if isinstance(x, bytes))
+            raw = b"".join(
+                _unescape(x[1:]) if x[:1] == b"(" else x[1:]
+                for x in operands
+                if isinstance(x, bytes)
+            )
             m = _mul(tm, ctm)
             scale = math.hypot(m[2], m[3])  # length of the text space's unit y vector
-            runs.append(TextRun(round(abs(size) * scale, 3), text))
+            runs.append(TextRun(round(abs(size) * scale, 3), _text(raw, font)))
         elif tok == "Do" and depth < 8:
             name = next((x for x in reversed(operands) if isinstance(x, str)), "")
             ref = re.search(re.escape(name.encode()) + rb"\s+(\d+)\s+\d+\s+R", resources)

@@ -17,6 +17,7 @@ import pytest
 from openpyxl import load_workbook
 
 from .helpers import dec, evaluate, formula_cells
+from .pdf_fonts import Page, read_pdf
 from .world import DAY2
 
 if TYPE_CHECKING:
@@ -49,9 +50,12 @@ def test_numbers_are_numbers_with_formats_frozen_filtered_and_printable(
     for path in books:
         wb = load_workbook(path)
         for ws in wb.worksheets:
+            # A4 landscape at 85 % or more (never fit to one page: that shrinks the text);
+            # the LibreOffice test measures the printed sizes
             assert ws.page_setup.orientation == "landscape"
-            assert ws.sheet_properties.pageSetUpPr.fitToPage
-            assert (ws.page_setup.fitToWidth, ws.page_setup.fitToHeight) == (1, 0)
+            assert int(ws.page_setup.paperSize) == 9  # A4
+            assert not ws.sheet_properties.pageSetUpPr.fitToPage
+            assert 85 <= int(ws.page_setup.scale) <= 100
             assert ws.print_title_rows
             assert ws.freeze_panes is not None
             if ws.title == "Overview":
@@ -189,6 +193,57 @@ def test_libreoffice_recalculates_the_same_and_prints(books: list[Path], tmp_pat
         data = pdf.read_bytes()
         assert data.startswith(b"%PDF")
         assert data.count(b"/Type /Page") + data.count(b"/Type/Page") > len(ours.worksheets)
+        _printed_on_a4_at_8_pt_or_more(path, read_pdf(data))
+
+
+def _squeeze(text: str) -> str:
+    return re.sub(r"\s+", "", text)
+
+
+def _printed_on_a4_at_8_pt_or_more(path: Path, pages: list[Page]) -> None:
+    """Every page A4, no text under 8 pt, every sheet printed whole.
+
+    A sheet printed one page wide shows every column title on each of its pages (the header
+    row repeats); a wider one shows its key columns' titles on each page and every title on
+    some page. The Audit sheet's names and hashes are printed in full (long ones wrap).
+    """
+    wb = load_workbook(path)
+    assert pages
+    for page in pages:
+        assert page.is_a4, (path.name, page.number, page.width, page.height)
+        assert page.smallest is not None
+        assert page.smallest >= 8, (path.name, page.number, page.smallest)
+    # the page header names the sheet (&A): each page's first text run
+    by_sheet: dict[str, list[str]] = {}
+    for page in pages:
+        sheet = next(r.text for r in page.runs if r.text.strip())
+        by_sheet.setdefault(sheet, []).append(_squeeze("".join(r.text for r in page.runs)))
+    assert set(by_sheet) == set(wb.sheetnames), path.name
+    for ws in wb.worksheets:
+        if ws.title == "Overview":
+            continue
+        titles = [_squeeze(str(c.value)) for c in ws[4] if c.value is not None]
+        texts = by_sheet[ws.title]
+        if ws.print_title_cols is None:
+            for text in texts:
+                missing = [t for t in titles if t not in text]
+                assert not missing, (path.name, ws.title, missing)
+        else:
+            keys = int(ws.page_setup.scale) == 85 and ws.print_title_cols.count("$") // 2
+            assert keys
+            assert len(texts) > 1
+            for text in texts:
+                assert all(t in text for t in titles[: int(keys)]), ws.title
+            assert all(any(t in text for text in texts) for t in titles), ws.title
+    audit = "".join(by_sheet["Audit"])
+    shown = [
+        _squeeze(str(c.value))
+        for row in wb["Audit"].iter_rows(min_row=5, max_col=3)
+        for c in row[1:]
+        if c.value
+    ]
+    assert any("/" in s and len(s) > 40 for s in shown)  # long paths are there to print
+    assert [s for s in shown if s not in audit] == [], path.name
 
 
 def test_the_config_fingerprint_is_the_manifests(world: Path, books: list[Path]) -> None:
@@ -203,3 +258,36 @@ def test_the_config_fingerprint_is_the_manifests(world: Path, books: list[Path])
         audit = {r[0].value: r for r in wb["Audit"].iter_rows(min_row=5, max_col=3)}
         assert audit["config"][1].value == "clearing.toml"
         assert audit["config"][2].value == expected, path.name
+
+
+_SERIES = re.compile(
+    r"<(numRef|strRef)><f>'?([^'!<]+)'?!\$?([A-Z]+)\$?(\d+)(?::\$?[A-Z]+\$?(\d+))?</f>"
+    r"<(?:numCache|strCache)>(.*?)</(?:numCache|strCache)>"
+)
+
+
+def test_charts_cache_the_values_of_their_cells_and_lines_have_markers(
+    books: list[Path],
+) -> None:
+    n = 0
+    for path in books:
+        wb = load_workbook(path, data_only=True)
+        with zipfile.ZipFile(path) as z:
+            charts = [z.read(i).decode() for i in z.namelist() if i.startswith("xl/charts/")]
+        assert charts
+        for xml in charts:
+            assert "<f>" in xml
+            assert xml.count("<f>") == len(_SERIES.findall(xml)), "a reference without cache"
+            if "<lineChart>" in xml:
+                assert '<symbol val="none" />' not in xml
+            for kind, sheet, col, lo, hi, cache in _SERIES.findall(xml):
+                ws = wb[sheet]
+                cells = [ws[f"{col}{r}"].value for r in range(int(lo), int(hi or lo) + 1)]
+                points = dict(re.findall(r'<pt idx="(\d+)"><v>([^<]*)</v></pt>', cache))
+                for i, value in enumerate(cells):
+                    if kind == "numRef":
+                        assert dec(points[str(i)]) == dec(value), (sheet, col, i)
+                    else:
+                        assert points[str(i)] == str(value), (sheet, col, i)
+                n += 1
+    assert n >= 10
