@@ -13,6 +13,12 @@ typed columns and an optional totals row. The rules this module keeps:
   or LibreOffice computes. Row formulas (e.g. a net = receivable - payable) work the same way.
 * **Key totals have defined names** (``records_in``, ``net_position_sdr``...), pointing at the
   totals cells; the key-figures sheet shows them through those names.
+* **Exact cells, readable figures.** A column or key figure may show fewer decimals than it
+  holds (``shown``): summary sheets show SDR to the cent, the cell keeps all six.
+* **Printable on A4.** Every sheet prints A4 landscape at 85-100 %, so no text prints under
+  8 pt; a wider sheet prints several pages wide with its key columns repeated on each page.
+  Long subtitles and notes wrap over the page width. Charts sit below their table, cache the
+  values they show and mark each point.
 * **Same model, same bytes.** Document properties (created / modified) come from the caller
   (derived from the processing date or period), zip entries get fixed timestamps, and every
   collection is written in a fixed order.
@@ -425,7 +431,7 @@ def _cell_value(value: Any, kind: Kind) -> Any:
 
 def _lines(title: str, width: float) -> int:
     """Lines a header title wraps to in a column ``width`` characters wide (bold: wider)."""
-    room = max(int(width / 1.15) - 1, 4)
+    room = max(int(width / 1.35) - 1, 4)  # bold, and wider where DejaVu stands in for Calibri
     lines, used = 1, 0
     for word in title.split():
         if used and used + 1 + len(word) > room:
