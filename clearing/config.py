@@ -77,6 +77,7 @@ __all__ = [
     "Validation",
     "WorkDir",
     "cache_dir",
+    "config_sha256",
     "environment",
     "load",
     "offset_seconds",
@@ -550,6 +551,27 @@ def load(workdir: Path) -> Settings:
         msg = f"cannot read `{path}`: {exc.strerror}"
         raise ConfigError(msg) from None
     return parse(text, source=str(path))
+
+
+def config_sha256(workdir: Path) -> str | None:
+    """The config fingerprint: hex SHA-256 of ``<workdir>/clearing.toml`` as its bytes are.
+
+    The one fingerprint of a deployment's configuration: the run manifest records it as
+    ``config_sha256`` and the workbooks show it (Overview, Audit), so a workbook can be matched
+    with the run that wrote it. None when the work folder has no (readable) config file.
+
+    Args:
+        workdir: the work folder.
+    """
+    path = workdir / CONFIG_NAME
+    h = hashlib.sha256()
+    try:
+        with path.open("rb") as fh:
+            while block := fh.read(1 << 20):
+                h.update(block)
+    except OSError:
+        return None
+    return h.hexdigest()
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from clearing import __version__
 from clearing._io import write_atomic
-from clearing.config import CONFIG_NAME
+from clearing.config import config_sha256
 from clearing.errors import ClearingError, ExitCode, FaultError, fault_of
 
 if TYPE_CHECKING:
@@ -258,7 +258,6 @@ class Run:
 
     def manifest(self, *, hashes: bool = True) -> dict[str, Any]:
         """The manifest as a dict (what ``manifest.json`` holds)."""
-        config = self.workdir / CONFIG_NAME
         return {
             "run_id": self.run_id,
             "kind": self.kind,
@@ -272,7 +271,7 @@ class Run:
                 "python": platform.python_version(),
                 "host": platform.node(),
             },
-            "config_sha256": sha256(config) if config.is_file() else None,
+            "config_sha256": config_sha256(self.workdir),
             "stages": [
                 {
                     "name": s.name,

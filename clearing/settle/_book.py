@@ -13,6 +13,12 @@ typed columns and an optional totals row. The rules this module keeps:
   or LibreOffice computes. Row formulas (e.g. a net = receivable - payable) work the same way.
 * **Key totals have defined names** (``records_in``, ``net_position_sdr``...), pointing at the
   totals cells; the key-figures sheet shows them through those names.
+* **Exact cells, readable figures.** A column or key figure may show fewer decimals than it
+  holds (``shown``): summary sheets show SDR to the cent, the cell keeps all six.
+* **Printable on A4.** Every sheet prints A4 landscape at 85-100 %, so no text prints under
+  8 pt; a wider sheet prints several pages wide with its key columns repeated on each page.
+  Long subtitles and notes wrap over the page width. Charts sit below their table, cache the
+  values they show and mark each point.
 * **Same model, same bytes.** Document properties (created / modified) come from the caller
   (derived from the processing date or period), zip entries get fixed timestamps, and every
   collection is written in a fixed order.
@@ -29,9 +35,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
+from xml.sax.saxutils import escape, unescape
 
 from openpyxl import Workbook
 from openpyxl.chart import BarChart, LineChart, Reference
+from openpyxl.chart.data_source import AxDataSource, StrRef
+from openpyxl.chart.marker import Marker
 from openpyxl.packaging.custom import StringProperty
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter, quote_sheetname
@@ -71,7 +80,7 @@ _HEADER_FILL = PatternFill("solid", fgColor="1F4E78")
 _TOTAL_FONT = Font(bold=True)
 _TOTAL_BORDER = Border(top=Side(style="thin"), bottom=Side(style="double"))
 _FLAG_FILL = PatternFill("solid", fgColor="FCE4D6")
-_NOTE_FONT = Font(italic=True, size=9, color="595959")
+_NOTE_FONT = Font(italic=True, size=10, color="595959")
 _WRAP_TOP = Alignment(wrap_text=True, vertical="top")
 
 
@@ -118,6 +127,8 @@ class Col:
         flag_nonzero: shade cells that are not 0 (reconciliation differences).
         align: horizontal alignment of the data cells (default: Excel's by type).
         wrap: wrap long text in the column's width.
+        shown: decimal places displayed, when fewer than ``scale`` (summary sheets show
+            amounts to the cent while the cell keeps the exact value).
     """
 
     key: str
@@ -132,6 +143,7 @@ class Col:
     flag_nonzero: bool = False
     align: Literal["left", "center", "right"] | None = None
     wrap: bool = False
+    shown: int | None = None
 
 
 @dataclass(frozen=True)
@@ -171,6 +183,7 @@ class KeyFigure:
     kind: Kind = "int"
     scale: int = 0
     note: str = ""
+    shown: int | None = None  # decimal places displayed (None: ``scale``); the cell is exact
 
 
 @dataclass
@@ -246,6 +259,8 @@ class _Cached:
     """Formula cells and their exact results, per sheet index (for the cached values)."""
 
     values: dict[int, dict[str, Any]] = field(default_factory=dict)
+    # chart data references ('Sheet'!$B$5:$B$9) → the values they hold (the chart's cache)
+    series: dict[str, list[Any]] = field(default_factory=dict)
 
     def put(self, sheet: int, ref: str, value: Any) -> None:
         self.values.setdefault(sheet, {})[ref] = value
@@ -275,16 +290,17 @@ def render_book(book: Book) -> bytes:
         ws = wb.create_sheet(table.sheet)
         sheets.append((ws, table))
     # tables first: the key figures refer to their totals by name
+    layouts: dict[str, _Layout] = {}
     for index, (ws, item) in enumerate(sheets):
         if isinstance(item, Table):
-            _write_table(ws, item, index, cached, names)
+            layouts[ws.title] = _write_table(ws, item, index, cached, names)
     for index, (ws, item) in enumerate(sheets):
         if isinstance(item, KeyFigures):
-            _write_front(ws, item, index, cached, names)
+            layouts[ws.title] = _write_front(ws, item, index, cached, names)
     for name, ref in sorted(names.items()):
         wb.defined_names[name] = DefinedName(name, attr_text=ref)
     for ws, _ in sheets:
-        _page_setup(ws, book)
+        _page_setup(ws, book, layouts[ws.title])
     props = wb.properties
     props.title = book.title
     props.subject = book.subject
@@ -318,7 +334,7 @@ def _write_cell(
         cached.put(index, f"{letters[c.key]}{r}", value)
     else:
         cell.value = _cell_value(value, c.kind)
-    cell.number_format = number_format(c.kind, scale)
+    cell.number_format = number_format(c.kind, scale if c.shown is None else c.shown)
     if c.align is not None or c.wrap or c.kind == "text":
         # text one space in from the left: never glued to a number on its left
         cell.alignment = Alignment(
@@ -332,7 +348,7 @@ def _write_cell(
 
 def _write_table(
     ws: Worksheet, t: Table, index: int, cached: _Cached, names: dict[str, str]
-) -> None:
+) -> _Layout:
     ncols = len(t.columns)
     ws["A1"] = t.title
     ws["A1"].font = _TITLE_FONT
@@ -366,7 +382,7 @@ def _write_table(
             col = letters[c.key]
             exact = _sum(row.get(c.key) for row in t.rows)
             cell.value = f"=SUM({col}{first}:{col}{last})" if t.rows else "=0"
-            cell.number_format = number_format(c.kind, c.scale)
+            cell.number_format = number_format(c.kind, c.scale if c.shown is None else c.shown)
             cell.font = _TOTAL_FONT
             if c.flag_nonzero and exact != 0:
                 cell.fill = _FLAG_FILL
@@ -382,9 +398,16 @@ def _write_table(
     widths = _widths(ws, t)
     lines = max(_lines(c.title, w) for c, w in zip(t.columns, widths, strict=True))
     ws.row_dimensions[HEADER_ROW].height = 15 * lines + 3
+    layout = _layout(widths, t.columns)
+    if t.subtitle:
+        _flow(ws, 2, widths, layout.scale, 11)
+    for r in range(below + 1, row_no):
+        _flow(ws, r, widths, layout.scale, 10)
+    _wrap_rows(ws, t, widths, first)
     chart_row = row_no + 1
     for n, chart in enumerate(t.charts):
-        _chart(ws, t, chart, letters, first, last, n, chart_row)
+        _chart(ws, t, chart, letters, (first, last), n, chart_row, cached)
+    return layout
 
 
 def _sum(values: Any) -> Any:
@@ -408,7 +431,7 @@ def _cell_value(value: Any, kind: Kind) -> Any:
 
 def _lines(title: str, width: float) -> int:
     """Lines a header title wraps to in a column ``width`` characters wide (bold: wider)."""
-    room = max(int(width / 1.15) - 1, 4)
+    room = max(int(width / 1.35) - 1, 4)  # bold, and wider where DejaVu stands in for Calibri
     lines, used = 1, 0
     for word in title.split():
         if used and used + 1 + len(word) > room:
@@ -439,12 +462,13 @@ def _widths(ws: Worksheet, t: Table) -> list[float]:
 
 
 def _shown_length(v: Any, c: Col) -> int:
+    places = c.scale if c.shown is None else c.shown
     if isinstance(v, Decimal):
-        shown = abs(v).quantize(Decimal(1).scaleb(-c.scale)) if c.scale_key is None else abs(v)
+        shown = abs(v).quantize(Decimal(1).scaleb(-places)) if c.scale_key is None else abs(v)
         return len(format(shown, ",f")) + 1
     if isinstance(v, int) and not isinstance(v, bool):
         digits = len(f"{abs(v):,}") + 1
-        return digits + (c.scale + 1 if c.kind in ("money", "decimal") and c.scale else 0)
+        return digits + (places + 1 if c.kind in ("money", "decimal") and places else 0)
     if isinstance(v, datetime):
         return 16
     if isinstance(v, date):
@@ -457,13 +481,18 @@ def _chart(
     t: Table,
     spec: Chart,
     letters: Mapping[str, str],
-    first: int,
-    last: int,
+    rows: tuple[int, int],
     n: int,
     below: int,
+    cached: _Cached,
 ) -> None:
+    """Add ``spec`` to ``ws``: series with markers (a single day still shows a point).
+
+    The chart caches the values it shows, so a reader that does not recalculate draws it.
+    """
     if not t.rows:
         return
+    first, last = rows
     chart: BarChart | LineChart
     if spec.kind == "bar":
         chart = BarChart()
@@ -483,31 +512,29 @@ def _chart(
     chart.y_axis.delete = False
     chart.legend.position = "b"
     cols = {k: list(letters).index(k) + 1 for k in letters}
+    titles = {c.key: c.title for c in t.columns}
     for key in spec.series:
         data = Reference(ws, min_col=cols[key], min_row=HEADER_ROW, max_row=last)
         chart.add_data(data, titles_from_data=True)
     cats = Reference(ws, min_col=cols[spec.category], min_row=first, max_row=last)
-    chart.set_categories(cats)
-    # below the table (printing fits the width: a chart beside a table would shrink it),
-    # side by side, about 16 cm apart
-    anchor = spec.anchor or f"{_column_at(ws, n * 16.5)}{below}"
+    labels = [None if r.get(spec.category) is None else str(r[spec.category]) for r in t.rows]
+    cached.series[str(cats)] = labels
+    for key, series in zip(spec.series, chart.series, strict=True):
+        series.cat = AxDataSource(strRef=StrRef(f=str(cats)))
+        cached.series[series.tx.strRef.f] = [titles[key]]
+        cached.series[series.val.numRef.f] = [r.get(key) for r in t.rows]
+        if spec.kind == "line":
+            series.marker = Marker(symbol="circle", size=7)
+            series.smooth = False
+    # below the table, one under the other (printing: a chart beside a table or beside
+    # another chart would make the page wider), 17 rows (8 cm and a gap) apart
+    anchor = spec.anchor or f"A{below + 17 * n}"
     ws.add_chart(chart, anchor)
-
-
-def _column_at(ws: Worksheet, cm: float) -> str:
-    """The column letter where ``cm`` centimetres from the left edge fall."""
-    at, i = 0.0, 1
-    while True:
-        width = ws.column_dimensions[get_column_letter(i)].width or 8.43
-        if at + width * 0.19 > cm:
-            return str(get_column_letter(i))
-        at += width * 0.19
-        i += 1
 
 
 def _write_front(
     ws: Worksheet, k: KeyFigures, index: int, cached: _Cached, names: Mapping[str, str]
-) -> None:
+) -> _Layout:
     ws["A1"] = k.title
     ws["A1"].font = _TITLE_FONT
     r = 3
@@ -533,7 +560,7 @@ def _write_front(
             cached.put(index, f"B{r}", f.value)
         else:
             cell.value = _cell_value(f.value, f.kind)
-        cell.number_format = number_format(f.kind, f.scale)
+        cell.number_format = number_format(f.kind, f.scale if f.shown is None else f.shown)
         if "must be 0" in f.label and f.value not in (None, 0, Decimal(0)):
             cell.fill = _FLAG_FILL
         where = names.get(f.name or "", "").replace("$", "").replace("'", "")
@@ -543,25 +570,106 @@ def _write_front(
         note_cell.alignment = Alignment(horizontal="left", indent=1)
         r += 1
     r += 1
+    notes = r
     for note in k.notes:
         cell = ws.cell(row=r, column=1, value=note)
         cell.font = _NOTE_FONT
         r += 1
-    ws.column_dimensions["A"].width = 44
-    ws.column_dimensions["B"].width = 26
-    ws.column_dimensions["C"].width = 60
+    widths = [44.0, 26.0, 60.0]
+    for i, width in enumerate(widths, start=1):
+        ws.column_dimensions[get_column_letter(i)].width = width
+    layout = _layout(widths, ())
+    for row in range(notes, r):
+        _flow(ws, row, widths, layout.scale, 10, extend=False)
     ws.freeze_panes = ws.cell(row=header + 1, column=1)
     ws.print_title_rows = f"{header}:{header}"
+    return layout
 
 
-def _page_setup(ws: Worksheet, book: Book) -> None:
+# ---------------------------------------------------------------------------------------------
+# printing: A4 landscape, never below 85 % (the smallest text, 10 pt notes, prints at 8.5 pt);
+# a wider sheet prints several pages wide, its key columns repeated on each
+
+_PAGE_PT = 841.89 - 2 * 0.4 * 72  # A4 landscape between the left and right margins
+# one unit of column width is a digit of the default font: 5.25 pt with Calibri (Excel), 7 pt
+# where LibreOffice falls back to DejaVu Sans; planned for the wider, it fits both
+_PT_PER_WIDTH = 7.0
+_MIN_SCALE = 85
+_DEFAULT_WIDTH = 8.43
+_KEY_SHARE = 0.3  # the repeated key columns take at most this share of a page
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """How a sheet prints: the scale (percent) and the key columns repeated on every page."""
+
+    scale: int
+    keys: int = 0  # leading columns repeated on each page across (0: the sheet fits one)
+
+
+def _layout(widths: Sequence[float], columns: Sequence[Col]) -> _Layout:
+    """The print scale of a sheet whose columns are ``widths`` wide (and its key columns)."""
+    need = sum(widths) * _PT_PER_WIDTH * 1.03  # 3 %: grid lines, rounding to pixels
+    fit = int(100 * _PAGE_PT / need) if need else 100
+    if fit >= _MIN_SCALE:
+        return _Layout(min(fit, 100))
+    # several pages wide: the first column and a text column after it (partner and name,
+    # partner and file) on every page
+    room = _PAGE_PT * 100 / _MIN_SCALE / _PT_PER_WIDTH * _KEY_SHARE
+    keys, used = 0, 0.0
+    for c, w in zip(columns, widths, strict=False):
+        if (keys and c.kind != "text") or keys == 2 or used + w > room:
+            break
+        keys, used = keys + 1, used + w
+    return _Layout(_MIN_SCALE, max(keys, 1))
+
+
+def _flow(
+    ws: Worksheet, row: int, widths: Sequence[float], scale: int, size: int, *, extend: bool = True
+) -> None:
+    """Wrap the long text of ``row``'s first cell over the width of one printed page.
+
+    The cell is merged with its neighbours up to the page's width (beyond the table's columns
+    when ``extend``, through empty ones) and the row made as high as its lines.
+    """
+    cell = ws.cell(row=row, column=1)
+    text = str(cell.value or "")
+    room = _PAGE_PT * 100 / scale / _PT_PER_WIDTH  # the page's width in column-width units
+    span, used = 0, 0.0
+    while True:
+        w = widths[span] if span < len(widths) else (_DEFAULT_WIDTH if extend else room)
+        if used + w > room:
+            break
+        span, used = span + 1, used + w
+    span = max(span, 1)
+    # an average character is about 0.45 (Calibri) to 0.55 (DejaVu) of its size wide
+    lines = -(-len(text) * size * 0.6 // (used * _PT_PER_WIDTH))
+    if lines <= 1:
+        return
+    ws.merge_cells(start_row=row, start_column=1, end_row=row, end_column=span)
+    cell.alignment = Alignment(wrap_text=True, vertical="top", horizontal="left")
+    ws.row_dimensions[row].height = lines * round(size * 1.3) + 2
+
+
+def _wrap_rows(ws: Worksheet, t: Table, widths: Sequence[float], first: int) -> None:
+    """Rows whose wrapped columns (``Col.wrap``) hold long text: as high as their lines."""
+    wrapped = [(c.key, w) for c, w in zip(t.columns, widths, strict=True) if c.wrap]
+    if not wrapped:
+        return
+    for r, row in enumerate(t.rows, start=first):
+        lines = max(-(-len(str(row.get(key) or "")) // max(int(w) - 2, 1)) for key, w in wrapped)
+        if lines > 1:
+            ws.row_dimensions[r].height = 15 * lines
+
+
+def _page_setup(ws: Worksheet, book: Book, layout: _Layout) -> None:
     ws.page_setup.orientation = "landscape"
-    # a table wider than about 200 characters prints on A3 (fit to width would make A4 tiny)
-    wide = sum(d.width or 8.43 for d in ws.column_dimensions.values()) > 200
-    ws.page_setup.paperSize = ws.PAPERSIZE_A3 if wide else ws.PAPERSIZE_A4
-    ws.page_setup.fitToWidth = 1
-    ws.page_setup.fitToHeight = 0
-    ws.sheet_properties.pageSetUpPr = PageSetupProperties(fitToPage=True)
+    ws.page_setup.paperSize = ws.PAPERSIZE_A4
+    ws.page_setup.scale = layout.scale
+    ws.sheet_properties.pageSetUpPr = PageSetupProperties(fitToPage=False)
+    if layout.keys:
+        ws.print_title_cols = f"A:{get_column_letter(layout.keys)}"
+        ws.page_setup.pageOrder = "overThenDown"  # a row's pages across one after the other
     ws.print_options.horizontalCentered = False
     ws.page_margins.left = ws.page_margins.right = 0.4
     ws.page_margins.top = ws.page_margins.bottom = 0.6
@@ -570,6 +678,8 @@ def _page_setup(ws: Worksheet, book: Book) -> None:
     ws.oddHeader.right.text = book.title.replace("&", "&&")
     ws.oddFooter.left.text = (book.footer or book.subject).replace("&", "&&")
     ws.oddFooter.right.text = "Page &P of &N"
+    for part in (ws.oddHeader.left, ws.oddHeader.right, ws.oddFooter.left, ws.oddFooter.right):
+        part.size = 10
 
 
 # ---------------------------------------------------------------------------------------------
@@ -595,12 +705,48 @@ def _finish(data: bytes, cached: _Cached, stamp: datetime) -> bytes:
                 values = cached.values.get(int(m.group(1)) - 1)
                 if values:
                     body = _fill_cached(body, values)
+            if _CHART_PATH.fullmatch(info.filename):
+                body = _fill_chart(body, cached.series)
             entry = zipfile.ZipInfo(info.filename, date_time=when)
             entry.compress_type = zipfile.ZIP_DEFLATED
             entry.external_attr = 0o600 << 16
             entry.create_system = 3
             dst.writestr(entry, body)
     return out.getvalue()
+
+
+_CHART_PATH = re.compile(r"xl/charts/chart(\d+)\.xml")
+_CHART_REF = re.compile(rb"<(numRef|strRef)><f>([^<]*)</f></\1>")
+# the chart's text: 10 pt (axis labels, legend; titles are drawn larger), readable when printed
+_CHART_TEXT = (
+    b'<txPr><a:bodyPr /><a:lstStyle /><a:p><a:pPr><a:defRPr sz="1000" /></a:pPr>'
+    b'<a:endParaRPr lang="en-US" /></a:p></txPr>'
+)
+
+
+def _fill_chart(xml: bytes, series: Mapping[str, list[Any]]) -> bytes:
+    """Cache each data reference's values in the chart (numbers exact, as their cells)."""
+
+    def put(m: re.Match[bytes]) -> bytes:
+        kind, ref = m.group(1), unescape(m.group(2).decode())
+        values = series.get(ref)
+        if values is None:
+            return m.group(0)
+        points = "".join(
+            f'<pt idx="{i}"><v>{escape(_canon(v))}</v></pt>'
+            for i, v in enumerate(values)
+            if v is not None
+        )
+        count = f'<ptCount val="{len(values)}" />'
+        cache = (
+            f"<numCache><formatCode>General</formatCode>{count}{points}</numCache>"
+            if kind == b"numRef"
+            else f"<strCache>{count}{points}</strCache>"
+        )
+        return m.group(0)[: -len(kind) - 3] + cache.encode() + b"</" + kind + b">"
+
+    xml = _CHART_REF.sub(put, xml)
+    return xml.replace(b"</chart>", b"</chart>" + _CHART_TEXT, 1)
 
 
 _FORMULA_CELL = re.compile(rb'(<c r="([A-Z]+[0-9]+)"[^>]*>)(<f>[^<]*</f>)<v\s*/>')

@@ -14,12 +14,11 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import clearing
+from clearing.config import config_sha256
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
     from pathlib import Path
-
-    from clearing.config import Settings
 
 __all__ = [
     "KIND_LABEL",
@@ -80,12 +79,13 @@ class AuditFacts:
     """What produced a workbook: software, configuration, reference data, inputs, run."""
 
     software: str
-    config_hash: str
+    config_hash: str  # SHA-256 of clearing.toml: the manifest's ``config_sha256``
     rates: list[tuple[str, str]]  # (table, source sha256)
 
     @classmethod
-    def collect(cls, settings: Settings, rates_dir: Path) -> AuditFacts:
-        """Read the facts of a work folder."""
+    def collect(cls, workdir: Path) -> AuditFacts:
+        """Read the facts of a work folder (config fingerprint, reference data versions)."""
+        rates_dir = workdir / "rates"
         rates: list[tuple[str, str]] = []
         if rates_dir.is_dir():
             for manifest in sorted(rates_dir.glob("*/_manifest.json")):
@@ -96,7 +96,8 @@ class AuditFacts:
                 rates.append(
                     (str(doc.get("table", manifest.parent.name)), doc.get("source_sha256", ""))
                 )
-        return cls(software_version(), settings.fingerprint(), rates)
+        config = config_sha256(workdir) or "none (no clearing.toml in the work folder)"
+        return cls(software_version(), config, rates)
 
 
 def lake_file_rows(files: Iterable[Path], root: Path) -> list[dict[str, Any]]:

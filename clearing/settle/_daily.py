@@ -153,13 +153,13 @@ def build_daily(
         iot = _iot(d)
         breaches = _breaches(d)
         held = _iot_held(d)
-        partners = _partners(d, inbound, recon, out_recon, raps, iot)
+        partners = _partners(d, inbound, recon, out_recon, iot)
         register = _register_rows(inbound, outbound, raps, rap_in)
         deltas, delta_files = delta_rows(lake, [day])
         d.lake_files += delta_files
         returns = returns_rows(lake, d.fx, day)
         audit = _audit_rows(d, register)
-    facts = AuditFacts.collect(settings, workdir / "rates")
+    facts = AuditFacts.collect(workdir)
     tables = [
         sheets.partners_table(partners, day),
         sheets.register_table(register, day),
@@ -1151,7 +1151,6 @@ def _partners(
     inbound: list[dict[str, Any]],
     recon: list[dict[str, Any]],
     out_recon: list[dict[str, Any]],
-    raps: list[dict[str, Any]],
     iot: list[dict[str, Any]],
 ) -> list[dict[str, Any]]:
     codes = set(d.settings.partners) | {f["partner"] for f in inbound if f["partner"]}
@@ -1177,13 +1176,10 @@ def _partners(
                 "files_out": o["files"] if o else 0,
                 "events_out": o["in_files"] if o else 0,
                 "out_sdr": o["files_sdr"] if o else Decimal(0),
-                "rap_sdr": sum(
-                    (
-                        r["severe_value_sdr"]
-                        for r in raps
-                        if r["partner"] == code and r["date"] == d.day
-                    ),
-                    Decimal(0),
+                # as the Reconciliation counts them: RAP (severe and fatal) and CIBER returns
+                "returned": sum(r["returned"] for r in mine_rec),
+                "returned_sdr": sum(
+                    (r["returned_sdr"] or Decimal(0) for r in mine_rec), Decimal(0)
                 ),
                 "breaches": sum(r["breaches"] for r in iot if r["partner"] == code),
             }

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from clearing.settle._common import AuditFacts
 
 __all__ = [
+    "SHOWN",
     "audit_table",
     "breaches_table",
     "by_partner_table",
@@ -41,6 +42,15 @@ def sdr_col(key: str, title: str, **kw: Any) -> Col:
     return Col(key, title, "money", scale=SDR_SCALE, **kw)
 
 
+SHOWN = 2
+"""Decimal places a summary sheet shows of an SDR amount (the cell keeps all six)."""
+
+
+def _sdr_summary(key: str, title: str, **kw: Any) -> Col:
+    """An SDR money column of a summary sheet: exact in the cell, shown to the cent."""
+    return sdr_col(key, title, shown=SHOWN, **kw)
+
+
 def _sub(day: date, what: str) -> str:
     return f"Processing date {day} · {what}"
 
@@ -56,11 +66,14 @@ def partners_table(rows: list[dict[str, Any]], day: date) -> Table:
             Col("files_in", "Files in", "int", total=True),
             Col("events_in", "Events in", "int", total=True),
             Col("accepted", "Accepted", "int", total=True),
-            sdr_col("accepted_sdr", "Accepted charge in (SDR)", total=True, name="accepted_in_sdr"),
+            _sdr_summary(
+                "accepted_sdr", "Accepted charge in (SDR)", total=True, name="accepted_in_sdr"
+            ),
             Col("files_out", "Files out", "int", total=True),
             Col("events_out", "Events out", "int", total=True),
-            sdr_col("out_sdr", "Charge out (SDR)", total=True, name="charge_out_sdr"),
-            sdr_col("rap_sdr", "Returned by our RAP (SDR)", total=True),
+            _sdr_summary("out_sdr", "Charge out (SDR)", total=True, name="charge_out_sdr"),
+            Col("returned", "Returned (RAP / CIBER returns)", "int", total=True),
+            _sdr_summary("returned_sdr", "Returned charge (SDR)", total=True),
             Col("breaches", "IOT breaches", "int", total=True),
         ],
         rows,
@@ -250,7 +263,7 @@ def by_partner_table(rows: list[dict[str, Any]], day: date) -> Table:
             Col("files", "Files", "int", total=True),
             *_RECON_COUNTS,
             Col("difference", "Difference", "int", total=True, formula=_DIFF, flag_nonzero=True),
-            *_RECON_SDR,
+            *[replace(c, shown=SHOWN) for c in _RECON_SDR],
             sdr_col(
                 "difference_sdr",
                 "Difference (SDR)",
@@ -480,7 +493,12 @@ def with_held_figures(
             sum(r["held"] for r in held),
         ),
         KeyFigure(
-            "Charge held from the payable, SDR", "iot_held_sdr", held_sdr, "money", SDR_SCALE
+            "Charge held from the payable, SDR",
+            "iot_held_sdr",
+            held_sdr,
+            "money",
+            SDR_SCALE,
+            shown=SHOWN,
         ),
         KeyFigure(
             "Payable after IOT holds, SDR",
@@ -488,6 +506,7 @@ def with_held_figures(
             kind="money",
             scale=SDR_SCALE,
             note="Accepted charge in − charge held (IOT held)",
+            shown=SHOWN,
         ),
     ]
     return replace(front, figures=[*front.figures, *extra])
@@ -498,7 +517,7 @@ def audit_table(
 ) -> Table:
     head: list[dict[str, Any]] = [
         {"what": "software", "name": facts.software, "sha256": None},
-        {"what": "config hash (clearing.toml)", "name": facts.config_hash, "sha256": None},
+        {"what": "config", "name": "clearing.toml", "sha256": facts.config_hash},
         *[
             {"what": "reference data", "name": f"rates/{table}", "sha256": sha}
             for table, sha in facts.rates
@@ -510,9 +529,10 @@ def audit_table(
         "Audit",
         "Audit trail",
         [
-            Col("what", "What"),
-            Col("name", "Name / value", width=64),
-            Col("sha256", "SHA-256", width=66),
+            # one A4 page wide at 85 %: long names and paths wrap, a SHA-256 on one line
+            Col("what", "What", width=24, wrap=True),
+            Col("name", "Name / value", width=40, wrap=True),
+            Col("sha256", "SHA-256", width=65),
         ],
         head + rows,
         subtitle=_sub(day, "what this workbook was made from"),
@@ -569,6 +589,7 @@ def front(
             total(recon, "accepted_sdr"),
             "money",
             SDR_SCALE,
+            shown=SHOWN,
         ),
         KeyFigure("Visitor records rated", "out_rated", total(out_recon, "rated")),
         KeyFigure(
@@ -608,12 +629,15 @@ def front(
             ("Home network", home),
             ("Run id", run_id or "(not given)"),
             ("Software", facts.software),
-            ("Config hash", facts.config_hash),
+            ("Config SHA-256", facts.config_hash),
         ],
         figures,
         notes=[
             "Every figure is a totals cell of the sheet named beside it (defined names); the "
             "differences must be 0 and are shaded when they are not.",
-            "Amounts: SDR with 6 decimals; amounts in a file's own currency carry its decimals.",
+            "Amounts: shown to 2 decimals on this sheet, Partners and Reconciliation by "
+            "partner (the differences in full); every cell holds the exact amount (SDR: 6 "
+            "decimals, as the detail sheets show it); amounts in a file's own currency carry "
+            "its decimals.",
         ],
     )

@@ -165,7 +165,7 @@ class _Figures:
 
     @classmethod
     def read(cls, workdir: Path, p: Period, settings: config.Settings) -> _Figures:
-        facts = AuditFacts.collect(settings, workdir / "rates")
+        facts = AuditFacts.collect(workdir)
         with Lake(workdir) as lake:
             validated = [d for d in lake.dates("findings") if p.first <= d <= p.last]
             rated = [d for d in lake.dates("unrated_visitors") if p.first <= d <= p.last]

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from clearing.settle._monthly import Period
 
 __all__ = [
+    "SHOWN",
     "audit_head",
     "audit_table",
     "by_currency_table",
@@ -35,6 +36,15 @@ def sdr_col(key: str, title: str, **kw: Any) -> Col:
     return Col(key, title, "money", scale=SDR_SCALE, **kw)
 
 
+SHOWN = 2
+"""Decimal places a summary sheet shows of an SDR amount (the cell keeps all six)."""
+
+
+def _sdr_summary(key: str, title: str, **kw: Any) -> Col:
+    """An SDR money column of a summary sheet: exact in the cell, shown to the cent."""
+    return sdr_col(key, title, shown=SHOWN, **kw)
+
+
 def summary_table(rows: list[dict[str, Any]], p: Period) -> Table:
     """``Summary``: per partner, receivable and payable, net position and direction."""
     return Table(
@@ -46,10 +56,12 @@ def summary_table(rows: list[dict[str, Any]], p: Period) -> Table:
             Col("standard", "Standard"),
             Col("window", "Processing dates"),
             Col("rec_events", "Receivable events", "int", total=True),
-            sdr_col("rec_charge", "Receivable charge (SDR)", total=True, name="receivable_sdr"),
-            sdr_col("rec_tax", "Receivable tax (SDR)", total=True),
-            sdr_col("rap_received", "RAP received (SDR)", total=True, name="rap_received_sdr"),
-            sdr_col(
+            _sdr_summary(
+                "rec_charge", "Receivable charge (SDR)", total=True, name="receivable_sdr"
+            ),
+            _sdr_summary("rec_tax", "Receivable tax (SDR)", total=True),
+            _sdr_summary("rap_received", "RAP received (SDR)", total=True, name="rap_received_sdr"),
+            _sdr_summary(
                 "net_rec",
                 "Net receivable (SDR)",
                 total=True,
@@ -57,19 +69,19 @@ def summary_table(rows: list[dict[str, Any]], p: Period) -> Table:
                 name="net_receivable_sdr",
             ),
             Col("pay_events", "Payable events", "int", total=True),
-            sdr_col(
+            _sdr_summary(
                 "pay_charge", "Payable charge as invoiced (SDR)", total=True, name="payable_sdr"
             ),
-            sdr_col("pay_tax", "Payable tax (SDR)", total=True),
-            sdr_col("rap_sent", "RAP sent (SDR)", total=True, name="rap_sent_sdr"),
-            sdr_col(
+            _sdr_summary("pay_tax", "Payable tax (SDR)", total=True),
+            _sdr_summary("rap_sent", "RAP sent (SDR)", total=True, name="rap_sent_sdr"),
+            _sdr_summary(
                 "net_pay",
                 "Net payable (SDR)",
                 total=True,
                 formula="{pay_charge} + {pay_tax} + {rap_sent}",
                 name="net_payable_sdr",
             ),
-            sdr_col(
+            _sdr_summary(
                 "net_sdr",
                 "Net position (SDR)",
                 total=True,
@@ -252,9 +264,9 @@ def trend_table(rows: list[dict[str, Any]], p: Period) -> Table:
             Col("label", "Processing date"),
             Col("rec_events", "Receivable events", "int", total=True),
             Col("pay_events", "Payable events", "int", total=True),
-            sdr_col("rec", "Net receivable (SDR)", total=True),
-            sdr_col("pay", "Net payable (SDR)", total=True),
-            sdr_col("net", "Net (SDR)", total=True, formula="{rec} - {pay}"),
+            _sdr_summary("rec", "Net receivable (SDR)", total=True),
+            _sdr_summary("pay", "Net payable (SDR)", total=True),
+            _sdr_summary("net", "Net (SDR)", total=True, formula="{rec} - {pay}"),
         ],
         rows,
         subtitle=f"Period {p.name} · per processing date (both windows)",
@@ -277,7 +289,7 @@ def audit_head(
     """The ``Audit`` sheet's first rows: software, config, reference data, windows, the issue."""
     return [
         {"what": "software", "name": facts.software, "sha256": None},
-        {"what": "config hash (clearing.toml)", "name": facts.config_hash, "sha256": None},
+        {"what": "config", "name": "clearing.toml", "sha256": facts.config_hash},
         *[
             {"what": "reference data", "name": f"rates/{t}", "sha256": sha}
             for t, sha in facts.rates
@@ -304,9 +316,10 @@ def audit_table(rows: list[dict[str, Any]], p: Period) -> Table:
         "Audit",
         "Audit trail",
         [
-            Col("what", "What"),
-            Col("name", "Name / value", width=64),
-            Col("sha256", "SHA-256", width=66),
+            # one A4 page wide at 85 %: long names and paths wrap, a SHA-256 on one line
+            Col("what", "What", width=24, wrap=True),
+            Col("name", "Name / value", width=40, wrap=True),
+            Col("sha256", "SHA-256", width=65),
         ],
         rows,
         subtitle=f"Period {p.name} · what this workbook was made from",
@@ -344,7 +357,7 @@ def front(
             ("Replaces", f"{replaces.name} (same period, other figures)" if replaces else "-"),
             ("Run id", run_id or "(not given)"),
             ("Software", facts.software),
-            ("Config hash", facts.config_hash),
+            ("Config SHA-256", facts.config_hash),
         ],
         [
             KeyFigure(
@@ -353,6 +366,7 @@ def front(
                 _tot(summary, "rec_charge"),
                 "money",
                 SDR_SCALE,
+                shown=SHOWN,
             ),
             KeyFigure(
                 "RAP received (SDR)",
@@ -360,6 +374,7 @@ def front(
                 _tot(summary, "rap_received"),
                 "money",
                 SDR_SCALE,
+                shown=SHOWN,
             ),
             KeyFigure(
                 "Net receivable (SDR)",
@@ -367,6 +382,7 @@ def front(
                 _tot(summary, "net_rec"),
                 "money",
                 SDR_SCALE,
+                shown=SHOWN,
             ),
             KeyFigure(
                 "Payable charge as invoiced (SDR)",
@@ -374,9 +390,15 @@ def front(
                 _tot(summary, "pay_charge"),
                 "money",
                 SDR_SCALE,
+                shown=SHOWN,
             ),
             KeyFigure(
-                "RAP sent (SDR)", "rap_sent_sdr", _tot(summary, "rap_sent"), "money", SDR_SCALE
+                "RAP sent (SDR)",
+                "rap_sent_sdr",
+                _tot(summary, "rap_sent"),
+                "money",
+                SDR_SCALE,
+                shown=SHOWN,
             ),
             KeyFigure(
                 "Net payable (SDR)",
@@ -384,6 +406,7 @@ def front(
                 _tot(summary, "net_pay"),
                 "money",
                 SDR_SCALE,
+                shown=SHOWN,
             ),
             KeyFigure(
                 "Net position (SDR)",
@@ -392,6 +415,7 @@ def front(
                 "money",
                 SDR_SCALE,
                 note="> 0: partners owe us overall",
+                shown=SHOWN,
             ),
             KeyFigure(
                 "Partners who pay us",
@@ -405,6 +429,8 @@ def front(
             ),
         ],
         notes=[
+            "Amounts: shown to 2 decimals here, on Summary and Daily trend; every cell holds "
+            "the exact amount (SDR: 6 decimals, as Detail shows it).",
             "A workbook once issued is never overwritten: a re-run with other figures writes the "
             "next issue (v2, v3...), which names the one it replaces; a re-run with the same "
             "figures returns the latest issue unchanged.",

@@ -14,6 +14,7 @@ from openpyxl import load_workbook
 from clearing.money import round_div
 from clearing.settle._book import (
     Book,
+    Chart,
     Col,
     KeyFigure,
     KeyFigures,
@@ -132,3 +133,69 @@ def test_conversion_rounds_once_half_away_from_zero_and_parts_add_up() -> None:
     parts = fx.sdr_parts([1, 1, 1], 2, "USD", date(2026, 11, 15))
     assert sum(parts) == fx.sdr(3, 2, "USD", date(2026, 11, 15))
     assert fx.sdr(12345, 5, "SDR", date(2026, 11, 15)) == Decimal("0.123450")
+
+
+def test_a_one_day_line_chart_has_markers_and_its_values_cached() -> None:
+    rows = [{"label": "2026-11-15", "rec": Decimal("189.179817"), "pay": Decimal("-0.5")}]
+    table = Table(
+        "Daily trend",
+        "Daily trend",
+        [
+            Col("label", "Processing date"),
+            Col("rec", "Net receivable (SDR)", "money", 6, total=True),
+            Col("pay", "Net payable (SDR)", "money", 6, total=True),
+        ],
+        rows,
+        charts=[Chart("Daily trend (SDR)", "label", ("rec", "pay"), kind="line")],
+    )
+    data = render_book(Book("t", "s", datetime(2026, 11, 15), "c", None, [table]))
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        (name,) = [n for n in z.namelist() if n.startswith("xl/charts/chart")]
+        xml = z.read(name).decode()
+    # one point per series, drawn as a marker (a line through one point draws nothing)
+    assert xml.count('<symbol val="circle" />') == 2
+    assert '<symbol val="none" />' not in xml
+    # the values the chart shows are cached in it, exactly as the cells hold them
+    assert '<pt idx="0"><v>189.179817</v></pt>' in xml
+    assert '<pt idx="0"><v>-0.5</v></pt>' in xml
+    assert '<pt idx="0"><v>2026-11-15</v></pt>' in xml  # the category
+    assert '<pt idx="0"><v>Net payable (SDR)</v></pt>' in xml  # the series name
+    assert xml.count("<numCache>") == 2
+    assert xml.count("<strCache>") == 4  # 2 names + 2 category lists
+    assert 'sz="1000"' in xml  # the chart's text at 10 pt
+
+
+def test_a_wide_sheet_prints_on_several_a4_pages_with_its_key_columns_repeated() -> None:
+    wide = [Col("partner", "Partner"), Col("name", "Name")] + [
+        Col(f"v{i}", f"Value {i}", "money", 6, width=16) for i in range(20)
+    ]
+    narrow = [Col("partner", "Partner"), Col("v0", "Value", "money", 2)]
+    row = {"partner": "AAAAA", "name": "A network", **{f"v{i}": Decimal(i) for i in range(20)}}
+    note = "A note long enough to wrap over the width of the page. " * 8
+    book = Book(
+        "t",
+        "s",
+        datetime(2026, 11, 15),
+        "c",
+        None,
+        [
+            Table("Wide", "Wide", wide, [row], notes=[note]),
+            Table("Narrow", "Narrow", narrow, [row], subtitle=note),
+        ],
+    )
+    wb = load_workbook(io.BytesIO(render_book(book)))
+    for ws in wb.worksheets:
+        assert int(ws.page_setup.paperSize) == 9  # A4
+        assert ws.page_setup.orientation == "landscape"
+        assert not ws.sheet_properties.pageSetUpPr.fitToPage
+        assert 85 <= int(ws.page_setup.scale) <= 100
+    # 2 + 20 * 16 characters: far wider than a page at 85 %, so several pages wide with the
+    # partner and name on each; the narrow one fits one page at 100 %
+    assert int(wb["Wide"].page_setup.scale) == 85
+    assert wb["Wide"].print_title_cols == "$A:$B"
+    assert int(wb["Narrow"].page_setup.scale) == 100
+    assert wb["Narrow"].print_title_cols is None
+    # long notes and subtitles wrap over the page width (merged, wrapped, rows made higher)
+    assert any(r.min_row == r.max_row == 2 for r in wb["Narrow"].merged_cells.ranges)
+    assert wb["Narrow"]["A2"].alignment.wrap_text
+    assert (wb["Narrow"].row_dimensions[2].height or 0) > 30

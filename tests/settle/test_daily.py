@@ -329,6 +329,36 @@ def test_partner_sheet_agrees_with_the_reconciliations(world: Path, daily_path: 
     assert len(load_workbook(daily_path)["Partners"]._charts) == 2  # both charts
 
 
+def test_returned_is_the_same_figure_on_every_sheet(daily_path: Path) -> None:
+    """Partners, Reconciliation and Reconciliation by partner count the same returns.
+
+    Returned = RAP severe returns, fatal returns (the whole file) and CIBER returns alike.
+    """
+    partners = read_sheet(daily_path, "Partners")
+    recon = read_sheet(daily_path, "Reconciliation")
+    by_partner = {r["Partner"]: r for r in read_sheet(daily_path, "Reconciliation by partner").rows}
+    standard = {r["Partner"]: r["Standard"] for r in partners.rows}
+    counted: dict[str, tuple[int, Decimal]] = {}
+    for r in recon.rows:
+        n, v = counted.get(r["Partner"], (0, Decimal(0)))
+        counted[r["Partner"]] = (n + r["Returned"], v + dec(r["Returned (SDR)"]))
+    for row in partners.rows:
+        n, v = counted.get(row["Partner"], (0, Decimal(0)))
+        assert row["Returned (RAP / CIBER returns)"] == n, row["Partner"]
+        assert dec(row["Returned charge (SDR)"]) == v, row["Partner"]
+        if row["Partner"] in by_partner:
+            assert by_partner[row["Partner"]]["Returned"] == n
+            assert dec(by_partner[row["Partner"]]["Returned (SDR)"]) == v
+    # the cases the sheets used to disagree on are in the world: a CIBER partner's returns
+    # and a TAP file returned whole (fatal)
+    assert any(n and standard[p] == "CIBER" for p, (n, _) in counted.items())
+    fatal = [r for r in recon.rows if r["Status"].startswith("fatal")]
+    assert fatal
+    assert all(r["Returned"] == r["In"] and r["Returned"] > 0 for r in fatal)
+    assert partners.totals["Returned (RAP / CIBER returns)"] == recon.totals["Returned"]
+    assert dec(partners.totals["Returned charge (SDR)"]) == dec(recon.totals["Returned (SDR)"])
+
+
 def test_key_figures_are_the_totals_by_name(daily_path: Path) -> None:
     figures = key_figures(daily_path)
     assert figures["records_difference"] == 0
