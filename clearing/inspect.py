@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from clearing.codecs import asn1, fast
-from clearing.codecs.batch import batch_tables
+from clearing.codecs.batch import batch_tables, fixed_discount_total
 from clearing.codecs.events import EVENT_SCHEMA
 from clearing.codecs.tap3.values import stamp_text, text
 from clearing.errors import DecodeError
@@ -117,7 +117,8 @@ def _summarize_tap(data: bytes, file: str | None) -> dict[str, Any]:
         "total_charge_refund": total("charge", refund),
         "total_tax_value": total("tax", not_refund),
         "total_tax_refund": total("tax", refund),
-        "total_discount_value": total("discount", not_refund),
+        # TD.57: discounts stated by the events plus the fixed discounts they apply
+        "total_discount_value": total("discount", not_refund) + fixed_discount_total(batch),
         "call_event_details_count": ev.num_rows,
     }
     audit = {
@@ -224,9 +225,20 @@ def _summarize_nrt(info: asn1.FileInfo, v: dict[str, Any]) -> dict[str, Any]:
         event_count=len(events),
         event_count_by_type=dict(sorted(Counter(name for name, _ in events).items())),
         audit={"call_events_count": v.get("callEventsCount")},
-        file_available=stamp_text(v.get("fileAvailableTimeStamp")),
+        file_available=_nrt_available(v),
     )
     return out
+
+
+def _nrt_available(v: dict[str, Any]) -> str | None:
+    """NRTRDE's FileAvailableTimeStamp (``CCYYMMDDhhmmss``) and its own UtcTimeOffset, as TAP's.
+
+    Unlike TAP's DateTimeLong, NRTRDE 2.1 gives the two as separate items of the file.
+    """
+    local = text(v.get("fileAvailableTimeStamp"))
+    if local is None:
+        return None
+    return f"{local}{text(v.get('utcTimeOffset')) or ''}"
 
 
 def event_table(data: bytes, *, file: str | None = None) -> pa.Table:

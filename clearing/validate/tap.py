@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from clearing.codecs import asn1, fast
+from clearing.codecs.batch import fixed_discount_total
 from clearing.codecs.ber import element_at, iter_children
 from clearing.codecs.events import EVENT_SCHEMA
 from clearing.codecs.tap3.values import UTC_OFFSET, stamp_time, string
@@ -496,19 +497,7 @@ def _check_audit(out: TapChecked, rs: RuleSet, batch: fast.TapBatch) -> None:
         if member not in aci:
             out.add(rs.make(rule, f"{member} is missing"))
     # fixed discounts count once per application (TD.57 totalDiscountValue)
-    acc = batch.groups.get("accountingInfo") or {}
-    fixed = {
-        d["discountCode"]: d["discountApplied"][1]
-        for d in acc.get("discounting") or []
-        if isinstance(d.get("discountApplied"), tuple)
-        and d["discountApplied"][0] == "fixedDiscountValue"
-    }
-    fixed_total = 0
-    if fixed:
-        codes = ev.column("discount_code").to_numpy(zero_copy_only=False)
-        no_value = ev.column("discount").is_null().to_numpy(zero_copy_only=False)
-        for code, value in fixed.items():
-            fixed_total += int(np.sum((codes == code) & no_value)) * int(value)
+    fixed_total = fixed_discount_total(batch)
     expected = {
         "totalCharge": (
             "aci.total_charge",

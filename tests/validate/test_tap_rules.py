@@ -29,7 +29,10 @@ from clearing.codecs.ber import element_at, iter_children, tag_key, walk
 from clearing.errors import ConfigError
 
 from .tap_mutate import (
+    CHEC9,
+    CHEC9_DISCOUNTS,
     DEFINITE,
+    FIXED,
     NOTIFICATION,
     PARTNERS,
     TAP_SAMPLES,
@@ -42,6 +45,7 @@ from .tap_mutate import (
     encode,
     event_span,
     events,
+    fixed_discount_file,
     insert_event,
     mutate,
     sample_bytes,
@@ -75,7 +79,6 @@ STATEFUL = frozenset(
 
 GPRS, MOC, SUPPL = 0, 1, 36  # events of DEFINITE
 INDEFINITE = "CDUSAU9HKGCL00412"  # indefinite lengths
-CHEC9 = "CDCHEC9HKGCL03631"  # has discounts (DiscountCode 1, a discount rate)
 AVAILABLE = datetime(2026, 11, 22, 1, 49, 0)  # DEFINITE's FileAvailableTimeStamp
 UNKNOWN_TAG = tag_key(1, 9999)  # no TAP release defines [APPLICATION 9999]
 
@@ -809,6 +812,16 @@ def test_clean_310_totals_are_checked() -> None:
 def test_edge_cases_pass(build: Callable[[], bytes]) -> None:
     out = check(build(), cfg=settings(FRAF9={REFUSE: ["valueAddedService"]}))
     assert out.findings == [], _summary(out)
+
+
+def test_fixed_discounts_reconcile() -> None:
+    """TotalDiscountValue = the events' Discount values + each fixedDiscountValue applied."""
+    good = check(fixed_discount_file(CHEC9_DISCOUNTS + 2 * FIXED), file=CHEC9)
+    assert good.findings == [], _summary(good)
+    short = check(fixed_discount_file(CHEC9_DISCOUNTS), file=CHEC9)
+    assert [(f.rule, f.message) for f in short.findings] == [
+        ("aci.total_discount", "totalDiscountValue is 58184, the events give 59584")
+    ]
 
 
 # --------------------------------------------------------------------------------------------
