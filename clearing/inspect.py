@@ -18,13 +18,20 @@ import pyarrow.csv as pacsv
 from clearing.codecs import asn1, fast
 from clearing.codecs.batch import batch_tables, fixed_discount_total
 from clearing.codecs.events import EVENT_SCHEMA
-from clearing.codecs.tap3.values import stamp_text, text
+from clearing.codecs.tap3.values import (
+    sequence_problem,
+    stamp_problem,
+    stamp_text,
+    string,
+    tadig_problem,
+    text,
+)
 from clearing.errors import DecodeError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-__all__ = ["event_rows", "event_table", "render_text", "summarize", "write_csv"]
+__all__ = ["SYNTAX_ITEMS", "event_rows", "event_table", "render_text", "summarize", "write_csv"]
 
 _KEY = ["sender", "recipient", "file_sequence_number"]
 
@@ -37,6 +44,36 @@ _BCI_MANDATORY = {
     "specificationVersionNumber": 34,
     "transferCutOffTimeStamp": 36,
 }
+
+# BatchControlInfo / Notification items with a TD.57 syntax rule (code 10, fatal): member,
+# TD.57 context, the check (specs/td57/rules.csv has the same rows; a test keeps them equal)
+SYNTAX_ITEMS = (
+    ("sender", "Sender", tadig_problem),
+    ("recipient", "Recipient", tadig_problem),
+    ("fileSequenceNumber", "FileSequenceNumber", sequence_problem),
+    ("rapFileSequenceNumber", "RapFileSequenceNumber", sequence_problem),
+    ("fileCreationTimeStamp", "FileCreationTimeStamp", stamp_problem),
+    ("fileAvailableTimeStamp", "FileAvailableTimeStamp", stamp_problem),
+    ("transferCutOffTimeStamp", "TransferCutOffTimeStamp", stamp_problem),
+)
+_SYNTAX_CODE = 10
+
+
+def _syntax_problems(group: dict[str, Any]) -> list[str]:
+    """The header items of ``group`` that break their TD.57 syntax, one line each."""
+    out: list[str] = []
+    for member, context, check in SYNTAX_ITEMS:
+        if member not in group:
+            continue
+        value = group[member]
+        if check is not stamp_problem:
+            value = string(value)
+            if value is None:
+                continue
+        problem = check(value)
+        if problem:
+            out.append(f"{member}: {problem} (TD.57 {context} fatal {_SYNTAX_CODE})")
+    return out
 
 
 def _is_ciber(data: bytes) -> bool:
@@ -111,6 +148,7 @@ def _summarize_tap(data: bytes, file: str | None) -> dict[str, Any]:
         for name, code in _BCI_MANDATORY.items()
         if name not in bci
     ]
+    missing += _syntax_problems(bci)
     recomputed = {
         # TD.57: totalCharge = chargeType 00 charges + CAMEL invocation fees, refunds apart
         "total_charge": total("charge", not_refund) + total("camel_fee", not_refund),
@@ -184,6 +222,7 @@ def _summarize_notification(info: asn1.FileInfo, v: dict[str, Any]) -> dict[str,
         event_count_by_type={},
         file_available=stamp_text(v.get("fileAvailableTimeStamp")),
         transfer_cut_off=stamp_text(v.get("transferCutOffTimeStamp")),
+        header_problems=_syntax_problems(v),
     )
     return out
 

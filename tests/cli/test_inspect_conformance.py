@@ -12,13 +12,26 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tests.validate.tap_mutate import CHEC9, CHEC9_DISCOUNTS, FIXED, fixed_discount_file
+from clearing.inspect import SYNTAX_ITEMS
+from tests.validate.tap_mutate import (
+    CHEC9,
+    CHEC9_DISCOUNTS,
+    DEFINITE,
+    FIXED,
+    NOTIFICATION,
+    csv_rules,
+    encode,
+    fixed_discount_file,
+    sample_value,
+    stamp_long,
+)
 
 if TYPE_CHECKING:
     from tests.cli.conftest import Cli
 
 ROOT = Path(__file__).parents[2]
 CASES = ROOT / "tests" / "codecs" / "cases"
+SAMPLES = ROOT / "data_samples" / "tap"
 
 
 def _write(tmp_path: Path, name: str, data: bytes) -> str:
@@ -55,3 +68,50 @@ def test_nrt_file_available_is_read(clearing: Cli) -> None:
     r = clearing("inspect", str(CASES / "libxfsx_nrt_2_1.ber"), "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["file_available"] == "20160123110203+0200"
+
+
+def test_header_syntax_is_flagged_with_its_td57_code(tmp_path: Path, clearing: Cli) -> None:
+    value = sample_value(DEFINITE)
+    bci = value[1]["batchControlInfo"]
+    bci["sender"] = b"FRAF"  # 4 characters
+    bci["recipient"] = b"hkgcl"  # small letters
+    bci["fileSequenceNumber"] = b"1506"  # 4 digits
+    bci["fileAvailableTimeStamp"] = stamp_long("2026112201490")  # 13 digits
+    bci["transferCutOffTimeStamp"] = stamp_long("20261122000000", "+01")  # not +hhmm
+    r = clearing("inspect", _write(tmp_path, DEFINITE, encode(value)), "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["header_problems"] == [
+        "sender: `FRAF` is 4 characters, not a 5-character TADIG code (TD.57 Sender fatal 10)",
+        "recipient: `hkgcl` is not a TADIG code (5 capital letters or digits)"
+        " (TD.57 Recipient fatal 10)",
+        "fileSequenceNumber: `1506` is not 5 digits (TD.57 FileSequenceNumber fatal 10)",
+        "fileAvailableTimeStamp: localTimeStamp `2026112201490` is not 14 digits"
+        " (CCYYMMDDhhmmss) (TD.57 FileAvailableTimeStamp fatal 10)",
+        "transferCutOffTimeStamp: utcTimeOffset `+01` is not +hhmm or -hhmm"
+        " (TD.57 TransferCutOffTimeStamp fatal 10)",
+    ]
+    text = clearing("inspect", str(tmp_path / DEFINITE)).stdout
+    assert "  ! sender: `FRAF` is 4 characters" in text
+
+
+def test_notification_header_syntax_is_flagged(tmp_path: Path, clearing: Cli) -> None:
+    value = sample_value(NOTIFICATION)
+    value[1]["fileCreationTimeStamp"] = stamp_long("20261122011800", "+2500")
+    r = clearing("inspect", _write(tmp_path, NOTIFICATION, encode(value)), "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["header_problems"] == [
+        "fileCreationTimeStamp: utcTimeOffset `+2500` is outside -1300..+1400 in quarter hours"
+        " (TD.57 FileCreationTimeStamp fatal 10)"
+    ]
+
+
+def test_clean_sample_has_no_header_problems(clearing: Cli) -> None:
+    r = clearing("inspect", str(SAMPLES / DEFINITE), "--json")
+    assert json.loads(r.stdout)["header_problems"] == []
+
+
+def test_inspect_codes_are_the_rule_table_s() -> None:
+    """Each item inspect checks has its TD.57 syntax row (code 10, fatal) in the rule table."""
+    rows = {(r.context, r.code, r.severity) for r in csv_rules()}
+    for _member, context, _check in SYNTAX_ITEMS:
+        assert (context, 10, "fatal") in rows, context

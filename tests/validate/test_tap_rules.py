@@ -369,6 +369,20 @@ CASES: list[Case] = [
         "default",
         cfg=_cfg(validation={"expect_test_data": True}),
     ),
+    # TD.57 Sender / Recipient syntax (10): a TADIG code, 5 capital letters or digits; such a
+    # party is not also reported as unknown / not us
+    Case("sender.syntax", put(f"{BCI}.sender", b"FRAF"), "4 characters"),
+    Case("sender.syntax", put(f"{BCI}.sender", b"FRAF9X"), "6 characters"),
+    Case("sender.syntax", put(f"{BCI}.sender", b"fraf9"), "small letters"),
+    Case(
+        "sender.syntax",
+        put("sender", b"SGP 9", NOTIFICATION),
+        "notification",
+        file=NOTIFICATION,
+        group="notification",
+    ),
+    Case("recipient.syntax", put(f"{BCI}.recipient", b"HKGCL1"), "6 characters"),
+    Case("recipient.syntax", put(f"{BCI}.recipient", b"HKG-L"), "a dash"),
     Case("sender.unknown", clean(), cfg=_cfg(partners=("DEUD9", "GBRG9"))),
     Case(
         "sender.unknown",
@@ -387,6 +401,9 @@ CASES: list[Case] = [
         group="notification",
     ),
     Case("fsn.syntax", put(f"{BCI}.fileSequenceNumber", b"1506A")),
+    Case("fsn.syntax", put(f"{BCI}.fileSequenceNumber", b"1506"), "4 digits"),
+    # Latin-1 0xB2 is a superscript two: a digit to str.isdigit, not to TD.57
+    Case("fsn.syntax", put(f"{BCI}.fileSequenceNumber", b"0150\xb2"), "superscript"),
     Case("fsn.range", put(f"{BCI}.fileSequenceNumber", b"00000"), file="CDFRAF9HKGCL00000"),
     Case("fsn.filename", clean(), file="CDFRAF9HKGCL01507"),
     Case(
@@ -408,6 +425,43 @@ CASES: list[Case] = [
         "available.syntax",
         put(f"{BCI}.fileAvailableTimeStamp", stamp_long("20261122014900", "+2500")),
         "offset",
+    ),
+    Case(
+        "available.syntax",
+        put(f"{BCI}.fileAvailableTimeStamp", stamp_long("2026112201490")),
+        "13 digits",
+    ),
+    Case(
+        "available.syntax",
+        put(f"{BCI}.fileAvailableTimeStamp", stamp_long("20261122014900", "0100")),
+        "offset without sign",
+    ),
+    Case(
+        "available.syntax",
+        put(f"{BCI}.fileAvailableTimeStamp", stamp_long("20261122014900", "+01")),
+        "offset of 2 digits",
+    ),
+    Case(
+        "creation.syntax",
+        put(f"{BCI}.fileCreationTimeStamp", stamp_long("202611220147000")),
+        "15 digits",
+    ),
+    Case(
+        "creation.syntax",
+        put(f"{BCI}.fileCreationTimeStamp", stamp_long("20261122014700", "+1:00")),
+        "offset with a colon",
+    ),
+    Case(
+        "cutoff.syntax",
+        put(f"{BCI}.transferCutOffTimeStamp", stamp_long("2026-11-22 00:0")),
+        "ISO text",
+    ),
+    Case(
+        "cutoff.syntax",
+        put("transferCutOffTimeStamp", stamp_long("20261122000000", "+08"), NOTIFICATION),
+        "notification",
+        file=NOTIFICATION,
+        group="notification",
     ),
     # ---- AccountingInfo
     Case(
