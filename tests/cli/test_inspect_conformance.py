@@ -115,3 +115,73 @@ def test_inspect_codes_are_the_rule_table_s() -> None:
     rows = {(r.context, r.code, r.severity) for r in csv_rules()}
     for _member, context, _check in SYNTAX_ITEMS:
         assert (context, 10, "fatal") in rows, context
+
+
+# --------------------------------------------------------------------------------------------
+# what a file that is no TAP file, or a broken one, is said to be
+
+# a BatchControlInfo of 12 bytes: specificationVersionNumber [APPLICATION 201] = 3 and
+# releaseVersionNumber [APPLICATION 189] = 12 (tags 5F 81 49 and 5F 81 3D, one content byte each)
+BCI_3_12 = bytes.fromhex("640a5f814901035f813d010c")
+
+
+def _inspect_error(clearing: Cli, tmp_path: Path, name: str, data: bytes) -> str:
+    r = clearing("inspect", _write(tmp_path, name, data), "--json")
+    assert r.returncode == 1, r.stdout
+    assert r.stdout == ""
+    (line,) = r.stderr.strip().splitlines()
+    return line
+
+
+def test_xml_is_named(tmp_path: Path, clearing: Cli) -> None:
+    xml = (CASES / "libxfsx_tap_notification.xml").read_bytes()  # starts with <Notification>
+    line = _inspect_error(clearing, tmp_path, "CDABC08XYZ1523023", xml)
+    assert "XML (<Notification>), not a TAP file" in line
+    assert "offset 0" in line
+
+
+def test_xml_in_utf16_with_a_prolog_is_named(tmp_path: Path, clearing: Cli) -> None:
+    text = '<?xml version="1.0" encoding="UTF-16"?>\n<!-- tap3xml -->\n<TransferBatch/>\n'
+    data = b"\xff\xfe" + text.encode("utf-16-le")
+    assert "XML (<TransferBatch>), not a TAP file" in _inspect_error(clearing, tmp_path, "x", data)
+
+
+def test_a_second_top_level_element_is_named(tmp_path: Path, clearing: Cli) -> None:
+    """An empty TransferBatch (61 00: 2 bytes), then a whole TAP file from offset 2."""
+    data = b"\x61\x00" + (SAMPLES / DEFINITE).read_bytes()
+    line = _inspect_error(clearing, tmp_path, DEFINITE, data)
+    assert (
+        "a second top-level element [APPLICATION 1] at offset 2, after an empty top-level "
+        "[APPLICATION 1] (2 bytes)"
+    ) in line
+    assert "top-level tag" not in line
+
+
+def test_a_fault_deep_in_an_indefinite_file_names_the_element(
+    tmp_path: Path, clearing: Cli
+) -> None:
+    """Indefinite lengths throughout, so that the header cannot be read without finding the
+    end of the event list. Offsets: TransferBatch 0 (61 80), BatchControlInfo 2 (12 bytes),
+    callEventDetails 14 (63 80), its entry 0 an empty mobileOriginatedCall 16 (69 80 00 00),
+    entry 1 a gprsCall 20 (6E 80) whose first member at 22 is a primitive OCTET STRING with an
+    indefinite length (04 80), which BER does not allow."""
+    data = b"\x61\x80" + BCI_3_12 + b"\x63\x80" + b"\x69\x80\x00\x00" + b"\x6e\x80" + b"\x04\x80"
+    data += b"\x00\x00" * 3
+    line = _inspect_error(clearing, tmp_path, "deep.tap", data)
+    assert (
+        "decoding stopped at offset 22 in `transferBatch.callEventDetails[1].gprsCall`: "
+        "indefinite length on a primitive element"
+    ) in line
+    assert "unreadable header" not in line
+
+
+def test_a_truncated_file_says_where_it_ends(tmp_path: Path, clearing: Cli) -> None:
+    """The TransferBatch declares 50 bytes of content (61 32); only the 12 of BatchControlInfo
+    follow, so the file (14 bytes) ends inside releaseVersionNumber (offsets 9-13)."""
+    data = b"\x61\x32" + BCI_3_12
+    line = _inspect_error(clearing, tmp_path, "cut.tap", data)
+    assert (
+        "decoding stopped at the end of the file (offset 14) in "
+        "`transferBatch.batchControlInfo.releaseVersionNumber`: [APPLICATION 1] at offset 0 "
+        "declares 50 byte(s) of content, only 12 follow"
+    ) in line

@@ -979,6 +979,34 @@ def test_undecodable_gives_one_syntax_finding(data: bytes, file: str) -> None:
     assert out.findings[0].code == csv_rule("tb.syntax", 12).code
 
 
+@pytest.mark.parametrize(
+    ("data", "says"),
+    [
+        pytest.param(
+            b'<?xml version="1.0"?>\n<TransferBatch></TransferBatch>\n',
+            "XML (<TransferBatch>), not a TAP file",
+            id="xml",
+        ),
+        pytest.param(
+            b"\x61\x00" + sample_bytes(DEFINITE),
+            "a second top-level element [APPLICATION 1] at offset 2",
+            id="second-root",
+        ),
+        pytest.param(
+            # TransferBatch (61 80) > callEventDetails (63 80, at 2) > entry 0: gprsCall (6E 80,
+            # at 4) whose member at 6 is a primitive with an indefinite length (04 80)
+            b"\x61\x80\x63\x80\x6e\x80\x04\x80" + b"\x00" * 6,
+            "decoding stopped at offset 6 in `transferBatch.callEventDetails[0].gprsCall`",
+            id="deep",
+        ),
+    ],
+)
+def test_undecodable_says_what_and_where(data: bytes, says: str) -> None:
+    out = check(data, file="CDFRAF9HKGCL01506")
+    assert [f.rule for f in out.findings] == ["tb.syntax"]
+    assert says in out.findings[0].message
+
+
 # --------------------------------------------------------------------------------------------
 # the TaxValue tolerance (0.02 units)
 
