@@ -204,16 +204,8 @@ def _element_path(data: bytes, offset: int) -> str:
     if not chain:
         return "(no element)"
     kind = _NAMED_ROOTS.get(chain[0][0])
-    if (
-        chain[0][0] == _T_TRANSFER_BATCH
-        and len(chain) > 1
-        and chain[1][0]
-        in (
-            _T_NRT_SPEC,
-            _T_NRT_RELEASE,
-        )
-    ):
-        kind = "nrt"
+    if kind == "tap" and _first_member(data) in (_T_NRT_SPEC, _T_NRT_RELEASE):
+        kind = "nrt"  # NRTRDE's top-level tag is TransferBatch's too
     try:
         g = grammar(kind) if kind else None
     except Exception:  # a message aid: names or not, never a new error
@@ -239,6 +231,15 @@ def _element_path(data: bytes, offset: int) -> str:
             out += f".{meaning.name}" if i else meaning.name
         type_name = meaning.type_name
     return out
+
+
+def _first_member(data: bytes) -> int | None:
+    """The tag of the top-level element's first member (None: unreadable)."""
+    try:
+        start = read_header(data, 0)[2]
+        return read_header(data, start)[0]
+    except DecodeError:
+        return None
 
 
 def _stopped(data: bytes, exc: DecodeError) -> DecodeError:
