@@ -12,7 +12,14 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
 from clearing.codecs import asn1
-from clearing.codecs.tap3.values import stamp_text, text
+from clearing.codecs.tap3.values import (
+    sequence_problem,
+    stamp_problem,
+    stamp_text,
+    string,
+    tadig_problem,
+    text,
+)
 from clearing.errors import DecodeError
 
 if TYPE_CHECKING:
@@ -22,7 +29,7 @@ if TYPE_CHECKING:
 
     from clearing.codecs import fast
 
-__all__ = ["event_rows", "event_table", "render_text", "summarize", "write_csv"]
+__all__ = ["SYNTAX_ITEMS", "event_rows", "event_table", "render_text", "summarize", "write_csv"]
 
 _KEY = ["sender", "recipient", "file_sequence_number"]
 
@@ -35,6 +42,36 @@ _BCI_MANDATORY = {
     "specificationVersionNumber": 34,
     "transferCutOffTimeStamp": 36,
 }
+
+# BatchControlInfo / Notification items with a TD.57 syntax rule (code 10, fatal): member,
+# TD.57 context, the check (specs/td57/rules.csv has the same rows; a test keeps them equal)
+SYNTAX_ITEMS = (
+    ("sender", "Sender", tadig_problem),
+    ("recipient", "Recipient", tadig_problem),
+    ("fileSequenceNumber", "FileSequenceNumber", sequence_problem),
+    ("rapFileSequenceNumber", "RapFileSequenceNumber", sequence_problem),
+    ("fileCreationTimeStamp", "FileCreationTimeStamp", stamp_problem),
+    ("fileAvailableTimeStamp", "FileAvailableTimeStamp", stamp_problem),
+    ("transferCutOffTimeStamp", "TransferCutOffTimeStamp", stamp_problem),
+)
+_SYNTAX_CODE = 10
+
+
+def _syntax_problems(group: dict[str, Any]) -> list[str]:
+    """The header items of ``group`` that break their TD.57 syntax, one line each."""
+    out: list[str] = []
+    for member, context, check in SYNTAX_ITEMS:
+        if member not in group:
+            continue
+        value = group[member]
+        if check is not stamp_problem:
+            value = string(value)
+            if value is None:
+                continue
+        problem = check(value)
+        if problem:
+            out.append(f"{member}: {problem} (TD.57 {context} fatal {_SYNTAX_CODE})")
+    return out
 
 
 def _is_ciber(data: bytes) -> bool:
@@ -88,7 +125,7 @@ def _summarize_tap(data: bytes, file: str | None) -> dict[str, Any]:
     import pyarrow.compute as pc  # numpy and pyarrow: only for a TAP file's events
 
     from clearing.codecs import fast
-    from clearing.codecs.batch import batch_tables
+    from clearing.codecs.batch import batch_tables, fixed_discount_total
 
     batch = fast.decode_tap(data, file=file)
     _raise_problems(batch, file)
@@ -114,13 +151,15 @@ def _summarize_tap(data: bytes, file: str | None) -> dict[str, Any]:
         for name, code in _BCI_MANDATORY.items()
         if name not in bci
     ]
+    missing += _syntax_problems(bci)
     recomputed = {
         # TD.57: totalCharge = chargeType 00 charges + CAMEL invocation fees, refunds apart
         "total_charge": total("charge", not_refund) + total("camel_fee", not_refund),
         "total_charge_refund": total("charge", refund),
         "total_tax_value": total("tax", not_refund),
         "total_tax_refund": total("tax", refund),
-        "total_discount_value": total("discount", not_refund),
+        # TD.57: discounts stated by the events plus the fixed discounts they apply
+        "total_discount_value": total("discount", not_refund) + fixed_discount_total(batch),
         "call_event_details_count": ev.num_rows,
     }
     audit = {
@@ -186,6 +225,7 @@ def _summarize_notification(info: asn1.FileInfo, v: dict[str, Any]) -> dict[str,
         event_count_by_type={},
         file_available=stamp_text(v.get("fileAvailableTimeStamp")),
         transfer_cut_off=stamp_text(v.get("transferCutOffTimeStamp")),
+        header_problems=_syntax_problems(v),
     )
     return out
 
@@ -227,9 +267,20 @@ def _summarize_nrt(info: asn1.FileInfo, v: dict[str, Any]) -> dict[str, Any]:
         event_count=len(events),
         event_count_by_type=dict(sorted(Counter(name for name, _ in events).items())),
         audit={"call_events_count": v.get("callEventsCount")},
-        file_available=stamp_text(v.get("fileAvailableTimeStamp")),
+        file_available=_nrt_available(v),
     )
     return out
+
+
+def _nrt_available(v: dict[str, Any]) -> str | None:
+    """NRTRDE's FileAvailableTimeStamp (``CCYYMMDDhhmmss``) and its own UtcTimeOffset, as TAP's.
+
+    Unlike TAP's DateTimeLong, NRTRDE 2.1 gives the two as separate items of the file.
+    """
+    local = text(v.get("fileAvailableTimeStamp"))
+    if local is None:
+        return None
+    return f"{local}{text(v.get('utcTimeOffset')) or ''}"
 
 
 def event_table(data: bytes, *, file: str | None = None) -> pa.Table:

@@ -30,7 +30,17 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import asn1tools
 
-from clearing.codecs.ber import APPLICATION, TLV, element_at, iter_children, tag_key, tag_name
+from clearing.codecs.ber import (
+    APPLICATION,
+    TLV,
+    LimitError,
+    element_at,
+    iter_children,
+    locate,
+    read_header,
+    tag_key,
+    tag_name,
+)
 from clearing.codecs.grammar import Grammar, build_grammar
 from clearing.config import cache_dir, environment
 from clearing.errors import DecodeError, EncodeError
@@ -49,6 +59,7 @@ __all__ = [
     "sniff",
     "spec",
     "specs_dir",
+    "trailing_error",
 ]
 
 Kind = Literal["tap", "notification", "rap", "ack", "nrt"]
@@ -123,15 +134,7 @@ def sniff(data: bytes, *, lenient: bool = False) -> FileInfo:
     if len(data) < 2:
         msg = "file is empty or shorter than a BER header"
         raise DecodeError(msg, offset=0)
-    top = element_at(data, 0)
-    if not top.constructed:
-        msg = f"not a TAP, RAP or NRT file: top-level {tag_name(top.key)} is not constructed"
-        raise DecodeError(msg, offset=0, hint="the file is damaged or of another format")
-    try:
-        kids = _children_map(data, top)
-    except DecodeError as exc:
-        msg = f"unreadable header: {exc.reason}"
-        raise DecodeError(msg, offset=exc.offset, path=tag_name(top.key)) from None
+    top, kids = _top(data)
     if top.key == _T_TRANSFER_BATCH and _T_BATCH_CONTROL in kids:
         bci = _children_map(data, kids[_T_BATCH_CONTROL])
         return _tap_info("tap", data, bci, top, lenient=lenient)
@@ -163,10 +166,170 @@ def sniff(data: bytes, *, lenient: bool = False) -> FileInfo:
         return FileInfo("rap", "1.5", tap.tap_release, top.end)
     if top.key == _T_ACK:
         return FileInfo("ack", None, None, top.end)
+    if top.end < len(data):
+        raise trailing_error(data, top.end)
     msg = f"not a TAP, RAP or NRT file: top-level tag {tag_name(top.key)}"
     raise DecodeError(
         msg, offset=0, hint="expected TransferBatch, Notification, ReturnBatch or Acknowledgement"
     )
+
+
+_XML_ROOT = re.compile(rb"<([A-Za-z_][\w.:-]*)")
+_XML_START = re.compile(rb"\s*<[?!A-Za-z_]")
+_BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
+
+
+def _xml_root(data: bytes) -> str | None:
+    """``<root>`` of a file that is XML (None: it is not); UTF-8 or UTF-16 alike."""
+    head = data[:4096]
+    for bom in _BOMS:
+        if head.startswith(bom):
+            head = head[len(bom) :]
+            break
+    if head[:1] == b"\x00" or head[1:2] == b"\x00":  # UTF-16 without a BOM, or after it
+        head = head.replace(b"\x00", b"")
+    if not _XML_START.match(head):
+        return None
+    body = re.sub(rb"<\?.*?\?>|<!--.*?-->|<!.*?>", b"", head, flags=re.DOTALL)
+    m = _XML_ROOT.search(body)
+    return f"<{m.group(1).decode('ascii', 'replace')}>" if m else "no root element"
+
+
+_NAMED_ROOTS: dict[int, Kind] = {
+    _T_TRANSFER_BATCH: "tap",
+    _T_NOTIFICATION: "tap",
+    _T_RETURN_BATCH: "rap",
+    _T_ACK: "rap",
+}
+
+
+def _element_path(data: bytes, offset: int) -> str:
+    """The elements enclosing ``offset`` by their ASN.1 names, tag names where not known.
+
+    The names are those of TAP 3.12 (TransferBatch, Notification), RAP 1.5 or NRT 2.1, after the
+    top-level tag (a broken header tells no release): a message aid, not a verdict.
+    """
+    chain = locate(data, offset)
+    if not chain:
+        return "(no element)"
+    kind = _NAMED_ROOTS.get(chain[0][0])
+    if kind == "tap" and _first_member(data) in (_T_NRT_SPEC, _T_NRT_RELEASE):
+        kind = "nrt"  # NRTRDE's top-level tag is TransferBatch's too
+    try:
+        g = grammar(kind) if kind else None
+    except Exception:  # a message aid: names or not, never a new error
+        g = None
+    out = ""
+    type_name: str | None = None
+    for i, (key, _pos, index) in enumerate(chain):
+        meaning = None
+        if g is not None:
+            if i == 0:
+                meaning = g.roots.get(key)
+            elif type_name is not None:
+                meaning = g.child(type_name, key)
+        # the entries of a list (TAP names its SEQUENCE OF types ...List) carry their index
+        listed = i > 0 and (type_name is None or type_name.endswith("List") or not meaning)
+        if listed:
+            out += f"[{index}]"
+        if meaning is None:
+            out += f".{tag_name(key)}" if i else tag_name(key)
+            type_name = None
+            continue
+        if meaning.name:
+            out += f".{meaning.name}" if i else meaning.name
+        type_name = meaning.type_name
+    return out
+
+
+def _first_member(data: bytes) -> int | None:
+    """The tag of the top-level element's first member (None: unreadable)."""
+    try:
+        start = read_header(data, 0)[2]
+        return read_header(data, start)[0]
+    except DecodeError:
+        return None
+
+
+def _stopped(data: bytes, exc: DecodeError) -> DecodeError:
+    """``exc`` (a BER fault found while reading the header) told with where decoding stopped.
+
+    A length that runs past the end of the file is a truncated file: decoding stopped at the
+    file's end, inside the elements that enclose it.
+    """
+    at = exc.offset or 0
+    reason = exc.reason
+    try:
+        key, _c, start, length = read_header(data, at)
+    except DecodeError:
+        length = None
+    if length is not None and start + length > len(data):
+        where = _element_path(data, len(data) - 1)
+        msg = (
+            f"decoding stopped at the end of the file (offset {len(data)}) in `{where}`: "
+            f"{tag_name(key)} at offset {at} declares {length} byte(s) of content, "
+            f"only {len(data) - start} follow"
+        )
+        hint = "the file is truncated (or that length is damaged); ask the sender for a copy"
+        return DecodeError(msg, offset=len(data), hint=hint)
+    where = _element_path(data, at)
+    msg = f"decoding stopped at offset {at} in `{where}`: {reason}"
+    hint = "the file is damaged there; ask the sender for a clean copy"
+    return DecodeError(msg, offset=at, hint=hint)
+
+
+def trailing_error(data: bytes, end: int) -> DecodeError:
+    """The error for bytes after the top-level element, which ends at ``end``.
+
+    A second constructed APPLICATION element there (e.g. a second TransferBatch) is named as
+    such: a file holds one top-level element.
+    """
+    top = element_at(data, 0)
+    first = ("an empty" if top.content_start == top.content_end else "the") + " top-level"
+    try:
+        second = element_at(data, end)
+        is_element = second.constructed and second.key >> 24 == APPLICATION
+    except DecodeError:
+        is_element = False
+    if is_element:
+        msg = (
+            f"a second top-level element {tag_name(second.key)} at offset {end}, after "
+            f"{first} {tag_name(top.key)} ({end} bytes): a file holds one top-level element"
+        )
+        hint = "two files were joined, or the first element is a stub; ask the sender"
+        return DecodeError(msg, offset=end, hint=hint)
+    msg = f"{len(data) - end} trailing byte(s) after the top-level element"
+    return DecodeError(
+        msg, offset=end, hint="the file is damaged or padded; ask the sender for a clean copy"
+    )
+
+
+def _top(data: bytes) -> tuple[TLV, dict[int, TLV]]:
+    """The top-level element and its children by tag, or what the file is instead.
+
+    Raises:
+        DecodeError: XML, a primitive top-level element, or BER broken (the element and offset
+            where decoding stopped).
+    """
+    root = _xml_root(data)
+    if root is not None:
+        msg = f"XML ({root}), not a TAP file: TAP, RAP and NRT files are BER-encoded ASN.1"
+        raise DecodeError(
+            msg,
+            offset=0,
+            hint="an XML rendering of a file is for reading only; ask the sender for the BER file",
+        )
+    try:
+        top = element_at(data, 0)
+        if not top.constructed:
+            msg = f"not a TAP, RAP or NRT file: top-level {tag_name(top.key)} is not constructed"
+            raise DecodeError(msg, offset=0, hint="the file is damaged or of another format")
+        kids = _children_map(data, top)
+    except DecodeError as exc:
+        if exc.offset is None or isinstance(exc, LimitError) or exc.reason.startswith("not a"):
+            raise
+        raise _stopped(data, exc) from None
+    return top, kids
 
 
 def _tap_info(
@@ -358,7 +521,10 @@ def check_tags(data: bytes, info: FileInfo, *, start: int = 0) -> None:
         node, type_name, path = stack.pop()
         if not node.constructed:
             continue
-        children = iter_children(data, node)
+        try:
+            children = iter_children(data, node)
+        except DecodeError as exc:
+            raise _stopped(data, exc) from None
         counts: dict[str, int] = {}
         for child in children:
             meaning = g.child(type_name, child.key)
@@ -445,13 +611,7 @@ def decode(
         if info is None:
             info = sniff(data)
         if info.length != len(data):
-            extra = len(data) - info.length
-            msg = f"{extra} trailing byte(s) after the top-level element"
-            raise DecodeError(
-                msg,
-                offset=info.length,
-                hint="the file is damaged or padded; ask the sender for a clean copy",
-            )
+            raise trailing_error(data, info.length)
         if check:
             check_tags(data, info)
         s = spec(info.kind, info.tap_release)

@@ -11,6 +11,10 @@ in the lake next to the events:
 * ``utc_offsets``    — a row per utcTimeOffsetInfo entry;
 * ``rec_entities``   — a row per recEntityInfo entry;
 * ``audit``          — one row: the AuditControlInfo totals as in the file.
+
+:func:`fixed_discount_total` is the part of TD.57's TotalDiscountValue that no event states as a
+``Discount`` value: the fixed discounts (``fixedDiscountValue`` of the Discounting table) the
+events apply. The validator and the inspector both add it to the recomputed total.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from clearing.codecs.tap3.values import stamp_parts, text
 from clearing.errors import DecodeError
@@ -27,7 +32,7 @@ if TYPE_CHECKING:
 
     from clearing.codecs.fast import TapBatch
 
-__all__ = ["batch_tables"]
+__all__ = ["batch_tables", "fixed_discount_total"]
 
 
 def batch_tables(batch: TapBatch) -> dict[str, pa.Table]:
@@ -39,6 +44,31 @@ def batch_tables(batch: TapBatch) -> dict[str, pa.Table]:
         "file_sequence_number": text(bci.get("fileSequenceNumber")),
     }
     return {name: _table(key, rows(batch), schema) for name, (rows, schema) in _TABLES.items()}
+
+
+def fixed_discount_total(batch: TapBatch) -> int:
+    """The fixed discounts applied by the events of ``batch`` (refunds apart).
+
+    TD.57 TotalDiscountValue is the sum of the events' discounts. A Discounting entry with a
+    ``fixedDiscountValue`` is applied as such by an event that names its DiscountCode without a
+    ``Discount`` value of its own: each such (non-refund) event adds the fixed value once.
+    """
+    fixed = {
+        d["discountCode"]: int(d["discountApplied"][1])
+        for d in _group(batch, "accountingInfo").get("discounting") or []
+        if isinstance(d.get("discountApplied"), tuple)
+        and d["discountApplied"][0] == "fixedDiscountValue"
+        and isinstance(d.get("discountCode"), int)
+    }
+    if not fixed:
+        return 0
+    ev = batch.events
+    applied = pc.and_(pc.is_null(ev.column("discount")), pc.invert(ev.column("refund")))
+    total = 0
+    for code, value in fixed.items():
+        hits = pc.sum(pc.and_(applied, pc.equal(ev.column("discount_code"), code)).cast(pa.int64()))
+        total += int(hits.as_py() or 0) * value
+    return total
 
 
 def _table(key: dict[str, Any], items: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:

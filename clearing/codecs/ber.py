@@ -37,6 +37,7 @@ __all__ = [
     "known_end",
     "known_ends",
     "length_octets",
+    "locate",
     "read_header",
     "tag_key",
     "tag_name",
@@ -451,6 +452,37 @@ def _indefinite_end(
 def element_at(data: bytes, pos: int, limit: int | None = None) -> TLV:
     """The element starting at ``pos`` (its extent resolved, indefinite lengths included)."""
     return _element(data, pos, len(data) if limit is None else limit)
+
+
+def locate(data: bytes, offset: int, *, max_depth: int = 64) -> list[tuple[int, int, int]]:
+    """The elements of a (possibly broken) file that enclose ``offset``, outermost first.
+
+    Each is ``(key, element offset, index among its siblings)``. Best effort, for messages:
+    only headers are read; a sibling whose end cannot be told (a broken indefinite length) is
+    taken to hold the offset, and the walk stops where a header cannot be read.
+    """
+    out: list[tuple[int, int, int]] = []
+    pos, stop, index = 0, len(data), 0
+    while pos < stop and len(out) < max_depth:
+        try:
+            key, constructed, start, length = read_header(data, pos)
+        except DecodeError:
+            break
+        end: int | None = start + length if length is not None else None
+        if length is None:
+            try:
+                end = element_at(data, pos).end
+            except DecodeError:
+                end = None
+        if end is not None and end <= offset:
+            pos, index = end, index + 1
+            continue
+        out.append((key, pos, index))
+        if not constructed or offset < start:
+            break
+        pos, index = start, 0
+        stop = min(stop, end) if end is not None else stop
+    return out
 
 
 def iter_children(data: bytes, parent: TLV) -> list[TLV]:

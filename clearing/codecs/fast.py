@@ -1321,12 +1321,7 @@ def _decode_tap(
         msg = f"expected a TAP TransferBatch, found {info.kind}"
         raise DecodeError(msg, offset=0, hint="use `clearing inspect` to see what it is")
     if info.length != len(data):
-        msg = f"{len(data) - info.length} trailing byte(s) after the top-level element"
-        raise DecodeError(
-            msg,
-            offset=info.length,
-            hint="the file is damaged or padded; ask the sender for a clean copy",
-        )
+        raise asn1.trailing_error(data, info.length)
     spec = asn1.spec("tap", info.tap_release)
     g = asn1.grammar("tap", info.tap_release)
     problems: list[DecodeProblem] = []

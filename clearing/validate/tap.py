@@ -27,9 +27,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from clearing.codecs import asn1, fast
+from clearing.codecs.batch import fixed_discount_total
 from clearing.codecs.ber import element_at, iter_children
 from clearing.codecs.events import EVENT_SCHEMA
-from clearing.codecs.tap3.values import UTC_OFFSET, stamp_time, string
+from clearing.codecs.tap3.values import (
+    UTC_OFFSET,
+    sequence_problem,
+    stamp_problem,
+    stamp_time,
+    string,
+    tadig_problem,
+)
 from clearing.errors import DecodeError
 from clearing.money import DURATION_LIMIT, VALUE_LIMIT, VOLUME_LIMIT, exact_sum
 from clearing.names import TapName
@@ -271,15 +279,21 @@ def _check_bci(
         out.add(rs.make("bci.cutoff_missing", "transferCutOffTimeStamp is missing"))
     sender = string(bci.get("sender"))
     recipient = string(bci.get("recipient"))
-    if sender and sender not in settings.partners:  # fails closed: no [partners], no partner
+    # a Sender / Recipient that is no TADIG code is that finding, not also an unknown party
+    sender_bad = sender is not None and _syntax(out, rs, "sender.syntax", "Sender", sender)
+    recipient_bad = recipient is not None and _syntax(
+        out, rs, "recipient.syntax", "Recipient", recipient
+    )
+    # fails closed: no [partners], no partner
+    if sender and not sender_bad and sender not in settings.partners:
         out.add(rs.make("sender.unknown", f"sender {sender} is not a configured partner"))
-    if recipient and recipient != settings.home.tadig:
+    if recipient and not recipient_bad and recipient != settings.home.tadig:
         out.add(
             rs.make("recipient.not_us", f"recipient {recipient} is not us ({settings.home.tadig})")
         )
     fsn = string(bci.get("fileSequenceNumber"))
     if fsn is not None:
-        if not (len(fsn) == 5 and fsn.isdigit()):
+        if sequence_problem(fsn):
             out.add(rs.make("fsn.syntax", f"FileSequenceNumber `{fsn}` is not five digits"))
         elif fsn == "00000":
             out.add(rs.make("fsn.range", "FileSequenceNumber 00000 is out of range"))
@@ -304,12 +318,29 @@ def _check_bci(
     if spec is not None and spec != 3:
         out.add(rs.make("spec.range", f"SpecificationVersionNumber {spec} is not 3"))
     rap_fsn = string(bci.get("rapFileSequenceNumber"))
-    if rap_fsn is not None and not (len(rap_fsn) == 5 and rap_fsn.isdigit()):
+    if rap_fsn is not None and sequence_problem(rap_fsn):
         out.add(rs.make("rap_fsn.syntax", f"RapFileSequenceNumber `{rap_fsn}` is not 5 digits"))
-    if "fileAvailableTimeStamp" in bci:
-        _t, ok = stamp_time(bci["fileAvailableTimeStamp"])
-        if not ok:
-            out.add(rs.make("available.syntax", "FileAvailableTimeStamp is not valid"))
+    for member, rule in _STAMPS:
+        if member in bci:
+            problem = stamp_problem(bci[member])
+            if problem:
+                out.add(rs.make(rule, f"{member}: {problem}"))
+
+
+# the DateTimeLong items of BatchControlInfo (and Notification) and their TD.57 syntax rules
+_STAMPS = (
+    ("fileCreationTimeStamp", "creation.syntax"),
+    ("fileAvailableTimeStamp", "available.syntax"),
+    ("transferCutOffTimeStamp", "cutoff.syntax"),
+)
+
+
+def _syntax(out: TapChecked, rs: RuleSet, rule: str, item: str, value: str) -> bool:
+    """Report ``rule`` when ``value`` is no TADIG code; whether it was reported."""
+    problem = tadig_problem(value)
+    if problem:
+        out.add(rs.make(rule, f"{item} {problem}"))
+    return problem is not None
 
 
 def _check_accounting(
@@ -496,19 +527,7 @@ def _check_audit(out: TapChecked, rs: RuleSet, batch: fast.TapBatch) -> None:
         if member not in aci:
             out.add(rs.make(rule, f"{member} is missing"))
     # fixed discounts count once per application (TD.57 totalDiscountValue)
-    acc = batch.groups.get("accountingInfo") or {}
-    fixed = {
-        d["discountCode"]: d["discountApplied"][1]
-        for d in acc.get("discounting") or []
-        if isinstance(d.get("discountApplied"), tuple)
-        and d["discountApplied"][0] == "fixedDiscountValue"
-    }
-    fixed_total = 0
-    if fixed:
-        codes = ev.column("discount_code").to_numpy(zero_copy_only=False)
-        no_value = ev.column("discount").is_null().to_numpy(zero_copy_only=False)
-        for code, value in fixed.items():
-            fixed_total += int(np.sum((codes == code) & no_value)) * int(value)
+    fixed_total = fixed_discount_total(batch)
     expected = {
         "totalCharge": (
             "aci.total_charge",

@@ -44,6 +44,9 @@ TAP_SAMPLES = (
 )
 NOTIFICATION = "CDSGPS9HKGCL00966"
 DEFINITE = "CDFRAF9HKGCL01506"  # 3.12, definite lengths, 5 decimals, one tax (20 %), 360 events
+CHEC9 = "CDCHEC9HKGCL03631"  # 150 events; Discounting: code 1, a discount rate (8 %)
+CHEC9_DISCOUNTS = 58184  # its TotalDiscountValue: the sum of its events' Discount values
+FIXED = 700  # the fixed discount of :func:`fixed_discount_file`, applied by two events
 
 
 @functools.cache
@@ -373,3 +376,29 @@ def csv_rule(rule: str, release: int) -> CsvRule:
     """The row of a rule for a TAP release."""
     (row,) = [r for r in csv_rules() if r.rule == rule and release in r.releases]
     return row
+
+
+def fixed_discount_file(total: int) -> bytes:
+    """CHEC9 with a second Discounting entry (code 2, fixedDiscountValue :data:`FIXED`) that its
+    first two undiscounted MOCs apply (DiscountCode 2, no Discount value of their own), and
+    TotalDiscountValue ``total`` (TD.57: ``CHEC9_DISCOUNTS + 2 * FIXED`` reconciles).
+    """
+    value = sample_value(CHEC9)
+    body: dict[str, Any] = value[1]
+    body["accountingInfo"]["discounting"].append(
+        {"discountCode": 2, "discountApplied": ("fixedDiscountValue", FIXED)}
+    )
+    applied = 0
+    for kind, ev in body["callEventDetails"]:
+        if kind != "mobileOriginatedCall":
+            continue
+        info = ev["basicServiceUsedList"][0]["chargeInformationList"][0]
+        if "discountInformation" in info:
+            continue
+        info["discountInformation"] = {"discountCode": 2}
+        applied += 1
+        if applied == 2:
+            break
+    assert applied == 2
+    body["auditControlInfo"]["totalDiscountValue"] = total
+    return encode(value)

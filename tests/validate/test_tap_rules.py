@@ -29,7 +29,10 @@ from clearing.codecs.ber import element_at, iter_children, tag_key, walk
 from clearing.errors import ConfigError
 
 from .tap_mutate import (
+    CHEC9,
+    CHEC9_DISCOUNTS,
     DEFINITE,
+    FIXED,
     NOTIFICATION,
     PARTNERS,
     TAP_SAMPLES,
@@ -42,6 +45,7 @@ from .tap_mutate import (
     encode,
     event_span,
     events,
+    fixed_discount_file,
     insert_event,
     mutate,
     sample_bytes,
@@ -75,7 +79,6 @@ STATEFUL = frozenset(
 
 GPRS, MOC, SUPPL = 0, 1, 36  # events of DEFINITE
 INDEFINITE = "CDUSAU9HKGCL00412"  # indefinite lengths
-CHEC9 = "CDCHEC9HKGCL03631"  # has discounts (DiscountCode 1, a discount rate)
 AVAILABLE = datetime(2026, 11, 22, 1, 49, 0)  # DEFINITE's FileAvailableTimeStamp
 UNKNOWN_TAG = tag_key(1, 9999)  # no TAP release defines [APPLICATION 9999]
 
@@ -366,6 +369,20 @@ CASES: list[Case] = [
         "default",
         cfg=_cfg(validation={"expect_test_data": True}),
     ),
+    # TD.57 Sender / Recipient syntax (10): a TADIG code, 5 capital letters or digits; such a
+    # party is not also reported as unknown / not us
+    Case("sender.syntax", put(f"{BCI}.sender", b"FRAF"), "4 characters"),
+    Case("sender.syntax", put(f"{BCI}.sender", b"FRAF9X"), "6 characters"),
+    Case("sender.syntax", put(f"{BCI}.sender", b"fraf9"), "small letters"),
+    Case(
+        "sender.syntax",
+        put("sender", b"SGP 9", NOTIFICATION),
+        "notification",
+        file=NOTIFICATION,
+        group="notification",
+    ),
+    Case("recipient.syntax", put(f"{BCI}.recipient", b"HKGCL1"), "6 characters"),
+    Case("recipient.syntax", put(f"{BCI}.recipient", b"HKG-L"), "a dash"),
     Case("sender.unknown", clean(), cfg=_cfg(partners=("DEUD9", "GBRG9"))),
     Case(
         "sender.unknown",
@@ -384,6 +401,9 @@ CASES: list[Case] = [
         group="notification",
     ),
     Case("fsn.syntax", put(f"{BCI}.fileSequenceNumber", b"1506A")),
+    Case("fsn.syntax", put(f"{BCI}.fileSequenceNumber", b"1506"), "4 digits"),
+    # Latin-1 0xB2 is a superscript two: a digit to str.isdigit, not to TD.57
+    Case("fsn.syntax", put(f"{BCI}.fileSequenceNumber", b"0150\xb2"), "superscript"),
     Case("fsn.range", put(f"{BCI}.fileSequenceNumber", b"00000"), file="CDFRAF9HKGCL00000"),
     Case("fsn.filename", clean(), file="CDFRAF9HKGCL01507"),
     Case(
@@ -405,6 +425,43 @@ CASES: list[Case] = [
         "available.syntax",
         put(f"{BCI}.fileAvailableTimeStamp", stamp_long("20261122014900", "+2500")),
         "offset",
+    ),
+    Case(
+        "available.syntax",
+        put(f"{BCI}.fileAvailableTimeStamp", stamp_long("2026112201490")),
+        "13 digits",
+    ),
+    Case(
+        "available.syntax",
+        put(f"{BCI}.fileAvailableTimeStamp", stamp_long("20261122014900", "0100")),
+        "offset without sign",
+    ),
+    Case(
+        "available.syntax",
+        put(f"{BCI}.fileAvailableTimeStamp", stamp_long("20261122014900", "+01")),
+        "offset of 2 digits",
+    ),
+    Case(
+        "creation.syntax",
+        put(f"{BCI}.fileCreationTimeStamp", stamp_long("202611220147000")),
+        "15 digits",
+    ),
+    Case(
+        "creation.syntax",
+        put(f"{BCI}.fileCreationTimeStamp", stamp_long("20261122014700", "+1:00")),
+        "offset with a colon",
+    ),
+    Case(
+        "cutoff.syntax",
+        put(f"{BCI}.transferCutOffTimeStamp", stamp_long("2026-11-22 00:0")),
+        "ISO text",
+    ),
+    Case(
+        "cutoff.syntax",
+        put("transferCutOffTimeStamp", stamp_long("20261122000000", "+08"), NOTIFICATION),
+        "notification",
+        file=NOTIFICATION,
+        group="notification",
     ),
     # ---- AccountingInfo
     Case(
@@ -811,6 +868,16 @@ def test_edge_cases_pass(build: Callable[[], bytes]) -> None:
     assert out.findings == [], _summary(out)
 
 
+def test_fixed_discounts_reconcile() -> None:
+    """TotalDiscountValue = the events' Discount values + each fixedDiscountValue applied."""
+    good = check(fixed_discount_file(CHEC9_DISCOUNTS + 2 * FIXED), file=CHEC9)
+    assert good.findings == [], _summary(good)
+    short = check(fixed_discount_file(CHEC9_DISCOUNTS), file=CHEC9)
+    assert [(f.rule, f.message) for f in short.findings] == [
+        ("aci.total_discount", "totalDiscountValue is 58184, the events give 59584")
+    ]
+
+
 # --------------------------------------------------------------------------------------------
 # per-partner overrides
 
@@ -910,6 +977,34 @@ def test_undecodable_gives_one_syntax_finding(data: bytes, file: str) -> None:
         ("tb.syntax", "fatal", "transferBatch", None)
     ], _summary(out)
     assert out.findings[0].code == csv_rule("tb.syntax", 12).code
+
+
+@pytest.mark.parametrize(
+    ("data", "says"),
+    [
+        pytest.param(
+            b'<?xml version="1.0"?>\n<TransferBatch></TransferBatch>\n',
+            "XML (<TransferBatch>), not a TAP file",
+            id="xml",
+        ),
+        pytest.param(
+            b"\x61\x00" + sample_bytes(DEFINITE),
+            "a second top-level element [APPLICATION 1] at offset 2",
+            id="second-root",
+        ),
+        pytest.param(
+            # TransferBatch (61 80) > callEventDetails (63 80, at 2) > entry 0: gprsCall (6E 80,
+            # at 4) whose member at 6 is a primitive with an indefinite length (04 80)
+            b"\x61\x80\x63\x80\x6e\x80\x04\x80" + b"\x00" * 6,
+            "decoding stopped at offset 6 in `transferBatch.callEventDetails[0].gprsCall`",
+            id="deep",
+        ),
+    ],
+)
+def test_undecodable_says_what_and_where(data: bytes, says: str) -> None:
+    out = check(data, file="CDFRAF9HKGCL01506")
+    assert [f.rule for f in out.findings] == ["tb.syntax"]
+    assert says in out.findings[0].message
 
 
 # --------------------------------------------------------------------------------------------

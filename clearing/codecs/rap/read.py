@@ -145,11 +145,7 @@ def _read_rap(data: bytes) -> RapFile:
             hint="read an Acknowledgement with clearing.codecs.rap.read_ack",
         )
     if info.length != len(data):
-        msg = f"{len(data) - info.length} trailing byte(s) after the top-level element"
-        raise DecodeError(
-            msg,
-            offset=info.length,
-        )
+        raise asn1.trailing_error(data, info.length)
     rel = info.tap_release or 12
     r = _Reader(data, rel)
     top = element_at(data, 0)

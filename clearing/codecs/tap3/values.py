@@ -10,7 +10,10 @@ as Latin-1 so that every byte maps to one character (a wrong byte stays visible,
   :func:`date_time_long` to write;
 - UtcTimeOffset: :data:`UTC_OFFSET` (the TD.57 valid range), :func:`offset_minutes`,
   :func:`require_offset_minutes`;
-- BCDString: :func:`bcd`.
+- BCDString: :func:`bcd`;
+- TD.57 syntax of header items, each the one owner of its check (validate and inspect ask it):
+  :func:`tadig_problem` (Sender, Recipient), :func:`sequence_problem` (FileSequenceNumber,
+  RapFileSequenceNumber), :func:`stamp_problem` (a DateTimeLong).
 """
 
 from __future__ import annotations
@@ -27,10 +30,13 @@ __all__ = [
     "local_stamp",
     "offset_minutes",
     "require_offset_minutes",
+    "sequence_problem",
     "stamp_parts",
+    "stamp_problem",
     "stamp_text",
     "stamp_time",
     "string",
+    "tadig_problem",
     "text",
 ]
 
@@ -38,6 +44,10 @@ UTC_OFFSET = re.compile(r"^(-1[0-3]|-0[0-9]|\+0[0-9]|\+1[0-4])(00|15|30|45)$")
 """A valid UtcTimeOffset (TD.57): -1300..+1400 in quarter hours."""
 
 _LOCAL_STAMP = "%Y%m%d%H%M%S"
+_TADIG = re.compile(r"^[A-Z0-9]{5}$")
+_SEQUENCE = re.compile(r"^[0-9]{5}$")
+_DIGITS14 = re.compile(r"^[0-9]{14}$")
+_HHMM = re.compile(r"^[+-][0-9]{4}$")
 
 
 def text(value: Any) -> str | None:
@@ -80,17 +90,63 @@ def stamp_parts(value: Any) -> tuple[str | None, str | None]:
 def stamp_time(value: Any) -> tuple[datetime | None, bool]:
     """``(local time, valid)`` of a DateTimeLong value.
 
-    Valid: a 14-digit local stamp that is a date and time, and a :data:`UTC_OFFSET`.
+    Valid (:func:`stamp_problem` finds nothing): a 14-digit local stamp that is a date and time,
+    and a :data:`UTC_OFFSET`.
     """
     if not isinstance(value, dict):
         return None, False
     local = string(value.get("localTimeStamp")) or ""
-    offset = string(value.get("utcTimeOffset")) or ""
     try:
         t = datetime.strptime(local, _LOCAL_STAMP)
     except ValueError:
         return None, False
-    return t, bool(UTC_OFFSET.match(offset)) and len(local) == 14
+    return t, stamp_problem(value) is None
+
+
+def stamp_problem(value: Any) -> str | None:
+    """What breaks TD.57's syntax of a DateTimeLong (None: nothing).
+
+    The local time must be 14 digits ``CCYYMMDDhhmmss`` that make a date and time; the UTC
+    offset ``+hhmm`` / ``-hhmm`` within -1300..+1400 in quarter hours (:data:`UTC_OFFSET`).
+    """
+    if not isinstance(value, dict):
+        return "not a localTimeStamp and utcTimeOffset group"
+    local = string(value.get("localTimeStamp"))
+    offset = string(value.get("utcTimeOffset"))
+    if local is None:
+        return "localTimeStamp is missing"
+    if not _DIGITS14.match(local):
+        return f"localTimeStamp `{local}` is not 14 digits (CCYYMMDDhhmmss)"
+    try:
+        datetime.strptime(local, _LOCAL_STAMP)
+    except ValueError:
+        return f"localTimeStamp `{local}` is not a date and time (CCYYMMDDhhmmss)"
+    if offset is None:
+        return "utcTimeOffset is missing"
+    if not _HHMM.match(offset):
+        return f"utcTimeOffset `{offset}` is not +hhmm or -hhmm"
+    if not UTC_OFFSET.match(offset):
+        return f"utcTimeOffset `{offset}` is outside -1300..+1400 in quarter hours"
+    return None
+
+
+def tadig_problem(value: str) -> str | None:
+    """What breaks TD.57's syntax of a Sender or Recipient (None: nothing).
+
+    A TADIG code is 5 characters, capital letters or digits (e.g. ``FRAF9``).
+    """
+    if _TADIG.match(value):
+        return None
+    if len(value) != 5:
+        return f"`{value}` is {len(value)} characters, not a 5-character TADIG code"
+    return f"`{value}` is not a TADIG code (5 capital letters or digits)"
+
+
+def sequence_problem(value: str) -> str | None:
+    """What breaks TD.57's syntax of a (RAP) FileSequenceNumber: 5 digits (None: nothing)."""
+    if _SEQUENCE.match(value):
+        return None
+    return f"`{value}` is not 5 digits"
 
 
 def local_stamp(t: datetime) -> bytes:
