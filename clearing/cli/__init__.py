@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> Any:
     from clearing import log
 
     try:
-        return app(args=argv)
+        return app(args=argv, prog_name="clearing")
     except SystemExit:
         raise
     except KeyboardInterrupt:

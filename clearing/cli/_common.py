@@ -148,8 +148,16 @@ def lock_mode(command: Callable[..., Any], kwargs: Mapping[str, Any]) -> str | N
 
 
 def _what(command: Callable[..., Any]) -> str:
-    group = command.__module__.rsplit(".", 1)[-1]
-    return f"clearing {group} {command.__name__.strip('_')}"
+    """The command line's verb, as typed: ``clearing rate recycle`` (lock holder, JSON lines)."""
+    try:  # typer's own copy of click (not a public module: the function's name as a fallback)
+        from typer._click.globals import get_current_context
+
+        context = get_current_context(silent=True)
+    except ImportError:  # pragma: no cover - another typer
+        context = None
+    if context is not None:
+        return str(context.command_path)
+    return f"clearing {command.__name__.strip('_')}"
 
 
 def _modes(workdir: Path) -> tuple[int, int]:

@@ -128,9 +128,11 @@ BCI_3_12 = bytes.fromhex("640a5f814901035f813d010c")
 def _inspect_error(clearing: Cli, tmp_path: Path, name: str, data: bytes) -> str:
     r = clearing("inspect", _write(tmp_path, name, data), "--json")
     assert r.returncode == 1, r.stdout
-    assert r.stdout == ""
-    (line,) = r.stderr.strip().splitlines()
-    return line
+    # --json: the error is one JSON line on stdout (level: the severity of exit code 1)
+    (line,) = r.stdout.strip().splitlines()
+    error = json.loads(line)
+    assert (error["level"], error["event"], error["exit_code"]) == ("data", "error", 1)
+    return str(error["message"])
 
 
 def test_xml_is_named(tmp_path: Path, clearing: Cli) -> None:
