@@ -87,24 +87,8 @@ def validate(
 
 
 def identified(result: FileResult | CiberResult) -> dict[str, Any]:
-    """A file's validation summary, with a CIBER file's parties and batch sequence numbers.
-
-    A CIBER file has no one sender / recipient / FSN in its summary (its batches carry them):
-    they are read from its records here (``sender`` / ``recipient`` when every record has the
-    same, ``batches``: the batch sequence numbers in file order).
-    """
-    from clearing.validate.stage import CiberResult
-
-    summary = result.summary()
-    if not isinstance(result, CiberResult) or "sender" not in result.events.column_names:
-        return summary
-    for column in ("sender", "recipient"):
-        values = set(result.events.column(column).drop_null().to_pylist())
-        if summary[column] is None and len(values) == 1:
-            summary[column] = values.pop()
-    batches = result.events.column("file_sequence_number").drop_null().to_pylist()
-    summary["batches"] = list(dict.fromkeys(str(b) for b in batches))
-    return summary
+    """A file's validation summary (a CIBER file's with its parties and batch numbers)."""
+    return result.summary()
 
 
 def render_validation(s: dict[str, Any]) -> str:

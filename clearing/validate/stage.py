@@ -722,13 +722,31 @@ class CiberResult:
         """The file's event identity counts."""
         return Identity.of(self.events.num_rows, self.status).as_dict()
 
+    def parties(self) -> tuple[str | None, str | None, list[str]]:
+        """Sender and recipient (when every record names the same) and the batch numbers.
+
+        A CIBER file has no one sender / recipient / FSN of its own: its batches carry them.
+        The batch sequence numbers are in file order; an unreadable file has none of them.
+        """
+        names = self.events.column_names
+        if "sender" not in names:
+            return None, None, []
+        sides = []
+        for column in ("sender", "recipient"):
+            values = set(self.events.column(column).drop_null().to_pylist())
+            sides.append(values.pop() if len(values) == 1 else None)
+        batches = self.events.column("file_sequence_number").drop_null().to_pylist()
+        return sides[0], sides[1], list(dict.fromkeys(str(b) for b in batches))
+
     def summary(self) -> dict[str, Any]:
         """The file's entry in the validate report and the run manifest."""
+        sender, recipient, batches = self.parties()
         return {
             "file": self.file,
             "kind": "ciber",
-            "sender": None,
-            "recipient": None,
+            "sender": sender,
+            "recipient": recipient,
+            "batches": batches,
             "file_sequence_number": None,
             "test": False,
             "outcome": self.outcome,
