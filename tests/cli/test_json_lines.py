@@ -10,7 +10,6 @@ the exit code's word. The transport's "fetched" / "sent" lines are among them. W
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import textwrap
@@ -22,6 +21,7 @@ import pytest
 from clearing.log import LEVELS
 from clearing.samples.workdir import generate_world
 
+from ..worlds import unreachable
 from .conftest import ROOT, Cli
 from .test_locks import HOLDER, held
 
@@ -59,26 +59,6 @@ def _error(r: subprocess.CompletedProcess[str], code: int, word: str) -> dict[st
     return error
 
 
-def _unreachable(world: Path, partner: str) -> None:
-    """Point ``partner``'s transport at an SFTP port nobody listens on (one attempt)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    cfg = world / "clearing.toml"
-    text = cfg.read_text(encoding="utf-8")
-    folder = (
-        f'[transport.partners.{partner}]\nkind = "folder"\nroot = "exchange/{partner}"\n'
-        'remote_in = "to_hkgcl"\nremote_out = "from_hkgcl"\nafter_fetch = "keep"\n'
-    )
-    sftp = (
-        f'[transport.partners.{partner}]\nkind = "sftp"\nhost = "127.0.0.1"\nport = {port}\n'
-        'username = "hkgcl"\nkey_file = "keys/id"\nknown_hosts = "keys/known_hosts"\n'
-        "timeout = 2\n"
-    )
-    assert folder in text
-    cfg.write_text(text.replace(folder, sftp).replace("retry_attempts = 3", "retry_attempts = 1"))
-
-
 def test_a_night_a_month_and_a_transport_failure_are_json_lines(
     tmp_path: Path, clearing: Cli
 ) -> None:
@@ -108,7 +88,7 @@ def test_a_night_a_month_and_a_transport_failure_are_json_lines(
     assert _levels(lines) <= {"info", "ok"}
 
     # a transport failure: a partner cannot be reached, exit 3
-    _unreachable(world, "GBRG9")
+    unreachable(world, "GBRG9")
     r = clearing("nightly", "--workdir", str(world), "--date", DAY2, "--json", "--no-send")
     assert r.returncode == 3, r.stderr
     lines = _json_lines(r.stdout)

@@ -28,6 +28,7 @@ from clearing.ingest import claim_inputs
 from clearing.pipeline import NightlyOptions, run_backfill, run_nightly
 from clearing.pipeline.lock import LOCK_NAME
 
+from ..worlds import unreachable
 from .conftest import DAY, ROOT, snapshot, state
 
 if TYPE_CHECKING:
@@ -194,24 +195,7 @@ def test_no_config_is_exit_2(tmp_path: Path, clearing: Cli) -> None:
 
 
 def test_an_unreachable_partner_is_exit_3_and_the_rest_is_done(world: Path, clearing: Cli) -> None:
-    import socket
-
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    cfg = world / "clearing.toml"
-    text = cfg.read_text(encoding="utf-8")
-    folder = (
-        '[transport.partners.GBRG9]\nkind = "folder"\nroot = "exchange/GBRG9"\n'
-        'remote_in = "to_hkgcl"\nremote_out = "from_hkgcl"\nafter_fetch = "keep"\n'
-    )
-    assert folder in text
-    sftp = (
-        f'[transport.partners.GBRG9]\nkind = "sftp"\nhost = "127.0.0.1"\nport = {port}\n'
-        'username = "hkgcl"\nkey_file = "keys/id"\nknown_hosts = "keys/known_hosts"\n'
-        "timeout = 2\n"
-    )
-    cfg.write_text(text.replace(folder, sftp).replace("retry_attempts = 3", "retry_attempts = 1"))
+    unreachable(world, "GBRG9")
     r = clearing("nightly", "--workdir", str(world), "--date", DAY.isoformat(), "--json")
     assert r.returncode == 3, r.stderr
     manifest = json.loads(r.stdout.splitlines()[-1])

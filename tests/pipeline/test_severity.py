@@ -12,7 +12,6 @@ from __future__ import annotations
 import errno
 import json
 import re
-import socket
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +20,7 @@ import pytest
 from clearing.cli import main
 from clearing.errors import ExitCode
 
+from ..worlds import unreachable
 from .conftest import DAY, Cli
 
 if TYPE_CHECKING:
@@ -119,22 +119,7 @@ def test_data_then_ok_and_the_monthly_net_position(world: Path, clearing: Cli) -
 
 
 def test_a_transport_failure_is_not_a_data_badge(world: Path, clearing: Cli) -> None:
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    cfg = world / "clearing.toml"
-    text = cfg.read_text(encoding="utf-8")
-    folder = (
-        '[transport.partners.GBRG9]\nkind = "folder"\nroot = "exchange/GBRG9"\n'
-        'remote_in = "to_hkgcl"\nremote_out = "from_hkgcl"\nafter_fetch = "keep"\n'
-    )
-    sftp = (
-        f'[transport.partners.GBRG9]\nkind = "sftp"\nhost = "127.0.0.1"\nport = {port}\n'
-        'username = "hkgcl"\nkey_file = "keys/id"\nknown_hosts = "keys/known_hosts"\n'
-        "timeout = 2\n"
-    )
-    assert folder in text
-    cfg.write_text(text.replace(folder, sftp).replace("retry_attempts = 3", "retry_attempts = 1"))
+    unreachable(world, "GBRG9")
     r = clearing("nightly", "--workdir", str(world), "--date", DAY.isoformat(), "--json")
     assert r.returncode == 3, r.stderr
     lines = _lines(r.stdout)
