@@ -9,7 +9,7 @@ private temporary folder, since the ASN.1 compiler and DuckDB read real files.
 
 The one place that knows where the package's data is; the folders actually used (which
 ``CLEARING_SPECS_DIR`` and ``CLEARING_REPORTS_DIR`` may override) are
-:func:`clearing.config.environment`'s.
+:func:`clearing.environment.environment`'s.
 """
 
 from __future__ import annotations

@@ -37,6 +37,7 @@ FOUNDATION = {
     "_io",
     "log",
     "_paths",
+    "environment",
     "__init__",
     "py",
 }

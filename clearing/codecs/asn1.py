@@ -2,7 +2,7 @@
 
 The kind and release are read from the header bytes first (:func:`sniff`); the matching module
 from ``specs/asn1`` is compiled once and cached: in the process, and between runs as a pickle in
-the user's cache folder (:func:`clearing.config.cache_dir`), keyed by the modules' text, the
+the user's cache folder (:func:`clearing.environment.cache_dir`), keyed by the modules' text, the
 asn1tools and Python versions. That file is safe to delete; a missing, corrupt or unwritable one
 means compiling as without it (about half a second), never an error. Decoding then:
 
@@ -42,7 +42,7 @@ from clearing.codecs.ber import (
     tag_name,
 )
 from clearing.codecs.grammar import Grammar, build_grammar
-from clearing.config import cache_dir, environment
+from clearing.environment import cache_dir, environment
 from clearing.errors import DecodeError, EncodeError
 
 if TYPE_CHECKING:

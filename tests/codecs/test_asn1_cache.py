@@ -91,9 +91,9 @@ def test_a_changed_module_is_a_new_key(
 ) -> None:
     asn1.spec("tap", 12)
     [before] = _files(cache)
-    specs = tmp_path / "asn1"
-    shutil.copytree(asn1.specs_dir(), specs)
-    module = specs / "TAP-0312.asn"
+    specs = tmp_path / "specs"  # a site's own specification tree (CLEARING_SPECS_DIR)
+    shutil.copytree(asn1.specs_dir(), specs / "asn1")
+    module = specs / "asn1" / "TAP-0312.asn"
     module.write_text(module.read_text(encoding="utf-8") + "\n-- edited\n", encoding="utf-8")
     monkeypatch.setenv("CLEARING_SPECS_DIR", str(specs))
     _new_run()
