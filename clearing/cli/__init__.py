@@ -30,6 +30,7 @@ from typing import Annotated, Any
 import typer
 
 from clearing.cli import (
+    backup,
     held,
     history,
     inspect,
@@ -126,6 +127,7 @@ app.add_typer(rates.rates_app, name="rates")
 rates.rates_app.add_typer(history.versions_app)  # rates versions, rates list-versions
 app.add_typer(stages.settle_app, name="settle")
 app.add_typer(iot.app, name="iot")  # iot list, accept, dispute
+app.add_typer(backup.app)  # backup, restore
 
 
 def main(argv: list[str] | None = None) -> Any:

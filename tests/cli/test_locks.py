@@ -54,6 +54,7 @@ READERS = {
     "clearing rate what-if",
     "clearing rates versions",
     "clearing rates list-versions",
+    "clearing backup",
 }
 
 
@@ -114,7 +115,7 @@ VERBS = dict(_verbs())
 
 
 def test_every_work_folder_verb_is_found() -> None:
-    assert len(VERBS) == 30, sorted(VERBS)  # the count of tests/cli/test_common.py
+    assert len(VERBS) == 32, sorted(VERBS)  # the count of tests/cli/test_common.py
     assert set(VERBS) >= READERS
 
 
