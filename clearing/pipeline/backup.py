@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from clearing import __version__
-from clearing._io import fsync_dir, write_atomic
+from clearing._io import file_sha256, fsync_dir, write_atomic
 from clearing.errors import ConfigError, FaultError
 from clearing.pipeline.lock import LOCK_NAME
 
@@ -157,16 +157,11 @@ def verify(source: Path) -> list[str]:
             problems.append(f"`{rel}`: not a path inside the backup")
             continue
         try:
-            digest = hashlib.sha256()
-            size = 0
-            with path.open("rb") as fh:
-                while chunk := fh.read(1 << 20):
-                    digest.update(chunk)
-                    size += len(chunk)
+            sha, size = file_sha256(path)
         except OSError as exc:
             problems.append(f"`{rel}`: {exc.strerror}")
             continue
-        if size != entry.get("size") or digest.hexdigest() != entry.get("sha256"):
+        if size != entry.get("size") or sha != entry.get("sha256"):
             problems.append(f"`{rel}`: content differs from {MANIFEST} (size {size})")
     return problems
 
