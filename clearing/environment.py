@@ -15,7 +15,7 @@ from pathlib import Path
 from clearing._paths import reports_root, specs_root
 from clearing.errors import ConfigError
 
-__all__ = ["PARALLEL_MIN_MB", "Environment", "cache_dir", "environment"]
+__all__ = ["PARALLEL_MIN_MB", "Environment", "cache_dir", "environment", "key_hash_bits"]
 
 PARALLEL_MIN_MB = 256
 """Default of ``CLEARING_PARALLEL_MIN_MB``: below this many MB of TAP input in a day, validate
@@ -119,3 +119,15 @@ def cache_dir() -> Path | None:
         return Path.home() / ".cache" / "clearing"
     except RuntimeError:  # no HOME and no password entry
         return None
+
+
+def key_hash_bits() -> int:
+    """``CLEARING_KEY_HASH_BITS``: the bits of the duplicate indexes' key hash (default 128).
+
+    For tests only: a value from 1 to 63 keeps that many bits, so that different keys collide
+    on purpose (a collision must never make a false duplicate: every match is confirmed on the
+    full key). Anything else (unset, not a number, 64 or more) is the full 128 bits.
+    """
+    raw = os.environ.get("CLEARING_KEY_HASH_BITS", "").strip()
+    bits = int(raw) if raw.isdigit() else 128
+    return bits if 1 <= bits < 64 else 128

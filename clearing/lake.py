@@ -7,6 +7,9 @@ reading a file back gives), its partitioning and its file name inside a partitio
 
     lake/<folder>/date=<D>/<file>                  partitioned by processing date
     lake/<folder>/date=<D>/partner=<P>/<file>      by date and partner
+    lake/<folder>/date=<D>/start=<S>/<file>        by date and the day its events started
+                                                   (the duplicate key indexes: a lookup reads
+                                                   only the start days it can match)
 
 :func:`write` is the one atomic write (temporary name, then rename: a reader never sees half a
 file) and replaces the file; :func:`clear` removes a date's partition before a stage writes it
@@ -30,7 +33,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from clearing._io import write_table_atomic
-from clearing.codecs.events import EVENT_SCHEMA
+from clearing.codecs.events import CIBER_KEY, EVENT_SCHEMA, HARD_KEY
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -46,6 +49,11 @@ __all__ = [
     "EVENTS_IN",
     "FINDINGS",
     "IOT_FINDINGS",
+    "KEYS_CIBER",
+    "KEYS_CIBER_SCHEMA",
+    "KEYS_IN",
+    "KEYS_IN_SCHEMA",
+    "NO_START",
     "RATED_PARTNER",
     "RATED_VISITORS",
     "RERATED_VISITORS",
@@ -69,6 +77,7 @@ __all__ = [
     "period_partition",
     "read",
     "sql_type",
+    "start_folder",
     "view",
     "write",
 ]
@@ -81,6 +90,7 @@ class Partitioning(StrEnum):
 
     DATE = "date"  # date=<D>/<file>
     DATE_PARTNER = "date+partner"  # date=<D>/partner=<P>/<file>
+    DATE_START = "date+start"  # date=<D>/start=<day the events started>/<file>
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +124,11 @@ class Dataset:
     def glob(self) -> str:
         """The files of one date partition, as a glob relative to it."""
         name = self.file.replace("{source}", "*")
-        return f"partner=*/{name}" if self.partitioning == Partitioning.DATE_PARTNER else name
+        if self.partitioning == Partitioning.DATE_PARTNER:
+            return f"partner=*/{name}"
+        if self.partitioning == Partitioning.DATE_START:
+            return f"start=*/{name}"
+        return name
 
     @property
     def history_glob(self) -> str:
@@ -286,10 +300,13 @@ _CDR_QUARANTINE = pa.schema(
     ]
 )
 
-#: The seen index of visitors' CDRs (:mod:`clearing.rating.duplicates`): per processing date,
-#: the records first seen that day (not the duplicates), their key columns, file and line.
+#: The seen index of visitors' CDRs (:mod:`clearing.rating.duplicates`): per processing date
+#: and start day, the records first seen that day (not the duplicates), the 128-bit hash of their
+#: hard key, their key columns, file and line.
 _CDR_SEEN = pa.schema(
     [
+        pa.field("k1", pa.uint64()),
+        pa.field("k2", pa.uint64()),
         pa.field("record_id", _LSTR),
         pa.field("record_type", _LSTR),
         pa.field("imsi", _LSTR),
@@ -305,6 +322,27 @@ _CDR_SEEN = pa.schema(
         pa.field("line", pa.int64()),
     ]
 )
+
+
+def _key_index_schema(key: tuple[str, ...]) -> pa.Schema:
+    """A duplicate key index of partners' events: the key's 128-bit hash, the key, where from."""
+    return pa.schema(
+        [
+            pa.field("k1", pa.uint64()),  # the key's MD5, upper 64 bits
+            pa.field("k2", pa.uint64()),  # lower 64 bits
+            *(EVENTS_IN_SCHEMA.field(c) for c in key),
+            pa.field("partner", pa.string()),
+            pa.field("file", pa.string()),
+            pa.field("event_index", pa.int64()),
+        ]
+    )
+
+
+#: The duplicate key index of the accepted partner events (TAP and CIBER), by the hard key:
+#: per processing date and UTC start day (:mod:`clearing.keyindex`).
+KEYS_IN_SCHEMA = _key_index_schema(HARD_KEY)
+#: The same for the accepted CIBER records, by the CIBER key and local start day.
+KEYS_CIBER_SCHEMA = _key_index_schema(CIBER_KEY)
 
 _RATED_PARTNER = pa.schema(
     [
@@ -457,7 +495,13 @@ RERATED_VISITORS = Dataset("rerated_visitors", _RERATED_VISITORS, Partitioning.D
 RERATE_DELTAS = Dataset("rerate_deltas", _RERATE_DELTAS, Partitioning.DATE)
 CDR_FINDINGS = Dataset("cdr_findings", _CDR_FINDINGS, Partitioning.DATE)
 CDR_QUARANTINE = Dataset("cdr_quarantine", _CDR_QUARANTINE, Partitioning.DATE)
-CDR_SEEN = Dataset("cdr_seen", _CDR_SEEN, Partitioning.DATE)
+CDR_SEEN = Dataset("cdr_seen", _CDR_SEEN, Partitioning.DATE_START)
+KEYS_IN = Dataset(
+    "keys_in", _as_stored(KEYS_IN_SCHEMA), Partitioning.DATE_START, file="{source}.parquet"
+)
+KEYS_CIBER = Dataset(
+    "keys_ciber", _as_stored(KEYS_CIBER_SCHEMA), Partitioning.DATE_START, file="{source}.parquet"
+)
 RATED_PARTNER = Dataset("rated_partner", _RATED_PARTNER, Partitioning.DATE_PARTNER)
 IOT_FINDINGS = Dataset("iot_findings", _IOT_FINDINGS, Partitioning.DATE)
 RETAIL = Dataset("retail", _RETAIL, Partitioning.DATE, file="bill_lines.parquet")
@@ -474,6 +518,8 @@ DATASETS: tuple[Dataset, ...] = (
     CDR_FINDINGS,
     CDR_QUARANTINE,
     CDR_SEEN,
+    KEYS_IN,
+    KEYS_CIBER,
     RATED_PARTNER,
     IOT_FINDINGS,
     RETAIL,
@@ -505,18 +551,40 @@ def partition(root: Path, ds: Dataset | str, day: date) -> Path:
     return root / folder / f"date={day.isoformat()}"
 
 
+#: The ``start=`` folder of events without a start time.
+NO_START = "none"
+
+
+def start_folder(start: date | None) -> str:
+    """The ``start=<S>`` folder name of events that started on ``start`` (None: unknown)."""
+    return f"start={start.isoformat() if start is not None else NO_START}"
+
+
 def path(
-    root: Path, ds: Dataset, day: date, *, partner: str | None = None, source: str | None = None
+    root: Path,
+    ds: Dataset,
+    day: date,
+    *,
+    partner: str | None = None,
+    source: str | None = None,
+    start: date | str | None = "",
 ) -> Path:
-    """Where the file of ``ds`` for ``day`` (and ``partner``, ``source`` file) is.
+    """Where the file of ``ds`` for ``day`` (and ``partner``, ``start`` day, ``source`` file) is.
+
+    ``start``: the day the events of a :attr:`Partitioning.DATE_START` file started (None:
+    events without a start time); not given for the other datasets.
 
     Raises:
-        ValueError: ``partner`` or ``source`` missing where the dataset needs it, or given
-            where it does not.
+        ValueError: ``partner``, ``start`` or ``source`` missing where the dataset needs it, or
+            given where it does not.
     """
     by_partner = ds.partitioning == Partitioning.DATE_PARTNER
     if by_partner != (partner is not None):
         msg = f"lake dataset `{ds.name}` is partitioned by {ds.partitioning}: partner={partner!r}"
+        raise ValueError(msg)
+    by_start = ds.partitioning == Partitioning.DATE_START
+    if by_start != (start != ""):
+        msg = f"lake dataset `{ds.name}` is partitioned by {ds.partitioning}: start={start!r}"
         raise ValueError(msg)
     per_source = "{source}" in ds.file
     if per_source != (source is not None):
@@ -525,6 +593,8 @@ def path(
     folder = partition(root, ds, day)
     if partner is not None:
         folder = folder / f"partner={partner}"
+    if by_start:
+        folder = folder / start_folder(start if not isinstance(start, str) else None)
     return folder / ds.file.replace("{source}", source or "")
 
 
@@ -554,14 +624,29 @@ def dates(root: Path, ds: Dataset | str) -> list[date]:
     return sorted(out)
 
 
-def files(root: Path, ds: Dataset, days: Iterable[date]) -> list[Path]:
-    """The Parquet files of ``ds`` for ``days``, sorted by date then path."""
+def files(
+    root: Path, ds: Dataset, days: Iterable[date], *, starts: Iterable[date | None] | None = None
+) -> list[Path]:
+    """The Parquet files of ``ds`` for ``days``, sorted by date then path.
+
+    ``starts``: of a :attr:`Partitioning.DATE_START` dataset, only the files of these start
+    days (None in it: the events without a start time); the other folders are not listed.
+    """
     found: list[Path] = []
+    if starts is None:
+        globs = [ds.glob]
+    else:
+        name = ds.file.replace("{source}", "*")
+        globs = [f"{start_folder(s)}/{name}" for s in sorted(set(starts), key=_start_order)]
     for d in sorted(set(days)):
         folder = partition(root, ds, d)
         if folder.is_dir():
-            found += sorted(folder.glob(ds.glob))
+            found += sorted(f for g in globs for f in folder.glob(g))
     return found
+
+
+def _start_order(s: date | None) -> date:
+    return s if s is not None else date.min
 
 
 def day_files(root: Path, day: date) -> list[Path]:
@@ -654,14 +739,21 @@ def _listing(paths: list[Path]) -> str:
 
 
 def view(
-    con: duckdb.DuckDBPyConnection, root: Path, ds: Dataset, days: Iterable[date], name: str
+    con: duckdb.DuckDBPyConnection,
+    root: Path,
+    ds: Dataset,
+    days: Iterable[date],
+    name: str,
+    *,
+    starts: Iterable[date | None] | None = None,
 ) -> list[Path]:
     """Create the view ``name`` over ``ds`` for ``days``, plus a ``processing_date`` column.
 
-    Without files the view is empty, with the dataset's columns and types. Returns the files
-    read.
+    ``starts``: only these start days of a :attr:`Partitioning.DATE_START` dataset (see
+    :func:`files`). Without files the view is empty, with the dataset's columns and types.
+    Returns the files read.
     """
-    found = files(root, ds, days)
+    found = files(root, ds, days, starts=starts)
     if not found:
         cols = "".join(f'CAST(NULL AS {sql_type(f.type)}) AS "{f.name}", ' for f in ds.schema)
         con.execute(

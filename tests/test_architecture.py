@@ -44,7 +44,7 @@ FOUNDATION = {
 # The layers, lowest first; a unit may import its own layer and the ones before it.
 LAYERS: list[set[str]] = [
     {"codecs"},
-    {"store", "lake", "stage"},
+    {"store", "lake", "keyindex", "stage"},
     {"ingest"},
     {"validate"},
     {"inspect"},

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-__all__ = ["EVENT_COLUMNS", "EVENT_SCHEMA", "empty_event_table"]
+__all__ = ["CIBER_KEY", "EVENT_COLUMNS", "EVENT_SCHEMA", "HARD_KEY", "empty_event_table"]
 
 EVENT_SCHEMA = pa.schema(
     [
@@ -85,3 +85,40 @@ EVENT_COLUMNS: tuple[str, ...] = tuple(EVENT_SCHEMA.names)
 def empty_event_table() -> pa.Table:
     """An event table with no rows and the full schema."""
     return EVENT_SCHEMA.empty_table()
+
+
+#: The columns that make two call events the same event (the duplicate check's hard key,
+#: domain.md §1.6): event kind, IMSI, UTC start, duration, data volumes, other party (called /
+#: calling number) or APN, recording entity, charging id and partial-record type.
+HARD_KEY = (
+    "event_kind",
+    "imsi",
+    "start_utc",
+    "duration",
+    "data_volume_incoming",
+    "data_volume_outgoing",
+    "called_number",
+    "calling_number",
+    "apn_ni",
+    "rec_entity_code",
+    "rec_entity_id",
+    "charging_id",
+    "partial_type",
+)
+
+#: The normalised event columns of a CIBER record that make it the same record again: its
+#: parties, subscriber, start, direction, numbers, duration and money (ciber.md §7.2 4/11).
+CIBER_KEY = (
+    "sender",
+    "recipient",
+    "serving_network",
+    "event_kind",
+    "imsi",
+    "msisdn",
+    "local_start",
+    "duration",
+    "called_number",
+    "calling_number",
+    "charge",
+    "tax",
+)
