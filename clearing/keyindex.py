@@ -50,7 +50,9 @@ __all__ = [
 
 def _text_sql(column: str, t: pa.DataType) -> str:
     if pa.types.is_timestamp(t):
-        return f"CAST(epoch_ms({column}) AS VARCHAR)"
+        # as microsecond timestamps first (DuckDB's epoch_ms takes no second timestamps)
+        micro = "TIMESTAMPTZ" if t.tz else "TIMESTAMP"
+        return f"CAST(epoch_ms(CAST({column} AS {micro})) AS VARCHAR)"
     return f"CAST({column} AS VARCHAR)"
 
 

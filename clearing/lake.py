@@ -717,6 +717,7 @@ def sql_type(t: pa.DataType) -> str:
         pa.int32(): "INTEGER",
         pa.int64(): "BIGINT",
         pa.uint32(): "UINTEGER",
+        pa.uint64(): "UBIGINT",
         pa.bool_(): "BOOLEAN",
         pa.float64(): "DOUBLE",
         pa.date32(): "DATE",

@@ -29,11 +29,14 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import asn1tools
 import openpyxl
+import pyarrow.parquet as pq
 import pytest
 
 from .cli_run import Cli
@@ -161,6 +164,37 @@ def test_two_nights_and_a_month_are_byte_identical_to_the_golden_record(tmp_path
         GOLDEN.parent.mkdir(parents=True, exist_ok=True)
         GOLDEN.write_text(json.dumps(got, indent=1, sort_keys=True) + "\n", encoding="utf-8")
         shutil.copy(GOLDEN, tmp_path / "written.json")
+    want = json.loads(GOLDEN.read_text(encoding="utf-8"))
+    assert got["exit_codes"] == want["exit_codes"]
+    assert got["out"] == want["out"]
+    assert got["manifests"] == want["manifests"]
+
+
+def _colliding_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """The checkout's CLI with the duplicate indexes' key hash shrunk to 2 bits."""
+    return subprocess.run(
+        [sys.executable, "-m", "clearing.cli", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+        timeout=timeout,
+        env={**os.environ, "CLEARING_KEY_HASH_BITS": "2"},
+    )
+
+
+@pytest.mark.slow
+def test_a_key_hash_of_two_bits_changes_nothing_a_user_sees(tmp_path: Path) -> None:
+    """Every key collides with a quarter of all keys: no false duplicate, no missed one.
+
+    Night 2 re-sends FRAF9's whole night-1 batch (every event a duplicate across days) beside
+    six partners' new files; the outputs and figures must still be the golden record's.
+    """
+    world = tmp_path / "w"
+    got = _scenario(world, _colliding_cli)
+    keys = pq.read_table(world / "lake" / "keys_in", partitioning=None).select(["k1", "k2"])
+    assert set(keys.column("k1").to_pylist()) == {0}
+    assert set(keys.column("k2").to_pylist()) == {0, 1, 2, 3}  # the hash really was 2 bits
     want = json.loads(GOLDEN.read_text(encoding="utf-8"))
     assert got["exit_codes"] == want["exit_codes"]
     assert got["out"] == want["out"]

@@ -1,36 +1,43 @@
-"""Duplicate call events, within a file and across files, with DuckDB over the Parquet lake.
+"""Duplicate call events, within a file and across files, through the lake's key indexes.
 
-* **Hard key** (domain.md §1.6): event kind, IMSI, UTC start, duration, data volumes, other party
-  (called / calling number) or APN, recording entity, charging id and partial-record type.
-  An event whose hard key was already accepted (in an earlier file inside the window, or earlier
-  in the same file) is a duplicate: returned as severe, never paid twice.
+* **Hard key** (:data:`HARD_KEY`, domain.md §1.6): event kind, IMSI, UTC start, duration, data
+  volumes, other party (called / calling number) or APN, recording entity, charging id and
+  partial-record type. An event whose hard key was already accepted (in an earlier file inside
+  the window, or earlier in the same file) is a duplicate: returned as severe, never paid twice.
 * **Soft key**: same IMSI and event kind, start within ± N seconds (config), hard key
   different. Flagged as a warning for the analyst, not returned.
 
-History = the accepted events of the lake (``lake/events_in/date=…/partner=…/*.parquet``) of
-earlier processing dates, plus the files accepted earlier in the same run.
+History is the key index ``lake/keys_in`` (:mod:`clearing.keyindex`): one row per accepted
+event (TAP or CIBER) with its key's 128-bit hash, the key itself and where it is, per processing
+date and UTC start day. A file's lookup reads only the processing dates of the window (from
+``window_days`` before the day up to the day before it, plus — in a nightly run — the day's own
+partition, which holds the files accepted earlier in the same run) and only the start days of
+the file's events (and the neighbouring day where a soft match may cross midnight). The cost is
+the volume of a few start days, whatever the lake holds. A match on the hash is confirmed on
+every key column, so a hash collision never makes a false duplicate.
 
 CIBER-in (:func:`find_ciber_duplicates`): a record whose :data:`CIBER_KEY` (the normalised
 fields of the CIBER duplicate check, ciber.md §7.2 4/11) was accepted in another file — earlier
 the same day, or on another processing date within the window, before or after the day — is a
-duplicate (returned with Return Reason Code 11). Duplicates inside one file are the file-only
-rule ``ciber.record.duplicate`` (:mod:`clearing.validate.ciber`).
+duplicate (returned with Return Reason Code 11). Its index is ``lake/keys_ciber``, by local start
+day. Duplicates inside one file are the file-only rule ``ciber.record.duplicate``
+(:mod:`clearing.validate.ciber`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import TYPE_CHECKING
 
-import polars as pl
 import pyarrow as pa
 
+from clearing import keyindex
 from clearing import lake as lakes
-from clearing.lake import EVENTS_IN
+from clearing.codecs.events import CIBER_KEY, HARD_KEY
 
 if TYPE_CHECKING:
     import datetime as dt
+    from collections.abc import Sequence
     from pathlib import Path
 
     import duckdb
@@ -41,43 +48,8 @@ __all__ = [
     "Duplicate",
     "find_ciber_duplicates",
     "find_duplicates",
-    "history_glob",
+    "index_accepted",
 ]
-
-HARD_KEY = (
-    "event_kind",
-    "imsi",
-    "start_utc",
-    "duration",
-    "data_volume_incoming",
-    "data_volume_outgoing",
-    "called_number",
-    "calling_number",
-    "apn_ni",
-    "rec_entity_code",
-    "rec_entity_id",
-    "charging_id",
-    "partial_type",
-)
-
-
-#: The normalised event columns of a CIBER record that make it the same record again: its
-#: parties, subscriber, start, direction, numbers, duration and money (ciber.md §7.2 4/11;
-#: the per-type fields of :data:`clearing.validate.ciber.DUPLICATE_KEYS`, as normalised).
-CIBER_KEY = (
-    "sender",
-    "recipient",
-    "serving_network",
-    "event_kind",
-    "imsi",
-    "msisdn",
-    "local_start",
-    "duration",
-    "called_number",
-    "calling_number",
-    "charge",
-    "tax",
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,14 +66,60 @@ class Duplicate:
     of_date: dt.date | None = None
 
 
-def _key_sql(alias: str) -> str:
-    parts = [f"coalesce(CAST({alias}.{c} AS VARCHAR), '~')" for c in HARD_KEY]
-    return f"md5(concat_ws('|', {', '.join(parts)}))"
+def _same_key(key: Sequence[str], a: str, b: str) -> str:
+    """SQL: every column of ``key`` equal in ``a`` and ``b`` (nulls equal)."""
+    return " AND ".join(f"{a}.{c} IS NOT DISTINCT FROM {b}.{c}" for c in key)
 
 
-def history_glob(lake: Path) -> str:
-    """The glob of the accepted partner events of earlier days in ``lake``."""
-    return str(lake / EVENTS_IN.history_glob)
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def index_accepted(
+    con: duckdb.DuckDBPyConnection,
+    lake: Path,
+    day: dt.date,
+    accepted: pa.Table,
+    *,
+    partner: str,
+    source: str,
+) -> None:
+    """Add one file's accepted events to the key indexes of ``day`` (CIBER rows to both).
+
+    ``accepted``: the lake rows (``EVENTS_IN`` columns) with status ``accepted``.
+    """
+    if accepted.num_rows == 0:
+        return
+    part = pa.array([partner] * accepted.num_rows, pa.string())
+    where = ["file", "event_index"]
+    tap = accepted.select([*HARD_KEY, *where]).append_column("partner", part)
+    keyindex.write(
+        lake,
+        lakes.KEYS_IN,
+        day,
+        keyindex.add_key_hash(con, tap, HARD_KEY, "start_utc"),
+        source=source,
+    )
+    formats = set(accepted.column("source_format").to_pylist())
+    if "ciber" in formats:
+        ciber = accepted.select([*CIBER_KEY, *where]).append_column("partner", part)
+        keyindex.write(
+            lake,
+            lakes.KEYS_CIBER,
+            day,
+            keyindex.add_key_hash(con, ciber, CIBER_KEY, "local_start"),
+            source=source,
+        )
+
+
+def _soft_starts(con: duckdb.DuckDBPyConnection, cur: str, seconds: int) -> set[dt.date | None]:
+    """The UTC start days of ``cur``'s events, widened by ± ``seconds`` (None: no start)."""
+    shifts = sorted({0, -int(seconds), int(seconds)})
+    days = " UNION ".join(
+        f"SELECT CAST(timezone('UTC', start_utc + INTERVAL ({s}) SECOND) AS DATE) AS d FROM {cur}"
+        for s in shifts
+    )
+    return {r[0] for r in con.sql(f"SELECT DISTINCT d FROM ({days})").fetchall()}
 
 
 def find_duplicates(
@@ -113,124 +131,95 @@ def find_duplicates(
     day: dt.date,
     window_days: int,
     soft_seconds: int,
-    earlier: list[pa.Table],
+    same_run: bool = True,
 ) -> list[Duplicate]:
-    """Hard and soft duplicates of ``events`` (one file) against history and themselves.
+    """Hard and soft duplicates of ``events`` (one file) against the key index and themselves.
 
     Args:
         con: a DuckDB connection (any; only used to run the queries).
         events: the file's event table with ``event_index`` (only candidates for acceptance).
         file: its name (history rows carry theirs).
-        lake: the lake folder; accepted events of processing dates before ``day`` are history.
+        lake: the lake folder (its ``keys_in`` index is the history).
         day: the processing date of ``events``.
-        window_days: how far back from the file's earliest start to look.
+        window_days: how many processing dates back the history goes.
         soft_seconds: the soft key's time tolerance.
-        earlier: event tables (with a ``file`` column) accepted earlier in the same run.
+        same_run: the day's own index partition holds the files accepted earlier in this run
+            (the nightly); False: it is not read (a single file checked against a work folder).
     """
     if events.num_rows == 0:
         return []
-    cols = ["event_index", *HARD_KEY]
-    cur = events.select(cols)
-    con.register("_cur", cur)
-    sources = []
-    pattern = history_glob(lake)
-    has_lake = any(lake.glob(EVENTS_IN.history_glob))
-    hist_cols = ", ".join(["file", "event_index", *HARD_KEY])
-    if has_lake:
-        sources.append(
-            f"SELECT {hist_cols} FROM read_parquet('{pattern}', hive_partitioning = true, "
-            f"union_by_name = true) WHERE status = 'accepted' AND CAST(date AS DATE) < ?"
-        )
-    params: list[object] = [day] if has_lake else []
-    if earlier:
-        run = pa.concat_tables([t.select(["file", "event_index", *HARD_KEY]) for t in earlier])
-        con.register("_run", run)
-        sources.append(f"SELECT {hist_cols} FROM _run")
-    sources.append(f"SELECT '{file.replace(chr(39), '')}' AS file, {', '.join(cols)} FROM _cur")
-    union = " UNION ALL ".join(sources)
+    keyed = keyindex.add_key_hash(
+        con, events.select(["event_index", *HARD_KEY]), HARD_KEY, "start_utc"
+    )
+    con.register("_cur", keyed)
+    try:
+        starts = _soft_starts(con, "_cur", soft_seconds)
+        dates = keyindex.window_dates(lake, lakes.KEYS_IN, day, window_days, include_day=same_run)
+        lakes.view(con, lake, lakes.KEYS_IN, dates, "_hist", starts=starts)
+        return _matches(con, file, soft_seconds)
+    finally:
+        con.unregister("_cur")
+        con.execute("DROP VIEW IF EXISTS _hist")
+
+
+def _matches(con: duckdb.DuckDBPyConnection, file: str, soft_seconds: int) -> list[Duplicate]:
+    cols = ", ".join(HARD_KEY)
+    n = int(soft_seconds)
+    order = "(h.mine, h.processing_date, h.file, h.event_index)"
     sql = f"""
-        WITH bounds AS (
-            SELECT min(start_utc) - INTERVAL ({int(window_days)}) DAY AS lo,
-                   max(start_utc) + INTERVAL ({int(window_days)}) DAY AS hi FROM _cur
-        ), h AS (
-            SELECT u.*, {_key_sql("u")} AS k,
-                   (u.file = '{file.replace(chr(39), "")}') AS mine
-            FROM ({union}) u, bounds
-            WHERE u.start_utc IS NULL OR u.start_utc BETWEEN bounds.lo AND bounds.hi
-        ), firsts AS (
-            -- the first occurrence of each key: history first, then the file's own order
-            SELECT k, arg_min(file, (mine, event_index)) AS of_file,
-                   arg_min(event_index, (mine, event_index)) AS of_index
-            FROM h GROUP BY k
+        WITH h AS (
+            SELECT k1, k2, {cols}, file, event_index, processing_date, false AS mine
+            FROM _hist
+            WHERE k2 IN (SELECT k2 FROM _cur) OR imsi IN (SELECT imsi FROM _cur)
+            UNION ALL
+            SELECT k1, k2, {cols}, {_quote(file)} AS file, event_index,
+                   CAST(NULL AS DATE) AS processing_date, true AS mine
+            FROM _cur
         ), hard AS (
-            SELECT c.event_index, f.of_file, f.of_index, true AS hard
-            FROM h c JOIN firsts f ON c.k = f.k
-            WHERE c.mine AND NOT (f.of_file = c.file AND f.of_index = c.event_index)
+            -- the first occurrence of the key: history first, then the file's own order
+            SELECT c.event_index, arg_min(h.file, {order}) AS of_file,
+                   arg_min(h.event_index, {order}) AS of_index, true AS hard
+            FROM _cur c JOIN h ON c.k1 = h.k1 AND c.k2 = h.k2 AND {_same_key(HARD_KEY, "c", "h")}
+            WHERE NOT h.mine OR h.event_index < c.event_index
+            GROUP BY c.event_index
         ), soft AS (
-            SELECT c.event_index, arg_min(o.file, o.event_index) AS of_file,
-                   min(o.event_index) AS of_index, false AS hard
-            FROM h c JOIN h o
-              ON c.imsi = o.imsi AND c.event_kind = o.event_kind
-             AND o.start_utc BETWEEN c.start_utc - INTERVAL ({int(soft_seconds)}) SECOND
-                                 AND c.start_utc + INTERVAL ({int(soft_seconds)}) SECOND
-             AND c.k <> o.k
-            WHERE c.mine AND (NOT o.mine OR o.event_index < c.event_index)
+            SELECT c.event_index, arg_min(h.file, {order}) AS of_file,
+                   arg_min(h.event_index, {order}) AS of_index, false AS hard
+            FROM _cur c JOIN h
+              ON c.imsi = h.imsi AND c.event_kind = h.event_kind
+             AND h.start_utc BETWEEN c.start_utc - INTERVAL ({n}) SECOND
+                                 AND c.start_utc + INTERVAL ({n}) SECOND
+            WHERE (NOT h.mine OR h.event_index < c.event_index)
+              AND NOT ({_same_key(HARD_KEY, "c", "h")})
               AND c.event_index NOT IN (SELECT event_index FROM hard)
             GROUP BY c.event_index
         )
         SELECT * FROM hard UNION ALL SELECT * FROM soft ORDER BY event_index
     """
-    try:
-        rows = con.execute(sql, params).fetchall()
-    finally:
-        con.unregister("_cur")
-        if earlier:
-            con.unregister("_run")
+    rows = con.execute(sql).fetchall()
     return [Duplicate(int(i), str(f), int(o), bool(h)) for i, f, o, h in rows]
 
 
-def _ciber_history(
-    lake: Path, day: dt.date, window_days: int, senders: list[str]
-) -> list[pl.LazyFrame]:
-    """The accepted CIBER events of the senders' partitions of the other dates in the window."""
-    lo, hi = day - timedelta(days=window_days), day + timedelta(days=window_days)
-    frames: list[pl.LazyFrame] = []
-    for d in lakes.dates(lake, EVENTS_IN):
-        if d == day or not lo <= d <= hi:
-            continue
-        folder = lakes.partition(lake, EVENTS_IN, d)
-        for sender in senders:
-            for f in sorted((folder / f"partner={sender}").glob("*.parquet")):
-                frames.append(
-                    pl.scan_parquet(f, hive_partitioning=False)
-                    .filter((pl.col("source_format") == "ciber") & (pl.col("status") == "accepted"))
-                    .select("file", "event_index", *CIBER_KEY)
-                    .with_columns(pl.lit(d).alias("of_date"))
-                )
-    return frames
-
-
 def find_ciber_duplicates(
+    con: duckdb.DuckDBPyConnection,
     events: pa.Table,
     candidates: list[int],
     *,
     lake: Path,
     day: dt.date,
     window_days: int,
-    earlier: list[pa.Table],
 ) -> list[Duplicate]:
     """The records of one CIBER file already accepted in another file, within the window.
 
     Args:
+        con: a DuckDB connection.
         events: the file's normalised events (``EVENT_SCHEMA``).
         candidates: the event indexes that would be accepted (the others are not looked up).
-        lake: the lake; accepted CIBER events of the processing dates within ``window_days``
-            of ``day`` (``day`` itself left out: a replay never finds its own records) are
-            history.
+        lake: the lake; its ``keys_ciber`` index of the processing dates within
+            ``window_days`` of ``day`` (before or after; ``day`` itself: the files accepted
+            earlier in this run — a replay never finds its own records) is the history.
         day: the processing date.
         window_days: the duplicate window.
-        earlier: event tables (``file``, ``event_index`` and :data:`CIBER_KEY`) accepted
-            earlier the same day, in other files.
 
     Returns:
         One :class:`Duplicate` per candidate found, by event index: the first occurrence
@@ -238,42 +227,29 @@ def find_ciber_duplicates(
     """
     if not candidates or events.num_rows == 0:
         return []
-    cur = pl.from_arrow(events.select(["event_index", *CIBER_KEY]))
-    assert isinstance(cur, pl.DataFrame)
-    cur = cur.filter(pl.col("event_index").is_in(candidates))
-    schema = cur.select(CIBER_KEY).schema
-    senders = sorted({s for s in cur["sender"].to_list() if s})
-    frames = [
-        f.with_columns(pl.col(c).cast(t) for c, t in schema.items())
-        for f in _ciber_history(lake, day, window_days, senders)
-    ]
-    if earlier:
-        today = pl.from_arrow(pa.concat_tables(earlier))
-        assert isinstance(today, pl.DataFrame)
-        frames.append(
-            today.lazy()
-            .select("file", "event_index", *CIBER_KEY)
-            .with_columns(pl.col(c).cast(t) for c, t in schema.items())
-            .with_columns(pl.lit(None, pl.Date).alias("of_date"))
-        )
-    if not frames:
-        return []
-    # only the history rows sharing a key with the file's candidates are kept (streamed)
-    wanted = cur.select(CIBER_KEY).unique().lazy()
-    hist = (
-        pl.concat(frames, how="vertical_relaxed")
-        .join(wanted, on=list(CIBER_KEY), how="semi", nulls_equal=True)
-        .collect(engine="streaming")
+    cur = events.select(["event_index", *CIBER_KEY]).take(pa.array(candidates, pa.int64()))
+    keyed = keyindex.add_key_hash(con, cur, CIBER_KEY, "local_start")
+    dates = keyindex.window_dates(
+        lake, lakes.KEYS_CIBER, day, window_days, after=True, include_day=True
     )
-    firsts = hist.sort("of_date", "file", "event_index", nulls_last=True).unique(
-        subset=list(CIBER_KEY), keep="first", maintain_order=True
-    )
-    hits = (
-        cur.join(firsts, on=list(CIBER_KEY), how="inner", nulls_equal=True, suffix="_of")
-        .sort("event_index")
-        .select("event_index", "file", "event_index_of", "of_date")
-    )
-    return [
-        Duplicate(int(i), str(f), int(o), True, of_date if of_date is not None else day)
-        for i, f, o, of_date in hits.iter_rows()
-    ]
+    starts = keyindex.start_days(keyed.column("start_day"))
+    con.register("_cur", keyed)
+    try:
+        found = lakes.view(con, lake, lakes.KEYS_CIBER, dates, "_hist", starts=starts)
+        if not found:
+            return []
+        today = f"DATE '{day.isoformat()}'"
+        order = f"(h.processing_date = {today}, h.processing_date, h.file, h.event_index)"
+        rows = con.execute(
+            f"""
+            SELECT c.event_index, arg_min(h.file, {order}), arg_min(h.event_index, {order}),
+                   arg_min(h.processing_date, {order})
+            FROM _cur c JOIN _hist h
+              ON c.k1 = h.k1 AND c.k2 = h.k2 AND {_same_key(CIBER_KEY, "c", "h")}
+            GROUP BY c.event_index ORDER BY c.event_index
+            """
+        ).fetchall()
+    finally:
+        con.unregister("_cur")
+        con.execute("DROP VIEW IF EXISTS _hist")
+    return [Duplicate(int(i), str(f), int(o), True, d) for i, f, o, d in rows]

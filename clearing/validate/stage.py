@@ -37,7 +37,12 @@ from clearing.identity import Identity
 from clearing.ingest import Fate, delivery_channels, name_kind, quarantine, record_fates
 from clearing.money import exact_sum
 from clearing.store import Store, open_store
-from clearing.validate.duplicates import CIBER_KEY, HARD_KEY, find_ciber_duplicates, find_duplicates
+from clearing.validate.duplicates import (
+    CIBER_KEY,
+    find_ciber_duplicates,
+    find_duplicates,
+    index_accepted,
+)
 from clearing.validate.findings import (
     FINDINGS_SCHEMA,
     REGISTER_FINDINGS_SCHEMA,
@@ -191,14 +196,15 @@ def validate_one(
     day: dt.date,
     state: Store | None = None,
     lake: Path | None = None,
-    earlier: list[pa.Table] | None = None,
     con: duckdb.DuckDBPyConnection | None = None,
     checked: TapChecked | None = None,
+    same_run: bool = False,
 ) -> FileResult:
     """Validate one TAP / Notification file: file-only rules, then history when given.
 
     ``checked``: the file-only result of :func:`check_tap` when already computed (the day
-    stage runs those in parallel worker processes).
+    stage runs those in parallel worker processes). ``same_run``: the lake's key index of
+    ``day`` holds the files accepted earlier in this run (the nightly), so they are history too.
     """
     if checked is None:
         checked = check_tap(data, file=file, settings=settings)
@@ -229,7 +235,7 @@ def validate_one(
             day=day,
             window_days=window,
             soft_seconds=settings.validation.soft_duplicate_seconds,
-            earlier=earlier or [],
+            same_run=same_run,
         ):
             kind = kinds[d.event_index].as_py()
             where = "earlier in this file" if d.of_file == file else f"in `{d.of_file}`"
@@ -433,8 +439,8 @@ def validate_day(
     with open_store(workdir.db) as state, duckdb.connect() as con:
         state.register.forget(day)
         # a re-run rewrites the date's lake partition from scratch
-        lakes.clear(workdir.lake, lakes.EVENTS_IN, day)
-        earlier: list[pa.Table] = []
+        for ds in (lakes.EVENTS_IN, lakes.KEYS_IN, lakes.KEYS_CIBER):
+            lakes.clear(workdir.lake, ds, day)
         for path, pre in zip(files, _checked(files, settings), strict=True):
             data = pre.data if pre is not None else path.read_bytes()
             checked = pre or check_tap(data, file=path.name, settings=settings)
@@ -448,9 +454,9 @@ def validate_day(
                 day=day,
                 state=state,
                 lake=workdir.lake,
-                earlier=earlier,
                 con=con,
                 checked=checked,
+                same_run=True,
             )
             del checked
             results.append(r)
@@ -458,15 +464,12 @@ def validate_day(
             if r.outcome != "copy" and c.events.num_rows:
                 table = _lake_table(c, r.status)
                 accepted = table.filter(pc.equal(table.column("status"), "accepted"))
-                earlier.append(accepted.select(["file", "event_index", *HARD_KEY]))
+                partner = c.sender or "unknown"
                 lakes.write(
-                    workdir.lake,
-                    lakes.EVENTS_IN,
-                    day,
-                    table,
-                    partner=c.sender or "unknown",
-                    source=path.name,
+                    workdir.lake, lakes.EVENTS_IN, day, table, partner=partner, source=path.name
                 )
+                # then its keys: a later file of this run finds them
+                index_accepted(con, workdir.lake, day, accepted, partner=partner, source=path.name)
                 del table, accepted
             state.register.record_file(day, _file_row(r))
             # the file's rows are in the lake now; keep what its RAP items need (memory)
@@ -477,7 +480,7 @@ def validate_day(
         for r in results:
             if r.rap_file:
                 state.register.set_rap_file(day, r.file, r.rap_file)
-        ciber = _ciber_day(workdir, day, ciber_inputs, settings, state, returns, provenance)
+        ciber = _ciber_day(workdir, day, ciber_inputs, settings, state, con, returns, provenance)
         tables = [r.findings_table(structured=True) for r in results if r.outcome != "copy"]
         tables += [
             findings_table(c.findings, file=c.file, source_format="ciber", structured=True)
@@ -792,11 +795,11 @@ def _ciber_day(
     inputs: Sequence[Path],
     settings: Settings,
     state: Store,
+    con: duckdb.DuckDBPyConnection,
     returns: ReturnWriter | None,
     provenance: _Provenance | None = None,
 ) -> list[CiberResult]:
     out: list[CiberResult] = []
-    earlier: list[pa.Table] = []
     for path in sorted(inputs):
         data = path.read_bytes()
         r, checked = validate_ciber_file(data, file=path.name, settings=settings, day=day)
@@ -813,7 +816,7 @@ def _ciber_day(
                 if done.get(i) != "copy" and (whole or done.get(i) == "reused")
             )
             r.copies = sum(1 for o in done.values() if o == "copy")
-        _ciber_duplicates(workdir, day, r, settings, earlier)
+        _ciber_duplicates(workdir, day, r, settings, con)
         if r.events.num_rows:
             sender = r.events.column("sender")[0].as_py() or "unknown"
             table = r.events.append_column(
@@ -821,7 +824,7 @@ def _ciber_day(
             ).append_column("status", pa.array(r.status, pa.string()))
             lakes.write(workdir.lake, lakes.EVENTS_IN, day, table, partner=sender, source=path.name)
             accepted = table.filter(pc.equal(table.column("status"), "accepted"))
-            earlier.append(accepted.select(["file", "event_index", *CIBER_KEY]))
+            index_accepted(con, workdir.lake, day, accepted, partner=sender, source=path.name)
         if returns is not None:
             returns.ciber_returns(workdir, checked, r, settings, len(out) + 1)
             for name in r.returns:  # the facts of each return as written
@@ -1010,7 +1013,7 @@ def _ciber_duplicates(
     day: dt.date,
     result: CiberResult,
     settings: Settings,
-    earlier: list[pa.Table],
+    con: duckdb.DuckDBPyConnection,
 ) -> None:
     """Records of ``result`` already accepted in another file: returned as duplicates.
 
@@ -1028,12 +1031,12 @@ def _ciber_duplicates(
     rule = ciber_rules()["ciber.record.duplicate"]
     offsets = ev.column("byte_offset").to_pylist()
     for d in find_ciber_duplicates(
+        con,
         ev,
         candidates,
         lake=workdir.lake,
         day=day,
         window_days=settings.duplicate_window_days(first),
-        earlier=earlier,
     ):
         severity = rule_severity(settings, senders[d.event_index], rule)
         if severity is None:

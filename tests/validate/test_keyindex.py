@@ -1,0 +1,205 @@
+"""The duplicate search through the key index: what it reads, and exact under hash collisions.
+
+Events are built by hand here, their keys written through the validate stage's own writer
+(:func:`index_accepted`), and :func:`find_duplicates` / :func:`find_ciber_duplicates` asked.
+Which event repeats which is decided by the test's own construction (the same dictionary used
+twice), never by the code under test.
+
+* **only the window's partitions are read**: the index files a lookup must not need (processing
+  dates outside the window, start days none of the file's events has) are overwritten with bytes
+  that are not Parquet; the lookup still answers. Garbage in a partition it does need makes it
+  fail — so the test can see a read.
+* **a collision is never a duplicate**: ``CLEARING_KEY_HASH_BITS=1`` leaves two hash values for
+  all keys; the events that differ stay apart, the true repeats are still found.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from clearing import lake as lakes
+from clearing.validate.duplicates import (
+    find_ciber_duplicates,
+    find_duplicates,
+    index_accepted,
+)
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+UTC = dt.UTC
+DAY = dt.date(2026, 11, 20)
+WINDOW = 5  # processing dates 11-15 … 11-19 (and the day's own, the files earlier this run)
+
+
+def _event(i: int, *, start: dt.datetime, imsi: str = "234150000000001", **over: Any) -> dict:
+    row: dict[str, Any] = {
+        "source_format": "tap",
+        "sender": "GBRCN",
+        "recipient": "HKGCL",
+        "event_index": i,
+        "event_kind": "mobileOriginatedCall",
+        "byte_offset": 0,
+        "byte_length": 0,
+        "imsi": imsi,
+        "called_number": "441234567890",
+        "start_utc": start,
+        "local_start": start.replace(tzinfo=None),
+        "duration": 60,
+        "rec_entity_code": 1,
+        "status": "accepted",
+        "file": "unset",
+    }
+    row.update(over)
+    return row
+
+
+def _table(rows: list[dict], file: str) -> pa.Table:
+    schema = lakes.EVENTS_IN_SCHEMA
+    rows = [{**r, "event_index": i, "file": file} for i, r in enumerate(rows)]
+    return pa.table(
+        {f.name: pa.array([r.get(f.name) for r in rows], f.type) for f in schema}, schema=schema
+    )
+
+
+def _accept(root: Path, day: dt.date, rows: list[dict], file: str) -> pa.Table:
+    table = _table(rows, file)
+    with duckdb.connect() as con:
+        index_accepted(con, root, day, table, partner="GBRCN", source=file)
+    return table
+
+
+def _find(root: Path, rows: list[dict], *, soft: int = 2) -> list[tuple[int, str, int, bool]]:
+    with duckdb.connect() as con:
+        found = find_duplicates(
+            con,
+            _table(rows, "CDGBRCNHKGCL00042"),
+            file="CDGBRCNHKGCL00042",
+            lake=root,
+            day=DAY,
+            window_days=WINDOW,
+            soft_seconds=soft,
+        )
+    return [(d.event_index, d.of_file, d.of_index, d.hard) for d in found]
+
+
+def _spoil(path: Path) -> None:
+    path.write_bytes(b"not parquet at all: if this is read the lookup fails")
+
+
+def at(day: int, hour: int, second: int = 0) -> dt.datetime:
+    return dt.datetime(2026, 11, day, hour, 0, second, tzinfo=UTC)
+
+
+def test_the_lookup_reads_only_the_window_dates_and_the_files_start_days(tmp_path: Path) -> None:
+    root = tmp_path / "lake"
+    old = _event(0, start=at(9, 10))  # accepted on 11-10: outside the 5-day window
+    inside = _event(0, start=at(18, 10))  # accepted on 11-19: inside
+    other_day = _event(1, start=at(16, 10), imsi="234150000000009")  # a start day not looked up
+    _accept(root, dt.date(2026, 11, 10), [old], "CDGBRCNHKGCL00001")
+    _accept(root, dt.date(2026, 11, 19), [inside, other_day], "CDGBRCNHKGCL00030")
+    _accept(root, dt.date(2026, 11, 12), [_event(0, start=at(18, 11))], "CDGBRCNHKGCL00002")
+
+    folders = sorted(p.relative_to(root / "keys_in") for p in (root / "keys_in").rglob("*.parquet"))
+    assert [str(p.parent) for p in folders] == [
+        "date=2026-11-10/start=2026-11-09",
+        "date=2026-11-12/start=2026-11-18",
+        "date=2026-11-19/start=2026-11-16",
+        "date=2026-11-19/start=2026-11-18",
+    ]
+    needed = root / "keys_in" / "date=2026-11-19" / "start=2026-11-18" / "CDGBRCNHKGCL00030.parquet"
+    for f in (root / "keys_in").rglob("*.parquet"):
+        if f != needed:
+            _spoil(f)  # outside the window (11-10, 11-12) or a start day the file lacks (11-16)
+
+    # the file: a repeat of `inside`, a repeat of `old` (outside the window: new), a new event
+    rows = [
+        _event(0, start=at(18, 10)),
+        _event(1, start=at(9, 10)),
+        _event(2, start=at(18, 12), duration=5),
+    ]
+    assert _find(root, rows) == [(0, "CDGBRCNHKGCL00030", 0, True)]
+
+    _spoil(needed)  # the one partition it needs: now it must fail
+    with pytest.raises(duckdb.Error):
+        _find(root, rows)
+
+
+def test_a_hash_collision_never_makes_a_duplicate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLEARING_KEY_HASH_BITS", "1")
+    root = tmp_path / "lake"
+    # 30 events accepted yesterday: one subscriber, calls an hour apart, each its own key
+    history = [_event(i, start=at(18, 0) + dt.timedelta(hours=i)) for i in range(30)]
+    _accept(root, dt.date(2026, 11, 19), history, "CDGBRCNHKGCL00030")
+    keys = pq.read_table(root / "keys_in").select(["k1", "k2"]).to_pylist()
+    assert {k["k1"] for k in keys} == {0}
+    assert {k["k2"] for k in keys} == {0, 1}
+
+    rows = [
+        *(  # 30 new calls of the same subscriber on the same hours, one second longer
+            _event(i, start=at(18, 0) + dt.timedelta(hours=i), duration=61) for i in range(30)
+        ),
+        history[4],  # 30: a true repeat of yesterday's event 4
+        history[17],  # 31: of event 17
+        _event(32, start=at(21, 5), duration=7),  # 32: new
+        _event(33, start=at(21, 5), duration=7),  # 33: repeats 32, inside the file
+    ]
+    found = _find(root, rows, soft=0)
+    hard = [(i, f, o) for i, f, o, h in found if h]
+    assert hard == [
+        (30, "CDGBRCNHKGCL00030", 4),
+        (31, "CDGBRCNHKGCL00030", 17),
+        (33, "CDGBRCNHKGCL00042", 32),
+    ]
+    # with a soft tolerance of 2 s, each 61-second call is *close* to its hour's 60-second call
+    # (same subscriber and kind, same start, other duration): a warning, never a duplicate
+    found = _find(root, rows, soft=2)
+    assert [(i, h) for i, _f, _o, h in found] == [
+        *((i, False) for i in range(30)),
+        (30, True),
+        (31, True),
+        (33, True),
+    ]
+
+
+def test_ciber_records_collide_without_being_duplicates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLEARING_KEY_HASH_BITS", "1")
+    root = tmp_path / "lake"
+
+    def rec(i: int, charge: int) -> dict:
+        return _event(
+            i,
+            start=at(18, 9) + dt.timedelta(minutes=i),
+            source_format="ciber",
+            sender="12345",
+            recipient="54321",
+            msisdn="12125550100",
+            charge=charge,
+        )
+
+    accepted = [rec(i, 100 + i) for i in range(20)]
+    _accept(root, dt.date(2026, 11, 19), accepted, "CIBER-OLD.DAT")
+    # the same calls with another charge (not the same record), and record 7 again
+    rows = [rec(i, 200 + i) for i in range(20)] + [accepted[7]]
+    with duckdb.connect() as con:
+        found = find_ciber_duplicates(
+            con,
+            _table(rows, "CIBER-NEW.DAT"),
+            list(range(21)),
+            lake=root,
+            day=DAY,
+            window_days=WINDOW,
+        )
+    assert [(d.event_index, d.of_file, d.of_index, d.of_date) for d in found] == [
+        (20, "CIBER-OLD.DAT", 7, dt.date(2026, 11, 19))
+    ]
