@@ -476,6 +476,14 @@ class Settings(_Model):
         """Days back the duplicate check looks for a partner."""
         return self.resolved("duplicate_window_days", code)
 
+    def longest_duplicate_window_days(self) -> int:
+        """The longest duplicate window of any partner, the default's included.
+
+        How far back the duplicate key indexes must reach.
+        """
+        own = [p.duplicate_window_days for p in self.partners.values() if p.duplicate_window_days]
+        return max([self.validation.duplicate_window_days, *own])
+
     def silent_days(self, code: str | None) -> int:
         """Days without a file from a partner before a StopReturn is due."""
         return self.resolved("silent_days", code)

@@ -27,9 +27,12 @@ day. Duplicates inside one file are the file-only rule ``ciber.record.duplicate`
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from clearing import keyindex
 from clearing import lake as lakes
@@ -49,6 +52,7 @@ __all__ = [
     "find_ciber_duplicates",
     "find_duplicates",
     "index_accepted",
+    "index_history",
 ]
 
 
@@ -110,6 +114,31 @@ def index_accepted(
             keyindex.add_key_hash(con, ciber, CIBER_KEY, "local_start"),
             source=source,
         )
+
+
+def index_history(
+    con: duckdb.DuckDBPyConnection, lake: Path, day: dt.date, window_days: int
+) -> list[dt.date]:
+    """Build the key indexes of the window's dates that have accepted events but no index.
+
+    A work folder from a release before the indexes (or one whose index was deleted) has its
+    accepted events in ``events_in`` only: without this, its first nights would find no
+    history and bill a re-sent event twice. Each such date is indexed from its lake files
+    (one index file per input file, as the nightly writes them); a date already indexed is
+    left alone. Returns the dates indexed.
+    """
+    lo, hi = day - timedelta(days=window_days), day + timedelta(days=window_days)
+    done: list[dt.date] = []
+    for d in lakes.dates(lake, lakes.EVENTS_IN):
+        if not lo <= d <= hi or d == day or lakes.partition(lake, lakes.KEYS_IN, d).is_dir():
+            continue
+        for f in lakes.files(lake, lakes.EVENTS_IN, [d]):
+            table = pq.read_table(f, partitioning=None)
+            accepted = table.filter(pc.equal(table.column("status"), "accepted"))
+            partner = f.parent.name.removeprefix("partner=")
+            index_accepted(con, lake, d, accepted, partner=partner, source=f.stem)
+        done.append(d)
+    return done
 
 
 def _soft_starts(con: duckdb.DuckDBPyConnection, cur: str, seconds: int) -> set[dt.date | None]:

@@ -42,6 +42,7 @@ from clearing.validate.duplicates import (
     find_ciber_duplicates,
     find_duplicates,
     index_accepted,
+    index_history,
 )
 from clearing.validate.findings import (
     FINDINGS_SCHEMA,
@@ -441,6 +442,8 @@ def validate_day(
         # a re-run rewrites the date's lake partition from scratch
         for ds in (lakes.EVENTS_IN, lakes.KEYS_IN, lakes.KEYS_CIBER):
             lakes.clear(workdir.lake, ds, day)
+        # a work folder of a release before the key indexes: index its window first
+        index_history(con, workdir.lake, day, settings.longest_duplicate_window_days())
         for path, pre in zip(files, _checked(files, settings), strict=True):
             data = pre.data if pre is not None else path.read_bytes()
             checked = pre or check_tap(data, file=path.name, settings=settings)

@@ -28,6 +28,7 @@ from clearing.validate.duplicates import (
     find_ciber_duplicates,
     find_duplicates,
     index_accepted,
+    index_history,
 )
 
 if TYPE_CHECKING:
@@ -203,3 +204,22 @@ def test_ciber_records_collide_without_being_duplicates(
     assert [(d.event_index, d.of_file, d.of_index, d.of_date) for d in found] == [
         (20, "CIBER-OLD.DAT", 7, dt.date(2026, 11, 19))
     ]
+
+
+def test_a_work_folder_without_index_gets_its_window_indexed(tmp_path: Path) -> None:
+    """An upgraded work folder: accepted events in ``events_in`` only, no ``keys_in`` yet."""
+    root = tmp_path / "lake"
+    seen = _event(0, start=at(18, 10))
+    returned = _event(1, start=at(18, 11), status="returned")  # never accepted: not history
+    for d, file in ((dt.date(2026, 11, 19), "CDGBRCNHKGCL00030"), (dt.date(2026, 11, 1), "OLD")):
+        lakes.write(
+            root, lakes.EVENTS_IN, d, _table([seen, returned], file), partner="GBRCN", source=file
+        )
+    with duckdb.connect() as con:
+        indexed = index_history(con, root, DAY, WINDOW)
+    assert indexed == [dt.date(2026, 11, 19)]  # 11-01 is outside the window
+    assert _find(root, [_event(0, start=at(18, 10)), _event(1, start=at(18, 11))]) == [
+        (0, "CDGBRCNHKGCL00030", 0, True)
+    ]
+    with duckdb.connect() as con:
+        assert index_history(con, root, DAY, WINDOW) == []  # once
