@@ -128,7 +128,7 @@ def _files(root: Path) -> dict[str, str]:
 
 def _inputs_of(world: Path, days: list[str]) -> dict[str, str]:
     """The inputs of ``days`` in the work folder: claimed, quarantined, mediation CDRs."""
-    out = {}
+    out: dict[str, str] = {}
     for day in days:
         for folder in (world / "work" / day, world / "failed" / day):
             if folder.is_dir():
@@ -396,7 +396,7 @@ def test_the_days_kept_settle_as_before_and_a_compacted_date_replays(world: Path
 def _status_all(world: Path, day: str) -> list[tuple[Any, ...]]:
     files = lake.files(world / "lake", lake.EVENTS_IN, [date.fromisoformat(day)])
     listing = ", ".join(f"'{p}'" for p in files)
-    return duckdb.sql(
+    return duckdb.execute(
         f"SELECT file, event_index, status FROM read_parquet([{listing}], union_by_name = true) "
         "ORDER BY ALL"
     ).fetchall()
