@@ -71,6 +71,7 @@ __all__ = [
     "Partner",
     "PartnerTransport",
     "PerPartnerInt",
+    "Retention",
     "Settings",
     "SftpPartner",
     "TransportSettings",
@@ -365,6 +366,19 @@ class Output(_Model):
         return int(self.file_mode, 8), int(self.dir_mode, 8)
 
 
+class Retention(_Model):
+    """``[retention]``: how long the lake keeps what ``clearing archive`` may move away.
+
+    ``clearing archive --before D`` refuses a ``D`` later than the last processing date minus
+    the largest duplicate window (``duplicate_window_days``, ``[validation]``'s or a
+    partner's) minus ``dispute_days`` (``--force`` lifts the dispute period, never the window).
+    """
+
+    dispute_days: int = Field(default=90, ge=0)
+    """Days after the duplicate window during which a period may still be disputed, replayed
+    or re-rated: its lake partitions and inputs stay in the work folder."""
+
+
 class TransportSettings(_Model):
     """The ``[transport]`` section: retries, and per partner how to reach it.
 
@@ -423,6 +437,7 @@ class Settings(_Model):
     validation: Validation = Validation()
     transport: TransportSettings = TransportSettings()
     output: Output = Output()
+    retention: Retention = Retention()
     # the [transport] section as written: what :meth:`fingerprint` hashes (see there)
     _transport_as_written: Any = PrivateAttr(default_factory=dict)
 
@@ -476,13 +491,10 @@ class Settings(_Model):
         """Days back the duplicate check looks for a partner."""
         return self.resolved("duplicate_window_days", code)
 
-    def longest_duplicate_window_days(self) -> int:
-        """The longest duplicate window of any partner, the default's included.
-
-        How far back the duplicate key indexes must reach.
-        """
-        own = [p.duplicate_window_days for p in self.partners.values() if p.duplicate_window_days]
-        return max([self.validation.duplicate_window_days, *own])
+    def largest_duplicate_window_days(self) -> int:
+        """The longest duplicate window of any partner (``[validation]``'s or a partner's)."""
+        own = (p.duplicate_window_days for p in self.partners.values())
+        return max([self.validation.duplicate_window_days, *(d for d in own if d is not None)])
 
     def silent_days(self, code: str | None) -> int:
         """Days without a file from a partner before a StopReturn is due."""
@@ -522,6 +534,8 @@ class Settings(_Model):
         }
         if self.output == Output():  # added later: hashed only when not the default
             exclude["output"] = True
+        if self.retention == Retention():  # the same
+            exclude["retention"] = True
         head = self.model_dump_json(exclude=exclude)
         text = f'{head[:-1]},"transport":{to_json(self._transport_as_written).decode()}}}'
         return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -30,6 +30,7 @@ from typing import Annotated, Any
 import typer
 
 from clearing.cli import (
+    archive,
     backup,
     held,
     history,
@@ -128,6 +129,7 @@ rates.rates_app.add_typer(history.versions_app)  # rates versions, rates list-ve
 app.add_typer(stages.settle_app, name="settle")
 app.add_typer(iot.app, name="iot")  # iot list, accept, dispute
 app.add_typer(backup.app)  # backup, restore
+app.add_typer(archive.app)  # archive
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -443,7 +443,7 @@ def validate_day(
         for ds in (lakes.EVENTS_IN, lakes.KEYS_IN, lakes.KEYS_CIBER):
             lakes.clear(workdir.lake, ds, day)
         # a work folder of a release before the key indexes: index its window first
-        index_history(con, workdir.lake, day, settings.longest_duplicate_window_days())
+        index_history(con, workdir.lake, day, settings.largest_duplicate_window_days())
         for path, pre in zip(files, _checked(files, settings), strict=True):
             data = pre.data if pre is not None else path.read_bytes()
             checked = pre or check_tap(data, file=path.name, settings=settings)

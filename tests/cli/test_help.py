@@ -46,7 +46,7 @@ def _examples(command: Any) -> list[str]:
 
 def test_the_verbs_are_all_there() -> None:
     names = {p for p, _ in VERBS}
-    assert len(names) == 34, sorted(names)
+    assert len(names) == 35, sorted(names)
     assert {"clearing nightly", "clearing rate", "clearing transport status"} <= names
 
 
@@ -82,7 +82,12 @@ def _parse(line: str, monkeypatch: pytest.MonkeyPatch) -> None:
     parsed = command.make_context(path[-1], list(args), parent=ctx.parent)
     assert not parsed.args or getattr(command, "commands", None), line
     # the date options (backfill's --from/--to are dates; backup's --to, restore's --from folders)
-    dates = ("--date", "--all-of-date", *(("--from", "--to") if path[-1] == "backfill" else ()))
+    dates = (
+        "--date",
+        "--all-of-date",
+        "--before",
+        *(("--from", "--to") if path[-1] == "backfill" else ()),
+    )
     for flag in dates:
         if flag in args:
             parse_date(args[args.index(flag) + 1], flag)

@@ -43,6 +43,7 @@ VALUES = {
     "--reason": "test",
     "--from": "2026-11-21",
     "--to": "2026-11-22",
+    "--before": "2026-08-01",
 }
 # verbs that only read the work folder: they share the lock with other readers
 READERS = {
@@ -115,7 +116,7 @@ VERBS = dict(_verbs())
 
 
 def test_every_work_folder_verb_is_found() -> None:
-    assert len(VERBS) == 32, sorted(VERBS)  # the count of tests/cli/test_common.py
+    assert len(VERBS) == 33, sorted(VERBS)  # the count of tests/cli/test_common.py
     assert set(VERBS) >= READERS
 
 
