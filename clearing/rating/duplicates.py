@@ -29,6 +29,10 @@ limit there). A duplicate is not rated: it goes to ``cdr_quarantine`` with its r
 (``duplicate of <file> line <L> date <D> (same …)``) and a finding, and counts as
 ``duplicate`` in the record identity. The day's first-seen records become the day's index
 (:func:`clearing.keyindex.write`: one file per start day).
+
+A work folder of a release before the start-day index has one ``date=D/part-0.parquet`` per
+date, without the hash: :func:`index_history` rewrites those of the window in the start-day
+layout before the night's lookup (once: the old file is removed after).
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ __all__ = [
     "CDR_HARD_KEY",
     "Split",
     "history_days",
+    "index_history",
     "split_duplicates",
 ]
 
@@ -97,6 +102,29 @@ class Split:
 def history_days(root: Path, day: date, window_days: int) -> list[date]:
     """The processing dates of the seen index within ``window_days`` of ``day``, ``day`` apart."""
     return keyindex.window_dates(root, lake.CDR_SEEN, day, window_days, after=True)
+
+
+def index_history(root: Path, day: date, window_days: int) -> list[date]:
+    """Rewrite the window's seen index of an earlier release in the start-day layout.
+
+    A date of the window (``day`` apart) with a ``date=D/part-0.parquet`` (the former layout:
+    the seen records without ``k1``, ``k2``) gets its start-day files (the records hashed as
+    the night does), then the old file is removed; a run stopped in between does it again.
+    Without this the first nights after an upgrade would find no history and rate a
+    re-delivered record twice. Returns the dates rewritten.
+    """
+    done: list[date] = []
+    lo, hi = day - timedelta(days=window_days), day + timedelta(days=window_days)
+    for d in lake.dates(root, lake.CDR_SEEN):
+        old = lake.partition(root, lake.CDR_SEEN, d) / lake.CDR_SEEN.file
+        if not lo <= d <= hi or d == day or not old.is_file():
+            continue
+        rows = pl.read_parquet(old, hive_partitioning=False).select(SEEN_COLUMNS[2:])
+        keyed = rows.hstack(_key_hash(rows)).select(*SEEN_COLUMNS, _START_DAY)
+        keyindex.write(root, lake.CDR_SEEN, d, keyed.rechunk().to_arrow())
+        old.unlink()
+        done.append(d)
+    return done
 
 
 def _key_hash(records: pl.DataFrame) -> pl.DataFrame:

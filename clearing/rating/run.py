@@ -62,7 +62,7 @@ from clearing.rating._book import Rates
 from clearing.rating.cdr import read_cdrs
 from clearing.rating.check import Thresholds, iot_check, over_threshold, settlement_totals
 from clearing.rating.delta import replay_delta
-from clearing.rating.duplicates import split_duplicates
+from clearing.rating.duplicates import index_history, split_duplicates
 from clearing.rating.inbound import rate_visitors
 from clearing.store import BreachStatus, IotBreach, open_store, sent_partners
 
@@ -573,9 +573,9 @@ def _rate_visitors(
 ) -> tuple[pl.DataFrame, _Visitors]:
     """The day's CDRs rated (held, default-rated, recycled rows too); the reader's output."""
     read = read_cdrs(files)
-    split = split_duplicates(
-        read.records, root=config.WorkDir(workdir).lake, day=day, window_days=window
-    )
+    root = config.WorkDir(workdir).lake
+    index_history(root, day, window)  # a work folder of a release before the start-day index
+    split = split_duplicates(read.records, root=root, day=day, window_days=window)
     visitors = _Visitors(
         findings=pl.concat([read.findings, split.findings.cast(read.findings.schema)]),
         quarantine=pl.concat([read.quarantined, split.duplicates.cast(read.quarantined.schema)]),
