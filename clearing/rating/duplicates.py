@@ -2,19 +2,37 @@
 
 Our mediation may deliver a record again (a re-export, a file re-sent under a new name). A
 record billed once must never be billed again, so before rating every record the reader kept is
-looked up in the **seen index** (``lake/cdr_seen/date=D/part-0.parquet``: the records first seen
-on processing date ``D``, their key columns, file and line):
+looked up in the **seen index** (:data:`clearing.lake.CDR_SEEN`)::
 
-* by ``record_id`` (the mediation's unique id), and
+    lake/cdr_seen/date=<D>/start=<S>/part-0.parquet
+
+the records first seen on processing date ``D`` that started (local time) on day ``S``: the
+128-bit hash of their hard key (``k1``, ``k2``, :mod:`clearing.keyindex`), their key columns,
+file and line. A record is a duplicate:
+
 * by the **hard key** :data:`CDR_HARD_KEY` (record type, IMSI, local start and UTC offset,
-  duration, volumes, called / calling number, APN): the same usage under another id.
+  duration, volumes, called / calling number, APN): the same usage under another id. The key
+  holds the exact start, so only the start-day folders of the day's records are read; rows
+  are joined on the hash and confirmed on the whole key (nulls equal), so a hash collision
+  never makes a duplicate;
+* by ``record_id`` (the mediation's unique id). **The rule**: a re-delivered record keeps its
+  start, so a record's id is looked up among the records that started the same day, the day
+  before or the day after (only those start-day folders are read); the same id on a record
+  that started further apart is another record (ids may come round again), not a duplicate.
 
 History is the index of the processing dates within ``window_days`` of the day (before or after
-it), the day itself left out, so a replay of a date never finds its own records; inside the
-day, a record repeating one of an earlier file (or earlier line) of the same day is a duplicate
-of that one. A duplicate is not rated: it goes to ``cdr_quarantine`` with its reason
+it), the day itself left out, so a replay of a date never finds its own records: a night reads
+the window's dates × the start days of its records, never the whole lake. Inside the day, a
+record repeating one of an earlier file (or earlier line) of the same day, by ``record_id``
+or by hard key, is a duplicate of that one (the day's records are in memory: no start-day
+limit there). A duplicate is not rated: it goes to ``cdr_quarantine`` with its reason
 (``duplicate of <file> line <L> date <D> (same …)``) and a finding, and counts as
-``duplicate`` in the record identity. The day's first-seen records become the day's index.
+``duplicate`` in the record identity. The day's first-seen records become the day's index
+(:func:`clearing.keyindex.write`: one file per start day).
+
+A work folder of a release before the start-day index has one ``date=D/part-0.parquet`` per
+date, without the hash: :func:`index_history` rewrites those of the window in the start-day
+layout before the night's lookup (once: the old file is removed after).
 """
 
 from __future__ import annotations
@@ -23,9 +41,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Final
 
+import duckdb
 import polars as pl
 
-from clearing import lake
+from clearing import keyindex, lake
 
 if TYPE_CHECKING:
     from datetime import date
@@ -35,6 +54,7 @@ __all__ = [
     "CDR_HARD_KEY",
     "Split",
     "history_days",
+    "index_history",
     "split_duplicates",
 ]
 
@@ -52,8 +72,10 @@ CDR_HARD_KEY: Final = (
     "apn",
 )
 
-#: The columns of the seen index (``lake/cdr_seen``), in order.
-SEEN_COLUMNS: Final = ("record_id", *CDR_HARD_KEY, "file", "line")
+#: The columns of the seen index (``lake/cdr_seen``), in order: the hard key's hash first.
+SEEN_COLUMNS: Final = ("k1", "k2", "record_id", *CDR_HARD_KEY, "file", "line")
+_HASH: Final = ["k1", "k2"]
+_START_DAY: Final = "start_day"  # the local day of ``start_time`` (the ``start=`` folder)
 
 _DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S"
 _ACTION = "not rated: the record was already taken once; drop it from the export"
@@ -67,7 +89,8 @@ class Split:
         records: the records to rate (first seen), in their order.
         duplicates: the duplicates as ``cdr_quarantine`` rows (text, with ``reason``).
         findings: one ``cdr_findings`` row per duplicate.
-        seen: the day's seen index (:data:`SEEN_COLUMNS` of ``records``).
+        seen: the day's seen index: :data:`SEEN_COLUMNS` of ``records`` and their
+            ``start_day`` last, as :func:`clearing.keyindex.write` takes it.
     """
 
     records: pl.DataFrame
@@ -78,52 +101,96 @@ class Split:
 
 def history_days(root: Path, day: date, window_days: int) -> list[date]:
     """The processing dates of the seen index within ``window_days`` of ``day``, ``day`` apart."""
+    return keyindex.window_dates(root, lake.CDR_SEEN, day, window_days, after=True)
+
+
+def index_history(root: Path, day: date, window_days: int) -> list[date]:
+    """Rewrite the window's seen index of an earlier release in the start-day layout.
+
+    A date of the window (``day`` apart) with a ``date=D/part-0.parquet`` (the former layout:
+    the seen records without ``k1``, ``k2``) gets its start-day files (the records hashed as
+    the night does), then the old file is removed; a run stopped in between does it again.
+    Without this the first nights after an upgrade would find no history and rate a
+    re-delivered record twice. Returns the dates rewritten.
+    """
+    done: list[date] = []
     lo, hi = day - timedelta(days=window_days), day + timedelta(days=window_days)
-    return [d for d in lake.dates(root, lake.CDR_SEEN) if lo <= d <= hi and d != day]
+    for d in lake.dates(root, lake.CDR_SEEN):
+        old = lake.partition(root, lake.CDR_SEEN, d) / lake.CDR_SEEN.file
+        if not lo <= d <= hi or d == day or not old.is_file():
+            continue
+        rows = pl.read_parquet(old, hive_partitioning=False).select(SEEN_COLUMNS[2:])
+        keyed = rows.hstack(_key_hash(rows)).select(*SEEN_COLUMNS, _START_DAY)
+        keyindex.write(root, lake.CDR_SEEN, d, keyed.rechunk().to_arrow())
+        old.unlink()
+        done.append(d)
+    return done
 
 
-def _history(root: Path, day: date, window_days: int) -> pl.LazyFrame | None:
-    """The seen index of the other dates in the window, with ``of_date`` (lazy); None: none.
+def _key_hash(records: pl.DataFrame) -> pl.DataFrame:
+    """``k1``, ``k2`` (the hash of :data:`CDR_HARD_KEY`) and ``start_day`` of each record."""
+    table = records.select(CDR_HARD_KEY).to_arrow()
+    con = duckdb.connect()
+    try:
+        keyed = keyindex.add_key_hash(con, table, CDR_HARD_KEY, "start_time")
+    finally:
+        con.close()
+    out = pl.from_arrow(keyed.select([*_HASH, _START_DAY]))
+    assert isinstance(out, pl.DataFrame)
+    return out
+
+
+def _history(root: Path, dates: list[date], starts: set[date | None]) -> pl.LazyFrame | None:
+    """The seen index of ``dates`` × start days ``starts``, with ``of_date`` (lazy); None: none.
 
     Only read through :func:`_match`, which keeps the rows that share a key with the day's
-    records: the window's history is streamed, never held whole (a night's memory follows the
-    day's volume).
+    records: the history is streamed, never held whole (a night's memory follows the day's
+    volume). No other folder of the index is opened.
     """
     frames = [
         pl.scan_parquet(f, hive_partitioning=False)
         .select(SEEN_COLUMNS)
         .with_columns(pl.lit(d).alias("of_date"))
-        for d in history_days(root, day, window_days)
-        for f in lake.files(root, lake.CDR_SEEN, [d])
+        for d in dates
+        for f in keyindex.files(root, lake.CDR_SEEN, [d], starts)
     ]
     return pl.concat(frames) if frames else None
 
 
-def _first_of(hist: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
-    """One history row per key: the earliest date, then file and line."""
-    return (
-        hist.sort("of_date", "file", "line")
-        .unique(subset=keys, keep="first", maintain_order=True)
-        .select(
-            *keys,
-            pl.col("file").alias("of_file"),
-            pl.col("line").alias("of_line"),
-            "of_date",
-        )
-    )
+def _match(
+    cur: pl.DataFrame, hist: pl.LazyFrame | None, keys: list[str], *, by: list[str], near: bool
+) -> pl.DataFrame:
+    """``_row`` → (of_file, of_line, of_date) of the first history row with the same ``keys``.
 
-
-def _match(cur: pl.DataFrame, hist: pl.LazyFrame | None, keys: list[str]) -> pl.DataFrame:
-    """``_row`` → (of_file, of_line, of_date) of the first history row with the same ``keys``."""
+    ``by``: the columns the history is first joined on (the hash, or the id itself); every
+    match is then confirmed on ``keys`` (nulls equal). ``near``: only history rows that started
+    within a day of the record (the ``record_id`` rule).
+    """
     schema = {"_row": pl.UInt32(), "of_file": pl.String(), "of_line": pl.Int64()}
     if hist is None:
         return pl.DataFrame(schema=schema | {"of_date": pl.Date()})
-    wanted = cur.select(keys).unique().lazy()
-    found = hist.join(wanted, on=keys, how="semi", nulls_equal=True).collect(engine="streaming")
-    firsts = _first_of(found, keys)
+    wanted = cur.select(by).unique().lazy()
+    found = hist.join(wanted, on=by, how="semi", nulls_equal=True).collect(engine="streaming")
+    pairs = cur.select("_row", *keys, _START_DAY).join(
+        found.select(
+            *keys,
+            pl.col("start_time").dt.date().alias("_of_start"),
+            pl.col("file").alias("of_file"),
+            pl.col("line").alias("of_line"),
+            "of_date",
+        ),
+        on=keys,
+        how="inner",
+        nulls_equal=True,
+    )
+    if near:
+        apart = (pl.col("_of_start") - pl.col(_START_DAY)).abs()
+        same = pl.col("_of_start").is_null() & pl.col(_START_DAY).is_null()
+        pairs = pairs.filter(same | (apart <= timedelta(days=1)))
+    # one history row per record: the earliest date, then file and line
     return (
-        cur.select("_row", *keys)
-        .join(firsts, on=keys, how="inner", nulls_equal=True)
+        pairs.sort("_row", "of_date", "of_file", "of_line")
+        .unique(subset=["_row"], keep="first", maintain_order=True)
         .select("_row", "of_file", "of_line", "of_date")
     )
 
@@ -144,6 +211,9 @@ def _within_day(cur: pl.DataFrame, keys: list[str], day: date) -> pl.DataFrame:
 def split_duplicates(records: pl.DataFrame, *, root: Path, day: date, window_days: int) -> Split:
     """Part the day's records into first seen and duplicates.
 
+    Reads only the seen index of the window's processing dates (:func:`history_days`) and the
+    start days of ``records`` (±1 day for the ``record_id`` lookup; see the module docstring).
+
     Args:
         records: the typed records the reader kept (:func:`clearing.rating.cdr.read_cdrs`), in
             file order (``file`` and ``line`` columns).
@@ -154,14 +224,20 @@ def split_duplicates(records: pl.DataFrame, *, root: Path, day: date, window_day
     Returns:
         The split; ``records`` keeps the input's columns and order.
     """
-    cur = records.with_row_index("_row")
-    hist = _history(root, day, window_days)
+    cur = records.with_row_index("_row").hstack(_key_hash(records))
+    dates = history_days(root, day, window_days)
+    exact = keyindex.start_days(cur[_START_DAY].to_arrow())
+    near = keyindex.start_days(cur[_START_DAY].to_arrow(), both_sides=True)
     by_id = ["record_id"]
     by_key = list(CDR_HARD_KEY)
     # precedence: another date by id, by key; then earlier in the day by id, by key
     found = [
-        _match(cur, hist, by_id).with_columns(pl.lit("same record_id").alias("_why")),
-        _match(cur, hist, by_key).with_columns(pl.lit("same usage").alias("_why")),
+        _match(cur, _history(root, dates, near), by_id, by=by_id, near=True).with_columns(
+            pl.lit("same record_id").alias("_why")
+        ),
+        _match(cur, _history(root, dates, exact), by_key, by=_HASH, near=False).with_columns(
+            pl.lit("same usage").alias("_why")
+        ),
         _within_day(cur, by_id, day).with_columns(pl.lit("same record_id").alias("_why")),
         _within_day(cur, by_key, day).with_columns(pl.lit("same usage").alias("_why")),
     ]
@@ -173,7 +249,8 @@ def split_duplicates(records: pl.DataFrame, *, root: Path, day: date, window_day
         .drop("_rank")
     )
     is_dup = pl.col("_row").is_in(dup["_row"].implode())
-    keep = cur.filter(~is_dup).drop("_row")
+    first_seen = cur.filter(~is_dup)
+    keep = first_seen.drop("_row", *_HASH, _START_DAY)
     hit = cur.filter(is_dup).join(dup, on="_row", how="left").sort("_row")
     why = {
         "same record_id": "same record_id",
@@ -204,4 +281,4 @@ def split_duplicates(records: pl.DataFrame, *, root: Path, day: date, window_day
         reason.alias("problem"),
         pl.lit(_ACTION).alias("action"),
     )
-    return Split(keep, duplicates, findings, keep.select(SEEN_COLUMNS))
+    return Split(keep, duplicates, findings, first_seen.select(*SEEN_COLUMNS, _START_DAY))

@@ -23,7 +23,8 @@ Writes (each ``date=D`` folder is replaced whole, so a re-run leaves no duplicat
   :mod:`clearing.rating.held`);
 * ``lake/cdr_findings/date=D/part-0.parquet``, ``lake/cdr_quarantine/date=D/part-0.parquet``
   (rows the reader held, and records already seen: :mod:`clearing.rating.duplicates`);
-* ``lake/cdr_seen/date=D/part-0.parquet`` — the records first seen on D (the duplicate index);
+* ``lake/cdr_seen/date=D/start=S/part-0.parquet`` — the records first seen on D that started on
+  day S (the duplicate index, :func:`clearing.keyindex.write`);
 * ``lake/rated_partner/date=D/partner=P/part-0.parquet`` — the IOT check of every event;
 * ``lake/iot_findings/date=D/part-0.parquet`` — the breaches;
 * in ``clearing.duckdb``: the held records (visitor CDRs, payables) and the ones this date
@@ -54,14 +55,14 @@ from typing import TYPE_CHECKING, Any, Final
 
 import polars as pl
 
-from clearing import config, lake
+from clearing import config, keyindex, lake
 from clearing._io import write_table_atomic
 from clearing.rating import held as holding
 from clearing.rating._book import Rates
 from clearing.rating.cdr import read_cdrs
 from clearing.rating.check import Thresholds, iot_check, over_threshold, settlement_totals
 from clearing.rating.delta import replay_delta
-from clearing.rating.duplicates import split_duplicates
+from clearing.rating.duplicates import index_history, split_duplicates
 from clearing.rating.inbound import rate_visitors
 from clearing.store import BreachStatus, IotBreach, open_store, sent_partners
 
@@ -380,7 +381,7 @@ class _Writes:
 
     def __init__(self) -> None:
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="rate-parquet")
-        self._pending: list[Future[Path]] = []
+        self._pending: list[Future[object]] = []
 
     def write(
         self, root: Path, ds: lake.Dataset, day: date, df: pl.DataFrame, partner: str | None = None
@@ -394,6 +395,10 @@ class _Writes:
             )
         )
         return lake.path(root, ds, day, partner=partner)
+
+    def submit(self, write: Callable[[], object]) -> None:
+        """Run ``write`` (a writer of lake files) in the pool, with the other writes."""
+        self._pending.append(self._pool.submit(write))
 
     def wait(self) -> None:
         """Wait for every write so far (raising the first error)."""
@@ -445,6 +450,16 @@ def _partitioned(
 def _single(df: pl.DataFrame, root: Path, ds: lake.Dataset, day: date, writes: _Writes) -> Path:
     lake.clear(root, ds, day)
     return writes.write(root, ds, day, df)
+
+
+def _seen_index(seen: pl.DataFrame, root: Path, day: date, writes: _Writes) -> list[Path]:
+    """Write the day's seen index (one file per start day); return its files, as written."""
+    lake.clear(root, lake.CDR_SEEN, day)
+    table = seen.rechunk().to_arrow()
+    writes.submit(lambda: keyindex.write(root, lake.CDR_SEEN, day, table))
+    starts = keyindex.start_days(table.column("start_day"))
+    order = sorted(starts, key=lambda s: (s is not None, s or day))
+    return [lake.path(root, lake.CDR_SEEN, day, start=s) for s in order]
 
 
 _MONEY_KEYS: Final = ["partner", "currency", "charge_scale"]
@@ -558,9 +573,9 @@ def _rate_visitors(
 ) -> tuple[pl.DataFrame, _Visitors]:
     """The day's CDRs rated (held, default-rated, recycled rows too); the reader's output."""
     read = read_cdrs(files)
-    split = split_duplicates(
-        read.records, root=config.WorkDir(workdir).lake, day=day, window_days=window
-    )
+    root = config.WorkDir(workdir).lake
+    index_history(root, day, window)  # a work folder of a release before the start-day index
+    split = split_duplicates(read.records, root=root, day=day, window_days=window)
     visitors = _Visitors(
         findings=pl.concat([read.findings, split.findings.cast(read.findings.schema)]),
         quarantine=pl.concat([read.quarantined, split.duplicates.cast(read.quarantined.schema)]),
@@ -810,8 +825,8 @@ def rate_day(
         paths = [
             _single(read.findings, root, lake.CDR_FINDINGS, day, writes),
             _single(read.quarantine, root, lake.CDR_QUARANTINE, day, writes),
-            _single(read.seen, root, lake.CDR_SEEN, day, writes),
         ]
+        paths += _seen_index(read.seen, root, day, writes)
         quarantined = read.quarantined
         records_in = read.records + quarantined
         rated_all = rated_all.with_columns(pl.lit(None, pl.Int32).alias(RAP_FSN))

@@ -156,3 +156,28 @@ def test_the_window_defaults_to_the_configured_duplicate_window(wd: Path) -> Non
     assert rate_day(wd, D3).duplicates == 0
     config.unlink()  # none at all: the default window
     assert rate_day(wd, D3).duplicates == 1
+
+
+def test_the_seen_index_of_an_earlier_release_is_read_after_an_upgrade(wd: Path) -> None:
+    """A folder whose D1 index is in the former layout (``date=D/part-0.parquet``, no hash)."""
+    write_cdrs(wd, f"CDR_HKGCL_{D1:%Y%m%d}_001.csv", [row("a1", 1), row("a2", 2)])
+    rate_day(wd, D1, window_days=30)
+    root = wd / "lake"
+    (new,) = lake.files(root, lake.CDR_SEEN, [D1])
+    assert new.parent.name == "start=2026-11-23"
+    # the file an earlier release wrote: the same rows without k1, k2, in the date's folder
+    legacy = lake.partition(root, lake.CDR_SEEN, D1) / "part-0.parquet"
+    pl.read_parquet(new).drop("k1", "k2").write_parquet(legacy)
+    shutil.rmtree(new.parent)
+    assert lake.files(root, lake.CDR_SEEN, [D1]) == []  # not in the start-day layout
+    write_cdrs(wd, f"CDR_HKGCL_{D2:%Y%m%d}_001.csv", [row("a1", 1), row("x2", 2), row("b1", 4)])
+    s2 = rate_day(wd, D2, window_days=30)
+    assert (s2.rated, s2.duplicates) == (1, 2)
+    assert quarantine(wd, D2)["reason"].to_list() == [
+        f"duplicate of CDR_HKGCL_{D1:%Y%m%d}_001.csv line 2 date {D1} (same record_id)",
+        f"duplicate of CDR_HKGCL_{D1:%Y%m%d}_001.csv line 3 date {D1} "
+        "(same IMSI, start, service, numbers, duration and volume)",
+    ]
+    assert not legacy.exists()
+    assert lake.files(root, lake.CDR_SEEN, [D1]) == [new]
+    assert pl.read_parquet(new)["record_id"].to_list() == ["a1", "a2"]
