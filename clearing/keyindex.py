@@ -66,10 +66,15 @@ def key_hash_sql(key: Sequence[str], schema: pa.Schema, alias: str = "") -> tupl
     parts = [f"coalesce({_text_sql(prefix + c, schema.field(c).type)}, '~')" for c in key]
     text = f"concat_ws('|', {', '.join(parts)})"
     bits = key_hash_bits()
+    whole = f"md5_number({text})"  # one MD5 (UHUGEINT), split in two halves below
     if bits >= 128:
-        return f"md5_number_upper({text})", f"md5_number_lower({text})"
+        # the halves DuckDB's md5_number_upper / md5_number_lower give, for one MD5 not two
+        return (
+            f"CAST({whole} & CAST(18446744073709551615 AS UHUGEINT) AS UBIGINT)",
+            f"CAST({whole} >> 64 AS UBIGINT)",
+        )
     # a shrunk hash (tests): collisions on purpose
-    return "CAST(0 AS UBIGINT)", f"md5_number_lower({text}) % CAST({2**bits} AS UBIGINT)"
+    return "CAST(0 AS UBIGINT)", f"CAST({whole} % {2**bits} AS UBIGINT)"
 
 
 def _start_day_sql(column: str, t: pa.DataType) -> str:

@@ -332,8 +332,8 @@ def _key_index_schema(key: tuple[str, ...]) -> pa.Schema:
             pa.field("k2", pa.uint64()),  # lower 64 bits
             *(EVENTS_IN_SCHEMA.field(c) for c in key),
             pa.field("partner", pa.string()),
-            pa.field("file", pa.string()),
-            pa.field("event_index", pa.int64()),
+            EVENTS_IN_SCHEMA.field("file"),
+            EVENTS_IN_SCHEMA.field("event_index"),
         ]
     )
 
