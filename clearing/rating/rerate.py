@@ -19,7 +19,9 @@ re-rate result and a delta beside them (:mod:`clearing.rating.run`).
 
 from __future__ import annotations
 
+import calendar
 from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
 import polars as pl
@@ -78,11 +80,23 @@ def _read(files: list[Path]) -> pl.DataFrame | None:
     return pl.concat(frames, how="diagonal_relaxed")
 
 
+def _month_days(period: str) -> list[date]:
+    """The days of the month ``period`` (``YYYY-MM``), first to last."""
+    first = date.fromisoformat(f"{period}-01")
+    n = calendar.monthrange(first.year, first.month)[1]
+    return [first + timedelta(days=k) for k in range(n)]
+
+
+def _month_files(root: Path, ds: lake.Dataset, period: str) -> list[Path]:
+    """The files of ``ds`` for the processing dates of ``period`` (only those folders)."""
+    return lake.files(root, ds, _month_days(period))
+
+
 def _receivable(workdir: Path, period: str, rates: Rates) -> pl.DataFrame | None:
     root = WorkDir(workdir).lake
     old = _read(
-        lake.month_files(root, lake.RATED_VISITORS, period)
-        + lake.month_files(root, lake.UNRATED_VISITORS, period)
+        _month_files(root, lake.RATED_VISITORS, period)
+        + _month_files(root, lake.UNRATED_VISITORS, period)
     )
     if old is None:
         return None
@@ -113,7 +127,7 @@ def _receivable(workdir: Path, period: str, rates: Rates) -> pl.DataFrame | None
 
 
 def _payable(workdir: Path, period: str, rates: Rates) -> pl.DataFrame | None:
-    old = _read(lake.month_files(WorkDir(workdir).lake, lake.RATED_PARTNER, period))
+    old = _read(_month_files(WorkDir(workdir).lake, lake.RATED_PARTNER, period))
     if old is None:
         return None
     old = old.filter(pl.col("kind").is_not_null()).with_row_index("row_id")

@@ -318,23 +318,23 @@ def _bill_lines(rated: pa.Table, ev: pa.Table, numbers: pa.Table, versions: pa.T
 LOOKBACK_DAYS = 33
 
 
-def _partitions(events_in: Path) -> dict[date, Path]:
-    out: dict[date, Path] = {}
-    if not events_in.is_dir():
-        return out
-    for d in lake.dates(events_in.parent, events_in.name):
-        out[d] = lake.partition(events_in.parent, events_in.name, d)
-    return out
+def _event_files(root: Path, first: date, last: date) -> list[Path]:
+    """The ``events_in`` files of the processing dates ``first`` to ``last`` (inclusive).
+
+    Only those dates' folders are looked at: the cost does not grow with the lake's history.
+    """
+    days = [first + timedelta(days=k) for k in range((last - first).days + 1)]
+    return lake.files(root, lake.EVENTS_IN, days)
 
 
 def _read_events(
-    con: duckdb.DuckDBPyConnection, folders: list[Path], *, cards_of: str | None = None
+    con: duckdb.DuckDBPyConnection, paths: list[Path], *, cards_of: str | None = None
 ) -> pa.Table | None:
-    """The accepted events of lake partitions (the columns rating reads), or None if no file.
+    """The accepted events of ``events_in`` files (the columns rating reads), or None if no file.
 
     ``cards_of``: a registered table; only events of its IMSIs are read.
     """
-    files = sorted(str(f) for d in folders for f in d.glob(lake.EVENTS_IN.glob))
+    files = sorted(str(f) for f in paths)
     if not files:
         return None
     listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
@@ -377,10 +377,9 @@ def write_retail(workdir: Path, day: date, *, cycle_of: str | None = None) -> tu
     wd = config.WorkDir(workdir)
     clock = cycle_of if cycle_of is not None else wd.settings().home.timezone_offset
     tables = load_retail_tables(wd.rates)
-    parts = _partitions(wd.lake / lake.EVENTS_IN.directory)
     con = duckdb.connect()
     try:
-        todays = _read_events(con, [parts[day]] if day in parts else [])
+        todays = _read_events(con, lake.files(wd.lake, lake.EVENTS_IN, [day]))
         if todays is None or todays.num_rows == 0:
             lines, summary = BILL_LINE_SCHEMA.empty_table(), SUMMARY_SCHEMA.empty_table()
         else:
@@ -390,7 +389,8 @@ def write_retail(workdir: Path, day: date, *, cycle_of: str | None = None) -> tu
             if first is not None and first[0] is not None:
                 earliest = min(day, date(1970, 1, 1) + timedelta(days=int(first[0])))
             lo = earliest - timedelta(days=LOOKBACK_DAYS)
-            older = [p for d, p in sorted(parts.items()) if lo <= d < day]
+            # only the lookback's partitions: lo <= date < day
+            older = _event_files(wd.lake, lo, day - timedelta(days=1))
             before = _read_events(con, older, cards_of="today")
             events = todays
             if before is not None:

@@ -14,6 +14,7 @@ m)`` converts, ``minor(c)`` is a currency's minor unit.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import duckdb
@@ -117,6 +118,14 @@ class Lake:
     def dates(self, dataset: str) -> list[date]:
         """Processing dates for which ``dataset`` has a partition, in order."""
         return lake.dates(self.wd.lake, dataset)
+
+    def dates_between(self, dataset: str, first: date, last: date) -> list[date]:
+        """Processing dates from ``first`` to ``last`` for which ``dataset`` has a partition.
+
+        Only the folders of those dates are looked at (not the dataset's whole history).
+        """
+        days = (first + timedelta(days=k) for k in range((last - first).days + 1))
+        return [d for d in days if self.partition(dataset, d).is_dir()]
 
     def files(self, dataset: str, days: Iterable[date]) -> list[Path]:
         """The Parquet files of ``dataset`` for ``days``, sorted."""

@@ -167,8 +167,8 @@ class _Figures:
     def read(cls, workdir: Path, p: Period, settings: config.Settings) -> _Figures:
         facts = AuditFacts.collect(workdir)
         with Lake(workdir) as lake:
-            validated = [d for d in lake.dates("findings") if p.first <= d <= p.last]
-            rated = [d for d in lake.dates("unrated_visitors") if p.first <= d <= p.last]
+            validated = lake.dates_between("findings", p.first, p.last)
+            rated = lake.dates_between("unrated_visitors", p.first, p.last)
             if not validated and not rated:
                 msg = (
                     f"no processing date of period {p.name} ({p.first} to {p.last}) was "

@@ -58,36 +58,50 @@ class InboundSequences:
         fsn: int,
         sha256: str,
     ) -> SequenceCheck:
-        """Compare a file with the history of its sender → recipient stream (TD.57 FSN)."""
-        rows = self._con.execute(
-            """
-            SELECT CAST(fsn AS INTEGER) AS n, sha256, file, outcome, processing_date
-            FROM files
-            WHERE sender = ? AND recipient = ? AND test = ? AND outcome <> 'copy'
-              AND format IN ('tap', 'notification') AND regexp_full_match(fsn, '[0-9]{5}')
-              AND processing_date <= ?
-            ORDER BY processing_date, rowid
-            """,
-            [sender, recipient, test, day],
+        """Compare a file with the history of its sender → recipient stream (TD.57 FSN).
+
+        Reads only the rows that decide: the stream's files of this FSN, its latest file and,
+        for a gap, the FSNs seen in the gap's range (not the stream's whole history).
+        """
+        stream = (
+            "sender = ? AND recipient = ? AND test = ? AND outcome <> 'copy' "
+            "AND format IN ('tap', 'notification') AND regexp_full_match(fsn, '[0-9]{5}') "
+            "AND processing_date <= ?"
+        )
+        of_stream: list[object] = [sender, recipient, test, day]
+        same = self._con.execute(
+            f"SELECT sha256, file, outcome FROM files WHERE {stream} "
+            "AND TRY_CAST(fsn AS INTEGER) = ? ORDER BY processing_date, rowid",
+            [*of_stream, fsn],
         ).fetchall()
-        same = [r for r in rows if r[0] == fsn]
-        for _n, sha, file, _outcome, _d in same:
+        for sha, file, _outcome in same:
             if sha == sha256:
                 return SequenceCheck(copy_of=file)
-        processed = [r for r in same if r[3] == "processed"]
+        processed = [r for r in same if r[2] == "processed"]
         if processed:
-            return SequenceCheck(reused=processed[-1][2])
-        previously_fatal = any(r[3] == "fatal" for r in same)
-        if not rows:
+            return SequenceCheck(reused=processed[-1][1])
+        previously_fatal = any(r[2] == "fatal" for r in same)
+        latest = self._con.execute(
+            f"SELECT CAST(fsn AS INTEGER) FROM files WHERE {stream} "
+            "ORDER BY processing_date DESC, rowid DESC LIMIT 1",
+            of_stream,
+        ).fetchone()
+        if latest is None:
             return SequenceCheck(previously_fatal=previously_fatal)
         # expected: after the highest FSN seen, allowing for the wrap 99999 → 1
-        last = rows[-1][0]
-        expected = next_fsn(last)
+        expected = next_fsn(int(latest[0]))
         missing = None
         if not previously_fatal and fsn != expected:
             ahead = (fsn - expected) % 99_999
             if 0 < ahead < 50_000:  # ahead of the stream: files in between are missing
-                seen = {r[0] for r in rows}
+                seen = {
+                    int(r[0])
+                    for r in self._con.execute(
+                        f"SELECT DISTINCT TRY_CAST(fsn AS INTEGER) FROM files WHERE {stream} "
+                        "AND TRY_CAST(fsn AS INTEGER) BETWEEN ? AND ?",
+                        [*of_stream, expected, expected + ahead - 1],
+                    ).fetchall()
+                }
                 gap = [expected + i for i in range(ahead) if (expected + i) not in seen]
                 if gap:
                     missing = (gap[0], gap[-1])
