@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -53,6 +54,30 @@ def bench_world(out: Path, day: str, events: int) -> Path:
         gen = run_worker(GENERATE, str(world), day, str(events))
         print(f"\ngenerated {events} records in {gen['seconds']:.1f} s → {world}")
     return world
+
+
+def baseline_checkout(rev: str) -> Path:
+    """Revision ``rev`` checked out (``git worktree``, detached) in ``var/bench/baseline-<rev>``.
+
+    Made once and reused; the test is skipped when git or the revision is not there.
+    """
+    target = ROOT / "var" / "bench" / f"baseline-{rev}"
+    if (target / "clearing" / "__init__.py").exists():
+        return target
+    if shutil.which("git") is None:
+        pytest.skip("git is needed to check the baseline revision out")
+    shutil.rmtree(target, ignore_errors=True)
+    subprocess.run(["git", "worktree", "prune"], cwd=ROOT, check=False)
+    done = subprocess.run(
+        ["git", "worktree", "add", "--detach", str(target), rev],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"baseline {rev} not available: {done.stderr.strip()}")
+    return target
 
 
 @pytest.fixture

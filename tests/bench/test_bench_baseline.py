@@ -15,12 +15,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests.bench.conftest import baseline_checkout
 from tests.bench.test_bench_nightly import WORKER
 
 if TYPE_CHECKING:
@@ -46,23 +46,7 @@ print(json.dumps({"seconds": time.perf_counter() - t0}))
 
 
 def _baseline_checkout() -> Path:
-    target = OUT / f"baseline-{BASELINE}"
-    if (target / "clearing" / "__init__.py").exists():
-        return target
-    if shutil.which("git") is None:
-        pytest.skip("git is needed to check the baseline revision out")
-    shutil.rmtree(target, ignore_errors=True)
-    subprocess.run(["git", "worktree", "prune"], cwd=ROOT, check=False)
-    done = subprocess.run(
-        ["git", "worktree", "add", "--detach", str(target), BASELINE],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"baseline {BASELINE} not available: {done.stderr.strip()}")
-    return target
+    return baseline_checkout(BASELINE)
 
 
 def _stages(jsonl: Path) -> tuple[dict[str, float], dict[str, Any]]:
