@@ -36,6 +36,7 @@ by name, size and mtime (bounded cost: a kept file is re-read at most that many 
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -58,8 +59,10 @@ from clearing.stage import Remote, Source, Sources
 from clearing.store import FetchedFile, open_ledger
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Iterator, Sequence
     from datetime import date
+
+    from clearing.store import LedgerStore
 
 __all__ = [
     "FETCH_NAME_MAX_BYTES",
@@ -108,8 +111,35 @@ class FetchLedger:
         self.path = Path(state_dir) / self.FILE_NAME
         self.recheck_days = recheck_days
         self._clock = clock if clock is not None else (lambda: datetime.now(UTC))
+        self._open: LedgerStore | None = None
         with open_ledger(self.path):
             pass
+
+    @contextmanager
+    def session(self) -> Iterator[FetchLedger]:
+        """Keep the ledger file open until the block ends.
+
+        A night's collect opens it once, not once per listed entry: opening it was most of the
+        cost of an entry already known, and the entries listed grow with what partners keep
+        on their servers.
+        """
+        if self._open is not None:
+            yield self
+            return
+        with open_ledger(self.path) as store:
+            self._open = store
+            try:
+                yield self
+            finally:
+                self._open = None
+
+    @contextmanager
+    def _ledger(self) -> Iterator[LedgerStore]:
+        if self._open is not None:
+            yield self._open
+        else:
+            with open_ledger(self.path) as store:
+                yield store
 
     def __repr__(self) -> str:
         return f"FetchLedger({str(self.path)!r})"
@@ -123,26 +153,26 @@ class FetchLedger:
         before = None
         if self.recheck_days > 0:
             before = self._clock() - timedelta(days=self.recheck_days)
-        with open_ledger(self.path) as ledger:
+        with self._ledger() as ledger:
             return ledger.fetched.seen(
                 partner, remote.name, remote.size, remote.mtime, fetched_before=before
             )
 
     def has(self, partner: str, name: str, size: int, sha256: str) -> bool:
         """Whether exactly these bytes were fetched from ``partner`` under ``name``."""
-        with open_ledger(self.path) as ledger:
+        with self._ledger() as ledger:
             return ledger.fetched.has(partner, name, size, sha256)
 
     def record(self, partner: str, remote: Remote, sha256: str, local_path: Path) -> None:
         """Remember a fetched file (or the new mtime of bytes fetched before)."""
-        with open_ledger(self.path) as ledger, ledger.transaction():
+        with self._ledger() as ledger, ledger.transaction():
             ledger.fetched.record(
                 partner, remote.name, remote.size, sha256, remote.mtime, local_path
             )
 
     def entries(self, partner: str | None = None) -> list[FetchedFile]:
         """All rows (of one partner), in fetch order."""
-        with open_ledger(self.path) as ledger:
+        with self._ledger() as ledger:
             return ledger.fetched.entries(partner)
 
 
@@ -502,20 +532,21 @@ def collect_partners(
     ledger = FetchLedger(
         wd.root, recheck_days=getattr(sources, "recheck_days", FetchLedger.RECHECK_DAYS)
     )
-    for code in names:
-        cfg = sources.partner(code)
-        try:
-            with sources.transport_for(code, wd.root) as transport:
-                collect(
-                    code,
-                    transport,
-                    cfg.pattern,
-                    wd.inbox,
-                    ledger,
-                    day=day,
-                    provenance=provenance,
-                    into=result,
-                )
-        except TransportError as exc:
-            result.unreachable.append((code, exc))
+    with ledger.session():
+        for code in names:
+            cfg = sources.partner(code)
+            try:
+                with sources.transport_for(code, wd.root) as transport:
+                    collect(
+                        code,
+                        transport,
+                        cfg.pattern,
+                        wd.inbox,
+                        ledger,
+                        day=day,
+                        provenance=provenance,
+                        into=result,
+                    )
+            except TransportError as exc:
+                result.unreachable.append((code, exc))
     return result
