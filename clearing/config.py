@@ -71,6 +71,7 @@ __all__ = [
     "Partner",
     "PartnerTransport",
     "PerPartnerInt",
+    "Performance",
     "Retention",
     "Settings",
     "SftpPartner",
@@ -379,6 +380,19 @@ class Retention(_Model):
     or re-rated: its lake partitions and inputs stay in the work folder."""
 
 
+class Performance(_Model):
+    """``[performance]``: the memory a night may use.
+
+    ``memory_mb`` is the budget the stages that hold many rows at once size their work by: the
+    retail rating of the cycle-to-date usage (which grows through a bill cycle) is done in
+    slices of cards, as many as the budget needs. A budget is not a hard limit on the process
+    (Python, Arrow and DuckDB allocate on their own), it is what the slices are sized for.
+    """
+
+    memory_mb: int = Field(default=2048, ge=256)
+    """Megabytes the stages size their work for (default 2048)."""
+
+
 class TransportSettings(_Model):
     """The ``[transport]`` section: retries, and per partner how to reach it.
 
@@ -438,6 +452,7 @@ class Settings(_Model):
     transport: TransportSettings = TransportSettings()
     output: Output = Output()
     retention: Retention = Retention()
+    performance: Performance = Performance()
     # the [transport] section as written: what :meth:`fingerprint` hashes (see there)
     _transport_as_written: Any = PrivateAttr(default_factory=dict)
 
@@ -536,6 +551,8 @@ class Settings(_Model):
             exclude["output"] = True
         if self.retention == Retention():  # the same
             exclude["retention"] = True
+        if self.performance == Performance():  # the same
+            exclude["performance"] = True
         head = self.model_dump_json(exclude=exclude)
         text = f'{head[:-1]},"transport":{to_json(self._transport_as_written).decode()}}}'
         return hashlib.sha256(text.encode()).hexdigest()[:16]

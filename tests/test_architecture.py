@@ -35,6 +35,7 @@ FOUNDATION = {
     "names",
     "identity",
     "_io",
+    "_memory",
     "log",
     "_paths",
     "environment",

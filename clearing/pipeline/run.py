@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from clearing import __version__
 from clearing._io import write_atomic
+from clearing._memory import release_memory
 from clearing.config import config_sha256
 from clearing.errors import ClearingError, ExitCode, FaultError, fault_of
 
@@ -57,26 +58,6 @@ class StageFailed(Exception):
         super().__init__(stage)
         self.stage = stage
         self.exit_code = exit_code
-
-
-def release_memory() -> None:
-    """Give memory freed by a finished stage back to the system (peak RSS of a whole night).
-
-    Arrow's pool and glibc's heap keep freed blocks for reuse; between stages nothing reuses
-    them, and the next stage's allocations would stack on top of them.
-    """
-    import ctypes
-    import ctypes.util
-    import gc
-
-    import pyarrow as pa
-
-    gc.collect()
-    pa.default_memory_pool().release_unused()
-    name = ctypes.util.find_library("c")
-    if name:
-        with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
-            ctypes.CDLL(name).malloc_trim(0)
 
 
 def sha256(path: Path) -> str:

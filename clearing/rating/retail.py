@@ -58,12 +58,13 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from clearing import config, lake
 from clearing.errors import ConfigError, ValueRangeError
 from clearing.rating import retail_sql as steps
 from clearing.rating.retail_sql import DAY_PASS_SECONDS
-from clearing.rating.retail_tables import load_retail_tables, prepare_tables
+from clearing.rating.retail_tables import RetailTables, load_retail_tables, prepare_tables
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -74,10 +75,12 @@ __all__ = [
     "BILL_LINE_SCHEMA",
     "DAY_PASS_SECONDS",
     "LOOKBACK_DAYS",
+    "ROW_BYTES",
     "RULES",
     "SUMMARY_SCHEMA",
     "RetailResult",
     "rate_retail",
+    "slices_for",
     "untimed",
     "write_retail",
 ]
@@ -347,7 +350,23 @@ def _read_events(
     return rel.to_arrow_table()
 
 
-def write_retail(workdir: Path, day: date, *, cycle_of: str | None = None) -> tuple[Path, Path]:
+#: Bytes of memory one event takes in retail rating (its columns, the rating's working tables
+#: and the bill line), measured at 200 000 events a day: about 270; twice that, for safety.
+ROW_BYTES = 600
+
+
+def slices_for(rows: int, memory_mb: int) -> int:
+    """How many slices of cards ``rows`` events are rated in, for a budget of ``memory_mb``.
+
+    Half the budget is for the rating (the rest: the process, the day's other tables).
+    """
+    per_slice = max(1, (memory_mb << 20) // 2 // ROW_BYTES)
+    return max(1, -(-rows // per_slice))
+
+
+def write_retail(
+    workdir: Path, day: date, *, cycle_of: str | None = None, memory_mb: int | None = None
+) -> tuple[Path, Path]:
     """Rate the accepted TAP-in/CIBER-in events of processing ``day`` and write them.
 
     Reads ``<workdir>/lake/events_in/date=<day>/partner=*/*.parquet`` (status ``accepted``) and
@@ -355,6 +374,12 @@ def write_retail(workdir: Path, day: date, *, cycle_of: str | None = None) -> tu
     allowances and tiers over whole bill cycles, the same cards' accepted events of the
     partitions from ``LOOKBACK_DAYS`` before the day's earliest event up to ``day`` are rated
     with them (never later partitions: a re-run of a day gives the same bytes).
+
+    The cycle-to-date usage grows through a bill cycle, so the cards are rated in slices
+    (:func:`slices_for`: the day's and the look-back's rows against the ``[performance]
+    memory_mb`` budget): a card's events are all in one slice, a slice is rated whole, and the
+    memory is that of a slice. Slices change only the order of the lines of events without a
+    sub-number (by start, then slice), never a figure.
 
     Writes ``<workdir>/lake/retail/date=<day>/bill_lines.parquet`` (the day's events only) and
     ``summary.parquet`` (the cycle-to-date totals of the sub-numbers and cycles those events
@@ -367,6 +392,8 @@ def write_retail(workdir: Path, day: date, *, cycle_of: str | None = None) -> tu
         day: the processing day (the lake partition).
         cycle_of: billing clock (see :func:`rate_retail`); default: ``home.timezone_offset``
             of ``<workdir>/clearing.toml``.
+        memory_mb: the memory budget (default: ``[performance] memory_mb`` of the work
+            folder's ``clearing.toml``, 2048 without one).
 
     Returns:
         The paths of ``bill_lines.parquet`` and ``summary.parquet``.
@@ -375,7 +402,14 @@ def write_retail(workdir: Path, day: date, *, cycle_of: str | None = None) -> tu
         ConfigError: no config (when ``cycle_of`` is not given), missing or bad retail tables.
     """
     wd = config.WorkDir(workdir)
-    clock = cycle_of if cycle_of is not None else wd.settings().home.timezone_offset
+    settings = None
+    if cycle_of is None or (memory_mb is None and wd.config.is_file()):
+        settings = wd.settings()  # no config and no cycle_of: ConfigError
+    if cycle_of is None:
+        assert settings is not None
+        cycle_of = settings.home.timezone_offset
+    if memory_mb is None:
+        memory_mb = (settings.performance if settings else config.Performance()).memory_mb
     tables = load_retail_tables(wd.rates)
     con = duckdb.connect()
     try:
@@ -383,48 +417,113 @@ def write_retail(workdir: Path, day: date, *, cycle_of: str | None = None) -> tu
         if todays is None or todays.num_rows == 0:
             lines, summary = BILL_LINE_SCHEMA.empty_table(), SUMMARY_SCHEMA.empty_table()
         else:
-            con.register("today", todays)
-            first = steps.first_row(con, "SELECT min(epoch_ms(start_utc)) // 86400000 FROM today")
+            con.register("today_all", todays)
+            first = steps.first_row(
+                con, "SELECT min(epoch_ms(start_utc)) // 86400000 FROM today_all"
+            )
             earliest = day
             if first is not None and first[0] is not None:
                 earliest = min(day, date(1970, 1, 1) + timedelta(days=int(first[0])))
             lo = earliest - timedelta(days=LOOKBACK_DAYS)
             # only the lookback's partitions: lo <= date < day
             older = _event_files(wd.lake, lo, day - timedelta(days=1))
-            before = _read_events(con, older, cards_of="today")
-            events = todays
-            if before is not None:
-                events = pa.concat_tables([before, todays], promote_options="permissive")
-            result = rate_retail(
-                events,
-                tables.subscribers,
-                tables.sub_numbers,
-                tables.plans,
-                tables.plans_tiers,
-                cycle_of=clock,
-            )
-            lines = result.bill_lines
-            if before is not None or lines.column("file").null_count:
-                # the day's files only (a null file is no file of the day)
-                files = pc.unique(todays.column("file"))
-                lines = lines.filter(pc.is_in(lines["file"], files))
-            con.register("all_summary", result.summary)
-            con.register("lines", lines)
-            summary = con.sql(
-                """
-                SELECT s.* FROM all_summary s
-                SEMI JOIN (SELECT DISTINCT imsi, sub_number, plan_id, cycle_start FROM lines) k
-                    USING (imsi, sub_number, plan_id, cycle_start)
-                ORDER BY s.imsi, s.sub_number, s.cycle_start, s.plan_id
-                """
-            ).to_arrow_table()
-            summary = summary.cast(SUMMARY_SCHEMA)
+            rows = todays.num_rows + sum(pq.ParquetFile(f).metadata.num_rows for f in older)
+            n = slices_for(rows, memory_mb)
+            parts = [
+                _rate_slice(con, todays, older, tables, clock=cycle_of, slice_=(k, n))
+                for k in range(n)
+            ]
+            lines, summary = _joined(parts)
     finally:
         con.close()
     return (
         lake.write(wd.lake, lake.RETAIL, day, lines),
         lake.write(wd.lake, lake.RETAIL_SUMMARY, day, summary),
     )
+
+
+def _rate_slice(
+    con: duckdb.DuckDBPyConnection,
+    todays: pa.Table,
+    older: list[Path],
+    tables: RetailTables,
+    *,
+    clock: str,
+    slice_: tuple[int, int],
+) -> tuple[pa.Table, pa.Table]:
+    """The day's bill lines and summary rows of the cards of slice ``k`` of ``n``."""
+    k, n = slice_
+    if n == 1:
+        mine = todays
+    else:
+        con.register("today_all", todays)
+        mine = con.sql(f"SELECT * FROM today_all WHERE hash(imsi) % {n} = {k}").to_arrow_table()
+    if mine.num_rows == 0:
+        return BILL_LINE_SCHEMA.empty_table(), SUMMARY_SCHEMA.empty_table()
+    con.register("today", mine)
+    before = _read_events(con, older, cards_of="today")
+    events = mine
+    if before is not None:
+        events = pa.concat_tables([before, mine], promote_options="permissive")
+    del before
+    result = rate_retail(
+        events,
+        tables.subscribers,
+        tables.sub_numbers,
+        tables.plans,
+        tables.plans_tiers,
+        cycle_of=clock,
+    )
+    del events
+    lines = result.bill_lines
+    if lines.num_rows != mine.num_rows or lines.column("file").null_count:
+        # the day's files only (a null file is no file of the day)
+        files = pc.unique(mine.column("file"))
+        lines = lines.filter(pc.is_in(lines["file"], files))
+    con.register("all_summary", result.summary)
+    con.register("lines", lines)
+    summary = con.sql(
+        """
+        SELECT s.* FROM all_summary s
+        SEMI JOIN (SELECT DISTINCT imsi, sub_number, plan_id, cycle_start FROM lines) k
+            USING (imsi, sub_number, plan_id, cycle_start)
+        ORDER BY s.imsi, s.sub_number, s.cycle_start, s.plan_id
+        """
+    ).to_arrow_table()
+    for name in ("all_summary", "lines", "today"):
+        con.unregister(name)
+    return lines, summary.cast(SUMMARY_SCHEMA)
+
+
+def _joined(parts: list[tuple[pa.Table, pa.Table]]) -> tuple[pa.Table, pa.Table]:
+    """The slices' lines and summaries as one day's, in :func:`rate_retail`'s order.
+
+    Lines: by sub-number (IMSI, MSISDN) — a card is in one slice, so a stable sort keeps each
+    sub-number's event-time order — then the lines without a sub-number, by start.
+    """
+    if len(parts) == 1:
+        return parts[0]
+    lines = pa.concat_tables([p[0] for p in parts]).combine_chunks()
+    none = pc.equal(lines.column("attribution_rule"), "none")
+    keys = pa.table(
+        {
+            "none": none,
+            "imsi": pc.if_else(none, pa.scalar(None, pa.string()), lines.column("imsi")),
+            "sub": pc.if_else(none, pa.scalar(None, pa.string()), lines.column("sub_number")),
+            "start": pc.if_else(
+                none,
+                lines.column("start_utc"),
+                pa.scalar(None, lines.schema.field("start_utc").type),
+            ),
+        }
+    )
+    order = pc.sort_indices(
+        keys, sort_keys=[(c, "ascending", "at_end") for c in ("none", "imsi", "sub", "start")]
+    )
+    summary = pa.concat_tables([p[1] for p in parts]).sort_by(
+        [(c, "ascending") for c in ("imsi", "sub_number", "cycle_start", "plan_id")]
+    )
+    return lines.take(order).combine_chunks(), summary.combine_chunks()
 
 
 def untimed(lines_path: Path, rates: Path) -> list[Untimed]:

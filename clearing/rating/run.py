@@ -57,6 +57,7 @@ import polars as pl
 
 from clearing import config, keyindex, lake
 from clearing._io import write_table_atomic
+from clearing._memory import release_memory
 from clearing.rating import held as holding
 from clearing.rating._book import Rates
 from clearing.rating.cdr import read_cdrs
@@ -868,6 +869,7 @@ def rate_day(
         paths.append(_single(unrated.sort(order[1:]), root, lake.UNRATED_VISITORS, day, writes))
         del unrated, held, fresh, going_out
         writes.wait()  # the visitors' files are written: their rows can go
+        release_memory()  # before the partners' events: the peak is one half's, not the sum
         pay, pay_paths = _payables(workdir, day, rates, root, writes, settings)
         paths += pay_paths
         writes.wait()

@@ -72,7 +72,10 @@ def retail(ctx: StageContext) -> StepResult:
     from clearing.rating.retail import untimed, write_retail
 
     lines, _summary = write_retail(
-        ctx.workdir.root, ctx.date, cycle_of=ctx.settings.home.timezone_offset
+        ctx.workdir.root,
+        ctx.date,
+        cycle_of=ctx.settings.home.timezone_offset,
+        memory_mb=ctx.settings.performance.memory_mb,
     )
     detail: dict[str, int] = {"bill_lines": pq.ParquetFile(lines).metadata.num_rows}
     problems = []

@@ -12,7 +12,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from clearing.codecs import fast
-from clearing.rating.retail import BILL_LINE_SCHEMA, SUMMARY_SCHEMA, rate_retail, write_retail
+from clearing.rating.retail import (
+    BILL_LINE_SCHEMA,
+    SUMMARY_SCHEMA,
+    rate_retail,
+    slices_for,
+    write_retail,
+)
 from clearing.rating.retail_reference import rate_rows
 from clearing.rating.retail_tables import RetailTables, load_retail_tables
 from clearing.samples.subscribers import write_subscriber_sources
@@ -174,3 +180,36 @@ def test_write_retail_of_a_day_without_events_writes_empty_tables(tmp_path: Path
     lines_path, summary_path = write_retail(tmp_path, DAY1, cycle_of="+0800")
     assert pq.read_table(lines_path).num_rows == 0
     assert pq.read_table(summary_path).schema == SUMMARY_SCHEMA
+
+
+def test_rated_in_slices_of_cards_the_figures_are_the_whole_days(tmp_path: Path) -> None:
+    """A budget too small for the cycle's events: slices of cards, the same lines and totals.
+
+    The expected lines are those of rating both days whole in one call (the route without
+    slices); with 1 MB the look-back and the day (about 1 800 events) are cut into slices.
+    """
+    (tmp_path / "clearing.toml").write_text('[home]\ntadig = "HKGCL"\ntimezone_offset = "+0800"\n')
+    write_subscriber_sources(tmp_path / "rates")
+    day1 = tap_events(tmp_path, DAY1, 900, 1)
+    day2 = tap_events(tmp_path, DAY2, 900, 2)
+    write_lake(tmp_path, DAY1, day1)
+    write_lake(tmp_path, DAY2, day2)
+    assert slices_for(day1.num_rows + day2.num_rows, 1) >= 2
+
+    lines_path, summary_path = write_retail(tmp_path, DAY2, memory_mb=1)
+    lines = pl.DataFrame(pl.from_arrow(pq.read_table(lines_path).cast(BILL_LINE_SCHEMA)))
+    summary = pl.DataFrame(pl.from_arrow(pq.read_table(summary_path).cast(SUMMARY_SCHEMA)))
+
+    t = load_retail_tables(tmp_path / "rates")
+    full_lines, full_summary = rate(pa.concat_tables([day1, day2]), t)
+    want = full_lines.filter(pl.col("file").is_in(day2["file"].to_pylist()))
+    assert lines.height == day2.num_rows
+    # every line and figure the same; a sub-number's lines in the same (event-time) order
+    named = pl.col("attribution_rule") != "none"
+    assert lines.filter(named).equals(want.filter(named))
+    key = ["file", "event_index"]
+    assert lines.filter(~named).sort(key).equals(want.filter(~named).sort(key))
+    keys = ["imsi", "sub_number", "plan_id", "cycle_start"]
+    touched = full_summary.join(want.select(keys).unique(), on=keys, how="semi")
+    assert summary.equals(touched)
+    assert summary["amount"].sum() > 0  # money was rated, not an empty day
