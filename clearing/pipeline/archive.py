@@ -81,6 +81,7 @@ __all__ = [
     "ArchiveReport",
     "Limits",
     "archive",
+    "archived_before",
     "compact",
     "limits",
 ]
@@ -144,6 +145,23 @@ class ArchiveReport:
     files: list[str] = field(default_factory=list)
     removed: int = 0
     compacted: int = 0
+
+
+def archived_before(workdir: Path) -> date | None:
+    """The latest ``--before`` of the archive runs of ``workdir`` (None: nothing archived).
+
+    The processing dates before it have their lake partitions and inputs in ``archive/``: a
+    night for one of them would find no inputs of its own and take whatever waits in the
+    inbox. A manifest that cannot be read counts as nothing archived (``clearing archive``
+    itself reports it).
+    """
+    path = workdir / "archive" / MANIFEST
+    try:
+        runs = json.loads(path.read_text(encoding="utf-8")).get("runs", [])
+        days = [date.fromisoformat(r["before"]) for r in runs]
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None
+    return max(days, default=None)
 
 
 def _lake_dates(root: Path) -> list[date]:

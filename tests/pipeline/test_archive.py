@@ -400,3 +400,17 @@ def _status_all(world: Path, day: str) -> list[tuple[Any, ...]]:
         f"SELECT file, event_index, status FROM read_parquet([{listing}], union_by_name = true) "
         "ORDER BY ALL"
     ).fetchall()
+
+
+def test_a_night_for_an_archived_date_is_refused_and_touches_nothing(world: Path) -> None:
+    assert _archive(world).returncode == 0
+    inbox = _files(world / "inbox")
+    state = hashlib.sha256((world / "clearing.duckdb").read_bytes()).hexdigest()
+    r = run_cli("nightly", "-w", str(world), "--date", ARCHIVED[0])
+    assert r.returncode == 2, r.stderr
+    assert f"was archived (`clearing archive --before {BEFORE}`)" in r.stderr
+    assert not (world / "work" / ARCHIVED[0]).exists()  # no inputs claimed into it
+    assert _files(world / "inbox") == inbox
+    assert hashlib.sha256((world / "clearing.duckdb").read_bytes()).hexdigest() == state
+    # a date after the archive runs as before
+    assert run_cli("nightly", "-w", str(world), "--date", BEFORE).returncode in (0, 1)
