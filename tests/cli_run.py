@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -14,8 +15,13 @@ ROOT = Path(__file__).parents[1]
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 
 
-def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    """``python -m clearing.cli *args`` from the project root; the finished process."""
+def run_cli(
+    *args: str, timeout: float = 600, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python -m clearing.cli *args`` from the project root; the finished process.
+
+    ``env``: variables set for the process on top of this one's environment.
+    """
     return subprocess.run(
         [sys.executable, "-m", "clearing.cli", *args],
         capture_output=True,
@@ -23,4 +29,5 @@ def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str
         check=False,
         cwd=ROOT,
         timeout=timeout,
+        env={**os.environ, **env} if env else None,
     )

@@ -29,10 +29,8 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asn1tools
 import openpyxl
@@ -41,6 +39,9 @@ import pytest
 
 from .cli_run import Cli
 from .cli_run import run_cli as _cli
+
+if TYPE_CHECKING:
+    import subprocess
 
 ROOT = Path(__file__).parents[1]
 GOLDEN = ROOT / "tests" / "golden" / "outputs.json"
@@ -172,15 +173,7 @@ def test_two_nights_and_a_month_are_byte_identical_to_the_golden_record(tmp_path
 
 def _colliding_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     """The checkout's CLI with the duplicate indexes' key hash shrunk to 2 bits."""
-    return subprocess.run(
-        [sys.executable, "-m", "clearing.cli", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=ROOT,
-        timeout=timeout,
-        env={**os.environ, "CLEARING_KEY_HASH_BITS": "2"},
-    )
+    return _cli(*args, timeout=timeout, env={"CLEARING_KEY_HASH_BITS": "2"})
 
 
 @pytest.mark.slow

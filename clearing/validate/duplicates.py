@@ -95,25 +95,13 @@ def index_accepted(
     if accepted.num_rows == 0:
         return
     part = pa.array([partner] * accepted.num_rows, pa.string())
-    where = ["file", "event_index"]
-    tap = accepted.select([*HARD_KEY, *where]).append_column("partner", part)
-    keyindex.write(
-        lake,
-        lakes.KEYS_IN,
-        day,
-        keyindex.add_key_hash(con, tap, HARD_KEY, "start_utc"),
-        source=source,
-    )
-    formats = set(accepted.column("source_format").to_pylist())
-    if "ciber" in formats:
-        ciber = accepted.select([*CIBER_KEY, *where]).append_column("partner", part)
-        keyindex.write(
-            lake,
-            lakes.KEYS_CIBER,
-            day,
-            keyindex.add_key_hash(con, ciber, CIBER_KEY, "local_start"),
-            source=source,
-        )
+    indexes = [(lakes.KEYS_IN, HARD_KEY, "start_utc")]
+    if "ciber" in set(accepted.column("source_format").to_pylist()):
+        indexes.append((lakes.KEYS_CIBER, CIBER_KEY, "local_start"))
+    for ds, key, start in indexes:
+        rows = accepted.select([*key, "file", "event_index"]).append_column("partner", part)
+        keyed = keyindex.add_key_hash(con, rows, key, start)
+        keyindex.write(lake, ds, day, keyed, source=source)
 
 
 def index_history(
