@@ -107,25 +107,33 @@ def index_accepted(
 def index_history(
     con: duckdb.DuckDBPyConnection, lake: Path, day: dt.date, window_days: int
 ) -> list[dt.date]:
-    """Build the key indexes of the window's dates that have accepted events but no index.
+    """Index the window's accepted events that have no key index file; return their dates.
 
-    A work folder from a release before the indexes (or one whose index was deleted) has its
-    accepted events in ``events_in`` only: without this, its first nights would find no
-    history and bill a re-sent event twice. Each such date is indexed from its lake files
-    (one index file per input file, as the nightly writes them); a date already indexed is
-    left alone. Returns the dates indexed.
+    A work folder from a release before the indexes (or one whose index was deleted, or a
+    night stopped between a file's lake rows and its keys) has accepted events in
+    ``events_in`` only: without this, the next nights would not see them and would bill a
+    re-sent event twice. Each lake file of the window's dates whose name has no index file of
+    that date is read (its ``status`` first: a file with nothing accepted costs only that) and
+    its accepted events indexed, as the nightly writes them. Only folder listings otherwise.
     """
     lo, hi = day - timedelta(days=window_days), day + timedelta(days=window_days)
     done: list[dt.date] = []
     for d in lakes.dates(lake, lakes.EVENTS_IN):
-        if not lo <= d <= hi or d == day or lakes.partition(lake, lakes.KEYS_IN, d).is_dir():
+        if not lo <= d <= hi or d == day:
             continue
+        indexed = {f.stem for f in lakes.files(lake, lakes.KEYS_IN, [d])}
         for f in lakes.files(lake, lakes.EVENTS_IN, [d]):
+            if f.stem in indexed:
+                continue
+            status = pq.read_table(f, columns=["status"], partitioning=None).column("status")
+            if not pc.any(pc.equal(status, "accepted")).as_py():
+                continue
             table = pq.read_table(f, partitioning=None)
             accepted = table.filter(pc.equal(table.column("status"), "accepted"))
             partner = f.parent.name.removeprefix("partner=")
             index_accepted(con, lake, d, accepted, partner=partner, source=f.stem)
-        done.append(d)
+            if d not in done:
+                done.append(d)
     return done
 
 

@@ -223,3 +223,20 @@ def test_a_work_folder_without_index_gets_its_window_indexed(tmp_path: Path) -> 
     ]
     with duckdb.connect() as con:
         assert index_history(con, root, DAY, WINDOW) == []  # once
+
+
+def test_a_file_whose_keys_are_missing_is_indexed_again(tmp_path: Path) -> None:
+    """A night stopped between a file's lake rows and its keys: the next night indexes it."""
+    root = tmp_path / "lake"
+    d = dt.date(2026, 11, 19)
+    a, b = _event(0, start=at(18, 10)), _event(0, start=at(18, 11), duration=9)
+    for file, row in (("CDGBRCNHKGCL00030", a), ("CDGBRCNHKGCL00031", b)):
+        lakes.write(root, lakes.EVENTS_IN, d, _table([row], file), partner="GBRCN", source=file)
+    _accept(root, d, [a], "CDGBRCNHKGCL00030")  # only the first file's keys were written
+    with duckdb.connect() as con:
+        assert index_history(con, root, DAY, WINDOW) == [d]
+        assert index_history(con, root, DAY, WINDOW) == []  # now both are indexed
+    assert _find(root, [a, b]) == [
+        (0, "CDGBRCNHKGCL00030", 0, True),
+        (1, "CDGBRCNHKGCL00031", 0, True),
+    ]
