@@ -95,7 +95,9 @@ def index_accepted(
     if accepted.num_rows == 0:
         return
     part = pa.array([partner] * accepted.num_rows, pa.string())
-    indexes = [(lakes.KEYS_IN, HARD_KEY, "start_utc")]
+    indexes: list[tuple[lakes.Dataset, tuple[str, ...], str]] = [
+        (lakes.KEYS_IN, HARD_KEY, "start_utc")
+    ]
     if "ciber" in set(accepted.column("source_format").to_pylist()):
         indexes.append((lakes.KEYS_CIBER, CIBER_KEY, "local_start"))
     for ds, key, start in indexes:
