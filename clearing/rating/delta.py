@@ -17,9 +17,12 @@ changed. For a replay, ``debit`` (``delta`` > 0: the partner owes us more) and `
 
 from __future__ import annotations
 
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import polars as pl
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 __all__ = [
     "DELTA_COLUMNS",
@@ -28,6 +31,7 @@ __all__ = [
     "REPLAY_DELTA_SCHEMA",
     "ROW_KEYS",
     "delta_report",
+    "delta_report_of_parts",
     "replay_delta",
     "replay_rows",
 ]
@@ -80,32 +84,58 @@ def delta_report(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         ``(changed rows with a ``changed`` column, sorted; the report of
         :data:`DELTA_COLUMNS`)``.
     """
+    return delta_report_of_parts([rows])
 
-    def differs(a: str, b: str) -> pl.Expr:
-        return pl.col(a).ne_missing(pl.col(b))
 
-    flag = (
-        differs("old_charge", "new_charge")
-        | differs("old_tax", "new_tax")
-        | differs("old_status", "new_status")
-        | differs("old_version", "new_version")
-    )
-    rows = rows.with_columns(flag.alias("changed"))
-    changed = rows.filter(pl.col("changed")).sort("direction", "partner", "date", "file", "line")
-    delta = (
-        rows.group_by(_KEYS)
-        .agg(
-            pl.len().alias("events"),
-            pl.col("changed").sum().cast(pl.UInt32).alias("changed"),
-            pl.col("old_charge").sum().alias("old_total"),
-            pl.col("new_charge").sum().alias("new_total"),
+def delta_report_of_parts(parts: Iterable[pl.DataFrame]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """:func:`delta_report` of the rows of ``parts`` taken together, one part at a time.
+
+    Only a part, its changed rows and its totals are held at once (a month read a day at a
+    time): the totals are sums, so the parts' totals summed are the whole's. No part: an
+    empty frame of changed rows (no columns) and an empty report.
+    """
+    changed: list[pl.DataFrame] = []
+    totals: list[pl.DataFrame] = []
+    for rows in parts:
+        rows = rows.with_columns(_changed().alias("changed"))
+        changed.append(rows.filter(pl.col("changed")))
+        totals.append(
+            rows.group_by(_KEYS).agg(
+                pl.len().cast(pl.Int64).alias("events"),
+                pl.col("changed").sum().cast(pl.Int64).alias("changed"),
+                pl.col("old_charge").sum().alias("old_total"),
+                pl.col("new_charge").sum().alias("new_total"),
+            )
         )
+    if not changed:
+        return pl.DataFrame(), pl.DataFrame(schema=DELTA_SCHEMA)
+    rows_changed = pl.concat(changed, how="diagonal_relaxed").sort(
+        "direction", "partner", "date", "file", "line"
+    )
+    delta = (
+        pl.concat(totals, how="diagonal_relaxed")
+        .group_by(_KEYS)
+        .agg(pl.col("events", "changed", "old_total", "new_total").sum())
         .filter(pl.col("changed") > 0)
         .with_columns((pl.col("new_total") - pl.col("old_total")).alias("delta"))
         .select(DELTA_COLUMNS)
         .sort(_KEYS, nulls_last=True)
     )
-    return changed, delta.cast(DELTA_SCHEMA)
+    return rows_changed, delta.cast(DELTA_SCHEMA)
+
+
+def _changed() -> pl.Expr:
+    """A row changed: its charge, tax, status or tariff row version differs."""
+
+    def differs(a: str, b: str) -> pl.Expr:
+        return pl.col(a).ne_missing(pl.col(b))
+
+    return (
+        differs("old_charge", "new_charge")
+        | differs("old_tax", "new_tax")
+        | differs("old_status", "new_status")
+        | differs("old_version", "new_version")
+    )
 
 
 def replay_rows(sent: pl.DataFrame, rerated: pl.DataFrame) -> pl.DataFrame:

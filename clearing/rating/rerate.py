@@ -31,11 +31,12 @@ from clearing.config import WorkDir, parse_period
 from clearing.rating._book import Rates
 from clearing.rating.cdr import cdr_schema
 from clearing.rating.check import expected_charges
-from clearing.rating.delta import DELTA_COLUMNS, DELTA_SCHEMA, delta_report
+from clearing.rating.delta import DELTA_COLUMNS, delta_report_of_parts
 from clearing.rating.inbound import rate_visitors
 from clearing.rating.run import write_parquet
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
 
 __all__ = ["DELTA_COLUMNS", "Rerate", "rerate"]
@@ -87,16 +88,11 @@ def _month_days(period: str) -> list[date]:
     return [first + timedelta(days=k) for k in range(n)]
 
 
-def _month_files(root: Path, ds: lake.Dataset, period: str) -> list[Path]:
-    """The files of ``ds`` for the processing dates of ``period`` (only those folders)."""
-    return lake.files(root, ds, _month_days(period))
-
-
-def _receivable(workdir: Path, period: str, rates: Rates) -> pl.DataFrame | None:
+def _receivable(workdir: Path, day: date, rates: Rates) -> pl.DataFrame | None:
     root = WorkDir(workdir).lake
     old = _read(
-        _month_files(root, lake.RATED_VISITORS, period)
-        + _month_files(root, lake.UNRATED_VISITORS, period)
+        lake.files(root, lake.RATED_VISITORS, [day])
+        + lake.files(root, lake.UNRATED_VISITORS, [day])
     )
     if old is None:
         return None
@@ -126,8 +122,8 @@ def _receivable(workdir: Path, period: str, rates: Rates) -> pl.DataFrame | None
     )
 
 
-def _payable(workdir: Path, period: str, rates: Rates) -> pl.DataFrame | None:
-    old = _read(_month_files(WorkDir(workdir).lake, lake.RATED_PARTNER, period))
+def _payable(workdir: Path, day: date, rates: Rates) -> pl.DataFrame | None:
+    old = _read(lake.files(WorkDir(workdir).lake, lake.RATED_PARTNER, [day]))
     if old is None:
         return None
     old = old.filter(pl.col("kind").is_not_null()).with_row_index("row_id")
@@ -179,19 +175,21 @@ def rerate(workdir: Path, period: str, *, rates_dir: Path | None = None) -> Rera
     """
     parse_period(period)
     rates = Rates.load(rates_dir or workdir / "rates")
-    parts = [
-        p
-        for p in (_receivable(workdir, period, rates), _payable(workdir, period, rates))
-        if p is not None
-    ]
-    rows = pl.concat(parts, how="diagonal_relaxed") if parts else None
-    n_recv = int(parts[0].height) if parts and parts[0]["direction"][0] == "receivable" else 0
-    n_pay = sum(p.height for p in parts) - n_recv
-    if rows is None:
-        changed = pl.DataFrame()
-        delta = pl.DataFrame(schema=DELTA_SCHEMA)
-    else:
-        changed, delta = delta_report(rows)
+    counts = {"receivable": 0, "payable": 0}
+
+    def days() -> Iterator[pl.DataFrame]:
+        # a processing date at a time: the memory of a day's rows, not the month's
+        for day in _month_days(period):
+            for direction, rows in (
+                ("receivable", _receivable(workdir, day, rates)),
+                ("payable", _payable(workdir, day, rates)),
+            ):
+                if rows is not None:
+                    counts[direction] += rows.height
+                    yield rows
+
+    changed, delta = delta_report_of_parts(days())
+    n_recv, n_pay = counts["receivable"], counts["payable"]
     out_csv = workdir / "out" / "rerate" / f"rerate_{period}.csv"
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     out_csv.write_text(delta.write_csv(line_terminator="\n"), encoding="utf-8")
