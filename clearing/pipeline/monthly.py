@@ -25,14 +25,14 @@ from clearing.pipeline.lock import WorkdirLock
 from clearing.pipeline.run import Run
 from clearing.pipeline.runlog import QuietLog
 from clearing.pipeline.steps import Step, run_steps
-from clearing.stage import StageContext, StepResult, stage
+from clearing.stage import StageContext
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from clearing.pipeline.runlog import RunLog
 
-__all__ = ["MONTHLY_STAGES", "monthly_steps", "positions", "run_monthly"]
+__all__ = ["MONTHLY_STAGES", "monthly_steps", "run_monthly"]
 
 MONTHLY_STAGES = ["rerate", "settle"]
 
@@ -42,34 +42,7 @@ def monthly_steps() -> list[Step]:
     from clearing.rating import stage as rating
     from clearing.settle import stage as settle
 
-    return [Step("rerate", (rating.rerate,)), Step("settle", (settle.monthly, positions))]
-
-
-@stage("settle")
-def positions(ctx: StageContext) -> StepResult:
-    """The period's net position per partner and currency (manifest: ``net_position``).
-
-    Amounts are decimal strings at the settlement currency's scale (never floats): what we
-    receive, what we pay, and the net (positive: we receive).
-    """
-    from clearing.settle.positions import net_positions
-
-    rows = net_positions(ctx.workdir.root, ctx.month, settings=ctx.settings)
-    return StepResult(
-        "settle",
-        facts={
-            "net_position": [
-                {
-                    "partner": r["partner"],
-                    "currency": r["currency"],
-                    "receivable": str(r["receivable"]),
-                    "payable": str(r["payable"]),
-                    "net": str(r["net"]),
-                }
-                for r in rows
-            ]
-        },
-    )
+    return [Step("rerate", (rating.rerate,)), Step("settle", (settle.monthly,))]
 
 
 def run_monthly(workdir: Path, period: str, *, log: RunLog | None = None) -> Run:

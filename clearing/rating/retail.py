@@ -50,6 +50,7 @@ a new allowance (no proration).
 
 from __future__ import annotations
 
+import contextlib
 import re
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, NamedTuple
@@ -428,7 +429,7 @@ def write_retail(
             lo = earliest - timedelta(days=LOOKBACK_DAYS)
             # only the lookback's partitions: lo <= date < day
             older = _event_files(wd.lake, lo, day - timedelta(days=1))
-            rows = todays.num_rows + sum(pq.ParquetFile(f).metadata.num_rows for f in older)
+            rows = todays.num_rows + _rows(older)
             n = slices_for(rows, memory_mb)
             parts = [
                 _rate_slice(con, todays, older, tables, clock=cycle_of, slice_=(k, n))
@@ -441,6 +442,15 @@ def write_retail(
         lake.write(wd.lake, lake.RETAIL, day, lines),
         lake.write(wd.lake, lake.RETAIL_SUMMARY, day, summary),
     )
+
+
+def _rows(files: list[Path]) -> int:
+    """Rows of the Parquet ``files`` by their footers (one unreadable: the read names it)."""
+    n = 0
+    for f in files:
+        with contextlib.suppress(OSError, pa.ArrowInvalid):
+            n += pq.ParquetFile(f).metadata.num_rows
+    return n
 
 
 def _rate_slice(

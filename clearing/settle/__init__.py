@@ -15,7 +15,7 @@ those inputs. See ``reports/README.md`` for every sheet and column.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from clearing import config
 from clearing.settle._lake import MissingInputError
@@ -31,6 +31,7 @@ __all__ = [
     "daily_workbook",
     "key_figures",
     "monthly_workbook",
+    "monthly_workbook_and_positions",
     "render_summary",
 ]
 
@@ -76,3 +77,17 @@ def monthly_workbook(workdir: Path, period: str, *, run_id: str | None = None) -
     from clearing.settle._monthly import write_monthly
 
     return write_monthly(workdir, period, run_id=run_id)
+
+
+def monthly_workbook_and_positions(
+    workdir: Path, period: str, *, run_id: str | None = None
+) -> tuple[Path, list[dict[str, Any]]]:
+    """:func:`monthly_workbook` and the period's net positions, from one read of the month.
+
+    The positions are :func:`clearing.settle.positions.net_positions`' rows.
+    """
+    from clearing.settle._monthly import write_monthly_figures
+    from clearing.settle.positions import positions_of
+
+    path, figures = write_monthly_figures(workdir, period, run_id=run_id)
+    return path, positions_of(figures.summary)

@@ -14,14 +14,15 @@ m)`` converts, ``minor(c)`` is a currency's minor unit.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import duckdb
 
 from clearing import lake
-from clearing.config import WorkDir
-from clearing.errors import MissingInputError
+from clearing.config import Performance, WorkDir
+from clearing.errors import ConfigError, MissingInputError
 from clearing.money import duckdb_macros
 from clearing.store import LEDGER, STATE, attach_read_only
 
@@ -35,6 +36,14 @@ __all__ = ["SDR_SCALE", "Lake", "MissingInputError"]
 SDR_SCALE = 6  # SDR amounts are shown with 6 decimals (the largest tapDecimalPlaces)
 
 
+def _budget_mb(wd: WorkDir) -> int:
+    """``[performance] memory_mb`` of the work folder (the default without a readable one)."""
+    if wd.config.is_file():
+        with contextlib.suppress(ConfigError):
+            return wd.settings().performance.memory_mb
+    return Performance().memory_mb
+
+
 class Lake:
     """A read-only view of one work folder (close it, or use it as a context manager)."""
 
@@ -43,6 +52,13 @@ class Lake:
         self.root = workdir
         self.con = duckdb.connect()
         self.con.execute("SET TimeZone = 'UTC'")
+        # the month's events are joined in memory: past half the budget, DuckDB spills to disk
+        folder = (self.wd.root / "tmp").absolute()
+        with contextlib.suppress(OSError):  # DuckDB makes the last level only, when it spills
+            folder.mkdir(exist_ok=True)
+        spill = str(folder / "duckdb").replace("'", "''")
+        self.con.execute(f"SET memory_limit = '{_budget_mb(self.wd) // 2}MB'")
+        self.con.execute(f"SET temp_directory = '{spill}'")
         for macro in duckdb_macros():
             self.con.execute(macro)
         self.con.execute("CREATE SCHEMA empty")

@@ -128,6 +128,13 @@ def monthly_folder(workdir: Path) -> Path:
 
 def write_monthly(workdir: Path, period: str, *, run_id: str | None = None) -> Path:
     """Write the next issue of the period's workbook (or return the latest, if unchanged)."""
+    return write_monthly_figures(workdir, period, run_id=run_id)[0]
+
+
+def write_monthly_figures(
+    workdir: Path, period: str, *, run_id: str | None = None
+) -> tuple[Path, _Figures]:
+    """:func:`write_monthly`, and the figures it was made of (read once: the month's lake)."""
     p = Period.parse(period)
     settings = config.load(workdir)
     figures = _Figures.read(workdir, p, settings)
@@ -136,7 +143,7 @@ def write_monthly(workdir: Path, period: str, *, run_id: str | None = None) -> P
     def make(version: int, replaces: Path | None) -> Book:
         return build_monthly(figures, run_id=run_id, version=version, replaces=replaces)
 
-    return write_issue(monthly_folder(workdir), stem, make)
+    return write_issue(monthly_folder(workdir), stem, make), figures
 
 
 # ---------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from clearing import config
 if TYPE_CHECKING:
     from pathlib import Path
 
-__all__ = ["net_positions"]
+__all__ = ["net_positions", "positions_of"]
 
 
 def net_positions(
@@ -34,7 +34,11 @@ def net_positions(
     from clearing.settle._monthly import Period, _Figures
 
     settings = settings or config.load(workdir)
-    figures = _Figures.read(workdir, Period.parse(period), settings)
+    return positions_of(_Figures.read(workdir, Period.parse(period), settings).summary)
+
+
+def positions_of(summary: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """:func:`net_positions` of the monthly figures' summary rows (already read)."""
     return [
         {
             "partner": r["partner"],
@@ -44,7 +48,7 @@ def net_positions(
             "net": _at(r["net_sc"], r["ss"]),
             "direction": r["direction"],
         }
-        for r in figures.summary
+        for r in summary
     ]
 
 

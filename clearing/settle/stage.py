@@ -28,14 +28,29 @@ def daily(ctx: StageContext) -> StepResult:
 
 @stage("settle")
 def monthly(ctx: StageContext) -> StepResult:
-    """The monthly settlement workbook of the period (manifest: ``monthly_workbook``)."""
-    from clearing.settle import monthly_workbook
+    """The monthly settlement workbook of the period and its net position per partner.
+
+    Manifest: ``monthly_workbook``, and ``net_position`` (amounts as decimal strings at the
+    settlement currency's scale, never floats: what we receive, what we pay, the net —
+    positive: we receive). One read of the month's lake for both.
+    """
+    from clearing.settle import monthly_workbook_and_positions
 
     root = ctx.workdir.root
-    path = monthly_workbook(root, ctx.month, run_id=ctx.run_id)
+    path, rows = monthly_workbook_and_positions(root, ctx.month, run_id=ctx.run_id)
+    positions = [
+        {
+            "partner": r["partner"],
+            "currency": r["currency"],
+            "receivable": str(r["receivable"]),
+            "payable": str(r["payable"]),
+            "net": str(r["net"]),
+        }
+        for r in rows
+    ]
     return StepResult(
         "settle",
         {"workbook": path.name},
         outputs=[path],
-        facts={"monthly_workbook": os.path.relpath(path, root)},
+        facts={"monthly_workbook": os.path.relpath(path, root), "net_position": positions},
     )

@@ -13,6 +13,7 @@ def test_exported_members() -> None:
         "daily_workbook",
         "key_figures",
         "monthly_workbook",
+        "monthly_workbook_and_positions",
         "render_summary",
     ]
     for name in clearing.settle.__all__:
