@@ -39,7 +39,9 @@ DAY = dt.date(2026, 11, 20)
 WINDOW = 5  # processing dates 11-15 … 11-19 (and the day's own, the files earlier this run)
 
 
-def _event(i: int, *, start: dt.datetime, imsi: str = "234150000000001", **over: Any) -> dict:
+def _event(
+    i: int, *, start: dt.datetime, imsi: str = "234150000000001", **over: Any
+) -> dict[str, Any]:
     row: dict[str, Any] = {
         "source_format": "tap",
         "sender": "GBRCN",
@@ -61,7 +63,7 @@ def _event(i: int, *, start: dt.datetime, imsi: str = "234150000000001", **over:
     return row
 
 
-def _table(rows: list[dict], file: str) -> pa.Table:
+def _table(rows: list[dict[str, Any]], file: str) -> pa.Table:
     schema = lakes.EVENTS_IN_SCHEMA
     rows = [{**r, "event_index": i, "file": file} for i, r in enumerate(rows)]
     return pa.table(
@@ -69,14 +71,16 @@ def _table(rows: list[dict], file: str) -> pa.Table:
     )
 
 
-def _accept(root: Path, day: dt.date, rows: list[dict], file: str) -> pa.Table:
+def _accept(root: Path, day: dt.date, rows: list[dict[str, Any]], file: str) -> pa.Table:
     table = _table(rows, file)
     with duckdb.connect() as con:
         index_accepted(con, root, day, table, partner="GBRCN", source=file)
     return table
 
 
-def _find(root: Path, rows: list[dict], *, soft: int = 2) -> list[tuple[int, str, int, bool]]:
+def _find(
+    root: Path, rows: list[dict[str, Any]], *, soft: int = 2
+) -> list[tuple[int, str, int, bool]]:
     with duckdb.connect() as con:
         found = find_duplicates(
             con,
@@ -177,7 +181,7 @@ def test_ciber_records_collide_without_being_duplicates(
     monkeypatch.setenv("CLEARING_KEY_HASH_BITS", "1")
     root = tmp_path / "lake"
 
-    def rec(i: int, charge: int) -> dict:
+    def rec(i: int, charge: int) -> dict[str, Any]:
         return _event(
             i,
             start=at(18, 9) + dt.timedelta(minutes=i),
