@@ -129,7 +129,7 @@ def build_daily(
         ConfigError: no config, or an fx rate is missing.
     """
     settings = settings or config.load(workdir)
-    with Lake(workdir) as lake:
+    with Lake(workdir, memory_mb=settings.performance.memory_mb) as lake:
         lake.require(day)
         d = _Day(lake, Fx.load(lake), settings, day)
         d.lake_files += lake.view("ev", "events_in", [day])

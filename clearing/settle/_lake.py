@@ -22,7 +22,7 @@ import duckdb
 
 from clearing import lake
 from clearing.config import Performance, WorkDir
-from clearing.errors import ConfigError, MissingInputError
+from clearing.errors import MissingInputError
 from clearing.money import duckdb_macros
 from clearing.store import LEDGER, STATE, attach_read_only
 
@@ -36,19 +36,13 @@ __all__ = ["SDR_SCALE", "Lake", "MissingInputError"]
 SDR_SCALE = 6  # SDR amounts are shown with 6 decimals (the largest tapDecimalPlaces)
 
 
-def _budget_mb(wd: WorkDir) -> int:
-    """``[performance] memory_mb`` of the work folder (the default without a readable one)."""
-    if wd.config.is_file():
-        with contextlib.suppress(ConfigError):
-            return wd.settings().performance.memory_mb
-    return Performance().memory_mb
-
-
 class Lake:
     """A read-only view of one work folder (close it, or use it as a context manager)."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *, memory_mb: int | None = None) -> None:
+        """Open the view; ``memory_mb``: ``[performance] memory_mb`` (None: its default)."""
         self.wd = WorkDir(workdir)
+        budget = memory_mb if memory_mb is not None else Performance().memory_mb
         self.root = workdir
         self.con = duckdb.connect()
         self.con.execute("SET TimeZone = 'UTC'")
@@ -57,7 +51,7 @@ class Lake:
         with contextlib.suppress(OSError):  # DuckDB makes the last level only, when it spills
             folder.mkdir(exist_ok=True)
         spill = str(folder / "duckdb").replace("'", "''")
-        self.con.execute(f"SET memory_limit = '{_budget_mb(self.wd) // 2}MB'")
+        self.con.execute(f"SET memory_limit = '{budget // 2}MB'")
         self.con.execute(f"SET temp_directory = '{spill}'")
         for macro in duckdb_macros():
             self.con.execute(macro)

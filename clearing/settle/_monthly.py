@@ -173,7 +173,7 @@ class _Figures:
     @classmethod
     def read(cls, workdir: Path, p: Period, settings: config.Settings) -> _Figures:
         facts = AuditFacts.collect(workdir)
-        with Lake(workdir) as lake:
+        with Lake(workdir, memory_mb=settings.performance.memory_mb) as lake:
             validated = lake.dates_between("findings", p.first, p.last)
             rated = lake.dates_between("unrated_visitors", p.first, p.last)
             if not validated and not rated:
