@@ -44,6 +44,7 @@ __all__ = [
     "collect",
     "daily",
     "exit_on_problems",
+    "live_day",
     "monthly",
     "outbox",
     "rate",
@@ -197,7 +198,7 @@ def retail(
 
     from clearing.rating.retail import write_retail
 
-    lines, summary = write_retail(workdir, parse_date(date))
+    lines, summary = write_retail(workdir, live_day(workdir, date))
     out: dict[str, Any] = {
         "bill_lines": str(lines),
         "rows": pq.ParquetFile(lines).metadata.num_rows,
@@ -223,7 +224,7 @@ def receive(workdir: WorkDirOpt, date: DateOpt, debug: DebugOpt = False) -> None
     from clearing import config
     from clearing.returns.stage import receive_day
 
-    counts, problems = receive_day(config.WorkDir(workdir), parse_date(date))
+    counts, problems = receive_day(config.WorkDir(workdir), live_day(workdir, date))
     for message in problems:
         typer.echo(message, err=True)
     typer.echo(f"{counts['raps']} RAP(s) answered, {counts['acks']} ACK(s) recorded")
@@ -245,18 +246,29 @@ def outbox(workdir: WorkDirOpt, date: DateOpt, debug: DebugOpt = False) -> None:
     from clearing import config
     from clearing.transport.stage import register_day
 
-    paths = register_day(config.WorkDir(workdir), parse_date(date))
+    paths = register_day(config.WorkDir(workdir), live_day(workdir, date))
     for path in paths:
         typer.echo(f"due {path.name}")
+
+
+def live_day(workdir: Path, text: str) -> date:
+    """``--date`` parsed; a processing date that was archived is refused (exit 2)."""
+    from clearing.pipeline.archive import refuse_archived
+
+    day = parse_date(text)
+    refuse_archived(Path(workdir), day)
+    return day
 
 
 def validate_day(workdir: Path, day: date, as_json: bool) -> None:
     """``clearing validate --workdir W --date D``: every input of the date, recorded."""
     from clearing import config
     from clearing.cli.validate import identified, render_validation
+    from clearing.pipeline.archive import refuse_archived
     from clearing.returns import validate_and_return
 
     wd = config.WorkDir(workdir)
+    refuse_archived(wd.root, day)  # before any input is claimed into it
     result = validate_and_return(wd, day, _day_inputs(wd, day))
     if as_json:
         typer.echo(json.dumps(_validated(result, day), ensure_ascii=False))
@@ -328,7 +340,7 @@ def rate(
     if date is None:
         msg = "--date YYYY-MM-DD is required"
         raise ConfigError(msg)
-    day = parse_date(date)
+    day = live_day(workdir, date)
     settings = config.load(workdir)  # a config problem stops us before anything is done
     summary = rate_day(workdir, day, rates_dir=rates, settings=settings)
     outbound = write_day(workdir, day, settings=settings, rates_dir=rates)
@@ -473,7 +485,7 @@ def daily(
     """Write the daily operations workbook of --date (`out/settlement/daily/`)."""
     from clearing.settle import daily_workbook
 
-    typer.echo(str(daily_workbook(workdir, parse_date(date), run_id=run_id)))
+    typer.echo(str(daily_workbook(workdir, live_day(workdir, date), run_id=run_id)))
 
 
 @settle_app.command(

@@ -84,6 +84,7 @@ __all__ = [
     "archived_before",
     "compact",
     "limits",
+    "refuse_archived",
 ]
 
 FORMAT = 1
@@ -162,6 +163,25 @@ def archived_before(workdir: Path) -> date | None:
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return None
     return max(days, default=None)
+
+
+def refuse_archived(workdir: Path, day: date) -> None:
+    """Raise `ConfigError` when processing date ``day`` was archived (see :func:`archived_before`).
+
+    Every verb that writes a processing date's inputs, lake or outputs asks first: a run for
+    an archived date would take whatever waits in the inbox into it, or leave empty partitions
+    beside the archive.
+    """
+    gone = archived_before(workdir)
+    if gone is not None and day < gone:
+        msg = (
+            f"processing date {day} was archived (`clearing archive --before {gone}`): its lake "
+            f"partitions and inputs are in `{workdir / 'archive'}`, and a run for it would "
+            "take whatever waits in the inbox; nothing was run. Audit it from the archive "
+            "(DuckDB reads its Parquet), or restore a backup taken before the archive to "
+            "replay it"
+        )
+        raise ConfigError(msg)
 
 
 def _lake_dates(root: Path) -> list[date]:

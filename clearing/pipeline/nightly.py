@@ -43,7 +43,7 @@ from clearing.ingest import (
     refused_since,
 )
 from clearing.names import printable_name
-from clearing.pipeline.archive import archived_before
+from clearing.pipeline.archive import refuse_archived
 from clearing.pipeline.checks import check_settings
 from clearing.pipeline.lock import WorkdirLock
 from clearing.pipeline.run import EXIT_DATA, Run
@@ -167,16 +167,7 @@ def run_nightly(
     wd = config.WorkDir(workdir)
     settings = wd.settings()  # a config problem stops us before anything is touched
     check_settings(wd, settings)
-    gone = archived_before(wd.root)
-    if gone is not None and day < gone:
-        msg = (
-            f"processing date {day} was archived (`clearing archive --before {gone}`): its lake "
-            f"partitions and inputs are in `{wd.root / 'archive'}`, and a night for it would "
-            "take whatever waits in the inbox; nothing was run. Audit it from the archive "
-            "(DuckDB reads its Parquet), or restore a backup taken before the archive to "
-            "replay it"
-        )
-        raise ConfigError(msg)
+    refuse_archived(wd.root, day)
     with private_files(*settings.output.modes), WorkdirLock(workdir, f"{kind} {day.isoformat()}"):
         run = Run(workdir, kind, day.isoformat(), NIGHTLY_STAGES, log or QuietLog())
         ctx = StageContext(

@@ -410,6 +410,14 @@ def test_a_night_for_an_archived_date_is_refused_and_touches_nothing(world: Path
     assert r.returncode == 2, r.stderr
     assert f"was archived (`clearing archive --before {BEFORE}`)" in r.stderr
     assert not (world / "work" / ARCHIVED[0]).exists()  # no inputs claimed into it
+    # nor by the stage verbs of that date
+    for verb in (["validate"], ["rate"], ["retail"], ["receive"], ["outbox"], ["settle", "daily"]):
+        r = run_cli(*verb, "-w", str(world), "--date", ARCHIVED[0])
+        assert r.returncode == 2, (verb, r.stderr)
+        assert "was archived" in r.stderr, verb
+    assert not (world / "work" / ARCHIVED[0]).exists()
+    assert not any(lake.partition(world / "lake", ds, date.fromisoformat(ARCHIVED[0])).exists()
+                   for ds in lake.DATASETS)  # fmt: skip
     assert _files(world / "inbox") == inbox
     assert hashlib.sha256((world / "clearing.duckdb").read_bytes()).hexdigest() == state
     # a date after the archive runs as before
