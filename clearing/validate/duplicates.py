@@ -51,6 +51,7 @@ __all__ = [
     "Duplicate",
     "find_ciber_duplicates",
     "find_duplicates",
+    "hash_keys",
     "index_accepted",
     "index_history",
 ]
@@ -87,10 +88,13 @@ def index_accepted(
     *,
     partner: str,
     source: str,
+    hashed: pa.Table | None = None,
 ) -> None:
     """Add one file's accepted events to the key indexes of ``day`` (CIBER rows to both).
 
     ``accepted``: the lake rows (``EVENTS_IN`` columns) with status ``accepted``.
+    ``hashed``: :func:`hash_keys` of the file's events already computed for the lookup (by
+    ``event_index``, covering every accepted one): the hard keys are not hashed again.
     """
     if accepted.num_rows == 0:
         return
@@ -102,8 +106,32 @@ def index_accepted(
         indexes.append((lakes.KEYS_CIBER, CIBER_KEY, "local_start"))
     for ds, key, start in indexes:
         rows = accepted.select([*key, "file", "event_index"]).append_column("partner", part)
-        keyed = keyindex.add_key_hash(con, rows, key, start)
+        keyed = _reused(rows, hashed) if ds is lakes.KEYS_IN else None
+        if keyed is None:
+            keyed = keyindex.add_key_hash(con, rows, key, start)
         keyindex.write(lake, ds, day, keyed, source=source)
+
+
+def hash_keys(con: duckdb.DuckDBPyConnection, events: pa.Table) -> pa.Table:
+    """``event_index`` and the hard key of ``events``, with ``k1``, ``k2`` and ``start_day``."""
+    return keyindex.add_key_hash(
+        con, events.select(["event_index", *HARD_KEY]), HARD_KEY, "start_utc"
+    )
+
+
+def _reused(rows: pa.Table, hashed: pa.Table | None) -> pa.Table | None:
+    """``rows`` keyed by the hashes in ``hashed`` (None: not given, or some row not in it)."""
+    if hashed is None:
+        return None
+    at = pc.index_in(rows.column("event_index"), value_set=hashed.column("event_index"))
+    if at.null_count:
+        return None
+    found = hashed.select(["k1", "k2", "start_day"]).take(at)
+    return (
+        rows.add_column(0, "k2", found.column("k2"))
+        .add_column(0, "k1", found.column("k1"))
+        .append_column("start_day", found.column("start_day"))
+    )
 
 
 def index_history(
@@ -159,6 +187,7 @@ def find_duplicates(
     window_days: int,
     soft_seconds: int,
     same_run: bool = True,
+    keyed: pa.Table | None = None,
 ) -> list[Duplicate]:
     """Hard and soft duplicates of ``events`` (one file) against the key index and themselves.
 
@@ -172,12 +201,12 @@ def find_duplicates(
         soft_seconds: the soft key's time tolerance.
         same_run: the day's own index partition holds the files accepted earlier in this run
             (the nightly); False: it is not read (a single file checked against a work folder).
+        keyed: :func:`hash_keys` of ``events`` when the caller has it (else computed here).
     """
     if events.num_rows == 0:
         return []
-    keyed = keyindex.add_key_hash(
-        con, events.select(["event_index", *HARD_KEY]), HARD_KEY, "start_utc"
-    )
+    if keyed is None:
+        keyed = hash_keys(con, events)
     con.register("_cur", keyed)
     try:
         starts = _soft_starts(con, "_cur", soft_seconds)

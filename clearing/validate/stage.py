@@ -41,6 +41,7 @@ from clearing.validate.duplicates import (
     CIBER_KEY,
     find_ciber_duplicates,
     find_duplicates,
+    hash_keys,
     index_accepted,
     index_history,
 )
@@ -112,6 +113,8 @@ class FileResult:
     copy_of: str | None = None
     missing: tuple[int, int] | None = None
     rap_file: str | None = None
+    # the hard-key hashes of the events looked up (written to the key index, then dropped)
+    keys: pa.Table | None = None
 
     @property
     def file(self) -> str:
@@ -228,6 +231,7 @@ def validate_one(
         part = settings.partner(checked.sender)
         window = part.duplicate_window_days or settings.validation.duplicate_window_days
         kinds = ev.column("event_kind")
+        result.keys = hash_keys(con, candidates)
         for d in find_duplicates(
             con,
             candidates,
@@ -237,6 +241,7 @@ def validate_one(
             window_days=window,
             soft_seconds=settings.validation.soft_duplicate_seconds,
             same_run=same_run,
+            keyed=result.keys,
         ):
             kind = kinds[d.event_index].as_py()
             where = "earlier in this file" if d.of_file == file else f"in `{d.of_file}`"
@@ -472,8 +477,17 @@ def validate_day(
                     workdir.lake, lakes.EVENTS_IN, day, table, partner=partner, source=path.name
                 )
                 # then its keys: a later file of this run finds them
-                index_accepted(con, workdir.lake, day, accepted, partner=partner, source=path.name)
+                index_accepted(
+                    con,
+                    workdir.lake,
+                    day,
+                    accepted,
+                    partner=partner,
+                    source=path.name,
+                    hashed=r.keys,
+                )
                 del table, accepted
+            r.keys = None  # the hashes are in the index now (or there was nothing to index)
             state.register.record_file(day, _file_row(r))
             # the file's rows are in the lake now; keep what its RAP items need (memory)
             c.events = c.events.select(list(RAP_COLUMNS))

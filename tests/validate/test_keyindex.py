@@ -27,6 +27,7 @@ from clearing import lake as lakes
 from clearing.validate.duplicates import (
     find_ciber_duplicates,
     find_duplicates,
+    hash_keys,
     index_accepted,
     index_history,
 )
@@ -244,3 +245,30 @@ def test_a_file_whose_keys_are_missing_is_indexed_again(tmp_path: Path) -> None:
         (0, "CDGBRCNHKGCL00030", 0, True),
         (1, "CDGBRCNHKGCL00031", 0, True),
     ]
+
+
+def test_the_lookups_hashes_reused_for_the_index_write_the_same_files(tmp_path: Path) -> None:
+    """The nightly hashes a file's keys once (lookup, then index): the same bytes as hashing
+    them again; an accepted event the given hashes lack makes the writer hash them itself."""
+    rows = [_event(i, start=at(18, 1) + dt.timedelta(minutes=i)) for i in range(5)]
+    table = _table(rows, "CDGBRCNHKGCL00030")
+    accepted = table.slice(1)  # event 0 was returned
+    d = dt.date(2026, 11, 19)
+    with duckdb.connect() as con:
+        index_accepted(con, tmp_path / "a", d, accepted, partner="GBRCN", source="F")
+        hashed = hash_keys(con, table)
+        index_accepted(con, tmp_path / "b", d, accepted, partner="GBRCN", source="F", hashed=hashed)
+        partial = hashed.slice(2)  # lacks event 1: not used
+        index_accepted(
+            con, tmp_path / "c", d, accepted, partner="GBRCN", source="F", hashed=partial
+        )
+    files = {
+        p.name: sorted(f.relative_to(p) for f in p.rglob("*.parquet"))
+        for p in (tmp_path / "a", tmp_path / "b", tmp_path / "c")
+    }
+    assert files["a"] == files["b"] == files["c"]
+    assert files["a"]
+    for rel in files["a"]:
+        want = (tmp_path / "a" / rel).read_bytes()
+        assert (tmp_path / "b" / rel).read_bytes() == want
+        assert (tmp_path / "c" / rel).read_bytes() == want
