@@ -42,6 +42,7 @@ __all__ = [
     "add_key_hash",
     "files",
     "key_hash_sql",
+    "mark_indexed",
     "start_days",
     "window_dates",
     "write",
@@ -163,6 +164,17 @@ def write(
         write_table_atomic(part, target, compression=ds.compression)
         written.append(target)
     return written
+
+
+def mark_indexed(root: Path, ds: lake.Dataset, day: date, *, source: str) -> Path:
+    """Record that input ``source`` of ``day`` left no key: an empty file of it.
+
+    Written in the folder of events without a start, so that the upgrade path (which indexes
+    every input of the window without an index file) never reads that input again.
+    """
+    target = lake.path(root, ds, day, source=source, start=None)
+    write_table_atomic(ds.schema.empty_table(), target, compression=ds.compression)
+    return target
 
 
 def files(

@@ -46,11 +46,15 @@ retail reference tables (:mod:`clearing.rating.retail_tables`) in five vectorise
 
 A sub-number's allowances and tiers run per plan and cycle: changing a sub-number's plan starts
 a new allowance (no proration).
+
+The stage (:func:`write_retail`) bills the lake's processing dates one after another: a day's
+events come after what the days before billed (carried as the cycle's totals to date and the
+day passes open), so a bill line is final once written and a cycle's bill is the sum of its
+lines; :func:`rate_retail` takes that carried state as ``opening`` and ``passes``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import re
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, NamedTuple
@@ -59,7 +63,6 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from clearing import config, lake
 from clearing.errors import ConfigError, ValueRangeError
@@ -76,6 +79,7 @@ __all__ = [
     "BILL_LINE_SCHEMA",
     "DAY_PASS_SECONDS",
     "LOOKBACK_DAYS",
+    "PASSES_SCHEMA",
     "ROW_BYTES",
     "RULES",
     "SUMMARY_SCHEMA",
@@ -155,6 +159,32 @@ def _events_arrow(events: TableLike, *, local: bool) -> pa.Table:
     return out.append_column("pos", pa.array(np.arange(len(out), dtype=np.int64)))
 
 
+def _opening(opening: TableLike | None) -> pa.Table:
+    """The carried summary rows as :data:`SUMMARY_SCHEMA` (none: an empty table)."""
+    if opening is None:
+        return SUMMARY_SCHEMA.empty_table()
+    table = opening if isinstance(opening, pa.Table) else pa.table(opening)
+    return table.select(SUMMARY_SCHEMA.names).cast(SUMMARY_SCHEMA)
+
+
+#: The day passes carried into a rating (see :func:`rate_retail`'s ``passes``).
+PASSES_SCHEMA = pa.schema(
+    [
+        pa.field("imsi", pa.string()),
+        pa.field("sub_number", pa.string()),
+        pa.field("pass_start", _TS),
+    ]
+)
+
+
+def _passes(passes: TableLike | None) -> pa.Table:
+    """The carried day passes as :data:`PASSES_SCHEMA` (none: an empty table)."""
+    if passes is None:
+        return PASSES_SCHEMA.empty_table()
+    table = passes if isinstance(passes, pa.Table) else pa.table(passes)
+    return table.select(PASSES_SCHEMA.names).cast(PASSES_SCHEMA)
+
+
 def _to_schema(table: pa.Table, schema: pa.Schema) -> pa.Table:
     """``table``'s columns as exactly ``schema`` (integer epoch seconds → UTC timestamps)."""
     cols = []
@@ -193,6 +223,8 @@ def rate_retail(
     *,
     cycle_of: str,
     primary_msisdn_decides: bool = False,
+    opening: TableLike | None = None,
+    passes: TableLike | None = None,
 ) -> RetailResult:
     """Rate events at retail, per sub-number; see the module docstring for the rules.
 
@@ -212,12 +244,20 @@ def rate_retail(
             ``"local"`` (the visited network's local time, ``local_start``).
         primary_msisdn_decides: let an event carrying the card's primary MSISDN go to the
             primary number by rule ``msisdn``, before selection code and APN.
+        opening: what was billed before these events (:data:`SUMMARY_SCHEMA` rows, at most
+            one per sub-number, plan and cycle): the events of an account come after its
+            carried usage (allowance and tiers used first), and the summary rows add the
+            carried totals. None: nothing billed before.
+        passes: day passes opened before these events (``imsi``, ``sub_number``,
+            ``pass_start``, a UTC timestamp): a covered event inside one of their windows is
+            covered by it (the latest). None: no pass open.
 
     Returns:
         ``RetailResult(bill_lines, summary)``: :data:`BILL_LINE_SCHEMA` (one row per event,
         by sub-number (IMSI, MSISDN) then event time, unattributed events last) and
-        :data:`SUMMARY_SCHEMA` (one row per sub-number, plan and bill cycle, by IMSI,
-        sub-number, cycle). Same inputs in any row order → equal tables.
+        :data:`SUMMARY_SCHEMA` (one row per sub-number, plan and bill cycle the events touch,
+        by IMSI, sub-number, cycle; with ``opening``, the totals to date). Same inputs in any
+        row order → equal tables.
 
     Raises:
         ConfigError: bad reference data (see :func:`~clearing.rating.retail_tables.
@@ -236,6 +276,8 @@ def rate_retail(
             plans_tiers,
             cycle_of=cycle_of,
             primary_msisdn_decides=primary_msisdn_decides,
+            opening=opening,
+            passes=passes,
         )
     except (duckdb.OutOfRangeException, duckdb.ConversionException) as e:
         first = str(e).splitlines()[0]
@@ -257,6 +299,8 @@ def _rate_retail(
     *,
     cycle_of: str,
     primary_msisdn_decides: bool,
+    opening: TableLike | None,
+    passes: TableLike | None,
 ) -> RetailResult:
     offset = _offset_seconds(cycle_of)
     ref = prepare_tables(subscribers, sub_numbers, plans, plans_tiers)
@@ -268,17 +312,23 @@ def _rate_retail(
         con.register("nums_in", ref.sub_numbers)
         con.register("plans", ref.plans)
         con.register("plans_tiers", ref.plans_tiers)
+        con.register("opening_in", _opening(opening))
+        con.register("passes_in", _passes(passes))
         steps.load_numbers(con)
         steps.load_events(con, offset)
         steps.attribute(con, offset, primary_decides=primary_msisdn_decides)
         steps.rate_rows(con)
+        steps.load_state(con)
         steps.day_passes(con)
         steps.bands(con)
         steps.usage(con)
         rated = con.sql(steps.lines_sql()).to_arrow_table()
         order = con.sql(steps.ORDER_SQL).to_arrow_table().column("eid").to_numpy()
         con.register("lines", rated)
-        summary = _to_schema(con.sql(steps.summary_sql()).to_arrow_table(), SUMMARY_SCHEMA)
+        today = _to_schema(con.sql(steps.summary_sql()).to_arrow_table(), SUMMARY_SCHEMA)
+        con.register("today", today)
+        merged = con.sql(steps.merged_summary_sql(SUMMARY_SCHEMA.names)).to_arrow_table()
+        summary = _to_schema(merged, SUMMARY_SCHEMA)
         numbers = con.sql("SELECT imsi, msisdn, role, plan_id FROM nums ORDER BY sid")
         versions = con.sql("SELECT currency, scale FROM pv ORDER BY pvid")
         lookups = (numbers.to_arrow_table(), versions.to_arrow_table())
@@ -317,43 +367,77 @@ def _bill_lines(rated: pa.Table, ev: pa.Table, numbers: pa.Table, versions: pa.T
 # ---------------------------------------------------------------------------------------------
 # the stage: lake in, lake out
 
-#: How far before the earliest event of a day the lake is read, so that the bill cycles of the
-#: day's events are rated whole (a cycle is at most 31 days; 2 days for time zones).
+#: How far before the earliest event of a day the summaries of the days already billed are
+#: read, so that every bill cycle of the day's events carries its totals to date (a cycle is
+#: at most 31 days; 2 days for time zones).
 LOOKBACK_DAYS = 33
 
 
-def _event_files(root: Path, first: date, last: date) -> list[Path]:
-    """The ``events_in`` files of the processing dates ``first`` to ``last`` (inclusive).
-
-    Only those dates' folders are looked at: the cost does not grow with the lake's history.
-    """
-    days = [first + timedelta(days=k) for k in range((last - first).days + 1)]
-    return lake.files(root, lake.EVENTS_IN, days)
+def _days(first: date, last: date) -> list[date]:
+    """``first`` to ``last`` inclusive (none when ``last`` is before ``first``)."""
+    return [first + timedelta(days=k) for k in range((last - first).days + 1)]
 
 
-def _read_events(
-    con: duckdb.DuckDBPyConnection, paths: list[Path], *, cards_of: str | None = None
-) -> pa.Table | None:
-    """The accepted events of ``events_in`` files (the columns rating reads), or None if no file.
+def _listing(paths: list[Path]) -> str:
+    """A DuckDB list literal of file paths."""
+    return ", ".join("'" + str(f).replace("'", "''") + "'" for f in paths)
 
-    ``cards_of``: a registered table; only events of its IMSIs are read.
-    """
-    files = sorted(str(f) for f in paths)
-    if not files:
+
+def _read_events(con: duckdb.DuckDBPyConnection, paths: list[Path]) -> pa.Table | None:
+    """The accepted events of ``events_in`` files (the columns rating reads), or None if no file."""
+    if not paths:
         return None
-    listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
     cols = ", ".join([*_EVENT_COLUMNS, "local_start", "file"])
-    cards = f" AND imsi IN (SELECT imsi FROM {cards_of})" if cards_of else ""
     rel = con.sql(
-        f"SELECT {cols} FROM read_parquet([{listing}], union_by_name = true, "
-        f"hive_partitioning = false) WHERE status = 'accepted'{cards}"
+        f"SELECT {cols} FROM read_parquet([{_listing(sorted(paths))}], union_by_name = true, "
+        "hive_partitioning = false) WHERE status = 'accepted'"
     )
     return rel.to_arrow_table()
 
 
-#: Bytes of peak memory one event of the cycle adds to a night (its columns, the rating's
-#: working tables, the bill line): measured over 12 nights of 200 000 records (100 000 events
-#: a day), about 560.
+def _carried(
+    con: duckdb.DuckDBPyConnection, root: Path, day: date, earliest: date
+) -> tuple[pa.Table, pa.Table]:
+    """What the days before ``day`` billed to the cards of ``today_all``: summaries, passes.
+
+    Summaries: of each sub-number, plan and cycle, the row of the latest processing date from
+    ``earliest − LOOKBACK_DAYS`` to the day before (a day's summary holds the totals to date of
+    what it touched). Passes: the day passes opened on the processing dates from the day before
+    ``earliest`` (a pass covers 24 h), read from those days' bill lines.
+    """
+    cards = "imsi IN (SELECT imsi FROM today_all)"
+    days = _days(earliest - timedelta(days=LOOKBACK_DAYS), day - timedelta(days=1))
+    files = lake.files(root, lake.RETAIL_SUMMARY, days)
+    opening = SUMMARY_SCHEMA.empty_table()
+    if files:
+        names = ", ".join(SUMMARY_SCHEMA.names)
+        opening = con.sql(
+            f"""
+            SELECT {names} FROM read_parquet([{_listing(files)}], filename = true,
+                union_by_name = true, hive_partitioning = false)
+            WHERE {cards}
+            QUALIFY row_number() OVER (PARTITION BY imsi, sub_number, plan_id, cycle_start
+                ORDER BY filename DESC) = 1
+            """
+        ).to_arrow_table()  # `date=YYYY-MM-DD` folders: by file name is by date
+    days = _days(earliest - timedelta(days=1), day - timedelta(days=1))
+    files = lake.files(root, lake.RETAIL, days)
+    passes = PASSES_SCHEMA.empty_table()
+    if files:
+        passes = con.sql(
+            f"""
+            SELECT DISTINCT imsi, sub_number, day_pass_start AS pass_start
+            FROM read_parquet([{_listing(files)}], union_by_name = true,
+                hive_partitioning = false)
+            WHERE day_pass_charged AND {cards}
+            """
+        ).to_arrow_table()
+    return opening, passes
+
+
+#: Bytes of peak memory one event of the day adds to the retail stage (its columns, the
+#: rating's working tables, the bill line): measured over 12 nights of 200 000 records (100 000
+#: events a day), about 560.
 ROW_BYTES = 600
 
 
@@ -372,22 +456,27 @@ def write_retail(
     """Rate the accepted TAP-in/CIBER-in events of processing ``day`` and write them.
 
     Reads ``<workdir>/lake/events_in/date=<day>/partner=*/*.parquet`` (status ``accepted``) and
-    the retail tables of ``<workdir>/rates`` (imported Parquet, else CSV sources). To rate
-    allowances and tiers over whole bill cycles, the same cards' accepted events of the
-    partitions from ``LOOKBACK_DAYS`` before the day's earliest event up to ``day`` are rated
-    with them (never later partitions: a re-run of a day gives the same bytes).
+    the retail tables of ``<workdir>/rates`` (imported Parquet, else CSV sources).
 
-    The cycle-to-date usage grows through a bill cycle, so the cards are rated in slices
-    (:func:`slices_for`: the day's and the look-back's rows against the ``[performance]
-    memory_mb`` budget): a card's events are all in one slice, a slice is rated whole, and the
-    memory is that of a slice. Slices change only the order of the lines of events without a
-    sub-number (by start, then slice), never a figure.
+    Events are billed in **processing order**: the day's events, in event-time order, come
+    after everything the earlier processing dates billed. What those billed is carried, not
+    rated again: each sub-number's cycle-to-date totals (the latest summary row of its plan
+    and cycle, from ``LOOKBACK_DAYS`` before the day's earliest event) and the day passes
+    already open (from the bill lines of the days since the day before the earliest event).
+    So a bill line, once written, is final; a late event uses what is left of its cycle's
+    allowance (its tier is where the cycle's usage stands) and a cycle's bill is the sum of
+    its lines. The night's cost is that of the day's events, not of the cycle's. Only earlier
+    partitions are read: a re-run of a day gives the same bytes. An earlier processing date of
+    the look-back with accepted events but no bill lines (its retail stage never ran) is
+    billed first, in date order, so that nothing is billed out of processing order.
 
-    Writes ``<workdir>/lake/retail/date=<day>/bill_lines.parquet`` (the day's events only) and
-    ``summary.parquet`` (the cycle-to-date totals of the sub-numbers and cycles those events
-    touch). A late event is rated in event-time order within its cycle; bill lines written on
-    earlier days are not rewritten, so the summary, not the sum of daily bill lines, is the
-    cycle's bill.
+    The day's cards are rated in slices (:func:`slices_for`: the day's rows against the
+    ``[performance] memory_mb`` budget): a card's events are all in one slice. Slices change
+    only the order of the lines of events without a sub-number (by start, then slice), never
+    a figure.
+
+    Writes ``<workdir>/lake/retail/date=<day>/bill_lines.parquet`` (the day's events) and
+    ``summary.parquet`` (the totals to date of the sub-numbers and cycles those events touch).
 
     Args:
         workdir: the work folder.
@@ -413,9 +502,31 @@ def write_retail(
     if memory_mb is None:
         memory_mb = (settings.performance if settings else config.Performance()).memory_mb
     tables = load_retail_tables(wd.rates)
+    return _write_day(wd.lake, day, tables, clock=cycle_of, memory_mb=memory_mb)
+
+
+def _unbilled(root: Path, day: date, earliest: date) -> list[date]:
+    """Earlier processing dates whose events were never billed (their retail never ran).
+
+    Those from ``earliest − LOOKBACK_DAYS`` to the day before ``day`` with accepted events in
+    the lake but no bill lines.
+    """
+    lo = earliest - timedelta(days=LOOKBACK_DAYS)
+    billed = set(lake.dates(root, lake.RETAIL))
+    return [
+        d
+        for d in lake.dates(root, lake.EVENTS_IN)
+        if lo <= d < day and d not in billed and lake.files(root, lake.EVENTS_IN, [d])
+    ]
+
+
+def _write_day(
+    root: Path, day: date, tables: RetailTables, *, clock: str, memory_mb: int
+) -> tuple[Path, Path]:
+    """:func:`write_retail` of one day, after the earlier days it carries from."""
     con = duckdb.connect()
     try:
-        todays = _read_events(con, lake.files(wd.lake, lake.EVENTS_IN, [day]))
+        todays = _read_events(con, lake.files(root, lake.EVENTS_IN, [day]))
         if todays is None or todays.num_rows == 0:
             lines, summary = BILL_LINE_SCHEMA.empty_table(), SUMMARY_SCHEMA.empty_table()
         else:
@@ -426,38 +537,29 @@ def write_retail(
             earliest = day
             if first is not None and first[0] is not None:
                 earliest = min(day, date(1970, 1, 1) + timedelta(days=int(first[0])))
-            lo = earliest - timedelta(days=LOOKBACK_DAYS)
-            # only the lookback's partitions: lo <= date < day
-            older = _event_files(wd.lake, lo, day - timedelta(days=1))
-            rows = todays.num_rows + _rows(older)
-            n = slices_for(rows, memory_mb)
+            for missed in _unbilled(root, day, earliest):
+                # processing order: an earlier day is billed before this one carries from it
+                _write_day(root, missed, tables, clock=clock, memory_mb=memory_mb)
+            opening, passes = _carried(con, root, day, earliest)
+            n = slices_for(todays.num_rows, memory_mb)
             parts = [
-                _rate_slice(con, todays, older, tables, clock=cycle_of, slice_=(k, n))
+                _rate_slice(con, todays, tables, (opening, passes), clock=clock, slice_=(k, n))
                 for k in range(n)
             ]
             lines, summary = _joined(parts)
     finally:
         con.close()
     return (
-        lake.write(wd.lake, lake.RETAIL, day, lines),
-        lake.write(wd.lake, lake.RETAIL_SUMMARY, day, summary),
+        lake.write(root, lake.RETAIL, day, lines),
+        lake.write(root, lake.RETAIL_SUMMARY, day, summary),
     )
-
-
-def _rows(files: list[Path]) -> int:
-    """Rows of the Parquet ``files`` by their footers (one unreadable: the read names it)."""
-    n = 0
-    for f in files:
-        with contextlib.suppress(OSError, pa.ArrowInvalid):
-            n += pq.ParquetFile(f).metadata.num_rows
-    return n
 
 
 def _rate_slice(
     con: duckdb.DuckDBPyConnection,
     todays: pa.Table,
-    older: list[Path],
     tables: RetailTables,
+    carried: tuple[pa.Table, pa.Table],
     *,
     clock: str,
     slice_: tuple[int, int],
@@ -471,39 +573,18 @@ def _rate_slice(
         mine = con.sql(f"SELECT * FROM today_all WHERE hash(imsi) % {n} = {k}").to_arrow_table()
     if mine.num_rows == 0:
         return BILL_LINE_SCHEMA.empty_table(), SUMMARY_SCHEMA.empty_table()
-    con.register("today", mine)
-    before = _read_events(con, older, cards_of="today")
-    events = mine
-    if before is not None:
-        events = pa.concat_tables([before, mine], promote_options="permissive")
-    del before
+    opening, passes = carried
     result = rate_retail(
-        events,
+        mine,
         tables.subscribers,
         tables.sub_numbers,
         tables.plans,
         tables.plans_tiers,
         cycle_of=clock,
+        opening=opening,
+        passes=passes,
     )
-    del events
-    lines = result.bill_lines
-    if lines.num_rows != mine.num_rows or lines.column("file").null_count:
-        # the day's files only (a null file is no file of the day)
-        files = pc.unique(mine.column("file"))
-        lines = lines.filter(pc.is_in(lines["file"], files))
-    con.register("all_summary", result.summary)
-    con.register("lines", lines)
-    summary = con.sql(
-        """
-        SELECT s.* FROM all_summary s
-        SEMI JOIN (SELECT DISTINCT imsi, sub_number, plan_id, cycle_start FROM lines) k
-            USING (imsi, sub_number, plan_id, cycle_start)
-        ORDER BY s.imsi, s.sub_number, s.cycle_start, s.plan_id
-        """
-    ).to_arrow_table()
-    for name in ("all_summary", "lines", "today"):
-        con.unregister(name)
-    return lines, summary.cast(SUMMARY_SCHEMA)
+    return result.bill_lines, result.summary
 
 
 def _joined(parts: list[tuple[pa.Table, pa.Table]]) -> tuple[pa.Table, pa.Table]:

@@ -8,6 +8,9 @@ with it, and ``tests/bench/test_bench_retail.py`` measures both.
 Events of the same second are taken in (sender, file sequence number, event index) order here,
 whereas :func:`~clearing.rating.retail.rate_retail` breaks such ties by a hash: compare the two
 on events without same-second ties within a sub-number.
+
+With ``processed_by`` the events are taken in processing order (by that column, then event
+time), as :func:`~clearing.rating.retail.write_retail` bills a lake's days one after another.
 """
 
 from __future__ import annotations
@@ -66,7 +69,8 @@ def _epoch(ts: datetime | None) -> int | None:
 @dataclass(slots=True)
 class _State:
     used: dict[tuple[Any, ...], int] = field(default_factory=dict)  # (account, service) → units
-    pass_start: dict[tuple[str, str], int] = field(default_factory=dict)  # sub-number → t
+    # sub-number → the start of every pass it opened
+    pass_starts: dict[tuple[str, str], list[int]] = field(default_factory=dict)
 
 
 def rate_rows(
@@ -75,8 +79,12 @@ def rate_rows(
     *,
     cycle_of: str,
     primary_msisdn_decides: bool = False,
+    processed_by: str | None = None,
 ) -> list[dict[str, Any]]:
     """Rate ``events`` one by one; one dict per event (event-time order).
+
+    ``processed_by``: a column of ``events`` (e.g. the processing date) that orders the events
+    before their time: processing order.
 
     Keys: ``sender, file_sequence_number, event_index, sub_number, attribution_rule, plan_id,
     cycle_start, service, units, allowance_units, overage_units, tier_units, day_pass_units,
@@ -106,6 +114,7 @@ def rate_rows(
         row["_t"] = _epoch(row["start_utc"])
     rows.sort(
         key=lambda r: (
+            processed_by is not None and r[processed_by],
             r["_t"] is None,
             r["_t"] or 0,
             r["sender"] or "",
@@ -237,10 +246,11 @@ def _rate_one(
     )
     chain = (ev["imsi"], num["msisdn"])
     if covered:
-        start = state.pass_start.get(chain)
+        # covered by a pass already open at t (whenever it was opened), else it opens one
+        starts = state.pass_starts.setdefault(chain, [])
         line["day_pass_units"] = units
-        if start is None or t >= start + DAY_PASS_SECONDS:
-            state.pass_start[chain] = t
+        if not any(p <= t < p + DAY_PASS_SECONDS for p in starts):
+            starts.append(t)
             line["day_pass_charged"] = True
             line["day_pass_amount"] = line["amount"] = plan["day_pass_price"]
         return line

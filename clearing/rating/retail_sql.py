@@ -15,8 +15,17 @@ Internal to :mod:`clearing.rating.retail`, whose docstring states the rules. The
 ``bands``  allowance (band 0) and tiers of each plan version and service, as lists of bounds
 ``usage``  units per band and rounded amount of each non-covered event with units
 
+The state carried from the days already billed (processing order, see
+:func:`clearing.rating.retail.write_retail`) is registered as ``opening_in`` (summary rows: a
+sub-number's cycle-to-date totals) and ``passes_in`` (``imsi, sub_number, pass_start``: day
+passes already opened); :func:`load_state` turns them into
+
+``open_units``  per account and service, the units already billed (their allowance and tiers
+                are used up first)
+``old_passes``  per ``chain``, the start (epoch s) of each pass already opened
+
 :func:`lines_sql` selects the bill lines; :func:`summary_sql` aggregates them (registered back
-as ``lines``).
+as ``lines``) and :func:`merged_summary_sql` adds the carried totals.
 """
 
 from __future__ import annotations
@@ -45,6 +54,8 @@ __all__ = [
     "lines_sql",
     "load_events",
     "load_numbers",
+    "load_state",
+    "merged_summary_sql",
     "rate_rows",
     "summary_sql",
     "usage",
@@ -253,33 +264,95 @@ def rate_rows(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-def day_passes(con: duckdb.DuckDBPyConnection) -> None:
-    """``dp``: per covered event, the start of its day-pass window and whether it opened it.
+def load_state(con: duckdb.DuckDBPyConnection) -> None:
+    """``open_units`` and ``old_passes`` from the registered ``opening_in`` and ``passes_in``.
+
+    A carried row counts only where it names a sub-number (IMSI and MSISDN) of the reference
+    data, and (``open_units``) an account the day's events use.
+    """
+    services = [s for s in UNITS if s in SERVICES]
+    names = ", ".join(f"'{s}'" for s in services)
+    billed = ", ".join(f"{s}_allowance_units + {s}_overage_units" for s in services)
+    con.execute(
+        f"""
+        CREATE TEMP TABLE open_units AS
+        SELECT a.acct, o.service, sum(o.units) AS units
+        FROM (
+            SELECT imsi, sub_number, plan_id, cycle_start,
+                unnest([{names}]) AS service, unnest([{billed}]) AS units
+            FROM opening_in
+        ) o
+        JOIN (SELECT DISTINCT chain, imsi, msisdn FROM nums) n
+            ON n.imsi = o.imsi AND n.msisdn = o.sub_number
+        JOIN accts a ON a.chain = n.chain AND a.plan_id = o.plan_id
+            AND a.cycle_start = o.cycle_start
+        WHERE o.units <> 0
+        GROUP BY a.acct, o.service;
+        CREATE TEMP TABLE old_passes AS
+        SELECT DISTINCT n.chain, epoch_ms(p.pass_start) // 1000 AS t
+        FROM passes_in p
+        JOIN (SELECT DISTINCT chain, imsi, msisdn FROM nums) n
+            ON n.imsi = p.imsi AND n.msisdn = p.sub_number
+        WHERE p.pass_start IS NOT NULL;
+        """
+    )
+
+
+def _chained(chain: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Openers and window starts of covered events sorted by (chain, t), no pass before them.
 
     Windows are chained per sub-number: the first covered event opens one; ``nxt[i]`` is the
     first covered event at or after ``t[i] + 24 h``. Following ``nxt`` from every sub-number's
     first event at once visits exactly the openers: one numpy step per pass, none per event.
+    """
+    n = len(t)
+    opener = np.zeros(n, dtype=bool)
+    if not n:
+        return opener, t
+    # one sortable number per (sub-number, time): chains 2**34 s (544 years) apart
+    key = chain * (np.int64(1) << np.int64(34)) + (t - t.min())
+    nxt = np.searchsorted(key, key + DAY_PASS_SECONDS, side="left")
+    cur = np.flatnonzero(np.r_[True, chain[1:] != chain[:-1]])
+    while cur.size:
+        opener[cur] = True
+        step = nxt[cur]
+        inside = step < n
+        step, came_from = step[inside], cur[inside]
+        cur = step[chain[step] == chain[came_from]]
+    return opener, t[np.maximum.accumulate(np.where(opener, np.arange(n), 0))]
+
+
+def day_passes(con: duckdb.DuckDBPyConnection) -> None:
+    """``dp``: per covered event, the start of its day-pass window and whether it opened it.
+
+    An event inside the window of a pass already opened (``old_passes``: on the days billed
+    before, whatever the event's time) is covered by it, the latest such pass; the others are
+    chained as if no pass were open (:func:`_chained`): a late event outside every open window
+    opens a pass of its own.
     """
     tab = con.sql("SELECT eid, chain, t FROM r WHERE covered ORDER BY chain, t, eid")
     arrow = tab.to_arrow_table()
     eid = arrow.column("eid").to_numpy()
     chain = arrow.column("chain").to_numpy().astype(np.int64)
     t = arrow.column("t").to_numpy().astype(np.int64)
-    n = len(t)
-    opener = np.zeros(n, dtype=bool)
-    start = t
-    if n:
-        # one sortable number per (sub-number, time): chains 2**34 s (544 years) apart
-        key = chain * (np.int64(1) << np.int64(34)) + (t - t.min())
-        nxt = np.searchsorted(key, key + DAY_PASS_SECONDS, side="left")
-        cur = np.flatnonzero(np.r_[True, chain[1:] != chain[:-1]])
-        while cur.size:
-            opener[cur] = True
-            step = nxt[cur]
-            inside = step < n
-            step, came_from = step[inside], cur[inside]
-            cur = step[chain[step] == chain[came_from]]
-        start = t[np.maximum.accumulate(np.where(opener, np.arange(n), 0))]
+    old = con.sql("SELECT chain, t FROM old_passes ORDER BY chain, t").to_arrow_table()
+    old_chain = old.column("chain").to_numpy().astype(np.int64)
+    old_t = old.column("t").to_numpy().astype(np.int64)
+    inside = np.zeros(len(t), dtype=bool)
+    old_start = t
+    if len(t) and len(old_t):
+        base = min(int(t.min()), int(old_t.min()))
+        shift = np.int64(1) << np.int64(34)
+        old_key = old_chain * shift + (old_t - base)
+        at = np.searchsorted(old_key, chain * shift + (t - base), side="right") - 1
+        found = at >= 0
+        at = np.maximum(at, 0)
+        inside = found & (old_chain[at] == chain) & (t - old_t[at] < DAY_PASS_SECONDS)
+        old_start = np.where(inside, old_t[at], t)
+    opener = np.zeros(len(t), dtype=bool)
+    start = old_start.copy()
+    rest = ~inside
+    opener[rest], start[rest] = _chained(chain[rest], t[rest])
     dp = pa.table(
         {
             "eid": pa.array(eid, pa.int64()),
@@ -336,8 +409,9 @@ def bands(con: duckdb.DuckDBPyConnection) -> None:
 def usage(con: duckdb.DuckDBPyConnection) -> None:
     """``usage``: per non-covered event with units, units per band and the rounded amount.
 
-    A running sum per account and service gives each event its slice ``[after − units,
-    after)`` of the cycle's usage; the slice is cut at every band's bounds.
+    A running sum per account and service, from the units already billed (``open_units``),
+    gives each event its slice ``[after − units, after)`` of the cycle's usage; the slice is cut
+    at every band's bounds.
 
     Raises:
         ConfigError: a service used in a cycle has no tier starting where its allowance ends.
@@ -345,11 +419,12 @@ def usage(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         """
         CREATE TEMP TABLE cum AS
-        SELECT eid, pvid, service, units,
-            sum(units) OVER (PARTITION BY acct, service ORDER BY eid
-                             ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS after
+        SELECT r.eid, r.pvid, r.service, r.units,
+            coalesce(o.units, 0) + sum(r.units) OVER (PARTITION BY r.acct, r.service
+                ORDER BY r.eid ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS after
         FROM r
-        WHERE NOT covered AND units > 0 AND service <> 'other'
+        LEFT JOIN open_units o USING (acct, service)
+        WHERE NOT r.covered AND r.units > 0 AND r.service <> 'other'
         """
     )
     gap = first_row(
@@ -479,3 +554,30 @@ def summary_sql() -> str:
     return _SUMMARY.format(
         per_service=",\n        ".join(parts), allowance_left=",\n    ".join(left)
     )
+
+
+def merged_summary_sql(columns: list[str]) -> str:
+    """The summary (``columns`` in order) of the registered ``today`` plus ``opening_in``.
+
+    ``today`` holds the day's summary rows; each adds the carried row of its sub-number, plan
+    and cycle, if any: counts, units and amounts add up, the allowance left is the day's minus
+    the allowance the carried row used. Strings and bounds are the day's.
+    """
+    keys = {"imsi", "sub_number", "role", "plan_id", "cycle_start", "cycle_last_day"}
+    keys |= {"currency", "scale"}
+    out = []
+    for c in columns:
+        if c in keys:
+            out.append(f"s.{c}")
+        elif c.endswith("_allowance_left"):
+            used = c.removesuffix("_left") + "_units"
+            out.append(f"s.{c} - coalesce(o.{used}, 0) AS {c}")
+        else:
+            out.append(f"s.{c} + coalesce(o.{c}, 0) AS {c}")
+    cols = ",\n    ".join(out)
+    return f"""
+SELECT {cols}
+FROM today s
+LEFT JOIN opening_in o USING (imsi, sub_number, plan_id, cycle_start)
+ORDER BY s.imsi, s.sub_number, s.cycle_start, s.plan_id
+"""

@@ -97,6 +97,8 @@ def index_accepted(
     ``event_index``, covering every accepted one): the hard keys are not hashed again.
     """
     if accepted.num_rows == 0:
+        # nothing to index, but the file is done: later nights need not read it again
+        keyindex.mark_indexed(lake, lakes.KEYS_IN, day, source=source)
         return
     part = pa.array([partner] * accepted.num_rows, pa.string())
     indexes: list[tuple[lakes.Dataset, tuple[str, ...], str]] = [

@@ -40,7 +40,9 @@ if TYPE_CHECKING:
 D1, D2, D3 = date(2026, 11, 29), date(2026, 11, 30), date(2026, 12, 1)
 GARBAGE = b"this is not a Parquet file " * 4
 # what the next night may read of earlier dates (duplicate search, retail's lookback)
-_HISTORY = {ds.directory for ds in (lake.EVENTS_IN, lake.KEYS_IN, lake.KEYS_CIBER, lake.CDR_SEEN)}
+#: What a night reads of the days before it: the duplicate key indexes and retail's carried
+#: state (summaries and day passes); never the earlier days' events.
+_HISTORY = {ds.directory for ds in (lake.KEYS_IN, lake.KEYS_CIBER, lake.CDR_SEEN, lake.RETAIL)}
 
 
 def _ok(proc: subprocess.CompletedProcess[str]) -> None:
@@ -185,8 +187,8 @@ def test_next_night_reads_only_the_window_it_needs(
         tmp_path,
         night,
         lambda ds, d: d < D3 and ds not in _HISTORY,
-        # retail's lookback (33 days before the day's earliest event) reads yesterday's events
-        (lake.EVENTS_IN.directory, D2),
+        # retail carries yesterday's summaries and day passes
+        (lake.RETAIL.directory, D2),
         compare_stdout=False,
     )
     assert want["code"] in (0, 1)
