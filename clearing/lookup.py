@@ -227,12 +227,25 @@ def _money(amount: int | None, scale: int | None) -> Decimal | None:
     return Decimal(amount).scaleb(-(scale or 0))
 
 
-def _where(column_imsi: str, columns_msisdn: Sequence[str], n_imsi: int, msisdn: bool) -> str:
-    """The filter: ``imsi IN (?…)`` (or false), OR each MSISDN column = ? (by MSISDN)."""
-    terms = [f"{column_imsi} IN ({', '.join('?' * n_imsi)})" if n_imsi else "false"]
-    if msisdn:
-        terms += [f"{c} = ?" for c in columns_msisdn]
-    return " OR ".join(terms)
+def _query(
+    select: str, imsis: Sequence[str], msisdn_columns: Sequence[str], msisdn: str | None
+) -> tuple[str, list[Any]]:
+    """The SQL over the view ``found`` and its parameters: the card(s), or the MSISDN's columns.
+
+    One SELECT per term, joined by UNION (the rows are distinct: each has its file and place
+    in it), so that each term is a filter of the Parquet scan (an OR of columns would not be).
+    """
+    terms: list[tuple[str, list[Any]]] = []
+    if imsis:
+        terms.append((f"imsi IN ({', '.join('?' * len(imsis))})", list(imsis)))
+    if msisdn is not None:
+        terms += [(f"{c} = ?", [msisdn]) for c in msisdn_columns]
+    if not terms:
+        terms.append(("false", []))
+    sql = " UNION ".join(
+        f"SELECT processing_date, {select} FROM found WHERE {where}" for where, _ in terms
+    )
+    return sql, [p for _, params in terms for p in params]
 
 
 def _rows(
@@ -246,11 +259,20 @@ def _rows(
     msisdn: str | None,
 ) -> list[dict[str, Any]]:
     """The rows of ``ds`` for ``days`` of the subscriber, as dicts of the ``select`` columns."""
-    if not lake.view(con, root, ds, days, "found"):
+    files = lake.files(root, ds, days)
+    if not files:
         return []
-    where = _where("imsi", msisdn_columns, len(imsis), msisdn is not None)
-    params: list[Any] = [*imsis, *([msisdn] * len(msisdn_columns) if msisdn else [])]
-    rel = con.execute(f"SELECT processing_date, {select} FROM found WHERE {where}", params)
+    sql, params = _query(select, imsis, msisdn_columns, msisdn)
+    try:
+        lake.view(con, root, ds, days, "found")
+        rel = con.execute(sql, params)
+    except duckdb.Error as exc:
+        msg = (
+            f"cannot read the lake's `{ds.name}` of {days[0]} … {days[-1]} ({len(files)} "
+            f"files under `{root / ds.directory}`): {exc}; re-run the night of the date whose "
+            "file is broken, or restore the work folder from a backup (`clearing restore`)"
+        )
+        raise ConfigError(msg) from exc
     names = [d[0] for d in rel.description]
     return [dict(zip(names, row, strict=True)) for row in rel.fetchall()]
 

@@ -222,7 +222,8 @@ def _write_rates(rates: Path) -> None:
     (sources / "sub_numbers.csv").write_text(
         "msisdn,imsi,role,selection_code,apn,plan_id,label,valid_from,valid_to\n"
         f"85290000001,{CARD},primary,,,BASIC,,2024-01-01,\n"
-        f"{LOCAL},{CARD},local,,,BASIC,France local number,2024-01-01,\n"
+        f"{LOCAL},{OTHER},local,,,BASIC,France local number,2024-01-01,2025-01-01\n"
+        f"{LOCAL},{CARD},local,,,BASIC,France local number,2025-01-01,\n"
         f"85290000009,{OTHER},primary,,,BASIC,,2024-01-01,\n"
     )
     (sources / "plans.csv").write_text(
@@ -354,6 +355,7 @@ def test_a_sub_number_finds_its_cards_events(built: Path, clearing: Cli) -> None
     r = clearing("find", "-w", str(built), "--msisdn", LOCAL, "--json")
     assert r.returncode == 0, r.stderr
     lines = _lines(r.stdout)
+    # the card that holds the number in November 2026 (OTHER held it in 2024 only)
     assert {x["imsi"] for x in lines} == {CARD}
     assert len(lines) == 5  # the card's 4 received events and its bill line
     text = clearing("find", "-w", str(built), "--msisdn", LOCAL)
@@ -377,6 +379,20 @@ def test_human_output_is_a_table_with_totals(built: Path, clearing: Cli) -> None
         ["received", "returned"],
     ]
     assert out[-1] == "4 events: 3 received, 1 retail, 0 visitor; retail amount: 3.00 HKD"
+
+
+def test_only_the_partitions_of_the_range_are_read(built: Path, clearing: Cli) -> None:
+    broken = lake.files(built / "lake", lake.EVENTS_IN, [D2])
+    assert len(broken) == 1
+    broken[0].write_bytes(b"not parquet")  # 2026-11-23's file, unreadable
+    r = clearing("find", "-w", str(built), "--imsi", CARD, "--to", "2026-11-22", "--json")
+    assert r.returncode == 0, r.stderr
+    assert len(_lines(r.stdout)) == 4
+    # the default range reads it: a broken lake file is named, exit 2, no traceback
+    whole = clearing("find", "-w", str(built), "--imsi", CARD)
+    assert whole.returncode == 2, whole.stderr
+    assert whole.stderr.startswith("error: cannot read the lake's `events_in` of 2026-11-22 …")
+    assert "Traceback" not in whole.stderr
 
 
 # --- exit codes -------------------------------------------------------------------------------
