@@ -322,6 +322,7 @@ def _retail(row: dict[str, Any]) -> Found:
         currency=row["currency"],
         extra={
             "event_index": row["event_index"],
+            "sub_number": row["sub_number"],
             "attribution_rule": rule,
             "event_msisdn": row["event_msisdn"],
             "plan_id": row["plan_id"],
@@ -414,16 +415,16 @@ def find(
     if (imsi is None) == (msisdn is None):
         msg = "give one of --imsi or --msisdn (not both, not neither)"
         raise ConfigError(msg)
+    imsi = None if imsi is None else check_imsi(imsi)
+    msisdn = None if msisdn is None else check_msisdn(msisdn)
     root = workdir / "lake"
     if not root.is_dir():
         msg = f"no lake in `{workdir}` yet: run `clearing nightly --workdir {workdir}` first"
         raise ConfigError(msg)
     days = _pick_dates(root, first, last)
-    if imsi is not None:
-        imsis = [check_imsi(imsi)]
-    else:
-        msisdn = check_msisdn(str(msisdn))
-        imsis = _cards(workdir / "rates", msisdn, days[0], days[-1]) if days else []
+    imsis = [imsi] if imsi is not None else []
+    if msisdn is not None and days:
+        imsis = _cards(workdir / "rates", msisdn, days[0], days[-1])
     found: list[Found] = []
     if days:
         con = duckdb.connect()
