@@ -51,6 +51,7 @@ LAYERS: list[set[str]] = [
     {"inspect"},
     {"returns"},
     {"rating"},
+    {"lookup"},  # clearing find: the lake's events of one subscriber
     {"outbound"},
     {"transport"},
     {"settle"},

@@ -12,7 +12,7 @@ group under its name; the top-level verbs of a module merged into ``clearing``):
   (``transport status``), :mod:`~clearing.cli.rates` (``rerate``, ``rate what-if``,
   ``rates import``), :mod:`~clearing.cli.history` (``rate explain``, ``rates versions``),
   :mod:`~clearing.cli.held` (``rate recycle``), :mod:`~clearing.cli.iot`
-  (``iot list|accept|dispute``).
+  (``iot list|accept|dispute``), :mod:`~clearing.cli.find` (``find``).
 
 ``clearing -v`` / ``-q`` (before the verb) set how much goes to stderr; ``--json`` (a verb's
 option) puts every line on stdout as JSON (:mod:`clearing.log`).
@@ -32,6 +32,7 @@ import typer
 from clearing.cli import (
     archive,
     backup,
+    find,
     held,
     history,
     inspect,
@@ -130,6 +131,7 @@ app.add_typer(stages.settle_app, name="settle")
 app.add_typer(iot.app, name="iot")  # iot list, accept, dispute
 app.add_typer(backup.app)  # backup, restore
 app.add_typer(archive.app)  # archive
+app.add_typer(find.app)  # find
 
 
 def main(argv: list[str] | None = None) -> Any:

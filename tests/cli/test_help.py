@@ -46,7 +46,7 @@ def _examples(command: Any) -> list[str]:
 
 def test_the_verbs_are_all_there() -> None:
     names = {p for p, _ in VERBS}
-    assert len(names) == 35, sorted(names)
+    assert len(names) == 36, sorted(names)
     assert {"clearing nightly", "clearing rate", "clearing transport status"} <= names
 
 
@@ -81,12 +81,13 @@ def _parse(line: str, monkeypatch: pytest.MonkeyPatch) -> None:
         return
     parsed = command.make_context(path[-1], list(args), parent=ctx.parent)
     assert not parsed.args or getattr(command, "commands", None), line
-    # the date options (backfill's --from/--to are dates; backup's --to, restore's --from folders)
+    # the date options (backfill's and find's --from/--to are dates; backup's --to, restore's
+    # --from folders)
     dates = (
         "--date",
         "--all-of-date",
         "--before",
-        *(("--from", "--to") if path[-1] == "backfill" else ()),
+        *(("--from", "--to") if path[-1] in ("backfill", "find") else ()),
     )
     for flag in dates:
         if flag in args:
