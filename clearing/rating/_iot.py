@@ -282,7 +282,9 @@ def _price(matched: pl.DataFrame) -> pl.DataFrame:
     dtype = pl.Int128 if wide else pl.Int64
     n = pl.col("price").cast(dtype) * pl.col("charged_units") * _pow10(pl.col("_ku"))
     d = pl.col("unit").cast(dtype) * _pow10(pl.col("_kd"))
-    exact = round_div_expr(n, d, pl.col("rounding"), dtype=dtype)
+    # the exact charge once (a column), then what is made of it
+    priced = priced.with_columns(round_div_expr(n, d, pl.col("rounding"), dtype=dtype).alias("_x"))
+    exact = pl.col("_x")
     # checked: a charge beyond VALUE_LIMIT is held (unrated, with its reason), never wrapped
     over = ((exact > VALUE_LIMIT) | (exact < -VALUE_LIMIT)).fill_null(False)
     priced = priced.with_columns(
