@@ -43,6 +43,7 @@ from clearing.cli import (
     samples,
     seq,
     stages,
+    stats,
     transport,
     validate,
 )
@@ -130,6 +131,7 @@ app.add_typer(stages.settle_app, name="settle")
 app.add_typer(iot.app, name="iot")  # iot list, accept, dispute
 app.add_typer(backup.app)  # backup, restore
 app.add_typer(archive.app)  # archive
+app.add_typer(stats.app)  # stats
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -56,6 +56,7 @@ READERS = {
     "clearing rates versions",
     "clearing rates list-versions",
     "clearing backup",
+    "clearing stats",
 }
 
 
@@ -116,7 +117,7 @@ VERBS = dict(_verbs())
 
 
 def test_every_work_folder_verb_is_found() -> None:
-    assert len(VERBS) == 33, sorted(VERBS)  # the count of tests/cli/test_common.py
+    assert len(VERBS) == 34, sorted(VERBS)  # the count of tests/cli/test_common.py
     assert set(VERBS) >= READERS
 
 
