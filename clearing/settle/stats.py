@@ -590,6 +590,21 @@ def stats_book(s: Stats) -> Book:
         ),
         _trend_table(s),
     ]
+    front = _front(s, first, last)
+    return Book(
+        title=f"Roaming statistics {s.home} {s.period}",
+        subject=f"Roaming statistics, period {s.period}",
+        stamp=datetime(last.year, last.month, last.day),
+        creator=software_version(),
+        front=front,
+        tables=tables,
+        footer=f"{s.home} roaming statistics {s.period}",
+    )
+
+
+def _front(s: Stats, first: date, last: date) -> KeyFigures:
+    """The Overview sheet: what the workbook is, the month's key counts."""
+    t = s.tables
     counts = {
         "out_calls": sum(r["out_calls"] for r in t["Call duration"]),
         "in_calls": sum(r["in_calls"] for r in t["Call duration"]),
@@ -607,7 +622,7 @@ def stats_book(s: Stats) -> Book:
     ]
     if s.empty:
         notes.insert(0, f"No data: no processing date of {s.period} is in the lake.")
-    front = KeyFigures(
+    return KeyFigures(
         "Overview",
         f"Roaming statistics {s.home} {s.period}",
         header,
@@ -624,15 +639,6 @@ def stats_book(s: Stats) -> Book:
             KeyFigure("Inbound data bytes", value=sum(r["in_bytes"] for r in t["Data by partner"])),
         ],
         notes=notes,
-    )
-    return Book(
-        title=f"Roaming statistics {s.home} {s.period}",
-        subject=f"Roaming statistics, period {s.period}",
-        stamp=datetime(last.year, last.month, last.day),
-        creator=software_version(),
-        front=front,
-        tables=tables,
-        footer=f"{s.home} roaming statistics {s.period}",
     )
 
 
