@@ -12,7 +12,8 @@ group under its name; the top-level verbs of a module merged into ``clearing``):
   (``transport status``), :mod:`~clearing.cli.rates` (``rerate``, ``rate what-if``,
   ``rates import``), :mod:`~clearing.cli.history` (``rate explain``, ``rates versions``),
   :mod:`~clearing.cli.held` (``rate recycle``), :mod:`~clearing.cli.iot`
-  (``iot list|accept|dispute``), :mod:`~clearing.cli.find` (``find``).
+  (``iot list|accept|dispute``), :mod:`~clearing.cli.find` (``find``),
+  :mod:`~clearing.cli.stats` (``stats``).
 
 ``clearing -v`` / ``-q`` (before the verb) set how much goes to stderr; ``--json`` (a verb's
 option) puts every line on stdout as JSON (:mod:`clearing.log`).
@@ -44,6 +45,7 @@ from clearing.cli import (
     samples,
     seq,
     stages,
+    stats,
     transport,
     validate,
 )
@@ -132,6 +134,7 @@ app.add_typer(iot.app, name="iot")  # iot list, accept, dispute
 app.add_typer(backup.app)  # backup, restore
 app.add_typer(archive.app)  # archive
 app.add_typer(find.app)  # find
+app.add_typer(stats.app)  # stats
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -17,8 +17,8 @@ typed columns and an optional totals row. The rules this module keeps:
   holds (``shown``): summary sheets show SDR to the cent, the cell keeps all six.
 * **Printable on A4.** Every sheet prints A4 landscape at 85-100 %, so no text prints under
   8 pt; a wider sheet prints several pages wide with its key columns repeated on each page.
-  Long subtitles and notes wrap over the page width. Charts sit below their table, cache the
-  values they show and mark each point.
+  Long subtitles and notes wrap over the page width. Charts sit below their table (or beside
+  it, the page planned wide enough for both), cache the values they show and mark each point.
 * **Same model, same bytes.** Document properties (created / modified) come from the caller
   (derived from the processing date or period), zip entries get fixed timestamps, and every
   collection is written in a fixed order.
@@ -155,7 +155,10 @@ class Chart:
     series: tuple[str, ...]
     kind: Literal["bar", "line"] = "bar"
     y_title: str = ""
-    anchor: str | None = None  # cell where the chart's top-left corner sits (default: right)
+    anchor: str | None = None  # cell where the chart's top-left corner sits (default: below)
+    beside: bool = False  # beside the table (one under the other), the page planned wide enough
+    width: float = 16.0  # centimetres
+    height: float = 8.0
 
 
 @dataclass
@@ -398,7 +401,10 @@ def _write_table(
     widths = _widths(ws, t)
     lines = max(_lines(c.title, w) for c, w in zip(t.columns, widths, strict=True))
     ws.row_dimensions[HEADER_ROW].height = 15 * lines + 3
-    layout = _layout(widths, t.columns)
+    beside = _beside(t)
+    if beside:
+        ws.column_dimensions[get_column_letter(ncols + 1)].width = _GAP
+    layout = _layout(widths + beside, t.columns)
     if t.subtitle:
         _flow(ws, 2, widths, layout.scale, 11)
     for r in range(below + 1, row_no):
@@ -502,8 +508,8 @@ def _chart(
         chart = LineChart()
     chart.title = spec.title
     chart.y_axis.title = spec.y_title
-    chart.height = 8
-    chart.width = 16
+    chart.height = spec.height
+    chart.width = spec.width
     chart.y_axis.numFmt = "#,##0"
     chart.y_axis.majorGridlines = None
     chart.x_axis.tickLblPos = "low"  # category labels below the plot, also under negatives
@@ -529,7 +535,22 @@ def _chart(
     # below the table, one under the other (printing: a chart beside a table or beside
     # another chart would make the page wider), 17 rows (8 cm and a gap) apart
     anchor = spec.anchor or f"A{below + 17 * n}"
+    if spec.beside:
+        # beside the table, one column apart, the next chart under the one before
+        gap = int(spec.height / 0.53) + 2  # a row is 15 pt (0.53 cm) high
+        anchor = f"{get_column_letter(len(t.columns) + 2)}{HEADER_ROW + gap * n}"
     ws.add_chart(chart, anchor)
+
+
+_GAP = 2.0  # the width of the column between a table and the charts beside it
+
+
+def _beside(t: Table) -> list[float]:
+    """The widths (in column-width units) a table's charts beside it take on the page."""
+    wide = [c.width for c in t.charts if c.beside]
+    if not wide or not t.rows:
+        return []
+    return [_GAP, max(wide) * 28.35 / _PT_PER_WIDTH]  # a narrow gap column, the chart
 
 
 def _write_front(

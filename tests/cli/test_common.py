@@ -99,8 +99,10 @@ def test_every_work_folder_option_is_the_same() -> None:
         assert option.opts == ["--workdir", "-w"], path
         assert option.envvar == "CLEARING_WORKDIR", path
         assert option.help == "work folder (clearing.toml, inbox/, state, lake/, out/)", path
-    assert len(seen) == 34, seen  # all but inspect and samples generate (samples deliver has it)
-    assert {"clearing backup", "clearing restore", "clearing archive"} <= set(seen)
+    assert len(seen) == 35, seen  # all but inspect and samples generate (samples deliver has it)
+    assert {"clearing backup", "clearing restore", "clearing archive", "clearing stats"} <= set(
+        seen
+    )
     assert "clearing find" in seen
     assert "clearing transport status" in seen
     assert "clearing rates import" in seen

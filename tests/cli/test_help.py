@@ -46,7 +46,7 @@ def _examples(command: Any) -> list[str]:
 
 def test_the_verbs_are_all_there() -> None:
     names = {p for p, _ in VERBS}
-    assert len(names) == 36, sorted(names)
+    assert len(names) == 37, sorted(names)
     assert {"clearing nightly", "clearing rate", "clearing transport status"} <= names
 
 

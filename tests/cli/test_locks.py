@@ -57,6 +57,7 @@ READERS = {
     "clearing rates list-versions",
     "clearing backup",
     "clearing find",
+    "clearing stats",
 }
 
 
@@ -117,7 +118,7 @@ VERBS = dict(_verbs())
 
 
 def test_every_work_folder_verb_is_found() -> None:
-    assert len(VERBS) == 34, sorted(VERBS)  # the count of tests/cli/test_common.py
+    assert len(VERBS) == 35, sorted(VERBS)  # the count of tests/cli/test_common.py
     assert set(VERBS) >= READERS
 
 
