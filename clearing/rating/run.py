@@ -52,6 +52,7 @@ import contextlib
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
 import polars as pl
@@ -797,6 +798,7 @@ def _payables_chunked(
     settings: config.Settings | None,
     chunks: list[list[tuple[Path, int, int]]],
     budget: int,
+    writes: _Writes,
 ) -> tuple[_Payables, list[Path]]:
     """:func:`_payables` for a day whose partner events do not fit the budget: in chunks.
 
@@ -883,7 +885,7 @@ def _payables_chunked(
                 sums[(p, c, sc)] = once
                 if each != once:
                     out.rounding.append((p, c, sc, each - once))
-            paths += _pay_files(spool, partners, root, day, budget)
+            paths += _pay_files(spool, partners, root, day, budget, writes)
     for p, c, sc, a in released:
         sums[(p, c, sc)] = sums.get((p, c, sc), 0) + a
     keys = [k for k, _v in sorted(sums.items(), key=lambda kv: kv[0][0])]
@@ -892,36 +894,41 @@ def _payables_chunked(
 
 
 def _pay_files(
-    spool: Spool, partners: dict[str | None, str], root: Path, day: date, budget: int
+    spool: Spool,
+    partners: dict[str | None, str],
+    root: Path,
+    day: date,
+    budget: int,
+    writes: _Writes,
 ) -> list[Path]:
-    """Write ``rated_partner`` (per partner) and ``iot_findings`` from their parts, sorted."""
+    """Write ``rated_partner`` (per partner) and ``iot_findings`` from their parts, sorted.
+
+    Two files at a time, each within half the budget; returns when they are written.
+    """
     order = ["file", "event_index", "_seq"]  # `_seq`: the whole day's order of equal keys
-    written = []
-    for partner, name in partners.items():
-        target = lake.path(root, lake.RATED_PARTNER, day, partner=str(partner))
-        sorted_to(
-            spool.files(name),
-            target,
-            order,
-            nulls_last=True,
-            compression=lake.RATED_PARTNER.compression,
-            tmp=spool.tmp,
-            memory_mb=budget,
-            drop=["_seq"],
+    jobs = [
+        (spool.files(name), lake.path(root, lake.RATED_PARTNER, day, partner=str(partner)))
+        for partner, name in partners.items()
+    ]
+    findings = lake.path(root, lake.IOT_FINDINGS, day)
+    for k, (files, target) in enumerate([*jobs, (spool.files("findings"), findings)]):
+        writes.submit(
+            partial(
+                sorted_to,
+                files,
+                target,
+                order,
+                nulls_last=True,
+                compression=lake.RATED_PARTNER.compression
+                if target != findings
+                else lake.IOT_FINDINGS.compression,
+                tmp=spool.tmp / str(k),
+                memory_mb=budget // 2,
+                drop=["_seq"],
+            )
         )
-        written.append(target)
-    target = lake.path(root, lake.IOT_FINDINGS, day)
-    sorted_to(
-        spool.files("findings"),
-        target,
-        order,
-        nulls_last=True,
-        compression=lake.IOT_FINDINGS.compression,
-        tmp=spool.tmp,
-        memory_mb=budget,
-        drop=["_seq"],
-    )
-    return [*sorted(written), target]
+    writes.wait()  # before the parts go
+    return [*sorted(t for _f, t in jobs), findings]
 
 
 def _window(workdir: Path) -> int:
@@ -1201,6 +1208,7 @@ def _visitors_chunked(
     window: int,
     sent: frozenset[str],
     budget: int,
+    writes: _Writes,
 ) -> _DayVisitors:
     """The visitors' half of :func:`rate_day` for a day bigger than the budget: in chunks.
 
@@ -1249,15 +1257,24 @@ def _visitors_chunked(
                 state.add_rated(
                     recycle.rated.with_columns(pl.lit(None, pl.Int32).alias(RAP_FSN)).select(names)
                 )
-        paths = [_concat(spool, ["findings", "dup-findings"], root, lake.CDR_FINDINGS, day)]
-        paths.append(_concat(spool, ["quarantine", "duplicates"], root, lake.CDR_QUARANTINE, day))
+        # the lake files, two at a time (each within half the budget)
+        half = budget // 2
+        paths = [_concat(spool, ["findings", "dup-findings"], root, lake.CDR_FINDINGS, day, writes)]
+        paths.append(
+            _concat(spool, ["quarantine", "duplicates"], root, lake.CDR_QUARANTINE, day, writes)
+        )
         lake.clear(root, lake.CDR_SEEN, day)
         names = list(lake.CDR_SEEN.schema.names)
         for start in sorted(state.starts, key=lambda s: (s is not None, s or day)):
             target = lake.path(root, lake.CDR_SEEN, day, start=start)
-            compression = lake.CDR_SEEN.compression
-            concat_to(
-                spool.files(state.starts[start]), target, compression=compression, columns=names
+            writes.submit(
+                partial(
+                    concat_to,
+                    spool.files(state.starts[start]),
+                    target,
+                    compression=lake.CDR_SEEN.compression,
+                    columns=names,
+                )
             )
             paths.append(target)
         again, resubmit_problems = _resubmitted(workdir, day, rates)
@@ -1278,22 +1295,20 @@ def _visitors_chunked(
                 continue
             fresh.append(partner)
             target = lake.path(root, lake.RATED_VISITORS, day, partner=str(partner))
-            sorted_to(
-                spool.files(name),
-                target,
-                _ORDER[1:],
-                nulls_last=True,
-                compression=lake.RATED_VISITORS.compression,
-                tmp=spool.tmp,
-                memory_mb=budget,
+            writes.submit(
+                partial(
+                    sorted_to,
+                    spool.files(name),
+                    target,
+                    _ORDER[1:],
+                    nulls_last=True,
+                    compression=lake.RATED_VISITORS.compression,
+                    tmp=spool.tmp / str(len(written)),
+                    memory_mb=half,
+                )
             )
             written.append(target)
-        writes = _Writes()
-        try:
-            replay = _replay(root, day, sent, replayed, writes)
-            writes.wait()
-        finally:
-            writes.close()
+        replay = _replay(root, day, sent, replayed, writes)
         del replayed
         out = sorted(
             [*fresh, *(p for p, rows in replay.kept.items() if rows.height)],
@@ -1312,16 +1327,20 @@ def _visitors_chunked(
         paths += replay.paths
         lake.clear(root, lake.UNRATED_VISITORS, day)
         target = lake.path(root, lake.UNRATED_VISITORS, day)
-        sorted_to(
-            spool.files("unrated"),
-            target,
-            _ORDER[1:],
-            nulls_last=False,
-            compression=lake.UNRATED_VISITORS.compression,
-            tmp=spool.tmp,
-            memory_mb=budget,
+        writes.submit(
+            partial(
+                sorted_to,
+                spool.files("unrated"),
+                target,
+                _ORDER[1:],
+                nulls_last=False,
+                compression=lake.UNRATED_VISITORS.compression,
+                tmp=spool.tmp / "unrated",
+                memory_mb=half,
+            )
         )
         paths.append(target)
+        writes.wait()  # before the parts go
     return _DayVisitors(
         read=vis,
         paths=paths,
@@ -1337,11 +1356,14 @@ def _visitors_chunked(
     )
 
 
-def _concat(spool: Spool, names: list[str], root: Path, ds: lake.Dataset, day: date) -> Path:
-    """Write the parts of ``names`` (in order) as the file of ``ds``; return its path."""
+def _concat(
+    spool: Spool, names: list[str], root: Path, ds: lake.Dataset, day: date, writes: _Writes
+) -> Path:
+    """Write the parts of ``names`` (in order) as the file of ``ds`` (in ``writes``); its path."""
     lake.clear(root, ds, day)
     target = lake.path(root, ds, day)
-    concat_to([f for n in names for f in spool.files(n)], target, compression=ds.compression)
+    parts = [f for n in names for f in spool.files(n)]
+    writes.submit(partial(concat_to, parts, target, compression=ds.compression))
     return target
 
 
@@ -1458,14 +1480,18 @@ def rate_day(
         if len(chunks) <= 1:  # the day fits the budget: rated at once
             vis = _visitors_whole(workdir, day, files, rates, settings, window, sent, writes)
         else:
-            vis = _visitors_chunked(workdir, day, chunks, rates, settings, window, sent, budget)
+            vis = _visitors_chunked(
+                workdir, day, chunks, rates, settings, window, sent, budget, writes
+            )
         writes.wait()  # the visitors' files are written: their rows can go
         release_memory()  # before the partners' events: the peak is one half's, not the sum
         events = _event_chunks(workdir, day, rows)
         if len(events) <= 1:  # the day's partner events fit the budget: checked at once
             pay, pay_paths = _payables(workdir, day, rates, root, writes, settings)
         else:
-            pay, pay_paths = _payables_chunked(workdir, day, rates, root, settings, events, budget)
+            pay, pay_paths = _payables_chunked(
+                workdir, day, rates, root, settings, events, budget, writes
+            )
         paths = [*vis.paths, *pay_paths]
         writes.wait()
     finally:
