@@ -44,6 +44,14 @@ counted apart (``resubmitted``), not in the record identity.
   (``over_threshold``), ``held`` from the payable until accepted or disputed
   (``clearing iot accept`` / ``clearing iot dispute``); a re-run keeps the decisions. The
   day's payable leaves out the events ``held`` or ``disputed``.
+
+Memory: a day whose CDRs (or partner events) fit the ``[performance] memory_mb`` budget
+(:func:`chunk_rows`) is rated at once. A bigger day is rated in chunks of records (big files
+cut in pieces, :mod:`clearing.rating.cdr`), each chunk's rows written to parts under
+``<workdir>/tmp/rate-<day>/`` (``pay-<day>/`` for the events), then each lake file made from
+its parts by DuckDB's out-of-core sort (:mod:`clearing.rating._spool`): the same files, byte
+for byte, and the same figures as the day rated at once, with a chunk's rows (or a file's row
+group) in memory rather than the day's.
 """
 
 from __future__ import annotations
