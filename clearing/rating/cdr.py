@@ -536,7 +536,9 @@ class CdrPiece:
 
 # bytes that keep a CSV file whole: a quote (a quoted comma or line break), line breaks other
 # than "\n" (splitlines() sees them), and non-ASCII bytes (other line breaks, bad UTF-8)
-_UNCUT: Final = np.array([ord('"'), *b"\r\x0b\x0c\x1c\x1d\x1e"], dtype=np.uint8)
+_UNCUT: Final = np.zeros(256, dtype=np.bool_)
+_UNCUT[[ord('"'), *b"\r\x0b\x0c\x1c\x1d\x1e"]] = True
+_UNCUT[0x80:] = True
 
 
 def _csv_lines(path: Path) -> tuple[int, np.ndarray[Any, np.dtype[np.int64]]] | None:
@@ -559,7 +561,7 @@ def _csv_lines(path: Path) -> tuple[int, np.ndarray[Any, np.dtype[np.int64]]] | 
             data = np.frombuffer(carry + block, dtype=np.uint8)
             if not data.size:
                 break
-            if (data >= 0x80).any() or np.isin(data, _UNCUT).any():
+            if _UNCUT[data].any():
                 return None
             breaks = np.flatnonzero(data == 0x0A)
             if not block:  # the end: a last line without its "\n"
