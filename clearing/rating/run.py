@@ -97,6 +97,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "IOT_EVENT_COLUMNS",
+    "MIN_CHUNK_ROWS",
     "RAP_FSN",
     "RESERVED_MB",
     "ROW_BYTES",
@@ -1032,6 +1033,11 @@ ROW_BYTES: Final = 3000
 RESERVED_MB: Final = 256
 
 
+#: The smallest chunk (records): below it a chunk's fixed costs (a DuckDB lookup, parts,
+#: a store transaction) outweigh its rows; a budget under about 400 MB gets it.
+MIN_CHUNK_ROWS: Final = 50_000
+
+
 def chunk_rows(memory_mb: int) -> int:
     """How many CDRs the rate stage holds at once for a budget of ``memory_mb`` megabytes.
 
@@ -1040,7 +1046,7 @@ def chunk_rows(memory_mb: int) -> int:
     is a chunk alone); the partners' files are then made from the chunks' parts by DuckDB's
     out-of-core sort within half the budget.
     """
-    return max(1, ((memory_mb - RESERVED_MB) << 20) // ROW_BYTES)
+    return max(MIN_CHUNK_ROWS, ((memory_mb - RESERVED_MB) << 20) // ROW_BYTES)
 
 
 def _budget(workdir: Path, settings: config.Settings | None) -> int:

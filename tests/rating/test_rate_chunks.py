@@ -29,7 +29,7 @@ from clearing._io import write_table_atomic
 from clearing.rating._refdata import import_rates
 from clearing.rating._spool import ROW_GROUP, Spool, concat_to, sorted_to
 from clearing.rating.cdr import PieceReader, plan_pieces, read_cdrs
-from clearing.rating.run import RateSummary, chunk_rows, rate_day
+from clearing.rating.run import MIN_CHUNK_ROWS, RateSummary, chunk_rows, rate_day
 
 from ..cli_run import run_cli
 from ..test_golden import GOLDEN, _scenario
@@ -281,6 +281,7 @@ def test_pieces_of_a_file_read_as_the_whole_file(tmp_path: Path) -> None:
     # 27 of the 50 lines repeat an id of the file (lines 25-51), one has a bad record type
     assert want.quarantined.height == 28
     assert chunk_rows(2048) > 500_000  # a day of 500 000 records is rated at once by default
+    assert chunk_rows(256) == MIN_CHUNK_ROWS  # the smallest budget: chunks of 50 000
 
 
 @pytest.mark.slow
