@@ -18,7 +18,7 @@ import os
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterable, Iterator
     from pathlib import Path
 
     import pyarrow as pa
@@ -33,6 +33,7 @@ __all__ = [
     "private_umask",
     "set_modes",
     "write_atomic",
+    "write_row_groups_atomic",
     "write_table_atomic",
 ]
 
@@ -169,6 +170,35 @@ def write_table_atomic(table: pa.Table, path: Path, *, compression: str = "zstd"
 
     with _staged(path) as tmp:
         pq.write_table(table, tmp, compression=compression)
+        _commit(tmp, path)
+
+
+def write_row_groups_atomic(
+    tables: Iterable[pa.Table], schema: pa.Schema, path: Path, *, compression: str = "zstd"
+) -> None:
+    """Write ``tables`` as the row groups of one Parquet file ``path`` (atomic, as above).
+
+    Each table is one row group: given tables of at most 1 Mi rows (pyarrow's row group
+    length), each in one chunk per column, the bytes are those :func:`write_table_atomic`
+    writes for their concatenation in one chunk, without holding it whole. An empty
+    ``tables`` writes the file of an empty table of ``schema``.
+
+    Raises:
+        OSError: the write failed; the temporary file is removed and the error names ``path``.
+    """
+    import pyarrow.parquet as pq
+
+    with _staged(path) as tmp:
+        writer = pq.ParquetWriter(tmp, schema, compression=compression)
+        try:
+            wrote = False
+            for table in tables:
+                writer.write_table(table)
+                wrote = True
+            if not wrote:
+                writer.write_table(schema.empty_table())
+        finally:
+            writer.close()
         _commit(tmp, path)
 
 

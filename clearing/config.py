@@ -385,7 +385,9 @@ class Performance(_Model):
 
     ``memory_mb`` is the budget the stages that hold many rows at once size their work by: the
     retail rating of the cycle-to-date usage (which grows through a bill cycle) is done in
-    slices of cards, as many as the budget needs. A budget is not a hard limit on the process
+    slices of cards, as many as the budget needs; the rate stage rates a day bigger than the
+    budget in chunks of records and partner events (the same outputs), and settlement's
+    DuckDB works within it. A budget is not a hard limit on the process
     (Python, Arrow and DuckDB allocate on their own), it is what the slices are sized for.
     """
 

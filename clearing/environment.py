@@ -15,7 +15,14 @@ from pathlib import Path
 from clearing._paths import reports_root, specs_root
 from clearing.errors import ConfigError
 
-__all__ = ["PARALLEL_MIN_MB", "Environment", "cache_dir", "environment", "key_hash_bits"]
+__all__ = [
+    "PARALLEL_MIN_MB",
+    "Environment",
+    "cache_dir",
+    "environment",
+    "key_hash_bits",
+    "rate_chunk_rows",
+]
 
 PARALLEL_MIN_MB = 256
 """Default of ``CLEARING_PARALLEL_MIN_MB``: below this many MB of TAP input in a day, validate
@@ -131,3 +138,14 @@ def key_hash_bits() -> int:
     raw = os.environ.get("CLEARING_KEY_HASH_BITS", "").strip()
     bits = int(raw) if raw.isdigit() else 128
     return bits if 1 <= bits < 64 else 128
+
+
+def rate_chunk_rows() -> int | None:
+    """``CLEARING_RATE_CHUNK_ROWS``: the rate stage's chunk size in records (None: unset).
+
+    For tests only: a positive number rates every day bigger than that many records (or
+    partner events) in chunks of that size, whatever the ``[performance] memory_mb`` budget
+    (the outputs must be the same bytes as a day rated at once). Anything else: the budget's.
+    """
+    raw = os.environ.get("CLEARING_RATE_CHUNK_ROWS", "").strip()
+    return int(raw) if raw.isdigit() and int(raw) > 0 else None

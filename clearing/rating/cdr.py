@@ -23,15 +23,19 @@ from clearing.config import environment
 from clearing.errors import ConfigError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
     from pathlib import Path
 
 __all__ = [
     "CDR_FINDINGS_SCHEMA",
     "CdrColumn",
+    "CdrPiece",
     "CdrRead",
+    "PieceReader",
     "cdr_schema",
+    "count_rows",
     "empty_records",
+    "plan_pieces",
     "read_cdrs",
 ]
 
@@ -316,14 +320,30 @@ def _rules(col: CdrColumn) -> tuple[pl.Expr, list[tuple[pl.Expr, str, str]]]:
 
 
 def _read_one(path: Path, cols: tuple[CdrColumn, ...]) -> CdrRead:
-    name = path.name
-    raw, findings = _load_text(path)
+    return _check(path.name, lambda: _load_text(path), cols)[0]
+
+
+def _check(
+    name: str,
+    load: Callable[[], tuple[pl.DataFrame | None, list[pl.DataFrame]]],
+    cols: tuple[CdrColumn, ...],
+    *,
+    first: bool = True,
+    earlier: pl.Series | None = None,
+) -> tuple[CdrRead, pl.Series | None]:
+    """The rows ``load`` reads (a file, or a piece of it: :class:`CdrPiece`) checked; their ids.
+
+    ``load`` gives the text columns and ``line`` (or None and a finding). ``first``: the
+    file's first piece (the file's own findings are its); ``earlier``: the record ids of the
+    file's pieces before (a repeat of one is a duplicate in the file).
+    """
+    raw, findings = load()  # held here only: dropped once its text is taken
     qschema = _quarantine_schema(cols)
     if raw is None:
-        return CdrRead(empty_records(cols), pl.concat(findings), pl.DataFrame(schema=qschema))
+        return CdrRead(empty_records(cols), pl.concat(findings), pl.DataFrame(schema=qschema)), None
     known = {c.name for c in cols}
     extra = [c for c in raw.columns if c not in known and c != "line"]
-    if extra:
+    if extra and first:
         findings.append(
             _finding(
                 name,
@@ -336,7 +356,10 @@ def _read_one(path: Path, cols: tuple[CdrColumn, ...]) -> CdrRead:
     missing = [c.name for c in cols if c.required and c.name not in raw.columns]
     if missing:
         problem = f"required column(s) missing: {', '.join(missing)}; the whole file is held"
-        findings.append(_finding(name, "*", problem, "re-export the file with every column"))
+        if first:
+            findings.append(_finding(name, "*", problem, "re-export the file with every column"))
+        else:
+            findings.append(pl.DataFrame(schema=CDR_FINDINGS_SCHEMA))
         q = raw.with_columns(pl.lit(name).alias("file"), pl.lit(problem).alias("reason")).select(
             *(
                 pl.col(c.name) if c.name in raw.columns else pl.lit(None, pl.String).alias(c.name)
@@ -346,7 +369,7 @@ def _read_one(path: Path, cols: tuple[CdrColumn, ...]) -> CdrRead:
             "line",
             "reason",
         )
-        return CdrRead(empty_records(cols), pl.concat(findings), q)
+        return CdrRead(empty_records(cols), pl.concat(findings), q), None
     text = raw.select(
         *(
             pl.col(c.name).str.strip_chars()
@@ -375,10 +398,13 @@ def _read_one(path: Path, cols: tuple[CdrColumn, ...]) -> CdrRead:
             "fix the line in the mediation export and resend it",
         )
     )
+    repeated = ~pl.col("record_id").is_first_distinct()
+    if earlier is not None and earlier.len():
+        repeated = repeated | pl.col("record_id").is_in(earlier.implode())
     checks.append(
         (
             "record_id",
-            pl.col("record_id").is_not_null() & ~pl.col("record_id").is_first_distinct(),
+            pl.col("record_id").is_not_null() & repeated,
             "duplicate record_id in the file",
             "the first record with this id is rated; drop the duplicate from the export",
         )
@@ -438,11 +464,32 @@ def _read_one(path: Path, cols: tuple[CdrColumn, ...]) -> CdrRead:
         .select(*(c.name for c in cols), "file", "line")
     )
     all_findings = pl.concat([*findings, row_findings]) if findings else row_findings
+    ids = text["record_id"].drop_nulls()
     return CdrRead(
         records.cast(pl.Schema({c.name: c.dtype for c in cols})),
         all_findings,
         quarantined.cast(pl.Schema(qschema)),
-    )
+    ), ids
+
+
+def count_rows(path: Path) -> int:
+    """About how many records the file ``path`` holds (to plan the day's chunks), cheaply.
+
+    A Parquet file's row count; a CSV file's line breaks (its header and any quoted line
+    break counted too); 0 for a file that cannot be read (its finding comes when it is).
+    """
+    try:
+        if path.suffix.lower() == ".parquet":
+            import pyarrow.parquet as pq
+
+            return int(pq.read_metadata(path).num_rows)
+        count = 0
+        with path.open("rb") as fh:
+            while block := fh.read(1 << 24):
+                count += block.count(b"\n")
+    except (OSError, ValueError):
+        return 0
+    return count
 
 
 def read_cdrs(paths: Iterable[Path], *, spec: Path | None = None) -> CdrRead:
@@ -464,3 +511,177 @@ def read_cdrs(paths: Iterable[Path], *, spec: Path | None = None) -> CdrRead:
         pl.concat([r.findings.cast(CDR_FINDINGS_SCHEMA) for r in results]),
         pl.concat([r.quarantined for r in results]),
     )
+
+
+@dataclass(frozen=True)
+class CdrPiece:
+    """A file, or a run of its records, read on its own (:func:`plan_pieces`).
+
+    Attributes:
+        path: the file.
+        start: the piece's first record (0: the file's first).
+        rows: its records (of a file read whole: :func:`count_rows`' estimate).
+        last: the file's last piece.
+        span: of a CSV piece, the bytes of its lines ``(from, to)``; None: not a CSV piece.
+        whole: the file read whole, as :func:`read_cdrs` reads it.
+    """
+
+    path: Path
+    start: int
+    rows: int
+    last: bool = True
+    span: tuple[int, int] | None = None
+    whole: bool = True
+
+
+# bytes that keep a CSV file whole: a quote (a quoted comma or line break), line breaks other
+# than "\n" (splitlines() sees them), and non-ASCII bytes (other line breaks, bad UTF-8)
+_UNCUT: Final = np.zeros(256, dtype=np.bool_)
+_UNCUT[[ord('"'), *b"\r\x0b\x0c\x1c\x1d\x1e"]] = True
+_UNCUT[0x80:] = True
+
+
+def _csv_lines(path: Path) -> tuple[int, np.ndarray[Any, np.dtype[np.int64]]] | None:
+    r"""The header's length and the byte offset of each record line, or None (not cut).
+
+    A file is cut only where the whole-file read and the pieces' reads are the same rows:
+    plain ASCII without quotes, every line ended by "\n" (the last may not be), none empty,
+    each with the header's number of cells.
+    """
+    starts: list[np.ndarray[Any, np.dtype[np.int64]]] = []
+    with path.open("rb") as fh:
+        header = fh.readline()
+        if not header.endswith(b"\n") or len(header) < 2:
+            return None
+        want = header.count(b",")
+        at = len(header)  # the offset of ``carry``'s first byte
+        carry = b""
+        while True:
+            block = fh.read(1 << 24)
+            data = np.frombuffer(carry + block, dtype=np.uint8)
+            if not data.size:
+                break
+            if _UNCUT[data].any():
+                return None
+            breaks = np.flatnonzero(data == 0x0A)
+            if not block:  # the end: a last line without its "\n"
+                breaks = np.r_[breaks, data.size]
+            if breaks.size:
+                begin = np.r_[0, breaks[:-1] + 1]
+                commas = np.flatnonzero(data == 0x2C)
+                cells = np.searchsorted(commas, breaks) - np.searchsorted(commas, begin)
+                if (breaks == begin).any() or (cells != want).any():
+                    return None
+                starts.append(begin.astype(np.int64) + at)
+                cut = int(breaks[-1]) + 1
+            else:
+                cut = 0
+            carry = bytes(data[cut:])
+            at += cut
+            if not block:
+                break
+    lines = np.concatenate(starts) if starts else np.zeros(0, dtype=np.int64)
+    return len(header), lines
+
+
+def plan_pieces(path: Path, rows: int) -> list[CdrPiece]:
+    """``path`` in pieces of at most ``rows`` records, or whole (one piece) when it is not cut.
+
+    A file of ``rows`` records or fewer is read whole, as is a CSV file whose pieces could
+    read otherwise than the whole file (see :func:`_csv_lines`). A Parquet file is cut by
+    record number; one found unreadable after its first piece leaves the pieces before read.
+    """
+    n = count_rows(path)
+    whole = [CdrPiece(path, 0, n)]
+    if n <= rows:
+        return whole
+    size = path.stat().st_size
+    if path.suffix.lower() == ".parquet":
+        return [
+            CdrPiece(path, a, min(rows, n - a), last=a + rows >= n, whole=False)
+            for a in range(0, n, rows)
+        ]
+    planned = _csv_lines(path)
+    if planned is None:
+        return whole
+    _head, lines = planned
+    n = len(lines)
+    bounds = [*(int(x) for x in lines[::rows]), size]
+    return [
+        CdrPiece(
+            path,
+            k * rows,
+            min(rows, n - k * rows),
+            last=k == len(bounds) - 2,
+            span=(bounds[k], bounds[k + 1]),
+            whole=False,
+        )
+        for k in range(len(bounds) - 1)
+    ]
+
+
+class PieceReader:
+    """Reads :class:`CdrPiece` runs of files as :func:`read_cdrs` reads the files.
+
+    The pieces of a file are read in order; the record ids of its pieces before are kept
+    (about 40 bytes a record) so that a record id repeated across pieces is the file's
+    duplicate, as in the whole file.
+    """
+
+    def __init__(self, spec: Path | None = None) -> None:
+        self._cols = cdr_schema(spec)
+        self._ids: pl.Series | None = None
+
+    def read(self, pieces: Iterable[CdrPiece]) -> CdrRead:
+        """The records, findings and quarantined rows of ``pieces``, in order."""
+        results = [self._piece(p) for p in pieces]
+        if not results:
+            return read_cdrs([], spec=None)
+        return CdrRead(
+            pl.concat([r.records for r in results]),
+            pl.concat([r.findings.cast(CDR_FINDINGS_SCHEMA) for r in results]),
+            pl.concat([r.quarantined for r in results]),
+        )
+
+    def _piece(self, piece: CdrPiece) -> CdrRead:
+        if piece.whole:
+            return _read_one(piece.path, self._cols)
+        read, ids = _check(
+            piece.path.name,
+            lambda: _load_piece(piece),
+            self._cols,
+            first=piece.start == 0,
+            earlier=self._ids if piece.start else None,
+        )
+        if piece.last:
+            self._ids = None
+        elif ids is not None:
+            self._ids = ids if self._ids is None or not piece.start else pl.concat([self._ids, ids])
+        return read
+
+
+def _load_piece(piece: CdrPiece) -> tuple[pl.DataFrame | None, list[pl.DataFrame]]:
+    """A piece's text columns and ``line`` (as :func:`_load_text` gives the file's)."""
+    path = piece.path
+    try:
+        if piece.span is None:  # Parquet: by record number
+            raw = pl.scan_parquet(path).slice(piece.start, piece.rows).collect()
+            raw = raw.select(
+                pl.col(c).dt.strftime(_DATETIME_FORMAT)
+                if raw.schema[c].is_temporal()
+                else pl.col(c).cast(pl.String)
+                for c in raw.columns
+            ).with_row_index("line", offset=1 + piece.start)
+        else:
+            lo, hi = piece.span
+            with path.open("rb") as fh:
+                header = fh.readline()
+                fh.seek(lo)
+                body = fh.read(hi - lo)
+            raw = pl.read_csv(
+                io.BytesIO(header + body), infer_schema=False, has_header=True, raise_if_empty=False
+            ).with_row_index("line", offset=2 + piece.start)
+    except (OSError, pl.exceptions.PolarsError, UnicodeDecodeError, ValueError) as exc:
+        problem = f"unreadable file: {str(exc).splitlines()[0][:200]}"
+        return None, [_finding(path.name, "*", problem, "fix or re-export the file")]
+    return raw.with_columns(pl.col("line").cast(pl.Int64)), []

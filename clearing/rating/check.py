@@ -50,10 +50,12 @@ __all__ = [
     "FINDING_COLUMNS",
     "IotCheck",
     "Thresholds",
+    "convert_groups",
     "event_usage",
     "expected_charges",
     "iot_check",
     "over_threshold",
+    "settlement_groups",
     "settlement_totals",
 ]
 
@@ -435,16 +437,45 @@ def settlement_totals(
         per-event amounts)`` by partner; the difference of the last two is the per-event
         rounding that a sum of rounded amounts would have carried.
     """
-    keys = ["partner", "currency", "charge_scale", "settlement_currency", "settlement_scale"]
-    groups = (
+    return convert_groups(settlement_groups(rated), fx)
+
+
+_GROUP_KEYS: Final = [
+    "partner",
+    "currency",
+    "charge_scale",
+    "settlement_currency",
+    "settlement_scale",
+    "fx_versions",
+]
+
+
+def settlement_groups(rated: pl.DataFrame, *more: pl.DataFrame) -> pl.DataFrame:
+    """The sums :func:`settlement_totals` converts: per partner, currency, scale, fx rows.
+
+    ``rated``: :func:`iot_check`'s ``rated`` rows; or, with ``more``, frames of this
+    function's own output (the sums of parts of some rows, summed again).
+    """
+    if more:
+        return (
+            pl.concat([rated, *more])
+            .group_by(_GROUP_KEYS)
+            .agg(pl.col("payable").sum(), pl.col("each").sum())
+            .sort(_GROUP_KEYS)
+        )
+    return (
         rated.filter(pl.col("settlement_amount").is_not_null())
-        .group_by(*keys, "fx_versions")
+        .group_by(_GROUP_KEYS)
         .agg(
             pl.col("payable").cast(pl.Int128).sum().alias("payable"),
             pl.col("settlement_amount").cast(pl.Int128).sum().alias("each"),
         )
-        .sort(*keys, "fx_versions")
+        .sort(_GROUP_KEYS)
     )
+
+
+def convert_groups(groups: pl.DataFrame, fx: pl.DataFrame) -> list[tuple[str, str, int, int, int]]:
+    """:func:`settlement_totals` of the sums ``groups`` (:func:`settlement_groups`)."""
     by_version = {
         str(v): (int(r), int(s))
         for v, r, s in fx.select("version", "rate", "rate_scale").iter_rows()

@@ -91,12 +91,15 @@ class Split:
         findings: one ``cdr_findings`` row per duplicate.
         seen: the day's seen index: :data:`SEEN_COLUMNS` of ``records`` and their
             ``start_day`` last, as :func:`clearing.keyindex.write` takes it.
+        keys: with ``earlier`` given (a chunk of the day): :data:`SEEN_COLUMNS` and ``_row``
+            of every record of the chunk, duplicates too: what the next chunks look up.
     """
 
     records: pl.DataFrame
     duplicates: pl.DataFrame
     findings: pl.DataFrame
     seen: pl.DataFrame
+    keys: pl.DataFrame | None = None
 
 
 def history_days(root: Path, day: date, window_days: int) -> list[date]:
@@ -208,11 +211,60 @@ def _within_day(cur: pl.DataFrame, keys: list[str], day: date) -> pl.DataFrame:
     )
 
 
-def split_duplicates(records: pl.DataFrame, *, root: Path, day: date, window_days: int) -> Split:
+def _earlier(cur: pl.DataFrame, parts: list[Path], keys: list[str], by: list[str]) -> pl.DataFrame:
+    """``_row`` → (of_file, of_line) of the first row of the day's earlier chunks with ``keys``.
+
+    ``parts``: the earlier chunks' :attr:`Split.keys`, streamed (only the rows sharing ``by``
+    with ``cur`` are collected); ``by`` and ``keys`` as in :func:`_match`, no start-day limit
+    (as within the day).
+    """
+    schema = {"_row": pl.UInt32(), "of_file": pl.String(), "of_line": pl.Int64()}
+    if not parts:
+        return pl.DataFrame(schema=schema)
+    wanted = cur.select(by).unique().lazy()
+    found = (
+        pl.scan_parquet(parts, hive_partitioning=False)
+        .select(*dict.fromkeys([*by, *keys]), "file", "line", "_row")
+        .join(wanted, on=by, how="semi", nulls_equal=True)
+        .collect(engine="streaming")
+    )
+    pairs = cur.select("_row", *keys).join(
+        found.select(
+            *keys,
+            pl.col("_row").alias("_of_row"),
+            pl.col("file").alias("of_file"),
+            pl.col("line").alias("of_line"),
+        ),
+        on=keys,
+        how="inner",
+        nulls_equal=True,
+    )
+    return (
+        pairs.sort("_row", "_of_row")
+        .unique(subset=["_row"], keep="first", maintain_order=True)
+        .select("_row", "of_file", "of_line")
+    )
+
+
+def split_duplicates(
+    records: pl.DataFrame,
+    *,
+    root: Path,
+    day: date,
+    window_days: int,
+    earlier: list[Path] | None = None,
+    offset: int = 0,
+) -> Split:
     """Part the day's records into first seen and duplicates.
 
     Reads only the seen index of the window's processing dates (:func:`history_days`) and the
     start days of ``records`` (±1 day for the ``record_id`` lookup; see the module docstring).
+
+    A day too big for memory is split in chunks of records, in order: ``records`` is one of
+    them, ``offset`` its first record's place in the day and ``earlier`` the :attr:`Split.keys`
+    of the chunks before it. A record repeating one of an earlier chunk is a duplicate of the
+    first such record of the day, as when the day is split at once: the result is the rows the
+    whole day's split gives for ``records``.
 
     Args:
         records: the typed records the reader kept (:func:`clearing.rating.cdr.read_cdrs`), in
@@ -220,17 +272,21 @@ def split_duplicates(records: pl.DataFrame, *, root: Path, day: date, window_day
         root: the lake (its ``cdr_seen`` dataset is the history).
         day: the processing date.
         window_days: how many processing days before and after ``day`` count.
+        earlier: the keys of the day's earlier chunks (None: ``records`` is the whole day).
+        offset: how many records of the day come before ``records``.
 
     Returns:
         The split; ``records`` keeps the input's columns and order.
     """
-    cur = records.with_row_index("_row").hstack(_key_hash(records))
+    cur = records.with_row_index("_row", offset=offset).hstack(_key_hash(records))
     dates = history_days(root, day, window_days)
     exact = keyindex.start_days(cur[_START_DAY].to_arrow())
     near = keyindex.start_days(cur[_START_DAY].to_arrow(), both_sides=True)
     by_id = ["record_id"]
     by_key = list(CDR_HARD_KEY)
-    # precedence: another date by id, by key; then earlier in the day by id, by key
+    # precedence: another date by id, by key; then earlier in the day by id, by key (an
+    # earlier chunk's row comes before this chunk's)
+    before = earlier or []
     found = [
         _match(cur, _history(root, dates, near), by_id, by=by_id, near=True).with_columns(
             pl.lit("same record_id").alias("_why")
@@ -238,7 +294,13 @@ def split_duplicates(records: pl.DataFrame, *, root: Path, day: date, window_day
         _match(cur, _history(root, dates, exact), by_key, by=_HASH, near=False).with_columns(
             pl.lit("same usage").alias("_why")
         ),
+        _earlier(cur, before, by_id, by_id).with_columns(
+            pl.lit(day).alias("of_date"), pl.lit("same record_id").alias("_why")
+        ),
         _within_day(cur, by_id, day).with_columns(pl.lit("same record_id").alias("_why")),
+        _earlier(cur, before, by_key, _HASH).with_columns(
+            pl.lit(day).alias("of_date"), pl.lit("same usage").alias("_why")
+        ),
         _within_day(cur, by_key, day).with_columns(pl.lit("same usage").alias("_why")),
     ]
     dup = (
@@ -281,4 +343,5 @@ def split_duplicates(records: pl.DataFrame, *, root: Path, day: date, window_day
         reason.alias("problem"),
         pl.lit(_ACTION).alias("action"),
     )
-    return Split(keep, duplicates, findings, first_seen.select(*SEEN_COLUMNS, _START_DAY))
+    keys = None if earlier is None else cur.select(*SEEN_COLUMNS, "_row")
+    return Split(keep, duplicates, findings, first_seen.select(*SEEN_COLUMNS, _START_DAY), keys)

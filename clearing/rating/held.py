@@ -48,9 +48,11 @@ __all__ = [
     "PayableRecycle",
     "Recycle",
     "apply_default_rate",
+    "group_counts",
     "held_groups",
     "hold_payables",
     "hold_visitors",
+    "merge_groups",
     "recycle_payables",
     "recycle_visitors",
 ]
@@ -205,10 +207,29 @@ def held_groups(rows: pl.DataFrame, reason: str = "reason") -> list[HeldGroup]:
     """Per partner and service: how many rows, and the first reason (sorted)."""
     if rows.is_empty():
         return []
-    grouped = (
+    return merge_groups([group_counts(rows, reason)])
+
+
+def group_counts(rows: pl.DataFrame, reason: str = "reason") -> pl.DataFrame:
+    """:func:`held_groups` of ``rows`` as a frame (``partner``, ``_service``, ``n``, ``why``).
+
+    The frames of parts of some rows give the groups of them all (:func:`merge_groups`).
+    """
+    return (
         rows.with_columns(_service_of(rows).alias("_service"))
         .group_by("partner", "_service")
         .agg(pl.len().alias("n"), pl.col(reason).sort().first().alias("why"))
+    )
+
+
+def merge_groups(counts: list[pl.DataFrame]) -> list[HeldGroup]:
+    """The :class:`HeldGroup` of rows whose parts' :func:`group_counts` are ``counts``."""
+    if not counts:
+        return []
+    grouped = (
+        pl.concat(counts)
+        .group_by("partner", "_service")
+        .agg(pl.col("n").sum(), pl.col("why").sort().first())
         .sort("partner", "_service")
     )
     return [HeldGroup(p, s, int(n), w or "") for p, s, n, w in grouped.rows()]
@@ -221,13 +242,20 @@ def _service_of(rows: pl.DataFrame) -> pl.Expr:
     return pl.coalesce(pl.col("service"), pl.lit("unknown"))
 
 
-def hold_visitors(rows: pl.DataFrame, day: date, held: HeldRecords | None) -> pl.DataFrame:
+def hold_visitors(
+    rows: pl.DataFrame,
+    day: date,
+    held: HeldRecords | None,
+    before: list[HeldRecord] | None = None,
+) -> pl.DataFrame:
     """Mark the day's held rows (``status = "held"``) and list them in the store.
 
     Rows held on an earlier run of ``day`` stay held whatever they rate to now: they are (or
-    will be) billed on the night that releases them.
+    will be) billed on the night that releases them. ``before``: those records (None: the
+    store's, as this run starts; a day rated in chunks reads them once, before its first).
     """
-    before = held.of_origin(CDR, day) if held is not None else []
+    if before is None:
+        before = held.of_origin(CDR, day) if held is not None else []
     hold = holdable()
     if before:
         keys = pl.DataFrame(
@@ -333,12 +361,19 @@ def recycle_visitors(
     )
 
 
-def hold_payables(rated: pl.DataFrame, day: date, held: HeldRecords | None) -> pl.DataFrame:
+def hold_payables(
+    rated: pl.DataFrame,
+    day: date,
+    held: HeldRecords | None,
+    before: list[HeldRecord] | None = None,
+) -> pl.DataFrame:
     """Hold the payables that cannot be converted; keep held those held on an earlier run.
 
-    ``rated`` is :func:`clearing.rating.check.iot_check`'s ``rated`` frame.
+    ``rated`` is :func:`clearing.rating.check.iot_check`'s ``rated`` frame; ``before``: the
+    payables held on an earlier run (None: the store's, as this run starts).
     """
-    before = held.of_origin(PAYABLE, day) if held is not None else []
+    if before is None:
+        before = held.of_origin(PAYABLE, day) if held is not None else []
     if before:
         was = pl.DataFrame(
             {

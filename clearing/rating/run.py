@@ -44,13 +44,23 @@ counted apart (``resubmitted``), not in the record identity.
   (``over_threshold``), ``held`` from the payable until accepted or disputed
   (``clearing iot accept`` / ``clearing iot dispute``); a re-run keeps the decisions. The
   day's payable leaves out the events ``held`` or ``disputed``.
+
+Memory: a day whose CDRs (or partner events) fit the ``[performance] memory_mb`` budget
+(:func:`chunk_rows`) is rated at once. A bigger day is rated in chunks of records (big files
+cut in pieces, :mod:`clearing.rating.cdr`), each chunk's rows written to parts under
+``<workdir>/tmp/rate-<day>/`` (``pay-<day>/`` for the events), then each lake file made from
+its parts by DuckDB's out-of-core sort (:mod:`clearing.rating._spool`): the same files, byte
+for byte, and the same figures as the day rated at once, with a chunk's rows (or a file's row
+group) in memory rather than the day's.
 """
 
 from __future__ import annotations
 
+import contextlib
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
 import polars as pl
@@ -58,28 +68,43 @@ import polars as pl
 from clearing import config, keyindex, lake
 from clearing._io import write_table_atomic
 from clearing._memory import release_memory
+from clearing.environment import rate_chunk_rows
 from clearing.rating import held as holding
 from clearing.rating._book import Rates
-from clearing.rating.cdr import read_cdrs
-from clearing.rating.check import Thresholds, iot_check, over_threshold, settlement_totals
+from clearing.rating._spool import Spool, concat_to, sorted_frame, sorted_to
+from clearing.rating.cdr import CdrPiece, PieceReader, count_rows, plan_pieces, read_cdrs
+from clearing.rating.check import (
+    Thresholds,
+    convert_groups,
+    iot_check,
+    over_threshold,
+    settlement_groups,
+    settlement_totals,
+)
 from clearing.rating.delta import replay_delta
 from clearing.rating.duplicates import index_history, split_duplicates
 from clearing.rating.inbound import rate_visitors
 from clearing.store import BreachStatus, IotBreach, open_store, sent_partners
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Sequence
+    from collections.abc import Callable, Iterable, Iterator, Sequence
     from datetime import date
     from pathlib import Path
 
+    from clearing.rating.cdr import CdrRead
     from clearing.store import Store
+    from clearing.store.held import HeldRecord
 
 __all__ = [
     "IOT_EVENT_COLUMNS",
+    "MIN_CHUNK_ROWS",
     "RAP_FSN",
+    "RESERVED_MB",
+    "ROW_BYTES",
     "HeldBreaches",
     "RateSummary",
     "cdr_files",
+    "chunk_rows",
     "partner_events",
     "rate_day",
     "write_parquet",
@@ -163,6 +188,8 @@ class RateSummary:
         payable_released: held payables of earlier dates converted and released tonight.
         iot_held: the IOT breaches above the thresholds still held, per partner and service
             (their events are left out of ``payable``).
+        chunks: how many chunks the day's CDRs were rated in (1: at once; see
+            :func:`chunk_rows`).
     """
 
     day: date
@@ -200,6 +227,7 @@ class RateSummary:
     duplicates: int = 0
     iot_held: list[HeldBreaches] = field(default_factory=list)
     payable_rounding: list[tuple[str, str, int, int]] = field(default_factory=list)
+    chunks: int = 1
 
     @property
     def identity_ok(self) -> bool:
@@ -710,6 +738,208 @@ def _payables(
     return out, paths
 
 
+def _event_chunks(workdir: Path, day: date, rows: int) -> list[list[tuple[Path, int, int]]]:
+    """The day's partner event files in chunks of at most ``rows`` rows (file, first, count).
+
+    One chunk: the day's events fit (:func:`_payables` reads them at once). A file is cut by
+    row number where it is bigger (the IOT check prices each event on its own).
+    """
+    folder = lake.partition(workdir / "lake", lake.EVENTS_IN, day)
+    files = sorted(folder.rglob("*.parquet")) if folder.is_dir() else []
+    sizes = [count_rows(f) for f in files]
+    if sum(sizes) <= rows:
+        return [[(f, 0, n) for f, n in zip(files, sizes, strict=True)]]
+    out: list[list[tuple[Path, int, int]]] = []
+    held = 0
+    for f, n in zip(files, sizes, strict=True):
+        for start in range(0, max(n, 1), rows):
+            take = min(rows, n - start)
+            if not out or (held + take > rows and held):
+                out.append([])
+                held = 0
+            out[-1].append((f, start, take))
+            held += take
+    return out
+
+
+def _chunk_events(
+    chunks: list[list[tuple[Path, int, int]]], columns: Sequence[str]
+) -> Iterator[pl.DataFrame]:
+    """The accepted events of each chunk, as :func:`partner_events` reads the whole day.
+
+    Each chunk has the day's columns and types (a file without a column: nulls).
+    """
+    files = [f for chunk in chunks for f, start, _n in chunk if start == 0]
+    schemas = {f: pl.read_parquet_schema(f) for f in files}
+    by_status = any("status" in sch for sch in schemas.values())
+    day_schema = pl.concat(
+        [
+            pl.DataFrame(schema={c: t for c, t in sch.items() if c in columns})
+            for sch in schemas.values()
+        ],
+        how="diagonal_relaxed",
+    ).schema
+    for chunk in chunks:
+        frames = []
+        for f, start, n in chunk:
+            sch = schemas[f]
+            scan = pl.scan_parquet(f, hive_partitioning=False).select(
+                [c for c in sch if c in columns]
+            )
+            scan = scan.slice(start, n)
+            if by_status:
+                keep = pl.col("status") == "accepted" if "status" in sch else pl.lit(False)
+                scan = scan.filter(keep)
+            frames.append(scan.collect())
+        ev = pl.concat(frames, how="diagonal_relaxed")
+        yield ev.select(
+            pl.col(c).cast(t) if c in ev.columns else pl.lit(None, t).alias(c)
+            for c, t in day_schema.items()
+        )
+        del ev, frames
+
+
+def _payables_chunked(
+    workdir: Path,
+    day: date,
+    rates: Rates,
+    root: Path,
+    settings: config.Settings | None,
+    chunks: list[list[tuple[Path, int, int]]],
+    budget: int,
+    writes: _Writes,
+) -> tuple[_Payables, list[Path]]:
+    """:func:`_payables` for a day whose partner events do not fit the budget: in chunks.
+
+    Each chunk of events is IOT-checked and its rows written to parts; the breaches above the
+    thresholds of every chunk are recorded at once; then each chunk's rows are held or paid
+    (the payable converted once per total from the chunks' sums) and the lake files are made
+    from the parts, sorted as the whole day's.
+    """
+    for old in (lake.RATED_PARTNER, lake.IOT_FINDINGS):
+        lake.clear(root, old, day)
+    out = _Payables()
+    paths: list[Path] = []
+    thresholds = _thresholds(workdir, settings)
+    found: list[IotBreach] = []
+    with Spool(workdir / "tmp" / f"pay-{day.isoformat()}") as spool:
+        seq = 0
+        needed = False
+        for events in _chunk_events(chunks, IOT_EVENT_COLUMNS):
+            if not events.height:
+                continue
+            result = iot_check(events, rates)
+            del events
+            rated = over_threshold(result.rated, thresholds)
+            found += _breach_rows(day, rated)
+            needed = needed or bool(rated.select(pl.col("hold_reason").is_not_null().any()).item())
+            rated = rated.with_row_index("_seq", offset=seq)
+            seq += rated.height
+            out.breaches += result.findings.height
+            spool.add("findings", result.findings.with_columns(rated.filter("breach")["_seq"]))
+            spool.add("checked", rated)
+            del result, rated
+            release_memory()
+        if seq:
+            out.iot_held = _record_breaches(workdir, day, found)
+        store = _open_held(workdir, needed)
+        withheld = pl.DataFrame(
+            [(b.file, b.event_index) for b in out.iot_held if b.status != BreachStatus.ACCEPTED],
+            schema={"file": pl.String, "event_index": pl.Int64},
+            orient="row",
+        )
+        partners: dict[str | None, str] = {}
+        groups: list[pl.DataFrame] = []
+        held_counts: list[pl.DataFrame] = []
+        released: list[tuple[str, str, int, int]] = []
+        with contextlib.ExitStack() as stack:
+            held_records = None
+            before = None
+            if store is not None:
+                stack.enter_context(store)
+                stack.enter_context(store.transaction())
+                held_records = store.held
+                before = held_records.of_origin(holding.PAYABLE, day)
+            for part in spool.files("checked"):
+                rated = pl.read_parquet(part, hive_partitioning=False)
+                if held_records is not None:
+                    rated = holding.hold_payables(rated, day, held_records, before)
+                out.checked += rated.height
+                out.unchecked += rated.filter(pl.col("status") != "checked").height
+                held = rated.filter(pl.col("hold_reason").is_not_null())
+                out.held += held.height
+                if held.height:
+                    held_counts.append(holding.group_counts(held, reason="hold_reason"))
+                paid = rated.filter(pl.col("hold_reason").is_null()).join(
+                    withheld, on=["file", "event_index"], how="anti"
+                )
+                groups.append(settlement_groups(paid))
+                del paid, held
+                rated = rated.drop("over_settlement", "over_threshold")
+                for (partner,), rows in rated.partition_by(
+                    "partner", maintain_order=True, as_dict=True
+                ).items():
+                    name = partners.setdefault(partner, f"partner-{len(partners)}")
+                    spool.add(name, rows)
+                del rated
+            if held_records is not None:
+                recycle = holding.recycle_payables(root, day, held_records, rates)
+                released = recycle.payable
+                out.released = len(recycle.released)
+        out.held_groups = holding.merge_groups(held_counts)
+        sums: dict[tuple[str, str, int], int] = {}
+        if seq:
+            merged = settlement_groups(groups[0], *groups[1:]) if len(groups) > 1 else groups[0]
+            for p, c, sc, once, each in convert_groups(merged, rates.fx):
+                sums[(p, c, sc)] = once
+                if each != once:
+                    out.rounding.append((p, c, sc, each - once))
+            paths += _pay_files(spool, partners, root, day, budget, writes)
+    for p, c, sc, a in released:
+        sums[(p, c, sc)] = sums.get((p, c, sc), 0) + a
+    keys = [k for k, _v in sorted(sums.items(), key=lambda kv: kv[0][0])]
+    out.payable = [(p, c, sc, sums[(p, c, sc)]) for p, c, sc in keys]
+    return out, paths
+
+
+def _pay_files(
+    spool: Spool,
+    partners: dict[str | None, str],
+    root: Path,
+    day: date,
+    budget: int,
+    writes: _Writes,
+) -> list[Path]:
+    """Write ``rated_partner`` (per partner) and ``iot_findings`` from their parts, sorted.
+
+    Two files at a time, each within half the budget; returns when they are written.
+    """
+    order = ["file", "event_index", "_seq"]  # `_seq`: the whole day's order of equal keys
+    jobs = [
+        (spool.files(name), lake.path(root, lake.RATED_PARTNER, day, partner=str(partner)))
+        for partner, name in partners.items()
+    ]
+    findings = lake.path(root, lake.IOT_FINDINGS, day)
+    for k, (files, target) in enumerate([*jobs, (spool.files("findings"), findings)]):
+        writes.submit(
+            partial(
+                sorted_to,
+                files,
+                target,
+                order,
+                nulls_last=True,
+                compression=lake.RATED_PARTNER.compression
+                if target != findings
+                else lake.IOT_FINDINGS.compression,
+                tmp=spool.tmp / str(k),
+                memory_mb=budget // 2,
+                drop=["_seq"],
+            )
+        )
+    writes.wait()  # before the parts go
+    return [*sorted(t for _f, t in jobs), findings]
+
+
 def _window(workdir: Path) -> int:
     """The duplicate window of ``workdir``'s ``clearing.toml`` (the default without one)."""
     if (workdir / config.CONFIG_NAME).is_file():
@@ -757,7 +987,11 @@ def _hold_breaches(workdir: Path, day: date, rated: pl.DataFrame) -> list[IotBre
 
     The store is opened only when there is something to record or a store to clean.
     """
-    found = _breach_rows(day, rated)
+    return _record_breaches(workdir, day, _breach_rows(day, rated))
+
+
+def _record_breaches(workdir: Path, day: date, found: list[IotBreach]) -> list[IotBreach]:
+    """Record ``found``, the day's breaches above the thresholds; every breach row of the day."""
     db = config.WorkDir(workdir).db
     if not found and not db.exists():
         return []
@@ -785,6 +1019,431 @@ def _held_summary(rows: list[IotBreach]) -> list[HeldBreaches]:
     ]
 
 
+#: The rated rows' order (nulls last): the partners' files and their TAP-out take them so.
+_ORDER: Final = ["partner", "start_time", "record_id", "file", "line"]
+
+#: Bytes of peak memory one visitor CDR adds to the rate stage (the reader's text and typed
+#: columns, the duplicate lookup, the rating's working tables, the rated row and its write):
+#: measured on a day of 500 000 records (``clearing samples generate --events 1000000``),
+#: about 2 900.
+ROW_BYTES: Final = 3000
+
+#: Megabytes of the budget the rest of the process holds (Python, polars, DuckDB, pyarrow,
+#: the reference data): measured about 130.
+RESERVED_MB: Final = 256
+
+
+#: The smallest chunk (records): below it a chunk's fixed costs (a DuckDB lookup, parts,
+#: a store transaction) outweigh its rows; a budget under about 400 MB gets it.
+MIN_CHUNK_ROWS: Final = 50_000
+
+
+def chunk_rows(memory_mb: int) -> int:
+    """How many CDRs the rate stage holds at once for a budget of ``memory_mb`` megabytes.
+
+    A day with more records is rated in chunks of at most this many records (a big file in
+    pieces; a CSV file that cannot be cut safely, see :func:`clearing.rating.cdr.plan_pieces`,
+    is a chunk alone); the partners' files are then made from the chunks' parts by DuckDB's
+    out-of-core sort within half the budget.
+    """
+    return max(MIN_CHUNK_ROWS, ((memory_mb - RESERVED_MB) << 20) // ROW_BYTES)
+
+
+def _budget(workdir: Path, settings: config.Settings | None) -> int:
+    """``[performance] memory_mb`` of ``settings``, or of the work folder's ``clearing.toml``."""
+    if settings is None and (workdir / config.CONFIG_NAME).is_file():
+        settings = config.load(workdir)
+    return (settings.performance if settings is not None else config.Performance()).memory_mb
+
+
+def _chunks(files: list[Path], rows: int) -> list[list[CdrPiece]]:
+    """``files`` in chunks of at most ``rows`` records, in order (one chunk: the day fits).
+
+    A file bigger than ``rows`` is read in pieces of ``rows`` records where it can be
+    (:func:`clearing.rating.cdr.plan_pieces`); a file that cannot be cut is a chunk alone.
+    """
+    sizes = [count_rows(f) for f in files]
+    if sum(sizes) <= rows:
+        return [[CdrPiece(f, 0, n) for f, n in zip(files, sizes, strict=True)]] if files else []
+    out: list[list[CdrPiece]] = []
+    held = 0
+    for f, n in zip(files, sizes, strict=True):
+        for piece in plan_pieces(f, rows) if n > rows else [CdrPiece(f, 0, n)]:
+            if not out or (held + piece.rows > rows and held):
+                out.append([])
+                held = 0
+            out[-1].append(piece)
+            held += piece.rows
+    return out
+
+
+@dataclass
+class _DayVisitors:
+    """The visitors' half of :func:`rate_day`: files written and figures."""
+
+    read: _Visitors
+    paths: list[Path]
+    records_in: int
+    rated: int
+    unrated: int
+    held: int
+    held_groups: list[holding.HeldGroup]
+    receivable: list[tuple[str, str, int, int]]
+    replay: _Replay
+    resubmitted: int
+    resubmit_problems: list[str]
+
+
+def _resubmitted_rows(again: pl.DataFrame) -> pl.DataFrame:
+    """The resubmitted rows with their ``origin`` and ``origin_date`` (their first rating's)."""
+    first = pl.col("origin_date") if "origin_date" in again.columns else None
+    return again.with_columns(
+        pl.lit("resubmitted").alias("origin"),
+        (pl.lit(None, pl.Date) if first is None else first).alias("origin_date"),
+    )
+
+
+class _Chunked:
+    """The running figures and parts of a day rated in chunks (:func:`_visitors_chunked`)."""
+
+    def __init__(self, spool: Spool) -> None:
+        self.spool = spool
+        self.records = 0
+        self.quarantined = 0
+        self.duplicates = 0
+        self.offset = 0
+        self.rated = 0
+        self.unrated = 0
+        self.held = 0
+        self.default_rated = 0
+        self.held_counts: list[pl.DataFrame] = []
+        self.default_counts: list[pl.DataFrame] = []
+        self.partners: dict[str | None, str] = {}  # partner → its rated parts
+        self.starts: dict[date | None, str] = {}  # start day → its seen-index parts
+        self.money: dict[tuple[str | None, str | None, int | None], int] = {}
+
+    def add_rated(self, rows: pl.DataFrame) -> None:
+        """Add rated rows to their partners' parts and sums."""
+        for (partner,), part in rows.partition_by(
+            "partner", maintain_order=True, as_dict=True
+        ).items():
+            name = self.partners.setdefault(partner, f"rated-{len(self.partners)}")
+            self.spool.add(name, part)
+        sums = rows.group_by(_MONEY_KEYS).agg(pl.col("charge").cast(pl.Int128).sum())
+        for p, c, sc, total in sums.rows():
+            key = (p, c, sc)
+            self.money[key] = self.money.get(key, 0) + int(total or 0)
+
+    def add_seen(self, seen: pl.DataFrame) -> None:
+        """Add a chunk's seen index to its start days' parts."""
+        for (start,), part in seen.partition_by(
+            "start_day", maintain_order=True, as_dict=True
+        ).items():
+            name = self.starts.setdefault(start, f"seen-{len(self.starts)}")
+            self.spool.add(name, part)
+
+    def receivable(self, partner: str | None) -> list[tuple[str, str, int, int]]:
+        """:func:`_receivable` of ``partner``'s rows, from the chunks' sums."""
+        keys = sorted(
+            (k for k in self.money if k[0] == partner),
+            key=lambda k: (k[1] is not None, k[1] or "", k[2] is not None, k[2] or 0),
+        )
+        return [(p, c, sc, self.money[(p, c, sc)]) for p, c, sc in keys]  # type: ignore[misc]
+
+
+def _rate_chunk(
+    state: _Chunked,
+    workdir: Path,
+    day: date,
+    read: CdrRead,
+    rates: Rates,
+    settings: config.Settings | None,
+    window: int,
+    before: list[HeldRecord],
+) -> tuple[list[str], bool]:
+    """Rate one chunk of the day's records into ``state``; its columns, whether it held."""
+    root = config.WorkDir(workdir).lake
+    spool = state.spool
+    split = split_duplicates(
+        read.records,
+        root=root,
+        day=day,
+        window_days=window,
+        earlier=spool.files("keys"),
+        offset=state.offset,
+    )
+    columns = read.records.columns
+    state.offset += read.records.height
+    state.records += read.records.height
+    state.quarantined += read.quarantined.height
+    state.duplicates += split.duplicates.height
+    assert split.keys is not None
+    spool.add("keys", split.keys)
+    spool.add("findings", read.findings)
+    spool.add("dup-findings", split.findings.cast(read.findings.schema))
+    spool.add("quarantine", read.quarantined)
+    spool.add("duplicates", split.duplicates.cast(read.quarantined.schema))
+    state.add_seen(split.seen)
+    del read
+    rated = rate_visitors(split.records, rates).with_columns(
+        pl.lit("cdr").alias("origin"), pl.lit(day, pl.Date).alias("origin_date")
+    )
+    del split
+    rated, n_default = holding.apply_default_rate(rated, settings)
+    if n_default:
+        defaulted = rated.filter(pl.col("iot_version") == "clearing.toml")
+        state.default_rated += defaulted.height
+        state.default_counts.append(holding.group_counts(defaulted))
+    store = _open_held(workdir, bool(rated.select(holding.holdable().any()).item()))
+    if store is not None:
+        with store, store.transaction():
+            rated = holding.hold_visitors(rated, day, store.held, before)
+    rated = rated.with_columns(pl.lit(None, pl.Int32).alias(RAP_FSN))
+    is_rated = pl.col("status") == "rated"
+    unrated = rated.filter(~is_rated)
+    held = unrated.filter(pl.col("status") == holding.HELD)
+    if held.height:
+        state.held_counts.append(holding.group_counts(held))
+    state.held += held.height
+    state.unrated += unrated.height - held.height
+    spool.add("unrated", unrated)
+    good = rated.filter(is_rated)
+    state.rated += good.height
+    state.add_rated(good)
+    return columns, store is not None
+
+
+def _visitors_chunked(
+    workdir: Path,
+    day: date,
+    chunks: list[list[CdrPiece]],
+    rates: Rates,
+    settings: config.Settings | None,
+    window: int,
+    sent: frozenset[str],
+    budget: int,
+    writes: _Writes,
+) -> _DayVisitors:
+    """The visitors' half of :func:`rate_day` for a day bigger than the budget: in chunks.
+
+    Each chunk of files is read, split from its duplicates (the earlier chunks' records
+    looked up on disk), rated and held as the whole day would be, its rows written to parts
+    under ``<workdir>/tmp/rate-<day>/``; then every lake file is made from its parts (the
+    rated and unrated rows sorted by DuckDB out of core), with the bytes and figures of a
+    day rated at once. At most a chunk's rows, or a row group of a file, are held at once.
+    """
+    wd = config.WorkDir(workdir)
+    root = wd.lake
+    with Spool(workdir / "tmp" / f"rate-{day.isoformat()}") as spool:
+        index_history(root, day, window)  # a work folder of a release before the index
+        before: list[HeldRecord] = []
+        opened = wd.db.is_file()
+        if opened:  # read once: a chunk's holds are not "held on an earlier run"
+            with open_store(wd.db) as state_db:
+                before = state_db.held.of_origin(holding.CDR, day)
+        state = _Chunked(spool)
+        columns: list[str] = []
+        reader = PieceReader()
+        for pieces in chunks:  # the chunk's records: held by _rate_chunk only (it drops them)
+            columns, held = _rate_chunk(
+                state, workdir, day, reader.read(pieces), rates, settings, window, before
+            )
+            opened = opened or held
+            release_memory()
+        vis = _Visitors(
+            findings=pl.DataFrame(),
+            quarantine=pl.DataFrame(),
+            seen=pl.DataFrame(),
+            records=state.records,
+            quarantined=state.quarantined,
+            duplicates=state.duplicates,
+        )
+        if opened:
+            with open_store(wd.db) as store, store.transaction():
+                recycle = holding.recycle_visitors(root, day, store.held, rates, settings, columns)
+            vis.default_groups = holding.merge_groups(state.default_counts)
+            vis.default_rated = state.default_rated
+            vis.recycle_missing = recycle.missing
+            if recycle.rated.height:
+                vis.recycled = recycle.rated.height
+                first = spool.files(next(iter(state.partners.values())))[0]
+                names = list(pl.read_parquet_schema(first))
+                state.add_rated(
+                    recycle.rated.with_columns(pl.lit(None, pl.Int32).alias(RAP_FSN)).select(names)
+                )
+        # the lake files, two at a time (each within half the budget)
+        half = budget // 2
+        paths = [_concat(spool, ["findings", "dup-findings"], root, lake.CDR_FINDINGS, day, writes)]
+        paths.append(
+            _concat(spool, ["quarantine", "duplicates"], root, lake.CDR_QUARANTINE, day, writes)
+        )
+        lake.clear(root, lake.CDR_SEEN, day)
+        names = list(lake.CDR_SEEN.schema.names)
+        for start in sorted(state.starts, key=lambda s: (s is not None, s or day)):
+            target = lake.path(root, lake.CDR_SEEN, day, start=start)
+            writes.submit(
+                partial(
+                    concat_to,
+                    spool.files(state.starts[start]),
+                    target,
+                    compression=lake.CDR_SEEN.compression,
+                    columns=names,
+                )
+            )
+            paths.append(target)
+        again, resubmit_problems = _resubmitted(workdir, day, rates)
+        n_again = 0 if again is None else again.height
+        if again is not None:
+            template = pl.Schema(pl.read_parquet_schema(spool.files("unrated")[0]))
+            again = _resubmitted_rows(again).select(list(template)).cast(template)
+            state.add_rated(again)
+        replayed: dict[str, pl.DataFrame] = {}
+        fresh: list[str | None] = []
+        lake.clear(root, lake.RATED_VISITORS, day, keep=sent)
+        written: list[Path] = []
+        for partner, name in state.partners.items():
+            if partner is not None and partner in sent:
+                replayed[partner] = sorted_frame(
+                    spool.files(name), _ORDER[1:], nulls_last=True, tmp=spool.tmp, memory_mb=budget
+                )
+                continue
+            fresh.append(partner)
+            target = lake.path(root, lake.RATED_VISITORS, day, partner=str(partner))
+            writes.submit(
+                partial(
+                    sorted_to,
+                    spool.files(name),
+                    target,
+                    _ORDER[1:],
+                    nulls_last=True,
+                    compression=lake.RATED_VISITORS.compression,
+                    tmp=spool.tmp / str(len(written)),
+                    memory_mb=half,
+                )
+            )
+            written.append(target)
+        replay = _replay(root, day, sent, replayed, writes)
+        del replayed
+        out = sorted(
+            [*fresh, *(p for p, rows in replay.kept.items() if rows.height)],
+            key=lambda p: (p is None, p or ""),
+        )
+        receivable = [
+            line
+            for p in out
+            for line in (
+                _receivable([(p, replay.kept[p])])
+                if p is not None and p in sent
+                else state.receivable(p)
+            )
+        ]
+        paths += sorted(written)
+        paths += replay.paths
+        lake.clear(root, lake.UNRATED_VISITORS, day)
+        target = lake.path(root, lake.UNRATED_VISITORS, day)
+        writes.submit(
+            partial(
+                sorted_to,
+                spool.files("unrated"),
+                target,
+                _ORDER[1:],
+                nulls_last=False,
+                compression=lake.UNRATED_VISITORS.compression,
+                tmp=spool.tmp / "unrated",
+                memory_mb=half,
+            )
+        )
+        paths.append(target)
+        writes.wait()  # before the parts go
+    return _DayVisitors(
+        read=vis,
+        paths=paths,
+        records_in=state.records + state.quarantined,
+        rated=state.rated,
+        unrated=state.unrated,
+        held=state.held,
+        held_groups=holding.merge_groups(state.held_counts),
+        receivable=receivable,
+        replay=replay,
+        resubmitted=n_again,
+        resubmit_problems=resubmit_problems,
+    )
+
+
+def _concat(
+    spool: Spool, names: list[str], root: Path, ds: lake.Dataset, day: date, writes: _Writes
+) -> Path:
+    """Write the parts of ``names`` (in order) as the file of ``ds`` (in ``writes``); its path."""
+    lake.clear(root, ds, day)
+    target = lake.path(root, ds, day)
+    parts = [f for n in names for f in spool.files(n)]
+    writes.submit(partial(concat_to, parts, target, compression=ds.compression))
+    return target
+
+
+def _visitors_whole(
+    workdir: Path,
+    day: date,
+    files: list[Path],
+    rates: Rates,
+    settings: config.Settings | None,
+    window: int,
+    sent: frozenset[str],
+    writes: _Writes,
+) -> _DayVisitors:
+    """The visitors' half of :func:`rate_day` for a day that fits the budget: all at once."""
+    root = config.WorkDir(workdir).lake
+    rated_all, read = _rate_visitors(workdir, day, files, rates, settings, window)
+    paths = [
+        _single(read.findings, root, lake.CDR_FINDINGS, day, writes),
+        _single(read.quarantine, root, lake.CDR_QUARANTINE, day, writes),
+    ]
+    paths += _seen_index(read.seen, root, day, writes)
+    rated_all = rated_all.with_columns(pl.lit(None, pl.Int32).alias(RAP_FSN))
+    again, resubmit_problems = _resubmitted(workdir, day, rates)
+    n_again = 0 if again is None else again.height
+    if again is not None:
+        again = _resubmitted_rows(again)
+        rated_all = pl.concat([rated_all, again.select(rated_all.columns)], how="vertical_relaxed")
+    is_rated = pl.col("status") == "rated"
+    unrated = rated_all.filter(~is_rated)
+    held = unrated.filter(pl.col("status") == holding.HELD)
+    held_groups = holding.held_groups(held)
+    # one sort: the partners' files and their TAP-out both take the rows in this order
+    by_partner = _by_partner(rated_all, _ORDER, is_rated)
+    del rated_all
+    n_unrated = unrated.height - held.height
+    n_held = held.height
+    n_rated = sum(part.height for _p, part in by_partner) - read.recycled - n_again
+    # a sent partner's rows stay as they went out; the replay's go to the re-rate result
+    fresh = [(p, part) for p, part in by_partner if p is None or p not in sent]
+    replayed = {str(p): part for p, part in by_partner if p is not None and p in sent}
+    del by_partner
+    replay = _replay(root, day, sent, replayed, writes)
+    del replayed
+    going_out = sorted(
+        [*fresh, *((p, rows) for p, rows in replay.kept.items() if rows.height)],
+        key=lambda t: (t[0] is None, t[0] or ""),
+    )
+    receivable = _receivable(going_out)
+    paths += _partitioned(fresh, root, lake.RATED_VISITORS, day, writes, keep=sent)
+    paths += replay.paths
+    paths.append(_single(unrated.sort(_ORDER[1:]), root, lake.UNRATED_VISITORS, day, writes))
+    return _DayVisitors(
+        read=read,
+        paths=paths,
+        records_in=read.records + read.quarantined,
+        rated=n_rated,
+        unrated=n_unrated,
+        held=n_held,
+        held_groups=held_groups,
+        receivable=receivable,
+        replay=replay,
+        resubmitted=n_again,
+        resubmit_problems=resubmit_problems,
+    )
+
+
 def rate_day(
     workdir: Path,
     day: date,
@@ -792,6 +1451,8 @@ def rate_day(
     rates_dir: Path | None = None,
     settings: config.Settings | None = None,
     window_days: int | None = None,
+    memory_mb: int | None = None,
+    rows_per_chunk: int | None = None,
 ) -> RateSummary:
     """Rate the visitors' CDRs of ``day`` and IOT-check its partner events (idempotent).
 
@@ -806,6 +1467,11 @@ def rate_day(
         settings: ``clearing.toml``: its partners' ``default_rate`` (None: no default rate)
             and IOT breach thresholds (None: read ``clearing.toml``, or the defaults).
         window_days: the duplicate window (default: ``settings``' or the work folder's).
+        memory_mb: the memory budget (default: ``[performance] memory_mb`` of ``settings``
+            or of the work folder): a day whose records do not fit it (:func:`chunk_rows`)
+            is rated in chunks, with the same files and figures as at once.
+        rows_per_chunk: the chunk size in records (default: ``CLEARING_RATE_CHUNK_ROWS``,
+            for tests, or :func:`chunk_rows` of the budget).
 
     Raises:
         ConfigError: reference data missing or inconsistent (exit code 2).
@@ -820,82 +1486,52 @@ def rate_day(
         window = settings.validation.duplicate_window_days
     else:
         window = _window(workdir)
+    budget = _budget(workdir, settings) if memory_mb is None else memory_mb
+    rows = rows_per_chunk or rate_chunk_rows() or chunk_rows(budget)
+    chunks = _chunks(files, rows)
     writes = _Writes()
     try:
-        rated_all, read = _rate_visitors(workdir, day, files, rates, settings, window)
-        paths = [
-            _single(read.findings, root, lake.CDR_FINDINGS, day, writes),
-            _single(read.quarantine, root, lake.CDR_QUARANTINE, day, writes),
-        ]
-        paths += _seen_index(read.seen, root, day, writes)
-        quarantined = read.quarantined
-        records_in = read.records + quarantined
-        rated_all = rated_all.with_columns(pl.lit(None, pl.Int32).alias(RAP_FSN))
-        again, resubmit_problems = _resubmitted(workdir, day, rates)
-        n_again = 0 if again is None else again.height
-        if again is not None:
-            first = pl.col("origin_date") if "origin_date" in again.columns else None
-            again = again.with_columns(
-                pl.lit("resubmitted").alias("origin"),
-                (pl.lit(None, pl.Date) if first is None else first).alias("origin_date"),
+        if len(chunks) <= 1:  # the day fits the budget: rated at once
+            vis = _visitors_whole(workdir, day, files, rates, settings, window, sent, writes)
+        else:
+            vis = _visitors_chunked(
+                workdir, day, chunks, rates, settings, window, sent, budget, writes
             )
-            rated_all = pl.concat(
-                [rated_all, again.select(rated_all.columns)], how="vertical_relaxed"
-            )
-        is_rated = pl.col("status") == "rated"
-        unrated = rated_all.filter(~is_rated)
-        held = unrated.filter(pl.col("status") == holding.HELD)
-        held_groups = holding.held_groups(held)
-        order = ["partner", "start_time", "record_id", "file", "line"]
-        # one sort: the partners' files and their TAP-out both take the rows in this order
-        by_partner = _by_partner(rated_all, order, is_rated)
-        del rated_all
-        n_unrated = unrated.height - held.height
-        n_held = held.height
-        n_rated = sum(part.height for _p, part in by_partner) - read.recycled - n_again
-        # a sent partner's rows stay as they went out; the replay's go to the re-rate result
-        fresh = [(p, part) for p, part in by_partner if p is None or p not in sent]
-        replayed = {str(p): part for p, part in by_partner if p is not None and p in sent}
-        del by_partner
-        replay = _replay(root, day, sent, replayed, writes)
-        del replayed
-        going_out = sorted(
-            [*fresh, *((p, rows) for p, rows in replay.kept.items() if rows.height)],
-            key=lambda t: (t[0] is None, t[0] or ""),
-        )
-        receivable = _receivable(going_out)
-        paths += _partitioned(fresh, root, lake.RATED_VISITORS, day, writes, keep=sent)
-        paths += replay.paths
-        paths.append(_single(unrated.sort(order[1:]), root, lake.UNRATED_VISITORS, day, writes))
-        del unrated, held, fresh, going_out
         writes.wait()  # the visitors' files are written: their rows can go
         release_memory()  # before the partners' events: the peak is one half's, not the sum
-        pay, pay_paths = _payables(workdir, day, rates, root, writes, settings)
-        paths += pay_paths
+        events = _event_chunks(workdir, day, rows)
+        if len(events) <= 1:  # the day's partner events fit the budget: checked at once
+            pay, pay_paths = _payables(workdir, day, rates, root, writes, settings)
+        else:
+            pay, pay_paths = _payables_chunked(
+                workdir, day, rates, root, settings, events, budget, writes
+            )
+        paths = [*vis.paths, *pay_paths]
         writes.wait()
     finally:
         writes.close()
+    read, replay = vis.read, vis.replay
     return RateSummary(
         day=day,
         cdr_files=files,
-        records_in=records_in,
-        quarantined=quarantined,
-        rated=n_rated,
-        unrated=n_unrated,
-        receivable=receivable,
+        records_in=vis.records_in,
+        quarantined=read.quarantined,
+        rated=vis.rated,
+        unrated=vis.unrated,
+        receivable=vis.receivable,
         partner_events=pay.checked,
         iot_breaches=pay.breaches,
         unchecked=pay.unchecked,
         payable=pay.payable,
         payable_rounding=pay.rounding,
         paths=paths,
-        resubmitted=n_again,
-        resubmit_problems=resubmit_problems,
+        resubmitted=vis.resubmitted,
+        resubmit_problems=vis.resubmit_problems,
         sent=tuple(sorted(sent)),
         deltas=replay.deltas,
         replay_totals=replay.totals,
-        held=n_held,
-        held_groups=held_groups,
+        held=vis.held,
+        held_groups=vis.held_groups,
         default_rated=read.default_rated,
         default_groups=read.default_groups,
         recycled=read.recycled,
@@ -905,4 +1541,5 @@ def rate_day(
         payable_released=pay.released,
         duplicates=read.duplicates,
         iot_held=_held_summary(pay.iot_held),
+        chunks=len(chunks) or 1,
     )
