@@ -57,6 +57,7 @@ __all__ = [
     "load_state",
     "merged_summary_sql",
     "rate_rows",
+    "service_sql",
     "summary_sql",
     "usage",
 ]
@@ -80,15 +81,24 @@ ALLOWANCE_COLUMN = {
     "data": "allowance_data_mb",
 }
 
-_SERVICE = """CASE
+
+def service_sql(voice_mo: str = "voice_mo", voice_mt: str = "voice_mt") -> str:
+    """The SQL of an ``events_in`` row's retail service.
+
+    ``voice_mo`` and ``voice_mt`` may be given other names (e.g. one ``voice`` for both).
+    """
+    return f"""CASE
     WHEN event_kind = 'gprsCall' THEN 'data'
     WHEN event_kind = 'messagingEvent' THEN 'sms_mo'
-    WHEN event_kind = 'mobileSession' THEN 'voice_mo'
+    WHEN event_kind = 'mobileSession' THEN '{voice_mo}'
     WHEN event_kind = 'mobileOriginatedCall'
-        THEN CASE WHEN tele_service_code = '22' THEN 'sms_mo' ELSE 'voice_mo' END
+        THEN CASE WHEN tele_service_code = '22' THEN 'sms_mo' ELSE '{voice_mo}' END
     WHEN event_kind = 'mobileTerminatedCall'
-        THEN CASE WHEN tele_service_code = '21' THEN 'sms_mt' ELSE 'voice_mt' END
+        THEN CASE WHEN tele_service_code = '21' THEN 'sms_mt' ELSE '{voice_mt}' END
     ELSE 'other' END"""
+
+
+_SERVICE = service_sql()
 
 
 def first_row(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[Any, ...] | None:

@@ -1122,13 +1122,14 @@ class _Chunked:
         self.starts: dict[date | None, str] = {}  # start day → its seen-index parts
         self.money: dict[tuple[str | None, str | None, int | None], int] = {}
 
+    def _add_by(self, rows: pl.DataFrame, column: str, names: dict[Any, str], prefix: str) -> None:
+        """Add ``rows`` to the parts of their ``column`` value (named ``prefix-N``)."""
+        for (value,), part in rows.partition_by(column, maintain_order=True, as_dict=True).items():
+            self.spool.add(names.setdefault(value, f"{prefix}-{len(names)}"), part)
+
     def add_rated(self, rows: pl.DataFrame) -> None:
         """Add rated rows to their partners' parts and sums."""
-        for (partner,), part in rows.partition_by(
-            "partner", maintain_order=True, as_dict=True
-        ).items():
-            name = self.partners.setdefault(partner, f"rated-{len(self.partners)}")
-            self.spool.add(name, part)
+        self._add_by(rows, "partner", self.partners, "rated")
         sums = rows.group_by(_MONEY_KEYS).agg(pl.col("charge").cast(pl.Int128).sum())
         for p, c, sc, total in sums.rows():
             key = (p, c, sc)
@@ -1136,11 +1137,7 @@ class _Chunked:
 
     def add_seen(self, seen: pl.DataFrame) -> None:
         """Add a chunk's seen index to its start days' parts."""
-        for (start,), part in seen.partition_by(
-            "start_day", maintain_order=True, as_dict=True
-        ).items():
-            name = self.starts.setdefault(start, f"seen-{len(self.starts)}")
-            self.spool.add(name, part)
+        self._add_by(seen, "start_day", self.starts, "seen")
 
     def receivable(self, partner: str | None) -> list[tuple[str, str, int, int]]:
         """:func:`_receivable` of ``partner``'s rows, from the chunks' sums."""

@@ -50,6 +50,7 @@ import duckdb
 
 from clearing import config, lake
 from clearing.errors import ConfigError
+from clearing.rating.retail_sql import service_sql
 from clearing.settle._book import Book, Chart, Col, KeyFigure, KeyFigures, Table, write_book
 from clearing.settle._common import software_version
 
@@ -92,15 +93,7 @@ _MB = 1 << 20
 _TADIG = re.compile(r"[A-Z]{3}[A-Z0-9]{2}")
 
 # the service of a partner's event (as retail rating classifies it)
-_OUT_SERVICE = """CASE
-    WHEN event_kind = 'gprsCall' THEN 'data'
-    WHEN event_kind = 'messagingEvent' THEN 'sms_mo'
-    WHEN event_kind = 'mobileSession' THEN 'voice'
-    WHEN event_kind = 'mobileOriginatedCall'
-        THEN CASE WHEN tele_service_code = '22' THEN 'sms_mo' ELSE 'voice' END
-    WHEN event_kind = 'mobileTerminatedCall'
-        THEN CASE WHEN tele_service_code = '21' THEN 'sms_mt' ELSE 'voice' END
-    ELSE 'other' END"""
+_OUT_SERVICE = service_sql("voice", "voice")
 _IN_SERVICE = """CASE
     WHEN record_type IN ('moc', 'mtc') THEN 'voice'
     WHEN record_type IN ('sms_mo', 'sms_mt') THEN record_type
