@@ -1274,20 +1274,7 @@ def _visitors_chunked(
         paths.append(
             _concat(spool, ["quarantine", "duplicates"], root, lake.CDR_QUARANTINE, day, writes)
         )
-        lake.clear(root, lake.CDR_SEEN, day)
-        names = list(lake.CDR_SEEN.schema.names)
-        for start in sorted(state.starts, key=lambda s: (s is not None, s or day)):
-            target = lake.path(root, lake.CDR_SEEN, day, start=start)
-            writes.submit(
-                partial(
-                    concat_to,
-                    spool.files(state.starts[start]),
-                    target,
-                    compression=lake.CDR_SEEN.compression,
-                    columns=names,
-                )
-            )
-            paths.append(target)
+        paths += _seen_from_parts(spool, state, root, day, writes)
         again, resubmit_problems = _resubmitted(workdir, day, rates)
         n_again = 0 if again is None else again.height
         if again is not None:
@@ -1365,6 +1352,28 @@ def _visitors_chunked(
         resubmitted=n_again,
         resubmit_problems=resubmit_problems,
     )
+
+
+def _seen_from_parts(
+    spool: Spool, state: _Chunked, root: Path, day: date, writes: _Writes
+) -> list[Path]:
+    """The day's ``cdr_seen`` files (one per start day) made from the chunks' parts."""
+    lake.clear(root, lake.CDR_SEEN, day)
+    names = list(lake.CDR_SEEN.schema.names)
+    paths = []
+    for start in sorted(state.starts, key=lambda s: (s is not None, s or day)):
+        target = lake.path(root, lake.CDR_SEEN, day, start=start)
+        writes.submit(
+            partial(
+                concat_to,
+                spool.files(state.starts[start]),
+                target,
+                compression=lake.CDR_SEEN.compression,
+                columns=names,
+            )
+        )
+        paths.append(target)
+    return paths
 
 
 def _concat(
