@@ -7,10 +7,12 @@ sub-number, ``rerate`` a month again (the delta report).
 from __future__ import annotations
 
 import os
+from collections import Counter
+from typing import Any
 
 from clearing.stage import StageContext, StepResult, stage
 
-__all__ = ["rate", "rerate", "retail"]
+__all__ = ["attribution_shares", "rate", "rerate", "retail"]
 
 
 @stage("rate")
@@ -77,7 +79,12 @@ def retail(ctx: StageContext) -> StepResult:
         cycle_of=ctx.settings.home.timezone_offset,
         memory_mb=ctx.settings.performance.memory_mb,
     )
-    detail: dict[str, int] = {"bill_lines": pq.ParquetFile(lines).metadata.num_rows}
+    detail: dict[str, Any] = {"bill_lines": pq.ParquetFile(lines).metadata.num_rows}
+    rules = pq.read_table(lines, columns=["attribution_rule"]).column("attribution_rule")
+    by_rule = {r: n for r, n in Counter(rules.to_pylist()).items() if r != "none"}
+    if by_rule:
+        detail["attributed"] = attribution_shares(by_rule)
+        detail["attribution"] = dict(sorted(by_rule.items()))
     problems = []
     missing = untimed(lines, ctx.workdir.rates)
     for sender in sorted({m.sender for m in missing}):
@@ -91,6 +98,21 @@ def retail(ctx: StageContext) -> StepResult:
     if missing:  # the key is only there when something is unbilled
         detail["no_utc_start"] = sum(m.events for m in missing)
     return StepResult("retail", detail, problems=problems)
+
+
+def attribution_shares(by_rule: dict[str, int]) -> str:
+    """The bill lines of each attribution rule as whole percents of the attributed lines.
+
+    In the rules' order: ``msisdn 31 %, selection code 9 %, apn 14 %, primary 46 %``.
+    """
+    from clearing.rating.retail import RULES
+
+    total = sum(by_rule.values())
+    return ", ".join(
+        f"{rule.replace('_', ' ')} {(200 * by_rule.get(rule, 0) + total) // (2 * total)} %"
+        for rule in RULES
+        if rule != "none"
+    )
 
 
 @stage("rerate")

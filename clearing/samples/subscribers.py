@@ -22,6 +22,7 @@ Deterministic: same code → same bytes; nothing reads the clock.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import random
 from typing import TYPE_CHECKING
@@ -32,7 +33,13 @@ from clearing.samples.tap import home_subscribers
 if TYPE_CHECKING:
     from pathlib import Path
 
-__all__ = ["PLANS", "PLANS_TIERS", "subscriber_rows", "write_subscriber_sources"]
+__all__ = [
+    "PLANS",
+    "PLANS_TIERS",
+    "card_numbers",
+    "subscriber_rows",
+    "write_subscriber_sources",
+]
 
 Row = dict[str, str | int | None]
 
@@ -139,6 +146,15 @@ _LOCAL = (
     ("USA", "1646", 11),
     ("Japan", "8190", 12),
 )
+#: The country of a local number, as the first three letters of its networks' TADIG codes.
+_COUNTRY_CODE = {
+    "France": "FRA",
+    "Germany": "DEU",
+    "UK": "GBR",
+    "Switzerland": "CHE",
+    "USA": "USA",
+    "Japan": "JPN",
+}
 # virtual numbers: (label, E.164 prefix, digits, selection code = dialled prefix)
 _VIRTUAL = (("China", "86139", 13, "+86"), ("Australia", "614", 11, "+61"))
 _DATA_APNS = ("iot.hkgcl", "corp.vpn")
@@ -219,6 +235,27 @@ def subscriber_rows() -> dict[str, list[Row]]:
         "plans": list(PLANS),
         "plans_tiers": list(PLANS_TIERS),
     }
+
+
+@functools.cache
+def card_numbers() -> dict[str, dict[str, str]]:
+    """Per card (IMSI), what its sub-numbers let the TAP samples show.
+
+    ``local:<country>`` (the country's TADIG prefix, e.g. ``local:FRA``): its local number
+    there, put on calls made or received on it; ``selection_code``: its virtual number's
+    dialled prefix (``+86``); ``apn``: its data number's APN.
+    """
+    out: dict[str, dict[str, str]] = {}
+    for row in subscriber_rows()["sub_numbers"]:
+        card = out.setdefault(str(row["imsi"]), {})
+        if row["role"] == "local":
+            country = _COUNTRY_CODE[str(row["label"]).removesuffix(" local number")]
+            card[f"local:{country}"] = str(row["msisdn"])
+        elif row["role"] == "virtual":
+            card["selection_code"] = str(row["selection_code"])
+        elif row["role"] == "data":
+            card["apn"] = str(row["apn"])
+    return out
 
 
 def _csv(table: str, rows: list[Row]) -> str:

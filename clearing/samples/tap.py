@@ -39,6 +39,8 @@ __all__ = [
     "HOME_MCC_MNC",
     "HOME_TADIG",
     "LATE_DAYS",
+    "LOCAL_NUMBER_SHARE",
+    "LOCAL_ROAMING_SHARE",
     "PARTNERS",
     "Partner",
     "Tariff",
@@ -55,6 +57,11 @@ HOME_TADIG = "HKGCL"
 HOME_MCC_MNC = "45499"
 HOME_COUNTRY_CODE = "852"
 HOME_SUBSCRIBERS = 240
+#: Of the events of a card with a local number in the partner's country, the share on it.
+LOCAL_NUMBER_SHARE = 0.7
+#: Of a partner's events, the share of the cards with a local number in its country (they
+#: live there, in part).
+LOCAL_ROAMING_SHARE = 0.35
 LATE_DAYS = 30
 """The late-record limit of every sample partner (the ``late_days`` default of the config)."""
 
@@ -396,9 +403,18 @@ class _FileBuilder:
         self.totals = _Totals()
         self.dp = partner.tap_decimal_places
         self.subs = home_subscribers()
-        # a partner sees a stable part of our roamers: a few dozen of them
+        # a partner sees a stable part of our roamers: a few dozen of them, and the cards with
+        # a local number in its country (that is where they roam); a call made or received on
+        # that number carries it (`msisdn` attribution), the others the primary number
+        from clearing.samples.subscribers import card_numbers  # (it imports this module)
+
+        self.cards = card_numbers()
+        here = f"local:{partner.tadig[:3]}"
+        self.local = {imsi: c[here] for imsi, c in self.cards.items() if here in c}
         pick = random.Random(f"roamers:{partner.tadig}")
         self.roamers = pick.sample(self.subs, 40)
+        self.local_roamers = [s for s in self.subs if s[0] in self.local]
+        self.roamers += [s for s in self.local_roamers if s not in self.roamers]
         self.imeis = {imsi: self._imei(pick) for imsi, _ in self.roamers}
         self.rec = self._rec_entities()
 
@@ -523,8 +539,23 @@ class _FileBuilder:
         if tot.latest is None or utc > tot.latest[0]:
             tot.latest = item
 
-    def _subscriber(self, *, msisdn: bool = True) -> tuple[str, Any]:
-        imsi, number = self.rng.choice(self.roamers)
+    def _pick(self) -> tuple[str, str]:
+        """A roamer's IMSI and the number on the event.
+
+        Its local number here if it has one (most of the time), else its primary number.
+        """
+        if self.local_roamers and self.rng.random() < LOCAL_ROAMING_SHARE:
+            imsi, number = self.rng.choice(self.local_roamers)
+        else:
+            imsi, number = self.rng.choice(self.roamers)
+        if imsi in self.local and self.rng.random() < LOCAL_NUMBER_SHARE:
+            number = self.local[imsi]
+        return imsi, number
+
+    def _subscriber(
+        self, *, msisdn: bool = True, picked: tuple[str, str] | None = None
+    ) -> tuple[str, Any]:
+        imsi, number = picked or self._pick()
         sub: dict[str, bytes] = {"imsi": bcd(imsi)}
         if msisdn:
             sub["msisdn"] = bcd(number)
@@ -638,10 +669,19 @@ class _FileBuilder:
         rest = p.number_length - len(prefix)
         return prefix + "".join(str(self.rng.randrange(10)) for _ in range(rest))
 
-    def _destination(self) -> tuple[str, tuple[int, int, int], int]:
-        """(called E.164 number, call type levels, price per minute)."""
+    def _destination(self, imsi: str) -> tuple[str, tuple[int, int, int], int]:
+        """(called E.164 number, call type levels, price per minute) of a call by ``imsi``.
+
+        A card with a virtual number mostly calls its country (dialled with its
+        selection code).
+        """
         r = self.rng.random()
         t = self.p.tariff
+        code = self.cards.get(imsi, {}).get("selection_code")
+        if code is not None and r < 0.8:
+            number = code[1:] + "".join(str(self.rng.randrange(10)) for _ in range(9))
+            return number, (2, 2, 0), t.moc_intl
+        r = self.rng.random()
         if r < 0.45:
             return self._local_number(), (1, 1, 0), t.moc_local
         if r < 0.85:
@@ -664,7 +704,8 @@ class _FileBuilder:
         rng = self.rng
         t = self.p.tariff
         start, code = self._start()
-        number, level, price = self._destination()
+        picked = self._pick()
+        number, level, price = self._destination(picked[0])
         if sms:
             duration, units, gross, service, toll = (
                 0,
@@ -681,7 +722,7 @@ class _FileBuilder:
             service = b"11"
             toll = gross - _money(t.moc_local * charged, 60, self.dp) if level[0] == 2 else 0
         basic: dict[str, Any] = {
-            "chargeableSubscriber": self._subscriber(),
+            "chargeableSubscriber": self._subscriber(picked=picked),
             "destination": {"calledNumber": bcd(number), "dialledDigits": self._dialled(number)},
             "callEventStartTimeStamp": self._dt(start, code),
             "totalCallEventDuration": duration,
@@ -768,11 +809,14 @@ class _FileBuilder:
         volume = up + down
         charged = -(-volume // 1024) * 1024
         gross = _money(t.data_mb * charged, 2**20, self.dp)
-        apn = rng.choice(_APNS)
+        picked = self._pick()
+        # a card with a data number uses its APN most of the time
+        own = self.cards.get(picked[0], {}).get("apn")
+        apn = own if own is not None and rng.random() < 0.9 else rng.choice(_APNS)
         sgsn = rng.choice(self.rec["sgsn"])[0]
         ggsn = self.rec["ggsn"][0][0]
         home_routed = apn != "internet" or rng.random() < 0.7
-        subscriber = self._subscriber(msisdn=rng.random() < 0.85)
+        subscriber = self._subscriber(msisdn=rng.random() < 0.85, picked=picked)
         pdp = f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
         basic: dict[str, Any] = {
             "gprsChargeableSubscriber": {
@@ -880,7 +924,7 @@ class _FileBuilder:
         start, code = self._start()
         duration = int(rng.expovariate(1 / 200)) + 4
         charged = self._voice_units(duration)
-        number, level, _price = self._destination()
+        number, level, _price = self._destination("")
         gross = _money(self.p.tariff.volte * charged, 60, self.dp)
         # SessionChargeInformation has no DiscountInformation: never discounted
         info = self._charge_info(

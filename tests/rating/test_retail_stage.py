@@ -63,13 +63,17 @@ def test_sample_events_exercise_the_rules(sample: tuple[pa.Table, RetailTables])
     events, t = sample
     lines, summary = rate(events, t)
     rules = dict(lines["attribution_rule"].value_counts().iter_rows())
-    # the generator writes the primary MSISDN on every record that has one, so `msisdn` never
-    # decides by default; the virtual numbers' +86/+61 and the data numbers' APNs do
+    # every rule decides: the local numbers' calls carry them (`msisdn`), the virtual
+    # numbers' +86/+61 and the data numbers' APNs; the rest falls back to the primary
+    assert rules["msisdn"] > 0
     assert rules["selection_code"] > 0
     assert rules["apn"] > 0
     assert rules["primary"] > 0
-    assert "msisdn" not in rules
     assert "none" not in rules
+    # an event carrying the local number goes to it; the primary number never decides
+    local = lines.filter(pl.col("attribution_rule") == "msisdn")
+    assert (local["role"] == "local").all()
+    assert (local["event_msisdn"] == local["sub_number"]).all()
     lines2, _ = rate(events, t, primary_msisdn_decides=True)
     assert dict(lines2["attribution_rule"].value_counts().iter_rows())["msisdn"] > 0
     # overage, tiers and day passes all occur; amounts add up

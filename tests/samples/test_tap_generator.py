@@ -22,6 +22,7 @@ from clearing.codecs import asn1
 from clearing.codecs.ber import element_at, walk
 from clearing.codecs.indefinite import to_definite
 from clearing.errors import ConfigError
+from clearing.samples.subscribers import subscriber_rows
 from clearing.samples.tap import (
     HOME_MCC_MNC,
     HOME_TADIG,
@@ -207,6 +208,8 @@ def test_realistic_variety(decoded_day: dict[str, tuple[str, dict[str, Any]]]) -
 
 
 def test_identities_and_numbers(decoded_day: dict[str, tuple[str, dict[str, Any]]]) -> None:
+    rows = subscriber_rows()["sub_numbers"]
+    locals_ = {str(r["msisdn"]) for r in rows if r["role"] == "local"}
     for kind, body in decoded_day.values():
         if kind != "transferBatch":
             continue
@@ -216,7 +219,9 @@ def test_identities_and_numbers(decoded_day: dict[str, tuple[str, dict[str, Any]
                 assert imsi.startswith(HOME_MCC_MNC), imsi
                 assert len(imsi) == 15, imsi
             if "msisdn" in d:
-                assert d["msisdn"].hex().rstrip("f").startswith("852")
+                # the card's primary number, or its local number in the partner's country
+                number = d["msisdn"].hex().rstrip("f")
+                assert number.startswith("852") or number in locals_, number
             for key in ("calledNumber", "callingNumber", "requestedNumber"):
                 if key in d:
                     digits = d[key].hex().rstrip("f")
