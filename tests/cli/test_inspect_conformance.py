@@ -42,13 +42,13 @@ def _write(tmp_path: Path, name: str, data: bytes) -> str:
 
 def test_fixed_discounts_count_in_the_recomputed_total(tmp_path: Path, clearing: Cli) -> None:
     """TD.57 TotalDiscountValue = the events' Discount values + each fixed discount applied."""
-    want = CHEC9_DISCOUNTS + 2 * FIXED  # 59584
+    want = CHEC9_DISCOUNTS + 2 * FIXED  # 49499
     path = _write(tmp_path, CHEC9, fixed_discount_file(want))
     r = clearing("inspect", path, "--json")
     assert r.returncode == 0, r.stderr
     s = json.loads(r.stdout)
-    assert s["audit"]["total_discount_value"] == 59584
-    assert s["recomputed"]["total_discount_value"] == 59584
+    assert s["audit"]["total_discount_value"] == 49499
+    assert s["recomputed"]["total_discount_value"] == 49499
     assert s["audit_mismatches"] == []
 
 
@@ -56,7 +56,7 @@ def test_a_missing_fixed_discount_is_still_a_mismatch(tmp_path: Path, clearing: 
     """The file states only the events' own discounts: the fixed ones are missing from it."""
     path = _write(tmp_path, CHEC9, fixed_discount_file(CHEC9_DISCOUNTS))
     s = json.loads(clearing("inspect", path, "--json").stdout)
-    assert s["recomputed"]["total_discount_value"] == 59584
+    assert s["recomputed"]["total_discount_value"] == 49499
     assert s["audit_mismatches"] == ["total_discount_value"]
 
 

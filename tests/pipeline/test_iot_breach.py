@@ -1,6 +1,6 @@
 """IOT breaches above the thresholds, through the CLI: held from the payable, then decided.
 
-One TAP-in event of the sample world (FRAF9's file, event 3: an MTC charged 0.01298 SDR,
+One TAP-in event of the sample world (FRAF9's file, event 26: an MTC charged 0.00410 SDR,
 exactly its IOT price) is re-encoded with an independently compiled TAP 3.12 module at a much
 higher charge (its tax and the file's audit totals follow, so validation accepts it). The
 expected figures are worked out by hand from the file and the fx rate (EUR 1.17234 per SDR,
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 DAY, PERIOD = "2026-11-22", "2026-11"
 FILE = "CDFRAF9HKGCL01506"
-EVENT = 3
+EVENT = 26
 SPECS = ROOT / "specs" / "asn1"
 EUR_PER_SDR = Decimal("1.17234")
 
@@ -37,7 +37,7 @@ def _clean(world: Path) -> None:
 
 
 def _charge(world: Path, charge: int) -> tuple[int, int]:
-    """Set FRAF9's event 3 to ``charge`` (tax 20 %); return (old charge, old file total)."""
+    """Set FRAF9's event 26 to ``charge`` (tax 20 %); return (old charge, old file total)."""
     path = world / "exchange" / "FRAF9" / "to_hkgcl" / FILE
     tap = asn1tools.compile_files([str(SPECS / "TAP-0312.asn")], "ber")
     kind, value = tap.decode("DataInterChange", path.read_bytes())
@@ -96,9 +96,9 @@ def test_a_breach_above_the_threshold_is_held_until_accepted(
     assert r.returncode == 0, r.stdout + r.stderr
     base_payable = {p["partner"]: p["amount"] for p in _manifest(base)["money"]["payable"]}
 
-    # 10^12 units at 5 decimals: 10,000,000 SDR for an MTC whose IOT price is 0.01298 SDR
+    # 10^12 units at 5 decimals: 10,000,000 SDR for an MTC whose IOT price is 0.00410 SDR
     old, file_total = _charge(world, 10**12)
-    assert old == 1298
+    assert old == 410
     r = clearing("nightly", "--workdir", str(world), "--date", DAY)
     assert r.returncode == 1, r.stdout + r.stderr
     m = _manifest(world)
@@ -107,8 +107,8 @@ def test_a_breach_above_the_threshold_is_held_until_accepted(
     assert "11723400.00 EUR held from the payable" in problem  # 10,000,000 × 1.17234
     assert m["stages"][4]["detail"]["iot_held"] == 1
     # the payable is the other events', converted once: the untouched night's is the file's
-    # total (34.06953 SDR × 1.17234 = 39.9410… → 39.94 EUR); without event 3 (0.01298 SDR),
-    # 34.05655 SDR × 1.17234 = 39.9257… → 39.93 EUR
+    # total (24.75511 SDR × 1.17234 = 29.0214… → 29.02 EUR); without event 26 (0.00410 SDR),
+    # 24.75101 SDR × 1.17234 = 29.0165… → 29.02 EUR
     cent = Decimal("0.01")
     whole = Decimal(file_total).scaleb(-5) * EUR_PER_SDR
     assert Decimal(base_payable["FRAF9"]).scaleb(-2) == whole.quantize(cent, ROUND_HALF_UP)
@@ -130,7 +130,7 @@ def test_a_breach_above_the_threshold_is_held_until_accepted(
     (row,) = [r for r in held_rows if r and r[0] == "FRAF9"]
     assert (row[2], row[3], row[11]) == (FILE, EVENT, "held")
     assert Decimal(str(row[14])) == 10_000_000
-    # the monthly payable: the file as invoiced less event 3 (the whole file before: 34.06953)
+    # the monthly payable: the file as invoiced less event 26 (the whole file before: 24.75511)
     others_sdr = Decimal(file_total - old).scaleb(-5)
     assert _monthly_payable_sdr(world, clearing, "FRAF9") == others_sdr
 
@@ -151,7 +151,7 @@ def test_a_breach_above_the_threshold_is_held_until_accepted(
     assert _monthly_payable_sdr(world, clearing, "FRAF9") == others_sdr + 10_000_000
     r = clearing("nightly", "--workdir", str(world), "--date", DAY)
     assert r.returncode == 0, r.stdout + r.stderr  # decided: no anomaly any more
-    # (34.05655 + 10,000,000) SDR × 1.17234 = 11723439.9257… → 11723439.93 EUR
+    # (24.75101 + 10,000,000) SDR × 1.17234 = 11723429.0165… → 11723429.02 EUR
     accepted = Decimal(file_total - old + 10**12).scaleb(-5) * EUR_PER_SDR
     assert _payable(world, "FRAF9") == accepted.quantize(cent, ROUND_HALF_UP)
     # accepted is final here: a dispute now is refused (exit 2), the status stays
@@ -168,16 +168,16 @@ def test_a_breach_below_the_thresholds_is_counted_and_paid(
     base = tmp_path / "base"
     shutil.copytree(world, base)
     assert clearing("nightly", "--workdir", str(base), "--date", DAY).returncode == 0
-    # 0.10000 SDR for 0.01298: 670 % above the IOT (≤ 1000 %), 0.10 EUR (≤ 100 EUR)
-    old, file_total = _charge(world, 10_000)
+    # 0.03000 SDR for 0.00410: 632 % above the IOT (≤ 1000 %), 0.03 EUR (≤ 100 EUR)
+    old, file_total = _charge(world, 3_000)
     r = clearing("nightly", "--workdir", str(world), "--date", DAY)
     assert r.returncode == 0, r.stdout + r.stderr
     m = _manifest(world)
     assert m["stages"][4]["detail"]["iot_breaches"] == 1
     assert m["stages"][4]["detail"]["iot_held"] == 0
-    # paid, converted once with the rest: (34.06953 − 0.01298 + 0.1) SDR × 1.17234
-    # = 40.0430… → 40.04 EUR
-    paid = Decimal(file_total - old + 10_000).scaleb(-5) * EUR_PER_SDR
+    # paid, converted once with the rest: (24.75511 − 0.00410 + 0.03) SDR × 1.17234
+    # = 29.0517… → 29.05 EUR
+    paid = Decimal(file_total - old + 3_000).scaleb(-5) * EUR_PER_SDR
     assert _payable(world, "FRAF9") == paid.quantize(Decimal("0.01"), ROUND_HALF_UP)
     assert _payable(base, "FRAF9") != _payable(world, "FRAF9")
     assert _iot_list(world, clearing) == []

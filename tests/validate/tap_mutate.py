@@ -45,7 +45,7 @@ TAP_SAMPLES = (
 NOTIFICATION = "CDSGPS9HKGCL00966"
 DEFINITE = "CDFRAF9HKGCL01506"  # 3.12, definite lengths, 5 decimals, one tax (20 %), 360 events
 CHEC9 = "CDCHEC9HKGCL03631"  # 150 events; Discounting: code 1, a discount rate (8 %)
-CHEC9_DISCOUNTS = 58184  # its TotalDiscountValue: the sum of its events' Discount values
+CHEC9_DISCOUNTS = 48099  # its TotalDiscountValue: the sum of its events' Discount values
 FIXED = 700  # the fixed discount of :func:`fixed_discount_file`, applied by two events
 
 
