@@ -84,7 +84,7 @@ def load_tap(name: str) -> TapCase:
     )
 
 
-SEVERE_EVENTS = (0, 5)
+SEVERE_EVENTS = (1, 5)  # in the indefinite sample both are encoded with indefinite lengths
 EVENT_ERROR = 20  # e.g. callEventStartTimeStamp out of range
 ACI_PATH = (PathItem(1, 1, 1), PathItem(15, 1, 2))
 
@@ -95,7 +95,7 @@ def event_path(i: int, kind_tag: int) -> tuple[PathItem, ...]:
 
 
 def rap_items(tap: TapCase) -> list[SevereItem | FatalItem | MissingItem | StopItem]:
-    """Severe returns of events 0 and 5, a fatal ACI return, missing 3..5 and a stop."""
+    """Severe returns of events 1 and 5, a fatal ACI return, missing 3..5 and a stop."""
     items: list[SevereItem | FatalItem | MissingItem | StopItem] = []
     for i in SEVERE_EVENTS:
         raw = tap.event_bytes(i)

@@ -286,7 +286,7 @@ def test_audit_mismatches_are_reported(h):
 def test_returned_event_that_does_not_decode_is_kept(h):
     """A severe return whose event breaks its TAP module still reads (value None, problem)."""
     tap = h.load_tap(h.DEFINITE_TAP)
-    event = bytearray(tap.event_bytes(1))
+    event = bytearray(tap.event_bytes(2))  # a call: its last element is basicServiceUsedList
     node = element_at(bytes(event), 0)
     last = iter_children(bytes(event), node)[-1]
     assert event[last.offset : last.offset + 2] == b"\x7f\x26"  # basicServiceUsedList, short length
