@@ -77,9 +77,9 @@ STATEFUL = frozenset(
     }
 )
 
-GPRS, MOC, SUPPL = 0, 1, 36  # events of DEFINITE
+GPRS, MOC, SUPPL = 0, 2, 9  # events of DEFINITE
 INDEFINITE = "CDUSAU9HKGCL00412"  # indefinite lengths
-AVAILABLE = datetime(2026, 11, 22, 1, 49, 0)  # DEFINITE's FileAvailableTimeStamp
+AVAILABLE = datetime(2026, 11, 22, 1, 15, 0)  # DEFINITE's FileAvailableTimeStamp
 UNKNOWN_TAG = tag_key(1, 9999)  # no TAP release defines [APPLICATION 9999]
 
 Body = dict[str, Any]
@@ -627,7 +627,7 @@ CASES: list[Case] = [
     # 30 days and one second before the file was made available (late_days defaults to 30)
     Case(
         "event.start.late",
-        put(f"{MOC_START}.localTimeStamp", b"20261023014859"),
+        put(f"{MOC_START}.localTimeStamp", b"20261023011459"),
         "30 days",
         events=(MOC,),
     ),
@@ -689,8 +689,8 @@ CASES: list[Case] = [
         events=(GPRS,),
     ),
     Case("event.tax_value.range", change(lambda b: _moc_tax(b, -380)), events=(MOC,)),
-    # 1900 × 20 % = 380; 380 + 5000 is 0.05 units off (tolerance 0.02 units = 2000)
-    Case("event.tax_value.mismatch", change(lambda b: _moc_tax(b, 5380)), events=(MOC,)),
+    # 950 × 20 % = 190; 190 + 5000 is 0.05 units off (tolerance 0.02 units = 2000)
+    Case("event.tax_value.mismatch", change(lambda b: _moc_tax(b, 5190)), events=(MOC,)),
     Case(
         "event.tax_value.agreement",
         clean(),
@@ -845,7 +845,7 @@ def test_clean_310_totals_are_checked() -> None:
             id="same-utc-twice",
         ),
         # exactly 30 days before the file was made available is not late yet
-        pytest.param(put(f"{MOC_START}.localTimeStamp", b"20261023014900"), id="30-days"),
+        pytest.param(put(f"{MOC_START}.localTimeStamp", b"20261023011500"), id="30-days"),
         # 24 hours of GPRS is not long yet
         pytest.param(
             put(f"{GPRS_EV}.gprsBasicCallInformation.totalCallEventDuration", 86_400),
@@ -853,7 +853,7 @@ def test_clean_310_totals_are_checked() -> None:
         ),
         # the start may equal the ChargeDetailTimeStamp
         pytest.param(
-            put(f"{MOC_CI}.chargeDetailList.0.chargeDetailTimeStamp", stamp("20261120033344")),
+            put(f"{MOC_CI}.chargeDetailList.0.chargeDetailTimeStamp", stamp("20261120062847")),
             id="charge-detail-at-start",
         ),
         # the reserved FileTypeIndicators are in range (and are not test data)
@@ -883,7 +883,7 @@ def test_fixed_discounts_reconcile() -> None:
 
 
 def _tax_mismatch() -> bytes:
-    return mutate(lambda b: _moc_tax(b, 5380))
+    return mutate(lambda b: _moc_tax(b, 5190))
 
 
 @pytest.mark.parametrize(
@@ -1012,17 +1012,17 @@ def test_undecodable_says_what_and_where(data: bytes, says: str) -> None:
 
 
 def test_tax_tolerance_by_hand() -> None:
-    """DEFINITE, event 1: TaxableAmount 1900, TaxRate 2000000 (20.00000 %), TapDecimalPlaces 5.
+    """DEFINITE, event 2: TaxableAmount 950, TaxRate 2000000 (20.00000 %), TapDecimalPlaces 5.
 
-    Exact tax: 1900 × 0.2 = 380 (0.00380 SDR). Tolerance: 0.02 SDR = 0.02 × 10^5 = 2000 raw.
-    So 380 ± 2000 passes (2380; the low side would be negative) and 2381 fails.
+    Exact tax: 950 × 0.2 = 190 (0.00190 SDR). Tolerance: 0.02 SDR = 0.02 × 10^5 = 2000 raw.
+    So 190 ± 2000 passes (2190; the low side would be negative) and 2191 fails.
     """
     body = sample_value()[1]
     tax = charge_info(body, MOC)["taxInformation"][0]
-    assert (tax["taxableAmount"], tax["taxValue"]) == (1900, 380)
+    assert (tax["taxableAmount"], tax["taxValue"]) == (950, 190)
     assert body[ACC]["tapDecimalPlaces"] == 5
     assert body[ACC]["taxation"][0]["taxRate"] == b"2000000"
-    for value, ok in ((2380, True), (2381, False), (0, True), (379, True), (381, True)):
+    for value, ok in ((2190, True), (2191, False), (0, True), (189, True), (191, True)):
         out = check(mutate(functools.partial(_moc_tax, value=value)))
         found = [(f.rule, f.event_index) for f in out.findings]
         assert found == ([] if ok else [("event.tax_value.mismatch", MOC)]), (value, found)
