@@ -670,7 +670,7 @@ def rerate_card(workdir: Path, day: date, imsi: str) -> CardRating:
         earliest = day
         if first is not None and first[0] is not None:
             earliest = min(day, date(1970, 1, 1) + timedelta(days=int(first[0])))
-        mine = con.execute("SELECT * FROM today_all WHERE imsi = ?", [imsi]).to_arrow_table()
+        mine = todays.filter(pc.fill_null(pc.equal(todays.column("imsi"), imsi), False))
         con.register("today_all", mine)
         opening, passes = _carried(con, root, day, earliest)
     finally:

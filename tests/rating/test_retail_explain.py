@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from clearing.rating.retail import write_retail
 from tests.cli_run import run_cli
 
-from .test_retail import PRIMARY, event
+from .test_retail import DATA, LOCAL, PRIMARY, VIRTUAL, event
 from .test_retail_processing_order import DAY1, DAY2, at, deliver, setup
 
 if TYPE_CHECKING:
@@ -222,3 +222,44 @@ def test_an_earlier_line_of_the_same_day_counts_before(tmp_path: Path) -> None:
     out = json.loads(_explain(tmp_path, first, "--json").stdout)
     assert (out["usage"]["before"], out["usage"]["after"]) == (480, 780)
     assert out["amount"]["line"] == "3.00"
+
+
+def test_the_values_each_rule_matched_are_shown(tmp_path: Path) -> None:
+    """A call dialled +86… goes to the virtual number (selection code +86, plan LOCAL), a call
+    carrying the local number's MSISDN to it, a session on APN corp.vpn to the data number.
+
+    LOCAL and DATA have no allowance and one tier at 100 cents a unit: a 60 s call is 1 minute,
+    HK$1.00; 1 MB of data is HK$1.00.
+    """
+    setup(tmp_path)
+    deliver(
+        tmp_path,
+        DAY1,
+        "00001",
+        event("moc", at(20, 10), duration=60, dialled="+8613800000000"),
+        event("moc", at(20, 11), duration=60, msisdn=LOCAL),
+        event("gprs", at(20, 12), mb=1, apn="corp.vpn"),
+    )
+    write_retail(tmp_path, DAY1)
+    path = tmp_path / "lake" / "retail" / f"date={DAY1}" / "bill_lines.parquet"
+    index = {r["start_utc"].hour: r["event_index"] for r in pq.read_table(path).to_pylist()}
+    got = {
+        hour: json.loads(_explain(tmp_path, f"{DAY1}/CDFRAF9HKGCL00001/{i}", "--json").stdout)
+        for hour, i in index.items()
+    }
+    virtual, local, data = got[10], got[11], got[12]
+    assert virtual["attribution"]["rule"] == "selection_code"
+    assert virtual["attribution"]["matched"] == {
+        "dialled_digits": "+8613800000000",
+        "selection_code": "+86",
+    }
+    assert (virtual["sub_number"], virtual["plan"]["plan_id"]) == (VIRTUAL, "LOCAL")
+    assert local["attribution"]["rule"] == "msisdn"
+    assert local["attribution"]["matched"] == {"event_msisdn": LOCAL, "sub_number": LOCAL}
+    assert data["attribution"]["rule"] == "apn"
+    assert data["attribution"]["matched"] == {"apn_ni": "corp.vpn", "apn": "corp.vpn"}
+    assert (data["sub_number"], data["plan"]["plan_id"]) == (DATA, "DATA")
+    for out in (virtual, local, data):
+        assert out["allowance"]["size"] == 0
+        assert out["amount"]["line"] == "1.00"
+        assert out["matches"] is True
