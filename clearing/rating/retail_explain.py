@@ -26,7 +26,7 @@ Money is never a float: amounts are integers in minor units, shown as decimal st
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, Inexact, localcontext
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
@@ -102,12 +102,21 @@ def _money(minor: int | None, scale: int) -> str | None:
 
 
 def _exact(value: Fraction, scale: int) -> str:
-    """Minor units (a fraction) as a decimal string of the currency (≈, 6 places, if inexact)."""
-    quantum = Decimal(1).scaleb(-6)
-    minor = Decimal(value.numerator) / Decimal(value.denominator)
-    shown = minor if value.denominator == 1 else minor.quantize(quantum)
-    text = str(shown.scaleb(-scale))
-    return text if value.denominator == 1 or shown == minor else f"≈{text}"
+    """Minor units (a fraction) as a decimal string of the currency.
+
+    Exact when the fraction has a finite decimal form (e.g. ``289.306640625`` cents), else
+    ``≈`` and 6 places of minor units.
+    """
+    with localcontext() as ctx:
+        ctx.prec = 60
+        ctx.traps[Inexact] = True
+        try:
+            minor = Decimal(value.numerator) / Decimal(value.denominator)
+        except Inexact:
+            ctx.traps[Inexact] = False
+            minor = Decimal(value.numerator) / Decimal(value.denominator)
+            return f"≈{minor.quantize(Decimal(1).scaleb(-6)).scaleb(-scale)}"
+    return str(minor.scaleb(-scale))
 
 
 def _day_lines(root: Path, day: date) -> pa.Table | None:

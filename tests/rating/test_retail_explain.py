@@ -15,12 +15,13 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+import polars as pl
 import pyarrow.parquet as pq
 
 from clearing.rating.retail import write_retail
 from tests.cli_run import run_cli
 
-from .test_retail import DATA, LOCAL, PRIMARY, VIRTUAL, event
+from .test_retail import DATA, LOCAL, PRIMARY, VIRTUAL, event, flat_tiers, plan, world
 from .test_retail_processing_order import DAY1, DAY2, at, deliver, setup
 
 if TYPE_CHECKING:
@@ -263,3 +264,23 @@ def test_the_values_each_rule_matched_are_shown(tmp_path: Path) -> None:
         assert out["allowance"]["size"] == 0
         assert out["amount"]["line"] == "1.00"
         assert out["matches"] is True
+
+
+def test_the_amount_is_rounded_half_up_once(tmp_path: Path) -> None:
+    """Per-second voice (increment 1 s) at 100 cents a minute, no allowance: a 61 s call is
+    61 × 100 / 60 = 101.666… cents, rounded half up once to 102 cents (HK$1.02).
+    """
+    (tmp_path / "clearing.toml").write_text('[home]\ntadig = "HKGCL"\ntimezone_offset = "+0000"\n')
+    p = plan("P", voice_increment_s=1)
+    sources = tmp_path / "rates" / "sources"
+    sources.mkdir(parents=True)
+    for name, table in world(p, tiers=flat_tiers("P", price=100)).items():
+        pl.DataFrame(pl.from_arrow(table)).write_csv(sources / f"{name}.csv")
+    deliver(tmp_path, DAY1, "00001", event("moc", at(20, 10), duration=61))
+    write_retail(tmp_path, DAY1)
+    out = json.loads(_explain(tmp_path, _line_id(tmp_path, DAY1, "00001"), "--json").stdout)
+    assert out["units"] == {"raw": 61, "increment": 1, "unit": "second", "units": 61}
+    assert out["tiers"][0]["part"] == "≈1.01666667"  # 101.666667 cents
+    assert out["amount"]["exact"] == "≈1.01666667"
+    assert out["amount"]["rounded"] == out["amount"]["line"] == "1.02"
+    assert out["matches"] is True
