@@ -5,7 +5,8 @@ Three kinds of event, each read from its own dataset (:mod:`clearing.lake`):
 * ``received`` — a partner's TAP-in / CIBER-in event of the IMSI (``events_in``), whatever its
   fate: ``status`` is what validate decided (``accepted``, ``duplicate``, ``returned``…);
 * ``retail`` — the card's rated retail bill line (``retail`` bill lines): ``status`` ``rated``,
-  or ``none`` when no sub-number took the event (attribution rule ``none``);
+  or ``none`` when no sub-number took the event (attribution rule ``none``); its ``line_id``
+  is what ``clearing retail explain --line`` takes;
 * ``visitor`` — a foreign visitor's CDR on our network (``rated_visitors``: ``rated``;
   ``unrated_visitors``: ``unrated`` / ``held``, with the reason).
 
@@ -34,6 +35,7 @@ import duckdb
 
 from clearing import lake
 from clearing.errors import ConfigError
+from clearing.rating.retail_explain import line_id
 from clearing.rating.retail_tables import RETAIL_TABLES, load_retail_tables
 
 if TYPE_CHECKING:
@@ -322,6 +324,7 @@ def _retail(row: dict[str, Any]) -> Found:
         currency=row["currency"],
         extra={
             "event_index": row["event_index"],
+            "line_id": line_id(row["processing_date"], row["file"], row["event_index"]),
             "sub_number": row["sub_number"],
             "attribution_rule": rule,
             "event_msisdn": row["event_msisdn"],

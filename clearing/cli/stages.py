@@ -52,6 +52,7 @@ __all__ = [
     "receive",
     "resend",
     "retail",
+    "retail_app",
     "send",
     "settle_app",
     "validate_day",
@@ -59,6 +60,7 @@ __all__ = [
 
 app = typer.Typer()
 rate_app = typer.Typer(invoke_without_command=True)
+retail_app = typer.Typer(invoke_without_command=True)
 settle_app = typer.Typer(
     help="Settlement workbooks: daily operations (per processing date), monthly settlement.",
     no_args_is_help=True,
@@ -177,23 +179,37 @@ def resend(
     typer.echo(f"sent {name} again to {entry.partner} ({transport.where})")
 
 
-@app.command(
+@retail_app.callback(
     epilog=examples(
         "clearing retail -w /srv/clearing --date 2026-11-22",
         "clearing retail -w /srv/clearing --date 2026-11-22 --json",
+        "clearing retail explain --help",
     ),
 )
 @handles_errors
 def retail(
-    workdir: WorkDirOpt,
-    date: DateOpt,
+    ctx: typer.Context,
+    workdir: OptionalWorkDirOpt = None,
+    date: OptionalDateOpt = None,
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Rate our subscribers' accepted usage abroad per sub-number (the retail stage).
 
-    Writes the bill lines (`lake/retail/date=<date>/`) and the cycle totals.
+    The retail stage of a day (--workdir and --date are required for it): writes the bill
+    lines (`lake/retail/date=<date>/`) and the cycle totals. The command below explains one
+    bill line.
     """
+    # `retail` is a group (for `retail explain`), so its own options cannot be required:
+    # click would then ask for them before `explain` too. They are checked here instead.
+    if ctx.invoked_subcommand is not None:
+        return
+    if workdir is None:
+        msg = "--workdir is required"
+        raise ConfigError(msg)
+    if date is None:
+        msg = "--date YYYY-MM-DD is required"
+        raise ConfigError(msg)
     import pyarrow.parquet as pq
 
     from clearing.rating.retail import write_retail

@@ -83,8 +83,10 @@ __all__ = [
     "ROW_BYTES",
     "RULES",
     "SUMMARY_SCHEMA",
+    "CardRating",
     "RetailResult",
     "rate_retail",
+    "rerate_card",
     "slices_for",
     "untimed",
     "write_retail",
@@ -616,6 +618,74 @@ def _joined(parts: list[tuple[pa.Table, pa.Table]]) -> tuple[pa.Table, pa.Table]
         [(c, "ascending") for c in ("imsi", "sub_number", "cycle_start", "plan_id")]
     )
     return lines.take(order).combine_chunks(), summary.combine_chunks()
+
+
+class CardRating(NamedTuple):
+    """What :func:`rerate_card` returns: a card's events of a day, carried state, re-rating."""
+
+    events: pa.Table
+    opening: pa.Table
+    passes: pa.Table
+    result: RetailResult
+    tables: RetailTables
+    cycle_of: str
+
+
+def rerate_card(workdir: Path, day: date, imsi: str) -> CardRating:
+    """Rate again one card's accepted events of processing ``day``, as the stage did.
+
+    The same carried state as :func:`write_retail` (the summaries and day passes of the
+    processing dates before ``day``, the look-back from the earliest event of the whole day)
+    and today's reference data of the work folder; nothing is written.
+
+    Args:
+        workdir: the work folder.
+        day: the processing day.
+        imsi: the card.
+
+    Returns:
+        ``CardRating(events, opening, passes, result, tables, cycle_of)``: the card's events
+        (the columns rating reads), the carried summary rows and passes of the card, the
+        re-rating, the reference tables and the billing clock used.
+
+    Raises:
+        ConfigError: no config, missing or bad retail tables, no events of ``day``.
+    """
+    wd = config.WorkDir(workdir)
+    clock = wd.settings().home.timezone_offset
+    tables = load_retail_tables(wd.rates)
+    root = wd.lake
+    con = duckdb.connect()
+    try:
+        todays = _read_events(con, lake.files(root, lake.EVENTS_IN, [day]))
+        if todays is None:
+            msg = (
+                f"no events of processing date {day} in the lake "
+                f"(`{root / lake.EVENTS_IN.directory}`): archived or removed? restore the work "
+                "folder from a backup (`clearing restore`) to re-rate them"
+            )
+            raise ConfigError(msg)
+        con.register("today_all", todays)
+        first = steps.first_row(con, "SELECT min(epoch_ms(start_utc)) // 86400000 FROM today_all")
+        earliest = day
+        if first is not None and first[0] is not None:
+            earliest = min(day, date(1970, 1, 1) + timedelta(days=int(first[0])))
+        mine = todays.filter(pc.fill_null(pc.equal(todays.column("imsi"), imsi), False))
+        con.register("today_all", mine)
+        opening, passes = _carried(con, root, day, earliest)
+    finally:
+        con.close()
+    result = rate_retail(
+        mine,
+        tables.subscribers,
+        tables.sub_numbers,
+        tables.plans,
+        tables.plans_tiers,
+        cycle_of=clock,
+        opening=opening,
+        passes=passes,
+    )
+    return CardRating(mine, _opening(opening), _passes(passes), result, tables, clock)
 
 
 def untimed(lines_path: Path, rates: Path) -> list[Untimed]:

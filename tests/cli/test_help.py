@@ -23,10 +23,11 @@ RUN = CliRunner()
 WIDE = {"COLUMNS": "1000", "CLEARING_WORKDIR": None}
 
 ALL = list(commands())
-# the verbs: every command that does something (the groups only list theirs), and `rate`,
-# a group whose own callback is the rate stage of a day
+# the verbs: every command that does something (the groups only list theirs), and `rate` and
+# `retail`, groups whose own callback is the rate / retail stage of a day
 BY_PATH = {p: (c, ctx) for p, c, ctx in ALL}
-VERBS = [(p, c) for p, c, _ in ALL if not getattr(c, "commands", None) or p == "clearing rate"]
+STAGE_GROUPS = ("clearing rate", "clearing retail")
+VERBS = [(p, c) for p, c, _ in ALL if not getattr(c, "commands", None) or p in STAGE_GROUPS]
 
 
 def _help(path: str, columns: str = "1000") -> str:
@@ -46,8 +47,9 @@ def _examples(command: Any) -> list[str]:
 
 def test_the_verbs_are_all_there() -> None:
     names = {p for p, _ in VERBS}
-    assert len(names) == 37, sorted(names)
+    assert len(names) == 38, sorted(names)
     assert {"clearing nightly", "clearing rate", "clearing transport status"} <= names
+    assert {"clearing retail", "clearing retail explain"} <= names
 
 
 @pytest.mark.parametrize(("path", "command"), VERBS, ids=[p for p, _ in VERBS])

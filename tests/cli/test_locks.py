@@ -44,6 +44,7 @@ VALUES = {
     "--from": "2026-11-21",
     "--to": "2026-11-22",
     "--before": "2026-08-01",
+    "--line": "2026-11-22/CDFRAF9HKGCL00002/0",
 }
 # verbs that only read the work folder: they share the lock with other readers
 READERS = {
@@ -58,6 +59,7 @@ READERS = {
     "clearing backup",
     "clearing find",
     "clearing stats",
+    "clearing retail explain",
 }
 
 
@@ -105,7 +107,7 @@ def _verbs() -> Iterator[tuple[str, list[str]]]:
                     args.append("x")
                 else:
                     args += [p.opts[0], VALUES[p.opts[0]]]
-            if path[-1] in ("rate", "validate"):  # --date has a default / is checked inside
+            if path[-1] in ("rate", "retail", "validate"):  # --date: a default / checked inside
                 args += ["--date", VALUES["--date"]]
             yield " ".join(path), [*path[1:], *args]
         for name, sub in getattr(command, "commands", {}).items():
@@ -118,7 +120,7 @@ VERBS = dict(_verbs())
 
 
 def test_every_work_folder_verb_is_found() -> None:
-    assert len(VERBS) == 35, sorted(VERBS)  # the count of tests/cli/test_common.py
+    assert len(VERBS) == 36, sorted(VERBS)  # the count of tests/cli/test_common.py
     assert set(VERBS) >= READERS
 
 

@@ -1,0 +1,150 @@
+"""``clearing retail explain``: why one retail bill line costs what it costs.
+
+Mounted under the ``retail`` group (:data:`clearing.cli.stages.retail_app`, whose own callback
+is the retail stage of a day); the work is :mod:`clearing.rating.retail_explain`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from clearing.cli._common import (
+    DebugOpt,
+    JsonOpt,
+    WorkDirOpt,
+    examples,
+    handles_errors,
+    reads_workdir,
+)
+
+__all__ = ["explain", "explain_app"]
+
+explain_app = typer.Typer()
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+_LINE_HELP = (
+    "the bill line DATE/FILE/INDEX: processing date, partner file, event index (the line_id "
+    "of `clearing find --json`)"
+)
+
+
+def _say(out: dict[str, Any]) -> Iterator[str]:
+    """The explanation as text lines."""
+    cur = out.get("currency") or ""
+    yield (
+        f"line {out['line_id']}: {out['service']} of {out['start']} from {out['sender']} "
+        f"(file {out['file']}, event {out['event_index']}), card {out['imsi']}"
+    )
+    att = out["attribution"]
+    matched = ", ".join(f"{k} {v}" for k, v in att["matched"].items())
+    yield f"attribution: {att['rule']} ({matched or '-'}): {att['why']}"
+    if out.get("amount") is None:
+        yield "not rated: no sub-number took the event"
+        return
+    plan = out["plan"]
+    yield (
+        f"sub-number {out['sub_number']} ({out['role']}), plan {plan['plan_id']} version "
+        f"{plan['version']} (the plans row in force on the anchor day {plan['anchor']}), "
+        f"bill cycle from {out['cycle_start']} (clock {out['billing_clock']})"
+    )
+    u = out["units"]
+    yield (
+        f"units: {u['raw']} {u['unit']}(s) raw → {u['units']} (rounded up to the plan's "
+        f"increment of {u['increment']})"
+    )
+    pass_ = out["day_pass"]
+    if pass_ is not None:
+        if pass_["opened_here"]:
+            yield (
+                f"day pass: this line opened a pass ({pass_['pass_start']} → "
+                f"{pass_['pass_end']}) at {pass_['price']} {cur}; it uses no allowance"
+            )
+        else:
+            yield (
+                f"day pass: covered by the pass opened at {pass_['pass_start']} (until "
+                f"{pass_['pass_end']}) by line {pass_['opened_by'] or '?'} "
+                f"({pass_['price'] or '?'} {cur}); it uses no allowance"
+            )
+    us = out["usage"]
+    yield (
+        f"cycle usage of {out['service']}: before {us['before']} (carried from earlier "
+        f"processing dates {us['carried']} + earlier lines of the day "
+        f"{us['earlier_today_units']}), after {us['after']}"
+        + (" (a line covered by a day pass adds none)" if pass_ is not None else "")
+    )
+    al = out["allowance"]
+    if al is not None:
+        yield (
+            f"allowance {al['size']}: left before {al['left_before']}, left after "
+            f"{al['left_after']}; this line uses {al['used']}"
+        )
+    per = out.get("per") or {}
+    for t in out["tiers"]:
+        to = "∞" if t["to"] is None else t["to"]
+        yield (
+            f"tier {t['tier']} [{t['from']}, {to}): {t['units']} × {t['price']} {cur} per "
+            f"{per.get('size')} {per.get('unit')}(s) = {t['part']} {cur}"
+        )
+    am = out["amount"]
+    if am.get("exact") is not None:
+        yield (
+            f"usage amount: Σ units × price / unit = {am['exact']} → {am['rounded']} {cur} "
+            "(rounded half up, once)"
+        )
+    yield f"line amount: usage {am['usage']} + day pass {am['day_pass']} = {am['line']} {cur}"
+    if out["matches"]:
+        yield "re-rated with today's reference data: the same"
+    else:
+        yield f"WARNING: {out['warning']}: {', '.join(out['mismatches'])}"
+
+
+@explain_app.command(
+    "explain",
+    epilog=examples(
+        "clearing retail explain -w /srv/clearing \\",
+        "    --line 2026-11-22/CDFRAF9HKGCL00002/17",
+        "clearing retail explain -w /srv/clearing \\",
+        "    --line 2026-11-22/CDFRAF9HKGCL00002/17 --json",
+    ),
+)
+@handles_errors
+@reads_workdir
+def explain(
+    workdir: WorkDirOpt,
+    line: Annotated[str, typer.Option("--line", help=_LINE_HELP)],
+    as_json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Show why one retail bill line costs what it costs.
+
+    The attribution rule and the values it matched, the sub-number, plan and plan version, the
+    bill cycle, the units (raw and rounded to the plan's increment), the cycle's usage of the
+    service before and after the line (allowance left), each tier's part and price, the amount
+    and its rounding (half up, once), and the day pass that covered the line. The line is
+    re-rated with the same carried state and today's reference data: a difference is shown as
+    a warning.
+
+    `--json` prints one JSON object (amounts as decimal strings). Exit code 1 when there is no
+    such line.
+    """
+    from clearing import log
+    from clearing.rating.retail_explain import explain_line
+
+    out = explain_line(workdir, line)
+    if out is None:
+        message = f"no bill line {line} in `{workdir / 'lake'}`"
+        if as_json:
+            log.emit("data", message, event="not_found", name="cli", exit_code=1)
+        else:
+            typer.echo(message)
+        raise typer.Exit(1)
+    if as_json:
+        typer.echo(json.dumps(out))
+        return
+    for text in _say(out):
+        typer.echo(text)
