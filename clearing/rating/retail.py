@@ -533,12 +533,7 @@ def _write_day(
             lines, summary = BILL_LINE_SCHEMA.empty_table(), SUMMARY_SCHEMA.empty_table()
         else:
             con.register("today_all", todays)
-            first = steps.first_row(
-                con, "SELECT min(epoch_ms(start_utc)) // 86400000 FROM today_all"
-            )
-            earliest = day
-            if first is not None and first[0] is not None:
-                earliest = min(day, date(1970, 1, 1) + timedelta(days=int(first[0])))
+            earliest = _earliest(con, day)
             for missed in _unbilled(root, day, earliest):
                 # processing order: an earlier day is billed before this one carries from it
                 _write_day(root, missed, tables, clock=clock, memory_mb=memory_mb)
@@ -575,9 +570,17 @@ def _rate_slice(
         mine = con.sql(f"SELECT * FROM today_all WHERE hash(imsi) % {n} = {k}").to_arrow_table()
     if mine.num_rows == 0:
         return BILL_LINE_SCHEMA.empty_table(), SUMMARY_SCHEMA.empty_table()
+    result = _rate_carried(mine, tables, clock, carried)
+    return result.bill_lines, result.summary
+
+
+def _rate_carried(
+    events: pa.Table, tables: RetailTables, clock: str, carried: tuple[pa.Table, pa.Table]
+) -> RetailResult:
+    """:func:`rate_retail` of ``events`` after the ``carried`` (opening, passes) state."""
     opening, passes = carried
-    result = rate_retail(
-        mine,
+    return rate_retail(
+        events,
         tables.subscribers,
         tables.sub_numbers,
         tables.plans,
@@ -586,7 +589,14 @@ def _rate_slice(
         opening=opening,
         passes=passes,
     )
-    return result.bill_lines, result.summary
+
+
+def _earliest(con: duckdb.DuckDBPyConnection, day: date) -> date:
+    """The UTC day of the earliest event of the registered ``today_all`` (``day`` if later)."""
+    first = steps.first_row(con, "SELECT min(epoch_ms(start_utc)) // 86400000 FROM today_all")
+    if first is None or first[0] is None:
+        return day
+    return min(day, date(1970, 1, 1) + timedelta(days=int(first[0])))
 
 
 def _joined(parts: list[tuple[pa.Table, pa.Table]]) -> tuple[pa.Table, pa.Table]:
@@ -666,25 +676,13 @@ def rerate_card(workdir: Path, day: date, imsi: str) -> CardRating:
             )
             raise ConfigError(msg)
         con.register("today_all", todays)
-        first = steps.first_row(con, "SELECT min(epoch_ms(start_utc)) // 86400000 FROM today_all")
-        earliest = day
-        if first is not None and first[0] is not None:
-            earliest = min(day, date(1970, 1, 1) + timedelta(days=int(first[0])))
+        earliest = _earliest(con, day)
         mine = todays.filter(pc.fill_null(pc.equal(todays.column("imsi"), imsi), False))
         con.register("today_all", mine)
         opening, passes = _carried(con, root, day, earliest)
     finally:
         con.close()
-    result = rate_retail(
-        mine,
-        tables.subscribers,
-        tables.sub_numbers,
-        tables.plans,
-        tables.plans_tiers,
-        cycle_of=clock,
-        opening=opening,
-        passes=passes,
-    )
+    result = _rate_carried(mine, tables, clock, (opening, passes))
     return CardRating(mine, _opening(opening), _passes(passes), result, tables, clock)
 
 
