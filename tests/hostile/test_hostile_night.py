@@ -317,6 +317,24 @@ def test_no_local_file_is_read_through_a_symlink(nights: Nights) -> None:
     assert not found, f"the local secret was read into {found}"
 
 
+def _cell_changes(nights: Nights, changed: list[str]) -> list[tuple[Any, ...]]:
+    """The first cells that differ in the changed workbooks (what to look at when it fails)."""
+    out: list[tuple[Any, ...]] = []
+    for rel in changed:
+        a, b = nights.after_first.get(rel), nights.after_rerun.get(rel)
+        if not rel.endswith(".xlsx") or a is None or b is None:
+            continue
+        sa, sb = _sheets(a), _sheets(b)
+        for title in sorted(set(sa) | set(sb)):
+            ra, rb = sa.get(title, []), sb.get(title, [])
+            for i in range(max(len(ra), len(rb))):
+                x = ra[i] if i < len(ra) else None
+                y = rb[i] if i < len(rb) else None
+                if x != y:
+                    out.append((rel, title, i + 1, x, y))
+    return out[:12]
+
+
 def test_a_rerun_of_the_night_converges(nights: Nights) -> None:
     assert nights.rerun.returncode == nights.hostile.returncode, nights.rerun.describe()
     changed = sorted(
@@ -324,7 +342,7 @@ def test_a_rerun_of_the_night_converges(nights: Nights) -> None:
         for rel in set(nights.after_first) | set(nights.after_rerun)
         if nights.after_first.get(rel) != nights.after_rerun.get(rel)
     )
-    assert not changed, f"the rerun changed {changed}"
+    assert not changed, f"the rerun changed {changed}: {_cell_changes(nights, changed)}"
     first = sorted((e["name"], e["fate"]) for e in nights.hostile.entries)
     again = sorted((e["name"], e["fate"]) for e in nights.rerun.entries)
     assert again == first
