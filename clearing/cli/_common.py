@@ -49,6 +49,7 @@ __all__ = [
     "examples",
     "handles_errors",
     "lock_mode",
+    "not_found",
     "parse_date",
     "parse_period",
     "read_input",
@@ -253,3 +254,12 @@ def read_input(file: Path) -> bytes:
     except OSError as exc:
         msg = f"cannot read `{file}`: {exc.strerror}"
         raise ConfigError(msg) from None
+
+
+def not_found(message: str, *, as_json: bool) -> typer.Exit:
+    """Say that a look-up found nothing (a ``data`` log line with ``--json``); exit code 1."""
+    if as_json:
+        log.emit("data", message, event="not_found", name="cli", exit_code=1)
+    else:
+        typer.echo(message)
+    return typer.Exit(1)

@@ -13,6 +13,7 @@ from clearing.cli._common import (
     WorkDirOpt,
     examples,
     handles_errors,
+    not_found,
     parse_date,
     reads_workdir,
 )
@@ -96,7 +97,6 @@ def find(
     `msisdn`, `service`, `units`, `amount` (a decimal string), `currency` and what identifies
     it (`event_index`, `record_id`…). Exit code 1 when nothing is found.
     """
-    from clearing import log
     from clearing.lookup import find as look_up
 
     found = look_up(
@@ -107,12 +107,8 @@ def find(
         last=None if last is None else parse_date(last, "--to"),
     )
     if not found.events:
-        message = f"nothing found: {_say(found)}"
-        if as_json:
-            log.emit("data", message, event="not_found", name="cli", exit_code=1)
-        else:
-            typer.echo(message)
-        raise typer.Exit(1)
+        msg = f"nothing found: {_say(found)}"
+        raise not_found(msg, as_json=as_json)
     if as_json:
         for e in found.events:
             typer.echo(json.dumps(e.as_dict()))

@@ -17,6 +17,7 @@ from clearing.cli._common import (
     WorkDirOpt,
     examples,
     handles_errors,
+    not_found,
     reads_workdir,
 )
 
@@ -132,17 +133,12 @@ def explain(
     `--json` prints one JSON object (amounts as decimal strings). Exit code 1 when there is no
     such line.
     """
-    from clearing import log
     from clearing.rating.retail_explain import explain_line
 
     out = explain_line(workdir, line)
     if out is None:
-        message = f"no bill line {line} in `{workdir / 'lake'}`"
-        if as_json:
-            log.emit("data", message, event="not_found", name="cli", exit_code=1)
-        else:
-            typer.echo(message)
-        raise typer.Exit(1)
+        msg = f"no bill line {line} in `{workdir / 'lake'}`"
+        raise not_found(msg, as_json=as_json)
     if as_json:
         typer.echo(json.dumps(out))
         return
