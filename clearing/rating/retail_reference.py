@@ -154,8 +154,8 @@ def rate_rows(
     defaults = tables.plan_defaults.to_pylist()
     credit: dict[str, list[tuple[int, int]]] = {}  # card → (time, amount) of each credit
     for row in tables.topups.to_pylist():
-        h, m, *s = (int(x) for x in row["time"].split(":"))
-        when = (row["day"] - _EPOCH).days * 86400 + h * 3600 + m * 60 + (s[0] if s else 0)
+        hh, mm, *ss = (int(x) for x in row["time"].split(":"))
+        when = (row["day"] - _EPOCH).days * 86400 + hh * 3600 + mm * 60 + (ss[0] if ss else 0)
         credit.setdefault(row["imsi"], []).append((when - offset, row["amount"]))
 
     rows = events.to_pylist()
