@@ -431,7 +431,7 @@ def test_a_number_with_no_plan_on_some_day_is_refused() -> None:
 # day pass per card
 
 
-def _card_pass_world() -> dict[str, pa.Table]:
+def card_pass_world() -> dict[str, pa.Table]:
     # PRIMARY and LOCAL on CPASS: a card-wide HK$128.00 pass for outgoing calls and data;
     # VIRTUAL on SPASS: a HK$98.00 pass of its own (sub-number scope); usage otherwise free
     cpass = plan(
@@ -464,7 +464,7 @@ def test_a_card_wide_pass_covers_the_other_numbers_of_the_card() -> None:
             # PRIMARY, 26 h later: inside LOCAL's pass: covered, 0
             event("gprs", T0 + timedelta(hours=26), mb=1),
         ),
-        _card_pass_world(),
+        card_pass_world(),
     )
     out = [
         (r["sub_number"], r["day_pass_charged"], r["day_pass_start"], r["amount"])
@@ -484,16 +484,16 @@ def test_a_card_wide_pass_covers_the_other_numbers_of_the_card() -> None:
     assert by_time(lines)[1]["day_pass_units"] == 60
 
 
-def _card_pass_workdir(tmp: Path) -> None:
+def card_pass_workdir(tmp: Path) -> None:
     (tmp / "clearing.toml").write_text('[home]\ntadig = "HKGCL"\ntimezone_offset = "+0000"\n')
     sources = tmp / "rates" / "sources"
     sources.mkdir(parents=True)
-    for name, table in _card_pass_world().items():
+    for name, table in card_pass_world().items():
         pl.DataFrame(pl.from_arrow(table)).write_csv(sources / f"{name}.csv")
 
 
 def test_a_card_wide_pass_of_an_earlier_day_covers_the_other_number(tmp_path: Path) -> None:
-    _card_pass_workdir(tmp_path)
+    card_pass_workdir(tmp_path)
     # day 1: PRIMARY's session at 11-20 12:00 opens the card's pass (until 11-21 12:00)
     deliver(tmp_path, DAY1, "00001", event("gprs", at(20, 12), mb=1))
     day1, _ = read(write_retail(tmp_path, DAY1))
@@ -526,7 +526,7 @@ def test_a_card_wide_pass_of_an_earlier_day_covers_the_other_number(tmp_path: Pa
 
 
 def test_a_sub_number_pass_of_an_earlier_day_does_not_cover_the_card(tmp_path: Path) -> None:
-    _card_pass_workdir(tmp_path)
+    card_pass_workdir(tmp_path)
     # day 1: VIRTUAL (SPASS, sub-number scope) opens ITS pass at 11-20 12:00
     deliver(
         tmp_path, DAY1, "00001", event("moc", at(20, 12), dialled="+8613800000000", duration=60)
