@@ -34,6 +34,17 @@ _LINE_HELP = (
 )
 
 
+#: How the text names a plan level.
+_LEVELS = {
+    "user": "level user: the number's own plan",
+    "group": "level group: the default plan of the card's group",
+    "global": "level global: the global default plan",
+}
+
+#: Short names of the native units in the text.
+_UNIT = {"second": "s", "message": "messages", "byte": "bytes"}
+
+
 def _say(out: dict[str, Any]) -> Iterator[str]:
     """The explanation as text lines."""
     cur = out.get("currency") or ""
@@ -48,10 +59,11 @@ def _say(out: dict[str, Any]) -> Iterator[str]:
         yield "not rated: no sub-number took the event"
         return
     plan = out["plan"]
+    level = _LEVELS.get(plan.get("level") or "", "level unknown")
     yield (
         f"sub-number {out['sub_number']} ({out['role']}), plan {plan['plan_id']} version "
-        f"{plan['version']} (the plans row in force on the anchor day {plan['anchor']}), "
-        f"bill cycle from {out['cycle_start']} (clock {out['billing_clock']})"
+        f"{plan['version']} ({level}; the plans row in force on the anchor day "
+        f"{plan['anchor']}), bill cycle from {out['cycle_start']} (clock {out['billing_clock']})"
     )
     u = out["units"]
     yield (
@@ -66,10 +78,14 @@ def _say(out: dict[str, Any]) -> Iterator[str]:
                 f"{pass_['pass_end']}) at {pass_['price']} {cur}; it uses no allowance"
             )
         else:
+            by = pass_.get("opened_by_number")
+            card = pass_.get("scope") == "card"
             yield (
-                f"day pass: covered by the pass opened at {pass_['pass_start']} (until "
-                f"{pass_['pass_end']}) by line {pass_['opened_by'] or '?'} "
-                f"({pass_['price'] or '?'} {cur}); it uses no allowance"
+                f"day pass: covered by the {'card-wide ' if card else ''}pass opened at "
+                f"{pass_['pass_start']} (until {pass_['pass_end']}) by line "
+                f"{pass_['opened_by'] or '?'}"
+                + (f" (number {by})" if card and by else "")
+                + f" ({pass_['price'] or '?'} {cur}); it uses no allowance"
             )
     us = out["usage"]
     yield (
@@ -80,8 +96,16 @@ def _say(out: dict[str, Any]) -> Iterator[str]:
     )
     al = out["allowance"]
     if al is not None:
+        size = f"{al['size']}"
+        active, days = al.get("active_days"), al.get("cycle_days")
+        if active is not None and days is not None and active != days:
+            unit = _UNIT.get(u["unit"], u["unit"])
+            size = (
+                f"{al['full']} {unit} × {active}/{days} days = {al['size']} {unit} "
+                "(prorated, rounded down)"
+            )
         yield (
-            f"allowance {al['size']}: left before {al['left_before']}, left after "
+            f"allowance {size}: left before {al['left_before']}, left after "
             f"{al['left_after']}; this line uses {al['used']}"
         )
     per = out.get("per") or {}

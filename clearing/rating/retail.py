@@ -238,6 +238,10 @@ PASSES_SCHEMA = pa.schema(
         pa.field("imsi", pa.string()),
         pa.field("sub_number", pa.string()),
         pa.field("pass_start", _TS),
+        # the plan that opened it (bill line ``plan_id`` / ``plan_version``): says whether the
+        # pass was card-wide (``day_pass_scope``); null: unknown, it counts either way
+        pa.field("plan_id", pa.string()),
+        pa.field("plan_version", pa.date32()),
     ]
 )
 
@@ -247,6 +251,9 @@ def _passes(passes: TableLike | None) -> pa.Table:
     if passes is None:
         return PASSES_SCHEMA.empty_table()
     table = passes if isinstance(passes, pa.Table) else pa.table(passes)
+    for field in PASSES_SCHEMA:
+        if field.name not in table.column_names:  # plan_id, plan_version are optional
+            table = table.append_column(field, pa.nulls(table.num_rows, field.type))
     return table.select(PASSES_SCHEMA.names).cast(PASSES_SCHEMA)
 
 
@@ -330,8 +337,11 @@ def rate_retail(
             carried usage (allowance and tiers used first), and the summary rows add the
             carried totals. None: nothing billed before.
         passes: day passes opened before these events (``imsi``, ``sub_number``,
-            ``pass_start``, a UTC timestamp): a covered event inside one of their windows is
-            covered by it (the latest). None: no pass open.
+            ``pass_start``, a UTC timestamp; optional ``plan_id`` and ``plan_version`` of the
+            line that opened it): a covered event inside one of their windows is covered by
+            it (the latest). A pass whose plan version has ``day_pass_scope`` ``card`` covers
+            the card-wide events of the card, any other only its sub-number's (unknown plan:
+            both). None: no pass open.
         plan_defaults: rates table ``plan_defaults`` (the plans of sub-numbers without one
             of their own, see :mod:`clearing.rating.retail_plans`). None: no defaults.
         topups: rates table ``topups`` (prepaid credit). None: no credit.
@@ -519,7 +529,8 @@ def _carried(
     if files:
         passes = con.sql(
             f"""
-            SELECT DISTINCT imsi, sub_number, day_pass_start AS pass_start
+            SELECT DISTINCT imsi, sub_number, day_pass_start AS pass_start, plan_id,
+                plan_version
             FROM read_parquet([{_listing(files)}], union_by_name = true,
                 hive_partitioning = false)
             WHERE day_pass_charged AND {cards}

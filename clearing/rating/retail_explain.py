@@ -13,7 +13,10 @@ The explanation is read from the stored line and recomputed two ways:
   is ``before`` plus the line's units (a line covered by a day pass uses no allowance);
 * the **allowance and tier parts**, worked from ``before``/``after`` and the plan version in
   force on the account's anchor day (the ``plans`` and ``plans_tiers`` rows of today's
-  reference data), with ``Σ units × price / unit`` rounded half up once;
+  reference data), with ``Σ units × price / unit`` rounded half up once. The sub-numbers'
+  plans are those :func:`clearing.rating.retail_plans.assign_plans` resolves (own plan, else
+  the group's or the global default: the plan *level*), and the allowance is prorated by the
+  account's active days in the cycle, as rating does;
 * a **re-rating** of the card's events of that day with the same carried state
   (:func:`clearing.rating.retail.rerate_card`).
 
@@ -37,6 +40,7 @@ import pyarrow.parquet as pq
 from clearing import config, lake
 from clearing.errors import ConfigError
 from clearing.rating.retail import BILL_LINE_SCHEMA, rerate_card
+from clearing.rating.retail_plans import assign_plans
 from clearing.rating.retail_sql import ALLOWANCE_COLUMN, DAY_PASS_SECONDS, UNITS
 from clearing.rating.validity import valid_on
 
@@ -53,6 +57,8 @@ _COMPARED = (
     "sub_number",
     "attribution_rule",
     "plan_id",
+    "plan_version",
+    "plan_level",
     "cycle_start",
     "units",
     "allowance_units",
@@ -196,14 +202,18 @@ def _attribution(line: dict[str, Any], number: dict[str, Any] | None) -> dict[st
 
 
 def _plan_version(
-    tables: Any, line: dict[str, Any]
-) -> tuple[date | None, dict[str, Any] | None, list[dict[str, Any]]]:
-    """The account's anchor day, the ``plans`` row in force on it and its tiers of the service."""
+    numbers: list[dict[str, Any]], tables: Any, line: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any] | None, list[dict[str, Any]]]:
+    """The account's days, the ``plans`` row in force on its anchor day and the service's tiers.
+
+    ``numbers``: the resolved sub-numbers (:func:`assign_plans`). The days: ``anchor`` (the
+    first day of the cycle on which the sub-number has the plan), ``active_days`` (how many
+    days of the cycle it has it), ``cycle_days`` and ``level`` (the level on the anchor day).
+    """
     cycle: date = line["cycle_start"]
     end = _next_month(cycle)
-    numbers = _rows(tables.sub_numbers)
-    starts = [
-        max(cycle, n["valid_from"])
+    rows = [
+        n
         for n in numbers
         if n["imsi"] == line["imsi"]
         and n["msisdn"] == line["sub_number"]
@@ -211,9 +221,23 @@ def _plan_version(
         and n["valid_from"] < end
         and (n["valid_to"] is None or n["valid_to"] > cycle)
     ]
-    if not starts:
-        return None, None, []
-    anchor = min(starts)
+    days: dict[str, Any] = {
+        "anchor": None,
+        "active_days": None,
+        "cycle_days": (end - cycle).days,
+        "level": None,
+    }
+    if not rows:
+        return days, None, []
+    first = min(rows, key=lambda n: n["valid_from"])
+    anchor = max(cycle, first["valid_from"])
+    days |= {
+        "anchor": anchor,
+        "active_days": sum(
+            (min(n["valid_to"] or end, end) - max(n["valid_from"], cycle)).days for n in rows
+        ),
+        "level": first.get("plan_level"),
+    }
     plans = [
         p
         for p in _rows(tables.plans)
@@ -229,7 +253,7 @@ def _plan_version(
         ),
         key=lambda t: t["from_units"],
     )
-    return anchor, (plans[0] if plans else None), tiers
+    return days, (plans[0] if plans else None), tiers
 
 
 def _carried_units(opening: pa.Table, line: dict[str, Any]) -> int:
@@ -290,13 +314,29 @@ def _units(line: dict[str, Any], event: dict[str, Any] | None, plan: dict[str, A
     return {"raw": raw, "increment": increment, "unit": line["unit"], "units": line["units"]}
 
 
-def _parts(
-    before: int, after: int, service: str, plan: dict[str, Any], tiers: list[dict[str, Any]]
-) -> tuple[int, list[dict[str, Any]], Fraction, int]:
-    """The allowance part, each tier's part, the exact amount and its rounding (minor units)."""
+def _allowance(service: str, plan: dict[str, Any], days: dict[str, Any]) -> tuple[int, int]:
+    """The full allowance of ``service`` in native units and its prorated share.
+
+    ``floor(full × active_days / cycle_days)``, as rating counts it
+    (:mod:`clearing.rating.retail_plans`).
+    """
     size = UNITS[service][1]
     column = ALLOWANCE_COLUMN.get(service)
-    allow = int(plan[column] or 0) * size if column else 0
+    full = int(plan[column] or 0) * size if column else 0
+    active = days["active_days"]
+    if active is None:
+        return full, full
+    return full, full * int(active) // int(days["cycle_days"])
+
+
+def _parts(
+    before: int, after: int, service: str, allow: int, tiers: list[dict[str, Any]]
+) -> tuple[int, list[dict[str, Any]], Fraction, int]:
+    """The allowance part, each tier's part, the exact amount and its rounding (minor units).
+
+    ``allow``: the account's allowance of ``service`` in native units (prorated).
+    """
+    size = UNITS[service][1]
 
     def cut(lo: int, hi: int | None) -> int:
         top = after if hi is None else min(after, hi)
@@ -328,7 +368,15 @@ def _parts(
     return allowance, parts, exact, rounded
 
 
-def _covering_pass(root: Path, day: date, line: dict[str, Any]) -> dict[str, Any]:
+def _covering_pass(
+    root: Path, day: date, line: dict[str, Any], scope: str, card_wide: set[tuple[Any, Any]]
+) -> dict[str, Any]:
+    """The day pass covering ``line`` and the line that opened it.
+
+    ``scope``: the line's plan's ``day_pass_scope``; with ``card``, the opener may be another
+    sub-number of the card, whose plan version (``plan_id``, ``plan_version``) is one of
+    ``card_wide``.
+    """
     start = _utc(line["day_pass_start"])
     opened = bool(line["day_pass_charged"])
     out: dict[str, Any] = {
@@ -338,6 +386,8 @@ def _covering_pass(root: Path, day: date, line: dict[str, Any]) -> dict[str, Any
         "opened_here": opened,
         "price": _money(line["day_pass_amount"], line["scale"]) if opened else None,
         "opened_by": None,
+        "scope": scope,
+        "opened_by_number": line["sub_number"] if opened else None,
     }
     if opened or start is None:
         return out
@@ -348,13 +398,23 @@ def _covering_pass(root: Path, day: date, line: dict[str, Any]) -> dict[str, Any
         lines = _day_lines(root, d)
         if lines is None:
             continue
-        for r in _where(
-            lines, imsi=line["imsi"], sub_number=line["sub_number"], day_pass_charged=True
-        ).to_pylist():
-            if _utc(r["day_pass_start"]) == start:
-                out["opened_by"] = line_id(d, r["file"], r["event_index"])
-                out["price"] = _money(r["day_pass_amount"], r["scale"])
-                return out
+        found = [
+            r
+            for r in _where(lines, imsi=line["imsi"], day_pass_charged=True).to_pylist()
+            if _utc(r["day_pass_start"]) == start
+            and (
+                r["sub_number"] == line["sub_number"]
+                if scope != "card"
+                else (r["plan_id"], r["plan_version"]) in card_wide
+            )
+        ]
+        if found:
+            # the sub-number's own line first (it may have opened the card's pass itself)
+            r = min(found, key=lambda x: x["sub_number"] != line["sub_number"])
+            out["opened_by"] = line_id(d, r["file"], r["event_index"])
+            out["opened_by_number"] = r["sub_number"]
+            out["price"] = _money(r["day_pass_amount"], r["scale"])
+            return out
     return out
 
 
@@ -378,11 +438,14 @@ def explain_line(workdir: Path, line: str) -> dict[str, Any] | None:
         A JSON-ready dict: ``line_id``, ``processing_date``, the event (``file``, ``sender``,
         ``event_index``, ``start``, ``service``), ``attribution`` (rule, values matched, why),
         ``sub_number``, ``role``, ``plan`` (``plan_id``, ``version`` = its ``valid_from``,
-        ``anchor``), ``cycle_start``, ``units`` (raw, increment, units), ``usage`` (``carried``,
-        ``earlier_today``, ``before``, ``after``), ``allowance`` (size, ``before`` / ``after``
-        left, the part used), ``tiers`` (each tier's bounds, units, price, part),
+        ``anchor``, ``level``: user | group | global), ``cycle_start``, ``units`` (raw,
+        increment, units), ``usage`` (``carried``, ``earlier_today``, ``before``, ``after``),
+        ``allowance`` (``size``: the account's prorated allowance, ``full`` × ``active_days``
+        / ``cycle_days`` rounded down; ``before`` / ``after`` left, the part used), ``tiers``
+        (each tier's bounds, units, price, part),
         ``amount`` (exact, rounded, the usage, day-pass and line amounts as decimal strings),
-        ``day_pass`` (covering pass, or None), ``matches`` and ``mismatches``; None when the
+        ``day_pass`` (covering pass, its ``scope``, the line and sub-number that opened it:
+        ``opened_by``, ``opened_by_number``; or None), ``matches`` and ``mismatches``; None when the
         processing date has no such line.
 
     Raises:
@@ -421,8 +484,9 @@ def explain_line(workdir: Path, line: str) -> dict[str, Any] | None:
     events = _where(card.events, file=file, event_index=index).to_pylist()
     event = events[0] if events else None
     again = _where(card.result.bill_lines, file=file, event_index=index).to_pylist()
-    number = _number_row(_rows(card.tables.sub_numbers), stored)
-    anchor, plan, tiers = _plan_version(card.tables, stored)
+    numbers = _rows(assign_plans(card.tables))
+    number = _number_row(numbers, stored)
+    days, plan, tiers = _plan_version(numbers, card.tables, stored)
     scale = int(stored["scale"] or 0)
     out |= {
         "attribution": _attribution(stored, number),
@@ -432,7 +496,8 @@ def explain_line(workdir: Path, line: str) -> dict[str, Any] | None:
             "plan_id": stored["plan_id"],
             "version": None if plan is None else _plain(plan["valid_from"]),
             "valid_to": None if plan is None else _plain(plan["valid_to"]),
-            "anchor": _plain(anchor),
+            "anchor": _plain(days["anchor"]),
+            "level": stored["plan_level"],
         },
         "cycle_start": _plain(stored["cycle_start"]),
         "billing_clock": card.cycle_of,
@@ -440,7 +505,15 @@ def explain_line(workdir: Path, line: str) -> dict[str, Any] | None:
     }
     mismatches: list[str] = []
     covered = bool(stored["day_pass_units"])
-    out["day_pass"] = _covering_pass(root, day, stored) if covered else None
+    scope = "sub_number"
+    if plan is not None and plan.get("day_pass_scope") == "card":
+        scope = "card"
+    card_wide = {
+        (p["plan_id"], p["valid_from"])
+        for p in _rows(card.tables.plans)
+        if p.get("day_pass_scope") == "card"
+    }
+    out["day_pass"] = _covering_pass(root, day, stored, scope, card_wide) if covered else None
     carried = _carried_units(card.opening, stored)
     earlier = _earlier_units(day_lines, stored)
     before = carried + sum(int(r["units"]) for r in earlier)
@@ -454,15 +527,18 @@ def explain_line(workdir: Path, line: str) -> dict[str, Any] | None:
         "after": after,
     }
     if plan is not None and stored["service"] in UNITS and not covered and units > 0:
-        allowance, parts, exact, rounded = _parts(before, after, stored["service"], plan, tiers)
+        full, allow = _allowance(stored["service"], plan, days)
+        allowance, parts, exact, rounded = _parts(before, after, stored["service"], allow, tiers)
         size = UNITS[stored["service"]][1]
-        column = ALLOWANCE_COLUMN.get(stored["service"])
-        allow = int(plan[column] or 0) * size if column else 0
         out["allowance"] = {
             "size": allow,
             "left_before": max(0, allow - before),
             "left_after": max(0, allow - after),
             "used": allowance,
+            # the plan's allowance for a whole cycle, and the account's share of the cycle
+            "full": full,
+            "active_days": days["active_days"],
+            "cycle_days": days["cycle_days"],
         }
         out["tiers"] = [
             p | {"part": _exact(p["part"], scale), "price": _money(p["price"], scale)}

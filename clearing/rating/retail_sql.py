@@ -333,7 +333,10 @@ def load_state(con: duckdb.DuckDBPyConnection) -> None:
         WHERE o.units <> 0
         GROUP BY a.acct, o.service;
         CREATE TEMP TABLE old_passes AS
-        SELECT DISTINCT n.chain, n.card, epoch_ms(p.pass_start) // 1000 AS t
+        SELECT DISTINCT n.chain, n.card, epoch_ms(p.pass_start) // 1000 AS t,
+            -- card-wide: the opener's plan version shares its pass (null: unknown)
+            (SELECT any_value(coalesce(v.day_pass_scope, 'sub_number') = 'card') FROM plans v
+             WHERE v.plan_id = p.plan_id AND v.valid_from = p.plan_version) AS card_wide
         FROM passes_in p
         JOIN (SELECT DISTINCT chain, card, imsi, msisdn FROM nums) n
             ON n.imsi = p.imsi AND n.msisdn = p.sub_number
@@ -379,12 +382,14 @@ def day_passes(con: duckdb.DuckDBPyConnection) -> None:
     eid = arrow.column("eid").to_numpy()
     chain = arrow.column("pkey").to_numpy().astype(np.int64)
     t = arrow.column("t").to_numpy().astype(np.int64)
-    # a pass carried from an earlier day counts for its sub-number's key, or its card's
+    # a pass carried from an earlier day counts for its sub-number's key if it was its own,
+    # for its card's if it was card-wide (either when its plan is unknown)
     old = con.sql(
         """
         SELECT DISTINCT k.pkey AS chain, o.t FROM old_passes o
         JOIN (SELECT DISTINCT pkey FROM r WHERE covered) k
-            ON k.pkey = o.chain OR k.pkey = -o.card
+            ON (k.pkey = o.chain AND o.card_wide IS NOT TRUE)
+            OR (k.pkey = -o.card AND o.card_wide IS NOT FALSE)
         ORDER BY 1, 2
         """
     ).to_arrow_table()

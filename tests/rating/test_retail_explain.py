@@ -13,6 +13,7 @@ cycle's voice usage goes from 480 s to 780 s; the allowance (600 s) has 120 s le
 from __future__ import annotations
 
 import json
+from datetime import date
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -22,6 +23,7 @@ from clearing.rating.retail import write_retail
 from tests.cli_run import run_cli
 
 from .test_retail import DATA, LOCAL, PRIMARY, VIRTUAL, event, flat_tiers, plan, world
+from .test_retail_plans import card_pass_world, numbers, tables
 from .test_retail_processing_order import DAY1, DAY2, at, deliver, setup
 
 if TYPE_CHECKING:
@@ -65,6 +67,7 @@ def test_a_late_call_is_explained_from_what_the_day_before_billed(tmp_path: Path
         "version": "2024-01-01",  # the only plans row of P, valid from 2024-01-01
         "valid_to": None,
         "anchor": "2026-11-01",  # the cycle's first day (bill cycle day 1)
+        "level": "user",  # the number's own plan
     }
     assert out["cycle_start"] == "2026-11-01"
     assert out["units"] == {"raw": 300, "increment": 60, "unit": "second", "units": 300}
@@ -72,7 +75,16 @@ def test_a_late_call_is_explained_from_what_the_day_before_billed(tmp_path: Path
     assert out["usage"]["carried"] == 480
     assert out["usage"]["earlier_today"] == []
     assert (out["usage"]["before"], out["usage"]["after"]) == (480, 780)
-    assert out["allowance"] == {"size": 600, "left_before": 120, "left_after": 0, "used": 120}
+    # the whole cycle (30 of November's 30 days): 10 min × 60 s, not prorated
+    assert out["allowance"] == {
+        "size": 600,
+        "left_before": 120,
+        "left_after": 0,
+        "used": 120,
+        "full": 600,
+        "active_days": 30,
+        "cycle_days": 30,
+    }
     (tier,) = out["tiers"]
     assert (tier["tier"], tier["from"], tier["to"], tier["units"]) == (1, 600, None, 180)
     assert (tier["price"], tier["part"]) == ("1.00", "3.00")  # 180 × 100 / 60 cents
@@ -143,6 +155,8 @@ def test_a_session_covered_by_an_earlier_days_pass_names_it(tmp_path: Path) -> N
         "opened_here": False,
         "price": "5.00",
         "opened_by": opener,
+        "scope": "sub_number",
+        "opened_by_number": PRIMARY,
     }
     assert out["units"]["units"] == 1 << 20  # 1 MB, already a whole number of 1 KB increments
     assert out["allowance"] is None
@@ -215,7 +229,15 @@ def test_an_earlier_line_of_the_same_day_counts_before(tmp_path: Path) -> None:
         "before": 780,
         "after": 900,
     }
-    assert out["allowance"] == {"size": 600, "left_before": 0, "left_after": 0, "used": 0}
+    assert out["allowance"] == {
+        "size": 600,
+        "left_before": 0,
+        "left_after": 0,
+        "used": 0,
+        "full": 600,
+        "active_days": 30,
+        "cycle_days": 30,
+    }
     assert [(t["units"], t["part"]) for t in out["tiers"]] == [(120, "2.00")]
     assert out["amount"]["line"] == "2.00"
     assert out["matches"] is True
@@ -284,3 +306,114 @@ def test_the_amount_is_rounded_half_up_once(tmp_path: Path) -> None:
     assert out["amount"]["exact"] == "≈1.01666667"
     assert out["amount"]["rounded"] == out["amount"]["line"] == "1.02"
     assert out["matches"] is True
+
+
+# --------------------------------------------------------------------------------------------
+# plans, complete: resolved plans, prorated allowances, card-wide passes
+
+
+def _write_sources(tmp: Path, ref: dict[str, Any]) -> None:
+    (tmp / "clearing.toml").write_text('[home]\ntadig = "HKGCL"\ntimezone_offset = "+0000"\n')
+    sources = tmp / "rates" / "sources"
+    sources.mkdir(parents=True)
+    for name, table in ref.items():
+        pl.DataFrame(pl.from_arrow(table)).write_csv(sources / f"{name}.csv")
+
+
+def test_a_prorated_line_of_a_group_default_is_explained(tmp_path: Path) -> None:
+    """VIRTUAL (selection code +86) starts on 2026-11-12 with no plan of its own; the card is
+    in group ACME, whose default plan is CORP: 10 outgoing minutes a cycle, then HK$1.00 a
+    minute (started minutes).
+
+    Its November account has 19 days (11-12 … 11-30) of the cycle's 30: allowance
+    600 s × 19 / 30 = 380 s. A call of 6 min 50 s dialled +86… on 11-20 is 7 started minutes,
+    420 s: 380 s in the allowance, 40 s beyond at 100 cents a minute: 40 × 100 / 60 = 66.67
+    cents, rounded half up to 67 cents, HK$0.67. (Unprorated it would be free.)
+    """
+    ref = tables(
+        plan("P"),
+        numbers=numbers(virtual={"plan_id": None, "valid_from": date(2026, 11, 12)}),
+        plans=[plan("CORP", allowance_voice_mo_min=10)],
+        group="ACME",
+        defaults=[{"group_id": "ACME", "plan_id": "CORP", "valid_from": date(2024, 1, 1)}],
+    )
+    _write_sources(tmp_path, ref)
+    deliver(tmp_path, DAY1, "00001", event("moc", at(20, 10), duration=410, dialled="+8613800"))
+    write_retail(tmp_path, DAY1)
+    line = _line_id(tmp_path, DAY1, "00001")
+    out = json.loads(_explain(tmp_path, line, "--json").stdout)
+    assert out["attribution"]["matched"] == {"dialled_digits": "+8613800", "selection_code": "+86"}
+    assert out["sub_number"] == VIRTUAL
+    assert out["plan"] == {
+        "plan_id": "CORP",
+        "version": "2024-01-01",
+        "valid_to": None,
+        "anchor": "2026-11-12",  # the first day of the cycle the number has CORP
+        "level": "group",
+    }
+    assert out["units"]["units"] == 420
+    assert out["allowance"] == {
+        "size": 380,
+        "left_before": 380,
+        "left_after": 0,
+        "used": 380,
+        "full": 600,
+        "active_days": 19,
+        "cycle_days": 30,
+    }
+    (tier,) = out["tiers"]
+    assert (tier["from"], tier["units"], tier["part"]) == (380, 40, "≈0.66666667")
+    assert out["amount"]["rounded"] == out["amount"]["line"] == "0.67"
+    assert out["matches"] is True, out["mismatches"]
+    text = _explain(tmp_path, line).stdout
+    assert "plan CORP version 2024-01-01 (level group" in text
+    assert "allowance 600 s × 19/30 days = 380 s (prorated, rounded down): left before 380" in text
+    assert "WARNING" not in text
+
+
+def test_a_line_covered_by_a_card_wide_pass_names_the_other_number(tmp_path: Path) -> None:
+    """PRIMARY and LOCAL share a card-wide HK$128.00 pass (plan CPASS, outgoing calls and data).
+
+    Day 1: PRIMARY's session at 11-20 12:00 opens the card's pass (until 11-21 12:00), and
+    LOCAL's call at 13:00 is inside it. Day 2: LOCAL's late call at 11-20 20:00 is inside it
+    too. Both LOCAL lines cost 0 and name PRIMARY's line as the opener.
+    """
+    _write_sources(tmp_path, card_pass_world())
+    deliver(
+        tmp_path,
+        DAY1,
+        "00001",
+        event("gprs", at(20, 12), mb=1),
+        event("moc", at(20, 13), msisdn=LOCAL, duration=60),
+    )
+    write_retail(tmp_path, DAY1)
+    deliver(tmp_path, DAY2, "00002", event("moc", at(20, 20), msisdn=LOCAL, duration=60))
+    write_retail(tmp_path, DAY2)
+    path = tmp_path / "lake" / "retail" / f"date={DAY1}" / "bill_lines.parquet"
+    index = {r["sub_number"]: r["event_index"] for r in pq.read_table(path).to_pylist()}
+    opener = f"{DAY1}/CDFRAF9HKGCL00001/{index[PRIMARY]}"
+    want = {
+        "covered": True,
+        "pass_start": "2026-11-20T12:00:00+00:00",
+        "pass_end": "2026-11-21T12:00:00+00:00",
+        "opened_here": False,
+        "price": "128.00",
+        "opened_by": opener,
+        "scope": "card",
+        "opened_by_number": PRIMARY,
+    }
+    for line in (f"{DAY1}/CDFRAF9HKGCL00001/{index[LOCAL]}", _line_id(tmp_path, DAY2, "00002")):
+        out = json.loads(_explain(tmp_path, line, "--json").stdout)
+        assert out["sub_number"] == LOCAL
+        assert out["day_pass"] == want
+        assert out["amount"]["line"] == "0.00"
+        assert out["matches"] is True, out["mismatches"]
+    text = _explain(tmp_path, line).stdout
+    assert "card-wide pass opened at 2026-11-20T12:00:00+00:00" in text
+    assert f"by line {opener} (number {PRIMARY}) (128.00 HKD)" in text
+    first = json.loads(_explain(tmp_path, opener, "--json").stdout)["day_pass"]
+    assert (first["opened_here"], first["opened_by_number"], first["price"]) == (
+        True,
+        PRIMARY,
+        "128.00",
+    )
