@@ -168,6 +168,7 @@ class StepResult:
         inputs: the files the stage took in (listed in the manifest with their hashes).
         outputs: the files the stage wrote.
         problems: what went wrong without stopping the stage, one line each.
+        warnings: what the run lists among its anomalies without changing its exit code.
         exit_code: the exit-code class of ``problems`` (1 data, 2 config, 3 transport).
         facts: entries for the top of the manifest (e.g. ``workbook``).
         value: the stage's own result, for the run's summary (not in the manifest).
@@ -179,6 +180,7 @@ class StepResult:
     inputs: list[Path] = field(default_factory=list)
     outputs: list[Path] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     exit_code: int = EXIT_DATA
     facts: dict[str, Any] = field(default_factory=dict)
     value: Any = None

@@ -198,8 +198,8 @@ def retail(
 
     The retail stage of a day (--workdir and --date are required for it): writes the bill
     lines (`lake/retail/date=<date>/`), the cycle totals and the prepaid cards' consumption.
-    Exit code 1 when a prepaid card's balance falls to a `[retail] low_balance` level (listed
-    on stderr). The command below explains one bill line.
+    A prepaid card whose balance falls to a `[retail] low_balance` level is a warning on
+    stderr (exit code 0). The command below explains one bill line.
     """
     # `retail` is a group (for `retail explain`), so its own options cannot be required:
     # click would then ask for them before `explain` too. They are checked here instead.
@@ -223,8 +223,8 @@ def retail(
         "bill_lines": str(lines),
         "rows": pq.ParquetFile(lines).metadata.num_rows,
         "summary": str(summary),
-        "warnings": [],
-        "problems": low_balance_problems(crossings),
+        "warnings": low_balance_problems(crossings),
+        "problems": [],
     }
     if as_json:
         typer.echo(json.dumps(out))

@@ -135,6 +135,14 @@ class Run:
             self.exit_code = exit_code
         self.log.event(_severity(exit_code), message)
 
+    def warning(self, message: str) -> None:
+        """Note a warning: listed among the run's anomalies (severity ``warning``), the exit
+        code unchanged (e.g. a prepaid card's balance at a warning level).
+        """
+        self.problems.append(message)
+        self.levels.append("warning")
+        self.log.event("warning", message)
+
     def stage(
         self,
         name: str,

@@ -87,6 +87,8 @@ def _run_step(
         run.facts.update(r.facts)
         for message in r.problems:
             run.problem(r.exit_code, message)
+        for message in r.warnings:
+            run.warning(message)
         if r.status != "ok":
             run.mark(step.name, r.status)
     results[step.name] = got

@@ -110,8 +110,14 @@ def retail(ctx: StageContext) -> StepResult:
     crossings = low_balance_crossings(pq.read_table(lines), ctx.settings.retail.low_balance)
     if crossings:
         detail["low_balance"] = dict(Counter(str(c.level) for c in crossings))
-    problems += low_balance_problems(crossings)
-    return StepResult("retail", detail, problems=problems)
+    warnings = low_balance_problems(crossings)
+    return StepResult(
+        "retail",
+        detail,
+        status="warning" if warnings else "ok",
+        problems=problems,
+        warnings=warnings,
+    )
 
 
 #: At most this many low-balance crossings are listed one by one in a run's anomalies.
@@ -119,7 +125,11 @@ LISTED_CROSSINGS = 20
 
 
 def low_balance_problems(crossings: list[Crossing]) -> list[str]:
-    """One anomaly line per crossing (the first :data:`LISTED_CROSSINGS`), then a count."""
+    """One warning per crossing (the first :data:`LISTED_CROSSINGS`), then a count.
+
+    The run lists them among its anomalies at severity ``warning``: a low balance is the
+    subscriber's business, not a fault of the night, so the exit code does not change.
+    """
     from decimal import Decimal
 
     out = []
