@@ -33,7 +33,9 @@ section of its own with no fee and no tax.
   naming the card and the plans.
 
 The monthly settlement workbook's ``Retail bills`` sheet adds up the same cycles by another
-route (the retail summary plus the fees), so the statements of a cycle add up to its total.
+route (the retail summary plus the fees): the statements of a cycle add up to its total when
+made from the same processing dates (the workbook reads its period's dates only; events billed
+after the period are on the statements, not yet in the workbook).
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ __all__ = [
     "Section",
     "Statement",
     "cycle_month",
+    "plan_rows",
     "read_statements",
     "statement_book",
     "statement_json",
@@ -380,8 +383,12 @@ def _next_month(day: date) -> date:
     return day.replace(year=year, month=month)
 
 
-def _plan_rows(workdir: Path, cycle: str, imsi: str | None) -> list[dict[str, Any]]:
-    """The ``cycle_plans`` rows of the cards whose cycle starts in ``cycle``."""
+def plan_rows(workdir: Path, cycle: str, imsi: str | None = None) -> list[dict[str, Any]]:
+    """The ``cycle_plans`` rows (fees, versions, tax rates) of the cycles starting in ``cycle``.
+
+    One per card, sub-number, plan and cycle start (``imsi``: of that card only); none when
+    the work folder has no retail reference data.
+    """
     del workdir, cycle, imsi
     return []
 
@@ -406,7 +413,7 @@ def read_statements(workdir: Path, cycle: str, *, imsi: str | None = None) -> li
     """
     first, last = cycle_month(cycle)
     sections: dict[_Key, tuple[str, Section]] = {}
-    for p in _plan_rows(workdir, cycle, imsi):
+    for p in plan_rows(workdir, cycle, imsi):
         key = (p["imsi"], p["sub_number"], p["plan_id"], p["cycle_start"])
         sections[key] = (
             p["imsi"],

@@ -310,3 +310,38 @@ def test_a_second_run_writes_the_same_bytes(hand: Path, tmp_path: Path) -> None:
     for suffix in ("xlsx", "json"):
         stem = f"statement_{IMSI}_{CYCLE}.{suffix}"
         assert (tmp_path / "a" / stem).read_bytes() == (tmp_path / "b" / stem).read_bytes()
+
+
+# --- the generated world: the cycle's statements add up to the monthly workbook ---------------
+
+
+def _retail_bills_total(path: Path) -> Decimal:
+    """The ``Total`` of the ``Total`` column of the monthly workbook's ``Retail bills`` sheet."""
+    ws = load_workbook(path, data_only=True)["Retail bills"]
+    header = [c.value for c in ws[4]]
+    column = header.index("Total")
+    for row in ws.iter_rows(min_row=5, values_only=True):
+        if row[0] == "Total":
+            return Decimal(str(row[column]))
+    msg = "no Total row on Retail bills"
+    raise AssertionError(msg)
+
+
+def test_the_cycle_statements_add_up_to_the_monthly_workbook(
+    world: Path, monthly_path: Path, tmp_path: Path
+) -> None:
+    r = run_cli("retail", "statement", "-w", str(world), "--cycle", CYCLE, "--out",
+                str(tmp_path), "--json")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    cards = [json.loads(x) for x in r.stdout.splitlines()]
+    lines = 0
+    for card in cards:
+        for s in card["sub_numbers"]:
+            amounts = sum((Decimal(x["amount"]) for x in s["lines"]), Decimal(0))
+            assert Decimal(s["subtotal"]) == Decimal(s["fee"]) + amounts
+            assert Decimal(s["total"]) == Decimal(s["subtotal"]) + Decimal(s["tax"])
+            lines += len(s["lines"])
+        assert Decimal(card["total"]) == sum(Decimal(s["total"]) for s in card["sub_numbers"])
+    assert lines > 100  # the world's November cycles do have usage
+    total = sum((Decimal(c["total"]) for c in cards), Decimal(0))
+    assert total == _retail_bills_total(monthly_path)
