@@ -421,6 +421,8 @@ RETAIL_BILL_LINE_SCHEMA = pa.schema(
         pa.field("role", pa.string()),
         pa.field("attribution_rule", pa.string(), nullable=False),
         pa.field("plan_id", pa.string()),
+        pa.field("plan_version", pa.date32()),  # `valid_from` of the plans row that rated it
+        pa.field("plan_level", pa.string()),  # user | group | global: who assigned the plan
         pa.field("cycle_start", pa.date32()),
         # the event
         pa.field("file", pa.string()),
@@ -458,6 +460,8 @@ RETAIL_SUMMARY_SCHEMA = pa.schema(
         pa.field("sub_number", pa.string(), nullable=False),
         pa.field("role", pa.string()),
         pa.field("plan_id", pa.string(), nullable=False),
+        pa.field("plan_version", pa.date32()),
+        pa.field("plan_level", pa.string()),
         pa.field("cycle_start", pa.date32(), nullable=False),
         pa.field("cycle_last_day", pa.date32(), nullable=False),
         pa.field("events", pa.int64(), nullable=False),

@@ -67,6 +67,7 @@ import pyarrow.compute as pc
 from clearing import config, lake
 from clearing.errors import ConfigError, ValueRangeError
 from clearing.rating import retail_sql as steps
+from clearing.rating.retail_plans import register_tables
 from clearing.rating.retail_sql import DAY_PASS_SECONDS
 from clearing.rating.retail_tables import RetailTables, load_retail_tables, prepare_tables
 
@@ -227,6 +228,7 @@ def rate_retail(
     primary_msisdn_decides: bool = False,
     opening: TableLike | None = None,
     passes: TableLike | None = None,
+    plan_defaults: TableLike | None = None,
 ) -> RetailResult:
     """Rate events at retail, per sub-number; see the module docstring for the rules.
 
@@ -253,6 +255,8 @@ def rate_retail(
         passes: day passes opened before these events (``imsi``, ``sub_number``,
             ``pass_start``, a UTC timestamp): a covered event inside one of their windows is
             covered by it (the latest). None: no pass open.
+        plan_defaults: rates table ``plan_defaults`` (the plans of sub-numbers without one
+            of their own, see :mod:`clearing.rating.retail_plans`). None: no defaults.
 
     Returns:
         ``RetailResult(bill_lines, summary)``: :data:`BILL_LINE_SCHEMA` (one row per event,
@@ -280,6 +284,7 @@ def rate_retail(
             primary_msisdn_decides=primary_msisdn_decides,
             opening=opening,
             passes=passes,
+            plan_defaults=plan_defaults,
         )
     except (duckdb.OutOfRangeException, duckdb.ConversionException) as e:
         first = str(e).splitlines()[0]
@@ -303,17 +308,15 @@ def _rate_retail(
     primary_msisdn_decides: bool,
     opening: TableLike | None,
     passes: TableLike | None,
+    plan_defaults: TableLike | None,
 ) -> RetailResult:
     offset = _offset_seconds(cycle_of)
-    ref = prepare_tables(subscribers, sub_numbers, plans, plans_tiers)
+    ref = prepare_tables(subscribers, sub_numbers, plans, plans_tiers, plan_defaults)
     ev = _events_arrow(events, local=offset is None)
     con = duckdb.connect()
     try:
         con.register("events_in", ev)
-        con.register("subs", ref.subscribers)
-        con.register("nums_in", ref.sub_numbers)
-        con.register("plans", ref.plans)
-        con.register("plans_tiers", ref.plans_tiers)
+        register_tables(con, ref)
         con.register("opening_in", _opening(opening))
         con.register("passes_in", _passes(passes))
         steps.load_numbers(con)
@@ -331,8 +334,8 @@ def _rate_retail(
         con.register("today", today)
         merged = con.sql(steps.merged_summary_sql(SUMMARY_SCHEMA.names)).to_arrow_table()
         summary = _to_schema(merged, SUMMARY_SCHEMA)
-        numbers = con.sql("SELECT imsi, msisdn, role, plan_id FROM nums ORDER BY sid")
-        versions = con.sql("SELECT currency, scale FROM pv ORDER BY pvid")
+        numbers = con.sql("SELECT imsi, msisdn, role, plan_id, plan_level FROM nums ORDER BY sid")
+        versions = con.sql("SELECT plan_version, currency, scale FROM pv ORDER BY pvid")
         lookups = (numbers.to_arrow_table(), versions.to_arrow_table())
     finally:
         con.close()
@@ -355,6 +358,8 @@ def _bill_lines(rated: pa.Table, ev: pa.Table, numbers: pa.Table, versions: pa.T
         "sub_number": numbers.column("msisdn").take(sid),
         "role": numbers.column("role").take(sid),
         "plan_id": numbers.column("plan_id").take(sid),
+        "plan_level": numbers.column("plan_level").take(sid),
+        "plan_version": versions.column("plan_version").take(pvid),
         "attribution_rule": pa.array(RULES).take(rank),
         "currency": versions.column("currency").take(pvid),
         "scale": versions.column("scale").take(pvid),
@@ -588,6 +593,7 @@ def _rate_carried(
         cycle_of=clock,
         opening=opening,
         passes=passes,
+        plan_defaults=tables.plan_defaults,
     )
 
 

@@ -66,6 +66,48 @@ def _epoch(ts: datetime | None) -> int | None:
     return int(ts.timestamp())
 
 
+@dataclass(frozen=True, slots=True)
+class _Ref:
+    """The reference tables as lists of rows, by card / plan."""
+
+    subs: dict[str, list[dict[str, Any]]]
+    nums: dict[str, list[dict[str, Any]]]
+    plans: dict[str, list[dict[str, Any]]]
+    tiers: dict[tuple[str, str], list[dict[str, Any]]]
+    defaults: list[dict[str, Any]]
+
+    def plan_on(self, num: dict[str, Any], day: date) -> tuple[str, str] | None:
+        """The plan and its level of a sub-number row on ``day``: own > group > global."""
+        if num["plan_id"] is not None:
+            return num["plan_id"], "user"
+        card = [s for s in self.subs.get(num["imsi"], []) if _valid(s, day)]
+        group = card[0]["group_id"] if card else None
+        for d in self.defaults:
+            if group is not None and d["group_id"] == group and _valid(d, day):
+                return d["plan_id"], "group"
+        for d in self.defaults:
+            if d["group_id"] is None and _valid(d, day):
+                return d["plan_id"], "global"
+        return None
+
+    def plan_days(self, imsi: str, msisdn: str, plan_id: str, first: date, end: date) -> list[date]:
+        """The days of ``[first, end)`` on which the sub-number has ``plan_id``."""
+        out = []
+        day = first
+        while day < end:
+            plans = {
+                assigned[0]
+                for n in self.nums.get(imsi, [])
+                if n["msisdn"] == msisdn
+                and _valid(n, day)
+                and (assigned := self.plan_on(n, day)) is not None
+            }
+            if plan_id in plans:
+                out.append(day)
+            day += timedelta(days=1)
+        return out
+
+
 @dataclass(slots=True)
 class _State:
     used: dict[tuple[Any, ...], int] = field(default_factory=dict)  # (account, service) → units
@@ -87,8 +129,8 @@ def rate_rows(
     before their time: processing order.
 
     Keys: ``sender, file_sequence_number, event_index, sub_number, attribution_rule, plan_id,
-    cycle_start, service, units, allowance_units, overage_units, tier_units, day_pass_units,
-    day_pass_charged, usage_amount, day_pass_amount, amount``.
+    plan_version, plan_level, cycle_start, service, units, allowance_units, overage_units,
+    tier_units, day_pass_units, day_pass_charged, usage_amount, day_pass_amount, amount``.
     """
     local = cycle_of == "local"
     offset = 0
@@ -108,6 +150,7 @@ def rate_rows(
     tiers: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for row in tables.plans_tiers.to_pylist():
         tiers.setdefault((row["plan_id"], row["service"]), []).append(row)
+    defaults = tables.plan_defaults.to_pylist()
 
     rows = events.to_pylist()
     for row in rows:
@@ -126,7 +169,14 @@ def rate_rows(
     out: list[dict[str, Any]] = []
     for ev in rows:
         out.append(
-            _rate_one(ev, subs, nums, plans, tiers, state, local, offset, primary_msisdn_decides)
+            _rate_one(
+                ev,
+                _Ref(subs, nums, plans, tiers, defaults),
+                state,
+                local,
+                offset,
+                primary_msisdn_decides,
+            )
         )
     return out
 
@@ -157,10 +207,7 @@ def _attribute(
 
 def _rate_one(
     ev: dict[str, Any],
-    subs: dict[str, list[dict[str, Any]]],
-    nums: dict[str, list[dict[str, Any]]],
-    plans: dict[str, list[dict[str, Any]]],
-    tiers: dict[tuple[str, str], list[dict[str, Any]]],
+    ref: _Ref,
     state: _State,
     local: bool,
     offset: int,
@@ -174,6 +221,8 @@ def _rate_one(
         "sub_number": None,
         "attribution_rule": "none",
         "plan_id": None,
+        "plan_version": None,
+        "plan_level": None,
         "cycle_start": None,
         "service": service,
         "units": None,
@@ -191,28 +240,22 @@ def _rate_one(
         return line
     clock = _epoch(ev.get("local_start")) if local else t + offset
     day = _EPOCH + timedelta(days=(t if clock is None else clock) // 86400)
-    card = [s for s in subs.get(ev["imsi"], []) if _valid(s, day)]
-    cands = [n for n in nums.get(ev["imsi"], []) if _valid(n, day)]
+    card = [s for s in ref.subs.get(ev["imsi"], []) if _valid(s, day)]
+    cands = [n for n in ref.nums.get(ev["imsi"], []) if _valid(n, day)]
     found = _attribute(ev, cands, service, primary_decides) if card else None
     if found is None:
         return line
     rule, num = found
+    assigned = ref.plan_on(num, day)
+    assert assigned is not None, "a sub-number without a plan on its day"
+    plan_id, level = assigned
     cycle = _cycle_start(day, card[0]["bill_cycle_day"])
-    # anchor: the cycle's first day, or the sub-number's first day when later; all versions
-    # of the number with this plan in this cycle share the earliest anchor
-    versions = [
-        n
-        for n in nums[ev["imsi"]]
-        if n["msisdn"] == num["msisdn"] and n["plan_id"] == num["plan_id"]
-    ]
+    # the days of the cycle on which the sub-number has this plan: the first is the anchor,
+    # their count prorates the allowances
     next_cycle = (cycle + timedelta(days=32)).replace(day=cycle.day)
-    anchors = [
-        max(cycle, n["valid_from"])
-        for n in versions
-        if n["valid_from"] < next_cycle and (n["valid_to"] is None or n["valid_to"] > cycle)
-    ]
-    anchor = min(anchors)
-    plan = next(p for p in plans[num["plan_id"]] if _valid(p, anchor))
+    days = ref.plan_days(ev["imsi"], num["msisdn"], plan_id, cycle, next_cycle)
+    anchor = days[0]
+    plan = next(p for p in ref.plans[plan_id] if _valid(p, anchor))
     if service in ("voice_mo", "voice_mt"):
         inc = plan["voice_increment_s"]
         units = -(-max(ev["duration"] or 0, 0) // inc) * inc
@@ -227,7 +270,9 @@ def _rate_one(
     line |= {
         "sub_number": num["msisdn"],
         "attribution_rule": rule,
-        "plan_id": num["plan_id"],
+        "plan_id": plan_id,
+        "plan_version": plan["valid_from"],
+        "plan_level": level,
         "cycle_start": cycle,
         "units": units,
         "allowance_units": 0,
@@ -244,7 +289,8 @@ def _rate_one(
         and plan["day_pass_price"] is not None
         and service in (plan["day_pass_services"] or "").split()
     )
-    chain = (ev["imsi"], num["msisdn"])
+    card_wide = plan.get("day_pass_scope") == "card"
+    chain = (ev["imsi"], "(card)" if card_wide else num["msisdn"])
     if covered:
         # covered by a pass already open at t (whenever it was opened), else it opens one
         starts = state.pass_starts.setdefault(chain, [])
@@ -257,12 +303,13 @@ def _rate_one(
     if units == 0 or service == "other":
         return line
     size = UNITS[service][1]
-    allow = (plan[ALLOWANCE_COLUMN[service]] if service in ALLOWANCE_COLUMN else 0) * size
+    full = (plan[ALLOWANCE_COLUMN[service]] if service in ALLOWANCE_COLUMN else 0) * size
+    allow = full * len(days) // (next_cycle - cycle).days  # prorated, rounded down
     valid_tiers = sorted(
-        (x for x in tiers.get((num["plan_id"], service), []) if _valid(x, anchor)),
+        (x for x in ref.tiers.get((plan_id, service), []) if _valid(x, anchor)),
         key=lambda x: x["from_units"],
     )
-    key = (ev["imsi"], num["msisdn"], num["plan_id"], cycle, service)
+    key = (ev["imsi"], num["msisdn"], plan_id, cycle, service)
     before = state.used.get(key, 0)
     after = before + units
     state.used[key] = after

@@ -56,6 +56,7 @@ __all__ = [
     "load_numbers",
     "load_state",
     "merged_summary_sql",
+    "prorated",
     "rate_rows",
     "service_sql",
     "summary_sql",
@@ -80,6 +81,22 @@ ALLOWANCE_COLUMN = {
     "sms_mo": "allowance_sms_mo",
     "data": "allowance_data_mb",
 }
+
+
+def prorated(service: str, pv: str = "") -> str:
+    """The SQL of a plan version's allowance of ``service`` in native units, prorated.
+
+    ``floor(allowance × unit size × active_days / cycle_days)`` over the ``pv`` row (alias
+    prefix ``pv``, e.g. ``"pv."``): a sub-number on the plan for part of a cycle gets that
+    share, never more (see :mod:`clearing.rating.retail_plans`).
+    """
+    if service not in ALLOWANCE_COLUMN:
+        return "0"
+    size = UNITS[service][1]
+    return (
+        f"CAST({pv}{ALLOWANCE_COLUMN[service]} * {size} * {pv}active_days "
+        f"// {pv}cycle_days AS BIGINT)"
+    )
 
 
 def service_sql(voice_mo: str = "voice_mo", voice_mt: str = "voice_mt") -> str:
@@ -122,7 +139,8 @@ def load_numbers(con: duckdb.DuckDBPyConnection) -> None:
         """
         CREATE TEMP TABLE nums AS
         SELECT row_number() OVER (ORDER BY msisdn, valid_from) AS sid,
-            dense_rank() OVER (ORDER BY imsi, msisdn) AS chain, *
+            dense_rank() OVER (ORDER BY imsi, msisdn) AS chain,
+            dense_rank() OVER (ORDER BY imsi) AS card, *
         FROM nums_in
         """
     )
@@ -201,7 +219,7 @@ def rate_rows(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         f"""
         CREATE TEMP TABLE r0 AS
-        SELECT e.eid, e.t, e.service, e.duration, e.volume, n.chain, n.plan_id,
+        SELECT e.eid, e.t, e.service, e.duration, e.volume, n.chain, n.card, n.plan_id,
             CASE WHEN day(e.bdate) >= s.bill_cycle_day
                 THEN make_date(year(e.bdate), month(e.bdate), s.bill_cycle_day)
                 ELSE make_date(year(e.bdate - INTERVAL 1 MONTH),
@@ -219,10 +237,15 @@ def rate_rows(con: duckdb.DuckDBPyConnection) -> None:
         """
         CREATE TEMP TABLE accts AS
         SELECT row_number() OVER (ORDER BY k.chain, k.plan_id, k.cycle_start) AS acct,
-            k.chain, k.plan_id, k.cycle_start, min(greatest(k.cycle_start, n.valid_from)) AS anchor
-        FROM (SELECT DISTINCT chain, plan_id, cycle_start FROM r0) k
+            k.chain, k.plan_id, k.cycle_start, min(greatest(k.cycle_start, n.valid_from)) AS anchor,
+            CAST(sum(least(coalesce(n.valid_to, k.cycle_end), k.cycle_end)
+                     - greatest(n.valid_from, k.cycle_start)) AS BIGINT) AS active_days,
+            CAST(any_value(k.cycle_end - k.cycle_start) AS BIGINT) AS cycle_days,
+            arg_min(n.plan_level, n.valid_from) AS plan_level
+        FROM (SELECT DISTINCT chain, plan_id, cycle_start,
+                CAST(cycle_start + INTERVAL 1 MONTH AS DATE) AS cycle_end FROM r0) k
         JOIN nums n ON n.chain = k.chain AND n.plan_id = k.plan_id
-            AND n.valid_from < CAST(k.cycle_start + INTERVAL 1 MONTH AS DATE)
+            AND n.valid_from < k.cycle_end
             AND (n.valid_to IS NULL OR n.valid_to > k.cycle_start)
         GROUP BY k.chain, k.plan_id, k.cycle_start
         """
@@ -231,12 +254,14 @@ def rate_rows(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         f"""
         CREATE TEMP TABLE pv AS
-        SELECT row_number() OVER (ORDER BY k.plan_id, k.anchor) AS pvid, k.plan_id, k.anchor,
-            p.plan_id IS NOT NULL AS found, p.currency, p.scale,
+        SELECT row_number() OVER (ORDER BY k.plan_id, k.anchor, k.active_days, k.cycle_days)
+                AS pvid, k.plan_id, k.anchor, k.active_days, k.cycle_days,
+            p.plan_id IS NOT NULL AS found, p.valid_from AS plan_version, p.currency, p.scale,
             p.voice_increment_s, p.data_increment_kb, p.day_pass_price,
+            coalesce(p.day_pass_scope, 'sub_number') AS pass_scope,
             string_split(coalesce(p.day_pass_services, ''), ' ') AS pass_services,
             {allowances}
-        FROM (SELECT DISTINCT plan_id, anchor FROM accts) k
+        FROM (SELECT DISTINCT plan_id, anchor, active_days, cycle_days FROM accts) k
         LEFT JOIN plans p ON p.plan_id = k.plan_id AND {valid_on_sql("p", "k.anchor")}
         """
     )
@@ -252,9 +277,12 @@ def rate_rows(con: duckdb.DuckDBPyConnection) -> None:
         CREATE TEMP TABLE r AS
         SELECT eid, t, chain, acct, service, pvid, units,
             units > 0 AND pass_price IS NOT NULL AND list_contains(pass_services, service)
-                AS covered
+                AS covered,
+            -- who shares a day pass: the sub-number, or (negative) the whole card
+            CASE WHEN pass_scope = 'card' THEN -card ELSE chain END AS pkey
         FROM (
             SELECT r0.*, accts.acct, pv.pvid, pv.pass_services, pv.day_pass_price AS pass_price,
+                pv.pass_scope,
                 CASE
                     WHEN service IN ('voice_mo', 'voice_mt') THEN
                         (duration + voice_increment_s - 1) // voice_increment_s
@@ -267,7 +295,7 @@ def rate_rows(con: duckdb.DuckDBPyConnection) -> None:
                 END AS units
             FROM r0
             JOIN accts USING (chain, plan_id, cycle_start)
-            JOIN pv USING (plan_id, anchor)
+            JOIN pv USING (plan_id, anchor, active_days, cycle_days)
         );
         DROP TABLE r0;
         """
@@ -299,9 +327,9 @@ def load_state(con: duckdb.DuckDBPyConnection) -> None:
         WHERE o.units <> 0
         GROUP BY a.acct, o.service;
         CREATE TEMP TABLE old_passes AS
-        SELECT DISTINCT n.chain, epoch_ms(p.pass_start) // 1000 AS t
+        SELECT DISTINCT n.chain, n.card, epoch_ms(p.pass_start) // 1000 AS t
         FROM passes_in p
-        JOIN (SELECT DISTINCT chain, imsi, msisdn FROM nums) n
+        JOIN (SELECT DISTINCT chain, card, imsi, msisdn FROM nums) n
             ON n.imsi = p.imsi AND n.msisdn = p.sub_number
         WHERE p.pass_start IS NOT NULL;
         """
@@ -340,12 +368,20 @@ def day_passes(con: duckdb.DuckDBPyConnection) -> None:
     chained as if no pass were open (:func:`_chained`): a late event outside every open window
     opens a pass of its own.
     """
-    tab = con.sql("SELECT eid, chain, t FROM r WHERE covered ORDER BY chain, t, eid")
+    tab = con.sql("SELECT eid, pkey, t FROM r WHERE covered ORDER BY pkey, t, eid")
     arrow = tab.to_arrow_table()
     eid = arrow.column("eid").to_numpy()
-    chain = arrow.column("chain").to_numpy().astype(np.int64)
+    chain = arrow.column("pkey").to_numpy().astype(np.int64)
     t = arrow.column("t").to_numpy().astype(np.int64)
-    old = con.sql("SELECT chain, t FROM old_passes ORDER BY chain, t").to_arrow_table()
+    # a pass carried from an earlier day counts for its sub-number's key, or its card's
+    old = con.sql(
+        """
+        SELECT DISTINCT k.pkey AS chain, o.t FROM old_passes o
+        JOIN (SELECT DISTINCT pkey FROM r WHERE covered) k
+            ON k.pkey = o.chain OR k.pkey = -o.card
+        ORDER BY 1, 2
+        """
+    ).to_arrow_table()
     old_chain = old.column("chain").to_numpy().astype(np.int64)
     old_t = old.column("t").to_numpy().astype(np.int64)
     inside = np.zeros(len(t), dtype=bool)
@@ -384,7 +420,7 @@ def bands(con: duckdb.DuckDBPyConnection) -> None:
     """
     allow = " UNION ALL ".join(
         f"SELECT pvid, plan_id, anchor, '{s}' AS service, {size} AS size, "
-        f"{ALLOWANCE_COLUMN.get(s, '0')} * {size} AS allow FROM pv"
+        f"{prorated(s)} AS allow FROM pv"
         for s, (_, size) in UNITS.items()
     )
     con.execute(
@@ -533,7 +569,8 @@ numbers AS (
         arg_max(role, valid_from) AS role
     FROM nums GROUP BY chain
 )
-SELECT n.imsi, n.msisdn AS sub_number, n.role, a.plan_id, a.cycle_start,
+SELECT n.imsi, n.msisdn AS sub_number, n.role, a.plan_id, pv.plan_version, a.plan_level,
+    a.cycle_start,
     CAST(a.cycle_start + INTERVAL 1 MONTH - INTERVAL 1 DAY AS DATE) AS cycle_last_day,
     l.events,
     {allowance_left},
@@ -542,7 +579,7 @@ SELECT n.imsi, n.msisdn AS sub_number, n.role, a.plan_id, a.cycle_start,
 FROM per_acct l
 JOIN accts a USING (acct)
 JOIN numbers n USING (chain)
-JOIN pv USING (plan_id, anchor)
+JOIN pv USING (plan_id, anchor, active_days, cycle_days)
 ORDER BY n.imsi, n.msisdn, a.cycle_start, a.plan_id
 """
 
@@ -559,7 +596,7 @@ def summary_sql() -> str:
             f"CAST(coalesce(sum(overage_units) {f}, 0) AS BIGINT) AS {s}_overage_units",
             f"CAST(coalesce(sum(usage_amount) {f}, 0) AS BIGINT) AS {s}_amount",
         ]
-        allowance = f"pv.{ALLOWANCE_COLUMN[s]} * {UNITS[s][1]}" if s in ALLOWANCE_COLUMN else "0"
+        allowance = prorated(s, "pv.")
         left.append(f"{allowance} - l.{s}_allowance_units AS {s}_allowance_left")
     return _SUMMARY.format(
         per_service=",\n        ".join(parts), allowance_left=",\n    ".join(left)
@@ -574,6 +611,7 @@ def merged_summary_sql(columns: list[str]) -> str:
     the allowance the carried row used. Strings and bounds are the day's.
     """
     keys = {"imsi", "sub_number", "role", "plan_id", "cycle_start", "cycle_last_day"}
+    keys |= {"plan_version", "plan_level"}
     keys |= {"currency", "scale"}
     out = []
     for c in columns:

@@ -1,6 +1,6 @@
-"""Reference data of retail rating: subscribers, sub-numbers, plans and their overage tiers.
+"""Reference data of retail rating: subscribers, sub-numbers, plans, overage tiers, defaults.
 
-The four tables are described by schema files in ``specs/rates/`` (the format of the generic
+The five tables are described by schema files in ``specs/rates/`` (the format of the generic
 rates importer: ``column,type,required,role,default,check,description``). They come either as
 the importer's hive-partitioned Parquet (``rates/<table>/valid_from=…/*.parquet``) or, before
 an import, straight from the CSV sources (``rates/sources/<table>.csv``); :func:`prepare_tables`
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     Row = dict[str, Any]
 
 __all__ = [
+    "OPTIONAL_TABLES",
     "RETAIL_TABLES",
     "SERVICES",
     "ColumnSpec",
@@ -50,7 +51,10 @@ __all__ = [
 ]
 
 #: The tables retail rating reads, in dependency order.
-RETAIL_TABLES = ("subscribers", "sub_numbers", "plans", "plans_tiers")
+RETAIL_TABLES = ("subscribers", "sub_numbers", "plans", "plans_tiers", "plan_defaults")
+
+#: Tables that may be absent from a rates folder (read as empty).
+OPTIONAL_TABLES = frozenset({"plan_defaults"})
 
 #: Retail services, in bill order.
 SERVICES = lake.RETAIL_SERVICES
@@ -129,12 +133,17 @@ def table_spec(table: str) -> tuple[ColumnSpec, ...]:
 
 @dataclass(frozen=True, slots=True)
 class RetailTables:
-    """The four checked reference tables (Arrow), ``valid_to`` resolved (null = open)."""
+    """The checked reference tables (Arrow), ``valid_to`` resolved (null = open).
+
+    ``sub_numbers`` is as given: a row without ``plan_id`` takes a default plan
+    (:func:`clearing.rating.retail_plans.assign_plans` resolves them).
+    """
 
     subscribers: pa.Table
     sub_numbers: pa.Table
     plans: pa.Table
     plans_tiers: pa.Table
+    plan_defaults: pa.Table
 
 
 # ---------------------------------------------------------------------------------------------
@@ -271,6 +280,8 @@ def _to_polars(table: str, data: TableLike) -> pl.DataFrame:
             cols.append(pl.Series(col.name, [None] * df.height, dtype=_POLARS[col.type]))
             continue
         src = df[col.name]
+        if col.role == "key" and not col.required and col.type == "str":
+            src = src.replace("", None)  # the rates importer stores an empty key as ''
         typed = src.cast(_POLARS[col.type], strict=False)
         bad = src.is_not_null() & typed.is_null()
         _fail(table, df, bad, _cell_says(col.name, f"not a {col.type}"))
@@ -367,13 +378,19 @@ def _pair(df: pl.DataFrame) -> pl.Series:
     return df["imsi"] + "|" + df["msisdn"]
 
 
+def _empty(table: str) -> pl.DataFrame:
+    """A table of no rows with the schema's columns."""
+    return pl.DataFrame(schema={c.name: _POLARS[c.type] for c in table_spec(table)})
+
+
 def prepare_tables(
     subscribers: TableLike,
     sub_numbers: TableLike,
     plans: TableLike,
     plans_tiers: TableLike,
+    plan_defaults: TableLike | None = None,
 ) -> RetailTables:
-    """Check and normalise the four reference tables; return them as Arrow tables.
+    """Check and normalise the reference tables; return them as Arrow tables.
 
     Each input may be a ``pa.Table``, a DuckDB relation or a polars frame with the columns of
     its schema file (optional ones may be missing; ``source_line`` is kept when present).
@@ -385,19 +402,22 @@ def prepare_tables(
             outside its check, overlapping versions, a sub-number whose card or plan does not
             exist, a card without its primary number, two primaries of one card at the same
             time, a selection code or APN used twice on one card at the same time, a day pass
-            without price or services, a plan's service whose tiers do not start at 0.
+            without price or services, a plan's service whose tiers do not start at 0, a
+            default naming no plan.
     """
-    inputs = (subscribers, sub_numbers, plans, plans_tiers)
+    defaults = _empty("plan_defaults") if plan_defaults is None else plan_defaults
+    inputs = (subscribers, sub_numbers, plans, plans_tiers, defaults)
     frames: dict[str, pl.DataFrame] = {}
     for name, data in zip(RETAIL_TABLES, inputs, strict=True):
         df = _to_polars(name, data)
         _check_columns(name, df)
         frames[name] = _resolve_validity(name, df, _key(name))
-    subs, nums, plan, tiers = (frames[n] for n in RETAIL_TABLES)
+    subs, nums, plan, tiers, dflt = (frames[n] for n in RETAIL_TABLES)
 
     _check_reference("sub_numbers", nums, "imsi", "subscribers", subs)
     _check_reference("sub_numbers", nums, "plan_id", "plans", plan)
     _check_reference("plans_tiers", tiers, "plan_id", "plans", plan)
+    _check_reference("plan_defaults", dflt, "plan_id", "plans", plan)
 
     # one primary per card at any time, and it is the card's own msisdn
     primaries = nums.filter(pl.col("role") == "primary")
@@ -442,6 +462,7 @@ def prepare_tables(
         sub_numbers=nums.to_arrow(),
         plans=plan.to_arrow(),
         plans_tiers=tiers.to_arrow(),
+        plan_defaults=dflt.to_arrow(),
     )
 
 
@@ -482,6 +503,8 @@ def load_retail_tables(rates_dir: Path) -> RetailTables:
             frames.append(_read_parquet(table, folder))
         elif source.is_file():
             frames.append(read_source(table, source))
+        elif table in OPTIONAL_TABLES:
+            frames.append(_empty(table))
         else:
             msg = (
                 f"rates table `{table}` is missing: neither `{folder}` (imported Parquet) "

@@ -10,11 +10,18 @@ carry). Every card has its primary number; about half also have one or two sub-n
 * a **data**-only number with its own APN (``iot.hkgcl`` or ``corp.vpn``, APNs the TAP samples
   use).
 
-Four HKD plans (scale 2, integer cents): ``BASIC`` (allowances, flat overage, per started
-minute; a second version from 2027-01-01 doubles the data), ``DATA_PLUS`` (per-second voice,
-tiered data: HK$0.80/MB for the first 100 MB beyond the allowance, HK$0.30/MB after),
-``DAY_PASS`` (HK$98 per 24 h window covering calls, SMS and data) and ``NUMBER`` (for local and
-virtual numbers).
+Five HKD plans (scale 2, integer cents), each with a recurring fee per sub-number and cycle:
+``BASIC`` (allowances, flat overage, per started minute; a second version from 2027-01-01
+doubles the data), ``DATA_PLUS`` (per-second voice, tiered data: HK$0.80/MB for the first
+100 MB beyond the allowance, HK$0.30/MB after), ``DAY_PASS`` (HK$98 per 24 h window covering
+calls, SMS and data), ``NUMBER`` (for local and virtual numbers) and ``CORP_PASS`` (a card-wide
+day pass: one HK$128 pass covers every number of the card on the plan).
+
+Plan assignment: about one card in five belongs to a corporate account (``group_id``). The
+numbers of ``ACME`` cards have no plan of their own and take the group's default
+(``CORP_PASS``); the primary numbers of ``GLOBEX`` cards take the global default (``BASIC``),
+the group having none. Some local numbers start on 2026-11-12, inside a bill cycle: their fee
+and allowances are prorated.
 
 Deterministic: same code → same bytes; nothing reads the clock.
 """
@@ -36,6 +43,7 @@ if TYPE_CHECKING:
 __all__ = [
     "PLANS",
     "PLANS_TIERS",
+    "PLAN_DEFAULTS",
     "card_numbers",
     "subscriber_rows",
     "write_subscriber_sources",
@@ -56,6 +64,7 @@ PLANS: tuple[Row, ...] = (
         "allowance_data_mb": 1024,
         "voice_increment_s": 60,
         "data_increment_kb": 1,
+        "fee": 4800,
         "valid_from": "2024-01-01",
         "valid_to": "2027-01-01",
     },
@@ -70,6 +79,7 @@ PLANS: tuple[Row, ...] = (
         "allowance_data_mb": 2048,
         "voice_increment_s": 60,
         "data_increment_kb": 1,
+        "fee": 4800,
         "valid_from": "2027-01-01",
     },
     {
@@ -83,6 +93,7 @@ PLANS: tuple[Row, ...] = (
         "allowance_data_mb": 2048,
         "voice_increment_s": 1,
         "data_increment_kb": 1,
+        "fee": 12800,
         "valid_from": "2024-01-01",
     },
     {
@@ -106,8 +117,28 @@ PLANS: tuple[Row, ...] = (
         "allowance_sms_mo": 100,
         "voice_increment_s": 60,
         "data_increment_kb": 1,
+        "fee": 1800,
         "valid_from": "2024-01-01",
     },
+    {
+        "plan_id": "CORP_PASS",
+        "name": "Corporate Day Pass",
+        "currency": "HKD",
+        "scale": 2,
+        "voice_increment_s": 60,
+        "data_increment_kb": 1,
+        "day_pass_price": 12800,
+        "day_pass_scope": "card",
+        "day_pass_services": "voice_mo voice_mt sms_mo data",
+        "fee": 2000,
+        "valid_from": "2024-01-01",
+    },
+)
+
+#: Default plans: the ``ACME`` group's and the global one (``specs/rates/plan_defaults.csv``).
+PLAN_DEFAULTS: tuple[Row, ...] = (
+    {"plan_id": "BASIC", "valid_from": "2024-01-01", "note": "global default"},
+    {"group_id": "ACME", "plan_id": "CORP_PASS", "valid_from": "2024-01-01"},
 )
 
 # (plan, service, from_units, price in HK cents per minute / message / MB)
@@ -124,6 +155,7 @@ _TIERS: tuple[tuple[str, str, int, int], ...] = (
     ("DATA_PLUS", "data", 0, 80),
     ("DATA_PLUS", "data", 100, 30),
     ("DAY_PASS", "sms_mt", 0, 0),
+    ("CORP_PASS", "sms_mt", 0, 0),
     ("NUMBER", "voice_mo", 0, 150),
     ("NUMBER", "voice_mt", 0, 100),
     ("NUMBER", "sms_mo", 0, 100),
@@ -165,8 +197,10 @@ def _number(rng: random.Random, prefix: str, length: int) -> str:
 
 
 def subscriber_rows() -> dict[str, list[Row]]:
-    """The sample rows of the four retail tables, by table name (deterministic)."""
+    """The sample rows of the five retail tables, by table name (deterministic)."""
     rng = random.Random("hkgcl-sub-numbers")
+    # a separate stream, so that the cards' numbers and plans stay those of the world before
+    groups = random.Random("hkgcl-groups")
     used = {msisdn for _, msisdn in home_subscribers()}
     subscribers: list[Row] = []
     numbers: list[Row] = []
@@ -179,10 +213,12 @@ def subscriber_rows() -> dict[str, list[Row]]:
                 return n
 
     for imsi, msisdn in home_subscribers():
+        group = groups.choices((None, "ACME", "GLOBEX"), (80, 12, 8))[0]
         subscribers.append(
             {
                 "imsi": imsi,
                 "msisdn": msisdn,
+                "group_id": group,
                 "bill_cycle_day": rng.choice((1, 8, 15, 22)),
                 "valid_from": "2024-01-01",
             }
@@ -193,7 +229,7 @@ def subscriber_rows() -> dict[str, list[Row]]:
                 "msisdn": msisdn,
                 "imsi": imsi,
                 "role": "primary",
-                "plan_id": plan,
+                "plan_id": None if group else plan,
                 "label": "primary number",
                 "valid_from": "2024-01-01",
             }
@@ -207,7 +243,8 @@ def subscriber_rows() -> dict[str, list[Row]]:
                     "msisdn": fresh(prefix, length),
                     "plan_id": "NUMBER",
                     "label": f"{country} local number",
-                    "valid_from": "2026-01-01",
+                    # one in four starts inside November's cycles: prorated fee and allowances
+                    "valid_from": "2026-11-12" if groups.random() < 0.25 else "2026-01-01",
                 }
             elif kind == "virtual":
                 country, prefix, length, code = rng.choice(_VIRTUAL)
@@ -223,7 +260,7 @@ def subscriber_rows() -> dict[str, list[Row]]:
                 row |= {
                     "msisdn": fresh("8524", 11),
                     "apn": apn,
-                    "plan_id": "DATA_PLUS",
+                    "plan_id": None if group == "ACME" else "DATA_PLUS",
                     "label": f"data line on APN {apn}",
                     "valid_from": "2025-01-01",
                 }
@@ -234,6 +271,7 @@ def subscriber_rows() -> dict[str, list[Row]]:
         "sub_numbers": numbers,
         "plans": list(PLANS),
         "plans_tiers": list(PLANS_TIERS),
+        "plan_defaults": list(PLAN_DEFAULTS),
     }
 
 
@@ -272,8 +310,8 @@ def _csv(table: str, rows: list[Row]) -> str:
 def write_subscriber_sources(rates_dir: Path) -> list[Path]:
     """Write the retail reference sources into ``rates_dir/sources``; return their paths.
 
-    Writes ``subscribers.csv``, ``sub_numbers.csv``, ``plans.csv`` and ``plans_tiers.csv`` (the
-    columns of their ``specs/rates`` schemas). Same bytes on every call.
+    Writes ``subscribers.csv``, ``sub_numbers.csv``, ``plans.csv``, ``plans_tiers.csv`` and
+    ``plan_defaults.csv`` (the columns of their ``specs/rates`` schemas). Same bytes on every call.
     """
     out = rates_dir / "sources"
     out.mkdir(parents=True, exist_ok=True)

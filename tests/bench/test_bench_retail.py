@@ -47,7 +47,8 @@ from clearing.rating.retail_tables import load_retail_tables
 events = pq.read_table(events_path).slice(0, n)
 t = load_retail_tables(rates)
 refs = (t.subscribers, t.sub_numbers, t.plans, t.plans_tiers)
-rate_retail(events.slice(0, 1000), *refs, cycle_of="+0800")  # warm: imports, first queries
+kw = {"plan_defaults": t.plan_defaults} if hasattr(t, "plan_defaults") else {}
+rate_retail(events.slice(0, 1000), *refs, cycle_of="+0800", **kw)  # warm: imports, first queries
 gc.collect()
 before = psutil.Process().memory_info().rss // 1024
 Path("/proc/self/clear_refs").write_text("5")  # reset the peak-RSS mark (Linux >= 4.0)
@@ -56,7 +57,7 @@ for _ in range(2 if mode == "vector" else 1):
     out = None
     t0 = time.perf_counter()
     if mode == "vector":
-        out = rate_retail(events, *refs, cycle_of="+0800")
+        out = rate_retail(events, *refs, cycle_of="+0800", **kw)
         amount = out.bill_lines.column("amount").to_numpy(zero_copy_only=False)
         total = int(amount[amount == amount].sum())
     else:

@@ -54,7 +54,13 @@ def test_a_ciber_call_of_ours_is_rated_on_its_utc_start(tmp_path: Path) -> None:
     write_subscriber_sources(tmp_path / "rates")
     t = load_retail_tables(tmp_path / "rates")
     lines, summary = rate_retail(
-        events, t.subscribers, t.sub_numbers, t.plans, t.plans_tiers, cycle_of="+0800"
+        events,
+        t.subscribers,
+        t.sub_numbers,
+        t.plans,
+        t.plans_tiers,
+        cycle_of="+0800",
+        plan_defaults=t.plan_defaults,
     )
     (line,) = lines.to_pylist()
     assert line["start_utc"] == dt.datetime(2026, 12, 7, 19, 30, 0, tzinfo=dt.UTC)

@@ -54,7 +54,14 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> tuple[pa.Table, RetailTa
 
 def rate(events: pa.Table, t: RetailTables, **kw: Any) -> tuple[pl.DataFrame, pl.DataFrame]:
     lines, summary = rate_retail(
-        events, t.subscribers, t.sub_numbers, t.plans, t.plans_tiers, cycle_of="+0800", **kw
+        events,
+        t.subscribers,
+        t.sub_numbers,
+        t.plans,
+        t.plans_tiers,
+        cycle_of="+0800",
+        plan_defaults=t.plan_defaults,
+        **kw,
     )
     return pl.DataFrame(pl.from_arrow(lines)), pl.DataFrame(pl.from_arrow(summary))
 
@@ -82,6 +89,22 @@ def test_sample_events_exercise_the_rules(sample: tuple[pa.Table, RetailTables])
     assert lines.filter(pl.col("tier_units").list.len() == 2)["tier_units"].len() > 0
     assert summary["amount"].sum() == lines["amount"].sum()
     assert summary["events"].sum() == lines.height
+    # every level of plan assignment decides some lines: the sub-number's own plan, the
+    # ACME group's default (CORP_PASS), the global default (BASIC) of GLOBEX's primaries
+    levels = lines.group_by("plan_level", "plan_id").len()
+    assert set(levels["plan_level"]) == {"user", "group", "global"}
+    assert set(levels.filter(pl.col("plan_level") == "group")["plan_id"]) == {"CORP_PASS"}
+    assert set(levels.filter(pl.col("plan_level") == "global")["plan_id"]) == {"BASIC"}
+    # CORP_PASS's pass is card-wide: one window covers lines of two numbers of one card
+    corp = lines.filter((pl.col("plan_id") == "CORP_PASS") & pl.col("day_pass_start").is_not_null())
+    shared = corp.group_by("imsi", "day_pass_start").agg(pl.col("sub_number").n_unique())
+    assert shared["sub_number"].max() == 2
+    assert (
+        corp.group_by("imsi", "day_pass_start").agg(pl.col("day_pass_charged").sum())[
+            "day_pass_charged"
+        ]
+        == 1
+    ).all()
 
 
 def _comparable(rows: list[dict[str, Any]]) -> dict[tuple[Any, ...], tuple[Any, ...]]:
@@ -89,6 +112,8 @@ def _comparable(rows: list[dict[str, Any]]) -> dict[tuple[Any, ...], tuple[Any, 
         "sub_number",
         "attribution_rule",
         "plan_id",
+        "plan_version",
+        "plan_level",
         "cycle_start",
         "service",
         "units",
