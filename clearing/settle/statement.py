@@ -55,6 +55,8 @@ from clearing._io import write_atomic
 from clearing.errors import ConfigError
 from clearing.money import round_div
 from clearing.rating.retail_explain import line_id
+from clearing.rating.retail_plans import cycle_plans
+from clearing.rating.retail_tables import OPTIONAL_TABLES, RETAIL_TABLES, load_retail_tables
 from clearing.settle._book import Book, Col, KeyFigure, KeyFigures, Table, money, write_book
 from clearing.settle._common import software_version
 from clearing.settle.stats import country, mask
@@ -389,8 +391,15 @@ def plan_rows(workdir: Path, cycle: str, imsi: str | None = None) -> list[dict[s
     One per card, sub-number, plan and cycle start (``imsi``: of that card only); none when
     the work folder has no retail reference data.
     """
-    del workdir, cycle, imsi
-    return []
+    rates = config.WorkDir(workdir).rates
+    if not any(
+        (rates / t).is_dir() or (rates / "sources" / f"{t}.csv").is_file()
+        for t in RETAIL_TABLES
+        if t not in OPTIONAL_TABLES
+    ):
+        return []  # no retail reference data: no cards of ours
+    rows = cycle_plans(load_retail_tables(rates), cycle).to_pylist()
+    return [r for r in rows if imsi is None or r["imsi"] == imsi]
 
 
 _Key = tuple[str, str, str, date]  # imsi, sub-number, plan, cycle start

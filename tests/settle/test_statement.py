@@ -22,10 +22,30 @@ Processing date 2026-12-02 (after the cycle ended), file ``CDDEUD9HKGCL00002`` f
 (Germany): a data session of 11-29 20:00, 1.5 MB on ``corp.vpn`` (DATA: 1.5 × 100 = 150) —
 a late event, on November's statement — and a call of 12-01 10:00 (December's cycle).
 
-November: PRIMARY 200, LOCAL 200, VIRTUAL 100, DATA 150; the card 650 cents = HK$6.50.
+November's usage: PRIMARY 200, LOCAL 200, VIRTUAL 100, DATA 150.
 
-A second card (IMSI ...002, primary 85251110002 on ``P``) makes one 60 s call on 11-20
-(in its allowance: 0): its statement has one line and a total of 0.00.
+Fees and tax (``plans.fee`` per sub-number and cycle, ``plans.tax_bp``): ``P`` HK$10.00 and
+7.5 %, ``LOCAL`` HK$3.33 and 10 %, ``DATA`` no fee and 5 %. Per sub-number, tax rounded half
+up on (fee + usage):
+
+========  =====  =====  ========  ===========================  =====
+number    fee    usage  subtotal  tax                          total
+========  =====  =====  ========  ===========================  =====
+PRIMARY   1000   200    1200      1200 × 7.5 % = 90            1290
+LOCAL     333    200    533       53.3 → 53                    586
+VIRTUAL   333    100    433       43.3 → 43                    476
+DATA      0      150    150       7.5 → 8 (half up)            158
+========  =====  =====  ========  ===========================  =====
+
+The card: 2510 cents = HK$25.10.
+
+A second card (IMSI ...002, primary 85251110002 on ``P``) makes one 60 s call on 11-20 (in
+its allowance: 0): one line, 1000 + 0, tax 75, total HK$10.75.
+
+A third card (IMSI ...003, bill cycle day 5: the cycle 2026-11-05 to 12-04, 30 days) has no
+usage: its primary 85251110003 on ``LOCAL`` (fee 333, tax 33.3 → 33: 366) and a local number
+33698765432 from 11-20 (15 of the 30 days: fee 333 × 15 / 30 = 166.5 → 167, tax 16.7 → 17:
+184): a fee-only statement of HK$5.50.
 """
 
 from __future__ import annotations
@@ -67,6 +87,7 @@ if TYPE_CHECKING:
 CYCLE = "2026-11"
 D1, D2 = date(2026, 11, 21), date(2026, 12, 2)
 IMSI2, PRIMARY2 = "454990000000002", "85251110002"
+IMSI3, PRIMARY3, LOCAL3 = "454990000000003", "85251110003", "33698765432"
 CALLED, CALLING, SMS_TO = "33145678901", "4915112345678", "+8613800001111"
 
 
@@ -97,11 +118,20 @@ def build(workdir: Path) -> Path:
     workdir.mkdir(parents=True)
     (workdir / "clearing.toml").write_text('[home]\ntadig = "HKGCL"\ntimezone_offset = "+0000"\n')
     tables = world(plan("P", allowance_voice_mo_min=10), tiers=flat_tiers("P", price=100))
+    tables["plans"] = pa.Table.from_pylist([
+        plan("P", allowance_voice_mo_min=10, fee=1000, tax_bp=750),
+        plan("LOCAL", fee=333, tax_bp=1000),
+        plan("DATA", fee=0, tax_bp=500),
+    ])  # fmt: skip
     subs = tables["subscribers"].to_pylist()
     subs.append({**subs[0], "imsi": IMSI2, "msisdn": PRIMARY2})
+    subs.append({**subs[0], "imsi": IMSI3, "msisdn": PRIMARY3, "bill_cycle_day": 5})
     tables["subscribers"] = pa.Table.from_pylist(subs)
     nums = tables["sub_numbers"].to_pylist()
     nums.append({**nums[0], "imsi": IMSI2, "msisdn": PRIMARY2})
+    nums.append({**nums[0], "imsi": IMSI3, "msisdn": PRIMARY3, "plan_id": "LOCAL"})
+    nums.append({**nums[0], "imsi": IMSI3, "msisdn": LOCAL3, "role": "local", "plan_id": "LOCAL",
+                 "label": "France local", "valid_from": date(2026, 11, 20)})  # fmt: skip
     tables["sub_numbers"] = pa.Table.from_pylist(nums)
     sources = workdir / "rates" / "sources"
     sources.mkdir(parents=True)
@@ -147,7 +177,7 @@ def _numbers(card: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def test_one_statement_per_card_in_files_and_on_stdout(hand: Path, written: list[Any]) -> None:
-    assert [c["imsi"] for c in written] == [IMSI, IMSI2]
+    assert [c["imsi"] for c in written] == [IMSI, IMSI2, IMSI3]
     folder = hand / "out" / "statements" / CYCLE
     for card in written:
         stem = f"statement_{card['imsi']}_{CYCLE}"
@@ -201,19 +231,54 @@ def test_the_lines_worked_by_hand(written: list[Any]) -> None:
     assert data["units"] == 1_572_864  # 1.5 MB in bytes
 
 
-def test_totals_are_exact_sums_of_the_lines(written: list[Any]) -> None:
+def test_fees_tax_and_totals_worked_by_hand(written: list[Any]) -> None:
     card = _card(written)
     n = _numbers(card)
-    by_hand = {PRIMARY: "2.00", LOCAL: "2.00", VIRTUAL: "1.00", DATA: "1.50"}
-    total = Decimal(0)
-    for msisdn, s in n.items():
-        lines = sum((Decimal(x["amount"]) for x in s["lines"]), Decimal(0))
-        assert Decimal(s["subtotal"]) == Decimal(s["fee"]) + lines
-        assert Decimal(s["total"]) == Decimal(s["subtotal"]) + Decimal(s["tax"])
-        total += Decimal(s["total"])
-        if Decimal(s["fee"]) == 0 and s["tax"] in ("0", "0.00"):
-            assert s["subtotal"] == by_hand[msisdn]
-    assert Decimal(card["total"]) == total
+    by_hand = {  # fee, usage, subtotal, tax, total (the module docstring's table)
+        PRIMARY: ("10.00", "2.00", "12.00", "0.90", "12.90"),
+        LOCAL: ("3.33", "2.00", "5.33", "0.53", "5.86"),
+        VIRTUAL: ("3.33", "1.00", "4.33", "0.43", "4.76"),
+        DATA: ("0.00", "1.50", "1.50", "0.08", "1.58"),
+    }
+    for msisdn, want in by_hand.items():
+        s = n[msisdn]
+        assert (s["fee"], s["usage"], s["subtotal"], s["tax"], s["total"]) == want, msisdn
+    assert (n[PRIMARY]["plan"], n[PRIMARY]["plan_version"]) == ("P", "2024-01-01")
+    assert n[PRIMARY]["plan_level"] == "user"
+    assert (n[DATA]["tax_bp"], n[VIRTUAL]["role"]) == (500, "virtual")
+    assert (card["fees"], card["usage"], card["tax"], card["total"]) == (
+        "16.66",
+        "6.50",
+        "1.94",
+        "25.10",
+    )
+    assert _card(written, IMSI2)["total"] == "10.75"
+
+
+def test_totals_are_exact_sums_of_the_lines(written: list[Any]) -> None:
+    for card in written:
+        total = Decimal(0)
+        for s in card["sub_numbers"]:
+            lines = sum((Decimal(x["amount"]) for x in s["lines"]), Decimal(0))
+            assert Decimal(s["usage"]) == lines
+            assert Decimal(s["subtotal"]) == Decimal(s["fee"]) + lines
+            assert Decimal(s["total"]) == Decimal(s["subtotal"]) + Decimal(s["tax"])
+            total += Decimal(s["total"])
+        assert Decimal(card["total"]) == total
+
+
+def test_a_card_without_usage_gets_a_fee_only_statement(written: list[Any]) -> None:
+    card = _card(written, IMSI3)
+    assert (card["cycle_start"], card["cycle_last_day"]) == ("2026-11-05", "2026-12-04")
+    n = _numbers(card)
+    assert list(n) == [PRIMARY3, LOCAL3]
+    assert all(s["lines"] == [] for s in n.values())
+    primary, local = n[PRIMARY3], n[LOCAL3]
+    assert (primary["active_days"], primary["cycle_days"]) == (30, 30)
+    assert (primary["fee"], primary["tax"], primary["total"]) == ("3.33", "0.33", "3.66")
+    assert (local["active_days"], local["cycle_days"], local["label"]) == (15, 30, "France local")
+    assert (local["fee"], local["tax"], local["total"]) == ("1.67", "0.17", "1.84")
+    assert card["total"] == "5.50"
 
 
 def test_the_imsi_filter_and_nothing_found(hand: Path, tmp_path: Path) -> None:
@@ -234,24 +299,49 @@ def test_the_imsi_filter_and_nothing_found(hand: Path, tmp_path: Path) -> None:
                 "454990000000099", "--out", str(tmp_path / "none"))  # fmt: skip
     assert r.returncode == 1, r.stderr
     assert "no statement for card 454990000000099 in cycle 2026-11" in r.stdout
-    r = run_cli("retail", "statement", "-w", str(hand), "--cycle", "2025-01",
+    r = run_cli("retail", "statement", "-w", str(hand), "--cycle", "2023-06",
                 "--out", str(tmp_path / "none"))  # fmt: skip
     assert r.returncode == 1, r.stderr
-    assert "no statement for any card in cycle 2025-01" in r.stdout
+    assert "no statement for any card in cycle 2023-06" in r.stdout
     assert not (tmp_path / "none").exists()
     r = run_cli("retail", "statement", "-w", str(hand), "--cycle", "2026-13")
     assert r.returncode == 2
     assert "--cycle `2026-13` must be a month YYYY-MM" in r.stderr
 
 
+def test_a_card_in_two_currencies_is_refused(hand: Path, tmp_path: Path) -> None:
+    work = tmp_path / "w"
+    shutil.copytree(hand, work)
+    shutil.rmtree(work / "out", ignore_errors=True)  # what the other tests wrote
+    plans = work / "rates" / "sources" / "plans.csv"
+    header, *rows = plans.read_text().splitlines()
+    cells = header.split(",")
+    fixed = []
+    for row in rows:
+        values = row.split(",")
+        if values[cells.index("plan_id")] == "DATA":
+            values[cells.index("currency")] = "EUR"
+        fixed.append(",".join(values))
+    plans.write_text("\n".join([header, *fixed]) + "\n")
+    r = run_cli("retail", "statement", "-w", str(work), "--cycle", CYCLE, "--imsi", IMSI)
+    assert r.returncode == 2
+    assert f"card {IMSI}: its sub-numbers bill in more than one currency" in r.stderr
+    assert "DATA (EUR)" in r.stderr
+    assert "P (HKD)" in r.stderr
+    assert not (work / "out" / "statements").exists()
+
+
 def test_the_text_output(hand: Path, tmp_path: Path) -> None:
     r = run_cli("retail", "statement", "-w", str(hand), "--cycle", CYCLE, "--out",
                 str(tmp_path / "t"))  # fmt: skip
     assert r.returncode == 0, r.stderr
-    first, second, last = r.stdout.splitlines()
-    assert first.startswith(f"card {IMSI} cycle 2026-11-01 to 2026-11-30: 4 numbers, 4 lines")
+    first, second, third, last = r.stdout.splitlines()
+    assert first.startswith(
+        f"card {IMSI} cycle 2026-11-01 to 2026-11-30: 4 numbers, 4 lines, total 25.10 HKD; `"
+    )
     assert second.startswith(f"card {IMSI2} cycle 2026-11-01 to 2026-11-30: 1 numbers, 1 lines")
-    assert last == f"2 statements in `{tmp_path / 't'}`"
+    assert third.startswith(f"card {IMSI3} cycle 2026-11-05 to 2026-12-04: 2 numbers, 0 lines")
+    assert last == f"3 statements in `{tmp_path / 't'}`"
 
 
 def test_the_workbook_shows_the_same(written: list[Any]) -> None:
@@ -260,7 +350,7 @@ def test_the_workbook_shows_the_same(written: list[Any]) -> None:
     assert wb.sheetnames == ["Statement", "Summary", PRIMARY, LOCAL, VIRTUAL, DATA]
     ws = wb[PRIMARY]
     rows = list(ws.iter_rows(min_row=5, max_col=10, values_only=True))
-    assert rows[0][0] == "Recurring fee"
+    assert (rows[0][0], rows[0][9]) == ("Recurring fee", Decimal("10.00"))
     assert rows[1][:5] == ("2026-11-20 11:00 +0100", "FRAF9", "FRA", "voice_mo", "*******8901")
     assert rows[1][5:] == (720, "second", 600, "1: 120", Decimal("2.00"))
     assert rows[2][0] == "Subtotal"
@@ -343,5 +433,6 @@ def test_the_cycle_statements_add_up_to_the_monthly_workbook(
             lines += len(s["lines"])
         assert Decimal(card["total"]) == sum(Decimal(s["total"]) for s in card["sub_numbers"])
     assert lines > 100  # the world's November cycles do have usage
+    assert sum(Decimal(c["fees"]) for c in cards) > 0  # and fees
     total = sum((Decimal(c["total"]) for c in cards), Decimal(0))
     assert total == _retail_bills_total(monthly_path)
