@@ -72,6 +72,7 @@ __all__ = [
     "PartnerTransport",
     "PerPartnerInt",
     "Performance",
+    "Retail",
     "Retention",
     "Settings",
     "SftpPartner",
@@ -395,6 +396,29 @@ class Performance(_Model):
     """Megabytes the stages size their work for (default 2048)."""
 
 
+class Retail(_Model):
+    """``[retail]``: retail rating's settings.
+
+    ``low_balance``: the warning levels of prepaid balances, in units of the plan's currency
+    (e.g. ``["50", "10", "0"]`` = HK$50, HK$10, zero). A line that takes a card's balance from
+    above a level to the level or below is an anomaly of the run (exit 1), once per crossing:
+    a top-up that lifts the balance above the level arms it again. ``[]``: no warnings.
+    """
+
+    low_balance: list[Decimal] = Field(
+        default_factory=lambda: [Decimal(50), Decimal(10), Decimal(0)], max_length=10
+    )
+    """Warning levels of prepaid balances (currency units, highest first; default 50, 10, 0)."""
+
+    @field_validator("low_balance")
+    @classmethod
+    def _levels(cls, v: list[Decimal]) -> list[Decimal]:
+        if any(not x.is_finite() for x in v):
+            msg = 'a low-balance level must be a number of currency units, e.g. "10"'
+            raise ValueError(msg)
+        return sorted(v, reverse=True)
+
+
 class TransportSettings(_Model):
     """The ``[transport]`` section: retries, and per partner how to reach it.
 
@@ -455,6 +479,7 @@ class Settings(_Model):
     output: Output = Output()
     retention: Retention = Retention()
     performance: Performance = Performance()
+    retail: Retail = Retail()
     # the [transport] section as written: what :meth:`fingerprint` hashes (see there)
     _transport_as_written: Any = PrivateAttr(default_factory=dict)
 

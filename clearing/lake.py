@@ -59,6 +59,8 @@ __all__ = [
     "RERATED_VISITORS",
     "RERATE_DELTAS",
     "RETAIL",
+    "RETAIL_BALANCE",
+    "RETAIL_BALANCE_SCHEMA",
     "RETAIL_BILL_LINE_SCHEMA",
     "RETAIL_SERVICES",
     "RETAIL_SUMMARY",
@@ -450,6 +452,11 @@ RETAIL_BILL_LINE_SCHEMA = pa.schema(
         pa.field("amount", pa.int64()),
         pa.field("currency", pa.string()),
         pa.field("scale", pa.int8()),
+        # prepaid plans only (null otherwise): the card's balance after the line, the part of
+        # the amount beyond the balance before it
+        pa.field("balance_after", pa.int64()),
+        pa.field("over_balance_amount", pa.int64()),
+        pa.field("over_balance", pa.bool_()),
     ]
 )
 
@@ -471,11 +478,23 @@ RETAIL_SUMMARY_SCHEMA = pa.schema(
             for what in ("units", "allowance_units", "allowance_left", "overage_units", "amount")
         ),
         pa.field("day_passes", pa.int64(), nullable=False),
+        pa.field("over_balance_events", pa.int64(), nullable=False),
+        pa.field("over_balance_amount", pa.int64(), nullable=False),
         pa.field("day_pass_amount", pa.int64(), nullable=False),
         pa.field("usage_amount", pa.int64(), nullable=False),
         pa.field("amount", pa.int64(), nullable=False),
         pa.field("currency", pa.string(), nullable=False),
         pa.field("scale", pa.int8(), nullable=False),
+    ]
+)
+
+#: One row per prepaid card: what its prepaid lines consumed, all processing dates so far.
+RETAIL_BALANCE_SCHEMA = pa.schema(
+    [
+        pa.field("imsi", pa.string(), nullable=False),
+        pa.field("spent", pa.int64(), nullable=False),
+        pa.field("currency", pa.string()),
+        pa.field("scale", pa.int8()),
     ]
 )
 
@@ -512,6 +531,14 @@ RETAIL = Dataset("retail", _RETAIL, Partitioning.DATE, file="bill_lines.parquet"
 RETAIL_SUMMARY = Dataset(
     "retail_summary", _RETAIL_SUMMARY, Partitioning.DATE, file="summary.parquet", folder="retail"
 )
+#: Per prepaid card, what its lines consumed up to the processing date (carried forward).
+RETAIL_BALANCE = Dataset(
+    "retail_balance",
+    _as_stored(RETAIL_BALANCE_SCHEMA),
+    Partitioning.DATE,
+    file="balances.parquet",
+    folder="retail",
+)
 
 #: Every dataset the nightly writes, in the order its outputs are listed.
 DATASETS: tuple[Dataset, ...] = (
@@ -528,6 +555,7 @@ DATASETS: tuple[Dataset, ...] = (
     IOT_FINDINGS,
     RETAIL,
     RETAIL_SUMMARY,
+    RETAIL_BALANCE,
     RERATED_VISITORS,
     RERATE_DELTAS,
 )

@@ -197,8 +197,9 @@ def retail(
     """Rate our subscribers' accepted usage abroad per sub-number (the retail stage).
 
     The retail stage of a day (--workdir and --date are required for it): writes the bill
-    lines (`lake/retail/date=<date>/`) and the cycle totals. The command below explains one
-    bill line.
+    lines (`lake/retail/date=<date>/`), the cycle totals and the prepaid cards' consumption.
+    Exit code 1 when a prepaid card's balance falls to a `[retail] low_balance` level (listed
+    on stderr). The command below explains one bill line.
     """
     # `retail` is a group (for `retail explain`), so its own options cannot be required:
     # click would then ask for them before `explain` too. They are checked here instead.
@@ -212,18 +213,24 @@ def retail(
         raise ConfigError(msg)
     import pyarrow.parquet as pq
 
-    from clearing.rating.retail import write_retail
+    from clearing.config import load
+    from clearing.rating.retail import low_balance_crossings, write_retail
+    from clearing.rating.stage import low_balance_problems
 
     lines, summary = write_retail(workdir, live_day(workdir, date))
+    crossings = low_balance_crossings(pq.read_table(lines), load(workdir).retail.low_balance)
     out: dict[str, Any] = {
         "bill_lines": str(lines),
         "rows": pq.ParquetFile(lines).metadata.num_rows,
         "summary": str(summary),
+        "warnings": [],
+        "problems": low_balance_problems(crossings),
     }
     if as_json:
         typer.echo(json.dumps(out))
     else:
         typer.echo(f"{out['rows']} bill line(s) → {lines}\ncycle totals → {summary}")
+    exit_on_problems(out)
 
 
 @app.command(

@@ -56,13 +56,14 @@ lines; :func:`rate_retail` takes that carried state as ``opening`` and ``passes`
 from __future__ import annotations
 
 import re
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, NamedTuple
 
 import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from clearing import config, lake
 from clearing.errors import ConfigError, ValueRangeError
@@ -72,6 +73,8 @@ from clearing.rating.retail_sql import DAY_PASS_SECONDS
 from clearing.rating.retail_tables import RetailTables, load_retail_tables, prepare_tables
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from decimal import Decimal
     from pathlib import Path
 
     from clearing.rating.retail_tables import TableLike
@@ -85,10 +88,13 @@ __all__ = [
     "RULES",
     "SUMMARY_SCHEMA",
     "CardRating",
+    "Crossing",
     "RetailResult",
+    "low_balance_crossings",
     "rate_retail",
     "rerate_card",
     "slices_for",
+    "spent_after",
     "untimed",
     "write_retail",
 ]
@@ -130,6 +136,56 @@ class Untimed(NamedTuple):
     events: int
 
 
+class Crossing(NamedTuple):
+    """A prepaid line that took its card's balance from above a warning level to it or below."""
+
+    imsi: str
+    sub_number: str
+    level: Decimal  # in currency units
+    balance_after: int  # at ``scale``
+    currency: str
+    scale: int
+    start_utc: datetime | None
+    line: tuple[str, int]  # file, event index
+
+
+def low_balance_crossings(lines: pa.Table, levels: Sequence[Decimal]) -> list[Crossing]:
+    """The lines of ``lines`` whose card's balance crossed one of ``levels`` (currency units).
+
+    A crossing of level ``L`` (at the line's scale): balance before the line ``> L`` and after
+    ``<= L``. By card, then time, then level (highest first).
+    """
+    if not levels or lines.num_rows == 0:
+        return []
+    cols = ["imsi", "sub_number", "balance_after", "amount", "currency", "scale", "start_utc"]
+    prepaid = lines.filter(pc.is_valid(lines.column("balance_after")))
+    out = []
+    for r, file, index in zip(
+        prepaid.select(cols).to_pylist(),
+        prepaid.column("file").to_pylist(),
+        prepaid.column("event_index").to_pylist(),
+        strict=True,
+    ):
+        after = int(r["balance_after"])
+        before = after + int(r["amount"] or 0)
+        for level in levels:
+            bound = level.scaleb(int(r["scale"]))
+            if before > bound >= after:
+                out.append(
+                    Crossing(
+                        r["imsi"],
+                        r["sub_number"],
+                        level,
+                        after,
+                        r["currency"],
+                        int(r["scale"]),
+                        r["start_utc"],
+                        (file, index),
+                    )
+                )
+    return sorted(out, key=lambda c: (c.imsi, c.start_utc or datetime.min, -c.level))
+
+
 class RetailResult(NamedTuple):
     """What :func:`rate_retail` returns: bill lines (one per event) and the cycle summary."""
 
@@ -167,6 +223,12 @@ def _opening(opening: TableLike | None) -> pa.Table:
     if opening is None:
         return SUMMARY_SCHEMA.empty_table()
     table = opening if isinstance(opening, pa.Table) else pa.table(opening)
+    for field in SUMMARY_SCHEMA:  # a summary written before the column existed
+        if field.name not in table.column_names:
+            fill = pa.nulls(len(table), field.type)
+            if not field.nullable:
+                fill = pa.array([0] * len(table), field.type)
+            table = table.append_column(field.name, fill)
     return table.select(SUMMARY_SCHEMA.names).cast(SUMMARY_SCHEMA)
 
 
@@ -186,6 +248,19 @@ def _passes(passes: TableLike | None) -> pa.Table:
         return PASSES_SCHEMA.empty_table()
     table = passes if isinstance(passes, pa.Table) else pa.table(passes)
     return table.select(PASSES_SCHEMA.names).cast(PASSES_SCHEMA)
+
+
+#: What each card's prepaid lines consumed so far (see :func:`rate_retail`'s ``spent``; the
+#: lake's ``retail_balance``).
+SPENT_SCHEMA = pa.schema([pa.field("imsi", pa.string()), pa.field("spent", pa.int64())])
+
+
+def _spent(spent: TableLike | None) -> pa.Table:
+    """The carried prepaid consumption as :data:`SPENT_SCHEMA` (none: an empty table)."""
+    if spent is None:
+        return SPENT_SCHEMA.empty_table()
+    table = spent if isinstance(spent, pa.Table) else pa.table(spent)
+    return table.select(SPENT_SCHEMA.names).cast(SPENT_SCHEMA)
 
 
 def _to_schema(table: pa.Table, schema: pa.Schema) -> pa.Table:
@@ -229,6 +304,8 @@ def rate_retail(
     opening: TableLike | None = None,
     passes: TableLike | None = None,
     plan_defaults: TableLike | None = None,
+    topups: TableLike | None = None,
+    spent: TableLike | None = None,
 ) -> RetailResult:
     """Rate events at retail, per sub-number; see the module docstring for the rules.
 
@@ -257,6 +334,9 @@ def rate_retail(
             covered by it (the latest). None: no pass open.
         plan_defaults: rates table ``plan_defaults`` (the plans of sub-numbers without one
             of their own, see :mod:`clearing.rating.retail_plans`). None: no defaults.
+        topups: rates table ``topups`` (prepaid credit). None: no credit.
+        spent: what each card's prepaid lines consumed before these events (``imsi``,
+            ``spent`` at the plan's scale). None: nothing.
 
     Returns:
         ``RetailResult(bill_lines, summary)``: :data:`BILL_LINE_SCHEMA` (one row per event,
@@ -285,6 +365,8 @@ def rate_retail(
             opening=opening,
             passes=passes,
             plan_defaults=plan_defaults,
+            topups=topups,
+            spent=spent,
         )
     except (duckdb.OutOfRangeException, duckdb.ConversionException) as e:
         first = str(e).splitlines()[0]
@@ -309,9 +391,11 @@ def _rate_retail(
     opening: TableLike | None,
     passes: TableLike | None,
     plan_defaults: TableLike | None,
+    topups: TableLike | None,
+    spent: TableLike | None,
 ) -> RetailResult:
     offset = _offset_seconds(cycle_of)
-    ref = prepare_tables(subscribers, sub_numbers, plans, plans_tiers, plan_defaults)
+    ref = prepare_tables(subscribers, sub_numbers, plans, plans_tiers, plan_defaults, topups)
     ev = _events_arrow(events, local=offset is None)
     con = duckdb.connect()
     try:
@@ -319,6 +403,7 @@ def _rate_retail(
         register_tables(con, ref)
         con.register("opening_in", _opening(opening))
         con.register("passes_in", _passes(passes))
+        con.register("spent_in", _spent(spent))
         steps.load_numbers(con)
         steps.load_events(con, offset)
         steps.attribute(con, offset, primary_decides=primary_msisdn_decides)
@@ -327,6 +412,7 @@ def _rate_retail(
         steps.day_passes(con)
         steps.bands(con)
         steps.usage(con)
+        steps.balances(con, offset)
         rated = con.sql(steps.lines_sql()).to_arrow_table()
         order = con.sql(steps.ORDER_SQL).to_arrow_table().column("eid").to_numpy()
         con.register("lines", rated)
@@ -417,16 +503,16 @@ def _carried(
     files = lake.files(root, lake.RETAIL_SUMMARY, days)
     opening = SUMMARY_SCHEMA.empty_table()
     if files:
-        names = ", ".join(SUMMARY_SCHEMA.names)
         opening = con.sql(
             f"""
-            SELECT {names} FROM read_parquet([{_listing(files)}], filename = true,
+            SELECT * EXCLUDE (filename) FROM read_parquet([{_listing(files)}], filename = true,
                 union_by_name = true, hive_partitioning = false)
             WHERE {cards}
             QUALIFY row_number() OVER (PARTITION BY imsi, sub_number, plan_id, cycle_start
                 ORDER BY filename DESC) = 1
             """
         ).to_arrow_table()  # `date=YYYY-MM-DD` folders: by file name is by date
+        opening = _opening(opening)
     days = _days(earliest - timedelta(days=1), day - timedelta(days=1))
     files = lake.files(root, lake.RETAIL, days)
     passes = PASSES_SCHEMA.empty_table()
@@ -536,32 +622,78 @@ def _write_day(
         todays = _read_events(con, lake.files(root, lake.EVENTS_IN, [day]))
         if todays is None or todays.num_rows == 0:
             lines, summary = BILL_LINE_SCHEMA.empty_table(), SUMMARY_SCHEMA.empty_table()
+            spent = _spent_before(root, day)
         else:
             con.register("today_all", todays)
             earliest = _earliest(con, day)
             for missed in _unbilled(root, day, earliest):
                 # processing order: an earlier day is billed before this one carries from it
                 _write_day(root, missed, tables, clock=clock, memory_mb=memory_mb)
+            spent = _spent_before(root, day)
             opening, passes = _carried(con, root, day, earliest)
+            carried = (opening, passes, spent)
             n = slices_for(todays.num_rows, memory_mb)
             parts = [
-                _rate_slice(con, todays, tables, (opening, passes), clock=clock, slice_=(k, n))
+                _rate_slice(con, todays, tables, carried, clock=clock, slice_=(k, n))
                 for k in range(n)
             ]
             lines, summary = _joined(parts)
     finally:
         con.close()
-    return (
+    out = (
         lake.write(root, lake.RETAIL, day, lines),
         lake.write(root, lake.RETAIL_SUMMARY, day, summary),
     )
+    lake.write(root, lake.RETAIL_BALANCE, day, spent_after(spent, lines))
+    return out
+
+
+def _spent_before(root: Path, day: date) -> pa.Table:
+    """The prepaid consumption carried into ``day``: the latest earlier balances file."""
+    for d in sorted((d for d in lake.dates(root, lake.RETAIL_BALANCE) if d < day), reverse=True):
+        found = lake.files(root, lake.RETAIL_BALANCE, [d])
+        if found:
+            return pq.read_table(found[0]).cast(lake.RETAIL_BALANCE_SCHEMA)
+    return lake.RETAIL_BALANCE_SCHEMA.empty_table()
+
+
+def spent_after(before: pa.Table, lines: pa.Table) -> pa.Table:
+    """The prepaid consumption after a day: ``before`` plus the day's prepaid lines, by card.
+
+    A prepaid line is one with a ``balance_after``; every card of ``before`` is kept.
+    """
+    con = duckdb.connect()
+    try:
+        con.register("before", before)
+        con.register(
+            "lines", lines.select(["imsi", "amount", "balance_after", "currency", "scale"])
+        )
+        return (
+            con.sql(
+                """
+            SELECT imsi, CAST(coalesce(b.spent, 0) + coalesce(d.spent, 0) AS BIGINT) AS spent,
+                coalesce(d.currency, b.currency) AS currency, coalesce(d.scale, b.scale) AS scale
+            FROM before b
+            FULL JOIN (
+                SELECT imsi, sum(amount) AS spent, any_value(currency) AS currency,
+                    any_value(scale) AS scale
+                FROM lines WHERE balance_after IS NOT NULL GROUP BY imsi
+            ) d USING (imsi)
+            ORDER BY imsi
+            """
+            )
+            .to_arrow_table()
+            .cast(lake.RETAIL_BALANCE_SCHEMA)
+        )
+    finally:
+        con.close()
 
 
 def _rate_slice(
     con: duckdb.DuckDBPyConnection,
     todays: pa.Table,
     tables: RetailTables,
-    carried: tuple[pa.Table, pa.Table],
+    carried: tuple[pa.Table, pa.Table, pa.Table],
     *,
     clock: str,
     slice_: tuple[int, int],
@@ -580,10 +712,10 @@ def _rate_slice(
 
 
 def _rate_carried(
-    events: pa.Table, tables: RetailTables, clock: str, carried: tuple[pa.Table, pa.Table]
+    events: pa.Table, tables: RetailTables, clock: str, carried: tuple[pa.Table, pa.Table, pa.Table]
 ) -> RetailResult:
-    """:func:`rate_retail` of ``events`` after the ``carried`` (opening, passes) state."""
-    opening, passes = carried
+    """:func:`rate_retail` of ``events`` after the ``carried`` (opening, passes, spent) state."""
+    opening, passes, spent = carried
     return rate_retail(
         events,
         tables.subscribers,
@@ -594,6 +726,8 @@ def _rate_carried(
         opening=opening,
         passes=passes,
         plan_defaults=tables.plan_defaults,
+        topups=tables.topups,
+        spent=spent,
     )
 
 
@@ -688,7 +822,8 @@ def rerate_card(workdir: Path, day: date, imsi: str) -> CardRating:
         opening, passes = _carried(con, root, day, earliest)
     finally:
         con.close()
-    result = _rate_carried(mine, tables, clock, (opening, passes))
+    spent = _spent_before(root, day)
+    result = _rate_carried(mine, tables, clock, (opening, passes, spent))
     return CardRating(mine, _opening(opening), _passes(passes), result, tables, clock)
 
 

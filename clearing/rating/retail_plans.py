@@ -49,14 +49,15 @@ _END = "DATE '9999-12-31'"
 def register_tables(con: duckdb.DuckDBPyConnection, tables: RetailTables) -> None:
     """Register the reference tables and the resolved sub-numbers in ``con``.
 
-    Names: ``subs``, ``nums_raw`` (as given), ``plans``, ``plans_tiers``, ``plan_defaults``
-    and ``nums_in`` (resolved, see :func:`assign_plans`).
+    Names: ``subs``, ``nums_raw`` (as given), ``plans``, ``plans_tiers``, ``plan_defaults``,
+    ``topups`` and ``nums_in`` (resolved, see :func:`assign_plans`).
     """
     con.register("subs", tables.subscribers)
     con.register("nums_raw", tables.sub_numbers)
     con.register("plans", tables.plans)
     con.register("plans_tiers", tables.plans_tiers)
     con.register("plan_defaults", tables.plan_defaults)
+    con.register("topups", tables.topups)
     con.register("nums_in", _assign(con))
 
 

@@ -113,6 +113,7 @@ class _State:
     used: dict[tuple[Any, ...], int] = field(default_factory=dict)  # (account, service) → units
     # sub-number → the start of every pass it opened
     pass_starts: dict[tuple[str, str], list[int]] = field(default_factory=dict)
+    spent: dict[str, int] = field(default_factory=dict)  # card → what its prepaid lines took
 
 
 def rate_rows(
@@ -151,6 +152,11 @@ def rate_rows(
     for row in tables.plans_tiers.to_pylist():
         tiers.setdefault((row["plan_id"], row["service"]), []).append(row)
     defaults = tables.plan_defaults.to_pylist()
+    credit: dict[str, list[tuple[int, int]]] = {}  # card → (time, amount) of each credit
+    for row in tables.topups.to_pylist():
+        hh, mm, *ss = (int(x) for x in row["time"].split(":"))
+        when = (row["day"] - _EPOCH).days * 86400 + hh * 3600 + mm * 60 + (ss[0] if ss else 0)
+        credit.setdefault(row["imsi"], []).append((when - offset, row["amount"]))
 
     rows = events.to_pylist()
     for row in rows:
@@ -167,18 +173,28 @@ def rate_rows(
     )
     state = _State()
     out: list[dict[str, Any]] = []
+    ref = _Ref(subs, nums, plans, tiers, defaults)
     for ev in rows:
-        out.append(
-            _rate_one(
-                ev,
-                _Ref(subs, nums, plans, tiers, defaults),
-                state,
-                local,
-                offset,
-                primary_msisdn_decides,
-            )
-        )
+        line = _rate_one(ev, ref, state, local, offset, primary_msisdn_decides)
+        line["balance_after"] = line["over_balance_amount"] = None
+        line["over_balance"] = None if line["amount"] is None else False
+        if line["plan_id"] is not None and _kind(ref, line) == "prepaid":
+            # the card's credit up to the event, minus everything its prepaid lines took
+            spent = state.spent.get(ev["imsi"], 0) + line["amount"]
+            state.spent[ev["imsi"]] = spent
+            got = sum(a for when, a in credit.get(ev["imsi"], []) if when <= ev["_t"])
+            before = got - (spent - line["amount"])
+            covered = min(max(before, 0), line["amount"])
+            line["balance_after"] = got - spent
+            line["over_balance_amount"] = line["amount"] - covered
+            line["over_balance"] = line["amount"] > covered
+        out.append(line)
     return out
+
+
+def _kind(ref: _Ref, line: dict[str, Any]) -> str:
+    plan = next(p for p in ref.plans[line["plan_id"]] if p["valid_from"] == line["plan_version"])
+    return str(plan["kind"] or "postpaid")
 
 
 def _attribute(

@@ -14,6 +14,7 @@ Internal to :mod:`clearing.rating.retail`, whose docstring states the rules. The
 ``dp``     day-pass window of each covered event
 ``bands``  allowance (band 0) and tiers of each plan version and service, as lists of bounds
 ``usage``  units per band and rounded amount of each non-covered event with units
+``bal``    per line of a prepaid plan: its amount and the card's balance after it
 
 The state carried from the days already billed (processing order, see
 :func:`clearing.rating.retail.write_retail`) is registered as ``opening_in`` (summary rows: a
@@ -23,6 +24,9 @@ passes already opened); :func:`load_state` turns them into
 ``open_units``  per account and service, the units already billed (their allowance and tiers
                 are used up first)
 ``old_passes``  per ``chain``, the start (epoch s) of each pass already opened
+
+and ``spent_in`` (``imsi, spent``: what the card's prepaid lines consumed so far) is read by
+:func:`balances` with the registered ``topups`` (the cards' credit).
 
 :func:`lines_sql` selects the bill lines; :func:`summary_sql` aggregates them (registered back
 as ``lines``) and :func:`merged_summary_sql` adds the carried totals.
@@ -48,6 +52,7 @@ __all__ = [
     "ORDER_SQL",
     "UNITS",
     "attribute",
+    "balances",
     "bands",
     "day_passes",
     "first_row",
@@ -257,6 +262,7 @@ def rate_rows(con: duckdb.DuckDBPyConnection) -> None:
         SELECT row_number() OVER (ORDER BY k.plan_id, k.anchor, k.active_days, k.cycle_days)
                 AS pvid, k.plan_id, k.anchor, k.active_days, k.cycle_days,
             p.plan_id IS NOT NULL AS found, p.valid_from AS plan_version, p.currency, p.scale,
+            coalesce(p.kind, 'postpaid') AS kind,
             p.voice_increment_s, p.data_increment_kb, p.day_pass_price,
             coalesce(p.day_pass_scope, 'sub_number') AS pass_scope,
             string_split(coalesce(p.day_pass_services, ''), ' ') AS pass_services,
@@ -510,6 +516,71 @@ def usage(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def balances(con: duckdb.DuckDBPyConnection, offset: int | None) -> None:
+    """``bal``: the prepaid lines, each with its amount and the card's balance after it.
+
+    A card's balance at a line is its credit up to the event's time (``topups``: day and time on
+    the billing clock; UTC with the ``local`` clock) minus what its prepaid lines consumed:
+    those carried (``spent_in``) and the day's up to this line, in event order.
+
+    Raises:
+        ConfigError: a card's credit is in another currency than its prepaid plan.
+    """
+    shift = 0 if offset is None else offset
+    con.execute(
+        f"""
+        CREATE TEMP TABLE credit AS
+        SELECT imsi, t, any_value(currency) AS currency, count(DISTINCT currency) AS currencies,
+            sum(sum(amount)) OVER (PARTITION BY imsi ORDER BY t) AS credit
+        FROM (
+            SELECT imsi, amount, currency,
+                (day - DATE '1970-01-01') * 86400
+                + CAST(split_part(time, ':', 1) AS BIGINT) * 3600
+                + CAST(split_part(time, ':', 2) AS BIGINT) * 60
+                + coalesce(TRY_CAST(nullif(split_part(time, ':', 3), '') AS BIGINT), 0)
+                - {shift} AS t
+            FROM topups
+        )
+        GROUP BY imsi, t;
+        CREATE TEMP TABLE bal AS
+        WITH p AS (
+            SELECT r.eid, r.t, n.imsi, pv.currency,
+                coalesce(u.amount, 0)
+                    + CASE WHEN d.opener THEN pv.day_pass_price ELSE 0 END AS amount
+            FROM r
+            JOIN pv USING (pvid)
+            JOIN (SELECT DISTINCT chain, imsi FROM nums) n USING (chain)
+            LEFT JOIN usage u USING (eid)
+            LEFT JOIN dp d USING (eid)
+            WHERE pv.kind = 'prepaid'
+        ), s AS (
+            SELECT p.*, CAST(coalesce(o.spent, 0) + sum(p.amount) OVER (PARTITION BY p.imsi
+                ORDER BY p.eid ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS BIGINT)
+                AS spent_after
+            FROM p LEFT JOIN spent_in o USING (imsi)
+        )
+        SELECT s.eid, s.imsi, s.currency, s.amount,
+            CAST(coalesce(c.credit, 0) - s.spent_after AS BIGINT) AS balance_after
+        FROM s ASOF LEFT JOIN credit c ON c.imsi = s.imsi AND c.t <= s.t
+        """
+    )
+    wrong = first_row(
+        con,
+        """
+        SELECT c.imsi, string_agg(DISTINCT c.currency, ', '), any_value(b.currency)
+        FROM credit c JOIN (SELECT DISTINCT imsi, currency FROM bal) b USING (imsi)
+        WHERE c.currency <> b.currency OR c.currencies > 1
+        GROUP BY c.imsi ORDER BY 1 LIMIT 1
+        """,
+    )
+    if wrong is not None:
+        msg = (
+            f"rates table `topups`: card {wrong[0]} is credited in {wrong[1]}, and its prepaid "
+            f"plan bills in {wrong[2]}; credit a card in its plan's currency"
+        )
+        raise ConfigError(msg)
+
+
 def lines_sql() -> str:
     """The bill lines' rating columns, in no particular order (see :data:`ORDER_SQL`).
 
@@ -529,6 +600,15 @@ def lines_sql() -> str:
         "usage_amount": "coalesce(u.amount, 0)",
         "day_pass_amount": pass_amount,
         "amount": f"coalesce(u.amount, 0) + {pass_amount}",
+        "balance_after": "b.balance_after",
+        # the part of the line's amount beyond the balance left before it
+        "over_balance_amount": (
+            "b.amount - least(greatest(b.balance_after + b.amount, 0), b.amount)"
+        ),
+        "over_balance": (
+            "coalesce(b.amount - least(greatest(b.balance_after + b.amount, 0), b.amount) > 0,"
+            " FALSE)"
+        ),
     }
     only_rated = ",\n    ".join(
         f"CASE WHEN r.eid IS NULL THEN NULL ELSE {expr} END AS {name}"
@@ -546,6 +626,7 @@ LEFT JOIN accts USING (acct)
 LEFT JOIN usage u USING (eid)
 LEFT JOIN dp d USING (eid)
 LEFT JOIN pv ON pv.pvid = r.pvid
+LEFT JOIN bal b USING (eid)
 """
 
 
@@ -559,6 +640,8 @@ WITH per_acct AS (
     SELECT acct, count(*) AS events,
         {per_service},
         count(*) FILTER (WHERE day_pass_charged) AS day_passes,
+        count(*) FILTER (WHERE over_balance) AS over_balance_events,
+        CAST(coalesce(sum(over_balance_amount), 0) AS BIGINT) AS over_balance_amount,
         CAST(sum(day_pass_amount) AS BIGINT) AS day_pass_amount,
         CAST(sum(usage_amount) AS BIGINT) AS usage_amount,
         CAST(sum(amount) AS BIGINT) AS amount

@@ -51,10 +51,13 @@ __all__ = [
 ]
 
 #: The tables retail rating reads, in dependency order.
-RETAIL_TABLES = ("subscribers", "sub_numbers", "plans", "plans_tiers", "plan_defaults")
+RETAIL_TABLES = ("subscribers", "sub_numbers", "plans", "plans_tiers", "plan_defaults", "topups")
 
 #: Tables that may be absent from a rates folder (read as empty).
-OPTIONAL_TABLES = frozenset({"plan_defaults"})
+OPTIONAL_TABLES = frozenset({"plan_defaults", "topups"})
+
+#: Tables of dated facts rather than versions (no ``valid_to``).
+_EVENTS = frozenset({"topups"})
 
 #: Retail services, in bill order.
 SERVICES = lake.RETAIL_SERVICES
@@ -144,6 +147,7 @@ class RetailTables:
     plans: pa.Table
     plans_tiers: pa.Table
     plan_defaults: pa.Table
+    topups: pa.Table
 
 
 # ---------------------------------------------------------------------------------------------
@@ -389,6 +393,7 @@ def prepare_tables(
     plans: TableLike,
     plans_tiers: TableLike,
     plan_defaults: TableLike | None = None,
+    topups: TableLike | None = None,
 ) -> RetailTables:
     """Check and normalise the reference tables; return them as Arrow tables.
 
@@ -406,18 +411,20 @@ def prepare_tables(
             default naming no plan.
     """
     defaults = _empty("plan_defaults") if plan_defaults is None else plan_defaults
-    inputs = (subscribers, sub_numbers, plans, plans_tiers, defaults)
+    credit = _empty("topups") if topups is None else topups
+    inputs = (subscribers, sub_numbers, plans, plans_tiers, defaults, credit)
     frames: dict[str, pl.DataFrame] = {}
     for name, data in zip(RETAIL_TABLES, inputs, strict=True):
         df = _to_polars(name, data)
         _check_columns(name, df)
-        frames[name] = _resolve_validity(name, df, _key(name))
-    subs, nums, plan, tiers, dflt = (frames[n] for n in RETAIL_TABLES)
+        frames[name] = df if name in _EVENTS else _resolve_validity(name, df, _key(name))
+    subs, nums, plan, tiers, dflt, credit_ = (frames[n] for n in RETAIL_TABLES)
 
     _check_reference("sub_numbers", nums, "imsi", "subscribers", subs)
     _check_reference("sub_numbers", nums, "plan_id", "plans", plan)
     _check_reference("plans_tiers", tiers, "plan_id", "plans", plan)
     _check_reference("plan_defaults", dflt, "plan_id", "plans", plan)
+    _check_reference("topups", credit_, "imsi", "subscribers", subs)
 
     # one primary per card at any time, and it is the card's own msisdn
     primaries = nums.filter(pl.col("role") == "primary")
@@ -463,6 +470,7 @@ def prepare_tables(
         plans=plan.to_arrow(),
         plans_tiers=tiers.to_arrow(),
         plan_defaults=dflt.to_arrow(),
+        topups=credit_.sort("imsi", "day", "time").to_arrow(),
     )
 
 

@@ -8,11 +8,21 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clearing.stage import StageContext, StepResult, stage
 
-__all__ = ["attribution_shares", "rate", "rerate", "retail"]
+if TYPE_CHECKING:
+    from clearing.rating.retail import Crossing
+
+__all__ = [
+    "LISTED_CROSSINGS",
+    "attribution_shares",
+    "low_balance_problems",
+    "rate",
+    "rerate",
+    "retail",
+]
 
 
 @stage("rate")
@@ -71,7 +81,7 @@ def retail(ctx: StageContext) -> StepResult:
     """Rate our subscribers' accepted usage abroad per sub-number."""
     import pyarrow.parquet as pq
 
-    from clearing.rating.retail import untimed, write_retail
+    from clearing.rating.retail import low_balance_crossings, untimed, write_retail
 
     lines, _summary = write_retail(
         ctx.workdir.root,
@@ -97,7 +107,38 @@ def retail(ctx: StageContext) -> StepResult:
         )
     if missing:  # the key is only there when something is unbilled
         detail["no_utc_start"] = sum(m.events for m in missing)
+    crossings = low_balance_crossings(pq.read_table(lines), ctx.settings.retail.low_balance)
+    if crossings:
+        detail["low_balance"] = dict(Counter(str(c.level) for c in crossings))
+    problems += low_balance_problems(crossings)
     return StepResult("retail", detail, problems=problems)
+
+
+#: At most this many low-balance crossings are listed one by one in a run's anomalies.
+LISTED_CROSSINGS = 20
+
+
+def low_balance_problems(crossings: list[Crossing]) -> list[str]:
+    """One anomaly line per crossing (the first :data:`LISTED_CROSSINGS`), then a count."""
+    from decimal import Decimal
+
+    out = []
+    for c in crossings[:LISTED_CROSSINGS]:
+        when = c.start_utc.strftime("%Y-%m-%d %H:%M:%SZ") if c.start_utc else "?"
+        left = Decimal(c.balance_after).scaleb(-c.scale)
+        out.append(
+            f"retail: prepaid card {c.imsi} (number {c.sub_number}) is at {c.currency} "
+            f"{left} after its event of {when} (file {c.line[0]}, "
+            f"event {c.line[1]}): at or below the {c.currency} {c.level} warning level; "
+            "tell the subscriber to top up (a top-up goes into the rates table `topups`)"
+        )
+    more = len(crossings) - LISTED_CROSSINGS
+    if more > 0:
+        out.append(
+            f"retail: {more} more low-balance crossing(s) of prepaid cards; list them with "
+            "`clearing find --imsi` or from the bill lines' `balance_after`"
+        )
+    return out
 
 
 def attribution_shares(by_rule: dict[str, int]) -> str:

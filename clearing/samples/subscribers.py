@@ -15,7 +15,9 @@ Five HKD plans (scale 2, integer cents), each with a recurring fee per sub-numbe
 doubles the data), ``DATA_PLUS`` (per-second voice, tiered data: HK$0.80/MB for the first
 100 MB beyond the allowance, HK$0.30/MB after), ``DAY_PASS`` (HK$98 per 24 h window covering
 calls, SMS and data), ``NUMBER`` (for local and virtual numbers) and ``CORP_PASS`` (a card-wide
-day pass: one HK$128 pass covers every number of the card on the plan).
+day pass: one HK$128 pass covers every number of the card on the plan), and ``PREPAID`` (pay as
+you go from the card's balance: an opening credit on 2026-11-01 and, for half of the cards, a
+HK$100 top-up on 2026-11-22 at noon, in ``topups``).
 
 Plan assignment: about one card in five belongs to a corporate account (``group_id``). The
 numbers of ``ACME`` cards have no plan of their own and take the group's default
@@ -121,6 +123,16 @@ PLANS: tuple[Row, ...] = (
         "valid_from": "2024-01-01",
     },
     {
+        "plan_id": "PREPAID",
+        "name": "Roam Prepaid",
+        "kind": "prepaid",
+        "currency": "HKD",
+        "scale": 2,
+        "voice_increment_s": 60,
+        "data_increment_kb": 1,
+        "valid_from": "2024-01-01",
+    },
+    {
         "plan_id": "CORP_PASS",
         "name": "Corporate Day Pass",
         "currency": "HKD",
@@ -156,6 +168,11 @@ _TIERS: tuple[tuple[str, str, int, int], ...] = (
     ("DATA_PLUS", "data", 100, 30),
     ("DAY_PASS", "sms_mt", 0, 0),
     ("CORP_PASS", "sms_mt", 0, 0),
+    ("PREPAID", "voice_mo", 0, 300),
+    ("PREPAID", "voice_mt", 0, 150),
+    ("PREPAID", "sms_mo", 0, 200),
+    ("PREPAID", "sms_mt", 0, 0),
+    ("PREPAID", "data", 0, 20),
     ("NUMBER", "voice_mo", 0, 150),
     ("NUMBER", "voice_mt", 0, 100),
     ("NUMBER", "sms_mo", 0, 100),
@@ -196,14 +213,26 @@ def _number(rng: random.Random, prefix: str, length: int) -> str:
     return prefix + "".join(str(rng.randrange(10)) for _ in range(length - len(prefix)))
 
 
+def _credit(imsi: str, day: str, time: str, kind: str, amount: int) -> Row:
+    return {
+        "imsi": imsi,
+        "day": day,
+        "time": time,
+        "kind": kind,
+        "amount": amount,
+        "currency": "HKD",
+    }
+
+
 def subscriber_rows() -> dict[str, list[Row]]:
-    """The sample rows of the five retail tables, by table name (deterministic)."""
+    """The sample rows of the six retail tables, by table name (deterministic)."""
     rng = random.Random("hkgcl-sub-numbers")
     # a separate stream, so that the cards' numbers and plans stay those of the world before
     groups = random.Random("hkgcl-groups")
     used = {msisdn for _, msisdn in home_subscribers()}
     subscribers: list[Row] = []
     numbers: list[Row] = []
+    topups: list[Row] = []
 
     def fresh(prefix: str, length: int) -> str:
         while True:
@@ -224,6 +253,12 @@ def subscriber_rows() -> dict[str, list[Row]]:
             }
         )
         plan = rng.choices(("BASIC", "DATA_PLUS", "DAY_PASS"), (45, 30, 25))[0]
+        if group is None and groups.random() < 0.12:
+            plan = "PREPAID"
+            opening = groups.choice((5000, 10000, 20000))
+            topups.append(_credit(imsi, "2026-11-01", "00:00", "opening", opening))
+            if groups.random() < 0.5:
+                topups.append(_credit(imsi, "2026-11-22", "12:00", "topup", 10000))
         numbers.append(
             {
                 "msisdn": msisdn,
@@ -272,6 +307,7 @@ def subscriber_rows() -> dict[str, list[Row]]:
         "plans": list(PLANS),
         "plans_tiers": list(PLANS_TIERS),
         "plan_defaults": list(PLAN_DEFAULTS),
+        "topups": topups,
     }
 
 
@@ -310,8 +346,9 @@ def _csv(table: str, rows: list[Row]) -> str:
 def write_subscriber_sources(rates_dir: Path) -> list[Path]:
     """Write the retail reference sources into ``rates_dir/sources``; return their paths.
 
-    Writes ``subscribers.csv``, ``sub_numbers.csv``, ``plans.csv``, ``plans_tiers.csv`` and
-    ``plan_defaults.csv`` (the columns of their ``specs/rates`` schemas). Same bytes on every call.
+    Writes ``subscribers.csv``, ``sub_numbers.csv``, ``plans.csv``, ``plans_tiers.csv``,
+    ``plan_defaults.csv`` and ``topups.csv`` (the columns of their ``specs/rates`` schemas).
+    Same bytes on every call.
     """
     out = rates_dir / "sources"
     out.mkdir(parents=True, exist_ok=True)

@@ -47,7 +47,7 @@ from clearing.rating.retail_tables import load_retail_tables
 events = pq.read_table(events_path).slice(0, n)
 t = load_retail_tables(rates)
 refs = (t.subscribers, t.sub_numbers, t.plans, t.plans_tiers)
-kw = {"plan_defaults": t.plan_defaults} if hasattr(t, "plan_defaults") else {}
+kw = {"plan_defaults": t.plan_defaults, "topups": t.topups} if hasattr(t, "topups") else {}
 rate_retail(events.slice(0, 1000), *refs, cycle_of="+0800", **kw)  # warm: imports, first queries
 gc.collect()
 before = psutil.Process().memory_info().rss // 1024

@@ -61,6 +61,7 @@ def test_a_ciber_call_of_ours_is_rated_on_its_utc_start(tmp_path: Path) -> None:
         t.plans_tiers,
         cycle_of="+0800",
         plan_defaults=t.plan_defaults,
+        topups=t.topups,
     )
     (line,) = lines.to_pylist()
     assert line["start_utc"] == dt.datetime(2026, 12, 7, 19, 30, 0, tzinfo=dt.UTC)

@@ -61,6 +61,7 @@ def rate(events: pa.Table, t: RetailTables, **kw: Any) -> tuple[pl.DataFrame, pl
         t.plans_tiers,
         cycle_of="+0800",
         plan_defaults=t.plan_defaults,
+        topups=t.topups,
         **kw,
     )
     return pl.DataFrame(pl.from_arrow(lines)), pl.DataFrame(pl.from_arrow(summary))
@@ -95,6 +96,13 @@ def test_sample_events_exercise_the_rules(sample: tuple[pa.Table, RetailTables])
     assert set(levels["plan_level"]) == {"user", "group", "global"}
     assert set(levels.filter(pl.col("plan_level") == "group")["plan_id"]) == {"CORP_PASS"}
     assert set(levels.filter(pl.col("plan_level") == "global")["plan_id"]) == {"BASIC"}
+    # prepaid cards consume their balance; some go beyond it
+    prepaid = lines.filter(pl.col("plan_id") == "PREPAID")
+    assert prepaid["balance_after"].null_count() == 0 < prepaid.height
+    assert lines.filter(pl.col("plan_id") != "PREPAID")["balance_after"].null_count() == (
+        lines.height - prepaid.height
+    )
+    assert prepaid["over_balance"].sum() > 0
     # CORP_PASS's pass is card-wide: one window covers lines of two numbers of one card
     corp = lines.filter((pl.col("plan_id") == "CORP_PASS") & pl.col("day_pass_start").is_not_null())
     shared = corp.group_by("imsi", "day_pass_start").agg(pl.col("sub_number").n_unique())
@@ -125,6 +133,9 @@ def _comparable(rows: list[dict[str, Any]]) -> dict[tuple[Any, ...], tuple[Any, 
         "usage_amount",
         "day_pass_amount",
         "amount",
+        "balance_after",
+        "over_balance_amount",
+        "over_balance",
     )
     return {
         (r["sender"], r["file_sequence_number"], r["event_index"]): tuple(r[c] for c in cols)
@@ -158,7 +169,7 @@ def test_vectorised_rating_equals_the_per_event_reference(
     want = _comparable(reference)
     assert len(got) == len(want) == big.num_rows
     diff = [k for k in want if got[k] != want[k]]
-    assert not diff, (diff[:3], [got[k] for k in diff[:3]], [want[k] for k in diff[:3]])
+    assert not diff, (diff[:3], [got[k][-6:] for k in diff[:3]], [want[k][-6:] for k in diff[:3]])
     assert lines["amount"].sum() > 10_000_000  # HK$100,000: the comparison covers real money
 
 

@@ -209,7 +209,7 @@ def test_sample_sources_load_and_are_deterministic(tmp_path: Path) -> None:
     assert counts["primary"] == 240
     assert min(counts["local"], counts["virtual"], counts["data"]) >= 30
     plans = {r["plan_id"] for r in subscriber_rows()["plans"]}
-    assert plans == {"BASIC", "DATA_PLUS", "DAY_PASS", "NUMBER", "CORP_PASS"}
+    assert plans == {"BASIC", "DATA_PLUS", "DAY_PASS", "NUMBER", "CORP_PASS", "PREPAID"}
 
 
 def test_imported_parquet_reads_like_the_sources(tmp_path: Path) -> None:
