@@ -199,7 +199,7 @@ def retail(
     The retail stage of a day (--workdir and --date are required for it): writes the bill
     lines (`lake/retail/date=<date>/`), the cycle totals and the prepaid cards' consumption.
     Exit code 1 when a prepaid card's balance falls to a `[retail] low_balance` level (listed
-    on stderr). The command below explains one bill line.
+    on stderr). The commands below explain one bill line and write statements.
     """
     # `retail` is a group (for `retail explain`), so its own options cannot be required:
     # click would then ask for them before `explain` too. They are checked here instead.
