@@ -13,7 +13,7 @@ group under its name; the top-level verbs of a module merged into ``clearing``):
   ``rates import``), :mod:`~clearing.cli.history` (``rate explain``, ``rates versions``),
   :mod:`~clearing.cli.held` (``rate recycle``), :mod:`~clearing.cli.iot`
   (``iot list|accept|dispute``), :mod:`~clearing.cli.find` (``find``),
-  :mod:`~clearing.cli.retail` (``retail explain``),
+  :mod:`~clearing.cli.retail` (``retail explain``, ``retail statement``),
   :mod:`~clearing.cli.stats` (``stats``).
 
 ``clearing -v`` / ``-q`` (before the verb) set how much goes to stderr; ``--json`` (a verb's
@@ -118,6 +118,7 @@ def _root(
 app.add_typer(run.app)  # nightly, monthly, backfill
 app.add_typer(stages.app)  # collect, send, resend, receive, outbox
 stages.retail_app.add_typer(retail.explain_app)  # retail explain
+stages.retail_app.add_typer(retail.statement_app)  # retail statement
 app.add_typer(stages.retail_app, name="retail")  # retail (the stage), retail explain
 app.add_typer(inspect.app)  # inspect
 app.add_typer(validate.app)  # validate

@@ -1,12 +1,14 @@
-"""``clearing retail explain``: why one retail bill line costs what it costs.
+"""``clearing retail explain`` (why one bill line costs what it costs) and ``retail statement``.
 
 Mounted under the ``retail`` group (:data:`clearing.cli.stages.retail_app`, whose own callback
-is the retail stage of a day); the work is :mod:`clearing.rating.retail_explain`.
+is the retail stage of a day); the work is :mod:`clearing.rating.retail_explain` and
+:mod:`clearing.settle.statement`.
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path  # noqa: TC003 (typer reads the annotations at run time)
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -21,9 +23,10 @@ from clearing.cli._common import (
     reads_workdir,
 )
 
-__all__ = ["explain", "explain_app"]
+__all__ = ["explain", "explain_app", "statement", "statement_app"]
 
 explain_app = typer.Typer()
+statement_app = typer.Typer()
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -168,3 +171,73 @@ def explain(
         return
     for text in _say(out):
         typer.echo(text)
+
+
+@statement_app.command(
+    "statement",
+    epilog=examples(
+        "clearing retail statement -w /srv/clearing --cycle 2026-11",
+        "clearing retail statement -w /srv/clearing --cycle 2026-11 \\",
+        "    --imsi 454990001007919",
+        "clearing retail statement -w /srv/clearing --cycle 2026-11 \\",
+        "    --out /tmp/bills --json",
+    ),
+)
+@handles_errors
+@reads_workdir
+def statement(
+    workdir: WorkDirOpt,
+    cycle: Annotated[
+        str, typer.Option("--cycle", help="the month YYYY-MM the cards' bill cycles start in")
+    ],
+    imsi: Annotated[str | None, typer.Option("--imsi", help="only this card (IMSI)")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="folder for the statements (default: WORKDIR/out/statements/YYYY-MM)"
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Write the retail statement of every card whose bill cycle starts in --cycle.
+
+    One statement per card (IMSI) and cycle, as `statement_<IMSI>_<YYYY-MM>.xlsx` (printable
+    on A4) and `.json`: a section per sub-number (its number, role, label, plan and plan
+    version, the recurring fee prorated, every usage line with its local time, visited network
+    and country, service, other party masked to its last 4 digits, units, allowance used,
+    overage per tier and amount; the subtotal), the tax per sub-number and the card's total.
+    Subtotal = fee + the lines' amounts; tax = subtotal × the plan's rate, rounded half up;
+    total = Σ subtotal + tax. The lines are the lake's bill lines of the cycle, late events
+    included (processing dates up to the latest present).
+
+    `--json` prints one JSON object per card, one per line (amounts as decimal strings), and
+    writes the files too. Exit code 1 when no card (or not --imsi) has a cycle starting in
+    the month.
+    """
+    from clearing.lookup import check_imsi
+    from clearing.settle.statement import cycle_month, write_statements
+
+    cycle_month(cycle)
+    if imsi is not None:
+        imsi = check_imsi(imsi)
+    done = write_statements(workdir, cycle, imsi=imsi, out=out)
+    if not done:
+        who = f"card {imsi}" if imsi is not None else "any card"
+        msg = (
+            f"no statement for {who} in cycle {cycle}: no bill cycle of it starts in {cycle} "
+            f"with fees or bill lines in `{workdir}`"
+        )
+        raise not_found(msg, as_json=as_json)
+    for st, xlsx, doc in done:
+        if as_json:
+            typer.echo(json.dumps(st.as_dict() | {"xlsx": str(xlsx), "json": str(doc)}))
+            continue
+        lines = sum(len(s.lines) for s in st.sections)
+        typer.echo(
+            f"card {st.imsi} cycle {st.cycle_start} to {st.cycle_last_day}: "
+            f"{len(st.sections)} numbers, {lines} lines, total {st.total} {st.currency}; "
+            f"`{xlsx}`"
+        )
+    if not as_json and len(done) > 1:
+        typer.echo(f"{len(done)} statements in `{done[0][1].parent}`")

@@ -199,7 +199,7 @@ def retail(
     The retail stage of a day (--workdir and --date are required for it): writes the bill
     lines (`lake/retail/date=<date>/`), the cycle totals and the prepaid cards' consumption.
     A prepaid card whose balance falls to a `[retail] low_balance` level is a warning on
-    stderr (exit code 0). The command below explains one bill line.
+    stderr (exit code 0). The commands below explain one bill line and write statements.
     """
     # `retail` is a group (for `retail explain`), so its own options cannot be required:
     # click would then ask for them before `explain` too. They are checked here instead.

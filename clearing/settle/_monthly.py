@@ -18,6 +18,8 @@ Sheets, in order:
                            MB, SMS, gross, discount, net, tax, average rate vs the IOT
 ``Exchange rates``         every fx row used: rate, source, date, events and amounts converted
 ``Retail``                 per sub-number plan: wholesale cost vs retail revenue, margin
+``Retail bills``           per plan and currency, the bill cycles starting in the period: cards,
+                           sub-numbers, fees, usage, tax, total (the statements' total)
 ``Daily trend``            receivable, payable and net per processing date; chart
 ``Re-rate deltas``         replays of the period's dates after they were sent: new − sent per
                            partner, service and currency, on their own (never in the receivable)
@@ -64,6 +66,7 @@ from clearing.settle._fx import Fx
 from clearing.settle._issue import write_issue
 from clearing.settle._lake import SDR_SCALE, Lake, MissingInputError
 from clearing.settle._returns import write_off_rows, write_offs_table
+from clearing.settle.statement import LOOK_BEFORE_DAYS, plan_rows, tax_of
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -163,6 +166,7 @@ class _Figures:
     detail: list[dict[str, Any]] = field(default_factory=list)
     rates: list[dict[str, Any]] = field(default_factory=list)
     retail: list[dict[str, Any]] = field(default_factory=list)
+    retail_bills: list[dict[str, Any]] = field(default_factory=list)
     trend: list[dict[str, Any]] = field(default_factory=list)
     audit: list[dict[str, Any]] = field(default_factory=list)
     runs: list[dict[str, Any]] = field(default_factory=list)
@@ -201,6 +205,8 @@ class _Figures:
             f.detail = _detail(lake)
             f.rates = _rates_used(lake)
             f.retail = _retail(lake)
+            f.retail_bills, bill_files = _retail_bills(lake, workdir, p)
+            files += bill_files
             f.trend = _trend(lake)
             f.deltas, delta_files = delta_rows(lake, dates)
             files += delta_files
@@ -703,6 +709,98 @@ def _retail(lake: Lake) -> list[dict[str, Any]]:
     return out
 
 
+def _retail_bills(lake: Lake, workdir: Path, p: Period) -> tuple[list[dict[str, Any]], list[Path]]:
+    """``Retail bills``: the bill cycles starting in the period, per plan and currency.
+
+    Usage is the retail **summary** (the latest row of each card, sub-number, plan and cycle
+    over the processing dates from the period's first day − 2 days to its last day: the
+    workbook reads its period only, so an event billed after the period is on the cycle's
+    statements but not here until then), fees and tax rates come from the plans in force
+    (:func:`clearing.settle.statement.plan_rows`); tax is worked per sub-number (round half up
+    of (fee + usage) × rate) and then summed. The statements sum their lines instead: the two
+    routes give the same total.
+
+    Returns:
+        The rows, and the summary files read (for the audit sheet).
+    """
+    first = p.tap_from - timedelta(days=LOOK_BEFORE_DAYS)
+    days = lake.dates_between("retail", first, p.last)  # the summary shares its folder
+    files = lake.view("rsum", "retail_summary", days)
+    found = lake.rows(
+        """
+        SELECT imsi, sub_number, plan_id, cycle_start, arg_max(amount, processing_date) AS usage,
+               arg_max(currency, processing_date) AS currency,
+               arg_max(scale, processing_date) AS scale
+        FROM rsum WHERE cycle_start BETWEEN ? AND ?
+        GROUP BY ALL
+        """,
+        [p.tap_from, p.tap_to],
+    )
+    bills: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for r in plan_rows(workdir, p.name):
+        key = (r["imsi"], r["sub_number"], r["plan_id"], r["cycle_start"])
+        bills[key] = {
+            "fee": int(r["fee"] or 0),
+            "usage": 0,
+            "tax_bp": int(r["tax_bp"] or 0),
+            "currency": r["currency"],
+            "scale": int(r["scale"]),
+            "plan_name": r["plan_name"],
+        }
+    for r in found:
+        key = (r["imsi"], r["sub_number"], r["plan_id"], r["cycle_start"])
+        bill = bills.setdefault(
+            key,
+            {
+                "fee": 0,
+                "usage": 0,
+                "tax_bp": 0,
+                "currency": r["currency"],
+                "scale": int(r["scale"]),
+                "plan_name": None,
+            },
+        )
+        bill["usage"] = int(r["usage"] or 0)
+    names = {
+        r["plan_id"]: r["name"]
+        for r in lake.rows(
+            "SELECT plan_id, arg_max(name, valid_from) AS name FROM plans GROUP BY 1"
+        )
+    }
+    per: dict[tuple[str, str], dict[str, Any]] = {}
+    for (imsi, number, plan_id, _), b in sorted(bills.items(), key=lambda kv: str(kv[0])):
+        row = per.setdefault(
+            (plan_id, b["currency"]),
+            {
+                "plan_id": plan_id,
+                "plan_name": b["plan_name"] or names.get(plan_id) or "",
+                "currency": b["currency"],
+                "scale": b["scale"],
+                "_cards": set(),
+                "_numbers": set(),
+                "fee": Decimal(0),
+                "usage": Decimal(0),
+                "tax": Decimal(0),
+            },
+        )
+        row["_cards"].add(imsi)
+        row["_numbers"].add((imsi, number))
+        row["scale"] = max(row["scale"], b["scale"])
+        subtotal = b["fee"] + b["usage"]
+        row["fee"] += money(b["fee"], b["scale"]) or Decimal(0)
+        row["usage"] += money(b["usage"], b["scale"]) or Decimal(0)
+        row["tax"] += money(tax_of(subtotal, b["tax_bp"]), b["scale"]) or Decimal(0)
+    out = []
+    for plan_key in sorted(per):
+        row = per[plan_key]
+        cards, numbers = row.pop("_cards"), row.pop("_numbers")
+        row["cards"], row["sub_numbers"] = len(cards), len(numbers)
+        row["subtotal"] = row["fee"] + row["usage"]
+        row["total"] = row["subtotal"] + row["tax"]
+        out.append(row)
+    return out, files
+
+
 def _trend(lake: Lake) -> list[dict[str, Any]]:
     rows = lake.rows(
         """
@@ -823,6 +921,7 @@ def build_monthly(f: _Figures, *, run_id: str | None, version: int, replaces: Pa
             sheets.detail_table(f.detail, p),
             sheets.rates_table(f.rates, p),
             sheets.retail_table(f.retail, p, f.missing_retail),
+            sheets.retail_bills_table(f.retail_bills, p),
             sheets.trend_table(f.trend, p),
             deltas_table(f.deltas, f"Period {p.name} · replays of its dates after they were sent"),
             write_offs_table(

@@ -24,6 +24,7 @@ __all__ = [
     "detail_table",
     "front",
     "rates_table",
+    "retail_bills_table",
     "retail_table",
     "sdr_col",
     "summary_table",
@@ -251,6 +252,50 @@ def retail_table(rows: list[dict[str, Any]], p: Period, missing: list[date]) -> 
                 if missing
                 else []
             ),
+        ],
+    )
+
+
+def retail_bills_table(rows: list[dict[str, Any]], p: Period) -> Table:
+    """``Retail bills``: the bill cycles starting in the period, per plan and currency."""
+    currencies = {r["currency"] for r in rows}
+    one = len(currencies) <= 1
+    scale = max((r["scale"] for r in rows), default=2)
+
+    def amount(key: str, title: str, **kw: Any) -> Col:
+        if one:
+            return Col(key, title, "money", scale, total=True, **kw)
+        kw.pop("name", None)
+        return Col(key, title, "money", scale_key="scale", **kw)
+
+    return Table(
+        "Retail bills",
+        f"Retail bills of the cycles starting in {p.name}",
+        [
+            Col("plan_id", "Plan"),
+            Col("plan_name", "Plan name"),
+            Col("currency", "Currency", align="center"),
+            Col("cards", "Cards", "int"),
+            Col("sub_numbers", "Sub-numbers", "int", total=True),
+            amount("fee", "Fees"),
+            amount("usage", "Usage"),
+            amount("subtotal", "Subtotal", formula="{fee} + {usage}"),
+            amount("tax", "Tax"),
+            amount("total", "Total", formula="{subtotal} + {tax}", name="retail_bills_total"),
+        ],
+        rows,
+        subtitle=(
+            f"Period {p.name} · per plan: the sub-numbers' bill cycles that start in the month "
+            "(billed through the period's last processing date)"
+        ),
+        notes=[
+            "Usage: the retail summary (each sub-number's cycle totals as last billed); fees: "
+            "the recurring fee of the plan in force, prorated by active days; tax per "
+            "sub-number: (fee + usage) × the plan's rate, rounded half up. The cycle's "
+            "statements (`clearing retail statement`) add up to the total when made from the "
+            "same processing dates (they also count events billed after the period).",
+            "Cards: the cards with a sub-number on the plan (a card on several plans counts "
+            "under each).",
         ],
     )
 

@@ -63,6 +63,7 @@ __all__ = [
     "FINE",
     "TOP",
     "Stats",
+    "country",
     "mask",
     "read_stats",
     "stats_book",
@@ -263,7 +264,8 @@ def _mb(n: int) -> Decimal:
     return (Decimal(n) / Decimal(_MB)).quantize(Decimal("0.001"), rounding=ROUND_HALF_UP)
 
 
-def _country(partner: str | None) -> str:
+def country(partner: str | None) -> str:
+    """A sender's visited country: its TADIG's first 3 letters (ISO 3166 alpha-3), else ``n/a``."""
     if partner is not None and _TADIG.fullmatch(partner):
         return partner[:3]
     return "n/a"
@@ -278,7 +280,7 @@ def _by_country(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
         "GROUP BY sender ORDER BY sender",
     )
     for sender, n, total in found:
-        c = _country(sender)
+        c = country(sender)
         row = per.setdefault(c, {"country": c, "partners": 0, "sessions": 0, "bytes": 0})
         row["partners"] += 1
         row["sessions"] += int(n)
@@ -303,7 +305,7 @@ def _by_partner(con: duckdb.DuckDBPyConnection, names: dict[str, str]) -> list[d
                 {
                     "partner": key,
                     "name": names.get(key, ""),
-                    "country": _country(partner),
+                    "country": country(partner),
                     "out_sessions": 0,
                     "out_bytes": 0,
                     "in_sessions": 0,

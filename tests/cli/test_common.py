@@ -99,12 +99,12 @@ def test_every_work_folder_option_is_the_same() -> None:
         assert option.opts == ["--workdir", "-w"], path
         assert option.envvar == "CLEARING_WORKDIR", path
         assert option.help == "work folder (clearing.toml, inbox/, state, lake/, out/)", path
-    assert len(seen) == 36, seen  # all but inspect and samples generate (samples deliver has it)
+    assert len(seen) == 37, seen  # all but inspect and samples generate (samples deliver has it)
     assert {"clearing backup", "clearing restore", "clearing archive", "clearing stats"} <= set(
         seen
     )
     assert "clearing find" in seen
-    assert {"clearing retail", "clearing retail explain"} <= set(seen)
+    assert {"clearing retail", "clearing retail explain", "clearing retail statement"} <= set(seen)
     assert "clearing transport status" in seen
     assert "clearing rates import" in seen
     assert "clearing rate explain" in seen

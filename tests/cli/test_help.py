@@ -47,9 +47,9 @@ def _examples(command: Any) -> list[str]:
 
 def test_the_verbs_are_all_there() -> None:
     names = {p for p, _ in VERBS}
-    assert len(names) == 38, sorted(names)
+    assert len(names) == 39, sorted(names)
     assert {"clearing nightly", "clearing rate", "clearing transport status"} <= names
-    assert {"clearing retail", "clearing retail explain"} <= names
+    assert {"clearing retail", "clearing retail explain", "clearing retail statement"} <= names
 
 
 @pytest.mark.parametrize(("path", "command"), VERBS, ids=[p for p, _ in VERBS])

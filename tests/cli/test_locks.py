@@ -45,6 +45,7 @@ VALUES = {
     "--to": "2026-11-22",
     "--before": "2026-08-01",
     "--line": "2026-11-22/CDFRAF9HKGCL00002/0",
+    "--cycle": "2026-11",
 }
 # verbs that only read the work folder: they share the lock with other readers
 READERS = {
@@ -60,6 +61,7 @@ READERS = {
     "clearing find",
     "clearing stats",
     "clearing retail explain",
+    "clearing retail statement",
 }
 
 
@@ -120,7 +122,7 @@ VERBS = dict(_verbs())
 
 
 def test_every_work_folder_verb_is_found() -> None:
-    assert len(VERBS) == 36, sorted(VERBS)  # the count of tests/cli/test_common.py
+    assert len(VERBS) == 37, sorted(VERBS)  # the count of tests/cli/test_common.py
     assert set(VERBS) >= READERS
 
 
