@@ -136,8 +136,9 @@ class Run:
         self.log.event(_severity(exit_code), message)
 
     def warning(self, message: str) -> None:
-        """Note a warning: listed among the run's anomalies (severity ``warning``), the exit
-        code unchanged (e.g. a prepaid card's balance at a warning level).
+        """Note a warning: one of the run's anomalies, the exit code unchanged.
+
+        Its severity word is ``warning`` (e.g. a prepaid card's balance at a warning level).
         """
         self.problems.append(message)
         self.levels.append("warning")

@@ -527,15 +527,22 @@ def _carried(
     files = lake.files(root, lake.RETAIL, days)
     passes = PASSES_SCHEMA.empty_table()
     if files:
-        passes = con.sql(
+        # (the columns there are: lines written before `plan_version` existed lack it)
+        found = con.sql(
             f"""
-            SELECT DISTINCT imsi, sub_number, day_pass_start AS pass_start, plan_id,
-                plan_version
+            SELECT DISTINCT COLUMNS(lambda c: c IN
+                ('imsi', 'sub_number', 'day_pass_start', 'plan_id', 'plan_version'))
             FROM read_parquet([{_listing(files)}], union_by_name = true,
                 hive_partitioning = false)
             WHERE day_pass_charged AND {cards}
             """
         ).to_arrow_table()
+        at = found.column_names.index("day_pass_start")
+        passes = _passes(
+            found.rename_columns(
+                [*found.column_names[:at], "pass_start", *found.column_names[at + 1 :]]
+            )
+        )
     return opening, passes
 
 

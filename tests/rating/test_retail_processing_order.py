@@ -146,3 +146,42 @@ def test_a_day_whose_retail_never_ran_is_billed_first(tmp_path: Path) -> None:
     paths = write_retail(tmp_path, DAY2)
     again = read(paths)
     assert again == (lines, summary)
+
+
+def test_a_lake_written_before_the_plan_and_balance_columns_carries_the_same(
+    tmp_path: Path,
+) -> None:
+    """Day 1 billed by an older version (no plan/balance columns): day 2 gives the same lines."""
+    new_columns = {
+        "plan_version",
+        "plan_level",
+        "balance_after",
+        "over_balance_amount",
+        "over_balance",
+        "over_balance_events",
+    }
+    results = []
+    for strip in (False, True):
+        root = tmp_path / str(strip)
+        root.mkdir()
+        setup(root)
+        deliver(root, DAY1, "00001", event("moc", at(20, 10), duration=480))
+        deliver(root, DAY1, "00002", event("gprs", at(20, 12), mb=1))
+        write_retail(root, DAY1)
+        if strip:
+            for name in ("bill_lines.parquet", "summary.parquet"):
+                path = root / "lake" / "retail" / f"date={DAY1}" / name
+                table = pq.read_table(path)
+                pq.write_table(table.drop_columns(new_columns & set(table.column_names)), path)
+            (root / "lake" / "retail" / f"date={DAY1}" / "balances.parquet").unlink()
+        deliver(root, DAY2, "00003", event("moc", at(20, 9), duration=300))
+        deliver(root, DAY2, "00004", event("gprs", at(20, 20), mb=1))
+        lines, summary = read(write_retail(root, DAY2))
+        # (event indexes differ between the two worlds: `event` numbers every event it makes)
+        results.append(
+            ([{k: v for k, v in r.items() if k != "event_index"} for r in lines], summary)
+        )
+    assert results[0] == results[1]
+    lines, _ = results[1]
+    # the late call after day 1's 480 s (300 cents); the late session inside day 1's pass
+    assert [(r["amount"], r["day_pass_charged"]) for r in lines] == [(300, False), (0, False)]
