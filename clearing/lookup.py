@@ -49,6 +49,7 @@ __all__ = [
     "Lookup",
     "check_imsi",
     "check_msisdn",
+    "event_times",
     "find",
     "lake_dates",
 ]
@@ -64,7 +65,7 @@ _DATASETS = (lake.EVENTS_IN, lake.RETAIL, lake.RATED_VISITORS, lake.UNRATED_VISI
 
 _IMSI = re.compile(r"[0-9]{5,15}")
 _MSISDN = re.compile(r"\+?[0-9]{3,15}")
-_OFFSET = re.compile(r"([+-])([0-9]{2})([0-9]{2})")
+_OFFSET = re.compile(r"([+-])([0-9]{2}):?([0-9]{2})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,10 +211,14 @@ def _offset(text: str | None) -> timezone | None:
     return timezone(-delta if m.group(1) == "-" else delta)
 
 
-def _times(
+def event_times(
     utc: datetime | None, local: datetime | None, offset: str | None
 ) -> tuple[datetime | None, datetime | None]:
-    """(start in UTC, start at its own offset) from what a row holds."""
+    """An event's start in UTC and at its own UTC offset, from what a lake row holds.
+
+    ``utc`` (naive = UTC) wins; else ``local`` at ``offset`` (``+hhmm`` or ``+hh:mm``). The
+    second is None without an offset.
+    """
     tz = _offset(offset)
     if utc is not None:
         utc = utc.replace(tzinfo=UTC) if utc.tzinfo is None else utc.astimezone(UTC)
@@ -280,7 +285,7 @@ def _rows(
 
 
 def _received(row: dict[str, Any]) -> Found:
-    start, local = _times(row["start_utc"], row["local_start"], row["utc_offset"])
+    start, local = event_times(row["start_utc"], row["local_start"], row["utc_offset"])
     return Found(
         kind="received",
         processing_date=row["processing_date"],
@@ -306,7 +311,7 @@ def _received(row: dict[str, Any]) -> Found:
 
 
 def _retail(row: dict[str, Any]) -> Found:
-    start, _ = _times(row["start_utc"], None, None)
+    start, _ = event_times(row["start_utc"], None, None)
     rule = row["attribution_rule"]
     return Found(
         kind="retail",
@@ -335,7 +340,7 @@ def _retail(row: dict[str, Any]) -> Found:
 
 
 def _visitor(row: dict[str, Any]) -> Found:
-    start, local = _times(None, row["start_time"], row["utc_offset"])
+    start, local = event_times(None, row["start_time"], row["utc_offset"])
     return Found(
         kind="visitor",
         processing_date=row["processing_date"],

@@ -111,6 +111,7 @@ class Run:
         self.stages = {name: StageRecord(name) for name in stages}
         self.problems: list[str] = []
         self.levels: list[str] = []  # the severity word of each problem
+        self.warnings: list[str] = []  # anomalies that leave the exit code alone
         self.exit_code = EXIT_OK
         self.status = "running"
         self.inputs: list[Path] = []
@@ -140,8 +141,7 @@ class Run:
 
         Its severity word is ``warning`` (e.g. a prepaid card's balance at a warning level).
         """
-        self.problems.append(message)
-        self.levels.append("warning")
+        self.warnings.append(message)
         self.log.event("warning", message)
 
     def stage(
@@ -273,6 +273,7 @@ class Run:
                 for s in self.stages.values()
             ],
             "problems": self.problems,
+            **({"warnings": self.warnings} if self.warnings else {}),
             "reconciliation": self.reconciliation,
             **self.facts,
             "inputs": self._files(self.inputs) if hashes else [],

@@ -101,7 +101,8 @@ def summary_of(run: Run) -> dict[str, Any]:
         "anomalies": [
             {"severity": level, "message": p}
             for p, level in zip(run.problems, run.levels, strict=False)
-        ],
+        ]
+        + [{"severity": "warning", "message": w} for w in run.warnings],
         "positions": [
             {**p, **{k: Decimal(p[k]) for k in ("receivable", "payable", "net")}}
             for p in run.facts.get("net_position") or []

@@ -44,7 +44,7 @@ import calendar
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +53,7 @@ import duckdb
 from clearing import config, lake
 from clearing._io import write_atomic
 from clearing.errors import ConfigError
+from clearing.lookup import event_times
 from clearing.money import round_div
 from clearing.rating.retail_explain import line_id
 from clearing.rating.retail_plans import cycle_plans
@@ -84,7 +85,6 @@ __all__ = [
 LOOK_BEFORE_DAYS = 2
 
 _BP = 10_000  # basis points in one
-_OFFSET = re.compile(r"([+-])([0-9]{2}):?([0-9]{2})")
 
 
 def tax_of(subtotal: int, tax_bp: int) -> int:
@@ -314,28 +314,6 @@ ORDER BY l.imsi, l.sub_number, l.plan_id, l.cycle_start, l.start_utc NULLS LAST,
 """
 
 
-def _offset(text: str | None) -> timezone | None:
-    m = _OFFSET.fullmatch(text or "")
-    if m is None:
-        return None
-    delta = timedelta(hours=int(m.group(2)), minutes=int(m.group(3)))
-    return timezone(-delta if m.group(1) == "-" else delta)
-
-
-def _times(
-    utc: datetime | None, local: datetime | None, offset: str | None
-) -> tuple[datetime | None, datetime | None]:
-    """(the event's start at its own offset, else UTC; its start in UTC)."""
-    tz = _offset(offset)
-    if utc is not None:
-        utc = utc.replace(tzinfo=UTC) if utc.tzinfo is None else utc.astimezone(UTC)
-    elif local is not None and tz is not None:
-        utc = local.replace(tzinfo=tz).astimezone(UTC)
-    if utc is None:
-        return None, None
-    return (utc.astimezone(tz) if tz is not None else utc), utc
-
-
 def _line_rows(workdir: Path, first: date, last: date, imsi: str | None) -> list[dict[str, Any]]:
     """The bill lines of the cycles starting ``first``–``last`` with their events' details."""
     root = config.WorkDir(workdir).lake
@@ -360,7 +338,8 @@ def _line_rows(workdir: Path, first: date, last: date, imsi: str | None) -> list
 
 
 def _line(r: dict[str, Any]) -> Line:
-    start, utc = _times(r["start_utc"], r["local_start"], r["utc_offset"])
+    utc, at_offset = event_times(r["start_utc"], r["local_start"], r["utc_offset"])
+    start = at_offset or utc
     return Line(
         id=line_id(r["processing_date"], r["file"], r["event_index"]),
         processing_date=r["processing_date"],
