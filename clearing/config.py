@@ -580,6 +580,8 @@ class Settings(_Model):
             exclude["retention"] = True
         if self.performance == Performance():  # the same
             exclude["performance"] = True
+        if self.retail == Retail():  # the same
+            exclude["retail"] = True
         head = self.model_dump_json(exclude=exclude)
         text = f'{head[:-1]},"transport":{to_json(self._transport_as_written).decode()}}}'
         return hashlib.sha256(text.encode()).hexdigest()[:16]

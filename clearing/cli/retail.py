@@ -236,7 +236,7 @@ def statement(
         lines = sum(len(s.lines) for s in st.sections)
         typer.echo(
             f"card {st.imsi} cycle {st.cycle_start} to {st.cycle_last_day}: "
-            f"{len(st.sections)} numbers, {lines} lines, total {st.total} {st.currency}; "
+            f"{len(st.sections)} number(s), {lines} line(s), total {st.total} {st.currency}; "
             f"`{xlsx}`"
         )
     if not as_json and len(done) > 1:

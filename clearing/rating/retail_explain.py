@@ -527,38 +527,8 @@ def explain_line(workdir: Path, line: str) -> dict[str, Any] | None:
         "after": after,
     }
     if plan is not None and stored["service"] in UNITS and not covered and units > 0:
-        full, allow = _allowance(stored["service"], plan, days)
-        allowance, parts, exact, rounded = _parts(before, after, stored["service"], allow, tiers)
-        size = UNITS[stored["service"]][1]
-        out["allowance"] = {
-            "size": allow,
-            "left_before": max(0, allow - before),
-            "left_after": max(0, allow - after),
-            "used": allowance,
-            # the plan's allowance for a whole cycle, and the account's share of the cycle
-            "full": full,
-            "active_days": days["active_days"],
-            "cycle_days": days["cycle_days"],
-        }
-        out["tiers"] = [
-            p | {"part": _exact(p["part"], scale), "price": _money(p["price"], scale)}
-            for p in parts
-        ]
-        out["per"] = {"unit": UNITS[stored["service"]][0], "size": size}
-        out["amount"] = {
-            "exact": _exact(exact, scale),
-            "rounded": _money(rounded, scale),
-            "rounding": "half up, once",
-        }
-        overage = sum(p["units"] for p in parts)
-        if allowance != stored["allowance_units"]:
-            mismatches.append("allowance_units (worked from before/after)")
-        if overage != stored["overage_units"] or [p["units"] for p in parts] != list(
-            stored["tier_units"] or []
-        ):
-            mismatches.append("tier_units (worked from before/after)")
-        if rounded != stored["usage_amount"]:
-            mismatches.append("usage_amount (worked from before/after)")
+        out |= _priced(stored, (before, after), plan, tiers, days)
+        mismatches += out.pop("_mismatches")
     else:
         out["allowance"] = None
         out["tiers"] = []
@@ -584,3 +554,54 @@ def explain_line(workdir: Path, line: str) -> dict[str, Any] | None:
     if mismatches:
         out["warning"] = MISMATCH
     return out
+
+
+def _priced(
+    stored: dict[str, Any],
+    usage: tuple[int, int],
+    plan: dict[str, Any],
+    tiers: list[dict[str, Any]],
+    days: dict[str, Any],
+) -> dict[str, Any]:
+    """``allowance``, ``tiers``, ``per`` and ``amount`` of a priced line.
+
+    Worked from its cycle usage ``(before, after)``; ``_mismatches``: where that disagrees with
+    the stored line.
+    """
+    before, after = usage
+    scale = int(stored["scale"] or 0)
+    full, allow = _allowance(stored["service"], plan, days)
+    allowance, parts, exact, rounded = _parts(before, after, stored["service"], allow, tiers)
+    mismatches = []
+    overage = sum(p["units"] for p in parts)
+    if allowance != stored["allowance_units"]:
+        mismatches.append("allowance_units (worked from before/after)")
+    if overage != stored["overage_units"] or [p["units"] for p in parts] != list(
+        stored["tier_units"] or []
+    ):
+        mismatches.append("tier_units (worked from before/after)")
+    if rounded != stored["usage_amount"]:
+        mismatches.append("usage_amount (worked from before/after)")
+    return {
+        "allowance": {
+            "size": allow,
+            "left_before": max(0, allow - before),
+            "left_after": max(0, allow - after),
+            "used": allowance,
+            # the plan's allowance for a whole cycle, and the account's share of the cycle
+            "full": full,
+            "active_days": days["active_days"],
+            "cycle_days": days["cycle_days"],
+        },
+        "tiers": [
+            p | {"part": _exact(p["part"], scale), "price": _money(p["price"], scale)}
+            for p in parts
+        ],
+        "per": {"unit": UNITS[stored["service"]][0], "size": UNITS[stored["service"]][1]},
+        "amount": {
+            "exact": _exact(exact, scale),
+            "rounded": _money(rounded, scale),
+            "rounding": "half up, once",
+        },
+        "_mismatches": mismatches,
+    }

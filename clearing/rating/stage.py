@@ -125,27 +125,33 @@ LISTED_CROSSINGS = 20
 
 
 def low_balance_problems(crossings: list[Crossing]) -> list[str]:
-    """One warning per crossing (the first :data:`LISTED_CROSSINGS`), then a count.
+    """One warning per line that crossed levels (the first :data:`LISTED_CROSSINGS`), then a count.
 
     The run lists them among its anomalies at severity ``warning``: a low balance is the
     subscriber's business, not a fault of the night, so the exit code does not change.
     """
     from decimal import Decimal
 
+    lines: dict[tuple[str, tuple[str, int]], list[Crossing]] = {}
+    for c in crossings:
+        lines.setdefault((c.imsi, c.line), []).append(c)
     out = []
-    for c in crossings[:LISTED_CROSSINGS]:
+    for got in list(lines.values())[:LISTED_CROSSINGS]:
+        c = got[0]
         when = c.start_utc.strftime("%Y-%m-%d %H:%M:%SZ") if c.start_utc else "?"
         left = Decimal(c.balance_after).scaleb(-c.scale)
+        levels = [str(x.level) for x in got]
+        named = levels[0] if len(levels) == 1 else ", ".join(levels[:-1]) + f" and {levels[-1]}"
         out.append(
             f"retail: prepaid card {c.imsi} (number {c.sub_number}) is at {c.currency} "
-            f"{left} after its event of {when} (file {c.line[0]}, "
-            f"event {c.line[1]}): at or below the {c.currency} {c.level} warning level; "
+            f"{left} after its event of {when} (file {c.line[0]}, event {c.line[1]}): at or "
+            f"below the {c.currency} {named} warning level{'s' if len(levels) > 1 else ''}; "
             "tell the subscriber to top up (a top-up goes into the rates table `topups`)"
         )
-    more = len(crossings) - LISTED_CROSSINGS
+    more = len(lines) - LISTED_CROSSINGS
     if more > 0:
         out.append(
-            f"retail: {more} more low-balance crossing(s) of prepaid cards; list them with "
+            f"retail: {more} more prepaid line(s) at a low-balance level; list them with "
             "`clearing find --imsi` or from the bill lines' `balance_after`"
         )
     return out

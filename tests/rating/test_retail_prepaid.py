@@ -177,18 +177,17 @@ def test_the_three_warning_levels_are_warnings_of_the_retail_verb(tmp_path: Path
     #   A 1000 → 700: 8          B 700 → 0: 2 and 0          C 0 → −100: none (not above 0)
     #   E 400 → 0: 2 and 0 (the top-up lifted it above them)  F 0 → −200: none
     said = [
-        (p.split("after its event of ")[1][:20], p.split("at or below the HKD ")[1].split()[0])
+        (p.split("after its event of ")[1][:20], p.split("at or below the HKD ")[1].split(";")[0])
         for p in out["warnings"]
     ]
+    # one warning per line, naming every level it crossed
     assert said == [
-        ("2026-11-20 10:00:00Z", "8"),
-        ("2026-11-20 11:00:00Z", "2"),
-        ("2026-11-20 11:00:00Z", "0"),
-        ("2026-11-20 12:30:00Z", "2"),
-        ("2026-11-20 12:30:00Z", "0"),
+        ("2026-11-20 10:00:00Z", "8 warning level"),
+        ("2026-11-20 11:00:00Z", "2 and 0 warning levels"),
+        ("2026-11-20 12:30:00Z", "2 and 0 warning levels"),
     ]
     assert "prepaid card 454990000000001 (number 85251110001) is at HKD 7.00" in out["warnings"][0]
-    assert done.stderr.count("warning: retail: prepaid card") == 5
+    assert done.stderr.count("warning: retail: prepaid card") == 3
 
 
 def test_no_levels_no_warnings(tmp_path: Path) -> None:

@@ -337,10 +337,10 @@ def test_the_text_output(hand: Path, tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     first, second, third, last = r.stdout.splitlines()
     assert first.startswith(
-        f"card {IMSI} cycle 2026-11-01 to 2026-11-30: 4 numbers, 4 lines, total 25.10 HKD; `"
+        f"card {IMSI} cycle 2026-11-01 to 2026-11-30: 4 number(s), 4 line(s), total 25.10 HKD; `"
     )
-    assert second.startswith(f"card {IMSI2} cycle 2026-11-01 to 2026-11-30: 1 numbers, 1 lines")
-    assert third.startswith(f"card {IMSI3} cycle 2026-11-05 to 2026-12-04: 2 numbers, 0 lines")
+    assert second.startswith(f"card {IMSI2} cycle 2026-11-01 to 2026-11-30: 1 number(s), 1 line(s)")
+    assert third.startswith(f"card {IMSI3} cycle 2026-11-05 to 2026-12-04: 2 number(s), 0 line(s)")
     assert last == f"3 statements in `{tmp_path / 't'}`"
 
 
