@@ -36,6 +36,7 @@ from clearing.rating.retail import BILL_LINE_SCHEMA, SUMMARY_SCHEMA, write_retai
 from tests.cli_run import run_cli
 
 from .test_retail import IMSI, LOCAL, PRIMARY, event, events, flat_tiers, plan, rate, world
+from .test_retail_processing_order import deliver
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -128,16 +129,6 @@ def setup(tmp: Path, levels: str = '["8", "2", "0"]') -> None:
     sources.mkdir(parents=True)
     for name, table in reference().items():
         pl.DataFrame(pl.from_arrow(table)).write_csv(sources / f"{name}.csv")
-
-
-def deliver(tmp: Path, day: date, fsn: str, *rows: dict[str, Any]) -> None:
-    table = events(*({**r, "file_sequence_number": fsn} for r in rows))
-    name = f"CDFRAF9HKGCL{fsn}"
-    table = table.append_column("file", pa.array([name] * table.num_rows))
-    table = table.append_column("status", pa.array(["accepted"] * table.num_rows))
-    part = tmp / "lake" / "events_in" / f"date={day}" / "partner=FRAF9"
-    part.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, part / f"{name}.parquet")
 
 
 def balances(paths: tuple[Path, Path]) -> list[tuple[Any, ...]]:
