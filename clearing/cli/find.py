@@ -91,7 +91,8 @@ def find(
     dates present in the lake are read (only the partitions of those dates are read).
     Archived dates (`clearing archive`) are not in the lake any more.
 
-    Prints a line per event and the totals (events per kind, retail amount per currency);
+    Prints a line per event and the totals (events per kind, retail amount per currency),
+    then how to explain a retail line (its id is `date/file/#` of the row);
     `--json` prints one JSON object per event: `kind`, `start` (ISO 8601, UTC), `local_start`
     (at the event's own offset), `processing_date`, `partner`, `file`, `status`, `imsi`,
     `msisdn`, `service`, `units`, `amount` (a decimal string), `currency` and what identifies
@@ -123,3 +124,9 @@ def find(
     counts = ", ".join(f"{n} {kind}" for kind, n in found.counts().items())
     amounts = ", ".join(f"{a} {c}" for c, a in sorted(found.retail_amounts().items()))
     typer.echo(f"{len(found.events)} events: {counts}; retail amount: {amounts or 'none'}")
+    rated = [e for e in found.events if e.kind == "retail" and e.status == "rated"]
+    if rated:
+        typer.echo(
+            "why a retail line costs what it costs: clearing retail explain -w W --line "
+            f"DATE/FILE/# (e.g. {rated[0].extra['line_id']})"
+        )

@@ -361,7 +361,7 @@ def test_a_sub_number_finds_its_cards_events(built: Path, clearing: Cli) -> None
     text = clearing("find", "-w", str(built), "--msisdn", LOCAL)
     assert text.returncode == 0, text.stderr
     assert f"msisdn {LOCAL} (card {CARD})" in text.stdout
-    assert text.stdout.splitlines()[-1] == (
+    assert text.stdout.splitlines()[-2] == (
         "5 events: 4 received, 1 retail, 0 visitor; retail amount: 3.00 HKD"
     )
 
@@ -378,7 +378,15 @@ def test_human_output_is_a_table_with_totals(built: Path, clearing: Cli) -> None
         ["retail", "rated"],
         ["received", "returned"],
     ]
-    assert out[-1] == "4 events: 3 received, 1 retail, 0 visitor; retail amount: 3.00 HKD"
+    assert out[-2] == "4 events: 3 received, 1 retail, 0 visitor; retail amount: 3.00 HKD"
+    # the last line says how to explain a retail line, with the id of the one shown: the
+    # row's processing date, file and index (`retail explain` takes it: test_retail_explain)
+    retail_row = out[4].split()
+    assert out[-1].startswith("why a retail line costs what it costs: clearing retail explain")
+    ident = out[-1].split("e.g. ")[1].rstrip(")")
+    assert ident.split("/")[0] == retail_row[-1] == "2026-11-22"
+    _, file, index = ident.split("/")
+    assert retail_row[retail_row.index(file) + 1] == index  # the row's `#` column
 
 
 def test_only_the_partitions_of_the_range_are_read(built: Path, clearing: Cli) -> None:
