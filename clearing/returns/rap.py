@@ -72,13 +72,20 @@ def rap_items(result: FileResult) -> list[RapItem]:
         if f.severity == "severe" and f.event_index is not None:
             per_event.setdefault(f.event_index, []).append(f)
     if per_event:
+        # a file shrunk once its rows were in the lake keeps only its returned events, their
+        # positions in the file in `event_index` (:func:`clearing.validate.stage.validate_day`)
+        if "event_index" in ev.column_names:
+            row = {int(e): j for j, e in enumerate(ev.column("event_index").to_pylist())}
+        else:
+            row = {i: i for i in range(ev.num_rows)}
         offs = ev.column("byte_offset").to_pylist()
         lens = ev.column("byte_length").to_pylist()
         charge = pc.fill_null(ev.column("charge"), 0).to_pylist()
         camel = pc.fill_null(ev.column("camel_fee"), 0).to_pylist()
         tax = pc.fill_null(ev.column("tax"), 0).to_pylist()
         refund = ev.column("refund").to_pylist()
-        for i, fs in sorted(per_event.items()):
+        for e, fs in sorted(per_event.items()):
+            i = row[e]
             value = 0 if refund[i] else charge[i] + camel[i]
             items.append(
                 SevereItem(

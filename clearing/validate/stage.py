@@ -115,6 +115,8 @@ class FileResult:
     rap_file: str | None = None
     # the hard-key hashes of the events looked up (written to the key index, then dropped)
     keys: pa.Table | None = None
+    # the file's number of events, once its event table is shrunk for the returns
+    events: int | None = None
 
     @property
     def file(self) -> str:
@@ -129,7 +131,8 @@ class FileResult:
     def counts(self) -> dict[str, int]:
         """The file's event identity counts (none for an ignored copy)."""
         # an ignored copy brings nothing in: its events were counted with the original
-        n = 0 if self.outcome == "copy" else self.checked.events.num_rows
+        n = self.checked.events.num_rows if self.events is None else self.events
+        n = 0 if self.outcome == "copy" else n
         return Identity.of(n, self.status).as_dict()
 
     def findings_table(self, *, structured: bool = False) -> pa.Table:
@@ -341,6 +344,33 @@ RAP_COLUMNS = ("byte_offset", "byte_length", "charge", "camel_fee", "tax", "refu
 dropped once the file's rows are in the lake."""
 
 
+def _keep_for_returns(r: FileResult) -> None:
+    """Shrink a processed file to what its RAP items read: the returned events only.
+
+    The day's loop keeps every file's result until the RAPs are written; with the whole file
+    (its bytes and event table) that is the day's TAP in memory. After this ``events`` holds
+    the RAP columns of the events a severe finding returns, ``event_index`` their position
+    in the file, and ``data`` only their bytes (``byte_offset`` points into it); ``group_bytes``
+    keeps the header groups a fatal return echoes.
+    """
+    c = r.checked
+    r.events = c.events.num_rows
+    returned = sorted(
+        {f.event_index for f in r.findings if f.severity == "severe" and f.event_index is not None}
+    )
+    if r.outcome == "copy" or r.fatal or not c.events.num_rows:
+        returned = []
+    ev = c.events.select(list(RAP_COLUMNS)).take(pa.array(returned, pa.int64()))
+    offsets = ev.column("byte_offset").to_pylist()
+    lengths = ev.column("byte_length").to_pylist()
+    blobs = [c.data[o : o + n] for o, n in zip(offsets, lengths, strict=True)]
+    at = np.cumsum([0, *lengths[:-1]], dtype=np.int64) if blobs else np.zeros(0, np.int64)
+    ev = ev.set_column(0, "byte_offset", pa.array(at, ev.schema.field("byte_offset").type))
+    c.events = ev.append_column("event_index", pa.array(returned, pa.int64()))
+    c.data = b"".join(blobs)
+    c.group_bytes = {k: v for k, v in c.group_bytes.items() if k != "transferBatch"}
+
+
 def _tap_order(path: Path) -> tuple[str, str, int, str]:
     named = parse_tap_name(path.name)
     if named:
@@ -489,8 +519,10 @@ def validate_day(
                 del table, accepted
             r.keys = None  # the hashes are in the index now (or there was nothing to index)
             state.register.record_file(day, _file_row(r))
-            # the file's rows are in the lake now; keep what its RAP items need (memory)
-            c.events = c.events.select(list(RAP_COLUMNS))
+            # the file's rows are in the lake now: keep only what its RAP items need, so that
+            # the day's files do not pile up in memory until the returns are written
+            _keep_for_returns(r)
+            del data
         # the returns (RAPs), written by the caller's policy: one per partner and day
         if returns is not None:
             written = returns.tap_returns(workdir, day, results, state, settings)

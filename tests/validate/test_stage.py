@@ -195,6 +195,10 @@ def test_duplicate_across_files_is_returned_with_its_bytes(tmp_path: Path) -> No
     off = ev.column("byte_offset")[i].as_py()
     raw = d2[off : off + ev.column("byte_length")[i].as_py()]
     assert raw in r.raps[0].read_bytes()
+    # once its rows are in the lake, the file keeps only what its RAP echoes (memory: the
+    # day's files would otherwise stay whole until the returns are written)
+    assert r.files[0].checked.data == raw
+    assert r.files[0].checked.events.column("event_index").to_pylist() == [i]
 
 
 def test_duplicate_within_one_file(tmp_path: Path) -> None:
