@@ -223,6 +223,11 @@ def find_duplicates(
 def _matches(con: duckdb.DuckDBPyConnection, file: str, soft_seconds: int) -> list[Duplicate]:
     cols = ", ".join(HARD_KEY)
     n = int(soft_seconds)
+    # the soft key joins on (IMSI, kind, time slot): slots of n seconds (at least 1), each
+    # history row in its own slot and the two beside it, so that rows up to n seconds apart
+    # always meet and the pairs compared are the neighbours in time, not every pair of a
+    # card's events (a card with thousands of events a day made that quadratic)
+    width = max(n, 1) * 1_000_000
     order = "(h.mine, h.processing_date, h.file, h.event_index)"
     sql = f"""
         WITH h AS (
@@ -233,6 +238,10 @@ def _matches(con: duckdb.DuckDBPyConnection, file: str, soft_seconds: int) -> li
             SELECT k1, k2, {cols}, {_quote(file)} AS file, event_index,
                    CAST(NULL AS DATE) AS processing_date, true AS mine
             FROM _cur
+        ), near AS (
+            SELECT h.*, epoch_us(h.start_utc) // {width} + s.shift AS slot
+            FROM h, (VALUES (-1), (0), (1)) AS s(shift)
+            WHERE h.start_utc IS NOT NULL
         ), hard AS (
             -- the first occurrence of the key: history first, then the file's own order
             SELECT c.event_index, arg_min(h.file, {order}) AS of_file,
@@ -243,8 +252,9 @@ def _matches(con: duckdb.DuckDBPyConnection, file: str, soft_seconds: int) -> li
         ), soft AS (
             SELECT c.event_index, arg_min(h.file, {order}) AS of_file,
                    arg_min(h.event_index, {order}) AS of_index, false AS hard
-            FROM _cur c JOIN h
+            FROM _cur c JOIN near h
               ON c.imsi = h.imsi AND c.event_kind = h.event_kind
+             AND h.slot = epoch_us(c.start_utc) // {width}
              AND h.start_utc BETWEEN c.start_utc - INTERVAL ({n}) SECOND
                                  AND c.start_utc + INTERVAL ({n}) SECOND
             WHERE (NOT h.mine OR h.event_index < c.event_index)

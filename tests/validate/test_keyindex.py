@@ -176,6 +176,46 @@ def test_a_hash_collision_never_makes_a_duplicate(
     ]
 
 
+def test_the_soft_tolerance_is_exact_at_its_edges_on_a_busy_card(tmp_path: Path) -> None:
+    """Close means at most ``soft`` seconds apart, wherever the two starts fall in the minute.
+
+    The search compares a card's events by time slots of ``soft`` seconds (so that a card with
+    thousands of events a day is not compared pair by pair): pairs exactly ``soft`` seconds
+    apart, straddling a slot's edge or not, are close; ``soft + 1`` apart are not.
+    """
+    root = tmp_path / "lake"
+    soft = 7
+    base = at(18, 10)
+    history = [
+        _event(0, start=base + dt.timedelta(seconds=s), duration=30) for s in (0, 100, 203, 300)
+    ]
+    _accept(root, dt.date(2026, 11, 19), history, "CDGBRCNHKGCL00030")
+    # a busy card: 2 000 events 40 s apart after 12:00 (never within 7 s of each other)
+    busy = [_event(0, start=at(18, 12) + dt.timedelta(seconds=40 * i)) for i in range(2000)]
+    rows = [
+        _event(0, start=base + dt.timedelta(seconds=soft)),  # 0: 7 s after history 0: close
+        _event(1, start=base + dt.timedelta(seconds=100 - soft)),  # 1: 7 s before history 1
+        _event(2, start=base + dt.timedelta(seconds=203 + soft + 1)),  # 2: 8 s after: new
+        _event(3, start=base + dt.timedelta(seconds=300 - soft - 1)),  # 3: 8 s before: new
+        *busy,  # 4 … 2003: new, apart from each other too
+        _event(2004, start=busy[10]["start_utc"] + dt.timedelta(seconds=soft)),  # close to 14
+    ]
+    found = _find(root, rows, soft=soft)
+    assert [(i, f, o, h) for i, f, o, h in found] == [
+        (0, "CDGBRCNHKGCL00030", 0, False),
+        (1, "CDGBRCNHKGCL00030", 1, False),
+        (2004, "CDGBRCNHKGCL00042", 14, False),
+    ]
+    # every offset of a pair against the slot edges: d seconds apart, for d = 0 … soft + 1
+    for shift in range(soft):
+        start = base + dt.timedelta(seconds=shift)
+        for d in range(soft + 2):
+            later = start + dt.timedelta(seconds=d)
+            pair = [_event(0, start=start), _event(1, start=later, duration=61)]
+            got = _find(tmp_path / f"empty-{shift}-{d}", pair, soft=soft)
+            assert got == ([(1, "CDGBRCNHKGCL00042", 0, False)] if d <= soft else []), (shift, d)
+
+
 def test_ciber_records_collide_without_being_duplicates(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
