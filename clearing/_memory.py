@@ -8,8 +8,27 @@ size, and the night's peak is the sum of two steps instead of the larger one.
 from __future__ import annotations
 
 import contextlib
+from typing import TYPE_CHECKING
 
-__all__ = ["release_memory"]
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import duckdb
+
+__all__ = ["release_memory", "spill_past_half"]
+
+
+def spill_past_half(con: duckdb.DuckDBPyConnection, tmp: Path, memory_mb: int) -> None:
+    """Make ``con`` spill to ``tmp`` once it holds half of ``memory_mb`` (at least 64 MB).
+
+    ``memory_mb`` is ``[performance] memory_mb``: DuckDB keeps what its joins and aggregates
+    build under half of it and writes the rest to ``tmp`` (made when needed) instead of
+    growing the process past the budget. DuckDB makes ``tmp`` itself when it spills (and
+    removes it when done); its parent is made here.
+    """
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    con.execute(f"SET memory_limit = '{max(64, memory_mb // 2)}MB'")
+    con.execute(f"SET temp_directory = '{str(tmp).replace(chr(39), chr(39) * 2)}'")
 
 
 def release_memory() -> None:

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from clearing._io import write_row_groups_atomic
+from clearing._memory import spill_past_half
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -129,8 +130,7 @@ def concat_to(
 def _connect(tmp: Path, memory_mb: int) -> duckdb.DuckDBPyConnection:
     tmp.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect()
-    con.execute(f"SET memory_limit = '{max(64, memory_mb // 2)}MB'")
-    con.execute(f"SET temp_directory = '{str(tmp).replace(chr(39), chr(39) * 2)}'")
+    spill_past_half(con, tmp, memory_mb)
     con.execute("SET preserve_insertion_order = false")
     return con
 

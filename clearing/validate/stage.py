@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from clearing import lake as lakes
+from clearing._memory import spill_past_half
 from clearing.codecs.ciber import decode as decode_ciber
 from clearing.codecs.ciber import looks_like_ciber
 from clearing.codecs.facts import ciber_facts, tap_header_facts
@@ -39,6 +40,7 @@ from clearing.money import exact_sum
 from clearing.store import Store, open_store
 from clearing.validate.duplicates import (
     CIBER_KEY,
+    HARD_KEY,
     find_ciber_duplicates,
     find_duplicates,
     hash_keys,
@@ -228,9 +230,13 @@ def validate_one(
     severe_events = {f.event_index for f in findings if f.severity == "severe"}
     late = {f.event_index for f in findings if f.rule == "event.start.late"}
     if lake is not None and con is not None and ev.num_rows:
-        candidates = ev.filter(
-            pa.array(~np.isin(np.arange(ev.num_rows), sorted(severe_events - {None})))
-        )
+        # the key columns only: the duplicate search reads nothing else (a whole-table copy
+        # of a big file is hundreds of MB)
+        candidates = ev.select(["event_index", *HARD_KEY])
+        if severe_events - {None}:
+            candidates = candidates.filter(
+                pa.array(~np.isin(np.arange(ev.num_rows), sorted(severe_events - {None})))
+            )
         part = settings.partner(checked.sender)
         window = part.duplicate_window_days or settings.validation.duplicate_window_days
         kinds = ev.column("event_kind")
@@ -473,6 +479,8 @@ def validate_day(
     written: list[Path] = []
     provenance = _Provenance(workdir, settings)
     with open_store(workdir.db) as state, duckdb.connect() as con:
+        # a big file's duplicate search spills to disk rather than pass the memory budget
+        spill_past_half(con, workdir.root / "tmp" / "validate", settings.performance.memory_mb)
         state.register.forget(day)
         # a re-run rewrites the date's lake partition from scratch
         for ds in (lakes.EVENTS_IN, lakes.KEYS_IN, lakes.KEYS_CIBER):
