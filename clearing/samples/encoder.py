@@ -45,18 +45,12 @@ def _length(n: int) -> bytes:
     return bytes(_ber.encode_length_definite(n))
 
 
-_INTS: dict[int, bytes] = {}
-
-
-def _integer(x: int) -> bytes:
-    """Length and content octets of an INTEGER (minimal two's complement)."""
-    got = _INTS.get(x)
-    if got is not None:
-        return got
+def _integer(cache: dict[int, bytes], tag: bytes, x: int) -> bytes:
+    """An INTEGER element (minimal two's complement), kept in ``cache`` when small."""
     content = x.to_bytes((8 + (x + (x < 0)).bit_length()) // 8, "big", signed=True)
-    out: bytes = _length(len(content)) + content
+    out = tag + _LENS[len(content)] + content
     if 0 <= x < _INT_CACHE:
-        _INTS[x] = out
+        cache[x] = out
     return out
 
 
@@ -65,11 +59,17 @@ class _Unsupported(Exception):
 
 
 class _Gen:
-    """Generates the source of one root type's functions."""
+    """Generates the source of one function writing a root type, every element inline.
+
+    ``emit`` writes the statements that hand the element of value ``var`` to ``sink`` (the
+    ``append`` of the enclosing element's parts); each constructed element collects its parts
+    in a list of its own (names numbered, one per position in the type tree).
+    """
 
     def __init__(self, mode: Mode) -> None:
         self.mode = mode
         self.consts: dict[bytes, str] = {}
+        self.caches: dict[bytes, str] = {}  # INTEGER tag -> name of its cache of elements
         self.lines: list[str] = []
         self.count = 0
 
@@ -85,76 +85,73 @@ class _Gen:
             return True
         return self.mode == "indefinite-some" and depth <= _SOME_DEPTH
 
-    def function(self, t: Any, depth: int) -> str:
-        """The name of a function ``f(value) -> bytes`` writing ``t`` (header included)."""
+    def emit(self, t: Any, depth: int, var: str, sink: str, pad: str) -> None:
+        """Statements (indented ``pad``) calling ``sink`` with the element of ``var`` as ``t``."""
+        out = self.lines
         if getattr(t, "has_default", None) is not None and t.has_default():
             raise _Unsupported(repr(t))
-        if isinstance(t, _ber.Choice):
-            return self.choice(t, depth)
-        if isinstance(t, _ber.Recursive):
-            raise _Unsupported(repr(t))
+        if type(t) is _ber.Integer:
+            tag = self.const(bytes(t.tag))
+            cache = self.caches.setdefault(bytes(t.tag), f"_C{len(self.caches)}")
+            out.append(f"{pad}{sink}({cache}.get({var}) or _integer({cache}, {tag}, {var}))")
+            return
+        if type(t) is _ber.OctetString:
+            # (octets of 16 KiB or more raise IndexError: see encoder())
+            out.append(f"{pad}{sink}({self.const(bytes(t.tag))} + _LENS[len({var})] + {var})")
+            return
         self.count += 1
-        name = f"_f{self.count}"
-        body: list[str] = [f"def {name}(v):"]
+        n = self.count
+        if isinstance(t, _ber.Choice):
+            key, value = f"k{n}", f"x{n}"
+            out.append(f"{pad}{key}, {value} = {var}")
+            for i, member in enumerate(t.members):
+                out.append(f"{pad}{'if' if i == 0 else 'elif'} {key} == {member.name!r}:")
+                self.emit(member, depth, value, sink, pad + "    ")
+            out.append(f"{pad}else:")
+            out.append(f"{pad}    raise ValueError({key})")
+            return
+        if not isinstance(t, _ber.MembersType | _ber.ArrayType | _ber.ExplicitTag):
+            raise _Unsupported(repr(t))
+        parts, add, body = f"p{n}", f"a{n}", f"b{n}"
+        out.append(f"{pad}{parts} = []")
+        out.append(f"{pad}{add} = {parts}.append")
         if isinstance(t, _ber.MembersType):
             if t.additions:
                 raise _Unsupported(repr(t))
-            body.append("    p = []")
             for member in t.root_members:
                 if member.has_default():
-                    raise _Unsupported(repr(t))
-                body.append(f"    x = v.get({member.name!r})")
-                body.append("    if x is not None:")
-                body.append(f"        p.append({self.expression(member, depth + 1, 'x')})")
-            body.append("    b = b''.join(p)")
+                    raise _Unsupported(repr(member))
+                value = f"x{n}_{len(out)}"
+                out.append(f"{pad}if {member.name!r} in {var}:")
+                out.append(f"{pad}    {value} = {var}[{member.name!r}]")
+                self.emit(member, depth + 1, value, add, pad + "    ")
         elif isinstance(t, _ber.ArrayType):
-            item = self.expression(t.element_type, depth + 1, "x")
-            body.append(f"    b = b''.join([{item} for x in v])")
-        elif isinstance(t, _ber.ExplicitTag):
-            body.append(f"    b = {self.expression(t.inner, depth + 1, 'v')}")
-        else:
-            raise _Unsupported(repr(t))
+            value = f"x{n}"
+            out.append(f"{pad}for {value} in {var}:")
+            self.emit(t.element_type, depth + 1, value, add, pad + "    ")
+        else:  # an explicit tag around its inner type
+            self.emit(t.inner, depth + 1, var, add, pad)
         tag = self.const(bytes(t.tag))
+        out.append(f"{pad}{body} = b''.join({parts})")
         if self.indefinite(depth):
-            body.append(f"    return {tag} + b'\\x80' + b + b'\\x00\\x00'")
+            out.append(f"{pad}{sink}({tag} + b'\\x80' + {body} + b'\\x00\\x00')")
         else:
-            body.append(f"    return {tag} + _length(len(b)) + b")
-        self.lines.extend(body)
-        return name
-
-    def choice(self, t: Any, depth: int) -> str:
-        self.count += 1
-        name = f"_f{self.count}"
-        table = f"_T{self.count}"
-        entries = []
-        for member in t.members:
-            entries.append(f"{member.name!r}: {self.lambda_(member, depth)}")
-        self.lines.append(f"{table} = {{{', '.join(entries)}}}")
-        self.lines.append(f"def {name}(v):")
-        self.lines.append(f"    return {table}[v[0]](v[1])")
-        return name
-
-    def lambda_(self, t: Any, depth: int) -> str:
-        return f"lambda x: {self.expression(t, depth, 'x')}"
-
-    def expression(self, t: Any, depth: int, var: str) -> str:
-        """A Python expression writing value ``var`` as ``t`` (header included)."""
-        if type(t) is _ber.Integer:
-            return f"{self.const(bytes(t.tag))} + _integer({var})"
-        if type(t) is _ber.OctetString:
-            return f"{self.const(bytes(t.tag))} + _length(len({var})) + {var}"
-        if isinstance(t, _ber.MembersType | _ber.ArrayType | _ber.ExplicitTag | _ber.Choice):
-            return f"{self.function(t, depth)}({var})"
-        raise _Unsupported(repr(t))
+            length = f"(_LENS[len({body})] if len({body}) < {_LEN_CACHE} else _length(len({body})))"
+            out.append(f"{pad}{sink}({tag} + {length} + {body})")
 
     def build(self, t: Any) -> Callable[[Any], bytes]:
-        top = self.function(t, 0)
-        namespace: dict[str, Any] = {"_length": _length, "_integer": _integer}
+        self.lines.append("def write(v):")
+        self.lines.append("    top = []")
+        self.emit(t, 0, "v", "top.append", "    ")
+        self.lines.append("    return top[0]")
+        namespace: dict[str, Any] = {"_length": _length, "_integer": _integer, "_LENS": _LENS}
         for value, name in self.consts.items():
             namespace[name] = value
+        for name in self.caches.values():
+            namespace[name] = {}
         source = "\n".join(self.lines)
         exec(compile(source, f"<sample encoder {t.name}>", "exec"), namespace)
-        fn: Callable[[Any], bytes] = namespace[top]
+        fn: Callable[[Any], bytes] = namespace["write"]
         return fn
 
 

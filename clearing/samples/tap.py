@@ -1062,7 +1062,10 @@ def _fast_encode(partner: Partner, value: tuple[str, Any]) -> bytes:
     write = encoder(compiled, partner.encoding)
     if write is None:  # a type the fast writer does not know: asn1tools
         return _encode(partner, value)
-    return write(value[1])
+    try:
+        return write(value[1])
+    except IndexError:  # octets of 16 KiB or more (never in our values): asn1tools
+        return _encode(partner, value)
 
 
 def _encode(partner: Partner, value: tuple[str, Any]) -> bytes:
