@@ -435,6 +435,8 @@ class _FileBuilder:
         traffic = day - timedelta(days=1)
         self.traffic_days = (traffic.toordinal(), traffic.toordinal() - 1)
         self.stamps: dict[int, bytes] = {}
+        self.bcds: dict[str, bytes] = {}
+        self.imei_bcds: dict[bytes, bytes] = {}
         self.days: dict[int, bytes] = {}
         kinds: list[Callable[[], tuple[str, Any]]] = [
             lambda: self.moc(sms=False),
@@ -601,10 +603,17 @@ class _FileBuilder:
         self, *, msisdn: bool = True, picked: tuple[str, str] | None = None
     ) -> tuple[str, Any]:
         imsi, number = picked or self._pick()
-        sub: dict[str, bytes] = {"imsi": bcd(imsi)}
+        sub: dict[str, bytes] = {"imsi": self._bcd(imsi)}
         if msisdn:
-            sub["msisdn"] = bcd(number)
+            sub["msisdn"] = self._bcd(number)
         return ("simChargeableSubscriber", sub)
+
+    def _bcd(self, digits: str) -> bytes:
+        """:func:`bcd` of our subscribers' IMSIs and numbers (a few hundred: kept)."""
+        out = self.bcds.get(digits)
+        if out is None:
+            out = self.bcds[digits] = bcd(digits)
+        return out
 
     def _imsi_msisdn(self) -> tuple[str, str]:
         return self.roamers[self.below(len(self.roamers))]
@@ -712,7 +721,7 @@ class _FileBuilder:
         else:
             prefix = p.national_mobile
         rest = p.number_length - len(prefix)
-        return prefix + "".join(str(self.below(10)) for _ in range(rest))
+        return prefix + "".join([str(self.below(10)) for _ in range(rest)])
 
     def _destination(self, imsi: str) -> tuple[str, tuple[int, int, int], int]:
         """(called E.164 number, call type levels, price per minute) of a call by ``imsi``.
@@ -724,7 +733,7 @@ class _FileBuilder:
         t = self.p.tariff
         code = self.cards.get(imsi, {}).get("selection_code")
         if code is not None and r < 0.8:
-            number = code[1:] + "".join(str(self.below(10)) for _ in range(9))
+            number = code[1:] + "".join([str(self.below(10)) for _ in range(9)])
             return number, (2, 2, 0), t.moc_intl
         r = self.rng.random()
         if r < 0.45:
@@ -733,7 +742,7 @@ class _FileBuilder:
             _, msisdn = self._imsi_msisdn()
             return msisdn[:5] + f"{self.below(10**6):06d}", (2, 1, 0), t.moc_home
         cc = self.rng.choice(("86", "61", "971", "34", "39"))
-        number = cc + "".join(str(self.below(10)) for _ in range(9))
+        number = cc + "".join([str(self.below(10)) for _ in range(9)])
         return number, (2, 2, 0), t.moc_intl
 
     def _dialled(self, number: str) -> bytes:
@@ -795,8 +804,11 @@ class _FileBuilder:
         return ("mobileOriginatedCall", call)
 
     def _imei_for(self, imsi_bcd: bytes) -> bytes:
-        imsi = imsi_bcd.hex().rstrip("f")
-        return bcd(self.imeis[imsi])
+        out = self.imei_bcds.get(imsi_bcd)
+        if out is None:
+            imsi = imsi_bcd.hex().rstrip("f")
+            out = self.imei_bcds[imsi_bcd] = bcd(self.imeis[imsi])
+        return out
 
     def mtc(self, *, sms: bool) -> tuple[str, Any]:
         rng = self.rng
@@ -939,8 +951,8 @@ class _FileBuilder:
     def _ims_party(self) -> dict[str, Any]:
         imsi, msisdn = self._imsi_msisdn()
         return {
-            "imsi": bcd(imsi),
-            "msisdn": bcd(msisdn),
+            "imsi": self._bcd(imsi),
+            "msisdn": self._bcd(msisdn),
             "publicUserId": f"sip:+{msisdn}@ims.mnc099.mcc454.3gppnetwork.org".encode(),
         }
 
@@ -1100,13 +1112,19 @@ def build_file(
         audit_error: added to the AuditControlInfo's totalCharge (≠ 0: a fatal error).
     """
     with _collector_paused():
-        builder = _FileBuilder(partner, day, seed, late_share)
-        if events == 0:
-            value = builder.notification()
-        else:
-            value = builder.transfer_batch(events, audit_error=audit_error)
-        data = _fast_encode(partner, value)
+        data = _build(partner, events, seed, day, late_share, audit_error)
     return file_name(partner, day), data
+
+
+def _build(
+    partner: Partner, events: int, seed: int, day: date, late_share: float, audit_error: int
+) -> bytes:
+    builder = _FileBuilder(partner, day, seed, late_share)
+    if events == 0:
+        value = builder.notification()
+    else:
+        value = builder.transfer_batch(events, audit_error=audit_error)
+    return _fast_encode(partner, value)
 
 
 @contextmanager
@@ -1115,7 +1133,8 @@ def _collector_paused() -> Iterator[None]:
 
     A file's event values are trees of dicts without cycles, freed by reference counting; with
     hundreds of thousands of them alive, the collector's passes over them took about half of
-    the generator's time and never found anything to free.
+    the generator's time and never found anything to free. (They are freed before the
+    collector is back: else its first pass would walk them all.)
     """
     enabled = gc.isenabled()
     gc.disable()
