@@ -438,17 +438,18 @@ class _FileBuilder:
         self.bcds: dict[str, bytes] = {}
         self.imei_bcds: dict[bytes, bytes] = {}
         self.days: dict[int, bytes] = {}
-        kinds: list[Callable[[], tuple[str, Any]]] = [
-            lambda: self.moc(sms=False),
-            lambda: self.moc(sms=True),
-            lambda: self.mtc(sms=False),
-            lambda: self.mtc(sms=True),
-            self.gprs,
-            self.suppl,
+        # (functions of the builder, not bound methods: no reference cycle)
+        kinds: list[Callable[[_FileBuilder], tuple[str, Any]]] = [
+            lambda b: b.moc(sms=False),
+            lambda b: b.moc(sms=True),
+            lambda b: b.mtc(sms=False),
+            lambda b: b.mtc(sms=True),
+            _FileBuilder.gprs,
+            _FileBuilder.suppl,
         ]
         weights = [26, 8, 15, 5, 40, 2]
         if partner.volte:
-            kinds += [self.messaging, self.session]
+            kinds += [_FileBuilder.messaging, _FileBuilder.session]
             weights += [3, 5]
         # random.choices(kinds, weights) drawn as it draws: one random() into the running sums
         self.kinds = kinds
@@ -1011,7 +1012,7 @@ class _FileBuilder:
         # VoLTE messaging events and sessions at 3:5 (as random.choices draws them)
         sums = self.kind_sums
         pick = bisect_right(sums, self.rng.random() * self.kind_total, 0, len(sums) - 1)
-        return self.kinds[pick]()
+        return self.kinds[pick](self)
 
     def transfer_batch(self, count: int, *, audit_error: int = 0) -> tuple[str, Any]:
         # generate, then order by start time (as a partner's mediation would write them)
@@ -1076,7 +1077,9 @@ def _fast_encode(partner: Partner, value: tuple[str, Any]) -> bytes:
         return _encode(partner, value)
     try:
         return write(value[1])
-    except IndexError:  # octets of 16 KiB or more (never in our values): asn1tools
+    except (IndexError, ValueError):
+        # octets of 16 KiB or more (never in our values), or an unknown CHOICE alternative:
+        # asn1tools writes the former and tells what is wrong with the latter
         return _encode(partner, value)
 
 
