@@ -4,18 +4,20 @@ The sample TAP-in files are asn1tools' value form (dicts, ``(name, value)`` tupl
 CHOICEs) encoded by :func:`clearing.codecs.asn1.encode`, then, for two partners, re-encoded
 with indefinite lengths (:func:`clearing.codecs.indefinite.to_indefinite`). At hundreds of
 thousands of call events that is most of the generator's time, so this module writes the same
-bytes directly: it reads the compiled asn1tools type tree of a root type once and generates a
-Python function per constructed element of that tree (tags as constants, primitive members
-written inline), with the length form of every constructed element decided when the code is
-made (``definite``; ``indefinite-all``: every constructed element; ``indefinite-some``: the
-constructed elements down to depth 2, the TransferBatch, its groups and every call event).
+bytes directly: it reads the compiled asn1tools type tree of a root type once and generates
+the source of one Python function writing it, every element of the tree inline (tags and
+headers as constants, small INTEGER elements kept once written), with the length form of every
+constructed element decided when the code is made (``definite``; ``indefinite-all``: every
+constructed element; ``indefinite-some``: the constructed elements down to depth 2, the
+TransferBatch, its groups and every call event).
 
 The bytes are those of the asn1tools encoding (minimal definite lengths, minimal two's-complement
-integers, members in definition order, absent members left out), and, for the indefinite forms,
+integers, members in definition order, present members only), and, for the indefinite forms,
 those of :func:`~clearing.codecs.indefinite.to_indefinite` of it. Types this writer does not
 know (anything but SEQUENCE, SEQUENCE OF, CHOICE, explicit tags, INTEGER and OCTET STRING,
 or members with DEFAULT values) make :func:`encoder` return None: the caller then takes the
-asn1tools path. No type checks: the values are the generator's own.
+asn1tools path; a CHOICE alternative it does not know raises ValueError. No type checks: the
+values are the generator's own (``tests/samples/test_encoder.py`` compares the two writers).
 """
 
 from __future__ import annotations
@@ -32,16 +34,14 @@ __all__ = ["Mode", "encoder"]
 Mode = Literal["definite", "indefinite-some", "indefinite-all"]
 
 _SOME_DEPTH = 2  # indefinite-some: constructed elements at depth <= 2 (the top level is 0)
-_LEN_CACHE = 1 << 14
+_SHORT = 128  # contents shorter than this have a one-octet length
 _INT_CACHE = 1 << 16
 
-# the length octets of every short content (the minimal form asn1tools writes)
-_LENS: tuple[bytes, ...] = tuple(bytes(_ber.encode_length_definite(n)) for n in range(_LEN_CACHE))
+_LENS: tuple[bytes, ...] = tuple(bytes((n,)) for n in range(_SHORT))
 
 
 def _length(n: int) -> bytes:
-    if n < _LEN_CACHE:
-        return _LENS[n]
+    """The length octets of ``n`` content octets (the minimal form asn1tools writes)."""
     return bytes(_ber.encode_length_definite(n))
 
 
@@ -70,6 +70,8 @@ class _Gen:
         self.mode = mode
         self.consts: dict[bytes, str] = {}
         self.caches: dict[bytes, str] = {}  # INTEGER tag -> name of its cache of elements
+        # tag -> name of its headers (tag and one-octet length) by content length
+        self.headers: dict[bytes, str] = {}
         self.lines: list[str] = []
         self.count = 0
 
@@ -79,6 +81,11 @@ class _Gen:
             name = f"_K{len(self.consts)}"
             self.consts[value] = name
         return name
+
+    def header(self, tag: bytes, var: str) -> str:
+        """An expression: tag and length of content ``var`` (headers of short ones kept)."""
+        headers = self.headers.setdefault(tag, f"_H{len(self.headers)}")
+        return f"({headers}[n] if (n := len({var})) < {_SHORT} else {self.const(tag)} + _length(n))"
 
     def indefinite(self, depth: int) -> bool:
         if self.mode == "indefinite-all":
@@ -96,8 +103,7 @@ class _Gen:
             out.append(f"{pad}{sink}({cache}.get({var}) or _integer({cache}, {tag}, {var}))")
             return
         if type(t) is _ber.OctetString:
-            # (octets of 16 KiB or more raise IndexError: see encoder())
-            out.append(f"{pad}{sink}({self.const(bytes(t.tag))} + _LENS[len({var})] + {var})")
+            out.append(f"{pad}{sink}({self.header(bytes(t.tag), var)} + {var})")
             return
         self.count += 1
         n = self.count
@@ -136,8 +142,7 @@ class _Gen:
         if self.indefinite(depth):
             out.append(f"{pad}{sink}({tag} + b'\\x80' + {body} + b'\\x00\\x00')")
         else:
-            length = f"(_LENS[len({body})] if len({body}) < {_LEN_CACHE} else _length(len({body})))"
-            out.append(f"{pad}{sink}({tag} + {length} + {body})")
+            out.append(f"{pad}{sink}({self.header(bytes(t.tag), body)} + {body})")
 
     def build(self, t: Any) -> Callable[[Any], bytes]:
         self.lines.append("def write(v):")
@@ -149,6 +154,8 @@ class _Gen:
             namespace[name] = value
         for name in self.caches.values():
             namespace[name] = {}
+        for tag, name in self.headers.items():
+            namespace[name] = tuple(tag + length for length in _LENS)
         source = "\n".join(self.lines)
         exec(compile(source, f"<sample encoder {t.name}>", "exec"), namespace)
         fn: Callable[[Any], bytes] = namespace["write"]

@@ -327,6 +327,7 @@ PARTNERS: tuple[Partner, ...] = (
 
 _APNS = ("internet", "internet", "internet", "mms.hkgcl", "wap.hkgcl", "iot.hkgcl", "corp.vpn")
 _APN_OI = "mnc099.mcc454.gprs"
+_DIGIT = "0123456789"
 
 
 def home_subscribers(n: int = HOME_SUBSCRIBERS) -> list[tuple[str, str]]:
@@ -407,9 +408,11 @@ class _FileBuilder:
         # late records draw from a stream of their own: without them the file is unchanged
         self.late_share = late_share
         self.late_rng = random.Random(f"late:{seed}:{day.isoformat()}:{partner.tadig}")
-        # rng.randrange(n) and rng.choice(seq) draw rng._randbelow(n) and rng._randbelow(len(seq))
-        # (CPython): called directly, the same draws in a fraction of the time
+        # rng.randrange(n) and rng.choice(seq) draw rng._randbelow(n) and rng._randbelow(len(seq)),
+        # which draws getrandbits(n.bit_length()) until below n (CPython): called directly, the
+        # same draws in a fraction of the time
         self.below: Callable[[int], int] = self.rng._randbelow  # type: ignore[attr-defined]
+        self.bits = self.rng.getrandbits
         self.totals = _Totals()
         self.dp = partner.tap_decimal_places
         self.subs = home_subscribers()
@@ -722,7 +725,18 @@ class _FileBuilder:
         else:
             prefix = p.national_mobile
         rest = p.number_length - len(prefix)
-        return prefix + "".join([str(self.below(10)) for _ in range(rest)])
+        return prefix + self._digits(rest)
+
+    def _digits(self, count: int) -> str:
+        """``count`` random digits, as ``rng.randrange(10)`` draws each: 4 bits, below 10."""
+        bits = self.bits
+        out = []
+        for _ in range(count):
+            r = bits(4)
+            while r >= 10:
+                r = bits(4)
+            out.append(_DIGIT[r])
+        return "".join(out)
 
     def _destination(self, imsi: str) -> tuple[str, tuple[int, int, int], int]:
         """(called E.164 number, call type levels, price per minute) of a call by ``imsi``.
@@ -734,7 +748,7 @@ class _FileBuilder:
         t = self.p.tariff
         code = self.cards.get(imsi, {}).get("selection_code")
         if code is not None and r < 0.8:
-            number = code[1:] + "".join([str(self.below(10)) for _ in range(9)])
+            number = code[1:] + self._digits(9)
             return number, (2, 2, 0), t.moc_intl
         r = self.rng.random()
         if r < 0.45:
@@ -743,7 +757,7 @@ class _FileBuilder:
             _, msisdn = self._imsi_msisdn()
             return msisdn[:5] + f"{self.below(10**6):06d}", (2, 1, 0), t.moc_home
         cc = self.rng.choice(("86", "61", "971", "34", "39"))
-        number = cc + "".join([str(self.below(10)) for _ in range(9)])
+        number = cc + self._digits(9)
         return number, (2, 2, 0), t.moc_intl
 
     def _dialled(self, number: str) -> bytes:
@@ -1077,9 +1091,7 @@ def _fast_encode(partner: Partner, value: tuple[str, Any]) -> bytes:
         return _encode(partner, value)
     try:
         return write(value[1])
-    except (IndexError, ValueError):
-        # octets of 16 KiB or more (never in our values), or an unknown CHOICE alternative:
-        # asn1tools writes the former and tells what is wrong with the latter
+    except ValueError:  # an unknown CHOICE alternative: asn1tools tells what is wrong
         return _encode(partner, value)
 
 

@@ -31,10 +31,12 @@ def test_notification_and_every_mode(mode: tap.Encoding) -> None:
     assert write(value[1]) == tap._encode(replace(partner, encoding=mode), value)
 
 
-def test_long_octets_fall_back_to_asn1tools() -> None:
-    partner = next(p for p in tap.PARTNERS if p.notification_only)
+@pytest.mark.parametrize("size", [127, 128, 255, 256, 70_000])
+@pytest.mark.parametrize("mode", ["definite", "indefinite-some"])
+def test_long_octets_and_lengths(size: int, mode: tap.Encoding) -> None:
+    partner = replace(next(p for p in tap.PARTNERS if p.notification_only), encoding=mode)
     value = tap._FileBuilder(partner, DAY, 1).notification()
-    value[1]["sender"] = b"X" * 20_000  # a length beyond the writer's table
+    value[1]["sender"] = b"X" * size  # long forms of the length, in the element and around it
     assert tap._fast_encode(partner, value) == tap._encode(partner, value)
 
 
