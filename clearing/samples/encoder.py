@@ -45,6 +45,10 @@ def _length(n: int) -> bytes:
     return bytes(_ber.encode_length_definite(n))
 
 
+# per INTEGER tag, its small elements written so far (shared by every generated function)
+_INTEGERS: dict[bytes, dict[int, bytes]] = {}
+
+
 def _integer(cache: dict[int, bytes], tag: bytes, x: int) -> bytes:
     """An INTEGER element (minimal two's complement), kept in ``cache`` when small."""
     content = x.to_bytes((8 + (x + (x < 0)).bit_length()) // 8, "big", signed=True)
@@ -152,8 +156,8 @@ class _Gen:
         namespace: dict[str, Any] = {"_length": _length, "_integer": _integer, "_LENS": _LENS}
         for value, name in self.consts.items():
             namespace[name] = value
-        for name in self.caches.values():
-            namespace[name] = {}
+        for tag, name in self.caches.items():
+            namespace[name] = _INTEGERS.setdefault(tag, {})
         for tag, name in self.headers.items():
             namespace[name] = tuple(tag + length for length in _LENS)
         source = "\n".join(self.lines)
