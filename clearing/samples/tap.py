@@ -1034,7 +1034,7 @@ class _FileBuilder:
         for _ in range(count):
             ev = self.event()
             drawn.append((_event_stamp(ev), len(drawn), ev))
-        drawn.sort(key=lambda x: (x[0], x[1]))
+        drawn.sort()  # by stamp, then order drawn (unique: the events are never compared)
         events = [ev for _, _, ev in drawn]
         tot = self.totals
         tot.count = len(events)
