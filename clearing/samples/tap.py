@@ -5,9 +5,10 @@ MSISDNs +852 5xxx xxxx). Six GSM partners (fictional TADIG codes in real countri
 their real currencies) send one TransferBatch each per processing day; a seventh partner
 has no traffic and sends a Notification.
 
-Every file is encoded with the project's own encoder (:func:`clearing.codecs.asn1.encode`);
-two partners' files are then re-encoded with indefinite lengths
-(:mod:`clearing.codecs.indefinite`), as some real partners do. Money is integers only:
+Every file has the bytes of the project's own encoder (:func:`clearing.codecs.asn1.encode`),
+two partners' files re-encoded with indefinite lengths (:mod:`clearing.codecs.indefinite`), as
+some real partners do; they are written by :mod:`clearing.samples.encoder`, which writes those
+bytes directly, indefinite lengths included, several times faster. Money is integers only:
 IOT prices are micro-SDR per unit, charges are SDR scaled by the partner's
 ``tapDecimalPlaces``, tax values are ``charge × taxRate / 10**7`` rounded half up, and
 the AuditControlInfo is the exact sum of what was written (TD.57 §4.6 of the reference).
