@@ -35,6 +35,7 @@ Mode = Literal["definite", "indefinite-some", "indefinite-all"]
 
 _SOME_DEPTH = 2  # indefinite-some: constructed elements at depth <= 2 (the top level is 0)
 _SHORT = 128  # contents shorter than this have a one-octet length
+_LONG_LIST_DEPTH = 1  # lists down to this depth may be long: their entries are joined once
 _INT_CACHE = 1 << 16
 
 _LENS: tuple[bytes, ...] = tuple(bytes((n,)) for n in range(_SHORT))
@@ -65,9 +66,9 @@ class _Unsupported(Exception):
 class _Gen:
     """Generates the source of one function writing a root type, every element inline.
 
-    ``emit`` writes the statements that hand the element of value ``var`` to ``sink`` (the
-    ``append`` of the enclosing element's parts); each constructed element collects its parts
-    in a list of its own (names numbered, one per position in the type tree).
+    ``emit`` writes the statements that hand the element of value ``var`` to ``sink`` (what
+    adds it to the enclosing element's content); each constructed element builds its content
+    in a variable of its own (names numbered, one per position in the type tree).
     """
 
     def __init__(self, mode: Mode) -> None:
@@ -96,18 +97,23 @@ class _Gen:
             return True
         return self.mode == "indefinite-some" and depth <= _SOME_DEPTH
 
-    def emit(self, t: Any, depth: int, var: str, sink: str, pad: str) -> None:
-        """Statements (indented ``pad``) calling ``sink`` with the element of ``var`` as ``t``."""
+    def emit(self, t: Any, depth: int, var: str, sink: tuple[str, str], pad: str) -> None:
+        """Statements (indented ``pad``) handing the element of ``var`` as ``t`` to ``sink``.
+
+        ``sink`` wraps the expression of the element into a statement: ``(prefix, suffix)``,
+        e.g. ``("b3 += ", "")`` or ``("a3(", ")")``.
+        """
         out = self.lines
+        put, end = sink
         if getattr(t, "has_default", None) is not None and t.has_default():
             raise _Unsupported(repr(t))
         if type(t) is _ber.Integer:
             tag = self.const(bytes(t.tag))
             cache = self.caches.setdefault(bytes(t.tag), f"_C{len(self.caches)}")
-            out.append(f"{pad}{sink}({cache}.get({var}) or _integer({cache}, {tag}, {var}))")
+            out.append(f"{pad}{put}({cache}.get({var}) or _integer({cache}, {tag}, {var})){end}")
             return
         if type(t) is _ber.OctetString:
-            out.append(f"{pad}{sink}({self.header(bytes(t.tag), var)} + {var})")
+            out.append(f"{pad}{put}{self.header(bytes(t.tag), var)} + {var}{end}")
             return
         self.count += 1
         n = self.count
@@ -122,9 +128,18 @@ class _Gen:
             return
         if not isinstance(t, _ber.MembersType | _ber.ArrayType | _ber.ExplicitTag):
             raise _Unsupported(repr(t))
-        parts, add, body = f"p{n}", f"a{n}", f"b{n}"
-        out.append(f"{pad}{parts} = []")
-        out.append(f"{pad}{add} = {parts}.append")
+        body = f"b{n}"
+        # a few parts: added to the content one by one; the entries of a list that may be long
+        # (the TransferBatch's call events): joined once
+        joined = isinstance(t, _ber.ArrayType) and depth <= _LONG_LIST_DEPTH
+        if joined:
+            parts = f"p{n}"
+            out.append(f"{pad}{parts} = []")
+            out.append(f"{pad}a{n} = {parts}.append")
+            inner = (f"a{n}(", ")")
+        else:
+            out.append(f"{pad}{body} = b''")
+            inner = (f"{body} += ", "")
         if isinstance(t, _ber.MembersType):
             if t.additions:
                 raise _Unsupported(repr(t))
@@ -134,24 +149,25 @@ class _Gen:
                 value = f"x{n}_{len(out)}"
                 out.append(f"{pad}if {member.name!r} in {var}:")
                 out.append(f"{pad}    {value} = {var}[{member.name!r}]")
-                self.emit(member, depth + 1, value, add, pad + "    ")
+                self.emit(member, depth + 1, value, inner, pad + "    ")
         elif isinstance(t, _ber.ArrayType):
             value = f"x{n}"
             out.append(f"{pad}for {value} in {var}:")
-            self.emit(t.element_type, depth + 1, value, add, pad + "    ")
+            self.emit(t.element_type, depth + 1, value, inner, pad + "    ")
         else:  # an explicit tag around its inner type
-            self.emit(t.inner, depth + 1, var, add, pad)
+            self.emit(t.inner, depth + 1, var, inner, pad)
+        if joined:
+            out.append(f"{pad}{body} = b''.join(p{n})")
         tag = self.const(bytes(t.tag))
-        out.append(f"{pad}{body} = b''.join({parts})")
         if self.indefinite(depth):
-            out.append(f"{pad}{sink}({tag} + b'\\x80' + {body} + b'\\x00\\x00')")
+            out.append(f"{pad}{put}{tag} + b'\\x80' + {body} + b'\\x00\\x00'{end}")
         else:
-            out.append(f"{pad}{sink}({self.header(bytes(t.tag), body)} + {body})")
+            out.append(f"{pad}{put}{self.header(bytes(t.tag), body)} + {body}{end}")
 
     def build(self, t: Any) -> Callable[[Any], bytes]:
         self.lines.append("def write(v):")
         self.lines.append("    top = []")
-        self.emit(t, 0, "v", "top.append", "    ")
+        self.emit(t, 0, "v", ("top.append(", ")"), "    ")
         self.lines.append("    return top[0]")
         namespace: dict[str, Any] = {"_length": _length, "_integer": _integer, "_LENS": _LENS}
         for value, name in self.consts.items():
