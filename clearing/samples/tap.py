@@ -382,10 +382,6 @@ def _money(micro_sdr_num: int, den: int, dp: int) -> int:
     return round_div(micro_sdr_num * 10**dp, den * 10**6)
 
 
-def _tax(amount: int, rate: str) -> int:
-    return tax_value(amount, int(rate))
-
-
 # ---------------------------------------------------------------------------------------------
 # one file
 
@@ -434,6 +430,7 @@ class _FileBuilder:
         # per event: the offsets (as written, and in seconds), the traffic days, the local
         # stamps written so far (by local seconds), the event kinds and their weights
         self.rate_codes = [c for c, _, _ in partner.rates]
+        self.vat_rate = 0 if partner.vat_rate is None else int(partner.vat_rate)
         self.offsets = [off.encode() for off in partner.utc_offsets]
         self.offset_seconds = [require_offset_minutes(off) * 60 for off in partner.utc_offsets]
         traffic = day - timedelta(days=1)
@@ -632,7 +629,7 @@ class _FileBuilder:
     def _taxes(self, amount: int) -> list[dict[str, Any]] | None:
         if self.p.vat_rate is None or amount == 0:
             return None
-        value = _tax(amount, self.p.vat_rate)
+        value = tax_value(amount, self.vat_rate)
         self.totals.tax += value
         return [{"taxCode": self.p.tax_code, "taxValue": value, "taxableAmount": amount}]
 
