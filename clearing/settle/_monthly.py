@@ -285,20 +285,33 @@ WITH base AS (
     SELECT b.*, coalesce(b.event_date, b.processing_date) AS fx_date, a.settlement_currency
     FROM base b LEFT JOIN agr a ON a.partner = b.partner
         AND {valid_on_sql("a", "coalesce(b.event_date, b.processing_date)")}
+), rated AS (
+    SELECT d.*, minor(d.settlement_currency) AS settlement_scale,
+           s.rate AS r_src, s.rate_scale AS s_src, s.version AS v_src,
+           t.rate AS r_dst, t.rate_scale AS s_dst, t.version AS v_dst
+    FROM dated d
+    LEFT JOIN fx_rates s ON s.currency = coalesce(d.currency, 'SDR')
+        AND {valid_on_sql("s", "d.fx_date")}
+    LEFT JOIN fx_rates t ON t.currency = d.settlement_currency
+        AND {valid_on_sql("t", "d.fx_date")}
+), factored AS (
+    -- the row's two conversions as int64 factors, once for its five amounts (fx_k)
+    SELECT *, fx_kn(s_src, 1, {{sdr}}) AS kn_sdr, fx_kd(scale, r_src, 0) AS kd_sdr,
+           fx_kn(s_src, r_dst, settlement_scale) AS kn_sc, fx_kd(scale, r_src, s_dst) AS kd_sc
+    FROM rated
+), bounded AS (
+    SELECT *, fx_klim(kn_sdr, kd_sdr) AS lim_sdr, fx_klim(kn_sc, kd_sc) AS lim_sc FROM factored
 )
-SELECT d.*, minor(d.settlement_currency) AS settlement_scale,
-       s.rate AS r_src, s.rate_scale AS s_src, s.version AS v_src,
-       t.rate AS r_dst, t.rate_scale AS s_dst, t.version AS v_dst,
-       fx(d.net, d.scale, s.rate, s.rate_scale, 1, 0, {{sdr}}) AS net_sdr,
-       fx(d.discount, d.scale, s.rate, s.rate_scale, 1, 0, {{sdr}}) AS discount_sdr,
-       fx(d.tax, d.scale, s.rate, s.rate_scale, 1, 0, {{sdr}}) AS tax_sdr,
-       fx(d.expected, d.scale, s.rate, s.rate_scale, 1, 0, {{sdr}}) AS expected_sdr,
-       fx(d.net + d.tax, d.scale, s.rate, s.rate_scale, t.rate, t.rate_scale,
-          minor(d.settlement_currency)) AS total_sc
-FROM dated d
-LEFT JOIN fx_rates s ON s.currency = coalesce(d.currency, 'SDR')
-    AND {valid_on_sql("s", "d.fx_date")}
-LEFT JOIN fx_rates t ON t.currency = d.settlement_currency AND {valid_on_sql("t", "d.fx_date")}
+SELECT * EXCLUDE (kn_sdr, kd_sdr, kn_sc, kd_sc, lim_sdr, lim_sc),
+       fx_k(net, kn_sdr, kd_sdr, lim_sdr, scale, r_src, s_src, 1, 0, {{sdr}}) AS net_sdr,
+       fx_k(discount, kn_sdr, kd_sdr, lim_sdr, scale, r_src, s_src, 1, 0, {{sdr}})
+           AS discount_sdr,
+       fx_k(tax, kn_sdr, kd_sdr, lim_sdr, scale, r_src, s_src, 1, 0, {{sdr}}) AS tax_sdr,
+       fx_k(expected, kn_sdr, kd_sdr, lim_sdr, scale, r_src, s_src, 1, 0, {{sdr}})
+           AS expected_sdr,
+       fx_k(net + tax, kn_sc, kd_sc, lim_sc, scale, r_src, s_src, r_dst, s_dst,
+            settlement_scale) AS total_sc
+FROM bounded
 """
 
 # partners' RAPs about our TAP-out, received in the period: severe events and fatal files
