@@ -55,7 +55,7 @@ def test_fx_k_is_fx_in_and_out_of_the_int64_range() -> None:
     con.executemany("INSERT INTO t VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
     # amounts at the bound of each row and just past it (either sign)
     bounds = con.execute(_SQL).fetchall()
-    edge = []
+    edge: list[tuple[object, ...]] = []
     for n, (_, scale, r_src, s_src, r_dst, s_dst, m, lim, _) in enumerate(bounds):
         if lim is not None and lim < 2**53:
             for x in (lim, lim + 1, -lim, -lim - 1):
