@@ -52,12 +52,16 @@ def run_monthly(workdir: Path, period: str, *, log: RunLog | None = None) -> Run
         BusyError: another run holds the work folder.
         ConfigError: no or bad ``clearing.toml``.
     """
+    from clearing.settle._monthly import figures_ahead
+
     wd = config.WorkDir(workdir)
     settings = wd.settings()
     check_settings(wd, settings)
     with private_files(*settings.output.modes), WorkdirLock(workdir, f"monthly {period}"):
         run = Run(workdir, "monthly", period, MONTHLY_STAGES, log or QuietLog())
         ctx = StageContext(wd, settings, period=period, run_id=run.run_id, progress=run.log.event)
-        run_steps(run, monthly_steps(), ctx)
+        # the settlement's figures are read while the rerate runs (one core each)
+        with figures_ahead(workdir, period):
+            run_steps(run, monthly_steps(), ctx)
         run.finish()
     return run

@@ -20,6 +20,8 @@ re-rate result and a delta beside them (:mod:`clearing.rating.run`).
 from __future__ import annotations
 
 import calendar
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
@@ -36,12 +38,13 @@ from clearing.rating.inbound import rate_visitors
 from clearing.rating.run import write_parquet
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
     from pathlib import Path
 
 __all__ = ["DELTA_COLUMNS", "Rerate", "rerate"]
 
 _HIVE = ("date", "partner")
+_AT_ONCE = 2  # days' directions re-rated at the same time
 
 
 @dataclass(frozen=True)
@@ -64,12 +67,14 @@ class Rerate:
     paths: list[Path]
 
 
-def _read(files: list[Path]) -> pl.DataFrame | None:
+def _read(files: list[Path], columns: Sequence[str]) -> pl.DataFrame | None:
+    """The rows of ``files`` (their ``columns`` that a file has; the hive keys from its path)."""
     if not files:
         return None
     frames = []
     for f in files:
-        df = pl.read_parquet(f, hive_partitioning=False)
+        have = pl.read_parquet_schema(f)
+        df = pl.read_parquet(f, columns=[c for c in columns if c in have], hive_partitioning=False)
         for part in f.parent.parts[-2:]:
             name, sep, value = part.partition("=")
             if sep and name in _HIVE and name not in df.columns:
@@ -88,15 +93,28 @@ def _month_days(period: str) -> list[date]:
     return [first + timedelta(days=k) for k in range(n)]
 
 
+# what a re-rating reads of the rated rows (the rest of their columns is not looked at)
+_OLD_VISITOR = (
+    *("date", "file", "line", "partner", "service", "currency", "charge_scale", "status"),
+    *("charge", "tax", "iot_version"),
+)
+_OLD_PARTNER = (
+    *("date", "file", "event_index", "partner", "kind", "called_number", "local_start"),
+    *("usage", "charge_scale", "currency", "camel_fee", "service", "status", "expected"),
+    "iot_version",
+)
+
+
 def _receivable(workdir: Path, day: date, rates: Rates) -> pl.DataFrame | None:
     root = WorkDir(workdir).lake
+    names = [c.name for c in cdr_schema()]
     old = _read(
         lake.files(root, lake.RATED_VISITORS, [day])
-        + lake.files(root, lake.UNRATED_VISITORS, [day])
+        + lake.files(root, lake.UNRATED_VISITORS, [day]),
+        [*names, *_OLD_VISITOR],
     )
     if old is None:
         return None
-    names = [c.name for c in cdr_schema()]
     records = old.select(*names, "file", "line")
     new = rate_visitors(records, rates)
     return pl.DataFrame(
@@ -123,7 +141,7 @@ def _receivable(workdir: Path, day: date, rates: Rates) -> pl.DataFrame | None:
 
 
 def _payable(workdir: Path, day: date, rates: Rates) -> pl.DataFrame | None:
-    old = _read(lake.files(WorkDir(workdir).lake, lake.RATED_PARTNER, [day]))
+    old = _read(lake.files(WorkDir(workdir).lake, lake.RATED_PARTNER, [day]), _OLD_PARTNER)
     if old is None:
         return None
     old = old.filter(pl.col("kind").is_not_null()).with_row_index("row_id")
@@ -178,14 +196,29 @@ def rerate(workdir: Path, period: str, *, rates_dir: Path | None = None) -> Rera
     counts = {"receivable": 0, "payable": 0}
 
     def days() -> Iterator[pl.DataFrame]:
-        # a processing date at a time: the memory of a day's rows, not the month's
-        for day in _month_days(period):
-            for direction, rows in (
-                ("receivable", _receivable(workdir, day, rates)),
-                ("payable", _payable(workdir, day, rates)),
-            ):
+        # a processing date and direction at a time, in order: the memory of a few days' rows,
+        # not the month's; two at once (polars leaves a core idle on one day's rows)
+        jobs = [
+            (direction, work, day)
+            for day in _month_days(period)
+            for direction, work in (("receivable", _receivable), ("payable", _payable))
+        ]
+        with ThreadPoolExecutor(max_workers=_AT_ONCE) as pool:
+            running: deque[tuple[str, Future[pl.DataFrame | None]]] = deque()
+            for direction, work, day in jobs:
+                running.append((direction, pool.submit(work, workdir, day, rates)))
+                if len(running) < _AT_ONCE:
+                    continue
+                done_direction, done = running.popleft()
+                rows = done.result()
                 if rows is not None:
-                    counts[direction] += rows.height
+                    counts[done_direction] += rows.height
+                    yield rows
+            while running:
+                done_direction, done = running.popleft()
+                rows = done.result()
+                if rows is not None:
+                    counts[done_direction] += rows.height
                     yield rows
 
     changed, delta = delta_report_of_parts(days())

@@ -47,8 +47,11 @@ file was received on.
 from __future__ import annotations
 
 import calendar
+import contextlib
 import json
 import re
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -69,9 +72,10 @@ from clearing.settle._returns import write_off_rows, write_offs_table
 from clearing.settle.statement import LOOK_BEFORE_DAYS, plan_rows, tax_of
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
 
-__all__ = ["Period", "build_monthly", "monthly_folder", "write_monthly"]
+__all__ = ["Period", "build_monthly", "figures_ahead", "monthly_folder", "write_monthly"]
 
 _VOICE = ("moc", "moc_local", "moc_home", "moc_international", "moc_destination", "mtc", "volte")
 _SMS = ("sms_mo", "sms_mt")
@@ -134,13 +138,44 @@ def write_monthly(workdir: Path, period: str, *, run_id: str | None = None) -> P
     return write_monthly_figures(workdir, period, run_id=run_id)[0]
 
 
+def _read_figures(workdir: Path, period: str) -> _Figures:
+    p = Period.parse(period)
+    return _Figures.read(workdir, p, config.load(workdir))
+
+
+# figures being read ahead (:func:`figures_ahead`), by resolved work folder and period
+_AHEAD: dict[tuple[Path, str], Future[_Figures]] = {}
+_AHEAD_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def figures_ahead(workdir: Path, period: str) -> Iterator[None]:
+    """Read the period's figures in a background thread while the block runs.
+
+    The monthly close reads them during the rerate (which neither writes what they are made
+    of nor needs them): the settle step's :func:`write_monthly_figures` of the same work folder
+    and period inside the block takes them instead of reading them again (an error reading
+    them is raised there, as it would have been). Leaving the block waits for the reading.
+    """
+    key = (workdir.resolve(), period)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="monthly-figures") as pool:
+        with _AHEAD_LOCK:
+            _AHEAD[key] = pool.submit(_read_figures, workdir, period)
+        try:
+            yield
+        finally:
+            with _AHEAD_LOCK:
+                _AHEAD.pop(key, None)
+
+
 def write_monthly_figures(
     workdir: Path, period: str, *, run_id: str | None = None
 ) -> tuple[Path, _Figures]:
     """:func:`write_monthly`, and the figures it was made of (read once: the month's lake)."""
-    p = Period.parse(period)
-    settings = config.load(workdir)
-    figures = _Figures.read(workdir, p, settings)
+    with _AHEAD_LOCK:
+        ahead = _AHEAD.pop((workdir.resolve(), period), None)
+    figures = ahead.result() if ahead is not None else _read_figures(workdir, period)
+    p, settings = figures.period, figures.settings
     stem = f"settlement_monthly_{settings.home.tadig}_{p.name}"
 
     def make(version: int, replaces: Path | None) -> Book:
@@ -285,20 +320,33 @@ WITH base AS (
     SELECT b.*, coalesce(b.event_date, b.processing_date) AS fx_date, a.settlement_currency
     FROM base b LEFT JOIN agr a ON a.partner = b.partner
         AND {valid_on_sql("a", "coalesce(b.event_date, b.processing_date)")}
+), rated AS (
+    SELECT d.*, minor(d.settlement_currency) AS settlement_scale,
+           s.rate AS r_src, s.rate_scale AS s_src, s.version AS v_src,
+           t.rate AS r_dst, t.rate_scale AS s_dst, t.version AS v_dst
+    FROM dated d
+    LEFT JOIN fx_rates s ON s.currency = coalesce(d.currency, 'SDR')
+        AND {valid_on_sql("s", "d.fx_date")}
+    LEFT JOIN fx_rates t ON t.currency = d.settlement_currency
+        AND {valid_on_sql("t", "d.fx_date")}
+), factored AS (
+    -- the row's two conversions as int64 factors, once for its five amounts (fx_k)
+    SELECT *, fx_kn(s_src, 1, {{sdr}}) AS kn_sdr, fx_kd(scale, r_src, 0) AS kd_sdr,
+           fx_kn(s_src, r_dst, settlement_scale) AS kn_sc, fx_kd(scale, r_src, s_dst) AS kd_sc
+    FROM rated
+), bounded AS (
+    SELECT *, fx_klim(kn_sdr, kd_sdr) AS lim_sdr, fx_klim(kn_sc, kd_sc) AS lim_sc FROM factored
 )
-SELECT d.*, minor(d.settlement_currency) AS settlement_scale,
-       s.rate AS r_src, s.rate_scale AS s_src, s.version AS v_src,
-       t.rate AS r_dst, t.rate_scale AS s_dst, t.version AS v_dst,
-       fx(d.net, d.scale, s.rate, s.rate_scale, 1, 0, {{sdr}}) AS net_sdr,
-       fx(d.discount, d.scale, s.rate, s.rate_scale, 1, 0, {{sdr}}) AS discount_sdr,
-       fx(d.tax, d.scale, s.rate, s.rate_scale, 1, 0, {{sdr}}) AS tax_sdr,
-       fx(d.expected, d.scale, s.rate, s.rate_scale, 1, 0, {{sdr}}) AS expected_sdr,
-       fx(d.net + d.tax, d.scale, s.rate, s.rate_scale, t.rate, t.rate_scale,
-          minor(d.settlement_currency)) AS total_sc
-FROM dated d
-LEFT JOIN fx_rates s ON s.currency = coalesce(d.currency, 'SDR')
-    AND {valid_on_sql("s", "d.fx_date")}
-LEFT JOIN fx_rates t ON t.currency = d.settlement_currency AND {valid_on_sql("t", "d.fx_date")}
+SELECT * EXCLUDE (kn_sdr, kd_sdr, kn_sc, kd_sc, lim_sdr, lim_sc),
+       fx_k(net, kn_sdr, kd_sdr, lim_sdr, scale, r_src, s_src, 1, 0, {{sdr}}) AS net_sdr,
+       fx_k(discount, kn_sdr, kd_sdr, lim_sdr, scale, r_src, s_src, 1, 0, {{sdr}})
+           AS discount_sdr,
+       fx_k(tax, kn_sdr, kd_sdr, lim_sdr, scale, r_src, s_src, 1, 0, {{sdr}}) AS tax_sdr,
+       fx_k(expected, kn_sdr, kd_sdr, lim_sdr, scale, r_src, s_src, 1, 0, {{sdr}})
+           AS expected_sdr,
+       fx_k(net + tax, kn_sc, kd_sc, lim_sc, scale, r_src, s_src, r_dst, s_dst,
+            settlement_scale) AS total_sc
+FROM bounded
 """
 
 # partners' RAPs about our TAP-out, received in the period: severe events and fatal files
@@ -672,15 +720,21 @@ def _retail(lake: Lake) -> list[dict[str, Any]]:
                 AND w.partner = l.sender AND w.processing_date = l.processing_date
             LEFT JOIN fx_rates t ON t.currency = coalesce(l.currency, home.currency)
                 AND {valid_on_sql("t", "w.fx_date")}
+        ), factored AS (
+            SELECT *, fx_kn(s_src, r_dst, coalesce(scale, 2)) AS kn,
+                   fx_kd(w_scale, r_src, s_dst) AS kd
+            FROM b
+        ), bounded AS (
+            SELECT *, fx_klim(kn, kd) AS lim FROM factored
         )
         SELECT coalesce(b.plan_id, '(not our subscriber)') AS plan,
                any_value(pl.name) AS plan_name, any_value(b.currency) AS currency,
                any_value(b.scale) AS scale, count(DISTINCT b.sub_number) AS sub_numbers,
                count(*) AS events, sum(coalesce(b.amount, 0)) AS revenue,
                sum(b.cost_sdr) AS cost_sdr,
-               sum(fx(b.cost, b.w_scale, b.r_src, b.s_src, b.r_dst, b.s_dst,
-                      coalesce(b.scale, 2))) AS cost_plan
-        FROM b LEFT JOIN (SELECT plan_id, arg_max(name, valid_from) AS name FROM plans
+               sum(fx_k(b.cost, b.kn, b.kd, b.lim, b.w_scale, b.r_src, b.s_src, b.r_dst,
+                        b.s_dst, coalesce(b.scale, 2))) AS cost_plan
+        FROM bounded b LEFT JOIN (SELECT plan_id, arg_max(name, valid_from) AS name FROM plans
                           GROUP BY ALL) pl ON pl.plan_id = b.plan_id
         GROUP BY 1 ORDER BY any_value(b.plan_id) IS NULL, 1
         """
