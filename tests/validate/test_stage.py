@@ -335,3 +335,29 @@ def test_cli_validate_garbage_is_a_fatal_finding_not_a_crash(
     out = json.loads(done.stdout)
     assert out["fatal"] is True
     assert [f["context"] for f in out["findings"]] == ["TransferBatch"]
+
+
+@pytest.mark.parametrize(("memory_mb", "parallel"), [(256, False), (4096, True)])
+def test_file_checks_go_to_workers_only_when_the_files_in_flight_fit_the_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, memory_mb: int, parallel: bool
+) -> None:
+    """Two workers hold up to five 7 MB files at about 4× their size: 140 MB.
+
+    That is more than half of a 256 MB budget (the files are checked here, one at a time,
+    nothing decoded ahead) and well inside half of 4 096 MB (the workers check them).
+    """
+    from clearing.validate import stage
+
+    monkeypatch.setenv("CLEARING_WORKERS", "2")
+    monkeypatch.setenv("CLEARING_PARALLEL_MIN_MB", "0")
+    (tmp_path / "clearing.toml").write_text(
+        f'[home]\ntadig = "HKGCL"\n[performance]\nmemory_mb = {memory_mb}\n'
+    )
+    settings = WorkDir(tmp_path).settings()
+    files = [put(tmp_path, "in", f"CDFRAF9HKGCL0000{i}", b"\x00" * (7 << 20)) for i in (1, 2)]
+    got = list(stage._checked(files, settings))
+    assert len(got) == 2
+    if parallel:
+        assert [c.file if c else None for c in got] == [f.name for f in files]
+    else:
+        assert got == [None, None]
