@@ -393,6 +393,9 @@ def _check_path(path: str, settings: Settings) -> TapChecked:
     return check_tap(Path(path).read_bytes(), file=Path(path).name, settings=settings)
 
 
+INDEX_COLUMNS = sorted({*HARD_KEY, *CIBER_KEY, "file", "event_index", "source_format"})
+"""The columns of an accepted event the key index reads (:func:`index_accepted`)."""
+
 DECODED_PER_BYTE = 4
 """Memory a TAP file takes while it is checked, per byte of the file: its bytes, its event
 table (~1.6×) and the decoder's transient arrays (measured: a 60 MB file of 240 000 events
@@ -493,8 +496,10 @@ def validate_day(
     written: list[Path] = []
     provenance = _Provenance(workdir, settings)
     with open_store(workdir.db) as state, duckdb.connect() as con:
-        # a big file's duplicate search spills to disk rather than pass the memory budget
-        spill_past_half(con, workdir.root / "tmp" / "validate", settings.performance.memory_mb)
+        # a big file's duplicate search spills to disk past a quarter of the memory budget
+        # (the file's bytes and decoded events take about as much again)
+        quarter = settings.performance.memory_mb // 2
+        spill_past_half(con, workdir.root / "tmp" / "validate", quarter)
         state.register.forget(day)
         # a re-run rewrites the date's lake partition from scratch
         for ds in (lakes.EVENTS_IN, lakes.KEYS_IN, lakes.KEYS_CIBER):
@@ -523,7 +528,10 @@ def validate_day(
             c = r.checked
             if r.outcome != "copy" and c.events.num_rows:
                 table = _lake_table(c, r.status)
-                accepted = table.filter(pc.equal(table.column("status"), "accepted"))
+                # the index's columns only: a filtered copy of the whole table is as big again
+                accepted = table.select(INDEX_COLUMNS).filter(
+                    pc.equal(table.column("status"), "accepted")
+                )
                 partner = c.sender or "unknown"
                 lakes.write(
                     workdir.lake, lakes.EVENTS_IN, day, table, partner=partner, source=path.name
