@@ -52,7 +52,7 @@ def run_monthly(workdir: Path, period: str, *, log: RunLog | None = None) -> Run
         BusyError: another run holds the work folder.
         ConfigError: no or bad ``clearing.toml``.
     """
-    from clearing.settle._monthly import figures_ahead
+    from clearing.settle import figures_ahead
 
     wd = config.WorkDir(workdir)
     settings = wd.settings()

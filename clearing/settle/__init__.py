@@ -22,6 +22,7 @@ from clearing.settle._lake import MissingInputError
 from clearing.settle._summary import RunSummary, key_figures, render_summary
 
 if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
     from datetime import date
     from pathlib import Path
 
@@ -29,6 +30,7 @@ __all__ = [
     "MissingInputError",
     "RunSummary",
     "daily_workbook",
+    "figures_ahead",
     "key_figures",
     "monthly_workbook",
     "monthly_workbook_and_positions",
@@ -59,6 +61,18 @@ def daily_workbook(
     settings = settings or config.load(workdir)
     book = build_daily(workdir, day, run_id=run_id, settings=settings)
     return write_daily(book, daily_path(workdir, settings.home.tadig, day))
+
+
+def figures_ahead(workdir: Path, period: str) -> AbstractContextManager[None]:
+    """A block during which the monthly workbook's figures of ``period`` are read ahead.
+
+    The monthly close wraps its rerate in it: the settle step's
+    :func:`monthly_workbook_and_positions` of the same work folder and period takes the figures
+    read meanwhile (one core each).
+    """
+    from clearing.settle._monthly import figures_ahead as ahead
+
+    return ahead(workdir, period)
 
 
 def monthly_workbook(workdir: Path, period: str, *, run_id: str | None = None) -> Path:
