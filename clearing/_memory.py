@@ -1,8 +1,10 @@
-"""Giving freed memory back to the system between the big steps of a night.
+"""Memory: DuckDB's share of the budget, and freed memory given back between big steps.
 
-Arrow's pool and glibc's heap keep freed blocks for reuse; when the next step allocates
-differently (other sizes, another library), those blocks only add to the process's resident
-size, and the night's peak is the sum of two steps instead of the larger one.
+:func:`spill_past` caps a DuckDB connection at a share of ``[performance] memory_mb`` (it
+spills to disk beyond). :func:`release_memory` gives freed memory back: Arrow's pool and
+glibc's heap keep freed blocks for reuse; when the next step allocates differently (other
+sizes, another library), those blocks only add to the process's resident size, and the
+night's peak is the sum of two steps instead of the larger one.
 """
 
 from __future__ import annotations
@@ -15,19 +17,19 @@ if TYPE_CHECKING:
 
     import duckdb
 
-__all__ = ["release_memory", "spill_past_half"]
+__all__ = ["release_memory", "spill_past"]
 
 
-def spill_past_half(con: duckdb.DuckDBPyConnection, tmp: Path, memory_mb: int) -> None:
-    """Make ``con`` spill to ``tmp`` once it holds half of ``memory_mb`` (at least 64 MB).
+def spill_past(con: duckdb.DuckDBPyConnection, tmp: Path, limit_mb: int) -> None:
+    """Make ``con`` spill to ``tmp`` once it holds ``limit_mb`` (at least 64 MB).
 
-    ``memory_mb`` is ``[performance] memory_mb``: DuckDB keeps what its joins and aggregates
-    build under half of it and writes the rest to ``tmp`` (made when needed) instead of
-    growing the process past the budget. DuckDB makes ``tmp`` itself when it spills (and
-    removes it when done); its parent is made here.
+    The callers give it a share of ``[performance] memory_mb``: DuckDB keeps what its joins
+    and aggregates build under it and writes the rest to ``tmp`` instead of growing the
+    process past the budget. DuckDB makes ``tmp`` itself when it spills (and removes it when
+    done); its parent is made here.
     """
     tmp.parent.mkdir(parents=True, exist_ok=True)
-    con.execute(f"SET memory_limit = '{max(64, memory_mb // 2)}MB'")
+    con.execute(f"SET memory_limit = '{max(64, limit_mb)}MB'")
     con.execute(f"SET temp_directory = '{str(tmp).replace(chr(39), chr(39) * 2)}'")
 
 

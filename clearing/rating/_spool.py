@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from clearing._io import write_row_groups_atomic
-from clearing._memory import spill_past_half
+from clearing._memory import spill_past
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -130,7 +130,7 @@ def concat_to(
 def _connect(tmp: Path, memory_mb: int) -> duckdb.DuckDBPyConnection:
     tmp.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect()
-    spill_past_half(con, tmp, memory_mb)
+    spill_past(con, tmp, memory_mb // 2)
     con.execute("SET preserve_insertion_order = false")
     return con
 

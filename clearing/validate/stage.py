@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from clearing import lake as lakes
-from clearing._memory import spill_past_half
+from clearing._memory import spill_past
 from clearing.codecs.ciber import decode as decode_ciber
 from clearing.codecs.ciber import looks_like_ciber
 from clearing.codecs.facts import ciber_facts, tap_header_facts
@@ -498,8 +498,7 @@ def validate_day(
     with open_store(workdir.db) as state, duckdb.connect() as con:
         # a big file's duplicate search spills to disk past a quarter of the memory budget
         # (the file's bytes and decoded events take about as much again)
-        quarter = settings.performance.memory_mb // 2
-        spill_past_half(con, workdir.root / "tmp" / "validate", quarter)
+        spill_past(con, workdir.root / "tmp" / "validate", settings.performance.memory_mb // 4)
         state.register.forget(day)
         # a re-run rewrites the date's lake partition from scratch
         for ds in (lakes.EVENTS_IN, lakes.KEYS_IN, lakes.KEYS_CIBER):
