@@ -38,7 +38,7 @@ from clearing.rating.inbound import rate_visitors
 from clearing.rating.run import write_parquet
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Callable, Iterator, Sequence
     from pathlib import Path
 
 __all__ = ["DELTA_COLUMNS", "Rerate", "rerate"]
@@ -103,6 +103,21 @@ _OLD_PARTNER = (
     *("usage", "charge_scale", "currency", "camel_fee", "service", "status", "expected"),
     "iot_version",
 )
+
+
+def _ahead(
+    jobs: Sequence[tuple[str, Callable[[Path, date, Rates], pl.DataFrame | None], date]],
+    workdir: Path,
+    rates: Rates,
+) -> Iterator[tuple[str, Future[pl.DataFrame | None]]]:
+    """The ``jobs`` (direction, re-rating, day) started :data:`_AT_ONCE` at a time, in order."""
+    with ThreadPoolExecutor(max_workers=_AT_ONCE) as pool:
+        running: deque[tuple[str, Future[pl.DataFrame | None]]] = deque()
+        for direction, work, day in jobs:
+            running.append((direction, pool.submit(work, workdir, day, rates)))
+            if len(running) == _AT_ONCE:
+                yield running.popleft()
+        yield from running
 
 
 def _receivable(workdir: Path, day: date, rates: Rates) -> pl.DataFrame | None:
@@ -203,23 +218,11 @@ def rerate(workdir: Path, period: str, *, rates_dir: Path | None = None) -> Rera
             for day in _month_days(period)
             for direction, work in (("receivable", _receivable), ("payable", _payable))
         ]
-        with ThreadPoolExecutor(max_workers=_AT_ONCE) as pool:
-            running: deque[tuple[str, Future[pl.DataFrame | None]]] = deque()
-            for direction, work, day in jobs:
-                running.append((direction, pool.submit(work, workdir, day, rates)))
-                if len(running) < _AT_ONCE:
-                    continue
-                done_direction, done = running.popleft()
-                rows = done.result()
-                if rows is not None:
-                    counts[done_direction] += rows.height
-                    yield rows
-            while running:
-                done_direction, done = running.popleft()
-                rows = done.result()
-                if rows is not None:
-                    counts[done_direction] += rows.height
-                    yield rows
+        for direction, done in _ahead(jobs, workdir, rates):
+            rows = done.result()
+            if rows is not None:
+                counts[direction] += rows.height
+                yield rows
 
     changed, delta = delta_report_of_parts(days())
     n_recv, n_pay = counts["receivable"], counts["payable"]
