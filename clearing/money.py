@@ -355,6 +355,7 @@ def duckdb_macros() -> list[str]:
         f"CASE WHEN n < 0 THEN -{half_up_pos} ELSE {half_up_pos} END",
         f"CREATE OR REPLACE MACRO fx_pos(a, {args}) AS {_half_up(n, den)}",
         f"CREATE OR REPLACE MACRO fx(amount, {args}) AS "
-        f"CASE WHEN amount < 0 THEN -fx_pos(-amount, {args}) ELSE fx_pos(amount, {args}) END",
+        f"CASE WHEN amount < 0 THEN -fx_pos(-CAST(amount AS HUGEINT), {args}) "
+        f"ELSE fx_pos(amount, {args}) END",
         f"CREATE OR REPLACE MACRO minor(c) AS CASE c {cases} ELSE 2 END",
     ]

@@ -44,7 +44,8 @@ _INT64_MAX = (1 << 63) - 1
 #: ``(2 × |x| × kn + kd) // (2 × kd)``. ``fx_kn`` / ``fx_kd`` are those factors as BIGINT (NULL
 #: when they do not fit, or are not positive), ``fx_klim`` the largest ``|x|`` for which
 #: ``2 × |x| × kn + kd`` (and ``2 × kd``) fit in int64: up to it ``fx_k`` computes in int64, above
-#: it (or with a NULL factor) it calls ``fx``. The factors are worked out once per row and
+#: it (or with a NULL factor) it calls ``fx`` (the bound is tested without ``abs``, which has no
+#: int64 value for −2**63). The factors are worked out once per row and
 #: shared by the amounts converted at the same rates (the monthly events' five conversions).
 FX_K_MACROS = (
     "CREATE OR REPLACE MACRO fx_kn(s_src, r_dst, m) AS "
@@ -55,7 +56,8 @@ FX_K_MACROS = (
     f"CASE WHEN kn > 0 AND kn <= {_INT64_MAX // 2} AND kd > 0 AND kd <= {_INT64_MAX // 2} "
     f"THEN ({_INT64_MAX} - kd) // (2 * kn) END",
     "CREATE OR REPLACE MACRO fx_k(x, kn, kd, lim, scale, r_src, s_src, r_dst, s_dst, m) AS "
-    "CASE WHEN abs(x) <= lim THEN CAST(sign(x) * ((2 * abs(x) * kn + kd) // (2 * kd)) AS HUGEINT) "
+    "CASE WHEN x BETWEEN -lim AND lim "
+    "THEN CAST(sign(x) * ((2 * abs(x) * kn + kd) // (2 * kd)) AS HUGEINT) "
     "ELSE fx(x, scale, r_src, s_src, r_dst, s_dst, m) END",
 )
 

@@ -39,6 +39,8 @@ def _rows() -> list[tuple[object, ...]]:
         x = rng.choice(
             [0, None, rng.randint(-(10**4), 10**4), rng.randint(-(2**53), 2**53), 2**53 - 1]
         )
+        if i % 500 == 0:  # the int64 ends: no abs() of -2**63 may be taken
+            x = -(2**63) if i % 1000 == 0 else 2**63 - 1
         rows.append((i, x, scale, r_src, s_src, r_dst, s_dst, m))
     return rows
 
