@@ -496,6 +496,8 @@ def test_bench_monthly_close(tmp_path: Path) -> None:
                     s.stopped = f"monthly {period} failed: {got.why()}"
         finally:
             shutil.rmtree(work, ignore_errors=True)
+    # the month's nights are a growth run of their own (the table of nights 1, 10, 30)
+    print_growth(all_sides, MONTH_NIGHTS, MONTH_EVENTS)
     print(
         f"\nmonthly close of {period} over {MONTH_NIGHTS} nights × {MONTH_EVENTS} records; "
         f"target ≤ {MONTHLY_SECONDS:.0f} s (at 30 × 1M)"
