@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
+import duckdb
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -310,3 +312,68 @@ def test_rated_in_slices_of_cards_the_figures_are_the_whole_days(tmp_path: Path)
     assert summary["events"].sum() >= named.height
     assert summary.select("imsi", "sub_number", "plan_id", "cycle_start").is_duplicated().sum() == 0
     assert summary["amount"].sum() > 0  # money was rated, not an empty day
+
+
+def _strangers(events: pa.Table) -> pa.Table:
+    """``events`` with 90 of them on cards not ours (unattributed lines, in every slice), 30
+    of those at one second and 10 without a start (ties broken by slice, then row)."""
+    imsi = events["imsi"].to_pylist()
+    start = events["start_utc"].to_pylist()
+    for i, row in enumerate(range(7, events.num_rows, events.num_rows // 90)[:90]):
+        imsi[row] = f"99999{i % 45:010d}"
+        start[row] = None if i < 10 else start[7] if i < 40 else start[row]
+    out = events.set_column(events.schema.get_field_index("imsi"), "imsi", pa.array(imsi))
+    at = out.schema.get_field_index("start_utc")
+    return out.set_column(at, out.schema.field(at), pa.array(start, out.schema.field(at).type))
+
+
+def test_a_day_rated_in_slices_is_the_day_in_one_piece(tmp_path: Path) -> None:
+    """Slices are read from the lake, their lines spooled and sorted out of core: the same
+    bill lines, summary and balances as the day rated in one piece, in ``rate_retail``'s
+    order (sub-numbers' lines as one piece has them, then the unattributed ones by start)."""
+    one, sliced = tmp_path / "one", tmp_path / "sliced"
+    (one / "clearing.toml").parent.mkdir()
+    (one / "clearing.toml").write_text('[home]\ntadig = "HKGCL"\ntimezone_offset = "+0800"\n')
+    write_subscriber_sources(one / "rates")
+    day1 = tap_events(tmp_path, DAY1, 600, 1)
+    day2 = _strangers(tap_events(tmp_path, DAY2, 2000, 2))
+    write_lake(one, DAY1, day1)
+    write_lake(one, DAY2, day2)
+    shutil.copytree(one, sliced)
+    assert slices_for(day2.num_rows, 2048) == 1
+    assert slices_for(day2.num_rows, 1) >= 3
+
+    write_retail(one, DAY2)  # day 1 first (processing order), then day 2: each in one piece
+    write_retail(sliced, DAY2, memory_mb=1)  # both days in slices
+    assert not list((sliced / "tmp").glob("*"))  # the spooled parts are gone
+
+    def tables(root: Path, day: date) -> list[pa.Table]:
+        folder = root / "lake" / "retail" / f"date={day}"
+        names = ("bill_lines", "summary", "balances")
+        return [pq.read_table(folder / f"{name}.parquet") for name in names]
+
+    for day in (DAY1, DAY2):
+        want_lines, want_summary, want_balances = tables(one, day)
+        lines, summary, balances = tables(sliced, day)
+        assert summary.equals(want_summary)
+        assert balances.equals(want_balances)
+        assert lines.schema.equals(want_lines.schema, check_metadata=True)
+        # the lines of sub-numbers: exactly one piece's rows, in its order
+        named = pc.not_equal(lines["attribution_rule"], "none")
+        want_named = pc.not_equal(want_lines["attribution_rule"], "none")
+        assert lines.filter(named).equals(want_lines.filter(want_named))
+        # the others after them: one piece's, by start (none last), then slice (stable)
+        rest = lines.filter(pc.invert(named))
+        want_rest = want_lines.filter(pc.invert(want_named))
+        assert rest.num_rows > 0 or day == DAY1
+        assert lines.slice(lines.num_rows - rest.num_rows).equals(rest)
+        n = slices_for(want_lines.num_rows, 1)
+        with duckdb.connect() as con:
+            con.register("rest", want_rest)
+            k = con.sql(f"SELECT hash(imsi) % {n} AS k FROM rest").to_arrow_table()["k"]
+        order = pc.sort_indices(
+            pa.table({"start": want_rest["start_utc"], "k": k}),
+            sort_keys=[("start", "ascending", "at_end"), ("k", "ascending", "at_end")],
+        )
+        assert rest.equals(want_rest.take(order))
+        assert pc.sum(lines["amount"]).as_py() > 0
