@@ -72,13 +72,13 @@ from clearing._io import write_row_groups_atomic
 from clearing._memory import release_memory, spill_past
 from clearing.errors import ConfigError, ValueRangeError
 from clearing.rating import retail_sql as steps
-from clearing.rating._spool import ROW_GROUP
+from clearing.rating._spool import ROW_GROUP, row_groups
 from clearing.rating.retail_plans import register_tables
 from clearing.rating.retail_sql import DAY_PASS_SECONDS
 from clearing.rating.retail_tables import RetailTables, load_retail_tables, prepare_tables
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator, Sequence
+    from collections.abc import Iterator, Sequence
     from decimal import Decimal
     from pathlib import Path
 
@@ -560,10 +560,11 @@ def _carried(
     return opening, passes
 
 
-#: Bytes of peak memory one event of the day adds to the retail stage (its columns, the
-#: rating's working tables, the bill line): measured over 12 nights of 200 000 records (100 000
-#: events a day), about 560.
-ROW_BYTES = 600
+#: Bytes of peak memory one event of a slice adds to the retail stage (its columns, the
+#: rating's working tables, the bill line): about 560 measured over 12 nights of 100 000
+#: events a day, about 1 200 on days of 1M-3M events (a slice of 428 000 events peaked at
+#: 725 MB, 210 MB of it the process's own).
+ROW_BYTES = 1200
 
 
 def slices_for(rows: int, memory_mb: int) -> int:
@@ -815,36 +816,14 @@ def _write_sorted_lines(
             for b in reader
             if b.num_rows
         )
-        groups = _grouped(batches, _group_rows(memory_mb))
+        # combined: the file's bytes do not depend on how DuckDB cut its batches
+        groups = row_groups(batches, BILL_LINE_SCHEMA, _group_rows(memory_mb))
         write_row_groups_atomic(
             groups, BILL_LINE_SCHEMA, target, compression=lake.RETAIL.compression
         )
     finally:
         con.close()
     return target
-
-
-def _grouped(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.Table]:
-    """``batches`` as tables of ``rows`` rows (the last one fewer), their batches as chunks.
-
-    Not combined: a row group's rows are held once while it is written.
-    """
-    held: list[pa.RecordBatch] = []
-    count = 0
-    for batch in batches:
-        at = 0
-        while at < batch.num_rows:
-            take = min(rows - count, batch.num_rows - at)
-            held.append(batch.slice(at, take))
-            count += take
-            at += take
-            if count == rows:
-                table = pa.Table.from_batches(held, BILL_LINE_SCHEMA)
-                held, count = [], 0
-                yield table
-                del table
-    if count:
-        yield pa.Table.from_batches(held, BILL_LINE_SCHEMA)
 
 
 def _spent_before(root: Path, day: date) -> pa.Table:
