@@ -32,7 +32,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from clearing import config, lake
-from clearing._io import _commit, _staged, write_atomic
+from clearing._io import atomic_writer, write_atomic
 from clearing.codecs import ciber
 from clearing.codecs.facts import ciber_facts, tap_header_facts
 from clearing.config import WorkDir
@@ -96,15 +96,13 @@ def _write_pieces_atomic(
     Returns the SHA-256 of the bytes written and what ``write`` returned.
     """
     digest = hashlib.sha256()
-    with _staged(path) as tmp:
-        with tmp.open("wb") as fh:
+    with atomic_writer(path) as fh:
 
-            def put(piece: bytes) -> None:
-                digest.update(piece)
-                fh.write(piece)
+        def put(piece: bytes) -> None:
+            digest.update(piece)
+            fh.write(piece)
 
-            result = write(put)
-        _commit(tmp, path)
+        result = write(put)
     return digest.hexdigest(), result
 
 

@@ -474,20 +474,29 @@ def _values(tables: _Tables, *, resubmitted: bool = False) -> dict[str, pl.Expr]
     return out
 
 
-def _spool_events(
-    rows: pl.DataFrame, tables: _Tables, spool: tempfile.SpooledTemporaryFile[bytes]
-) -> None:
-    """Write the CallEventDetail elements of ``rows`` (sorted) to ``spool``, columnar.
+def _file_order(rows: pl.DataFrame) -> pl.Series:
+    """The row numbers of ``rows`` in file order (:func:`_sorted`'s, without a sorted copy)."""
+    return rows.select(pl.arg_sort_by(*_ORDER)).to_series()
 
-    ``_CHUNK`` rows at a time: the encoded events of one chunk are in memory at once, the
-    rest are in the spool (on disk past ``_SPOOL`` bytes).
+
+def _spool_events(
+    rows: pl.DataFrame,
+    order: pl.Series,
+    tables: _Tables,
+    spool: tempfile.SpooledTemporaryFile[bytes],
+) -> None:
+    """Write the CallEventDetail elements of ``rows`` (in ``order``) to ``spool``, columnar.
+
+    ``_CHUNK`` rows at a time (taken in file order): the rows and encoded events of one chunk
+    are in memory at once, the rest are in the spool (on disk past ``_SPOOL`` bytes).
 
     Raises:
         NotColumnar: a BCD value holds a character that is not a hex digit.
     """
     exprs = _values(tables, resubmitted=_RAP_FSN in rows.columns)
     for lo in range(0, rows.height, _CHUNK):
-        spool.write(encode_events(rows.slice(lo, _CHUNK).select(**exprs)))
+        chunk = rows.select(pl.all().gather(order.slice(lo, _CHUNK)))
+        spool.write(encode_events(chunk.select(**exprs)))
 
 
 def _total(values: pl.Series) -> int:
@@ -497,8 +506,8 @@ def _total(values: pl.Series) -> int:
     return sum(values.to_list())
 
 
-def _audit(rows: pl.DataFrame) -> tuple[dict[str, Any], int, int]:
-    """The AuditControlInfo of the (sorted) rows, with the total charge and tax."""
+def _audit(rows: pl.DataFrame, order: pl.Series) -> tuple[dict[str, Any], int, int]:
+    """The AuditControlInfo of the rows (in file ``order``), with the total charge and tax."""
     total_charge = _total(rows["charge"])
     total_tax = _total(rows["tax"].fill_null(0))
     audit: dict[str, Any] = {}
@@ -511,11 +520,12 @@ def _audit(rows: pl.DataFrame) -> tuple[dict[str, Any], int, int]:
         if rows.schema["start_time"] != pl.Datetime("us"):
             msg = "start_time"
             raise NotColumnar(msg)
-        values = utc.to_numpy()
-        # min() / max() keep the first of equal values: so does argmin / argmax
+        at = order.to_numpy()
+        values = utc.to_numpy()[at]  # in file order
+        # min() / max() keep the first of equal values (in file order): so does argmin / argmax
         for name, i in (
-            ("earliestCallTimeStamp", int(values.argmin())),
-            ("latestCallTimeStamp", int(values.argmax())),
+            ("earliestCallTimeStamp", int(at[values.argmin()])),
+            ("latestCallTimeStamp", int(at[values.argmax()])),
         ):
             row = rows.row(i, named=True)
             audit[name] = {
@@ -559,16 +569,17 @@ def _write_transfer_batch(
     if not set(_READS) <= set(rated.columns):
         return _whole(encode_transfer_batch_reference(rated, header), write)
     reads = [*_READS, _RAP_FSN] if _has_rap_fsn(rated) else list(_READS)
-    rows = _sorted(rated.select(reads))
+    rows = rated.select(reads)  # the columns, not a copy of them
     if not _columnar_ok(rows):
         return _whole(encode_transfer_batch_reference(rated, header), write)
     tables = _Tables.of_frame(rows)
+    order = _file_order(rows)
     with tempfile.SpooledTemporaryFile(
         max_size=_SPOOL, dir=None if spool_dir is None else str(spool_dir)
     ) as spool:
         try:
-            _spool_events(rows, tables, spool)
-            audit, total_charge, total_tax = _audit(rows)
+            _spool_events(rows, order, tables, spool)
+            audit, total_charge, total_tax = _audit(rows, order)
         except NotColumnar:
             return _whole(encode_transfer_batch_reference(rated, header), write)
         size = spool.tell()
