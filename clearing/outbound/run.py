@@ -17,7 +17,11 @@ disk still hash to the outbox's SHA-256 (a mismatch is a :class:`~clearing.error
 naming the file). A replay's changes are the rating stage's re-rate result and delta.
 
 :func:`write_day` is the ``outbound`` stage: it reads the day's rated rows from
-``lake/rated_visitors/date=D/partner=P/part-0.parquet`` (written by :mod:`clearing.rating`).
+``lake/rated_visitors/date=D/partner=P/part-0.parquet`` (written by :mod:`clearing.rating`),
+one partner at a time (only the columns the files are written from), and writes each file in
+pieces (:func:`clearing.outbound.tap.write_tap_file`,
+:func:`clearing.outbound._ciber_out.write_columnar_to`): its memory is one partner's rows and a
+chunk of its file, whatever the day's volume.
 """
 
 from __future__ import annotations

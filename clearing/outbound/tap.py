@@ -24,6 +24,10 @@ BCD) go to the reference. The file holds:
 * **AuditControlInfo**: totalCharge = Σ chargeType 00 charges (no CAMEL fees are charged on
   TAP-out), totalTaxValue = Σ taxes, totalDiscountValue 0, callEventDetailsCount and the
   earliest / latest call time stamps (by UTC), so the totals reconcile exactly (TD.57).
+
+:func:`write_tap_file` writes a file in pieces: the call events a chunk of rows at a time (in
+file order) into a temporary file, then the header with the outer lengths they make, the
+events and the audit group; :func:`encode_tap_file` gives the same bytes at once.
 """
 
 from __future__ import annotations
