@@ -20,12 +20,14 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
     from pathlib import Path
+    from typing import BinaryIO
 
     import pyarrow as pa
 
 __all__ = [
     "DIR_MODE",
     "FILE_MODE",
+    "atomic_writer",
     "file_sha256",
     "fsync_dir",
     "make_dirs",
@@ -156,6 +158,23 @@ def write_atomic(path: Path, data: bytes | str) -> None:
                 view = view[os.write(fd, view) :]
         finally:
             os.close(fd)
+        _commit(tmp, path)
+
+
+@contextlib.contextmanager
+def atomic_writer(path: Path) -> Iterator[BinaryIO]:
+    """A binary file to write ``path``'s bytes to in pieces (never held whole), atomically.
+
+    :func:`write_atomic` of bytes written in the block: they go to a temporary name, which is
+    flushed to the disk and renamed over ``path`` when the block ends, and removed if it fails.
+
+    Raises:
+        OSError: the write failed; the temporary file is removed and the error names ``path``.
+    """
+    with _staged(path) as tmp:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, _modes["file"])
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
         _commit(tmp, path)
 
 

@@ -17,6 +17,7 @@ not digits, an unknown currency, another event kind or column) makes
 
 from __future__ import annotations
 
+import tempfile
 from typing import TYPE_CHECKING, Any, Final
 
 import polars as pl
@@ -26,9 +27,10 @@ from clearing.codecs.ciber import CURRENCY_CODE_BY_ISO, MAX_RECORDS, YEAR_PIVOT
 
 if TYPE_CHECKING:
     import datetime as dt
-    from collections.abc import MutableMapping
+    from collections.abc import Callable, MutableMapping
+    from pathlib import Path
 
-__all__ = ["EVENT_COLUMNS", "write_columnar"]
+__all__ = ["EVENT_COLUMNS", "write_columnar", "write_columnar_to"]
 
 #: The columns of the CIBER-out event table this writer takes (no other).
 EVENT_COLUMNS: Final = frozenset(
@@ -63,6 +65,8 @@ _DEFAULTS: Final[dict[str, Any]] = {
 }
 _DIGITS: Final = r"^[0-9]+$"
 _PRINTABLE: Final = r"^[ -~]*$"
+#: Formatted batches held in memory before they go on to a temporary file (per file).
+_SPOOL: Final = 16 << 20
 
 
 def _values() -> dict[str, pl.Expr]:
@@ -205,8 +209,32 @@ def write_columnar(
     ``ciber.write`` updates it, only when the bytes are returned. None: the table holds
     something this writer leaves to ``ciber.write`` (``sequences`` untouched).
     """
-    if set(events.columns) != EVENT_COLUMNS or events.height == 0:
+    out: list[bytes] = []
+    if not write_columnar_to(
+        events, creation_date=creation_date, sequences=sequences, write=out.append
+    ):
         return None
+    return b"".join(out)
+
+
+def write_columnar_to(
+    events: pl.DataFrame,
+    *,
+    creation_date: dt.date,
+    sequences: MutableMapping[tuple[str, str], int],
+    write: Callable[[bytes], object],
+    spool_dir: Path | None = None,
+) -> bool:
+    """:func:`write_columnar`, its bytes given to ``write`` one batch at a time (not held whole).
+
+    The batches are formatted one at a time into a temporary file (in ``spool_dir``; in
+    memory up to ``_SPOOL`` bytes), then, all of them taken, given to ``write``: one call per
+    batch (header, detail and trailer records), so a piece is a CIBER file of one batch.
+    False: the table holds something left to ``ciber.write`` (nothing written, ``sequences``
+    untouched).
+    """
+    if set(events.columns) != EVENT_COLUMNS or events.height == 0:
+        return False
     codes = dict(CURRENCY_CODE_BY_ISO)
     currency = pl.col("currency")
     ev = events.with_columns(
@@ -217,72 +245,84 @@ def write_columnar(
         .alias("_currency_type")
     )
     if _refused(ev):
-        return None
+        return False
     # batches: per (sender, recipient, currency) in sorted order, every MAX_RECORDS events
-    ev = ev.with_row_index("_row")
     keys = ev.select("sender", "recipient", "_iso").unique().sort("sender", "recipient", "_iso")
     seqs = dict(sequences)
-    batches: list[tuple[tuple[str, str, str], int, pl.DataFrame]] = []
-    for sender, recipient, iso in keys.rows():
-        group = ev.filter(
-            (pl.col("sender") == sender)
-            & (pl.col("recipient") == recipient)
-            & (pl.col("_iso") == iso)
-        )
-        for lo in range(0, group.height, MAX_RECORDS):
-            seq = ciber.next_sequence(seqs.get((sender, recipient)))
-            seqs[(sender, recipient)] = seq
-            batches.append(((sender, recipient, iso), seq, group.slice(lo, MAX_RECORDS)))
-    tagged = pl.concat(
-        [part.with_columns(pl.lit(seq, pl.Int64).alias("_seq")) for _k, seq, part in batches]
-    )
-    lines = _detail_lines(tagged)
-    if lines is None:
-        return None
-    totals = tagged.select(
-        (pl.col("charge").fill_null(0) + pl.col("tax").fill_null(0)).alias("_total")
-    )["_total"]
-    out: list[bytes] = []
-    at = 0
-    for (sender, recipient, iso), seq, part in batches:
-        count = part.height
-        body = lines.slice(at, count)
-        total = sum(totals.slice(at, count).to_list())
-        at += count
-        common = {
-            "batch_creation_date": creation_date,
-            "batch_sequence_number": seq,
-            "sending_sid_bid": sender,
-            "receiving_sid_bid": recipient,
-            "settlement_period": None,
-            "clearinghouse_id": 0,
-            "currency_type": CURRENCY_CODE_BY_ISO[iso],
-        }
-        header = ciber.encode_record(
-            "01",
-            {
-                **common,
-                "record_release_number": 25,
-                "original_return_indicator": "1",
-                "batch_reject_reason_code": 0,
-                "batch_contents": 1,
-                "local_carrier_reserved": "",
-            },
-        )
-        trailer = ciber.encode_record(
-            "98",
-            {
-                **common,
-                "total_number_of_records": count,
-                "batch_total_charges_and_taxes": total,
-                "batch_total_charges_and_taxes_sign": "0",
-                "original_total_charges_and_taxes_sign": "0",
-                "original_total_number_of_records": count,
-                "original_total_charges_and_taxes": total,
-            },
-        )
-        details = "\r\n".join(body.to_list()).encode("ascii")
-        out.append(header + b"\r\n" + details + b"\r\n" + trailer + b"\r\n")
+    sizes: list[int] = []
+    with tempfile.SpooledTemporaryFile(
+        max_size=_SPOOL, dir=None if spool_dir is None else str(spool_dir)
+    ) as spool:
+        for sender, recipient, iso in keys.rows():
+            group = ev.filter(
+                (pl.col("sender") == sender)
+                & (pl.col("recipient") == recipient)
+                & (pl.col("_iso") == iso)
+            )
+            for lo in range(0, group.height, MAX_RECORDS):
+                seq = ciber.next_sequence(seqs.get((sender, recipient)))
+                seqs[(sender, recipient)] = seq
+                part = group.slice(lo, MAX_RECORDS).with_columns(
+                    pl.lit(seq, pl.Int64).alias("_seq")
+                )
+                batch = _batch(part, (sender, recipient, iso), seq, creation_date)
+                if batch is None:
+                    return False
+                sizes.append(spool.write(batch))
+            del group
+        spool.seek(0)
+        for size in sizes:
+            write(spool.read(size))
     sequences.clear()
     sequences.update(seqs)
-    return b"".join(out)
+    return True
+
+
+def _batch(
+    part: pl.DataFrame, key: tuple[str, str, str], seq: int, creation_date: dt.date
+) -> bytes | None:
+    """One batch's records (header, details, trailer), or None (left to ``ciber.write``)."""
+    sender, recipient, iso = key
+    lines = _detail_lines(part)
+    if lines is None:
+        return None
+    count = part.height
+    total = int(
+        part.select(
+            (pl.col("charge").fill_null(0) + pl.col("tax").fill_null(0)).cast(pl.Int128).sum()
+        ).item()
+    )
+    common = {
+        "batch_creation_date": creation_date,
+        "batch_sequence_number": seq,
+        "sending_sid_bid": sender,
+        "receiving_sid_bid": recipient,
+        "settlement_period": None,
+        "clearinghouse_id": 0,
+        "currency_type": CURRENCY_CODE_BY_ISO[iso],
+    }
+    header = ciber.encode_record(
+        "01",
+        {
+            **common,
+            "record_release_number": 25,
+            "original_return_indicator": "1",
+            "batch_reject_reason_code": 0,
+            "batch_contents": 1,
+            "local_carrier_reserved": "",
+        },
+    )
+    trailer = ciber.encode_record(
+        "98",
+        {
+            **common,
+            "total_number_of_records": count,
+            "batch_total_charges_and_taxes": total,
+            "batch_total_charges_and_taxes_sign": "0",
+            "original_total_charges_and_taxes_sign": "0",
+            "original_total_number_of_records": count,
+            "original_total_charges_and_taxes": total,
+        },
+    )
+    details = "\r\n".join(lines.to_list()).encode("ascii")
+    return header + b"\r\n" + details + b"\r\n" + trailer + b"\r\n"

@@ -17,39 +17,42 @@ disk still hash to the outbox's SHA-256 (a mismatch is a :class:`~clearing.error
 naming the file). A replay's changes are the rating stage's re-rate result and delta.
 
 :func:`write_day` is the ``outbound`` stage: it reads the day's rated rows from
-``lake/rated_visitors/date=D/partner=P/part-0.parquet`` (written by :mod:`clearing.rating`).
+``lake/rated_visitors/date=D/partner=P/part-0.parquet`` (written by :mod:`clearing.rating`),
+one partner at a time (only the columns the files are written from), and writes each file in
+pieces (:func:`clearing.outbound.tap.write_tap_file`,
+:func:`clearing.outbound._ciber_out.write_columnar_to`): its memory is one partner's rows and a
+chunk of its file, whatever the day's volume.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import polars as pl
+import pyarrow.parquet as pq
 
 from clearing import config, lake
-from clearing._io import write_atomic
+from clearing._io import atomic_writer, write_atomic
 from clearing.codecs import ciber
 from clearing.codecs.facts import ciber_facts, tap_header_facts
 from clearing.config import WorkDir
 from clearing.errors import ClearingError, ConfigError, LedgerError
 from clearing.money import round_div
 from clearing.names import CiberName
-from clearing.outbound._ciber_out import write_columnar
+from clearing.outbound._ciber_out import write_columnar_to
 from clearing.outbound.sequences import FileRecord, SentFile, Sequences
-from clearing.outbound.tap import (
-    TapHeader,
-    encode_tap_file,
-    tap_file_name,
-)
+from clearing.outbound.tap import READS as TAP_READS
+from clearing.outbound.tap import TapHeader, tap_file_name, write_tap_file
 from clearing.rating import Rates
 from clearing.rating.run import RAP_FSN
 from clearing.rating.validity import rows_valid_on
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Iterator
     from datetime import date
     from pathlib import Path
 
@@ -63,6 +66,8 @@ __all__ = [
     "write_outbound",
     "write_partner_files",
 ]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +90,24 @@ class OutboundFile:
 def _write_atomic(path: Path, data: bytes) -> str:
     write_atomic(path, data)
     return hashlib.sha256(data).hexdigest()
+
+
+def _write_pieces_atomic(
+    path: Path, write: Callable[[Callable[[bytes], object]], T]
+) -> tuple[str, T]:
+    """:func:`_write_atomic` of bytes given in pieces: ``write(put)`` calls ``put`` with each.
+
+    Returns the SHA-256 of the bytes written and what ``write`` returned.
+    """
+    digest = hashlib.sha256()
+    with atomic_writer(path) as fh:
+
+        def put(piece: bytes) -> None:
+            digest.update(piece)
+            fh.write(piece)
+
+        result = write(put)
+    return digest.hexdigest(), result
 
 
 def _exchange_rate(rates: Rates, local: str, tap: str, day: date) -> tuple[int, int]:
@@ -154,6 +177,54 @@ def rated_by_partner(workdir: Path, day: date) -> dict[str, pl.DataFrame]:
     return parts
 
 
+#: The columns the outbound files are written from (TAP, CIBER) and the resubmission mark reads.
+_COLUMNS: Final = frozenset((*TAP_READS, "currency", RAP_FSN))
+
+
+class _LakeRows(Mapping[str, pl.DataFrame]):
+    """The rated visitor rows of a day per partner, read from the lake when asked, not held.
+
+    :func:`rated_by_partner` as a mapping that reads a partner's file on each access (only
+    the columns the files are written from): the outbound stage holds one partner's rows at
+    a time, whatever the day's volume.
+    """
+
+    def __init__(self, workdir: Path, day: date) -> None:
+        self._paths: dict[str, Path] = {}
+        for path in lake.files(WorkDir(workdir).lake, lake.RATED_VISITORS, [day]):
+            partner = path.parent.name.removeprefix("partner=")
+            if partner != "None":  # rows of no partner: no file to write
+                self._paths[partner] = path
+
+    def __getitem__(self, partner: str) -> pl.DataFrame:
+        path = self._paths[partner]
+        names = [c for c in pq.read_schema(path).names if c in _COLUMNS]
+        return pl.read_parquet(path, columns=names, hive_partitioning=False)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._paths)
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+    def height(self, partner: str) -> int:
+        """The partner's row count (from the file's footer: no rows read)."""
+        return int(pq.read_metadata(self._paths[partner]).num_rows)
+
+    def column(self, partner: str, name: str) -> pl.Series | None:
+        """One column of the partner's rows (None: the file has none)."""
+        path = self._paths.get(partner)
+        if path is None or name not in pq.read_schema(path).names:
+            return None
+        return pl.read_parquet(path, columns=[name], hive_partitioning=False).to_series()
+
+
+def _height(rated: Mapping[str, pl.DataFrame], partner: str) -> int:
+    if isinstance(rated, _LakeRows):
+        return rated.height(partner)
+    return rated[partner].height
+
+
 def write_day(
     workdir: Path,
     day: date,
@@ -174,7 +245,7 @@ def write_day(
     """
     settings = settings or config.load(workdir)
     rates = Rates.load(rates_dir or workdir / "rates")
-    return write_partner_files(workdir, day, rated_by_partner(workdir, day), rates, settings)
+    return write_partner_files(workdir, day, _LakeRows(workdir, day), rates, settings)
 
 
 def write_partner_files(
@@ -186,6 +257,9 @@ def write_partner_files(
 ) -> list[OutboundFile]:
     """:func:`write_outbound` of rows already split by partner (each partner's rated rows).
 
+    A partner's rows are taken from ``rated`` when its file is written (a mapping that reads
+    them on access, as :func:`write_day`'s, then holds one partner's rows at a time).
+
     Raises:
         ConfigError: as :func:`write_outbound`.
     """
@@ -196,7 +270,7 @@ def write_partner_files(
         for f in seq.sent(day):
             sent.setdefault(f.partner, []).append(f)
         out += [_kept(f) for files in sent.values() for f in files]
-        with_rows = sorted(p for p, rows in rated.items() if rows.height and p not in sent)
+        with_rows = sorted(p for p in rated if p not in sent and _height(rated, p))
         agreements = _agreements(rates, day, with_rows)
         for partner in sorted(agreements):
             if partner in sent:  # sent: never written again (a replay gives a delta)
@@ -209,6 +283,7 @@ def write_partner_files(
                 out.append(_tap_file(workdir, day, partner, a, rows, rates, settings, seq))
             elif rows.height and rows.filter(pl.col("record_type").is_in(("moc", "mtc"))).height:
                 out.append(_ciber_file(workdir, day, partner, a, rows, settings, seq))
+            del rows  # the next partner's are read without these
     _mark_resubmitted(workdir, day, rated, out)
     return sorted(out, key=lambda f: f.path.name)
 
@@ -220,17 +295,23 @@ def _mark_resubmitted(
     from clearing.store import open_store
 
     carrying = [
-        f
-        for f in files
-        if f.kind == "transferBatch"
-        and RAP_FSN in rated[f.partner].columns
-        and rated[f.partner][RAP_FSN].null_count() < rated[f.partner].height
+        f for f in files if f.kind == "transferBatch" and _carries_rap_fsn(rated, f.partner)
     ]
     if not carrying:
         return
     with open_store(workdir / "clearing.duckdb") as state, state.transaction():
         for f in carrying:
             state.returns_in.mark_resubmitted(day, f.partner, f.path.name)
+
+
+def _carries_rap_fsn(rated: Mapping[str, pl.DataFrame], partner: str) -> bool:
+    """Whether some of the partner's rows are resubmitted events (they carry a RAP's FSN)."""
+    if isinstance(rated, _LakeRows):
+        col = rated.column(partner, RAP_FSN)
+    else:
+        rows = rated.get(partner)
+        col = rows[RAP_FSN] if rows is not None and RAP_FSN in rows.columns else None
+    return col is not None and col.null_count() < col.len()
 
 
 def _kept(f: SentFile) -> OutboundFile:
@@ -318,12 +399,14 @@ def _tap_file(
     test = a["file_type"] == "test"
     fsn = seq.tap_fsn(partner, a["file_type"], day)
     header = tap_header(settings, rates, partner, a, day, fsn=fsn, test=test)
-    data, kind, totals = encode_tap_file(rows, header)
-    events, charge, tax = totals.events, totals.total_charge, totals.total_tax
     name = tap_file_name(header)
     path = workdir / "out" / "tap" / name
-    sha = _write_atomic(path, data)
-    facts = tap_header_facts(data)  # what the header we wrote declares, for the register
+    # written in pieces (the call events through a temporary file beside it), never held whole
+    sha, (kind, totals, head) = _write_pieces_atomic(
+        path, lambda put: write_tap_file(rows, header, put, spool_dir=path.parent)
+    )
+    events, charge, tax = totals.events, totals.total_charge, totals.total_tax
+    facts = tap_header_facts(head)  # what the header we wrote declares, for the register
     changed = seq.register(
         FileRecord(
             name,
@@ -388,13 +471,23 @@ def _ciber_events(rows: pl.DataFrame, sender: str, partner: str) -> pl.DataFrame
     return df
 
 
-def _ciber_written(data: bytes, day: date) -> tuple[int | None, datetime | None]:
-    """(Σ batch trailer totals, made available) of a CIBER file we wrote (None: unreadable)."""
+def _ciber_written(pieces: list[int | None], day: date) -> tuple[int | None, datetime | None]:
+    """(Σ batch trailer totals, made available) of a CIBER file we wrote (None: unreadable).
+
+    ``pieces``: :func:`_ciber_total` of each piece the file was written in.
+    """
+    if not pieces or None in pieces:
+        return None, None
+    return sum(t for t in pieces if t is not None), datetime(day.year, day.month, day.day)
+
+
+def _ciber_total(data: bytes) -> int | None:
+    """Σ batch trailer totals of CIBER bytes we wrote (whole batches; None: unreadable)."""
     try:
         decoded = ciber.decode(data)
     except ClearingError:
-        return None, None
-    return ciber_facts(decoded).total, datetime(day.year, day.month, day.day)
+        return None
+    return ciber_facts(decoded).total
 
 
 def _ciber_file(
@@ -419,18 +512,28 @@ def _ciber_file(
     sequences: dict[tuple[str, str], int] = {}
     if previous is not None:
         sequences[(sender, partner)] = previous
-    data = write_columnar(events, creation_date=day, sequences=sequences)
-    if data is None:  # something the columnar writer leaves to the codec
-        data = ciber.write(events.to_arrow(), creation_date=day, sequences=sequences)
     start = ciber.next_sequence(previous)
-    last = sequences.get((sender, partner), start)
-    seq.store(partner, "ciber", a["file_type"], day, first=start, last=last, previous=previous)
     name = str(CiberName(sender, partner, day, start))
     path = workdir / "out" / "ciber" / name
-    sha = _write_atomic(path, data)
+    written: list[int | None] = []  # the trailer totals read back from each piece written
+
+    def write(put: Callable[[bytes], object]) -> None:
+        def piece(data: bytes) -> None:
+            put(data)
+            written.append(_ciber_total(data))
+
+        # one batch at a time (never the whole file in memory)
+        if not write_columnar_to(
+            events, creation_date=day, sequences=sequences, write=piece, spool_dir=path.parent
+        ):  # something the columnar writer leaves to the codec
+            piece(ciber.write(events.to_arrow(), creation_date=day, sequences=sequences))
+
+    sha, _ = _write_pieces_atomic(path, write)
+    last = sequences.get((sender, partner), start)
+    seq.store(partner, "ciber", a["file_type"], day, first=start, last=last, previous=previous)
     charge = int(events["charge"].cast(pl.Int128).sum() or 0)  # never an int64 wrap
     tax = int(events["tax"].cast(pl.Int128).sum() or 0)
-    audit_charge, available = _ciber_written(data, day)
+    audit_charge, available = _ciber_written(written, day)
     changed = seq.register(
         FileRecord(
             name,

@@ -24,23 +24,35 @@ BCD) go to the reference. The file holds:
 * **AuditControlInfo**: totalCharge = Σ chargeType 00 charges (no CAMEL fees are charged on
   TAP-out), totalTaxValue = Σ taxes, totalDiscountValue 0, callEventDetailsCount and the
   earliest / latest call time stamps (by UTC), so the totals reconcile exactly (TD.57).
+
+:func:`write_tap_file` writes a file in pieces: the call events a chunk of rows at a time (in
+file order) into a temporary file, then the header with the outer lengths they make, the
+events and the audit group; :func:`encode_tap_file` gives the same bytes at once.
 """
 
 from __future__ import annotations
 
+import io
 import re
+import tempfile
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import polars as pl
 
 from clearing.codecs import asn1
+from clearing.codecs import ber_write as ber
 from clearing.codecs.tap3.encode import NotColumnar, encode_batch, encode_events, encode_value
 from clearing.codecs.tap3.values import bcd, local_stamp, require_offset_minutes
 from clearing.names import TapName
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
 __all__ = [
+    "READS",
     "REC_ENTITY_TYPES",
     "TapHeader",
     "TapTotals",
@@ -50,6 +62,7 @@ __all__ = [
     "encode_transfer_batch",
     "encode_transfer_batch_reference",
     "tap_file_name",
+    "write_tap_file",
 ]
 
 # TAP RecEntityType (tap3-rap.md §4.3)
@@ -340,7 +353,10 @@ _SHAPE_CODES: Final = {"moc": 0, "sms_mo": 0, "mtc": 1, "sms_mt": 1, "gprs": 2} 
 _TELE: Final = {"moc": "11", "mtc": "11", "sms_mo": "22", "sms_mt": "21"}
 _ITEM: Final = {"moc": "D", "mtc": "D", "sms_mo": "E", "sms_mt": "E", "gprs": "X"}
 _STAMP: Final = "%Y%m%d%H%M%S"
-_CHUNK: Final = 131_072  # events the columnar writer encodes at once (bounds its scratch memory)
+_CHUNK: Final = 32_768  # events the columnar writer encodes at once (bounds its scratch memory)
+#: Encoded call events held in memory before they go on to a temporary file (per file).
+_SPOOL: Final = 16 << 20
+_COPY: Final = 1 << 20  # bytes copied from the temporary file at once
 #: The columns the events are written from (and sorted by).
 _READS: Final = (
     *_ORDER,
@@ -371,6 +387,8 @@ _READS: Final = (
 
 
 _RAP_FSN: Final = "rap_file_sequence_number"
+#: Every column a TAP-out file is written from (the optional RAP FSN of a resubmitted event too).
+READS: Final = (*_READS, _RAP_FSN)
 
 
 def _has_rap_fsn(rated: pl.DataFrame) -> bool:
@@ -460,26 +478,45 @@ def _values(tables: _Tables, *, resubmitted: bool = False) -> dict[str, pl.Expr]
     return out
 
 
-def _event_list(rows: pl.DataFrame, tables: _Tables) -> bytes:
-    """The concatenated CallEventDetail elements of ``rows`` (sorted), columnar.
+def _file_order(rows: pl.DataFrame) -> pl.Series:
+    """The row numbers of ``rows`` in file order (:func:`_sorted`'s, without a sorted copy)."""
+    return rows.select(pl.arg_sort_by(*_ORDER)).to_series()
+
+
+def _spool_events(
+    rows: pl.DataFrame,
+    order: pl.Series,
+    tables: _Tables,
+    spool: tempfile.SpooledTemporaryFile[bytes],
+) -> None:
+    """Write the CallEventDetail elements of ``rows`` (in ``order``) to ``spool``, columnar.
+
+    ``_CHUNK`` rows at a time (taken in file order): the rows and encoded events of one chunk
+    are in memory at once, the rest are in the spool (on disk past ``_SPOOL`` bytes).
 
     Raises:
         NotColumnar: a BCD value holds a character that is not a hex digit.
     """
     exprs = _values(tables, resubmitted=_RAP_FSN in rows.columns)
-    return b"".join(
-        encode_events(rows.slice(lo, _CHUNK).select(**exprs))
-        for lo in range(0, rows.height, _CHUNK)
-    )
+    for lo in range(0, rows.height, _CHUNK):
+        chunk = rows.select(pl.all().gather(order.slice(lo, _CHUNK)))
+        spool.write(encode_events(chunk.select(**exprs)))
 
 
-def _audit(rows: pl.DataFrame) -> tuple[dict[str, Any], int, int]:
-    """The AuditControlInfo of the (sorted) rows, with the total charge and tax."""
-    total_charge = sum(rows["charge"].to_list())
-    total_tax = sum(rows["tax"].fill_null(0).to_list())
+def _total(values: pl.Series) -> int:
+    """The exact sum of a column of amounts (no int64 wrap, no float)."""
+    if values.dtype.is_integer():
+        return int(values.cast(pl.Int128).sum() or 0)
+    return sum(values.to_list())
+
+
+def _audit(rows: pl.DataFrame, order: pl.Series) -> tuple[dict[str, Any], int, int]:
+    """The AuditControlInfo of the rows (in file ``order``), with the total charge and tax."""
+    total_charge = _total(rows["charge"])
+    total_tax = _total(rows["tax"].fill_null(0))
     audit: dict[str, Any] = {}
     if rows.height:
-        minutes = {o: require_offset_minutes(o) for o in set(rows["utc_offset"].to_list())}
+        minutes = {o: require_offset_minutes(o) for o in rows["utc_offset"].unique().to_list()}
         utc = rows.select(
             pl.col("start_time").cast(pl.Int64)
             - pl.col("utc_offset").replace_strict(minutes, return_dtype=pl.Int64) * 60_000_000
@@ -487,11 +524,12 @@ def _audit(rows: pl.DataFrame) -> tuple[dict[str, Any], int, int]:
         if rows.schema["start_time"] != pl.Datetime("us"):
             msg = "start_time"
             raise NotColumnar(msg)
-        values = utc.to_numpy()
-        # min() / max() keep the first of equal values: so does argmin / argmax
+        at = order.to_numpy()
+        values = utc.to_numpy()[at]  # in file order
+        # min() / max() keep the first of equal values (in file order): so does argmin / argmax
         for name, i in (
-            ("earliestCallTimeStamp", int(values.argmin())),
-            ("latestCallTimeStamp", int(values.argmax())),
+            ("earliestCallTimeStamp", int(at[values.argmin()])),
+            ("latestCallTimeStamp", int(at[values.argmax()])),
         ):
             row = rows.row(i, named=True)
             audit[name] = {
@@ -505,6 +543,69 @@ def _audit(rows: pl.DataFrame) -> tuple[dict[str, Any], int, int]:
     return audit, total_charge, total_tax
 
 
+def _whole(
+    encoded: tuple[bytes, TapTotals], write: Callable[[bytes], object]
+) -> tuple[TapTotals, bytes]:
+    data, totals = encoded
+    write(data)
+    return totals, data
+
+
+def _write_transfer_batch(
+    rated: pl.DataFrame,
+    header: TapHeader,
+    write: Callable[[bytes], object],
+    spool_dir: Path | None,
+) -> tuple[TapTotals, bytes]:
+    """The TransferBatch of :func:`encode_transfer_batch`, given to ``write`` in pieces.
+
+    The call events are encoded ``_CHUNK`` rows at a time into a temporary file (in
+    ``spool_dir``; in memory up to ``_SPOOL`` bytes); their length then known, the file is
+    written as its header (tags and definite lengths, the header groups), the events copied
+    from the temporary file, and the AuditControlInfo: the bytes of :func:`encode_batch`
+    over all the events at once, without holding them.
+
+    Returns:
+        The totals and the file without its call events (an empty CallEventDetailList): its
+        header groups, for :func:`clearing.codecs.facts.tap_header_facts`. A file written
+        by the reference: its bytes.
+    """
+    if not set(_READS) <= set(rated.columns):
+        return _whole(encode_transfer_batch_reference(rated, header), write)
+    reads = [*_READS, _RAP_FSN] if _has_rap_fsn(rated) else list(_READS)
+    rows = rated.select(reads)  # the columns, not a copy of them
+    if not _columnar_ok(rows):
+        return _whole(encode_transfer_batch_reference(rated, header), write)
+    tables = _Tables.of_frame(rows)
+    order = _file_order(rows)
+    with tempfile.SpooledTemporaryFile(
+        max_size=_SPOOL, dir=None if spool_dir is None else str(spool_dir)
+    ) as spool:
+        try:
+            _spool_events(rows, order, tables, spool)
+            audit, total_charge, total_tax = _audit(rows, order)
+        except NotColumnar:
+            return _whole(encode_transfer_batch_reference(rated, header), write)
+        size = spool.tell()
+        groups = (
+            encode_value("BatchControlInfo", _batch_control(header))
+            + encode_value("AccountingInfo", _accounting(header, tables))
+            + encode_value("NetworkInfo", tables.network_info())
+        )
+        tail = encode_value("AuditControlInfo", audit)
+        events = ber.app_tag(3, constructed=True) + ber.length_octets(size)
+        content = len(groups) + len(events) + size + len(tail)
+        write(ber.app_tag(1, constructed=True) + ber.length_octets(content) + groups + events)
+        spool.seek(0)
+        while piece := spool.read(_COPY):
+            write(piece)
+        write(tail)
+    skeleton = encode_batch(
+        _batch_control(header), _accounting(header, tables), tables.network_info(), b"", audit
+    )
+    return TapTotals(rows.height, total_charge, total_tax), skeleton
+
+
 def encode_transfer_batch(rated: pl.DataFrame, header: TapHeader) -> tuple[bytes, TapTotals]:
     """A TransferBatch of the partner's rated rows (any order; written by start time).
 
@@ -514,24 +615,39 @@ def encode_transfer_batch(rated: pl.DataFrame, header: TapHeader) -> tuple[bytes
     The call events are written by the columnar BER writer, the header groups by
     :func:`clearing.codecs.tap3.encode.encode_value`: the same bytes as
     :func:`encode_transfer_batch_reference`, which takes the rows the columnar writer does
-    not (missing mandatory values, digits that are not BCD...).
+    not (missing mandatory values, digits that are not BCD...). :func:`write_tap_file`
+    writes the same bytes to a file without holding them.
     """
-    if not set(_READS) <= set(rated.columns):
-        return encode_transfer_batch_reference(rated, header)
-    reads = [*_READS, _RAP_FSN] if _has_rap_fsn(rated) else list(_READS)
-    rows = _sorted(rated.select(reads))
-    if not _columnar_ok(rows):
-        return encode_transfer_batch_reference(rated, header)
-    tables = _Tables.of_frame(rows)
-    try:
-        events = _event_list(rows, tables)
-        audit, total_charge, total_tax = _audit(rows)
-    except NotColumnar:
-        return encode_transfer_batch_reference(rated, header)
-    data = encode_batch(
-        _batch_control(header), _accounting(header, tables), tables.network_info(), events, audit
-    )
-    return data, TapTotals(rows.height, total_charge, total_tax)
+    buf = io.BytesIO()
+    totals, _ = _write_transfer_batch(rated, header, buf.write, None)
+    return buf.getvalue(), totals
+
+
+def write_tap_file(
+    rated: pl.DataFrame,
+    header: TapHeader,
+    write: Callable[[bytes], object],
+    *,
+    spool_dir: Path | None = None,
+) -> tuple[str, TapTotals, bytes]:
+    """The bytes of :func:`encode_tap_file`, given to ``write`` in pieces (not held whole).
+
+    A TransferBatch's call events are encoded a chunk of rows at a time into a temporary file
+    in ``spool_dir`` (default: the system's), then copied to ``write`` after the header, whose
+    lengths they make; so the memory is one chunk's, whatever the file's size.
+
+    Returns:
+        The kind (``transferBatch`` / ``notification``), the totals (all 0 for a
+        Notification) and the file's header: the file without its call events, whose header
+        groups are the written file's (what :func:`clearing.codecs.facts.tap_header_facts`
+        reads); a Notification's bytes.
+    """
+    if rated.height:
+        totals, skeleton = _write_transfer_batch(rated, header, write, spool_dir)
+        return "transferBatch", totals, skeleton
+    data = encode_notification(header)
+    write(data)
+    return "notification", TapTotals(0, 0, 0), data
 
 
 def encode_tap_file(rated: pl.DataFrame, header: TapHeader) -> tuple[bytes, str, TapTotals]:
@@ -541,10 +657,9 @@ def encode_tap_file(rated: pl.DataFrame, header: TapHeader) -> tuple[bytes, str,
         The bytes, the kind (``transferBatch`` / ``notification``) and the totals (all 0 for
         a Notification).
     """
-    if rated.height:
-        data, totals = encode_transfer_batch(rated, header)
-        return data, "transferBatch", totals
-    return encode_notification(header), "notification", TapTotals(0, 0, 0)
+    buf = io.BytesIO()
+    kind, totals, _ = write_tap_file(rated, header, buf.write)
+    return buf.getvalue(), kind, totals
 
 
 def encode_transfer_batch_reference(
