@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from clearing import config, lake
+from clearing._memory import spill_past
 from clearing.errors import ConfigError
 from clearing.rating.retail_sql import service_sql
 from clearing.settle._book import Book, Chart, Col, KeyFigure, KeyFigures, Table, write_book
@@ -166,7 +167,10 @@ def read_stats(workdir: Path, period: str, *, settings: config.Settings | None =
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")
-        con.execute(f"SET memory_limit = '{max(settings.performance.memory_mb // 2, 64)}MB'")
+        # past half the budget DuckDB spills under the work folder (not the caller's cwd)
+        spill_past(
+            con, config.WorkDir(workdir).root / "tmp" / "stats", settings.performance.memory_mb // 2
+        )
         lake.view(con, root, lake.EVENTS_IN, days, "ev_all")
         lake.view(con, root, lake.RATED_VISITORS, days, "rv")
         lake.view(con, root, lake.UNRATED_VISITORS, days, "uv")
