@@ -138,6 +138,29 @@ def _shortest(
 
 
 @functools.cache
+def _event_path(
+    release: int, event_kind: str, target: str | None
+) -> tuple[tuple[PathItem, ...], int | None, tuple[PathItem, ...]]:
+    """An event's path to ``target`` (None: the event itself) but for the event's occurrence.
+
+    (the items above the event, the event's tag — None when the grammar has none — and the
+    items below it, each with occurrence 1 and its level): a finding's path is these with the
+    event's item, ``PathItem(tag, event_index + 1, 3)``, between them.
+    """
+    tags = _type_tags(release)
+    etype = _event_type(release, event_kind) or "CallEventDetail"
+    inner = _event_paths(release, etype, target) if target is not None else (etype,)
+    names = ("TransferBatch", "CallEventDetailList", *inner)
+    items = [(level, tags[n]) for level, n in enumerate(names, start=1) if n in tags]
+    event = next((tag for level, tag in items if level == 3), None)
+    return (
+        tuple(PathItem(tag, 1, level) for level, tag in items if level < 3),
+        event,
+        tuple(PathItem(tag, 1, level) for level, tag in items if level > 3),
+    )
+
+
+@functools.cache
 def _event_type(release: int, kind: str) -> str | None:
     g = asn1.grammar("tap", release)
     for child in g.children.get("CallEventDetailList", {}).values():
@@ -216,10 +239,13 @@ class RuleSet:
                 if names[i - 1].endswith("List"):
                     occ[i] = occurrence
         else:
-            etype = _event_type(self.release, event_kind or "") or "CallEventDetail"
-            inner = _event_paths(self.release, etype, r.path[0]) if r.path else (etype,)
-            names = ("TransferBatch", "CallEventDetailList", *inner)
-            occ = [1, 1, event_index + 1] + [1] * (len(inner) - 1)
+            # the same for every event of a kind but the event's occurrence: built once
+            before, tag, after = _event_path(
+                self.release, event_kind or "", r.path[0] if r.path else None
+            )
+            if tag is None:
+                return (*before, *after)
+            return (*before, PathItem(tag, event_index + 1, 3), *after)
         return tuple(
             PathItem(tags.get(n, 0), o, level)
             for level, (n, o) in enumerate(zip(names, occ, strict=True), start=1)
