@@ -309,13 +309,16 @@ WITH base AS (
            p.expected, e.file, CAST(e.event_index AS VARCHAR), e.sender, e.event_index
     FROM ev e LEFT JOIN rp p ON p.file = e.file AND p.event_index = e.event_index
         AND p.processing_date = e.processing_date
+    -- IOT breaches above the thresholds, held or disputed: not in the payable. A join on the
+    -- (few) held events, not a correlated NOT EXISTS: DuckDB held the month's payable rows in
+    -- memory to decorrelate that, and ran out of its budget at 30 nights × 1M records
+    LEFT JOIN (
+        SELECT DISTINCT processing_date, file, event_index FROM iot_breaches
+        WHERE status <> 'accepted'
+    ) h ON h.processing_date = e.processing_date AND h.file = e.file
+        AND h.event_index = e.event_index
     WHERE {{pay_window}}
-        -- IOT breaches above the thresholds, held or disputed: not in the payable
-        AND NOT EXISTS (
-            SELECT 1 FROM iot_breaches h WHERE h.processing_date = e.processing_date
-                AND h.file = e.file AND h.event_index = e.event_index
-                AND h.status <> 'accepted' AND e.status = 'accepted'
-        )
+        AND NOT (coalesce(e.status = 'accepted', false) AND h.file IS NOT NULL)
 ), dated AS (
     SELECT b.*, coalesce(b.event_date, b.processing_date) AS fx_date, a.settlement_currency
     FROM base b LEFT JOIN agr a ON a.partner = b.partner

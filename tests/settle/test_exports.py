@@ -11,6 +11,7 @@ def test_exported_members() -> None:
         "MissingInputError",
         "RunSummary",
         "daily_workbook",
+        "figures_ahead",
         "key_figures",
         "monthly_workbook",
         "monthly_workbook_and_positions",

@@ -298,3 +298,48 @@ def test_periods_and_missing_data(world_copy: Path) -> None:
             Period.parse(bad)
     with pytest.raises(MissingInputError, match="clearing validate"):
         monthly_workbook(world_copy, "2026-09")
+
+
+def _operators(node: dict[str, Any]) -> list[str]:
+    """The names of a DuckDB JSON plan's operators, with their join types."""
+    kind = node.get("extra_info", {}).get("Join Type", "")
+    own = f"{node['name']} {kind}".strip()
+    return [own, *(o for c in node.get("children", []) for o in _operators(c))]
+
+
+def test_the_months_events_are_streamed_not_held_for_a_subquery(world: Path) -> None:
+    """The month's event table is built by joins DuckDB can spill, whatever the month's size.
+
+    The held/disputed IOT breaches were left out with a NOT EXISTS correlated on the event's
+    status: DuckDB decorrelated it by materialising every payable row of the month in memory
+    (a CTE and a MARK join) — 30 nights × 1M records ran out of the 1 GB DuckDB budget and the
+    monthly close crashed. It is a join on the few held events now (test_iot_breach checks
+    what it leaves out).
+    """
+    import json
+
+    from clearing import config
+    from clearing.settle import _monthly
+    from clearing.settle._lake import SDR_SCALE, Lake
+
+    p = Period.parse("2026-11")
+    sql_text = _monthly._EVENTS.format(
+        rec_window=p.sql("coalesce(v.standard, 'tap')", "v.processing_date"),
+        pay_window=p.sql("e.source_format", "e.processing_date"),
+        sdr=SDR_SCALE,
+    ).replace("CREATE OR REPLACE TABLE events AS", "EXPLAIN (FORMAT json)")
+    with Lake(world, memory_mb=config.load(world).performance.memory_mb) as lake:
+        dates = lake.dates_between("findings", p.first, p.last)
+        assert dates
+        for name, ds in (
+            ("ev", "events_in"),
+            ("rv", "rated_visitors"),
+            ("rp", "rated_partner"),
+            ("rl", "retail"),
+        ):
+            lake.view(name, ds, dates)
+        _monthly._reference_views(lake)
+        plan = json.loads(lake.con.sql(sql_text).fetchall()[0][1])
+    ops = [o for node in plan for o in _operators(node)]
+    assert any(o.startswith("HASH_JOIN LEFT") for o in ops)  # the plan was read
+    assert not [o for o in ops if o.startswith(("CTE", "HASH_JOIN MARK", "DELIM"))], ops
