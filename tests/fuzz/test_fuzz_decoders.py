@@ -13,6 +13,7 @@ larger budget (400 examples per decoder family, sized for CI's 90 minutes;
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 import tracemalloc
@@ -61,6 +62,18 @@ def _ciber(data: bytes) -> None:
     ciber.decode(data, file="CIBER_04172_60099_20261122_951.dat")
 
 
+class Blob(bytes):
+    """A drawn input: bytes shown by size and digest in a failure report.
+
+    Hypothesis prints a failing example's arguments; a mutated file of 150 kB made that
+    report fail itself (a "large repr" warning is an error here) and hid the failure. The
+    example is replayed from the ``@reproduce_failure`` line it prints (``print_blob``).
+    """
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} bytes, sha256 {hashlib.sha256(self).hexdigest()[:16]}>"
+
+
 @st.composite
 def mutated(draw: Any, seeds: list[bytes]) -> bytes:
     data = bytearray(draw(st.sampled_from(seeds)))
@@ -86,7 +99,7 @@ def mutated(draw: Any, seeds: list[bytes]) -> bytes:
         else:
             j = draw(st.integers(0, len(data) - 1))
             data[i], data[j] = data[j], data[i]
-    return bytes(data)
+    return Blob(data)
 
 
 def _bounded(read: Any, data: bytes) -> None:
@@ -115,6 +128,7 @@ _QUICK = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
     database=None,
+    print_blob=True,
     phases=(Phase.explicit, Phase.generate),  # a failure is reported as drawn, unshrunk
 )
 _LARGE = settings(
@@ -122,6 +136,7 @@ _LARGE = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
     database=None,
+    print_blob=True,
 )
 
 
