@@ -30,6 +30,7 @@ import polars as pl
 
 from clearing import lake
 from clearing.config import WorkDir, parse_period
+from clearing.rating import rated_with
 from clearing.rating._book import Rates
 from clearing.rating.cdr import cdr_schema
 from clearing.rating.check import expected_charges
@@ -40,6 +41,8 @@ from clearing.rating.run import write_parquet
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
     from pathlib import Path
+
+    from clearing.rating.rated_with import Reference
 
 __all__ = ["DELTA_COLUMNS", "Rerate", "rerate"]
 
@@ -57,6 +60,8 @@ class Rerate:
         delta: the report (:data:`DELTA_COLUMNS`), sorted.
         changed_rows: the changed rows, old and new values side by side.
         paths: files written.
+        same_rows: rows of files rated with today's reference data, not rated again (they
+            are counted in ``receivable_rows`` / ``payable_rows`` and in the report's events).
     """
 
     period: str
@@ -65,10 +70,16 @@ class Rerate:
     delta: pl.DataFrame
     changed_rows: pl.DataFrame
     paths: list[Path]
+    same_rows: int = 0
 
 
-def _read(files: list[Path], columns: Sequence[str]) -> pl.DataFrame | None:
-    """The rows of ``files`` (their ``columns`` that a file has; the hive keys from its path)."""
+def _read(
+    files: list[Path], columns: Sequence[str], fresh: frozenset[Path] = frozenset()
+) -> pl.DataFrame | None:
+    """The rows of ``files`` (their ``columns`` that a file has; the hive keys from its path).
+
+    ``_fresh``: the row's file is one of ``fresh`` (rated with today's reference data).
+    """
     if not files:
         return None
     frames = []
@@ -82,8 +93,16 @@ def _read(files: list[Path], columns: Sequence[str]) -> pl.DataFrame | None:
                 df = df.with_columns(
                     (lit.str.to_date("%Y-%m-%d") if name == "date" else lit).alias(name)
                 )
-        frames.append(df)
+        frames.append(df.with_columns(pl.lit(f in fresh).alias("_fresh")))
     return pl.concat(frames, how="diagonal_relaxed")
+
+
+def _fresh(root: Path, day: date, files: list[Path], now: Reference | None) -> frozenset[Path]:
+    """The ``files`` rated with what ``now`` is (none when ``now`` is None: a full re-rating)."""
+    if now is None:
+        return frozenset()
+    recorded = rated_with.reference_of(root, day)
+    return frozenset(f for f in files if rated_with.current(f, root, recorded, now))
 
 
 def _month_days(period: str) -> list[date]:
@@ -106,35 +125,54 @@ _OLD_PARTNER = (
 
 
 def _ahead(
-    jobs: Sequence[tuple[str, Callable[[Path, date, Rates], pl.DataFrame | None], date]],
+    jobs: Sequence[tuple[str, Callable[..., tuple[pl.DataFrame, int] | None], date]],
     workdir: Path,
     rates: Rates,
-) -> Iterator[tuple[str, Future[pl.DataFrame | None]]]:
+    now: Reference | None,
+) -> Iterator[tuple[str, Future[tuple[pl.DataFrame, int] | None]]]:
     """The ``jobs`` (direction, re-rating, day) started :data:`_AT_ONCE` at a time, in order."""
     with ThreadPoolExecutor(max_workers=_AT_ONCE) as pool:
-        running: deque[tuple[str, Future[pl.DataFrame | None]]] = deque()
+        running: deque[tuple[str, Future[tuple[pl.DataFrame, int] | None]]] = deque()
         for direction, work, day in jobs:
-            running.append((direction, pool.submit(work, workdir, day, rates)))
+            running.append((direction, pool.submit(work, workdir, day, rates, now)))
             if len(running) == _AT_ONCE:
                 yield running.popleft()
         yield from running
 
 
-def _receivable(workdir: Path, day: date, rates: Rates) -> pl.DataFrame | None:
+#: stored statuses the rating alone gives (a held or default-rated row is re-rated: the night
+#: changed what rating gave it)
+_PLAIN_VISITOR = ("rated", "unrated")
+_PLAIN_PARTNER = ("checked", "unchecked")
+
+
+def _receivable(
+    workdir: Path, day: date, rates: Rates, now: Reference | None
+) -> tuple[pl.DataFrame, int] | None:
     root = WorkDir(workdir).lake
     names = [c.name for c in cdr_schema()]
-    old = _read(
-        lake.files(root, lake.RATED_VISITORS, [day])
-        + lake.files(root, lake.UNRATED_VISITORS, [day]),
-        [*names, *_OLD_VISITOR],
+    files = lake.files(root, lake.RATED_VISITORS, [day]) + lake.files(
+        root, lake.UNRATED_VISITORS, [day]
     )
+    old = _read(files, [*names, *_OLD_VISITOR], _fresh(root, day, files, now))
     if old is None:
         return None
-    records = old.select(*names, "file", "line")
-    new = rate_visitors(records, rates)
+    same = (
+        pl.col("_fresh")
+        & pl.col("status").is_in(_PLAIN_VISITOR)
+        & pl.col("iot_version").ne_missing(pl.lit("clearing.toml"))
+    )
+    old = old.with_columns(same.fill_null(False).alias("_same"))
+    keep, todo = old.filter(pl.col("_same")), old.filter(~pl.col("_same"))
+    parts = [_visitor_rows(keep, keep)]  # rated with today's reference: itself again
+    if todo.height:
+        parts.append(_visitor_rows(todo, rate_visitors(todo.select(*names, "file", "line"), rates)))
+    return pl.concat(parts, how="vertical_relaxed"), keep.height
+
+
+def _visitor_rows(old: pl.DataFrame, new: pl.DataFrame) -> pl.DataFrame:
     return pl.DataFrame(
         {
-            "direction": "receivable",
             "date": old["date"],
             "file": old["file"],
             "line": old["line"],
@@ -152,30 +190,62 @@ def _receivable(workdir: Path, day: date, rates: Rates) -> pl.DataFrame | None:
             "old_version": old["iot_version"],
             "new_version": new["iot_version"],
         }
-    )
+    ).select(pl.lit("receivable").alias("direction"), pl.all())
 
 
-def _payable(workdir: Path, day: date, rates: Rates) -> pl.DataFrame | None:
-    old = _read(lake.files(WorkDir(workdir).lake, lake.RATED_PARTNER, [day]), _OLD_PARTNER)
+def _payable(
+    workdir: Path, day: date, rates: Rates, now: Reference | None
+) -> tuple[pl.DataFrame, int] | None:
+    root = WorkDir(workdir).lake
+    files = lake.files(root, lake.RATED_PARTNER, [day])
+    old = _read(files, _OLD_PARTNER, _fresh(root, day, files, now))
     if old is None:
         return None
     old = old.filter(pl.col("kind").is_not_null()).with_row_index("row_id")
-    usage = old.select(
-        "row_id",
-        "partner",
-        "kind",
-        pl.when(pl.col("kind") == "moc").then(pl.col("called_number")).alias("number"),
-        "local_start",
-        "usage",
-        pl.col("charge_scale").alias("scale"),
-        "currency",
-        "camel_fee",
-    )
-    new = expected_charges(usage, rates)
-    new = new.rename({c: f"new_{c}" for c in new.columns if c != "row_id"})
-    both = old.join(new, on="row_id", how="left", maintain_order="left")
-    camel = pl.when(pl.col("camel_fee").is_not_null()).then(pl.col("new_expected_camel"))
-    new_expected = pl.col("new_expected_charge") + camel.otherwise(0)
+    same = (pl.col("_fresh") & pl.col("status").is_in(_PLAIN_PARTNER)).fill_null(False)
+    keep, todo = old.filter(same), old.filter(~same)
+    parts = [
+        _partner_rows(
+            keep.with_columns(
+                pl.col("service").alias("new_service"),
+                pl.col("expected").alias("new_charge"),
+                pl.col("status").alias("new_status"),
+                pl.col("iot_version").alias("new_iot_version"),
+            )
+        )
+    ]
+    if todo.height:
+        usage = todo.select(
+            "row_id",
+            "partner",
+            "kind",
+            pl.when(pl.col("kind") == "moc").then(pl.col("called_number")).alias("number"),
+            "local_start",
+            "usage",
+            pl.col("charge_scale").alias("scale"),
+            "currency",
+            "camel_fee",
+        )
+        new = expected_charges(usage, rates)
+        new = new.rename({c: f"new_{c}" for c in new.columns if c != "row_id"})
+        both = todo.join(new, on="row_id", how="left", maintain_order="left")
+        camel = pl.when(pl.col("camel_fee").is_not_null()).then(pl.col("new_expected_camel"))
+        new_expected = pl.col("new_expected_charge") + camel.otherwise(0)
+        parts.append(
+            _partner_rows(
+                both.with_columns(
+                    new_expected.alias("new_charge"),
+                    pl.when(new_expected.is_not_null())
+                    .then(pl.lit("checked"))
+                    .otherwise(pl.lit("unchecked"))
+                    .alias("new_status"),
+                )
+            )
+        )
+    return pl.concat(parts, how="vertical_relaxed"), keep.height
+
+
+def _partner_rows(both: pl.DataFrame) -> pl.DataFrame:
     return both.select(
         pl.lit("payable").alias("direction"),
         "date",
@@ -187,12 +257,9 @@ def _payable(workdir: Path, day: date, rates: Rates) -> pl.DataFrame | None:
         "currency",
         "charge_scale",
         pl.col("status").alias("old_status"),
-        pl.when(new_expected.is_not_null())
-        .then(pl.lit("checked"))
-        .otherwise(pl.lit("unchecked"))
-        .alias("new_status"),
+        "new_status",
         pl.col("expected").alias("old_charge"),
-        new_expected.alias("new_charge"),
+        "new_charge",
         pl.lit(None, pl.Int64).alias("old_tax"),
         pl.lit(None, pl.Int64).alias("new_tax"),
         pl.col("iot_version").alias("old_version"),
@@ -200,15 +267,22 @@ def _payable(workdir: Path, day: date, rates: Rates) -> pl.DataFrame | None:
     )
 
 
-def rerate(workdir: Path, period: str, *, rates_dir: Path | None = None) -> Rerate:
+def rerate(
+    workdir: Path, period: str, *, rates_dir: Path | None = None, full: bool = False
+) -> Rerate:
     """Re-rate the period's rows with the current reference data; write the delta report.
+
+    A row whose file the rate stage rated with today's reference data (for its partner and
+    direction, :mod:`clearing.rating.rated_with`) is itself again and is not rated a second
+    time (``full``: every row is rated again).
 
     Raises:
         ConfigError: a period not written ``YYYY-MM``; reference data missing.
     """
     parse_period(period)
     rates = Rates.load(rates_dir or workdir / "rates")
-    counts = {"receivable": 0, "payable": 0}
+    now = None if full else rated_with.fingerprint(rates)
+    counts = {"receivable": 0, "payable": 0, "same": 0}
 
     def days() -> Iterator[pl.DataFrame]:
         # a processing date and direction at a time, in order: the memory of a few days' rows,
@@ -218,10 +292,12 @@ def rerate(workdir: Path, period: str, *, rates_dir: Path | None = None) -> Rera
             for day in _month_days(period)
             for direction, work in (("receivable", _receivable), ("payable", _payable))
         ]
-        for direction, done in _ahead(jobs, workdir, rates):
-            rows = done.result()
-            if rows is not None:
+        for direction, done in _ahead(jobs, workdir, rates, now):
+            got = done.result()
+            if got is not None:
+                rows, same = got
                 counts[direction] += rows.height
+                counts["same"] += same
                 yield rows
 
     changed, delta = delta_report_of_parts(days())
@@ -233,4 +309,4 @@ def rerate(workdir: Path, period: str, *, rates_dir: Path | None = None) -> Rera
     paths = [out_csv, write_parquet(delta, folder / "delta.parquet")]
     if changed.width:
         paths.append(write_parquet(changed, folder / "rows.parquet"))
-    return Rerate(period, n_recv, n_pay, delta, changed, paths)
+    return Rerate(period, n_recv, n_pay, delta, changed, paths, counts["same"])

@@ -71,6 +71,7 @@ from clearing._io import write_table_atomic
 from clearing._memory import release_memory
 from clearing.environment import rate_chunk_rows
 from clearing.rating import held as holding
+from clearing.rating import rated_with
 from clearing.rating._book import Rates
 from clearing.rating._spool import Spool, concat_to, sorted_frame, sorted_to
 from clearing.rating.cdr import CdrPiece, PieceReader, count_rows, plan_pieces, read_cdrs
@@ -1530,6 +1531,8 @@ def rate_day(
             )
         paths = [*vis.paths, *pay_paths]
         writes.wait()
+        # what rated these files: the monthly rerate re-rates only what a change can touch
+        rated_with.record(root, day, paths, rated_with.fingerprint(rates))
     finally:
         writes.close()
     read, replay = vis.read, vis.replay
