@@ -127,19 +127,30 @@ def rerate(
     workdir: WorkDirOpt,
     period: PeriodOpt,
     rates: RatesOpt = None,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full",
+            help="Rate every row again, also those of files the rate stage rated with "
+            "today's reference data (by default they are taken as they are: the same).",
+        ),
+    ] = False,
     debug: DebugOpt = False,
 ) -> None:
     """Re-rate a month's rated rows with today's reference data; write and print the delta.
 
-    What was sent is not changed: the delta report (`out/rerate/`) is what changed.
+    What was sent is not changed: the delta report (`out/rerate/`) is what changed. Rows of
+    files rated with today's reference data (for their partner) are not rated a second time.
     """
     from clearing.rating import rerate as run
 
-    result = run(workdir, period, rates_dir=rates)
+    result = run(workdir, period, rates_dir=rates, full=full)
     changed = result.changed_rows.height
+    again = result.receivable_rows + result.payable_rows - result.same_rows
     typer.echo(
         f"rerate {result.period}: {result.receivable_rows} receivable and "
-        f"{result.payable_rows} payable rows re-rated, {changed} changed"
+        f"{result.payable_rows} payable rows re-rated, {changed} changed ({again} rated again, "
+        f"{result.same_rows} rated with today's reference data already)"
     )
     for r in result.delta.iter_rows(named=True):
         typer.echo(

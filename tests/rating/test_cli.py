@@ -69,7 +69,8 @@ def test_rerate_and_errors(tiny_workdir: Path) -> None:
     r = RUN.invoke(app, ["rerate", "--workdir", str(tiny_workdir), "--period", "2026-11"])
     assert r.exit_code == 0, r.output
     assert r.output.splitlines()[0] == (
-        "rerate 2026-11: 8 receivable and 0 payable rows re-rated, 0 changed"
+        "rerate 2026-11: 8 receivable and 0 payable rows re-rated, 0 changed "
+        "(0 rated again, 8 rated with today's reference data already)"
     )
     # bad reference data: a clear message and exit code 2
     src = tiny_workdir / "rates" / "sources" / "fx.csv"

@@ -15,6 +15,8 @@ from tests.rating.test_check import events
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from clearing.rating.rerate import Rerate
+
 DAY = date(2026, 11, 24)
 
 
@@ -165,3 +167,58 @@ def test_a_month_reported_a_day_at_a_time_equals_the_whole_month() -> None:
     assert {tuple(r[:5]): tuple(r[5:]) for r in got.iter_rows()} == want
     assert set(got_rows["line"]) == changed_lines
     assert delta_report_of_parts([])[1].height == 0
+
+
+def _same_report(a: Rerate, b: Rerate) -> None:
+    assert a.delta.to_dicts() == b.delta.to_dicts()
+    assert a.changed_rows.drop("changed").to_dicts() == b.changed_rows.drop("changed").to_dicts()
+    assert (a.receivable_rows, a.payable_rows) == (b.receivable_rows, b.payable_rows)
+
+
+def test_a_partner_s_tariff_change_re_rates_that_partner_only(tiny_workdir: Path) -> None:
+    # the day's 8 visitor records (conftest's CDRS) and one TAP-in call of TSTA1
+    _partner_events(tiny_workdir)
+    rate_day(tiny_workdir, DAY)
+    same = rerate(tiny_workdir, "2026-11")
+    assert same.same_rows == 9  # every row was rated with these tables: none again
+    assert rerate(tiny_workdir, "2026-11", full=True).same_rows == 0
+
+    # TSTB2's local calls (R5): 0.10 → 0.12 SDR/min; 120 s → 0.240 SDR instead of 0.200
+    _set_price(
+        tiny_workdir,
+        "TSTB2,inbound,moc_local,852,all,1234567,00:00,24:00,60,100000,",
+        "TSTB2,inbound,moc_local,852,all,1234567,00:00,24:00,60,120000,",
+    )
+    part = rerate(tiny_workdir, "2026-11")
+    whole = rerate(tiny_workdir, "2026-11", full=True)
+    _same_report(part, whole)
+    assert [(r["partner"], r["delta"]) for r in part.delta.to_dicts()] == [("TSTB2", 40)]
+    others = sum(
+        pl.read_parquet(f).height
+        for f in (tiny_workdir / "lake" / "rated_visitors").rglob("*.parquet")
+        if f.parent.name != "partner=TSTB2"
+    )
+    assert others > 0
+    # the other partners' files and the TAP-in call (outbound IOT unchanged) are not rated
+    # again; TSTB2's file and the unrated rows' (any inbound change can rate them) are
+    assert part.same_rows == others + 1
+
+
+def test_a_rewritten_file_or_other_fx_is_rated_again(tiny_workdir: Path) -> None:
+    _partner_events(tiny_workdir)
+    rate_day(tiny_workdir, DAY)
+    # a file changed after the rating (here: a charge edited in place) is not the file the
+    # rate stage recorded: its rows are rated again and the edit shows as a change
+    target = next((tiny_workdir / "lake" / "rated_visitors").rglob("partner=TSTB2/*.parquet"))
+    rows = pl.read_parquet(target)
+    rows.with_columns(pl.col("charge") + 1).write_parquet(target)
+    part = rerate(tiny_workdir, "2026-11")
+    _same_report(part, rerate(tiny_workdir, "2026-11", full=True))
+    assert part.changed_rows.height == rows.height
+    assert {r["delta"] for r in part.delta.to_dicts()} == {-1}
+
+    # another fx table: nothing can be trusted, every row is rated again
+    src = tiny_workdir / "rates" / "sources" / "fx.csv"
+    src.write_text(src.read_text(encoding="utf-8") + "JPY,2026-12-01,16000000,5,test\n")
+    import_rates(tiny_workdir / "rates")
+    assert rerate(tiny_workdir, "2026-11").same_rows == 0

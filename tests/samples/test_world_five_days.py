@@ -60,3 +60,17 @@ def test_five_nights_reconcile_and_the_tariff_change_rates(tmp_path: Path) -> No
     # one SMS each: 0.014 SDR before the change, 0.016 SDR from it (SDR at price scale 6)
     assert set(before["price"].to_list()) == {14_000}
     assert set(after["price"].to_list()) == {16_000}
+    # the month re-rated: only the rows a change can touch are rated again (the tariff
+    # change's partner, the files rated before it), and the report is the full re-rating's
+    from clearing.rating import rerate
+
+    part = rerate(world, "2026-11")
+    whole = rerate(world, "2026-11", full=True)
+    assert whole.same_rows == 0
+    assert 0 < part.same_rows < part.receivable_rows + part.payable_rows
+    assert (part.receivable_rows, part.payable_rows) == (whole.receivable_rows, whole.payable_rows)
+    assert part.delta.to_dicts() == whole.delta.to_dicts()
+    assert part.changed_rows.drop("changed").sort("direction", "file", "line").to_dicts() == (
+        whole.changed_rows.drop("changed").sort("direction", "file", "line").to_dicts()
+    )
+    assert {r["partner"] for r in part.delta.to_dicts()} <= {TARIFF_CHANGE.partner}
