@@ -227,13 +227,9 @@ class _Figures:
                     lake.require(d)  # raises: validated but never rated
             dates = sorted(set(validated) | set(rated))
             f = cls(p, settings, facts, dates)
-            files = lake.view("ev", "events_in", dates)
-            files += lake.view("rv", "rated_visitors", dates)
-            files += lake.view("rp", "rated_partner", dates)
-            files += lake.view("rl", "retail", dates)
             f.missing_retail = [d for d in dates if not lake.partition("retail", d).is_dir()]
             _reference_views(lake)
-            _event_views(lake, p)
+            files = _event_views(lake, p, dates)
             _check_rates(lake)
             f.summary = _summary(lake, p, settings)
             f.by_currency = _by_currency(f.summary)
@@ -281,9 +277,10 @@ def _reference_views(lake: Lake) -> None:
     )
 
 
-# one row per event, both directions, with its conversions (see the module docstring)
-_EVENTS = f"""
-CREATE OR REPLACE TABLE events AS
+# one row per event of a processing date, both directions, with its conversions (see the module
+# docstring): `ev`, `rv` and `rp` are views of the day's files
+_DAY_EVENTS = f"""
+CREATE OR REPLACE TEMP TABLE day_events AS
 WITH base AS (
     SELECT 'receivable' AS direction, v.partner, coalesce(v.standard, 'tap') AS standard,
            coalesce(v.service, v.record_type) AS service, v.processing_date,
@@ -387,15 +384,92 @@ LEFT JOIN fx_rates t ON t.currency = a.settlement_currency
 """
 
 
-def _event_views(lake: Lake, p: Period) -> None:
+# the month's events, summed per everything the sheets group, filter or convert by (the
+# per-event conversions are summed here, once per event): a few thousand rows, not the month's
+# records. `n` counts the events, `expected_n` those with an expected charge, `abs_sdr` sums
+# |net| + |tax| in SDR (the exchange-rates sheet)
+_EVENTS_OF_DAY = """
+SELECT direction, partner, standard, service, processing_date, status, currency, scale,
+       settlement_currency, settlement_scale, fx_date, r_src, s_src, v_src, r_dst, s_dst, v_dst,
+       count(*) AS n, sum(net) AS net, sum(discount) AS discount, sum(tax) AS tax,
+       sum(coalesce(duration, 0)) AS duration, sum(coalesce(charged_units, 0)) AS charged_units,
+       sum(bytes) AS bytes, sum(net_sdr) AS net_sdr, sum(discount_sdr) AS discount_sdr,
+       sum(tax_sdr) AS tax_sdr, sum(expected_sdr) AS expected_sdr,
+       count(expected_sdr) AS expected_n, sum(abs(net_sdr) + abs(tax_sdr)) AS abs_sdr,
+       sum(total_sc) AS total_sc
+FROM day_events GROUP BY ALL
+"""
+
+# the retail lines of the day (`rl`) against the wholesale cost of their events, summed per
+# plan, sub-number, currency and scale (`home`: the plans' currency, for records of no plan)
+_RETAIL_OF_DAY = f"""
+WITH w AS (
+    SELECT sender AS partner, file, event_index, net + tax AS cost, net_sdr + tax_sdr
+           AS cost_sdr, currency, scale, fx_date, r_src, s_src, processing_date
+    FROM day_events WHERE direction = 'payable' AND status = 'accepted'
+), b AS (
+    SELECT l.* REPLACE (coalesce(l.currency, home.currency) AS currency,
+                        coalesce(l.scale, home.scale) AS scale),
+           w.cost_sdr, w.cost, w.scale AS w_scale, w.fx_date, w.r_src, w.s_src,
+           t.rate AS r_dst, t.rate_scale AS s_dst
+    FROM rl l CROSS JOIN home JOIN w ON w.file = l.file AND w.event_index = l.event_index
+        AND w.partner = l.sender AND w.processing_date = l.processing_date
+    LEFT JOIN fx_rates t ON t.currency = coalesce(l.currency, home.currency)
+        AND {valid_on_sql("t", "w.fx_date")}
+), factored AS (
+    SELECT *, fx_kn(s_src, r_dst, coalesce(scale, 2)) AS kn,
+           fx_kd(w_scale, r_src, s_dst) AS kd
+    FROM b
+), bounded AS (
+    SELECT *, fx_klim(kn, kd) AS lim FROM factored
+)
+SELECT b.plan_id, b.sub_number, b.currency, b.scale, count(*) AS events,
+       sum(coalesce(b.amount, 0)) AS revenue, sum(b.cost_sdr) AS cost_sdr,
+       sum(fx_k(b.cost, b.kn, b.kd, b.lim, b.w_scale, b.r_src, b.s_src, b.r_dst,
+                b.s_dst, coalesce(b.scale, 2))) AS cost_plan
+FROM bounded b GROUP BY ALL
+"""
+
+
+def _event_views(lake: Lake, p: Period, dates: list[date]) -> list[Path]:
+    """Make tables ``events``, ``retail_parts`` (a processing date at a time) and ``rap_in``.
+
+    A day's events are joined (the partners' events with their rated rows, the IOT holds) and
+    converted in a table of their own, then summed into the period's tables: the memory of
+    one day's events, never the month's. Returns the lake files read.
+    """
+    files: list[Path] = []
+    # the plans' currency, for the retail lines of records of no plan (the month's lines)
+    files += lake.view("rl", "retail", dates)
     lake.con.execute(
-        _EVENTS.format(
-            rec_window=p.sql("coalesce(v.standard, 'tap')", "v.processing_date"),
-            pay_window=p.sql("e.source_format", "e.processing_date"),
-            sdr=SDR_SCALE,
-        )
+        "CREATE OR REPLACE TEMP TABLE home AS "
+        "SELECT coalesce(min(currency), 'SDR') AS currency, coalesce(min(scale), 6) AS scale "
+        "FROM rl WHERE currency IS NOT NULL"
     )
+    day_events = _DAY_EVENTS.format(
+        rec_window=p.sql("coalesce(v.standard, 'tap')", "v.processing_date"),
+        pay_window=p.sql("e.source_format", "e.processing_date"),
+        sdr=SDR_SCALE,
+    )
+    for k, day in enumerate(dates or [p.first]):
+        for name, dataset in (
+            ("ev", "events_in"),
+            ("rv", "rated_visitors"),
+            ("rp", "rated_partner"),
+            ("rl", "retail"),
+        ):
+            found = lake.view(name, dataset, [day] if dates else [])
+            if name != "rl":
+                files += found
+        lake.con.execute(day_events)
+        for table, query in (("events", _EVENTS_OF_DAY), ("retail_parts", _RETAIL_OF_DAY)):
+            if k == 0:
+                lake.con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {query}")
+            else:
+                lake.con.execute(f"INSERT INTO {table} BY NAME {query}")
+    lake.con.execute("DROP TABLE day_events")
     lake.con.execute(_RAP_IN.format(window=p.sql("'tap'", "x.processing_date"), sdr=SDR_SCALE))
+    return files
 
 
 def _check_rates(lake: Lake) -> None:
@@ -465,8 +539,8 @@ def _summary(lake: Lake, p: Period, settings: config.Settings) -> list[dict[str,
                    coalesce(sum(tax_sdr) FILTER (direction = 'payable'), 0) AS pay_tax,
                    coalesce(sum(net_sdr + tax_sdr) FILTER (
                        direction = 'payable' AND status <> 'accepted'), 0) AS rap_sent,
-                   count(*) FILTER (direction = 'receivable') AS rec_events,
-                   count(*) FILTER (direction = 'payable') AS pay_events
+                   coalesce(sum(n) FILTER (direction = 'receivable'), 0) AS rec_events,
+                   coalesce(sum(n) FILTER (direction = 'payable'), 0) AS pay_events
             FROM events GROUP BY partner
         ), rg AS (
             SELECT partner, settlement_currency, settlement_scale,
@@ -606,12 +680,11 @@ def _q(value: Decimal, places: int) -> Decimal:
 def _detail(lake: Lake) -> list[dict[str, Any]]:
     rows = lake.rows(
         """
-        SELECT direction, partner, service, count(*) AS events,
-               sum(coalesce(duration, 0)) AS seconds,
-               sum(coalesce(charged_units, 0)) AS charged_units, sum(bytes) AS bytes,
+        SELECT direction, partner, service, sum(n) AS events, sum(duration) AS seconds,
+               sum(charged_units) AS charged_units, sum(bytes) AS bytes,
                sum(net_sdr + discount_sdr) AS gross, sum(discount_sdr) AS discount,
                sum(net_sdr) AS net, sum(tax_sdr) AS tax, sum(expected_sdr) AS expected,
-               count(expected_sdr) AS expected_events
+               sum(expected_n) AS expected_events
         FROM events WHERE direction = 'receivable' OR status = 'accepted'
         GROUP BY ALL ORDER BY partner, direction, service
         """
@@ -667,11 +740,10 @@ def _rates_used(lake: Lake) -> list[dict[str, Any]]:
     rows = lake.rows(
         """
         WITH used AS (
-            SELECT v_src AS version, 'to SDR' AS use, count(*) AS events,
-                   sum(abs(net_sdr) + abs(tax_sdr)) AS sdr
+            SELECT v_src AS version, 'to SDR' AS use, sum(n) AS events, sum(abs_sdr) AS sdr
             FROM events WHERE v_src <> '-' GROUP BY ALL
             UNION ALL
-            SELECT v_dst, 'SDR to settlement', count(*), sum(abs(net_sdr) + abs(tax_sdr))
+            SELECT v_dst, 'SDR to settlement', sum(n), sum(abs_sdr)
             FROM events WHERE v_dst <> '-' GROUP BY ALL
             UNION ALL
             SELECT v_src, 'to SDR', count(*), sum(abs(amount_sdr)) FROM rap_in
@@ -705,41 +777,15 @@ def _rates_used(lake: Lake) -> list[dict[str, Any]]:
 
 def _retail(lake: Lake) -> list[dict[str, Any]]:
     rows = lake.rows(
-        f"""
-        WITH w AS (
-            SELECT sender AS partner, file, event_index, net + tax AS cost, net_sdr + tax_sdr
-                   AS cost_sdr, currency, scale, fx_date, r_src, s_src, processing_date
-            FROM events WHERE direction = 'payable' AND status = 'accepted'
-        ), home AS (
-            -- records of no plan (not our subscriber) are shown in the plans' currency
-            SELECT coalesce(min(currency), 'SDR') AS currency, coalesce(min(scale), 6) AS scale
-            FROM rl WHERE currency IS NOT NULL
-        ), b AS (
-            SELECT l.* REPLACE (coalesce(l.currency, home.currency) AS currency,
-                                coalesce(l.scale, home.scale) AS scale),
-                   w.cost_sdr, w.cost, w.scale AS w_scale, w.fx_date, w.r_src, w.s_src,
-                   t.rate AS r_dst, t.rate_scale AS s_dst
-            FROM rl l CROSS JOIN home JOIN w ON w.file = l.file AND w.event_index = l.event_index
-                AND w.partner = l.sender AND w.processing_date = l.processing_date
-            LEFT JOIN fx_rates t ON t.currency = coalesce(l.currency, home.currency)
-                AND {valid_on_sql("t", "w.fx_date")}
-        ), factored AS (
-            SELECT *, fx_kn(s_src, r_dst, coalesce(scale, 2)) AS kn,
-                   fx_kd(w_scale, r_src, s_dst) AS kd
-            FROM b
-        ), bounded AS (
-            SELECT *, fx_klim(kn, kd) AS lim FROM factored
-        )
-        SELECT coalesce(b.plan_id, '(not our subscriber)') AS plan,
-               any_value(pl.name) AS plan_name, any_value(b.currency) AS currency,
-               any_value(b.scale) AS scale, count(DISTINCT b.sub_number) AS sub_numbers,
-               count(*) AS events, sum(coalesce(b.amount, 0)) AS revenue,
-               sum(b.cost_sdr) AS cost_sdr,
-               sum(fx_k(b.cost, b.kn, b.kd, b.lim, b.w_scale, b.r_src, b.s_src, b.r_dst,
-                        b.s_dst, coalesce(b.scale, 2))) AS cost_plan
-        FROM bounded b LEFT JOIN (SELECT plan_id, arg_max(name, valid_from) AS name FROM plans
-                          GROUP BY ALL) pl ON pl.plan_id = b.plan_id
-        GROUP BY 1 ORDER BY any_value(b.plan_id) IS NULL, 1
+        """
+        SELECT coalesce(r.plan_id, '(not our subscriber)') AS plan,
+               any_value(pl.name) AS plan_name, any_value(r.currency) AS currency,
+               any_value(r.scale) AS scale, count(DISTINCT r.sub_number) AS sub_numbers,
+               sum(r.events) AS events, sum(r.revenue) AS revenue,
+               sum(r.cost_sdr) AS cost_sdr, sum(r.cost_plan) AS cost_plan
+        FROM retail_parts r LEFT JOIN (SELECT plan_id, arg_max(name, valid_from) AS name
+                                       FROM plans GROUP BY ALL) pl ON pl.plan_id = r.plan_id
+        GROUP BY 1 ORDER BY any_value(r.plan_id) IS NULL, 1
         """
     )
     out = []
@@ -865,8 +911,8 @@ def _trend(lake: Lake) -> list[dict[str, Any]]:
                coalesce(sum(net_sdr + tax_sdr) FILTER (direction = 'receivable'), 0) AS rec,
                coalesce(sum(net_sdr + tax_sdr) FILTER (
                    direction = 'payable' AND status = 'accepted'), 0) AS pay,
-               count(*) FILTER (direction = 'receivable') AS rec_events,
-               count(*) FILTER (direction = 'payable') AS pay_events
+               coalesce(sum(n) FILTER (direction = 'receivable'), 0) AS rec_events,
+               coalesce(sum(n) FILTER (direction = 'payable'), 0) AS pay_events
         FROM events GROUP BY ALL ORDER BY 1
         """
     )

@@ -308,7 +308,7 @@ def _operators(node: dict[str, Any]) -> list[str]:
 
 
 def test_the_months_events_are_streamed_not_held_for_a_subquery(world: Path) -> None:
-    """The month's event table is built by joins DuckDB can spill, whatever the month's size.
+    """A day's event table is built by joins DuckDB can spill, whatever the day's size.
 
     The held/disputed IOT breaches were left out with a NOT EXISTS correlated on the event's
     status: DuckDB decorrelated it by materialising every payable row of the month in memory
@@ -323,11 +323,11 @@ def test_the_months_events_are_streamed_not_held_for_a_subquery(world: Path) -> 
     from clearing.settle._lake import SDR_SCALE, Lake
 
     p = Period.parse("2026-11")
-    sql_text = _monthly._EVENTS.format(
+    sql_text = _monthly._DAY_EVENTS.format(
         rec_window=p.sql("coalesce(v.standard, 'tap')", "v.processing_date"),
         pay_window=p.sql("e.source_format", "e.processing_date"),
         sdr=SDR_SCALE,
-    ).replace("CREATE OR REPLACE TABLE events AS", "EXPLAIN (FORMAT json)")
+    ).replace("CREATE OR REPLACE TEMP TABLE day_events AS", "EXPLAIN (FORMAT json)")
     with Lake(world, memory_mb=config.load(world).performance.memory_mb) as lake:
         dates = lake.dates_between("findings", p.first, p.last)
         assert dates
