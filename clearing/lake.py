@@ -794,10 +794,16 @@ def view(
             "CAST(NULL AS DATE) AS processing_date WHERE false"
         )
         return []
+    one = {m.group(1) if m else None for m in (_DATE_DIR.search(f.as_posix()) for f in found)}
+    # one date: a constant, not a pattern matched on every row's file name
+    processing_date = (
+        f"DATE '{next(iter(one))}'"
+        if len(one) == 1 and None not in one
+        else "CAST(regexp_extract(filename, 'date=([0-9]{4}-[0-9]{2}-[0-9]{2})', 1) AS DATE)"
+    )
     con.execute(
         f"CREATE OR REPLACE VIEW {name} AS SELECT * EXCLUDE (filename), "
-        "CAST(regexp_extract(filename, 'date=([0-9]{4}-[0-9]{2}-[0-9]{2})', 1) AS DATE) "
-        "AS processing_date "
+        f"{processing_date} AS processing_date "
         f"FROM read_parquet([{_listing(found)}], union_by_name = true, filename = true)"
     )
     return found

@@ -12,7 +12,7 @@ import pytest
 
 from clearing import lake
 from clearing.pipeline.nightly import NightlyOptions, run_nightly
-from clearing.rating import import_rates
+from clearing.rating import import_rates, rated_with
 from clearing.samples.workdir import generate_world
 
 if TYPE_CHECKING:
@@ -51,8 +51,12 @@ def test_every_registered_schema_is_what_the_pipeline_writes(night: Path) -> Non
             assert pq.read_schema(f).remove_metadata() == ds.schema, (ds.name, f.name)
     written = {p.relative_to(night).parts[0] for p in night.rglob("*.parquet")}
     assert written == {d.directory for d in lake.DATASETS}
+    # beside the datasets: the record of what reference data rated the day's files (for the
+    # monthly rerate, clearing.rating.rated_with), not an output of the day
+    record = night / rated_with.FOLDER / f"date={DAY}.json"
+    assert record.is_file()
     assert lake.day_files(night, DAY) == sorted(
-        (p for p in night.rglob("*") if p.is_file()),
+        (p for p in night.rglob("*") if p.is_file() and p != record),
         key=lambda p: (
             [d.directory for d in lake.DATASETS].index(p.relative_to(night).parts[0]),
             p,

@@ -66,6 +66,7 @@ from clearing._io import file_sha256, fsync_dir, make_dirs, write_atomic
 from clearing.config import WorkDir
 from clearing.errors import ConfigError, FaultError
 from clearing.names import CdrName
+from clearing.rating import rated_with
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -661,6 +662,7 @@ def archive(
             for e in entries:
                 trash.take(e)
                 report.removed += 1
+        rated_with.forget_before(wd.lake, before)  # what rated the files moved out
         trash.empty()
         if compact_kept:
             report.compacted = compact(workdir, [d for d in _lake_dates(wd.lake) if d >= before])

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
     from clearing.rating._book import Rates
 
-__all__ = ["Reference", "current", "fingerprint", "record", "reference_of"]
+__all__ = ["Reference", "current", "fingerprint", "forget_before", "record", "reference_of"]
 
 FOLDER = "_rated_with"
 #: the modules whose code decides a rated row (their source is part of the fingerprint)
@@ -193,3 +193,13 @@ def current(file: Path, lake: Path, recorded: dict[str, Reference], now: Referen
     if partner is None or partner == "None":
         return bool(old_iot == new_iot)
     return bool(old_iot.get(partner) == new_iot.get(partner))
+
+
+def forget_before(lake: Path, before: date) -> int:
+    """Remove the records of the days before ``before`` (their files archived); how many."""
+    removed = 0
+    for f in sorted((Path(lake) / FOLDER).glob("date=*.json")):
+        if f.stem.removeprefix("date=") < before.isoformat():
+            f.unlink(missing_ok=True)
+            removed += 1
+    return removed

@@ -187,6 +187,8 @@ def test_the_archive_holds_what_the_lake_held_and_duckdb_reads_it(world: Path) -
     assert any(k.startswith("inbox/cdr/CDR_") for k in inputs)
     kept = {ds.name: _lake_rows(world, ds, DAYS[2:]) for ds in lake.DATASETS}
     out_before = _files(world / "out")
+    records = world / "lake" / "_rated_with"
+    assert {f.name for f in records.iterdir()} == {f"date={d}.json" for d in DAYS}
 
     done = _archive(world, "--json")
     assert done.returncode == 0, done.stderr
@@ -200,6 +202,8 @@ def test_the_archive_holds_what_the_lake_held_and_duckdb_reads_it(world: Path) -
     # the inputs: in the tar under their paths, byte for byte; gone from the work folder
     assert _tar_members(world) == inputs
     assert _inputs_of(world, ARCHIVED) == {}
+    # what rated the archived days' files goes with them; the later days' records stay
+    assert {f.name for f in records.iterdir()} == {f"date={d}.json" for d in DAYS[2:]}
     assert not (world / "work" / ARCHIVED[0]).exists()
     # kept: the later dates' rows (compaction changes files, not rows), out/, the state
     assert {ds.name: _lake_rows(world, ds, DAYS[2:]) for ds in lake.DATASETS} == kept
