@@ -73,13 +73,8 @@ class Rerate:
     same_rows: int = 0
 
 
-def _read(
-    files: list[Path], columns: Sequence[str], fresh: frozenset[Path] = frozenset()
-) -> pl.DataFrame | None:
-    """The rows of ``files`` (their ``columns`` that a file has; the hive keys from its path).
-
-    ``_fresh``: the row's file is one of ``fresh`` (rated with today's reference data).
-    """
+def _read(files: list[Path], columns: Sequence[str]) -> pl.DataFrame | None:
+    """The rows of ``files`` (their ``columns`` that a file has; the hive keys from its path)."""
     if not files:
         return None
     frames = []
@@ -93,8 +88,34 @@ def _read(
                 df = df.with_columns(
                     (lit.str.to_date("%Y-%m-%d") if name == "date" else lit).alias(name)
                 )
-        frames.append(df.with_columns(pl.lit(f in fresh).alias("_fresh")))
+        frames.append(df)
     return pl.concat(frames, how="diagonal_relaxed")
+
+
+def _split(
+    files: list[Path],
+    fresh: frozenset[Path],
+    narrow: Sequence[str],
+    full: Sequence[str],
+    plain: pl.Expr,
+) -> tuple[pl.DataFrame | None, pl.DataFrame | None]:
+    """``(rows that re-rate to themselves, rows to rate again)`` of ``files``.
+
+    A file rated with today's reference data (in ``fresh``) whose rows are all ``plain`` (as
+    the rating alone made them) is read for its old values only (``narrow``); any other file
+    is read whole (``full``) and rated again.
+    """
+    same: list[pl.DataFrame] = []
+    stale = [f for f in files if f not in fresh]
+    for f in files:
+        if f in fresh:
+            rows = _read([f], narrow)
+            if rows is not None and bool(rows.select(plain.fill_null(False).all()).item()):
+                same.append(rows)
+            else:
+                stale.append(f)
+    kept = pl.concat(same, how="diagonal_relaxed") if same else None
+    return kept, _read(sorted(stale), full)
 
 
 def _fresh(root: Path, day: date, files: list[Path], now: Reference | None) -> frozenset[Path]:
@@ -117,6 +138,8 @@ _OLD_VISITOR = (
     *("date", "file", "line", "partner", "service", "currency", "charge_scale", "status"),
     *("charge", "tax", "iot_version"),
 )
+#: what rating a partner's event needs (not read of a file that re-rates to itself)
+_USAGE = ("called_number", "local_start", "usage", "camel_fee")
 _OLD_PARTNER = (
     *("date", "file", "event_index", "partner", "kind", "called_number", "local_start"),
     *("usage", "charge_scale", "currency", "camel_fee", "service", "status", "expected"),
@@ -154,20 +177,24 @@ def _receivable(
     files = lake.files(root, lake.RATED_VISITORS, [day]) + lake.files(
         root, lake.UNRATED_VISITORS, [day]
     )
-    old = _read(files, [*names, *_OLD_VISITOR], _fresh(root, day, files, now))
-    if old is None:
-        return None
-    same = (
-        pl.col("_fresh")
-        & pl.col("status").is_in(_PLAIN_VISITOR)
-        & pl.col("iot_version").ne_missing(pl.lit("clearing.toml"))
+    plain = pl.col("status").is_in(_PLAIN_VISITOR) & pl.col("iot_version").ne_missing(
+        pl.lit("clearing.toml")
     )
-    old = old.with_columns(same.fill_null(False).alias("_same"))
-    keep, todo = old.filter(pl.col("_same")), old.filter(~pl.col("_same"))
-    parts = [_visitor_rows(keep, keep)]  # rated with today's reference: itself again
-    if todo.height:
+    keep, todo = _split(
+        files,
+        _fresh(root, day, files, now),
+        [*_OLD_VISITOR, "record_id"],
+        [*names, *_OLD_VISITOR],
+        plain,
+    )
+    parts = []
+    if keep is not None:  # rated with today's reference: itself again
+        parts.append(_visitor_rows(keep, keep))
+    if todo is not None:
         parts.append(_visitor_rows(todo, rate_visitors(todo.select(*names, "file", "line"), rates)))
-    return pl.concat(parts, how="vertical_relaxed"), keep.height
+    if not parts:
+        return None
+    return pl.concat(parts, how="vertical_relaxed"), 0 if keep is None else keep.height
 
 
 def _visitor_rows(old: pl.DataFrame, new: pl.DataFrame) -> pl.DataFrame:
@@ -198,23 +225,24 @@ def _payable(
 ) -> tuple[pl.DataFrame, int] | None:
     root = WorkDir(workdir).lake
     files = lake.files(root, lake.RATED_PARTNER, [day])
-    old = _read(files, _OLD_PARTNER, _fresh(root, day, files, now))
-    if old is None:
-        return None
-    old = old.filter(pl.col("kind").is_not_null()).with_row_index("row_id")
-    same = (pl.col("_fresh") & pl.col("status").is_in(_PLAIN_PARTNER)).fill_null(False)
-    keep, todo = old.filter(same), old.filter(~same)
-    parts = [
-        _partner_rows(
-            keep.with_columns(
-                pl.col("service").alias("new_service"),
-                pl.col("expected").alias("new_charge"),
-                pl.col("status").alias("new_status"),
-                pl.col("iot_version").alias("new_iot_version"),
+    narrow = [c for c in _OLD_PARTNER if c not in _USAGE]
+    plain = pl.col("kind").is_null() | pl.col("status").is_in(_PLAIN_PARTNER)
+    keep, todo = _split(files, _fresh(root, day, files, now), narrow, _OLD_PARTNER, plain)
+    parts = []
+    if keep is not None:  # rated with today's reference: itself again
+        keep = keep.filter(pl.col("kind").is_not_null())
+        parts.append(
+            _partner_rows(
+                keep.with_columns(
+                    pl.col("service").alias("new_service"),
+                    pl.col("expected").alias("new_charge"),
+                    pl.col("status").alias("new_status"),
+                    pl.col("iot_version").alias("new_iot_version"),
+                )
             )
         )
-    ]
-    if todo.height:
+    if todo is not None:
+        todo = todo.filter(pl.col("kind").is_not_null()).with_row_index("row_id")
         usage = todo.select(
             "row_id",
             "partner",
@@ -242,7 +270,9 @@ def _payable(
                 )
             )
         )
-    return pl.concat(parts, how="vertical_relaxed"), keep.height
+    if not parts:
+        return None
+    return pl.concat(parts, how="vertical_relaxed"), 0 if keep is None else keep.height
 
 
 def _partner_rows(both: pl.DataFrame) -> pl.DataFrame:
