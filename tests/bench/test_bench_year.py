@@ -470,7 +470,6 @@ def test_bench_big_night(tmp_path: Path) -> None:
             assert n.rss_mb <= BIG_RSS_MB, f"peak RSS {n.rss_mb:.0f} MB"
 
 
-@pytest.mark.bench
 def _close_month(s: Side, work: Path, period: str, key: str, code: Path) -> bool:
     """Run ``clearing monthly`` of ``code`` on ``work``; its figures in ``s.extra[key]``."""
     argv = [*CLEARING, "monthly", "--workdir", str(work)]
@@ -493,6 +492,7 @@ def _close_month(s: Side, work: Path, period: str, key: str, code: Path) -> bool
     return True
 
 
+@pytest.mark.bench
 def test_bench_monthly_close(tmp_path: Path) -> None:
     world = template(MONTH_EVENTS, MONTH_NIGHTS, START)
     period = START[:7]
