@@ -9,11 +9,11 @@ what rated each file it wrote (``lake/_rated_with/date=YYYY-MM-DD.json``)::
     {"references": {"<id>": {"code": "...", "tables": {"agreements": "<sha256>", ...},
                              "iot": {"inbound": {"<partner>": "<sha256>"}, "outbound": {...}}}},
      "files": {"rated_visitors/date=.../partner=X/part-0.parquet":
-               {"size": 123, "mtime_ns": 1, "inode": 2, "reference": "<id>"}}}
+               {"sha256": "<of the file>", "reference": "<id>"}}}
 
-and the rerate trusts a file's record only when the file is still that file (same size,
-modification time and inode: a rewrite by any path — a replay, a compaction, a restore —
-makes a new file, which is re-rated) and the reference is still current for it:
+and the rerate trusts a file's record only when the file still has those bytes (SHA-256: a file
+rewritten by any path with other rows — a replay, an edit — is re-rated; a restored or copied
+file with the same bytes is the same file) and the reference is still current for it:
 
 * the code fingerprint and the ``agreements``, ``imsi_ranges`` and ``fx`` tables equal;
 * the IOT rows of the file's partner and direction equal (each is hashed on its own: a
@@ -33,7 +33,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from clearing._io import write_atomic
+from clearing._io import file_sha256, write_atomic
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -107,12 +107,11 @@ def _record_path(lake: Path, day: date) -> Path:
     return lake / FOLDER / f"date={day.isoformat()}.json"
 
 
-def _stat(path: Path) -> dict[str, int] | None:
+def _sha256(path: Path) -> str | None:
     try:
-        st = path.stat()
+        return file_sha256(path)[0]
     except OSError:
         return None
-    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "inode": st.st_ino}
 
 
 def _load(lake: Path, day: date) -> dict[str, Any]:
@@ -134,22 +133,21 @@ def record(lake: Path, day: date, paths: Iterable[Path], reference: Reference) -
     lake = Path(lake)
     ref_id = hashlib.sha256(json.dumps(reference, sort_keys=True).encode()).hexdigest()[:16]
     old = _load(lake, day)
-    files: dict[str, Any] = {}
-    for rel, entry in dict(old.get("files", {})).items():
-        if isinstance(entry, dict) and _stat(lake / rel) == {
-            k: entry.get(k) for k in ("size", "mtime_ns", "inode")
-        }:
-            files[rel] = entry
+    written: dict[str, Any] = {}
     for p in paths:
         with contextlib.suppress(ValueError):
             rel = Path(p).relative_to(lake).as_posix()
-            if rel.split("/", 1)[0] not in DIRECTION:
-                continue
-            st = _stat(Path(p))
-            if st is not None:
-                files[rel] = {**st, "reference": ref_id}
+            if rel.split("/", 1)[0] in DIRECTION and (sha := _sha256(Path(p))) is not None:
+                written[rel] = {"sha256": sha, "reference": ref_id}
+    # the day's other files: as recorded (checked when read: a file since changed is not trusted)
+    files = {
+        rel: entry
+        for rel, entry in dict(old.get("files", {})).items()
+        if isinstance(entry, dict) and rel not in written and (lake / rel).is_file()
+    }
+    files.update(written)
     refs = {**dict(old.get("references", {})), ref_id: reference}
-    used = {e["reference"] for e in files.values()}
+    used = {e.get("reference") for e in files.values()}
     data = {
         "references": {k: v for k, v in sorted(refs.items()) if k in used},
         "files": dict(sorted(files.items())),
@@ -167,7 +165,7 @@ def reference_of(lake: Path, day: date) -> dict[str, Reference]:
     for rel, entry in dict(data.get("files", {})).items():
         if not isinstance(entry, dict) or entry.get("reference") not in refs:
             continue
-        if _stat(lake / rel) == {k: entry.get(k) for k in ("size", "mtime_ns", "inode")}:
+        if entry.get("sha256") and _sha256(lake / rel) == entry["sha256"]:
             out[rel] = refs[entry["reference"]]
     return out
 

@@ -29,6 +29,7 @@ from clearing._io import write_table_atomic
 from clearing.rating._refdata import import_rates
 from clearing.rating._spool import ROW_GROUP, Spool, concat_to, sorted_to
 from clearing.rating.cdr import PieceReader, plan_pieces, read_cdrs
+from clearing.rating.rerate import rerate
 from clearing.rating.run import MIN_CHUNK_ROWS, RateSummary, chunk_rows, rate_day
 
 from ..cli_run import run_cli
@@ -173,6 +174,18 @@ def test_a_day_rated_in_chunks_writes_the_same_bytes_and_figures(
     assert _figures(b2, chunked) == _figures(a2, whole)
     assert _held_records(chunked) == _held_records(whole)
     assert b2.recycled == b.held
+
+    # the month re-rated after the IOT rows came back: held, default-rated and recycled rows,
+    # files rated before and after the change — only what can change is rated again, and the
+    # report is the full re-rating's (chunked or not: the same files, the same record)
+    for wd in (whole, chunked):
+        part, full = rerate(wd, f"{D1:%Y-%m}"), rerate(wd, f"{D1:%Y-%m}", full=True)
+        assert full.same_rows == 0 < part.same_rows
+        assert part.delta.to_dicts() == full.delta.to_dicts()
+        assert part.changed_rows.drop("changed").to_dicts() == (
+            full.changed_rows.drop("changed").to_dicts()
+        )
+        assert part.changed_rows.height > 0  # the held rows of night 1 price now
 
 
 def test_repeats_of_an_earlier_chunk_are_duplicates_of_its_records(
