@@ -157,12 +157,25 @@ def record(lake: Path, day: date, paths: Iterable[Path], reference: Reference) -
     write_atomic(target, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode())
 
 
-def reference_of(lake: Path, day: date) -> dict[str, Reference]:
-    """Per file of ``day`` (relative to the lake) still as recorded: the reference that rated it."""
+def reference_of(
+    lake: Path, day: date, files: Iterable[Path] | None = None
+) -> dict[str, Reference]:
+    """Per file of ``day`` (relative to the lake) still as recorded: the reference that rated it.
+
+    ``files``: only these (the others' bytes are not read).
+    """
     data = _load(lake, day)
     refs = data.get("references", {})
+    wanted: set[str] | None = None
+    if files is not None:
+        wanted = set()
+        for f in files:
+            with contextlib.suppress(ValueError):
+                wanted.add(Path(f).relative_to(lake).as_posix())
     out: dict[str, Reference] = {}
     for rel, entry in dict(data.get("files", {})).items():
+        if wanted is not None and rel not in wanted:
+            continue
         if not isinstance(entry, dict) or entry.get("reference") not in refs:
             continue
         if entry.get("sha256") and _sha256(lake / rel) == entry["sha256"]:

@@ -122,7 +122,7 @@ def _fresh(root: Path, day: date, files: list[Path], now: Reference | None) -> f
     """The ``files`` rated with what ``now`` is (none when ``now`` is None: a full re-rating)."""
     if now is None:
         return frozenset()
-    recorded = rated_with.reference_of(root, day)
+    recorded = rated_with.reference_of(root, day, files)
     return frozenset(f for f in files if rated_with.current(f, root, recorded, now))
 
 
