@@ -92,6 +92,9 @@ CODE = os.environ.get("CLEARING_BENCH_CODE", "")
 # the monthly close's baseline: that revision's `clearing monthly` on the same folder, right
 # after this checkout's (the same nights: the month is not run twice)
 MONTH_BASELINE = os.environ.get("CLEARING_BENCH_MONTH_BASELINE", "")
+# partners keep each file on their servers this many nights, then remove it (0: for ever, as
+# the world delivers them): a long run's work folder stays within this machine's disk
+PARTNER_KEEP_NIGHTS = _env_int("CLEARING_BENCH_PARTNER_KEEP_NIGHTS", 0)
 RSS_CAP_MB = _env_int("CLEARING_BENCH_RSS_CAP_MB", int(psutil.virtual_memory().total * 0.8 / 2**20))
 REGENERATE = os.environ.get("CLEARING_BENCH_REGENERATE", "") == "1"
 
@@ -279,11 +282,14 @@ def run_nights(side: Side, world: Path, work: Path, days: int, limit: int = 0) -
     Night 1's files are in place already; before every later night ``samples deliver`` puts the
     day's in place (with the code under test, not measured). Stops at the first failed night.
     """
-    _need_disk(work.parent, WORKDIR_FACTOR * _size_gb(world), "a run's work folder")
+    # partners cleaning their servers keep a run's folder near 2.6× the template (30 × 1M)
+    factor = 2.8 if PARTNER_KEEP_NIGHTS else WORKDIR_FACTOR
+    _need_disk(work.parent, factor * _size_gb(world), "a run's work folder")
     _copy(world, work)
     logs = work.with_name(work.name + "-logs")
     logs.mkdir(exist_ok=True)
     first = date.fromisoformat(START)
+    seen: dict[Path, int] = {}  # a partner server's file → the night it was first there
     for i in range(1, days + 1):
         if limit and i > limit:
             side.stopped = f"stopped after {limit} nights (CLEARING_BENCH_BASELINE_NIGHTS)"
@@ -302,6 +308,8 @@ def run_nights(side: Side, world: Path, work: Path, days: int, limit: int = 0) -
             return
         rec = got.last.get("reconciliation") or {}
         assert rec.get("difference", 0) == 0, f"{side.label} night {i}: {rec}"
+        if PARTNER_KEEP_NIGHTS:
+            _partners_clean_up(work / "exchange", seen, i)
         stages = {s["name"]: s["seconds"] for s in got.last.get("stages", []) if "name" in s}
         side.nights.append(
             Night(
@@ -315,6 +323,17 @@ def run_nights(side: Side, world: Path, work: Path, days: int, limit: int = 0) -
         )
     side.extra["workdir_gb"] = round(_size_gb(work), 2)
     print(f"  {side.label}: the work folder holds {side.extra['workdir_gb']:.2f} GB", flush=True)
+
+
+def _partners_clean_up(exchange: Path, seen: dict[Path, int], night: int) -> None:
+    """Remove what partners have kept :data:`PARTNER_KEEP_NIGHTS` nights (not measured)."""
+    for f in exchange.rglob("*"):
+        if f.is_file():
+            seen.setdefault(f, night)
+    for f, first in list(seen.items()):
+        if night - first >= PARTNER_KEEP_NIGHTS:
+            f.unlink(missing_ok=True)
+            del seen[f]
 
 
 def _size_gb(folder: Path) -> float:
