@@ -20,6 +20,7 @@ compared with the same night of an untouched copy of the world (never with the r
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from io import BytesIO
@@ -181,6 +182,11 @@ def _compare_outputs(nights: Nights) -> list[str]:
     for rel, data in lake_a.items():
         if rel not in lake_b:
             problems.append(f"lake `{rel}` is missing")
+            continue
+        if rel.startswith("lake/_rated_with/"):  # what rated the day's files: the same
+            a, b = json.loads(data), json.loads(lake_b[rel])
+            if set(a["files"]) != set(b["files"]) or a["references"] != b["references"]:
+                problems.append(f"lake `{rel}`: other files or references than the clean's")
             continue
         ta, tb = _table(data), _table(lake_b[rel])
         if "/findings/" in rel:
