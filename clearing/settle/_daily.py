@@ -1049,6 +1049,7 @@ def _validation(d: _Day, inbound: list[dict[str, Any]]) -> list[dict[str, Any]]:
             -a["findings"],
             a["code"],
             a["rule"],
+            a["context"] or "",  # a total order: DuckDB's groups come in any order
         ),
     )
 
