@@ -20,6 +20,8 @@ import openpyxl
 import polars as pl
 import pytest
 
+from clearing.rating import rerate
+
 from ..cli_run import run_cli as _cli
 
 ROOT = Path(__file__).parents[2]
@@ -210,6 +212,23 @@ def test_a_replay_after_an_in_place_tariff_edit_gives_a_delta_not_new_history(
         assert len(rows) == 1, book.name
         got = Decimal(str(rows[0][8]))
         assert got == Decimal(expected).scaleb(-int(line["charge_scale"])), book.name
+
+    # the month re-rated: the sent rows the replay kept were rated with the old price, and
+    # night 1's record kept what rated them: the rerate finds their change as a full
+    # re-rating does, and takes the other partners' files as they are
+    part, full = rerate(w, D1[:7]), rerate(w, D1[:7], full=True)
+    assert part.delta.to_dicts() == full.delta.to_dicts()
+    assert part.changed_rows.drop("changed").sort("date", "file", "line").to_dicts() == (
+        full.changed_rows.drop("changed").sort("date", "file", "line").to_dicts()
+    )
+    assert part.same_rows > 0
+    mtc = [
+        r
+        for r in part.delta.to_dicts()
+        if (r["direction"], r["partner"], r["service"]) == ("receivable", PARTNER, "mtc")
+    ]
+    assert len(mtc) == 1
+    assert mtc[0]["delta"] >= expected  # night 1's, and the later nights' sent MTC rows
 
 
 def test_a_sent_file_changed_on_disk_stops_the_replay_naming_it(
