@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -160,6 +161,17 @@ def test_the_installed_command_runs_the_golden_scenario_from_outside_the_checkou
     assert got["exit_codes"] == golden["exit_codes"]
     assert got["out"] == golden["out"]
     assert got["manifests"] == golden["manifests"]
+
+    # the installed rating code knows itself (its fingerprint is read from the installed
+    # modules): the month's rerate takes the files rated with today's reference data as they
+    # are, and reports what a full re-rating reports
+    part = cli("rerate", "--workdir", str(tmp_path / "w"), "--period", DAY1[:7])
+    full = cli("rerate", "--workdir", str(tmp_path / "w"), "--period", DAY1[:7], "--full")
+    assert part.returncode == full.returncode == 0, part.stderr + full.stderr
+    counts = re.search(r"\((\d+) rated again, (\d+) rated with today's", part.stdout)
+    assert counts is not None, part.stdout
+    assert int(counts.group(2)) > 0, part.stdout
+    assert part.stdout.splitlines()[1:] == full.stdout.splitlines()[1:]
 
     # a zip-safe install: the same wheel imported as a zip archive reads its specs out of it
     (tap,) = (tmp_path / "w" / "work" / DAY1 / "in").glob("CDFRAF9HKGCL*")
