@@ -528,10 +528,15 @@ def _receivable(
 
 @dataclass(frozen=True)
 class _Replay:
-    kept: dict[str, pl.DataFrame]  # a sent partner's rows, as sent
+    # a sent partner's receivable lines (:func:`_receivable`) of its rows as sent; none: no rows
+    kept: dict[str, list[tuple[str, str, int, int]]]
     paths: list[Path]
     deltas: list[dict[str, Any]]
     totals: list[dict[str, Any]]
+
+
+def _same(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame
 
 
 def _empty_rated() -> pl.DataFrame:
@@ -546,7 +551,7 @@ def _replay(
     root: Path,
     day: date,
     sent: frozenset[str],
-    replayed: dict[str, pl.DataFrame],
+    replayed: dict[str, Callable[[], pl.DataFrame]],
     writes: _Writes,
 ) -> _Replay:
     """Keep the sent partners' rows; write the re-rate result where it differs, and the delta.
@@ -554,30 +559,34 @@ def _replay(
     ``lake/rerated_visitors/date=D/partner=P`` holds the replay's rated rows of a sent partner
     whose rating changed; ``lake/rerate_deltas/date=D`` the delta (new − sent) of the sent
     partners (no file: the replay rated everything as it was sent, so the lake is as it was).
+    ``replayed``: per sent partner, its rows as rated by the replay (made when called). One
+    partner's rows (as sent and as replayed) are held at a time: a replay of a big night
+    holds the biggest partner's, not every sent partner's at once.
     """
     for ds in (lake.RERATED_VISITORS, lake.RERATE_DELTAS):
         lake.clear(root, ds, day)
-    kept: dict[str, pl.DataFrame] = {}
-    for p in sorted(sent):
-        f = lake.path(root, lake.RATED_VISITORS, day, partner=p)
-        kept[p] = pl.read_parquet(f, hive_partitioning=False) if f.is_file() else _empty_rated()
-    if not sent:
-        return _Replay(kept, [], [], [])
+    kept: dict[str, list[tuple[str, str, int, int]]] = {}
     paths: list[Path] = []
     deltas: list[pl.DataFrame] = []
     totals: list[pl.DataFrame] = []
-    for p, old in kept.items():
-        new = replayed.get(p)
-        if new is None:
-            new = _empty_rated()
+    for p in sorted(sent):
+        f = lake.path(root, lake.RATED_VISITORS, day, partner=p)
+        old = pl.read_parquet(f, hive_partitioning=False) if f.is_file() else _empty_rated()
+        kept[p] = _receivable([(p, old)]) if old.height else []
+        make = replayed.get(p)
+        new = make() if make is not None else _empty_rated()
         changed, delta = replay_delta(old, new)
         if changed.height:
             paths.append(writes.write(root, lake.RERATED_VISITORS, day, new, p))
+            writes.wait()  # written before the next partner's rows are made
         deltas.append(delta)
         both = _totals(old, "sent").join(
             _totals(new, "rerated"), on=_MONEY_KEYS, how="full", coalesce=True
         )
         totals.append(both)
+        del old, new, changed
+    if not sent:
+        return _Replay(kept, [], [], [])
     delta = pl.concat(deltas)
     if delta.height:  # an unchanged replay leaves the lake as it was
         paths.append(writes.write(root, lake.RERATE_DELTAS, day, delta))
@@ -1298,14 +1307,20 @@ def _visitors_chunked(
             template = pl.Schema(pl.read_parquet_schema(spool.files("unrated")[0]))
             again = _resubmitted_rows(again).select(list(template)).cast(template)
             state.add_rated(again)
-        replayed: dict[str, pl.DataFrame] = {}
+        replayed: dict[str, Callable[[], pl.DataFrame]] = {}
         fresh: list[str | None] = []
         lake.clear(root, lake.RATED_VISITORS, day, keep=sent)
         written: list[Path] = []
         for partner, name in state.partners.items():
             if partner is not None and partner in sent:
-                replayed[partner] = sorted_frame(
-                    spool.files(name), _ORDER[1:], nulls_last=True, tmp=spool.tmp, memory_mb=budget
+                # sorted when the replay comes to it: one sent partner's rows at a time
+                replayed[partner] = partial(
+                    sorted_frame,
+                    spool.files(name),
+                    _ORDER[1:],
+                    nulls_last=True,
+                    tmp=spool.tmp,
+                    memory_mb=budget,
                 )
                 continue
             fresh.append(partner)
@@ -1326,17 +1341,13 @@ def _visitors_chunked(
         replay = _replay(root, day, sent, replayed, writes)
         del replayed
         out = sorted(
-            [*fresh, *(p for p, rows in replay.kept.items() if rows.height)],
+            [*fresh, *(p for p, lines in replay.kept.items() if lines)],
             key=lambda p: (p is None, p or ""),
         )
         receivable = [
             line
             for p in out
-            for line in (
-                _receivable([(p, replay.kept[p])])
-                if p is not None and p in sent
-                else state.receivable(p)
-            )
+            for line in (replay.kept[p] if p is not None and p in sent else state.receivable(p))
         ]
         paths += sorted(written)
         paths += replay.paths
@@ -1440,15 +1451,17 @@ def _visitors_whole(
     n_rated = sum(part.height for _p, part in by_partner) - read.recycled - n_again
     # a sent partner's rows stay as they went out; the replay's go to the re-rate result
     fresh = [(p, part) for p, part in by_partner if p is None or p not in sent]
-    replayed = {str(p): part for p, part in by_partner if p is not None and p in sent}
+    replayed: dict[str, Callable[[], pl.DataFrame]] = {
+        str(p): partial(_same, part) for p, part in by_partner if p is not None and p in sent
+    }
     del by_partner
     replay = _replay(root, day, sent, replayed, writes)
     del replayed
-    going_out = sorted(
-        [*fresh, *((p, rows) for p, rows in replay.kept.items() if rows.height)],
-        key=lambda t: (t[0] is None, t[0] or ""),
-    )
-    receivable = _receivable(going_out)
+    lines = {p: _receivable([(p, part)]) for p, part in fresh}
+    lines.update((p, kept) for p, kept in replay.kept.items() if kept)
+    receivable = [
+        line for p in sorted(lines, key=lambda p: (p is None, p or "")) for line in lines[p]
+    ]
     paths += _partitioned(fresh, root, lake.RATED_VISITORS, day, writes, keep=sent)
     paths += replay.paths
     paths.append(_single(unrated.sort(_ORDER[1:]), root, lake.UNRATED_VISITORS, day, writes))
