@@ -16,7 +16,7 @@ from clearing import lake
 from clearing.codecs.rap.records import PathItem
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Sequence
 
 __all__ = [
     "FINDINGS_SCHEMA",
@@ -123,13 +123,38 @@ def findings_table(
         cols["context"].append(f.context)
         cols["group"].append(f.group)
         cols["message"].append(f.message)
-        cols["path"].append(
-            [{"item_id": p.item_id, "occurrence": p.occurrence, "level": p.level} for p in f.path]
-        )
         cols["item_offset"].append(f.item_offset)
         cols["byte_offset"].append(f.byte_offset)
         if structured:
             cols["expected_fsn"].append(f.expected_fsn)
             cols["gap_start"].append(f.gap_start)
             cols["gap_end"].append(f.gap_end)
-    return pa.table(cols, schema=schema)
+    arrays = {n: _paths(rows, schema.field(n).type) if n == "path" else cols[n] for n in cols}
+    return pa.table(arrays, schema=schema)
+
+
+def _paths(findings: Sequence[Finding], path_type: pa.ListType) -> pa.ListArray:
+    """The ``path`` column of ``findings``: flat item arrays and offsets, not a dict per item.
+
+    (A dense day has over a million duplicate suspects; pyarrow converts nested Python dicts
+    one by one.)
+    """
+    item_ids: list[int] = []
+    occurrences: list[int] = []
+    levels: list[int] = []
+    offsets = [0]
+    for f in findings:
+        for p in f.path:
+            item_ids.append(p.item_id)
+            occurrences.append(p.occurrence)
+            levels.append(p.level)
+        offsets.append(len(item_ids))
+    fields = list(path_type.value_type)
+    items = pa.StructArray.from_arrays(
+        [
+            pa.array(values, field.type)
+            for values, field in zip((item_ids, occurrences, levels), fields, strict=True)
+        ],
+        fields=fields,
+    )
+    return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), items, type=path_type)

@@ -239,9 +239,8 @@ def validate_one(
             )
         part = settings.partner(checked.sender)
         window = part.duplicate_window_days or settings.validation.duplicate_window_days
-        kinds = ev.column("event_kind")
         result.keys = hash_keys(con, candidates)
-        for d in find_duplicates(
+        found = find_duplicates(
             con,
             candidates,
             file=file,
@@ -251,8 +250,12 @@ def validate_one(
             soft_seconds=settings.validation.soft_duplicate_seconds,
             same_run=same_run,
             keyed=result.keys,
-        ):
-            kind = kinds[d.event_index].as_py()
+        )
+        # the kinds of the events found, in one take (not a scalar per duplicate: a dense
+        # day has a million soft suspects)
+        at = pa.array([d.event_index for d in found], pa.int64())
+        kinds = ev.column("event_kind").take(at).to_pylist()
+        for d, kind in zip(found, kinds, strict=True):
             where = "earlier in this file" if d.of_file == file else f"in `{d.of_file}`"
             _add(
                 findings,
