@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -229,6 +230,44 @@ def test_a_replay_after_an_in_place_tariff_edit_gives_a_delta_not_new_history(
     ]
     assert len(mtc) == 1
     assert mtc[0]["delta"] >= expected  # night 1's, and the later nights' sent MTC rows
+
+
+def test_a_replay_rated_in_chunks_gives_the_same_delta_one_partner_at_a_time(
+    world: dict[str, Any], tmp_path: Path
+) -> None:
+    """The replay of a day too big for the budget (rated in chunks) after the tariff edit.
+
+    A copy of the world the test above replayed, night 1 replayed again with chunks of 150
+    records: the sent partners' rows are sorted from the chunks' parts one partner at a time
+    (never all of them held at once); the delta, the re-rate result and every sent byte are
+    those of the replay rated at once.
+    """
+    w: Path = world["w"]
+    delta_dir = w / "lake" / "rerate_deltas" / f"date={D1}"
+    rerated_dir = w / "lake" / "rerated_visitors" / f"date={D1}"
+    if not delta_dir.is_dir():
+        pytest.skip("runs after the tariff-edit replay above")
+    at_once = {"delta": _hashes(delta_dir), "rerated": _hashes(rerated_dir)}
+    copy = tmp_path / "w"
+    shutil.copytree(w, copy, symlinks=True)
+    r = _cli(
+        "nightly",
+        "--workdir",
+        str(copy),
+        "--date",
+        D1,
+        "--json",
+        env={"CLEARING_RATE_CHUNK_ROWS": "150"},
+    )
+    assert r.returncode in (0, 1), r.stderr
+    assert _hashes(copy / "lake" / "rerate_deltas" / f"date={D1}") == at_once["delta"]
+    assert _hashes(copy / "lake" / "rerated_visitors" / f"date={D1}") == at_once["rerated"]
+    for day in DAYS:
+        assert _hashes(copy / "lake" / "rated_visitors" / f"date={day}") == world["rated"][day]
+    # nothing sent is sent otherwise: the same names with the same bytes
+    assert [(n, sha) for n, sha, _p in _outbox(copy)] == [
+        (n, sha) for n, sha, _p in world["outbox"]
+    ]
 
 
 def test_a_sent_file_changed_on_disk_stops_the_replay_naming_it(
