@@ -218,7 +218,7 @@ def retail(
     from clearing.rating.stage import low_balance_problems
 
     lines, summary = write_retail(workdir, live_day(workdir, date))
-    crossings = low_balance_crossings(pq.read_table(lines), load(workdir).retail.low_balance)
+    crossings = low_balance_crossings(lines, load(workdir).retail.low_balance)
     out: dict[str, Any] = {
         "bill_lines": str(lines),
         "rows": pq.ParquetFile(lines).metadata.num_rows,

@@ -59,6 +59,7 @@ import contextlib
 import re
 import shutil
 from datetime import date, datetime, timedelta
+from decimal import ROUND_FLOOR
 from typing import TYPE_CHECKING, NamedTuple
 
 import duckdb
@@ -86,6 +87,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BILL_LINE_SCHEMA",
+    "CROSSING_COLUMNS",
     "DAY_PASS_SECONDS",
     "LOOKBACK_DAYS",
     "PASSES_SCHEMA",
@@ -154,41 +156,82 @@ class Crossing(NamedTuple):
     line: tuple[str, int]  # file, event index
 
 
-def low_balance_crossings(lines: pa.Table, levels: Sequence[Decimal]) -> list[Crossing]:
+#: The columns of the bill lines :func:`low_balance_crossings` reads.
+CROSSING_COLUMNS = [
+    "imsi",
+    "sub_number",
+    "balance_after",
+    "amount",
+    "currency",
+    "scale",
+    "start_utc",
+    "file",
+    "event_index",
+]
+
+
+def low_balance_crossings(lines: pa.Table | Path, levels: Sequence[Decimal]) -> list[Crossing]:
     """The lines of ``lines`` whose card's balance crossed one of ``levels`` (currency units).
 
     A crossing of level ``L`` (at the line's scale): balance before the line ``> L`` and after
-    ``<= L``. By card, then time, then level (highest first).
+    ``<= L``. By card, then time, then level (highest first). ``lines``: the bill lines, or
+    the path of a day's file (only :data:`CROSSING_COLUMNS` are read).
+
+    The test runs in DuckDB over the prepaid lines (128-bit sums: a balance before the line
+    never wraps); only the crossings come back to Python. For a whole-number balance ``b``,
+    ``b > L`` and ``b <= L`` are ``b > floor(L)`` and ``b <= floor(L)``.
     """
-    if not levels or lines.num_rows == 0:
+    if not levels:
         return []
-    cols = ["imsi", "sub_number", "balance_after", "amount", "currency", "scale", "start_utc"]
-    prepaid = lines.filter(pc.is_valid(lines.column("balance_after")))
-    out = []
-    for r, file, index in zip(
-        prepaid.select(cols).to_pylist(),
-        prepaid.column("file").to_pylist(),
-        prepaid.column("event_index").to_pylist(),
-        strict=True,
-    ):
-        after = int(r["balance_after"])
-        before = after + int(r["amount"] or 0)
-        for level in levels:
-            bound = level.scaleb(int(r["scale"]))
-            if before > bound >= after:
-                out.append(
-                    Crossing(
-                        r["imsi"],
-                        r["sub_number"],
-                        level,
-                        after,
-                        r["currency"],
-                        int(r["scale"]),
-                        r["start_utc"],
-                        (file, index),
-                    )
-                )
+    con = duckdb.connect()
+    try:
+        if isinstance(lines, pa.Table):
+            if lines.num_rows == 0:
+                return []
+            con.register("lines", lines.select(CROSSING_COLUMNS))
+        else:
+            cols, files = ", ".join(CROSSING_COLUMNS), _listing([lines])
+            con.execute(f"CREATE VIEW lines AS SELECT {cols} FROM read_parquet([{files}])")
+        scales = [int(r[0]) for r in con.sql(_PREPAID_SCALES).fetchall()]
+        bounds = [
+            (s, i, int(level.scaleb(s).to_integral_value(rounding=ROUND_FLOOR)))
+            for s in scales
+            for i, level in enumerate(levels)
+        ]
+        if not bounds:
+            return []
+        con.register(
+            "bounds",
+            pa.table(
+                {
+                    "scale": pa.array([b[0] for b in bounds], pa.int64()),
+                    "level": pa.array([b[1] for b in bounds], pa.int64()),
+                    # a level beyond 64 bits at some scale: compared as 128 bits
+                    "bound": pa.array([str(b[2]) for b in bounds], pa.string()),
+                }
+            ),
+        )
+        rows = con.execute(_CROSSINGS_SQL).fetchall()
+    finally:
+        con.close()
+    out = [
+        Crossing(imsi, sub, levels[k], int(after), currency, int(scale), start, (file, index))
+        for imsi, sub, k, after, currency, scale, start, file, index in rows
+    ]
     return sorted(out, key=lambda c: (c.imsi, c.start_utc or datetime.min, -c.level))
+
+
+_PREPAID_SCALES = "SELECT DISTINCT scale FROM lines WHERE balance_after IS NOT NULL ORDER BY 1"
+
+_CROSSINGS_SQL = """
+    SELECT l.imsi, l.sub_number, b.level, l.balance_after, l.currency, l.scale, l.start_utc,
+        l.file, l.event_index
+    FROM lines l JOIN bounds b ON l.scale = b.scale
+    WHERE l.balance_after IS NOT NULL
+        AND CAST(l.balance_after AS HUGEINT) + coalesce(l.amount, 0) > CAST(b.bound AS HUGEINT)
+        AND CAST(l.balance_after AS HUGEINT) <= CAST(b.bound AS HUGEINT)
+    ORDER BY l.file, l.event_index, b.level
+"""
 
 
 class RetailResult(NamedTuple):

@@ -79,6 +79,7 @@ def rate(ctx: StageContext) -> StepResult:
 @stage("retail")
 def retail(ctx: StageContext) -> StepResult:
     """Rate our subscribers' accepted usage abroad per sub-number."""
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     from clearing.rating.retail import low_balance_crossings, untimed, write_retail
@@ -91,7 +92,11 @@ def retail(ctx: StageContext) -> StepResult:
     )
     detail: dict[str, Any] = {"bill_lines": pq.ParquetFile(lines).metadata.num_rows}
     rules = pq.read_table(lines, columns=["attribution_rule"]).column("attribution_rule")
-    by_rule = {r: n for r, n in Counter(rules.to_pylist()).items() if r != "none"}
+    by_rule = {
+        str(c["values"]): int(c["counts"])
+        for c in pc.value_counts(rules).to_pylist()
+        if c["values"] != "none"
+    }
     if by_rule:
         detail["attributed"] = attribution_shares(by_rule)
         detail["attribution"] = dict(sorted(by_rule.items()))
@@ -107,7 +112,7 @@ def retail(ctx: StageContext) -> StepResult:
         )
     if missing:  # the key is only there when something is unbilled
         detail["no_utc_start"] = sum(m.events for m in missing)
-    crossings = low_balance_crossings(pq.read_table(lines), ctx.settings.retail.low_balance)
+    crossings = low_balance_crossings(lines, ctx.settings.retail.low_balance)
     if crossings:
         detail["low_balance"] = dict(Counter(str(c.level) for c in crossings))
     warnings = low_balance_problems(crossings)

@@ -47,8 +47,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CIBER_KEY",
+    "DUPLICATE_COLUMNS",
     "HARD_KEY",
     "Duplicate",
+    "duplicate_rows",
     "find_ciber_duplicates",
     "find_duplicates",
     "hash_keys",
@@ -205,8 +207,55 @@ def find_duplicates(
             (the nightly); False: it is not read (a single file checked against a work folder).
         keyed: :func:`hash_keys` of ``events`` when the caller has it (else computed here).
     """
+    found = duplicate_rows(
+        con,
+        events,
+        file=file,
+        lake=lake,
+        day=day,
+        window_days=window_days,
+        soft_seconds=soft_seconds,
+        same_run=same_run,
+        keyed=keyed,
+    )
+    return [
+        Duplicate(int(i), str(f), int(o), bool(h))
+        for i, f, o, h in zip(
+            *(found.column(c).to_pylist() for c in DUPLICATE_COLUMNS), strict=True
+        )
+    ]
+
+
+#: The columns of :func:`duplicate_rows`: the event, the file and event it repeats or is close
+#: to, and whether it is a hard duplicate (else a soft suspect).
+DUPLICATE_COLUMNS = ("event_index", "of_file", "of_index", "hard")
+
+
+def duplicate_rows(
+    con: duckdb.DuckDBPyConnection,
+    events: pa.Table,
+    *,
+    file: str,
+    lake: Path,
+    day: dt.date,
+    window_days: int,
+    soft_seconds: int,
+    same_run: bool = True,
+    keyed: pa.Table | None = None,
+) -> pa.Table:
+    """:func:`find_duplicates` as a table (:data:`DUPLICATE_COLUMNS`, by event index).
+
+    A dense day has a million soft suspects: a :class:`Duplicate` each costs seconds.
+    """
     if events.num_rows == 0:
-        return []
+        return pa.table(
+            {
+                "event_index": pa.array([], pa.int64()),
+                "of_file": pa.array([], pa.string()),
+                "of_index": pa.array([], pa.int64()),
+                "hard": pa.array([], pa.bool_()),
+            }
+        )
     if keyed is None:
         keyed = hash_keys(con, events)
     con.register("_cur", keyed)
@@ -220,7 +269,7 @@ def find_duplicates(
         con.execute("DROP VIEW IF EXISTS _hist")
 
 
-def _matches(con: duckdb.DuckDBPyConnection, file: str, soft_seconds: int) -> list[Duplicate]:
+def _matches(con: duckdb.DuckDBPyConnection, file: str, soft_seconds: int) -> pa.Table:
     cols = ", ".join(HARD_KEY)
     n = int(soft_seconds)
     # the soft key joins on (IMSI, kind, time slot): slots of n seconds (at least 1), each
@@ -264,8 +313,15 @@ def _matches(con: duckdb.DuckDBPyConnection, file: str, soft_seconds: int) -> li
         )
         SELECT * FROM hard UNION ALL SELECT * FROM soft ORDER BY event_index
     """
-    rows = con.execute(sql).fetchall()
-    return [Duplicate(int(i), str(f), int(o), bool(h)) for i, f, o, h in rows]
+    found = con.sql(sql).to_arrow_table()
+    return pa.table(
+        {
+            "event_index": found.column("event_index").cast(pa.int64()),
+            "of_file": found.column("of_file").cast(pa.string()),
+            "of_index": found.column("of_index").cast(pa.int64()),
+            "hard": found.column("hard").cast(pa.bool_()),
+        }
+    )
 
 
 def find_ciber_duplicates(

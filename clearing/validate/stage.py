@@ -41,8 +41,8 @@ from clearing.store import Store, open_store
 from clearing.validate.duplicates import (
     CIBER_KEY,
     HARD_KEY,
+    duplicate_rows,
     find_ciber_duplicates,
-    find_duplicates,
     hash_keys,
     index_accepted,
     index_history,
@@ -52,6 +52,7 @@ from clearing.validate.findings import (
     REGISTER_FINDINGS_SCHEMA,
     SEVERITIES,
     Finding,
+    finding_rows,
     findings_table,
 )
 from clearing.validate.rules import RuleSet, rules_for
@@ -119,6 +120,8 @@ class FileResult:
     keys: pa.Table | None = None
     # the file's number of events, once its event table is shrunk for the returns
     events: int | None = None
+    # warnings made in bulk, as rows of BULK_SCHEMA (a dense day's duplicate suspects)
+    bulk: pa.Table | None = None
 
     @property
     def file(self) -> str:
@@ -149,6 +152,7 @@ class FileResult:
             file_sequence_number=c.fsn,
             file_sha256=c.sha256,
             structured=structured,
+            bulk=self.bulk,
         )
 
     def summary(self) -> dict[str, Any]:
@@ -166,7 +170,7 @@ class FileResult:
             "fatal": self.fatal,
             "counts": self.counts(),
             "rap_file": self.rap_file,
-            "findings": finding_dicts(self.findings),
+            "findings": finding_dicts(finding_rows(self.findings, self.bulk)),
         }
 
 
@@ -240,7 +244,7 @@ def validate_one(
         part = settings.partner(checked.sender)
         window = part.duplicate_window_days or settings.validation.duplicate_window_days
         result.keys = hash_keys(con, candidates)
-        found = find_duplicates(
+        found = duplicate_rows(
             con,
             candidates,
             file=file,
@@ -251,39 +255,88 @@ def validate_one(
             same_run=same_run,
             keyed=result.keys,
         )
-        # the kinds of the events found, in one take (not a scalar per duplicate: a dense
-        # day has a million soft suspects)
-        at = pa.array([d.event_index for d in found], pa.int64())
-        kinds = ev.column("event_kind").take(at).to_pylist()
-        for d, kind in zip(found, kinds, strict=True):
-            where = "earlier in this file" if d.of_file == file else f"in `{d.of_file}`"
-            _add(
-                findings,
-                rs.make(
-                    "event.duplicate" if d.hard else "event.duplicate_suspect",
-                    f"same as event {d.of_index} {where}"
-                    if d.hard
-                    else f"close to event {d.of_index} {where} (±"
-                    f"{settings.validation.soft_duplicate_seconds} s)",
-                    event_index=d.event_index,
-                    event_kind=kind,
-                ),
-            )
+        result.bulk = _duplicate_findings(
+            findings, found, ev, rs, file=file, seconds=settings.validation.soft_duplicate_seconds
+        )
     dup = {f.event_index for f in findings if f.rule == "event.duplicate"}
-    severe_events = {f.event_index for f in findings if f.severity == "severe"}
-    status = []
-    for i in range(ev.num_rows):
-        if i in late and i in severe_events:
-            status.append("late")
-        elif i in dup and i in severe_events:
-            status.append("duplicate")
-        elif i in severe_events:
-            status.append("returned")
-        else:
-            status.append("accepted")
+    returned = {
+        f.event_index for f in findings if f.severity == "severe" and f.event_index is not None
+    }
     # a "late" or "duplicate" finding switched to a warning by an override is accepted
-    result.status = status
+    status = np.full(ev.num_rows, "accepted", dtype=object)
+    status[sorted(returned)] = "returned"
+    status[sorted(returned & dup)] = "duplicate"
+    status[sorted(returned & late)] = "late"
+    result.status = status.tolist()
     return result
+
+
+def _duplicate_findings(
+    findings: list[Finding],
+    found: pa.Table,
+    ev: pa.Table,
+    rs: RuleSet,
+    *,
+    file: str,
+    seconds: int,
+) -> pa.Table | None:
+    """The findings of the duplicates ``found`` (:func:`duplicate_rows`) of a file's events.
+
+    A hard duplicate is a :class:`Finding` added to ``findings`` (it is returned). The soft
+    suspects are warnings: returned as one table of findings (:meth:`RuleSet.make_many`; a
+    dense day has a million of them), or, when an override makes them more than a warning,
+    added as findings too.
+    """
+
+    def where(of_file: str) -> str:
+        return "earlier in this file" if of_file == file else f"in `{of_file}`"
+
+    hard = found.filter(found.column("hard"))
+    soft = found.filter(pc.invert(found.column("hard")))
+    kinds = ev.column("event_kind")
+    for i, of_file, of_index, kind in zip(
+        hard.column("event_index").to_pylist(),
+        hard.column("of_file").to_pylist(),
+        hard.column("of_index").to_pylist(),
+        kinds.take(hard.column("event_index")).to_pylist(),
+        strict=True,
+    ):
+        _add(
+            findings,
+            rs.make(
+                "event.duplicate",
+                f"same as event {of_index} {where(of_file)}",
+                event_index=i,
+                event_kind=kind,
+            ),
+        )
+    if soft.num_rows == 0:
+        return None
+    index, soft_kinds = soft.column("event_index"), kinds.take(soft.column("event_index"))
+    of_file = soft.column("of_file")
+    places = pc.if_else(
+        pc.equal(of_file, file),
+        "earlier in this file",
+        pc.binary_join_element_wise("in `", of_file, "`", ""),
+    )
+    messages = pc.binary_join_element_wise(
+        "close to event ",
+        soft.column("of_index").cast(pa.string()),
+        " ",
+        places,
+        f" (±{seconds} s)",
+        "",
+    )
+    if rs.severity("event.duplicate_suspect") == "warning":
+        return rs.make_many("event.duplicate_suspect", messages, index, soft_kinds)
+    for i, message, kind in zip(
+        index.to_pylist(), messages.to_pylist(), soft_kinds.to_pylist(), strict=True
+    ):
+        _add(
+            findings,
+            rs.make("event.duplicate_suspect", message, event_index=i, event_kind=kind),
+        )
+    return None
 
 
 def _check_sequence(
@@ -739,7 +792,7 @@ def _file_row(r: FileResult) -> dict[str, Any]:
         "charge_scale": c.tap_decimal_places,
         "currency": c.tap_currency or ("SDR" if c.kind == "tap" else None),
         "audit_charge": facts.total_charge if facts is not None else None,
-        "findings": len(r.findings),
+        "findings": len(r.findings) + (r.bulk.num_rows if r.bulk is not None else 0),
         "rap_file": None,
         **_header_columns(facts),
         **(_recomputed(ev) if c.kind == "tap" else {}),

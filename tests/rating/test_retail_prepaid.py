@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -32,7 +33,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from clearing.errors import ConfigError
-from clearing.rating.retail import BILL_LINE_SCHEMA, SUMMARY_SCHEMA, write_retail
+from clearing.rating.retail import (
+    BILL_LINE_SCHEMA,
+    SUMMARY_SCHEMA,
+    low_balance_crossings,
+    write_retail,
+)
 from tests.cli_run import run_cli
 
 from .test_retail import IMSI, LOCAL, PRIMARY, event, events, flat_tiers, plan, rate, world
@@ -187,3 +193,44 @@ def test_no_levels_no_warnings(tmp_path: Path) -> None:
     done = run_cli("retail", "--workdir", str(tmp_path), "--date", str(DAY1))
     assert done.returncode == 0, done.stderr
     assert "warning" not in done.stderr
+
+
+def test_crossings_of_levels_between_two_cents_and_of_a_table_or_a_file(tmp_path: Path) -> None:
+    """Levels finer than the card's cents: a crossing is ``before > L >= after`` exactly.
+
+    Worked by hand at scale 2 (cents): level 0.005 is 0.5 cents, level -0.005 is -0.5 cents.
+    Line 1: 1 → 0 cents crosses 0.5 (1 > 0.5 >= 0), not -0.5 (0 is above it). Line 2: 0 → -1
+    crosses -0.5 only. Line 3: postpaid (no balance): never. Line 4: 3 → 1: crosses neither.
+    """
+    rows = [
+        ("C1", 1, 0, "f", 1),
+        ("C1", 1, -1, "f", 2),
+        ("C2", 5, None, "f", 3),
+        ("C3", 2, 1, "f", 4),
+    ]
+    lines = pa.table(
+        {
+            "imsi": [r[0] for r in rows],
+            "sub_number": ["852" + r[0] for r in rows],
+            "balance_after": pa.array([r[2] for r in rows], pa.int64()),
+            "amount": pa.array([r[1] for r in rows], pa.int64()),
+            "currency": ["HKD"] * 4,
+            "scale": pa.array([2] * 4, pa.int32()),
+            "start_utc": pa.array(
+                [datetime(2026, 11, 20, 10, i, tzinfo=UTC) for i in range(4)], pa.timestamp("s")
+            ),
+            "file": [r[3] for r in rows],
+            "event_index": pa.array([r[4] for r in rows], pa.int64()),
+            "other": ["not read"] * 4,
+        }
+    )
+    levels = [Decimal("0.005"), Decimal("-0.005")]
+    got = low_balance_crossings(lines, levels)
+    assert [(c.imsi, c.level, c.balance_after, c.line) for c in got] == [
+        ("C1", Decimal("0.005"), 0, ("f", 1)),
+        ("C1", Decimal("-0.005"), -1, ("f", 2)),
+    ]
+    path = tmp_path / "lines.parquet"
+    pq.write_table(lines, path)
+    assert low_balance_crossings(path, levels) == got
+    assert low_balance_crossings(lines, []) == []

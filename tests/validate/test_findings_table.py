@@ -56,3 +56,56 @@ def test_no_findings_is_an_empty_table_of_the_schema() -> None:
     table = findings_table([], file="F", source_format="tap", structured=True)
     assert table.num_rows == 0
     assert table.schema.equals(REGISTER_FINDINGS_SCHEMA)
+
+
+def _kinds(release: int) -> list[str]:
+    from clearing.codecs import asn1
+
+    g = asn1.grammar("tap", release)
+    return [c.name for c in g.children["CallEventDetailList"].values()]
+
+
+def test_findings_made_in_bulk_are_the_findings_made_one_by_one() -> None:
+    """:meth:`RuleSet.make_many` (a dense day's duplicate suspects) against :meth:`make`.
+
+    Every event kind of two releases, an unknown kind, events far into a file; then the
+    findings table of the bulk rows against the table of the same findings as objects, and
+    the file's report (``finding_rows``) against the objects.
+    """
+    from clearing.validate.findings import finding_rows
+    from clearing.validate.rules import rules_for
+
+    for release in (10, 12):
+        rs = rules_for(release)
+        kinds = [*_kinds(release), "no such kind"]
+        index = [i * 7919 for i in range(len(kinds))]
+        messages = [f"close to event {i} in `X` (±2 s)" for i in index]
+        bulk = rs.make_many(
+            "event.duplicate_suspect", pa.array(messages), pa.array(index), pa.array(kinds)
+        )
+        assert bulk is not None
+        one_by_one = [
+            rs.make("event.duplicate_suspect", m, event_index=i, event_kind=k)
+            for m, i, k in zip(messages, index, kinds, strict=True)
+        ]
+        assert finding_rows([], bulk) == one_by_one
+        # the event's own item carries its position: APPLICATION tag, occurrence i + 1, level 3
+        moc = one_by_one[kinds.index("mobileOriginatedCall")]
+        assert moc is not None
+        assert PathItem(9, index[kinds.index("mobileOriginatedCall")] + 1, 3) in moc.path
+        hard = rs.make(
+            "event.duplicate", "same as event 0 in `X`", event_index=3, event_kind="gprsCall"
+        )
+        assert hard is not None
+        objects = [hard, *(f for f in one_by_one if f is not None)]
+        as_objects = findings_table(objects, file="F", source_format="tap", sender="FRAF9")
+        in_bulk = findings_table([hard], file="F", source_format="tap", sender="FRAF9", bulk=bulk)
+        assert in_bulk.equals(as_objects)
+    # a rule switched off makes nothing, in bulk too
+    off = rules_for(12, {"event.duplicate_suspect": "off"})
+    assert (
+        off.make_many(
+            "event.duplicate_suspect", pa.array(["m"]), pa.array([0]), pa.array(["gprsCall"])
+        )
+        is None
+    )

@@ -361,3 +361,67 @@ def test_file_checks_go_to_workers_only_when_the_files_in_flight_fit_the_budget(
         assert [c.file if c else None for c in got] == [f.name for f in files]
     else:
         assert got == [None, None]
+
+
+def _with_close_copy(data: bytes, of: int) -> tuple[bytes, int]:
+    """``data`` with a copy of event ``of`` appended, one second longer (audit totals fixed).
+
+    Same card, kind and start, another hard key (the duration): close, not the same.
+    """
+    _, v = asn1.decode(data).value
+    event = (v["callEventDetails"][of][0], {**v["callEventDetails"][of][1]})
+    event[1]["basicCallInformation"] = {
+        **event[1]["basicCallInformation"],
+        "totalCallEventDuration": event[1]["basicCallInformation"]["totalCallEventDuration"] + 1,
+    }
+    v["callEventDetails"].append(event)
+    ev = fast.decode_tap(asn1.encode("tap", ("transferBatch", v))).events
+    aci = v["auditControlInfo"]
+    aci["callEventDetailsCount"] += 1
+    aci["totalCharge"] += (ev.column("charge")[of].as_py() or 0) + (
+        ev.column("camel_fee")[of].as_py() or 0
+    )
+    aci["totalTaxValue"] += ev.column("tax")[of].as_py() or 0
+    aci["totalDiscountValue"] += ev.column("discount")[of].as_py() or 0
+    return asn1.encode("tap", ("transferBatch", v)), ev.num_rows - 1
+
+
+def test_a_close_event_is_a_suspect_warning_in_the_lake_and_accepted(tmp_path: Path) -> None:
+    """A soft duplicate: a warning (kept as a table of findings), the event accepted.
+
+    Event 2 of the day's file is an MOC; its copy one second longer is event 40. The finding
+    is in the lake's findings, the register and the file's report, with the RAP ErrorContext
+    of event 40 (MobileOriginatedCall is APPLICATION 9: occurrence 41 at level 3).
+    """
+    import pyarrow.parquet as pq
+
+    wd = world(tmp_path)
+    name, data = day_file(DAY1)
+    close, i = _with_close_copy(data, 2)
+    r = validate_and_return(wd, DAY1, [put(tmp_path, "1", name, close)])
+    f = r.files[0]
+    assert f.counts()["accepted"] == i + 1  # every event, the suspect too
+    assert r.raps == []
+    lake = pq.read_table(tmp_path / "lake" / "findings" / f"date={DAY1}")
+    (row,) = [x for x in lake.to_pylist() if x["rule"] == "event.duplicate_suspect"]
+    assert (row["event_index"], row["severity"], row["file"]) == (i, "warning", name)
+    assert row["message"] == "close to event 2 earlier in this file (±2 s)"
+    assert {"item_id": 9, "occurrence": i + 1, "level": 3} in row["path"]
+    (said,) = [x for x in f.summary()["findings"] if x["rule"] == "event.duplicate_suspect"]
+    assert (said["event_index"], said["message"]) == (i, row["message"])
+    with State(wd.db, read_only=True) as s:
+        got = s.con.execute(
+            "SELECT event_index, message FROM findings WHERE rule = 'event.duplicate_suspect'"
+        ).fetchall()
+    assert got == [(i, row["message"])]
+
+
+def test_a_suspect_made_severe_by_an_override_is_returned(tmp_path: Path) -> None:
+    wd = world(tmp_path, FRAF9='rules = { "event.duplicate_suspect" = "severe" }')
+    name, data = day_file(DAY1)
+    close, i = _with_close_copy(data, 2)
+    r = validate_and_return(wd, DAY1, [put(tmp_path, "1", name, close)])
+    bad = [(x.rule, x.event_index) for x in r.files[0].findings if x.severity == "severe"]
+    assert bad == [("event.duplicate_suspect", i)]
+    assert r.files[0].counts()["returned"] == 1
+    assert len(r.raps) == 1
