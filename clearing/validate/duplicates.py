@@ -269,47 +269,123 @@ def duplicate_rows(
         con.execute("DROP VIEW IF EXISTS _hist")
 
 
+#: The key hashes of ``_cur`` seen more than once in it and the history: only their events
+#: can be hard duplicates (or same-hash pairs of different keys), a few of a file's.
+_MANY_SQL = """
+    SELECT k1, k2 FROM (
+        SELECT k1, k2 FROM _cur
+        UNION ALL
+        SELECT k1, k2 FROM _hist WHERE k2 IN (SELECT k2 FROM _cur)
+    ) GROUP BY k1, k2 HAVING count(*) > 1
+"""
+
+
 def _matches(con: duckdb.DuckDBPyConnection, file: str, soft_seconds: int) -> pa.Table:
-    cols = ", ".join(HARD_KEY)
+    """The hard and soft duplicates of ``_cur`` (one file) in ``_hist`` and in itself.
+
+    Hard: the same key (confirmed column by column: a hash never decides alone). Soft: not
+    the same key, but the same card and kind, starts at most ``soft_seconds`` apart. Each
+    finds the first occurrence: history first (by date, file, position), then the file's own
+    earlier events.
+
+    Two passes keep the join small at a million events a file. The key hashes seen more than
+    once (:data:`_MANY_SQL`, a handful) select the rows whose whole keys are compared: the
+    hard duplicates, and the pairs of equal hashes but different keys (a collision), which
+    are soft suspects when close. Every other pair of different hashes has different keys:
+    the soft search joins only numbers (card and kind as one number, time slot, hashes).
+    """
     n = int(soft_seconds)
-    # the soft key joins on (IMSI, kind, time slot): slots of n seconds (at least 1), each
-    # history row in its own slot and the two beside it, so that rows up to n seconds apart
-    # always meet and the pairs compared are the neighbours in time, not every pair of a
-    # card's events (a card with thousands of events a day made that quadratic)
+    many = con.sql(_MANY_SQL).to_arrow_table()
+    con.register("_many", many)
+    try:
+        return _soft_and_hard(con, file, n, keyed=many.num_rows > 0)
+    finally:
+        con.unregister("_many")
+
+
+def _soft_and_hard(con: duckdb.DuckDBPyConnection, file: str, n: int, *, keyed: bool) -> pa.Table:
+    cols = ", ".join(HARD_KEY)
+    # the soft key joins on (card and kind, time slot): slots of n seconds (at least 1), each
+    # of the file's events looked up in its own slot and the two beside it, so that rows up
+    # to n seconds apart always meet and the pairs compared are the neighbours in time, not
+    # every pair of a card's events (a card with thousands of events a day made that
+    # quadratic)
     width = max(n, 1) * 1_000_000
     order = "(h.mine, h.processing_date, h.file, h.event_index)"
-    sql = f"""
-        WITH h AS (
-            SELECT k1, k2, {cols}, file, event_index, processing_date, false AS mine
-            FROM _hist
-            WHERE k2 IN (SELECT k2 FROM _cur) OR imsi IN (SELECT imsi FROM _cur)
+    close = f"""h.start_utc BETWEEN c.start_utc - INTERVAL ({n}) SECOND
+                                 AND c.start_utc + INTERVAL ({n}) SECOND"""
+    earlier = "(NOT h.mine OR h.event_index < c.event_index)"
+    hard = f"""
+        hk AS (
+            SELECT h.k1, h.k2, {cols}, file, event_index, processing_date, false AS mine
+            FROM _hist h SEMI JOIN _many m ON h.k1 = m.k1 AND h.k2 = m.k2
             UNION ALL
-            SELECT k1, k2, {cols}, {_quote(file)} AS file, event_index,
+            SELECT c.k1, c.k2, {cols}, {_quote(file)} AS file, event_index,
                    CAST(NULL AS DATE) AS processing_date, true AS mine
-            FROM _cur
-        ), near AS (
-            SELECT h.*, epoch_us(h.start_utc) // {width} + s.shift AS slot
-            FROM h, (VALUES (-1), (0), (1)) AS s(shift)
-            WHERE h.start_utc IS NOT NULL
+            FROM _cur c SEMI JOIN _many m ON c.k1 = m.k1 AND c.k2 = m.k2
         ), hard AS (
             -- the first occurrence of the key: history first, then the file's own order
             SELECT c.event_index, arg_min(h.file, {order}) AS of_file,
                    arg_min(h.event_index, {order}) AS of_index, true AS hard
-            FROM _cur c JOIN h ON c.k1 = h.k1 AND c.k2 = h.k2 AND {_same_key(HARD_KEY, "c", "h")}
-            WHERE NOT h.mine OR h.event_index < c.event_index
+            FROM hk c JOIN hk h ON c.k1 = h.k1 AND c.k2 = h.k2 AND {_same_key(HARD_KEY, "c", "h")}
+            WHERE c.mine AND {earlier}
             GROUP BY c.event_index
+        ), collide AS (
+            -- equal hashes, different keys: close ones are soft suspects like any other
+            SELECT c.event_index, h.file, h.event_index AS h_index, h.processing_date, h.mine
+            FROM hk c JOIN hk h ON c.k1 = h.k1 AND c.k2 = h.k2
+             AND c.imsi = h.imsi AND c.event_kind = h.event_kind AND {close}
+            WHERE c.mine AND {earlier} AND NOT ({_same_key(HARD_KEY, "c", "h")})
+        ),"""
+    if not keyed:  # no hash twice: no hard duplicate, no collision
+        hard = """
+        hard AS (
+            SELECT CAST(NULL AS BIGINT) AS event_index, CAST(NULL AS VARCHAR) AS of_file,
+                   CAST(NULL AS BIGINT) AS of_index, true AS hard
+            WHERE false
+        ), collide AS (
+            SELECT CAST(NULL AS BIGINT) AS event_index, CAST(NULL AS VARCHAR) AS file,
+                   CAST(NULL AS BIGINT) AS h_index, CAST(NULL AS DATE) AS processing_date,
+                   CAST(NULL AS BOOLEAN) AS mine
+            WHERE false
+        ),"""
+    sql = f"""
+        WITH {hard} cards AS (
+            -- a card's events of one kind: the equal part of the soft key, as one number
+            SELECT imsi, event_kind, row_number() OVER () AS card
+            FROM (SELECT DISTINCT imsi, event_kind FROM _cur WHERE start_utc IS NOT NULL)
+        ), slim AS (
+            SELECT k.card, h.k1, h.k2, h.start_utc, h.file, h.event_index, h.processing_date,
+                   false AS mine, epoch_us(h.start_utc) // {width} AS slot
+            FROM _hist h JOIN cards k ON h.imsi = k.imsi AND h.event_kind = k.event_kind
+            WHERE h.start_utc IS NOT NULL
+            UNION ALL
+            SELECT k.card, c.k1, c.k2, c.start_utc, {_quote(file)} AS file, c.event_index,
+                   CAST(NULL AS DATE) AS processing_date, true AS mine,
+                   epoch_us(c.start_utc) // {width} AS slot
+            FROM _cur c JOIN cards k ON c.imsi = k.imsi AND c.event_kind = k.event_kind
+            WHERE c.start_utc IS NOT NULL
+        ), probe AS (
+            SELECT k.card, c.event_index, c.k1, c.k2, c.start_utc,
+                   epoch_us(c.start_utc) // {width} + s.shift AS slot
+            FROM _cur c JOIN cards k ON c.imsi = k.imsi AND c.event_kind = k.event_kind,
+                 (VALUES (-1), (0), (1)) AS s(shift)
+            WHERE c.start_utc IS NOT NULL
+        ), pairs AS (
+            -- different hashes: different keys
+            SELECT c.event_index, h.file, h.event_index AS h_index, h.processing_date, h.mine
+            FROM probe c JOIN slim h ON c.card = h.card AND c.slot = h.slot AND {close}
+            WHERE {earlier} AND (c.k1 <> h.k1 OR c.k2 <> h.k2)
+            UNION ALL
+            SELECT * FROM collide
         ), soft AS (
-            SELECT c.event_index, arg_min(h.file, {order}) AS of_file,
-                   arg_min(h.event_index, {order}) AS of_index, false AS hard
-            FROM _cur c JOIN near h
-              ON c.imsi = h.imsi AND c.event_kind = h.event_kind
-             AND h.slot = epoch_us(c.start_utc) // {width}
-             AND h.start_utc BETWEEN c.start_utc - INTERVAL ({n}) SECOND
-                                 AND c.start_utc + INTERVAL ({n}) SECOND
-            WHERE (NOT h.mine OR h.event_index < c.event_index)
-              AND NOT ({_same_key(HARD_KEY, "c", "h")})
-              AND c.event_index NOT IN (SELECT event_index FROM hard)
-            GROUP BY c.event_index
+            SELECT p.event_index,
+                   arg_min(p.file, (p.mine, p.processing_date, p.file, p.h_index)) AS of_file,
+                   arg_min(p.h_index, (p.mine, p.processing_date, p.file, p.h_index)) AS of_index,
+                   false AS hard
+            FROM pairs p
+            WHERE p.event_index NOT IN (SELECT event_index FROM hard)
+            GROUP BY p.event_index
         )
         SELECT * FROM hard UNION ALL SELECT * FROM soft ORDER BY event_index
     """

@@ -312,3 +312,93 @@ def test_the_lookups_hashes_reused_for_the_index_write_the_same_files(tmp_path: 
         want = (tmp_path / "a" / rel).read_bytes()
         assert (tmp_path / "b" / rel).read_bytes() == want
         assert (tmp_path / "c" / rel).read_bytes() == want
+
+
+def _reference(
+    history: list[tuple[dt.date, str, list[dict[str, Any]]]],
+    rows: list[dict[str, Any]],
+    file: str,
+    soft: int,
+) -> list[tuple[int, str, int, bool]]:
+    """The duplicates of ``rows`` by their definition, pair by pair (no hash, no join).
+
+    Hard: an earlier event (history, or before it in the file) with the whole key equal.
+    Soft (not hard): one of the same card and kind, starts at most ``soft`` s apart, another
+    key. The first occurrence: history before the file, then by date, file and position.
+    """
+    from clearing.validate.duplicates import HARD_KEY
+
+    def key(r: dict[str, Any]) -> tuple[Any, ...]:
+        return tuple(r.get(c) for c in HARD_KEY)
+
+    seen = [(False, d, f, i, r) for d, f, rs in history for i, r in enumerate(rs)]
+    out = []
+    for i, c in enumerate(rows):
+        earlier = [*seen, *((True, DAY, file, j, r) for j, r in enumerate(rows[:i]))]
+        ranked = sorted(earlier, key=lambda x: (x[0], x[1], x[2], x[3]))
+        hard = [x for x in ranked if key(x[4]) == key(c)]
+        close = [
+            x
+            for x in ranked
+            if x[4]["imsi"] is not None
+            and x[4]["imsi"] == c["imsi"]
+            and x[4]["event_kind"] == c["event_kind"]
+            and abs((x[4]["start_utc"] - c["start_utc"]).total_seconds()) <= soft
+            and key(x[4]) != key(c)
+        ]
+        if hard:
+            out.append((i, hard[0][2], hard[0][3], True))
+        elif close:
+            out.append((i, close[0][2], close[0][3], False))
+    return out
+
+
+@pytest.mark.parametrize("bits", ["128", "2"])
+@pytest.mark.parametrize("soft", [0, 3])
+def test_the_search_finds_what_the_definition_finds_on_a_dense_random_day(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bits: str, soft: int
+) -> None:
+    """Random events of three cards in ten minutes: repeats, near repeats, the same key under
+    another card, across two history dates, two files and inside the file; with 128-bit
+    hashes and with 2 bits (every hash shared by thousands of keys)."""
+    import random
+
+    monkeypatch.setenv("CLEARING_KEY_HASH_BITS", bits)
+    rnd = random.Random(20261206 + soft + len(bits))
+    cards = ["234150000000001", "234150000000002", "234150000000003"]
+    kinds = ["mobileOriginatedCall", "gprsCall"]
+
+    def some(n: int) -> list[dict[str, Any]]:
+        return [
+            _event(
+                0,
+                start=at(18, 10) + dt.timedelta(seconds=rnd.randrange(600)),
+                imsi=rnd.choice(cards),
+                event_kind=rnd.choice(kinds),
+                duration=rnd.choice([60, 61]),
+            )
+            for _ in range(n)
+        ]
+
+    root = tmp_path / "lake"
+    history = [
+        (dt.date(2026, 11, 18), "CDGBRCNHKGCL00010", some(150)),
+        (dt.date(2026, 11, 19), "CDGBRCNHKGCL00011", some(150)),
+        (dt.date(2026, 11, 19), "CDGBRCNHKGCL00009", some(100)),
+    ]
+    for d, f, rs in history:
+        _accept(root, d, rs, f)
+    rows = some(200)
+    # exact repeats of history and of the file's own events, and one under another card
+    rows += [dict(history[0][2][5]), dict(history[2][2][7]), dict(rows[3]), dict(rows[150])]
+    rows.append({**rows[10], "imsi": cards[(cards.index(rows[10]["imsi"]) + 1) % 3]})
+    for i, r in enumerate(rows):
+        r["event_index"] = i
+    for _, _, rs in history:
+        for i, r in enumerate(rs):
+            r["event_index"] = i
+    expected = _reference(history, rows, "CDGBRCNHKGCL00042", soft)
+    assert any(h for *_, h in expected)
+    if soft:
+        assert sum(not h for *_, h in expected) > 50
+    assert _find(root, rows, soft=soft) == expected
