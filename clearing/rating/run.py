@@ -1246,6 +1246,7 @@ def _visitors_chunked(
     sent: frozenset[str],
     budget: int,
     writes: _Writes,
+    spools: contextlib.ExitStack,
 ) -> _DayVisitors:
     """The visitors' half of :func:`rate_day` for a day bigger than the budget: in chunks.
 
@@ -1254,119 +1255,122 @@ def _visitors_chunked(
     under ``<workdir>/tmp/rate-<day>/``; then every lake file is made from its parts (the
     rated and unrated rows sorted by DuckDB out of core), with the bytes and figures of a
     day rated at once. At most a chunk's rows, or a row group of a file, are held at once.
+
+    The sorts are left running in ``writes`` (on one core, beside the partners' IOT check
+    of the caller): the parts' folder is entered in ``spools``, which the caller closes once
+    ``writes`` are done.
     """
     wd = config.WorkDir(workdir)
     root = wd.lake
-    with Spool(workdir / "tmp" / f"rate-{day.isoformat()}") as spool:
-        index_history(root, day, window)  # a work folder of a release before the index
-        before: list[HeldRecord] = []
-        opened = wd.db.is_file()
-        if opened:  # read once: a chunk's holds are not "held on an earlier run"
-            with open_store(wd.db) as state_db:
-                before = state_db.held.of_origin(holding.CDR, day)
-        state = _Chunked(spool)
-        columns: list[str] = []
-        reader = PieceReader()
-        for pieces in chunks:  # the chunk's records: held by _rate_chunk only (it drops them)
-            columns, held = _rate_chunk(
-                state, workdir, day, reader.read(pieces), rates, settings, window, before
+    spool = spools.enter_context(Spool(workdir / "tmp" / f"rate-{day.isoformat()}"))
+    index_history(root, day, window)  # a work folder of a release before the index
+    before: list[HeldRecord] = []
+    opened = wd.db.is_file()
+    if opened:  # read once: a chunk's holds are not "held on an earlier run"
+        with open_store(wd.db) as state_db:
+            before = state_db.held.of_origin(holding.CDR, day)
+    state = _Chunked(spool)
+    columns: list[str] = []
+    reader = PieceReader()
+    for pieces in chunks:  # the chunk's records: held by _rate_chunk only (it drops them)
+        columns, held = _rate_chunk(
+            state, workdir, day, reader.read(pieces), rates, settings, window, before
+        )
+        opened = opened or held
+        release_memory()
+    vis = _Visitors(
+        findings=pl.DataFrame(),
+        quarantine=pl.DataFrame(),
+        seen=pl.DataFrame(),
+        records=state.records,
+        quarantined=state.quarantined,
+        duplicates=state.duplicates,
+    )
+    if opened:
+        with open_store(wd.db) as store, store.transaction():
+            recycle = holding.recycle_visitors(root, day, store.held, rates, settings, columns)
+        vis.default_groups = holding.merge_groups(state.default_counts)
+        vis.default_rated = state.default_rated
+        vis.recycle_missing = recycle.missing
+        if recycle.rated.height:
+            vis.recycled = recycle.rated.height
+            first = spool.files(next(iter(state.partners.values())))[0]
+            names = list(pl.read_parquet_schema(first))
+            state.add_rated(
+                recycle.rated.with_columns(pl.lit(None, pl.Int32).alias(RAP_FSN)).select(names)
             )
-            opened = opened or held
-            release_memory()
-        vis = _Visitors(
-            findings=pl.DataFrame(),
-            quarantine=pl.DataFrame(),
-            seen=pl.DataFrame(),
-            records=state.records,
-            quarantined=state.quarantined,
-            duplicates=state.duplicates,
-        )
-        if opened:
-            with open_store(wd.db) as store, store.transaction():
-                recycle = holding.recycle_visitors(root, day, store.held, rates, settings, columns)
-            vis.default_groups = holding.merge_groups(state.default_counts)
-            vis.default_rated = state.default_rated
-            vis.recycle_missing = recycle.missing
-            if recycle.rated.height:
-                vis.recycled = recycle.rated.height
-                first = spool.files(next(iter(state.partners.values())))[0]
-                names = list(pl.read_parquet_schema(first))
-                state.add_rated(
-                    recycle.rated.with_columns(pl.lit(None, pl.Int32).alias(RAP_FSN)).select(names)
-                )
-        # the lake files: one sort at a time (DuckDB within a quarter of the budget), the plain
-        # copies beside it
-        paths = [_concat(spool, ["findings", "dup-findings"], root, lake.CDR_FINDINGS, day, writes)]
-        paths.append(
-            _concat(spool, ["quarantine", "duplicates"], root, lake.CDR_QUARANTINE, day, writes)
-        )
-        paths += _seen_from_parts(spool, state, root, day, writes)
-        again, resubmit_problems = _resubmitted(workdir, day, rates)
-        n_again = 0 if again is None else again.height
-        if again is not None:
-            template = pl.Schema(pl.read_parquet_schema(spool.files("unrated")[0]))
-            again = _resubmitted_rows(again).select(list(template)).cast(template)
-            state.add_rated(again)
-        replayed: dict[str, Callable[[], pl.DataFrame]] = {}
-        fresh: list[str | None] = []
-        lake.clear(root, lake.RATED_VISITORS, day, keep=sent)
-        written: list[Path] = []
-        for partner, name in state.partners.items():
-            if partner is not None and partner in sent:
-                # sorted when the replay comes to it: one sent partner's rows at a time
-                replayed[partner] = partial(
-                    sorted_frame,
-                    spool.files(name),
-                    _ORDER[1:],
-                    nulls_last=True,
-                    tmp=spool.tmp,
-                    memory_mb=budget,
-                )
-                continue
-            fresh.append(partner)
-            target = lake.path(root, lake.RATED_VISITORS, day, partner=str(partner))
-            writes.submit_sort(
-                partial(
-                    sorted_to,
-                    spool.files(name),
-                    target,
-                    _ORDER[1:],
-                    nulls_last=True,
-                    compression=lake.RATED_VISITORS.compression,
-                    tmp=spool.tmp / str(len(written)),
-                    memory_mb=budget // 2,
-                )
+    # the lake files: one sort at a time (DuckDB within a quarter of the budget), the plain
+    # copies beside it
+    paths = [_concat(spool, ["findings", "dup-findings"], root, lake.CDR_FINDINGS, day, writes)]
+    paths.append(
+        _concat(spool, ["quarantine", "duplicates"], root, lake.CDR_QUARANTINE, day, writes)
+    )
+    paths += _seen_from_parts(spool, state, root, day, writes)
+    again, resubmit_problems = _resubmitted(workdir, day, rates)
+    n_again = 0 if again is None else again.height
+    if again is not None:
+        template = pl.Schema(pl.read_parquet_schema(spool.files("unrated")[0]))
+        again = _resubmitted_rows(again).select(list(template)).cast(template)
+        state.add_rated(again)
+    replayed: dict[str, Callable[[], pl.DataFrame]] = {}
+    fresh: list[str | None] = []
+    lake.clear(root, lake.RATED_VISITORS, day, keep=sent)
+    written: list[Path] = []
+    for partner, name in state.partners.items():
+        if partner is not None and partner in sent:
+            # sorted when the replay comes to it: one sent partner's rows at a time
+            replayed[partner] = partial(
+                sorted_frame,
+                spool.files(name),
+                _ORDER[1:],
+                nulls_last=True,
+                tmp=spool.tmp,
+                memory_mb=budget,
             )
-            written.append(target)
-        replay = _replay(root, day, sent, replayed, writes)
-        del replayed
-        out = sorted(
-            [*fresh, *(p for p, lines in replay.kept.items() if lines)],
-            key=lambda p: (p is None, p or ""),
-        )
-        receivable = [
-            line
-            for p in out
-            for line in (replay.kept[p] if p is not None and p in sent else state.receivable(p))
-        ]
-        paths += sorted(written)
-        paths += replay.paths
-        lake.clear(root, lake.UNRATED_VISITORS, day)
-        target = lake.path(root, lake.UNRATED_VISITORS, day)
+            continue
+        fresh.append(partner)
+        target = lake.path(root, lake.RATED_VISITORS, day, partner=str(partner))
         writes.submit_sort(
             partial(
                 sorted_to,
-                spool.files("unrated"),
+                spool.files(name),
                 target,
                 _ORDER[1:],
-                nulls_last=False,
-                compression=lake.UNRATED_VISITORS.compression,
-                tmp=spool.tmp / "unrated",
+                nulls_last=True,
+                compression=lake.RATED_VISITORS.compression,
+                tmp=spool.tmp / str(len(written)),
                 memory_mb=budget // 2,
             )
         )
-        paths.append(target)
-        writes.wait()  # before the parts go
+        written.append(target)
+    replay = _replay(root, day, sent, replayed, writes)
+    del replayed
+    out = sorted(
+        [*fresh, *(p for p, lines in replay.kept.items() if lines)],
+        key=lambda p: (p is None, p or ""),
+    )
+    receivable = [
+        line
+        for p in out
+        for line in (replay.kept[p] if p is not None and p in sent else state.receivable(p))
+    ]
+    paths += sorted(written)
+    paths += replay.paths
+    lake.clear(root, lake.UNRATED_VISITORS, day)
+    target = lake.path(root, lake.UNRATED_VISITORS, day)
+    writes.submit_sort(
+        partial(
+            sorted_to,
+            spool.files("unrated"),
+            target,
+            _ORDER[1:],
+            nulls_last=False,
+            compression=lake.UNRATED_VISITORS.compression,
+            tmp=spool.tmp / "unrated",
+            memory_mb=budget // 2,
+        )
+    )
+    paths.append(target)
     return _DayVisitors(
         read=vis,
         paths=paths,
@@ -1525,15 +1529,20 @@ def rate_day(
     budget = _budget(workdir, settings) if memory_mb is None else memory_mb
     rows = rows_per_chunk or rate_chunk_rows() or chunk_rows(budget)
     chunks = _chunks(files, rows)
+    # the spools of a chunked day go once its writes are done (the sorts read them): the
+    # stack closes after `writes`
+    spools = contextlib.ExitStack()
     writes = _Writes()
     try:
         if len(chunks) <= 1:  # the day fits the budget: rated at once
             vis = _visitors_whole(workdir, day, files, rates, settings, window, sent, writes)
+            writes.wait()  # the visitors' files are written: their rows can go
         else:
+            # its rows are in parts on disk: the out-of-core sorts of its files run on beside
+            # the partners' events (one core each) and hold only DuckDB's share of the budget
             vis = _visitors_chunked(
-                workdir, day, chunks, rates, settings, window, sent, budget, writes
+                workdir, day, chunks, rates, settings, window, sent, budget, writes, spools
             )
-        writes.wait()  # the visitors' files are written: their rows can go
         release_memory()  # before the partners' events: the peak is one half's, not the sum
         events = _event_chunks(workdir, day, rows)
         if len(events) <= 1:  # the day's partner events fit the budget: checked at once
@@ -1547,7 +1556,10 @@ def rate_day(
         # what rated these files: the monthly rerate re-rates only what a change can touch
         rated_with.record(root, day, paths, rated_with.fingerprint(rates))
     finally:
-        writes.close()
+        try:
+            writes.close()
+        finally:
+            spools.close()
     read, replay = vis.read, vis.replay
     return RateSummary(
         day=day,

@@ -784,11 +784,49 @@ def _count_rows(path: Path) -> int | None:
             import pyarrow.parquet as pq
 
             return int(pq.ParquetFile(path).metadata.num_rows)
-        with path.open(newline="", encoding="utf-8", errors="replace") as f:
-            n = sum(1 for row in csv.reader(f) if any(c.strip() for c in row))
+        n = _plain_rows(path)
+        if n is None:  # quotes or lone carriage returns: the CSV reader decides
+            with path.open(newline="", encoding="utf-8", errors="replace") as f:
+                n = sum(1 for row in csv.reader(f) if any(c.strip() for c in row))
         return max(n - 1, 0)
     except (OSError, ValueError, csv.Error):
         return None
+
+
+#: Bytes that are blank in a CSV row but the line break: the delimiter and ASCII whitespace
+#: (as ``str.strip``).
+_BLANK = b", \t\r\x0b\x0c\x1c\x1d\x1e\x1f"
+
+_BLOCK = 1 << 24  # bytes read at a time
+
+
+def _plain_rows(path: Path) -> int | None:
+    """The non-blank rows of a CSV file without quotes, by blocks of lines (None: not plain).
+
+    A row is blank when all its cells are whitespace: its line has only delimiters and
+    whitespace. Without a quote a row is a line, so this is what the CSV reader counts, at
+    a fraction of its cost (a 3M-record file: 9 s). A quote, or a carriage return not
+    before a line feed (the reader's line break too), makes the caller ask the reader.
+    """
+    n = 0
+    rest = b""
+    with path.open("rb") as f:
+        while True:
+            block = f.read(_BLOCK)
+            data = rest + block
+            cut = data.rfind(b"\n") + 1 if block else len(data)  # whole lines (all at the end)
+            lines, rest = data[:cut], data[cut:]
+            if b'"' in lines or lines.count(b"\r") != lines.count(b"\r\n"):
+                return None
+            if lines.isascii():
+                # the blank bytes gone, a non-blank row is a run of bytes between line feeds
+                pieces = lines.translate(None, _BLANK).split(b"\n")
+                n += len(pieces) - pieces.count(b"")
+            else:
+                text = lines.decode("utf-8", "replace")
+                n += sum(1 for row in text.split("\n") if row.replace(",", "").strip())
+            if not block:
+                return n
 
 
 def _cdr_reconciliation(d: _Day) -> list[dict[str, Any]]:
