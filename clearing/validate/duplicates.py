@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -182,42 +182,10 @@ def _soft_starts(con: duckdb.DuckDBPyConnection, cur: str, seconds: int) -> set[
 
 
 def find_duplicates(
-    con: duckdb.DuckDBPyConnection,
-    events: pa.Table,
-    *,
-    file: str,
-    lake: Path,
-    day: dt.date,
-    window_days: int,
-    soft_seconds: int,
-    same_run: bool = True,
-    keyed: pa.Table | None = None,
+    con: duckdb.DuckDBPyConnection, events: pa.Table, **options: Any
 ) -> list[Duplicate]:
-    """Hard and soft duplicates of ``events`` (one file) against the key index and themselves.
-
-    Args:
-        con: a DuckDB connection (any; only used to run the queries).
-        events: the file's event table with ``event_index`` (only candidates for acceptance).
-        file: its name (history rows carry theirs).
-        lake: the lake folder (its ``keys_in`` index is the history).
-        day: the processing date of ``events``.
-        window_days: how many processing dates back the history goes.
-        soft_seconds: the soft key's time tolerance.
-        same_run: the day's own index partition holds the files accepted earlier in this run
-            (the nightly); False: it is not read (a single file checked against a work folder).
-        keyed: :func:`hash_keys` of ``events`` when the caller has it (else computed here).
-    """
-    found = duplicate_rows(
-        con,
-        events,
-        file=file,
-        lake=lake,
-        day=day,
-        window_days=window_days,
-        soft_seconds=soft_seconds,
-        same_run=same_run,
-        keyed=keyed,
-    )
+    """:func:`duplicate_rows` (the same arguments) as one :class:`Duplicate` each."""
+    found = duplicate_rows(con, events, **options)
     return [
         Duplicate(int(i), str(f), int(o), bool(h))
         for i, f, o, h in zip(
@@ -243,9 +211,22 @@ def duplicate_rows(
     same_run: bool = True,
     keyed: pa.Table | None = None,
 ) -> pa.Table:
-    """:func:`find_duplicates` as a table (:data:`DUPLICATE_COLUMNS`, by event index).
+    """Hard and soft duplicates of ``events`` (one file) against the key index and themselves.
 
-    A dense day has a million soft suspects: a :class:`Duplicate` each costs seconds.
+    One row each (:data:`DUPLICATE_COLUMNS`, by event index): a dense day has a million soft
+    suspects, and a :class:`Duplicate` each costs seconds (:func:`find_duplicates` makes them).
+
+    Args:
+        con: a DuckDB connection (any; only used to run the queries).
+        events: the file's event table with ``event_index`` (only candidates for acceptance).
+        file: its name (history rows carry theirs).
+        lake: the lake folder (its ``keys_in`` index is the history).
+        day: the processing date of ``events``.
+        window_days: how many processing dates back the history goes.
+        soft_seconds: the soft key's time tolerance.
+        same_run: the day's own index partition holds the files accepted earlier in this run
+            (the nightly); False: it is not read (a single file checked against a work folder).
+        keyed: :func:`hash_keys` of ``events`` when the caller has it (else computed here).
     """
     if events.num_rows == 0:
         return pa.table(
