@@ -133,6 +133,10 @@ class FileResult:
         """Whether a finding rejects the whole file."""
         return any(f.severity == "fatal" for f in self.findings)
 
+    def every_finding(self) -> list[Finding]:
+        """:attr:`findings` and the warnings made in bulk (:attr:`bulk`), as objects."""
+        return finding_rows(self.findings, self.bulk)
+
     def counts(self) -> dict[str, int]:
         """The file's event identity counts (none for an ignored copy)."""
         # an ignored copy brings nothing in: its events were counted with the original
@@ -170,7 +174,7 @@ class FileResult:
             "fatal": self.fatal,
             "counts": self.counts(),
             "rap_file": self.rap_file,
-            "findings": finding_dicts(finding_rows(self.findings, self.bulk)),
+            "findings": finding_dicts(self.every_finding()),
         }
 
 

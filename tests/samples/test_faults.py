@@ -234,7 +234,7 @@ def test_each_fault_is_found_with_its_rule(world: World, n: int) -> None:
     if fault.rule == COPY:
         assert (r.outcome, r.copy_of, r.findings) == ("copy", fault.file, [])
         return
-    found = {(f.rule, f.event_index) for f in r.findings}
+    found = {(f.rule, f.event_index) for f in r.every_finding()}
     assert found == {(fault.rule, fault.event_index)}, fault.description
     assert r.outcome == ("fatal" if fault.rule in FATAL else "processed")
 
