@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     import duckdb
 
-__all__ = ["release_memory", "spill_past"]
+__all__ = ["release_duckdb", "release_memory", "spill_past"]
 
 
 def spill_past(con: duckdb.DuckDBPyConnection, tmp: Path, limit_mb: int) -> None:
@@ -31,6 +31,17 @@ def spill_past(con: duckdb.DuckDBPyConnection, tmp: Path, limit_mb: int) -> None
     tmp.parent.mkdir(parents=True, exist_ok=True)
     con.execute(f"SET memory_limit = '{max(64, limit_mb)}MB'")
     con.execute(f"SET temp_directory = '{str(tmp).replace(chr(39), chr(39) * 2)}'")
+
+
+def release_duckdb(con: duckdb.DuckDBPyConnection, limit_mb: int) -> None:
+    """Make ``con`` give back the blocks its finished queries keep, then cap it at ``limit_mb``.
+
+    DuckDB keeps the buffers of a finished query for reuse up to its memory limit: after one
+    big file's duplicate search that is the whole limit, held beside the next file's events.
+    Lowering the limit for a moment frees them (measured: 250 MB after a 1.2M-event file).
+    """
+    con.execute("SET memory_limit = '64MB'")
+    con.execute(f"SET memory_limit = '{max(64, limit_mb)}MB'")
 
 
 def release_memory() -> None:

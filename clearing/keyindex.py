@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from clearing import lake
-from clearing._io import write_table_atomic
+from clearing._io import write_row_groups_atomic, write_table_atomic
 from clearing.environment import key_hash_bits
 
 if TYPE_CHECKING:
@@ -138,6 +138,10 @@ def window_dates(
     return [d for d in lake.dates(root, ds) if lo <= d <= hi and (d != day or include_day)]
 
 
+#: Rows of a key index file's row group (and of the pieces :func:`write` filters at once).
+WRITE_ROWS = 1 << 18
+
+
 def write(
     root: Path,
     ds: lake.Dataset,
@@ -156,12 +160,23 @@ def write(
     if keyed.num_rows == 0:
         return written
     names = ds.schema.names
+    keyed_names = keyed.select(names)
     days = keyed.column("start_day")
     for s in sorted(pc.unique(days).to_pylist(), key=lambda d: d or date.min):
         mask = pc.is_null(days) if s is None else pc.equal(days, pa.scalar(s, pa.date32()))
-        part = keyed.filter(mask).select(names)
         target = lake.path(root, ds, day, source=source, start=s)
-        write_table_atomic(part, target, compression=ds.compression)
+        # a start day's rows in pieces of WRITE_ROWS, a row group each: a big file's filtered
+        # copy is never held whole (it is as big as the file's keys)
+        pieces = (
+            keyed_names.slice(at, WRITE_ROWS).filter(mask.slice(at, WRITE_ROWS))
+            for at in range(0, keyed.num_rows, WRITE_ROWS)
+        )
+        write_row_groups_atomic(
+            (piece for piece in pieces if piece.num_rows),
+            keyed_names.schema,
+            target,
+            compression=ds.compression,
+        )
         written.append(target)
     return written
 

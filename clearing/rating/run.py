@@ -1064,6 +1064,11 @@ RESERVED_MB: Final = 256
 MIN_CHUNK_ROWS: Final = 50_000
 
 
+#: The budget (MB) from which a chunked day's visitor sorts run on beside the partners' events
+#: (:func:`rate_day`); below it they finish first.
+OVERLAP_MB: Final = 4096
+
+
 def chunk_rows(memory_mb: int) -> int:
     """How many CDRs the rate stage holds at once for a budget of ``memory_mb`` megabytes.
 
@@ -1543,6 +1548,10 @@ def rate_day(
             vis = _visitors_chunked(
                 workdir, day, chunks, rates, settings, window, sent, budget, writes, spools
             )
+        if budget < OVERLAP_MB:
+            # the visitors' out-of-core sorts finish before the partners' events are read:
+            # the two beside each other cost ~0.5 GB more at 10M records a night (~9 s less)
+            writes.wait()
         release_memory()  # before the partners' events: the peak is one half's, not the sum
         events = _event_chunks(workdir, day, rows)
         if len(events) <= 1:  # the day's partner events fit the budget: checked at once

@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from clearing import lake as lakes
-from clearing._memory import spill_past
+from clearing._memory import release_duckdb, release_memory, spill_past
 from clearing.codecs.ciber import decode as decode_ciber
 from clearing.codecs.ciber import looks_like_ciber
 from clearing.codecs.facts import ciber_facts, tap_header_facts
@@ -558,7 +558,8 @@ def validate_day(
     with open_store(workdir.db) as state, duckdb.connect() as con:
         # a big file's duplicate search spills to disk past a quarter of the memory budget
         # (the file's bytes and decoded events take about as much again)
-        spill_past(con, workdir.root / "tmp" / "validate", settings.performance.memory_mb // 4)
+        duck_mb = settings.performance.memory_mb // 4
+        spill_past(con, workdir.root / "tmp" / "validate", duck_mb)
         state.register.forget(day)
         # a re-run rewrites the date's lake partition from scratch
         for ds in (lakes.EVENTS_IN, lakes.KEYS_IN, lakes.KEYS_CIBER):
@@ -583,14 +584,19 @@ def validate_day(
                 same_run=True,
             )
             del checked
+            # the duplicate search's blocks go back before the lake rows are made
+            release_duckdb(con, duck_mb)
+            release_memory()
             results.append(r)
             c = r.checked
             if r.outcome != "copy" and c.events.num_rows:
                 table = _lake_table(c, r.status)
                 # the index's columns only: a filtered copy of the whole table is as big again
-                accepted = table.select(INDEX_COLUMNS).filter(
-                    pc.equal(table.column("status"), "accepted")
-                )
+                # (and none when every event is accepted, as on most files)
+                accepted = table.select(INDEX_COLUMNS)
+                is_accepted = pc.equal(table.column("status"), "accepted")
+                if not pc.all(is_accepted).as_py():
+                    accepted = accepted.filter(is_accepted)
                 partner = c.sender or "unknown"
                 lakes.write(
                     workdir.lake, lakes.EVENTS_IN, day, table, partner=partner, source=path.name
@@ -612,6 +618,10 @@ def validate_day(
             # the day's files do not pile up in memory until the returns are written
             _keep_for_returns(r)
             del data
+            # what the file's decoding and duplicate search freed goes back before the next
+            # file (else the next file's peak adds up with this one's leftovers)
+            release_duckdb(con, duck_mb)
+            release_memory()
         # the returns (RAPs), written by the caller's policy: one per partner and day
         if returns is not None:
             written = returns.tap_returns(workdir, day, results, state, settings)

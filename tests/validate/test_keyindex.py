@@ -402,3 +402,27 @@ def test_the_search_finds_what_the_definition_finds_on_a_dense_random_day(
     if soft:
         assert sum(not h for *_, h in expected) > 50
     assert _find(root, rows, soft=soft) == expected
+
+
+def test_a_files_keys_written_in_pieces_keep_every_row_in_its_start_days_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A big file's keys are filtered and written in pieces of ``WRITE_ROWS`` rows (one row
+    group each); each start day's file holds exactly that day's rows, in the file's order, and
+    later lookups find events of every piece."""
+    from clearing import keyindex
+
+    monkeypatch.setattr(keyindex, "WRITE_ROWS", 3)
+    # 11 events over three start days, interleaved: 17, 18, 19, 17, 18, ...
+    rows = [_event(i, start=at(17 + i % 3, 1) + dt.timedelta(minutes=i)) for i in range(11)]
+    table = _accept(tmp_path, dt.date(2026, 11, 19), rows, "CDGBRCNHKGCL00030")
+    day_dir = tmp_path / "keys_in" / "date=2026-11-19"
+    for d, pieces in ((17, 4), (18, 4), (19, 3)):
+        f = day_dir / f"start=2026-11-{d}" / "CDGBRCNHKGCL00030.parquet"
+        got = pq.read_table(f, partitioning=None)
+        assert got.column("event_index").to_pylist() == [i for i in range(11) if 17 + i % 3 == d]
+        # pieces of 3 source rows (0-2, 3-5, 6-8, 9-10), a row group for each with the day
+        assert pq.ParquetFile(f).num_row_groups == pieces
+    # every event is found again as a hard duplicate from a later file of the window
+    again = [{**r, "file": "x"} for r in table.to_pylist()]
+    assert _find(tmp_path, again) == [(i, "CDGBRCNHKGCL00030", i, True) for i in range(11)]
