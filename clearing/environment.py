@@ -22,6 +22,7 @@ __all__ = [
     "environment",
     "key_hash_bits",
     "rate_chunk_rows",
+    "validate_piece_events",
 ]
 
 PARALLEL_MIN_MB = 256
@@ -148,4 +149,17 @@ def rate_chunk_rows() -> int | None:
     (the outputs must be the same bytes as a day rated at once). Anything else: the budget's.
     """
     raw = os.environ.get("CLEARING_RATE_CHUNK_ROWS", "").strip()
+    return int(raw) if raw.isdigit() and int(raw) > 0 else None
+
+
+def validate_piece_events() -> int | None:
+    """``CLEARING_VALIDATE_PIECE_EVENTS``: pieces of a streamed TAP file (None: unset).
+
+    For tests only: a positive number streams every TAP file through validate (decode, checks,
+    lake) in pieces of that many events, whatever its size and the ``[performance]
+    memory_mb`` budget (the lake's rows, the findings and the returns must be those of the
+    file read whole). Anything else: files too big to hold whole within the budget are
+    streamed, in pieces of :data:`clearing.validate.tap.PIECE_EVENTS`.
+    """
+    raw = os.environ.get("CLEARING_VALIDATE_PIECE_EVENTS", "").strip()
     return int(raw) if raw.isdigit() and int(raw) > 0 else None

@@ -23,6 +23,7 @@ its rows.
 
 from __future__ import annotations
 
+import itertools
 import re
 import shutil
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from clearing._io import write_table_atomic
+from clearing._io import write_row_groups_atomic, write_table_atomic
 from clearing.codecs.events import CIBER_KEY, EVENT_SCHEMA, HARD_KEY
 
 if TYPE_CHECKING:
@@ -82,6 +83,7 @@ __all__ = [
     "start_folder",
     "view",
     "write",
+    "write_pieces",
 ]
 
 _DATE_DIR = re.compile(r"date=(\d{4}-\d{2}-\d{2})")
@@ -733,6 +735,28 @@ def write(
     """Write ``table`` as the file of ``ds`` for ``day`` (atomic; replaces it); return its path."""
     target = path(root, ds, day, partner=partner, source=source)
     write_table_atomic(table, target, compression=ds.compression)
+    return target
+
+
+def write_pieces(
+    root: Path,
+    ds: Dataset,
+    day: date,
+    pieces: Iterable[pa.Table],
+    *,
+    partner: str | None = None,
+    source: str | None = None,
+) -> Path:
+    """:func:`write` the concatenation of ``pieces`` without holding it: a row group each.
+
+    The pieces have the same schema (of ``ds``'s file) and at most 1 Mi rows each; at least one.
+    """
+    target = path(root, ds, day, partner=partner, source=source)
+    it = iter(pieces)
+    first = next(it)
+    write_row_groups_atomic(
+        itertools.chain([first], it), first.schema, target, compression=ds.compression
+    )
     return target
 
 

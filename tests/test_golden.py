@@ -84,14 +84,16 @@ def _manifest_figures(world: Path) -> dict[str, Any]:
     return out
 
 
-def _workbook_digest(path: Path) -> str:
+def _workbook_digest(path: Path, *, lake_hashes: bool = True) -> str:
     """SHA-256 of every cell (value, formula, number format) of every sheet, in order.
 
     The only wall-clock values in a workbook are the file register's "Received / sent (UTC)"
     column (when transport collected or sent a file), the age of the files we sent (taken from
     that clock), and the run ids (with their manifests'
     hashes) on the monthly Overview and Audit sheets; those are left out. The xlsx bytes
-    themselves carry that clock, so they are compared through their cells.
+    themselves carry that clock, so they are compared through their cells. ``lake_hashes``
+    False: the Audit sheet's SHA-256 of each lake file read is left out too (the same rows
+    written in other row groups).
     """
     digest = hashlib.sha256()
     book = openpyxl.load_workbook(path)
@@ -104,6 +106,7 @@ def _workbook_digest(path: Path) -> str:
             # clock, and their manifests' hashes with them
             has_run = any(isinstance(c.value, str) and _RUN_ID.search(c.value) for c in row)
             sent = any(c.value == "out" for c in row[:1])
+            lake_read = not lake_hashes and any(c.value == "lake file read" for c in row[:1])
             for c in row:
                 value = None if c.column in clock and c.row > 4 else c.value
                 if sent and c.column in ages:
@@ -112,17 +115,19 @@ def _workbook_digest(path: Path) -> str:
                     value = _RUN_ID.sub("<run>", value)
                     if has_run and _SHA256.fullmatch(value):
                         value = "<manifest hash>"
+                    if lake_read and _SHA256.fullmatch(value):
+                        value = "<lake file hash>"
                 digest.update(f"{c.coordinate}={value!r}|{c.number_format}\n".encode())
     return digest.hexdigest()
 
 
-def _outputs(world: Path) -> dict[str, str]:
+def _outputs(world: Path, *, lake_hashes: bool = True) -> dict[str, str]:
     out = {}
     for p in sorted((world / "out").rglob("*")):
         if p.is_file():
             rel = str(p.relative_to(world))
             if p.suffix == ".xlsx":
-                out[rel] = "cells:" + _workbook_digest(p)
+                out[rel] = "cells:" + _workbook_digest(p, lake_hashes=lake_hashes)
             else:
                 out[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
     return out

@@ -26,6 +26,7 @@ grow with the file; only the output columns do.
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +51,8 @@ from clearing.codecs.tap3.values import text as _ascii
 from clearing.errors import DecodeError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from numpy.typing import NDArray
 
     from clearing.codecs.grammar import Grammar
@@ -62,6 +65,7 @@ __all__ = [
     "DecodeProblem",
     "TapBatch",
     "decode_tap",
+    "decode_tap_chunks",
 ]
 
 I64 = np.int64
@@ -1304,20 +1308,76 @@ def decode_tap(
             broken, or bytes trail the top-level element. Problems inside single events are
             returned in ``problems`` instead.
     """
+    batch, chunks = decode_tap_chunks(data, file=file, chunk_events=chunk_events, info=info)
+    tables = list(chunks)
+    batch.events = pa.concat_tables(tables) if tables else EVENT_SCHEMA.empty_table()
+    return batch
+
+
+def decode_tap_chunks(
+    data: bytes,
+    *,
+    file: str | None = None,
+    chunk_events: int = 4096,
+    info: asn1.FileInfo | None = None,
+    indefinite: bool = True,
+) -> tuple[TapBatch, Iterator[pa.Table]]:
+    """:func:`decode_tap` a chunk of events at a time: the header, and the events' tables.
+
+    The header groups are decoded and the event list split into events (a list that cannot
+    be split rejects the file here, as :func:`decode_tap` does) before this returns; the
+    returned batch has no events. The iterator yields the tables of ``chunk_events`` events
+    each, in order (``event_index`` counts on across them), and adds the problems of each
+    chunk's events to the batch's ``problems`` as it goes: a file's whole event table need
+    never be held.
+
+    ``indefinite=False`` reads events with an indefinite length inside with the pure-Python
+    path (the reference the vectorised reading is tested against).
+
+    Raises:
+        DecodeError: as :func:`decode_tap` (from this call; the chunks raise it only for an
+            event beyond the limits of a call event, which rejects the file too).
+    """
     try:
-        return _decode_tap(data, chunk_events, info)
+        batch, starts, ends, ctx, paths = _open_tap(data, info)
     except DecodeError as exc:
         raise exc.with_file(file) if file else exc from None
+
+    def chunks() -> Iterator[pa.Table]:
+        try:
+            for lo in range(0, len(starts), chunk_events):
+                yield _decode_chunk(
+                    data,
+                    starts[lo : lo + chunk_events].tolist(),
+                    ends[lo : lo + chunk_events].tolist(),
+                    lo,
+                    paths,
+                    ctx,
+                    batch.problems,
+                    indefinite=indefinite,
+                )
+        except DecodeError as exc:
+            raise exc.with_file(file) if file else exc from None
+
+    return batch, chunks()
 
 
 def _decode_tap(
     data: bytes, chunk_events: int, info: asn1.FileInfo | None, *, indefinite: bool = True
 ) -> TapBatch:
-    """See :func:`decode_tap`.
+    """See :func:`decode_tap` (``indefinite``: see :func:`decode_tap_chunks`)."""
+    batch, chunks = decode_tap_chunks(
+        data, chunk_events=chunk_events, info=info, indefinite=indefinite
+    )
+    tables = list(chunks)
+    batch.events = pa.concat_tables(tables) if tables else EVENT_SCHEMA.empty_table()
+    return batch
 
-    ``indefinite=False`` reads events with an indefinite length inside with the pure-Python
-    path (the reference the vectorised reading is tested against).
-    """
+
+def _open_tap(
+    data: bytes, info: asn1.FileInfo | None
+) -> tuple[TapBatch, NDArray[I64], NDArray[I64], _Context, _Paths]:
+    """The header of a TransferBatch, and where its events start and end."""
     if info is None:
         info = asn1.sniff(data)
     if info.kind != "tap":
@@ -1352,25 +1412,18 @@ def _decode_tap(
 
     ctx = _context(groups, info)
     paths = _Paths(g)
-    tables: list[pa.Table] = []
+    starts = ends = np.zeros(0, dtype=I64)
     if event_list is not None:
         _offset, cstart, clen = event_list
         starts, ends = _event_extents(data, cstart, clen, stop, problems)
-        for lo in range(0, len(starts), chunk_events):
-            tables.append(
-                _decode_chunk(
-                    data,
-                    starts[lo : lo + chunk_events],
-                    ends[lo : lo + chunk_events],
-                    lo,
-                    paths,
-                    ctx,
-                    problems,
-                    indefinite=indefinite,
-                )
-            )
-    events = pa.concat_tables(tables) if tables else EVENT_SCHEMA.empty_table()
-    return TapBatch(info, groups, events, problems, event_list[0] if event_list else None)
+    batch = TapBatch(
+        info,
+        groups,
+        EVENT_SCHEMA.empty_table(),
+        problems,
+        event_list[0] if event_list else None,
+    )
+    return batch, starts, ends, ctx, paths
 
 
 def _event_list_end(data: bytes, pos: int, cstart: int, stop: int) -> int:
@@ -1401,10 +1454,10 @@ def _skip_events_indefinite(data: bytes, cstart: int, stop: int) -> int:
 
 def _event_extents(
     data: bytes, cstart: int, clen: int | None, stop: int, problems: list[DecodeProblem]
-) -> tuple[list[int], list[int]]:
+) -> tuple[NDArray[I64], NDArray[I64]]:
     """Start/end offsets of every event (one Python step per event; indefinite resolved)."""
-    starts: list[int] = []
-    ends: list[int] = []
+    starts = array("q")  # 8 bytes an event (a list of ints takes 36)
+    ends = array("q")
     end = stop if clen is None else cstart + clen
     known = known_ends(data)  # ends of indefinite events found while sniffing
     short = 0
@@ -1436,7 +1489,7 @@ def _event_extents(
         starts.append(p)
         ends.append(e)
         p = e
-    return starts, ends
+    return np.frombuffer(starts, dtype=I64), np.frombuffer(ends, dtype=I64)
 
 
 def _too_many_short(offset: int, index: int) -> None:

@@ -26,6 +26,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from clearing import lake as lakes
 from clearing._memory import release_duckdb, release_memory, spill_past
@@ -33,10 +34,10 @@ from clearing.codecs.ciber import decode as decode_ciber
 from clearing.codecs.ciber import looks_like_ciber
 from clearing.codecs.facts import ciber_facts, tap_header_facts
 from clearing.config import environment
+from clearing.environment import validate_piece_events
 from clearing.errors import ClearingError
 from clearing.identity import Identity
 from clearing.ingest import Fate, delivery_channels, name_kind, quarantine, record_fates
-from clearing.money import exact_sum
 from clearing.store import Store, open_store
 from clearing.validate.duplicates import (
     CIBER_KEY,
@@ -56,7 +57,7 @@ from clearing.validate.findings import (
     findings_table,
 )
 from clearing.validate.rules import RuleSet, rules_for
-from clearing.validate.tap import TapChecked, check_tap, parse_tap_name
+from clearing.validate.tap import PIECE_EVENTS, TapChecked, check_tap, parse_tap_name
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -140,7 +141,7 @@ class FileResult:
     def counts(self) -> dict[str, int]:
         """The file's event identity counts (none for an ignored copy)."""
         # an ignored copy brings nothing in: its events were counted with the original
-        n = self.checked.events.num_rows if self.events is None else self.events
+        n = self.checked.event_count if self.events is None else self.events
         n = 0 if self.outcome == "copy" else n
         return Identity.of(n, self.status).as_dict()
 
@@ -216,12 +217,15 @@ def validate_one(
     con: duckdb.DuckDBPyConnection | None = None,
     checked: TapChecked | None = None,
     same_run: bool = False,
+    keys: pa.Table | None = None,
 ) -> FileResult:
     """Validate one TAP / Notification file: file-only rules, then history when given.
 
     ``checked``: the file-only result of :func:`check_tap` when already computed (the day
     stage runs those in parallel worker processes). ``same_run``: the lake's key index of
     ``day`` holds the files accepted earlier in this run (the nightly), so they are history too.
+    ``keys``: the columns of the file's events the duplicate search reads (:data:`KEY_COLUMNS`)
+    when ``checked`` holds no events (they were streamed to a sink).
     """
     if checked is None:
         checked = check_tap(data, file=file, settings=settings)
@@ -232,9 +236,9 @@ def validate_one(
         return result
     if result.fatal:
         result.outcome = "fatal"
-        result.status = ["returned"] * checked.events.num_rows
+        result.status = ["returned"] * checked.event_count
         return result
-    ev = checked.events
+    ev = checked.events if keys is None else keys
     severe_events = {f.event_index for f in findings if f.severity == "severe"}
     late = {f.event_index for f in findings if f.rule == "event.start.late"}
     if lake is not None and con is not None and ev.num_rows:
@@ -410,7 +414,7 @@ RAP_COLUMNS = ("byte_offset", "byte_length", "charge", "camel_fee", "tax", "refu
 dropped once the file's rows are in the lake."""
 
 
-def _keep_for_returns(r: FileResult) -> None:
+def _keep_for_returns(r: FileResult, spool: _Spool | None = None) -> None:
     """Shrink a processed file to what its RAP items read: the returned events only.
 
     The day's loop keeps every file's result until the RAPs are written; with the whole file
@@ -420,13 +424,16 @@ def _keep_for_returns(r: FileResult) -> None:
     keeps the header groups a fatal return echoes.
     """
     c = r.checked
-    r.events = c.events.num_rows
+    r.events = c.event_count
     returned = sorted(
         {f.event_index for f in r.findings if f.severity == "severe" and f.event_index is not None}
     )
-    if r.outcome == "copy" or r.fatal or not c.events.num_rows:
+    if r.outcome == "copy" or r.fatal or not c.event_count:
         returned = []
-    ev = c.events.select(list(RAP_COLUMNS)).take(pa.array(returned, pa.int64()))
+    source = c.events if spool is None else spool.columns(list(RAP_COLUMNS)) if returned else None
+    if source is None or not returned:
+        source = pa.table({n: pa.array([], c.events.schema.field(n).type) for n in RAP_COLUMNS})
+    ev = source.select(list(RAP_COLUMNS)).take(pa.array(returned, pa.int64()))
     offsets = ev.column("byte_offset").to_pylist()
     lengths = ev.column("byte_length").to_pylist()
     blobs = [c.data[o : o + n] for o, n in zip(offsets, lengths, strict=True)]
@@ -455,6 +462,72 @@ def _check_path(path: str, settings: Settings) -> TapChecked:
 
 INDEX_COLUMNS = sorted({*HARD_KEY, *CIBER_KEY, "file", "event_index", "source_format"})
 """The columns of an accepted event the key index reads (:func:`index_accepted`)."""
+
+KEY_COLUMNS = sorted({*INDEX_COLUMNS, "event_kind"} - {"file"})
+"""The columns of a streamed file's events held while it is validated: the duplicate search's
+and the key index's (:func:`validate_one` ``keys``)."""
+
+
+class _Spool:
+    """A streamed TAP file's events on disk (a :class:`~clearing.validate.tap.EventSink`).
+
+    Each piece is a row group of a Parquet file in ``folder``; only its :data:`KEY_COLUMNS`
+    stay in memory. The lake's rows are then made piece by piece from the file.
+    """
+
+    def __init__(self, folder: Path, name: str) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / f"{name}.events.parquet"
+        self._writer: pq.ParquetWriter | None = None
+        self._keys: list[pa.Table] = []
+
+    def add(self, events: pa.Table) -> None:
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self.path, events.schema, compression="lz4")
+        self._writer.write_table(events, row_group_size=max(1, events.num_rows))
+        # the key columns' buffers only: the piece's other columns are freed
+        self._keys.append(events.select(KEY_COLUMNS))
+
+    def clear(self) -> None:
+        self.close()
+        self.path.unlink(missing_ok=True)
+        self._keys = []
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def keys(self) -> pa.Table:
+        """The file's events' :data:`KEY_COLUMNS`."""
+        return pa.concat_tables(self._keys) if self._keys else pa.table({})
+
+    def pieces(self) -> Iterator[pa.Table]:
+        """The file's event tables, piece by piece, in order."""
+        self.close()
+        f = pq.ParquetFile(self.path)
+        for i in range(f.num_row_groups):
+            yield f.read_row_group(i)
+
+    def columns(self, names: list[str]) -> pa.Table:
+        """The file's events' ``names`` columns."""
+        self.close()
+        return pq.read_table(self.path, columns=names)
+
+
+def _streams(path: Path, settings: Settings) -> int | None:
+    """The piece size (events) ``path`` is streamed in, None when it is held whole.
+
+    A file whose decoded events (about :data:`DECODED_PER_BYTE` × its size) would take over a
+    quarter of ``[performance] memory_mb`` is streamed: the duplicate search's DuckDB has
+    another quarter, the lake writes and the day's results the rest.
+    """
+    forced = validate_piece_events()
+    if forced is not None:
+        return forced
+    held = path.stat().st_size * DECODED_PER_BYTE
+    return PIECE_EVENTS if held > settings.performance.memory_mb * 2**20 // 4 else None
+
 
 DECODED_PER_BYTE = 4
 """Memory a TAP file takes while it is checked, per byte of the file: its bytes, its event
@@ -528,6 +601,89 @@ class ReturnWriter(Protocol):
         ...
 
 
+def _validate_file(
+    workdir: WorkDir,
+    day: dt.date,
+    path: Path,
+    data: bytes,
+    checked: TapChecked,
+    spool: _Spool | None,
+    state: Store,
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    duck_mb: int,
+) -> FileResult:
+    """Validate one checked TAP file of the day: its lake rows, keys and register row.
+
+    ``spool``: where its events were streamed (``checked`` then holds none).
+    """
+    r = validate_one(
+        data,
+        file=path.name,
+        settings=settings,
+        day=day,
+        state=state,
+        lake=workdir.lake,
+        con=con,
+        checked=checked,
+        same_run=True,
+        keys=spool.keys() if spool is not None else None,
+    )
+    # the duplicate search's blocks go back before the lake rows are made
+    release_duckdb(con, duck_mb)
+    release_memory()
+    c = r.checked
+    if r.outcome != "copy" and c.event_count:
+        partner = c.sender or "unknown"
+        status = pa.array(r.status, pa.string())
+        if spool is None:
+            table = _lake_table(c, status)
+            lakes.write(
+                workdir.lake, lakes.EVENTS_IN, day, table, partner=partner, source=path.name
+            )
+            # the index's columns only: a filtered copy of the whole table is as big again
+            accepted = table.select(INDEX_COLUMNS)
+            del table
+        else:
+            lakes.write_pieces(
+                workdir.lake,
+                lakes.EVENTS_IN,
+                day,
+                _lake_pieces(spool.pieces(), c.file, status),
+                partner=partner,
+                source=path.name,
+            )
+            keys = spool.keys()
+            accepted = keys.append_column("file", pa.array([c.file] * keys.num_rows, pa.string()))
+            accepted = accepted.select(INDEX_COLUMNS)
+        # (none filtered out when every event is accepted, as on most files)
+        is_accepted = pc.equal(status, "accepted")
+        if not pc.all(is_accepted).as_py():
+            accepted = accepted.filter(is_accepted)
+        # then its keys: a later file of this run finds them
+        index_accepted(
+            con, workdir.lake, day, accepted, partner=partner, source=path.name, hashed=r.keys
+        )
+        del accepted
+    r.keys = None  # the hashes are in the index now (or there was nothing to index)
+    state.register.record_file(day, _file_row(r))
+    # the file's rows are in the lake now: keep only what its RAP items need, so that
+    # the day's files do not pile up in memory until the returns are written
+    _keep_for_returns(r, spool)
+    return r
+
+
+def _lake_pieces(pieces: Iterator[pa.Table], file: str, status: pa.Array) -> Iterator[pa.Table]:
+    """The lake rows of a streamed file's pieces: each with its ``file`` and ``status``."""
+    at = 0
+    for piece in pieces:
+        n = piece.num_rows
+        yield piece.append_column("file", pa.array([file] * n, pa.string())).append_column(
+            "status", status.slice(at, n)
+        )
+        at += n
+
+
 def validate_day(
     workdir: WorkDir,
     day: dt.date,
@@ -568,56 +724,27 @@ def validate_day(
         index_history(con, workdir.lake, day, settings.largest_duplicate_window_days())
         for path, pre in zip(files, _checked(files, settings), strict=True):
             data = pre.data if pre is not None else path.read_bytes()
-            checked = pre or check_tap(data, file=path.name, settings=settings)
-            header = {checked.header_sender} if checked.header_sender else set()
-            if provenance.refuses(path, checked.sha256, header):
-                continue  # no lake rows, no RAP, no FSN consumed
-            r = validate_one(
-                data,
-                file=path.name,
-                settings=settings,
-                day=day,
-                state=state,
-                lake=workdir.lake,
-                con=con,
-                checked=checked,
-                same_run=True,
-            )
-            del checked
-            # the duplicate search's blocks go back before the lake rows are made
-            release_duckdb(con, duck_mb)
-            release_memory()
+            piece = None if pre is not None else _streams(path, settings)
+            spool = None if piece is None else _Spool(workdir.root / "tmp" / "events", path.name)
+            try:
+                checked = pre or check_tap(
+                    data,
+                    file=path.name,
+                    settings=settings,
+                    sink=spool,
+                    piece_events=piece or PIECE_EVENTS,
+                )
+                header = {checked.header_sender} if checked.header_sender else set()
+                if provenance.refuses(path, checked.sha256, header):
+                    continue  # no lake rows, no RAP, no FSN consumed
+                r = _validate_file(
+                    workdir, day, path, data, checked, spool, state, con, settings, duck_mb
+                )
+            finally:
+                if spool is not None:
+                    spool.clear()
             results.append(r)
-            c = r.checked
-            if r.outcome != "copy" and c.events.num_rows:
-                table = _lake_table(c, r.status)
-                # the index's columns only: a filtered copy of the whole table is as big again
-                # (and none when every event is accepted, as on most files)
-                accepted = table.select(INDEX_COLUMNS)
-                is_accepted = pc.equal(table.column("status"), "accepted")
-                if not pc.all(is_accepted).as_py():
-                    accepted = accepted.filter(is_accepted)
-                partner = c.sender or "unknown"
-                lakes.write(
-                    workdir.lake, lakes.EVENTS_IN, day, table, partner=partner, source=path.name
-                )
-                # then its keys: a later file of this run finds them
-                index_accepted(
-                    con,
-                    workdir.lake,
-                    day,
-                    accepted,
-                    partner=partner,
-                    source=path.name,
-                    hashed=r.keys,
-                )
-                del table, accepted
-            r.keys = None  # the hashes are in the index now (or there was nothing to index)
-            state.register.record_file(day, _file_row(r))
-            # the file's rows are in the lake now: keep only what its RAP items need, so that
-            # the day's files do not pile up in memory until the returns are written
-            _keep_for_returns(r)
-            del data
+            del data, checked
             # what the file's decoding and duplicate search freed goes back before the next
             # file (else the next file's peak adds up with this one's leftovers)
             release_duckdb(con, duck_mb)
@@ -772,18 +899,17 @@ def _ciber_fate(
     return Fate(c.file, channel, "processed", "validate", "", "", where)
 
 
-def _lake_table(c: TapChecked, status: list[str]) -> pa.Table:
+def _lake_table(c: TapChecked, status: pa.Array) -> pa.Table:
     n = c.events.num_rows
     return c.events.append_column("file", pa.array([c.file] * n, pa.string())).append_column(
-        "status", pa.array(status, pa.string())
+        "status", status
     )
 
 
 def _file_row(r: FileResult) -> dict[str, Any]:
     c = r.checked
     counts = r.counts()
-    ev = c.events
-    charge = exact_sum(ev.column("charge")) if ev.num_rows else 0
+    totals = c.totals
     facts = tap_header_facts(c.data)  # the header as declared (settle reads it from here)
     return {
         "file": c.file,
@@ -802,14 +928,14 @@ def _file_row(r: FileResult) -> dict[str, Any]:
         "duplicate": counts["duplicate"],
         "late": counts["late"],
         "quarantined": counts["quarantined"],
-        "charge": charge,
+        "charge": totals.get("charge", 0),
         "charge_scale": c.tap_decimal_places,
         "currency": c.tap_currency or ("SDR" if c.kind == "tap" else None),
         "audit_charge": facts.total_charge if facts is not None else None,
         "findings": len(r.findings) + (r.bulk.num_rows if r.bulk is not None else 0),
         "rap_file": None,
         **_header_columns(facts),
-        **(_recomputed(ev) if c.kind == "tap" else {}),
+        **({k: totals.get(k, 0) for k in _RECOMPUTED} if c.kind == "tap" else {}),
     }
 
 
@@ -829,22 +955,11 @@ def _header_columns(facts: TapHeaderFacts | None) -> dict[str, Any]:
     }
 
 
-def _recomputed(ev: pa.Table) -> dict[str, int]:
-    """The audit totals of a TransferBatch recomputed from its decoded events (refunds apart).
-
-    ``recomputed_charge`` is Σ charge + CAMEL fee, ``recomputed_tax`` Σ tax,
-    ``recomputed_discount`` Σ discount (fixed discounts of the accounting group not counted).
-    """
-    mask = pc.invert(pc.fill_null(ev.column("refund"), False))
-
-    def total(column: str) -> int:
-        return exact_sum(ev.column(column).filter(mask))
-
-    return {
-        "recomputed_charge": total("charge") + total("camel_fee"),
-        "recomputed_tax": total("tax"),
-        "recomputed_discount": total("discount"),
-    }
+_RECOMPUTED = ("recomputed_charge", "recomputed_tax", "recomputed_discount")
+"""The audit totals of a TransferBatch recomputed from its decoded events (refunds apart):
+``recomputed_charge`` is Σ charge + CAMEL fee, ``recomputed_tax`` Σ tax,
+``recomputed_discount`` Σ discount (fixed discounts of the accounting group not counted);
+summed by :func:`check_tap` (``TapChecked.totals``)."""
 
 
 @dataclass

@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -44,10 +44,12 @@ from clearing.names import TapName
 from clearing.validate.rules import RuleSet, rules_for
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from clearing.config import Settings
     from clearing.validate.findings import Finding
 
-__all__ = ["TapChecked", "check_tap", "parse_tap_name"]
+__all__ = ["PIECE_EVENTS", "TOTALS", "EventSink", "TapChecked", "check_tap", "parse_tap_name"]
 
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 _GROUP_TAGS = {
@@ -135,6 +137,10 @@ class TapChecked:
     group_bytes: dict[str, bytes] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
     sha256: str = ""
+    # the events' sums the header is checked against and the register keeps (:data:`TOTALS`)
+    totals: dict[str, int] = field(default_factory=dict)
+    # the number of events (``events`` holds none when they went to a sink instead)
+    event_count: int = 0
 
     @property
     def fatal(self) -> bool:
@@ -147,7 +153,34 @@ class TapChecked:
             self.findings.append(finding)
 
 
-def check_tap(data: bytes, *, file: str, settings: Settings) -> TapChecked:
+class EventSink(Protocol):
+    """Where :func:`check_tap` puts the event tables of a file it streams."""
+
+    def add(self, events: pa.Table) -> None:
+        """Take the next piece of the file's events (``event_index`` counts on)."""
+        ...
+
+    def clear(self) -> None:
+        """Forget every piece: the file is rejected as a whole after all."""
+        ...
+
+
+#: Events the decoder parses together (:func:`clearing.codecs.fast.decode_tap`'s default).
+DECODE_CHUNK = 4096
+
+#: Events :func:`check_tap` checks together (a piece): the checks' and a sink's transient
+#: memory is a piece's, not the file's.
+PIECE_EVENTS = 1 << 17
+
+
+def check_tap(
+    data: bytes,
+    *,
+    file: str,
+    settings: Settings,
+    sink: EventSink | None = None,
+    piece_events: int = PIECE_EVENTS,
+) -> TapChecked:
     """Run every file-only TD.57 rule on a TAP TransferBatch or Notification.
 
     Never raises on bad input: an undecodable file gives a fatal ``tb.syntax`` finding (the
@@ -156,6 +189,11 @@ def check_tap(data: bytes, *, file: str, settings: Settings) -> TapChecked:
     SpecificationVersionNumber missing, SpecificationVersionNumber not 3) is not undecodable:
     the file is read as of its ReleaseVersionNumber (3.12 without one) and the header error is
     reported as its own rule.
+
+    The events are decoded and checked ``piece_events`` at a time; the findings, totals and
+    tables do not depend on the piece's size. ``sink``: each piece's event table goes there
+    (and ``events`` stays empty; ``event_count`` tells how many): a big file's events are
+    never held whole.
     """
     named = parse_tap_name(file)
     out = TapChecked(file=file, data=data, kind="unreadable")
@@ -178,35 +216,157 @@ def check_tap(data: bytes, *, file: str, settings: Settings) -> TapChecked:
         return out
     out.kind = "tap"
     try:
-        batch = fast.decode_tap(data, file=file, info=info)
+        batch, chunks = fast.decode_tap_chunks(
+            data, file=file, info=info, chunk_events=min(DECODE_CHUNK, piece_events)
+        )
+        bci = batch.groups.get("batchControlInfo") or {}
+        out.header_sender = string(bci.get("sender"))
+        out.sender = out.header_sender or out.sender
+        out.recipient = string(bci.get("recipient")) or out.recipient
+        out.fsn = string(bci.get("fileSequenceNumber")) or out.fsn
+        out.test = string(bci.get("fileTypeIndicator")) == "T"
+        out.rap_fsn = string(bci.get("rapFileSequenceNumber"))
+        out.file_available, _ok = stamp_time(bci.get("fileAvailableTimeStamp"))
+        acc = batch.groups.get("accountingInfo") or {}
+        out.tap_decimal_places = acc.get("tapDecimalPlaces")
+        out.tap_currency = string(acc.get("tapCurrency"))
+        rs = rules_for(out.release, settings.partner(out.sender).rules)
+        problems, by_rule, tables = _check_pieces(
+            out, rs, batch, chunks, settings, sink, piece_events
+        )
     except DecodeError as exc:
+        # the file cannot be split into events, or one is beyond a call event's limits
+        if sink is not None:
+            sink.clear()
+        # nothing of the header is used: the parties come from the file name, as above
+        out = TapChecked(file=file, data=data, kind="tap", sha256=out.sha256, release=out.release)
+        if named:
+            out.test, out.sender, out.recipient, out.fsn = named
         rs = rules_for(out.release, settings.partner(out.sender).rules)
         out.add(rs.make("tb.syntax", exc.reason, byte_offset=exc.offset))
         return out
-    bci = batch.groups.get("batchControlInfo") or {}
-    out.header_sender = string(bci.get("sender"))
-    out.sender = out.header_sender or out.sender
-    out.recipient = string(bci.get("recipient")) or out.recipient
-    out.fsn = string(bci.get("fileSequenceNumber")) or out.fsn
-    out.test = string(bci.get("fileTypeIndicator")) == "T"
-    out.rap_fsn = string(bci.get("rapFileSequenceNumber"))
-    out.file_available, _ok = stamp_time(bci.get("fileAvailableTimeStamp"))
-    acc = batch.groups.get("accountingInfo") or {}
-    out.tap_decimal_places = acc.get("tapDecimalPlaces")
-    out.tap_currency = string(acc.get("tapCurrency"))
-    out.events = batch.events
+    if sink is None:
+        out.events = pa.concat_tables(tables) if tables else EVENT_SCHEMA.empty_table()
     out.group_bytes = _group_bytes(data)
-    rs = rules_for(out.release, settings.partner(out.sender).rules)
-    for p in batch.problems:
-        _problem(out, rs, p)
+    # the findings in the order of the rules: the decoder's problems, the header groups'
+    # rules, then each event rule over all events
+    out.findings = problems
     _check_structure(out, rs, batch)
     if "batchControlInfo" in batch.groups:  # a missing group is one finding, not one per item
         _check_bci(out, rs, bci, settings, file, "batchControlInfo")
-    _check_accounting(out, rs, batch.groups.get("accountingInfo"), batch.events)
+    _check_accounting(out, rs, batch.groups.get("accountingInfo"))
     _check_network(out, rs, batch.groups.get("networkInfo"))
     _check_audit(out, rs, batch)
-    _check_events(out, rs, batch, settings)
+    out.findings.extend(f for found in by_rule for f in found)
     return out
+
+
+def _check_pieces(
+    out: TapChecked,
+    rs: RuleSet,
+    batch: fast.TapBatch,
+    chunks: Iterator[pa.Table],
+    settings: Settings,
+    sink: EventSink | None,
+    piece_events: int,
+) -> tuple[list[Finding], list[list[Finding]], list[pa.Table]]:
+    """Decode and check the events piece by piece.
+
+    Returns:
+        The findings of the decoder's problems, the event rules' findings (one list per rule
+        check, in the order of the checks) and the tables kept (none with a sink).
+    """
+    problems: list[Finding] = []
+    by_rule: list[list[Finding]] = []
+    tables: list[pa.Table] = []
+    totals: dict[str, int] = dict.fromkeys(TOTALS, 0)
+    seen = 0  # problems of the batch already made findings
+    first = 0
+    for piece in _pieces(chunks, piece_events):
+        made = len(problems)
+        for p in batch.problems[seen:]:
+            _problem(problems, rs, p, piece, first)
+        seen = len(batch.problems)
+        unknown_code = {
+            f.event_index - first
+            for f in problems[made:]
+            if f.rule == "event.utc_code.unknown" and f.event_index is not None
+        }
+        view = fast.TapBatch(batch.info, batch.groups, piece, [], batch.event_list_offset)
+        for name, value in _piece_totals(view).items():
+            totals[name] += value
+        _check_events(out, rs, view, settings, first, unknown_code, by_rule)
+        if sink is not None:
+            sink.add(piece)
+        else:
+            tables.append(piece)
+        first += piece.num_rows
+    # problems found after the last event (none today) are kept too
+    for p in batch.problems[seen:]:
+        _problem(problems, rs, p, EVENT_SCHEMA.empty_table(), first)
+    out.totals, out.event_count = totals, first
+    return problems, by_rule, tables
+
+
+def _pieces(chunks: Iterator[pa.Table], events: int) -> Iterator[pa.Table]:
+    """The decoder's chunks joined into pieces of at least ``events`` events (the last less)."""
+    held: list[pa.Table] = []
+    n = 0
+    for chunk in chunks:
+        held.append(chunk)
+        n += chunk.num_rows
+        if n >= events:
+            yield pa.concat_tables(held)
+            held, n = [], 0
+    if held:
+        yield pa.concat_tables(held)
+
+
+TOTALS = (
+    "events",
+    "charge",
+    "tax",
+    "discount_codes",
+    "charge_not_refund",
+    "camel_fee_not_refund",
+    "charge_refund",
+    "tax_not_refund",
+    "tax_refund",
+    "discount_not_refund",
+    "fixed_discount",
+    "recomputed_charge",
+    "recomputed_tax",
+    "recomputed_discount",
+)
+"""The sums of a TAP file's events :func:`check_tap` keeps (``TapChecked.totals``): what the
+header's audit and accounting groups are checked against, and the register's recomputed
+totals (``recomputed_*``: Σ over events that are not refunds, a missing flag read as none)."""
+
+
+def _piece_totals(batch: fast.TapBatch) -> dict[str, int]:
+    ev = batch.events
+    not_refund = pc.invert(pc.fill_null(ev.column("refund"), False))
+
+    def recomputed(column: str) -> int:
+        return exact_sum(ev.column(column).filter(not_refund))
+
+    return {
+        "events": ev.num_rows,
+        "charge": exact_sum(ev.column("charge")),
+        "tax": exact_sum(ev.column("tax")),
+        "discount_codes": ev.num_rows - ev.column("discount_code").null_count,
+        "charge_not_refund": _total(ev, "charge", False),
+        "camel_fee_not_refund": _total(ev, "camel_fee", False),
+        "charge_refund": _total(ev, "charge", True),
+        "tax_not_refund": _total(ev, "tax", False),
+        "tax_refund": _total(ev, "tax", True),
+        "discount_not_refund": _total(ev, "discount", False),
+        # fixed discounts count once per application (TD.57 totalDiscountValue)
+        "fixed_discount": fixed_discount_total(batch),
+        "recomputed_charge": recomputed("charge") + recomputed("camel_fee"),
+        "recomputed_tax": recomputed("tax"),
+        "recomputed_discount": recomputed("discount"),
+    }
 
 
 def _group_bytes(data: bytes) -> dict[str, bytes]:
@@ -222,15 +382,27 @@ def _group_bytes(data: bytes) -> dict[str, bytes]:
     return out
 
 
-def _problem(out: TapChecked, rs: RuleSet, p: fast.DecodeProblem) -> None:
+def _problem(
+    findings: list[Finding], rs: RuleSet, p: fast.DecodeProblem, events: pa.Table, first: int
+) -> None:
+    """Add the finding of a decoder problem to ``findings``.
+
+    ``events``: the piece of the file's events from ``first`` on (an event's kind when the
+    problem does not tell it).
+    """
+
+    def add(f: Finding | None) -> None:
+        if f is not None:
+            findings.append(f)
+
     if p.event_index is None:
-        out.add(rs.make("tb.syntax", p.message, byte_offset=p.offset))
+        add(rs.make("tb.syntax", p.message, byte_offset=p.offset))
         return
     rule = _PROBLEM_RULES.get((p.context or "", p.code or 0), "event.syntax")
     kind = p.event_kind
-    if kind is None and p.event_index < out.events.num_rows:
-        kind = out.events.column("event_kind")[p.event_index].as_py()
-    out.add(
+    if kind is None and 0 <= p.event_index - first < events.num_rows:
+        kind = events.column("event_kind")[p.event_index - first].as_py()
+    add(
         rs.make(
             rule,
             f"{p.message} (at `{p.path}`)",
@@ -252,7 +424,7 @@ def _check_structure(out: TapChecked, rs: RuleSet, batch: fast.TapBatch) -> None
             out.add(rs.make(rule, f"{name} is missing"))
     if batch.event_list_offset is None:
         out.add(rs.make("tb.events_missing", "callEventDetails is missing"))
-    charged = exact_sum(batch.events.column("charge"))
+    charged = out.totals.get("charge", 0)
     if "accountingInfo" not in g and charged > 0:
         out.add(rs.make("tb.acc_missing", f"accountingInfo is missing; events charge {charged}"))
 
@@ -343,14 +515,12 @@ def _syntax(out: TapChecked, rs: RuleSet, rule: str, item: str, value: str) -> b
     return problem is not None
 
 
-def _check_accounting(
-    out: TapChecked, rs: RuleSet, acc: dict[str, Any] | None, events: pa.Table
-) -> None:
+def _check_accounting(out: TapChecked, rs: RuleSet, acc: dict[str, Any] | None) -> None:
     if acc is None:
         return
-    has_tax = exact_sum(events.column("tax")) > 0
-    has_discount = events.column("discount_code").null_count < events.num_rows
-    has_charge = exact_sum(events.column("charge")) > 0
+    has_tax = out.totals.get("tax", 0) > 0
+    has_discount = out.totals.get("discount_codes", 0) > 0
+    has_charge = out.totals.get("charge", 0) > 0
     if has_tax and not acc.get("taxation"):
         out.add(rs.make("acc.taxation_missing", "events carry tax but Taxation is missing"))
     if has_discount and not acc.get("discounting"):
@@ -517,7 +687,7 @@ def _check_audit(out: TapChecked, rs: RuleSet, batch: fast.TapBatch) -> None:
     if aci is None:
         return
     aci, charge_at = _charge_totals(aci)
-    ev = batch.events
+    t = out.totals
     for member, rule in (
         ("totalCharge", "aci.total_charge_missing"),
         ("totalTaxValue", "aci.total_tax_missing"),
@@ -526,18 +696,16 @@ def _check_audit(out: TapChecked, rs: RuleSet, batch: fast.TapBatch) -> None:
     ):
         if member not in aci:
             out.add(rs.make(rule, f"{member} is missing"))
-    # fixed discounts count once per application (TD.57 totalDiscountValue)
-    fixed_total = fixed_discount_total(batch)
     expected = {
-        "totalCharge": (
-            "aci.total_charge",
-            _total(ev, "charge", False) + _total(ev, "camel_fee", False),
+        "totalCharge": ("aci.total_charge", t["charge_not_refund"] + t["camel_fee_not_refund"]),
+        "totalChargeRefund": ("aci.total_charge_refund", t["charge_refund"]),
+        "totalTaxValue": ("aci.total_tax", t["tax_not_refund"]),
+        "totalTaxRefund": ("aci.total_tax_refund", t["tax_refund"]),
+        "totalDiscountValue": (
+            "aci.total_discount",
+            t["discount_not_refund"] + t["fixed_discount"],
         ),
-        "totalChargeRefund": ("aci.total_charge_refund", _total(ev, "charge", True)),
-        "totalTaxValue": ("aci.total_tax", _total(ev, "tax", False)),
-        "totalTaxRefund": ("aci.total_tax_refund", _total(ev, "tax", True)),
-        "totalDiscountValue": ("aci.total_discount", _total(ev, "discount", False) + fixed_total),
-        "callEventDetailsCount": ("aci.count", ev.num_rows),
+        "callEventDetailsCount": ("aci.count", t["events"]),
     }
     for member, (rule, want) in expected.items():
         got = aci.get(member)
@@ -559,22 +727,44 @@ def _check_audit(out: TapChecked, rs: RuleSet, batch: fast.TapBatch) -> None:
         out.add(rs.make("count.range", f"CallEventDetailsCount {count}"))
 
 
-def _check_events(out: TapChecked, rs: RuleSet, batch: fast.TapBatch, settings: Settings) -> None:
+def _check_events(
+    out: TapChecked,
+    rs: RuleSet,
+    batch: fast.TapBatch,
+    settings: Settings,
+    first: int,
+    unknown_code: set[int],
+    by_rule: list[list[Finding]],
+) -> None:
+    """The event rules over ``batch``'s events (a piece of the file's, from event ``first``).
+
+    Each rule check adds its findings to its own list of ``by_rule`` (the n-th check to the
+    n-th list, made on the first piece), so that the file's findings are in the order of the
+    checks whatever the pieces. ``unknown_code``: the piece's events (from 0) whose
+    UtcTimeOffsetCode the decoder found undefined.
+    """
     ev = batch.events
     n = ev.num_rows
     if n == 0:
         return
     kinds = ev.column("event_kind").to_numpy(zero_copy_only=False)
+    checks = iter(range(1 << 30))
 
     def null(name: str) -> Any:
         return ev.column(name).is_null().to_numpy(zero_copy_only=False)
 
     def flag(rule: str, where: Any, message: Any) -> None:
+        at = next(checks)
+        if at == len(by_rule):
+            by_rule.append([])
         if not rs.active(rule):
             return
+        found = by_rule[at]
         for i in np.flatnonzero(where).tolist():
             text = message(i) if callable(message) else message
-            out.add(rs.make(rule, text, event_index=i, event_kind=str(kinds[i])))
+            f = rs.make(rule, text, event_index=first + i, event_kind=str(kinds[i]))
+            if f is not None:
+                found.append(f)
 
     imsi_null, msisdn_null = null("imsi"), null("msisdn")
     # content transactions and location services name their parties differently
@@ -594,7 +784,6 @@ def _check_events(out: TapChecked, rs: RuleSet, batch: fast.TapBatch, settings: 
     local_np = local.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)
     has_local = ~null("local_start")
     # an undefined UtcTimeOffsetCode is reported by the decoder (event.utc_code.unknown)
-    unknown_code = {f.event_index for f in out.findings if f.rule == "event.utc_code.unknown"}
     utc_missing = has_local & null("utc_offset")
     if unknown_code:
         utc_missing[list(unknown_code)] = False

@@ -1,0 +1,135 @@
+"""A TAP file validated in pieces: the same findings, events and lake rows as read whole.
+
+Big files are decoded, checked and written to the lake a piece of events at a time (issue 16:
+memory bounded whatever the file's size). Every rule over events must give what it gives on
+the whole file, in the same order (the findings are listed rule by rule, each over all events,
+not piece by piece), and the header's audit totals must be the sums over every piece.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pytest
+
+from clearing.validate.tap import check_tap
+
+from .tap_mutate import DEFINITE, encode, event, sample_value, settings
+
+if TYPE_CHECKING:
+    from clearing.validate.tap import TapChecked
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.pieces: list[pa.Table] = []
+        self.added = 0
+        self.cleared = 0
+
+    def add(self, events: pa.Table) -> None:
+        self.pieces.append(events)
+        self.added += 1
+
+    def clear(self) -> None:
+        self.pieces = []
+        self.cleared += 1
+
+
+def _faulty() -> bytes:
+    """DEFINITE (360 events) with faults in events far apart and in the audit group."""
+    value = sample_value(DEFINITE)
+    body: dict[str, Any] = value[1]
+    kinds = [alt for alt, _v in body["callEventDetails"]]
+    mocs = [i for i, k in enumerate(kinds) if k == "mobileOriginatedCall"]
+    gprs = [i for i, k in enumerate(kinds) if k == "gprsCall"]
+    first, second, middle, last = mocs[0], mocs[1], mocs[len(mocs) // 2], mocs[-1]
+    # a 16-digit IMSI (event.imsi.range) at both ends of the file
+    for i in (first, last):
+        event(body, i)["basicCallInformation"]["chargeableSubscriber"][1]["imsi"] = bytes.fromhex(
+            "4549900015939251"
+        )
+    # an undefined UtcTimeOffsetCode: a decoder problem, not also a missing code
+    event(body, middle)["basicCallInformation"]["callEventStartTimeStamp"]["utcTimeOffsetCode"] = 7
+    # no UtcTimeOffsetCode at all (event.start.utc_missing), a negative duration
+    del event(body, second)["basicCallInformation"]["callEventStartTimeStamp"]["utcTimeOffsetCode"]
+    event(body, last)["basicCallInformation"]["totalCallEventDuration"] = -5
+    # a GPRS session over 24 h (event.duration.gprs_long)
+    event(body, gprs[-1])["gprsBasicCallInformation"]["totalCallEventDuration"] = 86_401
+    # the audit's charge total off by one (aci.total_charge: the sums of every piece)
+    body["auditControlInfo"]["totalCharge"] += 1
+    return encode(value)
+
+
+def _whole(data: bytes) -> TapChecked:
+    return check_tap(data, file=DEFINITE, settings=settings())
+
+
+def test_the_planted_faults_are_found_in_the_file_read_whole() -> None:
+    """The premise, by hand: what each fault gives (so that the comparisons below compare
+    findings, not two empty lists)."""
+    c = _whole(_faulty())
+    rules = [f.rule for f in c.findings]
+    assert rules.count("event.imsi.range") == 2
+    assert rules.count("event.utc_code.unknown") == 1
+    assert rules.count("event.start.utc_missing") == 1
+    assert rules.count("event.duration.range") == 1
+    assert rules.count("event.duration.gprs_long") == 1
+    assert rules.count("aci.total_charge") == 1
+    assert c.event_count == c.events.num_rows == 360
+    # the decoder's problem first, the audit group's next, then rule by rule
+    assert rules.index("event.utc_code.unknown") < rules.index("aci.total_charge")
+    assert rules.index("aci.total_charge") < rules.index("event.imsi.range")
+    imsi = [f.event_index for f in c.findings if f.rule == "event.imsi.range"]
+    assert imsi == sorted(imsi)
+
+
+@pytest.mark.parametrize("piece", [2, 7, 100, 359])
+def test_a_file_checked_in_pieces_gives_what_it_gives_whole(piece: int) -> None:
+    data = _faulty()
+    whole = _whole(data)
+    pieces = check_tap(data, file=DEFINITE, settings=settings(), piece_events=piece)
+    assert pieces.findings == whole.findings  # the same findings, in the same order
+    assert pieces.totals == whole.totals
+    assert pieces.events.equals(whole.events)
+    sink = _Sink()
+    streamed = check_tap(data, file=DEFINITE, settings=settings(), sink=sink, piece_events=piece)
+    assert streamed.findings == whole.findings
+    assert streamed.events.num_rows == 0  # the events went to the sink
+    assert streamed.event_count == 360
+    assert [t.num_rows for t in sink.pieces[:-1]] == [sink.pieces[0].num_rows] * (
+        len(sink.pieces) - 1
+    )
+    assert sink.pieces[0].num_rows == piece
+    assert pa.concat_tables(sink.pieces).equals(whole.events)
+
+
+def test_an_event_beyond_the_limits_rejects_the_streamed_file_and_empties_the_sink() -> None:
+    """An event nested deeper than any call event makes the file fatal (tb.syntax) even when
+    pieces before it went to the sink: the sink is cleared, the parties from the file name."""
+    value = sample_value(DEFINITE)
+    body: dict[str, Any] = value[1]
+    clean = encode(value)
+    whole = _whole(clean)
+    assert not whole.fatal
+    # one more event after the last, 40 levels deep
+    from clearing.codecs.ber import encode_header, tag_key
+
+    from .tap_mutate import event_span, splice
+
+    _start, end = event_span(clean, len(body["callEventDetails"]) - 1)
+    inner = encode_header(tag_key(2, 0), False, 1) + b"\x00"
+    for _ in range(40):
+        inner = encode_header(tag_key(1, 9), True, len(inner)) + inner
+    deep = splice(clean, end, end, inner)
+    sink = _Sink()
+    c = check_tap(deep, file=DEFINITE, settings=settings(), sink=sink, piece_events=7)
+    want = _whole(deep)
+    assert want.fatal
+    assert [f.rule for f in want.findings] == ["tb.syntax"]
+    assert c.findings == want.findings
+    assert sink.added == 360 // 7  # the pieces before the piece of event 360 went to the sink
+    assert sink.cleared == 1
+    assert sink.pieces == []
+    assert c.event_count == 0
+    assert (c.sender, c.fsn) == (want.sender, want.fsn)
