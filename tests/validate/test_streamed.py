@@ -80,7 +80,7 @@ def test_the_planted_faults_are_found_in_the_file_read_whole() -> None:
     # the decoder's problem first, the audit group's next, then rule by rule
     assert rules.index("event.utc_code.unknown") < rules.index("aci.total_charge")
     assert rules.index("aci.total_charge") < rules.index("event.imsi.range")
-    imsi = [f.event_index for f in c.findings if f.rule == "event.imsi.range"]
+    imsi = [f.event_index or 0 for f in c.findings if f.rule == "event.imsi.range"]
     assert imsi == sorted(imsi)
 
 
