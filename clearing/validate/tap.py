@@ -220,13 +220,7 @@ def check_tap(
             data, file=file, info=info, chunk_events=min(DECODE_CHUNK, piece_events)
         )
         bci = batch.groups.get("batchControlInfo") or {}
-        out.header_sender = string(bci.get("sender"))
-        out.sender = out.header_sender or out.sender
-        out.recipient = string(bci.get("recipient")) or out.recipient
-        out.fsn = string(bci.get("fileSequenceNumber")) or out.fsn
-        out.test = string(bci.get("fileTypeIndicator")) == "T"
-        out.rap_fsn = string(bci.get("rapFileSequenceNumber"))
-        out.file_available, _ok = stamp_time(bci.get("fileAvailableTimeStamp"))
+        _take_header(out, bci)
         acc = batch.groups.get("accountingInfo") or {}
         out.tap_decimal_places = acc.get("tapDecimalPlaces")
         out.tap_currency = string(acc.get("tapCurrency"))
@@ -367,6 +361,20 @@ def _piece_totals(batch: fast.TapBatch) -> dict[str, int]:
         "recomputed_tax": recomputed("tax"),
         "recomputed_discount": recomputed("discount"),
     }
+
+
+def _take_header(out: TapChecked, bci: dict[str, Any]) -> None:
+    """Take what a BatchControlInfo (or a Notification) declares into ``out``.
+
+    The parties, FSN, type and availability; the file name's where it declares none.
+    """
+    out.header_sender = string(bci.get("sender"))
+    out.sender = out.header_sender or out.sender
+    out.recipient = string(bci.get("recipient")) or out.recipient
+    out.fsn = string(bci.get("fileSequenceNumber")) or out.fsn
+    out.test = string(bci.get("fileTypeIndicator")) == "T"
+    out.rap_fsn = string(bci.get("rapFileSequenceNumber"))
+    out.file_available, _ok = stamp_time(bci.get("fileAvailableTimeStamp"))
 
 
 def _group_bytes(data: bytes) -> dict[str, bytes]:
@@ -998,13 +1006,7 @@ def _check_notification(
         out.add(rs.make("tb.syntax", exc.reason, byte_offset=exc.offset))
         return
     body = value[1] if isinstance(value, tuple) else {}
-    out.header_sender = string(body.get("sender"))
-    out.sender = out.header_sender or out.sender
-    out.recipient = string(body.get("recipient")) or out.recipient
-    out.fsn = string(body.get("fileSequenceNumber")) or out.fsn
-    out.test = string(body.get("fileTypeIndicator")) == "T"
-    out.rap_fsn = string(body.get("rapFileSequenceNumber"))
-    out.file_available, _ok = stamp_time(body.get("fileAvailableTimeStamp"))
+    _take_header(out, body)
     out.group_bytes = {"notification": data}
     rs = rules_for(out.release, settings.partner(out.sender).rules)
     rs.notification = True
