@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import multiprocessing
+import shutil
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -515,6 +516,11 @@ class _Spool:
         return pq.read_table(self.path, columns=names)
 
 
+def _spool_folder(workdir: WorkDir) -> Path:
+    """Where streamed files' pieces are spooled while validated."""
+    return workdir.root / "tmp" / "events"
+
+
 def _streams(path: Path, settings: Settings) -> int | None:
     """The piece size (events) ``path`` is streamed in, None when it is held whole.
 
@@ -717,6 +723,8 @@ def validate_day(
         duck_mb = settings.performance.memory_mb // 4
         spill_past(con, workdir.root / "tmp" / "validate", duck_mb)
         state.register.forget(day)
+        # pieces a killed run left behind (the run holds the work folder's lock: none is ours)
+        shutil.rmtree(_spool_folder(workdir), ignore_errors=True)
         # a re-run rewrites the date's lake partition from scratch
         for ds in (lakes.EVENTS_IN, lakes.KEYS_IN, lakes.KEYS_CIBER):
             lakes.clear(workdir.lake, ds, day)
@@ -725,7 +733,7 @@ def validate_day(
         for path, pre in zip(files, _checked(files, settings), strict=True):
             data = pre.data if pre is not None else path.read_bytes()
             piece = None if pre is not None else _streams(path, settings)
-            spool = None if piece is None else _Spool(workdir.root / "tmp" / "events", path.name)
+            spool = None if piece is None else _Spool(_spool_folder(workdir), path.name)
             try:
                 checked = pre or check_tap(
                     data,

@@ -18,6 +18,8 @@ from clearing.validate.tap import check_tap
 from .tap_mutate import DEFINITE, encode, event, sample_value, settings
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from clearing.validate.tap import TapChecked
 
 
@@ -133,3 +135,43 @@ def test_an_event_beyond_the_limits_rejects_the_streamed_file_and_empties_the_si
     assert sink.pieces == []
     assert c.event_count == 0
     assert (c.sender, c.fsn) == (want.sender, want.fsn)
+
+
+def test_a_streamed_day_validated_again_after_a_kill_leaves_no_piece_and_the_same_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run killed while a file's pieces were spooled leaves them under ``W/tmp/events``; the
+    next run of the date removes them and writes the lake rows of the file read whole."""
+    import datetime as dt
+
+    import pyarrow.parquet as pq
+
+    from clearing.config import WorkDir
+    from clearing.samples.tap import PARTNERS, build_file
+    from clearing.validate.stage import validate_day
+
+    day = dt.date(2026, 11, 21)
+    fra = next(p for p in PARTNERS if p.tadig == "FRAF9")
+    name, data = build_file(fra, events=23, seed=5, day=day)
+    rows = {}
+    for streamed in (False, True):
+        root = tmp_path / ("s" if streamed else "w")
+        (root / "in").mkdir(parents=True)
+        (root / "clearing.toml").write_text(
+            '[home]\ntadig = "HKGCL"\nsid_bid = "60099"\n[partners.FRAF9]\n'
+        )
+        (root / "in" / name).write_bytes(data)
+        if streamed:
+            monkeypatch.setenv("CLEARING_VALIDATE_PIECE_EVENTS", "4")
+            # another file's pieces (this file's would be overwritten anyway)
+            stale = root / "tmp" / "events" / "CDDEUD9HKGCL00001.events.parquet"
+            stale.parent.mkdir(parents=True)
+            stale.write_bytes(b"half a piece, from a run killed with -9")
+        result = validate_day(WorkDir(root), day, [root / "in" / name])
+        assert result.files[0].counts()["in"] == 23
+        lake = root / "lake" / "events_in" / f"date={day}" / "partner=FRAF9" / f"{name}.parquet"
+        rows[streamed] = pq.read_table(lake, partitioning=None).to_pylist()
+        if streamed:
+            assert not list((root / "tmp" / "events").iterdir())
+            assert pq.ParquetFile(lake).metadata.num_row_groups == 6  # 23 events in pieces of 4
+    assert rows[True] == rows[False]
