@@ -4,9 +4,9 @@ When a day's CDRs do not fit the ``[performance] memory_mb`` budget, :func:`clea
 rate_day` rates them a chunk at a time; each chunk's rows go to parts under the work folder's
 ``tmp/rate-<day>/`` (:class:`Spool`), and each lake file is then made from its parts without
 holding it whole: :func:`concat_to` (the parts in order) or :func:`sorted_to` (DuckDB's
-out-of-core ``ORDER BY`` within half the budget). Both write row groups of pyarrow's row group
-length, one chunk per column, so a file's bytes are those a one-chunk run writes for the same
-rows (:func:`clearing._io.write_row_groups_atomic`).
+out-of-core ``ORDER BY`` within half the budget). Both write row groups of
+:data:`clearing._io.ROW_GROUP` rows, one chunk per column, so a file's bytes are those a
+one-chunk run writes for the same rows (:func:`clearing._io.write_row_groups_atomic`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from clearing._io import write_row_groups_atomic
+from clearing._io import ROW_GROUP, write_row_groups_atomic
 from clearing._memory import spill_past
 
 if TYPE_CHECKING:
@@ -27,10 +27,6 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 __all__ = ["ROW_GROUP", "Spool", "concat_to", "row_groups", "sorted_frame", "sorted_to"]
-
-#: pyarrow's row group length (``pq.write_table``'s default): the rows a lake file's row
-#: group holds, and so the most rows of a file held at once while it is made from its parts.
-ROW_GROUP: Final = 1 << 20
 
 _BATCH: Final = 1 << 16  # rows per batch read from a part or from DuckDB
 

@@ -823,8 +823,7 @@ _SORT_MIN_MB = 128
 def _group_rows(memory_mb: int) -> int:
     """Rows of a row group of a sliced day's bill lines: what an eighth of the budget holds.
 
-    In whole batches, at most pyarrow's length (1 Mi rows,
-    :data:`clearing.rating._spool.ROW_GROUP`).
+    In whole batches, at most the lake's length (:data:`clearing._io.ROW_GROUP`).
     """
     fits = (memory_mb << 20) // 8 // _LINE_BYTES
     return max(_BATCH, min(ROW_GROUP, fits // _BATCH * _BATCH))

@@ -920,6 +920,8 @@ def _payables_chunked(
                 sums[(p, c, sc)] = once
                 if each != once:
                     out.rounding.append((p, c, sc, each - once))
+            del groups, merged
+            release_memory()  # the checked parts' rows: the sorts are the peak, not the sum
             paths += _pay_files(spool, partners, root, day, budget, writes)
     for p, c, sc, a in released:
         sums[(p, c, sc)] = sums.get((p, c, sc), 0) + a
@@ -1533,7 +1535,8 @@ def rate_day(
     else:
         window = _window(workdir)
     budget = _budget(workdir, settings) if memory_mb is None else memory_mb
-    rows = rows_per_chunk or rate_chunk_rows() or chunk_rows(budget)
+    forced = rows_per_chunk or rate_chunk_rows()
+    rows = forced or chunk_rows(budget)
     chunks = _chunks(files, rows)
     # the spools of a chunked day go once its writes are done (the sorts read them): the
     # stack closes after `writes`
@@ -1549,12 +1552,15 @@ def rate_day(
             vis = _visitors_chunked(
                 workdir, day, chunks, rates, settings, window, sent, budget, writes, spools
             )
-        if budget < OVERLAP_MB:
-            # the visitors' out-of-core sorts finish before the partners' events are read:
-            # the two beside each other cost ~0.5 GB more at 10M records a night (~9 s less)
+        beside = len(chunks) > 1 and budget >= OVERLAP_MB
+        if not beside:
+            # the visitors' out-of-core sorts finish before the partners' events are read
             writes.wait()
         release_memory()  # before the partners' events: the peak is one half's, not the sum
-        events = _event_chunks(workdir, day, rows)
+        # beside the sorts (each within half the budget) the events' chunks take the other half
+        events = _event_chunks(
+            workdir, day, chunk_rows(budget // 2) if beside and not forced else rows
+        )
         if len(events) <= 1:  # the day's partner events fit the budget: checked at once
             pay, pay_paths = _payables(workdir, day, rates, root, writes, settings)
         else:
