@@ -14,6 +14,7 @@ import contextlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from clearing._memory import release_memory
 from clearing.pipeline.run import StageFailed
 
 if TYPE_CHECKING:
@@ -74,6 +75,9 @@ def run_steps(run: Run, steps: Sequence[Step], ctx: StageContext) -> dict[str, l
                 lambda step=step: _run_step(run, step, ctx, results),  # type: ignore[misc]
                 continue_on=step.continue_on,
             )
+            # what the stage freed goes back before the next one: the run's peak is the
+            # biggest stage's, not the stages' sum
+            release_memory()
     return results
 
 

@@ -64,7 +64,7 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +127,7 @@ class Run:
     killed: str = ""
     last: dict[str, Any] = field(default_factory=dict)  # the last JSON line (the manifest)
     stderr: str = ""
+    stages_rss_mb: dict[str, float] = field(default_factory=dict)  # each stage's peak RSS
 
     @property
     def ok(self) -> bool:
@@ -154,6 +155,7 @@ class Night:
     exit_code: int
     records: int
     stages_s: dict[str, float]
+    stages_rss_mb: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -186,10 +188,13 @@ def measure(argv: list[str], code: Path, log: Path) -> Run:
         p = subprocess.Popen(argv, stdout=out, stderr=errors, env=_env(code), cwd=code)
         root, peak = psutil.Process(p.pid), 0
         procs = [root]
+        samples: list[tuple[float, int]] = []  # (epoch seconds, RSS of the tree)
         while p.poll() is None:
             try:
                 procs = [root, *root.children(recursive=True)]
-                peak = max(peak, sum(x.memory_info().rss for x in procs))
+                rss = sum(x.memory_info().rss for x in procs)
+                samples.append((time.time(), rss))
+                peak = max(peak, rss)
             except psutil.Error:
                 pass
             if peak > RSS_CAP_MB * 2**20 and not killed:
@@ -208,7 +213,34 @@ def measure(argv: list[str], code: Path, log: Path) -> Run:
             last = json.loads(lines[-1])
         except json.JSONDecodeError:
             last = {}
-    return Run(wall, cpu, peak / 2**20, p.returncode, killed, last, err.read_text(errors="replace"))
+    return Run(
+        wall,
+        cpu,
+        peak / 2**20,
+        p.returncode,
+        killed,
+        last,
+        err.read_text(errors="replace"),
+        _stage_peaks(lines, samples),
+    )
+
+
+def _stage_peaks(lines: list[str], samples: list[tuple[float, int]]) -> dict[str, float]:
+    """Each stage's peak RSS (MB): the samples from its ``stage_start`` line to the next's."""
+    starts: list[tuple[float, str]] = []
+    for line in lines:
+        with contextlib.suppress(json.JSONDecodeError, KeyError, ValueError):
+            event = json.loads(line)
+            if event.get("event") == "stage_start":
+                ts = datetime.fromisoformat(event["ts"].replace("Z", "+00:00")).timestamp()
+                starts.append((ts, event["stage"]))
+    peaks: dict[str, float] = {}
+    for k, (begin, stage) in enumerate(starts):
+        end = starts[k + 1][0] if k + 1 < len(starts) else float("inf")
+        inside = [rss for t, rss in samples if begin <= t < end]
+        if inside:
+            peaks[stage] = round(max(inside) / 2**20)
+    return peaks
 
 
 def _source_hash() -> str:
@@ -316,7 +348,15 @@ def run_nights(side: Side, world: Path, work: Path, days: int, limit: int = 0) -
         stages = {s["name"]: s["seconds"] for s in got.last.get("stages", []) if "name" in s}
         side.nights.append(
             Night(
-                i, day, got.wall_s, got.cpu_s, got.rss_mb, got.exit_code, rec.get("in", 0), stages
+                i,
+                day,
+                got.wall_s,
+                got.cpu_s,
+                got.rss_mb,
+                got.exit_code,
+                rec.get("in", 0),
+                stages,
+                got.stages_rss_mb,
             )
         )
         print(
@@ -475,6 +515,10 @@ def test_bench_big_night(tmp_path: Path) -> None:
                 f"{n.cpu_s:7.1f} s CPU, peak RSS {n.rss_mb:6.0f} MB"
             )
             print("  stages (s): " + ", ".join(f"{k} {v:.1f}" for k, v in n.stages_s.items()))
+            print(
+                "  stages' peak RSS (MB): "
+                + ", ".join(f"{k} {v:.0f}" for k, v in n.stages_rss_mb.items())
+            )
             r = s.extra.get("replay")
             if r:
                 print(
@@ -521,6 +565,7 @@ def _replay_night(s: Side, work: Path) -> None:
         "cpu_s": got.cpu_s,
         "rss_mb": got.rss_mb,
         "stages_s": stages,
+        "stages_rss_mb": got.stages_rss_mb,
     }
 
 
