@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 
 from clearing import lake as lakes
 from clearing._memory import release_duckdb, release_memory, spill_past
+from clearing.codecs import ber
 from clearing.codecs.ciber import decode as decode_ciber
 from clearing.codecs.ciber import looks_like_ciber
 from clearing.codecs.facts import ciber_facts, tap_header_facts
@@ -458,7 +459,10 @@ def workers() -> int:
 
 
 def _check_path(path: str, settings: Settings) -> TapChecked:
-    return check_tap(Path(path).read_bytes(), file=Path(path).name, settings=settings)
+    try:
+        return check_tap(Path(path).read_bytes(), file=Path(path).name, settings=settings)
+    finally:
+        ber.forget()  # the worker's next file is decoded without this one's bytes beside it
 
 
 INDEX_COLUMNS = sorted({*HARD_KEY, *CIBER_KEY, "file", "event_index", "source_format"})
@@ -751,6 +755,9 @@ def validate_day(
             finally:
                 if spool is not None:
                     spool.clear()
+                # the decoder remembers the ends of a file's indefinite-length elements, and
+                # so its bytes: not beside the next file's (a 10M night: up to 308 MB)
+                ber.forget()
             results.append(r)
             del data, checked
             # what the file's decoding and duplicate search freed goes back before the next

@@ -175,3 +175,37 @@ def test_a_streamed_day_validated_again_after_a_kill_leaves_no_piece_and_the_sam
             assert not list((root / "tmp" / "events").iterdir())
             assert pq.ParquetFile(lake).metadata.num_row_groups == 6  # 23 events in pieces of 4
     assert rows[True] == rows[False]
+
+
+def test_no_file_s_bytes_are_kept_after_it_is_validated(tmp_path: Path) -> None:
+    """The decoder remembers where a file's indefinite-length elements end, and so the file's
+    bytes: once the file is validated they go (a 10M night held the previous big file's
+    308 MB beside each next one, and the last one's after the stage)."""
+    import datetime as dt
+
+    from clearing.codecs import ber, fast
+    from clearing.codecs.indefinite import to_indefinite
+    from clearing.config import WorkDir
+    from clearing.samples.tap import PARTNERS, build_file
+    from clearing.validate.stage import validate_day
+
+    day = dt.date(2026, 11, 21)
+    by = {p.tadig: p for p in PARTNERS}
+    first, data = build_file(by["DEUD9"], events=40, seed=5, day=day)  # validated first
+    second, other = build_file(by["FRAF9"], events=30, seed=6, day=day)
+    data = to_indefinite(data)
+    # the premise: decoding the indefinite file leaves its bytes remembered
+    fast.decode_tap(data)
+    assert ber._memo is not None
+    assert ber._memo[0] is data
+    ber.forget()
+    root = tmp_path / "w"
+    (root / "in").mkdir(parents=True)
+    (root / "clearing.toml").write_text(
+        '[home]\ntadig = "HKGCL"\nsid_bid = "60099"\n[partners.FRAF9]\n[partners.DEUD9]\n'
+    )
+    (root / "in" / first).write_bytes(data)
+    (root / "in" / second).write_bytes(other)
+    result = validate_day(WorkDir(root), day, [root / "in" / first, root / "in" / second])
+    assert [f.counts()["in"] for f in result.files] == [40, 30]
+    assert ber._memo is None
