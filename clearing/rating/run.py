@@ -1270,6 +1270,9 @@ def _visitors_chunked(
     """
     wd = config.WorkDir(workdir)
     root = wd.lake
+    # a sort beside the partners' events (from OVERLAP_MB) is given a quarter of the budget
+    # (DuckDB an eighth), their chunks half; a sort alone half
+    sort_mb = budget // 4 if budget >= OVERLAP_MB else budget // 2
     spool = spools.enter_context(Spool(workdir / "tmp" / f"rate-{day.isoformat()}"))
     index_history(root, day, window)  # a work folder of a release before the index
     before: list[HeldRecord] = []
@@ -1307,7 +1310,7 @@ def _visitors_chunked(
             state.add_rated(
                 recycle.rated.with_columns(pl.lit(None, pl.Int32).alias(RAP_FSN)).select(names)
             )
-    # the lake files: one sort at a time (DuckDB within a quarter of the budget), the plain
+    # the lake files: one sort at a time (within `sort_mb`, see above), the plain
     # copies beside it
     paths = [_concat(spool, ["findings", "dup-findings"], root, lake.CDR_FINDINGS, day, writes)]
     paths.append(
@@ -1347,7 +1350,7 @@ def _visitors_chunked(
                 nulls_last=True,
                 compression=lake.RATED_VISITORS.compression,
                 tmp=spool.tmp / str(len(written)),
-                memory_mb=budget // 2,
+                memory_mb=sort_mb,
             )
         )
         written.append(target)
@@ -1375,7 +1378,7 @@ def _visitors_chunked(
             nulls_last=False,
             compression=lake.UNRATED_VISITORS.compression,
             tmp=spool.tmp / "unrated",
-            memory_mb=budget // 2,
+            memory_mb=sort_mb,
         )
     )
     paths.append(target)
