@@ -1244,6 +1244,15 @@ def _rate_chunk(
     return columns, store is not None
 
 
+def _sort_mb(budget: int) -> int:
+    """The memory (MB) of one of the visitors' out-of-core sorts (DuckDB: half of it).
+
+    Beside the partners' events (from :data:`OVERLAP_MB`, their chunks taking half the
+    budget) a quarter of the budget; alone, half.
+    """
+    return budget // 4 if budget >= OVERLAP_MB else budget // 2
+
+
 def _visitors_chunked(
     workdir: Path,
     day: date,
@@ -1270,9 +1279,7 @@ def _visitors_chunked(
     """
     wd = config.WorkDir(workdir)
     root = wd.lake
-    # a sort beside the partners' events (from OVERLAP_MB) is given a quarter of the budget
-    # (DuckDB an eighth), their chunks half; a sort alone half
-    sort_mb = budget // 4 if budget >= OVERLAP_MB else budget // 2
+    sort_mb = _sort_mb(budget)
     spool = spools.enter_context(Spool(workdir / "tmp" / f"rate-{day.isoformat()}"))
     index_history(root, day, window)  # a work folder of a release before the index
     before: list[HeldRecord] = []
