@@ -34,6 +34,7 @@ __all__ = [
     "make_dirs",
     "private_files",
     "private_umask",
+    "row_groups",
     "set_modes",
     "write_atomic",
     "write_row_groups_atomic",
@@ -197,6 +198,36 @@ def write_table_atomic(table: pa.Table, path: Path, *, compression: str = "zstd"
     with _staged(path) as tmp:
         pq.write_table(table, tmp, compression=compression, row_group_size=ROW_GROUP)
         _commit(tmp, path)
+
+
+def row_groups(
+    batches: Iterable[pa.RecordBatch], schema: pa.Schema, rows: int = ROW_GROUP
+) -> Iterator[pa.Table]:
+    """``batches`` regrouped in tables of ``rows`` rows (the last one fewer), one chunk each.
+
+    Given to :func:`write_row_groups_atomic`: the bytes of one file of all the rows, written
+    while one row group of them is held.
+    """
+    import pyarrow as pa
+
+    held: list[pa.RecordBatch] = []
+    count = 0
+    for batch in batches:
+        at = 0
+        while at < batch.num_rows:
+            take = min(rows - count, batch.num_rows - at)
+            held.append(batch.slice(at, take))
+            count += take
+            at += take
+            if count == rows:
+                table = pa.Table.from_batches(held, schema).combine_chunks()
+                held, count = [], 0  # the batches go: one copy of the rows while it is written
+                yield table
+                del table
+    if count:
+        table = pa.Table.from_batches(held, schema).combine_chunks()
+        held = []
+        yield table
 
 
 def write_row_groups_atomic(

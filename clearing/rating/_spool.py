@@ -19,11 +19,11 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from clearing._io import ROW_GROUP, write_row_groups_atomic
+from clearing._io import ROW_GROUP, row_groups, write_row_groups_atomic
 from clearing._memory import spill_past
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Iterator
     from pathlib import Path
 
 __all__ = ["ROW_GROUP", "Spool", "concat_to", "row_groups", "sorted_frame", "sorted_to"]
@@ -73,30 +73,6 @@ class Spool:
     def tmp(self) -> Path:
         """A folder for DuckDB's spill files."""
         return self.folder / "duckdb"
-
-
-def row_groups(
-    batches: Iterable[pa.RecordBatch], schema: pa.Schema, rows: int = ROW_GROUP
-) -> Iterator[pa.Table]:
-    """``batches`` regrouped in tables of ``rows`` rows (the last one fewer), one chunk each."""
-    held: list[pa.RecordBatch] = []
-    count = 0
-    for batch in batches:
-        at = 0
-        while at < batch.num_rows:
-            take = min(rows - count, batch.num_rows - at)
-            held.append(batch.slice(at, take))
-            count += take
-            at += take
-            if count == rows:
-                table = pa.Table.from_batches(held, schema).combine_chunks()
-                held, count = [], 0  # the batches go: one copy of the rows while it is written
-                yield table
-                del table
-    if count:
-        table = pa.Table.from_batches(held, schema).combine_chunks()
-        held = []
-        yield table
 
 
 def _read_parts(files: list[Path]) -> Iterator[pa.RecordBatch]:

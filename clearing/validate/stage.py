@@ -13,6 +13,7 @@ Idempotent: a re-run of a date deletes the date's rows first and writes the same
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import multiprocessing
@@ -30,6 +31,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from clearing import lake as lakes
+from clearing._io import ROW_GROUP, row_groups
 from clearing._memory import release_duckdb, release_memory, spill_past
 from clearing.codecs import ber
 from clearing.codecs.ciber import decode as decode_ciber
@@ -51,6 +53,7 @@ from clearing.validate.duplicates import (
     index_history,
 )
 from clearing.validate.findings import (
+    BULK_SCHEMA,
     FINDINGS_SCHEMA,
     REGISTER_FINDINGS_SCHEMA,
     SEVERITIES,
@@ -520,6 +523,93 @@ class _Spool:
         return pq.read_table(self.path, columns=names)
 
 
+class _DayFindings:
+    """The day's findings, file by file: into the register at once, the lake's file at the end.
+
+    A dense day has over a million duplicate suspects: as one table (and its copies in the
+    register's insert) that is a gigabyte held at the end of the stage. Each file's rows go
+    to the register when the file is validated and are appended to an Arrow stream in
+    ``folder``; the lake's file is written from it a row group at a time (:meth:`write`).
+    The files' warnings made in bulk wait on the disk too (:meth:`set_aside`), mapped back at
+    the end (:meth:`map_back`): only a report that lists them reads them.
+    """
+
+    def __init__(self, folder: Path, state: Store, day: dt.date) -> None:
+        self._folder, self._state, self._day = folder, state, day
+        self._path = folder / f"{day.isoformat()}.findings.arrows"
+        self._writer: pa.ipc.RecordBatchStreamWriter | None = None
+        self._bulk_path = folder / f"{day.isoformat()}.bulk.arrow"
+        self._bulk: pa.ipc.RecordBatchFileWriter | None = None
+        self._bulk_rows = 0
+        self._set_aside: list[tuple[FileResult, int, int]] = []
+
+    def __enter__(self) -> _DayFindings:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        """Close the stream and remove it (written to the lake by then, or the run failed)."""
+        for writer in (self._writer, self._bulk):
+            if writer is not None:
+                writer.close()
+        self._writer = self._bulk = None
+        self._path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            self._bulk_path.unlink(missing_ok=True)
+
+    def add(self, table: pa.Table) -> None:
+        """Record ``table`` (:data:`REGISTER_FINDINGS_SCHEMA`) in the register and the stream."""
+        self._state.register.record_findings(self._day, table)
+        if table.num_rows == 0:
+            return
+        if self._writer is None:
+            self._folder.mkdir(parents=True, exist_ok=True)
+            self._writer = pa.ipc.new_stream(str(self._path), REGISTER_FINDINGS_SCHEMA)
+        self._writer.write_table(table, max_chunksize=ROW_GROUP)
+
+    def set_aside(self, r: FileResult) -> None:
+        """Move ``r``'s warnings made in bulk to the disk (:meth:`map_back` maps them back)."""
+        if r.bulk is None or r.bulk.num_rows == 0:
+            return
+        if self._bulk is None:
+            self._folder.mkdir(parents=True, exist_ok=True)
+            self._bulk = pa.ipc.new_file(str(self._bulk_path), BULK_SCHEMA)
+        self._bulk.write_table(r.bulk, max_chunksize=ROW_GROUP)
+        self._set_aside.append((r, self._bulk_rows, r.bulk.num_rows))
+        self._bulk_rows += r.bulk.num_rows
+        r.bulk = None
+
+    def map_back(self) -> None:
+        """Give each file set aside its warnings made in bulk again, mapped from the disk.
+
+        Their pages are read (and held) only when a report lists them.
+        """
+        if self._bulk is None:
+            return
+        self._bulk.close()
+        self._bulk = None
+        table = pa.ipc.open_file(pa.memory_map(str(self._bulk_path))).read_all()
+        # the mapping stays readable once the name is gone (POSIX); where it cannot be
+        # removed now, the next run's clean-up of the folder does it
+        with contextlib.suppress(OSError):
+            self._bulk_path.unlink()
+        for r, start, n in self._set_aside:
+            r.bulk = table.slice(start, n)
+        self._set_aside = []
+
+    def write(self, lake: Path) -> None:
+        """Write the lake's findings file of the day from the stream (:data:`FINDINGS_SCHEMA`)."""
+        if self._writer is None:
+            lakes.write(lake, lakes.FINDINGS, self._day, FINDINGS_SCHEMA.empty_table())
+            return
+        self._writer.close()
+        self._writer = None
+        with pa.OSFile(str(self._path)) as fh:
+            batches = (b.select(FINDINGS_SCHEMA.names) for b in pa.ipc.open_stream(fh))
+            lakes.write_pieces(
+                lake, lakes.FINDINGS, self._day, row_groups(batches, FINDINGS_SCHEMA)
+            )
+
+
 def _spool_folder(workdir: WorkDir) -> Path:
     """Where streamed files' pieces are spooled while validated."""
     return workdir.root / "tmp" / "events"
@@ -721,7 +811,11 @@ def validate_day(
     results: list[FileResult] = []
     written: list[Path] = []
     provenance = _Provenance(workdir, settings)
-    with open_store(workdir.db) as state, duckdb.connect() as con:
+    with (
+        open_store(workdir.db) as state,
+        duckdb.connect() as con,
+        _DayFindings(_spool_folder(workdir), state, day) as found,
+    ):
         # a big file's duplicate search spills to disk past a quarter of the memory budget
         # (the file's bytes and decoded events take about as much again)
         duck_mb = settings.performance.memory_mb // 4
@@ -758,6 +852,10 @@ def validate_day(
                 # the decoder remembers the ends of a file's indefinite-length elements, and
                 # so its bytes: not beside the next file's (a 10M night: up to 308 MB)
                 ber.forget()
+            if r.outcome != "copy":
+                # the register keeps the structured FSN fields; the lake dataset its own schema
+                found.add(r.findings_table(structured=True))
+                found.set_aside(r)
             results.append(r)
             del data, checked
             # what the file's decoding and duplicate search freed goes back before the next
@@ -771,17 +869,12 @@ def validate_day(
             if r.rap_file:
                 state.register.set_rap_file(day, r.file, r.rap_file)
         ciber = _ciber_day(workdir, day, ciber_inputs, settings, state, con, returns, provenance)
-        tables = [r.findings_table(structured=True) for r in results if r.outcome != "copy"]
-        tables += [
-            findings_table(c.findings, file=c.file, source_format="ciber", structured=True)
-            for c in ciber
-        ]
-        all_findings = (
-            pa.concat_tables(tables) if tables else REGISTER_FINDINGS_SCHEMA.empty_table()
-        )
-        # the register keeps the structured FSN fields; the lake dataset its own schema
-        state.register.record_findings(day, all_findings)
-        lakes.write(workdir.lake, lakes.FINDINGS, day, all_findings.select(FINDINGS_SCHEMA.names))
+        for c in ciber:
+            found.add(
+                findings_table(c.findings, file=c.file, source_format="ciber", structured=True)
+            )
+        found.write(workdir.lake)
+        found.map_back()
     # the fates, once the state is closed: a copy of each file set aside into failed/<D>/
     # (the claimed input stays, so a re-run of the date decides the same)
     set_aside = [

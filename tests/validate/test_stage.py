@@ -416,6 +416,54 @@ def test_a_close_event_is_a_suspect_warning_in_the_lake_and_accepted(tmp_path: P
     assert got == [(i, row["message"])]
 
 
+def test_a_day_s_suspects_go_to_the_register_and_lake_file_by_file_and_wait_on_disk(
+    tmp_path: Path,
+) -> None:
+    """Two files with a suspect each: the register and the lake get both files' findings, in
+    the files' order, the reports list them; the suspects are not held in Arrow's memory
+    after the stage (mapped from a file since removed) and nothing is left under ``tmp/``.
+
+    (A dense day has 1.5M suspects: held, and then all the day's findings made into one
+    table at the end of the stage, they took a gigabyte of the 10M night's peak.)
+    """
+    import pyarrow.parquet as pq
+
+    wd = world(tmp_path)
+    de = next(p for p in PARTNERS if p.tadig == "DEUD9")
+    name1, data1 = day_file(DAY1)
+    name2, data2 = build_file(de, events=30, seed=6, day=DAY1)
+    close1, i1 = _with_close_copy(data1, 2)
+    close2, i2 = _with_close_copy(data2, 5)
+    paths = [put(tmp_path, "1", name1, close1), put(tmp_path, "1", name2, close2)]
+    r = validate_and_return(wd, DAY1, paths)
+    assert [f.file for f in r.files] == sorted([name1, name2])
+    want = {name1: (i1, 2), name2: (i2, 5)}
+    for f in r.files:
+        i, of = want[f.file]
+        (said,) = [x for x in f.summary()["findings"] if x["rule"] == "event.duplicate_suspect"]
+        assert (said["event_index"], said["message"]) == (
+            i,
+            f"close to event {of} earlier in this file (±2 s)",
+        )
+        # read from the mapped file: none of its buffers is Arrow's own (writable) memory
+        assert f.bulk is not None
+        buffers = [b for col in f.bulk.columns for c in col.chunks for b in c.buffers() if b]
+        assert buffers
+        assert not any(b.is_mutable for b in buffers)
+    lake = pq.read_table(tmp_path / "lake" / "findings" / f"date={DAY1}")
+    columns = ["file", "event_index", "rule", "severity", "message"]
+    lake_rows = [tuple(x[c] for c in columns) for x in lake.select(columns).to_pylist()]
+    with State(wd.db, read_only=True) as s:
+        register = s.con.execute(f"SELECT {', '.join(columns)} FROM findings").fetchall()
+    assert register == lake_rows
+    suspects = [(x[0], x[1]) for x in lake_rows if x[2] == "event.duplicate_suspect"]
+    assert suspects == sorted((name, i) for name, (i, _) in want.items())
+    # every file's findings before the next file's, in the files' order
+    files = [x[0] for x in lake_rows]
+    assert files == sorted(files, key=[f.file for f in r.files].index)
+    assert not [p for p in (tmp_path / "tmp").rglob("*") if p.is_file()]
+
+
 def test_a_suspect_made_severe_by_an_override_is_returned(tmp_path: Path) -> None:
     wd = world(tmp_path, FRAF9='rules = { "event.duplicate_suspect" = "severe" }')
     name, data = day_file(DAY1)
