@@ -9,10 +9,11 @@ night's peak is the sum of two steps instead of the larger one.
 
 from __future__ import annotations
 
-import contextlib
+import functools
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
     import duckdb
@@ -46,15 +47,28 @@ def release_duckdb(con: duckdb.DuckDBPyConnection, limit_mb: int) -> None:
 
 def release_memory() -> None:
     """Collect garbage, release Arrow's unused pool memory and trim glibc's heap."""
-    import ctypes
-    import ctypes.util
     import gc
 
     import pyarrow as pa
 
     gc.collect()
     pa.default_memory_pool().release_unused()
-    name = ctypes.util.find_library("c")
-    if name:
-        with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
-            ctypes.CDLL(name).malloc_trim(0)
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    """The C library's ``malloc_trim`` (glibc), None where it has none (musl, macOS).
+
+    Looked up among the symbols the process has loaded: ``ctypes.util.find_library`` runs
+    ``ldconfig`` in a child process, a fork of the whole process (measured from outside, a
+    2 GB process's memory counted twice for a moment) at each call.
+    """
+    import ctypes
+
+    try:
+        return ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return None
