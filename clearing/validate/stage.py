@@ -441,7 +441,10 @@ def _keep_for_returns(r: FileResult, spool: _Spool | None = None) -> None:
     ev = source.select(list(RAP_COLUMNS)).take(pa.array(returned, pa.int64()))
     offsets = ev.column("byte_offset").to_pylist()
     lengths = ev.column("byte_length").to_pylist()
-    blobs = [c.data[o : o + n] for o, n in zip(offsets, lengths, strict=True)]
+    if spool is not None:
+        blobs = spool.event_bytes(offsets, lengths)
+    else:
+        blobs = [c.data[o : o + n] for o, n in zip(offsets, lengths, strict=True)]
     at = np.cumsum([0, *lengths[:-1]], dtype=np.int64) if blobs else np.zeros(0, np.int64)
     ev = ev.set_column(0, "byte_offset", pa.array(at, ev.schema.field("byte_offset").type))
     c.events = ev.append_column("event_index", pa.array(returned, pa.int64()))
@@ -480,14 +483,50 @@ class _Spool:
     """A streamed TAP file's events on disk (a :class:`~clearing.validate.tap.EventSink`).
 
     Each piece is a row group of a Parquet file in ``folder``; only its :data:`KEY_COLUMNS`
-    stay in memory. The lake's rows are then made piece by piece from the file.
+    stay in memory. The lake's rows are then made piece by piece from the file. Once decoded,
+    the file's bytes are not held either (:meth:`let_go`): its header facts are kept, and the
+    bytes of the events it returns are read back from ``source`` (:meth:`event_bytes`).
     """
 
-    def __init__(self, folder: Path, name: str) -> None:
+    def __init__(self, folder: Path, source: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        self.path = folder / f"{name}.events.parquet"
+        self.source = source
+        self.path = folder / f"{source.name}.events.parquet"
+        self.facts: TapHeaderFacts | None = None
         self._writer: pq.ParquetWriter | None = None
         self._keys: list[pa.Table] = []
+
+    def let_go(self, checked: TapChecked) -> None:
+        """Drop the decoded file's bytes from ``checked`` (and the decoder's memo of them).
+
+        A big file's bytes (up to 308 MB at 10M records a night) were held through its
+        duplicate search, lake rows and key index, beside everything those hold.
+        """
+        self.facts = tap_header_facts(checked.data)
+        checked.data = b""
+        checked.group_bytes = {k: v for k, v in checked.group_bytes.items() if k != "transferBatch"}
+        ber.forget()
+
+    def event_bytes(self, offsets: Sequence[int], lengths: Sequence[int]) -> list[bytes]:
+        """The bytes of the file's events at ``offsets`` (in order), read back from the file.
+
+        Raises:
+            ClearingError: the file is shorter than an event's end (it changed on disk while
+                it was validated).
+        """
+        out: list[bytes] = []
+        with self.source.open("rb") as fh:
+            for at, n in zip(offsets, lengths, strict=True):
+                fh.seek(at)
+                blob = fh.read(n)
+                if len(blob) != n:
+                    msg = (
+                        f"{self.source}: {n} bytes expected at offset {at}, {len(blob)} read: "
+                        "the file changed on disk while it was validated; validate the date again"
+                    )
+                    raise ClearingError(msg)
+                out.append(blob)
+        return out
 
     def add(self, events: pa.Table) -> None:
         if self._writer is None:
@@ -766,7 +805,7 @@ def _validate_file(
         )
         del accepted
     r.keys = None  # the hashes are in the index now (or there was nothing to index)
-    state.register.record_file(day, _file_row(r))
+    state.register.record_file(day, _file_row(r, spool))
     # the file's rows are in the lake now: keep only what its RAP items need, so that
     # the day's files do not pile up in memory until the returns are written
     _keep_for_returns(r, spool)
@@ -831,7 +870,7 @@ def validate_day(
         for path, pre in zip(files, _checked(files, settings), strict=True):
             data = pre.data if pre is not None else path.read_bytes()
             piece = None if pre is not None else _streams(path, settings)
-            spool = None if piece is None else _Spool(_spool_folder(workdir), path.name)
+            spool = None if piece is None else _Spool(_spool_folder(workdir), path)
             try:
                 checked = pre or check_tap(
                     data,
@@ -843,6 +882,9 @@ def validate_day(
                 header = {checked.header_sender} if checked.header_sender else set()
                 if provenance.refuses(path, checked.sha256, header):
                     continue  # no lake rows, no RAP, no FSN consumed
+                if spool is not None:
+                    spool.let_go(checked)
+                    data = b""
                 r = _validate_file(
                     workdir, day, path, data, checked, spool, state, con, settings, duck_mb
                 )
@@ -1014,11 +1056,12 @@ def _lake_table(c: TapChecked, status: pa.Array) -> pa.Table:
     )
 
 
-def _file_row(r: FileResult) -> dict[str, Any]:
+def _file_row(r: FileResult, spool: _Spool | None = None) -> dict[str, Any]:
     c = r.checked
     counts = r.counts()
     totals = c.totals
-    facts = tap_header_facts(c.data)  # the header as declared (settle reads it from here)
+    # the header as declared (settle reads it from here); a streamed file's, read at decoding
+    facts = spool.facts if spool is not None else tap_header_facts(c.data)
     return {
         "file": c.file,
         "sha256": c.sha256,

@@ -209,3 +209,70 @@ def test_no_file_s_bytes_are_kept_after_it_is_validated(tmp_path: Path) -> None:
     result = validate_day(WorkDir(root), day, [root / "in" / first, root / "in" / second])
     assert [f.counts()["in"] for f in result.files] == [40, 30]
     assert ber._memo is None
+
+
+def test_a_streamed_file_s_bytes_go_before_its_duplicate_search_and_its_returns_are_read_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once a streamed file is decoded its bytes are not held (nor by the decoder's memo): a
+    10M night held the biggest file's 308 MB through its duplicate search, lake rows and key
+    index. The events it returns are read back from the file: the RAP echoes the same bytes as
+    for the file read whole (here a copy of the day's file under the next FSN: every event a
+    duplicate, returned)."""
+    import datetime as dt
+
+    from clearing.codecs import asn1, ber
+    from clearing.config import WorkDir
+    from clearing.returns import validate_and_return
+    from clearing.samples.tap import PARTNERS, build_file
+    from clearing.validate import stage
+
+    day = dt.date(2026, 11, 21)
+    fra = next(p for p in PARTNERS if p.tadig == "FRAF9")
+    name, data = build_file(fra, events=23, seed=5, day=day)
+    _, value = asn1.decode(data).value
+    fsn = int(value["batchControlInfo"]["fileSequenceNumber"]) + 1
+    value["batchControlInfo"]["fileSequenceNumber"] = f"{fsn:05d}".encode()
+    again = asn1.encode("tap", ("transferBatch", value))
+    again_name = name[:-5] + f"{fsn:05d}"
+    searched: list[tuple[bytes, object]] = []
+    validate_one = stage.validate_one
+
+    def spying(*args: Any, **kwargs: Any) -> Any:
+        searched.append((kwargs["checked"].data, ber._memo))
+        return validate_one(*args, **kwargs)
+
+    raps = {}
+    for streamed in (False, True):
+        root = tmp_path / ("s" if streamed else "w")
+        (root / "in").mkdir(parents=True)
+        (root / "clearing.toml").write_text(
+            '[home]\ntadig = "HKGCL"\nsid_bid = "60099"\n[partners.FRAF9]\n'
+        )
+        (root / "in" / name).write_bytes(data)
+        (root / "in" / again_name).write_bytes(again)
+        with monkeypatch.context() as m:
+            if streamed:
+                m.setenv("CLEARING_VALIDATE_PIECE_EVENTS", "4")
+                m.setattr(stage, "validate_one", spying)
+            result = validate_and_return(
+                WorkDir(root), day, [root / "in" / name, root / "in" / again_name]
+            )
+        assert [f.counts()["duplicate"] for f in result.files] == [0, 23]
+        (rap,) = result.raps
+        raps[streamed] = rap.read_bytes()
+    assert raps[True] == raps[False]
+    assert [(held, memo) for held, memo in searched] == [(b"", None), (b"", None)]
+
+
+def test_a_streamed_file_that_changed_on_disk_is_an_error_naming_it(tmp_path: Path) -> None:
+    from clearing.errors import ClearingError
+    from clearing.validate.stage import _Spool
+
+    source = tmp_path / "CDFRAF9HKGCL00001"
+    source.write_bytes(b"0123456789")
+    spool = _Spool(tmp_path / "spool", source)
+    assert spool.event_bytes([2, 7], [3, 3]) == [b"234", b"789"]
+    source.write_bytes(b"01234")  # truncated while it was validated
+    with pytest.raises(ClearingError, match="00001: 3 bytes expected at offset 3, 2 read"):
+        spool.event_bytes([3], [3])
