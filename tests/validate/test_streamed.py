@@ -137,6 +137,17 @@ def test_an_event_beyond_the_limits_rejects_the_streamed_file_and_empties_the_si
     assert (c.sender, c.fsn) == (want.sender, want.fsn)
 
 
+def _folder(root: Path, files: dict[str, bytes]) -> Path:
+    """A work folder at ``root`` with ``files`` in ``in/``, partner FRAF9 configured."""
+    (root / "in").mkdir(parents=True)
+    (root / "clearing.toml").write_text(
+        '[home]\ntadig = "HKGCL"\nsid_bid = "60099"\n[partners.FRAF9]\n'
+    )
+    for name, data in files.items():
+        (root / "in" / name).write_bytes(data)
+    return root
+
+
 def test_a_streamed_day_validated_again_after_a_kill_leaves_no_piece_and_the_same_rows(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -155,12 +166,7 @@ def test_a_streamed_day_validated_again_after_a_kill_leaves_no_piece_and_the_sam
     name, data = build_file(fra, events=23, seed=5, day=day)
     rows = {}
     for streamed in (False, True):
-        root = tmp_path / ("s" if streamed else "w")
-        (root / "in").mkdir(parents=True)
-        (root / "clearing.toml").write_text(
-            '[home]\ntadig = "HKGCL"\nsid_bid = "60099"\n[partners.FRAF9]\n'
-        )
-        (root / "in" / name).write_bytes(data)
+        root = _folder(tmp_path / ("s" if streamed else "w"), {name: data})
         if streamed:
             monkeypatch.setenv("CLEARING_VALIDATE_PIECE_EVENTS", "4")
             # another file's pieces (this file's would be overwritten anyway)
@@ -244,13 +250,7 @@ def test_a_streamed_file_s_bytes_go_before_its_duplicate_search_and_its_returns_
 
     raps = {}
     for streamed in (False, True):
-        root = tmp_path / ("s" if streamed else "w")
-        (root / "in").mkdir(parents=True)
-        (root / "clearing.toml").write_text(
-            '[home]\ntadig = "HKGCL"\nsid_bid = "60099"\n[partners.FRAF9]\n'
-        )
-        (root / "in" / name).write_bytes(data)
-        (root / "in" / again_name).write_bytes(again)
+        root = _folder(tmp_path / ("s" if streamed else "w"), {name: data, again_name: again})
         with monkeypatch.context() as m:
             if streamed:
                 m.setenv("CLEARING_VALIDATE_PIECE_EVENTS", "4")
