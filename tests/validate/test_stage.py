@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import subprocess
+import sys
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -473,3 +475,74 @@ def test_a_suspect_made_severe_by_an_override_is_returned(tmp_path: Path) -> Non
     assert bad == [("event.duplicate_suspect", i)]
     assert r.files[0].counts()["returned"] == 1
     assert len(r.raps) == 1
+
+
+_KILL_AFTER_FINDINGS = """
+import os, signal, sys
+from datetime import date
+from pathlib import Path
+from clearing.config import WorkDir
+from clearing.returns import validate_and_return
+from clearing.validate import stage
+original = stage._DayFindings.add
+calls = []
+def dying(self, table):
+    original(self, table)
+    calls.append(1)
+    if len(calls) == int(sys.argv[3]):
+        os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, no finally: a real kill -9
+stage._DayFindings.add = dying
+root = Path(sys.argv[1])
+paths = [Path(p) for p in sys.argv[4:]]
+validate_and_return(WorkDir(root), date.fromisoformat(sys.argv[2]), paths)
+"""
+
+
+def test_a_validate_killed_after_some_files_findings_then_run_again_ends_as_one_run(
+    tmp_path: Path,
+) -> None:
+    """``kill -9`` once two of three files' findings are in the register (and the first
+    rows in the findings' stream under ``tmp/``): the date validated again has each file's
+    findings once, the lake's findings file the same rows, the same counts (no event of the
+    killed run's files taken for a duplicate of itself) and nothing left under ``tmp/``."""
+    import pyarrow.parquet as pq
+
+    files = []
+    for tadig, seed, of in (("FRAF9", 5, 2), ("DEUD9", 6, 5), ("GBRG9", 7, 5)):
+        partner = next(p for p in PARTNERS if p.tadig == tadig)
+        name, data = build_file(partner, events=30, seed=seed, day=DAY1)
+        files.append((name, _with_close_copy(data, of)[0]))
+    columns = "file, event_index, rule, severity, message"
+    got = {}
+    for run in ("reference", "killed"):
+        root = tmp_path / run
+        root.mkdir()
+        wd = world(root)
+        paths = [put(root, "1", name, data) for name, data in files]
+        if run == "killed":
+            killed = subprocess.run(
+                [sys.executable, "-c", _KILL_AFTER_FINDINGS, str(root), DAY1.isoformat(), "2"]
+                + [str(p) for p in paths],
+                cwd=ROOT,
+                env={**os.environ, "PYTHONPATH": str(ROOT)},
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            assert killed.returncode == -9, killed.stderr
+            with State(wd.db, read_only=True) as s:
+                half = s.con.execute("SELECT DISTINCT file FROM findings").fetchall()
+            assert len(half) == 2  # the premise: two files' findings were in the register
+        r = validate_and_return(wd, DAY1, paths)
+        with State(wd.db, read_only=True) as s:
+            register = s.con.execute(f"SELECT {columns} FROM findings ORDER BY ALL").fetchall()
+        lake = pq.read_table(root / "lake" / "findings" / f"date={DAY1}")
+        lake_rows = sorted(tuple(x.values()) for x in lake.select(columns.split(", ")).to_pylist())
+        assert register == lake_rows
+        assert not [p for p in (root / "tmp").rglob("*") if p.is_file()]
+        got[run] = (register, [(f.file, f.counts()) for f in r.files])
+    assert got["killed"] == got["reference"]
+    register, counts = got["reference"]
+    assert [c["in"] for _, c in counts] == [31, 31, 31]
+    suspects = [x[:2] for x in register if x[2] == "event.duplicate_suspect"]
+    assert len(suspects) == 3
