@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
-__all__ = ["ROW_GROUP", "Spool", "concat_to", "row_groups", "sorted_frame", "sorted_to"]
+__all__ = ["ROW_GROUP", "Spool", "concat_to", "row_groups", "sorted_to"]
 
 _BATCH: Final = 1 << 16  # rows per batch read from a part or from DuckDB
 
@@ -162,28 +162,3 @@ def sorted_to(
         write_row_groups_atomic(groups, arrow, path, compression=compression)
     finally:
         con.close()
-
-
-def _duck_schema(con: duckdb.DuckDBPyConnection, files: list[Path]) -> pa.Schema:
-    listing = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
-    empty = con.sql(f"SELECT * FROM read_parquet([{listing}], hive_partitioning = false) LIMIT 0")
-    schema: pa.Schema = empty.to_arrow_table().schema
-    return schema
-
-
-def sorted_frame(
-    files: list[Path], order: list[str], *, nulls_last: bool, tmp: Path, memory_mb: int
-) -> pl.DataFrame:
-    """The rows of the parts ``files`` sorted by ``order``, as one frame (see :func:`sorted_to`)."""
-    schema = pl.Schema(pl.read_parquet_schema(files[0]))
-    con = _connect(tmp, memory_mb)
-    try:
-        table = pa.Table.from_batches(
-            list(_sorted_batches(con, files, order, nulls_last=nulls_last)),
-            _duck_schema(con, files),
-        )
-    finally:
-        con.close()
-    df = pl.from_arrow(table)
-    assert isinstance(df, pl.DataFrame)
-    return df.cast(schema).rechunk()

@@ -97,21 +97,35 @@ def delta_report_of_parts(parts: Iterable[pl.DataFrame]) -> tuple[pl.DataFrame, 
     changed: list[pl.DataFrame] = []
     totals: list[pl.DataFrame] = []
     for rows in parts:
-        rows = rows.with_columns(_changed().alias("changed"))
+        rows = _marked(rows)
         changed.append(rows.filter(pl.col("changed")))
-        totals.append(
-            rows.group_by(_KEYS).agg(
-                pl.len().cast(pl.Int64).alias("events"),
-                pl.col("changed").sum().cast(pl.Int64).alias("changed"),
-                pl.col("old_charge").sum().alias("old_total"),
-                pl.col("new_charge").sum().alias("new_total"),
-            )
-        )
+        totals.append(_part_totals(rows))
     if not changed:
         return pl.DataFrame(), pl.DataFrame(schema=DELTA_SCHEMA)
     rows_changed = pl.concat(changed, how="diagonal_relaxed").sort(
         "direction", "partner", "date", "file", "line"
     )
+    return rows_changed, _report(totals)
+
+
+def _marked(rows: pl.DataFrame) -> pl.DataFrame:
+    return rows.with_columns(_changed().alias("changed"))
+
+
+def _part_totals(rows: pl.DataFrame) -> pl.DataFrame:
+    """Per report line of ``rows`` (marked): events, changed, old and new totals."""
+    return rows.group_by(_KEYS).agg(
+        pl.len().cast(pl.Int64).alias("events"),
+        pl.col("changed").sum().cast(pl.Int64).alias("changed"),
+        pl.col("old_charge").sum().alias("old_total"),
+        pl.col("new_charge").sum().alias("new_total"),
+    )
+
+
+def _report(totals: list[pl.DataFrame]) -> pl.DataFrame:
+    """The report of the parts' totals (:func:`_part_totals`) summed: lines with a change."""
+    if not totals:
+        return pl.DataFrame(schema=DELTA_SCHEMA)
     delta = (
         pl.concat(totals, how="diagonal_relaxed")
         .group_by(_KEYS)
@@ -121,7 +135,7 @@ def delta_report_of_parts(parts: Iterable[pl.DataFrame]) -> tuple[pl.DataFrame, 
         .select(DELTA_COLUMNS)
         .sort(_KEYS, nulls_last=True)
     )
-    return rows_changed, delta.cast(DELTA_SCHEMA)
+    return delta.cast(DELTA_SCHEMA)
 
 
 def _changed() -> pl.Expr:
@@ -179,14 +193,25 @@ def replay_rows(sent: pl.DataFrame, rerated: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def replay_delta(sent: pl.DataFrame, rerated: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The changed rows and the delta (:data:`REPLAY_DELTA_COLUMNS`) of a replay: new − sent.
+def replay_delta(
+    pairs: Iterable[tuple[pl.DataFrame, pl.DataFrame]],
+) -> tuple[int, pl.DataFrame]:
+    """How many rows changed, and the delta (:data:`REPLAY_DELTA_COLUMNS`) of a replay.
 
-    Empty when the replay rates every sent record as it was sent (and no other record).
+    ``pairs``: (sent rows, replayed rows) of the same records (:func:`replay_rows`), taken one
+    pair at a time (a big partner's rows cut by their keys: a pair holds every row of its
+    records on both sides); new − sent. Nothing changed: 0 and an empty delta. The changed
+    rows themselves are not kept.
     """
-    changed, delta = delta_report(replay_rows(sent, rerated))
-    delta = delta.with_columns(
+    n = 0
+    totals: list[pl.DataFrame] = []
+    for sent, rerated in pairs:
+        rows = _marked(replay_rows(sent, rerated))
+        n += int(rows["changed"].sum())
+        totals.append(_part_totals(rows))
+        del rows
+    delta = _report(totals).with_columns(
         pl.max_horizontal(pl.col("delta"), pl.lit(0, pl.Int64)).alias("debit"),
         pl.max_horizontal(-pl.col("delta"), pl.lit(0, pl.Int64)).alias("credit"),
     )
-    return changed, delta.select(REPLAY_DELTA_COLUMNS).cast(REPLAY_DELTA_SCHEMA)
+    return n, delta.select(REPLAY_DELTA_COLUMNS).cast(REPLAY_DELTA_SCHEMA)

@@ -62,9 +62,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import polars as pl
+import pyarrow.parquet as pq
 
 from clearing import config, keyindex, lake
 from clearing._io import write_table_atomic
@@ -73,7 +75,7 @@ from clearing.environment import rate_chunk_rows
 from clearing.rating import held as holding
 from clearing.rating import rated_with
 from clearing.rating._book import Rates
-from clearing.rating._spool import Spool, concat_to, sorted_frame, sorted_to
+from clearing.rating._spool import Spool, concat_to, sorted_to
 from clearing.rating.cdr import CdrPiece, PieceReader, count_rows, plan_pieces, read_cdrs
 from clearing.rating.check import (
     Thresholds,
@@ -83,7 +85,7 @@ from clearing.rating.check import (
     settlement_groups,
     settlement_totals,
 )
-from clearing.rating.delta import replay_delta
+from clearing.rating.delta import ROW_KEYS, replay_delta
 from clearing.rating.duplicates import index_history, split_duplicates
 from clearing.rating.inbound import rate_visitors
 from clearing.store import BreachStatus, IotBreach, open_store, sent_partners
@@ -91,7 +93,6 @@ from clearing.store import BreachStatus, IotBreach, open_store, sent_partners
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Sequence
     from datetime import date
-    from pathlib import Path
 
     from clearing.rating.cdr import CdrRead
     from clearing.store import Store
@@ -446,6 +447,15 @@ class _Writes:
 
         self._pending.append(self._pool.submit(alone))
 
+    def sort_now(self, write: Callable[[], object], path: Path) -> Path:
+        """Run ``write``, an out-of-core sort into the file ``path``, now; return ``path``.
+
+        After the sort running (:meth:`submit_sort`), if any: never beside it.
+        """
+        with self._sorting:
+            write()
+        return path
+
     def wait(self) -> None:
         """Wait for every write so far (raising the first error)."""
         for f in self._pending:
@@ -547,21 +557,99 @@ def _totals(df: pl.DataFrame, name: str) -> pl.DataFrame:
     return df.group_by(_MONEY_KEYS).agg(pl.col("charge").sum().cast(pl.Int64).alias(name))
 
 
+#: The columns of a sent partner's rows that a replay compares and totals (:func:`_replay`).
+_COMPARED: Final = [
+    *ROW_KEYS,
+    "record_id",
+    "partner",
+    "service",
+    "currency",
+    "charge_scale",
+    "status",
+    "charge",
+    "tax",
+    "iot_version",
+]
+
+
+@dataclass(frozen=True)
+class _Side:
+    """One side of a sent partner's replay: its rows held, in a Parquet file, or none."""
+
+    frame: pl.DataFrame | None = None
+    path: Path | None = None
+
+    @property
+    def height(self) -> int:
+        if self.frame is not None:
+            return self.frame.height
+        return 0 if self.path is None else pq.ParquetFile(self.path).metadata.num_rows
+
+    def bucket(self, b: int, n: int) -> pl.DataFrame:
+        """The compared columns of the rows whose keys fall in bucket ``b`` of ``n``.
+
+        Both sides of a record (same :data:`ROW_KEYS`) fall in the same bucket.
+        """
+        if self.frame is not None:
+            rows = self.frame.lazy()
+        elif self.path is not None:
+            rows = pl.scan_parquet(self.path, hive_partitioning=False)
+        else:
+            rows = _empty_rated().lazy()
+        rows = rows.select(_COMPARED)
+        if n > 1:
+            rows = rows.filter(pl.struct(*ROW_KEYS).hash(seed=0) % n == b)
+        return rows.collect(engine="streaming")
+
+
+def _compared(
+    partner: str, old: _Side, new: _Side, rows: int | None
+) -> tuple[int, pl.DataFrame, list[tuple[str, str, int, int]], pl.DataFrame]:
+    """A sent partner's rows as sent against the replay's, a bucket of about ``rows`` at a time.
+
+    Returns how many rows changed, the delta, the receivable of the rows as sent (none: no
+    rows) and the money totals (``sent``, ``rerated``) per :data:`_MONEY_KEYS`.
+    """
+    n = 1 if rows is None else max(1, -(-max(old.height, new.height) // rows))
+    sums: dict[tuple[str, str, int], int] = {}
+    money: dict[str, list[pl.DataFrame]] = {"sent": [], "rerated": []}
+
+    def pairs() -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
+        for b in range(n):
+            pair = old.bucket(b, n), new.bucket(b, n)
+            for side, frame in zip(money, pair, strict=True):
+                money[side].append(_totals(frame, side))
+            for p, currency, scale, charge in _receivable([(partner, pair[0])]):
+                sums[(p, currency, scale)] = sums.get((p, currency, scale), 0) + charge
+            yield pair
+
+    changed, delta = replay_delta(pairs())
+    sent, rerated = (
+        pl.concat(money[side]).group_by(_MONEY_KEYS).agg(pl.col(side).sum()) for side in money
+    )
+    both = sent.join(rerated, on=_MONEY_KEYS, how="full", coalesce=True)
+    kept = [(*k, v) for k, v in sorted(sums.items())] if old.height else []
+    return changed, delta, kept, both
+
+
 def _replay(
     root: Path,
     day: date,
     sent: frozenset[str],
-    replayed: dict[str, Callable[[], pl.DataFrame]],
+    replayed: dict[str, Callable[[], pl.DataFrame | Path]],
     writes: _Writes,
+    rows: int | None,
 ) -> _Replay:
     """Keep the sent partners' rows; write the re-rate result where it differs, and the delta.
 
     ``lake/rerated_visitors/date=D/partner=P`` holds the replay's rated rows of a sent partner
     whose rating changed; ``lake/rerate_deltas/date=D`` the delta (new − sent) of the sent
     partners (no file: the replay rated everything as it was sent, so the lake is as it was).
-    ``replayed``: per sent partner, its rows as rated by the replay (made when called). One
-    partner's rows (as sent and as replayed) are held at a time: a replay of a big night
-    holds the biggest partner's, not every sent partner's at once.
+    ``replayed``: per sent partner, its rows as rated by the replay (made when called): a
+    frame, or that partner's re-rate result file, written (removed here if nothing changed).
+    One partner at a time, and of its records at most about ``rows`` (the columns compared)
+    at once, cut by their keys (None: all at once, the day being held already): a replay of a
+    big night holds neither every sent partner's rows nor the biggest one's whole.
     """
     for ds in (lake.RERATED_VISITORS, lake.RERATE_DELTAS):
         lake.clear(root, ds, day)
@@ -571,20 +659,21 @@ def _replay(
     totals: list[pl.DataFrame] = []
     for p in sorted(sent):
         f = lake.path(root, lake.RATED_VISITORS, day, partner=p)
-        old = pl.read_parquet(f, hive_partitioning=False) if f.is_file() else _empty_rated()
-        kept[p] = _receivable([(p, old)]) if old.height else []
+        old = _Side(path=f if f.is_file() else None)
         make = replayed.get(p)
-        new = make() if make is not None else _empty_rated()
-        changed, delta = replay_delta(old, new)
-        if changed.height:
-            paths.append(writes.write(root, lake.RERATED_VISITORS, day, new, p))
+        made = make() if make is not None else None
+        new = _Side(path=made) if isinstance(made, Path) else _Side(frame=made)
+        changed, delta, kept[p], both = _compared(p, old, new, rows)
+        if changed and new.frame is not None:
+            paths.append(writes.write(root, lake.RERATED_VISITORS, day, new.frame, p))
             writes.wait()  # written before the next partner's rows are made
+        elif changed and new.path is not None:
+            paths.append(new.path)
+        elif new.path is not None:
+            new.path.unlink()  # the replay rated everything as it was sent
         deltas.append(delta)
-        both = _totals(old, "sent").join(
-            _totals(new, "rerated"), on=_MONEY_KEYS, how="full", coalesce=True
-        )
         totals.append(both)
-        del old, new, changed
+        del old, new, made
     if not sent:
         return _Replay(kept, [], [], [])
     delta = pl.concat(deltas)
@@ -1331,20 +1420,26 @@ def _visitors_chunked(
         template = pl.Schema(pl.read_parquet_schema(spool.files("unrated")[0]))
         again = _resubmitted_rows(again).select(list(template)).cast(template)
         state.add_rated(again)
-    replayed: dict[str, Callable[[], pl.DataFrame]] = {}
+    replayed: dict[str, Callable[[], pl.DataFrame | Path]] = {}
     fresh: list[str | None] = []
     lake.clear(root, lake.RATED_VISITORS, day, keep=sent)
     written: list[Path] = []
     for partner, name in state.partners.items():
         if partner is not None and partner in sent:
-            # sorted when the replay comes to it: one sent partner's rows at a time
+            # sorted when the replay comes to it, into its re-rate result (out of core)
             replayed[partner] = partial(
-                sorted_frame,
-                spool.files(name),
-                _ORDER[1:],
-                nulls_last=True,
-                tmp=spool.tmp,
-                memory_mb=budget,
+                writes.sort_now,
+                partial(
+                    sorted_to,
+                    spool.files(name),
+                    lake.path(root, lake.RERATED_VISITORS, day, partner=partner),
+                    _ORDER[1:],
+                    nulls_last=True,
+                    compression=lake.RERATED_VISITORS.compression,
+                    tmp=spool.tmp / f"replay-{partner}",
+                    memory_mb=sort_mb,
+                ),
+                lake.path(root, lake.RERATED_VISITORS, day, partner=partner),
             )
             continue
         fresh.append(partner)
@@ -1362,7 +1457,7 @@ def _visitors_chunked(
             )
         )
         written.append(target)
-    replay = _replay(root, day, sent, replayed, writes)
+    replay = _replay(root, day, sent, replayed, writes, chunk_rows(budget))
     del replayed
     out = sorted(
         [*fresh, *(p for p, lines in replay.kept.items() if lines)],
@@ -1474,11 +1569,11 @@ def _visitors_whole(
     n_rated = sum(part.height for _p, part in by_partner) - read.recycled - n_again
     # a sent partner's rows stay as they went out; the replay's go to the re-rate result
     fresh = [(p, part) for p, part in by_partner if p is None or p not in sent]
-    replayed: dict[str, Callable[[], pl.DataFrame]] = {
+    replayed: dict[str, Callable[[], pl.DataFrame | Path]] = {
         str(p): partial(_same, part) for p, part in by_partner if p is not None and p in sent
     }
     del by_partner
-    replay = _replay(root, day, sent, replayed, writes)
+    replay = _replay(root, day, sent, replayed, writes, None)  # held already: at once
     del replayed
     lines = {p: _receivable([(p, part)]) for p, part in fresh}
     lines.update((p, kept) for p, kept in replay.kept.items() if kept)
