@@ -91,7 +91,7 @@ from clearing.rating.inbound import rate_visitors
 from clearing.store import BreachStatus, IotBreach, open_store, sent_partners
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator, Sequence
+    from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
     from datetime import date
 
     from clearing.rating.cdr import CdrRead
@@ -636,7 +636,7 @@ def _replay(
     root: Path,
     day: date,
     sent: frozenset[str],
-    replayed: dict[str, Callable[[], pl.DataFrame | Path]],
+    replayed: Mapping[str, Callable[[], pl.DataFrame | Path]],
     writes: _Writes,
     rows: int | None,
 ) -> _Replay:
