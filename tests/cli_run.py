@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["ROOT", "Cli", "run_cli"]
+__all__ = ["ROOT", "Cli", "run_cli", "run_python"]
 
 ROOT = Path(__file__).parents[1]
 
@@ -30,4 +30,17 @@ def run_cli(
         cwd=ROOT,
         timeout=timeout,
         env={**os.environ, **env} if env else None,
+    )
+
+
+def run_python(code: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -c code *args`` from the project root, the package importable; the finished
+    process (a program that kills itself with -9 midway, say)."""
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        check=False,
     )

@@ -15,10 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import subprocess
-import sys
 import tarfile
 import textwrap
 from datetime import date
@@ -32,10 +29,11 @@ from clearing import lake
 from clearing.codecs.events import HARD_KEY
 from clearing.pipeline.archive import COMPACTED
 
-from ..cli_run import ROOT, run_cli
+from ..cli_run import ROOT, run_cli, run_python
 from ..test_golden import _workbook_digest
 
 if TYPE_CHECKING:
+    import subprocess
     from pathlib import Path
 
 DAYS = ["2026-10-30", "2026-10-31", "2026-11-01", "2026-11-02"]
@@ -349,14 +347,7 @@ def test_a_run_killed_midway_loses_nothing_and_a_run_again_finishes(
     before = _snapshot_lake(world)
     counts = _counts(world)
     inputs = _inputs_of(world, ARCHIVED)
-    killed = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(_KILL), str(world), where, str(after), BEFORE],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    killed = run_python(textwrap.dedent(_KILL), str(world), where, str(after), BEFORE)
     assert killed.returncode == -9, killed.stderr
     # every row is still somewhere: in the lake, or in the archive (not yet removed: both)
     for ds in lake.DATASETS:

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import subprocess
-import sys
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -24,7 +22,7 @@ from clearing.returns import validate_and_return
 from clearing.samples.tap import PARTNERS, build_file
 from clearing.validate.state import State
 
-from ..cli_run import run_cli
+from ..cli_run import run_cli, run_python
 
 ROOT = Path(__file__).parents[2]
 SPECS = ROOT / "specs" / "asn1"
@@ -520,14 +518,8 @@ def test_a_validate_killed_after_some_files_findings_then_run_again_ends_as_one_
         wd = world(root)
         paths = [put(root, "1", name, data) for name, data in files]
         if run == "killed":
-            killed = subprocess.run(
-                [sys.executable, "-c", _KILL_AFTER_FINDINGS, str(root), DAY1.isoformat(), "2"]
-                + [str(p) for p in paths],
-                cwd=ROOT,
-                env={**os.environ, "PYTHONPATH": str(ROOT)},
-                capture_output=True,
-                text=True,
-                check=False,
+            killed = run_python(
+                _KILL_AFTER_FINDINGS, str(root), DAY1.isoformat(), "2", *map(str, paths)
             )
             assert killed.returncode == -9, killed.stderr
             with State(wd.db, read_only=True) as s:
