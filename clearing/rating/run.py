@@ -1343,6 +1343,22 @@ def _sort_mb(budget: int) -> int:
     return budget // 4 if budget >= OVERLAP_MB else budget // 2
 
 
+def _sorting(
+    files: list[Path], target: Path, ds: lake.Dataset, tmp: Path, memory_mb: int
+) -> Callable[[], None]:
+    """The out-of-core sort of a partner's rated rows (the parts ``files``) into ``target``."""
+    return partial(
+        sorted_to,
+        files,
+        target,
+        _ORDER[1:],
+        nulls_last=True,
+        compression=ds.compression,
+        tmp=tmp,
+        memory_mb=memory_mb,
+    )
+
+
 def _visitors_chunked(
     workdir: Path,
     day: date,
@@ -1427,35 +1443,15 @@ def _visitors_chunked(
     for partner, name in state.partners.items():
         if partner is not None and partner in sent:
             # sorted when the replay comes to it, into its re-rate result (out of core)
-            replayed[partner] = partial(
-                writes.sort_now,
-                partial(
-                    sorted_to,
-                    spool.files(name),
-                    lake.path(root, lake.RERATED_VISITORS, day, partner=partner),
-                    _ORDER[1:],
-                    nulls_last=True,
-                    compression=lake.RERATED_VISITORS.compression,
-                    tmp=spool.tmp / f"replay-{partner}",
-                    memory_mb=sort_mb,
-                ),
-                lake.path(root, lake.RERATED_VISITORS, day, partner=partner),
-            )
+            target = lake.path(root, lake.RERATED_VISITORS, day, partner=partner)
+            tmp = spool.tmp / f"replay-{partner}"
+            sort = _sorting(spool.files(name), target, lake.RERATED_VISITORS, tmp, sort_mb)
+            replayed[partner] = partial(writes.sort_now, sort, target)
             continue
         fresh.append(partner)
         target = lake.path(root, lake.RATED_VISITORS, day, partner=str(partner))
-        writes.submit_sort(
-            partial(
-                sorted_to,
-                spool.files(name),
-                target,
-                _ORDER[1:],
-                nulls_last=True,
-                compression=lake.RATED_VISITORS.compression,
-                tmp=spool.tmp / str(len(written)),
-                memory_mb=sort_mb,
-            )
-        )
+        tmp = spool.tmp / str(len(written))
+        writes.submit_sort(_sorting(spool.files(name), target, lake.RATED_VISITORS, tmp, sort_mb))
         written.append(target)
     replay = _replay(root, day, sent, replayed, writes, chunk_rows(budget))
     del replayed
